@@ -1,0 +1,17 @@
+//! The wire types of the `fieldsync.v1` protocol, generated from
+//! `proto/fieldsync/v1/sync.proto`. Only the gRPC layers of the server and the
+//! client see these; everything below them works on domain types.
+
+#![allow(clippy::all, missing_docs)]
+
+/// Generated messages, client and server of `fieldsync.v1`.
+pub mod v1 {
+    tonic::include_proto!("fieldsync.v1");
+}
+
+/// The encoded file descriptor set, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/fieldsync_descriptor.bin"));
+
+/// The protocol schema version this build speaks.
+pub const SCHEMA_VERSION: u32 = 1;

@@ -1,0 +1,301 @@
+//! The built-in demo: the indicators of Hà Tĩnh's 2022 New Rural Development
+//! report and an org tree of its 13 district-level units, a few communes each
+//! and a few villages per commune. Loaded into an empty store so a newcomer can
+//! sync at once.
+
+use crate::amount::Amount;
+use crate::model::{Catalogue, Indicator, Level, OrgUnit, ValueKind};
+
+/// The province id.
+pub const PROVINCE: &str = "ha-tinh";
+/// A village for examples and tests: Thôn 1, Phúc Đồng, Hương Khê.
+pub const SAMPLE_VILLAGE: &str = "ha-tinh.huong-khe.phuc-dong.thon-1";
+/// A commune for examples and tests.
+pub const SAMPLE_COMMUNE: &str = "ha-tinh.huong-khe.phuc-dong";
+
+/// Villages per demo commune.
+const VILLAGES_PER_COMMUNE: usize = 3;
+
+/// (slug, name) of each district-level unit, with (slug, name) of its communes.
+const DISTRICTS: &[(&str, &str, &[(&str, &str)])] = &[
+    (
+        "tp-ha-tinh",
+        "Thành phố Hà Tĩnh",
+        &[
+            ("thach-ha", "Thạch Hạ"),
+            ("dong-mon", "Đồng Môn"),
+            ("thach-hung", "Thạch Hưng"),
+        ],
+    ),
+    (
+        "hong-linh",
+        "Thị xã Hồng Lĩnh",
+        &[("thuan-loc", "Thuận Lộc"), ("dau-lieu", "Đậu Liêu")],
+    ),
+    (
+        "ky-anh-tx",
+        "Thị xã Kỳ Anh",
+        &[("ky-hoa", "Kỳ Hoa"), ("ky-ninh", "Kỳ Ninh")],
+    ),
+    (
+        "cam-xuyen",
+        "Huyện Cẩm Xuyên",
+        &[("cam-binh", "Cẩm Bình"), ("cam-vinh", "Cẩm Vịnh")],
+    ),
+    (
+        "can-loc",
+        "Huyện Can Lộc",
+        &[
+            ("gia-hanh", "Gia Hanh"),
+            ("thien-loc", "Thiên Lộc"),
+            ("tung-loc", "Tùng Lộc"),
+        ],
+    ),
+    (
+        "duc-tho",
+        "Huyện Đức Thọ",
+        &[
+            ("thanh-binh-thinh", "Thanh Bình Thịnh"),
+            ("tung-chau", "Tùng Châu"),
+        ],
+    ),
+    (
+        "huong-khe",
+        "Huyện Hương Khê",
+        &[
+            ("phuc-dong", "Phúc Đồng"),
+            ("hoa-hai", "Hòa Hải"),
+            ("huong-binh", "Hương Bình"),
+            ("huong-thuy", "Hương Thủy"),
+            ("phu-gia", "Phú Gia"),
+            ("phuc-trach", "Phúc Trạch"),
+            ("huong-trach", "Hương Trạch"),
+            ("ha-linh", "Hà Linh"),
+            ("dien-my", "Điền Mỹ"),
+            ("huong-lien", "Hương Liên"),
+        ],
+    ),
+    (
+        "huong-son",
+        "Huyện Hương Sơn",
+        &[("son-tay", "Sơn Tây"), ("son-kim-1", "Sơn Kim 1")],
+    ),
+    (
+        "ky-anh",
+        "Huyện Kỳ Anh",
+        &[("ky-chau", "Kỳ Châu"), ("ky-giang", "Kỳ Giang")],
+    ),
+    (
+        "loc-ha",
+        "Huyện Lộc Hà",
+        &[("thach-kim", "Thạch Kim"), ("ho-do", "Hộ Độ")],
+    ),
+    (
+        "nghi-xuan",
+        "Huyện Nghi Xuân",
+        &[("xuan-thanh", "Xuân Thành"), ("xuan-hoi", "Xuân Hội")],
+    ),
+    (
+        "thach-ha",
+        "Huyện Thạch Hà",
+        &[
+            ("luu-vinh-son", "Lưu Vĩnh Sơn"),
+            ("tan-lam-huong", "Tân Lâm Hương"),
+        ],
+    ),
+    (
+        "vu-quang",
+        "Huyện Vũ Quang",
+        &[("duc-linh", "Đức Lĩnh"), ("huong-minh", "Hương Minh")],
+    ),
+];
+
+/// The indicators of the report's infrastructure section.
+pub fn indicators() -> Vec<Indicator> {
+    let km = ValueKind::Decimal { scale: 2 };
+    let count = ValueKind::Integer;
+    // (code, Vietnamese, English, unit, kind, parent, max per village)
+    let rows: [(&str, &str, &str, &str, ValueKind, Option<&str>, i64); 12] = [
+        (
+            "road_km",
+            "Đường giao thông nông thôn xây dựng, nâng cấp",
+            "Rural roads built or upgraded",
+            "km",
+            km,
+            None,
+            200,
+        ),
+        (
+            "road_cement_km",
+            "Trong đó: theo cơ chế hỗ trợ xi măng",
+            "of which under the cement-support mechanism",
+            "km",
+            km,
+            Some("road_km"),
+            200,
+        ),
+        (
+            "drainage_km",
+            "Rãnh thoát nước",
+            "Drainage ditches",
+            "km",
+            km,
+            None,
+            200,
+        ),
+        (
+            "canal_km",
+            "Kênh mương nội đồng",
+            "In-field canals",
+            "km",
+            km,
+            None,
+            200,
+        ),
+        (
+            "canal_cement_km",
+            "Trong đó: kênh mương theo cơ chế hỗ trợ xi măng",
+            "of which canals under the cement-support mechanism",
+            "km",
+            km,
+            Some("canal_km"),
+            200,
+        ),
+        (
+            "commune_cultural_house",
+            "Nhà văn hóa xã",
+            "Commune cultural houses, new or upgraded",
+            "count",
+            count,
+            None,
+            5,
+        ),
+        (
+            "commune_sports_area",
+            "Khu thể thao xã",
+            "Commune sports areas",
+            "count",
+            count,
+            None,
+            5,
+        ),
+        (
+            "village_cultural_house",
+            "Nhà văn hóa thôn",
+            "Village cultural houses",
+            "count",
+            count,
+            None,
+            10,
+        ),
+        (
+            "village_sports_area",
+            "Khu thể thao thôn",
+            "Village sports areas",
+            "count",
+            count,
+            None,
+            10,
+        ),
+        (
+            "playground",
+            "Khu vui chơi giải trí người già và trẻ em",
+            "Playgrounds for the elderly and children",
+            "count",
+            count,
+            None,
+            20,
+        ),
+        (
+            "smart_house_library",
+            "Nhà văn hóa cộng đồng gắn ngôi nhà trí tuệ",
+            "Community houses with a smart-house library in use",
+            "count",
+            count,
+            None,
+            10,
+        ),
+        (
+            "model_residential_area",
+            "Khu dân cư kiểu mẫu đạt chuẩn",
+            "Model residential areas certified",
+            "count",
+            count,
+            None,
+            10,
+        ),
+    ];
+    rows.into_iter()
+        .map(|(code, vi, en, unit, kind, parent, max)| Indicator {
+            code: code.into(),
+            name_vi: vi.into(),
+            name_en: en.into(),
+            unit: unit.into(),
+            kind,
+            parent: parent.map(Into::into),
+            max_per_village: Amount::whole(max),
+        })
+        .collect()
+}
+
+/// Hà Tĩnh, its 13 district-level units, their demo communes, and "Thôn 1..3"
+/// in each commune.
+pub fn org_units() -> Vec<OrgUnit> {
+    let mut units = vec![OrgUnit {
+        id: PROVINCE.into(),
+        name: "Tỉnh Hà Tĩnh".into(),
+        level: Level::Province,
+        parent: None,
+    }];
+    for (d_slug, d_name, communes) in DISTRICTS {
+        let district = format!("{PROVINCE}.{d_slug}");
+        units.push(OrgUnit {
+            id: district.clone(),
+            name: (*d_name).into(),
+            level: Level::District,
+            parent: Some(PROVINCE.into()),
+        });
+        for (c_slug, c_name) in *communes {
+            let commune = format!("{district}.{c_slug}");
+            units.push(OrgUnit {
+                id: commune.clone(),
+                name: format!("Xã {c_name}"),
+                level: Level::Commune,
+                parent: Some(district.clone()),
+            });
+            for n in 1..=VILLAGES_PER_COMMUNE {
+                units.push(OrgUnit {
+                    id: format!("{commune}.thon-{n}"),
+                    name: format!("Thôn {n}"),
+                    level: Level::Village,
+                    parent: Some(commune.clone()),
+                });
+            }
+        }
+    }
+    units
+}
+
+/// The whole demo catalogue.
+pub fn catalogue() -> Catalogue {
+    Catalogue::new(indicators(), org_units()).expect("the built-in demo catalogue is consistent")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_has_thirteen_districts_and_its_samples() {
+        let cat = catalogue();
+        let districts = cat
+            .org_units
+            .values()
+            .filter(|u| u.level == Level::District)
+            .count();
+        assert_eq!(districts, 13);
+        assert!(cat.village(SAMPLE_VILLAGE).is_ok());
+        assert_eq!(cat.org_unit(SAMPLE_COMMUNE).unwrap().name, "Xã Phúc Đồng");
+        assert_eq!(cat.parts_of("road_km").count(), 1);
+    }
+}

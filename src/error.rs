@@ -1,0 +1,15 @@
+//! The core's error type. Every variant carries a message a person can act on.
+
+/// Errors of the domain core: all of them are about the input, since the core
+/// does no I/O.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The input is malformed or out of range.
+    #[error("{0}")]
+    Invalid(String),
+    /// The input names something that does not exist (village, indicator...).
+    #[error("{0}")]
+    NotFound(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,452 @@
+//! What fieldsync counts and where: org units, indicators, periods, and the
+//! fields of a submission.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
+use uuid::Uuid;
+
+use crate::amount::Amount;
+use crate::error::{Error, Result};
+
+/// Names are stored, compared and exported NFC-normalised, so "Hương Khê"
+/// typed on any keyboard is one name.
+pub fn nfc(text: &str) -> String {
+    text.nfc().collect()
+}
+
+/// A level of the administrative hierarchy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Level {
+    Province,
+    District,
+    Commune,
+    Village,
+}
+
+impl Level {
+    /// The level directly above, if any.
+    pub fn parent(self) -> Option<Level> {
+        match self {
+            Level::Province => None,
+            Level::District => Some(Level::Province),
+            Level::Commune => Some(Level::District),
+            Level::Village => Some(Level::Commune),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Province => "province",
+            Level::District => "district",
+            Level::Commune => "commune",
+            Level::Village => "village",
+        }
+    }
+}
+
+/// A province, district-level unit, commune or village. Ids are stable slugs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgUnit {
+    pub id: String,
+    pub name: String,
+    pub level: Level,
+    pub parent: Option<String>,
+}
+
+/// How an indicator's values are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ValueKind {
+    /// Whole numbers: cultural houses, sports areas.
+    Integer,
+    /// Fixed-point decimals with this many digits after the point: km, ha.
+    Decimal { scale: u8 },
+}
+
+impl ValueKind {
+    pub fn scale(self) -> u8 {
+        match self {
+            ValueKind::Integer => 0,
+            ValueKind::Decimal { scale } => scale,
+        }
+    }
+}
+
+/// Something the programme counts, per village and period.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Indicator {
+    pub code: String,
+    pub name_vi: String,
+    pub name_en: String,
+    pub unit: String,
+    pub kind: ValueKind,
+    /// The indicator this one is an "of which" part of: never larger than it.
+    pub parent: Option<String>,
+    /// The largest value one village may plausibly report in one period; larger
+    /// values are typing mistakes and are refused.
+    pub max_per_village: Amount,
+}
+
+/// Indicators and org units: what may be recorded, and where.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Catalogue {
+    pub indicators: BTreeMap<String, Indicator>,
+    pub org_units: BTreeMap<String, OrgUnit>,
+}
+
+impl Catalogue {
+    /// Builds a catalogue, checking that it hangs together: parents exist and
+    /// sit one level up, "of which" parents exist and share the unit, names
+    /// are NFC.
+    pub fn new(indicators: Vec<Indicator>, org_units: Vec<OrgUnit>) -> Result<Self> {
+        let mut cat = Catalogue::default();
+        for mut unit in org_units {
+            unit.name = nfc(&unit.name);
+            if cat
+                .org_units
+                .insert(unit.id.clone(), unit.clone())
+                .is_some()
+            {
+                return Err(Error::Invalid(format!(
+                    "org unit {} is listed twice",
+                    unit.id
+                )));
+            }
+        }
+        for unit in cat.org_units.values() {
+            let parent_level = unit
+                .parent
+                .as_ref()
+                .map(|p| cat.org_units.get(p).map(|u| u.level));
+            match (unit.level.parent(), parent_level) {
+                (None, None) => {}
+                (Some(want), Some(Some(got))) if want == got => {}
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "org unit {} ({}) needs a parent one level up",
+                        unit.id,
+                        unit.level.as_str()
+                    )))
+                }
+            }
+        }
+        for mut ind in indicators {
+            ind.name_vi = nfc(&ind.name_vi);
+            if FieldKey::parse_reserved(&ind.code).is_some() || ind.code.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "{:?} cannot be an indicator code",
+                    ind.code
+                )));
+            }
+            if cat
+                .indicators
+                .insert(ind.code.clone(), ind.clone())
+                .is_some()
+            {
+                return Err(Error::Invalid(format!(
+                    "indicator {} is listed twice",
+                    ind.code
+                )));
+            }
+        }
+        for ind in cat.indicators.values() {
+            if let Some(parent) = &ind.parent {
+                let whole = cat.indicators.get(parent).ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "indicator {} is part of unknown {parent}",
+                        ind.code
+                    ))
+                })?;
+                if whole.unit != ind.unit || whole.parent.is_some() {
+                    return Err(Error::Invalid(format!(
+                        "indicator {} must share the unit of {parent}, which must not itself be a part",
+                        ind.code
+                    )));
+                }
+            }
+        }
+        Ok(cat)
+    }
+
+    pub fn org_unit(&self, id: &str) -> Option<&OrgUnit> {
+        self.org_units.get(id)
+    }
+
+    pub fn indicator(&self, code: &str) -> Option<&Indicator> {
+        self.indicators.get(code)
+    }
+
+    /// The village with this id, or a message naming what is wrong.
+    pub fn village(&self, id: &str) -> Result<&OrgUnit> {
+        match self.org_units.get(id) {
+            Some(unit) if unit.level == Level::Village => Ok(unit),
+            Some(unit) => Err(Error::Invalid(format!(
+                "{id} ({}) is a {}, not a village: record values per village",
+                unit.name,
+                unit.level.as_str()
+            ))),
+            None => Err(Error::NotFound(format!("unknown village {id:?}"))),
+        }
+    }
+
+    /// Indicators that are "of which" parts of `code`.
+    pub fn parts_of<'a>(&'a self, code: &'a str) -> impl Iterator<Item = &'a Indicator> + 'a {
+        self.indicators
+            .values()
+            .filter(move |i| i.parent.as_deref() == Some(code))
+    }
+}
+
+/// The time span a submission reports on: a year, a quarter or a month.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Period {
+    Year(u16),
+    Quarter(u16, u8),
+    Month(u16, u8),
+}
+
+/// Years the programme can report on.
+const YEARS: std::ops::RangeInclusive<u16> = 2000..=2100;
+
+impl FromStr for Period {
+    type Err = Error;
+
+    /// "2022", "2022-Q3" or "2022-07".
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::Invalid(format!(
+                "unknown period {s:?}: write a year (2022), a quarter (2022-Q3) or a month (2022-07), years {}-{}",
+                YEARS.start(),
+                YEARS.end()
+            ))
+        };
+        let (year, rest) = match s.split_once('-') {
+            Some((y, r)) => (y, Some(r)),
+            None => (s, None),
+        };
+        if year.len() != 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let year: u16 = year.parse().map_err(|_| bad())?;
+        if !YEARS.contains(&year) {
+            return Err(bad());
+        }
+        let number = |t: &str, len: usize| {
+            (t.len() == len && t.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| t.parse::<u8>().ok())
+                .flatten()
+        };
+        match rest {
+            None => Ok(Period::Year(year)),
+            Some(r) => match r.strip_prefix('Q') {
+                Some(q) => match number(q, 1) {
+                    Some(q @ 1..=4) => Ok(Period::Quarter(year, q)),
+                    _ => Err(bad()),
+                },
+                None => match number(r, 2) {
+                    Some(m @ 1..=12) => Ok(Period::Month(year, m)),
+                    _ => Err(bad()),
+                },
+            },
+        }
+    }
+}
+
+impl fmt::Display for Period {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Period::Year(y) => write!(f, "{y}"),
+            Period::Quarter(y, q) => write!(f, "{y}-Q{q}"),
+            Period::Month(y, m) => write!(f, "{y}-{m:02}"),
+        }
+    }
+}
+
+/// Which field of a submission a change is about.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum FieldKey {
+    /// The value of one indicator, by code.
+    Indicator(String),
+    /// The surveyor's free-text note.
+    Note,
+    /// Where the survey was taken.
+    Location,
+}
+
+impl FieldKey {
+    fn parse_reserved(s: &str) -> Option<FieldKey> {
+        match s {
+            "note" => Some(FieldKey::Note),
+            "location" => Some(FieldKey::Location),
+            _ => None,
+        }
+    }
+
+    /// "note", "location", or an indicator code.
+    pub fn parse(s: &str) -> FieldKey {
+        Self::parse_reserved(s).unwrap_or_else(|| FieldKey::Indicator(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            FieldKey::Indicator(code) => code,
+            FieldKey::Note => "note",
+            FieldKey::Location => "location",
+        }
+    }
+}
+
+impl fmt::Display for FieldKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A GPS point in degrees × 10^7: exact, about 1 cm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GeoPoint {
+    pub lat_e7: i32,
+    pub lon_e7: i32,
+}
+
+impl fmt::Display for GeoPoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let show = |v: i32| Amount::new(i64::from(v), 7).to_string();
+        write!(f, "{},{}", show(self.lat_e7), show(self.lon_e7))
+    }
+}
+
+impl FromStr for GeoPoint {
+    type Err = Error;
+
+    /// "18.3559,105.8877" (latitude,longitude in degrees).
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::Invalid(format!(
+                "{s:?} is not a location: write latitude,longitude e.g. 18.3559,105.8877"
+            ))
+        };
+        let (lat, lon) = s.split_once(',').ok_or_else(bad)?;
+        let deg = |t: &str| -> Result<i32> {
+            let a: Amount = t.trim().parse().map_err(|_| bad())?;
+            let units = a.rescale(7).ok_or_else(bad)?.units();
+            i32::try_from(units).map_err(|_| bad())
+        };
+        Ok(GeoPoint {
+            lat_e7: deg(lat)?,
+            lon_e7: deg(lon)?,
+        })
+    }
+}
+
+/// The value held by one field. `Deleted` is a tombstone: it syncs like any edit.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Value {
+    Amount(Amount),
+    Text(String),
+    Point(GeoPoint),
+    Deleted,
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Amount(a) => write!(f, "{a}"),
+            Value::Text(t) => write!(f, "{t:?}"),
+            Value::Point(p) => write!(f, "@{p}"),
+            Value::Deleted => f.write_str("(deleted)"),
+        }
+    }
+}
+
+/// Identifies one village's report for one period. Derived from
+/// (village, period), so every tablet that starts the same report offline
+/// names it the same way and the server holds one submission, never two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SubmissionId(pub Uuid);
+
+/// The namespace of submission ids (a fixed random UUID).
+const SUBMISSION_NAMESPACE: Uuid = Uuid::from_u128(0x5e0c_9a52_7d3b_4f61_9c2e_8a1f_4b7d_2c90);
+
+impl SubmissionId {
+    pub fn of(village_id: &str, period: Period) -> Self {
+        let name = format!("{village_id}\u{1f}{period}");
+        SubmissionId(Uuid::new_v5(&SUBMISSION_NAMESPACE, name.as_bytes()))
+    }
+}
+
+impl fmt::Display for SubmissionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A tablet's identity: a random UUID chosen at `init`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DeviceId(pub Uuid);
+
+impl fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for DeviceId {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Uuid::parse_str(s)
+            .map(DeviceId)
+            .map_err(|_| Error::Invalid(format!("device id {s:?} is not a UUID")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_round_trip() {
+        for text in ["2022", "2022-Q3", "2022-07", "2100-12"] {
+            assert_eq!(text.parse::<Period>().unwrap().to_string(), text);
+        }
+        for bad in [
+            "22", "2022-Q5", "2022-Q0", "2022-13", "2022-7", "1999", "2022-", "x", "2022-Q",
+        ] {
+            assert!(bad.parse::<Period>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn submission_id_depends_only_on_village_and_period() {
+        let a = SubmissionId::of("v1", Period::Year(2022));
+        assert_eq!(a, SubmissionId::of("v1", Period::Year(2022)));
+        assert_ne!(a, SubmissionId::of("v1", Period::Year(2023)));
+        assert_ne!(a, SubmissionId::of("v2", Period::Year(2022)));
+    }
+
+    #[test]
+    fn names_are_nfc() {
+        // "ơ" as o + combining horn, then as one code point.
+        let decomposed = "Ho\u{31b}\u{300}a";
+        assert_eq!(nfc(decomposed), "Hờa");
+        assert_eq!(nfc(decomposed).chars().count(), 3);
+    }
+
+    #[test]
+    fn geo_points_parse() {
+        let p: GeoPoint = "18.3559,105.8877".parse().unwrap();
+        assert_eq!(
+            p,
+            GeoPoint {
+                lat_e7: 183_559_000,
+                lon_e7: 1_058_877_000
+            }
+        );
+        assert_eq!(p.to_string(), "18.3559,105.8877");
+        assert!("north".parse::<GeoPoint>().is_err());
+    }
+}

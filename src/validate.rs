@@ -1,0 +1,271 @@
+//! Checks a tablet's mutation against the catalogue before anything is stored.
+//! Every refusal says what is wrong and what to do about it.
+
+use std::cmp::Ordering;
+
+use crate::amount::Amount;
+use crate::error::{Error, Result};
+use crate::model::{nfc, Catalogue, FieldKey, Period, Value, ValueKind};
+use crate::sync::{FieldRef, Mutation, RawValue};
+
+/// Longest note, in characters.
+pub const MAX_NOTE_CHARS: usize = 2_000;
+/// Longest author name, in characters.
+pub const MAX_AUTHOR_CHARS: usize = 100;
+
+/// A mutation that names a real village, period and field, with a value of
+/// the right kind and range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub at: FieldRef,
+    pub value: Value,
+    pub author: String,
+}
+
+/// Validates everything about a mutation that does not depend on the other
+/// fields of its submission (for that, see [`check_parts`]).
+pub fn validate(catalogue: &Catalogue, m: &Mutation) -> Result<Target> {
+    let village = catalogue.village(&m.village_id)?;
+    let period: Period = m.period.parse()?;
+    let field = FieldKey::parse(&m.field);
+    let author = nfc(m.author.trim());
+    if author.is_empty() {
+        return Err(Error::Invalid(
+            "the mutation names no author: who recorded it?".into(),
+        ));
+    }
+    if author.chars().count() > MAX_AUTHOR_CHARS {
+        return Err(Error::Invalid(format!(
+            "author names are at most {MAX_AUTHOR_CHARS} characters"
+        )));
+    }
+    let value = match (&field, &m.value) {
+        (_, RawValue::Deleted) => Value::Deleted,
+        (FieldKey::Indicator(code), raw) => {
+            let ind = catalogue.indicator(code).ok_or_else(|| {
+                Error::NotFound(format!(
+                    "unknown indicator {code:?}: see the catalogue from bootstrap"
+                ))
+            })?;
+            let RawValue::Amount(text) = raw else {
+                return Err(Error::Invalid(format!(
+                    "{code} takes a number, not {}",
+                    describe(raw)
+                )));
+            };
+            let amount = Amount::parse(text, ind.kind.scale()).map_err(|e| match ind.kind {
+                ValueKind::Integer if text.contains('.') => Error::Invalid(format!(
+                    "{} ({code}) is counted in whole numbers, got {text:?}",
+                    ind.name_en
+                )),
+                _ => Error::Invalid(format!("{code}: {e}")),
+            })?;
+            if amount.is_negative() {
+                return Err(Error::Invalid(format!(
+                    "{code} cannot be negative ({text} {}): record what was built",
+                    ind.unit
+                )));
+            }
+            if amount.cmp_value(ind.max_per_village) == Ordering::Greater {
+                return Err(Error::Invalid(format!(
+                    "{text} {} of {} is more than one village can report (at most {} {}): check the value",
+                    ind.unit, ind.name_en, ind.max_per_village, ind.unit
+                )));
+            }
+            Value::Amount(amount)
+        }
+        (FieldKey::Note, RawValue::Text(text)) => {
+            let text = nfc(text);
+            if text.chars().count() > MAX_NOTE_CHARS {
+                return Err(Error::Invalid(format!(
+                    "notes are at most {MAX_NOTE_CHARS} characters"
+                )));
+            }
+            Value::Text(text)
+        }
+        (FieldKey::Location, RawValue::Point(p)) => {
+            let lat_ok = (-900_000_000..=900_000_000).contains(&p.lat_e7);
+            let lon_ok = (-1_800_000_000..=1_800_000_000).contains(&p.lon_e7);
+            if !lat_ok || !lon_ok {
+                return Err(Error::Invalid(format!(
+                    "location {p} is off the globe: latitude -90..90, longitude -180..180"
+                )));
+            }
+            Value::Point(*p)
+        }
+        (field, raw) => {
+            return Err(Error::Invalid(format!(
+                "{field} cannot hold {}",
+                describe(raw)
+            )));
+        }
+    };
+    Ok(Target {
+        at: FieldRef::new(&village.id, period, field),
+        value,
+        author,
+    })
+}
+
+fn describe(raw: &RawValue) -> &'static str {
+    match raw {
+        RawValue::Amount(_) => "a number",
+        RawValue::Text(_) => "text",
+        RawValue::Point(_) => "a location",
+        RawValue::Deleted => "a deletion",
+    }
+}
+
+/// Checks that an "of which" part never exceeds its whole once `value` is
+/// written to `field`. `sibling` gives the current value of another indicator
+/// of the same submission.
+pub fn check_parts(
+    catalogue: &Catalogue,
+    field: &FieldKey,
+    value: &Value,
+    sibling: impl Fn(&str) -> Option<Amount>,
+) -> Result<()> {
+    let (FieldKey::Indicator(code), Value::Amount(amount)) = (field, value) else {
+        return Ok(());
+    };
+    let Some(ind) = catalogue.indicator(code) else {
+        return Ok(());
+    };
+    if let Some(parent) = &ind.parent {
+        if let Some(whole) = sibling(parent) {
+            if amount.cmp_value(whole) == Ordering::Greater {
+                return Err(Error::Invalid(format!(
+                    "{code} = {amount} {unit} is more than its whole {parent} = {whole} {unit}: a part cannot exceed it",
+                    unit = ind.unit
+                )));
+            }
+        }
+    }
+    for part in catalogue.parts_of(code) {
+        if let Some(p) = sibling(&part.code) {
+            if p.cmp_value(*amount) == Ordering::Greater {
+                return Err(Error::Invalid(format!(
+                    "{code} = {amount} {unit} is less than its part {} = {p} {unit}: lower the part first",
+                    part.code,
+                    unit = ind.unit
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo;
+    use crate::hlc::Hlc;
+    use crate::model::GeoPoint;
+
+    fn mutation(field: &str, value: RawValue) -> Mutation {
+        Mutation {
+            id: 1,
+            village_id: demo::SAMPLE_VILLAGE.into(),
+            period: "2022".into(),
+            field: field.into(),
+            value,
+            base_version: 0,
+            hlc: Hlc(1),
+            author: "Nguyễn Văn An".into(),
+        }
+    }
+
+    fn amount(field: &str, text: &str) -> Mutation {
+        mutation(field, RawValue::Amount(text.into()))
+    }
+
+    #[test]
+    fn accepts_good_values() {
+        let cat = demo::catalogue();
+        let t = validate(&cat, &amount("road_km", "12.5")).unwrap();
+        assert_eq!(t.value, Value::Amount(Amount::parse("12.5", 2).unwrap()));
+        validate(&cat, &amount("village_cultural_house", "1")).unwrap();
+        validate(&cat, &mutation("note", RawValue::Text("thôn 3".into()))).unwrap();
+        let p = GeoPoint {
+            lat_e7: 183_559_000,
+            lon_e7: 1_058_877_000,
+        };
+        validate(&cat, &mutation("location", RawValue::Point(p))).unwrap();
+        validate(&cat, &mutation("road_km", RawValue::Deleted)).unwrap();
+    }
+
+    #[test]
+    fn refuses_bad_values_with_a_reason() {
+        let cat = demo::catalogue();
+        let cases = [
+            (amount("road_km", "-1"), "negative"),
+            (amount("road_km", "NaN"), "not a valid quantity"),
+            (amount("road_km", "inf"), "not a valid quantity"),
+            (amount("road_km", "1.234"), "decimal point"),
+            (amount("road_km", "100000"), "more than one village"),
+            (amount("village_cultural_house", "1.5"), "whole numbers"),
+            (amount("bridges", "1"), "unknown indicator"),
+            (
+                mutation("road_km", RawValue::Text("ten".into())),
+                "takes a number",
+            ),
+            (
+                mutation("note", RawValue::Amount("1".into())),
+                "cannot hold",
+            ),
+            (
+                mutation(
+                    "location",
+                    RawValue::Point(GeoPoint {
+                        lat_e7: 950_000_000,
+                        lon_e7: 0,
+                    }),
+                ),
+                "off the globe",
+            ),
+        ];
+        for (m, want) in cases {
+            let err = validate(&cat, &m).unwrap_err().to_string();
+            assert!(err.contains(want), "{m:?}: {err}");
+        }
+        let mut m = amount("road_km", "1");
+        m.village_id = "nowhere".into();
+        assert!(validate(&cat, &m)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown village"));
+        m.village_id = demo::SAMPLE_COMMUNE.into();
+        assert!(validate(&cat, &m)
+            .unwrap_err()
+            .to_string()
+            .contains("not a village"));
+        let mut m = amount("road_km", "1");
+        m.period = "2022-Q9".into();
+        assert!(validate(&cat, &m)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown period"));
+        let mut m = amount("road_km", "1");
+        m.author = "  ".into();
+        assert!(validate(&cat, &m)
+            .unwrap_err()
+            .to_string()
+            .contains("author"));
+    }
+
+    #[test]
+    fn a_part_never_exceeds_its_whole() {
+        let cat = demo::catalogue();
+        let km = |s: &str| Amount::parse(s, 2).unwrap();
+        let whole = |code: &str| (code == "road_km").then(|| km("5"));
+        let part = FieldKey::Indicator("road_cement_km".into());
+        assert!(check_parts(&cat, &part, &Value::Amount(km("5")), whole).is_ok());
+        let err = check_parts(&cat, &part, &Value::Amount(km("5.01")), whole).unwrap_err();
+        assert!(err.to_string().contains("cannot exceed"), "{err}");
+        let parts = |code: &str| (code == "road_cement_km").then(|| km("3"));
+        let road = FieldKey::Indicator("road_km".into());
+        assert!(check_parts(&cat, &road, &Value::Amount(km("2")), parts).is_err());
+        assert!(check_parts(&cat, &road, &Value::Amount(km("3")), parts).is_ok());
+        assert!(check_parts(&cat, &road, &Value::Deleted, parts).is_ok());
+    }
+}
