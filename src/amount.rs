@@ -14,8 +14,9 @@ use crate::error::{Error, Result};
 /// The most digits after the decimal point any indicator may use.
 pub const MAX_SCALE: u8 = 7;
 
-/// A decimal quantity: `units × 10^-scale`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A decimal quantity: `units × 10^-scale`. Equal quantities compare equal
+/// whatever their scale (1.5 == 1.50).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct Amount {
     units: i64,
     scale: u8,
@@ -115,6 +116,33 @@ impl Amount {
     }
 }
 
+impl Amount {
+    /// The same quantity with no trailing zero digits after the point.
+    fn normalized(self) -> Self {
+        let mut a = self;
+        while a.scale > 0 && a.units % 10 == 0 {
+            a = Self::new(a.units / 10, a.scale - 1);
+        }
+        a
+    }
+}
+
+impl PartialEq for Amount {
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (self.normalized(), other.normalized());
+        (a.units, a.scale) == (b.units, b.scale)
+    }
+}
+
+impl Eq for Amount {}
+
+impl std::hash::Hash for Amount {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let a = self.normalized();
+        (a.units, a.scale).hash(state);
+    }
+}
+
 impl fmt::Display for Amount {
     /// Plain machine decimal without trailing zeros: "61.5", "440", "0.3".
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -192,6 +220,7 @@ mod tests {
         let a = Amount::parse("1.5", 1).unwrap();
         let b = Amount::parse("1.50", 2).unwrap();
         assert_eq!(a.cmp_value(b), Ordering::Equal);
+        assert_eq!(a, b);
         assert_eq!(Amount::whole(2).cmp_value(b), Ordering::Greater);
     }
 }

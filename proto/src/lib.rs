@@ -1,10 +1,12 @@
-//! The wire types of the `fieldsync.v1` protocol, generated from
-//! `proto/fieldsync/v1/sync.proto`. Only the gRPC layers of the server and the
-//! client see these; everything below them works on domain types.
+//! The edge of fieldsync: the wire types of the `fieldsync.v1` protocol,
+//! generated from `proto/fieldsync/v1/sync.proto`, and their conversions to
+//! and from the domain types of the core. Only the gRPC layers of the server
+//! and the client use this crate.
 
-#![allow(clippy::all, missing_docs)]
+pub mod convert;
 
 /// Generated messages, client and server of `fieldsync.v1`.
+#[allow(clippy::all, missing_docs)]
 pub mod v1 {
     tonic::include_proto!("fieldsync.v1");
 }

@@ -1,1 +1,58 @@
-//! x
+//! The fieldsync server: a [`store::Store`] on an embedded engine, served over
+//! gRPC with health and reflection beside the sync service.
+//!
+//! The binary in `main.rs` only parses flags, opens the engine and calls
+//! [`serve`]; tests call [`serve`] on `127.0.0.1:0` with a oneshot shutdown.
+
+pub mod grpc;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fieldsync_proto::v1::sync_server::SyncServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use grpc::Limits;
+pub use store::Store;
+
+/// Largest request or reply message, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Concurrent requests per connection.
+pub const MAX_CONCURRENT_PER_CONNECTION: usize = 32;
+/// Longest a unary request may take before it is cut off.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Serves the sync service (and grpc.health.v1 and reflection) on `listener`
+/// until `shutdown` resolves, then lets in-flight requests finish and flushes
+/// the store.
+pub async fn serve(
+    listener: TcpListener,
+    store: Arc<Store>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let sync = SyncServer::new(grpc::SyncService::new(Arc::clone(&store), limits))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<SyncServer<grpc::SyncService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(fieldsync_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    tracing::info!(address = %listener.local_addr()?, "serving fieldsync.v1");
+    tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(MAX_CONCURRENT_PER_CONNECTION)
+        .timeout(REQUEST_TIMEOUT)
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(sync)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    tokio::task::spawn_blocking(move || store.flush()).await??;
+    tracing::info!("stopped; store flushed");
+    Ok(())
+}

@@ -1,1 +1,314 @@
-//! x
+//! Storage engines: ordered key-value trees with atomic, durable multi-tree
+//! batches. The server and the client build their stores on [`Engine`]; tests
+//! use [`Memory`], production uses [`Sled`]. One conformance suite runs
+//! against both.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::{Mutex, RwLock};
+
+/// Storage failures: the disk, not the input.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("storage error: {0}")]
+    Other(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Key-value pairs, in key order.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Writes to several trees that land together or not at all.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Batch {
+    ops: Vec<(&'static str, Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl Batch {
+    pub fn put(&mut self, tree: &'static str, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push((tree, key.into(), Some(value.into())));
+    }
+
+    pub fn delete(&mut self, tree: &'static str, key: impl Into<Vec<u8>>) {
+        self.ops.push((tree, key.into(), None));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+}
+
+/// An ordered key-value store of named trees.
+pub trait Engine: Send + Sync + 'static {
+    fn get(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// At most `limit` entries with keys in `(from, to)`, in key order.
+    fn scan(
+        &self,
+        tree: &'static str,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries>;
+
+    /// The entry with the largest key, if any.
+    fn last(&self, tree: &'static str) -> Result<Option<(Vec<u8>, Vec<u8>)>>;
+
+    /// Applies every write of the batch atomically, in order, and returns only
+    /// once they are durable on disk.
+    fn commit(&self, batch: Batch) -> Result<()>;
+
+    /// Waits until everything committed is durable.
+    fn flush(&self) -> Result<()>;
+}
+
+/// Entries whose key starts with `prefix`, at most `limit`.
+pub fn scan_prefix(
+    engine: &dyn Engine,
+    tree: &'static str,
+    prefix: &[u8],
+    limit: usize,
+) -> Result<Entries> {
+    let end = prefix_end(prefix);
+    let to = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+    engine.scan(tree, Bound::Included(prefix), to, limit)
+}
+
+/// The smallest key greater than every key starting with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// An in-memory engine for tests: nothing survives the process.
+#[derive(Debug, Default)]
+pub struct Memory {
+    trees: RwLock<HashMap<&'static str, BTreeMap<Vec<u8>, Vec<u8>>>>,
+}
+
+impl Memory {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn poisoned<T>(_: T) -> Error {
+    Error::Other("a previous operation panicked while holding the store".into())
+}
+
+impl Engine for Memory {
+    fn get(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let trees = self.trees.read().map_err(poisoned)?;
+        Ok(trees.get(tree).and_then(|t| t.get(key).cloned()))
+    }
+
+    fn scan(
+        &self,
+        tree: &'static str,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries> {
+        let trees = self.trees.read().map_err(poisoned)?;
+        let Some(t) = trees.get(tree) else {
+            return Ok(Vec::new());
+        };
+        let range = (from.map(<[u8]>::to_vec), to.map(<[u8]>::to_vec));
+        if matches!((&range.0, &range.1), (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) if a > b)
+        {
+            return Ok(Vec::new());
+        }
+        Ok(t.range(range).take(limit).map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
+    fn last(&self, tree: &'static str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let trees = self.trees.read().map_err(poisoned)?;
+        Ok(trees
+            .get(tree)
+            .and_then(|t| t.last_key_value())
+            .map(|(k, v)| (k.clone(), v.clone())))
+    }
+
+    fn commit(&self, batch: Batch) -> Result<()> {
+        let mut trees = self.trees.write().map_err(poisoned)?;
+        for (tree, key, value) in batch.ops {
+            let t = trees.entry(tree).or_default();
+            match value {
+                Some(v) => t.insert(key, v),
+                None => t.remove(&key),
+            };
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The production engine: an embedded sled database in one directory.
+pub struct Sled {
+    db: sled::Db,
+    trees: Mutex<HashMap<&'static str, sled::Tree>>,
+}
+
+impl Sled {
+    /// Opens (creating if needed) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let db = sled::Config::new().path(dir).open()?;
+        Ok(Sled { db, trees: Mutex::new(HashMap::new()) })
+    }
+
+    fn tree(&self, name: &'static str) -> Result<sled::Tree> {
+        let mut trees = self.trees.lock().map_err(poisoned)?;
+        if let Some(t) = trees.get(name) {
+            return Ok(t.clone());
+        }
+        let t = self.db.open_tree(name)?;
+        trees.insert(name, t.clone());
+        Ok(t)
+    }
+}
+
+impl Engine for Sled {
+    fn get(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.tree(tree)?.get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn scan(
+        &self,
+        tree: &'static str,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries> {
+        if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) =
+            (from, to)
+        {
+            if a > b {
+                return Ok(Vec::new());
+            }
+        }
+        self.tree(tree)?
+            .range::<&[u8], _>((from, to))
+            .take(limit)
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Error::from))
+            .collect()
+    }
+
+    fn last(&self, tree: &'static str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        Ok(self.tree(tree)?.last()?.map(|(k, v)| (k.to_vec(), v.to_vec())))
+    }
+
+    fn commit(&self, batch: Batch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut names: Vec<&'static str> = batch.ops.iter().map(|(t, _, _)| *t).collect();
+        names.sort_unstable();
+        names.dedup();
+        let trees = names.iter().map(|n| self.tree(n)).collect::<Result<Vec<_>>>()?;
+        let index = |name: &str| names.binary_search(&name).unwrap_or_default();
+        use sled::Transactional;
+        trees
+            .as_slice()
+            .transaction(|tx| {
+                for (tree, key, value) in &batch.ops {
+                    let t = &tx[index(tree)];
+                    match value {
+                        Some(v) => t.insert(key.as_slice(), v.as_slice())?,
+                        None => t.remove(key.as_slice())?,
+                    };
+                }
+                Ok(())
+            })
+            .map_err(|e: sled::transaction::TransactionError<()>| match e {
+                sled::transaction::TransactionError::Storage(e) => Error::Sled(e),
+                sled::transaction::TransactionError::Abort(()) => {
+                    Error::Other("transaction aborted".into())
+                }
+            })?;
+        self.flush()
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod conformance {
+    //! The same expectations of every engine.
+
+    use super::*;
+
+    fn engines() -> Vec<(&'static str, Box<dyn Engine>, Option<tempfile::TempDir>)> {
+        let dir = tempfile::tempdir().unwrap();
+        let sled = Sled::open(dir.path()).unwrap();
+        vec![("memory", Box::new(Memory::new()), None), ("sled", Box::new(sled), Some(dir))]
+    }
+
+    #[test]
+    fn batches_apply_in_order_across_trees() {
+        for (name, e, _dir) in engines() {
+            let mut b = Batch::default();
+            b.put("a", b"k1".to_vec(), b"1".to_vec());
+            b.put("b", b"k1".to_vec(), b"2".to_vec());
+            b.put("a", b"k2".to_vec(), b"3".to_vec());
+            b.delete("a", b"k2".to_vec());
+            e.commit(b).unwrap();
+            assert_eq!(e.get("a", b"k1").unwrap(), Some(b"1".to_vec()), "{name}");
+            assert_eq!(e.get("b", b"k1").unwrap(), Some(b"2".to_vec()), "{name}");
+            assert_eq!(e.get("a", b"k2").unwrap(), None, "{name}");
+            assert_eq!(e.get("c", b"k1").unwrap(), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn scans_are_ordered_bounded_and_limited() {
+        for (name, e, _dir) in engines() {
+            let mut b = Batch::default();
+            for i in 0u8..10 {
+                b.put("t", vec![1, i], vec![i]);
+            }
+            b.put("t", vec![2, 0], vec![99]);
+            e.commit(b).unwrap();
+            let got = e.scan("t", Bound::Excluded(&[1, 3]), Bound::Unbounded, 3).unwrap();
+            let keys: Vec<_> = got.iter().map(|(k, _)| k.clone()).collect();
+            assert_eq!(keys, vec![vec![1, 4], vec![1, 5], vec![1, 6]], "{name}");
+            assert_eq!(scan_prefix(e.as_ref(), "t", &[1], 100).unwrap().len(), 10, "{name}");
+            assert_eq!(e.last("t").unwrap().unwrap().1, vec![99], "{name}");
+            assert!(e.last("empty").unwrap().is_none(), "{name}");
+            let none = e.scan("t", Bound::Included(&[3]), Bound::Excluded(&[1]), 10).unwrap();
+            assert!(none.is_empty(), "{name}");
+        }
+    }
+
+    #[test]
+    fn sled_keeps_commits_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let e = Sled::open(dir.path()).unwrap();
+            let mut b = Batch::default();
+            b.put("t", b"k".to_vec(), b"v".to_vec());
+            e.commit(b).unwrap();
+        }
+        let e = Sled::open(dir.path()).unwrap();
+        assert_eq!(e.get("t", b"k").unwrap(), Some(b"v".to_vec()));
+    }
+}

@@ -1,0 +1,206 @@
+//! The `fieldsync.v1.Sync` gRPC service: checks requests, converts them to
+//! domain types, runs the store on the blocking pool and converts back. Store
+//! errors become `tonic::Status` here and nowhere else.
+
+use std::sync::Arc;
+
+use fieldsync::sync::Mutation;
+use fieldsync::DeviceId;
+use fieldsync_proto::convert;
+use fieldsync_proto::v1::sync_server::Sync;
+use fieldsync_proto::v1::{
+    BootstrapReply, BootstrapRequest, PullPage, PullRequest, PushReply, PushRequest,
+    StatusReply, StatusRequest,
+};
+use fieldsync_proto::SCHEMA_VERSION;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::store::{self, now_ms, server_hlc, Store};
+
+/// Bounds on what one request may ask of the server.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Mutations per push.
+    pub max_batch: usize,
+    /// Changes per pull page.
+    pub max_page: usize,
+    /// Pages buffered for a slow reader before the server waits for it.
+    pub pull_buffer: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_batch: 1_000, max_page: 500, pull_buffer: 2 }
+    }
+}
+
+/// The sync service over one store.
+pub struct SyncService {
+    store: Arc<Store>,
+    limits: Limits,
+}
+
+impl SyncService {
+    pub fn new(store: Arc<Store>, limits: Limits) -> Self {
+        SyncService { store, limits }
+    }
+}
+
+fn status_of(e: store::Error) -> Status {
+    match e {
+        store::Error::Invalid(m) => Status::invalid_argument(m),
+        store::Error::OutOfSequence(m) => Status::failed_precondition(m),
+        store::Error::Storage(e) => {
+            tracing::error!(error = %e, "storage failure");
+            Status::unavailable(format!("the server could not reach its store ({e}); try again"))
+        }
+        store::Error::Corrupt { .. } => {
+            tracing::error!(error = %e, "corrupt store");
+            Status::internal(e.to_string())
+        }
+    }
+}
+
+fn check_schema(version: u32) -> Result<(), Status> {
+    match version {
+        0 => Err(Status::invalid_argument(
+            "schema_version is missing: set it to the protocol version the client speaks",
+        )),
+        SCHEMA_VERSION => Ok(()),
+        v => Err(Status::failed_precondition(format!(
+            "this server speaks schema version {SCHEMA_VERSION}, the request uses {v}: update the server"
+        ))),
+    }
+}
+
+fn device_of(id: &str) -> Result<DeviceId, Status> {
+    convert::device_from_wire(id).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+/// Runs blocking store work off the async executor.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> store::Result<T> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Status::internal(format!("store task failed: {e}")))?
+        .map_err(status_of)
+}
+
+#[tonic::async_trait]
+impl Sync for SyncService {
+    async fn bootstrap(
+        &self,
+        request: Request<BootstrapRequest>,
+    ) -> Result<Response<BootstrapReply>, Status> {
+        check_schema(request.get_ref().schema_version)?;
+        let cat = self.store.catalogue();
+        Ok(Response::new(BootstrapReply {
+            indicators: cat.indicators.values().map(convert::indicator_to_wire).collect(),
+            org_units: cat.org_units.values().map(convert::org_unit_to_wire).collect(),
+        }))
+    }
+
+    async fn push(&self, request: Request<PushRequest>) -> Result<Response<PushReply>, Status> {
+        let req = request.into_inner();
+        check_schema(req.schema_version)?;
+        let device = device_of(&req.device_id)?;
+        if req.mutations.len() > self.limits.max_batch {
+            return Err(Status::resource_exhausted(format!(
+                "{} mutations in one push; at most {} are accepted: split the batch",
+                req.mutations.len(),
+                self.limits.max_batch
+            )));
+        }
+        let mutations = req
+            .mutations
+            .into_iter()
+            .map(convert::mutation_from_wire)
+            .collect::<Result<Vec<Mutation>, _>>()
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let store = Arc::clone(&self.store);
+        let acked = req.acknowledged_through;
+        let count = mutations.len();
+        let results =
+            blocking(move || store.push(device, &mutations, acked, now_ms())).await?;
+        tracing::info!(%device, mutations = count, "push committed");
+        Ok(Response::new(PushReply {
+            results: results.iter().map(convert::result_to_wire).collect(),
+            server_hlc: server_hlc().0,
+        }))
+    }
+
+    type PullStream = ReceiverStream<Result<PullPage, Status>>;
+
+    async fn pull(
+        &self,
+        request: Request<PullRequest>,
+    ) -> Result<Response<Self::PullStream>, Status> {
+        let req = request.into_inner();
+        check_schema(req.schema_version)?;
+        device_of(&req.device_id)?;
+        let page_size = match req.page_size as usize {
+            0 => self.limits.max_page,
+            n => n.min(self.limits.max_page),
+        };
+        // Fail before streaming if the cursor is unusable.
+        let store = Arc::clone(&self.store);
+        let cursor = req.cursor;
+        let first = blocking(move || store.pull(cursor, page_size)).await?;
+        let (tx, rx) = mpsc::channel(self.limits.pull_buffer);
+        let store = Arc::clone(&self.store);
+        tokio::spawn(async move {
+            let mut page = first;
+            loop {
+                let cursor = page.cursor;
+                let done = page.caught_up;
+                let wire = PullPage {
+                    changes: page
+                        .changes
+                        .iter()
+                        .map(|(seq, c)| convert::change_to_wire(*seq, c))
+                        .collect(),
+                    cursor: page.cursor,
+                    caught_up: page.caught_up,
+                    server_hlc: server_hlc().0,
+                };
+                if tx.send(Ok(wire)).await.is_err() || done {
+                    // Sent the last page, or the device went away.
+                    return;
+                }
+                let store = Arc::clone(&store);
+                page = match blocking(move || store.pull(cursor, page_size)).await {
+                    Ok(p) => p,
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                };
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn status(
+        &self,
+        request: Request<StatusRequest>,
+    ) -> Result<Response<StatusReply>, Status> {
+        let req = request.into_inner();
+        let device = (!req.device_id.is_empty()).then(|| device_of(&req.device_id)).transpose()?;
+        let store = Arc::clone(&self.store);
+        let (head, last) = blocking(move || {
+            let last = device.map(|d| store.device(d)).transpose()?;
+            Ok((store.head()?, last.map_or(0, |d| d.last_mutation_id)))
+        })
+        .await?;
+        Ok(Response::new(StatusReply {
+            schema_version: SCHEMA_VERSION,
+            server_time_ms: now_ms(),
+            head_seq: head,
+            last_mutation_id: last,
+            server_version: env!("CARGO_PKG_VERSION").into(),
+        }))
+    }
+}

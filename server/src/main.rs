@@ -1,0 +1,83 @@
+//! `fieldsync-server`: parses flags, opens the sled store (loading the demo
+//! catalogue into an empty one) and serves until Ctrl-C or SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use fieldsync_server::{serve, Limits, Store};
+use fieldsync_store::Sled;
+
+#[derive(Parser)]
+#[command(version, about = "The fieldsync sync server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve gRPC (the default).
+    Serve(ServeArgs),
+}
+
+#[derive(Parser)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:50051", env = "FIELDSYNC_LISTEN")]
+    listen: String,
+    /// Directory of the embedded store; created with demo data if empty.
+    #[arg(long, default_value = "./fieldsync-data", env = "FIELDSYNC_DATA")]
+    data: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Serve(args)) => args,
+        None => ServeArgs::parse_from(["fieldsync-server"]),
+    };
+    let data = args.data.clone();
+    let store = tokio::task::spawn_blocking(move || -> anyhow::Result<Store> {
+        let engine = Sled::open(&data)
+            .with_context(|| format!("cannot open the store in {}", data.display()))?;
+        Ok(Store::open(Arc::new(engine), fieldsync::demo::catalogue)?)
+    })
+    .await??;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    tracing::info!(data = %args.data.display(), "store open");
+    serve(listener, Arc::new(store), Limits::default(), shutdown_signal()).await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

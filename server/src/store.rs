@@ -1,0 +1,566 @@
+//! The server's store: submissions, field states, revisions, conflicts, the
+//! change log and per-device bookkeeping, laid out on an [`Engine`]. A push is
+//! validated and merged by the core, then committed as one atomic, flushed
+//! batch together with the sequence counter and the per-mutation results.
+//!
+//! Trees (keys → values, values postcard-encoded):
+//! - `meta`: `seq` → head of the change log; `catalogue` → the catalogue.
+//! - `fields`: submission ‖ field → [`FieldState`].
+//! - `revisions`: submission ‖ field ‖ 0 ‖ version → [`FieldState`]; every value a field ever held.
+//! - `conflicts`: submission ‖ field → [`Conflict`].
+//! - `changes`: seq → entity key; one entry per entity, at its latest change.
+//! - `entity_seq`: entity key → seq; finds the entry to move.
+//! - `submissions`: submission → [`SubmissionHeader`].
+//! - `devices`: device → [`DeviceState`]; `results`: device ‖ mutation id → [`MutationResult`].
+
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::sync::{Arc, RwLock};
+
+use fieldsync::merge::{self, Decision, Edit};
+use fieldsync::sync::{
+    Change, Conflict, FieldRef, FieldState, Mutation, MutationResult, Outcome, Page, Stamp,
+};
+use fieldsync::validate::{check_parts, validate};
+use fieldsync::{Catalogue, DeviceId, FieldKey, Hlc, Period, SubmissionId, Value};
+use fieldsync_store::{scan_prefix, Batch, Engine};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+const META: &str = "meta";
+const FIELDS: &str = "fields";
+const REVISIONS: &str = "revisions";
+const CONFLICTS: &str = "conflicts";
+const CHANGES: &str = "changes";
+const ENTITY_SEQ: &str = "entity_seq";
+const SUBMISSIONS: &str = "submissions";
+const DEVICES: &str = "devices";
+const RESULTS: &str = "results";
+
+const SEQ_KEY: &[u8] = b"seq";
+const CATALOGUE_KEY: &[u8] = b"catalogue";
+
+/// How far ahead of the server's clock a tablet's clock may claim to be.
+pub const MAX_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
+
+/// Errors of the server's store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request as a whole is malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// The request does not follow from what the server has (a gap in a
+    /// device's mutation ids, a cursor from another store).
+    #[error("{0}")]
+    OutOfSequence(String),
+    #[error(transparent)]
+    Storage(#[from] fieldsync_store::Error),
+    /// A stored record cannot be read: the store is damaged.
+    #[error("corrupt record in {tree}: {why}")]
+    Corrupt { tree: &'static str, why: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A submission the server has heard of.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmissionHeader {
+    pub id: SubmissionId,
+    pub village_id: String,
+    pub period: Period,
+    pub first_seq: u64,
+}
+
+/// What the server remembers of a device.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceState {
+    pub last_mutation_id: u64,
+    pub last_push_ms: u64,
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_allocvec(value).expect("in-memory serialization of plain data cannot fail")
+}
+
+fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T> {
+    postcard::from_bytes(bytes).map_err(|e| Error::Corrupt { tree, why: e.to_string() })
+}
+
+fn field_key(sub: SubmissionId, field: &FieldKey) -> Vec<u8> {
+    let mut key = sub.0.as_bytes().to_vec();
+    key.extend_from_slice(field.as_str().as_bytes());
+    key
+}
+
+fn revision_key(sub: SubmissionId, field: &FieldKey, version: u64) -> Vec<u8> {
+    let mut key = field_key(sub, field);
+    key.push(0);
+    key.extend_from_slice(&version.to_be_bytes());
+    key
+}
+
+fn result_key(device: DeviceId, id: u64) -> Vec<u8> {
+    let mut key = device.0.as_bytes().to_vec();
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// What a change-log entry points at.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+enum Entity {
+    Field(SubmissionId, FieldKey),
+    Conflict(SubmissionId, FieldKey),
+}
+
+impl Entity {
+    fn key(&self) -> Vec<u8> {
+        encode(self)
+    }
+}
+
+fn read_u64(tree: &'static str, bytes: &[u8]) -> Result<u64> {
+    let array: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| Error::Corrupt { tree, why: "expected 8 bytes".into() })?;
+    Ok(u64::from_be_bytes(array))
+}
+
+/// The server's store. Writers are serialized and pull pages read under the
+/// same lock, so a page never sees half a batch.
+pub struct Store {
+    engine: Arc<dyn Engine>,
+    catalogue: Arc<Catalogue>,
+    lock: RwLock<()>,
+}
+
+impl Store {
+    /// Opens a store; an empty one is given `initial` as its catalogue.
+    pub fn open(engine: Arc<dyn Engine>, initial: impl FnOnce() -> Catalogue) -> Result<Self> {
+        let catalogue = match engine.get(META, CATALOGUE_KEY)? {
+            Some(bytes) => decode(META, &bytes)?,
+            None => {
+                let catalogue = initial();
+                let mut batch = Batch::default();
+                batch.put(META, CATALOGUE_KEY, encode(&catalogue));
+                batch.put(META, SEQ_KEY, 0u64.to_be_bytes());
+                engine.commit(batch)?;
+                tracing::info!(
+                    indicators = catalogue.indicators.len(),
+                    org_units = catalogue.org_units.len(),
+                    "new store: loaded the catalogue"
+                );
+                catalogue
+            }
+        };
+        Ok(Store { engine, catalogue: Arc::new(catalogue), lock: RwLock::new(()) })
+    }
+
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.catalogue
+    }
+
+    /// The sequence number of the latest committed change.
+    pub fn head(&self) -> Result<u64> {
+        self.engine.get(META, SEQ_KEY)?.map_or(Ok(0), |b| read_u64(META, &b))
+    }
+
+    pub fn device(&self, device: DeviceId) -> Result<DeviceState> {
+        self.engine
+            .get(DEVICES, device.0.as_bytes())?
+            .map_or(Ok(DeviceState::default()), |b| decode(DEVICES, &b))
+    }
+
+    pub fn flush(&self) -> Result<()> {
+        Ok(self.engine.flush()?)
+    }
+
+    /// Applies a device's batch of mutations: replays get their stored
+    /// results, new mutations are validated and merged, and everything is
+    /// committed atomically and flushed before this returns.
+    pub fn push(
+        &self,
+        device: DeviceId,
+        mutations: &[Mutation],
+        acknowledged_through: u64,
+        now_ms: u64,
+    ) -> Result<Vec<MutationResult>> {
+        for pair in mutations.windows(2) {
+            if pair[1].id != pair[0].id + 1 {
+                return Err(Error::Invalid(format!(
+                    "mutation ids must be consecutive within a push: {} is followed by {}",
+                    pair[0].id, pair[1].id
+                )));
+            }
+        }
+        if mutations.first().is_some_and(|m| m.id == 0) {
+            return Err(Error::Invalid("mutation ids start at 1".into()));
+        }
+        let _guard = self.lock.write().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.device(device)?;
+        let first_new = state.last_mutation_id + 1;
+        if let Some(m) = mutations.iter().find(|m| m.id > state.last_mutation_id) {
+            if m.id != first_new {
+                return Err(Error::OutOfSequence(format!(
+                    "the server has this device's mutations up to {}, so the next is {first_new}, \
+                     not {}: resend the outbox from {first_new}",
+                    state.last_mutation_id, m.id
+                )));
+            }
+        }
+        let mut work = Work::new(self, self.head()?);
+        let mut results = Vec::with_capacity(mutations.len());
+        for m in mutations {
+            let result = if m.id < first_new {
+                match self.engine.get(RESULTS, &result_key(device, m.id))? {
+                    Some(bytes) => decode(RESULTS, &bytes)?,
+                    None => MutationResult {
+                        id: m.id,
+                        outcome: Outcome::Forgotten,
+                        reason: "committed earlier; the detailed result was released".into(),
+                        current: None,
+                    },
+                }
+            } else {
+                let stamp = Stamp {
+                    hlc: m.hlc.bounded(now_ms, MAX_CLOCK_SKEW_MS),
+                    device,
+                    author: m.author.clone(),
+                    received_at_ms: now_ms,
+                    mutation_id: m.id,
+                };
+                let result = work.apply(m, stamp)?;
+                work.batch.put(RESULTS, result_key(device, m.id), encode(&result));
+                state.last_mutation_id = m.id;
+                result
+            };
+            results.push(result);
+        }
+        let forget_through = acknowledged_through.min(state.last_mutation_id);
+        if forget_through > 0 {
+            let from = result_key(device, 0);
+            let to = result_key(device, forget_through);
+            for (key, _) in self.engine.scan(
+                RESULTS,
+                Bound::Included(&from),
+                Bound::Included(&to),
+                usize::MAX,
+            )? {
+                work.batch.delete(RESULTS, key);
+            }
+        }
+        state.last_push_ms = now_ms;
+        let mut batch = work.finish();
+        batch.put(DEVICES, device.0.as_bytes().to_vec(), encode(&state));
+        self.engine.commit(batch)?;
+        Ok(results)
+    }
+
+    /// Up to `limit` entities changed after `cursor`, each once, in the order
+    /// of their latest change.
+    pub fn pull(&self, cursor: u64, limit: usize) -> Result<Page> {
+        let _guard = self.lock.read().unwrap_or_else(|e| e.into_inner());
+        let head = self.head()?;
+        if cursor > head {
+            return Err(Error::OutOfSequence(format!(
+                "cursor {cursor} is ahead of this server's change log ({head}): the device synced \
+                 with another store; re-initialise it"
+            )));
+        }
+        let from = cursor.to_be_bytes();
+        let entries =
+            self.engine.scan(CHANGES, Bound::Excluded(&from), Bound::Unbounded, limit + 1)?;
+        let caught_up = entries.len() <= limit;
+        let mut changes = Vec::with_capacity(entries.len().min(limit));
+        for (key, entity) in entries.into_iter().take(limit) {
+            let seq = read_u64(CHANGES, &key)?;
+            let change = match decode::<Entity>(CHANGES, &entity)? {
+                Entity::Field(sub, field) => Change::Field(self.get(FIELDS, &field_key(sub, &field))?),
+                Entity::Conflict(sub, field) => {
+                    Change::Conflict(self.get(CONFLICTS, &field_key(sub, &field))?)
+                }
+            };
+            changes.push((seq, change));
+        }
+        let cursor = changes.last().map_or(cursor, |(seq, _)| *seq);
+        Ok(Page { changes, cursor, caught_up })
+    }
+
+    /// A record the change log points at; missing means the store is damaged.
+    fn get<T: DeserializeOwned>(&self, tree: &'static str, key: &[u8]) -> Result<T> {
+        let bytes = self.engine.get(tree, key)?.ok_or_else(|| Error::Corrupt {
+            tree,
+            why: "the change log points at a missing record".into(),
+        })?;
+        decode(tree, &bytes)
+    }
+
+    /// The current state of one field.
+    pub fn field(&self, sub: SubmissionId, field: &FieldKey) -> Result<Option<FieldState>> {
+        self.engine
+            .get(FIELDS, &field_key(sub, field))?
+            .map(|b| decode(FIELDS, &b))
+            .transpose()
+    }
+
+    /// Every field of one submission.
+    pub fn fields_of(&self, sub: SubmissionId) -> Result<Vec<FieldState>> {
+        scan_prefix(self.engine.as_ref(), FIELDS, sub.0.as_bytes(), usize::MAX)?
+            .iter()
+            .map(|(_, v)| decode(FIELDS, v))
+            .collect()
+    }
+
+    /// The conflict on one field, open or settled, if any.
+    pub fn conflict(&self, sub: SubmissionId, field: &FieldKey) -> Result<Option<Conflict>> {
+        self.engine
+            .get(CONFLICTS, &field_key(sub, field))?
+            .map(|b| decode(CONFLICTS, &b))
+            .transpose()
+    }
+
+    /// Every submission, in id order.
+    pub fn submissions(&self) -> Result<Vec<SubmissionHeader>> {
+        self.engine
+            .scan(SUBMISSIONS, Bound::Unbounded, Bound::Unbounded, usize::MAX)?
+            .iter()
+            .map(|(_, v)| decode(SUBMISSIONS, v))
+            .collect()
+    }
+
+    /// Every value one field has held, oldest first.
+    pub fn revisions(&self, sub: SubmissionId, field: &FieldKey) -> Result<Vec<FieldState>> {
+        let mut prefix = field_key(sub, field);
+        prefix.push(0);
+        scan_prefix(self.engine.as_ref(), REVISIONS, &prefix, usize::MAX)?
+            .iter()
+            .map(|(_, v)| decode(REVISIONS, v))
+            .collect()
+    }
+}
+
+/// The effects of one push, accumulated in memory: later mutations of the
+/// batch see earlier ones, and nothing reaches the engine until `finish`.
+struct Work<'a> {
+    store: &'a Store,
+    seq: u64,
+    fields: HashMap<(SubmissionId, FieldKey), Option<FieldState>>,
+    conflicts: HashMap<(SubmissionId, FieldKey), Option<Conflict>>,
+    entity_seqs: HashMap<Entity, Option<u64>>,
+    new_submissions: HashMap<SubmissionId, SubmissionHeader>,
+    batch: Batch,
+}
+
+impl<'a> Work<'a> {
+    fn new(store: &'a Store, head: u64) -> Self {
+        Work {
+            store,
+            seq: head,
+            fields: HashMap::new(),
+            conflicts: HashMap::new(),
+            entity_seqs: HashMap::new(),
+            new_submissions: HashMap::new(),
+            batch: Batch::default(),
+        }
+    }
+
+    fn field(&mut self, sub: SubmissionId, field: &FieldKey) -> Result<Option<FieldState>> {
+        if let Some(f) = self.fields.get(&(sub, field.clone())) {
+            return Ok(f.clone());
+        }
+        let f = self.store.field(sub, field)?;
+        self.fields.insert((sub, field.clone()), f.clone());
+        Ok(f)
+    }
+
+    fn conflict(&mut self, sub: SubmissionId, field: &FieldKey) -> Result<Option<Conflict>> {
+        if let Some(c) = self.conflicts.get(&(sub, field.clone())) {
+            return Ok(c.clone());
+        }
+        let c = self.store.conflict(sub, field)?;
+        self.conflicts.insert((sub, field.clone()), c.clone());
+        Ok(c)
+    }
+
+    /// The value a field held at `version`, if that is one of its versions.
+    fn value_at(&mut self, at: &FieldRef, version: u64) -> Result<Option<Value>> {
+        if version == 0 {
+            return Ok(Some(Value::Deleted));
+        }
+        let key = revision_key(at.submission, &at.field, version);
+        // A revision written earlier in this batch is in `fields` with that version.
+        if let Some(Some(f)) = self.fields.get(&(at.submission, at.field.clone())) {
+            if f.version == version {
+                return Ok(Some(f.value.clone()));
+            }
+        }
+        Ok(self
+            .store
+            .engine
+            .get(REVISIONS, &key)?
+            .map(|b| decode::<FieldState>(REVISIONS, &b))
+            .transpose()?
+            .map(|f| f.value))
+    }
+
+    /// Moves an entity to the head of the change log.
+    fn touch(&mut self, entity: Entity) -> Result<u64> {
+        self.seq += 1;
+        let old = match self.entity_seqs.get(&entity) {
+            Some(s) => *s,
+            None => self
+                .store
+                .engine
+                .get(ENTITY_SEQ, &entity.key())?
+                .map(|b| read_u64(ENTITY_SEQ, &b))
+                .transpose()?,
+        };
+        if let Some(old) = old {
+            self.batch.delete(CHANGES, old.to_be_bytes().to_vec());
+        }
+        self.batch.put(CHANGES, self.seq.to_be_bytes().to_vec(), entity.key());
+        self.batch.put(ENTITY_SEQ, entity.key(), self.seq.to_be_bytes().to_vec());
+        self.entity_seqs.insert(entity, Some(self.seq));
+        Ok(self.seq)
+    }
+
+    fn write_field(&mut self, at: &FieldRef, value: Value, stamp: Stamp) -> Result<FieldState> {
+        let version = self.touch(Entity::Field(at.submission, at.field.clone()))?;
+        let state = FieldState { at: at.clone(), value, version, stamp };
+        let bytes = encode(&state);
+        self.batch.put(FIELDS, field_key(at.submission, &at.field), bytes.clone());
+        self.batch.put(REVISIONS, revision_key(at.submission, &at.field, version), bytes);
+        self.fields.insert((at.submission, at.field.clone()), Some(state.clone()));
+        if !self.new_submissions.contains_key(&at.submission)
+            && self.store.engine.get(SUBMISSIONS, at.submission.0.as_bytes())?.is_none()
+        {
+            let header = SubmissionHeader {
+                id: at.submission,
+                village_id: at.village_id.clone(),
+                period: at.period,
+                first_seq: version,
+            };
+            self.batch.put(SUBMISSIONS, at.submission.0.as_bytes().to_vec(), encode(&header));
+            self.new_submissions.insert(at.submission, header);
+        }
+        Ok(state)
+    }
+
+    fn write_conflict(&mut self, conflict: Conflict) -> Result<()> {
+        let at = conflict.at.clone();
+        self.touch(Entity::Conflict(at.submission, at.field.clone()))?;
+        self.batch.put(CONFLICTS, field_key(at.submission, &at.field), encode(&conflict));
+        self.conflicts.insert((at.submission, at.field.clone()), Some(conflict));
+        Ok(())
+    }
+
+    /// Validates and merges one new mutation.
+    fn apply(&mut self, m: &Mutation, stamp: Stamp) -> Result<MutationResult> {
+        let rejected = |reason: String| MutationResult {
+            id: m.id,
+            outcome: Outcome::Rejected,
+            reason,
+            current: None,
+        };
+        let catalogue = Arc::clone(&self.store.catalogue);
+        let target = match validate(&catalogue, m) {
+            Ok(t) => t,
+            Err(e) => return Ok(rejected(e.to_string())),
+        };
+        let at = target.at;
+        let stamp = Stamp { author: target.author, ..stamp };
+        let current = self.field(at.submission, &at.field)?;
+        let head = current.as_ref().map_or(0, |c| c.version);
+        if m.base_version > head {
+            return Ok(rejected(format!(
+                "base version {} of {} is newer than the server's ({head}): the device's copy is \
+                 from another store",
+                m.base_version, at.field
+            )));
+        }
+        let Some(base_value) = self.value_at(&at, m.base_version)? else {
+            return Ok(rejected(format!(
+                "base version {} is not a version of {}",
+                m.base_version, at.field
+            )));
+        };
+        let open = self.conflict(at.submission, &at.field)?.is_some_and(|c| c.open);
+        let edit = Edit { value: target.value, base_version: m.base_version, base_value, stamp };
+        let decision = merge::decide(current.as_ref(), open, &edit);
+        let becomes_current = matches!(
+            decision,
+            Decision::Apply | Decision::Conflict { incoming_wins: true }
+        );
+        if becomes_current {
+            let mut siblings = HashMap::new();
+            for code in related_codes(&catalogue, &at.field) {
+                let key = FieldKey::Indicator(code.clone());
+                if let Some(FieldState { value: Value::Amount(a), .. }) =
+                    self.field(at.submission, &key)?
+                {
+                    siblings.insert(code, a);
+                }
+            }
+            let sibling = |code: &str| siblings.get(code).copied();
+            if let Err(e) = check_parts(&catalogue, &at.field, &edit.value, sibling) {
+                return Ok(rejected(e.to_string()));
+            }
+        }
+        let (outcome, current) = match decision {
+            Decision::Unchanged => (Outcome::Unchanged, current),
+            Decision::Apply => {
+                (Outcome::Applied, Some(self.write_field(&at, edit.value, edit.stamp)?))
+            }
+            Decision::Conflict { incoming_wins } => {
+                let existing = self.conflict(at.submission, &at.field)?;
+                let now = current.clone().ok_or_else(|| Error::Corrupt {
+                    tree: FIELDS,
+                    why: "a conflict was decided on a field with no value".into(),
+                })?;
+                let conflict = merge::record_conflict(existing, &at, &now, &edit);
+                let current = if incoming_wins {
+                    Some(self.write_field(&at, edit.value, edit.stamp)?)
+                } else {
+                    current
+                };
+                self.write_conflict(conflict)?;
+                (Outcome::Conflict, current)
+            }
+        };
+        let reason = match outcome {
+            Outcome::Conflict => format!(
+                "{} was changed on another device too; both values are kept in a conflict for a supervisor to settle",
+                at.field
+            ),
+            _ => String::new(),
+        };
+        Ok(MutationResult { id: m.id, outcome, reason, current })
+    }
+
+    fn finish(mut self) -> Batch {
+        self.batch.put(META, SEQ_KEY, self.seq.to_be_bytes());
+        self.batch
+    }
+}
+
+/// Indicator codes whose values bound `field`: its whole and its parts.
+fn related_codes(catalogue: &Catalogue, field: &FieldKey) -> Vec<String> {
+    let FieldKey::Indicator(code) = field else {
+        return Vec::new();
+    };
+    let mut codes: Vec<String> = catalogue.parts_of(code).map(|i| i.code.clone()).collect();
+    if let Some(parent) = catalogue.indicator(code).and_then(|i| i.parent.clone()) {
+        codes.push(parent);
+    }
+    codes
+}
+
+/// The current wall-clock time in milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The server's HLC reading right now.
+pub fn server_hlc() -> Hlc {
+    Hlc::from_millis(now_ms())
+}
