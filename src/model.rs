@@ -193,10 +193,11 @@ impl Catalogue {
     }
 
     /// Indicators that are "of which" parts of `code`.
-    pub fn parts_of<'a>(&'a self, code: &'a str) -> impl Iterator<Item = &'a Indicator> + 'a {
+    pub fn parts_of<'a>(&'a self, code: &str) -> impl Iterator<Item = &'a Indicator> + 'a {
+        let code = code.to_owned();
         self.indicators
             .values()
-            .filter(move |i| i.parent.as_deref() == Some(code))
+            .filter(move |i| i.parent.as_deref() == Some(code.as_str()))
     }
 }
 

@@ -116,6 +116,19 @@ fn describe(raw: &RawValue) -> &'static str {
     }
 }
 
+/// Indicator codes whose values bound `field`: its whole and its parts.
+/// [`check_parts`] needs the values of these and no others.
+pub fn bounding_indicators<'a>(catalogue: &'a Catalogue, field: &FieldKey) -> Vec<&'a str> {
+    let FieldKey::Indicator(code) = field else {
+        return Vec::new();
+    };
+    let mut codes: Vec<&str> = catalogue.parts_of(code).map(|i| i.code.as_str()).collect();
+    if let Some(parent) = catalogue.indicator(code).and_then(|i| i.parent.as_deref()) {
+        codes.push(parent);
+    }
+    codes
+}
+
 /// Checks that an "of which" part never exceeds its whole once `value` is
 /// written to `field`. `sibling` gives the current value of another indicator
 /// of the same submission.

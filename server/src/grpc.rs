@@ -9,8 +9,8 @@ use fieldsync::DeviceId;
 use fieldsync_proto::convert;
 use fieldsync_proto::v1::sync_server::Sync;
 use fieldsync_proto::v1::{
-    BootstrapReply, BootstrapRequest, PullPage, PullRequest, PushReply, PushRequest,
-    StatusReply, StatusRequest,
+    BootstrapReply, BootstrapRequest, PullPage, PullRequest, PushReply, PushRequest, StatusReply,
+    StatusRequest,
 };
 use fieldsync_proto::SCHEMA_VERSION;
 use tokio::sync::mpsc;
@@ -32,7 +32,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_batch: 1_000, max_page: 500, pull_buffer: 2 }
+        Limits {
+            max_batch: 1_000,
+            max_page: 500,
+            pull_buffer: 2,
+        }
     }
 }
 
@@ -54,7 +58,9 @@ fn status_of(e: store::Error) -> Status {
         store::Error::OutOfSequence(m) => Status::failed_precondition(m),
         store::Error::Storage(e) => {
             tracing::error!(error = %e, "storage failure");
-            Status::unavailable(format!("the server could not reach its store ({e}); try again"))
+            Status::unavailable(format!(
+                "the server could not reach its store ({e}); try again"
+            ))
         }
         store::Error::Corrupt { .. } => {
             tracing::error!(error = %e, "corrupt store");
@@ -98,8 +104,16 @@ impl Sync for SyncService {
         check_schema(request.get_ref().schema_version)?;
         let cat = self.store.catalogue();
         Ok(Response::new(BootstrapReply {
-            indicators: cat.indicators.values().map(convert::indicator_to_wire).collect(),
-            org_units: cat.org_units.values().map(convert::org_unit_to_wire).collect(),
+            indicators: cat
+                .indicators
+                .values()
+                .map(convert::indicator_to_wire)
+                .collect(),
+            org_units: cat
+                .org_units
+                .values()
+                .map(convert::org_unit_to_wire)
+                .collect(),
         }))
     }
 
@@ -123,8 +137,7 @@ impl Sync for SyncService {
         let store = Arc::clone(&self.store);
         let acked = req.acknowledged_through;
         let count = mutations.len();
-        let results =
-            blocking(move || store.push(device, &mutations, acked, now_ms())).await?;
+        let results = blocking(move || store.push(device, &mutations, acked, now_ms())).await?;
         tracing::info!(%device, mutations = count, "push committed");
         Ok(Response::new(PushReply {
             results: results.iter().map(convert::result_to_wire).collect(),
@@ -188,7 +201,9 @@ impl Sync for SyncService {
         request: Request<StatusRequest>,
     ) -> Result<Response<StatusReply>, Status> {
         let req = request.into_inner();
-        let device = (!req.device_id.is_empty()).then(|| device_of(&req.device_id)).transpose()?;
+        let device = (!req.device_id.is_empty())
+            .then(|| device_of(&req.device_id))
+            .transpose()?;
         let store = Arc::clone(&self.store);
         let (head, last) = blocking(move || {
             let last = device.map(|d| store.device(d)).transpose()?;

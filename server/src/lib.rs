@@ -38,7 +38,9 @@ pub async fn serve(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<SyncServer<grpc::SyncService>>().await;
+    health_reporter
+        .set_serving::<SyncServer<grpc::SyncService>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(fieldsync_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

@@ -36,8 +36,7 @@ struct ServeArgs {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let cli = Cli::parse();
@@ -56,7 +55,13 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(data = %args.data.display(), "store open");
-    serve(listener, Arc::new(store), Limits::default(), shutdown_signal()).await
+    serve(
+        listener,
+        Arc::new(store),
+        Limits::default(),
+        shutdown_signal(),
+    )
+    .await
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -21,7 +21,7 @@ use fieldsync::merge::{self, Decision, Edit};
 use fieldsync::sync::{
     Change, Conflict, FieldRef, FieldState, Mutation, MutationResult, Outcome, Page, Stamp,
 };
-use fieldsync::validate::{check_parts, validate};
+use fieldsync::validate::{bounding_indicators, check_parts, validate};
 use fieldsync::{Catalogue, DeviceId, FieldKey, Hlc, Period, SubmissionId, Value};
 use fieldsync_store::{scan_prefix, Batch, Engine};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -82,7 +82,10 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T> {
-    postcard::from_bytes(bytes).map_err(|e| Error::Corrupt { tree, why: e.to_string() })
+    postcard::from_bytes(bytes).map_err(|e| Error::Corrupt {
+        tree,
+        why: e.to_string(),
+    })
 }
 
 fn field_key(sub: SubmissionId, field: &FieldKey) -> Vec<u8> {
@@ -118,9 +121,10 @@ impl Entity {
 }
 
 fn read_u64(tree: &'static str, bytes: &[u8]) -> Result<u64> {
-    let array: [u8; 8] = bytes
-        .try_into()
-        .map_err(|_| Error::Corrupt { tree, why: "expected 8 bytes".into() })?;
+    let array: [u8; 8] = bytes.try_into().map_err(|_| Error::Corrupt {
+        tree,
+        why: "expected 8 bytes".into(),
+    })?;
     Ok(u64::from_be_bytes(array))
 }
 
@@ -151,7 +155,11 @@ impl Store {
                 catalogue
             }
         };
-        Ok(Store { engine, catalogue: Arc::new(catalogue), lock: RwLock::new(()) })
+        Ok(Store {
+            engine,
+            catalogue: Arc::new(catalogue),
+            lock: RwLock::new(()),
+        })
     }
 
     pub fn catalogue(&self) -> &Catalogue {
@@ -160,7 +168,9 @@ impl Store {
 
     /// The sequence number of the latest committed change.
     pub fn head(&self) -> Result<u64> {
-        self.engine.get(META, SEQ_KEY)?.map_or(Ok(0), |b| read_u64(META, &b))
+        self.engine
+            .get(META, SEQ_KEY)?
+            .map_or(Ok(0), |b| read_u64(META, &b))
     }
 
     pub fn device(&self, device: DeviceId) -> Result<DeviceState> {
@@ -228,7 +238,8 @@ impl Store {
                     mutation_id: m.id,
                 };
                 let result = work.apply(m, stamp)?;
-                work.batch.put(RESULTS, result_key(device, m.id), encode(&result));
+                work.batch
+                    .put(RESULTS, result_key(device, m.id), encode(&result));
                 state.last_mutation_id = m.id;
                 result
             };
@@ -267,13 +278,16 @@ impl Store {
         }
         let from = cursor.to_be_bytes();
         let entries =
-            self.engine.scan(CHANGES, Bound::Excluded(&from), Bound::Unbounded, limit + 1)?;
+            self.engine
+                .scan(CHANGES, Bound::Excluded(&from), Bound::Unbounded, limit + 1)?;
         let caught_up = entries.len() <= limit;
         let mut changes = Vec::with_capacity(entries.len().min(limit));
         for (key, entity) in entries.into_iter().take(limit) {
             let seq = read_u64(CHANGES, &key)?;
             let change = match decode::<Entity>(CHANGES, &entity)? {
-                Entity::Field(sub, field) => Change::Field(self.get(FIELDS, &field_key(sub, &field))?),
+                Entity::Field(sub, field) => {
+                    Change::Field(self.get(FIELDS, &field_key(sub, &field))?)
+                }
                 Entity::Conflict(sub, field) => {
                     Change::Conflict(self.get(CONFLICTS, &field_key(sub, &field))?)
                 }
@@ -281,7 +295,11 @@ impl Store {
             changes.push((seq, change));
         }
         let cursor = changes.last().map_or(cursor, |(seq, _)| *seq);
-        Ok(Page { changes, cursor, caught_up })
+        Ok(Page {
+            changes,
+            cursor,
+            caught_up,
+        })
     }
 
     /// A record the change log points at; missing means the store is damaged.
@@ -416,21 +434,38 @@ impl<'a> Work<'a> {
         if let Some(old) = old {
             self.batch.delete(CHANGES, old.to_be_bytes().to_vec());
         }
-        self.batch.put(CHANGES, self.seq.to_be_bytes().to_vec(), entity.key());
-        self.batch.put(ENTITY_SEQ, entity.key(), self.seq.to_be_bytes().to_vec());
+        self.batch
+            .put(CHANGES, self.seq.to_be_bytes().to_vec(), entity.key());
+        self.batch
+            .put(ENTITY_SEQ, entity.key(), self.seq.to_be_bytes().to_vec());
         self.entity_seqs.insert(entity, Some(self.seq));
         Ok(self.seq)
     }
 
     fn write_field(&mut self, at: &FieldRef, value: Value, stamp: Stamp) -> Result<FieldState> {
         let version = self.touch(Entity::Field(at.submission, at.field.clone()))?;
-        let state = FieldState { at: at.clone(), value, version, stamp };
+        let state = FieldState {
+            at: at.clone(),
+            value,
+            version,
+            stamp,
+        };
         let bytes = encode(&state);
-        self.batch.put(FIELDS, field_key(at.submission, &at.field), bytes.clone());
-        self.batch.put(REVISIONS, revision_key(at.submission, &at.field, version), bytes);
-        self.fields.insert((at.submission, at.field.clone()), Some(state.clone()));
+        self.batch
+            .put(FIELDS, field_key(at.submission, &at.field), bytes.clone());
+        self.batch.put(
+            REVISIONS,
+            revision_key(at.submission, &at.field, version),
+            bytes,
+        );
+        self.fields
+            .insert((at.submission, at.field.clone()), Some(state.clone()));
         if !self.new_submissions.contains_key(&at.submission)
-            && self.store.engine.get(SUBMISSIONS, at.submission.0.as_bytes())?.is_none()
+            && self
+                .store
+                .engine
+                .get(SUBMISSIONS, at.submission.0.as_bytes())?
+                .is_none()
         {
             let header = SubmissionHeader {
                 id: at.submission,
@@ -438,7 +473,11 @@ impl<'a> Work<'a> {
                 period: at.period,
                 first_seq: version,
             };
-            self.batch.put(SUBMISSIONS, at.submission.0.as_bytes().to_vec(), encode(&header));
+            self.batch.put(
+                SUBMISSIONS,
+                at.submission.0.as_bytes().to_vec(),
+                encode(&header),
+            );
             self.new_submissions.insert(at.submission, header);
         }
         Ok(state)
@@ -447,8 +486,13 @@ impl<'a> Work<'a> {
     fn write_conflict(&mut self, conflict: Conflict) -> Result<()> {
         let at = conflict.at.clone();
         self.touch(Entity::Conflict(at.submission, at.field.clone()))?;
-        self.batch.put(CONFLICTS, field_key(at.submission, &at.field), encode(&conflict));
-        self.conflicts.insert((at.submission, at.field.clone()), Some(conflict));
+        self.batch.put(
+            CONFLICTS,
+            field_key(at.submission, &at.field),
+            encode(&conflict),
+        );
+        self.conflicts
+            .insert((at.submission, at.field.clone()), Some(conflict));
         Ok(())
     }
 
@@ -466,7 +510,10 @@ impl<'a> Work<'a> {
             Err(e) => return Ok(rejected(e.to_string())),
         };
         let at = target.at;
-        let stamp = Stamp { author: target.author, ..stamp };
+        let stamp = Stamp {
+            author: target.author,
+            ..stamp
+        };
         let current = self.field(at.submission, &at.field)?;
         let head = current.as_ref().map_or(0, |c| c.version);
         if m.base_version > head {
@@ -482,19 +529,31 @@ impl<'a> Work<'a> {
                 m.base_version, at.field
             )));
         };
-        let open = self.conflict(at.submission, &at.field)?.is_some_and(|c| c.open);
-        let edit = Edit { value: target.value, base_version: m.base_version, base_value, stamp };
+        let open = self
+            .conflict(at.submission, &at.field)?
+            .is_some_and(|c| c.open);
+        let edit = Edit {
+            value: target.value,
+            base_version: m.base_version,
+            base_value,
+            stamp,
+        };
         let decision = merge::decide(current.as_ref(), open, &edit);
         let becomes_current = matches!(
             decision,
-            Decision::Apply | Decision::Conflict { incoming_wins: true }
+            Decision::Apply
+                | Decision::Conflict {
+                    incoming_wins: true
+                }
         );
         if becomes_current {
             let mut siblings = HashMap::new();
-            for code in related_codes(&catalogue, &at.field) {
-                let key = FieldKey::Indicator(code.clone());
-                if let Some(FieldState { value: Value::Amount(a), .. }) =
-                    self.field(at.submission, &key)?
+            for code in bounding_indicators(&catalogue, &at.field) {
+                let key = FieldKey::Indicator(code.to_owned());
+                if let Some(FieldState {
+                    value: Value::Amount(a),
+                    ..
+                }) = self.field(at.submission, &key)?
                 {
                     siblings.insert(code, a);
                 }
@@ -506,9 +565,10 @@ impl<'a> Work<'a> {
         }
         let (outcome, current) = match decision {
             Decision::Unchanged => (Outcome::Unchanged, current),
-            Decision::Apply => {
-                (Outcome::Applied, Some(self.write_field(&at, edit.value, edit.stamp)?))
-            }
+            Decision::Apply => (
+                Outcome::Applied,
+                Some(self.write_field(&at, edit.value, edit.stamp)?),
+            ),
             Decision::Conflict { incoming_wins } => {
                 let existing = self.conflict(at.submission, &at.field)?;
                 let now = current.clone().ok_or_else(|| Error::Corrupt {
@@ -532,25 +592,18 @@ impl<'a> Work<'a> {
             ),
             _ => String::new(),
         };
-        Ok(MutationResult { id: m.id, outcome, reason, current })
+        Ok(MutationResult {
+            id: m.id,
+            outcome,
+            reason,
+            current,
+        })
     }
 
     fn finish(mut self) -> Batch {
         self.batch.put(META, SEQ_KEY, self.seq.to_be_bytes());
         self.batch
     }
-}
-
-/// Indicator codes whose values bound `field`: its whole and its parts.
-fn related_codes(catalogue: &Catalogue, field: &FieldKey) -> Vec<String> {
-    let FieldKey::Indicator(code) = field else {
-        return Vec::new();
-    };
-    let mut codes: Vec<String> = catalogue.parts_of(code).map(|i| i.code.clone()).collect();
-    if let Some(parent) = catalogue.indicator(code).and_then(|i| i.parent.clone()) {
-        codes.push(parent);
-    }
-    codes
 }
 
 /// The current wall-clock time in milliseconds since the Unix epoch.

@@ -1,0 +1,494 @@
+//! `fieldsync`: the surveyor's command line. Each command opens the tablet's
+//! local store under `--home`, does one thing, and says what it did in plain
+//! words. Everything but `init` and `sync` works offline.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use fieldsync::sync::{Conflict, RawValue};
+use fieldsync::{Catalogue, DeviceId, FieldKey, GeoPoint, Hlc, Level, Period, SubmissionId, Value};
+use fieldsync_client::local::{LocalField, Meta, Tablet};
+use fieldsync_client::sync::{self, Event, Retry};
+use fieldsync_client::{now_ms, Grpc, Remote};
+use fieldsync_store::Sled;
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Record New Rural Development counts offline and sync them"
+)]
+struct Cli {
+    /// Directory of this tablet's local store.
+    #[arg(
+        long,
+        global = true,
+        default_value = ".fieldsync",
+        env = "FIELDSYNC_HOME"
+    )]
+    home: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Set up this tablet: pick a device id and download the catalogue.
+    Init {
+        /// Server address.
+        #[arg(
+            long,
+            default_value = "http://127.0.0.1:50051",
+            env = "FIELDSYNC_SERVER"
+        )]
+        server: String,
+        /// Your name, recorded with every edit.
+        #[arg(long)]
+        author: String,
+    },
+    /// Record values for one village and period, e.g. `road_km=1.25 village_cultural_house=1`.
+    Record {
+        village: String,
+        period: String,
+        /// indicator=value pairs.
+        values: Vec<String>,
+        #[arg(long)]
+        note: Option<String>,
+        /// Where the survey was taken: latitude,longitude.
+        #[arg(long)]
+        location: Option<String>,
+    },
+    /// Delete fields of one village's report (indicator codes, `note`, `location`).
+    Delete {
+        village: String,
+        period: String,
+        #[arg(required = true)]
+        fields: Vec<String>,
+    },
+    /// The reports on this tablet, one line each.
+    List {
+        #[arg(long)]
+        period: Option<String>,
+    },
+    /// One village's report for one period, field by field.
+    Show { village: String, period: String },
+    /// Push pending edits, then pull what others changed.
+    Sync,
+    /// Pending edits, last sync, conflicts and refused edits.
+    Status,
+    /// Org units and their ids; FILTER matches id or name.
+    Villages { filter: Option<String> },
+    /// The indicators that can be recorded.
+    Indicators,
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = run(Cli::parse()).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn open_engine(home: &PathBuf) -> anyhow::Result<Arc<Sled>> {
+    std::fs::create_dir_all(home).with_context(|| format!("cannot create {}", home.display()))?;
+    let engine = Sled::open(&home.join("store"))
+        .with_context(|| format!("cannot open the tablet store in {}", home.display()))?;
+    Ok(Arc::new(engine))
+}
+
+fn open(home: &PathBuf) -> anyhow::Result<Tablet> {
+    Ok(Tablet::open(open_engine(home)?)?)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init { server, author } => {
+            let engine = open_engine(&cli.home)?;
+            let mut remote = Grpc::connect(&server).await?;
+            let catalogue = remote.bootstrap().await?;
+            let meta = Meta {
+                device: DeviceId(uuid::Uuid::new_v4()),
+                server,
+                author,
+                cursor: 0,
+                next_mutation_id: 1,
+                acknowledged_through: 0,
+                hlc: Hlc::default(),
+                last_sync_ms: None,
+            };
+            let tablet = Tablet::init(engine, meta, catalogue)?;
+            let m = tablet.meta();
+            let villages = tablet
+                .catalogue()
+                .org_units
+                .values()
+                .filter(|u| u.level == Level::Village)
+                .count();
+            println!(
+                "tablet {} ready for {} ({} indicators, {} villages); server {}",
+                m.device,
+                m.author,
+                tablet.catalogue().indicators.len(),
+                villages,
+                m.server
+            );
+        }
+        Command::Record {
+            village,
+            period,
+            values,
+            note,
+            location,
+        } => {
+            let tablet = open(&cli.home)?;
+            let mut edits = Vec::new();
+            for pair in &values {
+                let Some((field, value)) = pair.split_once('=') else {
+                    bail!("{pair:?} is not indicator=value (e.g. road_km=1.25)");
+                };
+                edits.push((
+                    field.trim().to_owned(),
+                    RawValue::Amount(value.trim().to_owned()),
+                ));
+            }
+            if let Some(note) = note {
+                edits.push(("note".into(), RawValue::Text(note)));
+            }
+            if let Some(loc) = location {
+                edits.push(("location".into(), RawValue::Point(loc.parse::<GeoPoint>()?)));
+            }
+            let made = tablet.record(&village, &period, &edits, now_ms())?;
+            println!(
+                "recorded {} edit(s) for {} ({period}); {} waiting to sync",
+                made.len(),
+                place(tablet.catalogue(), &village),
+                tablet.outbox_len()?
+            );
+        }
+        Command::Delete {
+            village,
+            period,
+            fields,
+        } => {
+            let tablet = open(&cli.home)?;
+            let edits: Vec<_> = fields.into_iter().map(|f| (f, RawValue::Deleted)).collect();
+            let made = tablet.record(&village, &period, &edits, now_ms())?;
+            println!(
+                "deleted {} field(s); the deletion syncs like any edit",
+                made.len()
+            );
+        }
+        Command::List { period } => {
+            let tablet = open(&cli.home)?;
+            let period: Option<Period> = period.map(|p| p.parse()).transpose()?;
+            let conflicts = tablet.conflicts()?;
+            let mut rows = Vec::new();
+            for fields in tablet.fields()?.values() {
+                let Some(first) = fields.first() else {
+                    continue;
+                };
+                if period.is_some_and(|p| p != first.at.period) {
+                    continue;
+                }
+                let pending = fields.iter().filter(|f| f.pending).count();
+                let open = conflicts
+                    .iter()
+                    .filter(|c| c.open && c.at.submission == first.at.submission)
+                    .count();
+                rows.push(vec![
+                    first.at.village_id.clone(),
+                    first.at.period.to_string(),
+                    place(tablet.catalogue(), &first.at.village_id),
+                    fields
+                        .iter()
+                        .filter(|f| f.value != Value::Deleted)
+                        .count()
+                        .to_string(),
+                    pending.to_string(),
+                    open.to_string(),
+                ]);
+            }
+            if rows.is_empty() {
+                println!(
+                    "no reports on this tablet yet: `fieldsync record` one, or `fieldsync sync`"
+                );
+            } else {
+                print_table(
+                    &[
+                        "village",
+                        "period",
+                        "place",
+                        "fields",
+                        "pending",
+                        "conflicts",
+                    ],
+                    &rows,
+                );
+            }
+        }
+        Command::Show { village, period } => {
+            let tablet = open(&cli.home)?;
+            let period: Period = period.parse()?;
+            let cat = tablet.catalogue();
+            cat.village(&village)?;
+            let sub = SubmissionId::of(&village, period);
+            println!("{} — {period}", place(cat, &village));
+            let fields = tablet.fields()?.remove(&sub).unwrap_or_default();
+            if fields.is_empty() {
+                println!("nothing recorded yet");
+            }
+            let conflicts = tablet.conflicts()?;
+            let mut rows = Vec::new();
+            for f in &fields {
+                let conflict = conflicts.iter().find(|c| c.open && c.at == f.at);
+                rows.push(vec![
+                    f.at.field.to_string(),
+                    show_value(cat, &f.at.field, &f.value),
+                    state(f, conflict),
+                    f.synced
+                        .as_ref()
+                        .map_or(String::new(), |s| s.stamp.author.clone()),
+                ]);
+            }
+            if !rows.is_empty() {
+                print_table(&["field", "value", "state", "last synced author"], &rows);
+            }
+            for c in conflicts
+                .iter()
+                .filter(|c| c.open && c.at.submission == sub)
+            {
+                print_conflict(cat, c, None);
+            }
+        }
+        Command::Sync => {
+            let tablet = open(&cli.home)?;
+            let server = tablet.meta().server;
+            let mut remote = Grpc::connect(&server).await?;
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            let mut progress = |e: Event| match e {
+                Event::Pushed { done, total } => {
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
+                    bar.set_message("pushing");
+                }
+                Event::Pulled { changes } => {
+                    bar.set_message("pulling");
+                    bar.set_length(changes as u64);
+                    bar.set_position(changes as u64);
+                }
+            };
+            let report = sync::sync(&tablet, &mut remote, &Retry::default(), &mut progress).await?;
+            bar.finish_and_clear();
+            println!(
+                "pushed {} edit(s): {} applied, {} unchanged, {} in conflict, {} refused; pulled {} change(s)",
+                report.pushed(),
+                report.applied,
+                report.unchanged,
+                report.conflicts,
+                report.rejected,
+                report.pulled
+            );
+            if report.conflicts + report.rejected > 0 {
+                println!("see `fieldsync status` for the conflicts and refusals");
+            }
+        }
+        Command::Status => {
+            let tablet = open(&cli.home)?;
+            let m = tablet.meta();
+            let cat = tablet.catalogue();
+            println!("tablet   {} ({})", m.device, m.author);
+            println!("server   {}", m.server);
+            println!("pending  {} edit(s) not yet synced", tablet.outbox_len()?);
+            println!(
+                "synced   {}",
+                m.last_sync_ms
+                    .map_or("never".into(), |ms| format!("{} UTC", when(ms)))
+            );
+            let mine: Vec<Conflict> = tablet
+                .conflicts()?
+                .into_iter()
+                .filter(|c| c.open && c.candidates.iter().any(|k| k.stamp.device == m.device))
+                .collect();
+            if mine.is_empty() {
+                println!("conflicts none touching this tablet");
+            } else {
+                println!(
+                    "conflicts {} touching this tablet (a supervisor settles them):",
+                    mine.len()
+                );
+                for c in &mine {
+                    print_conflict(cat, c, Some(m.device));
+                }
+            }
+            let refused = tablet.refusals()?;
+            if !refused.is_empty() {
+                println!(
+                    "refused  {} edit(s) the server did not accept:",
+                    refused.len()
+                );
+                for r in &refused {
+                    let value = match &r.mutation.value {
+                        RawValue::Amount(a) => a.clone(),
+                        RawValue::Text(t) => format!("{t:?}"),
+                        RawValue::Point(p) => p.to_string(),
+                        RawValue::Deleted => "(delete)".into(),
+                    };
+                    println!(
+                        "  #{} {} {} {}={}: {}",
+                        r.mutation.id,
+                        r.mutation.village_id,
+                        r.mutation.period,
+                        r.mutation.field,
+                        value,
+                        r.reason
+                    );
+                }
+            }
+        }
+        Command::Villages { filter } => {
+            let tablet = open(&cli.home)?;
+            let cat = tablet.catalogue();
+            let needle = filter.map(|f| fieldsync::model::nfc(&f).to_lowercase());
+            let rows: Vec<Vec<String>> = cat
+                .org_units
+                .values()
+                .filter(|u| {
+                    needle.as_ref().is_none_or(|n| {
+                        u.id.contains(n.as_str()) || u.name.to_lowercase().contains(n.as_str())
+                    })
+                })
+                .map(|u| vec![u.id.clone(), u.level.as_str().into(), place(cat, &u.id)])
+                .collect();
+            print_table(&["id", "level", "name"], &rows);
+        }
+        Command::Indicators => {
+            let tablet = open(&cli.home)?;
+            let rows: Vec<Vec<String>> = tablet
+                .catalogue()
+                .indicators
+                .values()
+                .map(|i| {
+                    vec![
+                        i.code.clone(),
+                        i.unit.clone(),
+                        i.parent
+                            .clone()
+                            .map_or(String::new(), |p| format!("part of {p}")),
+                        i.name_vi.clone(),
+                    ]
+                })
+                .collect();
+            print_table(&["code", "unit", "of which", "name"], &rows);
+        }
+    }
+    Ok(())
+}
+
+/// "Thôn 1, Xã Phúc Đồng, Huyện Hương Khê".
+fn place(cat: &Catalogue, id: &str) -> String {
+    let mut names = Vec::new();
+    let mut next = cat.org_unit(id);
+    while let Some(unit) = next {
+        if unit.level != Level::Province {
+            names.push(unit.name.clone());
+        }
+        next = unit.parent.as_deref().and_then(|p| cat.org_unit(p));
+    }
+    if names.is_empty() {
+        id.to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn show_value(cat: &Catalogue, field: &FieldKey, value: &Value) -> String {
+    match (field, value) {
+        (FieldKey::Indicator(code), Value::Amount(a)) => {
+            match cat.indicator(code).map(|i| i.unit.as_str()) {
+                Some("count") | None => a.to_string(),
+                Some(unit) => format!("{a} {unit}"),
+            }
+        }
+        _ => value.to_string(),
+    }
+}
+
+fn state(f: &LocalField, conflict: Option<&Conflict>) -> String {
+    match (f.pending, conflict) {
+        (true, _) => "pending sync".into(),
+        (false, Some(_)) => "in conflict".into(),
+        (false, None) => "synced".into(),
+    }
+}
+
+fn when(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms))
+        .to_string()
+        .replace('T', " ")
+        .trim_end_matches('Z')
+        .to_owned()
+}
+
+fn print_conflict(cat: &Catalogue, c: &Conflict, me: Option<DeviceId>) {
+    let base = match c.base_version {
+        0 => "empty".to_owned(),
+        _ => show_value(cat, &c.at.field, &c.base_value),
+    };
+    println!(
+        "  {} ({}) {}: was {base}, now",
+        place(cat, &c.at.village_id),
+        c.at.period,
+        c.at.field,
+    );
+    let winner = c.candidates.len().saturating_sub(1);
+    for (i, k) in c.candidates.iter().enumerate() {
+        let device = k.stamp.device.to_string();
+        println!(
+            "      {:<12} by {} (tablet {}{}) at {} UTC{}",
+            show_value(cat, &c.at.field, &k.value),
+            k.stamp.author,
+            &device[..8],
+            if Some(k.stamp.device) == me {
+                ", this one"
+            } else {
+                ""
+            },
+            when(k.stamp.received_at_ms),
+            if i == winner {
+                "  ← shown until settled"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
+/// Aligned columns; widths count characters, so Vietnamese names line up.
+fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(headers.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}

@@ -1,0 +1,194 @@
+//! The server as the sync engine sees it: a small trait, implemented over
+//! gRPC for real use and in-process for tests that drop replies on purpose.
+
+use std::future::Future;
+use std::time::Duration;
+
+use fieldsync::sync::{Mutation, MutationResult, Page};
+use fieldsync::{Catalogue, DeviceId, Hlc};
+use fieldsync_proto::v1::sync_client::SyncClient;
+use fieldsync_proto::v1::{BootstrapRequest, PullRequest, PushRequest, StatusRequest};
+use fieldsync_proto::{convert, SCHEMA_VERSION};
+use tokio_stream::StreamExt;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::{Error, Result};
+
+/// The server's answer to a push.
+#[derive(Clone, Debug)]
+pub struct Pushed {
+    pub results: Vec<MutationResult>,
+    pub server_hlc: Hlc,
+}
+
+/// What the server says about itself and this device.
+#[derive(Clone, Debug)]
+pub struct ServerStatus {
+    pub head_seq: u64,
+    pub last_mutation_id: u64,
+    pub server_time_ms: u64,
+    pub server_version: String,
+}
+
+/// The operations of the sync protocol.
+pub trait Remote {
+    fn bootstrap(&mut self) -> impl Future<Output = Result<Catalogue>> + Send;
+
+    fn push(
+        &mut self,
+        device: DeviceId,
+        mutations: Vec<Mutation>,
+        acknowledged_through: u64,
+    ) -> impl Future<Output = Result<Pushed>> + Send;
+
+    /// Streams pages after `cursor` into `on_page` until caught up; stops at
+    /// the first error of either side. Pages handed over before an error stay
+    /// handed over.
+    fn pull(
+        &mut self,
+        device: DeviceId,
+        cursor: u64,
+        on_page: &mut (dyn FnMut(Page, Hlc) -> Result<()> + Send),
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    fn status(&mut self, device: DeviceId) -> impl Future<Output = Result<ServerStatus>> + Send;
+}
+
+/// The real server, over gRPC.
+#[derive(Clone)]
+pub struct Grpc {
+    client: SyncClient<Channel>,
+}
+
+/// Largest message the client accepts or sends.
+const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+impl Grpc {
+    /// Connects to `url` (e.g. `http://127.0.0.1:50051`).
+    pub async fn connect(url: &str) -> Result<Grpc> {
+        let endpoint = Endpoint::from_shared(url.to_owned())
+            .map_err(|e| Error::Invalid(format!("{url:?} is not a server address: {e}")))?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60));
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| Error::Unreachable(format!("{url}: {e}")))?;
+        Ok(Grpc {
+            client: SyncClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        })
+    }
+}
+
+fn bad_reply(e: fieldsync::Error) -> Error {
+    Error::Refused(format!(
+        "the server sent something this client cannot read: {e}"
+    ))
+}
+
+impl Remote for Grpc {
+    async fn bootstrap(&mut self) -> Result<Catalogue> {
+        let reply = self
+            .client
+            .bootstrap(BootstrapRequest {
+                schema_version: SCHEMA_VERSION,
+            })
+            .await?
+            .into_inner();
+        let indicators = reply
+            .indicators
+            .into_iter()
+            .map(convert::indicator_from_wire)
+            .collect::<fieldsync::Result<Vec<_>>>()
+            .map_err(bad_reply)?;
+        let org_units = reply
+            .org_units
+            .into_iter()
+            .map(convert::org_unit_from_wire)
+            .collect::<fieldsync::Result<Vec<_>>>()
+            .map_err(bad_reply)?;
+        Catalogue::new(indicators, org_units).map_err(bad_reply)
+    }
+
+    async fn push(
+        &mut self,
+        device: DeviceId,
+        mutations: Vec<Mutation>,
+        acknowledged_through: u64,
+    ) -> Result<Pushed> {
+        let request = PushRequest {
+            schema_version: SCHEMA_VERSION,
+            device_id: device.to_string(),
+            mutations: mutations.iter().map(convert::mutation_to_wire).collect(),
+            acknowledged_through,
+        };
+        let reply = self.client.push(request).await?.into_inner();
+        let results = reply
+            .results
+            .into_iter()
+            .map(convert::result_from_wire)
+            .collect::<fieldsync::Result<Vec<_>>>()
+            .map_err(bad_reply)?;
+        Ok(Pushed {
+            results,
+            server_hlc: Hlc(reply.server_hlc),
+        })
+    }
+
+    async fn pull(
+        &mut self,
+        device: DeviceId,
+        cursor: u64,
+        on_page: &mut (dyn FnMut(Page, Hlc) -> Result<()> + Send),
+    ) -> Result<()> {
+        let request = PullRequest {
+            schema_version: SCHEMA_VERSION,
+            device_id: device.to_string(),
+            cursor,
+            page_size: 0,
+        };
+        let mut stream = self.client.pull(request).await?.into_inner();
+        while let Some(page) = stream.next().await {
+            let page = page?;
+            let changes = page
+                .changes
+                .into_iter()
+                .map(convert::change_from_wire)
+                .collect::<fieldsync::Result<Vec<_>>>()
+                .map_err(bad_reply)?;
+            let caught_up = page.caught_up;
+            on_page(
+                Page {
+                    changes,
+                    cursor: page.cursor,
+                    caught_up,
+                },
+                Hlc(page.server_hlc),
+            )?;
+            if caught_up {
+                return Ok(());
+            }
+        }
+        Err(Error::Unreachable(
+            "the server closed the pull before the last page".into(),
+        ))
+    }
+
+    async fn status(&mut self, device: DeviceId) -> Result<ServerStatus> {
+        let reply = self
+            .client
+            .status(StatusRequest {
+                device_id: device.to_string(),
+            })
+            .await?
+            .into_inner();
+        Ok(ServerStatus {
+            head_seq: reply.head_seq,
+            last_mutation_id: reply.last_mutation_id,
+            server_time_ms: reply.server_time_ms,
+            server_version: reply.server_version,
+        })
+    }
+}

@@ -1,0 +1,146 @@
+//! The sync engine: push the outbox in batches, then pull until caught up,
+//! retrying with backoff when the server cannot be reached. Safe to interrupt
+//! at any point and run again: every step is stored before the next, pushes
+//! are idempotent, and pulls resume from the stored cursor.
+
+use std::time::Duration;
+
+use fieldsync::sync::Outcome;
+
+use crate::error::{Error, Result};
+use crate::local::Tablet;
+use crate::remote::Remote;
+
+/// Mutations per push.
+pub const PUSH_BATCH: usize = 500;
+
+/// How hard to try when the server cannot be reached.
+#[derive(Clone, Debug)]
+pub struct Retry {
+    /// Retries after the first attempt of each step.
+    pub retries: u32,
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            retries: 5,
+            first_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(8),
+        }
+    }
+}
+
+impl Retry {
+    /// No waiting between attempts (tests).
+    pub fn immediate(retries: u32) -> Self {
+        Retry {
+            retries,
+            first_delay: Duration::ZERO,
+            max_delay: Duration::ZERO,
+        }
+    }
+
+    /// Sleeps before retry number `attempt` (0-based), or gives `err` back if
+    /// it is not worth retrying or attempts are used up.
+    async fn pause(&self, attempt: u32, err: Error) -> Result<()> {
+        if !err.is_transient() || attempt >= self.retries {
+            return Err(err);
+        }
+        let delay = self
+            .first_delay
+            .saturating_mul(2u32.saturating_pow(attempt))
+            .min(self.max_delay);
+        tracing::warn!(attempt = attempt + 1, ?delay, error = %err, "retrying");
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
+}
+
+/// Progress of a sync, for a progress bar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// `done` of `total` outbox edits pushed.
+    Pushed { done: usize, total: usize },
+    /// Another page stored, `changes` in all so far.
+    Pulled { changes: usize },
+}
+
+/// What one sync did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub applied: usize,
+    pub unchanged: usize,
+    pub conflicts: usize,
+    pub rejected: usize,
+    pub pulled: usize,
+}
+
+impl Report {
+    pub fn pushed(&self) -> usize {
+        self.applied + self.unchanged + self.conflicts + self.rejected
+    }
+}
+
+/// Pushes everything pending, then pulls until caught up.
+pub async fn sync<R: Remote>(
+    tablet: &Tablet,
+    remote: &mut R,
+    retry: &Retry,
+    progress: &mut (dyn FnMut(Event) + Send),
+) -> Result<Report> {
+    let mut report = Report::default();
+    let total = tablet.outbox_len()?;
+    loop {
+        let batch = tablet.outbox(PUSH_BATCH)?;
+        if batch.is_empty() {
+            break;
+        }
+        let meta = tablet.meta();
+        let mut attempt = 0;
+        let pushed = loop {
+            match remote
+                .push(meta.device, batch.clone(), meta.acknowledged_through)
+                .await
+            {
+                Ok(p) => break p,
+                Err(e) => retry.pause(attempt, e).await?,
+            }
+            attempt += 1;
+        };
+        tablet.apply_push(&pushed.results, pushed.server_hlc)?;
+        for r in &pushed.results {
+            match r.outcome {
+                Outcome::Applied | Outcome::Forgotten => report.applied += 1,
+                Outcome::Unchanged => report.unchanged += 1,
+                Outcome::Conflict => report.conflicts += 1,
+                Outcome::Rejected => report.rejected += 1,
+            }
+        }
+        progress(Event::Pushed {
+            done: report.pushed().min(total),
+            total,
+        });
+    }
+    let device = tablet.meta().device;
+    let mut attempt = 0;
+    loop {
+        let cursor = tablet.meta().cursor;
+        let mut on_page = |page: fieldsync::sync::Page, hlc| {
+            tablet.apply_page(&page, hlc, crate::now_ms())?;
+            report.pulled += page.changes.len();
+            progress(Event::Pulled {
+                changes: report.pulled,
+            });
+            Ok(())
+        };
+        match remote.pull(device, cursor, &mut on_page).await {
+            Ok(()) => break,
+            Err(e) => retry.pause(attempt, e).await?,
+        }
+        attempt += 1;
+    }
+    Ok(report)
+}
