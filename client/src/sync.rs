@@ -91,20 +91,30 @@ pub async fn sync<R: Remote>(
     retry: &Retry,
     progress: &mut (dyn FnMut(Event) + Send),
 ) -> Result<Report> {
+    let mut report = push(tablet, remote, retry, progress).await?;
+    report.pulled = pull(tablet, remote, retry, progress).await?;
+    Ok(report)
+}
+
+/// Pushes the outbox in batches; each batch's results are stored before the
+/// next is sent.
+pub async fn push<R: Remote>(
+    tablet: &Tablet,
+    remote: &mut R,
+    retry: &Retry,
+    progress: &mut (dyn FnMut(Event) + Send),
+) -> Result<Report> {
     let mut report = Report::default();
     let total = tablet.outbox_len()?;
     loop {
         let batch = tablet.outbox(PUSH_BATCH)?;
         if batch.is_empty() {
-            break;
+            return Ok(report);
         }
         let meta = tablet.meta();
         let mut attempt = 0;
         let pushed = loop {
-            match remote
-                .push(meta.device, batch.clone(), meta.acknowledged_through)
-                .await
-            {
+            match remote.push(meta.device, batch.clone(), meta.acknowledged_through).await {
                 Ok(p) => break p,
                 Err(e) => retry.pause(attempt, e).await?,
             }
@@ -119,28 +129,33 @@ pub async fn sync<R: Remote>(
                 Outcome::Rejected => report.rejected += 1,
             }
         }
-        progress(Event::Pushed {
-            done: report.pushed().min(total),
-            total,
-        });
+        progress(Event::Pushed { done: report.pushed().min(total), total });
     }
+}
+
+/// Pulls from the stored cursor until caught up, storing each page with its
+/// cursor. Returns how many changes arrived.
+pub async fn pull<R: Remote>(
+    tablet: &Tablet,
+    remote: &mut R,
+    retry: &Retry,
+    progress: &mut (dyn FnMut(Event) + Send),
+) -> Result<usize> {
     let device = tablet.meta().device;
+    let mut pulled = 0;
     let mut attempt = 0;
     loop {
         let cursor = tablet.meta().cursor;
         let mut on_page = |page: fieldsync::sync::Page, hlc| {
             tablet.apply_page(&page, hlc, crate::now_ms())?;
-            report.pulled += page.changes.len();
-            progress(Event::Pulled {
-                changes: report.pulled,
-            });
+            pulled += page.changes.len();
+            progress(Event::Pulled { changes: pulled });
             Ok(())
         };
         match remote.pull(device, cursor, &mut on_page).await {
-            Ok(()) => break,
+            Ok(()) => return Ok(pulled),
             Err(e) => retry.pause(attempt, e).await?,
         }
         attempt += 1;
     }
-    Ok(report)
 }

@@ -1,0 +1,144 @@
+//! Shared harness of the end-to-end tests: an in-process server on port 0
+//! over a sled store in a temp dir, and tablets with their own temp stores.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use fieldsync::demo;
+use fieldsync::{DeviceId, Hlc};
+use fieldsync_client::local::{Meta, Tablet};
+use fieldsync_client::sync::{self, Report, Retry};
+use fieldsync_client::{Grpc, Remote};
+use fieldsync_server::{serve, Limits, Store};
+use fieldsync_store::Sled;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The sample village of the demo catalogue, and the period used throughout.
+pub const VILLAGE: &str = demo::SAMPLE_VILLAGE;
+pub const PERIOD: &str = "2022";
+
+/// A running server.
+pub struct TestServer {
+    pub url: String,
+    pub store: Arc<Store>,
+    pub dir: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+/// Starts a server on `127.0.0.1:0` over the sled store in `dir` (created
+/// with the demo catalogue if empty).
+pub async fn start_server(dir: &Path) -> TestServer {
+    start_server_with(dir, Limits::default()).await
+}
+
+pub async fn start_server_with(dir: &Path, limits: Limits) -> TestServer {
+    let engine = Sled::open(dir).expect("open sled");
+    let store = Arc::new(Store::open(Arc::new(engine), demo::catalogue).expect("open store"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = oneshot::channel();
+    let handle = tokio::spawn(serve(listener, Arc::clone(&store), limits, async {
+        let _ = rx.await;
+    }));
+    TestServer { url, store, dir: dir.to_owned(), shutdown: Some(tx), handle }
+}
+
+impl TestServer {
+    /// Shuts down gracefully and releases the store.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.handle.await.expect("server task").expect("server ran cleanly");
+        let store = self.store;
+        // The store (and sled's lock on the directory) goes once the last user is gone.
+        for _ in 0..200 {
+            if Arc::strong_count(&store) == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        drop(store);
+    }
+
+    /// Stops and starts again on the same directory (a new port).
+    pub async fn restart(self) -> TestServer {
+        let dir = self.dir.clone();
+        self.stop().await;
+        start_server(&dir).await
+    }
+
+    pub async fn remote(&self) -> Grpc {
+        Grpc::connect(&self.url).await.expect("connect")
+    }
+}
+
+/// A tablet with its own sled store, initialised against `url`.
+pub struct TestTablet {
+    pub tablet: Tablet,
+    pub dir: TempDir,
+}
+
+impl TestTablet {
+    pub async fn new(url: &str, author: &str) -> TestTablet {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Arc::new(Sled::open(dir.path()).expect("open tablet store"));
+        let mut remote = Grpc::connect(url).await.expect("connect");
+        let catalogue = remote.bootstrap().await.expect("bootstrap");
+        let meta = Meta {
+            device: DeviceId(uuid::Uuid::new_v4()),
+            server: url.to_owned(),
+            author: author.to_owned(),
+            cursor: 0,
+            next_mutation_id: 1,
+            acknowledged_through: 0,
+            hlc: Hlc::default(),
+            last_sync_ms: None,
+        };
+        let tablet = Tablet::init(engine, meta, catalogue).expect("init tablet");
+        TestTablet { tablet, dir }
+    }
+
+    /// Records `field=value` pairs for the sample village.
+    pub fn record(&self, pairs: &[(&str, &str)]) {
+        self.record_at(VILLAGE, PERIOD, pairs);
+    }
+
+    pub fn record_at(&self, village: &str, period: &str, pairs: &[(&str, &str)]) {
+        let edits: Vec<_> = pairs
+            .iter()
+            .map(|(f, v)| {
+                (f.to_string(), fieldsync::sync::RawValue::Amount(v.to_string()))
+            })
+            .collect();
+        self.tablet
+            .record(village, period, &edits, fieldsync_client::now_ms())
+            .expect("record");
+    }
+
+    /// Syncs with the server at `url` (which may have moved after a restart).
+    pub async fn sync(&self, url: &str) -> Report {
+        let mut remote = Grpc::connect(url).await.expect("connect");
+        sync::sync(&self.tablet, &mut remote, &Retry::immediate(0), &mut |_| {})
+            .await
+            .expect("sync")
+    }
+
+    pub fn device(&self) -> DeviceId {
+        self.tablet.meta().device
+    }
+
+    /// The value this tablet shows for a field of the sample village.
+    pub fn shows(&self, field: &str) -> Option<String> {
+        let sub = fieldsync::SubmissionId::of(VILLAGE, PERIOD.parse().expect("period"));
+        self.tablet
+            .field(sub, &fieldsync::FieldKey::parse(field))
+            .expect("read field")
+            .map(|f| f.value.to_string())
+    }
+}
