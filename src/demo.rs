@@ -16,8 +16,25 @@ pub const SAMPLE_COMMUNE: &str = "ha-tinh.huong-khe.phuc-dong";
 /// Villages per demo commune.
 const VILLAGES_PER_COMMUNE: usize = 3;
 
-/// (slug, name) of each district-level unit, with (slug, name) of its communes.
-const DISTRICTS: &[(&str, &str, &[(&str, &str)])] = &[
+/// (slug, name) of a district-level unit, with (slug, name) of its communes.
+type District = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+/// (code, Vietnamese, English, unit, kind, parent, max per village).
+type IndicatorRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    ValueKind,
+    Option<&'static str>,
+    i64,
+);
+
+const DISTRICTS: &[District] = &[
     (
         "tp-ha-tinh",
         "Thành phố Hà Tĩnh",
@@ -114,8 +131,7 @@ const DISTRICTS: &[(&str, &str, &[(&str, &str)])] = &[
 pub fn indicators() -> Vec<Indicator> {
     let km = ValueKind::Decimal { scale: 2 };
     let count = ValueKind::Integer;
-    // (code, Vietnamese, English, unit, kind, parent, max per village)
-    let rows: [(&str, &str, &str, &str, ValueKind, Option<&str>, i64); 12] = [
+    let rows: [IndicatorRow; 12] = [
         (
             "road_km",
             "Đường giao thông nông thôn xây dựng, nâng cấp",

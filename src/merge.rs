@@ -96,7 +96,7 @@ fn add_candidate(candidates: &mut Vec<Candidate>, value: &Value, stamp: &Stamp) 
             stamp: stamp.clone(),
         }),
     }
-    candidates.sort_by(|a, b| (a.stamp.hlc, a.stamp.device).cmp(&(b.stamp.hlc, b.stamp.device)));
+    candidates.sort_by_key(|c| (c.stamp.hlc, c.stamp.device));
 }
 
 #[cfg(test)]

@@ -61,21 +61,47 @@ async fn same_field_different_values_is_one_conflict_both_tablets_see() {
     a.sync(&server.url).await;
 
     // Counts are never summed: the current value is one of the two, not 5.
-    let current = server.store.field(sub(), &key("village_cultural_house")).unwrap().unwrap();
-    assert!(matches!(current.value.to_string().as_str(), "2" | "3"), "{current:?}");
-    let conflict = server.store.conflict(sub(), &key("village_cultural_house")).unwrap().unwrap();
+    let current = server
+        .store
+        .field(sub(), &key("village_cultural_house"))
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(current.value.to_string().as_str(), "2" | "3"),
+        "{current:?}"
+    );
+    let conflict = server
+        .store
+        .conflict(sub(), &key("village_cultural_house"))
+        .unwrap()
+        .unwrap();
     assert!(conflict.open);
     assert_eq!(conflict.base_version, 0);
-    let mut kept: Vec<String> = conflict.candidates.iter().map(|c| c.value.to_string()).collect();
+    let mut kept: Vec<String> = conflict
+        .candidates
+        .iter()
+        .map(|c| c.value.to_string())
+        .collect();
     kept.sort();
     assert_eq!(kept, ["2", "3"]);
-    let authors: Vec<_> = conflict.candidates.iter().map(|c| c.stamp.author.as_str()).collect();
+    let authors: Vec<_> = conflict
+        .candidates
+        .iter()
+        .map(|c| c.stamp.author.as_str())
+        .collect();
     assert!(authors.contains(&"Nguyễn Văn An") && authors.contains(&"Trần Thị Bình"));
 
     for t in [&a, &b] {
         let conflicts = t.tablet.conflicts().unwrap();
-        assert_eq!(conflicts, vec![conflict.clone()], "every tablet holds the same conflict");
-        assert_eq!(t.shows("village_cultural_house"), Some(current.value.to_string()));
+        assert_eq!(
+            conflicts,
+            vec![conflict.clone()],
+            "every tablet holds the same conflict"
+        );
+        assert_eq!(
+            t.shows("village_cultural_house"),
+            Some(current.value.to_string())
+        );
     }
     server.stop().await;
 }
@@ -91,7 +117,11 @@ async fn equal_values_from_two_tablets_are_not_a_conflict() {
     a.sync(&server.url).await;
     let rb = b.sync(&server.url).await;
     assert_eq!((rb.conflicts, rb.applied + rb.unchanged), (0, 1));
-    assert!(server.store.conflict(sub(), &key("road_km")).unwrap().is_none());
+    assert!(server
+        .store
+        .conflict(sub(), &key("road_km"))
+        .unwrap()
+        .is_none());
     server.stop().await;
 }
 
@@ -106,17 +136,32 @@ async fn an_edit_racing_a_delete_is_a_conflict_not_a_loss() {
     b.sync(&server.url).await;
 
     a.tablet
-        .record(VILLAGE, PERIOD, &[("playground".into(), RawValue::Deleted)], fieldsync_client::now_ms())
+        .record(
+            VILLAGE,
+            PERIOD,
+            &[("playground".into(), RawValue::Deleted)],
+            fieldsync_client::now_ms(),
+        )
         .unwrap();
     b.record(&[("playground", "2")]);
     a.sync(&server.url).await;
     b.sync(&server.url).await;
     a.sync(&server.url).await;
 
-    let conflict = server.store.conflict(sub(), &key("playground")).unwrap().expect("a conflict");
+    let conflict = server
+        .store
+        .conflict(sub(), &key("playground"))
+        .unwrap()
+        .expect("a conflict");
     let values: Vec<&Value> = conflict.candidates.iter().map(|c| &c.value).collect();
-    assert!(values.contains(&&Value::Deleted), "the delete is kept: {values:?}");
-    assert!(values.iter().any(|v| v.to_string() == "2"), "the edit is kept: {values:?}");
+    assert!(
+        values.contains(&&Value::Deleted),
+        "the delete is kept: {values:?}"
+    );
+    assert!(
+        values.iter().any(|v| v.to_string() == "2"),
+        "the edit is kept: {values:?}"
+    );
     assert_eq!(conflict.base_value.to_string(), "1");
     assert_eq!(a.tablet.conflicts().unwrap(), b.tablet.conflicts().unwrap());
     server.stop().await;
@@ -145,8 +190,19 @@ async fn a_replayed_push_changes_nothing_and_gets_the_same_results() {
     assert_eq!(first.results, again.results);
     assert_eq!(server.store.head().unwrap(), head);
     assert_eq!(first.results[0].outcome, Outcome::Applied);
-    assert_eq!(first.results[1].outcome, Outcome::Rejected, "a part above its whole");
-    assert_eq!(server.store.revisions(sub(), &key("road_km")).unwrap().len(), 1);
+    assert_eq!(
+        first.results[1].outcome,
+        Outcome::Rejected,
+        "a part above its whole"
+    );
+    assert_eq!(
+        server
+            .store
+            .revisions(sub(), &key("road_km"))
+            .unwrap()
+            .len(),
+        1
+    );
     server.stop().await;
 }
 
@@ -161,7 +217,9 @@ async fn a_restart_between_push_and_pull_loses_nothing() {
 
     a.record(&[("canal_km", "4.2"), ("canal_cement_km", "1.1")]);
     let mut remote = server.remote().await;
-    engine::push(&a.tablet, &mut remote, &Retry::immediate(0), &mut |_| {}).await.unwrap();
+    engine::push(&a.tablet, &mut remote, &Retry::immediate(0), &mut |_| {})
+        .await
+        .unwrap();
     assert_eq!(a.tablet.outbox_len().unwrap(), 0);
 
     let server = server.restart().await;
@@ -203,9 +261,19 @@ async fn a_pull_never_hides_an_edit_not_yet_pushed() {
 
     a.record(&[("village_sports_area", "4")]);
     let mut remote = server.remote().await;
-    engine::pull(&a.tablet, &mut remote, &Retry::immediate(0), &mut |_| {}).await.unwrap();
-    assert_eq!(a.shows("village_sports_area").as_deref(), Some("4"), "the pending edit stays on top");
-    let local = a.tablet.field(sub(), &key("village_sports_area")).unwrap().unwrap();
+    engine::pull(&a.tablet, &mut remote, &Retry::immediate(0), &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        a.shows("village_sports_area").as_deref(),
+        Some("4"),
+        "the pending edit stays on top"
+    );
+    let local = a
+        .tablet
+        .field(sub(), &key("village_sports_area"))
+        .unwrap()
+        .unwrap();
     assert!(local.pending);
     assert_eq!(local.synced.unwrap().value.to_string(), "1");
     assert_eq!(a.tablet.outbox_len().unwrap(), 1);
@@ -251,7 +319,9 @@ async fn health_reports_serving() {
         .unwrap();
     let mut health = HealthClient::new(channel);
     let reply = health
-        .check(HealthCheckRequest { service: "fieldsync.v1.Sync".into() })
+        .check(HealthCheckRequest {
+            service: "fieldsync.v1.Sync".into(),
+        })
         .await
         .unwrap()
         .into_inner();

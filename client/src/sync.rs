@@ -114,7 +114,10 @@ pub async fn push<R: Remote>(
         let meta = tablet.meta();
         let mut attempt = 0;
         let pushed = loop {
-            match remote.push(meta.device, batch.clone(), meta.acknowledged_through).await {
+            match remote
+                .push(meta.device, batch.clone(), meta.acknowledged_through)
+                .await
+            {
                 Ok(p) => break p,
                 Err(e) => retry.pause(attempt, e).await?,
             }
@@ -129,7 +132,10 @@ pub async fn push<R: Remote>(
                 Outcome::Rejected => report.rejected += 1,
             }
         }
-        progress(Event::Pushed { done: report.pushed().min(total), total });
+        progress(Event::Pushed {
+            done: report.pushed().min(total),
+            total,
+        });
     }
 }
 

@@ -22,19 +22,35 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Key-value pairs, in key order.
 pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// One write of a batch: a put, or a delete when `value` is `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Write {
+    tree: &'static str,
+    key: Vec<u8>,
+    value: Option<Vec<u8>>,
+}
+
 /// Writes to several trees that land together or not at all.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Batch {
-    ops: Vec<(&'static str, Vec<u8>, Option<Vec<u8>>)>,
+    ops: Vec<Write>,
 }
 
 impl Batch {
     pub fn put(&mut self, tree: &'static str, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.ops.push((tree, key.into(), Some(value.into())));
+        self.ops.push(Write {
+            tree,
+            key: key.into(),
+            value: Some(value.into()),
+        });
     }
 
     pub fn delete(&mut self, tree: &'static str, key: impl Into<Vec<u8>>) {
-        self.ops.push((tree, key.into(), None));
+        self.ops.push(Write {
+            tree,
+            key: key.into(),
+            value: None,
+        });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -94,10 +110,12 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+type Tree = BTreeMap<Vec<u8>, Vec<u8>>;
+
 /// An in-memory engine for tests: nothing survives the process.
 #[derive(Debug, Default)]
 pub struct Memory {
-    trees: RwLock<HashMap<&'static str, BTreeMap<Vec<u8>, Vec<u8>>>>,
+    trees: RwLock<HashMap<&'static str, Tree>>,
 }
 
 impl Memory {
@@ -148,7 +166,7 @@ impl Engine for Memory {
 
     fn commit(&self, batch: Batch) -> Result<()> {
         let mut trees = self.trees.write().map_err(poisoned)?;
-        for (tree, key, value) in batch.ops {
+        for Write { tree, key, value } in batch.ops {
             let t = trees.entry(tree).or_default();
             match value {
                 Some(v) => t.insert(key, v),
@@ -230,7 +248,7 @@ impl Engine for Sled {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut names: Vec<&'static str> = batch.ops.iter().map(|(t, _, _)| *t).collect();
+        let mut names: Vec<&'static str> = batch.ops.iter().map(|w| w.tree).collect();
         names.sort_unstable();
         names.dedup();
         let trees = names
@@ -242,7 +260,7 @@ impl Engine for Sled {
         trees
             .as_slice()
             .transaction(|tx| {
-                for (tree, key, value) in &batch.ops {
+                for Write { tree, key, value } in &batch.ops {
                     let t = &tx[index(tree)];
                     match value {
                         Some(v) => t.insert(key.as_slice(), v.as_slice())?,
