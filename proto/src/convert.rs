@@ -207,6 +207,7 @@ pub fn field_state_to_wire(s: &FieldState) -> v1::FieldState {
         device_id: s.stamp.device.to_string(),
         author: s.stamp.author.clone(),
         received_at_ms: s.stamp.received_at_ms,
+        mutation_id: s.stamp.mutation_id,
     }
 }
 
@@ -220,7 +221,7 @@ pub fn field_state_from_wire(s: v1::FieldState) -> Result<FieldState> {
             device: device_from_wire(&s.device_id)?,
             author: s.author,
             received_at_ms: s.received_at_ms,
-            mutation_id: 0,
+            mutation_id: s.mutation_id,
         },
     })
 }

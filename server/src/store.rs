@@ -194,7 +194,7 @@ impl Store {
         now_ms: u64,
     ) -> Result<Vec<MutationResult>> {
         for pair in mutations.windows(2) {
-            if pair[1].id != pair[0].id + 1 {
+            if pair[0].id.checked_add(1) != Some(pair[1].id) {
                 return Err(Error::Invalid(format!(
                     "mutation ids must be consecutive within a push: {} is followed by {}",
                     pair[0].id, pair[1].id
@@ -333,6 +333,15 @@ impl Store {
             .get(CONFLICTS, &field_key(sub, field))?
             .map(|b| decode(CONFLICTS, &b))
             .transpose()
+    }
+
+    /// Every conflict, open or settled, in field order.
+    pub fn conflicts(&self) -> Result<Vec<Conflict>> {
+        self.engine
+            .scan(CONFLICTS, Bound::Unbounded, Bound::Unbounded, usize::MAX)?
+            .iter()
+            .map(|(_, v)| decode(CONFLICTS, v))
+            .collect()
     }
 
     /// Every submission, in id order.

@@ -1,0 +1,375 @@
+//! Randomized sync simulation. Several tablets record random edits and deletes
+//! offline and sync in random order against one server, through a link that
+//! fails before commit, drops replies after commit, and cuts pulls short; the
+//! server and tablets restart at random. Over many seeds:
+//! - every tablet converges to the server's state (fields and conflicts);
+//! - every mutation reaches the server exactly once, and its value is current,
+//!   in the field's history, in a conflict, or in the tablet's refusals.
+//!
+//! `FIELDSYNC_SEED=N` replays one seed; `FIELDSYNC_SEEDS=K` runs K seeds.
+//! A failure names its seed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use fieldsync::sync::{FieldState, Mutation, MutationResult, Outcome, Page, RawValue};
+use fieldsync::{demo, DeviceId, FieldKey, Hlc, Period, SubmissionId};
+use fieldsync_client::local::{Meta, Tablet};
+use fieldsync_client::remote::{Pushed, Remote, ServerStatus};
+use fieldsync_client::sync::{self, Retry};
+use fieldsync_client::{Error, Result};
+use fieldsync_server::Store;
+use fieldsync_store::{Engine, Memory};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const TABLETS: usize = 6;
+const STEPS: usize = 250;
+const DEFAULT_SEEDS: u64 = 40;
+const PAGE: usize = 7;
+
+const VILLAGES: [&str; 3] = [
+    demo::SAMPLE_VILLAGE,
+    "ha-tinh.huong-khe.phuc-dong.thon-2",
+    "ha-tinh.can-loc.gia-hanh.thon-1",
+];
+const PERIODS: [&str; 2] = ["2022", "2023-Q1"];
+const FIELDS: [&str; 5] = [
+    "road_km",
+    "road_cement_km",
+    "playground",
+    "village_cultural_house",
+    "note",
+];
+
+/// The server plus a faulty link to it, shared by every tablet.
+struct Net {
+    engine: Arc<Memory>,
+    store: Mutex<Arc<Store>>,
+    rng: Mutex<StdRng>,
+    faults: Mutex<bool>,
+    /// Every fresh result the server produced, by (device, mutation id).
+    results: Mutex<HashMap<(DeviceId, u64), MutationResult>>,
+}
+
+impl Net {
+    fn store(&self) -> Arc<Store> {
+        Arc::clone(&self.store.lock().unwrap())
+    }
+
+    fn restart(&self) {
+        let store = Store::open(self.engine.clone() as Arc<dyn Engine>, demo::catalogue).unwrap();
+        *self.store.lock().unwrap() = Arc::new(store);
+    }
+
+    /// True with probability `p` while faults are on.
+    fn fault(&self, p: f64) -> bool {
+        *self.faults.lock().unwrap() && self.rng.lock().unwrap().random_bool(p)
+    }
+}
+
+fn lost(what: &str) -> Error {
+    Error::Unreachable(format!("simulated: {what}"))
+}
+
+struct Link(Arc<Net>);
+
+impl Remote for Link {
+    async fn bootstrap(&mut self) -> Result<fieldsync::Catalogue> {
+        Ok(self.0.store().catalogue().clone())
+    }
+
+    async fn push(
+        &mut self,
+        device: DeviceId,
+        mutations: Vec<Mutation>,
+        acked: u64,
+    ) -> Result<Pushed> {
+        if self.0.fault(0.15) {
+            return Err(lost("request lost before reaching the server"));
+        }
+        let store = self.0.store();
+        let before = store.device(device).unwrap().last_mutation_id;
+        let results = store
+            .push(device, &mutations, acked, fieldsync_client::now_ms())
+            .map_err(|e| Error::Refused(e.to_string()))?;
+        let mut log = self.0.results.lock().unwrap();
+        for r in results.iter().filter(|r| r.id > before) {
+            let previous = log.insert((device, r.id), r.clone());
+            assert!(
+                previous.is_none(),
+                "mutation {} of {device} was applied twice",
+                r.id
+            );
+        }
+        drop(log);
+        if self.0.fault(0.25) {
+            return Err(lost("reply lost after commit"));
+        }
+        Ok(Pushed {
+            results,
+            server_hlc: Hlc::from_millis(fieldsync_client::now_ms()),
+        })
+    }
+
+    async fn pull(
+        &mut self,
+        _device: DeviceId,
+        mut cursor: u64,
+        on_page: &mut (dyn FnMut(Page, Hlc) -> Result<()> + Send),
+    ) -> Result<()> {
+        loop {
+            if self.0.fault(0.1) {
+                return Err(lost("pull cut short"));
+            }
+            let page = self
+                .0
+                .store()
+                .pull(cursor, PAGE)
+                .map_err(|e| Error::Refused(e.to_string()))?;
+            cursor = page.cursor;
+            let done = page.caught_up;
+            on_page(page, Hlc::from_millis(fieldsync_client::now_ms()))?;
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn status(&mut self, device: DeviceId) -> Result<ServerStatus> {
+        let store = self.0.store();
+        Ok(ServerStatus {
+            head_seq: store.head().unwrap(),
+            last_mutation_id: store.device(device).unwrap().last_mutation_id,
+            server_time_ms: fieldsync_client::now_ms(),
+            server_version: String::new(),
+        })
+    }
+}
+
+struct SimTablet {
+    engine: Arc<Memory>,
+    tablet: Tablet,
+    /// Every mutation this tablet made.
+    made: Vec<Mutation>,
+}
+
+/// Prints the seed if the test panics while it is alive.
+struct SeedGuard(u64);
+
+impl Drop for SeedGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "simulation failed with seed {0}: rerun with FIELDSYNC_SEED={0}",
+                self.0
+            );
+        }
+    }
+}
+
+fn random_value(rng: &mut StdRng, field: &str) -> RawValue {
+    if rng.random_bool(0.1) {
+        return RawValue::Deleted;
+    }
+    match field {
+        "note" => {
+            RawValue::Text(["đường bê tông", "kênh mương", "thôn 3"][rng.random_range(0..3)].into())
+        }
+        "road_km" | "road_cement_km" => RawValue::Amount(format!(
+            "{}.{}",
+            rng.random_range(0..4),
+            rng.random_range(0..10)
+        )),
+        _ => RawValue::Amount(rng.random_range(0..4).to_string()),
+    }
+}
+
+async fn run(seed: u64) {
+    let _guard = SeedGuard(seed);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let engine = Arc::new(Memory::new());
+    let store = Store::open(engine.clone() as Arc<dyn Engine>, demo::catalogue).unwrap();
+    let net = Arc::new(Net {
+        engine,
+        store: Mutex::new(Arc::new(store)),
+        rng: Mutex::new(StdRng::seed_from_u64(seed ^ 0x5eed)),
+        faults: Mutex::new(true),
+        results: Mutex::new(HashMap::new()),
+    });
+    let mut tablets: Vec<SimTablet> = (0..TABLETS)
+        .map(|i| {
+            let engine = Arc::new(Memory::new());
+            let meta = Meta {
+                device: DeviceId(uuid::Uuid::from_u128(u128::from(seed) << 8 | i as u128)),
+                server: "in-process".into(),
+                author: format!("Surveyor {i}"),
+                cursor: 0,
+                next_mutation_id: 1,
+                acknowledged_through: 0,
+                hlc: Hlc::default(),
+                last_sync_ms: None,
+            };
+            let tablet = Tablet::init(engine.clone(), meta, demo::catalogue()).unwrap();
+            SimTablet {
+                engine,
+                tablet,
+                made: Vec::new(),
+            }
+        })
+        .collect();
+    let retry = Retry::immediate(2);
+
+    for _ in 0..STEPS {
+        let t = rng.random_range(0..TABLETS);
+        match rng.random_range(0..100) {
+            0..=54 => {
+                let village = VILLAGES[rng.random_range(0..VILLAGES.len())];
+                let period = PERIODS[rng.random_range(0..PERIODS.len())];
+                let edits: Vec<(String, RawValue)> = (0..rng.random_range(1..=3))
+                    .map(|_| {
+                        let field = FIELDS[rng.random_range(0..FIELDS.len())];
+                        (field.to_owned(), random_value(&mut rng, field))
+                    })
+                    .collect();
+                let now = fieldsync_client::now_ms();
+                // A part above its whole is refused on the tablet: nothing stored.
+                if let Ok(made) = tablets[t].tablet.record(village, period, &edits, now) {
+                    tablets[t].made.extend(made);
+                }
+            }
+            55..=89 => {
+                let mut link = Link(Arc::clone(&net));
+                // May fail after its retries; the next sync picks up where it stopped.
+                let _ = sync::sync(&tablets[t].tablet, &mut link, &retry, &mut |_| {}).await;
+            }
+            90..=94 => net.restart(),
+            _ => {
+                // The tablet app restarts: everything comes back from its store.
+                let engine = tablets[t].engine.clone();
+                tablets[t].tablet = Tablet::open(engine).unwrap();
+            }
+        }
+    }
+
+    // Back at the office with a good link: everyone syncs until nothing moves.
+    *net.faults.lock().unwrap() = false;
+    for _ in 0..2 {
+        for st in &tablets {
+            sync::sync(&st.tablet, &mut Link(Arc::clone(&net)), &retry, &mut |_| {})
+                .await
+                .unwrap();
+        }
+    }
+    check(&net, &tablets);
+}
+
+fn sorted(mut states: Vec<FieldState>) -> Vec<FieldState> {
+    states.sort_by(|a, b| {
+        (a.at.submission, a.at.field.clone()).cmp(&(b.at.submission, b.at.field.clone()))
+    });
+    states
+}
+
+fn check(net: &Net, tablets: &[SimTablet]) {
+    let store = net.store();
+    let mut server_fields = Vec::new();
+    for sub in store.submissions().unwrap() {
+        server_fields.extend(store.fields_of(sub.id).unwrap());
+    }
+    let server_fields = sorted(server_fields);
+    let server_conflicts = store.conflicts().unwrap();
+    let results = net.results.lock().unwrap();
+
+    for (i, st) in tablets.iter().enumerate() {
+        assert_eq!(
+            st.tablet.outbox_len().unwrap(),
+            0,
+            "tablet {i} still has pending edits"
+        );
+        assert_eq!(
+            sorted(st.tablet.synced().unwrap()),
+            server_fields,
+            "tablet {i} fields differ"
+        );
+        assert_eq!(
+            st.tablet.conflicts().unwrap(),
+            server_conflicts,
+            "tablet {i} conflicts differ"
+        );
+        let device = st.tablet.meta().device;
+        let last = store.device(device).unwrap().last_mutation_id;
+        assert_eq!(
+            last,
+            st.made.len() as u64,
+            "tablet {i}: not every mutation reached the server"
+        );
+        let refused: HashSet<u64> = st
+            .tablet
+            .refusals()
+            .unwrap()
+            .iter()
+            .map(|r| r.mutation.id)
+            .collect();
+
+        for m in &st.made {
+            let result = results.get(&(device, m.id)).unwrap_or_else(|| {
+                panic!("tablet {i} mutation {} has no result", m.id);
+            });
+            let period: Period = m.period.parse().unwrap();
+            let sub = SubmissionId::of(&m.village_id, period);
+            let field = FieldKey::parse(&m.field);
+            let revisions = store.revisions(sub, &field).unwrap();
+            let written = revisions
+                .iter()
+                .filter(|r| r.stamp.device == device && r.stamp.mutation_id == m.id)
+                .count();
+            let in_conflict = store
+                .conflict(sub, &field)
+                .unwrap()
+                .is_some_and(|c| c.candidates.iter().any(|k| raw_matches(&m.value, &k.value)));
+            match result.outcome {
+                Outcome::Applied => assert_eq!(written, 1, "tablet {i} mutation {} history", m.id),
+                Outcome::Conflict => assert!(
+                    in_conflict,
+                    "tablet {i} mutation {}: its value is not kept in the conflict",
+                    m.id
+                ),
+                Outcome::Unchanged => {
+                    assert_eq!(written, 0);
+                    assert!(
+                        result.current.is_some(),
+                        "unchanged relative to an existing value"
+                    );
+                }
+                Outcome::Rejected => assert!(refused.contains(&m.id), "tablet {i} lost a refusal"),
+                Outcome::Forgotten => panic!("a fresh result cannot be forgotten"),
+            }
+        }
+    }
+}
+
+fn raw_matches(raw: &RawValue, value: &fieldsync::Value) -> bool {
+    use fieldsync::Value;
+    match (raw, value) {
+        (RawValue::Amount(a), Value::Amount(b)) => {
+            a.parse::<fieldsync::Amount>().is_ok_and(|a| a == *b)
+        }
+        (RawValue::Text(a), Value::Text(b)) => a == b,
+        (RawValue::Point(a), Value::Point(b)) => a == b,
+        (RawValue::Deleted, Value::Deleted) => true,
+        _ => false,
+    }
+}
+
+#[tokio::test]
+async fn tablets_converge_and_nothing_is_lost_or_duplicated() {
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let seeds: Vec<u64> = match env("FIELDSYNC_SEED") {
+        Some(seed) => vec![seed],
+        None => (1..=env("FIELDSYNC_SEEDS").unwrap_or(DEFAULT_SEEDS)).collect(),
+    };
+    for seed in seeds {
+        run(seed).await;
+    }
+}
