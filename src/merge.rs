@@ -274,6 +274,16 @@ mod tests {
     }
 
     proptest! {
+        // Seeded so a failure reproduces; FIELDSYNC_SEED picks another seed.
+        #![proptest_config(ProptestConfig {
+            cases: 512,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(
+                std::env::var("FIELDSYNC_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(2022),
+            ),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
         /// Edits that share a base reach the same current value and the same
         /// conflict whatever order they arrive in, and every value survives.
         #[test]

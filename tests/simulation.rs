@@ -9,7 +9,7 @@
 //! `FIELDSYNC_SEED=N` replays one seed; `FIELDSYNC_SEEDS=K` runs K seeds.
 //! A failure names its seed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use fieldsync::sync::{FieldState, Mutation, MutationResult, Outcome, Page, RawValue};
@@ -261,7 +261,8 @@ async fn run(seed: u64) {
                 .unwrap();
         }
     }
-    check(&net, &tablets);
+    let (outcomes, conflicts) = check(&net, &tablets);
+    eprintln!("seed {seed}: {outcomes:?}, {conflicts} conflict(s)");
 }
 
 fn sorted(mut states: Vec<FieldState>) -> Vec<FieldState> {
@@ -271,7 +272,10 @@ fn sorted(mut states: Vec<FieldState>) -> Vec<FieldState> {
     states
 }
 
-fn check(net: &Net, tablets: &[SimTablet]) {
+/// Checks convergence and that nothing was lost; returns how many mutations
+/// ended each way, and the number of conflicts.
+fn check(net: &Net, tablets: &[SimTablet]) -> (BTreeMap<String, usize>, usize) {
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
     let store = net.store();
     let mut server_fields = Vec::new();
     for sub in store.submissions().unwrap() {
@@ -328,6 +332,7 @@ fn check(net: &Net, tablets: &[SimTablet]) {
                 .conflict(sub, &field)
                 .unwrap()
                 .is_some_and(|c| c.candidates.iter().any(|k| raw_matches(&m.value, &k.value)));
+            *outcomes.entry(format!("{:?}", result.outcome)).or_default() += 1;
             match result.outcome {
                 Outcome::Applied => assert_eq!(written, 1, "tablet {i} mutation {} history", m.id),
                 Outcome::Conflict => assert!(
@@ -347,6 +352,7 @@ fn check(net: &Net, tablets: &[SimTablet]) {
             }
         }
     }
+    (outcomes, server_conflicts.len())
 }
 
 fn raw_matches(raw: &RawValue, value: &fieldsync::Value) -> bool {

@@ -1,0 +1,741 @@
+//! End-to-end tests of the `fieldsync` binary, run as a surveyor would run it
+//! (README walkthrough): an in-process server over a sled store in a temp
+//! dir, and tablets that are separate `--home` directories used by the real
+//! binary. Assertions are on what a user sees: exit codes, stdout, stderr.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fieldsync_server::{serve, Limits, Store};
+use fieldsync_store::Sled;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Thôn 1 of Xã Phúc Đồng, Huyện Hương Khê.
+const V: &str = "ha-tinh.huong-khe.phuc-dong.thon-1";
+const PLACE: &str = "Thôn 1, Xã Phúc Đồng, Huyện Hương Khê";
+const COMMUNE: &str = "ha-tinh.huong-khe.phuc-dong";
+const AN: &str = "Nguyễn Văn An";
+const BINH: &str = "Trần Thị Bình";
+
+/// An in-process server.
+struct Server {
+    addr: SocketAddr,
+    store: Arc<Store>,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    /// Serves the store in `dir` (demo catalogue if empty) on `addr`
+    /// (`127.0.0.1:0` for any free port).
+    async fn start(dir: &Path, addr: &str) -> Server {
+        let dir = dir.to_owned();
+        let store = tokio::task::spawn_blocking(move || {
+            let engine = Sled::open(&dir).expect("open server store");
+            Store::open(Arc::new(engine), fieldsync::demo::catalogue).expect("open store")
+        })
+        .await
+        .expect("open task");
+        let store = Arc::new(store);
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel();
+        let handle = tokio::spawn(serve(
+            listener,
+            Arc::clone(&store),
+            Limits::default(),
+            async {
+                let _ = rx.await;
+            },
+        ));
+        Server {
+            addr,
+            store,
+            shutdown: Some(tx),
+            handle,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Shuts down gracefully and waits until sled's lock on the directory is gone.
+    async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.handle
+            .await
+            .expect("server task")
+            .expect("server ran cleanly");
+        let store = self.store;
+        for _ in 0..500 {
+            if Arc::strong_count(&store) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(Arc::strong_count(&store), 1, "the store is still in use");
+        drop(store);
+    }
+}
+
+/// What one run of the binary showed.
+#[derive(Debug)]
+struct Run {
+    success: bool,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// A working directory with tablet homes in it (`--home tablet-a` etc.).
+struct Desk {
+    dir: TempDir,
+}
+
+impl Desk {
+    fn new() -> Desk {
+        Desk {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+
+    /// Runs `fieldsync --home HOME ARGS..` in this directory, off the runtime's
+    /// workers so that the in-process server keeps serving.
+    async fn run(&self, home: &str, args: &[&str]) -> Run {
+        let cwd = self.path();
+        let mut argv = vec!["--home".to_owned(), home.to_owned()];
+        argv.extend(args.iter().map(|a| (*a).to_owned()));
+        tokio::task::spawn_blocking(move || {
+            let out = Command::new(env!("CARGO_BIN_EXE_fieldsync"))
+                .args(&argv)
+                .current_dir(&cwd)
+                .env_remove("FIELDSYNC_HOME")
+                .env_remove("FIELDSYNC_SERVER")
+                .env_remove("RUST_LOG")
+                .output()
+                .expect("run fieldsync");
+            Run {
+                success: out.status.success(),
+                code: out.status.code(),
+                stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+                stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+            }
+        })
+        .await
+        .expect("run task")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    async fn ok(&self, home: &str, args: &[&str]) -> String {
+        let run = self.run(home, args).await;
+        assert!(
+            run.success,
+            "`fieldsync --home {home} {}` failed ({:?}):\nstdout:\n{}\nstderr:\n{}",
+            args.join(" "),
+            run.code,
+            run.stdout,
+            run.stderr
+        );
+        run.stdout
+    }
+
+    /// Runs a command that must fail with exit code 1 and an `error:` line;
+    /// returns its stderr.
+    async fn fails(&self, home: &str, args: &[&str]) -> String {
+        let run = self.run(home, args).await;
+        assert_eq!(
+            run.code,
+            Some(1),
+            "`fieldsync --home {home} {}` should fail:\nstdout:\n{}\nstderr:\n{}",
+            args.join(" "),
+            run.stdout,
+            run.stderr
+        );
+        assert!(
+            run.stderr.starts_with("error: "),
+            "the failure should be one plain `error:` message, got {:?}",
+            run.stderr
+        );
+        assert!(
+            run.stdout.is_empty(),
+            "a failed command should print nothing on stdout, got {:?}",
+            run.stdout
+        );
+        run.stderr
+    }
+}
+
+/// The lines of `text` that contain every one of `needles`.
+fn lines_with<'a>(text: &'a str, needles: &[&str]) -> Vec<&'a str> {
+    text.lines()
+        .filter(|l| needles.iter().all(|n| l.contains(n)))
+        .collect()
+}
+
+/// The single line of `text` containing every one of `needles`.
+fn line_with<'a>(text: &'a str, needles: &[&str]) -> &'a str {
+    let found = lines_with(text, needles);
+    assert_eq!(
+        found.len(),
+        1,
+        "expected exactly one line with {needles:?} in:\n{text}"
+    );
+    found[0]
+}
+
+/// Splits a table line into its cells (columns are separated by two or more
+/// spaces; single spaces belong to a cell).
+fn cells(line: &str) -> Vec<String> {
+    line.split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Checks that every cell of a table starts in the column (counted in
+/// characters, as a terminal shows them) of one of the headers. Cells are
+/// separated by at least two spaces.
+fn assert_aligned(table: &[&str], headers: &[&str]) {
+    let header = table[0];
+    let starts: Vec<usize> = headers
+        .iter()
+        .map(|h| {
+            let byte = header
+                .find(h)
+                .unwrap_or_else(|| panic!("no {h:?} in {header:?}"));
+            header[..byte].chars().count()
+        })
+        .collect();
+    for row in table {
+        let chars: Vec<char> = row.chars().collect();
+        for i in 0..chars.len() {
+            let starts_cell = chars[i] != ' '
+                && (i == 0 || (i >= 2 && chars[i - 1] == ' ' && chars[i - 2] == ' '));
+            assert!(
+                !starts_cell || starts.contains(&i),
+                "a cell starts at column {i}, under no header, in row {row:?}\n{}",
+                table.join("\n")
+            );
+        }
+    }
+}
+
+/// The candidate lines of the conflicts printed by `show`/`status`: the
+/// value, the author, and whether it is the one shown until settled.
+fn candidates(text: &str) -> Vec<(String, String, bool)> {
+    text.lines()
+        .filter(|l| l.contains(" by ") && l.contains("(tablet "))
+        .map(|l| {
+            let (value, rest) = l.trim_start().split_once(" by ").expect("by");
+            let author = rest.split(" (tablet ").next().expect("author");
+            (
+                value.trim().to_owned(),
+                author.to_owned(),
+                l.contains("← shown until settled"),
+            )
+        })
+        .collect()
+}
+
+/// The value cell of `field` in the table printed by `show`.
+fn shown_value(show: &str, field: &str) -> String {
+    let line = show
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(field))
+        .unwrap_or_else(|| panic!("no {field} row in:\n{show}"));
+    cells(line)[1].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_walkthrough_two_tablets_one_conflict() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(data.path(), "127.0.0.1:0").await;
+    let url = server.url();
+    let desk = Desk::new();
+
+    // Set up both tablets.
+    let out = desk
+        .ok("tablet-a", &["init", "--server", &url, "--author", AN])
+        .await;
+    assert!(out.contains(&format!("ready for {AN}")), "{out}");
+    assert!(out.contains("12 indicators"), "{out}");
+    assert!(out.contains(&format!("server {url}")), "{out}");
+    let out = desk
+        .ok("tablet-b", &["init", "--server", &url, "--author", BINH])
+        .await;
+    assert!(out.contains(&format!("ready for {BINH}")), "{out}");
+    assert!(desk.path().join("tablet-a").is_dir());
+    assert!(desk.path().join("tablet-b").is_dir());
+
+    // Initialising twice is refused and keeps the tablet.
+    let err = desk
+        .fails("tablet-a", &["init", "--server", &url, "--author", "X"])
+        .await;
+    assert!(err.contains("already initialised"), "{err}");
+
+    // Find the village ids (by id here: the README's `villages "phúc đồng"`
+    // is checked on its own in `villages_filter_of_the_readme_finds_village_ids`).
+    let out = desk.ok("tablet-a", &["villages", "phuc-dong"]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(cells(lines[0]), ["id", "level", "name"], "{out}");
+    let row = line_with(&out, &[V]);
+    assert_eq!(cells(row), [V, "village", PLACE], "{out}");
+    let commune = line_with(&out, &[&format!("{COMMUNE}  ")]);
+    assert_eq!(
+        cells(commune),
+        [COMMUNE, "commune", "Xã Phúc Đồng, Huyện Hương Khê"],
+        "{out}"
+    );
+    assert_eq!(lines.len(), 5, "the commune and its 3 villages:\n{out}");
+    assert_aligned(&lines, &["id", "level", "name"]);
+
+    // What can be recorded.
+    let out = desk.ok("tablet-a", &["indicators"]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_aligned(&lines, &["code", "unit", "of which", "name"]);
+    let row = cells(line_with(&out, &["road_cement_km"]));
+    assert_eq!(
+        row,
+        [
+            "road_cement_km",
+            "km",
+            "part of road_km",
+            "Trong đó: theo cơ chế hỗ trợ xi măng"
+        ]
+    );
+    let row = cells(line_with(&out, &["village_cultural_house"]));
+    assert_eq!(row, ["village_cultural_house", "count", "Nhà văn hóa thôn"]);
+
+    // Both tablets offline, both recording Thôn 1 of Phúc Đồng for 2022.
+    let out = desk
+        .ok(
+            "tablet-a",
+            &[
+                "record",
+                V,
+                "2022",
+                "road_km=1.25",
+                "village_cultural_house=1",
+                "--note",
+                "đường bê tông",
+            ],
+        )
+        .await;
+    assert_eq!(
+        out.trim_end(),
+        format!("recorded 3 edit(s) for {PLACE} (2022); 3 waiting to sync")
+    );
+    let out = desk
+        .ok(
+            "tablet-b",
+            &[
+                "record",
+                V,
+                "2022",
+                "drainage_km=0.4",
+                "village_cultural_house=2",
+            ],
+        )
+        .await;
+    assert_eq!(
+        out.trim_end(),
+        format!("recorded 2 edit(s) for {PLACE} (2022); 2 waiting to sync")
+    );
+
+    // Offline, each tablet shows its own edits as pending.
+    let out = desk.ok("tablet-a", &["status"]).await;
+    assert!(out.contains("pending  3 edit(s) not yet synced"), "{out}");
+    assert!(out.contains("synced   never"), "{out}");
+    assert!(out.contains(&format!("({AN})")), "{out}");
+    let out = desk.ok("tablet-a", &["show", V, "2022"]).await;
+    assert_eq!(
+        out.lines().next(),
+        Some(&*format!("{PLACE} — 2022")),
+        "{out}"
+    );
+    assert_eq!(shown_value(&out, "road_km"), "1.25 km", "{out}");
+    assert!(
+        line_with(&out, &["road_km"]).contains("pending sync"),
+        "{out}"
+    );
+    assert!(lines_with(&out, &["drainage_km"]).is_empty(), "{out}");
+
+    // Back at the commune office.
+    let out = desk.ok("tablet-a", &["sync"]).await;
+    assert!(
+        out.contains("pushed 3 edit(s): 3 applied, 0 unchanged, 0 in conflict, 0 refused; pulled"),
+        "{out}"
+    );
+    let out = desk.ok("tablet-b", &["sync"]).await;
+    assert!(
+        out.contains("pushed 2 edit(s): 1 applied, 0 unchanged, 1 in conflict, 0 refused"),
+        "{out}"
+    );
+    assert!(out.contains("see `fieldsync status`"), "{out}");
+    let out = desk.ok("tablet-a", &["sync"]).await;
+    assert!(out.starts_with("pushed 0 edit(s)"), "{out}");
+
+    // Both tablets now show the same merged report, in conflict on the house count.
+    let mut house = Vec::new();
+    for tablet in ["tablet-a", "tablet-b"] {
+        let out = desk.ok(tablet, &["show", V, "2022"]).await;
+        assert_eq!(
+            out.lines().next(),
+            Some(&*format!("{PLACE} — 2022")),
+            "{out}"
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        let table: Vec<&str> = lines[1..]
+            .iter()
+            .copied()
+            .take_while(|l| !l.starts_with("  "))
+            .collect();
+        assert_eq!(table.len(), 5, "header and 4 fields:\n{out}");
+        assert_aligned(&table, &["field", "value", "state", "last synced author"]);
+        assert_eq!(shown_value(&out, "road_km"), "1.25 km", "{tablet}:\n{out}");
+        assert_eq!(
+            shown_value(&out, "drainage_km"),
+            "0.4 km",
+            "{tablet}:\n{out}"
+        );
+        assert_eq!(
+            cells(line_with(&out, &["road_km"])),
+            ["road_km", "1.25 km", "synced", AN],
+            "{tablet}:\n{out}"
+        );
+        assert_eq!(
+            cells(line_with(&out, &["drainage_km"])),
+            ["drainage_km", "0.4 km", "synced", BINH],
+            "{tablet}:\n{out}"
+        );
+        assert!(
+            line_with(&out, &["note"]).contains("đường bê tông"),
+            "{tablet}:\n{out}"
+        );
+        let row = cells(line_with(&out, &["village_cultural_house  "]));
+        assert_eq!(row[2], "in conflict", "{tablet}:\n{out}");
+        // The conflict is printed under the table with both values and authors.
+        let heading = line_with(
+            &out,
+            &[PLACE, "(2022) village_cultural_house: was empty, now"],
+        );
+        assert!(heading.starts_with("  "), "{heading:?}");
+        let mut cands = candidates(&out);
+        cands.sort();
+        assert_eq!(cands.len(), 2, "{tablet}:\n{out}");
+        assert_eq!((&*cands[0].0, &*cands[0].1), ("1", AN), "{tablet}:\n{out}");
+        assert_eq!(
+            (&*cands[1].0, &*cands[1].1),
+            ("2", BINH),
+            "{tablet}:\n{out}"
+        );
+        // The value shown is the one marked "shown until settled".
+        let shown: Vec<_> = cands.iter().filter(|c| c.2).collect();
+        assert_eq!(shown.len(), 1, "{tablet}:\n{out}");
+        assert_eq!(row[1], shown[0].0, "{tablet}:\n{out}");
+        assert_eq!(row[3], shown[0].1, "{tablet}:\n{out}");
+        house.push(row[1].clone());
+    }
+    assert_eq!(house[0], house[1], "both tablets show the same house count");
+
+    // `status` on both: nothing pending, the conflict with both values and authors.
+    for (tablet, me) in [("tablet-a", AN), ("tablet-b", BINH)] {
+        let out = desk.ok(tablet, &["status"]).await;
+        assert!(
+            out.contains("pending  0 edit(s) not yet synced"),
+            "{tablet}:\n{out}"
+        );
+        assert!(
+            line_with(&out, &["synced   "]).ends_with(" UTC"),
+            "{tablet}:\n{out}"
+        );
+        assert!(!out.contains("never"), "{tablet}:\n{out}");
+        assert!(
+            out.contains("conflicts 1 touching this tablet"),
+            "{tablet}:\n{out}"
+        );
+        assert!(!out.contains("refused"), "{tablet}:\n{out}");
+        line_with(&out, &[PLACE, "(2022) village_cultural_house"]);
+        let mut cands = candidates(&out);
+        cands.sort();
+        assert_eq!(cands.len(), 2, "{tablet}:\n{out}");
+        assert_eq!((&*cands[0].0, &*cands[0].1), ("1", AN), "{tablet}:\n{out}");
+        assert_eq!(
+            (&*cands[1].0, &*cands[1].1),
+            ("2", BINH),
+            "{tablet}:\n{out}"
+        );
+        // "this one" marks this tablet's own candidate, and only that.
+        let mine = line_with(&out, &[", this one"]);
+        assert!(
+            mine.contains(&format!("by {me} (tablet ")),
+            "{tablet}:\n{out}"
+        );
+        // The candidate lines line up on the author.
+        let at: Vec<usize> = lines_with(&out, &[" by ", "(tablet "])
+            .iter()
+            .map(|l| l[..l.find(" by ").expect("by")].chars().count())
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] == w[1]), "{tablet}:\n{out}");
+    }
+
+    // `list`: one report row on each tablet.
+    for tablet in ["tablet-a", "tablet-b"] {
+        let out = desk.ok(tablet, &["list"]).await;
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "a header and one report:\n{out}");
+        let headers = [
+            "village",
+            "period",
+            "place",
+            "fields",
+            "pending",
+            "conflicts",
+        ];
+        assert_eq!(cells(lines[0]), headers, "{out}");
+        assert_aligned(&lines, &headers);
+        assert_eq!(
+            cells(lines[1]),
+            [V, "2022", PLACE, "4", "0", "1"],
+            "{tablet}:\n{out}"
+        );
+        let out = desk.ok(tablet, &["list", "--period", "2023"]).await;
+        assert!(out.starts_with("no reports on this tablet yet"), "{out}");
+    }
+
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "BUG: `fieldsync villages \"phúc đồng\"` (README: \"find village ids\") lists only the \
+            commune: the filter matches a unit's own name (\"Thôn 1\") or id, never its place, so \
+            no village id is shown"]
+async fn villages_filter_of_the_readme_finds_village_ids() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(data.path(), "127.0.0.1:0").await;
+    let url = server.url();
+    let desk = Desk::new();
+    desk.ok("tablet-a", &["init", "--server", &url, "--author", AN])
+        .await;
+    server.stop().await;
+
+    let out = desk.ok("tablet-a", &["villages", "phúc đồng"]).await;
+    let row = line_with(&out, &[V]);
+    assert_eq!(cells(row), [V, "village", PLACE], "{out}");
+    assert_eq!(
+        out.lines().count(),
+        5,
+        "the commune and its 3 villages:\n{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_offline_and_stores_nothing() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(data.path(), "127.0.0.1:0").await;
+    let url = server.url();
+    let desk = Desk::new();
+    desk.ok("tablet-a", &["init", "--server", &url, "--author", AN])
+        .await;
+    // Everything below is offline.
+    server.stop().await;
+
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["road_km=-1"], &["road_km cannot be negative"]),
+        (
+            &["village_cultural_house=1.5"],
+            &["counted in whole numbers", "1.5"],
+        ),
+        (
+            &["road_km=1,5"],
+            &["\"1,5\" is not a valid quantity", "12.5"],
+        ),
+        (&["road_km=1.255"], &["at most 2 digit(s)"]),
+        (&["road_km=500"], &["more than one village can report"]),
+        (&["roads_km=1"], &["unknown indicator \"roads_km\""]),
+        (&["road_km"], &["not indicator=value"]),
+        (
+            &["road_km=1", "road_cement_km=2"],
+            &["road_cement_km = 2 km is more than its whole road_km = 1 km"],
+        ),
+        // All or none: the good edit before the bad one is not stored either.
+        (
+            &["drainage_km=0.4", "village_cultural_house=-2"],
+            &["village_cultural_house cannot be negative"],
+        ),
+    ];
+    for (values, says) in cases {
+        let mut args = vec!["record", V, "2022"];
+        args.extend_from_slice(values);
+        let err = desk.fails("tablet-a", &args).await;
+        for s in *says {
+            assert!(err.contains(s), "{values:?}: expected {s:?} in {err:?}");
+        }
+        assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    }
+
+    // A commune is not a village.
+    let err = desk
+        .fails("tablet-a", &["record", COMMUNE, "2022", "road_km=1"])
+        .await;
+    assert!(
+        err.contains("is a commune, not a village") && err.contains("Xã Phúc Đồng"),
+        "{err}"
+    );
+    let err = desk
+        .fails(
+            "tablet-a",
+            &[
+                "record",
+                "ha-tinh.huong-khe.phuc-dong.thon-9",
+                "2022",
+                "road_km=1",
+            ],
+        )
+        .await;
+    assert!(err.contains("unknown village"), "{err}");
+    let err = desk
+        .fails("tablet-a", &["record", V, "22", "road_km=1"])
+        .await;
+    assert!(err.contains("unknown period \"22\""), "{err}");
+    let err = desk.fails("tablet-a", &["record", V, "2022"]).await;
+    assert!(err.contains("nothing to record"), "{err}");
+    let err = desk.fails("tablet-a", &["show", COMMUNE, "2022"]).await;
+    assert!(err.contains("not a village"), "{err}");
+
+    // Nothing was stored.
+    let out = desk.ok("tablet-a", &["status"]).await;
+    assert!(out.contains("pending  0 edit(s) not yet synced"), "{out}");
+    let out = desk.ok("tablet-a", &["list"]).await;
+    assert!(out.starts_with("no reports on this tablet yet"), "{out}");
+    let out = desk.ok("tablet-a", &["show", V, "2022"]).await;
+    assert!(out.contains("nothing recorded yet"), "{out}");
+
+    // A good record still works offline afterwards.
+    let out = desk
+        .ok(
+            "tablet-a",
+            &["record", V, "2022", "road_km=1", "road_cement_km=0.5"],
+        )
+        .await;
+    assert!(out.contains("2 waiting to sync"), "{out}");
+
+    // An uninitialised home says to run `fieldsync init`, whatever the command.
+    let commands: &[&[&str]] = &[
+        &["status"],
+        &["list"],
+        &["sync"],
+        &["indicators"],
+        &["villages"],
+        &["show", V, "2022"],
+        &["record", V, "2022", "road_km=1"],
+        &["delete", V, "2022", "road_km"],
+    ];
+    for args in commands {
+        let err = desk.fails("tablet-typo", args).await;
+        assert!(
+            err.contains("not set up yet") && err.contains("run `fieldsync init"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_without_server_keeps_edits_until_it_is_back() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(data.path(), "127.0.0.1:0").await;
+    let addr = server.addr;
+    let url = server.url();
+    let desk = Desk::new();
+    desk.ok("tablet-a", &["init", "--server", &url, "--author", AN])
+        .await;
+    desk.ok("tablet-b", &["init", "--server", &url, "--author", BINH])
+        .await;
+    server.stop().await;
+
+    // In the field: record, then try to sync with no server.
+    desk.ok(
+        "tablet-a",
+        &["record", V, "2022", "road_km=1.25", "playground=3"],
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let err = desk.fails("tablet-a", &["sync"]).await;
+    assert!(err.contains("cannot reach the server"), "{err}");
+    assert!(err.contains(&url), "names the server: {err}");
+    assert_eq!(err.lines().count(), 1, "one plain line: {err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "gives up in reasonable time, took {:?}",
+        started.elapsed()
+    );
+    // `init` against a server that is down says so too.
+    let err = desk
+        .fails("tablet-c", &["init", "--server", &url, "--author", BINH])
+        .await;
+    assert!(err.contains("cannot reach the server"), "{err}");
+
+    // The edits are kept.
+    let out = desk.ok("tablet-a", &["status"]).await;
+    assert!(out.contains("pending  2 edit(s) not yet synced"), "{out}");
+    assert!(out.contains("synced   never"), "{out}");
+    let out = desk.ok("tablet-a", &["show", V, "2022"]).await;
+    assert_eq!(shown_value(&out, "road_km"), "1.25 km", "{out}");
+    assert!(
+        line_with(&out, &["road_km"]).contains("pending sync"),
+        "{out}"
+    );
+
+    // The server comes back on the same address and data.
+    let server = Server::start(data.path(), &addr.to_string()).await;
+    assert_eq!(server.addr, addr);
+    let out = desk.ok("tablet-a", &["sync"]).await;
+    assert!(
+        out.contains("pushed 2 edit(s): 2 applied, 0 unchanged, 0 in conflict, 0 refused"),
+        "{out}"
+    );
+    let out = desk.ok("tablet-a", &["status"]).await;
+    assert!(out.contains("pending  0 edit(s) not yet synced"), "{out}");
+    assert!(!out.contains("never"), "{out}");
+
+    // The edits arrived: another tablet pulls them.
+    let out = desk.ok("tablet-b", &["sync"]).await;
+    assert!(out.starts_with("pushed 0 edit(s)"), "{out}");
+    let out = desk.ok("tablet-b", &["show", V, "2022"]).await;
+    assert_eq!(
+        cells(line_with(&out, &["road_km"])),
+        ["road_km", "1.25 km", "synced", AN],
+        "{out}"
+    );
+    assert_eq!(shown_value(&out, "playground"), "3", "{out}");
+
+    // ...and survive another restart of the server.
+    server.stop().await;
+    let server = Server::start(data.path(), &addr.to_string()).await;
+    let out = desk
+        .ok(
+            "tablet-c",
+            &["init", "--server", &url, "--author", "Lê Văn Cường"],
+        )
+        .await;
+    assert!(out.contains("ready for Lê Văn Cường"), "{out}");
+    desk.ok("tablet-c", &["sync"]).await;
+    let out = desk.ok("tablet-c", &["list"]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(cells(lines[1]), [V, "2022", PLACE, "2", "0", "0"], "{out}");
+    server.stop().await;
+}
