@@ -18,6 +18,25 @@ pub fn nfc(text: &str) -> String {
     text.nfc().collect()
 }
 
+/// Folds text for search: lower case, no tone marks or diacritics, đ as d,
+/// and `-`, `.`, `_` as spaces, so "phuc dong", "Phúc Đồng" and "phuc-dong"
+/// all find Xã Phúc Đồng.
+pub fn search_key(text: &str) -> String {
+    use unicode_normalization::char::is_combining_mark;
+    text.nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            'đ' => 'd',
+            '-' | '.' | '_' => ' ',
+            c => c,
+        })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A level of the administrative hierarchy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Level {
@@ -435,6 +454,13 @@ mod tests {
         let decomposed = "Ho\u{31b}\u{300}a";
         assert_eq!(nfc(decomposed), "Hờa");
         assert_eq!(nfc(decomposed).chars().count(), 3);
+    }
+
+    #[test]
+    fn search_keys_ignore_diacritics_and_separators() {
+        assert_eq!(search_key("Xã Phúc Đồng"), "xa phuc dong");
+        assert_eq!(search_key("ha-tinh.huong-khe"), "ha tinh huong khe");
+        assert!(search_key("Thôn 1, Xã Phúc Đồng").contains(&search_key("phúc đồng")));
     }
 
     #[test]

@@ -271,6 +271,7 @@ impl Tablet {
         let mut next = meta.clone();
         let mut batch = Batch::default();
         let mut synced_now: HashMap<Vec<u8>, u64> = HashMap::new();
+        let refusals = self.refusals()?;
         for r in results {
             let key = r.id.to_be_bytes().to_vec();
             let Some(mutation) = self.get::<Mutation>(OUTBOX, &key)? else {

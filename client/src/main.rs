@@ -8,6 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use fieldsync::model::search_key;
 use fieldsync::sync::{Conflict, RawValue};
 use fieldsync::{Catalogue, DeviceId, FieldKey, GeoPoint, Hlc, Level, Period, SubmissionId, Value};
 use fieldsync_client::local::{LocalField, Meta, Tablet};
@@ -101,6 +102,10 @@ fn open_engine(home: &PathBuf) -> anyhow::Result<Arc<Sled>> {
 }
 
 fn open(home: &PathBuf) -> anyhow::Result<Tablet> {
+    if !home.join("store").exists() {
+        return Err(fieldsync_client::Error::NotInitialised)
+            .with_context(|| format!("no tablet in {}", home.display()));
+    }
     Ok(Tablet::open(open_engine(home)?)?)
 }
 
@@ -304,11 +309,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let tablet = open(&cli.home)?;
             let m = tablet.meta();
             let cat = tablet.catalogue();
-            println!("tablet   {} ({})", m.device, m.author);
-            println!("server   {}", m.server);
-            println!("pending  {} edit(s) not yet synced", tablet.outbox_len()?);
+            println!("tablet    {} ({})", m.device, m.author);
+            println!("server    {}", m.server);
+            println!("pending   {} edit(s) not yet synced", tablet.outbox_len()?);
             println!(
-                "synced   {}",
+                "synced    {}",
                 m.last_sync_ms
                     .map_or("never".into(), |ms| format!("{} UTC", when(ms)))
             );
@@ -331,7 +336,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let refused = tablet.refusals()?;
             if !refused.is_empty() {
                 println!(
-                    "refused  {} edit(s) the server did not accept:",
+                    "refused   {} edit(s) the server did not accept:",
                     refused.len()
                 );
                 for r in &refused {
@@ -342,9 +347,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         RawValue::Deleted => "(delete)".into(),
                     };
                     println!(
-                        "  #{} {} {} {}={}: {}",
-                        r.mutation.id,
-                        r.mutation.village_id,
+                        "  {} ({}) {}={}: {}",
+                        place(cat, &r.mutation.village_id),
                         r.mutation.period,
                         r.mutation.field,
                         value,
@@ -356,18 +360,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Villages { filter } => {
             let tablet = open(&cli.home)?;
             let cat = tablet.catalogue();
-            let needle = filter.map(|f| fieldsync::model::nfc(&f).to_lowercase());
+            let needle = filter.map(|f| search_key(&f));
             let rows: Vec<Vec<String>> = cat
                 .org_units
                 .values()
-                .filter(|u| {
+                .map(|u| (u, place(cat, &u.id)))
+                .filter(|(u, place)| {
                     needle.as_ref().is_none_or(|n| {
-                        u.id.contains(n.as_str()) || u.name.to_lowercase().contains(n.as_str())
+                        search_key(&u.id).contains(n.as_str())
+                            || search_key(place).contains(n.as_str())
                     })
                 })
-                .map(|u| vec![u.id.clone(), u.level.as_str().into(), place(cat, &u.id)])
+                .map(|(u, place)| vec![u.id.clone(), u.level.as_str().into(), place])
                 .collect();
-            print_table(&["id", "level", "name"], &rows);
+            if rows.is_empty() {
+                println!("no org unit matches; try part of a name, e.g. `villages \"phuc dong\"`");
+            } else {
+                print_table(&["id", "level", "name"], &rows);
+            }
         }
         Command::Indicators => {
             let tablet = open(&cli.home)?;

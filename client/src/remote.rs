@@ -64,8 +64,14 @@ pub struct Grpc {
 const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
 impl Grpc {
-    /// Connects to `url` (e.g. `http://127.0.0.1:50051`).
+    /// Connects to `url` (e.g. `http://127.0.0.1:50051`; `http://` is assumed
+    /// when no scheme is given).
     pub async fn connect(url: &str) -> Result<Grpc> {
+        let url = match url.contains("://") {
+            true => url.to_owned(),
+            false => format!("http://{url}"),
+        };
+        let url = url.as_str();
         let endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(|e| Error::Invalid(format!("{url:?} is not a server address: {e}")))?
             .connect_timeout(Duration::from_secs(5))
@@ -73,13 +79,24 @@ impl Grpc {
         let channel = endpoint
             .connect()
             .await
-            .map_err(|e| Error::Unreachable(format!("{url}: {e}")))?;
+            .map_err(|e| Error::Unreachable(format!("{url}: {}", causes(&e))))?;
         Ok(Grpc {
             client: SyncClient::new(channel)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         })
     }
+}
+
+/// An error and its sources: "transport error: connection refused".
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
 }
 
 fn bad_reply(e: fieldsync::Error) -> Error {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use fieldsync::sync::Outcome;
+use fieldsync::sync::{Change, Outcome};
 
 use crate::error::{Error, Result};
 use crate::local::Tablet;
@@ -64,7 +64,7 @@ impl Retry {
 pub enum Event {
     /// `done` of `total` outbox edits pushed.
     Pushed { done: usize, total: usize },
-    /// Another page stored, `changes` in all so far.
+    /// Another page stored, `changes` made elsewhere in all so far.
     Pulled { changes: usize },
 }
 
@@ -140,7 +140,8 @@ pub async fn push<R: Remote>(
 }
 
 /// Pulls from the stored cursor until caught up, storing each page with its
-/// cursor. Returns how many changes arrived.
+/// cursor. Returns how many changes arrived that were made elsewhere (this
+/// tablet's own edits coming back are not counted).
 pub async fn pull<R: Remote>(
     tablet: &Tablet,
     remote: &mut R,
@@ -154,7 +155,11 @@ pub async fn pull<R: Remote>(
         let cursor = tablet.meta().cursor;
         let mut on_page = |page: fieldsync::sync::Page, hlc| {
             tablet.apply_page(&page, hlc, crate::now_ms())?;
-            pulled += page.changes.len();
+            pulled += page
+                .changes
+                .iter()
+                .filter(|(_, c)| !matches!(c, Change::Field(f) if f.stamp.device == device))
+                .count();
             progress(Event::Pulled { changes: pulled });
             Ok(())
         };
