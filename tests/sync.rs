@@ -328,3 +328,43 @@ async fn health_reports_serving() {
     assert_eq!(reply.status, ServingStatus::Serving as i32);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_refused_edit_stays_on_the_tablet_until_a_corrected_one_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(dir.path()).await;
+    let a = TestTablet::new(&server.url, "An").await;
+    let b = TestTablet::new(&server.url, "Bình").await;
+    a.record(&[("road_km", "5")]);
+    a.sync(&server.url).await;
+    b.sync(&server.url).await;
+
+    // Offline: B records a part that fits the 5 km it knows; A lowers the whole.
+    b.record(&[("road_cement_km", "4")]);
+    a.record(&[("road_km", "3")]);
+    a.sync(&server.url).await;
+    let report = b.sync(&server.url).await;
+    assert_eq!(report.rejected, 1);
+    let refusals = b.tablet.refusals().unwrap();
+    assert_eq!(refusals.len(), 1);
+    assert!(
+        refusals[0].reason.contains("more than its whole"),
+        "{}",
+        refusals[0].reason
+    );
+    assert_eq!(
+        b.tablet.outbox_len().unwrap(),
+        0,
+        "refused, not stuck in the outbox"
+    );
+    assert_eq!(b.shows("road_km").as_deref(), Some("3"));
+
+    b.record(&[("road_cement_km", "2.5")]);
+    let report = b.sync(&server.url).await;
+    assert_eq!((report.applied, report.rejected), (1, 0));
+    assert!(
+        b.tablet.refusals().unwrap().is_empty(),
+        "the corrected edit settles the refusal"
+    );
+    server.stop().await;
+}

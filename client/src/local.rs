@@ -265,13 +265,14 @@ impl Tablet {
     }
 
     /// Stores the server's answers to a push: acknowledged edits leave the
-    /// outbox (and only those), refusals are kept with their reasons.
+    /// outbox (and only those), refusals are kept with their reasons until a
+    /// later edit of the same field is accepted.
     pub fn apply_push(&self, results: &[MutationResult], server_hlc: Hlc) -> Result<()> {
         let mut meta = self.lock();
         let mut next = meta.clone();
         let mut batch = Batch::default();
         let mut synced_now: HashMap<Vec<u8>, u64> = HashMap::new();
-        let refusals = self.refusals()?;
+        let mut refusals = self.refusals()?;
         for r in results {
             let key = r.id.to_be_bytes().to_vec();
             let Some(mutation) = self.get::<Mutation>(OUTBOX, &key)? else {
@@ -284,6 +285,20 @@ impl Tablet {
                     reason: r.reason.clone(),
                 };
                 batch.put(REJECTED, key, encode(&refusal));
+                refusals.push(refusal);
+            } else {
+                // An accepted later edit of the same field settles its earlier refusals.
+                let same_field = |m: &Mutation| {
+                    (&m.village_id, &m.period, &m.field)
+                        == (&mutation.village_id, &mutation.period, &mutation.field)
+                };
+                refusals.retain(|old| {
+                    let settled = old.mutation.id < r.id && same_field(&old.mutation);
+                    if settled {
+                        batch.delete(REJECTED, old.mutation.id.to_be_bytes().to_vec());
+                    }
+                    !settled
+                });
             }
             if let Ok(period) = mutation.period.parse::<Period>() {
                 let at = FieldRef::new(
