@@ -16,10 +16,7 @@ use fieldsync_store::Sled;
 const BATCH: usize = 500;
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 #[tokio::main]
@@ -27,10 +24,7 @@ async fn main() -> anyhow::Result<()> {
     let records = env("FIELDSYNC_BENCH_RECORDS", 20_000);
     let devices = env("FIELDSYNC_BENCH_DEVICES", 4).max(1);
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(Store::open(
-        Arc::new(Sled::open(dir.path())?),
-        demo::catalogue,
-    )?);
+    let store = Arc::new(Store::open(Arc::new(Sled::open(dir.path())?), demo::catalogue)?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -45,13 +39,7 @@ async fn main() -> anyhow::Result<()> {
         .filter(|u| u.level == Level::Village)
         .map(|u| u.id.clone())
         .collect();
-    let fields = [
-        "road_km",
-        "drainage_km",
-        "canal_km",
-        "playground",
-        "village_sports_area",
-    ];
+    let fields = ["road_km", "drainage_km", "canal_km", "playground", "village_sports_area"];
     let per_device = records / devices;
 
     // Each device records distinct (village, period, field) cells, as surveyors do.

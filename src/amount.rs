@@ -82,9 +82,7 @@ impl Amount {
             return Err(invalid("write digits with a dot for decimals, e.g. 12.5"));
         }
         if frac_part.len() > usize::from(scale) {
-            return Err(invalid(&format!(
-                "at most {scale} digit(s) after the decimal point"
-            )));
+            return Err(invalid(&format!("at most {scale} digit(s) after the decimal point")));
         }
         let too_big = || invalid("too large");
         let mut units: i64 = 0;
@@ -94,9 +92,8 @@ impl Amount {
                 .and_then(|u| u.checked_add(i64::from(b - b'0')))
                 .ok_or_else(too_big)?;
         }
-        let pad = 10i64
-            .checked_pow((usize::from(scale) - frac_part.len()) as u32)
-            .ok_or_else(too_big)?;
+        let pad =
+            10i64.checked_pow((usize::from(scale) - frac_part.len()) as u32).ok_or_else(too_big)?;
         units = units.checked_mul(pad).ok_or_else(too_big)?;
         Ok(Self::new(if negative { -units } else { units }, scale))
     }
@@ -208,10 +205,7 @@ mod tests {
             assert!(Amount::parse(bad, 2).is_err(), "{bad:?} should be refused");
         }
         assert!(Amount::parse("1.234", 2).is_err(), "too many decimals");
-        assert!(
-            Amount::parse("99999999999999999999", 0).is_err(),
-            "overflow"
-        );
+        assert!(Amount::parse("99999999999999999999", 0).is_err(), "overflow");
     }
 
     #[test]

@@ -17,64 +17,30 @@ pub const SAMPLE_COMMUNE: &str = "ha-tinh.huong-khe.phuc-dong";
 const VILLAGES_PER_COMMUNE: usize = 3;
 
 /// (slug, name) of a district-level unit, with (slug, name) of its communes.
-type District = (
-    &'static str,
-    &'static str,
-    &'static [(&'static str, &'static str)],
-);
+type District = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
 
 /// (code, Vietnamese, English, unit, kind, parent, max per village).
-type IndicatorRow = (
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    ValueKind,
-    Option<&'static str>,
-    i64,
-);
+type IndicatorRow =
+    (&'static str, &'static str, &'static str, &'static str, ValueKind, Option<&'static str>, i64);
 
 const DISTRICTS: &[District] = &[
     (
         "tp-ha-tinh",
         "Thành phố Hà Tĩnh",
-        &[
-            ("thach-ha", "Thạch Hạ"),
-            ("dong-mon", "Đồng Môn"),
-            ("thach-hung", "Thạch Hưng"),
-        ],
+        &[("thach-ha", "Thạch Hạ"), ("dong-mon", "Đồng Môn"), ("thach-hung", "Thạch Hưng")],
     ),
-    (
-        "hong-linh",
-        "Thị xã Hồng Lĩnh",
-        &[("thuan-loc", "Thuận Lộc"), ("dau-lieu", "Đậu Liêu")],
-    ),
-    (
-        "ky-anh-tx",
-        "Thị xã Kỳ Anh",
-        &[("ky-hoa", "Kỳ Hoa"), ("ky-ninh", "Kỳ Ninh")],
-    ),
-    (
-        "cam-xuyen",
-        "Huyện Cẩm Xuyên",
-        &[("cam-binh", "Cẩm Bình"), ("cam-vinh", "Cẩm Vịnh")],
-    ),
+    ("hong-linh", "Thị xã Hồng Lĩnh", &[("thuan-loc", "Thuận Lộc"), ("dau-lieu", "Đậu Liêu")]),
+    ("ky-anh-tx", "Thị xã Kỳ Anh", &[("ky-hoa", "Kỳ Hoa"), ("ky-ninh", "Kỳ Ninh")]),
+    ("cam-xuyen", "Huyện Cẩm Xuyên", &[("cam-binh", "Cẩm Bình"), ("cam-vinh", "Cẩm Vịnh")]),
     (
         "can-loc",
         "Huyện Can Lộc",
-        &[
-            ("gia-hanh", "Gia Hanh"),
-            ("thien-loc", "Thiên Lộc"),
-            ("tung-loc", "Tùng Lộc"),
-        ],
+        &[("gia-hanh", "Gia Hanh"), ("thien-loc", "Thiên Lộc"), ("tung-loc", "Tùng Lộc")],
     ),
     (
         "duc-tho",
         "Huyện Đức Thọ",
-        &[
-            ("thanh-binh-thinh", "Thanh Bình Thịnh"),
-            ("tung-chau", "Tùng Châu"),
-        ],
+        &[("thanh-binh-thinh", "Thanh Bình Thịnh"), ("tung-chau", "Tùng Châu")],
     ),
     (
         "huong-khe",
@@ -92,39 +58,16 @@ const DISTRICTS: &[District] = &[
             ("huong-lien", "Hương Liên"),
         ],
     ),
-    (
-        "huong-son",
-        "Huyện Hương Sơn",
-        &[("son-tay", "Sơn Tây"), ("son-kim-1", "Sơn Kim 1")],
-    ),
-    (
-        "ky-anh",
-        "Huyện Kỳ Anh",
-        &[("ky-chau", "Kỳ Châu"), ("ky-giang", "Kỳ Giang")],
-    ),
-    (
-        "loc-ha",
-        "Huyện Lộc Hà",
-        &[("thach-kim", "Thạch Kim"), ("ho-do", "Hộ Độ")],
-    ),
-    (
-        "nghi-xuan",
-        "Huyện Nghi Xuân",
-        &[("xuan-thanh", "Xuân Thành"), ("xuan-hoi", "Xuân Hội")],
-    ),
+    ("huong-son", "Huyện Hương Sơn", &[("son-tay", "Sơn Tây"), ("son-kim-1", "Sơn Kim 1")]),
+    ("ky-anh", "Huyện Kỳ Anh", &[("ky-chau", "Kỳ Châu"), ("ky-giang", "Kỳ Giang")]),
+    ("loc-ha", "Huyện Lộc Hà", &[("thach-kim", "Thạch Kim"), ("ho-do", "Hộ Độ")]),
+    ("nghi-xuan", "Huyện Nghi Xuân", &[("xuan-thanh", "Xuân Thành"), ("xuan-hoi", "Xuân Hội")]),
     (
         "thach-ha",
         "Huyện Thạch Hà",
-        &[
-            ("luu-vinh-son", "Lưu Vĩnh Sơn"),
-            ("tan-lam-huong", "Tân Lâm Hương"),
-        ],
+        &[("luu-vinh-son", "Lưu Vĩnh Sơn"), ("tan-lam-huong", "Tân Lâm Hương")],
     ),
-    (
-        "vu-quang",
-        "Huyện Vũ Quang",
-        &[("duc-linh", "Đức Lĩnh"), ("huong-minh", "Hương Minh")],
-    ),
+    ("vu-quang", "Huyện Vũ Quang", &[("duc-linh", "Đức Lĩnh"), ("huong-minh", "Hương Minh")]),
 ];
 
 /// The indicators of the report's infrastructure section.
@@ -150,24 +93,8 @@ pub fn indicators() -> Vec<Indicator> {
             Some("road_km"),
             200,
         ),
-        (
-            "drainage_km",
-            "Rãnh thoát nước",
-            "Drainage ditches",
-            "km",
-            km,
-            None,
-            200,
-        ),
-        (
-            "canal_km",
-            "Kênh mương nội đồng",
-            "In-field canals",
-            "km",
-            km,
-            None,
-            200,
-        ),
+        ("drainage_km", "Rãnh thoát nước", "Drainage ditches", "km", km, None, 200),
+        ("canal_km", "Kênh mương nội đồng", "In-field canals", "km", km, None, 200),
         (
             "canal_cement_km",
             "Trong đó: kênh mương theo cơ chế hỗ trợ xi măng",
@@ -186,15 +113,7 @@ pub fn indicators() -> Vec<Indicator> {
             None,
             5,
         ),
-        (
-            "commune_sports_area",
-            "Khu thể thao xã",
-            "Commune sports areas",
-            "count",
-            count,
-            None,
-            5,
-        ),
+        ("commune_sports_area", "Khu thể thao xã", "Commune sports areas", "count", count, None, 5),
         (
             "village_cultural_house",
             "Nhà văn hóa thôn",
@@ -304,11 +223,7 @@ mod tests {
     #[test]
     fn demo_has_thirteen_districts_and_its_samples() {
         let cat = catalogue();
-        let districts = cat
-            .org_units
-            .values()
-            .filter(|u| u.level == Level::District)
-            .count();
+        let districts = cat.org_units.values().filter(|u| u.level == Level::District).count();
         assert_eq!(districts, 13);
         assert!(cat.village(SAMPLE_VILLAGE).is_ok());
         assert_eq!(cat.org_unit(SAMPLE_COMMUNE).unwrap().name, "Xã Phúc Đồng");

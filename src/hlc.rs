@@ -25,7 +25,7 @@ impl Hlc {
 
     /// The next reading after `self` given the wall clock `now_ms`.
     pub fn tick(self, now_ms: u64) -> Self {
-        Hlc((self.0 + 1).max(Self::from_millis(now_ms).0))
+        Hlc(self.0.saturating_add(1).max(Self::from_millis(now_ms).0))
     }
 
     /// Moves past a reading seen from elsewhere (a pulled change, a server reply).

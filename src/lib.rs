@@ -5,12 +5,14 @@
 //! Nothing here does I/O, and nothing here knows protobuf or sled: the
 //! `fieldsync-server` and `fieldsync-client` crates convert at their edges.
 
+pub mod access;
 pub mod amount;
 pub mod demo;
 pub mod error;
 pub mod hlc;
 pub mod merge;
 pub mod model;
+pub mod review;
 pub mod sync;
 pub mod validate;
 

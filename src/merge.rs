@@ -6,15 +6,24 @@
 //!   value: the edit is a plain update and applies.
 //! - Otherwise the field changed concurrently. If the edit leaves the value
 //!   as it was at its base, only the other side changed it: nothing to do.
-//!   Different values make a conflict: the larger [`Stamp`] provisionally wins and *every* competing
-//!   value is kept in the [`Conflict`]. Equal values are not a conflict.
+//!   Otherwise a [`Conflict`] records it: the larger [`Stamp`] provisionally
+//!   wins, and the conflict keeps *every* device's latest value for the field
+//!   since the base (one candidate per device). Equal values are not a
+//!   conflict.
+//! - While a conflict is open, any later edit of the field by a device updates
+//!   that device's candidate, so the conflict always shows where each device
+//!   stands; values a device replaced itself stay in the field's history.
 //!
 //! Counts are never added up: 12 and 14 houses are a disagreement, not 26.
-//! For edits that share a base, the outcome (current value, and the conflict's
-//! base and candidates) does not depend on the order in which they arrive.
+//! For edits that share a base, the current value and stamp, the conflict's
+//! base and the set of competing values do not depend on arrival order.
 
 use crate::model::Value;
 use crate::sync::{Candidate, Conflict, FieldRef, FieldState, Stamp};
+
+/// Most devices one conflict keeps; a further device's value is refused (it
+/// stays on its tablet) until a supervisor settles the conflict.
+pub const MAX_CANDIDATES: usize = 32;
 
 /// What the server does with one edit of one field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,24 +47,33 @@ pub struct Edit {
     pub stamp: Stamp,
 }
 
-/// Decides an edit against the field's current state and whether a conflict
-/// on that field is open.
-pub fn decide(current: Option<&FieldState>, conflict_open: bool, edit: &Edit) -> Decision {
+/// Decides an edit against the field's current state and its conflict, if
+/// one is open.
+pub fn decide(current: Option<&FieldState>, open: Option<&Conflict>, edit: &Edit) -> Decision {
     let Some(current) = current else {
         return Decision::Apply;
     };
-    let concurrent =
-        edit.base_version != current.version && edit.stamp.device != current.stamp.device;
-    let same_value = edit.value == current.value;
+    let device = edit.stamp.device;
+    let own = current.stamp.device == device;
     let incoming_wins = edit.stamp.wins_over(&current.stamp);
+    // A device already in the conflict continues its own line of edits.
+    if let Some(mine) = open.and_then(|c| c.candidates.iter().find(|k| k.stamp.device == device)) {
+        return match (own, edit.value == mine.value) {
+            (_, true) => Decision::Unchanged,
+            (true, false) => Decision::Apply,
+            (false, false) => Decision::Conflict { incoming_wins },
+        };
+    }
+    let concurrent = !own && edit.base_version != current.version;
+    let same_value = edit.value == current.value;
     match (concurrent, same_value) {
         (false, true) => Decision::Unchanged,
+        (false, false) => Decision::Apply,
         // Only the other side changed the field.
         (true, _) if edit.value == edit.base_value => Decision::Unchanged,
-        (false, false) => Decision::Apply,
         // Agreement is not a conflict, but the later stamp is kept so that the
         // winner does not depend on arrival order.
-        (true, true) if !conflict_open => match incoming_wins {
+        (true, true) if open.is_none() => match incoming_wins {
             true => Decision::Apply,
             false => Decision::Unchanged,
         },
@@ -63,7 +81,8 @@ pub fn decide(current: Option<&FieldState>, conflict_open: bool, edit: &Edit) ->
     }
 }
 
-/// Records a concurrent edit in the field's conflict, opening one if needed.
+/// Records a concurrent edit in the field's conflict, opening one if needed
+/// (with the current value as the other side).
 pub fn record_conflict(
     existing: Option<Conflict>,
     at: &FieldRef,
@@ -80,23 +99,31 @@ pub fn record_conflict(
             open: true,
         },
     };
-    add_candidate(&mut conflict.candidates, &current.value, &current.stamp);
-    add_candidate(&mut conflict.candidates, &edit.value, &edit.stamp);
+    if !conflict.candidates.iter().any(|k| k.stamp.device == current.stamp.device) {
+        upsert(&mut conflict, &current.value, &current.stamp);
+    }
+    upsert(&mut conflict, &edit.value, &edit.stamp);
     conflict
 }
 
-/// Keeps each distinct value once, with the latest stamp that proposed it,
-/// ordered by stamp.
-fn add_candidate(candidates: &mut Vec<Candidate>, value: &Value, stamp: &Stamp) {
-    match candidates.iter_mut().find(|c| &c.value == value) {
-        Some(c) if stamp.wins_over(&c.stamp) => c.stamp = stamp.clone(),
+/// Whether recording `edit` would need a candidate beyond [`MAX_CANDIDATES`].
+pub fn conflict_is_full(open: Option<&Conflict>, edit: &Edit) -> bool {
+    open.is_some_and(|c| {
+        c.candidates.len() >= MAX_CANDIDATES
+            && !c.candidates.iter().any(|k| k.stamp.device == edit.stamp.device)
+    })
+}
+
+/// Sets a device's candidate to its latest value, keeping candidates ordered
+/// by stamp (the provisional winner last).
+pub fn upsert(conflict: &mut Conflict, value: &Value, stamp: &Stamp) {
+    let candidate = Candidate { value: value.clone(), stamp: stamp.clone() };
+    match conflict.candidates.iter_mut().find(|k| k.stamp.device == stamp.device) {
+        Some(k) if stamp.wins_over(&k.stamp) => *k = candidate,
         Some(_) => {}
-        None => candidates.push(Candidate {
-            value: value.clone(),
-            stamp: stamp.clone(),
-        }),
+        None => conflict.candidates.push(candidate),
     }
-    candidates.sort_by_key(|c| (c.stamp.hlc, c.stamp.device));
+    conflict.candidates.sort_by_key(|c| (c.stamp.hlc, c.stamp.device));
 }
 
 #[cfg(test)]
@@ -123,11 +150,7 @@ mod tests {
     }
 
     fn at() -> FieldRef {
-        FieldRef::new(
-            "v1",
-            Period::Year(2022),
-            FieldKey::Indicator("houses".into()),
-        )
+        FieldRef::new("v1", Period::Year(2022), FieldKey::Indicator("houses".into()))
     }
 
     /// A tiny server for one field: applies edits in order, as the real one does.
@@ -140,21 +163,12 @@ mod tests {
 
     impl Field {
         fn start(value: Value) -> Self {
-            let state = FieldState {
-                at: at(),
-                value,
-                version: 1,
-                stamp: stamp(0, 1),
-            };
-            Field {
-                state: Some(state),
-                conflict: None,
-                next_version: 2,
-            }
+            let state = FieldState { at: at(), value, version: 1, stamp: stamp(0, 1) };
+            Field { state: Some(state), conflict: None, next_version: 2 }
         }
 
         fn push(&mut self, edit: &Edit) -> Decision {
-            let open = self.conflict.as_ref().is_some_and(|c| c.open);
+            let open = self.conflict.as_ref().filter(|c| c.open);
             let decision = decide(self.state.as_ref(), open, edit);
             let win = |f: &mut Field| {
                 f.state = Some(FieldState {
@@ -166,7 +180,12 @@ mod tests {
                 f.next_version += 1;
             };
             match decision {
-                Decision::Apply => win(self),
+                Decision::Apply => {
+                    if let Some(c) = self.conflict.as_mut().filter(|c| c.open) {
+                        upsert(c, &edit.value, &edit.stamp);
+                    }
+                    win(self)
+                }
                 Decision::Unchanged => {}
                 Decision::Conflict { incoming_wins } => {
                     let current = self.state.as_ref().unwrap();
@@ -189,12 +208,7 @@ mod tests {
     /// An edit from a device that last saw version `base`; every test field
     /// starts at version 1 holding `start`.
     fn edit(device: u128, hlc: u64, value: Value, base: u64) -> Edit {
-        Edit {
-            value,
-            base_version: base,
-            base_value: amount(0),
-            stamp: stamp(device, hlc),
-        }
+        Edit { value, base_version: base, base_value: amount(0), stamp: stamp(device, hlc) }
     }
 
     #[test]
@@ -210,12 +224,7 @@ mod tests {
         let mut f = Field::start(amount(0));
         f.push(&edit(1, 10, amount(12), 1));
         let d = f.push(&edit(2, 11, amount(14), 1));
-        assert_eq!(
-            d,
-            Decision::Conflict {
-                incoming_wins: true
-            }
-        );
+        assert_eq!(d, Decision::Conflict { incoming_wins: true });
         let c = f.conflict.as_ref().unwrap();
         let values: Vec<_> = c.candidates.iter().map(|c| c.value.clone()).collect();
         assert_eq!(values, vec![amount(12), amount(14)]);
@@ -256,21 +265,42 @@ mod tests {
         let mut f = Field::start(amount(0));
         f.push(&edit(1, 10, Value::Deleted, 1));
         let d = f.push(&edit(2, 5, amount(6), 1));
-        assert_eq!(
-            d,
-            Decision::Conflict {
-                incoming_wins: false
-            }
-        );
+        assert_eq!(d, Decision::Conflict { incoming_wins: false });
         assert_eq!(f.current().0, Value::Deleted);
-        let values: Vec<_> = f
-            .conflict
-            .unwrap()
-            .candidates
-            .into_iter()
-            .map(|c| c.value)
-            .collect();
+        let values: Vec<_> = f.conflict.unwrap().candidates.into_iter().map(|c| c.value).collect();
         assert_eq!(values, vec![amount(6), Value::Deleted]);
+    }
+
+    #[test]
+    fn a_device_correcting_itself_offline_wins_in_any_order() {
+        // A types 7 then corrects back to 0 (the base); B types 9 in between.
+        let a1 = edit(1, 10, amount(7), 1);
+        let a2 = edit(1, 12, amount(0), 1);
+        let b = edit(2, 11, amount(9), 1);
+        for order in [[&a1, &a2, &b], [&b, &a1, &a2], [&a1, &b, &a2]] {
+            let mut f = Field::start(amount(0));
+            for e in order {
+                f.push(e);
+            }
+            assert_eq!(f.current().0, amount(0), "A's latest word wins: {order:?}");
+            let c = f.conflict.expect("B disagrees");
+            let mut values: Vec<_> = c.candidates.iter().map(|k| k.value.clone()).collect();
+            values.sort_by_key(|v| v.to_string());
+            assert_eq!(values, vec![amount(0), amount(9)], "{order:?}");
+        }
+    }
+
+    #[test]
+    fn an_open_conflict_follows_later_edits() {
+        let mut f = Field::start(amount(0));
+        f.push(&edit(1, 10, amount(7), 1));
+        f.push(&edit(2, 9, amount(9), 1)); // loses to A's 7
+        f.push(&edit(1, 20, amount(8), 1)); // A again, still on its old base
+        assert_eq!(f.current().0, amount(8));
+        let c = f.conflict.unwrap();
+        let winner = c.candidates.last().unwrap();
+        assert_eq!(winner.value, amount(8), "the conflict shows A's latest value");
+        assert_eq!(c.candidates.len(), 2);
     }
 
     proptest! {
@@ -309,18 +339,28 @@ mod tests {
                 s ^= s << 13; s ^= s >> 7; s ^= s << 17;
                 permuted.swap(i, (s as usize ^ order.index(i + 1)) % (i + 1));
             }
+            // The current value and stamp, the base, and the competing values.
+            // (Which devices are listed for a value two of them agreed on may
+            // differ; the values may not.)
             let run = |list: &[Edit]| {
                 let mut f = Field::start(amount(0));
                 for e in list { f.push(e); }
-                (f.current().0, f.conflict.map(|c| (c.base_value, c.candidates)))
+                let conflict = f.conflict.clone().map(|c| {
+                    let mut values: Vec<String> =
+                        c.candidates.iter().map(|k| k.value.to_string()).collect();
+                    values.sort();
+                    values.dedup();
+                    (c.base_value, values)
+                });
+                (f.current(), conflict)
             };
             let (a, b) = (run(&edits), run(&permuted));
             prop_assert_eq!(&a, &b);
             // Nothing lost: every value that changed the base is current or a
             // candidate.
             for e in edits.iter().filter(|e| e.value != e.base_value) {
-                let kept = a.0 == e.value
-                    || a.1.as_ref().is_some_and(|(_, c)| c.iter().any(|c| c.value == e.value));
+                let kept = a.0 .0 == e.value
+                    || a.1.as_ref().is_some_and(|(_, c)| c.contains(&e.value.to_string()));
                 prop_assert!(kept, "value {:?} lost", e.value);
             }
         }

@@ -124,22 +124,12 @@ impl Catalogue {
         let mut cat = Catalogue::default();
         for mut unit in org_units {
             unit.name = nfc(&unit.name);
-            if cat
-                .org_units
-                .insert(unit.id.clone(), unit.clone())
-                .is_some()
-            {
-                return Err(Error::Invalid(format!(
-                    "org unit {} is listed twice",
-                    unit.id
-                )));
+            if cat.org_units.insert(unit.id.clone(), unit.clone()).is_some() {
+                return Err(Error::Invalid(format!("org unit {} is listed twice", unit.id)));
             }
         }
         for unit in cat.org_units.values() {
-            let parent_level = unit
-                .parent
-                .as_ref()
-                .map(|p| cat.org_units.get(p).map(|u| u.level));
+            let parent_level = unit.parent.as_ref().map(|p| cat.org_units.get(p).map(|u| u.level));
             match (unit.level.parent(), parent_level) {
                 (None, None) => {}
                 (Some(want), Some(Some(got))) if want == got => {}
@@ -155,29 +145,16 @@ impl Catalogue {
         for mut ind in indicators {
             ind.name_vi = nfc(&ind.name_vi);
             if FieldKey::parse_reserved(&ind.code).is_some() || ind.code.is_empty() {
-                return Err(Error::Invalid(format!(
-                    "{:?} cannot be an indicator code",
-                    ind.code
-                )));
+                return Err(Error::Invalid(format!("{:?} cannot be an indicator code", ind.code)));
             }
-            if cat
-                .indicators
-                .insert(ind.code.clone(), ind.clone())
-                .is_some()
-            {
-                return Err(Error::Invalid(format!(
-                    "indicator {} is listed twice",
-                    ind.code
-                )));
+            if cat.indicators.insert(ind.code.clone(), ind.clone()).is_some() {
+                return Err(Error::Invalid(format!("indicator {} is listed twice", ind.code)));
             }
         }
         for ind in cat.indicators.values() {
             if let Some(parent) = &ind.parent {
                 let whole = cat.indicators.get(parent).ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "indicator {} is part of unknown {parent}",
-                        ind.code
-                    ))
+                    Error::Invalid(format!("indicator {} is part of unknown {parent}", ind.code))
                 })?;
                 if whole.unit != ind.unit || whole.parent.is_some() {
                     return Err(Error::Invalid(format!(
@@ -214,9 +191,7 @@ impl Catalogue {
     /// Indicators that are "of which" parts of `code`.
     pub fn parts_of<'a>(&'a self, code: &str) -> impl Iterator<Item = &'a Indicator> + 'a {
         let code = code.to_owned();
-        self.indicators
-            .values()
-            .filter(move |i| i.parent.as_deref() == Some(code.as_str()))
+        self.indicators.values().filter(move |i| i.parent.as_deref() == Some(code.as_str()))
     }
 }
 
@@ -355,10 +330,7 @@ impl FromStr for GeoPoint {
             let units = a.rescale(7).ok_or_else(bad)?.units();
             i32::try_from(units).map_err(|_| bad())
         };
-        Ok(GeoPoint {
-            lat_e7: deg(lat)?,
-            lon_e7: deg(lon)?,
-        })
+        Ok(GeoPoint { lat_e7: deg(lat)?, lon_e7: deg(lon)? })
     }
 }
 
@@ -433,9 +405,8 @@ mod tests {
         for text in ["2022", "2022-Q3", "2022-07", "2100-12"] {
             assert_eq!(text.parse::<Period>().unwrap().to_string(), text);
         }
-        for bad in [
-            "22", "2022-Q5", "2022-Q0", "2022-13", "2022-7", "1999", "2022-", "x", "2022-Q",
-        ] {
+        for bad in ["22", "2022-Q5", "2022-Q0", "2022-13", "2022-7", "1999", "2022-", "x", "2022-Q"]
+        {
             assert!(bad.parse::<Period>().is_err(), "{bad}");
         }
     }
@@ -466,13 +437,7 @@ mod tests {
     #[test]
     fn geo_points_parse() {
         let p: GeoPoint = "18.3559,105.8877".parse().unwrap();
-        assert_eq!(
-            p,
-            GeoPoint {
-                lat_e7: 183_559_000,
-                lon_e7: 1_058_877_000
-            }
-        );
+        assert_eq!(p, GeoPoint { lat_e7: 183_559_000, lon_e7: 1_058_877_000 });
         assert_eq!(p.to_string(), "18.3559,105.8877");
         assert!("north".parse::<GeoPoint>().is_err());
     }

@@ -30,23 +30,25 @@ pub fn validate(catalogue: &Catalogue, m: &Mutation) -> Result<Target> {
     let field = FieldKey::parse(&m.field);
     let author = nfc(m.author.trim());
     if author.is_empty() {
-        return Err(Error::Invalid(
-            "the mutation names no author: who recorded it?".into(),
-        ));
+        return Err(Error::Invalid("the mutation names no author: who recorded it?".into()));
     }
     if author.chars().count() > MAX_AUTHOR_CHARS {
         return Err(Error::Invalid(format!(
             "author names are at most {MAX_AUTHOR_CHARS} characters"
         )));
     }
-    let value = match (&field, &m.value) {
-        (_, RawValue::Deleted) => Value::Deleted,
-        (FieldKey::Indicator(code), raw) => {
-            let ind = catalogue.indicator(code).ok_or_else(|| {
-                Error::NotFound(format!(
-                    "unknown indicator {code:?}: see the catalogue from bootstrap"
-                ))
-            })?;
+    let indicator = match &field {
+        FieldKey::Indicator(code) => Some(catalogue.indicator(code).ok_or_else(|| {
+            Error::NotFound(format!(
+                "unknown indicator {:?}: see the catalogue from bootstrap",
+                truncate(code, 40)
+            ))
+        })?),
+        _ => None,
+    };
+    let value = match (&field, &m.value, indicator) {
+        (_, RawValue::Deleted, _) => Value::Deleted,
+        (FieldKey::Indicator(code), raw, Some(ind)) => {
             let RawValue::Amount(text) = raw else {
                 return Err(Error::Invalid(format!(
                     "{code} takes a number, not {}",
@@ -74,7 +76,7 @@ pub fn validate(catalogue: &Catalogue, m: &Mutation) -> Result<Target> {
             }
             Value::Amount(amount)
         }
-        (FieldKey::Note, RawValue::Text(text)) => {
+        (FieldKey::Note, RawValue::Text(text), _) => {
             let text = nfc(text);
             if text.chars().count() > MAX_NOTE_CHARS {
                 return Err(Error::Invalid(format!(
@@ -83,7 +85,7 @@ pub fn validate(catalogue: &Catalogue, m: &Mutation) -> Result<Target> {
             }
             Value::Text(text)
         }
-        (FieldKey::Location, RawValue::Point(p)) => {
+        (FieldKey::Location, RawValue::Point(p), _) => {
             let lat_ok = (-900_000_000..=900_000_000).contains(&p.lat_e7);
             let lon_ok = (-1_800_000_000..=1_800_000_000).contains(&p.lon_e7);
             if !lat_ok || !lon_ok {
@@ -93,18 +95,19 @@ pub fn validate(catalogue: &Catalogue, m: &Mutation) -> Result<Target> {
             }
             Value::Point(*p)
         }
-        (field, raw) => {
-            return Err(Error::Invalid(format!(
-                "{field} cannot hold {}",
-                describe(raw)
-            )));
+        (field, raw, _) => {
+            return Err(Error::Invalid(format!("{field} cannot hold {}", describe(raw))));
         }
     };
-    Ok(Target {
-        at: FieldRef::new(&village.id, period, field),
-        value,
-        author,
-    })
+    Ok(Target { at: FieldRef::new(&village.id, period, field), value, author })
+}
+
+/// At most `max` characters of `text`, for quoting input in messages.
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
 }
 
 fn describe(raw: &RawValue) -> &'static str {
@@ -199,12 +202,12 @@ mod tests {
         assert_eq!(t.value, Value::Amount(Amount::parse("12.5", 2).unwrap()));
         validate(&cat, &amount("village_cultural_house", "1")).unwrap();
         validate(&cat, &mutation("note", RawValue::Text("thôn 3".into()))).unwrap();
-        let p = GeoPoint {
-            lat_e7: 183_559_000,
-            lon_e7: 1_058_877_000,
-        };
+        let p = GeoPoint { lat_e7: 183_559_000, lon_e7: 1_058_877_000 };
         validate(&cat, &mutation("location", RawValue::Point(p))).unwrap();
         validate(&cat, &mutation("road_km", RawValue::Deleted)).unwrap();
+        validate(&cat, &mutation("note", RawValue::Deleted)).unwrap();
+        let err = validate(&cat, &mutation("no_such", RawValue::Deleted)).unwrap_err();
+        assert!(err.to_string().contains("unknown indicator"), "{err}");
     }
 
     #[test]
@@ -218,22 +221,10 @@ mod tests {
             (amount("road_km", "100000"), "more than one village"),
             (amount("village_cultural_house", "1.5"), "whole numbers"),
             (amount("bridges", "1"), "unknown indicator"),
+            (mutation("road_km", RawValue::Text("ten".into())), "takes a number"),
+            (mutation("note", RawValue::Amount("1".into())), "cannot hold"),
             (
-                mutation("road_km", RawValue::Text("ten".into())),
-                "takes a number",
-            ),
-            (
-                mutation("note", RawValue::Amount("1".into())),
-                "cannot hold",
-            ),
-            (
-                mutation(
-                    "location",
-                    RawValue::Point(GeoPoint {
-                        lat_e7: 950_000_000,
-                        lon_e7: 0,
-                    }),
-                ),
+                mutation("location", RawValue::Point(GeoPoint { lat_e7: 950_000_000, lon_e7: 0 })),
                 "off the globe",
             ),
         ];
@@ -243,27 +234,15 @@ mod tests {
         }
         let mut m = amount("road_km", "1");
         m.village_id = "nowhere".into();
-        assert!(validate(&cat, &m)
-            .unwrap_err()
-            .to_string()
-            .contains("unknown village"));
+        assert!(validate(&cat, &m).unwrap_err().to_string().contains("unknown village"));
         m.village_id = demo::SAMPLE_COMMUNE.into();
-        assert!(validate(&cat, &m)
-            .unwrap_err()
-            .to_string()
-            .contains("not a village"));
+        assert!(validate(&cat, &m).unwrap_err().to_string().contains("not a village"));
         let mut m = amount("road_km", "1");
         m.period = "2022-Q9".into();
-        assert!(validate(&cat, &m)
-            .unwrap_err()
-            .to_string()
-            .contains("unknown period"));
+        assert!(validate(&cat, &m).unwrap_err().to_string().contains("unknown period"));
         let mut m = amount("road_km", "1");
         m.author = "  ".into();
-        assert!(validate(&cat, &m)
-            .unwrap_err()
-            .to_string()
-            .contains("author"));
+        assert!(validate(&cat, &m).unwrap_err().to_string().contains("author"));
     }
 
     #[test]

@@ -38,15 +38,8 @@ struct Env {
 async fn env() -> Env {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = util::start_server(dir.path()).await;
-    let client = SyncClient::connect(server.url.clone())
-        .await
-        .expect("connect");
-    Env {
-        server,
-        client,
-        device: new_device(),
-        _dir: dir,
-    }
+    let client = SyncClient::connect(server.url.clone()).await.expect("connect");
+    Env { server, client, device: new_device(), _dir: dir }
 }
 
 fn new_device() -> String {
@@ -81,11 +74,7 @@ fn amount(field: &str, text: &str) -> Mutation {
 
 /// `mutations` numbered consecutively from `first`.
 fn numbered(first: u64, mutations: Vec<Mutation>) -> Vec<Mutation> {
-    mutations
-        .into_iter()
-        .zip(first..)
-        .map(|(m, id)| Mutation { id, ..m })
-        .collect()
+    mutations.into_iter().zip(first..).map(|(m, id)| Mutation { id, ..m }).collect()
 }
 
 fn push_request(device: &str, mutations: Vec<Mutation>) -> PushRequest {
@@ -124,10 +113,7 @@ impl Env {
     }
 
     fn field(&self, field: &str) -> Option<FieldState> {
-        self.server
-            .store
-            .field(sample_submission(), &FieldKey::parse(field))
-            .expect("field")
+        self.server.store.field(sample_submission(), &FieldKey::parse(field)).expect("field")
     }
 }
 
@@ -163,10 +149,7 @@ fn assert_rejected(result: &MutationResult, id: u64, phrase: &str) {
         "mutation {id}: reason {:?} should say {phrase:?}",
         result.reason
     );
-    assert!(
-        result.current.is_none(),
-        "a rejection carries no current value"
-    );
+    assert!(result.current.is_none(), "a rejection carries no current value");
 }
 
 // ---------------------------------------------------------------------------
@@ -178,22 +161,13 @@ async fn a_rejected_mutation_consumes_its_id_and_changes_nothing() {
     env.push_ok(numbered(1, vec![amount("road_km", "5")])).await;
     let before = env.snapshot();
 
-    let reply = env
-        .push(numbered(2, vec![amount("road_km", "-1")]))
-        .await
-        .expect("push");
+    let reply = env.push(numbered(2, vec![amount("road_km", "-1")])).await.expect("push");
 
     assert_eq!(reply.results.len(), 1);
     assert_rejected(&reply.results[0], 2, "cannot be negative");
     let after = env.snapshot();
     assert_eq!(after.last_mutation_id, 2, "the rejected id is consumed");
-    assert_eq!(
-        after,
-        Snapshot {
-            last_mutation_id: 2,
-            ..before
-        }
-    );
+    assert_eq!(after, Snapshot { last_mutation_id: 2, ..before });
 }
 
 #[tokio::test]
@@ -204,63 +178,27 @@ async fn each_bad_value_is_rejected_with_a_reason_and_the_next_mutation_applies(
         m
     };
     let road = || amount("road_km", "1");
-    let off_globe = GeoPoint {
-        lat_e7: 950_000_000,
-        lon_e7: 0,
-    };
+    let off_globe = GeoPoint { lat_e7: 950_000_000, lon_e7: 0 };
     let cases: Vec<(Mutation, &str)> = vec![
-        (
-            with(road(), |m| m.village_id = "ha-tinh.nowhere.thon-9".into()),
-            "unknown village",
-        ),
-        (
-            with(road(), |m| m.village_id = demo::SAMPLE_COMMUNE.into()),
-            "not a village",
-        ),
-        (
-            with(road(), |m| m.period = "2022-Q9".into()),
-            "unknown period",
-        ),
+        (with(road(), |m| m.village_id = "ha-tinh.nowhere.thon-9".into()), "unknown village"),
+        (with(road(), |m| m.village_id = demo::SAMPLE_COMMUNE.into()), "not a village"),
+        (with(road(), |m| m.period = "2022-Q9".into()), "unknown period"),
         (with(road(), |m| m.period = "22".into()), "unknown period"),
         (amount("bridges", "1"), "unknown indicator"),
-        (
-            mutation("road_km", Kind::Text("ten".into())),
-            "takes a number",
-        ),
+        (mutation("road_km", Kind::Text("ten".into())), "takes a number"),
         (amount("note", "1"), "note cannot hold a number"),
         (amount("road_km", "-1"), "cannot be negative"),
         (amount("road_km", "NaN"), "write digits with a dot"),
         (amount("road_km", "inf"), "write digits with a dot"),
         (amount("road_km", "1e3"), "write digits with a dot"),
-        (
-            amount("road_km", "1.234"),
-            "at most 2 digit(s) after the decimal point",
-        ),
-        (
-            amount("village_cultural_house", "1.5"),
-            "counted in whole numbers",
-        ),
-        (
-            amount("road_km", "100000"),
-            "more than one village can report (at most 200 km)",
-        ),
-        (
-            with(road(), |m| m.author = String::new()),
-            "names no author",
-        ),
+        (amount("road_km", "1.234"), "at most 2 digit(s) after the decimal point"),
+        (amount("village_cultural_house", "1.5"), "counted in whole numbers"),
+        (amount("road_km", "100000"), "more than one village can report (at most 200 km)"),
+        (with(road(), |m| m.author = String::new()), "names no author"),
         (with(road(), |m| m.author = "   ".into()), "names no author"),
-        (
-            mutation("location", Kind::Point(off_globe)),
-            "off the globe",
-        ),
-        (
-            mutation("note", Kind::Text("x".repeat(2_001))),
-            "at most 2000 characters",
-        ),
-        (
-            with(road(), |m| m.base_version = 99),
-            "newer than the server's",
-        ),
+        (mutation("location", Kind::Point(off_globe)), "off the globe"),
+        (mutation("note", Kind::Text("x".repeat(2_001))), "at most 2000 characters"),
+        (with(road(), |m| m.base_version = 99), "newer than the server's"),
     ];
 
     let mut env = env().await;
@@ -284,11 +222,7 @@ async fn each_bad_value_is_rejected_with_a_reason_and_the_next_mutation_applies(
         let good = &reply.results[1];
         assert_eq!(good.outcome(), Outcome::Applied, "{label}: {good:?}");
         let after = env.snapshot();
-        assert_eq!(
-            after.last_mutation_id,
-            next + 1,
-            "{label}: both ids consumed"
-        );
+        assert_eq!(after.last_mutation_id, next + 1, "{label}: both ids consumed");
         assert_eq!(after.head, before.head + 1, "{label}: only the good one");
         assert_eq!(
             good.current.as_ref().map(|c| c.version),
@@ -332,21 +266,12 @@ async fn a_part_never_exceeds_its_whole() {
     // below its part.
     let before = env.snapshot();
     let reply = env
-        .push(numbered(
-            4,
-            vec![amount("road_cement_km", "2"), amount("road_km", "0.5")],
-        ))
+        .push(numbered(4, vec![amount("road_cement_km", "2"), amount("road_km", "0.5")]))
         .await
         .expect("push");
     assert_rejected(&reply.results[0], 4, "a part cannot exceed it");
     assert_rejected(&reply.results[1], 5, "lower the part first");
-    assert_eq!(
-        env.snapshot(),
-        Snapshot {
-            last_mutation_id: 5,
-            ..before
-        }
-    );
+    assert_eq!(env.snapshot(), Snapshot { last_mutation_id: 5, ..before });
     assert_eq!(env.field("road_cement_km"), cement);
 }
 
@@ -375,9 +300,7 @@ async fn a_missing_or_unknown_schema_version_is_refused_by_every_call() {
             page_size: 0,
         };
         assert_status(env.client.pull(pull).await, code, phrase);
-        let bootstrap = BootstrapRequest {
-            schema_version: version,
-        };
+        let bootstrap = BootstrapRequest { schema_version: version };
         assert_status(env.client.bootstrap(bootstrap).await, code, phrase);
         assert_eq!(env.snapshot(), before, "schema version {version}");
     }
@@ -390,22 +313,14 @@ async fn a_device_id_that_is_not_a_uuid_is_refused() {
     let before = env.snapshot();
     for device in ["tablet-7", ""] {
         let push = push_request(device, numbered(1, vec![amount("road_km", "6")]));
-        assert_status(
-            env.client.push(push).await,
-            Code::InvalidArgument,
-            "is not a UUID",
-        );
+        assert_status(env.client.push(push).await, Code::InvalidArgument, "is not a UUID");
         let pull = PullRequest {
             schema_version: SCHEMA_VERSION,
             device_id: device.into(),
             cursor: 0,
             page_size: 0,
         };
-        assert_status(
-            env.client.pull(pull).await,
-            Code::InvalidArgument,
-            "is not a UUID",
-        );
+        assert_status(env.client.pull(pull).await, Code::InvalidArgument, "is not a UUID");
         assert_eq!(env.snapshot(), before, "device {device:?}");
     }
 }
@@ -415,24 +330,12 @@ async fn a_mutation_without_a_value_refuses_the_whole_batch() {
     let mut env = env().await;
     env.push_ok(numbered(1, vec![amount("road_km", "5")])).await;
     let before = env.snapshot();
-    let no_values = [
-        None,
-        Some(Value { kind: None }),
-        Some(Value {
-            kind: Some(Kind::Deleted(false)),
-        }),
-    ];
+    let no_values =
+        [None, Some(Value { kind: None }), Some(Value { kind: Some(Kind::Deleted(false)) })];
     for value in no_values {
-        let empty = Mutation {
-            value: value.clone(),
-            ..amount("road_km", "0")
-        };
+        let empty = Mutation { value: value.clone(), ..amount("road_km", "0") };
         let batch = numbered(2, vec![amount("road_km", "6"), empty]);
-        assert_status(
-            env.push(batch).await,
-            Code::InvalidArgument,
-            "mutation 3: no value given",
-        );
+        assert_status(env.push(batch).await, Code::InvalidArgument, "mutation 3: no value given");
         assert_eq!(env.snapshot(), before, "value {value:?}");
     }
 }
@@ -445,21 +348,12 @@ async fn mutation_ids_must_be_consecutive_and_start_at_one() {
     let with_ids = |ids: &[u64]| -> Vec<Mutation> {
         ids.iter()
             .zip(1..)
-            .map(|(&id, n)| Mutation {
-                id,
-                ..amount("drainage_km", &n.to_string())
-            })
+            .map(|(&id, n)| Mutation { id, ..amount("drainage_km", &n.to_string()) })
             .collect()
     };
     let cases: [(&[u64], &str); 4] = [
-        (
-            &[2, 4],
-            "must be consecutive within a push: 2 is followed by 4",
-        ),
-        (
-            &[3, 2],
-            "must be consecutive within a push: 3 is followed by 2",
-        ),
+        (&[2, 4], "must be consecutive within a push: 2 is followed by 4"),
+        (&[3, 2], "must be consecutive within a push: 3 is followed by 2"),
         (&[0], "mutation ids start at 1"),
         (&[0, 1, 2], "mutation ids start at 1"),
     ];
@@ -472,11 +366,7 @@ async fn mutation_ids_must_be_consecutive_and_start_at_one() {
 #[tokio::test]
 async fn a_gap_after_what_the_server_has_is_refused_and_nothing_of_it_stored() {
     let mut env = env().await;
-    env.push_ok(numbered(
-        1,
-        vec![amount("road_km", "5"), amount("drainage_km", "2")],
-    ))
-    .await;
+    env.push_ok(numbered(1, vec![amount("road_km", "5"), amount("drainage_km", "2")])).await;
     let before = env.snapshot();
     assert_eq!(before.last_mutation_id, 2);
 
@@ -501,14 +391,8 @@ async fn a_mutation_id_at_the_top_of_the_range_is_refused_cleanly() {
     env.push_ok(numbered(1, vec![amount("road_km", "5")])).await;
     let before = env.snapshot();
     let batch = vec![
-        Mutation {
-            id: u64::MAX,
-            ..amount("road_km", "6")
-        },
-        Mutation {
-            id: 0,
-            ..amount("road_km", "7")
-        },
+        Mutation { id: u64::MAX, ..amount("road_km", "6") },
+        Mutation { id: 0, ..amount("road_km", "7") },
     ];
     let status = env.push(batch).await.expect_err("refused");
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
@@ -594,18 +478,11 @@ async fn replaying_a_batch_returns_the_same_results_and_changes_nothing() {
     let mut env = env().await;
     let batch = numbered(
         1,
-        vec![
-            amount("road_km", "5"),
-            amount("road_km", "NaN"),
-            amount("drainage_km", "2"),
-        ],
+        vec![amount("road_km", "5"), amount("road_km", "NaN"), amount("drainage_km", "2")],
     );
     let first = env.push(batch.clone()).await.expect("push");
     let outcomes: Vec<_> = first.results.iter().map(|r| r.outcome()).collect();
-    assert_eq!(
-        outcomes,
-        [Outcome::Applied, Outcome::Rejected, Outcome::Applied]
-    );
+    assert_eq!(outcomes, [Outcome::Applied, Outcome::Rejected, Outcome::Applied]);
     let before = env.snapshot();
 
     let again = env.push(batch).await.expect("replay");

@@ -61,47 +61,21 @@ async fn same_field_different_values_is_one_conflict_both_tablets_see() {
     a.sync(&server.url).await;
 
     // Counts are never summed: the current value is one of the two, not 5.
-    let current = server
-        .store
-        .field(sub(), &key("village_cultural_house"))
-        .unwrap()
-        .unwrap();
-    assert!(
-        matches!(current.value.to_string().as_str(), "2" | "3"),
-        "{current:?}"
-    );
-    let conflict = server
-        .store
-        .conflict(sub(), &key("village_cultural_house"))
-        .unwrap()
-        .unwrap();
+    let current = server.store.field(sub(), &key("village_cultural_house")).unwrap().unwrap();
+    assert!(matches!(current.value.to_string().as_str(), "2" | "3"), "{current:?}");
+    let conflict = server.store.conflict(sub(), &key("village_cultural_house")).unwrap().unwrap();
     assert!(conflict.open);
     assert_eq!(conflict.base_version, 0);
-    let mut kept: Vec<String> = conflict
-        .candidates
-        .iter()
-        .map(|c| c.value.to_string())
-        .collect();
+    let mut kept: Vec<String> = conflict.candidates.iter().map(|c| c.value.to_string()).collect();
     kept.sort();
     assert_eq!(kept, ["2", "3"]);
-    let authors: Vec<_> = conflict
-        .candidates
-        .iter()
-        .map(|c| c.stamp.author.as_str())
-        .collect();
+    let authors: Vec<_> = conflict.candidates.iter().map(|c| c.stamp.author.as_str()).collect();
     assert!(authors.contains(&"Nguyễn Văn An") && authors.contains(&"Trần Thị Bình"));
 
     for t in [&a, &b] {
         let conflicts = t.tablet.conflicts().unwrap();
-        assert_eq!(
-            conflicts,
-            vec![conflict.clone()],
-            "every tablet holds the same conflict"
-        );
-        assert_eq!(
-            t.shows("village_cultural_house"),
-            Some(current.value.to_string())
-        );
+        assert_eq!(conflicts, vec![conflict.clone()], "every tablet holds the same conflict");
+        assert_eq!(t.shows("village_cultural_house"), Some(current.value.to_string()));
     }
     server.stop().await;
 }
@@ -117,11 +91,7 @@ async fn equal_values_from_two_tablets_are_not_a_conflict() {
     a.sync(&server.url).await;
     let rb = b.sync(&server.url).await;
     assert_eq!((rb.conflicts, rb.applied + rb.unchanged), (0, 1));
-    assert!(server
-        .store
-        .conflict(sub(), &key("road_km"))
-        .unwrap()
-        .is_none());
+    assert!(server.store.conflict(sub(), &key("road_km")).unwrap().is_none());
     server.stop().await;
 }
 
@@ -148,20 +118,10 @@ async fn an_edit_racing_a_delete_is_a_conflict_not_a_loss() {
     b.sync(&server.url).await;
     a.sync(&server.url).await;
 
-    let conflict = server
-        .store
-        .conflict(sub(), &key("playground"))
-        .unwrap()
-        .expect("a conflict");
+    let conflict = server.store.conflict(sub(), &key("playground")).unwrap().expect("a conflict");
     let values: Vec<&Value> = conflict.candidates.iter().map(|c| &c.value).collect();
-    assert!(
-        values.contains(&&Value::Deleted),
-        "the delete is kept: {values:?}"
-    );
-    assert!(
-        values.iter().any(|v| v.to_string() == "2"),
-        "the edit is kept: {values:?}"
-    );
+    assert!(values.contains(&&Value::Deleted), "the delete is kept: {values:?}");
+    assert!(values.iter().any(|v| v.to_string() == "2"), "the edit is kept: {values:?}");
     assert_eq!(conflict.base_value.to_string(), "1");
     assert_eq!(a.tablet.conflicts().unwrap(), b.tablet.conflicts().unwrap());
     server.stop().await;
@@ -190,19 +150,8 @@ async fn a_replayed_push_changes_nothing_and_gets_the_same_results() {
     assert_eq!(first.results, again.results);
     assert_eq!(server.store.head().unwrap(), head);
     assert_eq!(first.results[0].outcome, Outcome::Applied);
-    assert_eq!(
-        first.results[1].outcome,
-        Outcome::Rejected,
-        "a part above its whole"
-    );
-    assert_eq!(
-        server
-            .store
-            .revisions(sub(), &key("road_km"))
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(first.results[1].outcome, Outcome::Rejected, "a part above its whole");
+    assert_eq!(server.store.revisions(sub(), &key("road_km")).unwrap().len(), 1);
     server.stop().await;
 }
 
@@ -217,9 +166,7 @@ async fn a_restart_between_push_and_pull_loses_nothing() {
 
     a.record(&[("canal_km", "4.2"), ("canal_cement_km", "1.1")]);
     let mut remote = server.remote().await;
-    engine::push(&a.tablet, &mut remote, &Retry::immediate(0), &mut |_| {})
-        .await
-        .unwrap();
+    engine::push(&a.tablet, &mut remote, &Retry::immediate(0), &mut |_| {}).await.unwrap();
     assert_eq!(a.tablet.outbox_len().unwrap(), 0);
 
     let server = server.restart().await;
@@ -261,19 +208,13 @@ async fn a_pull_never_hides_an_edit_not_yet_pushed() {
 
     a.record(&[("village_sports_area", "4")]);
     let mut remote = server.remote().await;
-    engine::pull(&a.tablet, &mut remote, &Retry::immediate(0), &mut |_| {})
-        .await
-        .unwrap();
+    engine::pull(&a.tablet, &mut remote, &Retry::immediate(0), &mut |_| {}).await.unwrap();
     assert_eq!(
         a.shows("village_sports_area").as_deref(),
         Some("4"),
         "the pending edit stays on top"
     );
-    let local = a
-        .tablet
-        .field(sub(), &key("village_sports_area"))
-        .unwrap()
-        .unwrap();
+    let local = a.tablet.field(sub(), &key("village_sports_area")).unwrap().unwrap();
     assert!(local.pending);
     assert_eq!(local.synced.unwrap().value.to_string(), "1");
     assert_eq!(a.tablet.outbox_len().unwrap(), 1);
@@ -319,9 +260,7 @@ async fn health_reports_serving() {
         .unwrap();
     let mut health = HealthClient::new(channel);
     let reply = health
-        .check(HealthCheckRequest {
-            service: "fieldsync.v1.Sync".into(),
-        })
+        .check(HealthCheckRequest { service: "fieldsync.v1.Sync".into() })
         .await
         .unwrap()
         .into_inner();
@@ -347,24 +286,13 @@ async fn a_refused_edit_stays_on_the_tablet_until_a_corrected_one_is_accepted() 
     assert_eq!(report.rejected, 1);
     let refusals = b.tablet.refusals().unwrap();
     assert_eq!(refusals.len(), 1);
-    assert!(
-        refusals[0].reason.contains("more than its whole"),
-        "{}",
-        refusals[0].reason
-    );
-    assert_eq!(
-        b.tablet.outbox_len().unwrap(),
-        0,
-        "refused, not stuck in the outbox"
-    );
+    assert!(refusals[0].reason.contains("more than its whole"), "{}", refusals[0].reason);
+    assert_eq!(b.tablet.outbox_len().unwrap(), 0, "refused, not stuck in the outbox");
     assert_eq!(b.shows("road_km").as_deref(), Some("3"));
 
     b.record(&[("road_cement_km", "2.5")]);
     let report = b.sync(&server.url).await;
     assert_eq!((report.applied, report.rejected), (1, 0));
-    assert!(
-        b.tablet.refusals().unwrap().is_empty(),
-        "the corrected edit settles the refusal"
-    );
+    assert!(b.tablet.refusals().unwrap().is_empty(), "the corrected edit settles the refusal");
     server.stop().await;
 }

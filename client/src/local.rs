@@ -113,26 +113,16 @@ impl Tablet {
         batch.put(META, META_KEY, encode(&meta));
         batch.put(META, CATALOGUE_KEY, encode(&catalogue));
         engine.commit(batch)?;
-        Ok(Tablet {
-            engine,
-            catalogue,
-            meta: Mutex::new(meta),
-        })
+        Ok(Tablet { engine, catalogue, meta: Mutex::new(meta) })
     }
 
     /// Opens an initialised tablet.
     pub fn open(engine: Arc<dyn Engine>) -> Result<Tablet> {
         let meta = engine.get(META, META_KEY)?.ok_or(Error::NotInitialised)?;
         let meta: Meta = decode(META, &meta)?;
-        let catalogue = engine
-            .get(META, CATALOGUE_KEY)?
-            .ok_or(Error::NotInitialised)?;
+        let catalogue = engine.get(META, CATALOGUE_KEY)?.ok_or(Error::NotInitialised)?;
         let catalogue = decode(META, &catalogue)?;
-        Ok(Tablet {
-            engine,
-            catalogue,
-            meta: Mutex::new(meta),
-        })
+        Ok(Tablet { engine, catalogue, meta: Mutex::new(meta) })
     }
 
     pub fn catalogue(&self) -> &Catalogue {
@@ -157,10 +147,7 @@ impl Tablet {
     }
 
     fn get<T: DeserializeOwned>(&self, tree: &'static str, key: &[u8]) -> Result<Option<T>> {
-        self.engine
-            .get(tree, key)?
-            .map(|b| decode(tree, &b))
-            .transpose()
+        self.engine.get(tree, key)?.map(|b| decode(tree, &b)).transpose()
     }
 
     fn all<T: DeserializeOwned>(&self, tree: &'static str) -> Result<Vec<T>> {
@@ -182,9 +169,7 @@ impl Tablet {
         now_ms: u64,
     ) -> Result<Vec<Mutation>> {
         if edits.is_empty() {
-            return Err(Error::Invalid(
-                "nothing to record: give at least one field=value".into(),
-            ));
+            return Err(Error::Invalid("nothing to record: give at least one field=value".into()));
         }
         let mut meta = self.lock();
         let mut next = meta.clone();
@@ -220,24 +205,11 @@ impl Tablet {
                     siblings.insert(code, a);
                 }
             }
-            check_parts(&self.catalogue, &at.field, &target.value, |c| {
-                siblings.get(c).copied()
-            })?;
+            check_parts(&self.catalogue, &at.field, &target.value, |c| siblings.get(c).copied())?;
             overlay.insert(at.field.clone(), target.value.clone());
-            let pending = Pending {
-                mutation_id: mutation.id,
-                value: target.value,
-            };
-            batch.put(
-                OUTBOX,
-                mutation.id.to_be_bytes().to_vec(),
-                encode(&mutation),
-            );
-            batch.put(
-                PENDING,
-                field_key(at.submission, &at.field),
-                encode(&pending),
-            );
+            let pending = Pending { mutation_id: mutation.id, value: target.value };
+            batch.put(OUTBOX, mutation.id.to_be_bytes().to_vec(), encode(&mutation));
+            batch.put(PENDING, field_key(at.submission, &at.field), encode(&pending));
             next.next_mutation_id += 1;
             made.push(mutation);
         }
@@ -258,10 +230,7 @@ impl Tablet {
 
     /// How many edits wait to be pushed.
     pub fn outbox_len(&self) -> Result<usize> {
-        Ok(self
-            .engine
-            .scan(OUTBOX, Bound::Unbounded, Bound::Unbounded, usize::MAX)?
-            .len())
+        Ok(self.engine.scan(OUTBOX, Bound::Unbounded, Bound::Unbounded, usize::MAX)?.len())
     }
 
     /// Stores the server's answers to a push: acknowledged edits leave the
@@ -280,10 +249,7 @@ impl Tablet {
             };
             batch.delete(OUTBOX, key.clone());
             if r.outcome == Outcome::Rejected {
-                let refusal = Refusal {
-                    mutation: mutation.clone(),
-                    reason: r.reason.clone(),
-                };
+                let refusal = Refusal { mutation: mutation.clone(), reason: r.reason.clone() };
                 batch.put(REJECTED, key, encode(&refusal));
                 refusals.push(refusal);
             } else {
@@ -301,19 +267,14 @@ impl Tablet {
                 });
             }
             if let Ok(period) = mutation.period.parse::<Period>() {
-                let at = FieldRef::new(
-                    &mutation.village_id,
-                    period,
-                    FieldKey::parse(&mutation.field),
-                );
+                let at =
+                    FieldRef::new(&mutation.village_id, period, FieldKey::parse(&mutation.field));
                 let fkey = field_key(at.submission, &at.field);
-                if self
-                    .get::<Pending>(PENDING, &fkey)?
-                    .is_some_and(|p| p.mutation_id == r.id)
-                {
+                if self.get::<Pending>(PENDING, &fkey)?.is_some_and(|p| p.mutation_id == r.id) {
                     batch.delete(PENDING, fkey.clone());
                 }
                 if let Some(current) = &r.current {
+                    next.hlc = next.hlc.observe(current.stamp.hlc);
                     let known = match synced_now.get(&fkey) {
                         Some(v) => Some(*v),
                         None => self.get::<FieldState>(SYNCED, &fkey)?.map(|s| s.version),
@@ -381,12 +342,7 @@ impl Tablet {
                     Some(s) => s.at.clone(),
                     None => self.pending_ref(sub, field, p.mutation_id)?,
                 };
-                Some(LocalField {
-                    at,
-                    value: p.value,
-                    pending: true,
-                    synced,
-                })
+                Some(LocalField { at, value: p.value, pending: true, synced })
             }
             (None, Some(s)) => Some(LocalField {
                 at: s.at.clone(),
@@ -411,8 +367,7 @@ impl Tablet {
         let mut keys: Vec<(SubmissionId, FieldKey)> = Vec::new();
         for tree in [SYNCED, PENDING] {
             for (key, _) in
-                self.engine
-                    .scan(tree, Bound::Unbounded, Bound::Unbounded, usize::MAX)?
+                self.engine.scan(tree, Bound::Unbounded, Bound::Unbounded, usize::MAX)?
             {
                 keys.push(split_field_key(&key)?);
             }

@@ -18,18 +18,10 @@ use fieldsync_store::Sled;
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
-#[command(
-    version,
-    about = "Record New Rural Development counts offline and sync them"
-)]
+#[command(version, about = "Record New Rural Development counts offline and sync them")]
 struct Cli {
     /// Directory of this tablet's local store.
-    #[arg(
-        long,
-        global = true,
-        default_value = ".fieldsync",
-        env = "FIELDSYNC_HOME"
-    )]
+    #[arg(long, global = true, default_value = ".fieldsync", env = "FIELDSYNC_HOME")]
     home: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -40,11 +32,7 @@ enum Command {
     /// Set up this tablet: pick a device id and download the catalogue.
     Init {
         /// Server address.
-        #[arg(
-            long,
-            default_value = "http://127.0.0.1:50051",
-            env = "FIELDSYNC_SERVER"
-        )]
+        #[arg(long, default_value = "http://127.0.0.1:50051", env = "FIELDSYNC_SERVER")]
         server: String,
         /// Your name, recorded with every edit.
         #[arg(long)]
@@ -127,12 +115,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let tablet = Tablet::init(engine, meta, catalogue)?;
             let m = tablet.meta();
-            let villages = tablet
-                .catalogue()
-                .org_units
-                .values()
-                .filter(|u| u.level == Level::Village)
-                .count();
+            let villages =
+                tablet.catalogue().org_units.values().filter(|u| u.level == Level::Village).count();
             println!(
                 "tablet {} ready for {} ({} indicators, {} villages); server {}",
                 m.device,
@@ -142,23 +126,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 m.server
             );
         }
-        Command::Record {
-            village,
-            period,
-            values,
-            note,
-            location,
-        } => {
+        Command::Record { village, period, values, note, location } => {
             let tablet = open(&cli.home)?;
             let mut edits = Vec::new();
             for pair in &values {
                 let Some((field, value)) = pair.split_once('=') else {
                     bail!("{pair:?} is not indicator=value (e.g. road_km=1.25)");
                 };
-                edits.push((
-                    field.trim().to_owned(),
-                    RawValue::Amount(value.trim().to_owned()),
-                ));
+                edits.push((field.trim().to_owned(), RawValue::Amount(value.trim().to_owned())));
             }
             if let Some(note) = note {
                 edits.push(("note".into(), RawValue::Text(note)));
@@ -174,18 +149,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 tablet.outbox_len()?
             );
         }
-        Command::Delete {
-            village,
-            period,
-            fields,
-        } => {
+        Command::Delete { village, period, fields } => {
             let tablet = open(&cli.home)?;
             let edits: Vec<_> = fields.into_iter().map(|f| (f, RawValue::Deleted)).collect();
             let made = tablet.record(&village, &period, &edits, now_ms())?;
-            println!(
-                "deleted {} field(s); the deletion syncs like any edit",
-                made.len()
-            );
+            println!("deleted {} field(s); the deletion syncs like any edit", made.len());
         }
         Command::List { period } => {
             let tablet = open(&cli.home)?;
@@ -208,11 +176,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     first.at.village_id.clone(),
                     first.at.period.to_string(),
                     place(tablet.catalogue(), &first.at.village_id),
-                    fields
-                        .iter()
-                        .filter(|f| f.value != Value::Deleted)
-                        .count()
-                        .to_string(),
+                    fields.iter().filter(|f| f.value != Value::Deleted).count().to_string(),
                     pending.to_string(),
                     open.to_string(),
                 ]);
@@ -223,14 +187,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             } else {
                 print_table(
-                    &[
-                        "village",
-                        "period",
-                        "place",
-                        "fields",
-                        "pending",
-                        "conflicts",
-                    ],
+                    &["village", "period", "place", "fields", "pending", "conflicts"],
                     &rows,
                 );
             }
@@ -254,18 +211,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     f.at.field.to_string(),
                     show_value(cat, &f.at.field, &f.value),
                     state(f, conflict),
-                    f.synced
-                        .as_ref()
-                        .map_or(String::new(), |s| s.stamp.author.clone()),
+                    f.synced.as_ref().map_or(String::new(), |s| s.stamp.author.clone()),
                 ]);
             }
             if !rows.is_empty() {
                 print_table(&["field", "value", "state", "last synced author"], &rows);
             }
-            for c in conflicts
-                .iter()
-                .filter(|c| c.open && c.at.submission == sub)
-            {
+            for c in conflicts.iter().filter(|c| c.open && c.at.submission == sub) {
                 print_conflict(cat, c, None);
             }
         }
@@ -314,8 +266,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("pending   {} edit(s) not yet synced", tablet.outbox_len()?);
             println!(
                 "synced    {}",
-                m.last_sync_ms
-                    .map_or("never".into(), |ms| format!("{} UTC", when(ms)))
+                m.last_sync_ms.map_or("never".into(), |ms| format!("{} UTC", when(ms)))
             );
             let mine: Vec<Conflict> = tablet
                 .conflicts()?
@@ -335,10 +286,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let refused = tablet.refusals()?;
             if !refused.is_empty() {
-                println!(
-                    "refused   {} edit(s) the server did not accept:",
-                    refused.len()
-                );
+                println!("refused   {} edit(s) the server did not accept:", refused.len());
                 for r in &refused {
                     let value = match &r.mutation.value {
                         RawValue::Amount(a) => a.clone(),
@@ -389,9 +337,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     vec![
                         i.code.clone(),
                         i.unit.clone(),
-                        i.parent
-                            .clone()
-                            .map_or(String::new(), |p| format!("part of {p}")),
+                        i.parent.clone().map_or(String::new(), |p| format!("part of {p}")),
                         i.name_vi.clone(),
                     ]
                 })
@@ -466,17 +412,9 @@ fn print_conflict(cat: &Catalogue, c: &Conflict, me: Option<DeviceId>) {
             show_value(cat, &c.at.field, &k.value),
             k.stamp.author,
             &device[..8],
-            if Some(k.stamp.device) == me {
-                ", this one"
-            } else {
-                ""
-            },
+            if Some(k.stamp.device) == me { ", this one" } else { "" },
             when(k.stamp.received_at_ms),
-            if i == winner {
-                "  ← shown until settled"
-            } else {
-                ""
-            }
+            if i == winner { "  ← shown until settled" } else { "" }
         );
     }
 }

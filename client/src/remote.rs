@@ -60,8 +60,10 @@ pub struct Grpc {
     client: SyncClient<Channel>,
 }
 
-/// Largest message the client accepts or sends.
-const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Largest message the client sends (the server accepts 4 MiB).
+const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+/// Largest reply the client accepts.
+const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
 
 impl Grpc {
     /// Connects to `url` (e.g. `http://127.0.0.1:50051`; `http://` is assumed
@@ -82,8 +84,8 @@ impl Grpc {
             .map_err(|e| Error::Unreachable(format!("{url}: {}", causes(&e))))?;
         Ok(Grpc {
             client: SyncClient::new(channel)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+                .max_decoding_message_size(MAX_REPLY_BYTES)
+                .max_encoding_message_size(MAX_REQUEST_BYTES),
         })
     }
 }
@@ -100,18 +102,14 @@ fn causes(e: &dyn std::error::Error) -> String {
 }
 
 fn bad_reply(e: fieldsync::Error) -> Error {
-    Error::Refused(format!(
-        "the server sent something this client cannot read: {e}"
-    ))
+    Error::Refused(format!("the server sent something this client cannot read: {e}"))
 }
 
 impl Remote for Grpc {
     async fn bootstrap(&mut self) -> Result<Catalogue> {
         let reply = self
             .client
-            .bootstrap(BootstrapRequest {
-                schema_version: SCHEMA_VERSION,
-            })
+            .bootstrap(BootstrapRequest { schema_version: SCHEMA_VERSION })
             .await?
             .into_inner();
         let indicators = reply
@@ -148,10 +146,7 @@ impl Remote for Grpc {
             .map(convert::result_from_wire)
             .collect::<fieldsync::Result<Vec<_>>>()
             .map_err(bad_reply)?;
-        Ok(Pushed {
-            results,
-            server_hlc: Hlc(reply.server_hlc),
-        })
+        Ok(Pushed { results, server_hlc: Hlc(reply.server_hlc) })
     }
 
     async fn pull(
@@ -176,31 +171,17 @@ impl Remote for Grpc {
                 .collect::<fieldsync::Result<Vec<_>>>()
                 .map_err(bad_reply)?;
             let caught_up = page.caught_up;
-            on_page(
-                Page {
-                    changes,
-                    cursor: page.cursor,
-                    caught_up,
-                },
-                Hlc(page.server_hlc),
-            )?;
+            on_page(Page { changes, cursor: page.cursor, caught_up }, Hlc(page.server_hlc))?;
             if caught_up {
                 return Ok(());
             }
         }
-        Err(Error::Unreachable(
-            "the server closed the pull before the last page".into(),
-        ))
+        Err(Error::Unreachable("the server closed the pull before the last page".into()))
     }
 
     async fn status(&mut self, device: DeviceId) -> Result<ServerStatus> {
-        let reply = self
-            .client
-            .status(StatusRequest {
-                device_id: device.to_string(),
-            })
-            .await?
-            .into_inner();
+        let reply =
+            self.client.status(StatusRequest { device_id: device.to_string() }).await?.into_inner();
         Ok(ServerStatus {
             head_seq: reply.head_seq,
             last_mutation_id: reply.last_mutation_id,

@@ -11,8 +11,21 @@ use crate::error::{Error, Result};
 use crate::local::Tablet;
 use crate::remote::Remote;
 
-/// Mutations per push.
+/// Most mutations per push.
 pub const PUSH_BATCH: usize = 500;
+/// A push stops growing past about this many bytes, well under the server's
+/// 4 MiB message limit even when notes are long.
+pub const PUSH_BYTES: usize = 1024 * 1024;
+
+/// A generous estimate of a mutation's size on the wire.
+fn wire_size(m: &fieldsync::sync::Mutation) -> usize {
+    use fieldsync::sync::RawValue;
+    let value = match &m.value {
+        RawValue::Amount(t) | RawValue::Text(t) => t.len(),
+        RawValue::Point(_) | RawValue::Deleted => 16,
+    };
+    64 + m.village_id.len() + m.period.len() + m.field.len() + m.author.len() + value
+}
 
 /// How hard to try when the server cannot be reached.
 #[derive(Clone, Debug)]
@@ -36,11 +49,7 @@ impl Default for Retry {
 impl Retry {
     /// No waiting between attempts (tests).
     pub fn immediate(retries: u32) -> Self {
-        Retry {
-            retries,
-            first_delay: Duration::ZERO,
-            max_delay: Duration::ZERO,
-        }
+        Retry { retries, first_delay: Duration::ZERO, max_delay: Duration::ZERO }
     }
 
     /// Sleeps before retry number `attempt` (0-based), or gives `err` back if
@@ -49,10 +58,8 @@ impl Retry {
         if !err.is_transient() || attempt >= self.retries {
             return Err(err);
         }
-        let delay = self
-            .first_delay
-            .saturating_mul(2u32.saturating_pow(attempt))
-            .min(self.max_delay);
+        let delay =
+            self.first_delay.saturating_mul(2u32.saturating_pow(attempt)).min(self.max_delay);
         tracing::warn!(attempt = attempt + 1, ?delay, error = %err, "retrying");
         tokio::time::sleep(delay).await;
         Ok(())
@@ -107,17 +114,23 @@ pub async fn push<R: Remote>(
     let mut report = Report::default();
     let total = tablet.outbox_len()?;
     loop {
-        let batch = tablet.outbox(PUSH_BATCH)?;
+        let mut batch = tablet.outbox(PUSH_BATCH)?;
         if batch.is_empty() {
             return Ok(report);
         }
+        let mut bytes = 0;
+        let fits = batch
+            .iter()
+            .position(|m| {
+                bytes += wire_size(m);
+                bytes > PUSH_BYTES
+            })
+            .unwrap_or(batch.len());
+        batch.truncate(fits.max(1));
         let meta = tablet.meta();
         let mut attempt = 0;
         let pushed = loop {
-            match remote
-                .push(meta.device, batch.clone(), meta.acknowledged_through)
-                .await
-            {
+            match remote.push(meta.device, batch.clone(), meta.acknowledged_through).await {
                 Ok(p) => break p,
                 Err(e) => retry.pause(attempt, e).await?,
             }
@@ -132,10 +145,7 @@ pub async fn push<R: Remote>(
                 Outcome::Rejected => report.rejected += 1,
             }
         }
-        progress(Event::Pushed {
-            done: report.pushed().min(total),
-            total,
-        });
+        progress(Event::Pushed { done: report.pushed().min(total), total });
     }
 }
 

@@ -45,20 +45,10 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel();
-        let handle = tokio::spawn(serve(
-            listener,
-            Arc::clone(&store),
-            Limits::default(),
-            async {
-                let _ = rx.await;
-            },
-        ));
-        Server {
-            addr,
-            store,
-            shutdown: Some(tx),
-            handle,
-        }
+        let handle = tokio::spawn(serve(listener, Arc::clone(&store), Limits::default(), async {
+            let _ = rx.await;
+        }));
+        Server { addr, store, shutdown: Some(tx), handle }
     }
 
     fn url(&self) -> String {
@@ -70,10 +60,7 @@ impl Server {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        self.handle
-            .await
-            .expect("server task")
-            .expect("server ran cleanly");
+        self.handle.await.expect("server task").expect("server ran cleanly");
         let store = self.store;
         for _ in 0..500 {
             if Arc::strong_count(&store) == 1 {
@@ -102,9 +89,7 @@ struct Desk {
 
 impl Desk {
     fn new() -> Desk {
-        Desk {
-            dir: tempfile::tempdir().expect("tempdir"),
-        }
+        Desk { dir: tempfile::tempdir().expect("tempdir") }
     }
 
     fn path(&self) -> PathBuf {
@@ -179,30 +164,20 @@ impl Desk {
 
 /// The lines of `text` that contain every one of `needles`.
 fn lines_with<'a>(text: &'a str, needles: &[&str]) -> Vec<&'a str> {
-    text.lines()
-        .filter(|l| needles.iter().all(|n| l.contains(n)))
-        .collect()
+    text.lines().filter(|l| needles.iter().all(|n| l.contains(n))).collect()
 }
 
 /// The single line of `text` containing every one of `needles`.
 fn line_with<'a>(text: &'a str, needles: &[&str]) -> &'a str {
     let found = lines_with(text, needles);
-    assert_eq!(
-        found.len(),
-        1,
-        "expected exactly one line with {needles:?} in:\n{text}"
-    );
+    assert_eq!(found.len(), 1, "expected exactly one line with {needles:?} in:\n{text}");
     found[0]
 }
 
 /// Splits a table line into its cells (columns are separated by two or more
 /// spaces; single spaces belong to a cell).
 fn cells(line: &str) -> Vec<String> {
-    line.split("  ")
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .map(str::to_owned)
-        .collect()
+    line.split("  ").map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect()
 }
 
 /// Checks that every cell of a table starts in the column (counted in
@@ -213,9 +188,7 @@ fn assert_aligned(table: &[&str], headers: &[&str]) {
     let starts: Vec<usize> = headers
         .iter()
         .map(|h| {
-            let byte = header
-                .find(h)
-                .unwrap_or_else(|| panic!("no {h:?} in {header:?}"));
+            let byte = header.find(h).unwrap_or_else(|| panic!("no {h:?} in {header:?}"));
             header[..byte].chars().count()
         })
         .collect();
@@ -241,11 +214,7 @@ fn candidates(text: &str) -> Vec<(String, String, bool)> {
         .map(|l| {
             let (value, rest) = l.trim_start().split_once(" by ").expect("by");
             let author = rest.split(" (tablet ").next().expect("author");
-            (
-                value.trim().to_owned(),
-                author.to_owned(),
-                l.contains("← shown until settled"),
-            )
+            (value.trim().to_owned(), author.to_owned(), l.contains("← shown until settled"))
         })
         .collect()
 }
@@ -267,23 +236,17 @@ async fn readme_walkthrough_two_tablets_one_conflict() {
     let desk = Desk::new();
 
     // Set up both tablets.
-    let out = desk
-        .ok("tablet-a", &["init", "--server", &url, "--author", AN])
-        .await;
+    let out = desk.ok("tablet-a", &["init", "--server", &url, "--author", AN]).await;
     assert!(out.contains(&format!("ready for {AN}")), "{out}");
     assert!(out.contains("12 indicators"), "{out}");
     assert!(out.contains(&format!("server {url}")), "{out}");
-    let out = desk
-        .ok("tablet-b", &["init", "--server", &url, "--author", BINH])
-        .await;
+    let out = desk.ok("tablet-b", &["init", "--server", &url, "--author", BINH]).await;
     assert!(out.contains(&format!("ready for {BINH}")), "{out}");
     assert!(desk.path().join("tablet-a").is_dir());
     assert!(desk.path().join("tablet-b").is_dir());
 
     // Initialising twice is refused and keeps the tablet.
-    let err = desk
-        .fails("tablet-a", &["init", "--server", &url, "--author", "X"])
-        .await;
+    let err = desk.fails("tablet-a", &["init", "--server", &url, "--author", "X"]).await;
     assert!(err.contains("already initialised"), "{err}");
 
     // Find the village ids (by id here: the README's `villages "phúc đồng"`
@@ -294,11 +257,7 @@ async fn readme_walkthrough_two_tablets_one_conflict() {
     let row = line_with(&out, &[V]);
     assert_eq!(cells(row), [V, "village", PLACE], "{out}");
     let commune = line_with(&out, &[&format!("{COMMUNE}  ")]);
-    assert_eq!(
-        cells(commune),
-        [COMMUNE, "commune", "Xã Phúc Đồng, Huyện Hương Khê"],
-        "{out}"
-    );
+    assert_eq!(cells(commune), [COMMUNE, "commune", "Xã Phúc Đồng, Huyện Hương Khê"], "{out}");
     assert_eq!(lines.len(), 5, "the commune and its 3 villages:\n{out}");
     assert_aligned(&lines, &["id", "level", "name"]);
 
@@ -309,12 +268,7 @@ async fn readme_walkthrough_two_tablets_one_conflict() {
     let row = cells(line_with(&out, &["road_cement_km"]));
     assert_eq!(
         row,
-        [
-            "road_cement_km",
-            "km",
-            "part of road_km",
-            "Trong đó: theo cơ chế hỗ trợ xi măng"
-        ]
+        ["road_cement_km", "km", "part of road_km", "Trong đó: theo cơ chế hỗ trợ xi măng"]
     );
     let row = cells(line_with(&out, &["village_cultural_house"]));
     assert_eq!(row, ["village_cultural_house", "count", "Nhà văn hóa thôn"]);
@@ -334,26 +288,11 @@ async fn readme_walkthrough_two_tablets_one_conflict() {
             ],
         )
         .await;
-    assert_eq!(
-        out.trim_end(),
-        format!("recorded 3 edit(s) for {PLACE} (2022); 3 waiting to sync")
-    );
+    assert_eq!(out.trim_end(), format!("recorded 3 edit(s) for {PLACE} (2022); 3 waiting to sync"));
     let out = desk
-        .ok(
-            "tablet-b",
-            &[
-                "record",
-                V,
-                "2022",
-                "drainage_km=0.4",
-                "village_cultural_house=2",
-            ],
-        )
+        .ok("tablet-b", &["record", V, "2022", "drainage_km=0.4", "village_cultural_house=2"])
         .await;
-    assert_eq!(
-        out.trim_end(),
-        format!("recorded 2 edit(s) for {PLACE} (2022); 2 waiting to sync")
-    );
+    assert_eq!(out.trim_end(), format!("recorded 2 edit(s) for {PLACE} (2022); 2 waiting to sync"));
 
     // Offline, each tablet shows its own edits as pending.
     let out = desk.ok("tablet-a", &["status"]).await;
@@ -361,16 +300,9 @@ async fn readme_walkthrough_two_tablets_one_conflict() {
     assert!(out.contains("synced    never"), "{out}");
     assert!(out.contains(&format!("({AN})")), "{out}");
     let out = desk.ok("tablet-a", &["show", V, "2022"]).await;
-    assert_eq!(
-        out.lines().next(),
-        Some(&*format!("{PLACE} — 2022")),
-        "{out}"
-    );
+    assert_eq!(out.lines().next(), Some(&*format!("{PLACE} — 2022")), "{out}");
     assert_eq!(shown_value(&out, "road_km"), "1.25 km", "{out}");
-    assert!(
-        line_with(&out, &["road_km"]).contains("pending sync"),
-        "{out}"
-    );
+    assert!(line_with(&out, &["road_km"]).contains("pending sync"), "{out}");
     assert!(lines_with(&out, &["drainage_km"]).is_empty(), "{out}");
 
     // Back at the commune office.
@@ -392,25 +324,14 @@ async fn readme_walkthrough_two_tablets_one_conflict() {
     let mut house = Vec::new();
     for tablet in ["tablet-a", "tablet-b"] {
         let out = desk.ok(tablet, &["show", V, "2022"]).await;
-        assert_eq!(
-            out.lines().next(),
-            Some(&*format!("{PLACE} — 2022")),
-            "{out}"
-        );
+        assert_eq!(out.lines().next(), Some(&*format!("{PLACE} — 2022")), "{out}");
         let lines: Vec<&str> = out.lines().collect();
-        let table: Vec<&str> = lines[1..]
-            .iter()
-            .copied()
-            .take_while(|l| !l.starts_with("  "))
-            .collect();
+        let table: Vec<&str> =
+            lines[1..].iter().copied().take_while(|l| !l.starts_with("  ")).collect();
         assert_eq!(table.len(), 5, "header and 4 fields:\n{out}");
         assert_aligned(&table, &["field", "value", "state", "last synced author"]);
         assert_eq!(shown_value(&out, "road_km"), "1.25 km", "{tablet}:\n{out}");
-        assert_eq!(
-            shown_value(&out, "drainage_km"),
-            "0.4 km",
-            "{tablet}:\n{out}"
-        );
+        assert_eq!(shown_value(&out, "drainage_km"), "0.4 km", "{tablet}:\n{out}");
         assert_eq!(
             cells(line_with(&out, &["road_km"])),
             ["road_km", "1.25 km", "synced", AN],
@@ -421,27 +342,17 @@ async fn readme_walkthrough_two_tablets_one_conflict() {
             ["drainage_km", "0.4 km", "synced", BINH],
             "{tablet}:\n{out}"
         );
-        assert!(
-            line_with(&out, &["note"]).contains("đường bê tông"),
-            "{tablet}:\n{out}"
-        );
+        assert!(line_with(&out, &["note"]).contains("đường bê tông"), "{tablet}:\n{out}");
         let row = cells(line_with(&out, &["village_cultural_house  "]));
         assert_eq!(row[2], "in conflict", "{tablet}:\n{out}");
         // The conflict is printed under the table with both values and authors.
-        let heading = line_with(
-            &out,
-            &[PLACE, "(2022) village_cultural_house: was empty, now"],
-        );
+        let heading = line_with(&out, &[PLACE, "(2022) village_cultural_house: was empty, now"]);
         assert!(heading.starts_with("  "), "{heading:?}");
         let mut cands = candidates(&out);
         cands.sort();
         assert_eq!(cands.len(), 2, "{tablet}:\n{out}");
         assert_eq!((&*cands[0].0, &*cands[0].1), ("1", AN), "{tablet}:\n{out}");
-        assert_eq!(
-            (&*cands[1].0, &*cands[1].1),
-            ("2", BINH),
-            "{tablet}:\n{out}"
-        );
+        assert_eq!((&*cands[1].0, &*cands[1].1), ("2", BINH), "{tablet}:\n{out}");
         // The value shown is the one marked "shown until settled".
         let shown: Vec<_> = cands.iter().filter(|c| c.2).collect();
         assert_eq!(shown.len(), 1, "{tablet}:\n{out}");
@@ -454,36 +365,20 @@ async fn readme_walkthrough_two_tablets_one_conflict() {
     // `status` on both: nothing pending, the conflict with both values and authors.
     for (tablet, me) in [("tablet-a", AN), ("tablet-b", BINH)] {
         let out = desk.ok(tablet, &["status"]).await;
-        assert!(
-            out.contains("pending   0 edit(s) not yet synced"),
-            "{tablet}:\n{out}"
-        );
-        assert!(
-            line_with(&out, &["synced    "]).ends_with(" UTC"),
-            "{tablet}:\n{out}"
-        );
+        assert!(out.contains("pending   0 edit(s) not yet synced"), "{tablet}:\n{out}");
+        assert!(line_with(&out, &["synced    "]).ends_with(" UTC"), "{tablet}:\n{out}");
         assert!(!out.contains("never"), "{tablet}:\n{out}");
-        assert!(
-            out.contains("conflicts 1 touching this tablet"),
-            "{tablet}:\n{out}"
-        );
+        assert!(out.contains("conflicts 1 touching this tablet"), "{tablet}:\n{out}");
         assert!(!out.contains("refused"), "{tablet}:\n{out}");
         line_with(&out, &[PLACE, "(2022) village_cultural_house"]);
         let mut cands = candidates(&out);
         cands.sort();
         assert_eq!(cands.len(), 2, "{tablet}:\n{out}");
         assert_eq!((&*cands[0].0, &*cands[0].1), ("1", AN), "{tablet}:\n{out}");
-        assert_eq!(
-            (&*cands[1].0, &*cands[1].1),
-            ("2", BINH),
-            "{tablet}:\n{out}"
-        );
+        assert_eq!((&*cands[1].0, &*cands[1].1), ("2", BINH), "{tablet}:\n{out}");
         // "this one" marks this tablet's own candidate, and only that.
         let mine = line_with(&out, &[", this one"]);
-        assert!(
-            mine.contains(&format!("by {me} (tablet ")),
-            "{tablet}:\n{out}"
-        );
+        assert!(mine.contains(&format!("by {me} (tablet ")), "{tablet}:\n{out}");
         // The candidate lines line up on the author.
         let at: Vec<usize> = lines_with(&out, &[" by ", "(tablet "])
             .iter()
@@ -497,21 +392,10 @@ async fn readme_walkthrough_two_tablets_one_conflict() {
         let out = desk.ok(tablet, &["list"]).await;
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 2, "a header and one report:\n{out}");
-        let headers = [
-            "village",
-            "period",
-            "place",
-            "fields",
-            "pending",
-            "conflicts",
-        ];
+        let headers = ["village", "period", "place", "fields", "pending", "conflicts"];
         assert_eq!(cells(lines[0]), headers, "{out}");
         assert_aligned(&lines, &headers);
-        assert_eq!(
-            cells(lines[1]),
-            [V, "2022", PLACE, "4", "0", "1"],
-            "{tablet}:\n{out}"
-        );
+        assert_eq!(cells(lines[1]), [V, "2022", PLACE, "4", "0", "1"], "{tablet}:\n{out}");
         let out = desk.ok(tablet, &["list", "--period", "2023"]).await;
         assert!(out.starts_with("no reports on this tablet yet"), "{out}");
     }
@@ -525,18 +409,13 @@ async fn villages_filter_of_the_readme_finds_village_ids() {
     let server = Server::start(data.path(), "127.0.0.1:0").await;
     let url = server.url();
     let desk = Desk::new();
-    desk.ok("tablet-a", &["init", "--server", &url, "--author", AN])
-        .await;
+    desk.ok("tablet-a", &["init", "--server", &url, "--author", AN]).await;
     server.stop().await;
 
     let out = desk.ok("tablet-a", &["villages", "phúc đồng"]).await;
     let row = line_with(&out, &[V]);
     assert_eq!(cells(row), [V, "village", PLACE], "{out}");
-    assert_eq!(
-        out.lines().count(),
-        5,
-        "the commune and its 3 villages:\n{out}"
-    );
+    assert_eq!(out.lines().count(), 5, "the commune and its 3 villages:\n{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -545,21 +424,14 @@ async fn bad_input_is_refused_offline_and_stores_nothing() {
     let server = Server::start(data.path(), "127.0.0.1:0").await;
     let url = server.url();
     let desk = Desk::new();
-    desk.ok("tablet-a", &["init", "--server", &url, "--author", AN])
-        .await;
+    desk.ok("tablet-a", &["init", "--server", &url, "--author", AN]).await;
     // Everything below is offline.
     server.stop().await;
 
     let cases: &[(&[&str], &[&str])] = &[
         (&["road_km=-1"], &["road_km cannot be negative"]),
-        (
-            &["village_cultural_house=1.5"],
-            &["counted in whole numbers", "1.5"],
-        ),
-        (
-            &["road_km=1,5"],
-            &["\"1,5\" is not a valid quantity", "12.5"],
-        ),
+        (&["village_cultural_house=1.5"], &["counted in whole numbers", "1.5"]),
+        (&["road_km=1,5"], &["\"1,5\" is not a valid quantity", "12.5"]),
         (&["road_km=1.255"], &["at most 2 digit(s)"]),
         (&["road_km=500"], &["more than one village can report"]),
         (&["roads_km=1"], &["unknown indicator \"roads_km\""]),
@@ -585,28 +457,13 @@ async fn bad_input_is_refused_offline_and_stores_nothing() {
     }
 
     // A commune is not a village.
+    let err = desk.fails("tablet-a", &["record", COMMUNE, "2022", "road_km=1"]).await;
+    assert!(err.contains("is a commune, not a village") && err.contains("Xã Phúc Đồng"), "{err}");
     let err = desk
-        .fails("tablet-a", &["record", COMMUNE, "2022", "road_km=1"])
-        .await;
-    assert!(
-        err.contains("is a commune, not a village") && err.contains("Xã Phúc Đồng"),
-        "{err}"
-    );
-    let err = desk
-        .fails(
-            "tablet-a",
-            &[
-                "record",
-                "ha-tinh.huong-khe.phuc-dong.thon-9",
-                "2022",
-                "road_km=1",
-            ],
-        )
+        .fails("tablet-a", &["record", "ha-tinh.huong-khe.phuc-dong.thon-9", "2022", "road_km=1"])
         .await;
     assert!(err.contains("unknown village"), "{err}");
-    let err = desk
-        .fails("tablet-a", &["record", V, "22", "road_km=1"])
-        .await;
+    let err = desk.fails("tablet-a", &["record", V, "22", "road_km=1"]).await;
     assert!(err.contains("unknown period \"22\""), "{err}");
     let err = desk.fails("tablet-a", &["record", V, "2022"]).await;
     assert!(err.contains("nothing to record"), "{err}");
@@ -622,12 +479,7 @@ async fn bad_input_is_refused_offline_and_stores_nothing() {
     assert!(out.contains("nothing recorded yet"), "{out}");
 
     // A good record still works offline afterwards.
-    let out = desk
-        .ok(
-            "tablet-a",
-            &["record", V, "2022", "road_km=1", "road_cement_km=0.5"],
-        )
-        .await;
+    let out = desk.ok("tablet-a", &["record", V, "2022", "road_km=1", "road_cement_km=0.5"]).await;
     assert!(out.contains("2 waiting to sync"), "{out}");
 
     // An uninitialised home says to run `fieldsync init`, whatever the command.
@@ -657,18 +509,12 @@ async fn sync_without_server_keeps_edits_until_it_is_back() {
     let addr = server.addr;
     let url = server.url();
     let desk = Desk::new();
-    desk.ok("tablet-a", &["init", "--server", &url, "--author", AN])
-        .await;
-    desk.ok("tablet-b", &["init", "--server", &url, "--author", BINH])
-        .await;
+    desk.ok("tablet-a", &["init", "--server", &url, "--author", AN]).await;
+    desk.ok("tablet-b", &["init", "--server", &url, "--author", BINH]).await;
     server.stop().await;
 
     // In the field: record, then try to sync with no server.
-    desk.ok(
-        "tablet-a",
-        &["record", V, "2022", "road_km=1.25", "playground=3"],
-    )
-    .await;
+    desk.ok("tablet-a", &["record", V, "2022", "road_km=1.25", "playground=3"]).await;
     let started = std::time::Instant::now();
     let err = desk.fails("tablet-a", &["sync"]).await;
     assert!(err.contains("cannot reach the server"), "{err}");
@@ -680,9 +526,7 @@ async fn sync_without_server_keeps_edits_until_it_is_back() {
         started.elapsed()
     );
     // `init` against a server that is down says so too.
-    let err = desk
-        .fails("tablet-c", &["init", "--server", &url, "--author", BINH])
-        .await;
+    let err = desk.fails("tablet-c", &["init", "--server", &url, "--author", BINH]).await;
     assert!(err.contains("cannot reach the server"), "{err}");
 
     // The edits are kept.
@@ -691,10 +535,7 @@ async fn sync_without_server_keeps_edits_until_it_is_back() {
     assert!(out.contains("synced    never"), "{out}");
     let out = desk.ok("tablet-a", &["show", V, "2022"]).await;
     assert_eq!(shown_value(&out, "road_km"), "1.25 km", "{out}");
-    assert!(
-        line_with(&out, &["road_km"]).contains("pending sync"),
-        "{out}"
-    );
+    assert!(line_with(&out, &["road_km"]).contains("pending sync"), "{out}");
 
     // The server comes back on the same address and data.
     let server = Server::start(data.path(), &addr.to_string()).await;
@@ -712,22 +553,13 @@ async fn sync_without_server_keeps_edits_until_it_is_back() {
     let out = desk.ok("tablet-b", &["sync"]).await;
     assert!(out.starts_with("pushed 0 edit(s)"), "{out}");
     let out = desk.ok("tablet-b", &["show", V, "2022"]).await;
-    assert_eq!(
-        cells(line_with(&out, &["road_km"])),
-        ["road_km", "1.25 km", "synced", AN],
-        "{out}"
-    );
+    assert_eq!(cells(line_with(&out, &["road_km"])), ["road_km", "1.25 km", "synced", AN], "{out}");
     assert_eq!(shown_value(&out, "playground"), "3", "{out}");
 
     // ...and survive another restart of the server.
     server.stop().await;
     let server = Server::start(data.path(), &addr.to_string()).await;
-    let out = desk
-        .ok(
-            "tablet-c",
-            &["init", "--server", &url, "--author", "Lê Văn Cường"],
-        )
-        .await;
+    let out = desk.ok("tablet-c", &["init", "--server", &url, "--author", "Lê Văn Cường"]).await;
     assert!(out.contains("ready for Lê Văn Cường"), "{out}");
     desk.ok("tablet-c", &["sync"]).await;
     let out = desk.ok("tablet-c", &["list"]).await;

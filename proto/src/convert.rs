@@ -91,17 +91,11 @@ pub fn indicator_from_wire(i: v1::Indicator) -> Result<Indicator> {
 }
 
 pub fn point_to_wire(p: GeoPoint) -> v1::GeoPoint {
-    v1::GeoPoint {
-        lat_e7: p.lat_e7,
-        lon_e7: p.lon_e7,
-    }
+    v1::GeoPoint { lat_e7: p.lat_e7, lon_e7: p.lon_e7 }
 }
 
 fn point_from_wire(p: v1::GeoPoint) -> GeoPoint {
-    GeoPoint {
-        lat_e7: p.lat_e7,
-        lon_e7: p.lon_e7,
-    }
+    GeoPoint { lat_e7: p.lat_e7, lon_e7: p.lon_e7 }
 }
 
 pub fn value_to_wire(v: &Value) -> v1::Value {
@@ -188,9 +182,7 @@ fn field_ref_from_wire(sub: &str, village: String, period: &str, field: &str) ->
     let period: Period = period.parse()?;
     let at = FieldRef::new(&village, period, FieldKey::parse(field));
     if at.submission != SubmissionId(uuid_from_wire(sub, "submission id")?) {
-        return Err(invalid(format!(
-            "submission id {sub} does not match {village} {period}"
-        )));
+        return Err(invalid(format!("submission id {sub} does not match {village} {period}")));
     }
     Ok(at)
 }
@@ -317,10 +309,7 @@ pub fn change_to_wire(seq: u64, c: &Change) -> v1::Change {
         Change::Field(f) => v1::change::Kind::Field(field_state_to_wire(f)),
         Change::Conflict(c) => v1::change::Kind::Conflict(conflict_to_wire(c)),
     };
-    v1::Change {
-        seq,
-        kind: Some(kind),
-    }
+    v1::Change { seq, kind: Some(kind) }
 }
 
 pub fn change_from_wire(c: v1::Change) -> Result<(u64, Change)> {
@@ -342,10 +331,7 @@ mod tests {
             Value::Amount("102.73".parse().unwrap()),
             Value::Amount(Amount::parse("0.3", 2).unwrap()),
             Value::Text("Thôn 3 — đường bê tông".into()),
-            Value::Point(GeoPoint {
-                lat_e7: 183_559_000,
-                lon_e7: 1_058_877_000,
-            }),
+            Value::Point(GeoPoint { lat_e7: 183_559_000, lon_e7: 1_058_877_000 }),
             Value::Deleted,
         ] {
             assert_eq!(value_from_wire(Some(value_to_wire(&v))).unwrap(), v);

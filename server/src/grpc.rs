@@ -32,11 +32,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_batch: 1_000,
-            max_page: 500,
-            pull_buffer: 2,
-        }
+        Limits { max_batch: 1_000, max_page: 500, pull_buffer: 2 }
     }
 }
 
@@ -58,9 +54,7 @@ fn status_of(e: store::Error) -> Status {
         store::Error::OutOfSequence(m) => Status::failed_precondition(m),
         store::Error::Storage(e) => {
             tracing::error!(error = %e, "storage failure");
-            Status::unavailable(format!(
-                "the server could not reach its store ({e}); try again"
-            ))
+            Status::unavailable(format!("the server could not reach its store ({e}); try again"))
         }
         store::Error::Corrupt { .. } => {
             tracing::error!(error = %e, "corrupt store");
@@ -104,16 +98,8 @@ impl Sync for SyncService {
         check_schema(request.get_ref().schema_version)?;
         let cat = self.store.catalogue();
         Ok(Response::new(BootstrapReply {
-            indicators: cat
-                .indicators
-                .values()
-                .map(convert::indicator_to_wire)
-                .collect(),
-            org_units: cat
-                .org_units
-                .values()
-                .map(convert::org_unit_to_wire)
-                .collect(),
+            indicators: cat.indicators.values().map(convert::indicator_to_wire).collect(),
+            org_units: cat.org_units.values().map(convert::org_unit_to_wire).collect(),
         }))
     }
 
@@ -201,9 +187,7 @@ impl Sync for SyncService {
         request: Request<StatusRequest>,
     ) -> Result<Response<StatusReply>, Status> {
         let req = request.into_inner();
-        let device = (!req.device_id.is_empty())
-            .then(|| device_of(&req.device_id))
-            .transpose()?;
+        let device = (!req.device_id.is_empty()).then(|| device_of(&req.device_id)).transpose()?;
         let store = Arc::clone(&self.store);
         let (head, last) = blocking(move || {
             let last = device.map(|d| store.device(d)).transpose()?;

@@ -18,8 +18,11 @@ use tokio_stream::wrappers::TcpListenerStream;
 pub use grpc::Limits;
 pub use store::Store;
 
-/// Largest request or reply message, in bytes.
+/// Largest request message, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Largest reply message: a push reply carries each field's current value,
+/// which may be longer than what the tablet sent.
+pub const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
 /// Concurrent requests per connection.
 pub const MAX_CONCURRENT_PER_CONNECTION: usize = 32;
 /// Longest a unary request may take before it is cut off.
@@ -36,11 +39,9 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let sync = SyncServer::new(grpc::SyncService::new(Arc::clone(&store), limits))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        .max_encoding_message_size(MAX_REPLY_BYTES);
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<SyncServer<grpc::SyncService>>()
-        .await;
+    health_reporter.set_serving::<SyncServer<grpc::SyncService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(fieldsync_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

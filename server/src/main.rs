@@ -55,13 +55,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(data = %args.data.display(), "store open");
-    serve(
-        listener,
-        Arc::new(store),
-        Limits::default(),
-        shutdown_signal(),
-    )
-    .await
+    serve(listener, Arc::new(store), Limits::default(), shutdown_signal()).await
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

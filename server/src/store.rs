@@ -39,6 +39,11 @@ const RESULTS: &str = "results";
 const SEQ_KEY: &[u8] = b"seq";
 const CATALOGUE_KEY: &[u8] = b"catalogue";
 
+/// A pull page stops growing once its records pass this many bytes (it
+/// always holds at least one change), so pages stay well under the 4 MiB
+/// message limit whatever the notes hold.
+pub const PAGE_BYTES: usize = 1024 * 1024;
+
 /// How far ahead of the server's clock a tablet's clock may claim to be.
 pub const MAX_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
 
@@ -70,6 +75,19 @@ pub struct SubmissionHeader {
     pub first_seq: u64,
 }
 
+/// A mutation's result, with a digest of the mutation so that a replay can be
+/// told from a different mutation reusing the id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredResult {
+    digest: [u8; 32],
+    result: MutationResult,
+}
+
+fn digest(m: &Mutation) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(encode(m)).into()
+}
+
 /// What the server remembers of a device.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceState {
@@ -82,10 +100,7 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T> {
-    postcard::from_bytes(bytes).map_err(|e| Error::Corrupt {
-        tree,
-        why: e.to_string(),
-    })
+    postcard::from_bytes(bytes).map_err(|e| Error::Corrupt { tree, why: e.to_string() })
 }
 
 fn field_key(sub: SubmissionId, field: &FieldKey) -> Vec<u8> {
@@ -121,10 +136,8 @@ impl Entity {
 }
 
 fn read_u64(tree: &'static str, bytes: &[u8]) -> Result<u64> {
-    let array: [u8; 8] = bytes.try_into().map_err(|_| Error::Corrupt {
-        tree,
-        why: "expected 8 bytes".into(),
-    })?;
+    let array: [u8; 8] =
+        bytes.try_into().map_err(|_| Error::Corrupt { tree, why: "expected 8 bytes".into() })?;
     Ok(u64::from_be_bytes(array))
 }
 
@@ -155,11 +168,7 @@ impl Store {
                 catalogue
             }
         };
-        Ok(Store {
-            engine,
-            catalogue: Arc::new(catalogue),
-            lock: RwLock::new(()),
-        })
+        Ok(Store { engine, catalogue: Arc::new(catalogue), lock: RwLock::new(()) })
     }
 
     pub fn catalogue(&self) -> &Catalogue {
@@ -168,9 +177,7 @@ impl Store {
 
     /// The sequence number of the latest committed change.
     pub fn head(&self) -> Result<u64> {
-        self.engine
-            .get(META, SEQ_KEY)?
-            .map_or(Ok(0), |b| read_u64(META, &b))
+        self.engine.get(META, SEQ_KEY)?.map_or(Ok(0), |b| read_u64(META, &b))
     }
 
     pub fn device(&self, device: DeviceId) -> Result<DeviceState> {
@@ -221,7 +228,18 @@ impl Store {
         for m in mutations {
             let result = if m.id < first_new {
                 match self.engine.get(RESULTS, &result_key(device, m.id))? {
-                    Some(bytes) => decode(RESULTS, &bytes)?,
+                    Some(bytes) => {
+                        let stored: StoredResult = decode(RESULTS, &bytes)?;
+                        if stored.digest != digest(m) {
+                            return Err(Error::OutOfSequence(format!(
+                                "mutation {} differs from the one the server committed under that \
+                                 id: this tablet's store is older than what it sent before \
+                                 (restored from a copy?); set the tablet up again with `init`",
+                                m.id
+                            )));
+                        }
+                        stored.result
+                    }
                     None => MutationResult {
                         id: m.id,
                         outcome: Outcome::Forgotten,
@@ -238,8 +256,9 @@ impl Store {
                     mutation_id: m.id,
                 };
                 let result = work.apply(m, stamp)?;
-                work.batch
-                    .put(RESULTS, result_key(device, m.id), encode(&result));
+                let stored = StoredResult { digest: digest(m), result };
+                work.batch.put(RESULTS, result_key(device, m.id), encode(&stored));
+                let result = stored.result;
                 state.last_mutation_id = m.id;
                 result
             };
@@ -278,45 +297,38 @@ impl Store {
         }
         let from = cursor.to_be_bytes();
         let entries =
-            self.engine
-                .scan(CHANGES, Bound::Excluded(&from), Bound::Unbounded, limit + 1)?;
-        let caught_up = entries.len() <= limit;
+            self.engine.scan(CHANGES, Bound::Excluded(&from), Bound::Unbounded, limit + 1)?;
+        let mut caught_up = entries.len() <= limit;
         let mut changes = Vec::with_capacity(entries.len().min(limit));
+        let mut bytes = 0;
         for (key, entity) in entries.into_iter().take(limit) {
+            if bytes >= PAGE_BYTES {
+                caught_up = false;
+                break;
+            }
             let seq = read_u64(CHANGES, &key)?;
-            let change = match decode::<Entity>(CHANGES, &entity)? {
-                Entity::Field(sub, field) => {
-                    Change::Field(self.get(FIELDS, &field_key(sub, &field))?)
-                }
-                Entity::Conflict(sub, field) => {
-                    Change::Conflict(self.get(CONFLICTS, &field_key(sub, &field))?)
-                }
+            let (tree, key) = match decode::<Entity>(CHANGES, &entity)? {
+                Entity::Field(sub, field) => (FIELDS, field_key(sub, &field)),
+                Entity::Conflict(sub, field) => (CONFLICTS, field_key(sub, &field)),
+            };
+            let record = self.engine.get(tree, &key)?.ok_or_else(|| Error::Corrupt {
+                tree,
+                why: format!("change {seq} points at a missing record"),
+            })?;
+            bytes += record.len();
+            let change = match tree {
+                FIELDS => Change::Field(decode(tree, &record)?),
+                _ => Change::Conflict(decode(tree, &record)?),
             };
             changes.push((seq, change));
         }
         let cursor = changes.last().map_or(cursor, |(seq, _)| *seq);
-        Ok(Page {
-            changes,
-            cursor,
-            caught_up,
-        })
-    }
-
-    /// A record the change log points at; missing means the store is damaged.
-    fn get<T: DeserializeOwned>(&self, tree: &'static str, key: &[u8]) -> Result<T> {
-        let bytes = self.engine.get(tree, key)?.ok_or_else(|| Error::Corrupt {
-            tree,
-            why: "the change log points at a missing record".into(),
-        })?;
-        decode(tree, &bytes)
+        Ok(Page { changes, cursor, caught_up })
     }
 
     /// The current state of one field.
     pub fn field(&self, sub: SubmissionId, field: &FieldKey) -> Result<Option<FieldState>> {
-        self.engine
-            .get(FIELDS, &field_key(sub, field))?
-            .map(|b| decode(FIELDS, &b))
-            .transpose()
+        self.engine.get(FIELDS, &field_key(sub, field))?.map(|b| decode(FIELDS, &b)).transpose()
     }
 
     /// Every field of one submission.
@@ -372,6 +384,8 @@ struct Work<'a> {
     fields: HashMap<(SubmissionId, FieldKey), Option<FieldState>>,
     conflicts: HashMap<(SubmissionId, FieldKey), Option<Conflict>>,
     entity_seqs: HashMap<Entity, Option<u64>>,
+    /// Values written in this batch, by (submission, field, version).
+    revisions: HashMap<(SubmissionId, FieldKey, u64), Value>,
     new_submissions: HashMap<SubmissionId, SubmissionHeader>,
     batch: Batch,
 }
@@ -384,6 +398,7 @@ impl<'a> Work<'a> {
             fields: HashMap::new(),
             conflicts: HashMap::new(),
             entity_seqs: HashMap::new(),
+            revisions: HashMap::new(),
             new_submissions: HashMap::new(),
             batch: Batch::default(),
         }
@@ -413,11 +428,8 @@ impl<'a> Work<'a> {
             return Ok(Some(Value::Deleted));
         }
         let key = revision_key(at.submission, &at.field, version);
-        // A revision written earlier in this batch is in `fields` with that version.
-        if let Some(Some(f)) = self.fields.get(&(at.submission, at.field.clone())) {
-            if f.version == version {
-                return Ok(Some(f.value.clone()));
-            }
+        if let Some(v) = self.revisions.get(&(at.submission, at.field.clone(), version)) {
+            return Ok(Some(v.clone()));
         }
         Ok(self
             .store
@@ -443,38 +455,22 @@ impl<'a> Work<'a> {
         if let Some(old) = old {
             self.batch.delete(CHANGES, old.to_be_bytes().to_vec());
         }
-        self.batch
-            .put(CHANGES, self.seq.to_be_bytes().to_vec(), entity.key());
-        self.batch
-            .put(ENTITY_SEQ, entity.key(), self.seq.to_be_bytes().to_vec());
+        self.batch.put(CHANGES, self.seq.to_be_bytes().to_vec(), entity.key());
+        self.batch.put(ENTITY_SEQ, entity.key(), self.seq.to_be_bytes().to_vec());
         self.entity_seqs.insert(entity, Some(self.seq));
         Ok(self.seq)
     }
 
     fn write_field(&mut self, at: &FieldRef, value: Value, stamp: Stamp) -> Result<FieldState> {
         let version = self.touch(Entity::Field(at.submission, at.field.clone()))?;
-        let state = FieldState {
-            at: at.clone(),
-            value,
-            version,
-            stamp,
-        };
+        let state = FieldState { at: at.clone(), value, version, stamp };
         let bytes = encode(&state);
-        self.batch
-            .put(FIELDS, field_key(at.submission, &at.field), bytes.clone());
-        self.batch.put(
-            REVISIONS,
-            revision_key(at.submission, &at.field, version),
-            bytes,
-        );
-        self.fields
-            .insert((at.submission, at.field.clone()), Some(state.clone()));
+        self.batch.put(FIELDS, field_key(at.submission, &at.field), bytes.clone());
+        self.batch.put(REVISIONS, revision_key(at.submission, &at.field, version), bytes);
+        self.fields.insert((at.submission, at.field.clone()), Some(state.clone()));
+        self.revisions.insert((at.submission, at.field.clone(), version), state.value.clone());
         if !self.new_submissions.contains_key(&at.submission)
-            && self
-                .store
-                .engine
-                .get(SUBMISSIONS, at.submission.0.as_bytes())?
-                .is_none()
+            && self.store.engine.get(SUBMISSIONS, at.submission.0.as_bytes())?.is_none()
         {
             let header = SubmissionHeader {
                 id: at.submission,
@@ -482,11 +478,7 @@ impl<'a> Work<'a> {
                 period: at.period,
                 first_seq: version,
             };
-            self.batch.put(
-                SUBMISSIONS,
-                at.submission.0.as_bytes().to_vec(),
-                encode(&header),
-            );
+            self.batch.put(SUBMISSIONS, at.submission.0.as_bytes().to_vec(), encode(&header));
             self.new_submissions.insert(at.submission, header);
         }
         Ok(state)
@@ -495,13 +487,8 @@ impl<'a> Work<'a> {
     fn write_conflict(&mut self, conflict: Conflict) -> Result<()> {
         let at = conflict.at.clone();
         self.touch(Entity::Conflict(at.submission, at.field.clone()))?;
-        self.batch.put(
-            CONFLICTS,
-            field_key(at.submission, &at.field),
-            encode(&conflict),
-        );
-        self.conflicts
-            .insert((at.submission, at.field.clone()), Some(conflict));
+        self.batch.put(CONFLICTS, field_key(at.submission, &at.field), encode(&conflict));
+        self.conflicts.insert((at.submission, at.field.clone()), Some(conflict));
         Ok(())
     }
 
@@ -519,10 +506,7 @@ impl<'a> Work<'a> {
             Err(e) => return Ok(rejected(e.to_string())),
         };
         let at = target.at;
-        let stamp = Stamp {
-            author: target.author,
-            ..stamp
-        };
+        let stamp = Stamp { author: target.author, ..stamp };
         let current = self.field(at.submission, &at.field)?;
         let head = current.as_ref().map_or(0, |c| c.version);
         if m.base_version > head {
@@ -534,79 +518,80 @@ impl<'a> Work<'a> {
         }
         let Some(base_value) = self.value_at(&at, m.base_version)? else {
             return Ok(rejected(format!(
-                "base version {} is not a version of {}",
+                "base version {} is not a version of {}: sync (pull) and record the value again",
                 m.base_version, at.field
             )));
         };
-        let open = self
-            .conflict(at.submission, &at.field)?
-            .is_some_and(|c| c.open);
-        let edit = Edit {
-            value: target.value,
-            base_version: m.base_version,
-            base_value,
-            stamp,
-        };
-        let decision = merge::decide(current.as_ref(), open, &edit);
-        let becomes_current = matches!(
-            decision,
-            Decision::Apply
-                | Decision::Conflict {
-                    incoming_wins: true
+        let open = self.conflict(at.submission, &at.field)?.filter(|c| c.open);
+        let edit = Edit { value: target.value, base_version: m.base_version, base_value, stamp };
+        if merge::conflict_is_full(open.as_ref(), &edit) {
+            return Ok(rejected(format!(
+                "{} already has {} competing values: a supervisor must settle the conflict first",
+                at.field,
+                merge::MAX_CANDIDATES
+            )));
+        }
+        let mut decision = merge::decide(current.as_ref(), open.as_ref(), &edit);
+        let mut reason = String::new();
+        if matches!(decision, Decision::Apply | Decision::Conflict { incoming_wins: true }) {
+            if let Err(e) = self.check_parts(&catalogue, &at, &edit.value)? {
+                if decision == Decision::Apply {
+                    return Ok(rejected(e.to_string()));
                 }
-        );
-        if becomes_current {
-            let mut siblings = HashMap::new();
-            for code in bounding_indicators(&catalogue, &at.field) {
-                let key = FieldKey::Indicator(code.to_owned());
-                if let Some(FieldState {
-                    value: Value::Amount(a),
-                    ..
-                }) = self.field(at.submission, &key)?
-                {
-                    siblings.insert(code, a);
-                }
-            }
-            let sibling = |code: &str| siblings.get(code).copied();
-            if let Err(e) = check_parts(&catalogue, &at.field, &edit.value, sibling) {
-                return Ok(rejected(e.to_string()));
+                // A competing value is kept, but cannot be current while it breaks a total.
+                decision = Decision::Conflict { incoming_wins: false };
+                reason = format!(" (it cannot be the current value: {e})");
             }
         }
         let (outcome, current) = match decision {
             Decision::Unchanged => (Outcome::Unchanged, current),
-            Decision::Apply => (
-                Outcome::Applied,
-                Some(self.write_field(&at, edit.value, edit.stamp)?),
-            ),
+            Decision::Apply => {
+                if let Some(mut conflict) = open {
+                    merge::upsert(&mut conflict, &edit.value, &edit.stamp);
+                    self.write_conflict(conflict)?;
+                }
+                (Outcome::Applied, Some(self.write_field(&at, edit.value, edit.stamp)?))
+            }
             Decision::Conflict { incoming_wins } => {
-                let existing = self.conflict(at.submission, &at.field)?;
                 let now = current.clone().ok_or_else(|| Error::Corrupt {
                     tree: FIELDS,
                     why: "a conflict was decided on a field with no value".into(),
                 })?;
-                let conflict = merge::record_conflict(existing, &at, &now, &edit);
-                let current = if incoming_wins {
-                    Some(self.write_field(&at, edit.value, edit.stamp)?)
-                } else {
-                    current
-                };
+                let conflict = merge::record_conflict(open, &at, &now, &edit);
                 self.write_conflict(conflict)?;
+                let current = match incoming_wins {
+                    true => Some(self.write_field(&at, edit.value, edit.stamp)?),
+                    false => current,
+                };
+                reason = format!(
+                    "{} was changed on another device too; every value is kept in a conflict for \
+                     a supervisor to settle{reason}",
+                    at.field
+                );
                 (Outcome::Conflict, current)
             }
         };
-        let reason = match outcome {
-            Outcome::Conflict => format!(
-                "{} was changed on another device too; both values are kept in a conflict for a supervisor to settle",
-                at.field
-            ),
-            _ => String::new(),
-        };
-        Ok(MutationResult {
-            id: m.id,
-            outcome,
-            reason,
-            current,
-        })
+        Ok(MutationResult { id: m.id, outcome, reason, current })
+    }
+
+    /// Whether `value` in `at` keeps every "of which" part within its whole,
+    /// given the other fields of the submission as they stand in this batch.
+    fn check_parts(
+        &mut self,
+        catalogue: &Catalogue,
+        at: &FieldRef,
+        value: &Value,
+    ) -> Result<Result<(), fieldsync::Error>> {
+        let mut siblings = HashMap::new();
+        for code in bounding_indicators(catalogue, &at.field) {
+            let key = FieldKey::Indicator(code.to_owned());
+            if let Some(FieldState { value: Value::Amount(a), .. }) =
+                self.field(at.submission, &key)?
+            {
+                siblings.insert(code, a);
+            }
+        }
+        Ok(check_parts(catalogue, &at.field, value, |code| siblings.get(code).copied()))
     }
 
     fn finish(mut self) -> Batch {
@@ -625,4 +610,92 @@ pub fn now_ms() -> u64 {
 /// The server's HLC reading right now.
 pub fn server_hlc() -> Hlc {
     Hlc::from_millis(now_ms())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fieldsync::sync::RawValue;
+    use fieldsync::{demo, Hlc};
+    use fieldsync_store::Memory;
+
+    fn store() -> Store {
+        Store::open(Arc::new(Memory::new()), demo::catalogue).unwrap()
+    }
+
+    fn device(n: u128) -> DeviceId {
+        DeviceId(uuid::Uuid::from_u128(n))
+    }
+
+    fn m(id: u64, period: &str, field: &str, value: RawValue, hlc: u64) -> Mutation {
+        Mutation {
+            id,
+            village_id: demo::SAMPLE_VILLAGE.into(),
+            period: period.into(),
+            field: field.into(),
+            value,
+            base_version: 0,
+            hlc: Hlc(hlc),
+            author: "An".into(),
+        }
+    }
+
+    fn km(id: u64, field: &str, v: &str, hlc: u64) -> Mutation {
+        m(id, "2022", field, RawValue::Amount(v.into()), hlc)
+    }
+
+    #[test]
+    fn a_competing_value_that_breaks_a_total_is_kept_not_dropped() {
+        let s = store();
+        let a = [km(1, "road_km", "10", 10), km(2, "road_cement_km", "8", 11)];
+        s.push(device(1), &a, 0, 1).unwrap();
+        // B's later 5 km would win, but cement 8 km cannot be part of 5 km.
+        let r = s.push(device(2), &[km(1, "road_km", "5", 20)], 0, 1).unwrap();
+        assert_eq!(r[0].outcome, Outcome::Conflict);
+        assert!(r[0].reason.contains("less than its part"), "{}", r[0].reason);
+        let sub = SubmissionId::of(demo::SAMPLE_VILLAGE, Period::Year(2022));
+        let road = FieldKey::parse("road_km");
+        assert_eq!(s.field(sub, &road).unwrap().unwrap().value.to_string(), "10");
+        let conflict = s.conflict(sub, &road).unwrap().unwrap();
+        let values: Vec<String> = conflict.candidates.iter().map(|c| c.value.to_string()).collect();
+        assert!(values.contains(&"5".to_string()), "{values:?}");
+    }
+
+    #[test]
+    fn a_different_mutation_under_a_used_id_is_refused() {
+        let s = store();
+        s.push(device(1), &[km(1, "road_km", "1", 1)], 0, 1).unwrap();
+        let err = s.push(device(1), &[km(1, "road_km", "2", 1)], 0, 1).unwrap_err();
+        assert!(matches!(err, Error::OutOfSequence(_)), "{err}");
+        assert!(err.to_string().contains("differs"), "{err}");
+        assert_eq!(s.head().unwrap(), 1);
+    }
+
+    #[test]
+    fn pages_stop_at_their_byte_budget() {
+        let s = store();
+        let note = "ư".repeat(2_000);
+        let months: Vec<Mutation> = (1..=400u64)
+            .map(|i| {
+                let period = format!("{}-{:02}", 2000 + (i - 1) / 12, (i - 1) % 12 + 1);
+                m(i, &period, "note", RawValue::Text(note.clone()), i)
+            })
+            .collect();
+        s.push(device(1), &months, 0, 1).unwrap();
+        let first = s.pull(0, 500).unwrap();
+        assert!(!first.caught_up);
+        let n = first.changes.len();
+        assert!((100..400).contains(&n), "{n} changes of ~6 KB in a 1 MiB page");
+        let mut cursor = first.cursor;
+        let mut total = n;
+        loop {
+            let page = s.pull(cursor, 500).unwrap();
+            total += page.changes.len();
+            cursor = page.cursor;
+            if page.caught_up {
+                break;
+            }
+        }
+        assert_eq!(total, 400, "every change exactly once");
+    }
 }

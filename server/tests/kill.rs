@@ -12,11 +12,7 @@ use fieldsync_proto::SCHEMA_VERSION;
 use tonic::transport::Channel;
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 struct Server(Child);
@@ -56,9 +52,7 @@ fn mutation(id: u64) -> Mutation {
         village_id: fieldsync::demo::SAMPLE_VILLAGE.into(),
         period: format!("{}", 2000 + id),
         field: "road_km".into(),
-        value: Some(Value {
-            kind: Some(value::Kind::Amount(format!("{id}.5"))),
-        }),
+        value: Some(Value { kind: Some(value::Kind::Amount(format!("{id}.5"))) }),
         base_version: 0,
         hlc: id,
         author: "Nguyễn Văn An".into(),
@@ -109,8 +103,6 @@ async fn acknowledged_pushes_survive_sigkill() {
         }
     }
     periods.sort();
-    let want: Vec<String> = (1..=acknowledged)
-        .map(|id| format!("{}", 2000 + id))
-        .collect();
+    let want: Vec<String> = (1..=acknowledged).map(|id| format!("{}", 2000 + id)).collect();
     assert_eq!(periods, want, "every acknowledged push, exactly once");
 }

@@ -38,19 +38,11 @@ pub struct Batch {
 
 impl Batch {
     pub fn put(&mut self, tree: &'static str, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.ops.push(Write {
-            tree,
-            key: key.into(),
-            value: Some(value.into()),
-        });
+        self.ops.push(Write { tree, key: key.into(), value: Some(value.into()) });
     }
 
     pub fn delete(&mut self, tree: &'static str, key: impl Into<Vec<u8>>) {
-        self.ops.push(Write {
-            tree,
-            key: key.into(),
-            value: None,
-        });
+        self.ops.push(Write { tree, key: key.into(), value: None });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -150,18 +142,12 @@ impl Engine for Memory {
         {
             return Ok(Vec::new());
         }
-        Ok(t.range(range)
-            .take(limit)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+        Ok(t.range(range).take(limit).map(|(k, v)| (k.clone(), v.clone())).collect())
     }
 
     fn last(&self, tree: &'static str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         let trees = self.trees.read().map_err(poisoned)?;
-        Ok(trees
-            .get(tree)
-            .and_then(|t| t.last_key_value())
-            .map(|(k, v)| (k.clone(), v.clone())))
+        Ok(trees.get(tree).and_then(|t| t.last_key_value()).map(|(k, v)| (k.clone(), v.clone())))
     }
 
     fn commit(&self, batch: Batch) -> Result<()> {
@@ -191,10 +177,7 @@ impl Sled {
     /// Opens (creating if needed) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
         let db = sled::Config::new().path(dir).open()?;
-        Ok(Sled {
-            db,
-            trees: Mutex::new(HashMap::new()),
-        })
+        Ok(Sled { db, trees: Mutex::new(HashMap::new()) })
     }
 
     fn tree(&self, name: &'static str) -> Result<sled::Tree> {
@@ -230,18 +213,12 @@ impl Engine for Sled {
         self.tree(tree)?
             .range::<&[u8], _>((from, to))
             .take(limit)
-            .map(|r| {
-                r.map(|(k, v)| (k.to_vec(), v.to_vec()))
-                    .map_err(Error::from)
-            })
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Error::from))
             .collect()
     }
 
     fn last(&self, tree: &'static str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-        Ok(self
-            .tree(tree)?
-            .last()?
-            .map(|(k, v)| (k.to_vec(), v.to_vec())))
+        Ok(self.tree(tree)?.last()?.map(|(k, v)| (k.to_vec(), v.to_vec())))
     }
 
     fn commit(&self, batch: Batch) -> Result<()> {
@@ -251,10 +228,7 @@ impl Engine for Sled {
         let mut names: Vec<&'static str> = batch.ops.iter().map(|w| w.tree).collect();
         names.sort_unstable();
         names.dedup();
-        let trees = names
-            .iter()
-            .map(|n| self.tree(n))
-            .collect::<Result<Vec<_>>>()?;
+        let trees = names.iter().map(|n| self.tree(n)).collect::<Result<Vec<_>>>()?;
         let index = |name: &str| names.binary_search(&name).unwrap_or_default();
         use sled::Transactional;
         trees
@@ -293,10 +267,7 @@ mod conformance {
     fn engines() -> Vec<(&'static str, Box<dyn Engine>, Option<tempfile::TempDir>)> {
         let dir = tempfile::tempdir().unwrap();
         let sled = Sled::open(dir.path()).unwrap();
-        vec![
-            ("memory", Box::new(Memory::new()), None),
-            ("sled", Box::new(sled), Some(dir)),
-        ]
+        vec![("memory", Box::new(Memory::new()), None), ("sled", Box::new(sled), Some(dir))]
     }
 
     #[test]
@@ -324,21 +295,13 @@ mod conformance {
             }
             b.put("t", vec![2, 0], vec![99]);
             e.commit(b).unwrap();
-            let got = e
-                .scan("t", Bound::Excluded(&[1, 3]), Bound::Unbounded, 3)
-                .unwrap();
+            let got = e.scan("t", Bound::Excluded(&[1, 3]), Bound::Unbounded, 3).unwrap();
             let keys: Vec<_> = got.iter().map(|(k, _)| k.clone()).collect();
             assert_eq!(keys, vec![vec![1, 4], vec![1, 5], vec![1, 6]], "{name}");
-            assert_eq!(
-                scan_prefix(e.as_ref(), "t", &[1], 100).unwrap().len(),
-                10,
-                "{name}"
-            );
+            assert_eq!(scan_prefix(e.as_ref(), "t", &[1], 100).unwrap().len(), 10, "{name}");
             assert_eq!(e.last("t").unwrap().unwrap().1, vec![99], "{name}");
             assert!(e.last("empty").unwrap().is_none(), "{name}");
-            let none = e
-                .scan("t", Bound::Included(&[3]), Bound::Excluded(&[1]), 10)
-                .unwrap();
+            let none = e.scan("t", Bound::Included(&[3]), Bound::Excluded(&[1]), 10).unwrap();
             assert!(none.is_empty(), "{name}");
         }
     }

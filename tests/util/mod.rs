@@ -39,21 +39,13 @@ pub async fn start_server(dir: &Path) -> TestServer {
 pub async fn start_server_with(dir: &Path, limits: Limits) -> TestServer {
     let engine = Sled::open(dir).expect("open sled");
     let store = Arc::new(Store::open(Arc::new(engine), demo::catalogue).expect("open store"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let (tx, rx) = oneshot::channel();
     let handle = tokio::spawn(serve(listener, Arc::clone(&store), limits, async {
         let _ = rx.await;
     }));
-    TestServer {
-        url,
-        store,
-        dir: dir.to_owned(),
-        shutdown: Some(tx),
-        handle,
-    }
+    TestServer { url, store, dir: dir.to_owned(), shutdown: Some(tx), handle }
 }
 
 impl TestServer {
@@ -62,10 +54,7 @@ impl TestServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        self.handle
-            .await
-            .expect("server task")
-            .expect("server ran cleanly");
+        self.handle.await.expect("server task").expect("server ran cleanly");
         let store = self.store;
         // The store (and sled's lock on the directory) goes once the last user is gone.
         for _ in 0..200 {
@@ -123,16 +112,9 @@ impl TestTablet {
     pub fn record_at(&self, village: &str, period: &str, pairs: &[(&str, &str)]) {
         let edits: Vec<_> = pairs
             .iter()
-            .map(|(f, v)| {
-                (
-                    f.to_string(),
-                    fieldsync::sync::RawValue::Amount(v.to_string()),
-                )
-            })
+            .map(|(f, v)| (f.to_string(), fieldsync::sync::RawValue::Amount(v.to_string())))
             .collect();
-        self.tablet
-            .record(village, period, &edits, fieldsync_client::now_ms())
-            .expect("record");
+        self.tablet.record(village, period, &edits, fieldsync_client::now_ms()).expect("record");
     }
 
     /// Syncs with the server at `url` (which may have moved after a restart).

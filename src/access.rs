@@ -1,0 +1,202 @@
+//! Who may do what, where. Users have one role and a set of areas (org
+//! units); an area covers itself and everything below it. The rules are plain
+//! functions so the gRPC layer, the tablet and tests all read the same ones.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::{Catalogue, Level, OrgUnit};
+
+/// What a user is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// Records counts for the villages of their areas.
+    Surveyor,
+    /// Reviews submissions and settles conflicts in their areas.
+    Supervisor,
+    /// Reads and exports everything in their areas; closes periods.
+    Province,
+    /// Manages users, tokens, the catalogue and the org tree.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Surveyor => "surveyor",
+            Role::Supervisor => "supervisor",
+            Role::Province => "province",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Role> {
+        match s {
+            "surveyor" => Ok(Role::Surveyor),
+            "supervisor" => Ok(Role::Supervisor),
+            "province" => Ok(Role::Province),
+            "admin" => Ok(Role::Admin),
+            _ => Err(Error::Invalid(format!(
+                "unknown role {s:?}: surveyor, supervisor, province or admin"
+            ))),
+        }
+    }
+}
+
+/// A person who signs in with a token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// A short login name, e.g. "an.nguyen".
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    /// Org unit ids; each covers itself and everything below it.
+    pub areas: Vec<String>,
+    pub disabled: bool,
+}
+
+/// Something a caller wants to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Read submissions, conflicts, history, totals.
+    Read,
+    /// Record values (push).
+    Record,
+    /// Approve, accept, reject, return, reopen; settle conflicts.
+    Review,
+    /// Close or reopen a period for an area.
+    ClosePeriod,
+    /// Users, tokens, catalogue, org tree.
+    Administer,
+}
+
+impl Catalogue {
+    /// `unit` and its ancestors, nearest first.
+    pub fn lineage<'a>(&'a self, unit: &str) -> impl Iterator<Item = &'a OrgUnit> + 'a {
+        let mut next = self.org_units.get(unit);
+        std::iter::from_fn(move || {
+            let current = next?;
+            next = current.parent.as_deref().and_then(|p| self.org_units.get(p));
+            Some(current)
+        })
+    }
+
+    /// Whether `unit` is `area` or lies below it.
+    pub fn within(&self, unit: &str, area: &str) -> bool {
+        self.lineage(unit).any(|u| u.id == area)
+    }
+}
+
+impl User {
+    /// The area of this user that covers `unit` most closely, if any.
+    pub fn covering_area<'a>(&self, catalogue: &'a Catalogue, unit: &str) -> Option<&'a OrgUnit> {
+        catalogue.lineage(unit).find(|u| self.areas.contains(&u.id))
+    }
+
+    /// Whether `unit` lies in one of this user's areas. Admins see everything.
+    pub fn covers(&self, catalogue: &Catalogue, unit: &str) -> bool {
+        self.role == Role::Admin || self.covering_area(catalogue, unit).is_some()
+    }
+
+    /// Whether the role allows the action at all, wherever.
+    pub fn may(&self, action: Action) -> bool {
+        use Action::*;
+        use Role::*;
+        matches!(
+            (self.role, action),
+            (_, Read)
+                | (Surveyor | Supervisor | Admin, Record)
+                | (Supervisor | Admin, Review)
+                | (Province | Admin, ClosePeriod)
+                | (Admin, Administer)
+        )
+    }
+
+    /// Checks the role and the area; the error says which one fails.
+    pub fn check(&self, catalogue: &Catalogue, action: Action, unit: &str) -> Result<(), Denied> {
+        if !self.may(action) {
+            return Err(Denied(format!(
+                "a {} may not {}",
+                self.role.as_str(),
+                action_words(action)
+            )));
+        }
+        if !self.covers(catalogue, unit) {
+            let name = catalogue.org_unit(unit).map_or(unit, |u| u.name.as_str());
+            return Err(Denied(format!(
+                "{name} ({unit}) is outside {}'s areas ({})",
+                self.id,
+                self.areas.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// The level at which this user reviews `unit`: the level of their
+    /// covering area (admins review at province level).
+    pub fn review_level(&self, catalogue: &Catalogue, unit: &str) -> Option<Level> {
+        match self.role {
+            Role::Admin => Some(Level::Province),
+            Role::Supervisor => self.covering_area(catalogue, unit).map(|a| a.level),
+            _ => None,
+        }
+    }
+}
+
+fn action_words(action: Action) -> &'static str {
+    match action {
+        Action::Read => "read",
+        Action::Record => "record values",
+        Action::Review => "review submissions",
+        Action::ClosePeriod => "close periods",
+        Action::Administer => "manage users, tokens or the catalogue",
+    }
+}
+
+/// A refusal on grounds of role or area.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("permission denied: {0}")]
+pub struct Denied(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo;
+
+    fn user(role: Role, areas: &[&str]) -> User {
+        User {
+            id: "u".into(),
+            name: "U".into(),
+            role,
+            areas: areas.iter().map(|a| a.to_string()).collect(),
+            disabled: false,
+        }
+    }
+
+    #[test]
+    fn an_area_covers_what_lies_below_it() {
+        let cat = demo::catalogue();
+        let u = user(Role::Surveyor, &["ha-tinh.huong-khe.phuc-dong"]);
+        assert!(u.covers(&cat, demo::SAMPLE_VILLAGE));
+        assert!(!u.covers(&cat, "ha-tinh.can-loc.gia-hanh.thon-1"));
+        assert!(!u.covers(&cat, "ha-tinh.huong-khe"), "not above the area");
+        assert!(user(Role::Admin, &[]).covers(&cat, "ha-tinh.can-loc.gia-hanh.thon-1"));
+    }
+
+    #[test]
+    fn roles_limit_actions() {
+        let cat = demo::catalogue();
+        let v = demo::SAMPLE_VILLAGE;
+        let province = user(Role::Province, &[demo::PROVINCE]);
+        assert!(province.check(&cat, Action::Read, v).is_ok());
+        assert!(province.check(&cat, Action::Record, v).is_err());
+        assert!(province.check(&cat, Action::ClosePeriod, v).is_ok());
+        let surveyor = user(Role::Surveyor, &[demo::SAMPLE_COMMUNE]);
+        let err = surveyor.check(&cat, Action::Review, v).unwrap_err();
+        assert!(err.to_string().contains("surveyor may not review"), "{err}");
+        let sup = user(Role::Supervisor, &["ha-tinh.huong-khe"]);
+        assert_eq!(sup.review_level(&cat, v), Some(Level::District));
+        let sup = user(Role::Supervisor, &[demo::SAMPLE_COMMUNE]);
+        assert_eq!(sup.review_level(&cat, v), Some(Level::Commune));
+    }
+}
