@@ -97,6 +97,7 @@ pub fn record_conflict(
             base_version: edit.base_version,
             candidates: Vec::new(),
             open: true,
+            resolution: None,
         },
     };
     if !conflict.candidates.iter().any(|k| k.stamp.device == current.stamp.device) {

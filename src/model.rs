@@ -250,6 +250,15 @@ impl FromStr for Period {
     }
 }
 
+impl Period {
+    /// The year the period falls in.
+    pub fn year(self) -> u16 {
+        match self {
+            Period::Year(y) | Period::Quarter(y, _) | Period::Month(y, _) => y,
+        }
+    }
+}
+
 impl fmt::Display for Period {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::hlc::Hlc;
 use crate::model::{DeviceId, FieldKey, GeoPoint, Period, SubmissionId, Value};
+use crate::review::ReviewState;
 
 /// A value as the tablet sent it, before the catalogue says how to read it
 /// (an amount's scale depends on its indicator).
@@ -100,6 +101,88 @@ pub struct Conflict {
     /// Ordered by stamp, oldest first; the last one is the provisional winner.
     pub candidates: Vec<Candidate>,
     pub open: bool,
+    /// How a supervisor settled it.
+    pub resolution: Option<Resolution>,
+}
+
+/// A supervisor's settlement of a conflict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolution {
+    pub value: Value,
+    pub user_id: String,
+    pub user_name: String,
+    pub comment: String,
+    pub at_ms: u64,
+}
+
+/// Where a submission stands in review, and the last decision on it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmissionReview {
+    pub submission: SubmissionId,
+    pub village_id: String,
+    pub period: Period,
+    pub state: ReviewState,
+    /// Why it was rejected or returned; empty otherwise.
+    pub reason: String,
+    pub user_id: String,
+    pub user_name: String,
+    pub at_ms: u64,
+}
+
+/// What an audit entry records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AuditKind {
+    /// A pushed value became current.
+    Value,
+    /// A pushed value joined a conflict.
+    Conflict,
+    /// A pushed value equal to what the field held.
+    Unchanged,
+    /// A pushed value the server refused.
+    Refused,
+    Review,
+    Resolve,
+    User,
+    Token,
+    Period,
+    Catalogue,
+}
+
+impl AuditKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::Value => "value",
+            AuditKind::Conflict => "conflict",
+            AuditKind::Unchanged => "unchanged",
+            AuditKind::Refused => "refused",
+            AuditKind::Review => "review",
+            AuditKind::Resolve => "resolve",
+            AuditKind::User => "user",
+            AuditKind::Token => "token",
+            AuditKind::Period => "period",
+            AuditKind::Catalogue => "catalogue",
+        }
+    }
+}
+
+/// One entry of the append-only audit trail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub seq: u64,
+    pub at_ms: u64,
+    pub user_id: String,
+    pub device: Option<DeviceId>,
+    pub kind: AuditKind,
+    pub submission: Option<SubmissionId>,
+    pub village_id: String,
+    /// Empty when not about a period.
+    pub period: String,
+    pub field: String,
+    pub old: Option<Value>,
+    pub new: Option<Value>,
+    pub hlc: Hlc,
+    pub mutation_id: u64,
+    pub detail: String,
 }
 
 /// What happened to one mutation.
@@ -128,6 +211,7 @@ pub struct MutationResult {
 pub enum Change {
     Field(FieldState),
     Conflict(Conflict),
+    Review(SubmissionReview),
 }
 
 /// A page of changes returned by a pull.

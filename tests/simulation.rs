@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use fieldsync::access::{Role, User};
 use fieldsync::sync::{FieldState, Mutation, MutationResult, Outcome, Page, RawValue};
 use fieldsync::{demo, DeviceId, FieldKey, Hlc, Period, SubmissionId};
 use fieldsync_client::local::{Meta, Tablet};
@@ -64,11 +65,12 @@ fn lost(what: &str) -> Error {
     Error::Unreachable(format!("simulated: {what}"))
 }
 
-struct Link(Arc<Net>);
+/// A tablet's link to the server, signed in as its surveyor.
+struct Link(Arc<Net>, User);
 
 impl Remote for Link {
     async fn bootstrap(&mut self) -> Result<fieldsync::Catalogue> {
-        Ok(self.0.store().catalogue().clone())
+        Ok(self.0.store().catalogue().as_ref().clone())
     }
 
     async fn push(
@@ -83,7 +85,7 @@ impl Remote for Link {
         let store = self.0.store();
         let before = store.device(device).unwrap().last_mutation_id;
         let results = store
-            .push(device, &mutations, acked, fieldsync_client::now_ms())
+            .push(&self.1, device, &mutations, acked, fieldsync_client::now_ms())
             .map_err(|e| Error::Refused(e.to_string()))?;
         let mut log = self.0.results.lock().unwrap();
         for r in results.iter().filter(|r| r.id > before) {
@@ -107,8 +109,11 @@ impl Remote for Link {
             if self.0.fault(0.1) {
                 return Err(lost("pull cut short"));
             }
-            let page =
-                self.0.store().pull(cursor, PAGE).map_err(|e| Error::Refused(e.to_string()))?;
+            let page = self
+                .0
+                .store()
+                .pull(&self.1, cursor, PAGE)
+                .map_err(|e| Error::Refused(e.to_string()))?;
             cursor = page.cursor;
             let done = page.caught_up;
             on_page(page, Hlc::from_millis(fieldsync_client::now_ms()))?;
@@ -125,7 +130,20 @@ impl Remote for Link {
             last_mutation_id: store.device(device).unwrap().last_mutation_id,
             server_time_ms: fieldsync_client::now_ms(),
             server_version: String::new(),
+            user_id: self.1.id.clone(),
+            user_name: self.1.name.clone(),
         })
+    }
+}
+
+/// The surveyor who carries tablet `i`: the whole demo province.
+fn surveyor(i: usize) -> User {
+    User {
+        id: format!("surveyor-{i}"),
+        name: format!("Surveyor {i}"),
+        role: Role::Surveyor,
+        areas: vec![demo::PROVINCE.into()],
+        disabled: false,
     }
 }
 
@@ -180,6 +198,7 @@ async fn run(seed: u64) {
             let meta = Meta {
                 device: DeviceId(uuid::Uuid::from_u128(u128::from(seed) << 8 | i as u128)),
                 server: "in-process".into(),
+                token: String::new(),
                 author: format!("Surveyor {i}"),
                 cursor: 0,
                 next_mutation_id: 1,
@@ -212,7 +231,7 @@ async fn run(seed: u64) {
                 }
             }
             55..=89 => {
-                let mut link = Link(Arc::clone(&net));
+                let mut link = Link(Arc::clone(&net), surveyor(t));
                 // May fail after its retries; the next sync picks up where it stopped.
                 let _ = sync::sync(&tablets[t].tablet, &mut link, &retry, &mut |_| {}).await;
             }
@@ -228,8 +247,9 @@ async fn run(seed: u64) {
     // Back at the office with a good link: everyone syncs until nothing moves.
     *net.faults.lock().unwrap() = false;
     for _ in 0..2 {
-        for st in &tablets {
-            sync::sync(&st.tablet, &mut Link(Arc::clone(&net)), &retry, &mut |_| {}).await.unwrap();
+        for (i, st) in tablets.iter().enumerate() {
+            let mut link = Link(Arc::clone(&net), surveyor(i));
+            sync::sync(&st.tablet, &mut link, &retry, &mut |_| {}).await.unwrap();
         }
     }
     let (outcomes, conflicts) = check(&net, &tablets);

@@ -8,7 +8,7 @@ use fieldsync::{FieldKey, Hlc, SubmissionId, Value};
 use fieldsync_client::sync::{self as engine, Retry};
 use fieldsync_client::Remote;
 use fieldsync_server::store::MAX_CLOCK_SKEW_MS;
-use util::{start_server, TestTablet, PERIOD, VILLAGE};
+use util::{start_server, PERIOD, VILLAGE};
 
 fn sub() -> SubmissionId {
     SubmissionId::of(VILLAGE, PERIOD.parse().unwrap())
@@ -22,8 +22,8 @@ fn key(field: &str) -> FieldKey {
 async fn edits_of_different_fields_merge_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(dir.path()).await;
-    let a = TestTablet::new(&server.url, "Nguyễn Văn An").await;
-    let b = TestTablet::new(&server.url, "Trần Thị Bình").await;
+    let a = server.tablet("Nguyễn Văn An").await;
+    let b = server.tablet("Trần Thị Bình").await;
     a.sync(&server.url).await;
     b.sync(&server.url).await;
 
@@ -50,8 +50,8 @@ async fn edits_of_different_fields_merge_cleanly() {
 async fn same_field_different_values_is_one_conflict_both_tablets_see() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(dir.path()).await;
-    let a = TestTablet::new(&server.url, "Nguyễn Văn An").await;
-    let b = TestTablet::new(&server.url, "Trần Thị Bình").await;
+    let a = server.tablet("Nguyễn Văn An").await;
+    let b = server.tablet("Trần Thị Bình").await;
 
     a.record(&[("village_cultural_house", "2")]);
     b.record(&[("village_cultural_house", "3")]);
@@ -84,8 +84,8 @@ async fn same_field_different_values_is_one_conflict_both_tablets_see() {
 async fn equal_values_from_two_tablets_are_not_a_conflict() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(dir.path()).await;
-    let a = TestTablet::new(&server.url, "An").await;
-    let b = TestTablet::new(&server.url, "Bình").await;
+    let a = server.tablet("An").await;
+    let b = server.tablet("Bình").await;
     a.record(&[("road_km", "3.5")]);
     b.record(&[("road_km", "3.50")]);
     a.sync(&server.url).await;
@@ -99,8 +99,8 @@ async fn equal_values_from_two_tablets_are_not_a_conflict() {
 async fn an_edit_racing_a_delete_is_a_conflict_not_a_loss() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(dir.path()).await;
-    let a = TestTablet::new(&server.url, "An").await;
-    let b = TestTablet::new(&server.url, "Bình").await;
+    let a = server.tablet("An").await;
+    let b = server.tablet("Bình").await;
     a.record(&[("playground", "1")]);
     a.sync(&server.url).await;
     b.sync(&server.url).await;
@@ -131,7 +131,7 @@ async fn an_edit_racing_a_delete_is_a_conflict_not_a_loss() {
 async fn a_replayed_push_changes_nothing_and_gets_the_same_results() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(dir.path()).await;
-    let a = TestTablet::new(&server.url, "An").await;
+    let a = server.tablet("An").await;
     a.record(&[("road_km", "2")]);
     let mut batch = a.tablet.outbox(100).unwrap();
     // The tablet checks parts against wholes too, so build the bad one by hand.
@@ -142,7 +142,7 @@ async fn a_replayed_push_changes_nothing_and_gets_the_same_results() {
         ..batch[0].clone()
     };
     batch.push(too_big);
-    let mut remote = server.remote().await;
+    let mut remote = a.remote(&server.url).await;
     let first = remote.push(a.device(), batch.clone(), 0).await.unwrap();
     let head = server.store.head().unwrap();
     // The reply was lost; the tablet sends the same batch again.
@@ -159,19 +159,19 @@ async fn a_replayed_push_changes_nothing_and_gets_the_same_results() {
 async fn a_restart_between_push_and_pull_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(dir.path()).await;
-    let a = TestTablet::new(&server.url, "An").await;
-    let b = TestTablet::new(&server.url, "Bình").await;
+    let a = server.tablet("An").await;
+    let b = server.tablet("Bình").await;
     b.sync(&server.url).await;
     let cursor_before = b.tablet.meta().cursor;
 
     a.record(&[("canal_km", "4.2"), ("canal_cement_km", "1.1")]);
-    let mut remote = server.remote().await;
+    let mut remote = a.remote(&server.url).await;
     engine::push(&a.tablet, &mut remote, &Retry::immediate(0), &mut |_| {}).await.unwrap();
     assert_eq!(a.tablet.outbox_len().unwrap(), 0);
 
     let server = server.restart().await;
     let pulled = b.sync(&server.url).await.pulled;
-    assert_eq!(pulled, 2);
+    assert_eq!(pulled, 3, "two values and the new report's review state");
     assert!(b.tablet.meta().cursor > cursor_before);
     assert_eq!(b.shows("canal_km").as_deref(), Some("4.2"));
     assert_eq!(b.shows("canal_cement_km").as_deref(), Some("1.1"));
@@ -184,8 +184,8 @@ async fn a_restart_between_push_and_pull_loses_nothing() {
 async fn the_same_report_started_on_two_tablets_is_one_submission() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(dir.path()).await;
-    let a = TestTablet::new(&server.url, "An").await;
-    let b = TestTablet::new(&server.url, "Bình").await;
+    let a = server.tablet("An").await;
+    let b = server.tablet("Bình").await;
     a.record(&[("road_km", "1")]);
     b.record(&[("drainage_km", "2")]);
     a.sync(&server.url).await;
@@ -201,13 +201,13 @@ async fn the_same_report_started_on_two_tablets_is_one_submission() {
 async fn a_pull_never_hides_an_edit_not_yet_pushed() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(dir.path()).await;
-    let a = TestTablet::new(&server.url, "An").await;
-    let b = TestTablet::new(&server.url, "Bình").await;
+    let a = server.tablet("An").await;
+    let b = server.tablet("Bình").await;
     b.record(&[("village_sports_area", "1")]);
     b.sync(&server.url).await;
 
     a.record(&[("village_sports_area", "4")]);
-    let mut remote = server.remote().await;
+    let mut remote = a.remote(&server.url).await;
     engine::pull(&a.tablet, &mut remote, &Retry::immediate(0), &mut |_| {}).await.unwrap();
     assert_eq!(
         a.shows("village_sports_area").as_deref(),
@@ -272,8 +272,8 @@ async fn health_reports_serving() {
 async fn a_refused_edit_stays_on_the_tablet_until_a_corrected_one_is_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(dir.path()).await;
-    let a = TestTablet::new(&server.url, "An").await;
-    let b = TestTablet::new(&server.url, "Bình").await;
+    let a = server.tablet("An").await;
+    let b = server.tablet("Bình").await;
     a.record(&[("road_km", "5")]);
     a.sync(&server.url).await;
     b.sync(&server.url).await;

@@ -53,6 +53,10 @@ impl From<tonic::Status> for Error {
             | Code::ResourceExhausted => {
                 Error::Unreachable(format!("{} ({:?})", s.message(), s.code()))
             }
+            Code::Unauthenticated => Error::Refused(format!(
+                "{} — check the token (`fieldsync init --token`, or FIELDSYNC_TOKEN)",
+                s.message()
+            )),
             _ => Error::Refused(format!("{} ({:?})", s.message(), s.code())),
         }
     }

@@ -13,6 +13,7 @@
 //! - `pending`: submission ‖ field → [`Pending`], the latest edit not yet acknowledged.
 //! - `conflicts`: submission ‖ field → [`Conflict`].
 //! - `rejected`: mutation id → [`Refusal`].
+//! - `reviews`: submission → [`SubmissionReview`], the supervisors' decisions.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
@@ -20,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use fieldsync::sync::{
     Change, Conflict, FieldRef, FieldState, Mutation, MutationResult, Outcome, Page, RawValue,
+    SubmissionReview,
 };
 use fieldsync::validate::{bounding_indicators, check_parts, validate};
 use fieldsync::{Catalogue, DeviceId, FieldKey, Hlc, Period, SubmissionId, Value};
@@ -34,6 +36,7 @@ const OUTBOX: &str = "outbox";
 const PENDING: &str = "pending";
 const CONFLICTS: &str = "conflicts";
 const REJECTED: &str = "rejected";
+const REVIEWS: &str = "reviews";
 
 const META_KEY: &[u8] = b"meta";
 const CATALOGUE_KEY: &[u8] = b"catalogue";
@@ -43,6 +46,8 @@ const CATALOGUE_KEY: &[u8] = b"catalogue";
 pub struct Meta {
     pub device: DeviceId,
     pub server: String,
+    /// The bearer token the tablet signs in with.
+    pub token: String,
     pub author: String,
     /// The cursor of the last pull page stored.
     pub cursor: u64,
@@ -318,6 +323,9 @@ impl Tablet {
                     let fkey = field_key(conflict.at.submission, &conflict.at.field);
                     batch.put(CONFLICTS, fkey, encode(conflict));
                 }
+                Change::Review(review) => {
+                    batch.put(REVIEWS, review.submission.0.as_bytes().to_vec(), encode(review));
+                }
             }
         }
         next.cursor = next.cursor.max(page.cursor);
@@ -391,6 +399,11 @@ impl Tablet {
     /// Every conflict this tablet has heard of.
     pub fn conflicts(&self) -> Result<Vec<Conflict>> {
         self.all(CONFLICTS)
+    }
+
+    /// The supervisors' latest decision on each submission this tablet holds.
+    pub fn reviews(&self) -> Result<Vec<SubmissionReview>> {
+        self.all(REVIEWS)
     }
 
     /// Edits the server refused, with its reasons.

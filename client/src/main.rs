@@ -9,6 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use fieldsync::model::search_key;
+use fieldsync::review::ReviewState;
 use fieldsync::sync::{Conflict, RawValue};
 use fieldsync::{Catalogue, DeviceId, FieldKey, GeoPoint, Hlc, Level, Period, SubmissionId, Value};
 use fieldsync_client::local::{LocalField, Meta, Tablet};
@@ -34,9 +35,9 @@ enum Command {
         /// Server address.
         #[arg(long, default_value = "http://127.0.0.1:50051", env = "FIELDSYNC_SERVER")]
         server: String,
-        /// Your name, recorded with every edit.
-        #[arg(long)]
-        author: String,
+        /// Your token, from an admin (`fieldsync admin token issue`).
+        #[arg(long, env = "FIELDSYNC_TOKEN", hide_env_values = true)]
+        token: String,
     },
     /// Record values for one village and period, e.g. `road_km=1.25 village_cultural_house=1`.
     Record {
@@ -99,14 +100,17 @@ fn open(home: &PathBuf) -> anyhow::Result<Tablet> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Init { server, author } => {
-            let engine = open_engine(&cli.home)?;
-            let mut remote = Grpc::connect(&server).await?;
+        Command::Init { server, token } => {
+            let mut remote = Grpc::connect(&server, &token).await?;
+            let device = DeviceId(uuid::Uuid::new_v4());
+            let me = remote.status(device).await?;
             let catalogue = remote.bootstrap().await?;
+            let engine = open_engine(&cli.home)?;
             let meta = Meta {
-                device: DeviceId(uuid::Uuid::new_v4()),
+                device,
                 server,
-                author,
+                token,
+                author: me.user_name,
                 cursor: 0,
                 next_mutation_id: 1,
                 acknowledged_through: 0,
@@ -223,8 +227,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Sync => {
             let tablet = open(&cli.home)?;
-            let server = tablet.meta().server;
-            let mut remote = Grpc::connect(&server).await?;
+            let meta = tablet.meta();
+            let mut remote = Grpc::connect(&meta.server, &meta.token).await?;
             let bar = ProgressBar::new(0);
             bar.set_style(
                 ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}")
@@ -282,6 +286,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
                 for c in &mine {
                     print_conflict(cat, c, Some(m.device));
+                }
+            }
+            let mut decisions: Vec<_> = tablet
+                .reviews()?
+                .into_iter()
+                .filter(|r| r.state != ReviewState::Submitted)
+                .collect();
+            decisions.sort_by_key(|r| std::cmp::Reverse(r.at_ms));
+            if !decisions.is_empty() {
+                println!("reviews   {} decision(s) by supervisors:", decisions.len());
+                for r in &decisions {
+                    let why = match r.reason.as_str() {
+                        "" => String::new(),
+                        reason => format!(": {reason}"),
+                    };
+                    println!(
+                        "  {} ({}) {}{why} — {} at {} UTC",
+                        place(cat, &r.village_id),
+                        r.period,
+                        r.state,
+                        r.user_name,
+                        when(r.at_ms)
+                    );
                 }
             }
             let refused = tablet.refusals()?;

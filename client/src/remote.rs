@@ -6,10 +6,14 @@ use std::time::Duration;
 
 use fieldsync::sync::{Mutation, MutationResult, Page};
 use fieldsync::{Catalogue, DeviceId, Hlc};
+use fieldsync_proto::v1::admin_client::AdminClient;
+use fieldsync_proto::v1::review_client::ReviewClient;
 use fieldsync_proto::v1::sync_client::SyncClient;
 use fieldsync_proto::v1::{BootstrapRequest, PullRequest, PushRequest, StatusRequest};
 use fieldsync_proto::{convert, SCHEMA_VERSION};
 use tokio_stream::StreamExt;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::{InterceptedService, Interceptor};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{Error, Result};
@@ -28,6 +32,9 @@ pub struct ServerStatus {
     pub last_mutation_id: u64,
     pub server_time_ms: u64,
     pub server_version: String,
+    /// Who the token belongs to.
+    pub user_id: String,
+    pub user_name: String,
 }
 
 /// The operations of the sync protocol.
@@ -54,10 +61,28 @@ pub trait Remote {
     fn status(&mut self, device: DeviceId) -> impl Future<Output = Result<ServerStatus>> + Send;
 }
 
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub struct Bearer(MetadataValue<Ascii>);
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request.metadata_mut().insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+/// A channel that signs every call with the caller's token.
+pub type Authed = InterceptedService<Channel, Bearer>;
+
 /// The real server, over gRPC.
 #[derive(Clone)]
 pub struct Grpc {
-    client: SyncClient<Channel>,
+    client: SyncClient<Authed>,
+    channel: Authed,
 }
 
 /// Largest message the client sends (the server accepts 4 MiB).
@@ -68,7 +93,10 @@ const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
 impl Grpc {
     /// Connects to `url` (e.g. `http://127.0.0.1:50051`; `http://` is assumed
     /// when no scheme is given).
-    pub async fn connect(url: &str) -> Result<Grpc> {
+    pub async fn connect(url: &str, token: &str) -> Result<Grpc> {
+        let bearer: MetadataValue<Ascii> = format!("Bearer {}", token.trim())
+            .parse()
+            .map_err(|_| Error::Invalid("the token has characters a token cannot have".into()))?;
         let url = match url.contains("://") {
             true => url.to_owned(),
             false => format!("http://{url}"),
@@ -82,11 +110,25 @@ impl Grpc {
             .connect()
             .await
             .map_err(|e| Error::Unreachable(format!("{url}: {}", causes(&e))))?;
+        let channel = InterceptedService::new(channel, Bearer(bearer));
         Ok(Grpc {
+            channel: channel.clone(),
             client: SyncClient::new(channel)
                 .max_decoding_message_size(MAX_REPLY_BYTES)
                 .max_encoding_message_size(MAX_REQUEST_BYTES),
         })
+    }
+}
+
+impl Grpc {
+    /// A client of the review service on the same connection and token.
+    pub fn review(&self) -> ReviewClient<Authed> {
+        ReviewClient::new(self.channel.clone()).max_decoding_message_size(MAX_REPLY_BYTES)
+    }
+
+    /// A client of the admin service on the same connection and token.
+    pub fn admin(&self) -> AdminClient<Authed> {
+        AdminClient::new(self.channel.clone()).max_decoding_message_size(MAX_REPLY_BYTES)
     }
 }
 
@@ -187,6 +229,8 @@ impl Remote for Grpc {
             last_mutation_id: reply.last_mutation_id,
             server_time_ms: reply.server_time_ms,
             server_version: reply.server_version,
+            user_id: reply.user_id,
+            user_name: reply.user_name,
         })
     }
 }

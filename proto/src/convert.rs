@@ -1,10 +1,12 @@
 //! Conversions between `fieldsync.v1` messages and domain types. Decoding is
 //! strict: a message that does not make sense is an error naming the field.
 
+use fieldsync::access::{Role, User};
 use fieldsync::hlc::Hlc;
+use fieldsync::review::{ReviewState, Verdict};
 use fieldsync::sync::{
-    Candidate, Change, Conflict, FieldRef, FieldState, Mutation, MutationResult, Outcome, RawValue,
-    Stamp,
+    AuditEntry, Candidate, Change, Conflict, FieldRef, FieldState, Mutation, MutationResult,
+    Outcome, RawValue, Resolution, Stamp, SubmissionReview,
 };
 use fieldsync::{
     Amount, DeviceId, Error, FieldKey, GeoPoint, Indicator, Level, OrgUnit, Period, Result,
@@ -239,6 +241,13 @@ pub fn conflict_to_wire(c: &Conflict) -> v1::Conflict {
             })
             .collect(),
         open: c.open,
+        resolution: c.resolution.as_ref().map(|r| v1::Resolution {
+            value: Some(value_to_wire(&r.value)),
+            user_id: r.user_id.clone(),
+            user_name: r.user_name.clone(),
+            comment: r.comment.clone(),
+            at_ms: r.at_ms,
+        }),
     }
 }
 
@@ -265,6 +274,18 @@ pub fn conflict_from_wire(c: v1::Conflict) -> Result<Conflict> {
         base_version: c.base_version,
         candidates,
         open: c.open,
+        resolution: c
+            .resolution
+            .map(|r| {
+                Ok::<_, Error>(Resolution {
+                    value: value_from_wire(r.value)?,
+                    user_id: r.user_id,
+                    user_name: r.user_name,
+                    comment: r.comment,
+                    at_ms: r.at_ms,
+                })
+            })
+            .transpose()?,
     })
 }
 
@@ -308,6 +329,7 @@ pub fn change_to_wire(seq: u64, c: &Change) -> v1::Change {
     let kind = match c {
         Change::Field(f) => v1::change::Kind::Field(field_state_to_wire(f)),
         Change::Conflict(c) => v1::change::Kind::Conflict(conflict_to_wire(c)),
+        Change::Review(r) => v1::change::Kind::Review(review_to_wire(r)),
     };
     v1::Change { seq, kind: Some(kind) }
 }
@@ -316,9 +338,144 @@ pub fn change_from_wire(c: v1::Change) -> Result<(u64, Change)> {
     let change = match c.kind {
         Some(v1::change::Kind::Field(f)) => Change::Field(field_state_from_wire(f)?),
         Some(v1::change::Kind::Conflict(k)) => Change::Conflict(conflict_from_wire(k)?),
+        Some(v1::change::Kind::Review(r)) => Change::Review(review_from_wire(r)?),
         None => return Err(invalid(format!("change {} is empty", c.seq))),
     };
     Ok((c.seq, change))
+}
+
+pub fn review_state_to_wire(s: ReviewState) -> v1::ReviewState {
+    match s {
+        ReviewState::Submitted => v1::ReviewState::Submitted,
+        ReviewState::Approved => v1::ReviewState::Approved,
+        ReviewState::Accepted => v1::ReviewState::Accepted,
+        ReviewState::Rejected => v1::ReviewState::Rejected,
+        ReviewState::Returned => v1::ReviewState::Returned,
+    }
+}
+
+/// `None` for "unspecified" (no filter).
+pub fn review_state_from_wire(s: i32) -> Result<Option<ReviewState>> {
+    Ok(match v1::ReviewState::try_from(s) {
+        Ok(v1::ReviewState::Unspecified) => None,
+        Ok(v1::ReviewState::Submitted) => Some(ReviewState::Submitted),
+        Ok(v1::ReviewState::Approved) => Some(ReviewState::Approved),
+        Ok(v1::ReviewState::Accepted) => Some(ReviewState::Accepted),
+        Ok(v1::ReviewState::Rejected) => Some(ReviewState::Rejected),
+        Ok(v1::ReviewState::Returned) => Some(ReviewState::Returned),
+        Err(_) => return Err(invalid(format!("unknown review state {s}"))),
+    })
+}
+
+pub fn review_to_wire(r: &SubmissionReview) -> v1::SubmissionReview {
+    v1::SubmissionReview {
+        submission_id: r.submission.to_string(),
+        village_id: r.village_id.clone(),
+        period: r.period.to_string(),
+        state: review_state_to_wire(r.state) as i32,
+        reason: r.reason.clone(),
+        user_id: r.user_id.clone(),
+        user_name: r.user_name.clone(),
+        at_ms: r.at_ms,
+    }
+}
+
+pub fn review_from_wire(r: v1::SubmissionReview) -> Result<SubmissionReview> {
+    let period: Period = r.period.parse()?;
+    let submission = SubmissionId::of(&r.village_id, period);
+    if submission.to_string() != r.submission_id {
+        return Err(invalid(format!("submission id {} does not match", r.submission_id)));
+    }
+    Ok(SubmissionReview {
+        submission,
+        state: review_state_from_wire(r.state)?
+            .ok_or_else(|| invalid("a review without a state"))?,
+        village_id: r.village_id,
+        period,
+        reason: r.reason,
+        user_id: r.user_id,
+        user_name: r.user_name,
+        at_ms: r.at_ms,
+    })
+}
+
+pub fn verdict_from_wire(v: i32) -> Result<Verdict> {
+    match v1::Verdict::try_from(v) {
+        Ok(v1::Verdict::Approve) => Ok(Verdict::Approve),
+        Ok(v1::Verdict::Accept) => Ok(Verdict::Accept),
+        Ok(v1::Verdict::Reject) => Ok(Verdict::Reject),
+        Ok(v1::Verdict::Return) => Ok(Verdict::Return),
+        Ok(v1::Verdict::Reopen) => Ok(Verdict::Reopen),
+        _ => Err(invalid("say what to do: approve, accept, reject, return or reopen")),
+    }
+}
+
+pub fn verdict_to_wire(v: Verdict) -> v1::Verdict {
+    match v {
+        Verdict::Approve => v1::Verdict::Approve,
+        Verdict::Accept => v1::Verdict::Accept,
+        Verdict::Reject => v1::Verdict::Reject,
+        Verdict::Return => v1::Verdict::Return,
+        Verdict::Reopen => v1::Verdict::Reopen,
+    }
+}
+
+pub fn role_to_wire(r: Role) -> v1::Role {
+    match r {
+        Role::Surveyor => v1::Role::Surveyor,
+        Role::Supervisor => v1::Role::Supervisor,
+        Role::Province => v1::Role::Province,
+        Role::Admin => v1::Role::Admin,
+    }
+}
+
+pub fn role_from_wire(r: i32) -> Result<Role> {
+    match v1::Role::try_from(r) {
+        Ok(v1::Role::Surveyor) => Ok(Role::Surveyor),
+        Ok(v1::Role::Supervisor) => Ok(Role::Supervisor),
+        Ok(v1::Role::Province) => Ok(Role::Province),
+        Ok(v1::Role::Admin) => Ok(Role::Admin),
+        _ => Err(invalid("a user needs a role: surveyor, supervisor, province or admin")),
+    }
+}
+
+pub fn user_to_wire(u: &User) -> v1::User {
+    v1::User {
+        id: u.id.clone(),
+        name: u.name.clone(),
+        role: role_to_wire(u.role) as i32,
+        areas: u.areas.clone(),
+        disabled: u.disabled,
+    }
+}
+
+pub fn user_from_wire(u: v1::User) -> Result<User> {
+    Ok(User {
+        role: role_from_wire(u.role)?,
+        id: u.id,
+        name: u.name,
+        areas: u.areas,
+        disabled: u.disabled,
+    })
+}
+
+pub fn audit_to_wire(e: &AuditEntry) -> v1::AuditEntry {
+    v1::AuditEntry {
+        seq: e.seq,
+        at_ms: e.at_ms,
+        user_id: e.user_id.clone(),
+        device_id: e.device.map(|d| d.to_string()).unwrap_or_default(),
+        kind: e.kind.as_str().into(),
+        submission_id: e.submission.map(|s| s.to_string()).unwrap_or_default(),
+        village_id: e.village_id.clone(),
+        period: e.period.clone(),
+        field: e.field.clone(),
+        old_value: e.old.as_ref().map(value_to_wire),
+        new_value: e.new.as_ref().map(value_to_wire),
+        hlc: e.hlc.0,
+        mutation_id: e.mutation_id,
+        detail: e.detail.clone(),
+    }
 }
 
 #[cfg(test)]

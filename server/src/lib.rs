@@ -11,9 +11,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fieldsync_proto::v1::admin_server::AdminServer;
+use fieldsync_proto::v1::review_server::ReviewServer;
 use fieldsync_proto::v1::sync_server::SyncServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 
 pub use grpc::Limits;
 pub use store::Store;
@@ -28,20 +31,29 @@ pub const MAX_CONCURRENT_PER_CONNECTION: usize = 32;
 /// Longest a unary request may take before it is cut off.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Serves the sync service (and grpc.health.v1 and reflection) on `listener`
-/// until `shutdown` resolves, then lets in-flight requests finish and flushes
-/// the store.
+/// Serves the sync, review and admin services (and grpc.health.v1 and
+/// reflection) on `listener` until `shutdown` resolves, then lets in-flight
+/// requests finish and flushes the store. Every fieldsync call needs a
+/// bearer token; health and reflection do not.
 pub async fn serve(
     listener: TcpListener,
     store: Arc<Store>,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    let auth = grpc::authenticate(Arc::clone(&store));
     let sync = SyncServer::new(grpc::SyncService::new(Arc::clone(&store), limits))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_REPLY_BYTES);
+    let review = ReviewServer::new(grpc::ReviewService::new(Arc::clone(&store)))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_REPLY_BYTES);
+    let admin = AdminServer::new(grpc::AdminService::new(Arc::clone(&store)))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<SyncServer<grpc::SyncService>>().await;
+    health_reporter.set_serving::<ReviewServer<grpc::ReviewService>>().await;
+    health_reporter.set_serving::<AdminServer<grpc::AdminService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(fieldsync_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -52,7 +64,9 @@ pub async fn serve(
         .timeout(REQUEST_TIMEOUT)
         .add_service(health)
         .add_service(reflection)
-        .add_service(sync)
+        .add_service(InterceptedService::new(sync, auth.clone()))
+        .add_service(InterceptedService::new(review, auth.clone()))
+        .add_service(InterceptedService::new(admin, auth))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     tokio::task::spawn_blocking(move || store.flush()).await??;

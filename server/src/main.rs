@@ -1,11 +1,13 @@
 //! `fieldsync-server`: parses flags, opens the sled store (loading the demo
-//! catalogue into an empty one) and serves until Ctrl-C or SIGTERM.
+//! catalogue into an empty one and creating its first admin) and serves until
+//! Ctrl-C or SIGTERM.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use fieldsync_server::store::{now_ms, ADMIN_TOKEN_ENV};
 use fieldsync_server::{serve, Limits, Store};
 use fieldsync_store::Sled;
 
@@ -51,11 +53,25 @@ async fn main() -> anyhow::Result<()> {
         Ok(Store::open(Arc::new(engine), fieldsync::demo::catalogue)?)
     })
     .await??;
+    let env_token = std::env::var(ADMIN_TOKEN_ENV).ok().filter(|t| !t.is_empty());
+    let store = Arc::new(store);
+    let first = Arc::clone(&store);
+    let given = env_token.clone();
+    let created =
+        tokio::task::spawn_blocking(move || first.ensure_admin(given.as_deref(), now_ms()))
+            .await??;
+    match (created, env_token) {
+        (Some(_), Some(_)) => println!("new store: user `admin` signs in with the token in {ADMIN_TOKEN_ENV}"),
+        (Some(token), None) => println!(
+            "new store: user `admin` created. Its token, shown this once (keep it safe):\n\n    {token}\n"
+        ),
+        (None, _) => {}
+    }
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(data = %args.data.display(), "store open");
-    serve(listener, Arc::new(store), Limits::default(), shutdown_signal()).await
+    serve(listener, store, Limits::default(), shutdown_signal()).await
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

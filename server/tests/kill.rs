@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 use fieldsync_proto::v1::sync_client::SyncClient;
 use fieldsync_proto::v1::{value, Mutation, PullRequest, PushRequest, Value};
 use fieldsync_proto::SCHEMA_VERSION;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use tonic::{Request, Status};
+
+const TOKEN: &str = "kill-test-admin-token-0123";
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -27,6 +31,7 @@ impl Drop for Server {
 fn start(data: &std::path::Path, port: u16) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_fieldsync-server"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+        .env("FIELDSYNC_ADMIN_TOKEN", TOKEN)
         .arg(data)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -35,11 +40,22 @@ fn start(data: &std::path::Path, port: u16) -> Server {
     Server(child)
 }
 
-async fn connect(port: u16) -> SyncClient<Channel> {
+type Client =
+    SyncClient<InterceptedService<Channel, fn(Request<()>) -> Result<Request<()>, Status>>>;
+
+fn bearer(mut request: Request<()>) -> Result<Request<()>, Status> {
+    let value = format!("Bearer {TOKEN}").parse().expect("ascii token");
+    request.metadata_mut().insert("authorization", value);
+    Ok(request)
+}
+
+async fn connect(port: u16) -> Client {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        match SyncClient::connect(format!("http://127.0.0.1:{port}")).await {
-            Ok(c) => return c,
+        let channel =
+            Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await;
+        match channel {
+            Ok(c) => return SyncClient::with_interceptor(c, bearer as fn(_) -> _),
             Err(e) if Instant::now() > deadline => panic!("server did not come up: {e}"),
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }

@@ -6,11 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use fieldsync::access::{Role, User};
 use fieldsync::demo;
 use fieldsync::{DeviceId, Hlc};
 use fieldsync_client::local::{Meta, Tablet};
 use fieldsync_client::sync::{self, Report, Retry};
-use fieldsync_client::{Grpc, Remote};
+use fieldsync_client::{now_ms, Grpc, Remote};
 use fieldsync_server::{serve, Limits, Store};
 use fieldsync_store::Sled;
 use tempfile::TempDir;
@@ -20,6 +21,9 @@ use tokio::task::JoinHandle;
 /// The sample village of the demo catalogue, and the period used throughout.
 pub const VILLAGE: &str = demo::SAMPLE_VILLAGE;
 pub const PERIOD: &str = "2022";
+
+/// The token of the `admin` user every test server starts with.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 /// A running server.
 pub struct TestServer {
@@ -39,6 +43,7 @@ pub async fn start_server(dir: &Path) -> TestServer {
 pub async fn start_server_with(dir: &Path, limits: Limits) -> TestServer {
     let engine = Sled::open(dir).expect("open sled");
     let store = Arc::new(Store::open(Arc::new(engine), demo::catalogue).expect("open store"));
+    store.ensure_admin(Some(ADMIN_TOKEN), now_ms()).expect("first admin");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let (tx, rx) = oneshot::channel();
@@ -73,27 +78,54 @@ impl TestServer {
         start_server(&dir).await
     }
 
+    /// A client signed in as the admin.
     pub async fn remote(&self) -> Grpc {
-        Grpc::connect(&self.url).await.expect("connect")
+        Grpc::connect(&self.url, ADMIN_TOKEN).await.expect("connect")
+    }
+
+    /// Creates a user and returns a token for it.
+    pub fn user(&self, id: &str, name: &str, role: Role, areas: &[&str]) -> String {
+        let admin = self.store.user("admin").unwrap().expect("admin exists");
+        let user = User {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            role,
+            areas: areas.iter().map(|a| a.to_string()).collect(),
+            disabled: false,
+        };
+        self.store.create_user(&admin, user, now_ms()).expect("create user");
+        self.store.issue_token(&admin, id, 0, "test", now_ms()).expect("issue token").0
+    }
+
+    /// A tablet of a new surveyor over the whole province.
+    pub async fn tablet(&self, name: &str) -> TestTablet {
+        let id = format!("s{}", uuid::Uuid::new_v4().simple());
+        let token = self.user(&id, name, Role::Surveyor, &[demo::PROVINCE]);
+        TestTablet::new(&self.url, &token).await
     }
 }
 
 /// A tablet with its own sled store, initialised against `url`.
 pub struct TestTablet {
     pub tablet: Tablet,
+    pub token: String,
     pub dir: TempDir,
 }
 
 impl TestTablet {
-    pub async fn new(url: &str, author: &str) -> TestTablet {
+    /// A tablet signed in with `token`, set up as `fieldsync init` does.
+    pub async fn new(url: &str, token: &str) -> TestTablet {
         let dir = tempfile::tempdir().expect("tempdir");
         let engine = Arc::new(Sled::open(dir.path()).expect("open tablet store"));
-        let mut remote = Grpc::connect(url).await.expect("connect");
+        let mut remote = Grpc::connect(url, token).await.expect("connect");
+        let device = DeviceId(uuid::Uuid::new_v4());
+        let me = remote.status(device).await.expect("status");
         let catalogue = remote.bootstrap().await.expect("bootstrap");
         let meta = Meta {
-            device: DeviceId(uuid::Uuid::new_v4()),
+            device,
             server: url.to_owned(),
-            author: author.to_owned(),
+            token: token.to_owned(),
+            author: me.user_name,
             cursor: 0,
             next_mutation_id: 1,
             acknowledged_through: 0,
@@ -101,7 +133,7 @@ impl TestTablet {
             last_sync_ms: None,
         };
         let tablet = Tablet::init(engine, meta, catalogue).expect("init tablet");
-        TestTablet { tablet, dir }
+        TestTablet { tablet, token: token.to_owned(), dir }
     }
 
     /// Records `field=value` pairs for the sample village.
@@ -119,10 +151,15 @@ impl TestTablet {
 
     /// Syncs with the server at `url` (which may have moved after a restart).
     pub async fn sync(&self, url: &str) -> Report {
-        let mut remote = Grpc::connect(url).await.expect("connect");
+        let mut remote = self.remote(url).await;
         sync::sync(&self.tablet, &mut remote, &Retry::immediate(0), &mut |_| {})
             .await
             .expect("sync")
+    }
+
+    /// A client signed in with this tablet's token.
+    pub async fn remote(&self, url: &str) -> Grpc {
+        Grpc::connect(url, &self.token).await.expect("connect")
     }
 
     pub fn device(&self) -> DeviceId {

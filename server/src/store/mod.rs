@@ -1,30 +1,46 @@
-//! The server's store: submissions, field states, revisions, conflicts, the
-//! change log and per-device bookkeeping, laid out on an [`Engine`]. A push is
-//! validated and merged by the core, then committed as one atomic, flushed
-//! batch together with the sequence counter and the per-mutation results.
+//! The server's store: submissions, field states, revisions, conflicts,
+//! reviews, the change log, the audit trail, users and tokens, laid out on an
+//! [`Engine`]. Every write (a push, a review decision, an admin change) is
+//! one atomic, flushed batch that also moves the sequence counters, so what
+//! the caller is told happened is on disk, whole.
 //!
 //! Trees (keys → values, values postcard-encoded):
-//! - `meta`: `seq` → head of the change log; `catalogue` → the catalogue.
+//! - `meta`: `seq` → head of the change log; `audit_seq` → head of the audit
+//!   trail; `catalogue` → the catalogue.
 //! - `fields`: submission ‖ field → [`FieldState`].
-//! - `revisions`: submission ‖ field ‖ 0 ‖ version → [`FieldState`]; every value a field ever held.
-//! - `conflicts`: submission ‖ field → [`Conflict`].
+//! - `revisions`: submission ‖ field ‖ 0 ‖ version → [`FieldState`]; every value a field held.
+//! - `conflicts`: submission ‖ field → [`Conflict`], open or settled.
+//! - `submissions`: submission → [`SubmissionHeader`] (with its review).
 //! - `changes`: seq → entity key; one entry per entity, at its latest change.
 //! - `entity_seq`: entity key → seq; finds the entry to move.
-//! - `submissions`: submission → [`SubmissionHeader`].
-//! - `devices`: device → [`DeviceState`]; `results`: device ‖ mutation id → [`MutationResult`].
+//! - `devices`: device → [`DeviceState`]; `results`: device ‖ mutation id → result.
+//! - `audit`: audit seq → [`AuditEntry`]; `audit_by_sub`, `audit_by_user`:
+//!   submission or user ‖ audit seq → ().
+//! - `closed`: org unit ‖ 0 ‖ period → who closed it.
+//! - `users`: user id → [`User`]; `tokens`: SHA-256 of a token → [`TokenInfo`];
+//!   `token_ids`: token id → SHA-256.
+
+mod admin;
+mod review;
 
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::{Arc, RwLock};
 
+use fieldsync::access::{Action, User};
 use fieldsync::merge::{self, Decision, Edit};
+use fieldsync::review::{after_edit, ReviewState};
 use fieldsync::sync::{
-    Change, Conflict, FieldRef, FieldState, Mutation, MutationResult, Outcome, Page, Stamp,
+    AuditEntry, AuditKind, Change, Conflict, FieldRef, FieldState, Mutation, MutationResult,
+    Outcome, Page, Stamp, SubmissionReview,
 };
 use fieldsync::validate::{bounding_indicators, check_parts, validate};
 use fieldsync::{Catalogue, DeviceId, FieldKey, Hlc, Period, SubmissionId, Value};
 use fieldsync_store::{scan_prefix, Batch, Engine};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+pub use admin::{TokenInfo, ADMIN_TOKEN_ENV};
+pub use review::{Choice, HistoryQuery};
 
 const META: &str = "meta";
 const FIELDS: &str = "fields";
@@ -35,8 +51,16 @@ const ENTITY_SEQ: &str = "entity_seq";
 const SUBMISSIONS: &str = "submissions";
 const DEVICES: &str = "devices";
 const RESULTS: &str = "results";
+const AUDIT: &str = "audit";
+const AUDIT_BY_SUB: &str = "audit_by_sub";
+const AUDIT_BY_USER: &str = "audit_by_user";
+const CLOSED: &str = "closed";
+const USERS: &str = "users";
+const TOKENS: &str = "tokens";
+const TOKEN_IDS: &str = "token_ids";
 
 const SEQ_KEY: &[u8] = b"seq";
+const AUDIT_SEQ_KEY: &[u8] = b"audit_seq";
 const CATALOGUE_KEY: &[u8] = b"catalogue";
 
 /// A pull page stops growing once its records pass this many bytes (it
@@ -46,6 +70,9 @@ pub const PAGE_BYTES: usize = 1024 * 1024;
 
 /// How far ahead of the server's clock a tablet's clock may claim to be.
 pub const MAX_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
+
+/// The device recorded for changes made on the server itself (resolutions).
+pub const SERVER_DEVICE: DeviceId = DeviceId(uuid::Uuid::nil());
 
 /// Errors of the server's store.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +84,14 @@ pub enum Error {
     /// device's mutation ids, a cursor from another store).
     #[error("{0}")]
     OutOfSequence(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// No valid token.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Outside the caller's role or areas.
+    #[error("{0}")]
+    Denied(String),
     #[error(transparent)]
     Storage(#[from] fieldsync_store::Error),
     /// A stored record cannot be read: the store is damaged.
@@ -64,15 +99,31 @@ pub enum Error {
     Corrupt { tree: &'static str, why: String },
 }
 
+impl From<fieldsync::Error> for Error {
+    fn from(e: fieldsync::Error) -> Self {
+        match e {
+            fieldsync::Error::Invalid(m) => Error::Invalid(m),
+            fieldsync::Error::NotFound(m) => Error::NotFound(m),
+        }
+    }
+}
+
+impl From<fieldsync::access::Denied> for Error {
+    fn from(e: fieldsync::access::Denied) -> Self {
+        Error::Denied(e.to_string())
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A submission the server has heard of.
+/// A submission the server has heard of, and where it stands in review.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubmissionHeader {
     pub id: SubmissionId,
     pub village_id: String,
     pub period: Period,
     pub first_seq: u64,
+    pub review: SubmissionReview,
 }
 
 /// A mutation's result, with a digest of the mutation so that a replay can be
@@ -122,11 +173,20 @@ fn result_key(device: DeviceId, id: u64) -> Vec<u8> {
     key
 }
 
+/// `prefix ‖ 0 ‖ seq`: an index entry ordered by sequence within its prefix.
+fn indexed(prefix: &[u8], seq: u64) -> Vec<u8> {
+    let mut key = prefix.to_vec();
+    key.push(0);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
 /// What a change-log entry points at.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 enum Entity {
     Field(SubmissionId, FieldKey),
     Conflict(SubmissionId, FieldKey),
+    Review(SubmissionId),
 }
 
 impl Entity {
@@ -145,7 +205,7 @@ fn read_u64(tree: &'static str, bytes: &[u8]) -> Result<u64> {
 /// same lock, so a page never sees half a batch.
 pub struct Store {
     engine: Arc<dyn Engine>,
-    catalogue: Arc<Catalogue>,
+    catalogue: RwLock<Arc<Catalogue>>,
     lock: RwLock<()>,
 }
 
@@ -168,16 +228,29 @@ impl Store {
                 catalogue
             }
         };
-        Ok(Store { engine, catalogue: Arc::new(catalogue), lock: RwLock::new(()) })
+        Ok(Store { engine, catalogue: RwLock::new(Arc::new(catalogue)), lock: RwLock::new(()) })
     }
 
-    pub fn catalogue(&self) -> &Catalogue {
-        &self.catalogue
+    /// The catalogue as it stands now.
+    pub fn catalogue(&self) -> Arc<Catalogue> {
+        Arc::clone(&self.catalogue.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn write_lock(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.lock.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read_lock(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.lock.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn counter(&self, key: &[u8]) -> Result<u64> {
+        self.engine.get(META, key)?.map_or(Ok(0), |b| read_u64(META, &b))
     }
 
     /// The sequence number of the latest committed change.
     pub fn head(&self) -> Result<u64> {
-        self.engine.get(META, SEQ_KEY)?.map_or(Ok(0), |b| read_u64(META, &b))
+        self.counter(SEQ_KEY)
     }
 
     pub fn device(&self, device: DeviceId) -> Result<DeviceState> {
@@ -190,16 +263,24 @@ impl Store {
         Ok(self.engine.flush()?)
     }
 
-    /// Applies a device's batch of mutations: replays get their stored
-    /// results, new mutations are validated and merged, and everything is
-    /// committed atomically and flushed before this returns.
+    /// Applies a device's batch of mutations on behalf of `caller`: replays
+    /// get their stored results, new mutations are checked, validated and
+    /// merged, and everything is committed atomically and flushed before this
+    /// returns.
     pub fn push(
         &self,
+        caller: &User,
         device: DeviceId,
         mutations: &[Mutation],
         acknowledged_through: u64,
         now_ms: u64,
     ) -> Result<Vec<MutationResult>> {
+        if !caller.may(Action::Record) {
+            return Err(Error::Denied(format!(
+                "permission denied: a {} may not record values",
+                caller.role.as_str()
+            )));
+        }
         for pair in mutations.windows(2) {
             if pair[0].id.checked_add(1) != Some(pair[1].id) {
                 return Err(Error::Invalid(format!(
@@ -211,7 +292,7 @@ impl Store {
         if mutations.first().is_some_and(|m| m.id == 0) {
             return Err(Error::Invalid("mutation ids start at 1".into()));
         }
-        let _guard = self.lock.write().unwrap_or_else(|e| e.into_inner());
+        let _guard = self.write_lock();
         let mut state = self.device(device)?;
         let first_new = state.last_mutation_id + 1;
         if let Some(m) = mutations.iter().find(|m| m.id > state.last_mutation_id) {
@@ -223,7 +304,7 @@ impl Store {
                 )));
             }
         }
-        let mut work = Work::new(self, self.head()?);
+        let mut work = Work::new(self, caller, now_ms)?;
         let mut results = Vec::with_capacity(mutations.len());
         for m in mutations {
             let result = if m.id < first_new {
@@ -251,16 +332,15 @@ impl Store {
                 let stamp = Stamp {
                     hlc: m.hlc.bounded(now_ms, MAX_CLOCK_SKEW_MS),
                     device,
-                    author: m.author.clone(),
+                    author: caller.name.clone(),
                     received_at_ms: now_ms,
                     mutation_id: m.id,
                 };
                 let result = work.apply(m, stamp)?;
                 let stored = StoredResult { digest: digest(m), result };
                 work.batch.put(RESULTS, result_key(device, m.id), encode(&stored));
-                let result = stored.result;
                 state.last_mutation_id = m.id;
-                result
+                stored.result
             };
             results.push(result);
         }
@@ -268,26 +348,21 @@ impl Store {
         if forget_through > 0 {
             let from = result_key(device, 0);
             let to = result_key(device, forget_through);
-            for (key, _) in self.engine.scan(
-                RESULTS,
-                Bound::Included(&from),
-                Bound::Included(&to),
-                usize::MAX,
-            )? {
+            let range = (Bound::Included(from.as_slice()), Bound::Included(to.as_slice()));
+            for (key, _) in self.engine.scan(RESULTS, range.0, range.1, usize::MAX)? {
                 work.batch.delete(RESULTS, key);
             }
         }
         state.last_push_ms = now_ms;
-        let mut batch = work.finish();
-        batch.put(DEVICES, device.0.as_bytes().to_vec(), encode(&state));
-        self.engine.commit(batch)?;
+        work.batch.put(DEVICES, device.0.as_bytes().to_vec(), encode(&state));
+        work.commit()?;
         Ok(results)
     }
 
-    /// Up to `limit` entities changed after `cursor`, each once, in the order
-    /// of their latest change.
-    pub fn pull(&self, cursor: u64, limit: usize) -> Result<Page> {
-        let _guard = self.lock.read().unwrap_or_else(|e| e.into_inner());
+    /// Up to `limit` entities in `caller`'s areas changed after `cursor`,
+    /// each once, in the order of their latest change.
+    pub fn pull(&self, caller: &User, cursor: u64, limit: usize) -> Result<Page> {
+        let _guard = self.read_lock();
         let head = self.head()?;
         if cursor > head {
             return Err(Error::OutOfSequence(format!(
@@ -295,35 +370,44 @@ impl Store {
                  with another store; re-initialise it"
             )));
         }
+        let catalogue = self.catalogue();
         let from = cursor.to_be_bytes();
-        let entries =
-            self.engine.scan(CHANGES, Bound::Excluded(&from), Bound::Unbounded, limit + 1)?;
-        let mut caught_up = entries.len() <= limit;
-        let mut changes = Vec::with_capacity(entries.len().min(limit));
+        let limit = limit.max(1);
+        let entries = self.engine.scan(CHANGES, Bound::Excluded(&from), Bound::Unbounded, limit)?;
+        let mut changes = Vec::new();
         let mut bytes = 0;
-        for (key, entity) in entries.into_iter().take(limit) {
+        let mut last_seen = cursor;
+        for (key, entity) in entries {
             if bytes >= PAGE_BYTES {
-                caught_up = false;
                 break;
             }
             let seq = read_u64(CHANGES, &key)?;
             let (tree, key) = match decode::<Entity>(CHANGES, &entity)? {
                 Entity::Field(sub, field) => (FIELDS, field_key(sub, &field)),
                 Entity::Conflict(sub, field) => (CONFLICTS, field_key(sub, &field)),
+                Entity::Review(sub) => (SUBMISSIONS, sub.0.as_bytes().to_vec()),
             };
             let record = self.engine.get(tree, &key)?.ok_or_else(|| Error::Corrupt {
                 tree,
                 why: format!("change {seq} points at a missing record"),
             })?;
-            bytes += record.len();
+            last_seen = seq;
             let change = match tree {
                 FIELDS => Change::Field(decode(tree, &record)?),
-                _ => Change::Conflict(decode(tree, &record)?),
+                CONFLICTS => Change::Conflict(decode(tree, &record)?),
+                _ => Change::Review(decode::<SubmissionHeader>(tree, &record)?.review),
             };
-            changes.push((seq, change));
+            let village = match &change {
+                Change::Field(f) => &f.at.village_id,
+                Change::Conflict(c) => &c.at.village_id,
+                Change::Review(r) => &r.village_id,
+            };
+            if caller.covers(&catalogue, village) {
+                bytes += record.len();
+                changes.push((seq, change));
+            }
         }
-        let cursor = changes.last().map_or(cursor, |(seq, _)| *seq);
-        Ok(Page { changes, cursor, caught_up })
+        Ok(Page { changes, cursor: last_seen, caught_up: last_seen == head })
     }
 
     /// The current state of one field.
@@ -347,6 +431,14 @@ impl Store {
             .transpose()
     }
 
+    /// The conflicts of one submission, open or settled.
+    pub fn conflicts_of(&self, sub: SubmissionId) -> Result<Vec<Conflict>> {
+        scan_prefix(self.engine.as_ref(), CONFLICTS, sub.0.as_bytes(), usize::MAX)?
+            .iter()
+            .map(|(_, v)| decode(CONFLICTS, v))
+            .collect()
+    }
+
     /// Every conflict, open or settled, in field order.
     pub fn conflicts(&self) -> Result<Vec<Conflict>> {
         self.engine
@@ -354,6 +446,11 @@ impl Store {
             .iter()
             .map(|(_, v)| decode(CONFLICTS, v))
             .collect()
+    }
+
+    /// One submission's header.
+    pub fn submission(&self, sub: SubmissionId) -> Result<Option<SubmissionHeader>> {
+        self.engine.get(SUBMISSIONS, sub.0.as_bytes())?.map(|b| decode(SUBMISSIONS, &b)).transpose()
     }
 
     /// Every submission, in id order.
@@ -374,34 +471,65 @@ impl Store {
             .map(|(_, v)| decode(REVISIONS, v))
             .collect()
     }
+
+    /// Whether `period` is closed for `village` (by any area above it, for
+    /// the period itself or for its whole year).
+    pub fn is_closed(&self, catalogue: &Catalogue, village: &str, period: Period) -> Result<bool> {
+        let year = Period::Year(period.year());
+        for unit in catalogue.lineage(village) {
+            for p in [period, year] {
+                if self.engine.get(CLOSED, &closed_key(&unit.id, p))?.is_some() {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
 }
 
-/// The effects of one push, accumulated in memory: later mutations of the
-/// batch see earlier ones, and nothing reaches the engine until `finish`.
+fn closed_key(unit: &str, period: Period) -> Vec<u8> {
+    let mut key = unit.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(period.to_string().as_bytes());
+    key
+}
+
+/// The effects of one write, accumulated in memory: later steps see earlier
+/// ones, and nothing reaches the engine until [`Work::commit`] writes it all
+/// in one batch with the moved counters.
 struct Work<'a> {
     store: &'a Store,
+    caller: &'a User,
+    now_ms: u64,
+    catalogue: Arc<Catalogue>,
     seq: u64,
+    audit_seq: u64,
     fields: HashMap<(SubmissionId, FieldKey), Option<FieldState>>,
     conflicts: HashMap<(SubmissionId, FieldKey), Option<Conflict>>,
+    headers: HashMap<SubmissionId, Option<SubmissionHeader>>,
     entity_seqs: HashMap<Entity, Option<u64>>,
     /// Values written in this batch, by (submission, field, version).
     revisions: HashMap<(SubmissionId, FieldKey, u64), Value>,
-    new_submissions: HashMap<SubmissionId, SubmissionHeader>,
     batch: Batch,
 }
 
 impl<'a> Work<'a> {
-    fn new(store: &'a Store, head: u64) -> Self {
-        Work {
+    /// Starts a write; the caller holds the store's write lock.
+    fn new(store: &'a Store, caller: &'a User, now_ms: u64) -> Result<Self> {
+        Ok(Work {
             store,
-            seq: head,
+            caller,
+            now_ms,
+            catalogue: store.catalogue(),
+            seq: store.head()?,
+            audit_seq: store.counter(AUDIT_SEQ_KEY)?,
             fields: HashMap::new(),
             conflicts: HashMap::new(),
+            headers: HashMap::new(),
             entity_seqs: HashMap::new(),
             revisions: HashMap::new(),
-            new_submissions: HashMap::new(),
             batch: Batch::default(),
-        }
+        })
     }
 
     fn field(&mut self, sub: SubmissionId, field: &FieldKey) -> Result<Option<FieldState>> {
@@ -422,15 +550,24 @@ impl<'a> Work<'a> {
         Ok(c)
     }
 
+    fn header(&mut self, sub: SubmissionId) -> Result<Option<SubmissionHeader>> {
+        if let Some(h) = self.headers.get(&sub) {
+            return Ok(h.clone());
+        }
+        let h = self.store.submission(sub)?;
+        self.headers.insert(sub, h.clone());
+        Ok(h)
+    }
+
     /// The value a field held at `version`, if that is one of its versions.
     fn value_at(&mut self, at: &FieldRef, version: u64) -> Result<Option<Value>> {
         if version == 0 {
             return Ok(Some(Value::Deleted));
         }
-        let key = revision_key(at.submission, &at.field, version);
         if let Some(v) = self.revisions.get(&(at.submission, at.field.clone(), version)) {
             return Ok(Some(v.clone()));
         }
+        let key = revision_key(at.submission, &at.field, version);
         Ok(self
             .store
             .engine
@@ -469,17 +606,25 @@ impl<'a> Work<'a> {
         self.batch.put(REVISIONS, revision_key(at.submission, &at.field, version), bytes);
         self.fields.insert((at.submission, at.field.clone()), Some(state.clone()));
         self.revisions.insert((at.submission, at.field.clone(), version), state.value.clone());
-        if !self.new_submissions.contains_key(&at.submission)
-            && self.store.engine.get(SUBMISSIONS, at.submission.0.as_bytes())?.is_none()
-        {
+        if self.header(at.submission)?.is_none() {
+            let review = SubmissionReview {
+                submission: at.submission,
+                village_id: at.village_id.clone(),
+                period: at.period,
+                state: ReviewState::Submitted,
+                reason: String::new(),
+                user_id: self.caller.id.clone(),
+                user_name: self.caller.name.clone(),
+                at_ms: self.now_ms,
+            };
             let header = SubmissionHeader {
                 id: at.submission,
                 village_id: at.village_id.clone(),
                 period: at.period,
                 first_seq: version,
+                review,
             };
-            self.batch.put(SUBMISSIONS, at.submission.0.as_bytes().to_vec(), encode(&header));
-            self.new_submissions.insert(at.submission, header);
+            self.write_header(header)?;
         }
         Ok(state)
     }
@@ -492,21 +637,147 @@ impl<'a> Work<'a> {
         Ok(())
     }
 
-    /// Validates and merges one new mutation.
+    /// Stores a submission's header; its review syncs down like any change.
+    fn write_header(&mut self, header: SubmissionHeader) -> Result<()> {
+        self.touch(Entity::Review(header.id))?;
+        self.batch.put(SUBMISSIONS, header.id.0.as_bytes().to_vec(), encode(&header));
+        self.headers.insert(header.id, Some(header));
+        Ok(())
+    }
+
+    /// Moves a submission to a new review state, with an audit entry.
+    fn set_review(
+        &mut self,
+        mut header: SubmissionHeader,
+        state: ReviewState,
+        reason: &str,
+        detail: String,
+    ) -> Result<SubmissionReview> {
+        let from = header.review.state;
+        header.review = SubmissionReview {
+            state,
+            reason: reason.trim().to_owned(),
+            user_id: self.caller.id.clone(),
+            user_name: self.caller.name.clone(),
+            at_ms: self.now_ms,
+            ..header.review
+        };
+        let review = header.review.clone();
+        let detail = format!("{from} → {state}{detail}");
+        let mut entry = self.entry(AuditKind::Review, detail);
+        entry.submission = Some(header.id);
+        entry.village_id = header.village_id.clone();
+        entry.period = header.period.to_string();
+        self.write_header(header)?;
+        self.audit(entry);
+        Ok(review)
+    }
+
+    /// A blank audit entry by the caller, now.
+    fn entry(&self, kind: AuditKind, detail: String) -> AuditEntry {
+        AuditEntry {
+            seq: 0,
+            at_ms: self.now_ms,
+            user_id: self.caller.id.clone(),
+            device: None,
+            kind,
+            submission: None,
+            village_id: String::new(),
+            period: String::new(),
+            field: String::new(),
+            old: None,
+            new: None,
+            hlc: Hlc::default(),
+            mutation_id: 0,
+            detail,
+        }
+    }
+
+    /// Appends to the audit trail and its indexes.
+    fn audit(&mut self, mut entry: AuditEntry) {
+        self.audit_seq += 1;
+        entry.seq = self.audit_seq;
+        if let Some(sub) = entry.submission {
+            self.batch.put(AUDIT_BY_SUB, indexed(sub.0.as_bytes(), entry.seq), Vec::new());
+        }
+        self.batch.put(AUDIT_BY_USER, indexed(entry.user_id.as_bytes(), entry.seq), Vec::new());
+        self.batch.put(AUDIT, entry.seq.to_be_bytes().to_vec(), encode(&entry));
+    }
+
+    /// Writes everything, with both counters, in one flushed batch.
+    fn commit(mut self) -> Result<()> {
+        self.batch.put(META, SEQ_KEY, self.seq.to_be_bytes());
+        self.batch.put(META, AUDIT_SEQ_KEY, self.audit_seq.to_be_bytes());
+        Ok(self.store.engine.commit(self.batch)?)
+    }
+
+    /// Validates and merges one new mutation, and records it in the audit
+    /// trail whatever its outcome.
     fn apply(&mut self, m: &Mutation, stamp: Stamp) -> Result<MutationResult> {
+        let target = validate(&self.catalogue, m).ok();
+        let old = match &target {
+            Some(t) => self.field(t.at.submission, &t.at.field)?.map(|f| f.value),
+            None => None,
+        };
+        let result = self.merge(m, stamp.clone())?;
+        let kind = match result.outcome {
+            Outcome::Applied => AuditKind::Value,
+            Outcome::Conflict => AuditKind::Conflict,
+            Outcome::Unchanged => AuditKind::Unchanged,
+            Outcome::Rejected | Outcome::Forgotten => AuditKind::Refused,
+        };
+        let mut entry = self.entry(kind, result.reason.clone());
+        entry.device = Some(stamp.device);
+        entry.village_id = m.village_id.clone();
+        entry.period = m.period.clone();
+        entry.field = m.field.clone();
+        entry.hlc = stamp.hlc;
+        entry.mutation_id = m.id;
+        if let Ok(period) = m.period.parse::<Period>() {
+            if self.catalogue.village(&m.village_id).is_ok() {
+                entry.submission = Some(SubmissionId::of(&m.village_id, period));
+            }
+        }
+        match result.outcome {
+            Outcome::Rejected => entry.detail = format!("{} (sent {:?})", result.reason, m.value),
+            _ => {
+                entry.new = target.map(|t| t.value);
+                entry.old = old;
+            }
+        }
+        self.audit(entry);
+        Ok(result)
+    }
+
+    fn merge(&mut self, m: &Mutation, stamp: Stamp) -> Result<MutationResult> {
         let rejected = |reason: String| MutationResult {
             id: m.id,
             outcome: Outcome::Rejected,
             reason,
             current: None,
         };
-        let catalogue = Arc::clone(&self.store.catalogue);
+        let catalogue = Arc::clone(&self.catalogue);
         let target = match validate(&catalogue, m) {
             Ok(t) => t,
             Err(e) => return Ok(rejected(e.to_string())),
         };
         let at = target.at;
-        let stamp = Stamp { author: target.author, ..stamp };
+        if let Err(denied) = self.caller.check(&catalogue, Action::Record, &at.village_id) {
+            return Ok(rejected(denied.to_string()));
+        }
+        if self.store.is_closed(&catalogue, &at.village_id, at.period)? {
+            return Ok(rejected(format!(
+                "period {} is closed for this area: the value stays on the tablet until an admin \
+                 or the province office reopens it",
+                at.period
+            )));
+        }
+        let header = self.header(at.submission)?;
+        if let Some(h) = &header {
+            if let Err(e) = after_edit(h.review.state) {
+                return Ok(rejected(e.to_string()));
+            }
+        }
         let current = self.field(at.submission, &at.field)?;
         let head = current.as_ref().map_or(0, |c| c.version);
         if m.base_version > head {
@@ -571,6 +842,14 @@ impl<'a> Work<'a> {
                 (Outcome::Conflict, current)
             }
         };
+        // A surveyor's accepted edit sends a rejected or returned report back to review.
+        if outcome != Outcome::Unchanged {
+            if let Some(h) = self.header(at.submission)? {
+                if matches!(h.review.state, ReviewState::Rejected | ReviewState::Returned) {
+                    self.set_review(h, ReviewState::Submitted, "", " (edited)".into())?;
+                }
+            }
+        }
         Ok(MutationResult { id: m.id, outcome, reason, current })
     }
 
@@ -592,11 +871,6 @@ impl<'a> Work<'a> {
             }
         }
         Ok(check_parts(catalogue, &at.field, value, |code| siblings.get(code).copied()))
-    }
-
-    fn finish(mut self) -> Batch {
-        self.batch.put(META, SEQ_KEY, self.seq.to_be_bytes());
-        self.batch
     }
 }
 
@@ -621,6 +895,16 @@ mod tests {
 
     fn store() -> Store {
         Store::open(Arc::new(Memory::new()), demo::catalogue).unwrap()
+    }
+
+    fn surveyor() -> User {
+        User {
+            id: "an".into(),
+            name: "An".into(),
+            role: fieldsync::access::Role::Surveyor,
+            areas: vec![demo::PROVINCE.into()],
+            disabled: false,
+        }
     }
 
     fn device(n: u128) -> DeviceId {
@@ -648,9 +932,9 @@ mod tests {
     fn a_competing_value_that_breaks_a_total_is_kept_not_dropped() {
         let s = store();
         let a = [km(1, "road_km", "10", 10), km(2, "road_cement_km", "8", 11)];
-        s.push(device(1), &a, 0, 1).unwrap();
+        s.push(&surveyor(), device(1), &a, 0, 1).unwrap();
         // B's later 5 km would win, but cement 8 km cannot be part of 5 km.
-        let r = s.push(device(2), &[km(1, "road_km", "5", 20)], 0, 1).unwrap();
+        let r = s.push(&surveyor(), device(2), &[km(1, "road_km", "5", 20)], 0, 1).unwrap();
         assert_eq!(r[0].outcome, Outcome::Conflict);
         assert!(r[0].reason.contains("less than its part"), "{}", r[0].reason);
         let sub = SubmissionId::of(demo::SAMPLE_VILLAGE, Period::Year(2022));
@@ -664,38 +948,39 @@ mod tests {
     #[test]
     fn a_different_mutation_under_a_used_id_is_refused() {
         let s = store();
-        s.push(device(1), &[km(1, "road_km", "1", 1)], 0, 1).unwrap();
-        let err = s.push(device(1), &[km(1, "road_km", "2", 1)], 0, 1).unwrap_err();
+        s.push(&surveyor(), device(1), &[km(1, "road_km", "1", 1)], 0, 1).unwrap();
+        let head = s.head().unwrap();
+        let err = s.push(&surveyor(), device(1), &[km(1, "road_km", "2", 1)], 0, 1).unwrap_err();
         assert!(matches!(err, Error::OutOfSequence(_)), "{err}");
         assert!(err.to_string().contains("differs"), "{err}");
-        assert_eq!(s.head().unwrap(), 1);
+        assert_eq!(s.head().unwrap(), head);
     }
 
     #[test]
     fn pages_stop_at_their_byte_budget() {
         let s = store();
-        let note = "ư".repeat(2_000);
+        let note = "𠀀".repeat(2_000); // 8 KB
         let months: Vec<Mutation> = (1..=400u64)
             .map(|i| {
                 let period = format!("{}-{:02}", 2000 + (i - 1) / 12, (i - 1) % 12 + 1);
                 m(i, &period, "note", RawValue::Text(note.clone()), i)
             })
             .collect();
-        s.push(device(1), &months, 0, 1).unwrap();
-        let first = s.pull(0, 500).unwrap();
+        s.push(&surveyor(), device(1), &months, 0, 1).unwrap();
+        let first = s.pull(&surveyor(), 0, 500).unwrap();
         assert!(!first.caught_up);
         let n = first.changes.len();
-        assert!((100..400).contains(&n), "{n} changes of ~6 KB in a 1 MiB page");
+        assert!(n < 300, "{n} changes (half of them 8 KB notes) in a 1 MiB page");
         let mut cursor = first.cursor;
         let mut total = n;
         loop {
-            let page = s.pull(cursor, 500).unwrap();
+            let page = s.pull(&surveyor(), cursor, 500).unwrap();
             total += page.changes.len();
             cursor = page.cursor;
             if page.caught_up {
                 break;
             }
         }
-        assert_eq!(total, 400, "every change exactly once");
+        assert_eq!(total, 800, "every note and every report's review, exactly once");
     }
 }

@@ -1,6 +1,4 @@
-//! The `fieldsync.v1.Sync` gRPC service: checks requests, converts them to
-//! domain types, runs the store on the blocking pool and converts back. Store
-//! errors become `tonic::Status` here and nowhere else.
+//! The `fieldsync.v1.Sync` service: what tablets call.
 
 use std::sync::Arc;
 
@@ -17,7 +15,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::store::{self, now_ms, server_hlc, Store};
+use super::{blocking, caller};
+use crate::store::{now_ms, server_hlc, Store};
 
 /// Bounds on what one request may ask of the server.
 #[derive(Clone, Debug)]
@@ -48,21 +47,6 @@ impl SyncService {
     }
 }
 
-fn status_of(e: store::Error) -> Status {
-    match e {
-        store::Error::Invalid(m) => Status::invalid_argument(m),
-        store::Error::OutOfSequence(m) => Status::failed_precondition(m),
-        store::Error::Storage(e) => {
-            tracing::error!(error = %e, "storage failure");
-            Status::unavailable(format!("the server could not reach its store ({e}); try again"))
-        }
-        store::Error::Corrupt { .. } => {
-            tracing::error!(error = %e, "corrupt store");
-            Status::internal(e.to_string())
-        }
-    }
-}
-
 fn check_schema(version: u32) -> Result<(), Status> {
     match version {
         0 => Err(Status::invalid_argument(
@@ -79,16 +63,6 @@ fn device_of(id: &str) -> Result<DeviceId, Status> {
     convert::device_from_wire(id).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
-/// Runs blocking store work off the async executor.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> store::Result<T> + Send + 'static,
-) -> Result<T, Status> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Status::internal(format!("store task failed: {e}")))?
-        .map_err(status_of)
-}
-
 #[tonic::async_trait]
 impl Sync for SyncService {
     async fn bootstrap(
@@ -96,14 +70,24 @@ impl Sync for SyncService {
         request: Request<BootstrapRequest>,
     ) -> Result<Response<BootstrapReply>, Status> {
         check_schema(request.get_ref().schema_version)?;
+        let user = caller(&request)?;
         let cat = self.store.catalogue();
+        // The caller's units, and the units above them for context.
+        let visible =
+            |id: &str| user.covers(&cat, id) || user.areas.iter().any(|a| cat.within(a, id));
         Ok(Response::new(BootstrapReply {
             indicators: cat.indicators.values().map(convert::indicator_to_wire).collect(),
-            org_units: cat.org_units.values().map(convert::org_unit_to_wire).collect(),
+            org_units: cat
+                .org_units
+                .values()
+                .filter(|u| visible(&u.id))
+                .map(convert::org_unit_to_wire)
+                .collect(),
         }))
     }
 
     async fn push(&self, request: Request<PushRequest>) -> Result<Response<PushReply>, Status> {
+        let user = caller(&request)?;
         let req = request.into_inner();
         check_schema(req.schema_version)?;
         let device = device_of(&req.device_id)?;
@@ -123,7 +107,8 @@ impl Sync for SyncService {
         let store = Arc::clone(&self.store);
         let acked = req.acknowledged_through;
         let count = mutations.len();
-        let results = blocking(move || store.push(device, &mutations, acked, now_ms())).await?;
+        let results =
+            blocking(move || store.push(&user, device, &mutations, acked, now_ms())).await?;
         tracing::info!(%device, mutations = count, "push committed");
         Ok(Response::new(PushReply {
             results: results.iter().map(convert::result_to_wire).collect(),
@@ -137,6 +122,7 @@ impl Sync for SyncService {
         &self,
         request: Request<PullRequest>,
     ) -> Result<Response<Self::PullStream>, Status> {
+        let user = caller(&request)?;
         let req = request.into_inner();
         check_schema(req.schema_version)?;
         device_of(&req.device_id)?;
@@ -147,7 +133,8 @@ impl Sync for SyncService {
         // Fail before streaming if the cursor is unusable.
         let store = Arc::clone(&self.store);
         let cursor = req.cursor;
-        let first = blocking(move || store.pull(cursor, page_size)).await?;
+        let reader = user.clone();
+        let first = blocking(move || store.pull(&reader, cursor, page_size)).await?;
         let (tx, rx) = mpsc::channel(self.limits.pull_buffer);
         let store = Arc::clone(&self.store);
         tokio::spawn(async move {
@@ -170,7 +157,8 @@ impl Sync for SyncService {
                     return;
                 }
                 let store = Arc::clone(&store);
-                page = match blocking(move || store.pull(cursor, page_size)).await {
+                let reader = user.clone();
+                page = match blocking(move || store.pull(&reader, cursor, page_size)).await {
                     Ok(p) => p,
                     Err(status) => {
                         let _ = tx.send(Err(status)).await;
@@ -186,6 +174,7 @@ impl Sync for SyncService {
         &self,
         request: Request<StatusRequest>,
     ) -> Result<Response<StatusReply>, Status> {
+        let user = caller(&request)?;
         let req = request.into_inner();
         let device = (!req.device_id.is_empty()).then(|| device_of(&req.device_id)).transpose()?;
         let store = Arc::clone(&self.store);
@@ -200,6 +189,10 @@ impl Sync for SyncService {
             head_seq: head,
             last_mutation_id: last,
             server_version: env!("CARGO_PKG_VERSION").into(),
+            user_id: user.id.clone(),
+            user_name: user.name.clone(),
+            role: convert::role_to_wire(user.role) as i32,
+            areas: user.areas,
         }))
     }
 }

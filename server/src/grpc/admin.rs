@@ -1,0 +1,154 @@
+//! The `fieldsync.v1.Admin` service: users, tokens, the catalogue.
+
+use std::sync::Arc;
+
+use fieldsync_proto::convert;
+use fieldsync_proto::v1::admin_server::Admin;
+use fieldsync_proto::v1::{
+    self, CreateUserRequest, IssueTokenReply, IssueTokenRequest, ListTokensReply,
+    ListTokensRequest, ListUsersReply, ListUsersRequest, RevokeTokenRequest, UpdateUserRequest,
+};
+use tonic::{Request, Response, Status};
+
+use super::{blocking, caller, invalid};
+use crate::store::{now_ms, Error, Store, TokenInfo};
+
+pub struct AdminService {
+    store: Arc<Store>,
+}
+
+impl AdminService {
+    pub fn new(store: Arc<Store>) -> Self {
+        AdminService { store }
+    }
+}
+
+fn token_to_wire(t: &TokenInfo) -> v1::TokenInfo {
+    v1::TokenInfo {
+        id: t.id.clone(),
+        user_id: t.user_id.clone(),
+        label: t.label.clone(),
+        created_ms: t.created_ms,
+        expires_ms: t.expires_ms,
+        revoked: t.revoked,
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn create_user(
+        &self,
+        request: Request<CreateUserRequest>,
+    ) -> Result<Response<v1::User>, Status> {
+        let admin = caller(&request)?;
+        let user = request
+            .into_inner()
+            .user
+            .ok_or_else(|| Status::invalid_argument("give the user to create"))?;
+        let user = convert::user_from_wire(user).map_err(invalid)?;
+        let store = Arc::clone(&self.store);
+        let user = blocking(move || store.create_user(&admin, user, now_ms())).await?;
+        Ok(Response::new(convert::user_to_wire(&user)))
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<ListUsersRequest>,
+    ) -> Result<Response<ListUsersReply>, Status> {
+        let admin = caller(&request)?;
+        let store = Arc::clone(&self.store);
+        let users = blocking(move || {
+            if !admin.may(fieldsync::access::Action::Administer) {
+                return Err(Error::Denied("permission denied: only an admin lists users".into()));
+            }
+            store.users()
+        })
+        .await?;
+        Ok(Response::new(ListUsersReply {
+            users: users.iter().map(convert::user_to_wire).collect(),
+        }))
+    }
+
+    async fn update_user(
+        &self,
+        request: Request<UpdateUserRequest>,
+    ) -> Result<Response<v1::User>, Status> {
+        let admin = caller(&request)?;
+        let req = request.into_inner();
+        let areas = req.set_areas.then_some(req.areas);
+        let store = Arc::clone(&self.store);
+        let user = blocking(move || {
+            store.update_user(&admin, &req.id, req.name, req.disabled, areas, now_ms())
+        })
+        .await?;
+        Ok(Response::new(convert::user_to_wire(&user)))
+    }
+
+    async fn issue_token(
+        &self,
+        request: Request<IssueTokenRequest>,
+    ) -> Result<Response<IssueTokenReply>, Status> {
+        let admin = caller(&request)?;
+        let req = request.into_inner();
+        let store = Arc::clone(&self.store);
+        let (token, info) = blocking(move || {
+            store.issue_token(&admin, &req.user_id, req.expires_in_s, &req.label, now_ms())
+        })
+        .await?;
+        Ok(Response::new(IssueTokenReply { info: Some(token_to_wire(&info)), token }))
+    }
+
+    async fn list_tokens(
+        &self,
+        request: Request<ListTokensRequest>,
+    ) -> Result<Response<ListTokensReply>, Status> {
+        let admin = caller(&request)?;
+        let req = request.into_inner();
+        let store = Arc::clone(&self.store);
+        let user = Some(req.user_id).filter(|u| !u.trim().is_empty());
+        let tokens = blocking(move || store.tokens(&admin, user.as_deref())).await?;
+        Ok(Response::new(ListTokensReply { tokens: tokens.iter().map(token_to_wire).collect() }))
+    }
+
+    async fn revoke_token(
+        &self,
+        request: Request<RevokeTokenRequest>,
+    ) -> Result<Response<v1::TokenInfo>, Status> {
+        let admin = caller(&request)?;
+        let req = request.into_inner();
+        let store = Arc::clone(&self.store);
+        let info = blocking(move || store.revoke_token(&admin, &req.id, now_ms())).await?;
+        Ok(Response::new(token_to_wire(&info)))
+    }
+
+    async fn add_org_unit(
+        &self,
+        request: Request<v1::OrgUnit>,
+    ) -> Result<Response<v1::OrgUnit>, Status> {
+        let admin = caller(&request)?;
+        let unit = convert::org_unit_from_wire(request.into_inner()).map_err(invalid)?;
+        let id = unit.id.clone();
+        let store = Arc::clone(&self.store);
+        let catalogue =
+            blocking(move || store.extend_catalogue(&admin, Some(unit), None, now_ms())).await?;
+        let unit = catalogue.org_unit(&id).ok_or_else(|| Status::internal("added unit missing"))?;
+        Ok(Response::new(convert::org_unit_to_wire(unit)))
+    }
+
+    async fn add_indicator(
+        &self,
+        request: Request<v1::Indicator>,
+    ) -> Result<Response<v1::Indicator>, Status> {
+        let admin = caller(&request)?;
+        let indicator = convert::indicator_from_wire(request.into_inner()).map_err(invalid)?;
+        let code = indicator.code.clone();
+        let store = Arc::clone(&self.store);
+        let catalogue =
+            blocking(move || store.extend_catalogue(&admin, None, Some(indicator), now_ms()))
+                .await?;
+        let indicator = catalogue
+            .indicator(&code)
+            .ok_or_else(|| Status::internal("added indicator missing"))?;
+        Ok(Response::new(convert::indicator_to_wire(indicator)))
+    }
+}

@@ -1,0 +1,339 @@
+//! Users, tokens and catalogue changes. Tokens are 256 random bits shown once;
+//! the store keeps only their SHA-256, so a copy of the data directory signs
+//! nobody in.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use fieldsync::access::{Action, Role, User};
+use fieldsync::model::nfc;
+use fieldsync::sync::AuditKind;
+use fieldsync::{Catalogue, Indicator, Level, OrgUnit};
+use fieldsync_store::Batch;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{
+    decode, encode, Error, Result, Store, Work, CATALOGUE_KEY, META, TOKENS, TOKEN_IDS, USERS,
+};
+
+/// Environment variable that fixes the first admin's token of a new store.
+pub const ADMIN_TOKEN_ENV: &str = "FIELDSYNC_ADMIN_TOKEN";
+
+/// What the store knows of a token; never the token itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub user_id: String,
+    pub label: String,
+    pub created_ms: u64,
+    /// 0: never expires.
+    pub expires_ms: u64,
+    pub revoked: bool,
+}
+
+fn hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// A fresh token: "fs_" and 64 hex digits (256 random bits).
+fn new_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("fs_{hex}")
+}
+
+fn check_user_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    match ok {
+        true => Ok(()),
+        false => Err(Error::Invalid(format!(
+            "user id {id:?}: use 1-64 lower-case letters, digits, '.', '_' or '-' (e.g. an.nguyen)"
+        ))),
+    }
+}
+
+impl Store {
+    fn require_admin(&self, caller: &User) -> Result<()> {
+        match caller.may(Action::Administer) {
+            true => Ok(()),
+            false => Err(Error::Denied(format!(
+                "permission denied: only an admin manages users, tokens and the catalogue, and {} \
+                 is a {}",
+                caller.id,
+                caller.role.as_str()
+            ))),
+        }
+    }
+
+    /// The user a token belongs to, if the token is known, live and its user
+    /// enabled.
+    pub fn authenticate(&self, token: &str, now_ms: u64) -> Result<User> {
+        let unknown = || Error::Unauthenticated("unknown or revoked token".into());
+        let info: TokenInfo = self
+            .engine
+            .get(TOKENS, &hash(token))?
+            .map(|b| decode(TOKENS, &b))
+            .transpose()?
+            .ok_or_else(unknown)?;
+        if info.revoked {
+            return Err(unknown());
+        }
+        if info.expires_ms != 0 && info.expires_ms <= now_ms {
+            return Err(Error::Unauthenticated(
+                "the token has expired: ask an admin for a new one".into(),
+            ));
+        }
+        let user = self.user(&info.user_id)?.ok_or_else(unknown)?;
+        if user.disabled {
+            return Err(Error::Unauthenticated(format!("user {} is disabled", user.id)));
+        }
+        Ok(user)
+    }
+
+    pub fn user(&self, id: &str) -> Result<Option<User>> {
+        self.engine.get(USERS, id.as_bytes())?.map(|b| decode(USERS, &b)).transpose()
+    }
+
+    pub fn users(&self) -> Result<Vec<User>> {
+        self.engine
+            .scan(USERS, Bound::Unbounded, Bound::Unbounded, usize::MAX)?
+            .iter()
+            .map(|(_, v)| decode(USERS, v))
+            .collect()
+    }
+
+    /// On a store with no users, creates `admin` over every province and a
+    /// token for it: `token` if given, else a new one. Returns the token only
+    /// when it was created here, to be shown once.
+    pub fn ensure_admin(&self, token: Option<&str>, now_ms: u64) -> Result<Option<String>> {
+        let _guard = self.write_lock();
+        if !self.users()?.is_empty() {
+            return Ok(None);
+        }
+        let catalogue = self.catalogue();
+        let provinces = catalogue
+            .org_units
+            .values()
+            .filter(|u| u.level == Level::Province)
+            .map(|u| u.id.clone());
+        let admin = User {
+            id: "admin".into(),
+            name: "Administrator".into(),
+            role: Role::Admin,
+            areas: provinces.collect(),
+            disabled: false,
+        };
+        let token = match token {
+            Some(t) if t.len() < 16 => {
+                return Err(Error::Invalid(format!(
+                    "{ADMIN_TOKEN_ENV} must be at least 16 characters"
+                )))
+            }
+            Some(t) => t.to_owned(),
+            None => new_token(),
+        };
+        let mut work = Work::new(self, &admin, now_ms)?;
+        work.batch.put(USERS, admin.id.as_bytes().to_vec(), encode(&admin));
+        let entry = work.entry(AuditKind::User, "created admin on first start".into());
+        work.audit(entry);
+        let info = TokenInfo {
+            id: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+            user_id: admin.id.clone(),
+            label: "first start".into(),
+            created_ms: now_ms,
+            expires_ms: 0,
+            revoked: false,
+        };
+        put_token(&mut work.batch, &token, &info);
+        work.commit()?;
+        Ok(Some(token))
+    }
+
+    /// Adds a user.
+    pub fn create_user(&self, caller: &User, mut user: User, now_ms: u64) -> Result<User> {
+        self.require_admin(caller)?;
+        check_user_id(&user.id)?;
+        user.name = nfc(user.name.trim());
+        if user.name.is_empty() {
+            return Err(Error::Invalid("a user needs a name".into()));
+        }
+        self.check_areas(&user)?;
+        let _guard = self.write_lock();
+        if self.user(&user.id)?.is_some() {
+            return Err(Error::Invalid(format!("user {} exists already", user.id)));
+        }
+        let mut work = Work::new(self, caller, now_ms)?;
+        work.batch.put(USERS, user.id.as_bytes().to_vec(), encode(&user));
+        let detail = format!(
+            "created {} ({}, {}) over {}",
+            user.id,
+            user.name,
+            user.role.as_str(),
+            user.areas.join(", ")
+        );
+        let entry = work.entry(AuditKind::User, detail);
+        work.audit(entry);
+        work.commit()?;
+        Ok(user)
+    }
+
+    fn check_areas(&self, user: &User) -> Result<()> {
+        let catalogue = self.catalogue();
+        if user.areas.is_empty() && user.role != Role::Admin {
+            return Err(Error::Invalid(format!(
+                "{} needs at least one area (an org unit id)",
+                user.id
+            )));
+        }
+        for area in &user.areas {
+            if catalogue.org_unit(area).is_none() {
+                return Err(Error::NotFound(format!("unknown org unit {area:?}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Changes a user's name, areas or whether they may sign in.
+    pub fn update_user(
+        &self,
+        caller: &User,
+        id: &str,
+        name: Option<String>,
+        disabled: Option<bool>,
+        areas: Option<Vec<String>>,
+        now_ms: u64,
+    ) -> Result<User> {
+        self.require_admin(caller)?;
+        let _guard = self.write_lock();
+        let mut user = self.user(id)?.ok_or_else(|| Error::NotFound(format!("no user {id:?}")))?;
+        let mut changes = Vec::new();
+        if let Some(name) = name {
+            user.name = nfc(name.trim());
+            changes.push(format!("name {}", user.name));
+        }
+        if let Some(d) = disabled {
+            user.disabled = d;
+            changes.push(if d { "disabled".into() } else { "enabled".into() });
+        }
+        if let Some(areas) = areas {
+            user.areas = areas;
+            changes.push(format!("areas {}", user.areas.join(", ")));
+        }
+        self.check_areas(&user)?;
+        let mut work = Work::new(self, caller, now_ms)?;
+        work.batch.put(USERS, user.id.as_bytes().to_vec(), encode(&user));
+        let entry = work.entry(AuditKind::User, format!("{}: {}", user.id, changes.join("; ")));
+        work.audit(entry);
+        work.commit()?;
+        Ok(user)
+    }
+
+    /// A new token for a user, returned once.
+    pub fn issue_token(
+        &self,
+        caller: &User,
+        user_id: &str,
+        expires_in_s: u64,
+        label: &str,
+        now_ms: u64,
+    ) -> Result<(String, TokenInfo)> {
+        self.require_admin(caller)?;
+        let _guard = self.write_lock();
+        if self.user(user_id)?.is_none() {
+            return Err(Error::NotFound(format!("no user {user_id:?}")));
+        }
+        let token = new_token();
+        let info = TokenInfo {
+            id: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+            user_id: user_id.to_owned(),
+            label: label.trim().to_owned(),
+            created_ms: now_ms,
+            expires_ms: match expires_in_s {
+                0 => 0,
+                s => now_ms.saturating_add(s.saturating_mul(1000)),
+            },
+            revoked: false,
+        };
+        let mut work = Work::new(self, caller, now_ms)?;
+        put_token(&mut work.batch, &token, &info);
+        let entry = work.entry(AuditKind::Token, format!("issued token {} for {user_id}", info.id));
+        work.audit(entry);
+        work.commit()?;
+        Ok((token, info))
+    }
+
+    /// Tokens of one user, or of everyone.
+    pub fn tokens(&self, caller: &User, user_id: Option<&str>) -> Result<Vec<TokenInfo>> {
+        self.require_admin(caller)?;
+        let all = self.engine.scan(TOKENS, Bound::Unbounded, Bound::Unbounded, usize::MAX)?;
+        let mut tokens: Vec<TokenInfo> =
+            all.iter().map(|(_, v)| decode(TOKENS, v)).collect::<Result<_>>()?;
+        tokens.retain(|t| user_id.is_none_or(|u| t.user_id == u));
+        tokens.sort_by_key(|t| t.created_ms);
+        Ok(tokens)
+    }
+
+    /// Revokes a token by id: it signs nobody in from now on.
+    pub fn revoke_token(&self, caller: &User, id: &str, now_ms: u64) -> Result<TokenInfo> {
+        self.require_admin(caller)?;
+        let _guard = self.write_lock();
+        let hash = self
+            .engine
+            .get(TOKEN_IDS, id.as_bytes())?
+            .ok_or_else(|| Error::NotFound(format!("no token {id:?}")))?;
+        let mut info: TokenInfo = self
+            .engine
+            .get(TOKENS, &hash)?
+            .map(|b| decode(TOKENS, &b))
+            .transpose()?
+            .ok_or_else(|| Error::NotFound(format!("no token {id:?}")))?;
+        info.revoked = true;
+        let mut work = Work::new(self, caller, now_ms)?;
+        work.batch.put(TOKENS, hash, encode(&info));
+        let entry = work.entry(AuditKind::Token, format!("revoked token {id} of {}", info.user_id));
+        work.audit(entry);
+        work.commit()?;
+        Ok(info)
+    }
+
+    /// Adds an org unit or an indicator; the whole catalogue is checked again.
+    pub fn extend_catalogue(
+        &self,
+        caller: &User,
+        unit: Option<OrgUnit>,
+        indicator: Option<Indicator>,
+        now_ms: u64,
+    ) -> Result<Arc<Catalogue>> {
+        self.require_admin(caller)?;
+        let _guard = self.write_lock();
+        let current = self.catalogue();
+        let mut units: Vec<OrgUnit> = current.org_units.values().cloned().collect();
+        let mut indicators: Vec<Indicator> = current.indicators.values().cloned().collect();
+        let mut detail = Vec::new();
+        if let Some(u) = unit {
+            detail.push(format!("added {} {} ({})", u.level.as_str(), u.id, u.name));
+            units.push(u);
+        }
+        if let Some(i) = indicator {
+            detail.push(format!("added indicator {} ({})", i.code, i.unit));
+            indicators.push(i);
+        }
+        let catalogue = Arc::new(Catalogue::new(indicators, units)?);
+        let mut work = Work::new(self, caller, now_ms)?;
+        work.batch.put(META, CATALOGUE_KEY, encode(catalogue.as_ref()));
+        let entry = work.entry(AuditKind::Catalogue, detail.join("; "));
+        work.audit(entry);
+        work.commit()?;
+        *self.catalogue.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&catalogue);
+        Ok(catalogue)
+    }
+}
+
+fn put_token(batch: &mut Batch, token: &str, info: &TokenInfo) {
+    let hash = hash(token);
+    batch.put(TOKEN_IDS, info.id.as_bytes().to_vec(), hash.clone());
+    batch.put(TOKENS, hash, encode(info));
+}

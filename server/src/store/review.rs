@@ -1,0 +1,383 @@
+//! Review decisions, conflict settlement, closing periods, and reading the
+//! audit trail. Each decision is one atomic batch; a bulk decision is all or
+//! nothing.
+
+use std::ops::Bound;
+
+use fieldsync::access::{Action, User};
+use fieldsync::review::{transition, ReviewState, Verdict};
+use fieldsync::sync::{
+    AuditEntry, AuditKind, Conflict, FieldRef, FieldState, Mutation, RawValue, Resolution, Stamp,
+    SubmissionReview,
+};
+use fieldsync::validate::validate;
+use fieldsync::{Hlc, Period, SubmissionId, Value};
+use fieldsync_store::scan_prefix;
+
+use super::{
+    closed_key, decode, encode, indexed, Error, Result, Store, SubmissionHeader, Work, AUDIT,
+    AUDIT_BY_SUB, AUDIT_BY_USER, CLOSED, SERVER_DEVICE,
+};
+
+/// Most submissions one bulk decision may change.
+pub const MAX_BULK: usize = 10_000;
+
+/// How a supervisor settles a conflict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Choice {
+    /// One of the competing values, by its index in the conflict.
+    Pick(usize),
+    /// A value of the supervisor's own.
+    Value(RawValue),
+}
+
+/// Which audit entries to read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HistoryQuery {
+    pub submission: Option<SubmissionId>,
+    pub user_id: Option<String>,
+    pub from_ms: u64,
+    /// 0: no upper bound.
+    pub to_ms: u64,
+    pub after: u64,
+    pub limit: usize,
+}
+
+impl Store {
+    /// The submission for (village, period), if the caller may read it.
+    pub fn readable(
+        &self,
+        caller: &User,
+        village: &str,
+        period: Period,
+    ) -> Result<SubmissionHeader> {
+        let catalogue = self.catalogue();
+        catalogue.village(village)?;
+        caller.check(&catalogue, Action::Read, village)?;
+        self.submission(SubmissionId::of(village, period))?
+            .ok_or_else(|| Error::NotFound(format!("nothing recorded for {village} in {period}")))
+    }
+
+    /// Submissions in `area` (or all the caller's areas), by id after `after`.
+    pub fn list_submissions(
+        &self,
+        caller: &User,
+        area: Option<&str>,
+        period: Option<Period>,
+        state: Option<ReviewState>,
+        after: Option<SubmissionId>,
+        limit: usize,
+    ) -> Result<Vec<(SubmissionHeader, usize, usize)>> {
+        let catalogue = self.catalogue();
+        if let Some(area) = area {
+            catalogue
+                .org_unit(area)
+                .ok_or_else(|| Error::NotFound(format!("unknown area {area:?}")))?;
+            caller.check(&catalogue, Action::Read, area)?;
+        }
+        let from = after.map(|s| s.0.as_bytes().to_vec());
+        let lower = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        let mut out = Vec::new();
+        for (_, bytes) in
+            self.engine.scan(super::SUBMISSIONS, lower, Bound::Unbounded, usize::MAX)?
+        {
+            let header: SubmissionHeader = decode(super::SUBMISSIONS, &bytes)?;
+            let village = &header.village_id;
+            let wanted = caller.covers(&catalogue, village)
+                && area.is_none_or(|a| catalogue.within(village, a))
+                && period.is_none_or(|p| p == header.period)
+                && state.is_none_or(|s| s == header.review.state);
+            if !wanted {
+                continue;
+            }
+            let fields =
+                self.fields_of(header.id)?.iter().filter(|f| f.value != Value::Deleted).count();
+            let open = self.conflicts_of(header.id)?.iter().filter(|c| c.open).count();
+            out.push((header, fields, open));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies one verdict to every submission given, all or none.
+    pub fn decide(
+        &self,
+        caller: &User,
+        subs: &[SubmissionId],
+        verdict: Verdict,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<(Vec<SubmissionReview>, usize)> {
+        if subs.len() > MAX_BULK {
+            return Err(Error::Invalid(format!(
+                "{} submissions in one decision; at most {MAX_BULK}: narrow the area or period",
+                subs.len()
+            )));
+        }
+        let catalogue = self.catalogue();
+        let _guard = self.write_lock();
+        let mut work = Work::new(self, caller, now_ms)?;
+        let mut changed = Vec::new();
+        let mut unchanged = 0;
+        for &sub in subs {
+            let header =
+                work.header(sub)?.ok_or_else(|| Error::NotFound(format!("no submission {sub}")))?;
+            let village = header.village_id.clone();
+            let name = format!("{} ({})", village, header.period);
+            caller.check(&catalogue, Action::Review, &village)?;
+            let level = caller.review_level(&catalogue, &village).ok_or_else(|| {
+                Error::Denied(format!("permission denied: {} reviews nothing in {name}", caller.id))
+            })?;
+            let next = transition(header.review.state, verdict, level, reason)
+                .map_err(|e| Error::Invalid(format!("{name}: {e}")))?;
+            let Some(next) = next else {
+                unchanged += 1;
+                continue;
+            };
+            if matches!(verdict, Verdict::Approve | Verdict::Accept) {
+                let open = self.conflicts_of(sub)?.iter().filter(|c| c.open).count();
+                if open > 0 {
+                    return Err(Error::Invalid(format!(
+                        "{name} has {open} open conflict(s): settle them before it can be {}d",
+                        verdict.as_str().trim_end_matches('e')
+                    )));
+                }
+            }
+            let detail = match reason.trim() {
+                "" => String::new(),
+                r => format!(": {r}"),
+            };
+            changed.push(work.set_review(header, next, reason, detail)?);
+        }
+        work.commit()?;
+        Ok((changed, unchanged))
+    }
+
+    /// Conflicts in `area` (or all the caller's areas).
+    pub fn list_conflicts(
+        &self,
+        caller: &User,
+        area: Option<&str>,
+        period: Option<Period>,
+        include_settled: bool,
+        limit: usize,
+    ) -> Result<Vec<Conflict>> {
+        let catalogue = self.catalogue();
+        if let Some(area) = area {
+            catalogue
+                .org_unit(area)
+                .ok_or_else(|| Error::NotFound(format!("unknown area {area:?}")))?;
+            caller.check(&catalogue, Action::Read, area)?;
+        }
+        let mut out = self.conflicts()?;
+        out.retain(|c| {
+            let village = &c.at.village_id;
+            (c.open || include_settled)
+                && caller.covers(&catalogue, village)
+                && area.is_none_or(|a| catalogue.within(village, a))
+                && period.is_none_or(|p| p == c.at.period)
+        });
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// Settles an open conflict: the chosen value becomes the field's value
+    /// on the server and, at their next sync, on every tablet.
+    pub fn resolve(
+        &self,
+        caller: &User,
+        at: &FieldRef,
+        choice: Choice,
+        comment: &str,
+        now_ms: u64,
+    ) -> Result<(Conflict, FieldState)> {
+        let (village, period, field, sub) = (&at.village_id, at.period, &at.field, at.submission);
+        let catalogue = self.catalogue();
+        catalogue.village(village)?;
+        caller.check(&catalogue, Action::Review, village)?;
+        let _guard = self.write_lock();
+        let mut conflict = self.conflict(sub, field)?.filter(|c| c.open).ok_or_else(|| {
+            Error::NotFound(format!("no open conflict on {field} of {village} {period}"))
+        })?;
+        let value = match choice {
+            Choice::Pick(i) => {
+                conflict.candidates.get(i).map(|k| k.value.clone()).ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "there are {} competing values (0 to {}); {i} is not one of them",
+                        conflict.candidates.len(),
+                        conflict.candidates.len().saturating_sub(1)
+                    ))
+                })?
+            }
+            Choice::Value(raw) => {
+                let m = Mutation {
+                    id: 0,
+                    village_id: village.clone(),
+                    period: period.to_string(),
+                    field: field.to_string(),
+                    value: raw,
+                    base_version: 0,
+                    hlc: Hlc::default(),
+                    author: caller.name.clone(),
+                };
+                validate(&catalogue, &m)?.value
+            }
+        };
+        let mut work = Work::new(self, caller, now_ms)?;
+        let at = conflict.at.clone();
+        if let Err(e) = work.check_parts(&catalogue, &at, &value)? {
+            return Err(Error::Invalid(e.to_string()));
+        }
+        let current = work.field(sub, field)?;
+        // Causally after every competing value, so tablets order it last.
+        let latest = conflict
+            .candidates
+            .iter()
+            .map(|k| k.stamp.hlc)
+            .chain(current.as_ref().map(|c| c.stamp.hlc))
+            .max()
+            .unwrap_or_default();
+        let stamp = Stamp {
+            hlc: latest.tick(now_ms),
+            device: SERVER_DEVICE,
+            author: caller.name.clone(),
+            received_at_ms: now_ms,
+            mutation_id: 0,
+        };
+        let state = work.write_field(&at, value.clone(), stamp)?;
+        conflict.open = false;
+        conflict.resolution = Some(Resolution {
+            value: value.clone(),
+            user_id: caller.id.clone(),
+            user_name: caller.name.clone(),
+            comment: comment.trim().to_owned(),
+            at_ms: now_ms,
+        });
+        work.write_conflict(conflict.clone())?;
+        let mut entry = work.entry(AuditKind::Resolve, comment.trim().to_owned());
+        entry.submission = Some(sub);
+        entry.village_id = village.clone();
+        entry.period = period.to_string();
+        entry.field = field.to_string();
+        entry.old = current.map(|c| c.value);
+        entry.new = Some(value);
+        entry.hlc = state.stamp.hlc;
+        work.audit(entry);
+        work.commit()?;
+        Ok((conflict, state))
+    }
+
+    /// Closes (or reopens) `period` for `area`.
+    pub fn set_period_closed(
+        &self,
+        caller: &User,
+        area: &str,
+        period: Period,
+        closed: bool,
+        now_ms: u64,
+    ) -> Result<()> {
+        let catalogue = self.catalogue();
+        catalogue
+            .org_unit(area)
+            .ok_or_else(|| Error::NotFound(format!("unknown area {area:?}")))?;
+        caller.check(&catalogue, Action::ClosePeriod, area)?;
+        let _guard = self.write_lock();
+        let mut work = Work::new(self, caller, now_ms)?;
+        let key = closed_key(area, period);
+        match closed {
+            true => work.batch.put(CLOSED, key, encode(&(caller.id.clone(), now_ms))),
+            false => work.batch.delete(CLOSED, key),
+        }
+        let verb = if closed { "closed" } else { "reopened" };
+        let mut entry = work.entry(AuditKind::Period, format!("{verb} {period} for {area}"));
+        entry.period = period.to_string();
+        entry.village_id = area.to_owned();
+        work.audit(entry);
+        work.commit()
+    }
+
+    /// Audit entries matching `query`, oldest first. Readers see only entries
+    /// about their areas; admins see everything.
+    pub fn history(&self, caller: &User, query: &HistoryQuery) -> Result<Vec<AuditEntry>> {
+        let catalogue = self.catalogue();
+        let limit = query.limit.clamp(1, 10_000);
+        let seqs: Box<dyn Iterator<Item = u64>> = match (&query.submission, &query.user_id) {
+            (Some(sub), _) => Box::new(self.index(AUDIT_BY_SUB, sub.0.as_bytes(), query.after)?),
+            (None, Some(user)) => {
+                Box::new(self.index(AUDIT_BY_USER, user.as_bytes(), query.after)?)
+            }
+            (None, None) => {
+                let from = query.after.to_be_bytes();
+                let all = self.engine.scan(
+                    AUDIT,
+                    Bound::Excluded(&from),
+                    Bound::Unbounded,
+                    usize::MAX,
+                )?;
+                let seqs = all
+                    .into_iter()
+                    .map(|(k, _)| super::read_u64(AUDIT, &k))
+                    .collect::<Result<Vec<_>>>()?;
+                Box::new(seqs.into_iter())
+            }
+        };
+        let mut out = Vec::new();
+        for seq in seqs {
+            let Some(bytes) = self.engine.get(AUDIT, &seq.to_be_bytes())? else {
+                return Err(Error::Corrupt {
+                    tree: AUDIT,
+                    why: format!("index points at missing entry {seq}"),
+                });
+            };
+            let entry: AuditEntry = decode(AUDIT, &bytes)?;
+            let in_time =
+                entry.at_ms >= query.from_ms && (query.to_ms == 0 || entry.at_ms <= query.to_ms);
+            let matches = in_time
+                && query.user_id.as_ref().is_none_or(|u| &entry.user_id == u)
+                && query.submission.is_none_or(|s| entry.submission == Some(s));
+            let visible = caller.role == fieldsync::access::Role::Admin
+                || (!entry.village_id.is_empty() && caller.covers(&catalogue, &entry.village_id));
+            if matches && visible {
+                out.push(entry);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sequence numbers in an audit index under `prefix`, after `after`.
+    fn index(
+        &self,
+        tree: &'static str,
+        prefix: &[u8],
+        after: u64,
+    ) -> Result<std::vec::IntoIter<u64>> {
+        let start = indexed(prefix, after.saturating_add(1));
+        let mut end = prefix.to_vec();
+        end.push(1);
+        let keys =
+            self.engine.scan(tree, Bound::Included(&start), Bound::Excluded(&end), usize::MAX)?;
+        let seqs = keys
+            .into_iter()
+            .map(|(k, _)| super::read_u64(tree, &k[k.len().saturating_sub(8)..]))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(seqs.into_iter())
+    }
+
+    /// Every audit entry about one submission (for tests and checks).
+    pub fn audit_of(&self, sub: SubmissionId) -> Result<Vec<AuditEntry>> {
+        let mut out = Vec::new();
+        for (k, _) in scan_prefix(self.engine.as_ref(), AUDIT_BY_SUB, sub.0.as_bytes(), usize::MAX)?
+        {
+            let seq = super::read_u64(AUDIT_BY_SUB, &k[k.len() - 8..])?;
+            if let Some(bytes) = self.engine.get(AUDIT, &seq.to_be_bytes())? {
+                out.push(decode(AUDIT, &bytes)?);
+            }
+        }
+        Ok(out)
+    }
+}
