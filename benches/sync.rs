@@ -14,6 +14,7 @@ use fieldsync_server::{serve, Limits, Store};
 use fieldsync_store::Sled;
 
 const BATCH: usize = 500;
+const TOKEN: &str = "bench-admin-token-0123456789";
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -25,6 +26,7 @@ async fn main() -> anyhow::Result<()> {
     let devices = env("FIELDSYNC_BENCH_DEVICES", 4).max(1);
     let dir = tempfile::tempdir()?;
     let store = Arc::new(Store::open(Arc::new(Sled::open(dir.path())?), demo::catalogue)?);
+    store.ensure_admin(Some(TOKEN), fieldsync_client::now_ms())?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -49,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
         let url = url.clone();
         let villages = villages.clone();
         tasks.push(tokio::spawn(async move {
-            let mut remote = Grpc::connect(&url).await?;
+            let mut remote = Grpc::connect(&url, TOKEN).await?;
             let device = DeviceId(uuid::Uuid::new_v4());
             let mut batches = 0;
             let mut id = 0u64;
@@ -85,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
     let pushed = per_device * devices;
 
     let start = Instant::now();
-    let mut remote = Grpc::connect(&url).await?;
+    let mut remote = Grpc::connect(&url, TOKEN).await?;
     let mut pulled = 0usize;
     let mut pages = 0usize;
     remote
