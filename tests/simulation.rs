@@ -13,12 +13,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use fieldsync::access::{Role, User};
-use fieldsync::sync::{FieldState, Mutation, MutationResult, Outcome, Page, RawValue};
+use fieldsync::review::Verdict;
+use fieldsync::sync::{AuditKind, FieldState, Mutation, MutationResult, Outcome, Page, RawValue};
 use fieldsync::{demo, DeviceId, FieldKey, Hlc, Period, SubmissionId};
 use fieldsync_client::local::{Meta, Tablet};
 use fieldsync_client::remote::{Pushed, Remote, ServerStatus};
 use fieldsync_client::sync::{self, Retry};
 use fieldsync_client::{Error, Result};
+use fieldsync_server::store::Choice;
 use fieldsync_server::Store;
 use fieldsync_store::{Engine, Memory};
 use rand::rngs::StdRng;
@@ -136,6 +138,42 @@ impl Remote for Link {
     }
 }
 
+/// The commune supervisor of every simulated village.
+fn supervisor() -> User {
+    User {
+        id: "supervisor".into(),
+        name: "Giám sát xã".into(),
+        role: Role::Supervisor,
+        areas: VILLAGES.iter().map(|v| v.rsplit_once('.').unwrap().0.to_owned()).collect(),
+        disabled: false,
+    }
+}
+
+/// A supervisor's random move: settle a conflict, or approve, reject, return
+/// or reopen a submission. Refusals (an open conflict blocks approval, a
+/// transition that does not apply) are part of the game.
+fn review(net: &Net, rng: &mut StdRng) {
+    let store = net.store();
+    let sup = supervisor();
+    let now = fieldsync_client::now_ms();
+    let open: Vec<_> = store.conflicts().unwrap().into_iter().filter(|c| c.open).collect();
+    if !open.is_empty() && rng.random_bool(0.5) {
+        let c = &open[rng.random_range(0..open.len())];
+        let pick = Choice::Pick(rng.random_range(0..c.candidates.len()));
+        // May be refused when the picked value breaks a total; that is fine.
+        let _ = store.resolve(&sup, &c.at, pick, "checked on site", now);
+        return;
+    }
+    let subs = store.submissions().unwrap();
+    if subs.is_empty() {
+        return;
+    }
+    let sub = subs[rng.random_range(0..subs.len())].id;
+    let verdict = [Verdict::Approve, Verdict::Reject, Verdict::Return, Verdict::Reopen]
+        [rng.random_range(0..4)];
+    let _ = store.decide(&sup, &[sub], verdict, "số liệu chưa khớp", now);
+}
+
 /// The surveyor who carries tablet `i`: the whole demo province.
 fn surveyor(i: usize) -> User {
     User {
@@ -230,11 +268,12 @@ async fn run(seed: u64) {
                     tablets[t].made.extend(made);
                 }
             }
-            55..=89 => {
+            55..=79 => {
                 let mut link = Link(Arc::clone(&net), surveyor(t));
                 // May fail after its retries; the next sync picks up where it stopped.
                 let _ = sync::sync(&tablets[t].tablet, &mut link, &retry, &mut |_| {}).await;
             }
+            80..=89 => review(&net, &mut rng),
             90..=94 => net.restart(),
             _ => {
                 // The tablet app restarts: everything comes back from its store.
@@ -274,12 +313,18 @@ fn check(net: &Net, tablets: &[SimTablet]) -> (BTreeMap<String, usize>, usize) {
     }
     let server_fields = sorted(server_fields);
     let server_conflicts = store.conflicts().unwrap();
+    let mut server_reviews: Vec<_> =
+        store.submissions().unwrap().into_iter().map(|h| h.review).collect();
+    server_reviews.sort_by_key(|r| r.submission);
     let results = net.results.lock().unwrap();
 
     for (i, st) in tablets.iter().enumerate() {
         assert_eq!(st.tablet.outbox_len().unwrap(), 0, "tablet {i} still has pending edits");
         assert_eq!(sorted(st.tablet.synced().unwrap()), server_fields, "tablet {i} fields differ");
         assert_eq!(st.tablet.conflicts().unwrap(), server_conflicts, "tablet {i} conflicts differ");
+        let mut reviews = st.tablet.reviews().unwrap();
+        reviews.sort_by_key(|r| r.submission);
+        assert_eq!(reviews, server_reviews, "tablet {i} review decisions differ");
         let device = st.tablet.meta().device;
         let last = store.device(device).unwrap().last_mutation_id;
         assert_eq!(last, st.made.len() as u64, "tablet {i}: not every mutation reached the server");
@@ -302,6 +347,22 @@ fn check(net: &Net, tablets: &[SimTablet]) -> (BTreeMap<String, usize>, usize) {
             let period: Period = m.period.parse().unwrap();
             let sub = SubmissionId::of(&m.village_id, period);
             let field = FieldKey::parse(&m.field);
+            // Every mutation is in the audit trail exactly once.
+            // Every mutation is in the audit trail exactly once, with its value.
+            let trail = store.audit_of(sub).unwrap();
+            let mine: Vec<_> = trail
+                .iter()
+                .filter(|e| e.device == Some(device) && e.mutation_id == m.id)
+                .collect();
+            assert_eq!(mine.len(), 1, "tablet {i} mutation {} in the audit trail", m.id);
+            if result.outcome != Outcome::Rejected {
+                let kept = mine[0].new.as_ref().is_some_and(|v| raw_matches(&m.value, v));
+                assert!(kept, "tablet {i} mutation {}: audit holds {:?}", m.id, mine[0].new);
+            }
+            // A supervisor settled the field after this mutation arrived.
+            let settled = trail
+                .iter()
+                .any(|e| e.kind == AuditKind::Resolve && e.field == m.field && e.seq > mine[0].seq);
             let revisions = store.revisions(sub, &field).unwrap();
             let written = revisions
                 .iter()
@@ -316,7 +377,7 @@ fn check(net: &Net, tablets: &[SimTablet]) -> (BTreeMap<String, usize>, usize) {
                 Outcome::Applied => assert_eq!(written, 1, "tablet {i} mutation {} history", m.id),
                 // The conflict keeps each device's latest value for the field.
                 Outcome::Conflict => assert!(
-                    in_conflict || written == 1 || superseded(m),
+                    in_conflict || written == 1 || superseded(m) || settled,
                     "tablet {i} mutation {}: its value is not kept in the conflict",
                     m.id
                 ),
