@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use fieldsync::review::{ReviewState, Verdict};
 use fieldsync::sync::FieldRef;
 use fieldsync::{FieldKey, Period, SubmissionId};
 use fieldsync_proto::convert;
@@ -123,7 +124,13 @@ impl Review for ReviewService {
         if by_filter && filter_period.is_none() {
             return Err(Status::invalid_argument("a decision for an area needs a period"));
         }
-        let only = convert::review_state_from_wire(req.only_state).map_err(invalid)?;
+        // By default a bulk decision takes the submissions it applies to.
+        let only = convert::review_state_from_wire(req.only_state).map_err(invalid)?.or(Some(
+            match verdict {
+                Verdict::Accept | Verdict::Reopen => ReviewState::Approved,
+                Verdict::Approve | Verdict::Reject | Verdict::Return => ReviewState::Submitted,
+            },
+        ));
         let store = Arc::clone(&self.store);
         let (changed, unchanged) = blocking(move || {
             if by_filter {
