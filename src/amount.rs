@@ -16,7 +16,7 @@ pub const MAX_SCALE: u8 = 7;
 
 /// A decimal quantity: `units × 10^-scale`. Equal quantities compare equal
 /// whatever their scale (1.5 == 1.50).
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct Amount {
     units: i64,
     scale: u8,

@@ -13,6 +13,7 @@ pub mod hlc;
 pub mod merge;
 pub mod model;
 pub mod review;
+pub mod rollup;
 pub mod sync;
 pub mod validate;
 
