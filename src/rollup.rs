@@ -9,7 +9,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::amount::Amount;
+use crate::model::{FieldKey, Value};
 use crate::review::ReviewState;
+use crate::sync::{Conflict, FieldState};
 
 /// How a submission counts towards totals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +45,28 @@ pub struct Contribution {
 
 /// A submission's contributions, by indicator code.
 pub type Contributions = BTreeMap<String, Contribution>;
+
+/// What a submission in review `state`, with these fields and conflicts, adds
+/// to the totals of each indicator it has a value for.
+pub fn contributions<'a>(
+    state: ReviewState,
+    fields: impl IntoIterator<Item = &'a FieldState>,
+    conflicts: impl IntoIterator<Item = &'a Conflict>,
+) -> Contributions {
+    let standing = Standing::of(state);
+    let open: Vec<&FieldKey> =
+        conflicts.into_iter().filter(|c| c.open).map(|c| &c.at.field).collect();
+    fields
+        .into_iter()
+        .filter_map(|f| match (&f.at.field, &f.value) {
+            (FieldKey::Indicator(code), Value::Amount(value)) => Some((
+                code.clone(),
+                Contribution { standing, value: *value, in_conflict: open.contains(&&f.at.field) },
+            )),
+            _ => None,
+        })
+        .collect()
+}
 
 /// The totals of one indicator for one org unit and period.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

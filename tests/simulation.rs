@@ -312,6 +312,8 @@ fn check(net: &Net, tablets: &[SimTablet]) -> (BTreeMap<String, usize>, usize) {
         server_fields.extend(store.fields_of(sub.id).unwrap());
     }
     let server_fields = sorted(server_fields);
+    let mismatches = store.check_rollups().unwrap();
+    assert!(mismatches.is_empty(), "kept totals differ from a recomputation: {mismatches:#?}");
     let server_conflicts = store.conflicts().unwrap();
     let mut server_reviews: Vec<_> =
         store.submissions().unwrap().into_iter().map(|h| h.review).collect();

@@ -19,9 +19,12 @@
 //! - `closed`: org unit ‖ 0 ‖ period → who closed it.
 //! - `users`: user id → [`User`]; `tokens`: SHA-256 of a token → [`TokenInfo`];
 //!   `token_ids`: token id → SHA-256.
+//! - `rollups`, `plans`: totals and plan figures per period, org unit and
+//!   indicator (see `rollup.rs`), moved in the same batch as the records.
 
 mod admin;
 mod review;
+mod rollup;
 
 use std::collections::HashMap;
 use std::ops::Bound;
@@ -41,6 +44,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 pub use admin::{TokenInfo, ADMIN_TOKEN_ENV};
 pub use review::{Choice, HistoryQuery};
+pub use rollup::{PlanRow, Total};
 
 const META: &str = "meta";
 const FIELDS: &str = "fields";
@@ -58,6 +62,8 @@ const CLOSED: &str = "closed";
 const USERS: &str = "users";
 const TOKENS: &str = "tokens";
 const TOKEN_IDS: &str = "token_ids";
+const ROLLUPS: &str = "rollups";
+const PLANS: &str = "plans";
 
 const SEQ_KEY: &[u8] = b"seq";
 const AUDIT_SEQ_KEY: &[u8] = b"audit_seq";
@@ -510,6 +516,8 @@ struct Work<'a> {
     entity_seqs: HashMap<Entity, Option<u64>>,
     /// Values written in this batch, by (submission, field, version).
     revisions: HashMap<(SubmissionId, FieldKey, u64), Value>,
+    /// Submissions whose totals may have moved.
+    touched: std::collections::BTreeSet<SubmissionId>,
     batch: Batch,
 }
 
@@ -528,6 +536,7 @@ impl<'a> Work<'a> {
             headers: HashMap::new(),
             entity_seqs: HashMap::new(),
             revisions: HashMap::new(),
+            touched: Default::default(),
             batch: Batch::default(),
         })
     }
@@ -580,6 +589,11 @@ impl<'a> Work<'a> {
     /// Moves an entity to the head of the change log.
     fn touch(&mut self, entity: Entity) -> Result<u64> {
         self.seq += 1;
+        match &entity {
+            Entity::Field(sub, _) | Entity::Conflict(sub, _) | Entity::Review(sub) => {
+                self.touched.insert(*sub);
+            }
+        }
         let old = match self.entity_seqs.get(&entity) {
             Some(s) => *s,
             None => self
@@ -706,6 +720,7 @@ impl<'a> Work<'a> {
 
     /// Writes everything, with both counters, in one flushed batch.
     fn commit(mut self) -> Result<()> {
+        self.update_rollups()?;
         self.batch.put(META, SEQ_KEY, self.seq.to_be_bytes());
         self.batch.put(META, AUDIT_SEQ_KEY, self.audit_seq.to_be_bytes());
         Ok(self.store.engine.commit(self.batch)?)

@@ -1,0 +1,306 @@
+//! Totals up the hierarchy, kept current in the same batch as every change
+//! that moves them, so that asking for totals reads one cell per org unit and
+//! indicator, whatever the number of records. Plans (KH) sit beside them.
+//!
+//! `rollups`: period ‖ 0 ‖ org unit ‖ 0 ‖ indicator → [`Cell`];
+//! `plans`: the same key → [`Amount`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+
+use fieldsync::access::{Action, User};
+use fieldsync::rollup::{contributions, Cell, Contributions};
+use fieldsync::sync::AuditKind;
+use fieldsync::{Amount, Catalogue, Level, Period, SubmissionId};
+use fieldsync_store::scan_prefix;
+
+use super::{
+    decode, encode, Error, Result, Store, SubmissionHeader, Work, CONFLICTS, FIELDS, PLANS,
+    ROLLUPS, SUBMISSIONS,
+};
+
+/// The key of a rollup cell or a plan.
+fn cell_key(period: Period, unit: &str, indicator: &str) -> Vec<u8> {
+    let mut key = unit_prefix(period, unit);
+    key.extend_from_slice(indicator.as_bytes());
+    key
+}
+
+/// Every cell of one unit and period starts with this.
+fn unit_prefix(period: Period, unit: &str) -> Vec<u8> {
+    let mut key = period.to_string().into_bytes();
+    key.push(0);
+    key.extend_from_slice(unit.as_bytes());
+    key.push(0);
+    key
+}
+
+/// The totals of one indicator for one org unit, with its plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Total {
+    pub unit: String,
+    pub indicator: String,
+    pub cell: Cell,
+    pub plan: Option<Amount>,
+}
+
+/// One plan figure to set: `None` clears it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanRow {
+    pub unit: String,
+    pub indicator: String,
+    pub period: Period,
+    pub value: Option<Amount>,
+}
+
+impl Work<'_> {
+    /// A submission's contributions as they stand in this batch.
+    fn contributions_now(
+        &mut self,
+        sub: SubmissionId,
+    ) -> Result<Option<(SubmissionHeader, Contributions)>> {
+        let Some(header) = self.header(sub)? else {
+            return Ok(None);
+        };
+        let mut fields: BTreeMap<_, _> =
+            self.store.fields_of(sub)?.into_iter().map(|f| (f.at.field.clone(), f)).collect();
+        let mut conflicts: BTreeMap<_, _> =
+            self.store.conflicts_of(sub)?.into_iter().map(|c| (c.at.field.clone(), c)).collect();
+        for ((s, field), state) in &self.fields {
+            if *s == sub {
+                if let Some(state) = state {
+                    fields.insert(field.clone(), state.clone());
+                }
+            }
+        }
+        for ((s, field), conflict) in &self.conflicts {
+            if *s == sub {
+                if let Some(c) = conflict {
+                    conflicts.insert(field.clone(), c.clone());
+                }
+            }
+        }
+        let c = contributions(header.review.state, fields.values(), conflicts.values());
+        Ok(Some((header, c)))
+    }
+
+    /// Moves the rollup cells of every submission this batch touched from
+    /// their old contributions to their new ones.
+    pub(super) fn update_rollups(&mut self) -> Result<()> {
+        let touched: BTreeSet<SubmissionId> = std::mem::take(&mut self.touched);
+        let mut cells: HashMap<Vec<u8>, Cell> = HashMap::new();
+        for sub in touched {
+            let before = match self.store.submission(sub)? {
+                Some(h) => {
+                    let fields = self.store.fields_of(sub)?;
+                    let conflicts = self.store.conflicts_of(sub)?;
+                    contributions(h.review.state, &fields, &conflicts)
+                }
+                None => Contributions::new(),
+            };
+            let Some((header, after)) = self.contributions_now(sub)? else {
+                continue;
+            };
+            let codes: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+            for code in codes {
+                let (old, new) = (before.get(code), after.get(code));
+                if old == new {
+                    continue;
+                }
+                for unit in self.catalogue.lineage(&header.village_id) {
+                    let key = cell_key(header.period, &unit.id, code);
+                    let cell = match cells.get_mut(&key) {
+                        Some(cell) => cell,
+                        None => {
+                            let stored = self.store.engine.get(ROLLUPS, &key)?;
+                            let cell = stored
+                                .map(|b| decode(ROLLUPS, &b))
+                                .transpose()?
+                                .unwrap_or_default();
+                            cells.entry(key.clone()).or_insert(cell)
+                        }
+                    };
+                    let overflow =
+                        || Error::Invalid(format!("the total of {code} for {} overflows", unit.id));
+                    if let Some(old) = old {
+                        cell.apply(old, -1).ok_or_else(overflow)?;
+                    }
+                    if let Some(new) = new {
+                        cell.apply(new, 1).ok_or_else(overflow)?;
+                    }
+                }
+            }
+        }
+        for (key, cell) in cells {
+            match cell.is_empty() {
+                true => self.batch.delete(ROLLUPS, key),
+                false => self.batch.put(ROLLUPS, key, encode(&cell)),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Totals of every indicator for each unit at `level` in `area` (or the
+    /// caller's areas), with plans. Reads one cell per unit and indicator.
+    pub fn totals(
+        &self,
+        caller: &User,
+        level: Level,
+        area: Option<&str>,
+        period: Period,
+    ) -> Result<Vec<Total>> {
+        let catalogue = self.catalogue();
+        if let Some(area) = area {
+            catalogue
+                .org_unit(area)
+                .ok_or_else(|| Error::NotFound(format!("unknown area {area:?}")))?;
+            caller.check(&catalogue, Action::Read, area)?;
+        }
+        let units = units_at(&catalogue, caller, level, area);
+        let _guard = self.read_lock();
+        let mut out = Vec::new();
+        for unit in units {
+            let prefix = unit_prefix(period, unit);
+            let mut cells: BTreeMap<String, Cell> = BTreeMap::new();
+            for (key, bytes) in scan_prefix(self.engine.as_ref(), ROLLUPS, &prefix, usize::MAX)? {
+                cells.insert(code_of(&key, prefix.len())?, decode(ROLLUPS, &bytes)?);
+            }
+            let mut plans: BTreeMap<String, Amount> = BTreeMap::new();
+            for (key, bytes) in scan_prefix(self.engine.as_ref(), PLANS, &prefix, usize::MAX)? {
+                plans.insert(code_of(&key, prefix.len())?, decode(PLANS, &bytes)?);
+            }
+            for code in catalogue.indicators.keys() {
+                out.push(Total {
+                    unit: unit.to_owned(),
+                    indicator: code.clone(),
+                    cell: cells.get(code).copied().unwrap_or_default(),
+                    plan: plans.get(code).copied(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sets plan figures, all or none: any bad row refuses the whole set,
+    /// naming every bad row.
+    pub fn set_plans(&self, caller: &User, rows: &[PlanRow], now_ms: u64) -> Result<usize> {
+        let catalogue = self.catalogue();
+        let mut problems = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            let n = i + 1;
+            let Some(unit) = catalogue.org_unit(&row.unit) else {
+                problems.push(format!("row {n}: unknown org unit {:?}", row.unit));
+                continue;
+            };
+            let Some(ind) = catalogue.indicator(&row.indicator) else {
+                problems.push(format!("row {n}: unknown indicator {:?}", row.indicator));
+                continue;
+            };
+            if let Err(denied) = caller.check(&catalogue, Action::ClosePeriod, &unit.id) {
+                problems.push(format!("row {n}: {denied}"));
+            }
+            if let Some(v) = row.value {
+                if v.is_negative() {
+                    problems.push(format!("row {n}: a plan cannot be negative"));
+                }
+                if v.scale() > ind.kind.scale() && v.rescale(ind.kind.scale()).is_none() {
+                    problems.push(format!(
+                        "row {n}: {} takes at most {} decimal(s)",
+                        ind.code,
+                        ind.kind.scale()
+                    ));
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::Invalid(format!(
+                "nothing was imported; fix these rows:\n{}",
+                problems.join("\n")
+            )));
+        }
+        let _guard = self.write_lock();
+        let mut work = Work::new(self, caller, now_ms)?;
+        for row in rows {
+            let key = cell_key(row.period, &row.unit, &row.indicator);
+            match row.value {
+                Some(v) => work.batch.put(PLANS, key, encode(&v)),
+                None => work.batch.delete(PLANS, key),
+            }
+        }
+        let entry = work.entry(AuditKind::Catalogue, format!("set {} plan figure(s)", rows.len()));
+        work.audit(entry);
+        work.commit()?;
+        Ok(rows.len())
+    }
+
+    /// Recomputes every rollup cell from the submissions themselves and lists
+    /// each cell where the kept totals differ. Empty: they match exactly.
+    pub fn check_rollups(&self) -> Result<Vec<String>> {
+        let _guard = self.read_lock();
+        let catalogue = self.catalogue();
+        let mut expected: BTreeMap<Vec<u8>, Cell> = BTreeMap::new();
+        for (_, bytes) in
+            self.engine.scan(SUBMISSIONS, Bound::Unbounded, Bound::Unbounded, usize::MAX)?
+        {
+            let header: SubmissionHeader = decode(SUBMISSIONS, &bytes)?;
+            let fields: Vec<fieldsync::sync::FieldState> =
+                scan_prefix(self.engine.as_ref(), FIELDS, header.id.0.as_bytes(), usize::MAX)?
+                    .iter()
+                    .map(|(_, v)| decode(FIELDS, v))
+                    .collect::<Result<_>>()?;
+            let conflicts: Vec<fieldsync::sync::Conflict> =
+                scan_prefix(self.engine.as_ref(), CONFLICTS, header.id.0.as_bytes(), usize::MAX)?
+                    .iter()
+                    .map(|(_, v)| decode(CONFLICTS, v))
+                    .collect::<Result<_>>()?;
+            for (code, c) in contributions(header.review.state, &fields, &conflicts) {
+                for unit in catalogue.lineage(&header.village_id) {
+                    let cell =
+                        expected.entry(cell_key(header.period, &unit.id, &code)).or_default();
+                    cell.apply(&c, 1).ok_or_else(|| Error::Invalid("a total overflows".into()))?;
+                }
+            }
+        }
+        expected.retain(|_, c| !c.is_empty());
+        let kept: BTreeMap<Vec<u8>, Cell> = self
+            .engine
+            .scan(ROLLUPS, Bound::Unbounded, Bound::Unbounded, usize::MAX)?
+            .into_iter()
+            .map(|(k, v)| Ok((k, decode(ROLLUPS, &v)?)))
+            .collect::<Result<_>>()?;
+        let keys: BTreeSet<&Vec<u8>> = expected.keys().chain(kept.keys()).collect();
+        let show = |k: &[u8]| String::from_utf8_lossy(k).replace('\0', " / ");
+        Ok(keys
+            .into_iter()
+            .filter(|k| expected.get(*k) != kept.get(*k))
+            .map(|k| {
+                format!("{}: kept {:?}, recomputed {:?}", show(k), kept.get(k), expected.get(k))
+            })
+            .collect())
+    }
+}
+
+/// The indicator code at the end of a cell key.
+fn code_of(key: &[u8], prefix: usize) -> Result<String> {
+    String::from_utf8(key[prefix..].to_vec())
+        .map_err(|_| Error::Corrupt { tree: ROLLUPS, why: "an indicator code is not UTF-8".into() })
+}
+
+/// The units at `level` inside `area` (or inside the caller's areas), in id order.
+fn units_at<'a>(
+    catalogue: &'a Catalogue,
+    caller: &User,
+    level: Level,
+    area: Option<&str>,
+) -> Vec<&'a str> {
+    catalogue
+        .org_units
+        .values()
+        .filter(|u| u.level == level)
+        .filter(|u| caller.covers(catalogue, &u.id))
+        .filter(|u| area.is_none_or(|a| catalogue.within(&u.id, a)))
+        .map(|u| u.id.as_str())
+        .collect()
+}
