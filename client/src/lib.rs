@@ -3,6 +3,7 @@
 //! ([`sync::sync`]) over a [`remote::Remote`], and the `fieldsync` CLI on top.
 
 pub mod error;
+pub mod export;
 pub mod local;
 pub mod remote;
 pub mod sync;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use fieldsync::sync::{Mutation, MutationResult, Page};
 use fieldsync::{Catalogue, DeviceId, Hlc};
 use fieldsync_proto::v1::admin_client::AdminClient;
+use fieldsync_proto::v1::report_client::ReportClient;
 use fieldsync_proto::v1::review_client::ReviewClient;
 use fieldsync_proto::v1::sync_client::SyncClient;
 use fieldsync_proto::v1::{BootstrapRequest, PullRequest, PushRequest, StatusRequest};
@@ -124,6 +125,11 @@ impl Grpc {
     /// A client of the review service on the same connection and token.
     pub fn review(&self) -> ReviewClient<Authed> {
         ReviewClient::new(self.channel.clone()).max_decoding_message_size(MAX_REPLY_BYTES)
+    }
+
+    /// A client of the report service on the same connection and token.
+    pub fn report(&self) -> ReportClient<Authed> {
+        ReportClient::new(self.channel.clone()).max_decoding_message_size(MAX_REPLY_BYTES)
     }
 
     /// A client of the admin service on the same connection and token.

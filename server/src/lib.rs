@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fieldsync_proto::v1::admin_server::AdminServer;
+use fieldsync_proto::v1::report_server::ReportServer;
 use fieldsync_proto::v1::review_server::ReviewServer;
 use fieldsync_proto::v1::sync_server::SyncServer;
 use tokio::net::TcpListener;
@@ -31,7 +32,7 @@ pub const MAX_CONCURRENT_PER_CONNECTION: usize = 32;
 /// Longest a unary request may take before it is cut off.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Serves the sync, review and admin services (and grpc.health.v1 and
+/// Serves the sync, review, report and admin services (and grpc.health.v1 and
 /// reflection) on `listener` until `shutdown` resolves, then lets in-flight
 /// requests finish and flushes the store. Every fieldsync call needs a
 /// bearer token; health and reflection do not.
@@ -48,12 +49,15 @@ pub async fn serve(
     let review = ReviewServer::new(grpc::ReviewService::new(Arc::clone(&store)))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_REPLY_BYTES);
+    let report = ReportServer::new(grpc::ReportService::new(Arc::clone(&store)))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let admin = AdminServer::new(grpc::AdminService::new(Arc::clone(&store)))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<SyncServer<grpc::SyncService>>().await;
     health_reporter.set_serving::<ReviewServer<grpc::ReviewService>>().await;
     health_reporter.set_serving::<AdminServer<grpc::AdminService>>().await;
+    health_reporter.set_serving::<ReportServer<grpc::ReportService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(fieldsync_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -66,6 +70,7 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(InterceptedService::new(sync, auth.clone()))
         .add_service(InterceptedService::new(review, auth.clone()))
+        .add_service(InterceptedService::new(report, auth.clone()))
         .add_service(InterceptedService::new(admin, auth))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;

@@ -1,10 +1,11 @@
-//! The gRPC edge: the `Sync`, `Review` and `Admin` services of
+//! The gRPC edge: the `Sync`, `Review`, `Report` and `Admin` services of
 //! `fieldsync.v1`. Each checks its request, converts it to domain types, runs
 //! the store on the blocking pool and converts back. Callers are known by
 //! their bearer token ([`authenticate`]); store errors become `tonic::Status`
 //! here and nowhere else.
 
 mod admin;
+mod report;
 mod review;
 mod sync;
 
@@ -16,6 +17,7 @@ use tonic::{Request, Status};
 use crate::store::{self, now_ms, Store};
 
 pub use admin::AdminService;
+pub use report::ReportService;
 pub use review::ReviewService;
 pub use sync::{Limits, SyncService};
 

@@ -11,7 +11,7 @@ use std::ops::Bound;
 use fieldsync::access::{Action, User};
 use fieldsync::rollup::{contributions, Cell, Contributions};
 use fieldsync::sync::AuditKind;
-use fieldsync::{Amount, Catalogue, Level, Period, SubmissionId};
+use fieldsync::{Amount, Level, Period, SubmissionId};
 use fieldsync_store::scan_prefix;
 
 use super::{
@@ -44,13 +44,14 @@ pub struct Total {
     pub plan: Option<Amount>,
 }
 
-/// One plan figure to set: `None` clears it.
+/// One plan figure to set, as written in a file or a request: an empty
+/// value clears the figure.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlanRow {
     pub unit: String,
     pub indicator: String,
-    pub period: Period,
-    pub value: Option<Amount>,
+    pub period: String,
+    pub value: String,
 }
 
 impl Work<'_> {
@@ -142,15 +143,14 @@ impl Work<'_> {
 }
 
 impl Store {
-    /// Totals of every indicator for each unit at `level` in `area` (or the
-    /// caller's areas), with plans. Reads one cell per unit and indicator.
-    pub fn totals(
+    /// The units at `level` in `area` (or in the caller's areas) a report
+    /// covers, in id order.
+    pub fn report_units(
         &self,
         caller: &User,
         level: Level,
         area: Option<&str>,
-        period: Period,
-    ) -> Result<Vec<Total>> {
+    ) -> Result<Vec<String>> {
         let catalogue = self.catalogue();
         if let Some(area) = area {
             catalogue
@@ -158,9 +158,22 @@ impl Store {
                 .ok_or_else(|| Error::NotFound(format!("unknown area {area:?}")))?;
             caller.check(&catalogue, Action::Read, area)?;
         }
-        let units = units_at(&catalogue, caller, level, area);
+        Ok(catalogue
+            .org_units
+            .values()
+            .filter(|u| u.level == level)
+            .filter(|u| caller.covers(&catalogue, &u.id))
+            .filter(|u| area.is_none_or(|a| catalogue.within(&u.id, a)))
+            .map(|u| u.id.clone())
+            .collect())
+    }
+
+    /// Totals of every indicator for each of `units`, with plans: one cell
+    /// read per unit and indicator.
+    pub fn totals_of(&self, units: &[String], period: Period) -> Result<Vec<Total>> {
+        let catalogue = self.catalogue();
         let _guard = self.read_lock();
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(units.len() * catalogue.indicators.len());
         for unit in units {
             let prefix = unit_prefix(period, unit);
             let mut cells: BTreeMap<String, Cell> = BTreeMap::new();
@@ -173,7 +186,7 @@ impl Store {
             }
             for code in catalogue.indicators.keys() {
                 out.push(Total {
-                    unit: unit.to_owned(),
+                    unit: unit.clone(),
                     indicator: code.clone(),
                     cell: cells.get(code).copied().unwrap_or_default(),
                     plan: plans.get(code).copied(),
@@ -183,34 +196,54 @@ impl Store {
         Ok(out)
     }
 
+    /// Totals at `level` in `area` (or the caller's areas).
+    pub fn totals(
+        &self,
+        caller: &User,
+        level: Level,
+        area: Option<&str>,
+        period: Period,
+    ) -> Result<Vec<Total>> {
+        let units = self.report_units(caller, level, area)?;
+        self.totals_of(&units, period)
+    }
+
     /// Sets plan figures, all or none: any bad row refuses the whole set,
-    /// naming every bad row.
+    /// naming every bad row (numbered from 1).
     pub fn set_plans(&self, caller: &User, rows: &[PlanRow], now_ms: u64) -> Result<usize> {
         let catalogue = self.catalogue();
         let mut problems = Vec::new();
+        let mut figures = Vec::new();
         for (i, row) in rows.iter().enumerate() {
             let n = i + 1;
-            let Some(unit) = catalogue.org_unit(&row.unit) else {
-                problems.push(format!("row {n}: unknown org unit {:?}", row.unit));
-                continue;
-            };
-            let Some(ind) = catalogue.indicator(&row.indicator) else {
-                problems.push(format!("row {n}: unknown indicator {:?}", row.indicator));
-                continue;
-            };
-            if let Err(denied) = caller.check(&catalogue, Action::ClosePeriod, &unit.id) {
-                problems.push(format!("row {n}: {denied}"));
-            }
-            if let Some(v) = row.value {
-                if v.is_negative() {
-                    problems.push(format!("row {n}: a plan cannot be negative"));
-                }
-                if v.scale() > ind.kind.scale() && v.rescale(ind.kind.scale()).is_none() {
-                    problems.push(format!(
-                        "row {n}: {} takes at most {} decimal(s)",
-                        ind.code,
-                        ind.kind.scale()
-                    ));
+            let mut bad = |why: String| problems.push(format!("row {n}: {why}"));
+            let unit = catalogue.org_unit(row.unit.trim());
+            let ind = catalogue.indicator(row.indicator.trim());
+            let period = row.period.trim().parse::<Period>();
+            match (unit, ind, period) {
+                (None, _, _) => bad(format!("unknown org unit {:?}", row.unit)),
+                (_, None, _) => bad(format!("unknown indicator {:?}", row.indicator)),
+                (_, _, Err(e)) => bad(e.to_string()),
+                (Some(unit), Some(ind), Ok(period)) => {
+                    if let Err(denied) = caller.check(&catalogue, Action::ClosePeriod, &unit.id) {
+                        bad(denied.to_string());
+                        continue;
+                    }
+                    let value = match row.value.trim() {
+                        "" => None,
+                        text => match Amount::parse(text, ind.kind.scale()) {
+                            Ok(v) if v.is_negative() => {
+                                bad(format!("a plan cannot be negative ({text})"));
+                                continue;
+                            }
+                            Ok(v) => Some(v),
+                            Err(e) => {
+                                bad(format!("{}: {e}", ind.code));
+                                continue;
+                            }
+                        },
+                    };
+                    figures.push((cell_key(period, &unit.id, &ind.code), value));
                 }
             }
         }
@@ -222,9 +255,8 @@ impl Store {
         }
         let _guard = self.write_lock();
         let mut work = Work::new(self, caller, now_ms)?;
-        for row in rows {
-            let key = cell_key(row.period, &row.unit, &row.indicator);
-            match row.value {
+        for (key, value) in figures {
+            match value {
                 Some(v) => work.batch.put(PLANS, key, encode(&v)),
                 None => work.batch.delete(PLANS, key),
             }
@@ -286,21 +318,4 @@ impl Store {
 fn code_of(key: &[u8], prefix: usize) -> Result<String> {
     String::from_utf8(key[prefix..].to_vec())
         .map_err(|_| Error::Corrupt { tree: ROLLUPS, why: "an indicator code is not UTF-8".into() })
-}
-
-/// The units at `level` inside `area` (or inside the caller's areas), in id order.
-fn units_at<'a>(
-    catalogue: &'a Catalogue,
-    caller: &User,
-    level: Level,
-    area: Option<&str>,
-) -> Vec<&'a str> {
-    catalogue
-        .org_units
-        .values()
-        .filter(|u| u.level == level)
-        .filter(|u| caller.covers(catalogue, &u.id))
-        .filter(|u| area.is_none_or(|a| catalogue.within(&u.id, a)))
-        .map(|u| u.id.as_str())
-        .collect()
 }

@@ -1,0 +1,301 @@
+//! Exports of totals against plan: CSV (UTF-8, optional BOM for Excel), JSON
+//! for programs, XLSX with a sheet per level, and the report as the province
+//! writes it ("440/458 km (đạt 96,1% KH)"). Rows arrive streamed from the
+//! server; CSV and JSON are written as they come.
+
+use std::io::Write;
+
+use fieldsync::rollup::{vietnamese, Percent};
+use fieldsync::{Amount, Catalogue, Level};
+use fieldsync_proto::convert;
+use fieldsync_proto::v1::{ExportRequest, TotalRow};
+use serde::Serialize;
+use tokio_stream::StreamExt;
+
+use crate::error::{Error, Result};
+use crate::remote::Grpc;
+
+/// One org unit × indicator of an export.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Row {
+    pub level: String,
+    pub unit_id: String,
+    pub unit_name: String,
+    pub parent_id: String,
+    pub indicator: String,
+    pub indicator_name: String,
+    pub unit: String,
+    /// The total counted (approved, or with `--include-pending` also pending).
+    pub done: String,
+    pub plan: String,
+    /// Percent of plan to one decimal; empty without a plan.
+    pub percent: String,
+    pub approved: String,
+    pub pending: String,
+    pub approved_count: u32,
+    pub pending_count: u32,
+    pub conflict_count: u32,
+    /// An "of which" part above its whole.
+    pub exceeds_whole: bool,
+}
+
+impl Row {
+    fn from_wire(r: TotalRow, catalogue: &Catalogue) -> Result<Row> {
+        let level = convert::level_from_wire(r.level)?;
+        let ind = catalogue.indicator(&r.indicator);
+        Ok(Row {
+            level: level.as_str().into(),
+            unit_id: r.unit_id,
+            unit_name: r.unit_name,
+            parent_id: r.parent_id,
+            indicator_name: ind.map(|i| i.name_vi.clone()).unwrap_or_default(),
+            unit: ind.map(|i| i.unit.clone()).unwrap_or_default(),
+            indicator: r.indicator,
+            done: r.done,
+            plan: r.plan,
+            percent: r
+                .percent_tenths
+                .map(|t| Percent { tenths: t }.to_string())
+                .unwrap_or_default(),
+            approved: r.approved,
+            pending: r.pending,
+            approved_count: r.approved_count,
+            pending_count: r.pending_count,
+            conflict_count: r.conflict_count,
+            exceeds_whole: r.exceeds_whole,
+        })
+    }
+}
+
+/// What to export.
+#[derive(Clone, Debug)]
+pub struct Query {
+    pub level: Level,
+    pub period: String,
+    pub area: Option<String>,
+    pub include_pending: bool,
+}
+
+/// Streams the rows of `query` into `each`, in the server's order.
+pub async fn fetch(
+    grpc: &Grpc,
+    catalogue: &Catalogue,
+    query: &Query,
+    mut each: impl FnMut(Row) -> Result<()>,
+) -> Result<usize> {
+    let request = ExportRequest {
+        level: convert::level_to_wire(query.level) as i32,
+        period: query.period.clone(),
+        area: query.area.clone().unwrap_or_default(),
+        include_pending: query.include_pending,
+    };
+    let mut stream = grpc.report().export(request).await?.into_inner();
+    let mut n = 0;
+    while let Some(row) = stream.next().await {
+        each(Row::from_wire(row?, catalogue)?)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn io(e: impl std::fmt::Display) -> Error {
+    Error::Invalid(format!("cannot write the export: {e}"))
+}
+
+/// Writes rows as CSV, one per org unit × indicator.
+pub struct Csv<W: Write> {
+    writer: csv::Writer<W>,
+}
+
+impl<W: Write> Csv<W> {
+    /// `bom`: start with a UTF-8 byte-order mark so Excel reads Vietnamese
+    /// names correctly.
+    pub fn new(mut out: W, bom: bool) -> Result<Self> {
+        if bom {
+            out.write_all("\u{feff}".as_bytes()).map_err(io)?;
+        }
+        Ok(Csv { writer: csv::Writer::from_writer(out) })
+    }
+
+    pub fn row(&mut self, row: &Row) -> Result<()> {
+        self.writer.serialize(row).map_err(io)
+    }
+
+    pub fn finish(mut self) -> Result<()> {
+        self.writer.flush().map_err(io)
+    }
+}
+
+/// Writes rows as one JSON array, as they come.
+pub struct Json<W: Write> {
+    out: W,
+    first: bool,
+}
+
+impl<W: Write> Json<W> {
+    pub fn new(mut out: W) -> Result<Self> {
+        out.write_all(b"[").map_err(io)?;
+        Ok(Json { out, first: true })
+    }
+
+    pub fn row(&mut self, row: &Row) -> Result<()> {
+        let sep: &[u8] = if self.first { b"\n" } else { b",\n" };
+        self.first = false;
+        self.out.write_all(sep).map_err(io)?;
+        serde_json::to_writer(&mut self.out, row).map_err(io)
+    }
+
+    pub fn finish(mut self) -> Result<()> {
+        self.out.write_all(b"\n]\n").map_err(io)?;
+        self.out.flush().map_err(io)
+    }
+}
+
+/// An XLSX workbook with one sheet per level: a row per org unit and, per
+/// indicator, done / plan / % columns headed with the unit; numbers are
+/// numbers.
+pub fn xlsx(
+    levels: &[(Level, Vec<Row>)],
+    catalogue: &Catalogue,
+    path: &std::path::Path,
+) -> Result<()> {
+    use rust_xlsxwriter::{Format, Workbook};
+    let xl = |e: rust_xlsxwriter::XlsxError| io(e);
+    let mut book = Workbook::new();
+    let bold = Format::new().set_bold();
+    for (level, rows) in levels {
+        let sheet = book.add_worksheet();
+        sheet.set_name(level.as_str()).map_err(xl)?;
+        sheet.write_string_with_format(0, 0, "id", &bold).map_err(xl)?;
+        sheet.write_string_with_format(0, 1, "name", &bold).map_err(xl)?;
+        let codes: Vec<&String> = catalogue.indicators.keys().collect();
+        for (i, code) in codes.iter().enumerate() {
+            let ind = &catalogue.indicators[*code];
+            let col = 2 + 3 * i as u16;
+            sheet
+                .write_string_with_format(0, col, format!("{} ({})", ind.name_vi, ind.unit), &bold)
+                .map_err(xl)?;
+            sheet
+                .write_string_with_format(0, col + 1, format!("KH ({})", ind.unit), &bold)
+                .map_err(xl)?;
+            sheet.write_string_with_format(0, col + 2, "% KH", &bold).map_err(xl)?;
+        }
+        let mut units: Vec<(&str, &str)> = Vec::new();
+        for r in rows {
+            if units.last().map(|u| u.0) != Some(r.unit_id.as_str()) {
+                units.push((&r.unit_id, &r.unit_name));
+            }
+        }
+        for (row_index, (id, name)) in units.iter().enumerate() {
+            let row = 1 + row_index as u32;
+            sheet.write_string(row, 0, *id).map_err(xl)?;
+            sheet.write_string(row, 1, *name).map_err(xl)?;
+            for r in rows.iter().filter(|r| r.unit_id == *id) {
+                let Some(i) = codes.iter().position(|c| **c == r.indicator) else { continue };
+                let col = 2 + 3 * i as u16;
+                let number = |text: &str| text.parse::<f64>().ok();
+                if let Some(done) = number(&r.done) {
+                    sheet.write_number(row, col, done).map_err(xl)?;
+                }
+                if let Some(plan) = number(&r.plan) {
+                    sheet.write_number(row, col + 1, plan).map_err(xl)?;
+                }
+                if let Some(pct) = number(&r.percent) {
+                    sheet.write_number(row, col + 2, pct).map_err(xl)?;
+                }
+            }
+        }
+    }
+    book.save(path).map_err(xl)
+}
+
+/// The report as the province writes it, one line per org unit × indicator:
+/// "Đường giao thông …: 440/458 km (đạt 96,1% KH)". `vi`: Vietnamese number
+/// format (1.960,5).
+pub fn report_line(row: &Row, vi: bool) -> String {
+    let show = |text: &str| match (vi, text.parse::<Amount>()) {
+        (true, Ok(a)) => vietnamese(a),
+        _ => text.to_owned(),
+    };
+    let unit = match row.unit.as_str() {
+        "count" => String::new(),
+        u => format!(" {u}"),
+    };
+    let mut line = match row.plan.as_str() {
+        "" => format!("{}{unit}", show(&row.done)),
+        plan => format!("{}/{}{unit}", show(&row.done), show(plan)),
+    };
+    if let Ok(tenths) = row.percent.replace('.', "").parse::<i64>() {
+        let pct = Percent { tenths };
+        line.push_str(&match vi {
+            true => format!(" (đạt {}% KH)", pct.format(true)),
+            false => format!(" ({}% of plan)", pct.format(false)),
+        });
+    }
+    let mut notes = Vec::new();
+    if row.pending_count > 0 {
+        notes.push(format!("{} pending", row.pending_count));
+    }
+    if row.conflict_count > 0 {
+        notes.push(format!("{} in conflict", row.conflict_count));
+    }
+    if row.exceeds_whole {
+        notes.push("exceeds its whole!".into());
+    }
+    if !notes.is_empty() {
+        line.push_str(&format!(" [{}]", notes.join(", ")));
+    }
+    format!("{}: {line}", row.indicator_name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(done: &str, plan: &str, percent: &str) -> Row {
+        Row {
+            level: "province".into(),
+            unit_id: "ha-tinh".into(),
+            unit_name: "Tỉnh Hà Tĩnh".into(),
+            parent_id: String::new(),
+            indicator: "road_cement_km".into(),
+            indicator_name: "Trong đó: theo cơ chế hỗ trợ xi măng".into(),
+            unit: "km".into(),
+            done: done.into(),
+            plan: plan.into(),
+            percent: percent.into(),
+            approved: done.into(),
+            pending: "0".into(),
+            approved_count: 3,
+            pending_count: 0,
+            conflict_count: 0,
+            exceeds_whole: false,
+        }
+    }
+
+    #[test]
+    fn report_lines_read_as_the_province_writes_them() {
+        let r = row("440", "458", "96.1");
+        assert_eq!(
+            report_line(&r, true),
+            "Trong đó: theo cơ chế hỗ trợ xi măng: 440/458 km (đạt 96,1% KH)"
+        );
+        let r = row("1960.5", "", "");
+        assert_eq!(report_line(&r, true), "Trong đó: theo cơ chế hỗ trợ xi măng: 1.960,5 km");
+        assert_eq!(report_line(&r, false), "Trong đó: theo cơ chế hỗ trợ xi măng: 1960.5 km");
+    }
+
+    #[test]
+    fn csv_keeps_diacritics_and_exact_decimals() {
+        let mut out = Vec::new();
+        let mut csv = Csv::new(&mut out, true).unwrap();
+        csv.row(&row("0.3", "458", "0.1")).unwrap();
+        csv.finish().unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with('\u{feff}'));
+        let mut reader = csv::Reader::from_reader(text.trim_start_matches('\u{feff}').as_bytes());
+        let record = reader.records().next().unwrap().unwrap();
+        assert_eq!(&record[2], "Tỉnh Hà Tĩnh");
+        assert_eq!(&record[7], "0.3");
+    }
+}
