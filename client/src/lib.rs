@@ -18,3 +18,28 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+/// Sets up a new tablet as `fieldsync init` does: a fresh device id, the
+/// name of the token's user as author, and the catalogue from bootstrap.
+pub async fn init_tablet(
+    engine: std::sync::Arc<dyn fieldsync_store::Engine>,
+    server: &str,
+    token: &str,
+) -> Result<Tablet> {
+    let mut remote = Grpc::connect(server, token).await?;
+    let device = fieldsync::DeviceId(uuid::Uuid::new_v4());
+    let me = remote.status(device).await?;
+    let catalogue = remote.bootstrap().await?;
+    let meta = Meta {
+        device,
+        server: server.to_owned(),
+        token: token.to_owned(),
+        author: me.user_name,
+        cursor: 0,
+        next_mutation_id: 1,
+        acknowledged_through: 0,
+        hlc: fieldsync::Hlc::default(),
+        last_sync_ms: None,
+    };
+    Tablet::init(engine, meta, catalogue)
+}

@@ -4,6 +4,7 @@
 //! The binary in `main.rs` only parses flags, opens the engine and calls
 //! [`serve`]; tests call [`serve`] on `127.0.0.1:0` with a oneshot shutdown.
 
+pub mod demo;
 pub mod grpc;
 pub mod store;
 

@@ -22,6 +22,9 @@ struct Cli {
 enum Command {
     /// Serve gRPC (the default).
     Serve(ServeArgs),
+    /// Rebuild the 2022 Hà Tĩnh infrastructure report from simulated field
+    /// records, in a temporary store, and print it.
+    Demo,
 }
 
 #[derive(Parser)]
@@ -36,14 +39,22 @@ struct ServeArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // The demo tells its own story; the server's request logs would drown it.
+    let default = if matches!(cli.command, Some(Command::Demo)) { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default.into()),
         )
         .init();
-    let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::Demo) => {
+            let summary = fieldsync_server::demo::run(|step| println!("· {step}")).await?;
+            println!("\n{}", summary.report);
+            return Ok(());
+        }
         None => ServeArgs::parse_from(["fieldsync-server"]),
     };
     let data = args.data.clone();
