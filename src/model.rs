@@ -111,9 +111,38 @@ pub struct Indicator {
 
 /// Indicators and org units: what may be recorded, and where.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Parts", into = "Parts")]
 pub struct Catalogue {
     pub indicators: BTreeMap<String, Indicator>,
     pub org_units: BTreeMap<String, OrgUnit>,
+    /// Org unit ids by parent id (the province ids under ""), for walking
+    /// down the tree without scanning it.
+    children: BTreeMap<String, Vec<String>>,
+}
+
+/// What is stored of a catalogue; the index is rebuilt (and everything
+/// checked again) on load.
+#[derive(Clone, Serialize, Deserialize)]
+struct Parts {
+    indicators: Vec<Indicator>,
+    org_units: Vec<OrgUnit>,
+}
+
+impl TryFrom<Parts> for Catalogue {
+    type Error = Error;
+
+    fn try_from(p: Parts) -> Result<Self> {
+        Catalogue::new(p.indicators, p.org_units)
+    }
+}
+
+impl From<Catalogue> for Parts {
+    fn from(c: Catalogue) -> Self {
+        Parts {
+            indicators: c.indicators.into_values().collect(),
+            org_units: c.org_units.into_values().collect(),
+        }
+    }
 }
 
 impl Catalogue {
@@ -152,6 +181,16 @@ impl Catalogue {
             }
         }
         for ind in cat.indicators.values() {
+            let max = ind.max_per_village;
+            if max.is_negative() || Amount::parse(&max.to_string(), ind.kind.scale()).is_err() {
+                return Err(Error::Invalid(format!(
+                    "indicator {}: the largest value per village ({max}) must be a positive {} \
+                     with at most {} decimal(s)",
+                    ind.code,
+                    ind.unit,
+                    ind.kind.scale()
+                )));
+            }
             if let Some(parent) = &ind.parent {
                 let whole = cat.indicators.get(parent).ok_or_else(|| {
                     Error::Invalid(format!("indicator {} is part of unknown {parent}", ind.code))
@@ -164,7 +203,36 @@ impl Catalogue {
                 }
             }
         }
+        for unit in cat.org_units.values() {
+            let parent = unit.parent.clone().unwrap_or_default();
+            cat.children.entry(parent).or_default().push(unit.id.clone());
+        }
         Ok(cat)
+    }
+
+    /// The units at `level` inside `area` (itself included), or inside every
+    /// province when `area` is `None`, in id order. Walks only the part of the
+    /// tree it returns.
+    pub fn units_at(&self, level: Level, area: Option<&str>) -> Vec<&OrgUnit> {
+        let mut frontier: Vec<&str> = match area {
+            Some(a) => self.org_units.get(a).map(|u| u.id.as_str()).into_iter().collect(),
+            None => {
+                self.children.get("").map_or(Vec::new(), |c| c.iter().map(String::as_str).collect())
+            }
+        };
+        let mut out = Vec::new();
+        while let Some(id) = frontier.pop() {
+            let Some(unit) = self.org_units.get(id) else { continue };
+            if unit.level == level {
+                out.push(unit);
+            } else if unit.level < level {
+                if let Some(kids) = self.children.get(id) {
+                    frontier.extend(kids.iter().map(String::as_str));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
     }
 
     pub fn org_unit(&self, id: &str) -> Option<&OrgUnit> {

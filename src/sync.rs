@@ -18,6 +18,17 @@ pub enum RawValue {
     Deleted,
 }
 
+impl std::fmt::Display for RawValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RawValue::Amount(a) => f.write_str(a),
+            RawValue::Text(t) => write!(f, "{t:?}"),
+            RawValue::Point(p) => write!(f, "@{p}"),
+            RawValue::Deleted => f.write_str("(delete)"),
+        }
+    }
+}
+
 /// One field change on one submission, as recorded on a tablet. Mutation ids
 /// are per device, start at 1 and increase by exactly one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

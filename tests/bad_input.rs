@@ -6,30 +6,64 @@
 //! and the mutations after it still apply. A malformed request as a whole is
 //! refused with a gRPC status (INVALID_ARGUMENT, FAILED_PRECONDITION,
 //! RESOURCE_EXHAUSTED, OUT_OF_RANGE) and leaves the store exactly as it was.
-//! Replaying a batch returns the stored results and changes nothing.
+//! Replaying a batch returns the stored results and changes nothing. A call
+//! without a live token (none, garbage, revoked, expired, or a disabled
+//! user's) is UNAUTHENTICATED and leaves the store exactly as it was.
 
 mod util;
 
-use fieldsync::sync::FieldState;
+use fieldsync::sync::{AuditEntry, FieldState};
 use fieldsync::{demo, DeviceId, FieldKey, Hlc, SubmissionId};
+use fieldsync_proto::v1::admin_client::AdminClient;
+use fieldsync_proto::v1::review_client::ReviewClient;
 use fieldsync_proto::v1::sync_client::SyncClient;
 use fieldsync_proto::v1::{
-    value::Kind, BootstrapRequest, GeoPoint, Mutation, MutationResult, Outcome, PullRequest,
-    PushReply, PushRequest, Value,
+    value::Kind, BootstrapRequest, CreateUserRequest, GeoPoint, HistoryRequest, IssueTokenRequest,
+    ListSubmissionsRequest, ListTokensRequest, ListUsersRequest, Mutation, MutationResult, Outcome,
+    PullRequest, PushReply, PushRequest, RevokeTokenRequest, Role as WireRole, StatusRequest,
+    UpdateUserRequest, User, Value,
 };
 use fieldsync_proto::SCHEMA_VERSION;
-use fieldsync_server::store::SubmissionHeader;
+use fieldsync_server::store::{HistoryQuery, SubmissionHeader, TokenInfo};
 use fieldsync_server::Limits;
 use tempfile::TempDir;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::{InterceptedService, Interceptor};
 use tonic::transport::Channel;
-use tonic::{Code, Status};
-use util::{TestServer, PERIOD, VILLAGE};
+use tonic::{Code, Request, Status};
+use util::{TestServer, ADMIN_TOKEN, PERIOD, VILLAGE};
 
-type Client = SyncClient<Channel>;
+/// Sends `authorization: <header>` with every call, or no such header.
+#[derive(Clone)]
+struct Auth(Option<MetadataValue<Ascii>>);
 
-/// A server over a fresh store, a raw client and a fresh device id.
+impl Auth {
+    fn bearer(token: &str) -> Auth {
+        Auth::header(&format!("Bearer {token}"))
+    }
+
+    fn header(value: &str) -> Auth {
+        Auth(Some(value.parse().expect("an ASCII header value")))
+    }
+}
+
+impl Interceptor for Auth {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+type Signed = InterceptedService<Channel, Auth>;
+type Client = SyncClient<Signed>;
+
+/// A server over a fresh store, a raw client signed in as the admin and a
+/// fresh device id.
 struct Env {
     server: TestServer,
+    channel: Channel,
     client: Client,
     device: String,
     _dir: TempDir,
@@ -38,8 +72,10 @@ struct Env {
 async fn env() -> Env {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = util::start_server(dir.path()).await;
-    let client = SyncClient::connect(server.url.clone()).await.expect("connect");
-    Env { server, client, device: new_device(), _dir: dir }
+    let channel =
+        Channel::from_shared(server.url.clone()).expect("url").connect().await.expect("connect");
+    let client = SyncClient::with_interceptor(channel.clone(), Auth::bearer(ADMIN_TOKEN));
+    Env { server, channel, client, device: new_device(), _dir: dir }
 }
 
 fn new_device() -> String {
@@ -115,6 +151,95 @@ impl Env {
     fn field(&self, field: &str) -> Option<FieldState> {
         self.server.store.field(sample_submission(), &FieldKey::parse(field)).expect("field")
     }
+
+    /// Everything a refused call must leave as it was: the snapshot, the
+    /// audit trail, users and tokens.
+    fn stored(&self) -> Stored {
+        let store = &self.server.store;
+        let admin = store.user("admin").expect("users").expect("admin exists");
+        let everything = HistoryQuery { limit: 10_000, ..HistoryQuery::default() };
+        Stored {
+            snapshot: self.snapshot(),
+            audit: store.history(&admin, &everything).expect("history"),
+            users: store.users().expect("users"),
+            tokens: store.tokens(&admin, None).expect("tokens"),
+        }
+    }
+
+    fn sync_as(&self, auth: Auth) -> Client {
+        SyncClient::with_interceptor(self.channel.clone(), auth)
+    }
+
+    fn admin(&self) -> AdminClient<Signed> {
+        AdminClient::with_interceptor(self.channel.clone(), Auth::bearer(ADMIN_TOKEN))
+    }
+
+    /// One call of every kind (a push of the device's next id, a pull,
+    /// bootstrap, status, a review read, a history read, an admin write and
+    /// an admin read), signed with `auth`; each call's outcome by name.
+    async fn call_everything(&self, auth: Auth) -> Vec<(&'static str, Result<(), Status>)> {
+        let mut sync = self.sync_as(auth.clone());
+        let mut review = ReviewClient::with_interceptor(self.channel.clone(), auth.clone());
+        let mut admin = AdminClient::with_interceptor(self.channel.clone(), auth);
+        let next = self.snapshot().last_mutation_id + 1;
+        let push = push_request(&self.device, numbered(next, vec![amount("road_km", "7")]));
+        let pull = PullRequest {
+            schema_version: SCHEMA_VERSION,
+            device_id: self.device.clone(),
+            cursor: 0,
+            page_size: 0,
+        };
+        let history = HistoryRequest {
+            village_id: VILLAGE.into(),
+            period: PERIOD.into(),
+            ..Default::default()
+        };
+        let intruder = User {
+            id: "intruder".into(),
+            name: "Kẻ xâm nhập".into(),
+            role: WireRole::Admin as i32,
+            areas: vec![demo::PROVINCE.into()],
+            disabled: false,
+        };
+        vec![
+            ("Push", sync.push(push).await.map(drop)),
+            ("Pull", sync.pull(pull).await.map(drop)),
+            (
+                "Bootstrap",
+                sync.bootstrap(BootstrapRequest { schema_version: SCHEMA_VERSION }).await.map(drop),
+            ),
+            (
+                "Status",
+                sync.status(StatusRequest { device_id: self.device.clone() }).await.map(drop),
+            ),
+            (
+                "ListSubmissions",
+                review.list_submissions(ListSubmissionsRequest::default()).await.map(drop),
+            ),
+            ("History", review.history(history).await.map(drop)),
+            (
+                "CreateUser",
+                admin.create_user(CreateUserRequest { user: Some(intruder) }).await.map(drop),
+            ),
+            ("ListUsers", admin.list_users(ListUsersRequest {}).await.map(drop)),
+        ]
+    }
+
+    /// Asserts that every kind of call signed with `auth` is UNAUTHENTICATED
+    /// with `phrase` in its message, and that nothing stored changed.
+    async fn assert_locked_out(&self, auth: Auth, phrase: &str, label: &str) {
+        let before = self.stored();
+        for (call, got) in self.call_everything(auth).await {
+            let status = got.expect_err(&format!("{label}: {call} should have been refused"));
+            assert_eq!(status.code(), Code::Unauthenticated, "{label}: {call}: {status:?}");
+            assert!(
+                status.message().contains(phrase),
+                "{label}: {call}: message {:?} should say {phrase:?}",
+                status.message()
+            );
+        }
+        assert_eq!(self.stored(), before, "{label}: a refused call changes nothing stored");
+    }
 }
 
 fn sample_submission() -> SubmissionId {
@@ -128,6 +253,15 @@ struct Snapshot {
     submissions: Vec<SubmissionHeader>,
     fields: Vec<FieldState>,
     last_mutation_id: u64,
+}
+
+/// The snapshot and everything else a refused call must not touch.
+#[derive(Debug, PartialEq)]
+struct Stored {
+    snapshot: Snapshot,
+    audit: Vec<AuditEntry>,
+    users: Vec<fieldsync::access::User>,
+    tokens: Vec<TokenInfo>,
 }
 
 /// Asserts a whole-request error: its code and a phrase of its message.
@@ -260,7 +394,7 @@ async fn a_part_never_exceeds_its_whole() {
     );
     assert_eq!(reply.results[2].outcome(), Outcome::Applied, "{reply:?}");
     let cement = env.field("road_cement_km");
-    assert_eq!(env.snapshot().head, 2);
+    assert_eq!(env.snapshot().head, 3, "two values and the new report's review state");
 
     // In a later push, against the stored whole; and the whole cannot drop
     // below its part.
@@ -455,11 +589,13 @@ async fn a_pull_cursor_beyond_the_head_is_refused() {
     };
     let (at_head, beyond) = (pull(before.head), pull(before.head + 1));
 
+    // One value and the new report's review state.
+    assert_eq!(before.head, 2);
     assert_status(
         env.client.pull(beyond).await,
         Code::FailedPrecondition,
-        "is ahead of this server's change log (1): the device synced with another store; \
-         re-initialise it",
+        "cursor 3 is ahead of this server's change log (2): the device synced with another \
+         store; re-initialise it",
     );
     assert_eq!(env.snapshot(), before);
 
@@ -489,4 +625,158 @@ async fn replaying_a_batch_returns_the_same_results_and_changes_nothing() {
 
     assert_eq!(again.results, first.results);
     assert_eq!(env.snapshot(), before);
+}
+
+// ---------------------------------------------------------------------------
+// Authentication
+
+#[tokio::test]
+async fn a_call_without_a_valid_token_is_unauthenticated_and_changes_nothing() {
+    let mut env = env().await;
+    env.push_ok(numbered(1, vec![amount("road_km", "5")])).await;
+    let cases = [
+        (Auth(None), "no token: send `authorization: Bearer <token>`", "no header"),
+        (Auth::bearer("not-a-token-at-all"), "unknown or revoked token", "garbage token"),
+        (Auth::bearer(&format!("{ADMIN_TOKEN}x")), "unknown or revoked token", "admin token + x"),
+        (
+            Auth::bearer(&format!("fs_{}", "0".repeat(64))),
+            "unknown or revoked token",
+            "well-formed",
+        ),
+        (Auth::header(ADMIN_TOKEN), "must be `Bearer <token>`", "token without the scheme"),
+        (Auth::header("Basic YWRtaW46c2VjcmV0"), "must be `Bearer <token>`", "basic auth"),
+    ];
+    for (auth, phrase, label) in cases {
+        env.assert_locked_out(auth, phrase, label).await;
+    }
+    assert!(env.server.store.user("intruder").expect("users").is_none());
+
+    // The refused pushes consumed no id: the admin's next push is still 2.
+    let results = env.push_ok(numbered(2, vec![amount("road_km", "6")])).await;
+    assert_eq!(results[0].id, 2);
+}
+
+/// Creates a surveyor over the province through the Admin service and
+/// issues it a token; returns the token and its id.
+async fn surveyor_with_token(env: &Env, id: &str, expires_in_s: u64) -> (String, String) {
+    let mut admin = env.admin();
+    let user = User {
+        id: id.into(),
+        name: "Nguyễn Văn An".into(),
+        role: WireRole::Surveyor as i32,
+        areas: vec![demo::PROVINCE.into()],
+        disabled: false,
+    };
+    admin.create_user(CreateUserRequest { user: Some(user) }).await.expect("create user");
+    let request = IssueTokenRequest { user_id: id.into(), expires_in_s, label: "tablet 7".into() };
+    let issued = admin.issue_token(request).await.expect("issue token").into_inner();
+    let info = issued.info.expect("token info");
+    assert_eq!(info.user_id, id);
+    assert!(issued.token.starts_with("fs_"), "{}", issued.token);
+    (issued.token, info.id)
+}
+
+/// Pushes one value from the env's device with `client`; it must apply.
+async fn push_applies(env: &mut Env, client: &mut Client, value: &str) {
+    let next = env.snapshot().last_mutation_id + 1;
+    let request = push_request(&env.device, numbered(next, vec![amount("drainage_km", value)]));
+    let reply = client.push(request).await.expect("push").into_inner();
+    assert_eq!(reply.results[0].outcome(), Outcome::Applied, "{reply:?}");
+    assert_eq!(env.field("drainage_km").expect("stored").value.to_string(), value);
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_unauthenticated_and_changes_nothing() {
+    let mut env = env().await;
+    let (token, token_id) = surveyor_with_token(&env, "an.nguyen", 0).await;
+    let mut an = env.sync_as(Auth::bearer(&token));
+    push_applies(&mut env, &mut an, "1").await;
+
+    let mut admin = env.admin();
+    let revoked = admin
+        .revoke_token(RevokeTokenRequest { id: token_id.clone() })
+        .await
+        .expect("revoke")
+        .into_inner();
+    assert!(revoked.revoked && revoked.id == token_id, "{revoked:?}");
+    let listed = admin
+        .list_tokens(ListTokensRequest { user_id: "an.nguyen".into() })
+        .await
+        .expect("list tokens")
+        .into_inner()
+        .tokens;
+    assert!(listed.iter().all(|t| t.revoked) && listed.len() == 1, "{listed:?}");
+
+    env.assert_locked_out(Auth::bearer(&token), "unknown or revoked token", "revoked").await;
+    // Other tokens are untouched.
+    env.push_ok(numbered(2, vec![amount("road_km", "5")])).await;
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_unauthenticated_when_revoked_in_the_store() {
+    let mut env = env().await;
+    let (token, token_id) = surveyor_with_token(&env, "an.nguyen", 0).await;
+    let mut an = env.sync_as(Auth::bearer(&token));
+    push_applies(&mut env, &mut an, "1").await;
+    let admin = env.server.store.user("admin").expect("users").expect("admin");
+    let info = env
+        .server
+        .store
+        .revoke_token(&admin, &token_id, fieldsync_client::now_ms())
+        .expect("revoke");
+    assert!(info.revoked);
+    env.assert_locked_out(Auth::bearer(&token), "unknown or revoked token", "revoked").await;
+}
+
+#[tokio::test]
+async fn an_expired_token_is_unauthenticated_and_changes_nothing() {
+    let mut env = env().await;
+    let (token, token_id) = surveyor_with_token(&env, "an.nguyen", 2).await;
+    let mut an = env.sync_as(Auth::bearer(&token));
+    push_applies(&mut env, &mut an, "1").await;
+
+    let admin = env.server.store.user("admin").expect("users").expect("admin");
+    let tokens = env.server.store.tokens(&admin, Some("an.nguyen")).expect("tokens");
+    let info = tokens.iter().find(|t| t.id == token_id).expect("the token is listed");
+    assert!(info.expires_ms > info.created_ms, "{info:?}");
+    // Wait until it has expired.
+    while fieldsync_client::now_ms() <= info.expires_ms {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    env.assert_locked_out(Auth::bearer(&token), "the token has expired", "expired").await;
+}
+
+#[tokio::test]
+async fn a_token_issued_already_expired_signs_nobody_in() {
+    let env = env().await;
+    let (_, _) = surveyor_with_token(&env, "an.nguyen", 0).await;
+    let admin = env.server.store.user("admin").expect("users").expect("admin");
+    // Issued two minutes ago for one minute.
+    let long_ago = fieldsync_client::now_ms() - 120_000;
+    let (token, info) =
+        env.server.store.issue_token(&admin, "an.nguyen", 60, "old", long_ago).expect("issue");
+    assert!(info.expires_ms < fieldsync_client::now_ms());
+    env.assert_locked_out(Auth::bearer(&token), "the token has expired", "expired").await;
+}
+
+#[tokio::test]
+async fn a_disabled_user_is_unauthenticated_until_enabled_again() {
+    let mut env = env().await;
+    let (token, _) = surveyor_with_token(&env, "an.nguyen", 0).await;
+    let mut an = env.sync_as(Auth::bearer(&token));
+    push_applies(&mut env, &mut an, "1").await;
+
+    let mut admin = env.admin();
+    let disable = |disabled| UpdateUserRequest {
+        id: "an.nguyen".into(),
+        disabled: Some(disabled),
+        ..Default::default()
+    };
+    let user = admin.update_user(disable(true)).await.expect("disable").into_inner();
+    assert!(user.disabled);
+    env.assert_locked_out(Auth::bearer(&token), "user an.nguyen is disabled", "disabled").await;
+
+    let user = admin.update_user(disable(false)).await.expect("enable").into_inner();
+    assert!(!user.disabled);
+    push_applies(&mut env, &mut an, "2").await;
 }

@@ -168,7 +168,8 @@ fn review(net: &Net, rng: &mut StdRng) {
     if subs.is_empty() {
         return;
     }
-    let sub = subs[rng.random_range(0..subs.len())].id;
+    let header = &subs[rng.random_range(0..subs.len())];
+    let sub = (header.village_id.clone(), header.period);
     let verdict = [Verdict::Approve, Verdict::Reject, Verdict::Return, Verdict::Reopen]
         [rng.random_range(0..4)];
     let _ = store.decide(&sup, &[sub], verdict, "số liệu chưa khớp", now);

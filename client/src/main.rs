@@ -1,21 +1,26 @@
-//! `fieldsync`: the surveyor's command line. Each command opens the tablet's
-//! local store under `--home`, does one thing, and says what it did in plain
-//! words. Everything but `init` and `sync` works offline.
+//! `fieldsync`: the surveyor's command line. Each tablet command opens the
+//! tablet's local store under `--home`, does one thing, and says what it did
+//! in plain words. Everything but `init` and `sync` works offline.
+//!
+//! `fieldsync review ...` (supervisors, the province office) and `fieldsync
+//! admin ...` (admins) talk to the server directly; see [`cli`].
+
+mod cli;
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::{Parser, Subcommand};
+use cli::admin::AdminCommand;
+use cli::review::ReviewCommand;
+use cli::{open, open_engine, place, print_table, review_words, show_value, when, Online};
 use fieldsync::model::search_key;
 use fieldsync::review::ReviewState;
-use fieldsync::sync::{Conflict, RawValue};
-use fieldsync::{Catalogue, DeviceId, FieldKey, GeoPoint, Hlc, Level, Period, SubmissionId, Value};
-use fieldsync_client::local::{LocalField, Meta, Tablet};
+use fieldsync::sync::{Conflict, FieldState, RawValue};
+use fieldsync::{Catalogue, DeviceId, GeoPoint, Level, Period, SubmissionId, Value};
+use fieldsync_client::local::LocalField;
 use fieldsync_client::sync::{self, Event, Retry};
-use fieldsync_client::{now_ms, Grpc, Remote};
-use fieldsync_store::Sled;
+use fieldsync_client::{init_tablet, now_ms, Grpc, Remote};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
@@ -73,6 +78,22 @@ enum Command {
     Villages { filter: Option<String> },
     /// The indicators that can be recorded.
     Indicators,
+    /// Review reports online (supervisors, the province office): list, show,
+    /// approve, accept, reject, return, reopen, settle conflicts, history,
+    /// close periods.
+    Review {
+        #[command(flatten)]
+        online: Online,
+        #[command(subcommand)]
+        command: ReviewCommand,
+    },
+    /// Users, tokens, org units and indicators, online (admins).
+    Admin {
+        #[command(flatten)]
+        online: Online,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
 }
 
 #[tokio::main]
@@ -83,41 +104,16 @@ async fn main() {
     }
 }
 
-fn open_engine(home: &PathBuf) -> anyhow::Result<Arc<Sled>> {
-    std::fs::create_dir_all(home).with_context(|| format!("cannot create {}", home.display()))?;
-    let engine = Sled::open(&home.join("store"))
-        .with_context(|| format!("cannot open the tablet store in {}", home.display()))?;
-    Ok(Arc::new(engine))
-}
-
-fn open(home: &PathBuf) -> anyhow::Result<Tablet> {
-    if !home.join("store").exists() {
-        return Err(fieldsync_client::Error::NotInitialised)
-            .with_context(|| format!("no tablet in {}", home.display()));
-    }
-    Ok(Tablet::open(open_engine(home)?)?)
-}
-
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Review { online, command } => {
+            cli::review::run(command, &online, &cli.home).await?
+        }
+        Command::Admin { online, command } => cli::admin::run(command, &online, &cli.home).await?,
         Command::Init { server, token } => {
-            let mut remote = Grpc::connect(&server, &token).await?;
-            let device = DeviceId(uuid::Uuid::new_v4());
-            let me = remote.status(device).await?;
-            let catalogue = remote.bootstrap().await?;
-            let engine = open_engine(&cli.home)?;
-            let meta = Meta {
-                device,
-                server,
-                token,
-                author: me.user_name,
-                cursor: 0,
-                next_mutation_id: 1,
-                acknowledged_through: 0,
-                hlc: Hlc::default(),
-                last_sync_ms: None,
-            };
-            let tablet = Tablet::init(engine, meta, catalogue)?;
+            // Check the server and the token before leaving a store behind.
+            Grpc::connect(&server, &token).await?.status(DeviceId(uuid::Uuid::nil())).await?;
+            let tablet = init_tablet(open_engine(&cli.home)?, &server, &token).await?;
             let m = tablet.meta();
             let villages =
                 tablet.catalogue().org_units.values().filter(|u| u.level == Level::Village).count();
@@ -206,6 +202,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let fields = tablet.fields()?.remove(&sub).unwrap_or_default();
             if fields.is_empty() {
                 println!("nothing recorded yet");
+                return Ok(());
+            }
+            match tablet.reviews()?.iter().find(|r| r.submission == sub) {
+                Some(r) => println!("state: {}", review_words(r)),
+                None => println!("state: not yet synced"),
             }
             let conflicts = tablet.conflicts()?;
             let mut rows = Vec::new();
@@ -218,15 +219,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     f.synced.as_ref().map_or(String::new(), |s| s.stamp.author.clone()),
                 ]);
             }
-            if !rows.is_empty() {
-                print_table(&["field", "value", "state", "last synced author"], &rows);
-            }
+            print_table(&["field", "value", "state", "last synced author"], &rows);
+            let synced =
+                |c: &Conflict| fields.iter().find(|f| f.at == c.at).and_then(|f| f.synced.clone());
             for c in conflicts.iter().filter(|c| c.open && c.at.submission == sub) {
-                print_conflict(cat, c, None);
+                print_conflict(cat, c, None, synced(c).as_ref());
+            }
+            for c in conflicts.iter().filter(|c| !c.open && c.at.submission == sub) {
+                println!("  {}", settled_words(cat, c, false));
             }
         }
         Command::Sync => {
-            let tablet = open(&cli.home)?;
+            let mut tablet = open(&cli.home)?;
             let meta = tablet.meta();
             let mut remote = Grpc::connect(&meta.server, &meta.token).await?;
             let bar = ProgressBar::new(0);
@@ -260,6 +264,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if report.conflicts + report.rejected > 0 {
                 println!("see `fieldsync status` for the conflicts and refusals");
             }
+            if sync::refresh_catalogue(&mut tablet, &mut remote).await? {
+                println!("the catalogue or your areas changed on the server: updated");
+            }
         }
         Command::Status => {
             let tablet = open(&cli.home)?;
@@ -285,7 +292,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     mine.len()
                 );
                 for c in &mine {
-                    print_conflict(cat, c, Some(m.device));
+                    let synced = tablet.field(c.at.submission, &c.at.field)?.and_then(|f| f.synced);
+                    print_conflict(cat, c, Some(m.device), synced.as_ref());
+                }
+            }
+            let settled: Vec<Conflict> = tablet
+                .conflicts()?
+                .into_iter()
+                .filter(|c| !c.open && c.candidates.iter().any(|k| k.stamp.device == m.device))
+                .collect();
+            if !settled.is_empty() {
+                println!(
+                    "settled   {} conflict(s) touching this tablet, by a supervisor:",
+                    settled.len()
+                );
+                for c in &settled {
+                    println!("  {}", settled_words(cat, c, true));
                 }
             }
             let mut decisions: Vec<_> = tablet
@@ -375,35 +397,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// "Thôn 1, Xã Phúc Đồng, Huyện Hương Khê".
-fn place(cat: &Catalogue, id: &str) -> String {
-    let mut names = Vec::new();
-    let mut next = cat.org_unit(id);
-    while let Some(unit) = next {
-        if unit.level != Level::Province {
-            names.push(unit.name.clone());
-        }
-        next = unit.parent.as_deref().and_then(|p| cat.org_unit(p));
-    }
-    if names.is_empty() {
-        id.to_owned()
-    } else {
-        names.join(", ")
-    }
-}
-
-fn show_value(cat: &Catalogue, field: &FieldKey, value: &Value) -> String {
-    match (field, value) {
-        (FieldKey::Indicator(code), Value::Amount(a)) => {
-            match cat.indicator(code).map(|i| i.unit.as_str()) {
-                Some("count") | None => a.to_string(),
-                Some(unit) => format!("{a} {unit}"),
-            }
-        }
-        _ => value.to_string(),
-    }
-}
-
 fn state(f: &LocalField, conflict: Option<&Conflict>) -> String {
     match (f.pending, conflict) {
         (true, _) => "pending sync".into(),
@@ -412,15 +405,39 @@ fn state(f: &LocalField, conflict: Option<&Conflict>) -> String {
     }
 }
 
-fn when(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms))
-        .to_string()
-        .replace('T', " ")
-        .trim_end_matches('Z')
-        .to_owned()
+/// "Thôn 1, … (2022) village_cultural_house: settled as 2 by Trần Văn Giám at
+/// 2026-11-29 08:00:00 UTC — the second count is right" (`with_place`), or
+/// from "village_cultural_house" on.
+fn settled_words(cat: &Catalogue, c: &Conflict, with_place: bool) -> String {
+    let at = match with_place {
+        true => format!("{} ({}) {}", place(cat, &c.at.village_id), c.at.period, c.at.field),
+        false => c.at.field.to_string(),
+    };
+    match &c.resolution {
+        Some(r) => {
+            let comment = match r.comment.as_str() {
+                "" => String::new(),
+                text => format!(" — {text}"),
+            };
+            format!(
+                "{at}: conflict settled as {} by {} at {} UTC{comment}",
+                show_value(cat, &c.at.field, &r.value),
+                r.user_name,
+                when(r.at_ms)
+            )
+        }
+        None => format!("{at}: conflict settled"),
+    }
 }
 
-fn print_conflict(cat: &Catalogue, c: &Conflict, me: Option<DeviceId>) {
+/// A conflict's heading and its competing values; `synced` (the server's
+/// state of the field) tells which one is shown until it is settled.
+fn print_conflict(
+    cat: &Catalogue,
+    c: &Conflict,
+    me: Option<DeviceId>,
+    synced: Option<&FieldState>,
+) {
     let base = match c.base_version {
         0 => "empty".to_owned(),
         _ => show_value(cat, &c.at.field, &c.base_value),
@@ -431,7 +448,13 @@ fn print_conflict(cat: &Catalogue, c: &Conflict, me: Option<DeviceId>) {
         c.at.period,
         c.at.field,
     );
-    let winner = c.candidates.len().saturating_sub(1);
+    let winner = synced
+        .and_then(|s| {
+            c.candidates.iter().position(|k| {
+                k.stamp.device == s.stamp.device && k.stamp.mutation_id == s.stamp.mutation_id
+            })
+        })
+        .unwrap_or(c.candidates.len().saturating_sub(1));
     for (i, k) in c.candidates.iter().enumerate() {
         let device = k.stamp.device.to_string();
         println!(
@@ -443,27 +466,5 @@ fn print_conflict(cat: &Catalogue, c: &Conflict, me: Option<DeviceId>) {
             when(k.stamp.received_at_ms),
             if i == winner { "  ← shown until settled" } else { "" }
         );
-    }
-}
-
-/// Aligned columns; widths count characters, so Vietnamese names line up.
-fn print_table(headers: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
-            .collect();
-        println!("{}", padded.join("  ").trim_end());
-    };
-    line(headers.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
     }
 }

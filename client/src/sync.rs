@@ -180,3 +180,15 @@ pub async fn pull<R: Remote>(
         attempt += 1;
     }
 }
+
+/// Takes the catalogue and org units the server gives this tablet now (org
+/// units or indicators added, the surveyor's areas changed) if they differ
+/// from what it holds. Returns whether anything changed.
+pub async fn refresh_catalogue<R: Remote>(tablet: &mut Tablet, remote: &mut R) -> Result<bool> {
+    let catalogue = remote.bootstrap().await?;
+    if &catalogue == tablet.catalogue() {
+        return Ok(false);
+    }
+    tablet.set_catalogue(catalogue)?;
+    Ok(true)
+}

@@ -1,7 +1,8 @@
-//! End-to-end tests of the `fieldsync` binary, run as a surveyor would run it
-//! (README walkthrough): an in-process server over a sled store in a temp
-//! dir, and tablets that are separate `--home` directories used by the real
-//! binary. Assertions are on what a user sees: exit codes, stdout, stderr.
+//! End-to-end tests of the `fieldsync` binary, run as surveyors, supervisors
+//! and admins would run it (README walkthrough): an in-process server over a
+//! sled store in a temp dir, and tablets that are separate `--home`
+//! directories used by the real binary. Assertions are on what a user sees:
+//! exit codes, stdout, stderr.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fieldsync::access::{Role, User};
+use fieldsync_server::store::now_ms;
 use fieldsync_server::{serve, Limits, Store};
 use fieldsync_store::Sled;
 use tempfile::TempDir;
@@ -19,8 +22,14 @@ use tokio::task::JoinHandle;
 const V: &str = "ha-tinh.huong-khe.phuc-dong.thon-1";
 const PLACE: &str = "Thôn 1, Xã Phúc Đồng, Huyện Hương Khê";
 const COMMUNE: &str = "ha-tinh.huong-khe.phuc-dong";
+const DISTRICT: &str = "ha-tinh.huong-khe";
 const AN: &str = "Nguyễn Văn An";
 const BINH: &str = "Trần Thị Bình";
+const GIAM: &str = "Trần Văn Giám";
+const HUYEN: &str = "Lê Thị Huyền";
+
+/// The token of the `admin` user every test server starts with.
+const ADMIN_TOKEN: &str = "cli-test-admin-token-0123456789";
 
 /// An in-process server.
 struct Server {
@@ -31,13 +40,16 @@ struct Server {
 }
 
 impl Server {
-    /// Serves the store in `dir` (demo catalogue if empty) on `addr`
-    /// (`127.0.0.1:0` for any free port).
+    /// Serves the store in `dir` (demo catalogue and user `admin` with
+    /// [`ADMIN_TOKEN`] if empty) on `addr` (`127.0.0.1:0` for any free port).
     async fn start(dir: &Path, addr: &str) -> Server {
         let dir = dir.to_owned();
         let store = tokio::task::spawn_blocking(move || {
             let engine = Sled::open(&dir).expect("open server store");
-            Store::open(Arc::new(engine), fieldsync::demo::catalogue).expect("open store")
+            let store =
+                Store::open(Arc::new(engine), fieldsync::demo::catalogue).expect("open store");
+            store.ensure_admin(Some(ADMIN_TOKEN), now_ms()).expect("first admin");
+            store
         })
         .await
         .expect("open task");
@@ -53,6 +65,25 @@ impl Server {
 
     fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Creates a user straight in the store and returns a token for it.
+    fn user(&self, id: &str, name: &str, role: Role, areas: &[&str]) -> String {
+        let admin = self.store.user("admin").expect("read admin").expect("admin exists");
+        let user = User {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            role,
+            areas: areas.iter().map(|a| a.to_string()).collect(),
+            disabled: false,
+        };
+        self.store.create_user(&admin, user, now_ms()).expect("create user");
+        self.store.issue_token(&admin, id, 0, "test", now_ms()).expect("issue token").0
+    }
+
+    /// A surveyor of the sample commune.
+    fn surveyor(&self, id: &str, name: &str) -> String {
+        self.user(id, name, Role::Surveyor, &[COMMUNE])
     }
 
     /// Shuts down gracefully and waits until sled's lock on the directory is gone.
@@ -108,6 +139,7 @@ impl Desk {
                 .current_dir(&cwd)
                 .env_remove("FIELDSYNC_HOME")
                 .env_remove("FIELDSYNC_SERVER")
+                .env_remove("FIELDSYNC_TOKEN")
                 .env_remove("RUST_LOG")
                 .output()
                 .expect("run fieldsync");
@@ -136,15 +168,46 @@ impl Desk {
         run.stdout
     }
 
+    /// Runs an online command (`review ...`, `admin ...`) with `--server`
+    /// and `--token` given; `home` need not be a tablet.
+    async fn run_as(&self, home: &str, url: &str, token: &str, args: &[&str]) -> Run {
+        let mut argv = args.to_vec();
+        argv.extend(["--server", url, "--token", token]);
+        self.run(home, &argv).await
+    }
+
+    /// [`Desk::run_as`] that must succeed; returns its stdout.
+    async fn ok_as(&self, url: &str, token: &str, args: &[&str]) -> String {
+        let run = self.run_as("office", url, token, args).await;
+        assert!(
+            run.success,
+            "`fieldsync {}` failed ({:?}):\nstdout:\n{}\nstderr:\n{}",
+            args.join(" "),
+            run.code,
+            run.stdout,
+            run.stderr
+        );
+        run.stdout
+    }
+
+    /// [`Desk::run_as`] that must fail with one plain `error:`; returns its stderr.
+    async fn fails_as(&self, url: &str, token: &str, args: &[&str]) -> String {
+        let run = self.run_as("office", url, token, args).await;
+        Self::failed(&args.join(" "), run)
+    }
+
     /// Runs a command that must fail with exit code 1 and an `error:` line;
     /// returns its stderr.
     async fn fails(&self, home: &str, args: &[&str]) -> String {
         let run = self.run(home, args).await;
+        Self::failed(&format!("--home {home} {}", args.join(" ")), run)
+    }
+
+    fn failed(command: &str, run: Run) -> String {
         assert_eq!(
             run.code,
             Some(1),
-            "`fieldsync --home {home} {}` should fail:\nstdout:\n{}\nstderr:\n{}",
-            args.join(" "),
+            "`fieldsync {command}` should fail:\nstdout:\n{}\nstderr:\n{}",
             run.stdout,
             run.stderr
         );
@@ -234,20 +297,31 @@ async fn readme_walkthrough_two_tablets_one_conflict() {
     let server = Server::start(data.path(), "127.0.0.1:0").await;
     let url = server.url();
     let desk = Desk::new();
+    let an = server.surveyor("an.nguyen", AN);
+    let binh = server.surveyor("binh.tran", BINH);
 
     // Set up both tablets.
-    let out = desk.ok("tablet-a", &["init", "--server", &url, "--author", AN]).await;
+    let out = desk.ok("tablet-a", &["init", "--server", &url, "--token", &an]).await;
     assert!(out.contains(&format!("ready for {AN}")), "{out}");
     assert!(out.contains("12 indicators"), "{out}");
     assert!(out.contains(&format!("server {url}")), "{out}");
-    let out = desk.ok("tablet-b", &["init", "--server", &url, "--author", BINH]).await;
+    let out = desk.ok("tablet-b", &["init", "--server", &url, "--token", &binh]).await;
     assert!(out.contains(&format!("ready for {BINH}")), "{out}");
     assert!(desk.path().join("tablet-a").is_dir());
     assert!(desk.path().join("tablet-b").is_dir());
 
     // Initialising twice is refused and keeps the tablet.
-    let err = desk.fails("tablet-a", &["init", "--server", &url, "--author", "X"]).await;
+    let err = desk.fails("tablet-a", &["init", "--server", &url, "--token", &binh]).await;
     assert!(err.contains("already initialised"), "{err}");
+    let out = desk.ok("tablet-a", &["status"]).await;
+    assert!(out.contains(&format!("({AN})")), "still An's tablet:\n{out}");
+
+    // A wrong token is refused in words, and sets nothing up.
+    let err =
+        desk.fails("tablet-x", &["init", "--server", &url, "--token", "fs_not-a-token"]).await;
+    assert!(err.contains("unknown or revoked token") && err.contains("check the token"), "{err}");
+    let err = desk.fails("tablet-x", &["status"]).await;
+    assert!(err.contains("not set up yet"), "{err}");
 
     // Find the village ids (by id here: the README's `villages "phúc đồng"`
     // is checked on its own in `villages_filter_of_the_readme_finds_village_ids`).
@@ -301,6 +375,7 @@ async fn readme_walkthrough_two_tablets_one_conflict() {
     assert!(out.contains(&format!("({AN})")), "{out}");
     let out = desk.ok("tablet-a", &["show", V, "2022"]).await;
     assert_eq!(out.lines().next(), Some(&*format!("{PLACE} — 2022")), "{out}");
+    assert_eq!(out.lines().nth(1), Some("state: not yet synced"), "{out}");
     assert_eq!(shown_value(&out, "road_km"), "1.25 km", "{out}");
     assert!(line_with(&out, &["road_km"]).contains("pending sync"), "{out}");
     assert!(lines_with(&out, &["drainage_km"]).is_empty(), "{out}");
@@ -326,8 +401,11 @@ async fn readme_walkthrough_two_tablets_one_conflict() {
         let out = desk.ok(tablet, &["show", V, "2022"]).await;
         assert_eq!(out.lines().next(), Some(&*format!("{PLACE} — 2022")), "{out}");
         let lines: Vec<&str> = out.lines().collect();
+        // Tablet A sent the report first: the server has it as submitted by An.
+        assert!(lines[1].starts_with(&format!("state: submitted ({AN}, ")), "{out}");
+        assert!(lines[1].ends_with(" UTC)"), "{out}");
         let table: Vec<&str> =
-            lines[1..].iter().copied().take_while(|l| !l.starts_with("  ")).collect();
+            lines[2..].iter().copied().take_while(|l| !l.starts_with("  ")).collect();
         assert_eq!(table.len(), 5, "header and 4 fields:\n{out}");
         assert_aligned(&table, &["field", "value", "state", "last synced author"]);
         assert_eq!(shown_value(&out, "road_km"), "1.25 km", "{tablet}:\n{out}");
@@ -409,7 +487,8 @@ async fn villages_filter_of_the_readme_finds_village_ids() {
     let server = Server::start(data.path(), "127.0.0.1:0").await;
     let url = server.url();
     let desk = Desk::new();
-    desk.ok("tablet-a", &["init", "--server", &url, "--author", AN]).await;
+    let an = server.surveyor("an.nguyen", AN);
+    desk.ok("tablet-a", &["init", "--server", &url, "--token", &an]).await;
     server.stop().await;
 
     let out = desk.ok("tablet-a", &["villages", "phúc đồng"]).await;
@@ -424,7 +503,8 @@ async fn bad_input_is_refused_offline_and_stores_nothing() {
     let server = Server::start(data.path(), "127.0.0.1:0").await;
     let url = server.url();
     let desk = Desk::new();
-    desk.ok("tablet-a", &["init", "--server", &url, "--author", AN]).await;
+    let an = server.surveyor("an.nguyen", AN);
+    desk.ok("tablet-a", &["init", "--server", &url, "--token", &an]).await;
     // Everything below is offline.
     server.stop().await;
 
@@ -509,8 +589,10 @@ async fn sync_without_server_keeps_edits_until_it_is_back() {
     let addr = server.addr;
     let url = server.url();
     let desk = Desk::new();
-    desk.ok("tablet-a", &["init", "--server", &url, "--author", AN]).await;
-    desk.ok("tablet-b", &["init", "--server", &url, "--author", BINH]).await;
+    let an = server.surveyor("an.nguyen", AN);
+    let binh = server.surveyor("binh.tran", BINH);
+    desk.ok("tablet-a", &["init", "--server", &url, "--token", &an]).await;
+    desk.ok("tablet-b", &["init", "--server", &url, "--token", &binh]).await;
     server.stop().await;
 
     // In the field: record, then try to sync with no server.
@@ -526,7 +608,7 @@ async fn sync_without_server_keeps_edits_until_it_is_back() {
         started.elapsed()
     );
     // `init` against a server that is down says so too.
-    let err = desk.fails("tablet-c", &["init", "--server", &url, "--author", BINH]).await;
+    let err = desk.fails("tablet-c", &["init", "--server", &url, "--token", &binh]).await;
     assert!(err.contains("cannot reach the server"), "{err}");
 
     // The edits are kept.
@@ -559,12 +641,421 @@ async fn sync_without_server_keeps_edits_until_it_is_back() {
     // ...and survive another restart of the server.
     server.stop().await;
     let server = Server::start(data.path(), &addr.to_string()).await;
-    let out = desk.ok("tablet-c", &["init", "--server", &url, "--author", "Lê Văn Cường"]).await;
+    let cuong = server.surveyor("cuong.le", "Lê Văn Cường");
+    let out = desk.ok("tablet-c", &["init", "--server", &url, "--token", &cuong]).await;
     assert!(out.contains("ready for Lê Văn Cường"), "{out}");
     desk.ok("tablet-c", &["sync"]).await;
     let out = desk.ok("tablet-c", &["list"]).await;
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");
     assert_eq!(cells(lines[1]), [V, "2022", PLACE, "2", "0", "0"], "{out}");
+    server.stop().await;
+}
+
+/// The one-line token `admin token issue` printed on stdout.
+async fn issue_token(desk: &Desk, url: &str, user: &str) -> String {
+    let run = desk
+        .run_as("office", url, ADMIN_TOKEN, &["admin", "token", "issue", user, "--label", "cli"])
+        .await;
+    assert!(run.success, "token issue failed:\n{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.stdout.lines().count(), 1, "only the token on stdout: {:?}", run.stdout);
+    let token = run.stdout.trim().to_owned();
+    assert!(token.starts_with("fs_") && token.len() > 40, "{token:?}");
+    assert!(run.stderr.contains(&format!("for {user}")), "{}", run.stderr);
+    assert!(run.stderr.contains("shown this once"), "{}", run.stderr);
+    token
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_cycle_through_the_cli() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(data.path(), "127.0.0.1:0").await;
+    let url = server.url();
+    let desk = Desk::new();
+
+    // Without a token and without a tablet, online commands say what to do.
+    let err = desk.fails("office", &["review", "list", "--server", &url]).await;
+    assert!(err.contains("no token") && err.contains("--token"), "{err}");
+
+    // The admin sets up a surveyor and two supervisors, with tokens.
+    let out = desk
+        .ok_as(
+            &url,
+            ADMIN_TOKEN,
+            &[
+                "admin",
+                "user",
+                "add",
+                "an.nguyen",
+                "--name",
+                AN,
+                "--role",
+                "surveyor",
+                "--area",
+                COMMUNE,
+            ],
+        )
+        .await;
+    assert_eq!(
+        out.trim_end(),
+        format!(
+            "created an.nguyen ({AN}), surveyor over Xã Phúc Đồng, Huyện Hương Khê ({COMMUNE}); \
+             issue a token with `fieldsync admin token issue an.nguyen`"
+        )
+    );
+    let giam_args = [
+        "admin",
+        "user",
+        "add",
+        "giam.tran",
+        "--name",
+        GIAM,
+        "--role",
+        "supervisor",
+        "--area",
+        COMMUNE,
+    ];
+    desk.ok_as(&url, ADMIN_TOKEN, &giam_args).await;
+    let err = desk.fails_as(&url, ADMIN_TOKEN, &giam_args).await;
+    assert!(err.contains("giam.tran exists already"), "{err}");
+    desk.ok_as(
+        &url,
+        ADMIN_TOKEN,
+        &[
+            "admin",
+            "user",
+            "add",
+            "huyen.le",
+            "--name",
+            HUYEN,
+            "--role",
+            "supervisor",
+            "--area",
+            DISTRICT,
+        ],
+    )
+    .await;
+    let out = desk.ok_as(&url, ADMIN_TOKEN, &["admin", "user", "list"]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    let headers = ["id", "name", "role", "areas", "status"];
+    assert_eq!(cells(lines[0]), headers, "{out}");
+    assert_aligned(&lines, &headers);
+    assert_eq!(
+        cells(line_with(&out, &["an.nguyen"])),
+        ["an.nguyen", AN, "surveyor", COMMUNE, "enabled"]
+    );
+    assert_eq!(
+        cells(line_with(&out, &["huyen.le"])),
+        ["huyen.le", HUYEN, "supervisor", DISTRICT, "enabled"]
+    );
+    assert_eq!(lines.len(), 5, "admin and the three new users:\n{out}");
+    let an = issue_token(&desk, &url, "an.nguyen").await;
+    let giam = issue_token(&desk, &url, "giam.tran").await;
+    let huyen = issue_token(&desk, &url, "huyen.le").await;
+    let out = desk.ok_as(&url, ADMIN_TOKEN, &["admin", "token", "list", "an.nguyen"]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let row = cells(lines[1]);
+    assert_eq!(
+        (&*row[1], &*row[2], &*row[4], &*row[5]),
+        ("an.nguyen", "cli", "never", "live"),
+        "{out}"
+    );
+    assert!(!out.contains(&an), "the token itself is never listed");
+    // Only admins administer.
+    let err = desk.fails_as(&url, &giam, &["admin", "user", "list"]).await;
+    assert!(err.contains("permission denied") && err.contains("admin"), "{err}");
+    assert!(!desk.path().join("office").exists(), "online commands create no tablet");
+
+    // The surveyor records and syncs.
+    let out = desk.ok("tablet-a", &["init", "--server", &url, "--token", &an]).await;
+    assert!(out.contains(&format!("ready for {AN}")), "{out}");
+    desk.ok("tablet-a", &["record", V, "2022", "road_km=2.5", "village_cultural_house=1"]).await;
+    let out = desk.ok("tablet-a", &["sync"]).await;
+    assert!(out.starts_with("pushed 2 edit(s): 2 applied"), "{out}");
+
+    // The commune supervisor lists and rejects it.
+    let out = desk.ok_as(&url, &giam, &["review", "list"]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    let headers = ["village", "place", "period", "state", "fields", "conflicts", "by", "reason"];
+    assert_eq!(cells(lines[0]), headers, "{out}");
+    assert_aligned(&lines, &headers);
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(cells(lines[1]), [V, PLACE, "2022", "submitted", "2", "0", AN], "{out}");
+    let out = desk.ok_as(&url, &giam, &["review", "list", "--json"]).await;
+    let json: serde_json::Value = serde_json::from_str(&out).expect("review list --json");
+    assert_eq!(json[0]["village_id"], V, "{out}");
+    assert_eq!(json[0]["place"], PLACE, "{out}");
+    assert_eq!(json[0]["state"], "submitted", "{out}");
+    assert_eq!(json[0]["fields"], 2, "{out}");
+    assert_eq!(json[0]["open_conflicts"], 0, "{out}");
+    let out = desk.ok_as(&url, &giam, &["review", "list", "--state", "approved"]).await;
+    assert!(out.starts_with("no reports match"), "{out}");
+    // A surveyor may read, not review (the token comes from the tablet).
+    let out = desk.ok("tablet-a", &["review", "list"]).await;
+    assert!(out.contains("submitted"), "{out}");
+    let err = desk.fails("tablet-a", &["review", "approve", V, "2022"]).await;
+    assert!(err.contains("permission denied: a surveyor may not review"), "{err}");
+
+    let reason = "road km double-counted in thôn 3";
+    let out = desk.ok_as(&url, &giam, &["review", "reject", V, "2022", "--reason", reason]).await;
+    assert_eq!(
+        out.trim_end(),
+        format!("rejected {PLACE} (2022): {reason}; the surveyor sees this at their next sync")
+    );
+    let err = desk.fails_as(&url, &giam, &["review", "approve", V, "2022"]).await;
+    assert!(err.contains("the surveyor must resubmit"), "{err}");
+    let err = desk
+        .fails_as(&url, &giam, &["review", "approve", "ha-tinh.huong-khe.phuc-dong.thon-2", "2022"])
+        .await;
+    assert!(
+        err.contains("nothing recorded for ha-tinh.huong-khe.phuc-dong.thon-2 in 2022"),
+        "{err}"
+    );
+
+    // The surveyor learns it at the next sync.
+    desk.ok("tablet-a", &["sync"]).await;
+    let out = desk.ok("tablet-a", &["status"]).await;
+    assert!(out.contains("reviews   1 decision(s) by supervisors:"), "{out}");
+    let line = line_with(&out, &[&format!("rejected: {reason}")]);
+    assert!(line.contains(&format!("{PLACE} (2022)")) && line.contains(GIAM), "{out}");
+    let out = desk.ok("tablet-a", &["show", V, "2022"]).await;
+    let state = out.lines().nth(1).expect("state line");
+    assert!(state.starts_with(&format!("state: rejected — {reason} ({GIAM}, ")), "{out}");
+
+    // The surveyor corrects it: submitted again.
+    desk.ok("tablet-a", &["record", V, "2022", "road_km=1.5"]).await;
+    let out = desk.ok("tablet-a", &["sync"]).await;
+    assert!(out.starts_with("pushed 1 edit(s): 1 applied"), "{out}");
+    let out = desk.ok("tablet-a", &["status"]).await;
+    assert!(!out.contains("rejected"), "no decision stands now:\n{out}");
+    let out = desk.ok("tablet-a", &["show", V, "2022"]).await;
+    assert!(
+        out.lines().nth(1).expect("state").starts_with(&format!("state: submitted ({AN}, ")),
+        "{out}"
+    );
+    let out = desk.ok_as(&url, &giam, &["review", "show", V, "2022"]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], format!("{PLACE} — 2022 ({V})"), "{out}");
+    assert!(lines[1].starts_with(&format!("state: submitted ({AN}, ")), "{out}");
+    let headers = ["field", "value", "unit", "by", "tablet", "received"];
+    assert_eq!(cells(lines[2]), headers, "{out}");
+    assert_aligned(&lines[2..], &headers);
+    let road = cells(line_with(&out, &["road_km"]));
+    assert_eq!(&road[..4], ["road_km", "1.5", "km", AN], "{out}");
+    assert!(road[5].ends_with(" UTC"), "{out}");
+    let house = cells(line_with(&out, &["village_cultural_house"]));
+    assert_eq!(&house[..4], ["village_cultural_house", "1", "count", AN], "{out}");
+
+    // Each level does its own step: the commune approves, the district accepts.
+    let err = desk.fails_as(&url, &huyen, &["review", "approve", V, "2022"]).await;
+    assert!(err.contains("approval is the commune's step"), "{err}");
+    let err = desk.fails_as(&url, &giam, &["review", "accept", V, "2022"]).await;
+    assert!(err.contains("accepting is the district's step"), "{err}");
+    let out = desk
+        .ok_as(&url, &giam, &["review", "approve", "--area", COMMUNE, "--period", "2022"])
+        .await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("approved 1 report(s) in Xã Phúc Đồng, Huyện Hương Khê ({COMMUNE}) for 2022:"),
+        "{out}"
+    );
+    assert_eq!(cells(line_with(&out, &[V])), [V, PLACE], "{out}");
+    let out = desk
+        .ok_as(&url, &giam, &["review", "approve", "--area", COMMUNE, "--period", "2022"])
+        .await;
+    assert!(out.starts_with("nothing to approve: no submitted reports"), "{out}");
+    let out = desk.ok_as(&url, &huyen, &["review", "accept", V, "2022"]).await;
+    assert_eq!(out.trim_end(), format!("accepted {PLACE} (2022); it is final and locked"));
+
+    // A later edit is refused, with the reason, and kept on the tablet.
+    desk.ok("tablet-a", &["record", V, "2022", "road_km=1.6"]).await;
+    let out = desk.ok("tablet-a", &["sync"]).await;
+    assert!(
+        out.starts_with("pushed 1 edit(s): 0 applied, 0 unchanged, 0 in conflict, 1 refused"),
+        "{out}"
+    );
+    let out = desk.ok("tablet-a", &["status"]).await;
+    assert!(out.contains("refused   1 edit(s) the server did not accept:"), "{out}");
+    let refused = line_with(&out, &["road_km=1.6"]);
+    assert!(refused.contains("accepted by the district and locked"), "{out}");
+    assert!(refused.contains("reopen"), "says what to do: {out}");
+    let accepted = line_with(&out, &[&format!("{PLACE} (2022) accepted")]);
+    assert!(accepted.contains(HUYEN), "{out}");
+    let out = desk.ok("tablet-a", &["show", V, "2022"]).await;
+    assert!(
+        out.lines().nth(1).expect("state").starts_with(&format!("state: accepted ({HUYEN}, ")),
+        "{out}"
+    );
+    assert_eq!(cells(line_with(&out, &["road_km"])), ["road_km", "1.5 km", "synced", AN], "{out}");
+
+    // The history of the report tells the whole story, oldest first.
+    let out = desk.ok_as(&url, &giam, &["review", "history", V, "2022"]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], format!("{PLACE} — 2022 ({V})"), "{out}");
+    let headers = ["time", "user", "tablet", "what", "field", "change", "detail"];
+    assert_eq!(cells(lines[1]), headers, "{out}");
+    assert_aligned(&lines[1..], &headers);
+    let story: Vec<usize> = [
+        vec!["an.nguyen", "value", "road_km", "empty → 2.5 km"],
+        vec!["giam.tran", "review", &format!("submitted → rejected: {reason}")],
+        vec!["an.nguyen", "review", "rejected → submitted"],
+        vec!["an.nguyen", "value", "road_km", "2.5 km → 1.5 km"],
+        vec!["giam.tran", "review", "submitted → approved"],
+        vec!["huyen.le", "review", "approved → accepted"],
+        vec!["an.nguyen", "refused", "road_km", "locked"],
+    ]
+    .iter()
+    .map(|needles| {
+        let line = line_with(&out, needles);
+        lines.iter().position(|l| *l == line).expect("line")
+    })
+    .collect();
+    let mut sorted = story.clone();
+    sorted.sort();
+    // The resubmission is recorded as its edit is applied, so those two may swap.
+    assert_eq!(story[0], sorted[0], "{out}");
+    assert_eq!(&story[4..], &sorted[4..], "{out}");
+    let out =
+        desk.ok_as(&url, &giam, &["review", "history", V, "2022", "--json", "--limit", "2"]).await;
+    let json: serde_json::Value = serde_json::from_str(&out).expect("history --json");
+    let kinds: Vec<&str> =
+        json.as_array().expect("array").iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["review", "refused"], "the two most recent:\n{out}");
+    let out = desk.ok_as(&url, &giam, &["review", "history", "--user", "huyen.le"]).await;
+    assert_eq!(out.lines().count(), 2, "one decision by the district:\n{out}");
+    let out =
+        desk.ok_as(&url, &giam, &["review", "history", V, "2022", "--until", "2000-01-01"]).await;
+    assert_eq!(out.trim_end(), "no history matches");
+
+    // A revoked token signs nobody in.
+    let out =
+        desk.ok_as(&url, ADMIN_TOKEN, &["admin", "token", "list", "huyen.le", "--json"]).await;
+    let json: serde_json::Value = serde_json::from_str(&out).expect("token list --json");
+    let id = json[0]["id"].as_str().expect("token id").to_owned();
+    let out = desk.ok_as(&url, ADMIN_TOKEN, &["admin", "token", "revoke", &id]).await;
+    assert!(out.starts_with(&format!("revoked token {id} of huyen.le")), "{out}");
+    let err = desk.fails_as(&url, &huyen, &["review", "list"]).await;
+    assert!(err.contains("unknown or revoked token") && err.contains("check the token"), "{err}");
+
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflict_settled_with_review_resolve_shows_on_both_tablets() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(data.path(), "127.0.0.1:0").await;
+    let url = server.url();
+    let desk = Desk::new();
+    let an = server.surveyor("an.nguyen", AN);
+    let binh = server.surveyor("binh.tran", BINH);
+    let giam = server.user("giam.tran", GIAM, Role::Supervisor, &[COMMUNE]);
+    desk.ok("tablet-a", &["init", "--server", &url, "--token", &an]).await;
+    desk.ok("tablet-b", &["init", "--server", &url, "--token", &binh]).await;
+
+    // Both tablets count the cultural houses of Thôn 1, differently.
+    desk.ok("tablet-a", &["record", V, "2022", "village_cultural_house=1"]).await;
+    desk.ok("tablet-b", &["record", V, "2022", "village_cultural_house=2"]).await;
+    desk.ok("tablet-a", &["sync"]).await;
+    let out = desk.ok("tablet-b", &["sync"]).await;
+    assert!(out.contains("1 in conflict"), "{out}");
+    desk.ok("tablet-a", &["sync"]).await;
+
+    // The supervisor sees the conflict, numbered, and cannot approve over it.
+    let out = desk.ok_as(&url, &giam, &["review", "conflicts"]).await;
+    let heading =
+        line_with(&out, &[PLACE, V, "2022, village_cultural_house: open; was empty, then"]);
+    assert!(!heading.starts_with(' '), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    let table: Vec<&str> = lines[1..4].to_vec();
+    assert_eq!(cells(table[0]), ["pick", "value", "by", "tablet", "received"], "{out}");
+    assert_aligned(&table, &["pick", "value", "by", "tablet", "received"]);
+    let pick = cells(line_with(&out, &[BINH]));
+    assert_eq!(pick[1], "2", "{out}");
+    assert_eq!(cells(line_with(&out, &[AN]))[1], "1", "{out}");
+    assert!(out.contains("fieldsync review resolve"), "says how to settle it:\n{out}");
+    let out = desk.ok_as(&url, &giam, &["review", "show", V, "2022"]).await;
+    assert!(line_with(&out, &["village_cultural_house  "]).ends_with("in conflict"), "{out}");
+    assert!(line_with(&out, &["conflict on village_cultural_house: open"]).starts_with("conflict"));
+    let current = line_with(&out, &["← current until settled"]);
+    let shown =
+        shown_value(&desk.ok("tablet-a", &["show", V, "2022"]).await, "village_cultural_house");
+    assert_eq!(cells(current)[1], shown, "the server and the tablets agree on the current value");
+    let err = desk.fails_as(&url, &giam, &["review", "approve", V, "2022"]).await;
+    assert!(err.contains("1 open conflict(s)") && err.contains("settle"), "{err}");
+
+    // It is settled for Bình's count.
+    let out = desk
+        .ok_as(
+            &url,
+            &giam,
+            &[
+                "review",
+                "resolve",
+                V,
+                "2022",
+                "village_cultural_house",
+                "--pick",
+                &pick[0],
+                "--comment",
+                "Bình counted the new house too",
+            ],
+        )
+        .await;
+    assert_eq!(
+        out.trim_end(),
+        format!(
+            "settled village_cultural_house of {PLACE} (2022): 2 ({BINH}'s value); tablets get it \
+             at their next sync"
+        )
+    );
+    let err = desk
+        .fails_as(
+            &url,
+            &giam,
+            &["review", "resolve", V, "2022", "village_cultural_house", "--pick", "0"],
+        )
+        .await;
+    assert!(err.contains("no open conflict on village_cultural_house"), "{err}");
+    let out = desk.ok_as(&url, &giam, &["review", "conflicts"]).await;
+    assert_eq!(out.trim_end(), "no open conflicts");
+    let out = desk.ok_as(&url, &giam, &["review", "conflicts", "--all"]).await;
+    assert!(out.contains(&format!("settled by {GIAM} at ")), "{out}");
+    assert!(out.contains(": 2 — Bình counted the new house too"), "{out}");
+
+    // Both tablets learn it at their next sync.
+    for tablet in ["tablet-a", "tablet-b"] {
+        desk.ok(tablet, &["sync"]).await;
+        let out = desk.ok(tablet, &["status"]).await;
+        assert!(out.contains("conflicts none touching this tablet"), "{tablet}:\n{out}");
+        assert!(
+            out.contains("settled   1 conflict(s) touching this tablet, by a supervisor:"),
+            "{tablet}:\n{out}"
+        );
+        let line =
+            line_with(&out, &[PLACE, "(2022) village_cultural_house: conflict settled as 2"]);
+        assert!(line.contains(&format!("by {GIAM} at ")), "{tablet}:\n{out}");
+        assert!(line.ends_with(" — Bình counted the new house too"), "{tablet}:\n{out}");
+        let out = desk.ok(tablet, &["show", V, "2022"]).await;
+        assert_eq!(
+            cells(line_with(&out, &["village_cultural_house  "])),
+            ["village_cultural_house", "2", "synced", GIAM],
+            "{tablet}:\n{out}"
+        );
+        assert!(candidates(&out).is_empty(), "no open conflict shown:\n{out}");
+        let line = line_with(&out, &["village_cultural_house: conflict settled as 2"]);
+        assert!(line.contains(GIAM), "{tablet}:\n{out}");
+        let out = desk.ok(tablet, &["list"]).await;
+        assert_eq!(
+            cells(out.lines().nth(1).expect("row")),
+            [V, "2022", PLACE, "1", "0", "0"],
+            "{out}"
+        );
+    }
+
+    // Now it can be approved.
+    let out = desk.ok_as(&url, &giam, &["review", "approve", V, "2022"]).await;
+    assert!(out.starts_with(&format!("approved {PLACE} (2022)")), "{out}");
     server.stop().await;
 }

@@ -43,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
     // The demo tells its own story; the server's request logs would drown it.
     let default = if matches!(cli.command, Some(Command::Demo)) { "warn" } else { "info" };
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| default.into()),

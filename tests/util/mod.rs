@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use fieldsync::access::{Role, User};
 use fieldsync::demo;
-use fieldsync::{DeviceId, Hlc};
-use fieldsync_client::local::{Meta, Tablet};
+use fieldsync::DeviceId;
+use fieldsync_client::local::Tablet;
 use fieldsync_client::sync::{self, Report, Retry};
-use fieldsync_client::{now_ms, Grpc, Remote};
+use fieldsync_client::{init_tablet, now_ms, Grpc};
 use fieldsync_server::{serve, Limits, Store};
 use fieldsync_store::Sled;
 use tempfile::TempDir;
@@ -117,22 +117,7 @@ impl TestTablet {
     pub async fn new(url: &str, token: &str) -> TestTablet {
         let dir = tempfile::tempdir().expect("tempdir");
         let engine = Arc::new(Sled::open(dir.path()).expect("open tablet store"));
-        let mut remote = Grpc::connect(url, token).await.expect("connect");
-        let device = DeviceId(uuid::Uuid::new_v4());
-        let me = remote.status(device).await.expect("status");
-        let catalogue = remote.bootstrap().await.expect("bootstrap");
-        let meta = Meta {
-            device,
-            server: url.to_owned(),
-            token: token.to_owned(),
-            author: me.user_name,
-            cursor: 0,
-            next_mutation_id: 1,
-            acknowledged_through: 0,
-            hlc: Hlc::default(),
-            last_sync_ms: None,
-        };
-        let tablet = Tablet::init(engine, meta, catalogue).expect("init tablet");
+        let tablet = init_tablet(engine, url, token).await.expect("init tablet");
         TestTablet { tablet, token: token.to_owned(), dir }
     }
 

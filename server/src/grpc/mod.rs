@@ -36,11 +36,13 @@ pub fn authenticate(
                 "no token: send `authorization: Bearer <token>` (ask an admin for a token)",
             )
         })?;
+        // The scheme name is case-insensitive (RFC 7235).
         let token = header
             .to_str()
             .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .ok_or_else(|| {
                 Status::unauthenticated("the authorization header must be `Bearer <token>`")
             })?;

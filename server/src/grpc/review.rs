@@ -111,7 +111,7 @@ impl Review for ReviewService {
         let verdict = convert::verdict_from_wire(req.verdict).map_err(invalid)?;
         let mut subs = Vec::new();
         for key in &req.submissions {
-            subs.push(SubmissionId::of(&key.village_id, period(&key.period)?));
+            subs.push((key.village_id.clone(), period(&key.period)?));
         }
         let by_filter = !req.area.trim().is_empty();
         if subs.is_empty() != by_filter {
@@ -142,7 +142,7 @@ impl Review for ReviewService {
                     None,
                     usize::MAX,
                 )?;
-                subs = rows.into_iter().map(|(h, _, _)| h.id).collect();
+                subs = rows.into_iter().map(|(h, _, _)| (h.village_id, h.period)).collect();
             }
             store.decide(&user, &subs, verdict, &req.reason, now_ms())
         })
@@ -215,8 +215,10 @@ impl Review for ReviewService {
                 ))
             }
         };
+        let village = submission.map(|_| req.village_id.trim().to_owned());
         let query = HistoryQuery {
             submission,
+            village,
             user_id: optional(&req.user_id, |u| Ok(u.to_owned()))?,
             from_ms: req.from_ms,
             to_ms: req.to_ms,

@@ -666,6 +666,7 @@ impl<'a> Work<'a> {
         state: ReviewState,
         reason: &str,
         detail: String,
+        device: Option<DeviceId>,
     ) -> Result<SubmissionReview> {
         let from = header.review.state;
         header.review = SubmissionReview {
@@ -679,6 +680,7 @@ impl<'a> Work<'a> {
         let review = header.review.clone();
         let detail = format!("{from} → {state}{detail}");
         let mut entry = self.entry(AuditKind::Review, detail);
+        entry.device = device;
         entry.submission = Some(header.id);
         entry.village_id = header.village_id.clone();
         entry.period = header.period.to_string();
@@ -754,13 +756,23 @@ impl<'a> Work<'a> {
             }
         }
         match result.outcome {
-            Outcome::Rejected => entry.detail = format!("{} (sent {:?})", result.reason, m.value),
+            Outcome::Rejected => entry.detail = format!("{} (sent {})", result.reason, m.value),
             _ => {
                 entry.new = target.map(|t| t.value);
                 entry.old = old;
             }
         }
+        let resubmit = entry
+            .submission
+            .filter(|_| matches!(result.outcome, Outcome::Applied | Outcome::Conflict));
         self.audit(entry);
+        // A surveyor's accepted edit sends a rejected or returned report back to review.
+        if let Some(h) = resubmit.map(|sub| self.header(sub)).transpose()?.flatten() {
+            if matches!(h.review.state, ReviewState::Rejected | ReviewState::Returned) {
+                let detail = " (edited)".to_owned();
+                self.set_review(h, ReviewState::Submitted, "", detail, Some(stamp.device))?;
+            }
+        }
         Ok(result)
     }
 
@@ -857,14 +869,6 @@ impl<'a> Work<'a> {
                 (Outcome::Conflict, current)
             }
         };
-        // A surveyor's accepted edit sends a rejected or returned report back to review.
-        if outcome != Outcome::Unchanged {
-            if let Some(h) = self.header(at.submission)? {
-                if matches!(h.review.state, ReviewState::Rejected | ReviewState::Returned) {
-                    self.set_review(h, ReviewState::Submitted, "", " (edited)".into())?;
-                }
-            }
-        }
         Ok(MutationResult { id: m.id, outcome, reason, current })
     }
 

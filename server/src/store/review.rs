@@ -35,6 +35,8 @@ pub enum Choice {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HistoryQuery {
     pub submission: Option<SubmissionId>,
+    /// The village of `submission`, checked against the caller's areas.
+    pub village: Option<String>,
     pub user_id: Option<String>,
     pub from_ms: u64,
     /// 0: no upper bound.
@@ -101,15 +103,22 @@ impl Store {
         Ok(out)
     }
 
-    /// Applies one verdict to every submission given, all or none.
+    /// Applies one verdict to every submission given (village, period), all
+    /// or none.
     pub fn decide(
         &self,
         caller: &User,
-        subs: &[SubmissionId],
+        subs: &[(String, Period)],
         verdict: Verdict,
         reason: &str,
         now_ms: u64,
     ) -> Result<(Vec<SubmissionReview>, usize)> {
+        if !caller.may(Action::Review) {
+            return Err(Error::Denied(format!(
+                "permission denied: a {} may not review submissions",
+                caller.role.as_str()
+            )));
+        }
         if subs.len() > MAX_BULK {
             return Err(Error::Invalid(format!(
                 "{} submissions in one decision; at most {MAX_BULK}: narrow the area or period",
@@ -121,13 +130,14 @@ impl Store {
         let mut work = Work::new(self, caller, now_ms)?;
         let mut changed = Vec::new();
         let mut unchanged = 0;
-        for &sub in subs {
-            let header =
-                work.header(sub)?.ok_or_else(|| Error::NotFound(format!("no submission {sub}")))?;
-            let village = header.village_id.clone();
-            let name = format!("{} ({})", village, header.period);
-            caller.check(&catalogue, Action::Review, &village)?;
-            let level = caller.review_level(&catalogue, &village).ok_or_else(|| {
+        for (village, period) in subs {
+            let name = format!("{village} ({period})");
+            caller.check(&catalogue, Action::Review, village)?;
+            let sub = SubmissionId::of(village, *period);
+            let header = work
+                .header(sub)?
+                .ok_or_else(|| Error::NotFound(format!("nothing recorded for {name}")))?;
+            let level = caller.review_level(&catalogue, village).ok_or_else(|| {
                 Error::Denied(format!("permission denied: {} reviews nothing in {name}", caller.id))
             })?;
             let next = transition(header.review.state, verdict, level, reason)
@@ -139,9 +149,9 @@ impl Store {
             if matches!(verdict, Verdict::Approve | Verdict::Accept) {
                 let open = self.conflicts_of(sub)?.iter().filter(|c| c.open).count();
                 if open > 0 {
+                    let done = if verdict == Verdict::Approve { "approved" } else { "accepted" };
                     return Err(Error::Invalid(format!(
-                        "{name} has {open} open conflict(s): settle them before it can be {}d",
-                        verdict.as_str().trim_end_matches('e')
+                        "{name} has {open} open conflict(s): settle them before it can be {done}"
                     )));
                 }
             }
@@ -149,7 +159,7 @@ impl Store {
                 "" => String::new(),
                 r => format!(": {r}"),
             };
-            changed.push(work.set_review(header, next, reason, detail)?);
+            changed.push(work.set_review(header, next, reason, detail, None)?);
         }
         work.commit()?;
         Ok((changed, unchanged))
@@ -302,6 +312,9 @@ impl Store {
     /// about their areas; admins see everything.
     pub fn history(&self, caller: &User, query: &HistoryQuery) -> Result<Vec<AuditEntry>> {
         let catalogue = self.catalogue();
+        if let Some(village) = &query.village {
+            caller.check(&catalogue, Action::Read, village)?;
+        }
         let limit = query.limit.clamp(1, 10_000);
         let seqs: Box<dyn Iterator<Item = u64>> = match (&query.submission, &query.user_id) {
             (Some(sub), _) => Box::new(self.index(AUDIT_BY_SUB, sub.0.as_bytes(), query.after)?),

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 
-use fieldsync::access::{Action, User};
+use fieldsync::access::{Action, Role, User};
 use fieldsync::rollup::{contributions, Cell, Contributions};
 use fieldsync::sync::AuditKind;
 use fieldsync::{Amount, Level, Period, SubmissionId};
@@ -158,14 +158,25 @@ impl Store {
                 .ok_or_else(|| Error::NotFound(format!("unknown area {area:?}")))?;
             caller.check(&catalogue, Action::Read, area)?;
         }
-        Ok(catalogue
-            .org_units
-            .values()
-            .filter(|u| u.level == level)
-            .filter(|u| caller.covers(&catalogue, &u.id))
-            .filter(|u| area.is_none_or(|a| catalogue.within(&u.id, a)))
-            .map(|u| u.id.clone())
-            .collect())
+        let mut units: Vec<String> = match (area, caller.role) {
+            (Some(a), _) => {
+                catalogue.units_at(level, Some(a)).iter().map(|u| u.id.clone()).collect()
+            }
+            (None, Role::Admin) => {
+                catalogue.units_at(level, None).iter().map(|u| u.id.clone()).collect()
+            }
+            (None, _) => caller
+                .areas
+                .iter()
+                .flat_map(|a| catalogue.units_at(level, Some(a)))
+                .map(|u| u.id.clone())
+                .collect(),
+        };
+        // Areas may nest or the caller may not cover every unit (admins do).
+        units.sort();
+        units.dedup();
+        units.retain(|u| caller.covers(&catalogue, u));
+        Ok(units)
     }
 
     /// Totals of every indicator for each of `units`, with plans: one cell

@@ -1,0 +1,158 @@
+//! Totals at national scale: loads N values over a synthetic country of
+//! ~70,000 villages into a sled store (through `Store::push`, as the sync
+//! service does), then times totals for one district, for a whole province,
+//! and a full national CSV export at village level.
+//!
+//! `cargo bench --bench rollup` (sizes: `FIELDSYNC_BENCH_VALUES`, a comma
+//! list, default "10000,100000").
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use fieldsync::access::{Role, User};
+use fieldsync::sync::{Mutation, RawValue};
+use fieldsync::{demo, Catalogue, DeviceId, Hlc, Level, OrgUnit, Period};
+use fieldsync_client::export::{Csv, Row};
+use fieldsync_server::Store;
+use fieldsync_store::Sled;
+
+const PROVINCES: usize = 63;
+const DISTRICTS: usize = 11;
+const COMMUNES: usize = 13;
+const VILLAGES: usize = 8;
+const BATCH: usize = 1_000;
+
+/// 63 provinces × 11 districts × 13 communes × 8 villages = 72,072 villages.
+fn country() -> Catalogue {
+    let mut units = Vec::new();
+    let unit = |id: String, level, parent: Option<String>| OrgUnit {
+        name: format!("Đơn vị {id}"),
+        id,
+        level,
+        parent,
+    };
+    for p in 0..PROVINCES {
+        let pid = format!("p{p}");
+        units.push(unit(pid.clone(), Level::Province, None));
+        for d in 0..DISTRICTS {
+            let did = format!("{pid}.d{d}");
+            units.push(unit(did.clone(), Level::District, Some(pid.clone())));
+            for c in 0..COMMUNES {
+                let cid = format!("{did}.c{c}");
+                units.push(unit(cid.clone(), Level::Commune, Some(did.clone())));
+                for v in 0..VILLAGES {
+                    units.push(unit(format!("{cid}.v{v}"), Level::Village, Some(cid.clone())));
+                }
+            }
+        }
+    }
+    Catalogue::new(demo::indicators(), units).expect("a consistent synthetic country")
+}
+
+fn time<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let start = Instant::now();
+    let out = f();
+    (out, start.elapsed().as_secs_f64() * 1000.0)
+}
+
+fn main() -> anyhow::Result<()> {
+    let sizes: Vec<usize> = std::env::var("FIELDSYNC_BENCH_VALUES")
+        .unwrap_or_else(|_| "10000,100000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let catalogue = country();
+    let villages: Vec<String> = catalogue
+        .org_units
+        .values()
+        .filter(|u| u.level == Level::Village)
+        .map(|u| u.id.clone())
+        .collect();
+    let codes: Vec<String> =
+        catalogue.indicators.keys().filter(|c| !c.contains("cement")).cloned().collect();
+    println!(
+        "fieldsync rollup bench: {} villages, {} indicators, sled in a temp dir",
+        villages.len(),
+        codes.len()
+    );
+    println!("values      load        district   province   national CSV (rows)");
+    let admin = User {
+        id: "admin".into(),
+        name: "Admin".into(),
+        role: Role::Admin,
+        areas: vec![],
+        disabled: false,
+    };
+    for n in sizes {
+        let dir = tempfile::tempdir()?;
+        let cat = catalogue.clone();
+        let store = Store::open(Arc::new(Sled::open(dir.path())?), move || cat)?;
+        let device = DeviceId(uuid::Uuid::new_v4());
+        let ((), load_ms) = time(|| {
+            let mut id = 0u64;
+            while (id as usize) < n {
+                let batch: Vec<Mutation> = (0..BATCH.min(n - id as usize))
+                    .map(|_| {
+                        id += 1;
+                        let i = id as usize - 1;
+                        Mutation {
+                            id,
+                            village_id: villages[i % villages.len()].clone(),
+                            period: "2022".into(),
+                            field: codes[(i / villages.len()) % codes.len()].clone(),
+                            value: RawValue::Amount(format!("{}.{}", i % 7 + 1, i % 10)),
+                            base_version: 0,
+                            hlc: Hlc(id),
+                            author: "bench".into(),
+                        }
+                    })
+                    .collect();
+                store.push(&admin, device, &batch, 0, 1).expect("push");
+            }
+        });
+        let period = Period::Year(2022);
+        let (district, district_ms) =
+            time(|| store.totals(&admin, Level::District, Some("p0.d0"), period));
+        let (province, province_ms) =
+            time(|| store.totals(&admin, Level::Province, Some("p0"), period));
+        assert!(!district?.is_empty() && !province?.is_empty());
+        let ((), export_ms) = time(|| {
+            let units = store.report_units(&admin, Level::Village, None).expect("units");
+            let mut csv = Csv::new(std::io::sink(), false).expect("csv");
+            let mut rows = 0usize;
+            for chunk in units.chunks(500) {
+                for t in store.totals_of(chunk, period).expect("totals") {
+                    let row = Row {
+                        level: "village".into(),
+                        unit_id: t.unit,
+                        unit_name: String::new(),
+                        parent_id: String::new(),
+                        indicator: t.indicator,
+                        indicator_name: String::new(),
+                        unit: String::new(),
+                        done: t.cell.done(true).to_string(),
+                        plan: t.plan.map(|p| p.to_string()).unwrap_or_default(),
+                        percent: String::new(),
+                        approved: t.cell.approved.to_string(),
+                        pending: t.cell.pending.to_string(),
+                        approved_count: t.cell.approved_n,
+                        pending_count: t.cell.pending_n,
+                        conflict_count: t.cell.conflicts_n,
+                        exceeds_whole: false,
+                    };
+                    csv.row(&row).expect("row");
+                    rows += 1;
+                }
+            }
+            csv.finish().expect("finish");
+            assert_eq!(rows, units.len() * catalogue.indicators.len());
+        });
+        let rows = villages.len() * catalogue.indicators.len();
+        println!(
+            "{n:<11} {:>7.1} s   {district_ms:>7.2} ms {province_ms:>7.3} ms {:>8.2} s ({rows})",
+            load_ms / 1000.0,
+            export_ms / 1000.0
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,281 @@
+//! The online half of the `fieldsync` command: `review` (supervisors, the
+//! province office) and `admin` (admins) talk to the server directly. This
+//! module holds what they share with the tablet commands: opening the
+//! tablet, finding the server and token, and printing places, values, times
+//! and tables.
+
+pub mod admin;
+pub mod review;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::Context;
+use clap::Args;
+use fieldsync::sync::SubmissionReview;
+use fieldsync::{Catalogue, FieldKey, Level, Value};
+use fieldsync_client::local::Tablet;
+use fieldsync_client::{Grpc, Remote};
+use fieldsync_store::Sled;
+use serde::Serialize;
+
+/// The default server address.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
+
+pub fn open_engine(home: &Path) -> anyhow::Result<Arc<Sled>> {
+    std::fs::create_dir_all(home).with_context(|| format!("cannot create {}", home.display()))?;
+    let engine = Sled::open(&home.join("store"))
+        .with_context(|| format!("cannot open the tablet store in {}", home.display()))?;
+    Ok(Arc::new(engine))
+}
+
+/// Whether `home` holds a tablet store (without creating anything).
+pub fn has_tablet(home: &Path) -> bool {
+    home.join("store").exists()
+}
+
+/// Opens the tablet in `home`, or says to run `init`.
+pub fn open(home: &Path) -> anyhow::Result<Tablet> {
+    if !has_tablet(home) {
+        return Err(fieldsync_client::Error::NotInitialised)
+            .with_context(|| format!("no tablet in {}", home.display()));
+    }
+    Ok(Tablet::open(open_engine(home)?)?)
+}
+
+/// Where the online commands connect, and how they print.
+#[derive(Args, Clone, Debug)]
+pub struct Online {
+    /// Server address [default: the tablet's at --home, else http://127.0.0.1:50051].
+    #[arg(long, global = true, env = "FIELDSYNC_SERVER")]
+    pub server: Option<String>,
+    /// Your token [default: the tablet's at --home].
+    #[arg(long, global = true, env = "FIELDSYNC_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print JSON (stable field names) instead of tables, for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// A connection to the server, signed in, with the catalogue the caller sees.
+pub struct Session {
+    pub grpc: Grpc,
+    pub server: String,
+    pub catalogue: Catalogue,
+    pub json: bool,
+}
+
+impl Online {
+    /// Connects with `--server`/`--token` (or their environment variables),
+    /// falling back to the tablet in `home` if it is set up.
+    pub async fn connect(&self, home: &Path) -> anyhow::Result<Session> {
+        let (mut server, mut token) = (self.server.clone(), self.token.clone());
+        server = server.filter(|s| !s.trim().is_empty());
+        token = token.filter(|t| !t.trim().is_empty());
+        if (server.is_none() || token.is_none()) && has_tablet(home) {
+            let meta = open(home)?.meta();
+            server = server.or(Some(meta.server));
+            token = token.or(Some(meta.token));
+        }
+        let server = server.unwrap_or_else(|| DEFAULT_SERVER.to_owned());
+        let Some(token) = token else {
+            anyhow::bail!(
+                "no token: give --token TOKEN or set FIELDSYNC_TOKEN (an admin issues one with \
+                 `fieldsync admin token issue USER`), or use the --home of a tablet that is set up"
+            );
+        };
+        let mut grpc = Grpc::connect(&server, &token).await?;
+        // Also checks the token before anything else is asked.
+        let catalogue = match grpc.bootstrap().await {
+            Ok(catalogue) => catalogue,
+            Err(fieldsync_client::Error::Refused(m)) if m.contains(" — check the token") => {
+                let why = m.split(" — check the token").next().unwrap_or_default();
+                anyhow::bail!(
+                    "{why} — check the token (--token or FIELDSYNC_TOKEN; an admin issues one \
+                     with `fieldsync admin token issue`)"
+                );
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Session { grpc, server, catalogue, json: self.json })
+    }
+}
+
+impl Session {
+    /// A server refusal in plain words: the server's message, which is
+    /// written for people, with a hint where one helps.
+    pub fn refused(&self, status: tonic::Status) -> anyhow::Error {
+        use tonic::Code;
+        let message = status.message();
+        match status.code() {
+            Code::Unauthenticated => anyhow::anyhow!(
+                "{message} — check the token (--token or FIELDSYNC_TOKEN; an admin issues one \
+                 with `fieldsync admin token issue`)"
+            ),
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
+                anyhow::anyhow!("cannot reach the server at {}: {message}", self.server)
+            }
+            _ => anyhow::anyhow!("{message}"),
+        }
+    }
+
+    /// "Thôn 1, Xã Phúc Đồng, Huyện Hương Khê".
+    pub fn place(&self, id: &str) -> String {
+        place(&self.catalogue, id)
+    }
+
+    /// Prints `value` as pretty JSON.
+    pub fn print_json<T: Serialize>(&self, value: &T) -> anyhow::Result<()> {
+        println!("{}", serde_json::to_string_pretty(value)?);
+        Ok(())
+    }
+}
+
+/// "Thôn 1, Xã Phúc Đồng, Huyện Hương Khê"; the id itself if unknown.
+pub fn place(cat: &Catalogue, id: &str) -> String {
+    let mut names = Vec::new();
+    let mut next = cat.org_unit(id);
+    while let Some(unit) = next {
+        if unit.level != Level::Province {
+            names.push(unit.name.clone());
+        }
+        next = unit.parent.as_deref().and_then(|p| cat.org_unit(p));
+    }
+    if names.is_empty() {
+        match cat.org_unit(id) {
+            Some(unit) => unit.name.clone(),
+            None => id.to_owned(),
+        }
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The unit of a field's values ("km", "count"); empty for notes and locations.
+pub fn unit_of(cat: &Catalogue, field: &FieldKey) -> String {
+    match field {
+        FieldKey::Indicator(code) => cat.indicator(code).map_or(String::new(), |i| i.unit.clone()),
+        _ => String::new(),
+    }
+}
+
+/// A value with its unit, as people read it: "1.25 km", "2", "@18.3,105.8".
+pub fn show_value(cat: &Catalogue, field: &FieldKey, value: &Value) -> String {
+    match (field, value) {
+        (FieldKey::Indicator(code), Value::Amount(a)) => {
+            match cat.indicator(code).map(|i| i.unit.as_str()) {
+                Some("count") | None => a.to_string(),
+                Some(unit) => format!("{a} {unit}"),
+            }
+        }
+        _ => value.to_string(),
+    }
+}
+
+/// "2026-11-29 08:00:00" (UTC).
+pub fn when(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms))
+        .to_string()
+        .replace('T', " ")
+        .trim_end_matches('Z')
+        .to_owned()
+}
+
+/// "2026-11-29 08:00" (UTC).
+pub fn when_short(ms: u64) -> String {
+    let mut text = when(ms);
+    text.truncate(16);
+    text
+}
+
+/// "2026-11-29T08:00:00Z", for JSON.
+pub fn rfc3339(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+/// "rejected — road km double-counted (Trần Văn Giám, 2026-11-29 08:00 UTC)".
+pub fn review_words(r: &SubmissionReview) -> String {
+    let why = match r.reason.trim() {
+        "" => String::new(),
+        reason => format!(" — {reason}"),
+    };
+    let who = match r.user_name.as_str() {
+        "" => r.user_id.as_str(),
+        name => name,
+    };
+    format!("{}{why} ({who}, {} UTC)", r.state, when_short(r.at_ms))
+}
+
+/// Aligned columns as lines; widths count characters, so Vietnamese names
+/// line up.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> Vec<String> {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
+            .collect();
+        padded.join("  ").trim_end().to_owned()
+    };
+    let mut out = vec![line(headers.to_vec())];
+    out.extend(rows.iter().map(|row| line(row.iter().map(String::as_str).collect())));
+    out
+}
+
+/// Prints aligned columns.
+pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    for line in table(headers, rows) {
+        println!("{line}");
+    }
+}
+
+/// A value as JSON, mirroring the protocol's `Value`: `{"amount": "1.25"}`,
+/// `{"text": ".."}`, `{"point": "18.3559,105.8877"}` or `{"deleted": true}`.
+/// Amounts are decimal strings, never floats.
+pub fn value_json(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Amount(a) => serde_json::json!({ "amount": a.to_string() }),
+        Value::Text(t) => serde_json::json!({ "text": t }),
+        Value::Point(p) => serde_json::json!({ "point": p.to_string() }),
+        Value::Deleted => serde_json::json!({ "deleted": true }),
+    }
+}
+
+/// A submission's review as JSON.
+#[derive(Serialize)]
+pub struct ReviewJson {
+    pub village_id: String,
+    pub place: String,
+    pub period: String,
+    /// submitted, approved, accepted, rejected or returned.
+    pub state: String,
+    pub reason: String,
+    /// Who made the last decision (or the last edit that submitted it).
+    pub user_id: String,
+    pub user_name: String,
+    pub at: String,
+    pub at_ms: u64,
+}
+
+impl ReviewJson {
+    pub fn of(cat: &Catalogue, r: &SubmissionReview) -> ReviewJson {
+        ReviewJson {
+            village_id: r.village_id.clone(),
+            place: place(cat, &r.village_id),
+            period: r.period.to_string(),
+            state: r.state.to_string(),
+            reason: r.reason.clone(),
+            user_id: r.user_id.clone(),
+            user_name: r.user_name.clone(),
+            at: rfc3339(r.at_ms),
+            at_ms: r.at_ms,
+        }
+    }
+}
