@@ -149,6 +149,18 @@ fn supervisor() -> User {
     }
 }
 
+/// The district supervisor over every simulated village.
+fn district_supervisor() -> User {
+    let districts = VILLAGES.iter().map(|v| v.splitn(3, '.').take(2).collect::<Vec<_>>().join("."));
+    User {
+        id: "district".into(),
+        name: "Giám sát huyện".into(),
+        role: Role::Supervisor,
+        areas: districts.collect(),
+        disabled: false,
+    }
+}
+
 /// A supervisor's random move: settle a conflict, or approve, reject, return
 /// or reopen a submission. Refusals (an open conflict blocks approval, a
 /// transition that does not apply) are part of the game.
@@ -162,6 +174,7 @@ fn review(net: &Net, rng: &mut StdRng) {
         let pick = Choice::Pick(rng.random_range(0..c.candidates.len()));
         // May be refused when the picked value breaks a total; that is fine.
         let _ = store.resolve(&sup, &c.at, pick, "checked on site", now);
+        assert_eq!(store.check_rollups().unwrap(), Vec::<String>::new(), "after a settlement");
         return;
     }
     let subs = store.submissions().unwrap();
@@ -170,9 +183,17 @@ fn review(net: &Net, rng: &mut StdRng) {
     }
     let header = &subs[rng.random_range(0..subs.len())];
     let sub = (header.village_id.clone(), header.period);
-    let verdict = [Verdict::Approve, Verdict::Reject, Verdict::Return, Verdict::Reopen]
-        [rng.random_range(0..4)];
-    let _ = store.decide(&sup, &[sub], verdict, "số liệu chưa khớp", now);
+    let verdict =
+        [Verdict::Approve, Verdict::Accept, Verdict::Reject, Verdict::Return, Verdict::Reopen]
+            [rng.random_range(0..5)];
+    // Accepting is the district's step; the district may also send back or reopen.
+    let reviewer = match verdict {
+        Verdict::Accept => district_supervisor(),
+        _ if rng.random_bool(0.3) => district_supervisor(),
+        _ => sup,
+    };
+    let _ = store.decide(&reviewer, &[sub], verdict, "số liệu chưa khớp", now);
+    assert_eq!(store.check_rollups().unwrap(), Vec::<String>::new(), "after {verdict:?}");
 }
 
 /// The surveyor who carries tablet `i`: the whole demo province.
@@ -293,7 +314,11 @@ async fn run(seed: u64) {
         }
     }
     let (outcomes, conflicts) = check(&net, &tablets);
-    eprintln!("seed {seed}: {outcomes:?}, {conflicts} conflict(s)");
+    let mut states: BTreeMap<String, usize> = BTreeMap::new();
+    for h in net.store().submissions().unwrap() {
+        *states.entry(h.review.state.to_string()).or_default() += 1;
+    }
+    eprintln!("seed {seed}: {outcomes:?}, {conflicts} conflict(s), reports {states:?}");
 }
 
 fn sorted(mut states: Vec<FieldState>) -> Vec<FieldState> {
