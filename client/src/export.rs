@@ -40,7 +40,8 @@ pub struct Row {
 }
 
 impl Row {
-    fn from_wire(r: TotalRow, catalogue: &Catalogue) -> Result<Row> {
+    /// A row as the server sent it, named from the catalogue.
+    pub fn from_wire(r: TotalRow, catalogue: &Catalogue) -> Result<Row> {
         let level = convert::level_from_wire(r.level)?;
         let ind = catalogue.indicator(&r.indicator);
         Ok(Row {
@@ -102,9 +103,30 @@ fn io(e: impl std::fmt::Display) -> Error {
     Error::Invalid(format!("cannot write the export: {e}"))
 }
 
+/// The CSV header: the field names of [`Row`], in order.
+pub const CSV_HEADER: [&str; 16] = [
+    "level",
+    "unit_id",
+    "unit_name",
+    "parent_id",
+    "indicator",
+    "indicator_name",
+    "unit",
+    "done",
+    "plan",
+    "percent",
+    "approved",
+    "pending",
+    "approved_count",
+    "pending_count",
+    "conflict_count",
+    "exceeds_whole",
+];
+
 /// Writes rows as CSV, one per org unit × indicator.
 pub struct Csv<W: Write> {
     writer: csv::Writer<W>,
+    rows: usize,
 }
 
 impl<W: Write> Csv<W> {
@@ -114,14 +136,19 @@ impl<W: Write> Csv<W> {
         if bom {
             out.write_all("\u{feff}".as_bytes()).map_err(io)?;
         }
-        Ok(Csv { writer: csv::Writer::from_writer(out) })
+        Ok(Csv { writer: csv::Writer::from_writer(out), rows: 0 })
     }
 
     pub fn row(&mut self, row: &Row) -> Result<()> {
+        self.rows += 1;
         self.writer.serialize(row).map_err(io)
     }
 
+    /// Flushes; a file without rows still gets its header row.
     pub fn finish(mut self) -> Result<()> {
+        if self.rows == 0 {
+            self.writer.write_record(CSV_HEADER).map_err(io)?;
+        }
         self.writer.flush().map_err(io)
     }
 }
@@ -180,29 +207,26 @@ pub fn xlsx(
                 .map_err(xl)?;
             sheet.write_string_with_format(0, col + 2, "% KH", &bold).map_err(xl)?;
         }
-        let mut units: Vec<(&str, &str)> = Vec::new();
+        // The rows of one unit arrive together: one pass, one sheet row per unit.
+        let (mut row, mut current) = (0u32, None::<&str>);
         for r in rows {
-            if units.last().map(|u| u.0) != Some(r.unit_id.as_str()) {
-                units.push((&r.unit_id, &r.unit_name));
+            if current != Some(r.unit_id.as_str()) {
+                row += 1;
+                current = Some(&r.unit_id);
+                sheet.write_string(row, 0, &r.unit_id).map_err(xl)?;
+                sheet.write_string(row, 1, &r.unit_name).map_err(xl)?;
             }
-        }
-        for (row_index, (id, name)) in units.iter().enumerate() {
-            let row = 1 + row_index as u32;
-            sheet.write_string(row, 0, *id).map_err(xl)?;
-            sheet.write_string(row, 1, *name).map_err(xl)?;
-            for r in rows.iter().filter(|r| r.unit_id == *id) {
-                let Some(i) = codes.iter().position(|c| **c == r.indicator) else { continue };
-                let col = 2 + 3 * i as u16;
-                let number = |text: &str| text.parse::<f64>().ok();
-                if let Some(done) = number(&r.done) {
-                    sheet.write_number(row, col, done).map_err(xl)?;
-                }
-                if let Some(plan) = number(&r.plan) {
-                    sheet.write_number(row, col + 1, plan).map_err(xl)?;
-                }
-                if let Some(pct) = number(&r.percent) {
-                    sheet.write_number(row, col + 2, pct).map_err(xl)?;
-                }
+            let Some(i) = codes.iter().position(|c| **c == r.indicator) else { continue };
+            let col = 2 + 3 * i as u16;
+            let number = |text: &str| text.parse::<f64>().ok();
+            if let Some(done) = number(&r.done) {
+                sheet.write_number(row, col, done).map_err(xl)?;
+            }
+            if let Some(plan) = number(&r.plan) {
+                sheet.write_number(row, col + 1, plan).map_err(xl)?;
+            }
+            if let Some(pct) = number(&r.percent) {
+                sheet.write_number(row, col + 2, pct).map_err(xl)?;
             }
         }
     }
@@ -234,7 +258,15 @@ pub fn report_line(row: &Row, vi: bool) -> String {
     }
     let mut notes = Vec::new();
     if row.pending_count > 0 {
-        notes.push(format!("{} pending", row.pending_count));
+        // Whether the total counts them: it does when it is above the approved.
+        let counted = match (row.done.parse::<Amount>(), row.approved.parse::<Amount>()) {
+            (Ok(done), Ok(approved)) => done != approved,
+            _ => false,
+        };
+        notes.push(match counted {
+            true => format!("incl. {} pending", row.pending_count),
+            false => format!("{} pending, not counted", row.pending_count),
+        });
     }
     if row.conflict_count > 0 {
         notes.push(format!("{} in conflict", row.conflict_count));
@@ -283,6 +315,13 @@ mod tests {
         let r = row("1960.5", "", "");
         assert_eq!(report_line(&r, true), "Trong đó: theo cơ chế hỗ trợ xi măng: 1.960,5 km");
         assert_eq!(report_line(&r, false), "Trong đó: theo cơ chế hỗ trợ xi măng: 1960.5 km");
+        let mut r = row("440", "458", "96.1");
+        r.pending = "2".into();
+        r.pending_count = 1;
+        assert!(report_line(&r, true).ends_with("(đạt 96,1% KH) [1 pending, not counted]"));
+        r.done = "442".into();
+        r.percent = "96.5".into();
+        assert!(report_line(&r, true).ends_with("442/458 km (đạt 96,5% KH) [incl. 1 pending]"));
     }
 
     #[test]
@@ -297,5 +336,13 @@ mod tests {
         let record = reader.records().next().unwrap().unwrap();
         assert_eq!(&record[2], "Tỉnh Hà Tĩnh");
         assert_eq!(&record[7], "0.3");
+        assert_eq!(reader.headers().unwrap(), &csv::StringRecord::from(CSV_HEADER.to_vec()));
+    }
+
+    #[test]
+    fn csv_without_rows_still_has_its_header() {
+        let mut out = Vec::new();
+        Csv::new(&mut out, false).unwrap().finish().unwrap();
+        assert_eq!(String::from_utf8(out).unwrap().trim_end(), CSV_HEADER.join(","));
     }
 }

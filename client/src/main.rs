@@ -2,7 +2,8 @@
 //! tablet's local store under `--home`, does one thing, and says what it did
 //! in plain words. Everything but `init` and `sync` works offline.
 //!
-//! `fieldsync review ...` (supervisors, the province office) and `fieldsync
+//! `fieldsync review ...` (supervisors, the province office), `fieldsync
+//! export` and `fieldsync plan ...` (totals against plan) and `fieldsync
 //! admin ...` (admins) talk to the server directly; see [`cli`].
 
 mod cli;
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 use anyhow::bail;
 use clap::{Parser, Subcommand};
 use cli::admin::AdminCommand;
+use cli::report::{ExportArgs, PlanCommand};
 use cli::review::ReviewCommand;
 use cli::{open, open_engine, place, print_table, review_words, show_value, when, Online};
 use fieldsync::model::search_key;
@@ -94,6 +96,22 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Totals against plan (KH), online, for your areas: CSV, JSON, XLSX or
+    /// the province's report ("440/458 km (đạt 96,1% KH)").
+    Export {
+        #[command(flatten)]
+        online: Online,
+        #[command(flatten)]
+        args: ExportArgs,
+    },
+    /// Plan (KH) figures, online (province office, admins): set one, clear
+    /// one, or import a CSV file, all or none.
+    Plan {
+        #[command(flatten)]
+        online: Online,
+        #[command(subcommand)]
+        command: PlanCommand,
+    },
 }
 
 #[tokio::main]
@@ -110,6 +128,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cli::review::run(command, &online, &cli.home).await?
         }
         Command::Admin { online, command } => cli::admin::run(command, &online, &cli.home).await?,
+        Command::Export { online, args } => cli::report::export(args, &online, &cli.home).await?,
+        Command::Plan { online, command } => cli::report::plan(command, &online, &cli.home).await?,
         Command::Init { server, token } => {
             // Check the server and the token before leaving a store behind.
             Grpc::connect(&server, &token).await?.status(DeviceId(uuid::Uuid::nil())).await?;

@@ -1,10 +1,12 @@
 //! The online half of the `fieldsync` command: `review` (supervisors, the
-//! province office) and `admin` (admins) talk to the server directly. This
+//! province office), `export` and `plan` (totals against plan, see
+//! [`report`]) and `admin` (admins) talk to the server directly. This
 //! module holds what they share with the tablet commands: opening the
 //! tablet, finding the server and token, and printing places, values, times
 //! and tables.
 
 pub mod admin;
+pub mod report;
 pub mod review;
 
 use std::path::Path;

@@ -1,0 +1,644 @@
+//! End-to-end tests of `fieldsync export` and `fieldsync plan`, run through
+//! the binary against an in-process server: tablets record and sync, a
+//! commune supervisor approves, the province office imports plans and
+//! exports. Assertions are on what users see: exit codes, stdout, stderr, and
+//! the files written (read back with the csv crate and calamine).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use calamine::{open_workbook, Data, Reader, Xlsx};
+use fieldsync::access::{Role, User};
+use fieldsync_server::store::now_ms;
+use fieldsync_server::{serve, Limits, Store};
+use fieldsync_store::Sled;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const PROVINCE: &str = "ha-tinh";
+const DISTRICT: &str = "ha-tinh.huong-khe";
+const COMMUNE: &str = "ha-tinh.huong-khe.phuc-dong";
+const THON_1: &str = "ha-tinh.huong-khe.phuc-dong.thon-1";
+const THON_2: &str = "ha-tinh.huong-khe.phuc-dong.thon-2";
+const THON_3: &str = "ha-tinh.huong-khe.phuc-dong.thon-3";
+/// A village of another district.
+const GIA_HANH_1: &str = "ha-tinh.can-loc.gia-hanh.thon-1";
+const ROAD: &str = "Đường giao thông nông thôn xây dựng, nâng cấp";
+const ROAD_CEMENT: &str = "Trong đó: theo cơ chế hỗ trợ xi măng";
+const HOUSE: &str = "Nhà văn hóa thôn";
+
+/// The token of the `admin` user every test server starts with.
+const ADMIN_TOKEN: &str = "export-test-admin-token-0123456789";
+
+/// An in-process server.
+struct Server {
+    addr: SocketAddr,
+    store: Arc<Store>,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    async fn start(dir: &Path) -> Server {
+        let dir = dir.to_owned();
+        let store = tokio::task::spawn_blocking(move || {
+            let engine = Sled::open(&dir).expect("open server store");
+            let store =
+                Store::open(Arc::new(engine), fieldsync::demo::catalogue).expect("open store");
+            store.ensure_admin(Some(ADMIN_TOKEN), now_ms()).expect("first admin");
+            store
+        })
+        .await
+        .expect("open task");
+        let store = Arc::new(store);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel();
+        let handle = tokio::spawn(serve(listener, Arc::clone(&store), Limits::default(), async {
+            let _ = rx.await;
+        }));
+        Server { addr, store, shutdown: Some(tx), handle }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Creates a user straight in the store and returns a token for it.
+    fn user(&self, id: &str, name: &str, role: Role, areas: &[&str]) -> String {
+        let admin = self.store.user("admin").expect("read admin").expect("admin exists");
+        let user = User {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            role,
+            areas: areas.iter().map(|a| a.to_string()).collect(),
+            disabled: false,
+        };
+        self.store.create_user(&admin, user, now_ms()).expect("create user");
+        self.store.issue_token(&admin, id, 0, "test", now_ms()).expect("issue token").0
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.handle.await.expect("server task").expect("server ran cleanly");
+        for _ in 0..500 {
+            if Arc::strong_count(&self.store) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// What one run of the binary showed.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// A working directory for tablet homes and exported files, and the server.
+struct Desk {
+    dir: TempDir,
+    url: String,
+}
+
+impl Desk {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs `fieldsync ARGS..` in this directory, off the runtime's workers
+    /// so that the in-process server keeps serving.
+    async fn run(&self, args: &[&str]) -> Run {
+        let cwd = self.dir.path().to_owned();
+        let argv: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        tokio::task::spawn_blocking(move || {
+            let out = Command::new(env!("CARGO_BIN_EXE_fieldsync"))
+                .args(&argv)
+                .current_dir(&cwd)
+                .env_remove("FIELDSYNC_HOME")
+                .env_remove("FIELDSYNC_SERVER")
+                .env_remove("FIELDSYNC_TOKEN")
+                .env_remove("RUST_LOG")
+                .output()
+                .expect("run fieldsync");
+            Run {
+                code: out.status.code(),
+                stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+                stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+            }
+        })
+        .await
+        .expect("run task")
+    }
+
+    /// Runs an online command as the holder of `token`.
+    async fn run_as(&self, token: &str, args: &[&str]) -> Run {
+        let mut argv = args.to_vec();
+        argv.extend(["--server", &self.url, "--token", token, "--home", "office"]);
+        self.run(&argv).await
+    }
+
+    /// [`Desk::run_as`] that must succeed; returns stdout.
+    async fn ok_as(&self, token: &str, args: &[&str]) -> String {
+        let run = self.run_as(token, args).await;
+        assert_eq!(run.code, Some(0), "`fieldsync {}` failed: {run:?}", args.join(" "));
+        run.stdout
+    }
+
+    /// [`Desk::run_as`] that must fail with one plain `error:`; returns stderr.
+    async fn fails_as(&self, token: &str, args: &[&str]) -> String {
+        failed(args, self.run_as(token, args).await)
+    }
+
+    /// A tablet command (`--home HOME`) that must succeed; returns stdout.
+    async fn tablet(&self, home: &str, args: &[&str]) -> String {
+        let mut argv = vec!["--home", home];
+        argv.extend(args);
+        let run = self.run(&argv).await;
+        assert_eq!(run.code, Some(0), "`fieldsync {}` failed: {run:?}", argv.join(" "));
+        run.stdout
+    }
+}
+
+fn failed(args: &[&str], run: Run) -> String {
+    assert_eq!(run.code, Some(1), "`fieldsync {}` should fail: {run:?}", args.join(" "));
+    assert!(run.stderr.starts_with("error: "), "one plain `error:` message: {run:?}");
+    assert!(run.stdout.is_empty(), "nothing on stdout after a failure: {run:?}");
+    run.stderr
+}
+
+/// CSV text as records keyed by the header's column names.
+fn records(text: &str) -> Vec<HashMap<String, String>> {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().expect("a header row").clone();
+    reader
+        .records()
+        .map(|r| {
+            let r = r.expect("a CSV record");
+            headers.iter().zip(r.iter()).map(|(h, v)| (h.to_owned(), v.to_owned())).collect()
+        })
+        .collect()
+}
+
+/// The record of `unit` and `indicator`.
+fn record<'a>(
+    rows: &'a [HashMap<String, String>],
+    unit: &str,
+    indicator: &str,
+) -> &'a HashMap<String, String> {
+    let found: Vec<_> =
+        rows.iter().filter(|r| r["unit_id"] == unit && r["indicator"] == indicator).collect();
+    assert_eq!(found.len(), 1, "one row for {unit} × {indicator}");
+    found[0]
+}
+
+/// The tokens of the people of a test.
+struct People {
+    /// Surveyor of Xã Phúc Đồng.
+    an: String,
+    /// Supervisor of Xã Phúc Đồng.
+    giam: String,
+    /// Supervisor of Huyện Hương Khê.
+    huyen: String,
+    /// Surveyor of Huyện Hương Khê.
+    son: String,
+    /// Surveyor of Huyện Can Lộc.
+    loc: String,
+    /// The province office.
+    tinh: String,
+}
+
+/// A server where two villages of Phúc Đồng reported 0.1 and 0.2 km of road
+/// (approved by the commune), a third 0.05 km (submitted, not yet approved),
+/// and a village of Can Lộc 5 km (submitted).
+async fn reported(data: &Path) -> (Server, Desk, People) {
+    let server = Server::start(data).await;
+    let people = People {
+        an: server.user("an.nguyen", "Nguyễn Văn An", Role::Surveyor, &[COMMUNE]),
+        giam: server.user("giam.tran", "Trần Văn Giám", Role::Supervisor, &[COMMUNE]),
+        huyen: server.user("huyen.le", "Lê Thị Huyền", Role::Supervisor, &[DISTRICT]),
+        son: server.user("son.pham", "Phạm Văn Sơn", Role::Surveyor, &[DISTRICT]),
+        loc: server.user("loc.vo", "Võ Thị Lộc", Role::Surveyor, &["ha-tinh.can-loc"]),
+        tinh: server.user("tinh.ho", "Hồ Văn Tỉnh", Role::Province, &[PROVINCE]),
+    };
+    let desk = Desk { dir: tempfile::tempdir().expect("tempdir"), url: server.url() };
+    let url = desk.url.clone();
+    desk.tablet("tablet-a", &["init", "--server", &url, "--token", &people.an]).await;
+    desk.tablet("tablet-a", &["record", THON_1, "2022", "road_km=0.1", "village_cultural_house=1"])
+        .await;
+    desk.tablet("tablet-a", &["record", THON_2, "2022", "road_km=0.2"]).await;
+    let out = desk.tablet("tablet-a", &["sync"]).await;
+    assert!(out.starts_with("pushed 3 edit(s): 3 applied"), "{out}");
+    let out = desk
+        .ok_as(&people.giam, &["review", "approve", "--area", COMMUNE, "--period", "2022"])
+        .await;
+    assert!(out.starts_with("approved 2 report(s)"), "{out}");
+    desk.tablet("tablet-a", &["record", THON_3, "2022", "road_km=0.05"]).await;
+    desk.tablet("tablet-a", &["sync"]).await;
+    desk.tablet("tablet-c", &["init", "--server", &url, "--token", &people.loc]).await;
+    desk.tablet("tablet-c", &["record", GIA_HANH_1, "2022", "road_km=5"]).await;
+    desk.tablet("tablet-c", &["sync"]).await;
+    (server, desk, people)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totals_are_exact_decimals_and_pending_counts_on_request() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let (server, desk, p) = reported(data.path()).await;
+
+    // 0.1 + 0.2 km is 0.3 km, in CSV as in the totals.
+    let args = ["export", "--format", "csv", "--level", "commune", "--period", "2022"];
+    let out = desk.ok_as(&p.giam, &args).await;
+    assert!(!out.contains("0.30000000000000004"), "{out}");
+    assert!(!out.starts_with('\u{feff}'), "no BOM unless asked for");
+    let rows = records(&out);
+    assert_eq!(rows.len(), 12, "the supervisor's one commune, 12 indicators:\n{out}");
+    let road = record(&rows, COMMUNE, "road_km");
+    assert_eq!(road["done"], "0.3");
+    assert_eq!(road["approved"], "0.3");
+    assert_eq!(road["pending"], "0.05", "pending shown apart, not counted");
+    assert_eq!(road["approved_count"], "2");
+    assert_eq!(road["pending_count"], "1");
+    assert_eq!(road["conflict_count"], "0");
+    assert_eq!((road["plan"].as_str(), road["percent"].as_str()), ("", ""), "no plan, no percent");
+    assert_eq!(road["unit_name"], "Xã Phúc Đồng");
+    assert_eq!(road["parent_id"], DISTRICT);
+    assert_eq!(road["level"], "commune");
+    assert_eq!(road["indicator_name"], ROAD);
+    assert_eq!(road["unit"], "km");
+    assert_eq!(record(&rows, COMMUNE, "village_cultural_house")["done"], "1");
+
+    // With --include-pending, the submitted village counts too.
+    let mut pending = args.to_vec();
+    pending.push("--include-pending");
+    let rows = records(&desk.ok_as(&p.giam, &pending).await);
+    let road = record(&rows, COMMUNE, "road_km");
+    assert_eq!(road["done"], "0.35");
+    assert_eq!((road["approved"].as_str(), road["pending"].as_str()), ("0.3", "0.05"));
+    assert_eq!((road["approved_count"].as_str(), road["pending_count"].as_str()), ("2", "1"));
+
+    // The province, as the province office sees it: approved only, or all.
+    let args = ["export", "--format", "csv", "--level", "province", "--period", "2022"];
+    let rows = records(&desk.ok_as(&p.tinh, &args).await);
+    assert_eq!(record(&rows, PROVINCE, "road_km")["done"], "0.3");
+    let rows = records(&desk.ok_as(&p.tinh, &[&args[..], &["--include-pending"]].concat()).await);
+    let road = record(&rows, PROVINCE, "road_km");
+    assert_eq!(road["done"], "5.35");
+    assert_eq!(road["pending_count"], "2");
+
+    // A reader that stops early (`| head`) ends the export quietly.
+    let (url, token) = (desk.url.clone(), p.tinh.clone());
+    let cwd = desk.path("");
+    let run = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fieldsync"))
+            .args(["export", "--format", "csv", "--level", "village", "--period", "2022"])
+            .args(["--server", &url, "--token", &token, "--home", "office"])
+            .current_dir(cwd)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run fieldsync");
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).ok();
+        let out = child.wait_with_output().expect("wait");
+        (first, out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    })
+    .await
+    .expect("head task");
+    assert!(run.0.starts_with("level,unit_id,unit_name,"), "{run:?}");
+    assert_eq!((run.1, run.2.as_str()), (Some(0), ""), "no error for a closed pipe");
+
+    // JSON for programs: the same rows, amounts as decimal strings.
+    let args = ["export", "--json", "--level", "village", "--area", COMMUNE, "--period", "2022"];
+    let out = desk.ok_as(&p.an, &args).await;
+    let json: serde_json::Value = serde_json::from_str(&out).expect("export --json");
+    let rows = json.as_array().expect("an array");
+    assert_eq!(rows.len(), 3 * 12, "{out}");
+    let road: Vec<(&str, &serde_json::Value)> = rows
+        .iter()
+        .filter(|r| r["indicator"] == "road_km")
+        .map(|r| (r["unit_name"].as_str().unwrap(), &r["done"]))
+        .collect();
+    assert_eq!(
+        road,
+        [("Thôn 1", &"0.1".into()), ("Thôn 2", &"0.2".into()), ("Thôn 3", &"0".into())],
+        "{out}"
+    );
+    let out = desk.ok_as(&p.an, &[&args[..], &["--format", "json"]].concat()).await;
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).expect("json"), json);
+
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plans_import_all_or_none_and_show_in_the_report() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let (server, desk, p) = reported(data.path()).await;
+
+    // The province office imports a file (with a BOM, as Excel saves it).
+    std::fs::write(
+        desk.path("plans.csv"),
+        format!(
+            "\u{feff}unit_id,indicator,period,value\n{COMMUNE},road_km,2022,0.5\n\
+             {PROVINCE},road_km,2022,12.5\n{COMMUNE},village_cultural_house,2022,2\n"
+        ),
+    )
+    .expect("write plans");
+    let out = desk.ok_as(&p.tinh, &["plan", "import", "plans.csv"]).await;
+    assert_eq!(out.trim_end(), "imported 3 plan figure(s) from plans.csv");
+
+    // The report, as the province writes it: Vietnamese numbers by default.
+    let args = [
+        "export", "--format", "report", "--level", "commune", "--area", COMMUNE, "--period", "2022",
+    ];
+    let out = desk.ok_as(&p.tinh, &args).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], format!("Xã Phúc Đồng, Huyện Hương Khê — 2022 ({COMMUNE})"), "{out}");
+    assert_eq!(lines.len(), 13, "a heading and 12 indicators:\n{out}");
+    let road = lines.iter().position(|l| l.starts_with(&format!("  {ROAD}:"))).expect("road");
+    assert_eq!(
+        lines[road],
+        format!("  {ROAD}: 0,3/0,5 km (đạt 60,0% KH) [1 pending, not counted]"),
+        "Thôn 3's 0.05 km waits for the commune:\n{out}"
+    );
+    assert_eq!(lines[road + 1], format!("  {ROAD_CEMENT}: 0 km"), "the part after its whole");
+    assert!(out.contains(&format!("\n  {HOUSE}: 1/2 (đạt 50,0% KH)\n")), "{out}");
+    // Plain numbers on request; pending counted and flagged on request.
+    let out = desk.ok_as(&p.tinh, &[&args[..], &["--no-vi"]].concat()).await;
+    let line = format!("  {ROAD}: 0.3/0.5 km (60.0% of plan) [1 pending, not counted]\n");
+    assert!(out.contains(&line), "{out}");
+    let out = desk.ok_as(&p.tinh, &[&args[..], &["--include-pending"]].concat()).await;
+    assert!(out.starts_with("Xã Phúc Đồng, Huyện Hương Khê — 2022, approved and pending"), "{out}");
+    assert!(
+        out.contains(&format!("  {ROAD}: 0,35/0,5 km (đạt 70,0% KH) [incl. 1 pending]\n")),
+        "{out}"
+    );
+    // The report is the default format, and can go to a file.
+    let args = ["export", "--level", "province", "--period", "2022", "--out", "report.txt"];
+    let out = desk.ok_as(&p.tinh, &args).await;
+    assert_eq!(out.trim_end(), "wrote 12 row(s) to report.txt");
+    let text = std::fs::read_to_string(desk.path("report.txt")).expect("report.txt");
+    assert!(text.starts_with(&format!("Tỉnh Hà Tĩnh — 2022 ({PROVINCE})\n")), "{text}");
+    let line = format!("  {ROAD}: 0,3/12,5 km (đạt 2,4% KH) [2 pending, not counted]\n");
+    assert!(text.contains(&line), "{text}");
+    assert!(!desk.path("report.txt.part").exists());
+
+    // A bad file: an unknown unit on line 2, a bad number on line 3. Nothing
+    // is imported, not even the good line 4, and both bad lines are named.
+    std::fs::write(
+        desk.path("bad.csv"),
+        format!(
+            "unit_id,indicator,period,value\nha-tinh.nowhere,road_km,2022,1\n\
+             {COMMUNE},road_km,2022,\"1,5\"\n{COMMUNE},drainage_km,2022,3\n"
+        ),
+    )
+    .expect("write bad plans");
+    let err = desk.fails_as(&p.tinh, &["plan", "import", "bad.csv"]).await;
+    assert!(err.contains("nothing was imported; fix these lines of bad.csv:"), "{err}");
+    assert!(err.contains("\nline 2: unknown org unit \"ha-tinh.nowhere\""), "{err}");
+    assert!(err.contains("\nline 3: road_km: \"1,5\" is not a valid quantity"), "{err}");
+    assert!(!err.contains("line 4"), "{err}");
+    let args = ["export", "--format", "csv", "--level", "commune", "--area", COMMUNE];
+    let rows = records(&desk.ok_as(&p.tinh, &[&args[..], &["--period", "2022"]].concat()).await);
+    assert_eq!(record(&rows, COMMUNE, "road_km")["plan"], "0.5", "unchanged");
+    assert_eq!(record(&rows, COMMUNE, "road_km")["percent"], "60.0");
+    assert_eq!(record(&rows, COMMUNE, "drainage_km")["plan"], "", "line 4 was not imported");
+
+    // A file the client cannot read is refused before anything is sent.
+    std::fs::write(
+        desk.path("short.csv"),
+        format!(
+            "unit_id,indicator,period,value\n{COMMUNE},drainage_km,2022,3\n{COMMUNE},road_km\n\
+             {COMMUNE},drainage_km,2022,4\n"
+        ),
+    )
+    .expect("write short plans");
+    let err = desk.fails_as(&p.tinh, &["plan", "import", "short.csv"]).await;
+    assert!(err.contains("nothing was imported; fix these lines of short.csv:"), "{err}");
+    assert!(err.contains("\nline 3: 2 field(s) where the header has 4"), "{err}");
+    assert!(err.contains("\nline 4: the same unit, indicator and period as line 2"), "{err}");
+    std::fs::write(desk.path("nohead.csv"), format!("{COMMUNE},road_km,2022,1\n")).expect("write");
+    let err = desk.fails_as(&p.tinh, &["plan", "import", "nohead.csv"]).await;
+    assert!(err.contains("the header row (line 1) has no unit_id column"), "{err}");
+
+    // One figure at a time; an empty value clears it.
+    let out = desk.ok_as(&p.tinh, &["plan", "set", COMMUNE, "drainage_km", "2022", "1.25"]).await;
+    assert_eq!(
+        out.trim_end(),
+        "set the plan (KH) of drainage_km for Xã Phúc Đồng, Huyện Hương Khê in 2022 to 1.25 km"
+    );
+    let out = desk.ok_as(&p.tinh, &["plan", "clear", COMMUNE, "road_km", "2022", "--json"]).await;
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).expect("json")["set"], 1);
+    let rows = records(&desk.ok_as(&p.tinh, &[&args[..], &["--period", "2022"]].concat()).await);
+    assert_eq!(record(&rows, COMMUNE, "drainage_km")["plan"], "1.25");
+    assert_eq!(record(&rows, COMMUNE, "road_km")["plan"], "");
+    assert_eq!(record(&rows, COMMUNE, "road_km")["percent"], "");
+    let err = desk.fails_as(&p.tinh, &["plan", "set", COMMUNE, "road_km", "2022", "-1"]).await;
+    assert!(err.contains("a plan cannot be negative (-1); no plan figure was changed"), "{err}");
+    let err = desk.fails_as(&p.tinh, &["plan", "set", COMMUNE, "road_km", "2022", "0.123"]).await;
+    assert!(err.contains("at most 2 digit(s) after the decimal point"), "{err}");
+
+    // Plans are the province office's: a supervisor may not set them.
+    let err = desk.fails_as(&p.giam, &["plan", "set", COMMUNE, "road_km", "2022", "1"]).await;
+    assert!(err.contains("permission denied: a supervisor may not"), "{err}");
+    let err = desk.fails_as(&p.giam, &["plan", "import", "plans.csv"]).await;
+    assert!(err.contains("line 2: permission denied"), "{err}");
+
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_stay_within_the_callers_areas() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let (server, desk, p) = reported(data.path()).await;
+
+    for (who, token) in [("huyen.le", &p.huyen), ("son.pham", &p.son)] {
+        // The province, or another district, is refused.
+        let args = ["export", "--format", "csv", "--level", "province", "--period", "2022"];
+        let err = desk.fails_as(token, &[&args[..], &["--area", PROVINCE]].concat()).await;
+        assert_eq!(
+            err.trim_end(),
+            format!(
+                "error: permission denied: Tỉnh Hà Tĩnh (ha-tinh) is outside {who}'s areas \
+                 ({DISTRICT})"
+            )
+        );
+        let args = ["export", "--format", "csv", "--level", "commune", "--period", "2022"];
+        let err = desk.fails_as(token, &[&args[..], &["--area", "ha-tinh.can-loc"]].concat()).await;
+        assert!(err.contains("permission denied"), "{who}: {err}");
+        assert!(err.contains("is outside"), "{who}: {err}");
+        let args = ["export", "--format", "xlsx", "--out", "x.xlsx", "--level", "commune"];
+        let err = desk
+            .fails_as(token, &[&args[..], &["--period", "2022", "--area", PROVINCE]].concat())
+            .await;
+        assert!(err.contains("permission denied"), "{who}: {err}");
+        assert!(!desk.path("x.xlsx").exists(), "{who}: no file after a refusal");
+
+        // Without --area: their own units only.
+        let args = ["export", "--format", "csv", "--level", "commune", "--period", "2022"];
+        let rows = records(&desk.ok_as(token, &args).await);
+        assert_eq!(rows.len(), 10 * 12, "{who}: Hương Khê's 10 communes × 12 indicators");
+        assert!(rows.iter().all(|r| r["unit_id"].starts_with("ha-tinh.huong-khe.")), "{who}");
+        assert_eq!(record(&rows, COMMUNE, "road_km")["done"], "0.3");
+        let args = ["export", "--format", "csv", "--level", "district", "--period", "2022"];
+        let rows = records(&desk.ok_as(token, &[&args[..], &["--include-pending"]].concat()).await);
+        assert_eq!(rows.len(), 12, "{who}: one district");
+        assert_eq!(record(&rows, DISTRICT, "road_km")["done"], "0.35", "not Can Lộc's 5 km");
+
+        // The province level without --area: nothing of theirs is at that level.
+        let run = desk
+            .run_as(
+                token,
+                &["export", "--format", "csv", "--level", "province", "--period", "2022"],
+            )
+            .await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+        assert_eq!(run.stdout.trim_end(), fieldsync_client::export::CSV_HEADER.join(","));
+        assert!(run.stderr.contains("nothing to export: no province-level unit in your areas"));
+    }
+
+    // The district's workbook starts at the district: the province sheet
+    // would be empty for them.
+    let args = ["export", "--level", "commune", "--period", "2022", "--out", "hk.xlsx"];
+    let out = desk.ok_as(&p.huyen, &args).await;
+    assert_eq!(out.trim_end(), "wrote 120 row(s) to hk.xlsx (sheets: district, commune)");
+    let book: Xlsx<_> = open_workbook(desk.path("hk.xlsx")).expect("open hk.xlsx");
+    assert_eq!(book.sheet_names(), ["district", "commune"]);
+
+    // A commune supervisor sees the commune, not its neighbours.
+    let args = ["export", "--format", "csv", "--level", "commune", "--period", "2022"];
+    let err = desk.fails_as(&p.giam, &[&args[..], &["--area", DISTRICT]].concat()).await;
+    assert!(err.contains("permission denied"), "{err}");
+    let err = desk.fails_as(&p.giam, &[&args[..], &["--area", "ha-tinh.nowhere"]].concat()).await;
+    assert_eq!(err.trim_end(), "error: unknown area \"ha-tinh.nowhere\"");
+    let args = ["export", "--level", "district", "--period", "2022", "--area", COMMUNE];
+    let err = desk.fails_as(&p.giam, &args).await;
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "error: Xã Phúc Đồng ({COMMUNE}) is a commune: it holds no district-level units; \
+             choose --level commune or lower"
+        )
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_and_xlsx_keep_vietnamese_names_and_numbers() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let (server, desk, p) = reported(data.path()).await;
+    std::fs::write(
+        desk.path("plans.csv"),
+        format!("unit_id,indicator,period,value\n{COMMUNE},road_km,2022,0.5\n"),
+    )
+    .expect("write plans");
+    desk.ok_as(&p.tinh, &["plan", "import", "plans.csv"]).await;
+
+    // CSV with a BOM for Excel, round-tripped through the csv crate.
+    let args = ["export", "--level", "village", "--area", COMMUNE, "--period", "2022"];
+    let out = desk.ok_as(&p.tinh, &[&args[..], &["--bom", "--out", "villages.csv"]].concat()).await;
+    assert_eq!(out.trim_end(), "wrote 36 row(s) to villages.csv");
+    let bytes = std::fs::read(desk.path("villages.csv")).expect("villages.csv");
+    assert_eq!(&bytes[..3], [0xEF, 0xBB, 0xBF], "starts with a UTF-8 BOM");
+    assert!(!desk.path("villages.csv.part").exists());
+    let text = std::str::from_utf8(&bytes[3..]).expect("UTF-8");
+    let rows = records(text);
+    assert_eq!(rows.len(), 36);
+    let thon = record(&rows, THON_1, "road_km");
+    assert_eq!(thon["unit_name"], "Thôn 1");
+    assert_eq!(thon["indicator_name"], ROAD);
+    assert_eq!(thon["done"], "0.1");
+    let args = ["export", "--format", "csv", "--bom", "--level", "commune", "--area", COMMUNE];
+    let out = desk.ok_as(&p.tinh, &[&args[..], &["--period", "2022"]].concat()).await;
+    let rows = records(out.strip_prefix('\u{feff}').expect("a BOM on stdout too"));
+    assert_eq!(record(&rows, COMMUNE, "road_km")["unit_name"], "Xã Phúc Đồng");
+
+    // XLSX: a sheet per level from the province down, names intact, numbers
+    // as numbers.
+    let args = ["export", "--level", "commune", "--period", "2022", "--out", "totals.xlsx"];
+    let out = desk.ok_as(&p.tinh, &args).await;
+    assert_eq!(
+        out.trim_end(),
+        format!("wrote {} row(s) to totals.xlsx (sheets: province, district, commune)", 36 * 12)
+    );
+    let mut book: Xlsx<_> = open_workbook(desk.path("totals.xlsx")).expect("open totals.xlsx");
+    assert_eq!(book.sheet_names(), ["province", "district", "commune"]);
+    let cell = |sheet: &calamine::Range<Data>, id: &str, header: &str| -> Data {
+        let heads: Vec<String> =
+            sheet.rows().next().expect("header").iter().map(|c| c.to_string()).collect();
+        let col = heads
+            .iter()
+            .position(|h| h == header)
+            .unwrap_or_else(|| panic!("{header:?} in {heads:?}"));
+        let row = sheet
+            .rows()
+            .find(|r| r[0] == Data::String(id.to_owned()))
+            .unwrap_or_else(|| panic!("no row {id}"));
+        row[col].clone()
+    };
+    let province = book.worksheet_range("province").expect("province sheet");
+    assert_eq!(province.height(), 2, "a header and the province");
+    assert_eq!(cell(&province, PROVINCE, "name"), Data::String("Tỉnh Hà Tĩnh".into()));
+    assert_eq!(cell(&province, PROVINCE, &format!("{ROAD} (km)")), Data::Float(0.3));
+    assert_eq!(cell(&province, PROVINCE, "KH (km)"), Data::Empty, "no province plan");
+    let district = book.worksheet_range("district").expect("district sheet");
+    assert_eq!(district.height(), 1 + 13);
+    assert_eq!(cell(&district, DISTRICT, "name"), Data::String("Huyện Hương Khê".into()));
+    assert_eq!(cell(&district, DISTRICT, &format!("{ROAD} (km)")), Data::Float(0.3));
+    let commune = book.worksheet_range("commune").expect("commune sheet");
+    assert_eq!(commune.height(), 1 + 36, "the 36 demo communes");
+    assert_eq!(cell(&commune, COMMUNE, "name"), Data::String("Xã Phúc Đồng".into()));
+    let heads: Vec<String> =
+        commune.rows().next().expect("header").iter().map(|c| c.to_string()).collect();
+    let road = heads.iter().position(|h| *h == format!("{ROAD} (km)")).expect("road column");
+    assert_eq!(heads[road + 1], "KH (km)");
+    assert_eq!(heads[road + 2], "% KH");
+    let row =
+        commune.rows().find(|r| r[0] == Data::String(COMMUNE.into())).expect("Phúc Đồng's row");
+    assert_eq!(row[road], Data::Float(0.3));
+    assert_eq!(row[road + 1], Data::Float(0.5));
+    assert_eq!(row[road + 2], Data::Float(60.0));
+    assert_eq!(cell(&commune, COMMUNE, &format!("{HOUSE} (count)")), Data::Float(1.0));
+
+    // With --area, the workbook starts at the area's level.
+    let args = ["export", "--level", "village", "--period", "2022", "--area", COMMUNE];
+    desk.ok_as(&p.tinh, &[&args[..], &["--format", "xlsx", "--out", "pd.xlsx"]].concat()).await;
+    let mut book: Xlsx<_> = open_workbook(desk.path("pd.xlsx")).expect("open pd.xlsx");
+    assert_eq!(book.sheet_names(), ["commune", "village"]);
+    let village = book.worksheet_range("village").expect("village sheet");
+    assert_eq!(cell(&village, THON_2, "name"), Data::String("Thôn 2".into()));
+    assert_eq!(cell(&village, THON_2, &format!("{ROAD} (km)")), Data::Float(0.2));
+
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn export_arguments_are_checked_before_connecting() {
+    let desk =
+        Desk { dir: tempfile::tempdir().expect("tempdir"), url: "http://127.0.0.1:9".into() };
+    let base = ["export", "--level", "commune"];
+    let cases: [(&[&str], &str); 6] = [
+        (&["--period", "2022", "--format", "xlsx"], "--format xlsx writes a file: give --out"),
+        (&["--period", "2022", "--format", "json", "--bom"], "--bom is for --format csv"),
+        (&["--period", "2022", "--out", "t.csv", "--vi"], "--vi and --no-vi change the numbers"),
+        (&["--period", "2022", "--json", "--format", "csv"], "--json asks for --format json"),
+        (&["--period", "2022-13", "--format", "csv"], "2022-13"),
+        (&["--period", "2022", "--out", "t.xlsx"], "cannot reach the server"),
+    ];
+    for (extra, expected) in cases {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let err = desk.fails_as("some-token", &args).await;
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+}
