@@ -66,6 +66,8 @@ pub enum Action {
     Review,
     /// Close or reopen a period for an area.
     ClosePeriod,
+    /// Set plan (KH) figures for an area.
+    Plan,
     /// Users, tokens, catalogue, org tree.
     Administer,
 }
@@ -107,7 +109,7 @@ impl User {
             (_, Read)
                 | (Surveyor | Supervisor | Admin, Record)
                 | (Supervisor | Admin, Review)
-                | (Province | Admin, ClosePeriod)
+                | (Province | Admin, ClosePeriod | Plan)
                 | (Admin, Administer)
         )
     }
@@ -149,6 +151,7 @@ fn action_words(action: Action) -> &'static str {
         Action::Record => "record values",
         Action::Review => "review submissions",
         Action::ClosePeriod => "close periods",
+        Action::Plan => "set plan figures",
         Action::Administer => "manage users, tokens or the catalogue",
     }
 }

@@ -118,6 +118,9 @@ pub struct Catalogue {
     /// Org unit ids by parent id (the province ids under ""), for walking
     /// down the tree without scanning it.
     children: BTreeMap<String, Vec<String>>,
+    /// Indicator codes in the order they were given: the order of the
+    /// province's report.
+    order: Vec<String>,
 }
 
 /// What is stored of a catalogue; the index is rebuilt (and everything
@@ -138,8 +141,9 @@ impl TryFrom<Parts> for Catalogue {
 
 impl From<Catalogue> for Parts {
     fn from(c: Catalogue) -> Self {
+        let mut indicators = c.indicators;
         Parts {
-            indicators: c.indicators.into_values().collect(),
+            indicators: c.order.iter().filter_map(|code| indicators.remove(code)).collect(),
             org_units: c.org_units.into_values().collect(),
         }
     }
@@ -179,6 +183,7 @@ impl Catalogue {
             if cat.indicators.insert(ind.code.clone(), ind.clone()).is_some() {
                 return Err(Error::Invalid(format!("indicator {} is listed twice", ind.code)));
             }
+            cat.order.push(ind.code.clone());
         }
         for ind in cat.indicators.values() {
             let max = ind.max_per_village;
@@ -233,6 +238,11 @@ impl Catalogue {
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out
+    }
+
+    /// The indicators in the order of the province's report.
+    pub fn indicators_in_order(&self) -> impl Iterator<Item = &Indicator> {
+        self.order.iter().filter_map(|code| self.indicators.get(code))
     }
 
     pub fn org_unit(&self, id: &str) -> Option<&OrgUnit> {

@@ -134,6 +134,7 @@ impl Remote for Link {
             server_version: String::new(),
             user_id: self.1.id.clone(),
             user_name: self.1.name.clone(),
+            areas: self.1.areas.clone(),
         })
     }
 }

@@ -195,7 +195,7 @@ pub fn xlsx(
         sheet.set_name(level.as_str()).map_err(xl)?;
         sheet.write_string_with_format(0, 0, "id", &bold).map_err(xl)?;
         sheet.write_string_with_format(0, 1, "name", &bold).map_err(xl)?;
-        let codes: Vec<&String> = catalogue.indicators.keys().collect();
+        let codes: Vec<&String> = catalogue.indicators_in_order().map(|i| &i.code).collect();
         for (i, code) in codes.iter().enumerate() {
             let ind = &catalogue.indicators[*code];
             let col = 2 + 3 * i as u16;

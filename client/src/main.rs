@@ -400,8 +400,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let tablet = open(&cli.home)?;
             let rows: Vec<Vec<String>> = tablet
                 .catalogue()
-                .indicators
-                .values()
+                .indicators_in_order()
                 .map(|i| {
                     vec![
                         i.code.clone(),

@@ -33,9 +33,10 @@ pub struct ServerStatus {
     pub last_mutation_id: u64,
     pub server_time_ms: u64,
     pub server_version: String,
-    /// Who the token belongs to.
+    /// Who the token belongs to, and the org units they cover.
     pub user_id: String,
     pub user_name: String,
+    pub areas: Vec<String>,
 }
 
 /// The operations of the sync protocol.
@@ -237,6 +238,7 @@ impl Remote for Grpc {
             server_version: reply.server_version,
             user_id: reply.user_id,
             user_name: reply.user_name,
+            areas: reply.areas,
         })
     }
 }

@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
-use fieldsync::{Catalogue, Level, Period};
+use fieldsync::{Catalogue, DeviceId, Level, Period};
 use fieldsync_client::export::{self, Csv, Json, Query, Row};
+use fieldsync_client::Remote;
 use fieldsync_proto::convert;
 use fieldsync_proto::v1::{ExportRequest, PlanFigure, SetPlansRequest};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -397,16 +398,21 @@ async fn write_rows(
 }
 
 /// A workbook with a sheet per level, from the top (the --area's level, else
-/// the province) down to --level. Levels above the caller's areas come back
-/// empty and are left out. The rows at --level, and the sheets.
+/// the highest level of the caller's areas) down to --level. The rows at
+/// --level, and the sheets.
 async fn xlsx(s: &Session, plan: &Plan) -> anyhow::Result<(usize, Vec<&'static str>)> {
     let path = plan.out.as_deref().context("xlsx needs --out")?;
-    let top = plan
-        .query
-        .area
-        .as_deref()
-        .and_then(|a| s.catalogue.org_unit(a))
-        .map_or(Level::Province, |u| u.level);
+    let areas = match &plan.query.area {
+        Some(area) => vec![area.clone()],
+        None => s.grpc.clone().status(DeviceId(uuid::Uuid::nil())).await?.areas,
+    };
+    // The highest level any of those areas sits at; above it there is nothing of theirs.
+    let top = areas
+        .iter()
+        .filter_map(|a| s.catalogue.org_unit(a))
+        .map(|u| u.level)
+        .min()
+        .unwrap_or(Level::Province);
     let levels: Vec<Level> = [Level::Province, Level::District, Level::Commune, Level::Village]
         .into_iter()
         .filter(|l| *l >= top && *l <= plan.query.level)

@@ -76,7 +76,7 @@ impl Sync for SyncService {
         let visible =
             |id: &str| user.covers(&cat, id) || user.areas.iter().any(|a| cat.within(a, id));
         Ok(Response::new(BootstrapReply {
-            indicators: cat.indicators.values().map(convert::indicator_to_wire).collect(),
+            indicators: cat.indicators_in_order().map(convert::indicator_to_wire).collect(),
             org_units: cat
                 .org_units
                 .values()

@@ -311,7 +311,7 @@ impl Store {
         let _guard = self.write_lock();
         let current = self.catalogue();
         let mut units: Vec<OrgUnit> = current.org_units.values().cloned().collect();
-        let mut indicators: Vec<Indicator> = current.indicators.values().cloned().collect();
+        let mut indicators: Vec<Indicator> = current.indicators_in_order().cloned().collect();
         let mut detail = Vec::new();
         if let Some(u) = unit {
             detail.push(format!("added {} {} ({})", u.level.as_str(), u.id, u.name));

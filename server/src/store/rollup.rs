@@ -158,6 +158,33 @@ impl Store {
                 .ok_or_else(|| Error::NotFound(format!("unknown area {area:?}")))?;
             caller.check(&catalogue, Action::Read, area)?;
         }
+        // A level above the area holds nothing of it: say so rather than answer empty.
+        let below = |a: &str| catalogue.org_unit(a).filter(|u| u.level > level);
+        let refuse = |unit: &fieldsync::OrgUnit| {
+            format!(
+                "{} ({}) is a {}: it holds no {}-level units; ask for that level or below, or \
+                 name a larger area you may read",
+                unit.name,
+                unit.id,
+                unit.level.as_str(),
+                level.as_str()
+            )
+        };
+        match area {
+            Some(a) => {
+                if let Some(unit) = below(a) {
+                    return Err(Error::Invalid(refuse(unit)));
+                }
+            }
+            None if caller.role != Role::Admin
+                && !caller.areas.is_empty()
+                && caller.areas.iter().all(|a| below(a).is_some()) =>
+            {
+                let unit = below(&caller.areas[0]).expect("checked above");
+                return Err(Error::Denied(format!("permission denied: {}", refuse(unit))));
+            }
+            None => {}
+        }
         let mut units: Vec<String> = match (area, caller.role) {
             (Some(a), _) => {
                 catalogue.units_at(level, Some(a)).iter().map(|u| u.id.clone()).collect()
@@ -195,7 +222,7 @@ impl Store {
             for (key, bytes) in scan_prefix(self.engine.as_ref(), PLANS, &prefix, usize::MAX)? {
                 plans.insert(code_of(&key, prefix.len())?, decode(PLANS, &bytes)?);
             }
-            for code in catalogue.indicators.keys() {
+            for code in catalogue.indicators_in_order().map(|i| &i.code) {
                 out.push(Total {
                     unit: unit.clone(),
                     indicator: code.clone(),
@@ -222,6 +249,12 @@ impl Store {
     /// Sets plan figures, all or none: any bad row refuses the whole set,
     /// naming every bad row (numbered from 1).
     pub fn set_plans(&self, caller: &User, rows: &[PlanRow], now_ms: u64) -> Result<usize> {
+        if !caller.may(Action::Plan) {
+            return Err(Error::Denied(format!(
+                "permission denied: a {} may not set plan figures (the province office or an admin does)",
+                caller.role.as_str()
+            )));
+        }
         let catalogue = self.catalogue();
         let mut problems = Vec::new();
         let mut figures = Vec::new();
@@ -236,7 +269,7 @@ impl Store {
                 (_, None, _) => bad(format!("unknown indicator {:?}", row.indicator)),
                 (_, _, Err(e)) => bad(e.to_string()),
                 (Some(unit), Some(ind), Ok(period)) => {
-                    if let Err(denied) = caller.check(&catalogue, Action::ClosePeriod, &unit.id) {
+                    if let Err(denied) = caller.check(&catalogue, Action::Plan, &unit.id) {
                         bad(denied.to_string());
                         continue;
                     }
