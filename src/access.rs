@@ -135,11 +135,17 @@ impl User {
     }
 
     /// The level at which this user reviews `unit`: the level of their
-    /// covering area (admins review at province level).
+    /// highest area that covers it (admins review at province level). A
+    /// village-level area reviews nothing.
     pub fn review_level(&self, catalogue: &Catalogue, unit: &str) -> Option<Level> {
         match self.role {
             Role::Admin => Some(Level::Province),
-            Role::Supervisor => self.covering_area(catalogue, unit).map(|a| a.level),
+            Role::Supervisor => catalogue
+                .lineage(unit)
+                .filter(|u| self.areas.contains(&u.id))
+                .map(|u| u.level)
+                .min()
+                .filter(|level| *level != Level::Village),
             _ => None,
         }
     }
@@ -201,5 +207,9 @@ mod tests {
         assert_eq!(sup.review_level(&cat, v), Some(Level::District));
         let sup = user(Role::Supervisor, &[demo::SAMPLE_COMMUNE]);
         assert_eq!(sup.review_level(&cat, v), Some(Level::Commune));
+        // A village of one's own adds no power: the highest covering area counts.
+        let sup = user(Role::Supervisor, &[demo::SAMPLE_COMMUNE, v]);
+        assert_eq!(sup.review_level(&cat, v), Some(Level::Commune));
+        assert_eq!(user(Role::Supervisor, &[v]).review_level(&cat, v), None);
     }
 }

@@ -102,6 +102,9 @@ pub fn transition(
             verdict.as_str().trim_end_matches('e')
         )));
     }
+    if level == Level::Village {
+        return Err(Error::Invalid("reviews are made at commune level and above".into()));
+    }
     let commune = level == Level::Commune;
     let refuse = |why: &str| Err(Error::Invalid(why.to_owned()));
     let next = match (verdict, state) {

@@ -141,8 +141,21 @@ pub fn check_parts(
     value: &Value,
     sibling: impl Fn(&str) -> Option<Amount>,
 ) -> Result<()> {
-    let (FieldKey::Indicator(code), Value::Amount(amount)) = (field, value) else {
+    let FieldKey::Indicator(code) = field else {
         return Ok(());
+    };
+    let amount = match value {
+        Value::Amount(a) => a,
+        Value::Deleted => {
+            if let Some(part) = catalogue.parts_of(code).find(|p| sibling(&p.code).is_some()) {
+                return Err(Error::Invalid(format!(
+                    "{code} cannot be deleted while its part {} has a value: delete the part first",
+                    part.code
+                )));
+            }
+            return Ok(());
+        }
+        _ => return Ok(()),
     };
     let Some(ind) = catalogue.indicator(code) else {
         return Ok(());
@@ -258,6 +271,7 @@ mod tests {
         let road = FieldKey::Indicator("road_km".into());
         assert!(check_parts(&cat, &road, &Value::Amount(km("2")), parts).is_err());
         assert!(check_parts(&cat, &road, &Value::Amount(km("3")), parts).is_ok());
-        assert!(check_parts(&cat, &road, &Value::Deleted, parts).is_ok());
+        assert!(check_parts(&cat, &road, &Value::Deleted, parts).is_err(), "a part stands");
+        assert!(check_parts(&cat, &road, &Value::Deleted, |_| None).is_ok());
     }
 }

@@ -174,10 +174,23 @@ pub struct Sled {
 }
 
 impl Sled {
-    /// Opens (creating if needed) the database in `dir`.
+    /// Opens (creating if needed) the database in `dir`. A database that was
+    /// just closed in this process may hold its file lock for a moment while
+    /// sled's background thread winds down; that is waited out, briefly.
     pub fn open(dir: &Path) -> Result<Self> {
-        let db = sled::Config::new().path(dir).open()?;
-        Ok(Sled { db, trees: Mutex::new(HashMap::new()) })
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match sled::Config::new().path(dir).open() {
+                Ok(db) => return Ok(Sled { db, trees: Mutex::new(HashMap::new()) }),
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     fn tree(&self, name: &'static str) -> Result<sled::Tree> {

@@ -178,9 +178,12 @@ impl Sync for SyncService {
         let req = request.into_inner();
         let device = (!req.device_id.is_empty()).then(|| device_of(&req.device_id)).transpose()?;
         let store = Arc::clone(&self.store);
+        let who = user.id.clone();
         let (head, last) = blocking(move || {
+            // What the server knows of a tablet is told to its owner only.
             let last = device.map(|d| store.device(d)).transpose()?;
-            Ok((store.head()?, last.map_or(0, |d| d.last_mutation_id)))
+            let mine = last.filter(|d| d.owner.is_empty() || d.owner == who);
+            Ok((store.head()?, mine.map_or(0, |d| d.last_mutation_id)))
         })
         .await?;
         Ok(Response::new(StatusReply {

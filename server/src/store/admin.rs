@@ -127,9 +127,10 @@ impl Store {
             disabled: false,
         };
         let token = match token {
-            Some(t) if t.len() < 16 => {
+            // 24 characters of a random alphabet carry at least 128 bits.
+            Some(t) if t.chars().count() < 24 => {
                 return Err(Error::Invalid(format!(
-                    "{ADMIN_TOKEN_ENV} must be at least 16 characters"
+                    "{ADMIN_TOKEN_ENV} must be at least 24 random characters"
                 )))
             }
             Some(t) => t.to_owned(),

@@ -150,6 +150,8 @@ fn digest(m: &Mutation) -> [u8; 32] {
 pub struct DeviceState {
     pub last_mutation_id: u64,
     pub last_push_ms: u64,
+    /// The user whose pushes this tablet id carries; set by its first push.
+    pub owner: String,
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -298,8 +300,21 @@ impl Store {
         if mutations.first().is_some_and(|m| m.id == 0) {
             return Err(Error::Invalid("mutation ids start at 1".into()));
         }
+        if device == SERVER_DEVICE {
+            return Err(Error::Invalid(
+                "the all-zero device id is the server's own: give the tablet a random UUID".into(),
+            ));
+        }
         let _guard = self.write_lock();
         let mut state = self.device(device)?;
+        if state.owner.is_empty() {
+            state.owner = caller.id.clone();
+        } else if state.owner != caller.id {
+            return Err(Error::Denied(format!(
+                "permission denied: tablet {device} belongs to another user; set this tablet up \
+                 again with `fieldsync init` to get an id of its own"
+            )));
+        }
         let first_new = state.last_mutation_id + 1;
         if let Some(m) = mutations.iter().find(|m| m.id > state.last_mutation_id) {
             if m.id != first_new {
@@ -479,11 +494,14 @@ impl Store {
     }
 
     /// Whether `period` is closed for `village` (by any area above it, for
-    /// the period itself or for its whole year).
+    /// the period itself, its quarter or its whole year).
     pub fn is_closed(&self, catalogue: &Catalogue, village: &str, period: Period) -> Result<bool> {
-        let year = Period::Year(period.year());
+        let mut enclosing = vec![period, Period::Year(period.year())];
+        if let Period::Month(y, m) = period {
+            enclosing.push(Period::Quarter(y, (m - 1) / 3 + 1));
+        }
         for unit in catalogue.lineage(village) {
-            for p in [period, year] {
+            for &p in &enclosing {
                 if self.engine.get(CLOSED, &closed_key(&unit.id, p))?.is_some() {
                     return Ok(true);
                 }
@@ -745,9 +763,9 @@ impl<'a> Work<'a> {
         };
         let mut entry = self.entry(kind, result.reason.clone());
         entry.device = Some(stamp.device);
-        entry.village_id = m.village_id.clone();
-        entry.period = m.period.clone();
-        entry.field = m.field.clone();
+        entry.village_id = clip(&m.village_id, 100);
+        entry.period = clip(&m.period, 20);
+        entry.field = clip(&m.field, 100);
         entry.hlc = stamp.hlc;
         entry.mutation_id = m.id;
         if let Ok(period) = m.period.parse::<Period>() {
@@ -756,7 +774,9 @@ impl<'a> Work<'a> {
             }
         }
         match result.outcome {
-            Outcome::Rejected => entry.detail = format!("{} (sent {})", result.reason, m.value),
+            Outcome::Rejected => {
+                entry.detail = clip(&format!("{} (sent {})", result.reason, m.value), 500)
+            }
             _ => {
                 entry.new = target.map(|t| t.value);
                 entry.old = old;
@@ -890,6 +910,15 @@ impl<'a> Work<'a> {
             }
         }
         Ok(check_parts(catalogue, &at.field, value, |code| siblings.get(code).copied()))
+    }
+}
+
+/// At most `max` characters of `text`, so refused input cannot bloat the
+/// append-only audit trail.
+fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
     }
 }
 

@@ -19,6 +19,10 @@ use super::{
     AUDIT_BY_SUB, AUDIT_BY_USER, CLOSED, SERVER_DEVICE,
 };
 
+/// Audit entries read per chunk, and at most per History call.
+const HISTORY_CHUNK: usize = 1_024;
+const HISTORY_SCAN_BUDGET: usize = 100_000;
+
 /// Most submissions one bulk decision may change.
 pub const MAX_BULK: usize = 10_000;
 
@@ -207,6 +211,11 @@ impl Store {
         let catalogue = self.catalogue();
         catalogue.village(village)?;
         caller.check(&catalogue, Action::Review, village)?;
+        if self.is_closed(&catalogue, village, period)? {
+            return Err(Error::Invalid(format!(
+                "period {period} is closed for this area: reopen it before settling its conflicts"
+            )));
+        }
         let _guard = self.write_lock();
         let mut conflict = self.conflict(sub, field)?.filter(|c| c.open).ok_or_else(|| {
             Error::NotFound(format!("no open conflict on {field} of {village} {period}"))
@@ -316,69 +325,71 @@ impl Store {
             caller.check(&catalogue, Action::Read, village)?;
         }
         let limit = query.limit.clamp(1, 10_000);
-        let seqs: Box<dyn Iterator<Item = u64>> = match (&query.submission, &query.user_id) {
-            (Some(sub), _) => Box::new(self.index(AUDIT_BY_SUB, sub.0.as_bytes(), query.after)?),
-            (None, Some(user)) => {
-                Box::new(self.index(AUDIT_BY_USER, user.as_bytes(), query.after)?)
-            }
-            (None, None) => {
-                let from = query.after.to_be_bytes();
-                let all = self.engine.scan(
-                    AUDIT,
-                    Bound::Excluded(&from),
-                    Bound::Unbounded,
-                    usize::MAX,
-                )?;
-                let seqs = all
-                    .into_iter()
-                    .map(|(k, _)| super::read_u64(AUDIT, &k))
-                    .collect::<Result<Vec<_>>>()?;
-                Box::new(seqs.into_iter())
-            }
-        };
         let mut out = Vec::new();
-        for seq in seqs {
-            let Some(bytes) = self.engine.get(AUDIT, &seq.to_be_bytes())? else {
-                return Err(Error::Corrupt {
-                    tree: AUDIT,
-                    why: format!("index points at missing entry {seq}"),
-                });
+        let mut after = query.after;
+        let mut examined = 0;
+        // Read the trail in chunks, and never more than a budget per call:
+        // the caller pages on with `after`.
+        while out.len() < limit && examined < HISTORY_SCAN_BUDGET {
+            let seqs = match (&query.submission, &query.user_id) {
+                (Some(sub), _) => self.index(AUDIT_BY_SUB, sub.0.as_bytes(), after)?,
+                (None, Some(user)) => self.index(AUDIT_BY_USER, user.as_bytes(), after)?,
+                (None, None) => {
+                    let from = after.to_be_bytes();
+                    self.engine
+                        .scan(AUDIT, Bound::Excluded(&from), Bound::Unbounded, HISTORY_CHUNK)?
+                        .into_iter()
+                        .map(|(k, _)| super::read_u64(AUDIT, &k))
+                        .collect::<Result<Vec<_>>>()?
+                }
             };
-            let entry: AuditEntry = decode(AUDIT, &bytes)?;
-            let in_time =
-                entry.at_ms >= query.from_ms && (query.to_ms == 0 || entry.at_ms <= query.to_ms);
-            let matches = in_time
-                && query.user_id.as_ref().is_none_or(|u| &entry.user_id == u)
-                && query.submission.is_none_or(|s| entry.submission == Some(s));
-            let visible = caller.role == fieldsync::access::Role::Admin
-                || (!entry.village_id.is_empty() && caller.covers(&catalogue, &entry.village_id));
-            if matches && visible {
-                out.push(entry);
-                if out.len() >= limit {
-                    break;
+            if seqs.is_empty() {
+                break;
+            }
+            examined += seqs.len();
+            for seq in seqs {
+                after = seq;
+                let Some(bytes) = self.engine.get(AUDIT, &seq.to_be_bytes())? else {
+                    return Err(Error::Corrupt {
+                        tree: AUDIT,
+                        why: format!("index points at missing entry {seq}"),
+                    });
+                };
+                let entry: AuditEntry = decode(AUDIT, &bytes)?;
+                let in_time = entry.at_ms >= query.from_ms
+                    && (query.to_ms == 0 || entry.at_ms <= query.to_ms);
+                let matches = in_time
+                    && query.user_id.as_ref().is_none_or(|u| &entry.user_id == u)
+                    && query.submission.is_none_or(|s| entry.submission == Some(s));
+                let visible = caller.role == fieldsync::access::Role::Admin
+                    || (!entry.village_id.is_empty()
+                        && caller.covers(&catalogue, &entry.village_id));
+                if matches && visible {
+                    out.push(entry);
+                    if out.len() >= limit {
+                        break;
+                    }
                 }
             }
         }
         Ok(out)
     }
 
-    /// Sequence numbers in an audit index under `prefix`, after `after`.
-    fn index(
-        &self,
-        tree: &'static str,
-        prefix: &[u8],
-        after: u64,
-    ) -> Result<std::vec::IntoIter<u64>> {
+    /// The next sequence numbers (at most a chunk) in an audit index under
+    /// `prefix`, after `after`.
+    fn index(&self, tree: &'static str, prefix: &[u8], after: u64) -> Result<Vec<u64>> {
         let start = indexed(prefix, after.saturating_add(1));
         let mut end = prefix.to_vec();
         end.push(1);
-        let keys =
-            self.engine.scan(tree, Bound::Included(&start), Bound::Excluded(&end), usize::MAX)?;
-        let seqs = keys
-            .into_iter()
+        let keys = self.engine.scan(
+            tree,
+            Bound::Included(&start),
+            Bound::Excluded(&end),
+            HISTORY_CHUNK,
+        )?;
+        keys.into_iter()
             .map(|(k, _)| super::read_u64(tree, &k[k.len().saturating_sub(8)..]))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(seqs.into_iter())
+            .collect()
     }
 
     /// Every audit entry about one submission (for tests and checks).
