@@ -4,14 +4,12 @@
 //! `cargo bench --bench sync` (sizes: `FIELDSYNC_BENCH_RECORDS`, default
 //! 20000; `FIELDSYNC_BENCH_DEVICES`, default 4).
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use fieldsync::sync::{Mutation, RawValue};
 use fieldsync::{demo, DeviceId, Hlc, Level};
 use fieldsync_client::remote::{Grpc, Remote};
-use fieldsync_server::{serve, Limits, Store};
-use fieldsync_store::Sled;
+use fieldsync_server::local::LocalServer;
 
 const BATCH: usize = 500;
 const TOKEN: &str = "bench-admin-token-0123456789";
@@ -25,14 +23,8 @@ async fn main() -> anyhow::Result<()> {
     let records = env("FIELDSYNC_BENCH_RECORDS", 20_000);
     let devices = env("FIELDSYNC_BENCH_DEVICES", 4).max(1);
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(Store::open(Arc::new(Sled::open(dir.path())?), demo::catalogue)?);
-    store.ensure_admin(Some(TOKEN), fieldsync_client::now_ms())?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, store, Limits::default(), async {
-        let _ = stopped.await;
-    }));
+    let server = LocalServer::start(dir.path(), "127.0.0.1:0", TOKEN).await?;
+    let url = server.url.clone();
 
     let cat = demo::catalogue();
     let villages: Vec<String> = cat
@@ -108,7 +100,6 @@ async fn main() -> anyhow::Result<()> {
         "pull: {pulled} changes in {pages} pages, {pull_secs:.2} s, {:.0} changes/s",
         pulled as f64 / pull_secs
     );
-    let _ = stop.send(());
-    server.await??;
+    server.stop().await?;
     Ok(())
 }

@@ -7,16 +7,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
-use fieldsync::access::{Role, User};
-use fieldsync_server::store::now_ms;
-use fieldsync_server::{serve, Limits, Store};
-use fieldsync_store::Sled;
+use fieldsync::access::Role;
+use fieldsync_server::local::LocalServer;
 use tempfile::TempDir;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// Thôn 1 of Xã Phúc Đồng, Huyện Hương Khê.
 const V: &str = "ha-tinh.huong-khe.phuc-dong.thon-1";
@@ -34,73 +29,35 @@ const ADMIN_TOKEN: &str = "cli-test-admin-token-0123456789";
 /// An in-process server.
 struct Server {
     addr: SocketAddr,
-    store: Arc<Store>,
-    shutdown: Option<oneshot::Sender<()>>,
-    handle: JoinHandle<anyhow::Result<()>>,
+    local: LocalServer,
 }
 
 impl Server {
     /// Serves the store in `dir` (demo catalogue and user `admin` with
     /// [`ADMIN_TOKEN`] if empty) on `addr` (`127.0.0.1:0` for any free port).
     async fn start(dir: &Path, addr: &str) -> Server {
-        let dir = dir.to_owned();
-        let store = tokio::task::spawn_blocking(move || {
-            let engine = Sled::open(&dir).expect("open server store");
-            let store =
-                Store::open(Arc::new(engine), fieldsync::demo::catalogue).expect("open store");
-            store.ensure_admin(Some(ADMIN_TOKEN), now_ms()).expect("first admin");
-            store
-        })
-        .await
-        .expect("open task");
-        let store = Arc::new(store);
-        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
-        let addr = listener.local_addr().expect("local addr");
-        let (tx, rx) = oneshot::channel();
-        let handle = tokio::spawn(serve(listener, Arc::clone(&store), Limits::default(), async {
-            let _ = rx.await;
-        }));
-        Server { addr, store, shutdown: Some(tx), handle }
+        let local = LocalServer::start(dir, addr, ADMIN_TOKEN).await.expect("start server");
+        let addr = local.url.trim_start_matches("http://").parse().expect("server address");
+        Server { addr, local }
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.local.url.clone()
     }
 
     /// Creates a user straight in the store and returns a token for it.
     fn user(&self, id: &str, name: &str, role: Role, areas: &[&str]) -> String {
-        let admin = self.store.user("admin").expect("read admin").expect("admin exists");
-        let user = User {
-            id: id.to_owned(),
-            name: name.to_owned(),
-            role,
-            areas: areas.iter().map(|a| a.to_string()).collect(),
-            disabled: false,
-        };
-        self.store.create_user(&admin, user, now_ms()).expect("create user");
-        self.store.issue_token(&admin, id, 0, "test", now_ms()).expect("issue token").0
+        self.local.user(id, name, role, areas).expect("create user")
     }
 
-    /// A surveyor of the sample commune.
+    /// A surveyor of Xã Phúc Đồng.
     fn surveyor(&self, id: &str, name: &str) -> String {
         self.user(id, name, Role::Surveyor, &[COMMUNE])
     }
 
     /// Shuts down gracefully and waits until sled's lock on the directory is gone.
-    async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        self.handle.await.expect("server task").expect("server ran cleanly");
-        let store = self.store;
-        for _ in 0..500 {
-            if Arc::strong_count(&store) == 1 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(Arc::strong_count(&store), 1, "the store is still in use");
-        drop(store);
+    async fn stop(self) {
+        self.local.stop().await.expect("server ran cleanly");
     }
 }
 

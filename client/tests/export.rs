@@ -5,20 +5,13 @@
 //! the files written (read back with the csv crate and calamine).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::time::Duration;
 
 use calamine::{open_workbook, Data, Reader, Xlsx};
-use fieldsync::access::{Role, User};
-use fieldsync_server::store::now_ms;
-use fieldsync_server::{serve, Limits, Store};
-use fieldsync_store::Sled;
+use fieldsync::access::Role;
+use fieldsync_server::local::LocalServer;
 use tempfile::TempDir;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 const PROVINCE: &str = "ha-tinh";
 const DISTRICT: &str = "ha-tinh.huong-khe";
@@ -36,64 +29,24 @@ const HOUSE: &str = "Nhà văn hóa thôn";
 const ADMIN_TOKEN: &str = "export-test-admin-token-0123456789";
 
 /// An in-process server.
-struct Server {
-    addr: SocketAddr,
-    store: Arc<Store>,
-    shutdown: Option<oneshot::Sender<()>>,
-    handle: JoinHandle<anyhow::Result<()>>,
-}
+struct Server(LocalServer);
 
 impl Server {
     async fn start(dir: &Path) -> Server {
-        let dir = dir.to_owned();
-        let store = tokio::task::spawn_blocking(move || {
-            let engine = Sled::open(&dir).expect("open server store");
-            let store =
-                Store::open(Arc::new(engine), fieldsync::demo::catalogue).expect("open store");
-            store.ensure_admin(Some(ADMIN_TOKEN), now_ms()).expect("first admin");
-            store
-        })
-        .await
-        .expect("open task");
-        let store = Arc::new(store);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("local addr");
-        let (tx, rx) = oneshot::channel();
-        let handle = tokio::spawn(serve(listener, Arc::clone(&store), Limits::default(), async {
-            let _ = rx.await;
-        }));
-        Server { addr, store, shutdown: Some(tx), handle }
+        Server(LocalServer::start(dir, "127.0.0.1:0", ADMIN_TOKEN).await.expect("start server"))
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.0.url.clone()
     }
 
     /// Creates a user straight in the store and returns a token for it.
     fn user(&self, id: &str, name: &str, role: Role, areas: &[&str]) -> String {
-        let admin = self.store.user("admin").expect("read admin").expect("admin exists");
-        let user = User {
-            id: id.to_owned(),
-            name: name.to_owned(),
-            role,
-            areas: areas.iter().map(|a| a.to_string()).collect(),
-            disabled: false,
-        };
-        self.store.create_user(&admin, user, now_ms()).expect("create user");
-        self.store.issue_token(&admin, id, 0, "test", now_ms()).expect("issue token").0
+        self.0.user(id, name, role, areas).expect("create user")
     }
 
-    async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        self.handle.await.expect("server task").expect("server ran cleanly");
-        for _ in 0..500 {
-            if Arc::strong_count(&self.store) == 1 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    async fn stop(self) {
+        self.0.stop().await.expect("server ran cleanly");
     }
 }
 

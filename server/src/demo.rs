@@ -17,11 +17,10 @@ use fieldsync::{demo, Amount, FieldKey, Level, Period};
 use fieldsync_client::export::{self, Query};
 use fieldsync_client::sync::{self, Retry};
 use fieldsync_client::{init_tablet, Grpc};
-use fieldsync_store::{Memory, Sled};
-use tokio::sync::oneshot;
+use fieldsync_store::Memory;
 
-use crate::store::{now_ms, Choice, PlanRow, Store};
-use crate::{serve, Limits};
+use crate::local::LocalServer;
+use crate::store::{now_ms, Choice, PlanRow};
 
 /// The report's 2022 totals for the whole province (indicator, done).
 pub const REPORT_2022: &[(&str, &str)] = &[
@@ -70,14 +69,8 @@ fn share(total: Amount, n: usize, i: usize) -> Amount {
 /// Runs the demo and returns its summary; `log` hears what happens.
 pub async fn run(mut log: impl FnMut(&str)) -> anyhow::Result<Summary> {
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(Store::open(Arc::new(Sled::open(dir.path())?), demo::catalogue)?);
-    store.ensure_admin(Some(TOKEN), now_ms())?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, Arc::clone(&store), Limits::default(), async {
-        let _ = stopped.await;
-    }));
+    let server = LocalServer::start(dir.path(), "127.0.0.1:0", TOKEN).await?;
+    let (url, store) = (server.url.clone(), Arc::clone(&server.store));
     let admin = store.user("admin")?.context("admin")?;
     let catalogue = store.catalogue();
     let period = Period::Year(2022);
@@ -253,8 +246,8 @@ pub async fn run(mut log: impl FnMut(&str)) -> anyhow::Result<Summary> {
     }
     let province =
         rows.iter().map(|r| (r.indicator.clone(), r.done.clone(), r.plan.clone())).collect();
-    let _ = stop.send(());
-    server.await??;
+    drop(store);
+    server.stop().await?;
     Ok(Summary {
         villages: villages.len(),
         mutations,

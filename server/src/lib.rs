@@ -6,6 +6,7 @@
 
 pub mod demo;
 pub mod grpc;
+pub mod local;
 pub mod store;
 
 use std::future::Future;

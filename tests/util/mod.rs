@@ -6,17 +6,16 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use fieldsync::access::{Role, User};
+use fieldsync::access::Role;
 use fieldsync::demo;
 use fieldsync::DeviceId;
 use fieldsync_client::local::Tablet;
 use fieldsync_client::sync::{self, Report, Retry};
-use fieldsync_client::{init_tablet, now_ms, Grpc};
-use fieldsync_server::{serve, Limits, Store};
+use fieldsync_client::{init_tablet, Grpc};
+use fieldsync_server::local::LocalServer;
+use fieldsync_server::Store;
 use fieldsync_store::Sled;
 use tempfile::TempDir;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// The sample village of the demo catalogue, and the period used throughout.
 pub const VILLAGE: &str = demo::SAMPLE_VILLAGE;
@@ -30,45 +29,28 @@ pub struct TestServer {
     pub url: String,
     pub store: Arc<Store>,
     pub dir: PathBuf,
-    shutdown: Option<oneshot::Sender<()>>,
-    handle: JoinHandle<anyhow::Result<()>>,
+    local: LocalServer,
 }
 
 /// Starts a server on `127.0.0.1:0` over the sled store in `dir` (created
-/// with the demo catalogue if empty).
+/// with the demo catalogue and user `admin` signing in with [`ADMIN_TOKEN`]
+/// if empty).
 pub async fn start_server(dir: &Path) -> TestServer {
-    start_server_with(dir, Limits::default()).await
-}
-
-pub async fn start_server_with(dir: &Path, limits: Limits) -> TestServer {
-    let engine = Sled::open(dir).expect("open sled");
-    let store = Arc::new(Store::open(Arc::new(engine), demo::catalogue).expect("open store"));
-    store.ensure_admin(Some(ADMIN_TOKEN), now_ms()).expect("first admin");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let (tx, rx) = oneshot::channel();
-    let handle = tokio::spawn(serve(listener, Arc::clone(&store), limits, async {
-        let _ = rx.await;
-    }));
-    TestServer { url, store, dir: dir.to_owned(), shutdown: Some(tx), handle }
+    let local = LocalServer::start(dir, "127.0.0.1:0", ADMIN_TOKEN).await.expect("start server");
+    TestServer {
+        url: local.url.clone(),
+        store: Arc::clone(&local.store),
+        dir: dir.to_owned(),
+        local,
+    }
 }
 
 impl TestServer {
     /// Shuts down gracefully and releases the store.
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        self.handle.await.expect("server task").expect("server ran cleanly");
-        let store = self.store;
-        // The store (and sled's lock on the directory) goes once the last user is gone.
-        for _ in 0..200 {
-            if Arc::strong_count(&store) == 1 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+    pub async fn stop(self) {
+        let TestServer { store, local, .. } = self;
         drop(store);
+        local.stop().await.expect("server ran cleanly");
     }
 
     /// Stops and starts again on the same directory (a new port).
@@ -85,16 +67,7 @@ impl TestServer {
 
     /// Creates a user and returns a token for it.
     pub fn user(&self, id: &str, name: &str, role: Role, areas: &[&str]) -> String {
-        let admin = self.store.user("admin").unwrap().expect("admin exists");
-        let user = User {
-            id: id.to_owned(),
-            name: name.to_owned(),
-            role,
-            areas: areas.iter().map(|a| a.to_string()).collect(),
-            disabled: false,
-        };
-        self.store.create_user(&admin, user, now_ms()).expect("create user");
-        self.store.issue_token(&admin, id, 0, "test", now_ms()).expect("issue token").0
+        self.local.user(id, name, role, areas).expect("create user")
     }
 
     /// A tablet of a new surveyor over the whole province.

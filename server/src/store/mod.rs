@@ -511,6 +511,12 @@ impl Store {
     }
 }
 
+/// Checks that `area` is an org unit the caller may read.
+fn readable_area(catalogue: &Catalogue, caller: &User, area: &str) -> Result<()> {
+    catalogue.org_unit(area).ok_or_else(|| Error::NotFound(format!("unknown area {area:?}")))?;
+    Ok(caller.check(catalogue, Action::Read, area)?)
+}
+
 fn closed_key(unit: &str, period: Period) -> Vec<u8> {
     let mut key = unit.as_bytes().to_vec();
     key.push(0);

@@ -15,8 +15,8 @@ use fieldsync::{Hlc, Period, SubmissionId, Value};
 use fieldsync_store::scan_prefix;
 
 use super::{
-    closed_key, decode, encode, indexed, Error, Result, Store, SubmissionHeader, Work, AUDIT,
-    AUDIT_BY_SUB, AUDIT_BY_USER, CLOSED, SERVER_DEVICE,
+    closed_key, decode, encode, indexed, readable_area, Error, Result, Store, SubmissionHeader,
+    Work, AUDIT, AUDIT_BY_SUB, AUDIT_BY_USER, CLOSED, SERVER_DEVICE,
 };
 
 /// Audit entries read per chunk, and at most per History call.
@@ -76,10 +76,7 @@ impl Store {
     ) -> Result<Vec<(SubmissionHeader, usize, usize)>> {
         let catalogue = self.catalogue();
         if let Some(area) = area {
-            catalogue
-                .org_unit(area)
-                .ok_or_else(|| Error::NotFound(format!("unknown area {area:?}")))?;
-            caller.check(&catalogue, Action::Read, area)?;
+            readable_area(&catalogue, caller, area)?;
         }
         let from = after.map(|s| s.0.as_bytes().to_vec());
         let lower = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
@@ -180,10 +177,7 @@ impl Store {
     ) -> Result<Vec<Conflict>> {
         let catalogue = self.catalogue();
         if let Some(area) = area {
-            catalogue
-                .org_unit(area)
-                .ok_or_else(|| Error::NotFound(format!("unknown area {area:?}")))?;
-            caller.check(&catalogue, Action::Read, area)?;
+            readable_area(&catalogue, caller, area)?;
         }
         let mut out = self.conflicts()?;
         out.retain(|c| {

@@ -15,8 +15,8 @@ use fieldsync::{Amount, Level, Period, SubmissionId};
 use fieldsync_store::scan_prefix;
 
 use super::{
-    decode, encode, Error, Result, Store, SubmissionHeader, Work, CONFLICTS, FIELDS, PLANS,
-    ROLLUPS, SUBMISSIONS,
+    decode, encode, readable_area, Error, Result, Store, SubmissionHeader, Work, CONFLICTS, FIELDS,
+    PLANS, ROLLUPS, SUBMISSIONS,
 };
 
 /// The key of a rollup cell or a plan.
@@ -153,10 +153,7 @@ impl Store {
     ) -> Result<Vec<String>> {
         let catalogue = self.catalogue();
         if let Some(area) = area {
-            catalogue
-                .org_unit(area)
-                .ok_or_else(|| Error::NotFound(format!("unknown area {area:?}")))?;
-            caller.check(&catalogue, Action::Read, area)?;
+            readable_area(&catalogue, caller, area)?;
         }
         // A level above the area holds nothing of it: say so rather than answer empty.
         let below = |a: &str| catalogue.org_unit(a).filter(|u| u.level > level);

@@ -1,0 +1,92 @@
+//! A server in this process, over sled in a directory: what the demo, the
+//! benchmarks and the end-to-end tests start. It serves exactly what the
+//! binary serves, on a port of its own.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use fieldsync::access::{Role, User};
+use fieldsync_store::Sled;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::store::{now_ms, Store};
+use crate::{serve, Limits};
+
+/// A running in-process server.
+pub struct LocalServer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    pub store: Arc<Store>,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl LocalServer {
+    /// Opens (or creates, with the demo catalogue and user `admin` signing
+    /// in with `admin_token`) the store in `dir` and serves it on `addr`
+    /// (`127.0.0.1:0` for any free port).
+    pub async fn start(dir: &Path, addr: &str, admin_token: &str) -> anyhow::Result<LocalServer> {
+        let dir = dir.to_owned();
+        let token = admin_token.to_owned();
+        let store = tokio::task::spawn_blocking(move || -> anyhow::Result<Store> {
+            let engine = Sled::open(&dir).with_context(|| format!("open {}", dir.display()))?;
+            let store = Store::open(Arc::new(engine), fieldsync::demo::catalogue)?;
+            store.ensure_admin(Some(&token), now_ms())?;
+            Ok(store)
+        })
+        .await??;
+        let store = Arc::new(store);
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.with_context(|| format!("bind {addr}"))?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (tx, rx) = oneshot::channel();
+        let handle = tokio::spawn(serve(listener, Arc::clone(&store), Limits::default(), async {
+            let _ = rx.await;
+        }));
+        Ok(LocalServer { url, store, shutdown: Some(tx), handle })
+    }
+
+    /// Shuts down gracefully and waits until the store (and sled's lock on
+    /// its directory) is released, so the directory can be opened again.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.handle).await??;
+        let store = Arc::clone(&self.store);
+        drop(self);
+        for _ in 0..500 {
+            if Arc::strong_count(&store) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        anyhow::ensure!(Arc::strong_count(&store) == 1, "the store is still in use after shutdown");
+        Ok(())
+    }
+
+    /// Creates a user (as `admin`) and returns a new token for it.
+    pub fn user(&self, id: &str, name: &str, role: Role, areas: &[&str]) -> anyhow::Result<String> {
+        let admin = self.store.user("admin")?.context("the store has no admin")?;
+        let user = User {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            role,
+            areas: areas.iter().map(|a| a.to_string()).collect(),
+            disabled: false,
+        };
+        self.store.create_user(&admin, user, now_ms())?;
+        Ok(self.store.issue_token(&admin, id, 0, "local", now_ms())?.0)
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
