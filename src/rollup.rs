@@ -38,7 +38,9 @@ impl Standing {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contribution {
     pub standing: Standing,
-    pub value: Amount,
+    /// `None`: no number to add (the field is in conflict with a deletion
+    /// current), but the conflict still counts.
+    pub value: Option<Amount>,
     /// The field has an open conflict.
     pub in_conflict: bool,
 }
@@ -47,25 +49,28 @@ pub struct Contribution {
 pub type Contributions = BTreeMap<String, Contribution>;
 
 /// What a submission in review `state`, with these fields and conflicts, adds
-/// to the totals of each indicator it has a value for.
+/// to the totals of each indicator it has a value or an open conflict for.
 pub fn contributions<'a>(
     state: ReviewState,
     fields: impl IntoIterator<Item = &'a FieldState>,
     conflicts: impl IntoIterator<Item = &'a Conflict>,
 ) -> Contributions {
     let standing = Standing::of(state);
-    let open: Vec<&FieldKey> =
-        conflicts.into_iter().filter(|c| c.open).map(|c| &c.at.field).collect();
-    fields
-        .into_iter()
-        .filter_map(|f| match (&f.at.field, &f.value) {
-            (FieldKey::Indicator(code), Value::Amount(value)) => Some((
-                code.clone(),
-                Contribution { standing, value: *value, in_conflict: open.contains(&&f.at.field) },
-            )),
-            _ => None,
-        })
-        .collect()
+    let mut out = Contributions::new();
+    for f in fields {
+        if let (FieldKey::Indicator(code), Value::Amount(value)) = (&f.at.field, &f.value) {
+            let c = Contribution { standing, value: Some(*value), in_conflict: false };
+            out.insert(code.clone(), c);
+        }
+    }
+    for c in conflicts.into_iter().filter(|c| c.open) {
+        if let FieldKey::Indicator(code) = &c.at.field {
+            out.entry(code.clone())
+                .or_insert(Contribution { standing, value: None, in_conflict: false })
+                .in_conflict = true;
+        }
+    }
+    out
 }
 
 /// The totals of one indicator for one org unit and period.
@@ -84,18 +89,20 @@ pub struct Cell {
 impl Cell {
     /// Adds (`sign` = 1) or removes (`sign` = -1) a contribution.
     pub fn apply(&mut self, c: &Contribution, sign: i64) -> Option<()> {
-        let signed = Amount::new(c.value.units().checked_mul(sign)?, c.value.scale());
         let step = |n: u32| if sign > 0 { n.checked_add(1) } else { n.checked_sub(1) };
-        match c.standing {
-            Standing::Approved => {
-                self.approved = self.approved.checked_add(signed)?;
-                self.approved_n = step(self.approved_n)?;
+        if let Some(value) = c.value {
+            let signed = Amount::new(value.units().checked_mul(sign)?, value.scale());
+            match c.standing {
+                Standing::Approved => {
+                    self.approved = self.approved.checked_add(signed)?;
+                    self.approved_n = step(self.approved_n)?;
+                }
+                Standing::Pending => {
+                    self.pending = self.pending.checked_add(signed)?;
+                    self.pending_n = step(self.pending_n)?;
+                }
+                Standing::Excluded => {}
             }
-            Standing::Pending => {
-                self.pending = self.pending.checked_add(signed)?;
-                self.pending_n = step(self.pending_n)?;
-            }
-            Standing::Excluded => {}
         }
         if c.in_conflict && c.standing != Standing::Excluded {
             self.conflicts_n = step(self.conflicts_n)?;
@@ -222,14 +229,26 @@ mod tests {
     #[test]
     fn cells_add_and_remove_exactly() {
         let mut cell = Cell::default();
-        let a = Contribution { standing: Standing::Approved, value: km("0.1"), in_conflict: false };
-        let b = Contribution { standing: Standing::Approved, value: km("0.2"), in_conflict: true };
-        let p = Contribution { standing: Standing::Pending, value: km("5"), in_conflict: false };
+        let a = Contribution {
+            standing: Standing::Approved,
+            value: Some(km("0.1")),
+            in_conflict: false,
+        };
+        let b = Contribution {
+            standing: Standing::Approved,
+            value: Some(km("0.2")),
+            in_conflict: true,
+        };
+        let p =
+            Contribution { standing: Standing::Pending, value: Some(km("5")), in_conflict: false };
+        let d = Contribution { standing: Standing::Pending, value: None, in_conflict: true };
         cell.apply(&a, 1).unwrap();
         cell.apply(&b, 1).unwrap();
         cell.apply(&p, 1).unwrap();
+        cell.apply(&d, 1).unwrap();
         assert_eq!(cell.approved, km("0.3"));
-        assert_eq!((cell.approved_n, cell.pending_n, cell.conflicts_n), (2, 1, 1));
+        assert_eq!((cell.approved_n, cell.pending_n, cell.conflicts_n), (2, 1, 2));
+        cell.apply(&d, -1).unwrap();
         assert_eq!(cell.done(true), km("5.3"));
         cell.apply(&b, -1).unwrap();
         cell.apply(&a, -1).unwrap();
