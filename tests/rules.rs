@@ -142,3 +142,38 @@ async fn refused_input_is_clipped_in_the_audit_trail() {
     assert!(trail[0].detail.chars().count() <= 501, "{} characters kept", trail[0].detail.len());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn conflicts_page_with_a_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(dir.path()).await;
+    let store = &server.store;
+    let an = user(&server, "an", Role::Surveyor, &[COMMUNE]);
+    let binh = user(&server, "binh", Role::Surveyor, &[COMMUNE]);
+    let sup = user(&server, "xa", Role::Supervisor, &[COMMUNE]);
+    let (a, b) = (DeviceId(uuid::Uuid::new_v4()), DeviceId(uuid::Uuid::new_v4()));
+    let fields = ["playground", "village_sports_area", "village_cultural_house"];
+    let mine: Vec<_> =
+        fields.iter().enumerate().map(|(i, f)| amount(i as u64 + 1, PERIOD, f, "1")).collect();
+    let theirs: Vec<_> =
+        fields.iter().enumerate().map(|(i, f)| amount(i as u64 + 1, PERIOD, f, "2")).collect();
+    store.push(&an, a, &mine, 0, now_ms()).unwrap();
+    store.push(&binh, b, &theirs, 0, now_ms()).unwrap();
+
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let (page, next) =
+            store.list_conflicts(&sup, None, None, false, after.as_ref(), 1).unwrap();
+        seen.extend(page.into_iter().map(|c| c.at.field.to_string()));
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    seen.sort();
+    let mut want: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+    want.sort();
+    assert_eq!(seen, want, "every conflict once, one page at a time");
+    server.stop().await;
+}

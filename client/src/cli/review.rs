@@ -622,19 +622,26 @@ async fn conflicts(
 ) -> anyhow::Result<()> {
     let period = optional_period(period)?;
     let mut client = s.grpc.review();
-    let request = ListConflictsRequest {
-        area: area.unwrap_or_default(),
-        period,
-        include_settled: all,
-        limit: 0,
-    };
-    let reply = client.list_conflicts(request).await.map_err(|e| s.refused(e))?.into_inner();
-    let mut list = reply
-        .conflicts
-        .into_iter()
-        .map(convert::conflict_from_wire)
-        .collect::<fieldsync::Result<Vec<_>>>()
-        .map_err(unreadable)?;
+    // Page through every conflict, however many.
+    let mut list = Vec::new();
+    let mut after = String::new();
+    loop {
+        let request = ListConflictsRequest {
+            area: area.clone().unwrap_or_default(),
+            period: period.clone(),
+            include_settled: all,
+            limit: 0,
+            after,
+        };
+        let reply = client.list_conflicts(request).await.map_err(|e| s.refused(e))?.into_inner();
+        for c in reply.conflicts {
+            list.push(convert::conflict_from_wire(c).map_err(unreadable)?);
+        }
+        if reply.next.is_empty() {
+            break;
+        }
+        after = reply.next;
+    }
     list.sort_by(|a, b| {
         (&a.at.village_id, a.at.period, &a.at.field).cmp(&(
             &b.at.village_id,

@@ -162,13 +162,32 @@ impl Review for ReviewService {
         let area = optional(&req.area, |a| Ok(a.to_owned()))?;
         let period = optional(&req.period, str::parse)?;
         let limit = limit(req.limit);
+        // The cursor is "village/period/field" of the last conflict returned.
+        let after = optional(&req.after, |a| {
+            let bad =
+                || fieldsync::Error::Invalid(format!("`after` {a:?} is not a conflict cursor"));
+            let mut parts = a.splitn(3, '/');
+            let (v, p, f) = (parts.next(), parts.next(), parts.next());
+            let (Some(v), Some(p), Some(f)) = (v, p, f) else { return Err(bad()) };
+            Ok(FieldRef::new(v, p.parse().map_err(|_| bad())?, FieldKey::parse(f)))
+        })?;
         let store = Arc::clone(&self.store);
-        let conflicts = blocking(move || {
-            store.list_conflicts(&user, area.as_deref(), period, req.include_settled, limit)
+        let (conflicts, next) = blocking(move || {
+            store.list_conflicts(
+                &user,
+                area.as_deref(),
+                period,
+                req.include_settled,
+                after.as_ref(),
+                limit,
+            )
         })
         .await?;
         Ok(Response::new(ListConflictsReply {
             conflicts: conflicts.iter().map(convert::conflict_to_wire).collect(),
+            next: next
+                .map(|n| format!("{}/{}/{}", n.village_id, n.period, n.field))
+                .unwrap_or_default(),
         }))
     }
 

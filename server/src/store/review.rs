@@ -15,8 +15,8 @@ use fieldsync::{Hlc, Period, SubmissionId, Value};
 use fieldsync_store::scan_prefix;
 
 use super::{
-    closed_key, decode, encode, indexed, readable_area, Error, Result, Store, SubmissionHeader,
-    Work, AUDIT, AUDIT_BY_SUB, AUDIT_BY_USER, CLOSED, SERVER_DEVICE,
+    closed_key, decode, encode, field_key, indexed, readable_area, Error, Result, Store,
+    SubmissionHeader, Work, AUDIT, AUDIT_BY_SUB, AUDIT_BY_USER, CLOSED, CONFLICTS, SERVER_DEVICE,
 };
 
 /// Audit entries read per chunk, and at most per History call.
@@ -166,29 +166,47 @@ impl Store {
         Ok((changed, unchanged))
     }
 
-    /// Conflicts in `area` (or all the caller's areas).
+    /// Conflicts in `area` (or all the caller's areas), in (submission,
+    /// field) order after the cursor `after`, at most `limit`; with the
+    /// cursor to continue from when there may be more.
     pub fn list_conflicts(
         &self,
         caller: &User,
         area: Option<&str>,
         period: Option<Period>,
         include_settled: bool,
+        after: Option<&FieldRef>,
         limit: usize,
-    ) -> Result<Vec<Conflict>> {
+    ) -> Result<(Vec<Conflict>, Option<FieldRef>)> {
         let catalogue = self.catalogue();
         if let Some(area) = area {
             readable_area(&catalogue, caller, area)?;
         }
-        let mut out = self.conflicts()?;
-        out.retain(|c| {
-            let village = &c.at.village_id;
-            (c.open || include_settled)
-                && caller.covers(&catalogue, village)
-                && area.is_none_or(|a| catalogue.within(village, a))
-                && period.is_none_or(|p| p == c.at.period)
-        });
-        out.truncate(limit);
-        Ok(out)
+        let mut from = after.map(|a| field_key(a.submission, &a.field));
+        let mut out = Vec::new();
+        loop {
+            let lower = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+            let chunk = self.engine.scan(CONFLICTS, lower, Bound::Unbounded, 1_024)?;
+            let Some((last, _)) = chunk.last() else {
+                return Ok((out, None));
+            };
+            from = Some(last.clone());
+            for (_, bytes) in &chunk {
+                let c: Conflict = decode(CONFLICTS, bytes)?;
+                let village = &c.at.village_id;
+                let wanted = (c.open || include_settled)
+                    && caller.covers(&catalogue, village)
+                    && area.is_none_or(|a| catalogue.within(village, a))
+                    && period.is_none_or(|p| p == c.at.period);
+                if wanted {
+                    out.push(c);
+                    if out.len() >= limit {
+                        let next = out.last().map(|c| c.at.clone());
+                        return Ok((out, next));
+                    }
+                }
+            }
+        }
     }
 
     /// Settles an open conflict: the chosen value becomes the field's value
