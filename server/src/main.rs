@@ -25,6 +25,33 @@ enum Command {
     /// Rebuild the 2022 Hà Tĩnh infrastructure report from simulated field
     /// records, in a temporary store, and print it.
     Demo,
+    /// Verify the store's invariants (with the server stopped); exits
+    /// non-zero if any problem is found.
+    Check(DataArg),
+    /// Write a consistent snapshot of the store (with the server stopped).
+    Backup {
+        #[command(flatten)]
+        data: DataArg,
+        /// The backup file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup into a new, empty data directory.
+    Restore {
+        /// The backup file to read.
+        #[arg(long)]
+        from: PathBuf,
+        /// The new data directory (must not exist, or be empty).
+        #[arg(long)]
+        data: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct DataArg {
+    /// Directory of an existing store.
+    #[arg(long, default_value = "./fieldsync-data", env = "FIELDSYNC_DATA")]
+    data: PathBuf,
 }
 
 #[derive(Parser)]
@@ -56,6 +83,18 @@ async fn main() -> anyhow::Result<()> {
             println!("\n{}", summary.report);
             return Ok(());
         }
+        Some(Command::Check(args)) => return check(&args.data),
+        Some(Command::Backup { data, out }) => {
+            let store = open_existing(&data.data)?;
+            let count = store.backup_to_file(&out)?;
+            println!("backed up {count} records from {} to {}", data.data.display(), out.display());
+            return Ok(());
+        }
+        Some(Command::Restore { from, data }) => {
+            let count = Store::restore_from_file(&from, &data)?;
+            println!("restored {count} records from {} into {}", from.display(), data.display());
+            return check(&data);
+        }
         None => ServeArgs::parse_from(["fieldsync-server"]),
     };
     let data = args.data.clone();
@@ -84,6 +123,30 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(data = %args.data.display(), "store open");
     serve(listener, store, Limits::default(), shutdown_signal()).await
+}
+
+/// Opens the store in `data`, which must already hold one.
+fn open_existing(data: &std::path::Path) -> anyhow::Result<Store> {
+    let holds_files = std::fs::read_dir(data).is_ok_and(|mut d| d.next().is_some());
+    anyhow::ensure!(holds_files, "there is no store in {}", data.display());
+    let engine = Sled::open(data).with_context(|| {
+        format!("cannot open the store in {} (is a server running on it?)", data.display())
+    })?;
+    Ok(Store::open(Arc::new(engine), fieldsync::demo::catalogue)?)
+}
+
+/// Checks the store in `data`, prints what was found, and fails if anything was.
+fn check(data: &std::path::Path) -> anyhow::Result<()> {
+    let problems = open_existing(data)?.check()?;
+    if problems.is_empty() {
+        println!("{}: the store is healthy", data.display());
+        return Ok(());
+    }
+    println!("{}: {} problem(s) found:", data.display(), problems.len());
+    for p in &problems {
+        println!("  - {p}");
+    }
+    anyhow::bail!("the store in {} is damaged", data.display())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -23,6 +23,8 @@
 //!   indicator (see `rollup.rs`), moved in the same batch as the records.
 
 mod admin;
+mod backup;
+mod check;
 mod review;
 mod rollup;
 
@@ -64,6 +66,27 @@ const TOKENS: &str = "tokens";
 const TOKEN_IDS: &str = "token_ids";
 const ROLLUPS: &str = "rollups";
 const PLANS: &str = "plans";
+/// Every tree of the store, for backups: a new tree must be listed here.
+const TREES: &[&str] = &[
+    META,
+    FIELDS,
+    REVISIONS,
+    CONFLICTS,
+    CHANGES,
+    ENTITY_SEQ,
+    SUBMISSIONS,
+    DEVICES,
+    RESULTS,
+    AUDIT,
+    AUDIT_BY_SUB,
+    AUDIT_BY_USER,
+    CLOSED,
+    USERS,
+    TOKENS,
+    TOKEN_IDS,
+    ROLLUPS,
+    PLANS,
+];
 
 const SEQ_KEY: &[u8] = b"seq";
 const AUDIT_SEQ_KEY: &[u8] = b"audit_seq";

@@ -1,0 +1,359 @@
+//! Backups: a consistent snapshot of every tree, streamed to a file, and
+//! restoring one into an empty engine.
+//!
+//! Format (integers big-endian):
+//! - header: `fieldsync-backup` (16 bytes), version `1` (u32);
+//! - records: tag `1` (u8), tree name length (u16), tree name, key length
+//!   (u32), key, value length (u32), value;
+//! - trailer: tag `0` (u8), the number of records (u64), then the SHA-256 of
+//!   every byte before it (header, records, tag and count).
+//!
+//! A restore reads the file twice: once to verify it whole (trailer, count,
+//! checksum) before anything is written, then to write it in batches.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+use fieldsync_store::{Batch, Engine, Sled};
+use sha2::{Digest, Sha256};
+
+use super::{Error, Result, Store, TREES};
+
+const MAGIC: &[u8; 16] = b"fieldsync-backup";
+const VERSION: u32 = 1;
+const TAG_RECORD: u8 = 1;
+const TAG_TRAILER: u8 = 0;
+
+/// Entries read per scan when writing a backup.
+const CHUNK: usize = 1_024;
+/// A restore commits a batch once it holds this many records or bytes.
+const BATCH_RECORDS: usize = 2_000;
+const BATCH_BYTES: usize = 8 * 1024 * 1024;
+/// Largest key and value a backup may hold (sled's keys are far smaller;
+/// values are bounded by the 4 MiB request limit).
+const MAX_KEY: u32 = 1024 * 1024;
+const MAX_VALUE: u32 = 64 * 1024 * 1024;
+
+fn io(what: &str, e: std::io::Error) -> Error {
+    Error::Storage(fieldsync_store::Error::Other(format!("{what}: {e}")))
+}
+
+fn damaged(why: impl std::fmt::Display) -> Error {
+    Error::Invalid(format!("the backup is damaged or truncated: {why}; nothing was restored"))
+}
+
+/// A writer that hashes what passes through it.
+struct Hashing<W> {
+    inner: W,
+    hash: Sha256,
+}
+
+impl<W: Write> Hashing<W> {
+    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        self.hash.update(bytes);
+        self.inner.write_all(bytes).map_err(|e| io("cannot write the backup", e))
+    }
+}
+
+/// One record of a backup: tree, key, value.
+type Record = (&'static str, Vec<u8>, Vec<u8>);
+
+/// A reader that hashes what it reads and tells a clean end from a cut one.
+struct Reading<R> {
+    inner: R,
+    hash: Sha256,
+    records: u64,
+}
+
+impl<R: Read> Reading<R> {
+    /// Exactly `n` bytes, or an error naming `what` was cut short.
+    fn take(&mut self, n: usize, what: &str) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        let got = (&mut self.inner)
+            .take(n as u64)
+            .read_to_end(&mut buf)
+            .map_err(|e| io("cannot read the backup", e))?;
+        if got < n {
+            return Err(damaged(format!(
+                "it ends in the middle of {what} (after {} record(s))",
+                self.records
+            )));
+        }
+        self.hash.update(&buf);
+        Ok(buf)
+    }
+
+    fn u8(&mut self, what: &str) -> Result<u8> {
+        Ok(self.take(1, what)?[0])
+    }
+
+    fn u16(&mut self, what: &str) -> Result<u16> {
+        let b = self.take(2, what)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32> {
+        let b = self.take(4, what)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64> {
+        let b = self.take(8, what)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b);
+        Ok(u64::from_be_bytes(a))
+    }
+
+    /// The next record, or `None` once the trailer is read and checked.
+    fn next(&mut self) -> Result<Option<Record>> {
+        match self.u8("a record")? {
+            TAG_RECORD => {}
+            TAG_TRAILER => {
+                let count = self.u64("the trailer")?;
+                let computed: [u8; 32] = self.hash.clone().finalize().into();
+                let mut stored = [0u8; 32];
+                let got = self.take(32, "the trailer's checksum")?;
+                stored.copy_from_slice(&got);
+                if stored != computed {
+                    return Err(damaged("its SHA-256 checksum does not match its contents"));
+                }
+                if count != self.records {
+                    return Err(damaged(format!(
+                        "the trailer counts {count} record(s) but the file holds {}",
+                        self.records
+                    )));
+                }
+                let mut extra = [0u8; 1];
+                let n = self.inner.read(&mut extra).map_err(|e| io("cannot read the backup", e))?;
+                if n > 0 {
+                    return Err(damaged("there are bytes after its trailer"));
+                }
+                return Ok(None);
+            }
+            tag => {
+                return Err(damaged(format!(
+                    "record {} starts with an unknown tag {tag}",
+                    self.records + 1
+                )))
+            }
+        }
+        let n = self.u16("a tree name")?;
+        let name = self.take(n as usize, "a tree name")?;
+        let Some(tree) = TREES.iter().copied().find(|t| t.as_bytes() == name) else {
+            return Err(damaged(format!(
+                "record {} names an unknown tree {:?}",
+                self.records + 1,
+                String::from_utf8_lossy(&name)
+            )));
+        };
+        let n = self.u32("a key")?;
+        if n > MAX_KEY {
+            return Err(damaged(format!("record {} has a {n}-byte key", self.records + 1)));
+        }
+        let key = self.take(n as usize, "a key")?;
+        let n = self.u32("a value")?;
+        if n > MAX_VALUE {
+            return Err(damaged(format!("record {} has a {n}-byte value", self.records + 1)));
+        }
+        let value = self.take(n as usize, "a value")?;
+        self.records += 1;
+        Ok(Some((tree, key, value)))
+    }
+}
+
+/// Opens a backup for reading and checks its header.
+fn open_backup<R: Read>(input: R) -> Result<Reading<R>> {
+    let mut r = Reading { inner: input, hash: Sha256::new(), records: 0 };
+    let magic = r.take(MAGIC.len(), "the header")?;
+    if magic != MAGIC {
+        return Err(Error::Invalid("this file is not a fieldsync backup".into()));
+    }
+    let version = r.u32("the header")?;
+    if version != VERSION {
+        return Err(Error::Invalid(format!(
+            "this backup is format version {version}; this server reads version {VERSION}"
+        )));
+    }
+    Ok(r)
+}
+
+/// Reads a whole backup and checks its structure, count and checksum
+/// without writing anything. Returns the number of records.
+fn verify_backup(input: impl Read) -> Result<u64> {
+    let mut r = open_backup(input)?;
+    while r.next()?.is_some() {}
+    Ok(r.records)
+}
+
+/// Writes a verified backup into `engine`, which must be empty. Returns the
+/// number of records.
+fn restore_into(input: impl Read, engine: &dyn Engine) -> Result<u64> {
+    for tree in TREES {
+        if engine.last(tree)?.is_some() {
+            return Err(Error::Invalid(format!(
+                "the target store is not empty (tree {tree} has records): restore into a new \
+                 directory"
+            )));
+        }
+    }
+    let mut r = open_backup(input)?;
+    let mut batch = Batch::default();
+    let mut bytes = 0;
+    while let Some((tree, key, value)) = r.next()? {
+        bytes += key.len() + value.len();
+        batch.put(tree, key, value);
+        if batch.len() >= BATCH_RECORDS || bytes >= BATCH_BYTES {
+            engine.commit(std::mem::take(&mut batch))?;
+            bytes = 0;
+        }
+    }
+    engine.commit(batch)?;
+    engine.flush()?;
+    Ok(r.records)
+}
+
+impl Store {
+    /// Writes a consistent snapshot of every tree to `out`: the store's read
+    /// lock is held throughout, so no write is half in it. Returns the
+    /// number of records written.
+    pub fn backup(&self, out: impl Write) -> Result<u64> {
+        let _guard = self.read_lock();
+        let mut w = Hashing { inner: out, hash: Sha256::new() };
+        w.put(MAGIC)?;
+        w.put(&VERSION.to_be_bytes())?;
+        let mut count = 0u64;
+        for tree in TREES {
+            let mut after: Option<Vec<u8>> = None;
+            loop {
+                let from = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+                let chunk = self.engine.scan(tree, from, Bound::Unbounded, CHUNK)?;
+                for (key, value) in &chunk {
+                    let too_big = key.len() > MAX_KEY as usize || value.len() > MAX_VALUE as usize;
+                    if too_big {
+                        return Err(Error::Corrupt {
+                            tree,
+                            why: format!("a record of {} bytes is too large", value.len()),
+                        });
+                    }
+                    w.put(&[TAG_RECORD])?;
+                    w.put(&(tree.len() as u16).to_be_bytes())?;
+                    w.put(tree.as_bytes())?;
+                    w.put(&(key.len() as u32).to_be_bytes())?;
+                    w.put(key)?;
+                    w.put(&(value.len() as u32).to_be_bytes())?;
+                    w.put(value)?;
+                    count += 1;
+                }
+                match chunk.last() {
+                    Some((last, _)) if chunk.len() == CHUNK => after = Some(last.clone()),
+                    _ => break,
+                }
+            }
+        }
+        w.put(&[TAG_TRAILER])?;
+        w.put(&count.to_be_bytes())?;
+        let sum: [u8; 32] = w.hash.clone().finalize().into();
+        w.put(&sum)?;
+        w.inner.flush().map_err(|e| io("cannot write the backup", e))?;
+        Ok(count)
+    }
+
+    /// Backs the store up to the file `out`, written beside it first and
+    /// renamed into place once complete and synced. Returns the number of
+    /// records.
+    pub fn backup_to_file(&self, out: &Path) -> Result<u64> {
+        let mut partial = out.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = std::path::PathBuf::from(partial);
+        let result = (|| {
+            let file = File::create(&partial)
+                .map_err(|e| io(&format!("cannot create {}", partial.display()), e))?;
+            let mut w = BufWriter::new(file);
+            let count = self.backup(&mut w)?;
+            let file = w.into_inner().map_err(|e| io("cannot write the backup", e.into_error()))?;
+            file.sync_all().map_err(|e| io("cannot write the backup", e))?;
+            std::fs::rename(&partial, out)
+                .map_err(|e| io(&format!("cannot write {}", out.display()), e))?;
+            Ok(count)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        result
+    }
+
+    /// Restores the backup file `from` into a new store in `data`, which
+    /// must not exist or be an empty directory. The file is verified whole
+    /// before anything is written; if writing fails, what was written is
+    /// removed. Returns the number of records.
+    pub fn restore_from_file(from: &Path, data: &Path) -> Result<u64> {
+        let open = || {
+            File::open(from)
+                .map(BufReader::new)
+                .map_err(|e| io(&format!("cannot open {}", from.display()), e))
+        };
+        let existed = match std::fs::read_dir(data) {
+            Ok(mut entries) => {
+                if entries.next().is_some() {
+                    return Err(Error::Invalid(format!(
+                        "{} is not empty: restore into a new or empty directory",
+                        data.display()
+                    )));
+                }
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(io(&format!("cannot use {}", data.display()), e)),
+        };
+        verify_backup(open()?)?;
+        let result = (|| {
+            let engine = Arc::new(Sled::open(data)?);
+            restore_into(open()?, engine.as_ref())
+        })();
+        if result.is_err() {
+            // Leave no half-restored store behind.
+            match existed {
+                true => {
+                    if let Ok(entries) = std::fs::read_dir(data) {
+                        for entry in entries.flatten() {
+                            let path = entry.path();
+                            let _ = match path.is_dir() {
+                                true => std::fs::remove_dir_all(&path),
+                                false => std::fs::remove_file(&path),
+                            };
+                        }
+                    }
+                }
+                false => {
+                    let _ = std::fs::remove_dir_all(data);
+                }
+            }
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TREES;
+
+    /// A tree added to `mod.rs` but not to `TREES` would silently be left
+    /// out of every backup.
+    #[test]
+    fn every_tree_constant_is_backed_up() {
+        let source = include_str!("mod.rs");
+        let declared: Vec<&str> = source
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("const ")?.split_once(": &str = \"")?.1.split('"').next()
+            })
+            .collect();
+        assert!(declared.len() >= 18, "{declared:?}");
+        for tree in declared {
+            assert!(TREES.contains(&tree), "tree {tree:?} is missing from TREES");
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! `Store::check`: verifies the store's invariants and lists every problem
+//! found, in plain words. Trees are read in chunks, so memory stays bounded
+//! whatever the size of the store.
+
+use std::ops::Bound;
+
+use fieldsync::sync::{AuditEntry, Conflict, FieldState};
+use fieldsync::SubmissionId;
+
+use super::{
+    decode, field_key, read_u64, revision_key, Entity, Result, Store, SubmissionHeader, AUDIT,
+    AUDIT_BY_SUB, AUDIT_BY_USER, AUDIT_SEQ_KEY, CHANGES, CONFLICTS, ENTITY_SEQ, FIELDS, META,
+    REVISIONS, SEQ_KEY, SUBMISSIONS,
+};
+
+/// Entries read per scan.
+const CHUNK: usize = 1_024;
+
+/// Problems past this many are counted, not listed.
+const MAX_LISTED: usize = 1_000;
+
+/// The problems found so far.
+#[derive(Default)]
+struct Problems {
+    listed: Vec<String>,
+    more: usize,
+}
+
+impl Problems {
+    fn add(&mut self, problem: String) {
+        match self.listed.len() < MAX_LISTED {
+            true => self.listed.push(problem),
+            false => self.more += 1,
+        }
+    }
+
+    fn finish(mut self) -> Vec<String> {
+        if self.more > 0 {
+            self.listed.push(format!("… and {} more problem(s) not listed", self.more));
+        }
+        self.listed
+    }
+}
+
+/// A key for people: its bytes as text where printable, else hex.
+fn show(key: &[u8]) -> String {
+    match std::str::from_utf8(key) {
+        Ok(s) if s.chars().all(|c| !c.is_control()) => format!("{s:?}"),
+        _ => key.iter().map(|b| format!("{b:02x}")).collect(),
+    }
+}
+
+impl Store {
+    /// Checks every invariant of the stored records and returns each problem
+    /// as a sentence; empty means the store is healthy.
+    pub fn check(&self) -> Result<Vec<String>> {
+        let mut problems = Problems::default();
+        {
+            let _guard = self.read_lock();
+            self.check_changes(&mut problems)?;
+            self.check_fields(&mut problems)?;
+            self.check_conflicts(&mut problems)?;
+            self.check_audit(&mut problems)?;
+        }
+        // `check_rollups` takes the read lock itself.
+        match self.check_rollups() {
+            Ok(diffs) => {
+                for d in diffs {
+                    problems.add(format!("rollup cell {d}: the kept totals differ"));
+                }
+            }
+            Err(e) => problems.add(format!("the totals could not be recomputed: {e}")),
+        }
+        Ok(problems.finish())
+    }
+
+    /// Calls `each` on every entry of `tree`, in key order, a chunk at a time.
+    fn each_entry(
+        &self,
+        tree: &'static str,
+        mut each: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let from = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+            let chunk = self.engine.scan(tree, from, Bound::Unbounded, CHUNK)?;
+            let Some((last, _)) = chunk.last() else {
+                return Ok(());
+            };
+            after = Some(last.clone());
+            for (key, value) in &chunk {
+                each(key, value)?;
+            }
+            if chunk.len() < CHUNK {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The change log: its head, each entry's record and its `entity_seq`
+    /// back-pointer, and no entity twice.
+    fn check_changes(&self, problems: &mut Problems) -> Result<()> {
+        let head = match self.engine.get(META, SEQ_KEY)? {
+            None => {
+                problems.add("the change-log head (meta `seq`) is missing".into());
+                None
+            }
+            Some(bytes) => match read_u64(META, &bytes) {
+                Ok(seq) => Some(seq),
+                Err(_) => {
+                    problems.add("the change-log head (meta `seq`) is not an 8-byte number".into());
+                    None
+                }
+            },
+        };
+        let last = match self.engine.last(CHANGES)? {
+            Some((key, _)) => read_u64(CHANGES, &key).ok(),
+            None => Some(0),
+        };
+        if let (Some(head), Some(last)) = (head, last) {
+            if head != last {
+                problems.add(format!(
+                    "the change-log head is {head} but the last change in the log is {last}"
+                ));
+            }
+        }
+        self.each_entry(CHANGES, |key, value| {
+            let Ok(seq) = read_u64(CHANGES, key) else {
+                problems.add(format!("change-log key {} is not a sequence number", show(key)));
+                return Ok(());
+            };
+            let Ok(entity) = decode::<Entity>(CHANGES, value) else {
+                problems.add(format!("change {seq} cannot be read"));
+                return Ok(());
+            };
+            let (tree, record, what) = match &entity {
+                Entity::Field(sub, f) => {
+                    (FIELDS, field_key(*sub, f), format!("field {f} of {sub}"))
+                }
+                Entity::Conflict(sub, f) => {
+                    (CONFLICTS, field_key(*sub, f), format!("the conflict on {f} of {sub}"))
+                }
+                Entity::Review(sub) => {
+                    (SUBMISSIONS, sub.0.as_bytes().to_vec(), format!("the review of {sub}"))
+                }
+            };
+            if self.engine.get(tree, &record)?.is_none() {
+                problems.add(format!("change {seq} points at {what}, which does not exist"));
+            }
+            match self.engine.get(ENTITY_SEQ, value)?.map(|b| read_u64(ENTITY_SEQ, &b)) {
+                None => problems.add(format!("{what} (change {seq}) has no entity_seq entry")),
+                Some(Err(_)) => problems.add(format!("the entity_seq entry of {what} is damaged")),
+                Some(Ok(s)) if s == seq => {}
+                Some(Ok(s)) => {
+                    let twice =
+                        self.engine.get(CHANGES, &s.to_be_bytes())?.as_deref() == Some(value);
+                    match twice {
+                        true => problems.add(format!(
+                            "{what} appears twice in the change log (changes {seq} and {s})"
+                        )),
+                        false => problems.add(format!(
+                            "change {seq} is {what}, but entity_seq maps it to change {s}"
+                        )),
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        self.each_entry(ENTITY_SEQ, |key, value| {
+            let Ok(seq) = read_u64(ENTITY_SEQ, value) else {
+                problems.add(format!("entity_seq entry {} is damaged", show(key)));
+                return Ok(());
+            };
+            if self.engine.get(CHANGES, &seq.to_be_bytes())?.as_deref() != Some(key) {
+                problems.add(format!(
+                    "entity_seq points at change {seq}, which is not that entity's change"
+                ));
+            }
+            Ok(())
+        })
+    }
+
+    /// Each field: readable, under its own key, with its revision and its
+    /// submission's header.
+    fn check_fields(&self, problems: &mut Problems) -> Result<()> {
+        self.each_entry(FIELDS, |key, value| {
+            let Ok(state) = decode::<FieldState>(FIELDS, value) else {
+                problems.add(format!("field record {} cannot be read", show(key)));
+                return Ok(());
+            };
+            let (sub, field) = (state.at.submission, &state.at.field);
+            let name = format!("field {field} of {} {}", state.at.village_id, state.at.period);
+            if key != field_key(sub, field) {
+                problems.add(format!("{name} is stored under another field's key"));
+            }
+            match self.engine.get(REVISIONS, &revision_key(sub, field, state.version))? {
+                None => problems.add(format!(
+                    "{name} is at version {} but that revision is missing",
+                    state.version
+                )),
+                Some(rev) if rev != value => problems.add(format!(
+                    "{name}: revision {} differs from the field's current value",
+                    state.version
+                )),
+                Some(_) => {}
+            }
+            self.check_header(problems, sub, &name)
+        })
+    }
+
+    /// Each conflict: readable, on a field that exists, in a submission with
+    /// a header.
+    fn check_conflicts(&self, problems: &mut Problems) -> Result<()> {
+        self.each_entry(CONFLICTS, |key, value| {
+            let Ok(conflict) = decode::<Conflict>(CONFLICTS, value) else {
+                problems.add(format!("conflict record {} cannot be read", show(key)));
+                return Ok(());
+            };
+            let (sub, field) = (conflict.at.submission, &conflict.at.field);
+            let name = format!(
+                "the conflict on {field} of {} {}",
+                conflict.at.village_id, conflict.at.period
+            );
+            if key != field_key(sub, field) {
+                problems.add(format!("{name} is stored under another field's key"));
+            }
+            if self.engine.get(FIELDS, key)?.is_none() {
+                problems.add(format!("{name} is on a field that does not exist"));
+            }
+            self.check_header(problems, sub, &name)
+        })
+    }
+
+    fn check_header(&self, problems: &mut Problems, sub: SubmissionId, name: &str) -> Result<()> {
+        match self.engine.get(SUBMISSIONS, sub.0.as_bytes())? {
+            None => {
+                problems.add(format!("{name} belongs to submission {sub}, which has no header"))
+            }
+            Some(bytes) => {
+                if decode::<SubmissionHeader>(SUBMISSIONS, &bytes).is_err() {
+                    problems.add(format!("the header of submission {sub} cannot be read"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The audit trail: contiguous from 1 to meta `audit_seq`, each entry
+    /// readable and numbered by its key, and both indexes pointing at real
+    /// entries.
+    fn check_audit(&self, problems: &mut Problems) -> Result<()> {
+        let head = match self.engine.get(META, AUDIT_SEQ_KEY)? {
+            None => 0,
+            Some(bytes) => match read_u64(META, &bytes) {
+                Ok(seq) => seq,
+                Err(_) => {
+                    problems
+                        .add("the audit head (meta `audit_seq`) is not an 8-byte number".into());
+                    0
+                }
+            },
+        };
+        let mut expected = 1u64;
+        self.each_entry(AUDIT, |key, value| {
+            let Ok(seq) = read_u64(AUDIT, key) else {
+                problems.add(format!("audit key {} is not a sequence number", show(key)));
+                return Ok(());
+            };
+            if seq != expected {
+                problems.add(format!(
+                    "the audit trail has a gap: entry {seq} follows {}",
+                    expected.saturating_sub(1)
+                ));
+            }
+            expected = seq.saturating_add(1);
+            match decode::<AuditEntry>(AUDIT, value) {
+                Err(_) => problems.add(format!("audit entry {seq} cannot be read")),
+                Ok(e) if e.seq != seq => {
+                    problems.add(format!("audit entry {seq} says it is entry {}", e.seq))
+                }
+                Ok(_) => {}
+            }
+            Ok(())
+        })?;
+        let last = expected - 1;
+        if last != head {
+            problems.add(format!(
+                "the audit head (meta `audit_seq`) is {head} but the last audit entry is {last}"
+            ));
+        }
+        for (tree, what) in [(AUDIT_BY_SUB, "submission"), (AUDIT_BY_USER, "user")] {
+            self.each_entry(tree, |key, _| {
+                let seq = match key.len() {
+                    n if n >= 9 && key[n - 9] == 0 => read_u64(tree, &key[n - 8..]).ok(),
+                    _ => None,
+                };
+                let Some(seq) = seq else {
+                    problems.add(format!("{tree} key {} is malformed", show(key)));
+                    return Ok(());
+                };
+                if self.engine.get(AUDIT, &seq.to_be_bytes())?.is_none() {
+                    problems.add(format!(
+                        "the audit index by {what} ({tree}) points at audit entry {seq}, which \
+                         does not exist"
+                    ));
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,392 @@
+//! Backups and the store check: a store built through a real server is
+//! backed up and restored with the real binary, and the copy answers
+//! exactly as the original, down to tablets that keep syncing with it; a
+//! damaged or cut backup is refused; `check` names what is broken in a
+//! damaged store, and `fieldsync-server check` fails on it.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use fieldsync::access::{Role, User};
+use fieldsync::demo;
+use fieldsync::review::Verdict;
+use fieldsync::sync::{Mutation, RawValue};
+use fieldsync::{FieldKey, Hlc, Period, SubmissionId};
+use fieldsync_client::local::Tablet;
+use fieldsync_client::sync::{self, Report, Retry};
+use fieldsync_client::{init_tablet, Grpc};
+use fieldsync_server::local::LocalServer;
+use fieldsync_server::store::{now_ms, Choice, HistoryQuery, PlanRow};
+use fieldsync_server::Store;
+use fieldsync_store::{Batch, Engine, Memory, Sled};
+use tempfile::TempDir;
+
+const ADMIN_TOKEN: &str = "backup-test-admin-token-0123456789";
+const VILLAGE: &str = demo::SAMPLE_VILLAGE;
+const THON_2: &str = "ha-tinh.huong-khe.phuc-dong.thon-2";
+const COMMUNE: &str = demo::SAMPLE_COMMUNE;
+const DISTRICT: &str = "ha-tinh.huong-khe";
+const PERIOD: Period = Period::Year(2022);
+
+struct TestTablet {
+    tablet: Tablet,
+    token: String,
+    _dir: TempDir,
+}
+
+impl TestTablet {
+    async fn new(url: &str, token: &str) -> TestTablet {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(Sled::open(dir.path()).unwrap());
+        let tablet = init_tablet(engine, url, token).await.expect("init tablet");
+        TestTablet { tablet, token: token.to_owned(), _dir: dir }
+    }
+
+    fn record(&self, village: &str, pairs: &[(&str, &str)]) {
+        let edits: Vec<_> =
+            pairs.iter().map(|(f, v)| (f.to_string(), RawValue::Amount(v.to_string()))).collect();
+        self.tablet.record(village, "2022", &edits, now_ms()).expect("record");
+    }
+
+    async fn sync(&self, url: &str) -> Report {
+        let mut remote = Grpc::connect(url, &self.token).await.expect("connect");
+        sync::sync(&self.tablet, &mut remote, &Retry::immediate(0), &mut |_| {})
+            .await
+            .expect("sync")
+    }
+}
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_fieldsync-server"))
+}
+
+fn run(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let out = bin().args(args).env_remove("FIELDSYNC_DATA").output().expect("run fieldsync-server");
+    eprintln!(
+        "fieldsync-server {args:?}: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Everything a client could ask the store, to compare two stores.
+#[derive(Debug, PartialEq)]
+struct Answers {
+    head: u64,
+    submissions: Vec<fieldsync_server::store::SubmissionHeader>,
+    fields: Vec<Vec<fieldsync::sync::FieldState>>,
+    revisions: Vec<Vec<fieldsync::sync::FieldState>>,
+    conflicts: Vec<fieldsync::sync::Conflict>,
+    audit: Vec<fieldsync::sync::AuditEntry>,
+    users: Vec<User>,
+    totals: Vec<fieldsync_server::store::Total>,
+}
+
+fn answers(store: &Store) -> Answers {
+    let admin = store.user("admin").unwrap().unwrap();
+    let submissions = store.submissions().unwrap();
+    let fields: Vec<_> = submissions.iter().map(|s| store.fields_of(s.id).unwrap()).collect();
+    let revisions = fields
+        .iter()
+        .flatten()
+        .map(|f| store.revisions(f.at.submission, &f.at.field).unwrap())
+        .collect();
+    let query = HistoryQuery { limit: 10_000, ..Default::default() };
+    let units: Vec<String> =
+        [demo::PROVINCE, DISTRICT, COMMUNE, VILLAGE, THON_2].map(String::from).to_vec();
+    Answers {
+        head: store.head().unwrap(),
+        conflicts: store.conflicts().unwrap(),
+        audit: store.history(&admin, &query).unwrap(),
+        users: store.users().unwrap(),
+        totals: store.totals_of(&units, PERIOD).unwrap(),
+        submissions,
+        fields,
+        revisions,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_backup_answers_exactly_as_the_original() {
+    let root = tempfile::tempdir().unwrap();
+    let (original, restored, file) =
+        (root.path().join("original"), root.path().join("restored"), root.path().join("b.fsb"));
+
+    // A season's work: two surveyors, a conflict, a settlement, decisions, plans.
+    let server = LocalServer::start(&original, "127.0.0.1:0", ADMIN_TOKEN).await.unwrap();
+    let url = server.url.clone();
+    let an = server.user("an", "Nguyễn Văn An", Role::Surveyor, &[demo::PROVINCE]).unwrap();
+    let binh = server.user("binh", "Trần Thị Bình", Role::Surveyor, &[demo::PROVINCE]).unwrap();
+    server.user("xa", "Lê Văn Xã", Role::Supervisor, &[COMMUNE]).unwrap();
+    server.user("huyen", "Phạm Thị Huyện", Role::Supervisor, &[DISTRICT]).unwrap();
+    let a = TestTablet::new(&url, &an).await;
+    let b = TestTablet::new(&url, &binh).await;
+    a.record(VILLAGE, &[("road_km", "10"), ("road_cement_km", "4")]);
+    a.record(THON_2, &[("road_km", "7")]);
+    a.sync(&url).await;
+    b.sync(&url).await;
+    a.record(VILLAGE, &[("road_km", "12")]);
+    b.record(VILLAGE, &[("road_km", "15")]);
+    a.sync(&url).await;
+    assert_eq!(b.sync(&url).await.conflicts, 1, "B's concurrent edit opens a conflict");
+    let store = Arc::clone(&server.store);
+    let xa = store.user("xa").unwrap().unwrap();
+    let admin = store.user("admin").unwrap().unwrap();
+    let conflict = store.conflicts().unwrap().pop().expect("a conflict");
+    store.resolve(&xa, &conflict.at, Choice::Pick(0), "measured again", now_ms()).unwrap();
+    let subs = [(VILLAGE.to_owned(), PERIOD)];
+    store.decide(&xa, &subs, Verdict::Approve, "", now_ms()).unwrap();
+    let thon2 = [(THON_2.to_owned(), PERIOD)];
+    store.decide(&xa, &thon2, Verdict::Return, "check the figures", now_ms()).unwrap();
+    let plan = |unit: &str, value: &str| PlanRow {
+        unit: unit.into(),
+        indicator: "road_km".into(),
+        period: "2022".into(),
+        value: value.into(),
+    };
+    store.set_plans(&admin, &[plan(demo::PROVINCE, "458"), plan(COMMUNE, "30")], now_ms()).unwrap();
+    a.sync(&url).await;
+    b.sync(&url).await;
+    let before = answers(&store);
+    assert!(before.head > 0 && before.conflicts.len() == 1 && before.audit.len() > 10);
+    assert!(before.totals.iter().any(|t| t.plan.is_some()), "plans are part of the totals");
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    let a_device = a.tablet.meta().device;
+    let a_last = store.device(a_device).unwrap().last_mutation_id;
+    assert_eq!(a_last, a.tablet.meta().next_mutation_id - 1);
+    drop(store);
+    server.stop().await.unwrap();
+
+    // Back up and restore with the real binary.
+    let out = run(&[
+        "backup".as_ref(),
+        "--data".as_ref(),
+        original.as_os_str(),
+        "--out".as_ref(),
+        file.as_os_str(),
+    ]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("backed up"));
+    let out = run(&[
+        "restore".as_ref(),
+        "--from".as_ref(),
+        file.as_os_str(),
+        "--data".as_ref(),
+        restored.as_os_str(),
+    ]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("healthy"));
+    // A restore never lands on a store that holds something.
+    let out = run(&[
+        "restore".as_ref(),
+        "--from".as_ref(),
+        file.as_os_str(),
+        "--data".as_ref(),
+        original.as_os_str(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
+
+    // The copy answers as the original did.
+    let server = LocalServer::start(&restored, "127.0.0.1:0", ADMIN_TOKEN).await.unwrap();
+    let url = server.url.clone();
+    assert_eq!(answers(&server.store), before);
+    assert_eq!(server.store.check().unwrap(), Vec::<String>::new());
+
+    // Tablets carry on against the copy: nothing new to pull, and their ids continue.
+    assert_eq!(a.sync(&url).await, Report::default(), "A is already up to date");
+    assert_eq!(b.sync(&url).await, Report::default(), "B is already up to date");
+    a.record(THON_2, &[("road_km", "8")]);
+    let report = a.sync(&url).await;
+    assert_eq!(report.applied, 1, "{report:?}");
+    assert_eq!(server.store.device(a_device).unwrap().last_mutation_id, a_last + 1);
+    let thon2_sub = SubmissionId::of(THON_2, PERIOD);
+    let road = server.store.field(thon2_sub, &FieldKey::parse("road_km")).unwrap().unwrap();
+    assert_eq!(road.value.to_string(), "8");
+    assert_eq!(road.version, before.head + 1, "the log goes on from the backup's head");
+    assert_eq!(b.sync(&url).await.pulled, 2, "B sees A's new value and the resubmission");
+    assert_eq!(server.store.check().unwrap(), Vec::<String>::new());
+    server.stop().await.unwrap();
+
+    // The original is untouched, and still healthy.
+    let out = run(&["check".as_ref(), "--data".as_ref(), original.as_os_str()]);
+    assert!(out.status.success());
+}
+
+/// A small store in memory: users, values in two villages, a conflict.
+fn small_store() -> (Arc<Memory>, Store) {
+    let engine = Arc::new(Memory::new());
+    let store = Store::open(engine.clone(), demo::catalogue).unwrap();
+    store.ensure_admin(Some(ADMIN_TOKEN), 1).unwrap();
+    let admin = store.user("admin").unwrap().unwrap();
+    let user = |id: &str| User {
+        id: id.into(),
+        name: id.into(),
+        role: Role::Surveyor,
+        areas: vec![demo::PROVINCE.into()],
+        disabled: false,
+    };
+    let (an, binh) = (user("an"), user("binh"));
+    store.create_user(&admin, an.clone(), 1).unwrap();
+    store.create_user(&admin, binh.clone(), 1).unwrap();
+    let m = |id: u64, village: &str, field: &str, v: &str, hlc: u64| Mutation {
+        id,
+        village_id: village.into(),
+        period: "2022".into(),
+        field: field.into(),
+        value: RawValue::Amount(v.into()),
+        base_version: 0,
+        hlc: Hlc(hlc),
+        author: "t".into(),
+    };
+    let device = |n: u128| fieldsync::DeviceId(uuid::Uuid::from_u128(n));
+    let batch = [m(1, VILLAGE, "road_km", "10", 1), m(2, THON_2, "road_km", "3", 2)];
+    store.push(&an, device(1), &batch, 0, 1).unwrap();
+    store.push(&binh, device(2), &[m(1, VILLAGE, "road_km", "11", 3)], 0, 1).unwrap();
+    assert_eq!(store.conflicts().unwrap().len(), 1);
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    (engine, store)
+}
+
+fn restore(bytes: &[u8], dir: &Path) -> Result<u64, String> {
+    let file = dir.join("backup.fsb");
+    std::fs::write(&file, bytes).unwrap();
+    let target = dir.join("data");
+    let result = Store::restore_from_file(&file, &target).map_err(|e| e.to_string());
+    if result.is_err() {
+        assert!(!target.exists(), "a refused restore leaves nothing behind");
+    }
+    result
+}
+
+#[test]
+fn a_damaged_or_truncated_backup_is_refused() {
+    let (_, store) = small_store();
+    let mut bytes = Vec::new();
+    let count = store.backup(&mut bytes).unwrap();
+    assert!(count > 10);
+    let dir = tempfile::tempdir().unwrap();
+
+    // The intact backup restores to an equal store.
+    let good = dir.path().join("good");
+    std::fs::create_dir(&good).unwrap();
+    assert_eq!(restore(&bytes, &good), Ok(count));
+    let copy = Store::open(Arc::new(Sled::open(&good.join("data")).unwrap()), demo::catalogue);
+    let copy = copy.unwrap();
+    assert_eq!(copy.head().unwrap(), store.head().unwrap());
+    assert_eq!(copy.conflicts().unwrap(), store.conflicts().unwrap());
+    assert_eq!(copy.check().unwrap(), Vec::<String>::new());
+    drop(copy);
+
+    let tries: Vec<(String, Vec<u8>)> =
+        [0, 17, 20, bytes.len() / 2, bytes.len() - 40, bytes.len() - 1]
+            .into_iter()
+            .map(|at| {
+                let mut flipped = bytes.clone();
+                flipped[at] ^= 0x55;
+                (format!("byte {at} flipped"), flipped)
+            })
+            .chain(
+                [0, 10, 21, bytes.len() / 2, bytes.len() - 33, bytes.len() - 1]
+                    .into_iter()
+                    .map(|len| (format!("cut at {len}"), bytes[..len].to_vec())),
+            )
+            .chain([(String::from("trailing bytes"), [bytes.as_slice(), b"x"].concat())])
+            .collect();
+    for (i, (what, damaged)) in tries.iter().enumerate() {
+        let sub = dir.path().join(format!("try{i}"));
+        std::fs::create_dir(&sub).unwrap();
+        let err = restore(damaged, &sub).expect_err(what);
+        let plain = err.contains("damaged or truncated")
+            || err.contains("not a fieldsync backup")
+            || err.contains("format version");
+        assert!(plain, "{what}: {err}");
+    }
+    let err = restore(&bytes[..bytes.len() - 1], dir.path()).unwrap_err();
+    assert!(err.contains("ends in the middle"), "{err}");
+    let mut flipped = bytes.clone();
+    let middle = bytes.len() - 40;
+    flipped[middle] ^= 1;
+    let err = restore(&flipped, dir.path()).unwrap_err();
+    assert!(err.contains("checksum"), "{err}");
+}
+
+#[test]
+fn check_names_what_is_broken() {
+    let (engine, store) = small_store();
+    let sub = SubmissionId::of(VILLAGE, PERIOD);
+    let road = FieldKey::parse("road_km");
+    let version = store.field(sub, &road).unwrap().unwrap().version;
+
+    // A revision goes missing.
+    let mut key = sub.0.as_bytes().to_vec();
+    key.extend_from_slice(b"road_km\0");
+    key.extend_from_slice(&version.to_be_bytes());
+    assert!(engine.get("revisions", &key).unwrap().is_some());
+    let mut batch = Batch::default();
+    batch.delete("revisions", key);
+    engine.commit(batch).unwrap();
+    let problems = store.check().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("road_km") && problems[0].contains("revision"), "{problems:?}");
+
+    // A rollup cell goes missing.
+    let (cell, _) = engine.last("rollups").unwrap().unwrap();
+    let mut batch = Batch::default();
+    batch.delete("rollups", cell);
+    engine.commit(batch).unwrap();
+    let problems = store.check().unwrap();
+    assert!(problems.iter().any(|p| p.contains("rollup")), "{problems:?}");
+
+    // An audit entry goes missing: a gap, and index entries pointing nowhere.
+    let mut batch = Batch::default();
+    batch.delete("audit", 2u64.to_be_bytes().to_vec());
+    engine.commit(batch).unwrap();
+    let problems = store.check().unwrap();
+    assert!(problems.iter().any(|p| p.contains("gap")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("audit entry 2, which does not exist")));
+
+    // The change log loses its head.
+    let (last, _) = engine.last("changes").unwrap().unwrap();
+    let mut batch = Batch::default();
+    batch.delete("changes", last);
+    engine.commit(batch).unwrap();
+    let problems = store.check().unwrap();
+    assert!(problems.iter().any(|p| p.contains("change-log head")), "{problems:?}");
+}
+
+#[test]
+fn the_check_command_fails_on_a_damaged_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    {
+        let (_, memory) = small_store();
+        let mut bytes = Vec::new();
+        memory.backup(&mut bytes).unwrap();
+        let file = dir.path().join("b.fsb");
+        std::fs::write(&file, bytes).unwrap();
+        Store::restore_from_file(&file, &data).unwrap();
+    }
+    let out = run(&["check".as_ref(), "--data".as_ref(), data.as_os_str()]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("healthy"));
+    {
+        let engine = Sled::open(&data).unwrap();
+        let (cell, _) = engine.last("rollups").unwrap().unwrap();
+        let mut batch = Batch::default();
+        batch.delete("rollups", cell);
+        engine.commit(batch).unwrap();
+    }
+    let out = run(&["check".as_ref(), "--data".as_ref(), data.as_os_str()]);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("problem") && stdout.contains("rollup"), "{stdout}");
+
+    // No store at all is an error, not a new empty store.
+    let out = run(&["check".as_ref(), "--data".as_ref(), dir.path().join("none").as_os_str()]);
+    assert!(!out.status.success());
+    assert!(!dir.path().join("none").exists());
+}
