@@ -31,6 +31,9 @@ struct Cli {
     /// Directory of this tablet's local store.
     #[arg(long, global = true, default_value = ".fieldsync", env = "FIELDSYNC_HOME")]
     home: PathBuf,
+    /// The certificate authority (PEM) to trust for an https:// server.
+    #[arg(long, global = true, env = "FIELDSYNC_CA")]
+    ca: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -123,6 +126,9 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(ca) = cli.ca {
+        fieldsync_client::remote::trust_ca(ca);
+    }
     match cli.command {
         Command::Review { online, command } => {
             cli::review::run(command, &online, &cli.home).await?

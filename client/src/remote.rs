@@ -15,7 +15,7 @@ use fieldsync_proto::{convert, SCHEMA_VERSION};
 use tokio_stream::StreamExt;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::{InterceptedService, Interceptor};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::error::{Error, Result};
 
@@ -104,10 +104,15 @@ impl Grpc {
             false => format!("http://{url}"),
         };
         let url = url.as_str();
-        let endpoint = Endpoint::from_shared(url.to_owned())
+        let mut endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(|e| Error::Invalid(format!("{url:?} is not a server address: {e}")))?
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(60));
+        if url.starts_with("https://") {
+            endpoint = endpoint
+                .tls_config(ClientTlsConfig::new().ca_certificate(trusted_ca()?))
+                .map_err(|e| Error::Invalid(format!("TLS for {url}: {}", causes(&e))))?;
+        }
         let channel = endpoint
             .connect()
             .await
@@ -137,6 +142,33 @@ impl Grpc {
     pub fn admin(&self) -> AdminClient<Authed> {
         AdminClient::new(self.channel.clone()).max_decoding_message_size(MAX_REPLY_BYTES)
     }
+}
+
+/// Environment variable naming the PEM file of the certificate authority a
+/// tablet trusts for `https://` servers.
+pub const CA_ENV: &str = "FIELDSYNC_CA";
+
+static CA: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Trusts the certificate authority in this PEM file for `https://` servers,
+/// for the rest of the process (the CLI's `--ca`); otherwise [`CA_ENV`] names it.
+pub fn trust_ca(path: std::path::PathBuf) {
+    let _ = CA.set(path);
+}
+
+/// The certificate authority given to [`trust_ca`] or named by [`CA_ENV`].
+fn trusted_ca() -> Result<Certificate> {
+    let path = CA.get().map(|p| p.clone().into_os_string()).or_else(|| std::env::var_os(CA_ENV));
+    let path = path.ok_or_else(|| {
+        Error::Invalid(format!(
+            "an https:// server needs the certificate of its authority: set {CA_ENV} (or --ca) \
+             to its PEM file"
+        ))
+    })?;
+    let pem = std::fs::read(&path).map_err(|e| {
+        Error::Invalid(format!("cannot read the CA certificate {}: {e}", path.to_string_lossy()))
+    })?;
+    Ok(Certificate::from_pem(pem))
 }
 
 /// An error and its sources: "transport error: connection refused".

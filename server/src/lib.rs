@@ -20,6 +20,7 @@ use fieldsync_proto::v1::sync_server::SyncServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Identity, ServerTlsConfig};
 
 pub use grpc::Limits;
 pub use store::Store;
@@ -44,6 +45,17 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    serve_with(listener, store, limits, None, shutdown).await
+}
+
+/// [`serve`], over TLS when `tls` holds the server's certificate and key.
+pub async fn serve_with(
+    listener: TcpListener,
+    store: Arc<Store>,
+    limits: Limits,
+    tls: Option<Identity>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
     let auth = grpc::authenticate(Arc::clone(&store));
     let sync = SyncServer::new(grpc::SyncService::new(Arc::clone(&store), limits))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -64,8 +76,12 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(fieldsync_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    tracing::info!(address = %listener.local_addr()?, "serving fieldsync.v1");
-    tonic::transport::Server::builder()
+    tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), "serving fieldsync.v1");
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(identity) = tls {
+        builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
+    }
+    builder
         .concurrency_limit_per_connection(MAX_CONCURRENT_PER_CONNECTION)
         .timeout(REQUEST_TIMEOUT)
         .add_service(health)

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use fieldsync_server::store::{now_ms, ADMIN_TOKEN_ENV};
-use fieldsync_server::{serve, Limits, Store};
+use fieldsync_server::{serve_with, Limits, Store};
 use fieldsync_store::Sled;
+use tonic::transport::Identity;
 
 #[derive(Parser)]
 #[command(version, about = "The fieldsync sync server")]
@@ -62,6 +63,12 @@ struct ServeArgs {
     /// Directory of the embedded store; created with demo data if empty.
     #[arg(long, default_value = "./fieldsync-data", env = "FIELDSYNC_DATA")]
     data: PathBuf,
+    /// Serve over TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key", env = "FIELDSYNC_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert", env = "FIELDSYNC_TLS_KEY")]
+    tls_key: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -122,7 +129,16 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(data = %args.data.display(), "store open");
-    serve(listener, store, Limits::default(), shutdown_signal()).await
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let read = |p: &PathBuf| {
+                std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+            };
+            Some(Identity::from_pem(read(cert)?, read(key)?))
+        }
+        _ => None,
+    };
+    serve_with(listener, store, Limits::default(), tls, shutdown_signal()).await
 }
 
 /// Opens the store in `data`, which must already hold one.
