@@ -32,6 +32,9 @@ pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
 /// Concurrent requests per connection.
 pub const MAX_CONCURRENT_PER_CONNECTION: usize = 32;
+/// Streams one HTTP/2 connection may have open at once; further ones are
+/// refused by HTTP/2 itself.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
 /// Longest a unary request may take before it is cut off.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -56,7 +59,9 @@ pub async fn serve_with(
     tls: Option<Identity>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let auth = grpc::authenticate(Arc::clone(&store));
+    let auth = grpc::authenticate(Arc::clone(&store), &limits);
+    let address = listener.local_addr()?;
+    let incoming = limited(listener, limits.max_connections);
     let sync = SyncServer::new(grpc::SyncService::new(Arc::clone(&store), limits))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_REPLY_BYTES);
@@ -76,8 +81,10 @@ pub async fn serve_with(
         .register_encoded_file_descriptor_set(fieldsync_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), "serving fieldsync.v1");
-    let mut builder = tonic::transport::Server::builder();
+    tracing::info!(address = %address, tls = tls.is_some(), "serving fieldsync.v1");
+    let mut builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+        .tcp_keepalive(Some(Duration::from_secs(60)));
     if let Some(identity) = tls {
         builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
     }
@@ -90,9 +97,78 @@ pub async fn serve_with(
         .add_service(InterceptedService::new(review, auth.clone()))
         .add_service(InterceptedService::new(report, auth.clone()))
         .add_service(InterceptedService::new(admin, auth))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     tokio::task::spawn_blocking(move || store.flush()).await??;
     tracing::info!("stopped; store flushed");
     Ok(())
+}
+
+/// A connection that holds one of the server's connection permits.
+struct Permitted {
+    stream: tokio::net::TcpStream,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Accepted connections, at most `max` open at once: one beyond that is
+/// closed as it arrives, so a flood of connections cannot starve the tablets
+/// already connected.
+fn limited(
+    listener: TcpListener,
+    max: usize,
+) -> impl tokio_stream::Stream<Item = std::io::Result<Permitted>> {
+    use tokio_stream::StreamExt;
+    let permits = Arc::new(tokio::sync::Semaphore::new(max.max(1)));
+    TcpListenerStream::new(listener).filter_map(move |accepted| match accepted {
+        Ok(stream) => match Arc::clone(&permits).try_acquire_owned() {
+            Ok(permit) => Some(Ok(Permitted { stream, _permit: permit })),
+            Err(_) => {
+                tracing::warn!(max, "too many connections: closing a new one");
+                None
+            }
+        },
+        Err(e) => Some(Err(e)),
+    })
+}
+
+impl tonic::transport::server::Connected for Permitted {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.stream.connect_info()
+    }
+}
+
+impl tokio::io::AsyncRead for Permitted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Permitted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }

@@ -9,7 +9,9 @@ mod report;
 mod review;
 mod sync;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use fieldsync::access::User;
 use tonic::{Request, Status};
@@ -25,11 +27,47 @@ pub use sync::{Limits, SyncService};
 #[derive(Clone, Debug)]
 pub struct Caller(pub User);
 
+/// Per-user token buckets: each call takes a token; tokens come back at
+/// `rate` per second up to `burst`.
+struct Buckets {
+    rate: f64,
+    burst: f64,
+    users: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl Buckets {
+    fn take(&self, user: &str) -> bool {
+        let now = Instant::now();
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        // Forget users whose bucket has long been full again (bounded memory).
+        if users.len() > 10_000 {
+            let full = Duration::from_secs_f64(self.burst / self.rate.max(f64::MIN_POSITIVE));
+            users.retain(|_, (_, at)| now.duration_since(*at) < full);
+        }
+        let (tokens, at) = users.entry(user.to_owned()).or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
+        *at = now;
+        if *tokens < 1.0 {
+            return false;
+        }
+        *tokens -= 1.0;
+        true
+    }
+}
+
 /// An interceptor that turns `authorization: Bearer <token>` into a
-/// [`Caller`], or refuses the call. Token lookups are single sled reads.
+/// [`Caller`], or refuses the call; it also holds each user to
+/// `limits.calls_per_second`. Token lookups are single sled reads.
 pub fn authenticate(
     store: Arc<Store>,
+    limits: &Limits,
 ) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
+    let buckets = Arc::new(Buckets {
+        rate: f64::from(limits.calls_per_second),
+        burst: f64::from(limits.call_burst.max(1)),
+        users: Mutex::new(HashMap::new()),
+    });
+    let per_second = limits.calls_per_second;
     move |mut request: Request<()>| {
         let header = request.metadata().get("authorization").ok_or_else(|| {
             Status::unauthenticated(
@@ -47,6 +85,13 @@ pub fn authenticate(
                 Status::unauthenticated("the authorization header must be `Bearer <token>`")
             })?;
         let user = store.authenticate(token, now_ms()).map_err(status_of)?;
+        if !buckets.take(&user.id) {
+            return Err(Status::resource_exhausted(format!(
+                "too many calls from {}: at most {per_second} a second on average; slow down and \
+                 retry",
+                user.id
+            )));
+        }
         request.extensions_mut().insert(Caller(user));
         Ok(request)
     }

@@ -27,11 +27,24 @@ pub struct Limits {
     pub max_page: usize,
     /// Pages buffered for a slow reader before the server waits for it.
     pub pull_buffer: usize,
+    /// Calls per second each user may make, on average...
+    pub calls_per_second: u32,
+    /// ...and in a burst.
+    pub call_burst: u32,
+    /// Open connections; further ones are closed as they arrive.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_batch: 1_000, max_page: 500, pull_buffer: 2 }
+        Limits {
+            max_batch: 1_000,
+            max_page: 500,
+            pull_buffer: 2,
+            calls_per_second: 20,
+            call_burst: 100,
+            max_connections: 10_000,
+        }
     }
 }
 
