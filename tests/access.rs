@@ -16,8 +16,8 @@ use fieldsync_proto::v1::admin_client::AdminClient;
 use fieldsync_proto::v1::review_client::ReviewClient;
 use fieldsync_proto::v1::sync_client::SyncClient;
 use fieldsync_proto::v1::{
-    change, resolve_conflict_request, value, BootstrapRequest, CreateUserRequest, DecideRequest,
-    GetSubmissionRequest, HistoryRequest, Indicator, IssueTokenRequest, Level,
+    change, resolve_conflict_request, value, BackupRequest, BootstrapRequest, CreateUserRequest,
+    DecideRequest, GetSubmissionRequest, HistoryRequest, Indicator, IssueTokenRequest, Level,
     ListConflictsRequest, ListSubmissionsRequest, ListTokensRequest, ListUsersRequest, Mutation,
     OrgUnit, Outcome, PullRequest, PushRequest, ResolveConflictRequest, RevokeTokenRequest,
     SetPeriodClosedRequest, StatusRequest, SubmissionKey, UpdateUserRequest, User, Value,
@@ -100,6 +100,7 @@ enum Rpc {
     RevokeToken,
     AddOrgUnit,
     AddIndicator,
+    Backup,
 }
 
 /// What a cell expects.
@@ -153,6 +154,7 @@ const MATRIX: &[(Rpc, [[Expect; 2]; 5])] = &[
     (Rpc::RevokeToken,     [[DENIED, DENIED],[DENIED, DENIED], [DENIED, DENIED], [DENIED, DENIED], [OK, OK]]),
     (Rpc::AddOrgUnit,      [[DENIED, DENIED],[DENIED, DENIED], [DENIED, DENIED], [DENIED, DENIED], [OK, OK]]),
     (Rpc::AddIndicator,    [[DENIED, NA],    [DENIED, NA],     [DENIED, NA],     [DENIED, NA],     [OK, NA]]),
+    (Rpc::Backup,          [[DENIED, NA],    [DENIED, NA],     [DENIED, NA],     [DENIED, NA],     [OK, NA]]),
 ];
 
 /// Signs every call with `authorization: Bearer <token>`.
@@ -465,6 +467,11 @@ async fn run(
                 max_per_village: "10".into(),
             };
             caller.admin.add_indicator(indicator).await.map(done)
+        }
+        Rpc::Backup => {
+            let mut stream = caller.admin.backup(BackupRequest {}).await?.into_inner();
+            while stream.message().await?.is_some() {}
+            Ok(Got::Done)
         }
     }
 }

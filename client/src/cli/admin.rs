@@ -34,6 +34,12 @@ pub enum AdminCommand {
     /// Indicators that tablets record.
     #[command(subcommand)]
     Indicator(IndicatorCommand),
+    /// A consistent snapshot of the running server's store, restorable with
+    /// `fieldsync-server restore --from FILE --data DIR`.
+    Backup {
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -232,6 +238,28 @@ pub async fn run(command: AdminCommand, online: &Online, home: &Path) -> anyhow:
     let s = online.connect(home).await?;
     let mut admin = s.grpc.admin();
     match command {
+        AdminCommand::Backup { out } => {
+            use std::io::Write;
+            let mut partial = out.as_os_str().to_owned();
+            partial.push(".part");
+            let partial = std::path::PathBuf::from(partial);
+            let mut file = std::io::BufWriter::new(
+                std::fs::File::create(&partial)
+                    .with_context(|| format!("cannot create {}", partial.display()))?,
+            );
+            let mut stream =
+                admin.backup(v1::BackupRequest {}).await.map_err(|e| s.refused(e))?.into_inner();
+            let mut bytes = 0usize;
+            while let Some(chunk) = stream.message().await.map_err(|e| s.refused(e))? {
+                file.write_all(&chunk.data)?;
+                bytes += chunk.data.len();
+            }
+            let file = file.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            std::fs::rename(&partial, &out)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!("wrote a backup of {bytes} bytes to {}", out.display());
+        }
         AdminCommand::User(UserCommand::Add { id, name, role, areas }) => {
             let role = Role::parse(&role)?;
             let user = v1::User {

@@ -8,6 +8,8 @@ use fieldsync_proto::v1::{
     self, CreateUserRequest, IssueTokenReply, IssueTokenRequest, ListTokensReply,
     ListTokensRequest, ListUsersReply, ListUsersRequest, RevokeTokenRequest, UpdateUserRequest,
 };
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{blocking, caller, invalid};
@@ -34,8 +36,59 @@ fn token_to_wire(t: &TokenInfo) -> v1::TokenInfo {
     }
 }
 
+/// Bytes per backup chunk on the wire.
+const BACKUP_CHUNK: usize = 1024 * 1024;
+
 #[tonic::async_trait]
 impl Admin for AdminService {
+    type BackupStream = ReceiverStream<Result<v1::BackupChunk, Status>>;
+
+    /// Writes the snapshot to a temporary file first (the store's read lock is
+    /// held only for that), then streams the file, so a slow reader never
+    /// holds up writers.
+    async fn backup(
+        &self,
+        request: Request<v1::BackupRequest>,
+    ) -> Result<Response<Self::BackupStream>, Status> {
+        let admin = caller(&request)?;
+        let store = Arc::clone(&self.store);
+        let file = blocking(move || {
+            store.require_admin(&admin)?;
+            let mut file = tempfile::tempfile()
+                .map_err(|e| Error::Invalid(format!("cannot make a temporary file: {e}")))?;
+            store.backup(&mut file)?;
+            Ok(file)
+        })
+        .await?;
+        let (tx, rx) = mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Seek};
+            let mut file = file;
+            if let Err(e) = file.rewind() {
+                let _ = tx.blocking_send(Err(Status::internal(format!("backup file: {e}"))));
+                return;
+            }
+            let mut buf = vec![0u8; BACKUP_CHUNK];
+            loop {
+                match file.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        let chunk = v1::BackupChunk { data: buf[..n].to_vec() };
+                        if tx.blocking_send(Ok(chunk)).is_err() {
+                            return; // the caller went away
+                        }
+                    }
+                    Err(e) => {
+                        let _ =
+                            tx.blocking_send(Err(Status::internal(format!("backup file: {e}"))));
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
     async fn create_user(
         &self,
         request: Request<CreateUserRequest>,

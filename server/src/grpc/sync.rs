@@ -41,8 +41,8 @@ impl Default for Limits {
             max_batch: 1_000,
             max_page: 500,
             pull_buffer: 2,
-            calls_per_second: 20,
-            call_burst: 100,
+            calls_per_second: 50,
+            call_burst: 1_000,
             max_connections: 10_000,
         }
     }

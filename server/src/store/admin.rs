@@ -56,7 +56,7 @@ fn check_user_id(id: &str) -> Result<()> {
 }
 
 impl Store {
-    fn require_admin(&self, caller: &User) -> Result<()> {
+    pub fn require_admin(&self, caller: &User) -> Result<()> {
         match caller.may(Action::Administer) {
             true => Ok(()),
             false => Err(Error::Denied(format!(
