@@ -107,6 +107,10 @@ fn caller<T>(request: &Request<T>) -> Result<User, Status> {
 }
 
 fn status_of(e: store::Error) -> Status {
+    clipped(status_of_unclipped(e))
+}
+
+fn status_of_unclipped(e: store::Error) -> Status {
     match e {
         store::Error::Invalid(m) => Status::invalid_argument(m),
         store::Error::OutOfSequence(m) => Status::failed_precondition(m),
@@ -125,7 +129,20 @@ fn status_of(e: store::Error) -> Status {
 }
 
 fn invalid(e: fieldsync::Error) -> Status {
-    Status::invalid_argument(e.to_string())
+    clipped(Status::invalid_argument(e.to_string()))
+}
+
+/// Longest status message sent: messages quote what was wrong, and a status
+/// travels in an HTTP/2 trailer that cannot be large.
+const MAX_STATUS_CHARS: usize = 1_000;
+
+/// The status with its message cut to [`MAX_STATUS_CHARS`].
+fn clipped(status: Status) -> Status {
+    let message = status.message();
+    match message.char_indices().nth(MAX_STATUS_CHARS) {
+        Some((i, _)) => Status::new(status.code(), format!("{}…", &message[..i])),
+        None => status,
+    }
 }
 
 /// Runs blocking store work off the async executor.

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::{blocking, caller};
+use super::{blocking, caller, invalid};
 use crate::store::{now_ms, server_hlc, Store};
 
 /// Bounds on what one request may ask of the server.
@@ -73,7 +73,7 @@ fn check_schema(version: u32) -> Result<(), Status> {
 }
 
 fn device_of(id: &str) -> Result<DeviceId, Status> {
-    convert::device_from_wire(id).map_err(|e| Status::invalid_argument(e.to_string()))
+    convert::device_from_wire(id).map_err(invalid)
 }
 
 #[tonic::async_trait]
@@ -116,7 +116,7 @@ impl Sync for SyncService {
             .into_iter()
             .map(convert::mutation_from_wire)
             .collect::<Result<Vec<Mutation>, _>>()
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            .map_err(invalid)?;
         let store = Arc::clone(&self.store);
         let acked = req.acknowledged_through;
         let count = mutations.len();

@@ -829,7 +829,7 @@ impl<'a> Work<'a> {
         let rejected = |reason: String| MutationResult {
             id: m.id,
             outcome: Outcome::Rejected,
-            reason,
+            reason: clip(&reason, 1_000),
             current: None,
         };
         let catalogue = Arc::clone(&self.catalogue);
