@@ -1,2 +1,336 @@
-//! Load: N concurrent tablets against a real server (written by the load bench task).
-fn main() {}
+//! Load: N tablets doing a whole sync session at once against one real
+//! server (in-process gRPC on loopback, sled in a temp dir, every push
+//! flushed before its reply).
+//!
+//! Each tablet belongs to a surveyor of its own (one user per tablet, area:
+//! one demo commune) and has a device id of its own. A session is what a new
+//! tablet does in the field: `fieldsync init` (connect, status, bootstrap),
+//! record 20-100 valid values in the villages of its commune (amounts and
+//! notes), then `fieldsync sync` on a new connection (push the outbox, pull
+//! until caught up). Tablets keep their local store in memory
+//! (`fieldsync_store::Memory`) so the only disk I/O is the server's. No
+//! retries: any error fails the session and is counted.
+//!
+//! Server CPU and peak RSS are those of the whole process, so they include
+//! the load generator (the tablets) as well as the server.
+//!
+//! `cargo bench --bench load` (sizes: `FIELDSYNC_BENCH_TABLETS`, default
+//! `100,1000`; `FIELDSYNC_BENCH_RAMP_MS`, default 0: spread the session
+//! starts evenly over that many milliseconds instead of starting all at once).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fieldsync::access::Role;
+use fieldsync::sync::RawValue;
+use fieldsync::{demo, Level};
+use fieldsync_client::remote::Grpc;
+use fieldsync_client::sync::{self, Retry};
+use fieldsync_server::local::LocalServer;
+use fieldsync_store::Memory;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+const TOKEN: &str = "bench-admin-token-0123456789";
+/// Periods each tablet may record in; tablets of one commune use different ones,
+/// so their edits do not meet as conflicts.
+const PERIODS_PER_TABLET: usize = 4;
+/// Fields a village may take without a parts check: amounts and the note.
+const FIELDS: [&str; 9] = [
+    "road_km",
+    "drainage_km",
+    "canal_km",
+    "village_cultural_house",
+    "village_sports_area",
+    "playground",
+    "smart_house_library",
+    "model_residential_area",
+    "note",
+];
+
+fn sizes() -> Vec<usize> {
+    std::env::var("FIELDSYNC_BENCH_TABLETS")
+        .unwrap_or_else(|_| "100,1000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect()
+}
+
+/// Every period the server accepts: years, quarters and months of 2000-2100.
+fn periods() -> Vec<String> {
+    let mut all = Vec::new();
+    for y in 2000..=2100 {
+        all.push(y.to_string());
+        all.extend((1..=4).map(|q| format!("{y}-Q{q}")));
+        all.extend((1..=12).map(|m| format!("{y}-{m:02}")));
+    }
+    all
+}
+
+/// A valid value for `field`.
+fn value(field: &str, rng: &mut StdRng) -> RawValue {
+    match field {
+        "road_km" | "drainage_km" | "canal_km" => RawValue::Amount(format!(
+            "{}.{:02}",
+            rng.random_range(0..150),
+            rng.random_range(0..100)
+        )),
+        "playground" => RawValue::Amount(rng.random_range(0..=20).to_string()),
+        "note" => RawValue::Text(format!(
+            "Thôn đã hoàn thành {} hạng mục; kiểm tra lại số liệu kênh mương.",
+            rng.random_range(1..10)
+        )),
+        _ => RawValue::Amount(rng.random_range(0..=10).to_string()),
+    }
+}
+
+/// What one tablet records: (village, period) → edits.
+type Plan = BTreeMap<(String, String), Vec<(String, RawValue)>>;
+
+struct Tablet {
+    token: String,
+    plan: Plan,
+    values: usize,
+}
+
+/// One surveyor per tablet, each covering one commune; 20-100 edits each.
+fn tablets(server: &LocalServer, n: usize) -> anyhow::Result<Vec<Tablet>> {
+    let cat = demo::catalogue();
+    let communes: Vec<&str> = cat
+        .org_units
+        .values()
+        .filter(|u| u.level == Level::Commune)
+        .map(|u| u.id.as_str())
+        .collect();
+    let periods = periods();
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let commune = communes[i % communes.len()];
+        let slot = i / communes.len();
+        let villages: Vec<&str> = cat
+            .org_units
+            .values()
+            .filter(|u| u.parent.as_deref() == Some(commune))
+            .map(|u| u.id.as_str())
+            .collect();
+        let mut cells = Vec::new();
+        for p in &periods[slot * PERIODS_PER_TABLET..(slot + 1) * PERIODS_PER_TABLET] {
+            for v in &villages {
+                for f in FIELDS {
+                    cells.push((v.to_string(), p.clone(), f));
+                }
+            }
+        }
+        let mut rng = StdRng::seed_from_u64(i as u64);
+        cells.shuffle(&mut rng);
+        let values = rng.random_range(20..=100).min(cells.len());
+        let mut plan = Plan::new();
+        for (village, period, field) in cells.into_iter().take(values) {
+            let v = value(field, &mut rng);
+            plan.entry((village, period)).or_default().push((field.to_owned(), v));
+        }
+        let id = format!("surveyor-{i}");
+        let token = server.user(&id, &format!("Surveyor {i}"), Role::Surveyor, &[commune])?;
+        out.push(Tablet { token, plan, values });
+    }
+    Ok(out)
+}
+
+#[derive(Default)]
+struct Done {
+    pushed: usize,
+    applied: usize,
+    conflicts: usize,
+    rejected: usize,
+    pulled: usize,
+}
+
+/// A failed session: the step that failed, when (since the session began) and why.
+struct Failed {
+    step: &'static str,
+    after: Duration,
+    error: fieldsync_client::Error,
+}
+
+/// init, record, sync (push, then pull), as a surveyor does.
+async fn session(url: &str, t: Tablet) -> Result<Done, Failed> {
+    let began = Instant::now();
+    let fail = |step| move |error| Failed { step, after: began.elapsed(), error };
+    let tablet = fieldsync_client::init_tablet(Arc::new(Memory::new()), url, &t.token)
+        .await
+        .map_err(fail("init (connect, status, bootstrap)"))?;
+    for ((village, period), edits) in &t.plan {
+        tablet
+            .record(village, period, edits, fieldsync_client::now_ms())
+            .map_err(fail("record"))?;
+    }
+    let mut remote = Grpc::connect(url, &t.token).await.map_err(fail("sync: connect"))?;
+    let retry = Retry::immediate(0);
+    let report =
+        sync::push(&tablet, &mut remote, &retry, &mut |_| {}).await.map_err(fail("sync: push"))?;
+    let pulled =
+        sync::pull(&tablet, &mut remote, &retry, &mut |_| {}).await.map_err(fail("sync: pull"))?;
+    Ok(Done {
+        pushed: t.values,
+        applied: report.applied,
+        conflicts: report.conflicts,
+        rejected: report.rejected,
+        pulled,
+    })
+}
+
+/// CPU time of this process so far (user + system), from /proc/self/stat.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of proc(5), counted from `state` (field 3) here.
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux architecture the server runs on.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// The kernel's count of connections dropped because a listen queue was full
+/// (TcpExt ListenOverflows in /proc/net/netstat; the whole machine's).
+fn listen_overflows() -> Option<u64> {
+    let netstat = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut lines = netstat.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (lines.next()?, lines.next()?);
+    let i = names.split_whitespace().position(|n| n == "ListenOverflows")?;
+    values.split_whitespace().nth(i)?.parse().ok()
+}
+
+/// Peak resident set size of this process, in MiB (VmHWM).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    println!("fieldsync load bench: N tablets, one session each, all at once, on loopback");
+    println!("(tablet stores in memory; CPU and peak RSS are the whole process: server + tablets)");
+    let ramp = Duration::from_millis(
+        std::env::var("FIELDSYNC_BENCH_RAMP_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0),
+    );
+    if !ramp.is_zero() {
+        println!("(session starts spread evenly over {} ms)", ramp.as_millis());
+    }
+    for n in sizes() {
+        let dir = tempfile::tempdir()?;
+        let server = LocalServer::start(dir.path(), "127.0.0.1:0", TOKEN).await?;
+        let url = server.url.clone();
+        let setup = Instant::now();
+        let plans = tablets(&server, n)?;
+        let setup_secs = setup.elapsed().as_secs_f64();
+
+        // Peak RSS from here on (Linux ≥ 4.0); the CPU count is a difference.
+        let hwm_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+        let cpu0 = cpu_time();
+        let overflows0 = listen_overflows();
+        let start = Instant::now();
+        let tasks: Vec<_> = plans
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let url = url.clone();
+                let delay = ramp.mul_f64(i as f64 / n as f64);
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let began = Instant::now();
+                    let done = session(&url, t).await;
+                    (began.elapsed(), done)
+                })
+            })
+            .collect();
+        let mut latencies = Vec::with_capacity(n);
+        let mut total = Done::default();
+        // (step, error) → (count, earliest, latest) time into the session.
+        let mut errors: BTreeMap<(&str, String), (usize, Duration, Duration)> = BTreeMap::new();
+        for t in tasks {
+            let (took, done) = t.await?;
+            match done {
+                Ok(d) => {
+                    latencies.push(took);
+                    total.pushed += d.pushed;
+                    total.applied += d.applied;
+                    total.conflicts += d.conflicts;
+                    total.rejected += d.rejected;
+                    total.pulled += d.pulled;
+                }
+                Err(f) => {
+                    let e = errors
+                        .entry((f.step, f.error.to_string()))
+                        .or_insert((0, f.after, f.after));
+                    e.0 += 1;
+                    e.1 = e.1.min(f.after);
+                    e.2 = e.2.max(f.after);
+                }
+            }
+        }
+        let wall = start.elapsed().as_secs_f64();
+        let overflows = listen_overflows().zip(overflows0).map(|(b, a)| b - a);
+        let cpu = cpu_time().zip(cpu0).map(|(b, a)| (b - a).as_secs_f64());
+        let rss = peak_rss_mib();
+        latencies.sort_unstable();
+        let ok = latencies.len();
+        let failed: usize = errors.values().map(|e| e.0).sum();
+
+        println!();
+        println!(
+            "N = {n} tablets ({n} surveyors created in {setup_secs:.1} s before the clock starts)"
+        );
+        println!(
+            "  sessions: {ok} succeeded, {failed} failed, wall {wall:.2} s, {:.1} sessions/s",
+            ok as f64 / wall
+        );
+        println!(
+            "  session latency: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            percentile(&latencies, 50.0).as_secs_f64() * 1e3,
+            percentile(&latencies, 99.0).as_secs_f64() * 1e3,
+            latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+        );
+        println!(
+            "  values: {} recorded, {} applied, {} conflicts, {} rejected; {} changes pulled",
+            total.pushed, total.applied, total.conflicts, total.rejected, total.pulled
+        );
+        match cpu {
+            Some(c) => println!(
+                "  process CPU: {c:.2} s ({:.0}% of one core over the wall time)",
+                c / wall * 100.0
+            ),
+            None => println!("  process CPU: unavailable (no /proc/self/stat)"),
+        }
+        match rss {
+            Some(r) => println!(
+                "  process peak RSS: {r:.0} MiB ({})",
+                if hwm_reset { "since the load started" } else { "since the process started" }
+            ),
+            None => println!("  process peak RSS: unavailable (no /proc/self/status)"),
+        }
+        if let Some(o) = overflows {
+            println!("  kernel listen-queue overflows during the run (whole machine): {o}");
+        }
+        for ((step, e), (count, first, last)) in &errors {
+            println!(
+                "  failed ×{count} in {step}, {:.1}-{:.1} s into the session: {e}",
+                first.as_secs_f64(),
+                last.as_secs_f64()
+            );
+        }
+        server.stop().await?;
+    }
+    Ok(())
+}
