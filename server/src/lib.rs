@@ -121,7 +121,14 @@ fn limited(
     let permits = Arc::new(tokio::sync::Semaphore::new(max.max(1)));
     TcpListenerStream::new(listener).filter_map(move |accepted| match accepted {
         Ok(stream) => match Arc::clone(&permits).try_acquire_owned() {
-            Ok(permit) => Some(Ok(Permitted { stream, _permit: permit })),
+            Ok(permit) => {
+                // Small replies must not wait for the peer's delayed ACK
+                // (tonic's own tcp_nodelay does not reach incoming streams).
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+                }
+                Some(Ok(Permitted { stream, _permit: permit }))
+            }
             Err(_) => {
                 tracing::warn!(max, "too many connections: closing a new one");
                 None
