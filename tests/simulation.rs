@@ -197,13 +197,19 @@ fn review(net: &Net, rng: &mut StdRng) {
     assert_eq!(store.check_rollups().unwrap(), Vec::<String>::new(), "after {verdict:?}");
 }
 
-/// The surveyor who carries tablet `i`: the whole demo province.
+/// The surveyor who carries tablet `i`: the whole demo province, or (odd
+/// tablets) the districts of the simulated villages, whose pulls read the
+/// log district by district.
 fn surveyor(i: usize) -> User {
+    let areas = match i % 2 {
+        0 => vec![demo::PROVINCE.into()],
+        _ => district_supervisor().areas,
+    };
     User {
         id: format!("surveyor-{i}"),
         name: format!("Surveyor {i}"),
         role: Role::Surveyor,
-        areas: vec![demo::PROVINCE.into()],
+        areas,
         disabled: false,
     }
 }

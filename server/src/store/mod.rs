@@ -12,6 +12,8 @@
 //! - `conflicts`: submission ‖ field → [`Conflict`], open or settled.
 //! - `submissions`: submission → [`SubmissionHeader`] (with its review).
 //! - `changes`: seq → entity key; one entry per entity, at its latest change.
+//! - `changes_by_district`: district ‖ 0 ‖ seq → entity key: the same log cut
+//!   by district, so a tablet's pull reads only its district's changes.
 //! - `entity_seq`: entity key → seq; finds the entry to move.
 //! - `devices`: device → [`DeviceState`]; `results`: device ‖ mutation id → result.
 //! - `audit`: audit seq → [`AuditEntry`]; `audit_by_sub`, `audit_by_user`:
@@ -40,7 +42,7 @@ use fieldsync::sync::{
     Outcome, Page, Stamp, SubmissionReview,
 };
 use fieldsync::validate::{bounding_indicators, check_parts, validate};
-use fieldsync::{Catalogue, DeviceId, FieldKey, Hlc, Period, SubmissionId, Value};
+use fieldsync::{Catalogue, DeviceId, FieldKey, Hlc, Level, Period, SubmissionId, Value};
 use fieldsync_store::{scan_prefix, Batch, Engine};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -66,6 +68,7 @@ const TOKENS: &str = "tokens";
 const TOKEN_IDS: &str = "token_ids";
 const ROLLUPS: &str = "rollups";
 const PLANS: &str = "plans";
+const CHANGES_BY_DISTRICT: &str = "changes_by_district";
 /// Every tree of the store, for backups: a new tree must be listed here.
 const TREES: &[&str] = &[
     META,
@@ -86,6 +89,7 @@ const TREES: &[&str] = &[
     TOKEN_IDS,
     ROLLUPS,
     PLANS,
+    CHANGES_BY_DISTRICT,
 ];
 
 const SEQ_KEY: &[u8] = b"seq";
@@ -404,7 +408,8 @@ impl Store {
     }
 
     /// Up to `limit` entities in `caller`'s areas changed after `cursor`,
-    /// each once, in the order of their latest change.
+    /// each once, in the order of their latest change. A caller whose areas
+    /// lie within districts reads only those districts' part of the log.
     pub fn pull(&self, caller: &User, cursor: u64, limit: usize) -> Result<Page> {
         let _guard = self.read_lock();
         let head = self.head()?;
@@ -415,17 +420,57 @@ impl Store {
             )));
         }
         let catalogue = self.catalogue();
-        let from = cursor.to_be_bytes();
         let limit = limit.max(1);
-        let entries = self.engine.scan(CHANGES, Bound::Excluded(&from), Bound::Unbounded, limit)?;
+        // (seq, entity) in order, and the seq up to which the log was read whole.
+        let (entries, read_through) = match districts_of(&catalogue, caller) {
+            None => {
+                let from = cursor.to_be_bytes();
+                let entries =
+                    self.engine.scan(CHANGES, Bound::Excluded(&from), Bound::Unbounded, limit)?;
+                let full = entries.len() < limit;
+                let entries = entries
+                    .into_iter()
+                    .map(|(k, v)| Ok((read_u64(CHANGES, &k)?, v)))
+                    .collect::<Result<Vec<_>>>()?;
+                let through = if full { head } else { entries.last().map_or(head, |e| e.0) };
+                (entries, through)
+            }
+            Some(districts) => {
+                let mut merged = Vec::new();
+                let mut through = head;
+                for d in districts {
+                    let from = indexed(d.as_bytes(), cursor);
+                    let end = indexed(d.as_bytes(), u64::MAX);
+                    let part = self.engine.scan(
+                        CHANGES_BY_DISTRICT,
+                        Bound::Excluded(&from),
+                        Bound::Included(&end),
+                        limit,
+                    )?;
+                    let truncated = part.len() >= limit;
+                    for (k, v) in part {
+                        let seq = read_u64(CHANGES_BY_DISTRICT, &k[k.len().saturating_sub(8)..])?;
+                        merged.push((seq, v));
+                    }
+                    if truncated {
+                        // Beyond this district's last entry read, nothing is known yet.
+                        through = through.min(merged.last().map_or(cursor, |e| e.0));
+                    }
+                }
+                merged.sort_by_key(|e| e.0);
+                merged.retain(|e| e.0 <= through);
+                (merged, through)
+            }
+        };
         let mut changes = Vec::new();
         let mut bytes = 0;
         let mut last_seen = cursor;
-        for (key, entity) in entries {
-            if bytes >= PAGE_BYTES {
+        let mut stopped = false;
+        for (seq, entity) in entries {
+            if bytes >= PAGE_BYTES || changes.len() >= limit {
+                stopped = true;
                 break;
             }
-            let seq = read_u64(CHANGES, &key)?;
             let (tree, key) = match decode::<Entity>(CHANGES, &entity)? {
                 Entity::Field(sub, field) => (FIELDS, field_key(sub, &field)),
                 Entity::Conflict(sub, field) => (CONFLICTS, field_key(sub, &field)),
@@ -451,7 +496,8 @@ impl Store {
                 changes.push((seq, change));
             }
         }
-        Ok(Page { changes, cursor: last_seen, caught_up: last_seen == head })
+        let cursor = if stopped { last_seen } else { read_through.max(cursor) };
+        Ok(Page { changes, cursor, caught_up: cursor == head })
     }
 
     /// The current state of one field.
@@ -532,6 +578,31 @@ impl Store {
         }
         Ok(false)
     }
+}
+
+/// The district a village lies in ("" if none).
+fn district_of(catalogue: &Catalogue, village: &str) -> String {
+    catalogue
+        .lineage(village)
+        .find(|u| u.level == Level::District)
+        .map_or(String::new(), |u| u.id.clone())
+}
+
+/// The districts whose part of the change log holds everything `caller`
+/// may read, or `None` when that is the whole log (admins, and areas that are
+/// provinces).
+fn districts_of(catalogue: &Catalogue, caller: &User) -> Option<Vec<String>> {
+    if caller.role == fieldsync::access::Role::Admin {
+        return None;
+    }
+    let mut districts = Vec::new();
+    for area in &caller.areas {
+        let district = catalogue.lineage(area).find(|u| u.level == Level::District)?;
+        districts.push(district.id.clone());
+    }
+    districts.sort();
+    districts.dedup();
+    Some(districts)
 }
 
 /// Checks that `area` is an org unit the caller may read.
@@ -634,8 +705,9 @@ impl<'a> Work<'a> {
     }
 
     /// Moves an entity to the head of the change log.
-    fn touch(&mut self, entity: Entity) -> Result<u64> {
+    fn touch(&mut self, entity: Entity, village: &str) -> Result<u64> {
         self.seq += 1;
+        let district = district_of(&self.catalogue, village);
         match &entity {
             Entity::Field(sub, _) | Entity::Conflict(sub, _) | Entity::Review(sub) => {
                 self.touched.insert(*sub);
@@ -652,15 +724,17 @@ impl<'a> Work<'a> {
         };
         if let Some(old) = old {
             self.batch.delete(CHANGES, old.to_be_bytes().to_vec());
+            self.batch.delete(CHANGES_BY_DISTRICT, indexed(district.as_bytes(), old));
         }
         self.batch.put(CHANGES, self.seq.to_be_bytes().to_vec(), entity.key());
+        self.batch.put(CHANGES_BY_DISTRICT, indexed(district.as_bytes(), self.seq), entity.key());
         self.batch.put(ENTITY_SEQ, entity.key(), self.seq.to_be_bytes().to_vec());
         self.entity_seqs.insert(entity, Some(self.seq));
         Ok(self.seq)
     }
 
     fn write_field(&mut self, at: &FieldRef, value: Value, stamp: Stamp) -> Result<FieldState> {
-        let version = self.touch(Entity::Field(at.submission, at.field.clone()))?;
+        let version = self.touch(Entity::Field(at.submission, at.field.clone()), &at.village_id)?;
         let state = FieldState { at: at.clone(), value, version, stamp };
         let bytes = encode(&state);
         self.batch.put(FIELDS, field_key(at.submission, &at.field), bytes.clone());
@@ -692,7 +766,7 @@ impl<'a> Work<'a> {
 
     fn write_conflict(&mut self, conflict: Conflict) -> Result<()> {
         let at = conflict.at.clone();
-        self.touch(Entity::Conflict(at.submission, at.field.clone()))?;
+        self.touch(Entity::Conflict(at.submission, at.field.clone()), &at.village_id)?;
         self.batch.put(CONFLICTS, field_key(at.submission, &at.field), encode(&conflict));
         self.conflicts.insert((at.submission, at.field.clone()), Some(conflict));
         Ok(())
@@ -700,7 +774,7 @@ impl<'a> Work<'a> {
 
     /// Stores a submission's header; its review syncs down like any change.
     fn write_header(&mut self, header: SubmissionHeader) -> Result<()> {
-        self.touch(Entity::Review(header.id))?;
+        self.touch(Entity::Review(header.id), &header.village_id)?;
         self.batch.put(SUBMISSIONS, header.id.0.as_bytes().to_vec(), encode(&header));
         self.headers.insert(header.id, Some(header));
         Ok(())
