@@ -104,6 +104,29 @@ pub async fn serve_with(
     Ok(())
 }
 
+/// Connections the kernel may queue before the server accepts them: enough
+/// for a thousand tablets reaching the commune office at once.
+pub const LISTEN_BACKLOG: u32 = 4_096;
+
+/// Binds `addr` (e.g. `127.0.0.1:50051`) with a deep accept queue.
+pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for address in tokio::net::lookup_host(addr).await? {
+        let socket = match address {
+            std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(address) {
+            Ok(()) => return socket.listen(LISTEN_BACKLOG),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{addr} names no address"))
+    }))
+}
+
 /// A connection that holds one of the server's connection permits.
 struct Permitted {
     stream: tokio::net::TcpStream,

@@ -39,8 +39,7 @@ impl LocalServer {
         })
         .await??;
         let store = Arc::new(store);
-        let listener =
-            tokio::net::TcpListener::bind(addr).await.with_context(|| format!("bind {addr}"))?;
+        let listener = crate::bind(addr).await.with_context(|| format!("bind {addr}"))?;
         let url = format!("http://{}", listener.local_addr()?);
         let (tx, rx) = oneshot::channel();
         let handle = tokio::spawn(serve(listener, Arc::clone(&store), Limits::default(), async {

@@ -125,7 +125,7 @@ async fn main() -> anyhow::Result<()> {
         ),
         (None, _) => {}
     }
-    let listener = tokio::net::TcpListener::bind(&args.listen)
+    let listener = fieldsync_server::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(data = %args.data.display(), "store open");
