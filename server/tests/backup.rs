@@ -359,6 +359,18 @@ fn check_names_what_is_broken() {
 }
 
 #[test]
+fn check_notices_a_change_missing_from_its_district_cut() {
+    let (engine, store) = small_store();
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    let (cut, _) = engine.last("changes_by_district").unwrap().unwrap();
+    let mut batch = Batch::default();
+    batch.delete("changes_by_district", cut);
+    engine.commit(batch).unwrap();
+    let problems = store.check().unwrap();
+    assert!(problems.iter().any(|p| p.contains("cut of the log")), "{problems:?}");
+}
+
+#[test]
 fn the_check_command_fails_on_a_damaged_store() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

@@ -8,9 +8,9 @@ use fieldsync::sync::{AuditEntry, Conflict, FieldState};
 use fieldsync::SubmissionId;
 
 use super::{
-    decode, field_key, read_u64, revision_key, Entity, Result, Store, SubmissionHeader, AUDIT,
-    AUDIT_BY_SUB, AUDIT_BY_USER, AUDIT_SEQ_KEY, CHANGES, CONFLICTS, ENTITY_SEQ, FIELDS, META,
-    REVISIONS, SEQ_KEY, SUBMISSIONS,
+    decode, district_of, field_key, indexed, read_u64, revision_key, Entity, Result, Store,
+    SubmissionHeader, AUDIT, AUDIT_BY_SUB, AUDIT_BY_USER, AUDIT_SEQ_KEY, CHANGES,
+    CHANGES_BY_DISTRICT, CONFLICTS, ENTITY_SEQ, FIELDS, META, REVISIONS, SEQ_KEY, SUBMISSIONS,
 };
 
 /// Entries read per scan.
@@ -124,6 +124,8 @@ impl Store {
                 ));
             }
         }
+        let catalogue = self.catalogue();
+        let mut in_log = 0usize;
         self.each_entry(CHANGES, |key, value| {
             let Ok(seq) = read_u64(CHANGES, key) else {
                 problems.add(format!("change-log key {} is not a sequence number", show(key)));
@@ -144,9 +146,29 @@ impl Store {
                     (SUBMISSIONS, sub.0.as_bytes().to_vec(), format!("the review of {sub}"))
                 }
             };
-            if self.engine.get(tree, &record)?.is_none() {
-                problems.add(format!("change {seq} points at {what}, which does not exist"));
+            match self.engine.get(tree, &record)? {
+                None => problems.add(format!("change {seq} points at {what}, which does not exist")),
+                Some(bytes) => {
+                    // The same change in its district's cut of the log.
+                    let village = match tree {
+                        FIELDS => decode::<FieldState>(tree, &bytes).map(|f| f.at.village_id),
+                        CONFLICTS => decode::<Conflict>(tree, &bytes).map(|c| c.at.village_id),
+                        _ => decode::<SubmissionHeader>(tree, &bytes).map(|h| h.village_id),
+                    };
+                    if let Ok(village) = village {
+                        let district = district_of(&catalogue, &village);
+                        let cut = self
+                            .engine
+                            .get(CHANGES_BY_DISTRICT, &indexed(district.as_bytes(), seq))?;
+                        if cut.as_deref() != Some(value) {
+                            problems.add(format!(
+                                "change {seq} ({what}) is missing from district {district:?}'s cut of the log"
+                            ));
+                        }
+                    }
+                }
             }
+            in_log += 1;
             match self.engine.get(ENTITY_SEQ, value)?.map(|b| read_u64(ENTITY_SEQ, &b)) {
                 None => problems.add(format!("{what} (change {seq}) has no entity_seq entry")),
                 Some(Err(_)) => problems.add(format!("the entity_seq entry of {what} is damaged")),
@@ -166,6 +188,16 @@ impl Store {
             }
             Ok(())
         })?;
+        let mut in_cuts = 0usize;
+        self.each_entry(CHANGES_BY_DISTRICT, |_, _| {
+            in_cuts += 1;
+            Ok(())
+        })?;
+        if in_cuts != in_log {
+            problems.add(format!(
+                "the district cuts of the change log hold {in_cuts} entries, the log {in_log}"
+            ));
+        }
         self.each_entry(ENTITY_SEQ, |key, value| {
             let Ok(seq) = read_u64(ENTITY_SEQ, value) else {
                 problems.add(format!("entity_seq entry {} is damaged", show(key)));
