@@ -90,6 +90,15 @@ pub fn scan_prefix(
     engine.scan(tree, Bound::Included(prefix), to, limit)
 }
 
+/// Whether the range ends before it starts: such a scan is empty (and the
+/// engines' own range types would panic on it).
+fn inverted(from: Bound<&[u8]>, to: Bound<&[u8]>) -> bool {
+    matches!(
+        (from, to),
+        (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) if a > b
+    )
+}
+
 /// The smallest key greater than every key starting with `prefix`.
 fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
@@ -137,11 +146,10 @@ impl Engine for Memory {
         let Some(t) = trees.get(tree) else {
             return Ok(Vec::new());
         };
-        let range = (from.map(<[u8]>::to_vec), to.map(<[u8]>::to_vec));
-        if matches!((&range.0, &range.1), (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) if a > b)
-        {
+        if inverted(from, to) {
             return Ok(Vec::new());
         }
+        let range = (from.map(<[u8]>::to_vec), to.map(<[u8]>::to_vec));
         Ok(t.range(range).take(limit).map(|(k, v)| (k.clone(), v.clone())).collect())
     }
 
@@ -216,12 +224,8 @@ impl Engine for Sled {
         to: Bound<&[u8]>,
         limit: usize,
     ) -> Result<Entries> {
-        if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) =
-            (from, to)
-        {
-            if a > b {
-                return Ok(Vec::new());
-            }
+        if inverted(from, to) {
+            return Ok(Vec::new());
         }
         self.tree(tree)?
             .range::<&[u8], _>((from, to))

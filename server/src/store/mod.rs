@@ -852,12 +852,13 @@ impl<'a> Work<'a> {
     /// Validates and merges one new mutation, and records it in the audit
     /// trail whatever its outcome.
     fn apply(&mut self, m: &Mutation, stamp: Stamp) -> Result<MutationResult> {
-        let target = validate(&self.catalogue, m).ok();
-        let old = match &target {
-            Some(t) => self.field(t.at.submission, &t.at.field)?.map(|f| f.value),
-            None => None,
+        let checked = validate(&self.catalogue, m);
+        let old = match &checked {
+            Ok(t) => self.field(t.at.submission, &t.at.field)?.map(|f| f.value),
+            Err(_) => None,
         };
-        let result = self.merge(m, stamp.clone())?;
+        let target = checked.as_ref().ok().cloned();
+        let result = self.merge(m, checked, stamp.clone())?;
         let kind = match result.outcome {
             Outcome::Applied => AuditKind::Value,
             Outcome::Conflict => AuditKind::Conflict,
@@ -899,7 +900,13 @@ impl<'a> Work<'a> {
         Ok(result)
     }
 
-    fn merge(&mut self, m: &Mutation, stamp: Stamp) -> Result<MutationResult> {
+    /// Merges one mutation, `checked` by [`validate`].
+    fn merge(
+        &mut self,
+        m: &Mutation,
+        checked: fieldsync::Result<fieldsync::validate::Target>,
+        stamp: Stamp,
+    ) -> Result<MutationResult> {
         let rejected = |reason: String| MutationResult {
             id: m.id,
             outcome: Outcome::Rejected,
@@ -907,7 +914,7 @@ impl<'a> Work<'a> {
             current: None,
         };
         let catalogue = Arc::clone(&self.catalogue);
-        let target = match validate(&catalogue, m) {
+        let target = match checked {
             Ok(t) => t,
             Err(e) => return Ok(rejected(e.to_string())),
         };
