@@ -199,7 +199,7 @@ fn review(net: &Net, rng: &mut StdRng) {
 
 /// The surveyor who carries tablet `i`: the whole demo province, or (odd
 /// tablets) the districts of the simulated villages, whose pulls read the
-/// log district by district.
+/// log commune by commune.
 fn surveyor(i: usize) -> User {
     let areas = match i % 2 {
         0 => vec![demo::PROVINCE.into()],

@@ -4,6 +4,7 @@
 //! damaged or cut backup is refused; `check` names what is broken in a
 //! damaged store, and `fieldsync-server check` fails on it.
 
+use std::ops::Bound;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -359,12 +360,12 @@ fn check_names_what_is_broken() {
 }
 
 #[test]
-fn check_notices_a_change_missing_from_its_district_cut() {
+fn check_notices_a_change_missing_from_its_commune_cut() {
     let (engine, store) = small_store();
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
-    let (cut, _) = engine.last("changes_by_district").unwrap().unwrap();
+    let (cut, _) = engine.last("changes_by_commune").unwrap().unwrap();
     let mut batch = Batch::default();
-    batch.delete("changes_by_district", cut);
+    batch.delete("changes_by_commune", cut);
     engine.commit(batch).unwrap();
     let problems = store.check().unwrap();
     assert!(problems.iter().any(|p| p.contains("cut of the log")), "{problems:?}");
@@ -401,4 +402,37 @@ fn the_check_command_fails_on_a_damaged_store() {
     let out = run(&["check".as_ref(), "--data".as_ref(), dir.path().join("none").as_os_str()]);
     assert!(!out.status.success());
     assert!(!dir.path().join("none").exists());
+}
+
+#[test]
+fn a_store_cut_by_district_is_cut_by_commune_when_opened() {
+    let (engine, store) = small_store();
+    let surveyor = User {
+        id: "chi".into(),
+        name: "Chi".into(),
+        role: Role::Surveyor,
+        areas: vec![COMMUNE.into()],
+        disabled: false,
+    };
+    let before = store.pull(&surveyor, 0, 100).unwrap();
+    assert!(!before.changes.is_empty());
+    drop(store);
+    // Turn the store back into the earlier layout: no marker, a district cut.
+    let mut batch = Batch::default();
+    batch.delete("meta", b"cut".to_vec());
+    for (key, entity) in
+        engine.scan("changes_by_commune", Bound::Unbounded, Bound::Unbounded, usize::MAX).unwrap()
+    {
+        batch.delete("changes_by_commune", key.clone());
+        let mut old = DISTRICT.as_bytes().to_vec();
+        old.extend_from_slice(&key[key.len() - 9..]);
+        batch.put("changes_by_district", old, entity);
+    }
+    engine.commit(batch).unwrap();
+
+    let store = Store::open(engine.clone(), demo::catalogue).unwrap();
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    assert_eq!(store.pull(&surveyor, 0, 100).unwrap(), before);
+    let left = engine.scan("changes_by_district", Bound::Unbounded, Bound::Unbounded, 10).unwrap();
+    assert!(left.is_empty(), "the district cut is dropped");
 }

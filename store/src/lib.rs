@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::{Mutex, RwLock};
+use std::sync::RwLock;
 
 /// Storage failures: the disk, not the input.
 #[derive(Debug, thiserror::Error)]
@@ -176,9 +176,30 @@ impl Engine for Memory {
 }
 
 /// The production engine: an embedded sled database in one directory.
+///
+/// Every named tree lives in sled's one default tree, its keys prefixed by
+/// `name ‖ 0`, so that a batch touching many trees is one `apply_batch`:
+/// atomic, and several times cheaper than a sled transaction across trees.
+/// (Tree names are plain words without a zero byte, so the prefixes never
+/// overlap.)
 pub struct Sled {
     db: sled::Db,
-    trees: Mutex<HashMap<&'static str, sled::Tree>>,
+}
+
+/// `tree ‖ 0 ‖ key`.
+fn stored_key(tree: &str, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(tree.len() + 1 + key.len());
+    k.extend_from_slice(tree.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key);
+    k
+}
+
+/// The first key after every key of `tree`: `tree ‖ 1`.
+fn tree_end(tree: &str) -> Vec<u8> {
+    let mut k = tree.as_bytes().to_vec();
+    k.push(1);
+    k
 }
 
 impl Sled {
@@ -189,7 +210,11 @@ impl Sled {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
             match sled::Config::new().path(dir).open() {
-                Ok(db) => return Ok(Sled { db, trees: Mutex::new(HashMap::new()) }),
+                Ok(db) => {
+                    let engine = Sled { db };
+                    engine.absorb_named_trees()?;
+                    return Ok(engine);
+                }
                 Err(sled::Error::Io(e))
                     if e.to_string().contains("could not acquire lock")
                         && std::time::Instant::now() < deadline =>
@@ -201,20 +226,37 @@ impl Sled {
         }
     }
 
-    fn tree(&self, name: &'static str) -> Result<sled::Tree> {
-        let mut trees = self.trees.lock().map_err(poisoned)?;
-        if let Some(t) = trees.get(name) {
-            return Ok(t.clone());
+    /// Moves the records of a database written with one sled tree per named
+    /// tree (the earlier layout) into the prefixed default tree. Each tree
+    /// is copied in one batch, flushed, then dropped, so an interrupted move
+    /// simply resumes on the next open.
+    fn absorb_named_trees(&self) -> Result<()> {
+        let default = self.db.name();
+        for name in self.db.tree_names() {
+            if name == default {
+                continue;
+            }
+            let tree = self.db.open_tree(&name)?;
+            let mut batch = sled::Batch::default();
+            for entry in tree.iter() {
+                let (k, v) = entry?;
+                let mut key = name.to_vec();
+                key.push(0);
+                key.extend_from_slice(&k);
+                batch.insert(key, v);
+            }
+            self.db.apply_batch(batch)?;
+            self.db.flush()?;
+            self.db.drop_tree(&name)?;
+            self.db.flush()?;
         }
-        let t = self.db.open_tree(name)?;
-        trees.insert(name, t.clone());
-        Ok(t)
+        Ok(())
     }
 }
 
 impl Engine for Sled {
     fn get(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.tree(tree)?.get(key)?.map(|v| v.to_vec()))
+        Ok(self.db.get(stored_key(tree, key))?.map(|v| v.to_vec()))
     }
 
     fn scan(
@@ -227,45 +269,48 @@ impl Engine for Sled {
         if inverted(from, to) {
             return Ok(Vec::new());
         }
-        self.tree(tree)?
-            .range::<&[u8], _>((from, to))
+        let from = match from {
+            Bound::Included(k) => Bound::Included(stored_key(tree, k)),
+            Bound::Excluded(k) => Bound::Excluded(stored_key(tree, k)),
+            Bound::Unbounded => Bound::Included(stored_key(tree, &[])),
+        };
+        let to = match to {
+            Bound::Included(k) => Bound::Included(stored_key(tree, k)),
+            Bound::Excluded(k) => Bound::Excluded(stored_key(tree, k)),
+            Bound::Unbounded => Bound::Excluded(tree_end(tree)),
+        };
+        let skip = tree.len() + 1;
+        self.db
+            .range((from, to))
             .take(limit)
-            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Error::from))
+            .map(|r| r.map(|(k, v)| (k[skip..].to_vec(), v.to_vec())).map_err(Error::from))
             .collect()
     }
 
     fn last(&self, tree: &'static str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-        Ok(self.tree(tree)?.last()?.map(|(k, v)| (k.to_vec(), v.to_vec())))
+        let range = stored_key(tree, &[])..tree_end(tree);
+        let skip = tree.len() + 1;
+        Ok(self
+            .db
+            .range(range)
+            .next_back()
+            .transpose()?
+            .map(|(k, v)| (k[skip..].to_vec(), v.to_vec())))
     }
 
     fn commit(&self, batch: Batch) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut names: Vec<&'static str> = batch.ops.iter().map(|w| w.tree).collect();
-        names.sort_unstable();
-        names.dedup();
-        let trees = names.iter().map(|n| self.tree(n)).collect::<Result<Vec<_>>>()?;
-        let index = |name: &str| names.binary_search(&name).unwrap_or_default();
-        use sled::Transactional;
-        trees
-            .as_slice()
-            .transaction(|tx| {
-                for Write { tree, key, value } in &batch.ops {
-                    let t = &tx[index(tree)];
-                    match value {
-                        Some(v) => t.insert(key.as_slice(), v.as_slice())?,
-                        None => t.remove(key.as_slice())?,
-                    };
-                }
-                Ok(())
-            })
-            .map_err(|e: sled::transaction::TransactionError<()>| match e {
-                sled::transaction::TransactionError::Storage(e) => Error::Sled(e),
-                sled::transaction::TransactionError::Abort(()) => {
-                    Error::Other("transaction aborted".into())
-                }
-            })?;
+        let mut writes = sled::Batch::default();
+        for Write { tree, key, value } in batch.ops {
+            let key = stored_key(tree, &key);
+            match value {
+                Some(v) => writes.insert(key, v),
+                None => writes.remove(key),
+            }
+        }
+        self.db.apply_batch(writes)?;
         self.flush()
     }
 
@@ -321,6 +366,46 @@ mod conformance {
             let none = e.scan("t", Bound::Included(&[3]), Bound::Excluded(&[1]), 10).unwrap();
             assert!(none.is_empty(), "{name}");
         }
+    }
+
+    #[test]
+    fn trees_whose_names_share_a_start_stay_apart() {
+        for (name, e, _dir) in engines() {
+            let mut b = Batch::default();
+            b.put("audit", vec![0xFF], b"a".to_vec());
+            b.put("audit_by_sub", vec![0x00], b"b".to_vec());
+            b.put("auditx", vec![], b"c".to_vec());
+            e.commit(b).unwrap();
+            let all = e.scan("audit", Bound::Unbounded, Bound::Unbounded, 10).unwrap();
+            assert_eq!(all, vec![(vec![0xFF], b"a".to_vec())], "{name}");
+            assert_eq!(e.last("audit").unwrap(), Some((vec![0xFF], b"a".to_vec())), "{name}");
+            assert_eq!(e.last("audit_by_sub").unwrap().unwrap().1, b"b".to_vec(), "{name}");
+            assert_eq!(e.get("auditx", &[]).unwrap(), Some(b"c".to_vec()), "{name}");
+            let below = e.scan("audit", Bound::Unbounded, Bound::Excluded(&[0xFF]), 10).unwrap();
+            assert!(below.is_empty(), "{name}");
+        }
+    }
+
+    #[test]
+    fn sled_moves_a_database_with_one_tree_per_name_into_its_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            let fields = db.open_tree("fields").unwrap();
+            fields.insert(b"k1", b"v1").unwrap();
+            fields.insert(b"k2", b"v2").unwrap();
+            db.open_tree("meta").unwrap().insert(b"seq", b"7").unwrap();
+            db.flush().unwrap();
+        }
+        let e = Sled::open(dir.path()).unwrap();
+        let fields = e.scan("fields", Bound::Unbounded, Bound::Unbounded, 10).unwrap();
+        assert_eq!(fields.len(), 2);
+        assert_eq!(e.get("fields", b"k2").unwrap(), Some(b"v2".to_vec()));
+        assert_eq!(e.get("meta", b"seq").unwrap(), Some(b"7".to_vec()));
+        assert_eq!(e.db.tree_names().len(), 1, "the old trees are dropped once moved");
+        drop(e);
+        let e = Sled::open(dir.path()).unwrap();
+        assert_eq!(e.get("fields", b"k1").unwrap(), Some(b"v1".to_vec()));
     }
 
     #[test]

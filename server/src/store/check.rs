@@ -8,9 +8,9 @@ use fieldsync::sync::{AuditEntry, Conflict, FieldState};
 use fieldsync::SubmissionId;
 
 use super::{
-    decode, district_of, field_key, indexed, read_u64, revision_key, Entity, Result, Store,
+    cut_of, decode, field_key, indexed, read_u64, revision_key, Entity, Result, Store,
     SubmissionHeader, AUDIT, AUDIT_BY_SUB, AUDIT_BY_USER, AUDIT_SEQ_KEY, CHANGES,
-    CHANGES_BY_DISTRICT, CONFLICTS, ENTITY_SEQ, FIELDS, META, REVISIONS, SEQ_KEY, SUBMISSIONS,
+    CHANGES_BY_COMMUNE, CONFLICTS, ENTITY_SEQ, FIELDS, META, REVISIONS, SEQ_KEY, SUBMISSIONS,
 };
 
 /// Entries read per scan.
@@ -149,20 +149,20 @@ impl Store {
             match self.engine.get(tree, &record)? {
                 None => problems.add(format!("change {seq} points at {what}, which does not exist")),
                 Some(bytes) => {
-                    // The same change in its district's cut of the log.
+                    // The same change in its commune's cut of the log.
                     let village = match tree {
                         FIELDS => decode::<FieldState>(tree, &bytes).map(|f| f.at.village_id),
                         CONFLICTS => decode::<Conflict>(tree, &bytes).map(|c| c.at.village_id),
                         _ => decode::<SubmissionHeader>(tree, &bytes).map(|h| h.village_id),
                     };
                     if let Ok(village) = village {
-                        let district = district_of(&catalogue, &village);
+                        let commune = cut_of(&catalogue, &village);
                         let cut = self
                             .engine
-                            .get(CHANGES_BY_DISTRICT, &indexed(district.as_bytes(), seq))?;
+                            .get(CHANGES_BY_COMMUNE, &indexed(commune.as_bytes(), seq))?;
                         if cut.as_deref() != Some(value) {
                             problems.add(format!(
-                                "change {seq} ({what}) is missing from district {district:?}'s cut of the log"
+                                "change {seq} ({what}) is missing from commune {commune:?}'s cut of the log"
                             ));
                         }
                     }
@@ -189,13 +189,13 @@ impl Store {
             Ok(())
         })?;
         let mut in_cuts = 0usize;
-        self.each_entry(CHANGES_BY_DISTRICT, |_, _| {
+        self.each_entry(CHANGES_BY_COMMUNE, |_, _| {
             in_cuts += 1;
             Ok(())
         })?;
         if in_cuts != in_log {
             problems.add(format!(
-                "the district cuts of the change log hold {in_cuts} entries, the log {in_log}"
+                "the commune cuts of the change log hold {in_cuts} entries, the log {in_log}"
             ));
         }
         self.each_entry(ENTITY_SEQ, |key, value| {

@@ -12,8 +12,8 @@
 //! - `conflicts`: submission ‖ field → [`Conflict`], open or settled.
 //! - `submissions`: submission → [`SubmissionHeader`] (with its review).
 //! - `changes`: seq → entity key; one entry per entity, at its latest change.
-//! - `changes_by_district`: district ‖ 0 ‖ seq → entity key: the same log cut
-//!   by district, so a tablet's pull reads only its district's changes.
+//! - `changes_by_commune`: commune ‖ 0 ‖ seq → entity key: the same log cut
+//!   by commune, so a tablet's pull reads only its communes' changes.
 //! - `entity_seq`: entity key → seq; finds the entry to move.
 //! - `devices`: device → [`DeviceState`]; `results`: device ‖ mutation id → result.
 //! - `audit`: audit seq → [`AuditEntry`]; `audit_by_sub`, `audit_by_user`:
@@ -68,7 +68,9 @@ const TOKENS: &str = "tokens";
 const TOKEN_IDS: &str = "token_ids";
 const ROLLUPS: &str = "rollups";
 const PLANS: &str = "plans";
-const CHANGES_BY_DISTRICT: &str = "changes_by_district";
+const CHANGES_BY_COMMUNE: &str = "changes_by_commune";
+/// A caller whose areas span more communes than this reads the whole log.
+const MAX_CUTS: usize = 512;
 /// Every tree of the store, for backups: a new tree must be listed here.
 const TREES: &[&str] = &[
     META,
@@ -89,12 +91,15 @@ const TREES: &[&str] = &[
     TOKEN_IDS,
     ROLLUPS,
     PLANS,
-    CHANGES_BY_DISTRICT,
+    CHANGES_BY_COMMUNE,
 ];
 
 const SEQ_KEY: &[u8] = b"seq";
 const AUDIT_SEQ_KEY: &[u8] = b"audit_seq";
 const CATALOGUE_KEY: &[u8] = b"catalogue";
+/// Names the cut of the change log the store keeps (stores written before
+/// the log was cut by commune lack it).
+const CUT_KEY: &[u8] = b"cut";
 
 /// A pull page stops growing once its records pass this many bytes (it
 /// always holds at least one change), so pages stay well under the 4 MiB
@@ -242,6 +247,9 @@ pub struct Store {
     engine: Arc<dyn Engine>,
     catalogue: RwLock<Arc<Catalogue>>,
     lock: RwLock<()>,
+    /// The keys of the `closed` tree, kept in memory (a handful per year) so
+    /// that checking a value against them costs no reads.
+    closed: RwLock<std::collections::HashSet<Vec<u8>>>,
 }
 
 impl Store {
@@ -254,6 +262,7 @@ impl Store {
                 let mut batch = Batch::default();
                 batch.put(META, CATALOGUE_KEY, encode(&catalogue));
                 batch.put(META, SEQ_KEY, 0u64.to_be_bytes());
+                batch.put(META, CUT_KEY, CHANGES_BY_COMMUNE);
                 engine.commit(batch)?;
                 tracing::info!(
                     indicators = catalogue.indicators.len(),
@@ -263,7 +272,20 @@ impl Store {
                 catalogue
             }
         };
-        Ok(Store { engine, catalogue: RwLock::new(Arc::new(catalogue)), lock: RwLock::new(()) })
+        if engine.get(META, CUT_KEY)?.is_none() {
+            cut_the_log_by_commune(engine.as_ref(), &catalogue)?;
+        }
+        let closed = engine
+            .scan(CLOSED, Bound::Unbounded, Bound::Unbounded, usize::MAX)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        Ok(Store {
+            engine,
+            catalogue: RwLock::new(Arc::new(catalogue)),
+            lock: RwLock::new(()),
+            closed: RwLock::new(closed),
+        })
     }
 
     /// The catalogue as it stands now.
@@ -409,7 +431,7 @@ impl Store {
 
     /// Up to `limit` entities in `caller`'s areas changed after `cursor`,
     /// each once, in the order of their latest change. A caller whose areas
-    /// lie within districts reads only those districts' part of the log.
+    /// lie within districts reads only its communes' part of the log.
     pub fn pull(&self, caller: &User, cursor: u64, limit: usize) -> Result<Page> {
         let _guard = self.read_lock();
         let head = self.head()?;
@@ -422,7 +444,7 @@ impl Store {
         let catalogue = self.catalogue();
         let limit = limit.max(1);
         // (seq, entity) in order, and the seq up to which the log was read whole.
-        let (entries, read_through) = match districts_of(&catalogue, caller) {
+        let (entries, read_through) = match cuts_of(&catalogue, caller) {
             None => {
                 let from = cursor.to_be_bytes();
                 let entries =
@@ -435,25 +457,25 @@ impl Store {
                 let through = if full { head } else { entries.last().map_or(head, |e| e.0) };
                 (entries, through)
             }
-            Some(districts) => {
+            Some(cuts) => {
                 let mut merged = Vec::new();
                 let mut through = head;
-                for d in districts {
+                for d in cuts {
                     let from = indexed(d.as_bytes(), cursor);
                     let end = indexed(d.as_bytes(), u64::MAX);
                     let part = self.engine.scan(
-                        CHANGES_BY_DISTRICT,
+                        CHANGES_BY_COMMUNE,
                         Bound::Excluded(&from),
                         Bound::Included(&end),
                         limit,
                     )?;
                     let truncated = part.len() >= limit;
                     for (k, v) in part {
-                        let seq = read_u64(CHANGES_BY_DISTRICT, &k[k.len().saturating_sub(8)..])?;
+                        let seq = read_u64(CHANGES_BY_COMMUNE, &k[k.len().saturating_sub(8)..])?;
                         merged.push((seq, v));
                     }
                     if truncated {
-                        // Beyond this district's last entry read, nothing is known yet.
+                        // Beyond this commune's last entry read, nothing is known yet.
                         through = through.min(merged.last().map_or(cursor, |e| e.0));
                     }
                 }
@@ -569,40 +591,109 @@ impl Store {
         if let Period::Month(y, m) = period {
             enclosing.push(Period::Quarter(y, (m - 1) / 3 + 1));
         }
-        for unit in catalogue.lineage(village) {
-            for &p in &enclosing {
-                if self.engine.get(CLOSED, &closed_key(&unit.id, p))?.is_some() {
-                    return Ok(true);
-                }
-            }
+        let closed = self.closed.read().unwrap_or_else(|e| e.into_inner());
+        if closed.is_empty() {
+            return Ok(false);
         }
-        Ok(false)
+        Ok(catalogue
+            .lineage(village)
+            .any(|unit| enclosing.iter().any(|&p| closed.contains(&closed_key(&unit.id, p)))))
     }
 }
 
-/// The district a village lies in ("" if none).
-fn district_of(catalogue: &Catalogue, village: &str) -> String {
+/// The cut of the change log a village's changes go to: its commune (its
+/// nearest unit above the village level, if the catalogue skips communes).
+fn cut_of(catalogue: &Catalogue, village: &str) -> String {
     catalogue
         .lineage(village)
-        .find(|u| u.level == Level::District)
+        .find(|u| u.level < Level::Village)
         .map_or(String::new(), |u| u.id.clone())
 }
 
-/// The districts whose part of the change log holds everything `caller`
-/// may read, or `None` when that is the whole log (admins, and areas that are
-/// provinces).
-fn districts_of(catalogue: &Catalogue, caller: &User) -> Option<Vec<String>> {
+/// The cuts of the change log that hold everything `caller` may read, or
+/// `None` when that is the whole log (admins, areas that are provinces, and
+/// areas spanning more than [`MAX_CUTS`] communes).
+fn cuts_of(catalogue: &Catalogue, caller: &User) -> Option<Vec<String>> {
     if caller.role == fieldsync::access::Role::Admin {
         return None;
     }
-    let mut districts = Vec::new();
+    let mut cuts = Vec::new();
     for area in &caller.areas {
-        let district = catalogue.lineage(area).find(|u| u.level == Level::District)?;
-        districts.push(district.id.clone());
+        let unit = catalogue.org_unit(area)?;
+        match unit.level {
+            Level::Province => return None,
+            Level::Village => cuts.push(cut_of(catalogue, area)),
+            _ => {
+                let villages = catalogue.units_at(Level::Village, Some(area));
+                cuts.extend(villages.into_iter().map(|v| cut_of(catalogue, &v.id)));
+            }
+        }
+        cuts.sort();
+        cuts.dedup();
+        if cuts.len() > MAX_CUTS {
+            return None;
+        }
     }
-    districts.sort();
-    districts.dedup();
-    Some(districts)
+    Some(cuts)
+}
+
+/// Builds the commune cut of the change log from the log itself and drops
+/// the district cut it replaces, in batches; rerunning it after a crash
+/// rewrites the same entries, and the marker is written last.
+fn cut_the_log_by_commune(engine: &dyn Engine, catalogue: &Catalogue) -> Result<()> {
+    const CHUNK: usize = 10_000;
+    // The earlier cut, by district: no longer one of the store's trees.
+    const CHANGES_BY_DISTRICT: &str = "changes_by_district";
+    let mut after: Option<Vec<u8>> = None;
+    let mut moved = 0usize;
+    loop {
+        let from = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        let entries = engine.scan(CHANGES, from, Bound::Unbounded, CHUNK)?;
+        let mut batch = Batch::default();
+        for (seq, entity) in &entries {
+            let seq = read_u64(CHANGES, seq)?;
+            let village = match decode::<Entity>(CHANGES, entity)? {
+                Entity::Field(sub, field) => engine
+                    .get(FIELDS, &field_key(sub, &field))?
+                    .map(|b| decode::<FieldState>(FIELDS, &b).map(|f| f.at.village_id)),
+                Entity::Conflict(sub, field) => engine
+                    .get(CONFLICTS, &field_key(sub, &field))?
+                    .map(|b| decode::<Conflict>(CONFLICTS, &b).map(|c| c.at.village_id)),
+                Entity::Review(sub) => engine
+                    .get(SUBMISSIONS, sub.0.as_bytes())?
+                    .map(|b| decode::<SubmissionHeader>(SUBMISSIONS, &b).map(|h| h.village_id)),
+            }
+            .transpose()?
+            .ok_or_else(|| Error::Corrupt {
+                tree: CHANGES,
+                why: format!("change {seq} points at a missing record"),
+            })?;
+            let cut = cut_of(catalogue, &village);
+            batch.put(CHANGES_BY_COMMUNE, indexed(cut.as_bytes(), seq), entity.clone());
+        }
+        moved += entries.len();
+        engine.commit(batch)?;
+        match entries.last() {
+            Some((k, _)) if entries.len() == CHUNK => after = Some(k.clone()),
+            _ => break,
+        }
+    }
+    loop {
+        let old = engine.scan(CHANGES_BY_DISTRICT, Bound::Unbounded, Bound::Unbounded, CHUNK)?;
+        if old.is_empty() {
+            break;
+        }
+        let mut batch = Batch::default();
+        for (k, _) in old {
+            batch.delete(CHANGES_BY_DISTRICT, k);
+        }
+        engine.commit(batch)?;
+    }
+    let mut batch = Batch::default();
+    batch.put(META, CUT_KEY, CHANGES_BY_COMMUNE);
+    engine.commit(batch)?;
+    tracing::info!(changes = moved, "cut the change log by commune");
+    Ok(())
 }
 
 /// Checks that `area` is an org unit the caller may read.
@@ -707,7 +798,7 @@ impl<'a> Work<'a> {
     /// Moves an entity to the head of the change log.
     fn touch(&mut self, entity: Entity, village: &str) -> Result<u64> {
         self.seq += 1;
-        let district = district_of(&self.catalogue, village);
+        let cut = cut_of(&self.catalogue, village);
         match &entity {
             Entity::Field(sub, _) | Entity::Conflict(sub, _) | Entity::Review(sub) => {
                 self.touched.insert(*sub);
@@ -724,10 +815,10 @@ impl<'a> Work<'a> {
         };
         if let Some(old) = old {
             self.batch.delete(CHANGES, old.to_be_bytes().to_vec());
-            self.batch.delete(CHANGES_BY_DISTRICT, indexed(district.as_bytes(), old));
+            self.batch.delete(CHANGES_BY_COMMUNE, indexed(cut.as_bytes(), old));
         }
         self.batch.put(CHANGES, self.seq.to_be_bytes().to_vec(), entity.key());
-        self.batch.put(CHANGES_BY_DISTRICT, indexed(district.as_bytes(), self.seq), entity.key());
+        self.batch.put(CHANGES_BY_COMMUNE, indexed(cut.as_bytes(), self.seq), entity.key());
         self.batch.put(ENTITY_SEQ, entity.key(), self.seq.to_be_bytes().to_vec());
         self.entity_seqs.insert(entity, Some(self.seq));
         Ok(self.seq)

@@ -318,15 +318,21 @@ impl Store {
         let mut work = Work::new(self, caller, now_ms)?;
         let key = closed_key(area, period);
         match closed {
-            true => work.batch.put(CLOSED, key, encode(&(caller.id.clone(), now_ms))),
-            false => work.batch.delete(CLOSED, key),
+            true => work.batch.put(CLOSED, key.clone(), encode(&(caller.id.clone(), now_ms))),
+            false => work.batch.delete(CLOSED, key.clone()),
         }
         let verb = if closed { "closed" } else { "reopened" };
         let mut entry = work.entry(AuditKind::Period, format!("{verb} {period} for {area}"));
         entry.period = period.to_string();
         entry.village_id = area.to_owned();
         work.audit(entry);
-        work.commit()
+        work.commit()?;
+        let mut set = self.closed.write().unwrap_or_else(|e| e.into_inner());
+        match closed {
+            true => set.insert(key),
+            false => set.remove(&key),
+        };
+        Ok(())
     }
 
     /// Audit entries matching `query`, oldest first. Readers see only entries

@@ -10,7 +10,7 @@ use std::ops::Bound;
 
 use fieldsync::access::{Action, Role, User};
 use fieldsync::rollup::{contributions, Cell, Contributions};
-use fieldsync::sync::AuditKind;
+use fieldsync::sync::{AuditKind, Conflict, FieldState};
 use fieldsync::{Amount, Level, Period, SubmissionId};
 use fieldsync_store::scan_prefix;
 
@@ -55,18 +55,21 @@ pub struct PlanRow {
 }
 
 impl Work<'_> {
-    /// A submission's contributions as they stand in this batch.
+    /// A submission's contributions as they stand in this batch, given its
+    /// stored fields and conflicts.
     fn contributions_now(
         &mut self,
         sub: SubmissionId,
+        stored_fields: Vec<FieldState>,
+        stored_conflicts: Vec<Conflict>,
     ) -> Result<Option<(SubmissionHeader, Contributions)>> {
         let Some(header) = self.header(sub)? else {
             return Ok(None);
         };
         let mut fields: BTreeMap<_, _> =
-            self.store.fields_of(sub)?.into_iter().map(|f| (f.at.field.clone(), f)).collect();
+            stored_fields.into_iter().map(|f| (f.at.field.clone(), f)).collect();
         let mut conflicts: BTreeMap<_, _> =
-            self.store.conflicts_of(sub)?.into_iter().map(|c| (c.at.field.clone(), c)).collect();
+            stored_conflicts.into_iter().map(|c| (c.at.field.clone(), c)).collect();
         for ((s, field), state) in &self.fields {
             if *s == sub {
                 if let Some(state) = state {
@@ -91,15 +94,16 @@ impl Work<'_> {
         let touched: BTreeSet<SubmissionId> = std::mem::take(&mut self.touched);
         let mut cells: HashMap<Vec<u8>, Cell> = HashMap::new();
         for sub in touched {
-            let before = match self.store.submission(sub)? {
+            let (before, fields, conflicts) = match self.store.submission(sub)? {
                 Some(h) => {
                     let fields = self.store.fields_of(sub)?;
                     let conflicts = self.store.conflicts_of(sub)?;
-                    contributions(h.review.state, &fields, &conflicts)
+                    (contributions(h.review.state, &fields, &conflicts), fields, conflicts)
                 }
-                None => Contributions::new(),
+                // A new submission has nothing stored yet.
+                None => (Contributions::new(), Vec::new(), Vec::new()),
             };
-            let Some((header, after)) = self.contributions_now(sub)? else {
+            let Some((header, after)) = self.contributions_now(sub, fields, conflicts)? else {
                 continue;
             };
             let codes: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
