@@ -2,8 +2,15 @@
 //! server (in-process gRPC on loopback, sled in a temp dir, every push
 //! flushed before its reply).
 //!
+//! The catalogue is a synthetic country at national scale (63 provinces,
+//! 9,009 communes, 72,072 villages; `FIELDSYNC_BENCH_CATALOGUE=demo` for the
+//! 108-village demo province instead). Before the clock starts, every commune
+//! a tablet works in is given `FIELDSYNC_BENCH_PRELOAD` values (default 50)
+//! from an earlier year, which a new tablet downloads when it bootstraps.
+//!
 //! Each tablet belongs to a surveyor of its own (one user per tablet, area:
-//! one demo commune) and has a device id of its own. A session is what a new
+//! one commune, a commune of its own while there are enough) and has a
+//! device id of its own. A session is what a new
 //! tablet does in the field: `fieldsync init` (connect, status, bootstrap),
 //! record 20-100 valid values in the villages of its commune (amounts and
 //! notes), then `fieldsync sync` on a new connection (push the outbox, pull
@@ -24,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use fieldsync::access::Role;
 use fieldsync::sync::RawValue;
-use fieldsync::{demo, Level};
+use fieldsync::{demo, Catalogue, Level};
 use fieldsync_client::remote::Grpc;
 use fieldsync_client::sync::{self, Retry};
 use fieldsync_server::local::LocalServer;
@@ -96,25 +103,20 @@ struct Tablet {
 }
 
 /// One surveyor per tablet, each covering one commune; 20-100 edits each.
-fn tablets(server: &LocalServer, n: usize) -> anyhow::Result<Vec<Tablet>> {
-    let cat = demo::catalogue();
+fn tablets(server: &LocalServer, cat: &Catalogue, n: usize) -> anyhow::Result<Vec<Tablet>> {
     let communes: Vec<&str> = cat
         .org_units
         .values()
         .filter(|u| u.level == Level::Commune)
         .map(|u| u.id.as_str())
         .collect();
-    let periods = periods();
+    let periods = &periods()[1..];
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let commune = communes[i % communes.len()];
         let slot = i / communes.len();
-        let villages: Vec<&str> = cat
-            .org_units
-            .values()
-            .filter(|u| u.parent.as_deref() == Some(commune))
-            .map(|u| u.id.as_str())
-            .collect();
+        let villages: Vec<&str> =
+            cat.units_at(Level::Village, Some(commune)).iter().map(|u| u.id.as_str()).collect();
         let mut cells = Vec::new();
         for p in &periods[slot * PERIODS_PER_TABLET..(slot + 1) * PERIODS_PER_TABLET] {
             for v in &villages {
@@ -136,6 +138,55 @@ fn tablets(server: &LocalServer, n: usize) -> anyhow::Result<Vec<Tablet>> {
         out.push(Tablet { token, plan, values });
     }
     Ok(out)
+}
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The national-scale synthetic country, or the demo province.
+fn catalogue() -> Catalogue {
+    match std::env::var("FIELDSYNC_BENCH_CATALOGUE").as_deref() {
+        Ok("demo") => demo::catalogue(),
+        _ => demo::country(63, 11, 13, 8),
+    }
+}
+
+/// Loads `per_commune` values of year 2000 into each commune the first `n`
+/// tablets work in (straight into the store, as an admin); how many.
+fn preload(
+    server: &LocalServer,
+    cat: &Catalogue,
+    n: usize,
+    per_commune: usize,
+) -> anyhow::Result<usize> {
+    let admin = server.store.user("admin")?.ok_or_else(|| anyhow::anyhow!("no admin"))?;
+    let communes = cat.units_at(Level::Commune, None);
+    let device = fieldsync::DeviceId(uuid::Uuid::new_v4());
+    let mut rng = StdRng::seed_from_u64(u64::MAX);
+    let (mut id, mut loaded) = (0u64, 0usize);
+    for commune in communes.iter().take(n) {
+        let villages = cat.units_at(Level::Village, Some(&commune.id));
+        let batch: Vec<fieldsync::sync::Mutation> = (0..per_commune)
+            .map(|k| {
+                id += 1;
+                let field = FIELDS[k % FIELDS.len()];
+                fieldsync::sync::Mutation {
+                    id,
+                    village_id: villages[(k / FIELDS.len()) % villages.len()].id.clone(),
+                    period: "2000".into(),
+                    field: field.into(),
+                    value: value(field, &mut rng),
+                    base_version: 0,
+                    hlc: fieldsync::Hlc::from_millis(fieldsync_client::now_ms()),
+                    author: "Admin".into(),
+                }
+            })
+            .collect();
+        let results = server.store.push(&admin, device, &batch, id, fieldsync_client::now_ms())?;
+        loaded += results.iter().filter(|r| r.outcome == fieldsync::sync::Outcome::Applied).count();
+    }
+    Ok(loaded)
 }
 
 #[derive(Default)]
@@ -228,12 +279,21 @@ async fn main() -> anyhow::Result<()> {
     if !ramp.is_zero() {
         println!("(session starts spread evenly over {} ms)", ramp.as_millis());
     }
+    let preload_per_commune = env("FIELDSYNC_BENCH_PRELOAD", 50);
+    let units = catalogue().org_units.len();
+    println!("(catalogue: {units} org units; {preload_per_commune} earlier values per commune)");
     for n in sizes() {
         let dir = tempfile::tempdir()?;
-        let server = LocalServer::start(dir.path(), "127.0.0.1:0", TOKEN).await?;
+        let cat = Arc::new(catalogue());
+        let for_store = Arc::clone(&cat);
+        let server = LocalServer::start_with(dir.path(), "127.0.0.1:0", TOKEN, move || {
+            Arc::unwrap_or_clone(for_store)
+        })
+        .await?;
         let url = server.url.clone();
         let setup = Instant::now();
-        let plans = tablets(&server, n)?;
+        let plans = tablets(&server, &cat, n)?;
+        let preloaded = preload(&server, &cat, n, preload_per_commune)?;
         let setup_secs = setup.elapsed().as_secs_f64();
 
         // Peak RSS from here on (Linux ≥ 4.0); the CPU count is a difference.
@@ -290,7 +350,8 @@ async fn main() -> anyhow::Result<()> {
 
         println!();
         println!(
-            "N = {n} tablets ({n} surveyors created in {setup_secs:.1} s before the clock starts)"
+            "N = {n} tablets ({n} surveyors created and {preloaded} earlier values loaded in \
+             {setup_secs:.1} s before the clock starts)"
         );
         println!(
             "  sessions: {ok} succeeded, {failed} failed, wall {wall:.2} s, {:.1} sessions/s",

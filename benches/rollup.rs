@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use fieldsync::access::{Role, User};
 use fieldsync::sync::{Mutation, RawValue};
-use fieldsync::{demo, Catalogue, DeviceId, Hlc, Level, OrgUnit, Period};
+use fieldsync::{demo, Catalogue, DeviceId, Hlc, Level, Period};
 use fieldsync_client::export::{Csv, Row};
 use fieldsync_server::Store;
 use fieldsync_store::Sled;
@@ -24,29 +24,7 @@ const BATCH: usize = 1_000;
 
 /// 63 provinces × 11 districts × 13 communes × 8 villages = 72,072 villages.
 fn country() -> Catalogue {
-    let mut units = Vec::new();
-    let unit = |id: String, level, parent: Option<String>| OrgUnit {
-        name: format!("Đơn vị {id}"),
-        id,
-        level,
-        parent,
-    };
-    for p in 0..PROVINCES {
-        let pid = format!("p{p}");
-        units.push(unit(pid.clone(), Level::Province, None));
-        for d in 0..DISTRICTS {
-            let did = format!("{pid}.d{d}");
-            units.push(unit(did.clone(), Level::District, Some(pid.clone())));
-            for c in 0..COMMUNES {
-                let cid = format!("{did}.c{c}");
-                units.push(unit(cid.clone(), Level::Commune, Some(did.clone())));
-                for v in 0..VILLAGES {
-                    units.push(unit(format!("{cid}.v{v}"), Level::Village, Some(cid.clone())));
-                }
-            }
-        }
-    }
-    Catalogue::new(demo::indicators(), units).expect("a consistent synthetic country")
+    demo::country(PROVINCES, DISTRICTS, COMMUNES, VILLAGES)
 }
 
 fn time<T>(f: impl FnOnce() -> T) -> (T, f64) {

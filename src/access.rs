@@ -2,6 +2,8 @@
 //! units); an area covers itself and everything below it. The rules are plain
 //! functions so the gRPC layer, the tablet and tests all read the same ones.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -81,6 +83,21 @@ impl Catalogue {
             next = current.parent.as_deref().and_then(|p| self.org_units.get(p));
             Some(current)
         })
+    }
+
+    /// The units `user` works with: their areas, everything below them and
+    /// the units above them (for context), in id order; every unit for admins.
+    pub fn visible_to(&self, user: &User) -> Vec<&OrgUnit> {
+        if user.role == Role::Admin {
+            return self.org_units.values().collect();
+        }
+        let mut units: BTreeMap<&str, &OrgUnit> = BTreeMap::new();
+        for area in &user.areas {
+            for u in self.lineage(area).chain(self.subtree(area)) {
+                units.insert(&u.id, u);
+            }
+        }
+        units.into_values().collect()
     }
 
     /// Whether `unit` is `area` or lies below it.
@@ -190,6 +207,24 @@ mod tests {
         assert!(!u.covers(&cat, "ha-tinh.can-loc.gia-hanh.thon-1"));
         assert!(!u.covers(&cat, "ha-tinh.huong-khe"), "not above the area");
         assert!(user(Role::Admin, &[]).covers(&cat, "ha-tinh.can-loc.gia-hanh.thon-1"));
+    }
+
+    #[test]
+    fn a_user_sees_their_areas_what_lies_below_and_what_lies_above() {
+        let cat = demo::catalogue();
+        let u = user(Role::Surveyor, &[demo::SAMPLE_COMMUNE, "ha-tinh.can-loc.gia-hanh.thon-1"]);
+        let seen: Vec<&str> = cat.visible_to(&u).iter().map(|u| u.id.as_str()).collect();
+        let expected: Vec<&str> = cat
+            .org_units
+            .keys()
+            .map(String::as_str)
+            .filter(|id| u.covers(&cat, id) || u.areas.iter().any(|a| cat.within(a, id)))
+            .collect();
+        assert_eq!(seen, expected);
+        assert!(seen.contains(&"ha-tinh") && seen.contains(&demo::SAMPLE_VILLAGE), "{seen:?}");
+        assert!(seen.contains(&"ha-tinh.can-loc.gia-hanh"), "{seen:?}");
+        assert!(!seen.contains(&"ha-tinh.can-loc.gia-hanh.thon-2"), "{seen:?}");
+        assert_eq!(cat.visible_to(&user(Role::Admin, &[])).len(), cat.org_units.len());
     }
 
     #[test]

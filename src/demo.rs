@@ -216,6 +216,36 @@ pub fn catalogue() -> Catalogue {
     Catalogue::new(indicators(), org_units()).expect("the built-in demo catalogue is consistent")
 }
 
+/// A synthetic country at national scale, for benchmarks: `provinces` ×
+/// `districts` × `communes` × `villages` org units with ids like
+/// `p3.d1.c7.v2`, and the demo indicators. (63 × 11 × 13 × 8 is about
+/// Vietnam's size: 72,072 villages.)
+pub fn country(provinces: usize, districts: usize, communes: usize, villages: usize) -> Catalogue {
+    let mut units = Vec::new();
+    let unit = |id: String, level, parent: Option<String>| OrgUnit {
+        name: format!("Đơn vị {id}"),
+        id,
+        level,
+        parent,
+    };
+    for p in 0..provinces {
+        let pid = format!("p{p}");
+        units.push(unit(pid.clone(), Level::Province, None));
+        for d in 0..districts {
+            let did = format!("{pid}.d{d}");
+            units.push(unit(did.clone(), Level::District, Some(pid.clone())));
+            for c in 0..communes {
+                let cid = format!("{did}.c{c}");
+                units.push(unit(cid.clone(), Level::Commune, Some(did.clone())));
+                for v in 0..villages {
+                    units.push(unit(format!("{cid}.v{v}"), Level::Village, Some(cid.clone())));
+                }
+            }
+        }
+    }
+    Catalogue::new(indicators(), units).expect("a consistent synthetic country")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -240,6 +240,20 @@ impl Catalogue {
         out
     }
 
+    /// `area` and every unit below it, walking only that part of the tree.
+    pub fn subtree(&self, area: &str) -> Vec<&OrgUnit> {
+        let mut out = Vec::new();
+        let mut frontier = vec![area];
+        while let Some(id) = frontier.pop() {
+            let Some(unit) = self.org_units.get(id) else { continue };
+            out.push(unit);
+            if let Some(kids) = self.children.get(id) {
+                frontier.extend(kids.iter().map(String::as_str));
+            }
+        }
+        out
+    }
+
     /// The indicators in the order of the province's report.
     pub fn indicators_in_order(&self) -> impl Iterator<Item = &Indicator> {
         self.order.iter().filter_map(|code| self.indicators.get(code))

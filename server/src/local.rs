@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use fieldsync::access::{Role, User};
+use fieldsync::Catalogue;
 use fieldsync_store::Sled;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -29,11 +30,21 @@ impl LocalServer {
     /// in with `admin_token`) the store in `dir` and serves it on `addr`
     /// (`127.0.0.1:0` for any free port).
     pub async fn start(dir: &Path, addr: &str, admin_token: &str) -> anyhow::Result<LocalServer> {
+        Self::start_with(dir, addr, admin_token, fieldsync::demo::catalogue).await
+    }
+
+    /// As [`LocalServer::start`], with `catalogue` for a new store.
+    pub async fn start_with(
+        dir: &Path,
+        addr: &str,
+        admin_token: &str,
+        catalogue: impl FnOnce() -> Catalogue + Send + 'static,
+    ) -> anyhow::Result<LocalServer> {
         let dir = dir.to_owned();
         let token = admin_token.to_owned();
         let store = tokio::task::spawn_blocking(move || -> anyhow::Result<Store> {
             let engine = Sled::open(&dir).with_context(|| format!("open {}", dir.display()))?;
-            let store = Store::open(Arc::new(engine), fieldsync::demo::catalogue)?;
+            let store = Store::open(Arc::new(engine), catalogue)?;
             store.ensure_admin(Some(&token), now_ms())?;
             Ok(store)
         })

@@ -70,12 +70,19 @@ pub trait Engine: Send + Sync + 'static {
     /// The entry with the largest key, if any.
     fn last(&self, tree: &'static str) -> Result<Option<(Vec<u8>, Vec<u8>)>>;
 
-    /// Applies every write of the batch atomically, in order, and returns only
-    /// once they are durable on disk.
-    fn commit(&self, batch: Batch) -> Result<()>;
+    /// Applies every write of the batch atomically, in order: readers see
+    /// all of it or none of it, and a crash keeps all of it or none of it.
+    /// It is durable once a later [`Engine::flush`] returns.
+    fn write(&self, batch: Batch) -> Result<()>;
 
-    /// Waits until everything committed is durable.
+    /// Waits until everything written so far is durable on disk.
     fn flush(&self) -> Result<()>;
+
+    /// [`Engine::write`], then [`Engine::flush`].
+    fn commit(&self, batch: Batch) -> Result<()> {
+        self.write(batch)?;
+        self.flush()
+    }
 }
 
 /// Entries whose key starts with `prefix`, at most `limit`.
@@ -158,7 +165,7 @@ impl Engine for Memory {
         Ok(trees.get(tree).and_then(|t| t.last_key_value()).map(|(k, v)| (k.clone(), v.clone())))
     }
 
-    fn commit(&self, batch: Batch) -> Result<()> {
+    fn write(&self, batch: Batch) -> Result<()> {
         let mut trees = self.trees.write().map_err(poisoned)?;
         for Write { tree, key, value } in batch.ops {
             let t = trees.entry(tree).or_default();
@@ -298,7 +305,7 @@ impl Engine for Sled {
             .map(|(k, v)| (k[skip..].to_vec(), v.to_vec())))
     }
 
-    fn commit(&self, batch: Batch) -> Result<()> {
+    fn write(&self, batch: Batch) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -310,8 +317,7 @@ impl Engine for Sled {
                 None => writes.remove(key),
             }
         }
-        self.db.apply_batch(writes)?;
-        self.flush()
+        Ok(self.db.apply_batch(writes)?)
     }
 
     fn flush(&self) -> Result<()> {

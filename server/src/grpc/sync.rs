@@ -85,17 +85,9 @@ impl Sync for SyncService {
         check_schema(request.get_ref().schema_version)?;
         let user = caller(&request)?;
         let cat = self.store.catalogue();
-        // The caller's units, and the units above them for context.
-        let visible =
-            |id: &str| user.covers(&cat, id) || user.areas.iter().any(|a| cat.within(a, id));
         Ok(Response::new(BootstrapReply {
             indicators: cat.indicators_in_order().map(convert::indicator_to_wire).collect(),
-            org_units: cat
-                .org_units
-                .values()
-                .filter(|u| visible(&u.id))
-                .map(convert::org_unit_to_wire)
-                .collect(),
+            org_units: cat.visible_to(&user).into_iter().map(convert::org_unit_to_wire).collect(),
         }))
     }
 

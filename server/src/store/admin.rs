@@ -109,7 +109,7 @@ impl Store {
     /// token for it: `token` if given, else a new one. Returns the token only
     /// when it was created here, to be shown once.
     pub fn ensure_admin(&self, token: Option<&str>, now_ms: u64) -> Result<Option<String>> {
-        let _guard = self.write_lock();
+        let guard = self.write_lock();
         if !self.users()?.is_empty() {
             return Ok(None);
         }
@@ -149,7 +149,7 @@ impl Store {
             revoked: false,
         };
         put_token(&mut work.batch, &token, &info);
-        work.commit()?;
+        work.commit(guard)?;
         Ok(Some(token))
     }
 
@@ -162,7 +162,7 @@ impl Store {
             return Err(Error::Invalid("a user needs a name".into()));
         }
         self.check_areas(&user)?;
-        let _guard = self.write_lock();
+        let guard = self.write_lock();
         if self.user(&user.id)?.is_some() {
             return Err(Error::Invalid(format!("user {} exists already", user.id)));
         }
@@ -177,7 +177,7 @@ impl Store {
         );
         let entry = work.entry(AuditKind::User, detail);
         work.audit(entry);
-        work.commit()?;
+        work.commit(guard)?;
         Ok(user)
     }
 
@@ -208,7 +208,7 @@ impl Store {
         now_ms: u64,
     ) -> Result<User> {
         self.require_admin(caller)?;
-        let _guard = self.write_lock();
+        let guard = self.write_lock();
         let mut user = self.user(id)?.ok_or_else(|| Error::NotFound(format!("no user {id:?}")))?;
         let mut changes = Vec::new();
         if let Some(name) = name {
@@ -228,7 +228,7 @@ impl Store {
         work.batch.put(USERS, user.id.as_bytes().to_vec(), encode(&user));
         let entry = work.entry(AuditKind::User, format!("{}: {}", user.id, changes.join("; ")));
         work.audit(entry);
-        work.commit()?;
+        work.commit(guard)?;
         Ok(user)
     }
 
@@ -242,7 +242,7 @@ impl Store {
         now_ms: u64,
     ) -> Result<(String, TokenInfo)> {
         self.require_admin(caller)?;
-        let _guard = self.write_lock();
+        let guard = self.write_lock();
         if self.user(user_id)?.is_none() {
             return Err(Error::NotFound(format!("no user {user_id:?}")));
         }
@@ -262,7 +262,7 @@ impl Store {
         put_token(&mut work.batch, &token, &info);
         let entry = work.entry(AuditKind::Token, format!("issued token {} for {user_id}", info.id));
         work.audit(entry);
-        work.commit()?;
+        work.commit(guard)?;
         Ok((token, info))
     }
 
@@ -280,7 +280,7 @@ impl Store {
     /// Revokes a token by id: it signs nobody in from now on.
     pub fn revoke_token(&self, caller: &User, id: &str, now_ms: u64) -> Result<TokenInfo> {
         self.require_admin(caller)?;
-        let _guard = self.write_lock();
+        let guard = self.write_lock();
         let hash = self
             .engine
             .get(TOKEN_IDS, id.as_bytes())?
@@ -296,7 +296,7 @@ impl Store {
         work.batch.put(TOKENS, hash, encode(&info));
         let entry = work.entry(AuditKind::Token, format!("revoked token {id} of {}", info.user_id));
         work.audit(entry);
-        work.commit()?;
+        work.commit(guard)?;
         Ok(info)
     }
 
@@ -309,7 +309,7 @@ impl Store {
         now_ms: u64,
     ) -> Result<Arc<Catalogue>> {
         self.require_admin(caller)?;
-        let _guard = self.write_lock();
+        let guard = self.write_lock();
         let current = self.catalogue();
         let mut units: Vec<OrgUnit> = current.org_units.values().cloned().collect();
         let mut indicators: Vec<Indicator> = current.indicators_in_order().cloned().collect();
@@ -327,7 +327,7 @@ impl Store {
         work.batch.put(META, CATALOGUE_KEY, encode(catalogue.as_ref()));
         let entry = work.entry(AuditKind::Catalogue, detail.join("; "));
         work.audit(entry);
-        work.commit()?;
+        work.commit(guard)?;
         *self.catalogue.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&catalogue);
         Ok(catalogue)
     }

@@ -250,6 +250,9 @@ pub struct Store {
     /// The keys of the `closed` tree, kept in memory (a handful per year) so
     /// that checking a value against them costs no reads.
     closed: RwLock<std::collections::HashSet<Vec<u8>>>,
+    /// The change-log head as far as it is on disk: pulls read up to here,
+    /// so no tablet learns of a change that a crash could still undo.
+    durable: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -280,7 +283,9 @@ impl Store {
             .into_iter()
             .map(|(k, _)| k)
             .collect();
+        let durable = engine.get(META, SEQ_KEY)?.map_or(Ok(0), |b| read_u64(META, &b))?;
         Ok(Store {
+            durable: durable.into(),
             engine,
             catalogue: RwLock::new(Arc::new(catalogue)),
             lock: RwLock::new(()),
@@ -354,7 +359,7 @@ impl Store {
                 "the all-zero device id is the server's own: give the tablet a random UUID".into(),
             ));
         }
-        let _guard = self.write_lock();
+        let guard = self.write_lock();
         let mut state = self.device(device)?;
         if state.owner.is_empty() {
             state.owner = caller.id.clone();
@@ -425,16 +430,17 @@ impl Store {
         }
         state.last_push_ms = now_ms;
         work.batch.put(DEVICES, device.0.as_bytes().to_vec(), encode(&state));
-        work.commit()?;
+        work.commit(guard)?;
         Ok(results)
     }
 
     /// Up to `limit` entities in `caller`'s areas changed after `cursor`,
-    /// each once, in the order of their latest change. A caller whose areas
-    /// lie within districts reads only its communes' part of the log.
+    /// each once, in the order of their latest change, up to the durable
+    /// head of the log. A caller whose areas lie within districts reads only
+    /// its communes' part of the log.
     pub fn pull(&self, caller: &User, cursor: u64, limit: usize) -> Result<Page> {
         let _guard = self.read_lock();
-        let head = self.head()?;
+        let head = self.durable.load(std::sync::atomic::Ordering::SeqCst);
         if cursor > head {
             return Err(Error::OutOfSequence(format!(
                 "cursor {cursor} is ahead of this server's change log ({head}): the device synced \
@@ -446,9 +452,13 @@ impl Store {
         // (seq, entity) in order, and the seq up to which the log was read whole.
         let (entries, read_through) = match cuts_of(&catalogue, caller) {
             None => {
-                let from = cursor.to_be_bytes();
-                let entries =
-                    self.engine.scan(CHANGES, Bound::Excluded(&from), Bound::Unbounded, limit)?;
+                let (from, to) = (cursor.to_be_bytes(), head.to_be_bytes());
+                let entries = self.engine.scan(
+                    CHANGES,
+                    Bound::Excluded(&from),
+                    Bound::Included(&to),
+                    limit,
+                )?;
                 let full = entries.len() < limit;
                 let entries = entries
                     .into_iter()
@@ -462,7 +472,7 @@ impl Store {
                 let mut through = head;
                 for d in cuts {
                     let from = indexed(d.as_bytes(), cursor);
-                    let end = indexed(d.as_bytes(), u64::MAX);
+                    let end = indexed(d.as_bytes(), head);
                     let part = self.engine.scan(
                         CHANGES_BY_COMMUNE,
                         Bound::Excluded(&from),
@@ -932,12 +942,21 @@ impl<'a> Work<'a> {
         self.batch.put(AUDIT, entry.seq.to_be_bytes().to_vec(), encode(&entry));
     }
 
-    /// Writes everything, with both counters, in one flushed batch.
-    fn commit(mut self) -> Result<()> {
+    /// Writes everything, with both counters, in one atomic batch; releases
+    /// the write lock; and returns once the batch is durable. Flushing
+    /// outside the lock lets the writers that queued behind this one share
+    /// its flush (group commit); pulls see the new changes only once
+    /// flushed (see [`Store::pull`]).
+    fn commit(mut self, guard: std::sync::RwLockWriteGuard<'_, ()>) -> Result<()> {
         self.update_rollups()?;
         self.batch.put(META, SEQ_KEY, self.seq.to_be_bytes());
         self.batch.put(META, AUDIT_SEQ_KEY, self.audit_seq.to_be_bytes());
-        Ok(self.store.engine.commit(self.batch)?)
+        let (store, seq) = (self.store, self.seq);
+        store.engine.write(self.batch)?;
+        drop(guard);
+        store.engine.flush()?;
+        store.durable.fetch_max(seq, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
 
     /// Validates and merges one new mutation, and records it in the audit
@@ -1140,7 +1159,7 @@ mod tests {
     use super::*;
     use fieldsync::sync::RawValue;
     use fieldsync::{demo, Hlc};
-    use fieldsync_store::Memory;
+    use fieldsync_store::{Batch, Memory};
 
     fn store() -> Store {
         Store::open(Arc::new(Memory::new()), demo::catalogue).unwrap()
@@ -1192,6 +1211,73 @@ mod tests {
         let conflict = s.conflict(sub, &road).unwrap().unwrap();
         let values: Vec<String> = conflict.candidates.iter().map(|c| c.value.to_string()).collect();
         assert!(values.contains(&"5".to_string()), "{values:?}");
+    }
+
+    /// An engine whose flushes wait until the test lets them through.
+    struct SlowDisk {
+        inner: Memory,
+        open: std::sync::Mutex<bool>,
+        opened: std::sync::Condvar,
+    }
+
+    impl Engine for SlowDisk {
+        fn get(&self, tree: &'static str, key: &[u8]) -> fieldsync_store::Result<Option<Vec<u8>>> {
+            self.inner.get(tree, key)
+        }
+        fn scan(
+            &self,
+            tree: &'static str,
+            from: Bound<&[u8]>,
+            to: Bound<&[u8]>,
+            limit: usize,
+        ) -> fieldsync_store::Result<fieldsync_store::Entries> {
+            self.inner.scan(tree, from, to, limit)
+        }
+        fn last(&self, tree: &'static str) -> fieldsync_store::Result<Option<(Vec<u8>, Vec<u8>)>> {
+            self.inner.last(tree)
+        }
+        fn write(&self, batch: Batch) -> fieldsync_store::Result<()> {
+            self.inner.write(batch)
+        }
+        fn flush(&self) -> fieldsync_store::Result<()> {
+            let open = self.open.lock().unwrap();
+            drop(self.opened.wait_while(open, |open| !*open).unwrap());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_pull_sees_a_push_only_once_it_is_on_disk() {
+        let disk = Arc::new(SlowDisk {
+            inner: Memory::new(),
+            open: std::sync::Mutex::new(true),
+            opened: std::sync::Condvar::new(),
+        });
+        let s = Arc::new(Store::open(disk.clone(), demo::catalogue).unwrap());
+        s.push(&surveyor(), device(1), &[km(1, "road_km", "1", 1)], 0, 1).unwrap();
+        let before = s.pull(&surveyor(), 0, 100).unwrap();
+        assert!(before.caught_up);
+        *disk.open.lock().unwrap() = false;
+        let pusher = {
+            let s = Arc::clone(&s);
+            std::thread::spawn(move || {
+                s.push(&surveyor(), device(1), &[km(2, "road_km", "2", 2)], 0, 1).unwrap()
+            })
+        };
+        // The push is written (the head moved) but waits for its flush.
+        while s.head().unwrap() == before.cursor {
+            std::thread::yield_now();
+        }
+        let during = s.pull(&surveyor(), before.cursor, 100).unwrap();
+        assert!(during.changes.is_empty(), "{:?}", during.changes);
+        assert_eq!(during.cursor, before.cursor);
+        assert!(!pusher.is_finished(), "the push is acknowledged only once flushed");
+        *disk.open.lock().unwrap() = true;
+        disk.opened.notify_all();
+        assert_eq!(pusher.join().unwrap()[0].outcome, Outcome::Applied);
+        let after = s.pull(&surveyor(), before.cursor, 100).unwrap();
+        assert_eq!(after.changes.len(), 1, "{:?}", after.changes);
+        assert!(after.caught_up);
     }
 
     #[test]

@@ -127,7 +127,7 @@ impl Store {
             )));
         }
         let catalogue = self.catalogue();
-        let _guard = self.write_lock();
+        let guard = self.write_lock();
         let mut work = Work::new(self, caller, now_ms)?;
         let mut changed = Vec::new();
         let mut unchanged = 0;
@@ -162,7 +162,7 @@ impl Store {
             };
             changed.push(work.set_review(header, next, reason, detail, None)?);
         }
-        work.commit()?;
+        work.commit(guard)?;
         Ok((changed, unchanged))
     }
 
@@ -228,7 +228,7 @@ impl Store {
                 "period {period} is closed for this area: reopen it before settling its conflicts"
             )));
         }
-        let _guard = self.write_lock();
+        let guard = self.write_lock();
         let mut conflict = self.conflict(sub, field)?.filter(|c| c.open).ok_or_else(|| {
             Error::NotFound(format!("no open conflict on {field} of {village} {period}"))
         })?;
@@ -296,7 +296,7 @@ impl Store {
         entry.new = Some(value);
         entry.hlc = state.stamp.hlc;
         work.audit(entry);
-        work.commit()?;
+        work.commit(guard)?;
         Ok((conflict, state))
     }
 
@@ -314,7 +314,7 @@ impl Store {
             .org_unit(area)
             .ok_or_else(|| Error::NotFound(format!("unknown area {area:?}")))?;
         caller.check(&catalogue, Action::ClosePeriod, area)?;
-        let _guard = self.write_lock();
+        let guard = self.write_lock();
         let mut work = Work::new(self, caller, now_ms)?;
         let key = closed_key(area, period);
         match closed {
@@ -326,13 +326,21 @@ impl Store {
         entry.period = period.to_string();
         entry.village_id = area.to_owned();
         work.audit(entry);
-        work.commit()?;
-        let mut set = self.closed.write().unwrap_or_else(|e| e.into_inner());
-        match closed {
-            true => set.insert(key),
-            false => set.remove(&key),
+        // The set changes under the write lock, so that no push slips in
+        // between; it is put back if the write fails.
+        let flip = |closed: bool| {
+            let mut set = self.closed.write().unwrap_or_else(|e| e.into_inner());
+            match closed {
+                true => set.insert(key.clone()),
+                false => set.remove(&key),
+            }
         };
-        Ok(())
+        let changed = flip(closed);
+        let result = work.commit(guard);
+        if result.is_err() && changed {
+            flip(!closed);
+        }
+        result
     }
 
     /// Audit entries matching `query`, oldest first. Readers see only entries

@@ -298,7 +298,7 @@ impl Store {
                 problems.join("\n")
             )));
         }
-        let _guard = self.write_lock();
+        let guard = self.write_lock();
         let mut work = Work::new(self, caller, now_ms)?;
         for (key, value) in figures {
             match value {
@@ -308,7 +308,7 @@ impl Store {
         }
         let entry = work.entry(AuditKind::Catalogue, format!("set {} plan figure(s)", rows.len()));
         work.audit(entry);
-        work.commit()?;
+        work.commit(guard)?;
         Ok(rows.len())
     }
 
