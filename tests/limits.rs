@@ -1,7 +1,8 @@
 //! Abuse limits: a user calling too fast is slowed down with
 //! RESOURCE_EXHAUSTED, connections beyond the cap are closed, a pull that is
-//! never read holds only a bounded buffer; in every case the server keeps
-//! serving everyone else.
+//! never read holds only a bounded buffer, pulls beyond a user's share or the
+//! server's get RESOURCE_EXHAUSTED, a call past the server's deadline gets
+//! DEADLINE_EXCEEDED; in every case the server keeps serving everyone else.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,10 +11,11 @@ use fieldsync::access::Role;
 use fieldsync::DeviceId;
 use fieldsync_client::{Grpc, Remote};
 use fieldsync_proto::v1::sync_client::SyncClient;
-use fieldsync_proto::v1::PullRequest;
+use fieldsync_proto::v1::{PullPage, PullRequest};
 use fieldsync_server::store::now_ms;
 use fieldsync_server::{serve, Limits, Store};
-use fieldsync_store::Sled;
+use fieldsync_store::{Batch, Engine, Entries, Memory, Sled};
+use tonic::Code;
 
 const TOKEN: &str = "limits-test-admin-token-0123456789";
 
@@ -27,7 +29,11 @@ struct Running {
 async fn start(limits: Limits) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let engine = Sled::open(dir.path()).unwrap();
-    let store = Arc::new(Store::open(Arc::new(engine), fieldsync::demo::catalogue).unwrap());
+    start_on(Arc::new(engine), dir, limits).await
+}
+
+async fn start_on(engine: Arc<dyn Engine>, dir: tempfile::TempDir, limits: Limits) -> Running {
+    let store = Arc::new(Store::open(engine, fieldsync::demo::catalogue).unwrap());
     store.ensure_admin(Some(TOKEN), now_ms()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -49,6 +55,25 @@ fn user(r: &Running, id: &str) -> String {
     };
     r.store.create_user(&admin, u, now_ms()).unwrap();
     r.store.issue_token(&admin, id, 0, "", now_ms()).unwrap().0
+}
+
+/// 400 notes of 8 KB: more than a client's HTTP/2 receive window, so a pull
+/// cannot finish while its reader does not read.
+fn fill(r: &Running) {
+    let admin = r.store.user("admin").unwrap().unwrap();
+    let notes: Vec<_> = (1..=400u64)
+        .map(|i| fieldsync::sync::Mutation {
+            id: i,
+            village_id: fieldsync::demo::SAMPLE_VILLAGE.into(),
+            period: format!("{}-{:02}", 2000 + (i - 1) / 12, (i - 1) % 12 + 1),
+            field: "note".into(),
+            value: fieldsync::sync::RawValue::Text("𠀀".repeat(2_000)),
+            base_version: 0,
+            hlc: fieldsync::Hlc(i),
+            author: "admin".into(),
+        })
+        .collect();
+    r.store.push(&admin, device(), &notes, 0, now_ms()).unwrap();
 }
 
 fn device() -> DeviceId {
@@ -98,21 +123,7 @@ async fn connections_beyond_the_cap_are_closed_and_the_others_served() {
 async fn a_pull_never_read_does_not_stop_the_server() {
     let r = start(Limits::default()).await;
     let token = user(&r, "an");
-    // Enough changes for many pages.
-    let admin = r.store.user("admin").unwrap().unwrap();
-    let notes: Vec<_> = (1..=400u64)
-        .map(|i| fieldsync::sync::Mutation {
-            id: i,
-            village_id: fieldsync::demo::SAMPLE_VILLAGE.into(),
-            period: format!("{}-{:02}", 2000 + (i - 1) / 12, (i - 1) % 12 + 1),
-            field: "note".into(),
-            value: fieldsync::sync::RawValue::Text("ghi chú ".repeat(100)),
-            base_version: 0,
-            hlc: fieldsync::Hlc(i),
-            author: "admin".into(),
-        })
-        .collect();
-    r.store.push(&admin, device(), &notes, 0, now_ms()).unwrap();
+    fill(&r);
 
     // Open a pull of one change per page and never read it.
     let channel =
@@ -145,5 +156,159 @@ async fn a_pull_never_read_does_not_stop_the_server() {
         assert_eq!(pulled, 800, "400 notes and 400 reports");
     }
     drop(stalled);
+    let _ = r.stop.send(());
+}
+
+/// A pull stream opened by `token` and never read.
+async fn stalled_pull(url: &str, token: &str) -> Result<tonic::Streaming<PullPage>, tonic::Status> {
+    let channel = tonic::transport::Channel::from_shared(url.to_owned()).unwrap().connect().await;
+    let bearer: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
+    let mut raw =
+        SyncClient::with_interceptor(channel.unwrap(), move |mut req: tonic::Request<()>| {
+            req.metadata_mut().insert("authorization", bearer.clone());
+            Ok(req)
+        });
+    let request = PullRequest {
+        schema_version: fieldsync_proto::SCHEMA_VERSION,
+        device_id: device().to_string(),
+        cursor: 0,
+        page_size: 1,
+    };
+    raw.pull(request).await.map(|r| r.into_inner())
+}
+
+/// Retries `f` for up to 5 s until it succeeds (a closed stream is noticed by
+/// the server a moment after the client drops it).
+async fn eventually<T, E: std::fmt::Debug, F: std::future::Future<Output = Result<T, E>>>(
+    mut f: impl FnMut() -> F,
+) -> T {
+    let mut last = None;
+    for _ in 0..100 {
+        match f().await {
+            Ok(t) => return t,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("still failing after 5 s: {last:?}");
+}
+
+#[tokio::test]
+async fn pulls_beyond_a_users_share_are_refused_until_one_closes() {
+    let r = start(Limits { pulls_per_user: 2, ..Limits::default() }).await;
+    let (an, binh) = (user(&r, "an"), user(&r, "binh"));
+    fill(&r);
+    let first = stalled_pull(&r.url, &an).await.unwrap();
+    let _second = stalled_pull(&r.url, &an).await.unwrap();
+    let third = stalled_pull(&r.url, &an).await.unwrap_err();
+    assert_eq!(third.code(), Code::ResourceExhausted, "{third:?}");
+    assert!(third.message().contains("an already has 2 pulls open"), "{third:?}");
+    stalled_pull(&r.url, &binh).await.expect("another user pulls");
+    drop(first);
+    eventually(|| stalled_pull(&r.url, &an)).await;
+    let _ = r.stop.send(());
+}
+
+#[tokio::test]
+async fn pulls_beyond_the_servers_share_wait_then_are_refused() {
+    let limits =
+        Limits { max_pulls: 1, pull_queue_wait: Duration::from_millis(200), ..Limits::default() };
+    let r = start(limits).await;
+    let (an, binh) = (user(&r, "an"), user(&r, "binh"));
+    fill(&r);
+    let held = stalled_pull(&r.url, &an).await.unwrap();
+    let refused = stalled_pull(&r.url, &binh).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("try again shortly"), "{refused:?}");
+    let mut status = Grpc::connect(&r.url, &binh).await.unwrap();
+    status.status(device()).await.expect("other calls are served meanwhile");
+    drop(held);
+    eventually(|| stalled_pull(&r.url, &binh)).await;
+    let _ = r.stop.send(());
+}
+
+/// An engine whose flushes wait while the test holds the disk shut.
+struct SlowDisk {
+    inner: Memory,
+    shut: std::sync::Mutex<bool>,
+    opened: std::sync::Condvar,
+}
+
+impl SlowDisk {
+    fn set_shut(&self, shut: bool) {
+        *self.shut.lock().unwrap() = shut;
+        self.opened.notify_all();
+    }
+}
+
+impl Engine for SlowDisk {
+    fn get(&self, tree: &'static str, key: &[u8]) -> fieldsync_store::Result<Option<Vec<u8>>> {
+        self.inner.get(tree, key)
+    }
+    fn scan(
+        &self,
+        tree: &'static str,
+        from: std::ops::Bound<&[u8]>,
+        to: std::ops::Bound<&[u8]>,
+        limit: usize,
+    ) -> fieldsync_store::Result<Entries> {
+        self.inner.scan(tree, from, to, limit)
+    }
+    fn last(&self, tree: &'static str) -> fieldsync_store::Result<Option<(Vec<u8>, Vec<u8>)>> {
+        self.inner.last(tree)
+    }
+    fn write(&self, batch: Batch) -> fieldsync_store::Result<()> {
+        self.inner.write(batch)
+    }
+    fn flush(&self) -> fieldsync_store::Result<()> {
+        let shut = self.shut.lock().unwrap();
+        drop(self.opened.wait_while(shut, |shut| *shut).unwrap());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_call_past_the_deadline_gets_deadline_exceeded_and_a_retry_applies_once() {
+    let disk = Arc::new(SlowDisk {
+        inner: Memory::new(),
+        shut: std::sync::Mutex::new(false),
+        opened: std::sync::Condvar::new(),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits { request_timeout: Duration::from_millis(300), ..Limits::default() };
+    let r = start_on(disk.clone(), dir, limits).await;
+    let (an, binh) = (user(&r, "an"), user(&r, "binh"));
+    let tablet = device();
+    let value = fieldsync::sync::Mutation {
+        id: 1,
+        village_id: fieldsync::demo::SAMPLE_VILLAGE.into(),
+        period: "2022".into(),
+        field: "road_km".into(),
+        value: fieldsync::sync::RawValue::Amount("4.5".into()),
+        base_version: 0,
+        hlc: fieldsync::Hlc::from_millis(now_ms()),
+        author: "an".into(),
+    };
+    let mut remote = Grpc::connect(&r.url, &an).await.unwrap();
+
+    disk.set_shut(true);
+    let err = remote.push(tablet, vec![value.clone()], 0).await.unwrap_err();
+    assert!(err.to_string().contains("gave up on this call after 0.3 s"), "{err}");
+    assert!(
+        err.to_string().contains("DeadlineExceeded") || err.to_string().contains("deadline"),
+        "{err}"
+    );
+    // The server goes on serving others while that write waits for the disk.
+    let mut other = Grpc::connect(&r.url, &binh).await.unwrap();
+    other.status(device()).await.expect("another user is served");
+    disk.set_shut(false);
+
+    let again = remote.push(tablet, vec![value], 0).await.expect("the retry succeeds");
+    assert_eq!(again.results[0].outcome, fieldsync::sync::Outcome::Applied);
+    let admin = r.store.user("admin").unwrap().unwrap();
+    let page = r.store.pull(&admin, 0, 100).unwrap();
+    let fields =
+        page.changes.iter().filter(|(_, c)| matches!(c, fieldsync::sync::Change::Field(_))).count();
+    assert_eq!(fields, 1, "one value, applied once: {:?}", page.changes);
     let _ = r.stop.send(());
 }

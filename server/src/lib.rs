@@ -35,7 +35,8 @@ pub const MAX_CONCURRENT_PER_CONNECTION: usize = 32;
 /// Streams one HTTP/2 connection may have open at once; further ones are
 /// refused by HTTP/2 itself.
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
-/// Longest a unary request may take before it is cut off.
+/// Longest a call may take to produce its reply before it is answered
+/// DEADLINE_EXCEEDED (the default of [`Limits::request_timeout`]).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Serves the sync, review, report and admin services (and grpc.health.v1 and
@@ -60,6 +61,7 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let auth = grpc::authenticate(Arc::clone(&store), &limits);
+    let request_timeout = limits.request_timeout;
     let address = listener.local_addr()?;
     let incoming = limited(listener, limits.max_connections);
     let sync = SyncServer::new(grpc::SyncService::new(Arc::clone(&store), limits))
@@ -90,7 +92,7 @@ pub async fn serve_with(
     }
     builder
         .concurrency_limit_per_connection(MAX_CONCURRENT_PER_CONNECTION)
-        .timeout(REQUEST_TIMEOUT)
+        .layer(grpc::Deadline::layer(request_timeout))
         .add_service(health)
         .add_service(reflection)
         .add_service(InterceptedService::new(sync, auth.clone()))

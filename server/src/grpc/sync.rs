@@ -11,7 +11,10 @@ use fieldsync_proto::v1::{
     StatusRequest,
 };
 use fieldsync_proto::SCHEMA_VERSION;
-use tokio::sync::mpsc;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -33,6 +36,17 @@ pub struct Limits {
     pub call_burst: u32,
     /// Open connections; further ones are closed as they arrive.
     pub max_connections: usize,
+    /// Longest a call may take to produce its reply (DEADLINE_EXCEEDED after).
+    pub request_timeout: std::time::Duration,
+    /// Pull streams open at once, server-wide: a pull beyond them waits up
+    /// to `pull_queue_wait` for one to end, then gets RESOURCE_EXHAUSTED.
+    /// Each open pull holds at most `pull_buffer` + 1 pages of at most
+    /// [`PAGE_BYTES`](crate::store::PAGE_BYTES), so this bounds the memory
+    /// that readers too slow (or unwilling) to read can pin.
+    pub max_pulls: usize,
+    pub pull_queue_wait: std::time::Duration,
+    /// Pull streams one user may have open at once.
+    pub pulls_per_user: usize,
 }
 
 impl Default for Limits {
@@ -44,6 +58,10 @@ impl Default for Limits {
             calls_per_second: 50,
             call_burst: 1_000,
             max_connections: 10_000,
+            request_timeout: crate::REQUEST_TIMEOUT,
+            max_pulls: 256,
+            pull_queue_wait: std::time::Duration::from_secs(10),
+            pulls_per_user: 8,
         }
     }
 }
@@ -52,11 +70,83 @@ impl Default for Limits {
 pub struct SyncService {
     store: Arc<Store>,
     limits: Limits,
+    pulls: Arc<Semaphore>,
+    pulls_by_user: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl SyncService {
     pub fn new(store: Arc<Store>, limits: Limits) -> Self {
-        SyncService { store, limits }
+        let pulls = Arc::new(Semaphore::new(limits.max_pulls.max(1)));
+        SyncService { store, limits, pulls, pulls_by_user: Default::default() }
+    }
+
+    /// A place for one more pull by `user`, held until the pull's stream is
+    /// dropped.
+    async fn pull_slot(&self, user: &str) -> Result<PullSlot, Status> {
+        {
+            let mut open = self.pulls_by_user.lock().unwrap_or_else(|e| e.into_inner());
+            let mine = open.entry(user.to_owned()).or_default();
+            if *mine >= self.limits.pulls_per_user {
+                return Err(Status::resource_exhausted(format!(
+                    "{user} already has {mine} pulls open: let one finish (or close it) first"
+                )));
+            }
+            *mine += 1;
+        }
+        let counted = UserPull { user: user.to_owned(), open: Arc::clone(&self.pulls_by_user) };
+        let permit = tokio::time::timeout(
+            self.limits.pull_queue_wait,
+            Arc::clone(&self.pulls).acquire_owned(),
+        )
+        .await
+        .map_err(|_| {
+            Status::resource_exhausted(
+                "the server is sending as many pulls as it may at once: try again shortly",
+            )
+        })?
+        .map_err(|_| Status::unavailable("the server is shutting down"))?;
+        Ok(PullSlot { _permit: permit, _user: counted })
+    }
+}
+
+/// One of the server's pull places, and one of its user's.
+struct PullSlot {
+    _permit: OwnedSemaphorePermit,
+    _user: UserPull,
+}
+
+/// Counts one open pull against its user until dropped.
+struct UserPull {
+    user: String,
+    open: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Drop for UserPull {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.user);
+            }
+        }
+    }
+}
+
+/// A pull's pages, holding its [`PullSlot`] for as long as the stream lives.
+pub struct PullPages {
+    pages: ReceiverStream<Result<PullPage, Status>>,
+    _slot: PullSlot,
+}
+
+impl tokio_stream::Stream for PullPages {
+    type Item = Result<PullPage, Status>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        std::pin::Pin::new(&mut self.pages).poll_next(cx)
     }
 }
 
@@ -121,7 +211,7 @@ impl Sync for SyncService {
         }))
     }
 
-    type PullStream = ReceiverStream<Result<PullPage, Status>>;
+    type PullStream = PullPages;
 
     async fn pull(
         &self,
@@ -135,6 +225,7 @@ impl Sync for SyncService {
             0 => self.limits.max_page,
             n => n.min(self.limits.max_page),
         };
+        let slot = self.pull_slot(&user.id).await?;
         // Fail before streaming if the cursor is unusable.
         let store = Arc::clone(&self.store);
         let cursor = req.cursor;
@@ -172,7 +263,7 @@ impl Sync for SyncService {
                 };
             }
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(PullPages { pages: ReceiverStream::new(rx), _slot: slot }))
     }
 
     async fn status(

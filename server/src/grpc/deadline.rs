@@ -1,0 +1,59 @@
+//! The server's own deadline on every call: a call that has not produced its
+//! reply within [`Limits::request_timeout`](super::Limits) is answered
+//! DEADLINE_EXCEEDED, and the connection goes on serving. (Work already
+//! handed to the store finishes on its own: a push cut off this way may
+//! still commit, and the tablet's retry then gets its stored results.)
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tonic::codegen::http;
+use tonic::codegen::Service;
+use tonic::Status;
+
+/// Wraps a service so that each call ends within `limit`.
+#[derive(Clone)]
+pub struct Deadline<S> {
+    inner: S,
+    limit: Duration,
+}
+
+impl<S> Deadline<S> {
+    pub fn layer(limit: Duration) -> impl tower::Layer<S, Service = Deadline<S>> + Clone {
+        tower::layer::layer_fn(move |inner| Deadline { inner, limit })
+    }
+}
+
+impl<S, Req, Body> Service<http::Request<Req>> for Deadline<S>
+where
+    S: Service<http::Request<Req>, Response = http::Response<Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    Body: Default + Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Req>) -> Self::Future {
+        let limit = self.limit;
+        let reply = self.inner.call(request);
+        Box::pin(async move {
+            match tokio::time::timeout(limit, reply).await {
+                Ok(reply) => reply,
+                Err(_) => Ok(Status::deadline_exceeded(format!(
+                    "the server gave up on this call after {} s; it may have been busy: try \
+                     again (a retried push is never applied twice)",
+                    limit.as_secs_f64()
+                ))
+                .into_http()),
+            }
+        })
+    }
+}
