@@ -17,6 +17,9 @@
 //! Pull: N values are loaded into a server through `Store::push`; a fresh
 //! tablet (its own sled store in a temp dir) is set up (bootstrap) and pulls
 //! until caught up, storing and flushing page by page as `fieldsync sync` does.
+//! Printed beside it: the server's store on disk (bytes per value) once
+//! loaded and flushed, and the process's peak RSS after the load and after
+//! the pull (server and tablet share the process).
 //!
 //! `cargo bench --bench durable` (sizes: `FIELDSYNC_BENCH_DURABLE_VALUES`,
 //! values per concurrency level, default 25600; `FIELDSYNC_BENCH_TABLETS`,
@@ -339,9 +342,10 @@ async fn initial_pull() -> anyhow::Result<()> {
     println!();
     println!("initial pull to a fresh tablet (its own sled store in a temp dir)");
     println!(
-        "| values | load (Store::push) | setup (bootstrap) | pull | changes pulled | values/s |"
+        "| values | load (Store::push) | server store on disk | process peak RSS after load | \
+         setup (bootstrap) | pull | changes pulled | values/s | process peak RSS after pull |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for n in env_list("FIELDSYNC_BENCH_PULL", "100000") {
         anyhow::ensure!(
             n <= villages.len() * FIELDS.len() * periods.len(),
@@ -349,6 +353,8 @@ async fn initial_pull() -> anyhow::Result<()> {
         );
         let dir = tempfile::tempdir()?;
         let server = LocalServer::start(&dir.path().join("server"), "127.0.0.1:0", TOKEN).await?;
+        // Peak RSS from here on (Linux ≥ 4.0).
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
         let load = Instant::now();
         let store = Arc::clone(&server.store);
         let (vs, ps) = (villages.clone(), periods.clone());
@@ -369,6 +375,9 @@ async fn initial_pull() -> anyhow::Result<()> {
         })
         .await??;
         let load_secs = load.elapsed().as_secs_f64();
+        server.store.flush()?;
+        let disk = dir_bytes(&dir.path().join("server"));
+        let rss_loaded = peak_rss_mib().unwrap_or(f64::NAN);
         let token = server.user("reader", "Surveyor", Role::Surveyor, &[demo::PROVINCE])?;
 
         let start = Instant::now();
@@ -382,13 +391,36 @@ async fn initial_pull() -> anyhow::Result<()> {
         let stored = tablet.synced()?.len();
         anyhow::ensure!(stored == n, "the tablet holds {stored} values, not {n}");
         println!(
-            "| {n} | {load_secs:.1} s | {setup_secs:.2} s | {pull_secs:.2} s | {pulled} | {:.0} |",
-            n as f64 / pull_secs
+            "| {n} | {load_secs:.1} s | {:.0} MiB, {:.0} bytes/value | {rss_loaded:.0} MiB | \
+             {setup_secs:.2} s | {pull_secs:.2} s | {pulled} | {:.0} | {:.0} MiB |",
+            disk as f64 / 1048576.0,
+            disk as f64 / n as f64,
+            n as f64 / pull_secs,
+            peak_rss_mib().unwrap_or(f64::NAN)
         );
         drop(tablet);
         server.stop().await?;
     }
     Ok(())
+}
+
+/// Bytes of every file under `dir`.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir).into_iter().flatten().flatten().fold(0, |sum, entry| {
+        match entry.metadata() {
+            Ok(m) if m.is_dir() => sum + dir_bytes(&entry.path()),
+            Ok(m) => sum + m.len(),
+            Err(_) => sum,
+        }
+    })
+}
+
+/// Peak resident set size of this process, in MiB (VmHWM).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 #[tokio::main]

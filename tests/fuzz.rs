@@ -16,7 +16,8 @@
 //! - plan import through `Store::set_plans`: all rows or none.
 //!
 //! The CSV parsing of `fieldsync plan import` lives in the client binary's
-//! private `cli` module; it is not fuzzed here (only the server side is).
+//! private `cli` module and is fuzzed there, by the same property style
+//! (`any_plan_file_gets_figures_or_named_problems`).
 //!
 //! Inputs that found bugs are kept below as plain `#[test]`s (the committed
 //! corpus).

@@ -638,7 +638,12 @@ const PLAN_COLUMNS: [&str; 4] = ["unit_id", "indicator", "period", "value"];
 /// line. Every unreadable line is named; any makes the whole file refused.
 fn read_plan_file(path: &Path) -> anyhow::Result<Vec<FileFigure>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let text = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&bytes);
+    parse_plans(&path.display().to_string(), &bytes)
+}
+
+/// [`read_plan_file`] on the bytes of a file called `name`.
+fn parse_plans(name: &str, bytes: &[u8]) -> anyhow::Result<Vec<FileFigure>> {
+    let text = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -647,9 +652,9 @@ fn read_plan_file(path: &Path) -> anyhow::Result<Vec<FileFigure>> {
     let mut records = reader.byte_records();
     let header = match records.next() {
         Some(Ok(h)) => h,
-        Some(Err(e)) => bail!("cannot read {}: {e}", path.display()),
+        Some(Err(e)) => bail!("cannot read {}: {e}", name),
         None => {
-            bail!("{} is empty: expected a header row {}", path.display(), PLAN_COLUMNS.join(","))
+            bail!("{} is empty: expected a header row {}", name, PLAN_COLUMNS.join(","))
         }
     };
     let names: Vec<String> =
@@ -659,7 +664,7 @@ fn read_plan_file(path: &Path) -> anyhow::Result<Vec<FileFigure>> {
         *slot = names.iter().position(|n| n == want).with_context(|| {
             format!(
                 "{}: the header row (line 1) has no {want} column; expected {}",
-                path.display(),
+                name,
                 PLAN_COLUMNS.join(",")
             )
         })?;
@@ -727,14 +732,10 @@ fn read_plan_file(path: &Path) -> anyhow::Result<Vec<FileFigure>> {
         });
     }
     if !problems.is_empty() {
-        bail!(
-            "nothing was imported; fix these lines of {}:\n{}",
-            path.display(),
-            problems.join("\n")
-        );
+        bail!("nothing was imported; fix these lines of {}:\n{}", name, problems.join("\n"));
     }
     if figures.is_empty() {
-        bail!("{} has no plan figures below its header row", path.display());
+        bail!("{} has no plan figures below its header row", name);
     }
     Ok(figures)
 }
@@ -757,6 +758,67 @@ mod tests {
             "nothing was imported; fix these lines of plans.csv:\nline 2: unknown org unit \
              \"x\"\nline 3: road_km: \"1,5\" is not a valid quantity"
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: std::env::var("FIELDSYNC_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256),
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        /// Any bytes get figures or a refusal, never a panic; accepted
+        /// figures are trimmed, on increasing lines, each key once.
+        #[test]
+        fn any_plan_file_gets_figures_or_named_problems(
+            lines in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::prop_oneof![
+                        proptest::string::string_regex("[a-z_.0-9 ,\"\\n\\r-]{0,12}").unwrap(),
+                        proptest::prelude::any::<String>(),
+                        proptest::prop_oneof![
+                            proptest::strategy::Just("ha-tinh".to_owned()),
+                            proptest::strategy::Just("road_km".to_owned()),
+                            proptest::strategy::Just("2022".to_owned()),
+                            proptest::strategy::Just("458,5".to_owned()),
+                        ],
+                    ],
+                    0..6,
+                ),
+                0..8,
+            ),
+            header in proptest::prelude::any::<bool>(),
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        ) {
+            let mut text = String::new();
+            if header {
+                text.push_str("unit_id,indicator,period,value\n");
+            }
+            for cells in &lines {
+                text.push_str(&cells.join(","));
+                text.push('\n');
+            }
+            let mut bytes = text.into_bytes();
+            bytes.extend_from_slice(&junk);
+            match parse_plans("plans.csv", &bytes) {
+                Ok(figures) => {
+                    proptest::prop_assert!(!figures.is_empty());
+                    let mut keys = std::collections::HashSet::new();
+                    for pair in figures.windows(2) {
+                        proptest::prop_assert!(pair[0].line < pair[1].line);
+                    }
+                    for f in &figures {
+                        let p = &f.figure;
+                        for cell in [&p.unit_id, &p.indicator, &p.period, &p.value] {
+                            proptest::prop_assert_eq!(cell.trim(), cell.as_str());
+                        }
+                        let key = (p.unit_id.clone(), p.indicator.clone(), p.period.clone());
+                        proptest::prop_assert!(keys.insert(key), "a key twice: {:?}", figures);
+                    }
+                }
+                Err(e) => proptest::prop_assert!(!e.to_string().is_empty()),
+            }
+        }
     }
 
     #[test]
