@@ -30,7 +30,7 @@ pub async fn list(
 ) -> Response {
     let ctx = match web.ctx(&headers) {
         Ok(ctx) => ctx,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let lang = ctx.lang;
     let form = Form::query(query.as_deref());
@@ -105,7 +105,7 @@ pub async fn list(
                 E(&above),
                 E(&c.period),
                 E(&lang.field(&catalogue, &c.field)),
-                E(&base_text(lang, &c.base_value)),
+                E(&base_text(lang, &c.base_value, c.base_version)),
                 values.join(" · "),
             );
         }
@@ -124,10 +124,11 @@ pub async fn list(
     ctx.page(lang.pick("Xung đột", "Conflicts"), Section::Conflicts, &body)
 }
 
-fn base_text(lang: super::html::Lang, base: &Option<Value>) -> String {
-    match base {
-        Some(_) => value_text(lang, base),
-        None => lang.pick("(chưa có)", "(none)").to_owned(),
+/// The value both sides started from; none when the field was new.
+fn base_text(lang: super::html::Lang, base: &Option<Value>, version: u64) -> String {
+    match (base, version) {
+        (Some(_), 1..) => value_text(lang, base),
+        _ => lang.pick("(chưa có)", "(none)").to_owned(),
     }
 }
 
@@ -138,7 +139,7 @@ pub async fn detail(
 ) -> Response {
     let ctx = match web.ctx(&headers) {
         Ok(ctx) => ctx,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let lang = ctx.lang;
     let get = GetSubmissionRequest { village_id: village.clone(), period: period.clone() };
@@ -197,7 +198,7 @@ pub async fn detail(
         body,
         "</tr></thead><tbody><tr><th>{}</th><td class=\"num\">{}</td>",
         lang.pick("Giá trị", "Value"),
-        E(&base_text(lang, &conflict.base_value))
+        E(&base_text(lang, &conflict.base_value, conflict.base_version))
     );
     for (i, k) in conflict.candidates.iter().enumerate() {
         let _ = write!(
@@ -270,11 +271,11 @@ pub async fn resolve(
 ) -> Response {
     let ctx = match web.ctx(&headers) {
         Ok(ctx) => ctx,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let form = Form::parse(&body);
     if let Err(response) = ctx.check_csrf(&form) {
-        return response;
+        return *response;
     }
     let entered = form.text("value");
     let choice = match (entered, form.text("pick")) {

@@ -137,6 +137,19 @@ impl Lang {
         }
     }
 
+    /// What an audit entry records, in words.
+    pub fn audit_kind(self, kind: &str) -> &str {
+        match kind {
+            "value" => self.pick("Ghi số liệu", "Value recorded"),
+            "conflict" => self.pick("Giá trị xung đột", "Conflicting value"),
+            "unchanged" => self.pick("Gửi lại, không đổi", "Sent again, unchanged"),
+            "refused" => self.pick("Không nhận", "Refused"),
+            "review" => self.pick("Quyết định duyệt", "Review decision"),
+            "resolve" => self.pick("Giải quyết xung đột", "Conflict settled"),
+            other => other,
+        }
+    }
+
     /// A field's name: the indicator's name, or note / location.
     pub fn field(self, catalogue: &Catalogue, field: &str) -> String {
         match FieldKey::parse(field) {

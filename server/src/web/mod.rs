@@ -87,9 +87,9 @@ impl Web {
     }
 
     /// The signed-in caller of a browser request.
-    fn ctx(&self, headers: &HeaderMap) -> Result<Ctx, Response> {
+    fn ctx(&self, headers: &HeaderMap) -> Result<Ctx, Box<Response>> {
         let lang = lang_of(headers);
-        let to_sign_in = || see_other("/signin");
+        let to_sign_in = || Box::new(see_other("/signin"));
         let Some(id) = cookie(headers, SESSION_COOKIE) else { return Err(to_sign_in()) };
         let Some(session) = self.sessions.get(id) else { return Err(to_sign_in()) };
         match self.sign_in(session.token.expose()) {
@@ -99,7 +99,7 @@ impl Web {
                 self.sessions.remove(id);
                 Err(to_sign_in())
             }
-            Err(status) => Err(error_page(lang, None, &status)),
+            Err(status) => Err(Box::new(error_page(lang, None, &status))),
         }
     }
 }
@@ -134,10 +134,10 @@ impl Ctx {
     }
 
     /// Refuses a form whose CSRF token is missing or wrong.
-    fn check_csrf(&self, form: &Form) -> Result<(), Response> {
+    fn check_csrf(&self, form: &Form) -> Result<(), Box<Response>> {
         match form.get("csrf") {
             Some(token) if session::same(token, &self.csrf) => Ok(()),
-            _ => Err(self.fail(&forged())),
+            _ => Err(Box::new(self.fail(&forged()))),
         }
     }
 
@@ -333,10 +333,10 @@ async fn signin(State(web): State<Arc<Web>>, headers: HeaderMap, body: Bytes) ->
 async fn signout(State(web): State<Arc<Web>>, headers: HeaderMap, body: Bytes) -> Response {
     let ctx = match web.ctx(&headers) {
         Ok(ctx) => ctx,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if let Err(response) = ctx.check_csrf(&Form::parse(&body)) {
-        return response;
+        return *response;
     }
     if let Some(id) = cookie(&headers, SESSION_COOKIE) {
         web.sessions.remove(id);
@@ -480,29 +480,6 @@ fn decode(raw: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn forms_decode_vietnamese_and_repeated_keys() {
-        let form = Form::parse(b"reason=s%E1%BB%91+li%E1%BB%87u&sub=a&sub=b&bad=%zz&end=%4");
-        assert_eq!(form.get("reason"), Some("số liệu"));
-        assert_eq!(form.all("sub").collect::<Vec<_>>(), ["a", "b"]);
-        assert_eq!(form.get("bad"), Some("%zz"));
-        assert_eq!(form.get("end"), Some("%4"));
-        assert_eq!(form.get("none"), None);
-    }
-
-    #[test]
-    fn cookies_are_found_by_name() {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; fs_session=abc; b=2"));
-        assert_eq!(cookie(&headers, SESSION_COOKIE), Some("abc"));
-        assert_eq!(cookie(&headers, "c"), None);
-    }
-}
-
 /// A village's name, and the names of its commune and district.
 fn place(catalogue: &fieldsync::Catalogue, unit: &str) -> (String, String) {
     let mut lineage = catalogue.lineage(unit);
@@ -584,4 +561,27 @@ fn area_options(
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_decode_vietnamese_and_repeated_keys() {
+        let form = Form::parse(b"reason=s%E1%BB%91+li%E1%BB%87u&sub=a&sub=b&bad=%zz&end=%4");
+        assert_eq!(form.get("reason"), Some("số liệu"));
+        assert_eq!(form.all("sub").collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(form.get("bad"), Some("%zz"));
+        assert_eq!(form.get("end"), Some("%4"));
+        assert_eq!(form.get("none"), None);
+    }
+
+    #[test]
+    fn cookies_are_found_by_name() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; fs_session=abc; b=2"));
+        assert_eq!(cookie(&headers, SESSION_COOKIE), Some("abc"));
+        assert_eq!(cookie(&headers, "c"), None);
+    }
 }

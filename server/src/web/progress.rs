@@ -189,7 +189,7 @@ pub async fn page(
 ) -> Response {
     let ctx = match web.ctx(&headers) {
         Ok(ctx) => ctx,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match render(&web, &ctx, &Form::query(query.as_deref())).await {
         Ok(body) => ctx.page(ctx.lang.pick("Tiến độ", "Progress"), Section::Progress, &body),
@@ -418,7 +418,7 @@ pub async fn csv(
 ) -> Response {
     let ctx = match web.ctx(&headers) {
         Ok(ctx) => ctx,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let (view, rows) = match download_rows(&web, &ctx, &Form::query(query.as_deref())).await {
         Ok(x) => x,
@@ -445,7 +445,7 @@ pub async fn xlsx(
 ) -> Response {
     let ctx = match web.ctx(&headers) {
         Ok(ctx) => ctx,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let (view, rows) = match download_rows(&web, &ctx, &Form::query(query.as_deref())).await {
         Ok(x) => x,

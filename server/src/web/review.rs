@@ -65,7 +65,7 @@ pub async fn queue(
 ) -> Response {
     let ctx = match web.ctx(&headers) {
         Ok(ctx) => ctx,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let form = Form::query(query.as_deref());
     let filter = match Filter::of(&form) {
@@ -274,11 +274,11 @@ pub async fn bulk_approve(
 ) -> Response {
     let ctx = match web.ctx(&headers) {
         Ok(ctx) => ctx,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let form = Form::parse(&body);
     if let Err(response) = ctx.check_csrf(&form) {
-        return response;
+        return *response;
     }
     let filter = match Filter::of(&form) {
         Ok(f) => f,
@@ -317,7 +317,7 @@ pub async fn submission(
 ) -> Response {
     let ctx = match web.ctx(&headers) {
         Ok(ctx) => ctx,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let lang = ctx.lang;
     let get = GetSubmissionRequest { village_id: village.clone(), period: period.clone() };
@@ -455,6 +455,14 @@ pub async fn submission(
         lang.pick("Trường", "Field"),
         lang.pick("Thay đổi", "Change"),
     );
+    // People by name (the audit trail keeps user ids).
+    let mut names: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
+    for e in &history {
+        if !names.contains_key(e.user_id.as_str()) {
+            let name = web.store.user(&e.user_id).ok().flatten().map(|u| u.name);
+            names.insert(&e.user_id, name.unwrap_or_else(|| e.user_id.clone()));
+        }
+    }
     for e in history.iter().rev() {
         let old = e.old_value.clone().map(|v| value_text(lang, &Some(v)));
         let new = e.new_value.clone().map(|v| value_text(lang, &Some(v)));
@@ -472,9 +480,9 @@ pub async fn submission(
             body,
             "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{} <span class=\"detail\">{}</span></td></tr>",
             time(e.at_ms),
-            E(&e.user_id),
+            E(names.get(e.user_id.as_str()).unwrap_or(&e.user_id)),
             E(&short_device(&e.device_id)),
-            E(&e.kind),
+            E(lang.audit_kind(&e.kind)),
             E(&field),
             change,
             E(&e.detail),
@@ -492,11 +500,11 @@ pub async fn decide(
 ) -> Response {
     let ctx = match web.ctx(&headers) {
         Ok(ctx) => ctx,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let form = Form::parse(&body);
     if let Err(response) = ctx.check_csrf(&form) {
-        return response;
+        return *response;
     }
     let verdict = match VERDICTS.into_iter().find(|v| v.as_str() == form.text("verdict")) {
         Some(v) => v,
