@@ -32,8 +32,19 @@ static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Longest wait for a page to show what is expected.
 const PATIENCE: Duration = Duration::from_secs(20);
 
+/// The program at `$env`, else at `default`, else of that name on the PATH.
 fn installed(env: &str, default: &str) -> PathBuf {
-    let path = std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| default.into());
+    let name = Path::new(default).file_name().unwrap_or_default().to_owned();
+    let on_path = || {
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|dir| dir.join(&name))
+            .find(|p| p.exists())
+    };
+    let path = match std::env::var_os(env) {
+        Some(p) => PathBuf::from(p),
+        None if Path::new(default).exists() => default.into(),
+        None => on_path().unwrap_or_else(|| default.into()),
+    };
     assert!(
         path.exists(),
         "{} is not installed (looked for {}; set {env} to its path). Install it with: \
