@@ -161,7 +161,77 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "serving web pages");
+    let listener =
+        Limited { listener, permits: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)) };
     axum::serve(listener, router(web)).with_graceful_shutdown(shutdown).await
+}
+
+/// Browser connections open at once; one beyond is closed as it arrives.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// A listener that holds each connection to a permit.
+struct Limited {
+    listener: TcpListener,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl axum::serve::Listener for Limited {
+    type Io = Permitted;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Permitted, std::net::SocketAddr) {
+        loop {
+            let (stream, addr) = axum::serve::Listener::accept(&mut self.listener).await;
+            match Arc::clone(&self.permits).try_acquire_owned() {
+                Ok(permit) => return (Permitted { stream, _permit: permit }, addr),
+                Err(_) => tracing::warn!("too many web connections: closing a new one"),
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// A connection holding one of the web listener's permits.
+struct Permitted {
+    stream: tokio::net::TcpStream,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl tokio::io::AsyncRead for Permitted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Permitted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }
 
 /// The routes of the site.
