@@ -8,6 +8,7 @@ pub mod demo;
 pub mod grpc;
 pub mod local;
 pub mod store;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -60,8 +61,34 @@ pub async fn serve_with(
     tls: Option<Identity>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    serve_all(listener, None, store, limits, tls, shutdown).await
+}
+
+/// [`serve_with`], and the web pages ([`web`]) on `http` when given: both
+/// stop on `shutdown`, and the web pages authenticate and rate-limit through
+/// the same interceptor as gRPC calls.
+pub async fn serve_all(
+    listener: TcpListener,
+    http: Option<TcpListener>,
+    store: Arc<Store>,
+    limits: Limits,
+    tls: Option<Identity>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
     let auth = grpc::authenticate(Arc::clone(&store), &limits);
     let request_timeout = limits.request_timeout;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let web = http.map(|http| {
+        let web = Arc::new(web::Web::new(Arc::clone(&store), Arc::new(auth.clone())));
+        let mut stopped = stopped.clone();
+        tokio::spawn(web::serve(http, web, async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }))
+    });
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    };
     let address = listener.local_addr()?;
     let incoming = limited(listener, limits.max_connections);
     let sync = SyncServer::new(grpc::SyncService::new(Arc::clone(&store), limits))
@@ -101,6 +128,10 @@ pub async fn serve_with(
         .add_service(InterceptedService::new(admin, auth))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
+    drop(stopped);
+    if let Some(web) = web {
+        web.await??;
+    }
     tokio::task::spawn_blocking(move || store.flush()).await??;
     tracing::info!("stopped; store flushed");
     Ok(())

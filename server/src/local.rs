@@ -14,12 +14,14 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::store::{now_ms, Store};
-use crate::{serve, Limits};
+use crate::{serve_all, Limits};
 
 /// A running in-process server.
 pub struct LocalServer {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
+    /// `http://127.0.0.1:PORT` of the web pages, when started with them.
+    pub web_url: Option<String>,
     pub store: Arc<Store>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: JoinHandle<anyhow::Result<()>>,
@@ -30,13 +32,33 @@ impl LocalServer {
     /// in with `admin_token`) the store in `dir` and serves it on `addr`
     /// (`127.0.0.1:0` for any free port).
     pub async fn start(dir: &Path, addr: &str, admin_token: &str) -> anyhow::Result<LocalServer> {
-        Self::start_with(dir, addr, admin_token, fieldsync::demo::catalogue).await
+        Self::start_all(dir, addr, None, admin_token, fieldsync::demo::catalogue).await
     }
 
     /// As [`LocalServer::start`], with `catalogue` for a new store.
     pub async fn start_with(
         dir: &Path,
         addr: &str,
+        admin_token: &str,
+        catalogue: impl FnOnce() -> Catalogue + Send + 'static,
+    ) -> anyhow::Result<LocalServer> {
+        Self::start_all(dir, addr, None, admin_token, catalogue).await
+    }
+
+    /// [`LocalServer::start`], with the web pages on `web_addr` too.
+    pub async fn start_with_web(
+        dir: &Path,
+        addr: &str,
+        web_addr: &str,
+        admin_token: &str,
+    ) -> anyhow::Result<LocalServer> {
+        Self::start_all(dir, addr, Some(web_addr), admin_token, fieldsync::demo::catalogue).await
+    }
+
+    async fn start_all(
+        dir: &Path,
+        addr: &str,
+        web_addr: Option<&str>,
         admin_token: &str,
         catalogue: impl FnOnce() -> Catalogue + Send + 'static,
     ) -> anyhow::Result<LocalServer> {
@@ -52,11 +74,27 @@ impl LocalServer {
         let store = Arc::new(store);
         let listener = crate::bind(addr).await.with_context(|| format!("bind {addr}"))?;
         let url = format!("http://{}", listener.local_addr()?);
+        let http = match web_addr {
+            Some(a) => Some(crate::bind(a).await.with_context(|| format!("bind {a}"))?),
+            None => None,
+        };
+        let web_url = match &http {
+            Some(h) => Some(format!("http://{}", h.local_addr()?)),
+            None => None,
+        };
         let (tx, rx) = oneshot::channel();
-        let handle = tokio::spawn(serve(listener, Arc::clone(&store), Limits::default(), async {
+        let stop = async {
             let _ = rx.await;
-        }));
-        Ok(LocalServer { url, store, shutdown: Some(tx), handle })
+        };
+        let handle = tokio::spawn(serve_all(
+            listener,
+            http,
+            Arc::clone(&store),
+            Limits::default(),
+            None,
+            stop,
+        ));
+        Ok(LocalServer { url, web_url, store, shutdown: Some(tx), handle })
     }
 
     /// Shuts down gracefully and waits until the store (and sled's lock on

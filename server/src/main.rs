@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use fieldsync_server::store::{now_ms, ADMIN_TOKEN_ENV};
-use fieldsync_server::{serve_with, Limits, Store};
+use fieldsync_server::{serve_all, Limits, Store};
 use fieldsync_store::Sled;
 use tonic::transport::Identity;
 
@@ -21,7 +21,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve gRPC (the default).
+    /// Serve gRPC and the web pages (the default).
     Serve(ServeArgs),
     /// Rebuild the 2022 Hà Tĩnh infrastructure report from simulated field
     /// records, in a temporary store, and print it.
@@ -55,11 +55,19 @@ struct DataArg {
     data: PathBuf,
 }
 
+/// Where the web pages are served unless `--http` says otherwise.
+const DEFAULT_HTTP: &str = "127.0.0.1:8080";
+
 #[derive(Parser)]
 struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:50051", env = "FIELDSYNC_LISTEN")]
     listen: String,
+    /// Address of the web pages for supervisors and the province office
+    /// (plain HTTP) [default: 127.0.0.1:8080, skipped if taken]; `off`
+    /// serves none.
+    #[arg(long, env = "FIELDSYNC_HTTP")]
+    http: Option<String>,
     /// Directory of the embedded store; created with demo data if empty.
     #[arg(long, default_value = "./fieldsync-data", env = "FIELDSYNC_DATA")]
     data: PathBuf,
@@ -128,6 +136,24 @@ async fn main() -> anyhow::Result<()> {
     let listener = fieldsync_server::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let http = match args.http.as_deref() {
+        Some("" | "off") => None,
+        Some(addr) => Some(
+            fieldsync_server::bind(addr)
+                .await
+                .with_context(|| format!("cannot serve the web pages on {addr}"))?,
+        ),
+        None => match fieldsync_server::bind(DEFAULT_HTTP).await {
+            Ok(listener) => Some(listener),
+            Err(e) => {
+                tracing::warn!(error = %e, "no web pages: {DEFAULT_HTTP} is taken (choose --http ADDR)");
+                None
+            }
+        },
+    };
+    if let Some(http) = &http {
+        println!("web pages: http://{}/ (sign in with a user's token)", http.local_addr()?);
+    }
     tracing::info!(data = %args.data.display(), "store open");
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
@@ -138,7 +164,7 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => None,
     };
-    serve_with(listener, store, Limits::default(), tls, shutdown_signal()).await
+    serve_all(listener, http, store, Limits::default(), tls, shutdown_signal()).await
 }
 
 /// Opens the store in `data`, which must already hold one.

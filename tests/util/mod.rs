@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -45,7 +47,25 @@ pub async fn start_server(dir: &Path) -> TestServer {
     }
 }
 
+/// [`start_server`], with the web pages on a port of their own too.
+pub async fn start_web_server(dir: &Path) -> TestServer {
+    let local = LocalServer::start_with_web(dir, "127.0.0.1:0", "127.0.0.1:0", ADMIN_TOKEN)
+        .await
+        .expect("start server");
+    TestServer {
+        url: local.url.clone(),
+        store: Arc::clone(&local.store),
+        dir: dir.to_owned(),
+        local,
+    }
+}
+
 impl TestServer {
+    /// `http://127.0.0.1:PORT` of the web pages ([`start_web_server`] only).
+    pub fn web_url(&self) -> &str {
+        self.local.web_url.as_deref().expect("started with start_web_server")
+    }
+
     /// Shuts down gracefully and releases the store.
     pub async fn stop(self) {
         let TestServer { store, local, .. } = self;

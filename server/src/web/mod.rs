@@ -1,0 +1,657 @@
+//! The web pages for supervisors and the province office, served over
+//! HTTP/1.1 beside gRPC: sign in with a token, review the queue, settle
+//! conflicts, follow progress against plan, download exports.
+//!
+//! The pages hold no rules of their own. Every read and every decision is a
+//! call of the same `Review` and `Report` service methods the gRPC clients
+//! reach, made in-process with a `tonic::Request` that carries the caller
+//! exactly as the [`authenticate`](crate::grpc::authenticate) interceptor
+//! leaves it, after running that very interceptor (token check, disabled
+//! users, per-user rate limit) on the session's token. Status codes map to
+//! pages: PERMISSION_DENIED to 403, NOT_FOUND to 404, bad input to 400.
+//!
+//! Server-rendered HTML and one small stylesheet; no scripts.
+
+mod conflicts;
+mod html;
+mod progress;
+mod review;
+pub mod session;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use fieldsync::access::User;
+use tokio::net::TcpListener;
+use tonic::{Code, Request, Status};
+
+use crate::grpc::{Caller, ReportService, ReviewService};
+use crate::Store;
+use html::{page, Lang, Section, Who, E};
+use session::{Secret, Sessions};
+
+/// Largest form body accepted, in bytes.
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
+/// Requests handled at once; more wait their turn.
+pub const MAX_CONCURRENT_REQUESTS: usize = 64;
+
+const SESSION_COOKIE: &str = "fs_session";
+const SIGNIN_COOKIE: &str = "fs_signin";
+const LANG_COOKIE: &str = "fs_lang";
+
+/// The interceptor the gRPC services run behind, shared so that the web
+/// pages authenticate and rate-limit exactly as gRPC calls are.
+pub type Authenticate = Arc<dyn Fn(Request<()>) -> Result<Request<()>, Status> + Send + Sync>;
+
+/// What the pages need: the store's catalogue, the services, the sessions.
+pub struct Web {
+    store: Arc<Store>,
+    authenticate: Authenticate,
+    review: ReviewService,
+    report: ReportService,
+    sessions: Sessions,
+    permits: tokio::sync::Semaphore,
+}
+
+impl Web {
+    pub fn new(store: Arc<Store>, authenticate: Authenticate) -> Web {
+        Web {
+            review: ReviewService::new(Arc::clone(&store)),
+            report: ReportService::new(Arc::clone(&store)),
+            store,
+            authenticate,
+            sessions: Sessions::default(),
+            permits: tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS),
+        }
+    }
+
+    /// Runs the interceptor on `token`: the user it signs in, or why not.
+    fn sign_in(&self, token: &str) -> Result<User, Status> {
+        let mut request = Request::new(());
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| Status::unauthenticated("unknown or revoked token"))?;
+        request.metadata_mut().insert("authorization", value);
+        let request = (self.authenticate)(request)?;
+        request
+            .extensions()
+            .get::<Caller>()
+            .map(|c| c.0.clone())
+            .ok_or_else(|| Status::unauthenticated("no authenticated caller"))
+    }
+
+    /// The signed-in caller of a browser request.
+    fn ctx(&self, headers: &HeaderMap) -> Result<Ctx, Box<Response>> {
+        let lang = lang_of(headers);
+        let to_sign_in = || Box::new(see_other("/signin"));
+        let Some(id) = cookie(headers, SESSION_COOKIE) else { return Err(to_sign_in()) };
+        let Some(session) = self.sessions.get(id) else { return Err(to_sign_in()) };
+        match self.sign_in(session.token.expose()) {
+            Ok(user) => Ok(Ctx { user, csrf: session.csrf, lang }),
+            Err(status) if status.code() == Code::Unauthenticated => {
+                // The token was revoked or the user disabled: the session ends.
+                self.sessions.remove(id);
+                Err(to_sign_in())
+            }
+            Err(status) => Err(Box::new(error_page(lang, None, &status))),
+        }
+    }
+}
+
+/// The signed-in caller of one request.
+pub struct Ctx {
+    pub user: User,
+    pub csrf: String,
+    pub lang: Lang,
+}
+
+impl Ctx {
+    /// A request as the interceptor leaves it for a service method.
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        request.extensions_mut().insert(Caller(self.user.clone()));
+        request
+    }
+
+    fn who(&self) -> Who<'_> {
+        Who { user: &self.user, csrf: &self.csrf }
+    }
+
+    /// A full page for this caller.
+    fn page(&self, title: &str, section: Section, body: &str) -> Response {
+        html_response(StatusCode::OK, page(self.lang, title, Some(self.who()), section, body))
+    }
+
+    /// The error page for a refused call.
+    fn fail(&self, status: &Status) -> Response {
+        error_page(self.lang, Some(self.who()), status)
+    }
+
+    /// Refuses a form whose CSRF token is missing or wrong.
+    fn check_csrf(&self, form: &Form) -> Result<(), Box<Response>> {
+        match form.get("csrf") {
+            Some(token) if session::same(token, &self.csrf) => Ok(()),
+            _ => Err(Box::new(self.fail(&forged()))),
+        }
+    }
+
+    /// A hidden field with this session's CSRF token.
+    fn csrf_field(&self) -> String {
+        format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", E(&self.csrf))
+    }
+}
+
+fn forged() -> Status {
+    Status::permission_denied(
+        "this form did not come from a page of this server (or the page is too old): \
+         open the page again and resend",
+    )
+}
+
+/// Serves the pages on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    web: Arc<Web>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    tracing::info!(address = %listener.local_addr()?, "serving web pages");
+    let listener =
+        Limited { listener, permits: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)) };
+    axum::serve(listener, router(web)).with_graceful_shutdown(shutdown).await
+}
+
+/// Browser connections open at once; one beyond is closed as it arrives.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// A listener that holds each connection to a permit.
+struct Limited {
+    listener: TcpListener,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl axum::serve::Listener for Limited {
+    type Io = Permitted;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Permitted, std::net::SocketAddr) {
+        loop {
+            let (stream, addr) = axum::serve::Listener::accept(&mut self.listener).await;
+            match Arc::clone(&self.permits).try_acquire_owned() {
+                Ok(permit) => return (Permitted { stream, _permit: permit }, addr),
+                Err(_) => tracing::warn!("too many web connections: closing a new one"),
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// A connection holding one of the web listener's permits.
+struct Permitted {
+    stream: tokio::net::TcpStream,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl tokio::io::AsyncRead for Permitted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Permitted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// The routes of the site.
+pub fn router(web: Arc<Web>) -> Router {
+    Router::new()
+        .route("/", get(|| async { see_other("/queue") }))
+        .route("/style.css", get(style))
+        .route("/lang/{lang}", get(set_lang))
+        .route("/signin", get(signin_page).post(signin))
+        .route("/signout", post(signout))
+        .route("/queue", get(review::queue))
+        .route("/queue/approve", post(review::bulk_approve))
+        .route("/submissions/{village}/{period}", get(review::submission))
+        .route("/submissions/{village}/{period}/decide", post(review::decide))
+        .route("/conflicts", get(conflicts::list))
+        .route(
+            "/conflicts/{village}/{period}/{field}",
+            get(conflicts::detail).post(conflicts::resolve),
+        )
+        .route("/progress", get(progress::page))
+        .route("/progress.csv", get(progress::csv))
+        .route("/progress.xlsx", get(progress::xlsx))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&web), guard))
+        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .with_state(web)
+}
+
+/// Bounds concurrent requests and adds the security headers every reply
+/// carries.
+async fn guard(
+    State(web): State<Arc<Web>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let _permit = web.permits.acquire().await;
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+async fn style() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        include_str!("style.css"),
+    )
+        .into_response()
+}
+
+async fn not_found(headers: HeaderMap) -> Response {
+    error_page(lang_of(&headers), None, &Status::not_found("there is no such page"))
+}
+
+/// `/lang/en`: remembers the language in a cookie and goes back.
+async fn set_lang(headers: HeaderMap, Path(lang): Path<String>) -> Response {
+    let Some(lang) = Lang::parse(&lang) else {
+        return error_page(lang_of(&headers), None, &Status::invalid_argument("languages: vi, en"));
+    };
+    // Back to the page the link was on (same site only).
+    let back = headers
+        .get(header::REFERER)
+        .and_then(|r| r.to_str().ok())
+        .and_then(|r| r.split_once("://"))
+        .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
+        .filter(|p| p.starts_with('/') && !p.starts_with("//"))
+        .unwrap_or_else(|| "/".into());
+    let mut response = see_other(&back);
+    set_cookie(
+        &mut response,
+        &format!("{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Strict", lang.code()),
+    );
+    response
+}
+
+async fn signin_page(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
+    if cookie(&headers, SESSION_COOKIE).and_then(|id| web.sessions.get(id)).is_some() {
+        return see_other("/queue");
+    }
+    signin_form(lang_of(&headers), StatusCode::OK, None)
+}
+
+/// The sign-in form. Its CSRF token is also set in a short-lived cookie
+/// (there is no session yet), and the two must match on POST.
+fn signin_form(lang: Lang, status: StatusCode, problem: Option<&str>) -> Response {
+    let csrf = session::random_id();
+    let problem = problem
+        .map(|p| format!("<p class=\"error\" id=\"problem\">{}</p>", E(p)))
+        .unwrap_or_default();
+    let body = format!(
+        "<section class=\"signin\"><h1>{title}</h1>{problem}\
+         <form method=\"post\" action=\"/signin\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <label for=\"token\">{label}</label>\
+         <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"off\" required \
+         placeholder=\"fs_…\">\
+         <button id=\"signin\" type=\"submit\">{button}</button></form>\
+         <p class=\"hint\">{hint}</p></section>",
+        title = lang.pick("Đăng nhập", "Sign in"),
+        label = lang.pick("Mã đăng nhập (token)", "Your token"),
+        button = lang.pick("Đăng nhập", "Sign in"),
+        hint = lang.pick(
+            "Dùng mã do quản trị viên cấp (giống mã dùng trên máy tính bảng và lệnh fieldsync).",
+            "Use the token an admin issued you (the same one the tablet and the fieldsync \
+             command use).",
+        ),
+    );
+    let mut response = html_response(
+        status,
+        page(lang, lang.pick("Đăng nhập", "Sign in"), None, Section::None, &body),
+    );
+    set_cookie(
+        &mut response,
+        &format!("{SIGNIN_COOKIE}={csrf}; Path=/signin; Max-Age=3600; HttpOnly; SameSite=Strict"),
+    );
+    response
+}
+
+async fn signin(State(web): State<Arc<Web>>, headers: HeaderMap, body: Bytes) -> Response {
+    let lang = lang_of(&headers);
+    let form = Form::parse(&body);
+    let expected = cookie(&headers, SIGNIN_COOKIE).unwrap_or_default();
+    match form.get("csrf") {
+        Some(token) if !expected.is_empty() && session::same(token, expected) => {}
+        _ => return error_page(lang, None, &forged()),
+    }
+    let token = form.get("token").unwrap_or_default().trim();
+    if token.is_empty() {
+        let problem = lang.pick("Hãy nhập mã đăng nhập.", "Enter your token.");
+        return signin_form(lang, StatusCode::BAD_REQUEST, Some(problem));
+    }
+    match web.sign_in(token) {
+        Ok(user) => {
+            let id = web.sessions.create(Secret::new(token));
+            tracing::info!(user = %user.id, "signed in on the web");
+            let mut response = see_other("/queue");
+            set_cookie(
+                &mut response,
+                &format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict"),
+            );
+            set_cookie(&mut response, &format!("{SIGNIN_COOKIE}=; Path=/signin; Max-Age=0"));
+            response
+        }
+        Err(status) if status.code() == Code::Unauthenticated => {
+            let problem = lang.pick(
+                "Mã đăng nhập không đúng, đã hết hạn hoặc đã bị thu hồi.",
+                "That token is unknown, expired or revoked.",
+            );
+            signin_form(lang, StatusCode::UNAUTHORIZED, Some(problem))
+        }
+        Err(status) => error_page(lang, None, &status),
+    }
+}
+
+async fn signout(State(web): State<Arc<Web>>, headers: HeaderMap, body: Bytes) -> Response {
+    let ctx = match web.ctx(&headers) {
+        Ok(ctx) => ctx,
+        Err(response) => return *response,
+    };
+    if let Err(response) = ctx.check_csrf(&Form::parse(&body)) {
+        return *response;
+    }
+    if let Some(id) = cookie(&headers, SESSION_COOKIE) {
+        web.sessions.remove(id);
+    }
+    let mut response = see_other("/signin");
+    set_cookie(
+        &mut response,
+        &format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"),
+    );
+    response
+}
+
+/// The HTTP status of a refused call.
+fn http_status(status: &Status) -> StatusCode {
+    match status.code() {
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
+            StatusCode::BAD_REQUEST
+        }
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A page that says what went wrong and what to do.
+fn error_page(lang: Lang, who: Option<Who<'_>>, status: &Status) -> Response {
+    let code = http_status(status);
+    let title = match code {
+        StatusCode::FORBIDDEN => lang.pick("Không có quyền", "Permission denied"),
+        StatusCode::NOT_FOUND => lang.pick("Không tìm thấy", "Not found"),
+        StatusCode::BAD_REQUEST => lang.pick("Chưa thực hiện được", "Not done"),
+        StatusCode::UNAUTHORIZED => lang.pick("Cần đăng nhập", "Sign in needed"),
+        StatusCode::TOO_MANY_REQUESTS => lang.pick("Quá nhiều yêu cầu", "Too many requests"),
+        _ => lang.pick("Lỗi máy chủ", "Server error"),
+    };
+    let body = format!(
+        "<section class=\"problem\"><h1>{} <span class=\"code\">({})</span></h1>\
+         <p id=\"problem\">{}</p><p><a href=\"/queue\">{}</a></p></section>",
+        E(title),
+        code.as_u16(),
+        E(status.message()),
+        lang.pick("Về trang duyệt báo cáo", "Back to the review queue"),
+    );
+    html_response(code, page(lang, title, who, Section::None, &body))
+}
+
+fn html_response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+}
+
+fn see_other(to: &str) -> Response {
+    let location = HeaderValue::from_str(to).unwrap_or(HeaderValue::from_static("/"));
+    (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
+}
+
+fn set_cookie(response: &mut Response, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// The value of cookie `name`.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .flat_map(|h| h.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn lang_of(headers: &HeaderMap) -> Lang {
+    cookie(headers, LANG_COOKIE).and_then(Lang::parse).unwrap_or_default()
+}
+
+/// `application/x-www-form-urlencoded` pairs, from a body or a query.
+#[derive(Debug, Default)]
+pub struct Form(Vec<(String, String)>);
+
+impl Form {
+    pub fn parse(body: &[u8]) -> Form {
+        Form(
+            body.split(|b| *b == b'&')
+                .filter(|p| !p.is_empty())
+                .map(|pair| {
+                    let mut kv = pair.splitn(2, |b| *b == b'=');
+                    let key = decode(kv.next().unwrap_or_default());
+                    let value = decode(kv.next().unwrap_or_default());
+                    (key, value)
+                })
+                .collect(),
+        )
+    }
+
+    pub fn query(query: Option<&str>) -> Form {
+        Form::parse(query.unwrap_or_default().as_bytes())
+    }
+
+    /// The first value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// The first value of `key`, trimmed; empty when absent.
+    pub fn text(&self, key: &str) -> &str {
+        self.get(key).unwrap_or_default().trim()
+    }
+
+    /// Every value of `key`.
+    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Decodes `+` and `%XX`; invalid UTF-8 is replaced, not refused.
+fn decode(raw: &[u8]) -> String {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < raw.len() => {
+                let hex = std::str::from_utf8(&raw[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A village's name, and the names of its commune and district.
+fn place(catalogue: &fieldsync::Catalogue, unit: &str) -> (String, String) {
+    let mut lineage = catalogue.lineage(unit);
+    let name = lineage.next().map_or_else(|| unit.to_owned(), |u| u.name.clone());
+    let above: Vec<&str> = lineage
+        .filter(|u| u.level != fieldsync::Level::Province)
+        .map(|u| u.name.as_str())
+        .collect();
+    (name, above.join(", "))
+}
+
+/// The first 8 hex digits of a tablet id: enough to tell tablets apart.
+fn short_device(id: &str) -> String {
+    id.chars().take(8).collect()
+}
+
+/// A stored value as people read it.
+fn value_text(lang: Lang, value: &Option<fieldsync_proto::v1::Value>) -> String {
+    use fieldsync::Value;
+    match fieldsync_proto::convert::value_from_wire(value.clone()) {
+        Ok(Value::Amount(a)) => lang.amount_of(a),
+        Ok(Value::Text(t)) => t,
+        Ok(Value::Point(p)) => p.to_string().replace(',', ", "),
+        Ok(Value::Deleted) => lang.pick("(đã xoá)", "(deleted)").to_owned(),
+        Err(_) => "—".to_owned(),
+    }
+}
+
+/// Most areas offered in an area filter.
+const MAX_AREA_OPTIONS: usize = 400;
+
+/// `<option>`s for the caller's areas and the districts and communes in
+/// them (in tree order), `selected` marked; the first means "all my areas".
+fn area_options(
+    catalogue: &fieldsync::Catalogue,
+    user: &User,
+    selected: &str,
+    lang: Lang,
+    with_all: bool,
+) -> String {
+    use fieldsync::Level;
+    let roots: Vec<String> = match user.areas.is_empty() {
+        true => catalogue.units_at(Level::Province, None).iter().map(|u| u.id.clone()).collect(),
+        false => user.areas.clone(),
+    };
+    let mut units: Vec<&fieldsync::OrgUnit> = Vec::new();
+    for root in &roots {
+        for level in [Level::Province, Level::District, Level::Commune] {
+            units.extend(catalogue.units_at(level, Some(root)));
+        }
+    }
+    units.sort_by(|a, b| a.id.cmp(&b.id));
+    units.dedup_by(|a, b| a.id == b.id);
+    let mut out = String::new();
+    if with_all {
+        let all = lang.pick("Tất cả địa bàn của tôi", "All my areas");
+        out.push_str(&format!("<option value=\"\">{all}</option>"));
+    }
+    let mut shown_selected = selected.is_empty();
+    for u in units.iter().take(MAX_AREA_OPTIONS) {
+        let indent = match u.level {
+            Level::Province => "",
+            Level::District => "\u{a0}\u{a0}",
+            _ => "\u{a0}\u{a0}\u{a0}\u{a0}",
+        };
+        let mark = if u.id == selected { " selected" } else { "" };
+        shown_selected |= u.id == selected;
+        out.push_str(&format!(
+            "<option value=\"{}\"{mark}>{indent}{}</option>",
+            E(&u.id),
+            E(&u.name)
+        ));
+    }
+    if !shown_selected {
+        out.push_str(&format!(
+            "<option value=\"{}\" selected>{}</option>",
+            E(selected),
+            E(selected)
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_decode_vietnamese_and_repeated_keys() {
+        let form = Form::parse(b"reason=s%E1%BB%91+li%E1%BB%87u&sub=a&sub=b&bad=%zz&end=%4");
+        assert_eq!(form.get("reason"), Some("số liệu"));
+        assert_eq!(form.all("sub").collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(form.get("bad"), Some("%zz"));
+        assert_eq!(form.get("end"), Some("%4"));
+        assert_eq!(form.get("none"), None);
+    }
+
+    #[test]
+    fn cookies_are_found_by_name() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; fs_session=abc; b=2"));
+        assert_eq!(cookie(&headers, SESSION_COOKIE), Some("abc"));
+        assert_eq!(cookie(&headers, "c"), None);
+    }
+}

@@ -1,0 +1,527 @@
+//! The review queue, a submission's page, and the decisions on it; each a
+//! call of the `Review` service as the caller.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use fieldsync::review::{transition, ReviewState, Verdict};
+use fieldsync_proto::convert;
+use fieldsync_proto::v1::review_server::Review;
+use fieldsync_proto::v1::{
+    DecideRequest, GetSubmissionRequest, HistoryRequest, ListSubmissionsRequest, SubmissionKey,
+    SubmissionReview,
+};
+use tonic::Status;
+
+use super::html::{time, url, Lang, Section, E};
+use super::{area_options, place, see_other, short_device, value_text, Form, Web};
+
+/// Submissions per page of the queue.
+pub const PAGE_SIZE: u32 = 100;
+/// Submissions counted per state (the counts say "at least" beyond).
+const COUNT_LIMIT: u32 = 1_000;
+/// History entries shown on a submission's page.
+const HISTORY_LIMIT: u32 = 500;
+
+fn state_of(review: Option<&SubmissionReview>) -> Option<ReviewState> {
+    review.and_then(|r| convert::review_state_from_wire(r.state).ok().flatten())
+}
+
+/// The queue's filter, from the query string.
+struct Filter {
+    period: String,
+    area: String,
+    state: Option<ReviewState>,
+}
+
+impl Filter {
+    fn of(form: &Form) -> Result<Filter, Status> {
+        let state = match form.text("state") {
+            "" => None,
+            s => Some(ReviewState::parse(s).map_err(|e| Status::invalid_argument(e.to_string()))?),
+        };
+        Ok(Filter { period: form.text("period").into(), area: form.text("area").into(), state })
+    }
+
+    fn query(&self) -> String {
+        format!(
+            "period={}&area={}&state={}",
+            url(&self.period),
+            url(&self.area),
+            self.state.map_or("", |s| s.as_str())
+        )
+    }
+}
+
+pub async fn queue(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let ctx = match web.ctx(&headers) {
+        Ok(ctx) => ctx,
+        Err(response) => return *response,
+    };
+    let form = Form::query(query.as_deref());
+    let filter = match Filter::of(&form) {
+        Ok(f) => f,
+        Err(status) => return ctx.fail(&status),
+    };
+    let lang = ctx.lang;
+    let list = |state: Option<ReviewState>, limit: u32, after: &str| ListSubmissionsRequest {
+        area: filter.area.clone(),
+        period: filter.period.clone(),
+        state: state.map_or(0, |s| convert::review_state_to_wire(s) as i32),
+        limit,
+        after: after.to_owned(),
+    };
+    let all = match web.review.list_submissions(ctx.request(list(None, COUNT_LIMIT, ""))).await {
+        Ok(reply) => reply.into_inner(),
+        Err(status) => return ctx.fail(&status),
+    };
+    let page = match web
+        .review
+        .list_submissions(ctx.request(list(filter.state, PAGE_SIZE, form.text("after"))))
+        .await
+    {
+        Ok(reply) => reply.into_inner(),
+        Err(status) => return ctx.fail(&status),
+    };
+    let catalogue = web.store.catalogue();
+    let mut body = String::new();
+    let _ = write!(body, "<h1>{}</h1>", lang.pick("Duyệt báo cáo", "Review queue"));
+    if let Some(n) = form.get("approved") {
+        let _ = write!(
+            body,
+            "<p class=\"notice\" id=\"notice\">{} {}</p>",
+            lang.pick("Đã duyệt:", "Approved:"),
+            E(n)
+        );
+    }
+    // The filter.
+    let _ = write!(
+        body,
+        "<form class=\"filter\" method=\"get\" action=\"/queue\">\
+         <label>{} <input name=\"period\" value=\"{}\" placeholder=\"2022\" size=\"8\"></label>\
+         <label>{} <select name=\"area\">{}</select></label>\
+         <label>{} <select name=\"state\"><option value=\"\">{}</option>",
+        lang.pick("Kỳ báo cáo", "Period"),
+        E(&filter.period),
+        lang.pick("Địa bàn", "Area"),
+        area_options(&catalogue, &ctx.user, &filter.area, lang, true),
+        lang.pick("Trạng thái", "State"),
+        lang.pick("Tất cả", "All"),
+    );
+    for s in STATES {
+        let selected = if filter.state == Some(s) { " selected" } else { "" };
+        let _ = write!(body, "<option value=\"{s}\"{selected}>{}</option>", lang.state(s));
+    }
+    let _ = write!(
+        body,
+        "</select></label><button type=\"submit\">{}</button></form>",
+        lang.pick("Lọc", "Filter")
+    );
+    // Counts per state.
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in &all.submissions {
+        if let Some(state) = state_of(s.review.as_ref()) {
+            *counts.entry(state.as_str()).or_default() += 1;
+        }
+    }
+    let more = if all.next.is_empty() { "" } else { "+" };
+    body.push_str("<ul class=\"counts\" id=\"counts\">");
+    for s in STATES {
+        let n = counts.get(s.as_str()).copied().unwrap_or(0);
+        let _ = write!(
+            body,
+            "<li class=\"state-{s}\"><a href=\"/queue?period={}&amp;area={}&amp;state={s}\">{}: \
+             <b data-count=\"{s}\">{n}{more}</b></a></li>",
+            url(&filter.period),
+            url(&filter.area),
+            lang.state(s),
+        );
+    }
+    body.push_str("</ul>");
+    // Bulk approval of what is listed: submitted, no open conflict.
+    let approvable: Vec<&SubmissionReview> = page
+        .submissions
+        .iter()
+        .filter(|s| s.open_conflicts == 0)
+        .filter_map(|s| s.review.as_ref())
+        .filter(|r| state_of(Some(r)) == Some(ReviewState::Submitted))
+        .collect();
+    if !approvable.is_empty() && ctx.user.may(fieldsync::access::Action::Review) {
+        let _ = write!(
+            body,
+            "<form method=\"post\" action=\"/queue/approve\" class=\"bulk\">{}\
+             <input type=\"hidden\" name=\"period\" value=\"{}\">\
+             <input type=\"hidden\" name=\"area\" value=\"{}\">\
+             <input type=\"hidden\" name=\"state\" value=\"{}\">",
+            ctx.csrf_field(),
+            E(&filter.period),
+            E(&filter.area),
+            filter.state.map_or("", |s| s.as_str()),
+        );
+        for r in &approvable {
+            let _ = write!(
+                body,
+                "<input type=\"hidden\" name=\"sub\" value=\"{}|{}\">",
+                E(&r.village_id),
+                E(&r.period)
+            );
+        }
+        let _ = write!(
+            body,
+            "<button id=\"bulk-approve\" type=\"submit\">{} ({})</button></form>",
+            lang.pick(
+                "Duyệt tất cả báo cáo chờ duyệt trong danh sách",
+                "Approve every submitted report listed"
+            ),
+            approvable.len()
+        );
+    }
+    // The list.
+    if page.submissions.is_empty() {
+        let _ = write!(
+            body,
+            "<p class=\"empty\">{}</p>",
+            lang.pick("Không có báo cáo nào khớp bộ lọc.", "No submission matches the filter.")
+        );
+    } else {
+        let _ = write!(
+            body,
+            "<table class=\"list\" id=\"queue\"><thead><tr><th>{}</th><th>{}</th><th>{}</th>\
+             <th>{}</th><th class=\"num\">{}</th><th class=\"num\">{}</th><th>{}</th></tr></thead><tbody>",
+            lang.pick("Thôn", "Village"),
+            lang.pick("Xã / huyện", "Commune / district"),
+            lang.pick("Kỳ", "Period"),
+            lang.pick("Trạng thái", "State"),
+            lang.pick("Số trường", "Fields"),
+            lang.pick("Xung đột", "Conflicts"),
+            lang.pick("Quyết định gần nhất", "Last decision"),
+        );
+        for s in &page.submissions {
+            let Some(r) = &s.review else { continue };
+            let state = state_of(Some(r));
+            let (village, above) = place(&catalogue, &r.village_id);
+            let _ = write!(
+                body,
+                "<tr data-village=\"{v}\"><td><a href=\"/submissions/{vu}/{pu}\">{}</a></td>\
+                 <td>{}</td><td>{}</td><td><span class=\"state state-{st}\">{}</span></td>\
+                 <td class=\"num\">{}</td><td class=\"num{c}\">{}</td><td>{}</td></tr>",
+                E(&village),
+                E(&above),
+                E(&r.period),
+                state.map_or("", |s| lang.state(s)),
+                s.fields,
+                s.open_conflicts,
+                decision(lang, r),
+                v = E(&r.village_id),
+                vu = url(&r.village_id),
+                pu = url(&r.period),
+                st = state.map_or("", |s| s.as_str()),
+                c = if s.open_conflicts > 0 { " warn" } else { "" },
+            );
+        }
+        body.push_str("</tbody></table>");
+        if !page.next.is_empty() {
+            let _ = write!(
+                body,
+                "<p><a id=\"next\" href=\"/queue?{}&amp;after={}\">{} →</a></p>",
+                E(&filter.query()),
+                url(&page.next),
+                lang.pick("Trang sau", "Next page")
+            );
+        }
+    }
+    ctx.page(lang.pick("Duyệt báo cáo", "Review queue"), Section::Queue, &body)
+}
+
+const VERDICTS: [Verdict; 5] =
+    [Verdict::Approve, Verdict::Accept, Verdict::Return, Verdict::Reject, Verdict::Reopen];
+
+const STATES: [ReviewState; 5] = [
+    ReviewState::Submitted,
+    ReviewState::Approved,
+    ReviewState::Accepted,
+    ReviewState::Returned,
+    ReviewState::Rejected,
+];
+
+/// "Trần Văn Giám, 29/11/2026 16:32: reason", escaped.
+fn decision(lang: Lang, r: &SubmissionReview) -> String {
+    if r.user_id.is_empty() {
+        return String::new();
+    }
+    let name = if r.user_name.is_empty() { &r.user_id } else { &r.user_name };
+    let mut out = format!("{}, {}", E(name), time(r.at_ms));
+    if !r.reason.is_empty() {
+        let _ = write!(out, ": <q>{}</q>", E(&r.reason));
+    }
+    let _ = lang;
+    out
+}
+
+pub async fn bulk_approve(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let ctx = match web.ctx(&headers) {
+        Ok(ctx) => ctx,
+        Err(response) => return *response,
+    };
+    let form = Form::parse(&body);
+    if let Err(response) = ctx.check_csrf(&form) {
+        return *response;
+    }
+    let filter = match Filter::of(&form) {
+        Ok(f) => f,
+        Err(status) => return ctx.fail(&status),
+    };
+    let mut submissions = Vec::new();
+    for key in form.all("sub").take(PAGE_SIZE as usize) {
+        let Some((village, period)) = key.split_once('|') else {
+            return ctx.fail(&Status::invalid_argument(format!("{key:?} names no submission")));
+        };
+        submissions.push(SubmissionKey { village_id: village.into(), period: period.into() });
+    }
+    if submissions.is_empty() {
+        return ctx.fail(&Status::invalid_argument(
+            "no submission was listed for approval: filter the queue and try again",
+        ));
+    }
+    let request = DecideRequest {
+        verdict: convert::verdict_to_wire(Verdict::Approve) as i32,
+        submissions,
+        ..Default::default()
+    };
+    match web.review.decide(ctx.request(request)).await {
+        Ok(reply) => {
+            let n = reply.into_inner().changed.len();
+            see_other(&format!("/queue?{}&approved={n}", filter.query()))
+        }
+        Err(status) => ctx.fail(&status),
+    }
+}
+
+pub async fn submission(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Path((village, period)): Path<(String, String)>,
+) -> Response {
+    let ctx = match web.ctx(&headers) {
+        Ok(ctx) => ctx,
+        Err(response) => return *response,
+    };
+    let lang = ctx.lang;
+    let get = GetSubmissionRequest { village_id: village.clone(), period: period.clone() };
+    let detail = match web.review.get_submission(ctx.request(get)).await {
+        Ok(reply) => reply.into_inner(),
+        Err(status) => return ctx.fail(&status),
+    };
+    let history = HistoryRequest {
+        village_id: village.clone(),
+        period: period.clone(),
+        limit: HISTORY_LIMIT,
+        ..Default::default()
+    };
+    let history = match web.review.history(ctx.request(history)).await {
+        Ok(reply) => reply.into_inner().entries,
+        Err(status) => return ctx.fail(&status),
+    };
+    let catalogue = web.store.catalogue();
+    let (name, above) = place(&catalogue, &village);
+    let state = state_of(detail.review.as_ref());
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<p class=\"crumbs\"><a href=\"/queue\">{}</a> › {}</p>\
+         <h1>{} <small>{}</small></h1><p class=\"meta\">{} · {} {} · \
+         <span class=\"state state-{}\" id=\"state\">{}</span></p>",
+        lang.pick("Duyệt báo cáo", "Review queue"),
+        E(&above),
+        E(&name),
+        E(&period),
+        E(&above),
+        lang.pick("Kỳ", "Period"),
+        E(&period),
+        state.map_or("", |s| s.as_str()),
+        state.map_or("", |s| lang.state(s)),
+    );
+    if let Some(r) = &detail.review {
+        if !r.user_id.is_empty() {
+            let _ = write!(
+                body,
+                "<p class=\"meta\">{} {}</p>",
+                lang.pick("Quyết định gần nhất:", "Last decision:"),
+                decision(lang, r)
+            );
+        }
+    }
+    // Values.
+    let _ = write!(
+        body,
+        "<h2>{}</h2><table class=\"list\" id=\"fields\"><thead><tr><th>{}</th><th class=\"num\">{}</th>\
+         <th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        lang.pick("Số liệu", "Values"),
+        lang.pick("Chỉ tiêu", "Indicator"),
+        lang.pick("Giá trị", "Value"),
+        lang.pick("Đơn vị", "Unit"),
+        lang.pick("Người nhập", "Recorded by"),
+        lang.pick("Máy tính bảng", "Tablet"),
+        lang.pick("Nhận lúc", "Received"),
+    );
+    let order: Vec<&str> = catalogue.indicators_in_order().map(|i| i.code.as_str()).collect();
+    let mut fields = detail.fields.clone();
+    fields.sort_by_key(|f| order.iter().position(|c| *c == f.field).unwrap_or(usize::MAX));
+    let open: Vec<&str> =
+        detail.conflicts.iter().filter(|c| c.open).map(|c| c.field.as_str()).collect();
+    for f in &fields {
+        let conflict = match open.contains(&f.field.as_str()) {
+            true => format!(
+                " <a class=\"warn\" href=\"/conflicts/{}/{}/{}\">{}</a>",
+                url(&village),
+                url(&period),
+                url(&f.field),
+                lang.pick("xung đột", "in conflict")
+            ),
+            false => String::new(),
+        };
+        let _ = write!(
+            body,
+            "<tr data-field=\"{}\"><td>{}</td><td class=\"num value\">{}{}</td><td>{}</td>\
+             <td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
+            E(&f.field),
+            E(&lang.field(&catalogue, &f.field)),
+            E(&value_text(lang, &f.value)),
+            conflict,
+            E(lang.unit(&catalogue, &f.field)),
+            E(&f.author),
+            E(&short_device(&f.device_id)),
+            time(f.received_at_ms),
+        );
+    }
+    body.push_str("</tbody></table>");
+    // Decisions this reviewer can make now.
+    let level = ctx.user.review_level(&catalogue, &village);
+    let verdicts: Vec<Verdict> = match (state, level) {
+        (Some(state), Some(level)) => VERDICTS
+            .into_iter()
+            .filter(|v| matches!(transition(state, *v, level, "-"), Ok(Some(_))))
+            .collect(),
+        _ => Vec::new(),
+    };
+    if !verdicts.is_empty() {
+        let _ =
+            write!(body, "<h2>{}</h2><div class=\"decide\">", lang.pick("Quyết định", "Decision"));
+        for v in verdicts {
+            let reason = match v.needs_reason() {
+                true => format!(
+                    "<label>{} <textarea name=\"reason\" required maxlength=\"2000\" rows=\"2\"></textarea></label>",
+                    lang.pick("Lý do (người nhập sẽ thấy)", "Reason (the surveyor sees it)")
+                ),
+                false => String::new(),
+            };
+            let _ = write!(
+                body,
+                "<form method=\"post\" action=\"/submissions/{}/{}/decide\" class=\"verdict-{v}\">{}\
+                 <input type=\"hidden\" name=\"verdict\" value=\"{v}\">{reason}\
+                 <button id=\"{v}\" type=\"submit\">{}</button></form>",
+                url(&village),
+                url(&period),
+                ctx.csrf_field(),
+                lang.verdict(v),
+                v = v.as_str(),
+            );
+        }
+        body.push_str("</div>");
+    }
+    // History.
+    let _ = write!(
+        body,
+        "<h2>{}</h2><table class=\"list\" id=\"history\"><thead><tr><th>{}</th><th>{}</th>\
+         <th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        lang.pick("Lịch sử", "History"),
+        lang.pick("Lúc", "When"),
+        lang.pick("Ai", "Who"),
+        lang.pick("Máy", "Tablet"),
+        lang.pick("Việc", "What"),
+        lang.pick("Trường", "Field"),
+        lang.pick("Thay đổi", "Change"),
+    );
+    // People by name (the audit trail keeps user ids).
+    let mut names: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
+    for e in &history {
+        if !names.contains_key(e.user_id.as_str()) {
+            let name = web.store.user(&e.user_id).ok().flatten().map(|u| u.name);
+            names.insert(&e.user_id, name.unwrap_or_else(|| e.user_id.clone()));
+        }
+    }
+    for e in history.iter().rev() {
+        let old = e.old_value.clone().map(|v| value_text(lang, &Some(v)));
+        let new = e.new_value.clone().map(|v| value_text(lang, &Some(v)));
+        let change = match (old, new) {
+            (Some(o), Some(n)) => format!("{} → {}", E(&o), E(&n)),
+            (None, Some(n)) => E(&n).to_string(),
+            (Some(o), None) => E(&o).to_string(),
+            (None, None) => String::new(),
+        };
+        let field = match e.field.as_str() {
+            "" => String::new(),
+            f => lang.field(&catalogue, f),
+        };
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{} <span class=\"detail\">{}</span></td></tr>",
+            time(e.at_ms),
+            E(names.get(e.user_id.as_str()).unwrap_or(&e.user_id)),
+            E(&short_device(&e.device_id)),
+            E(lang.audit_kind(&e.kind)),
+            E(&field),
+            change,
+            E(&e.detail),
+        );
+    }
+    body.push_str("</tbody></table>");
+    ctx.page(&format!("{name} {period}"), Section::Queue, &body)
+}
+
+pub async fn decide(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Path((village, period)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let ctx = match web.ctx(&headers) {
+        Ok(ctx) => ctx,
+        Err(response) => return *response,
+    };
+    let form = Form::parse(&body);
+    if let Err(response) = ctx.check_csrf(&form) {
+        return *response;
+    }
+    let verdict = match VERDICTS.into_iter().find(|v| v.as_str() == form.text("verdict")) {
+        Some(v) => v,
+        None => {
+            return ctx.fail(&Status::invalid_argument(
+                "choose a decision: approve, accept, return, reject or reopen",
+            ))
+        }
+    };
+    let request = DecideRequest {
+        verdict: convert::verdict_to_wire(verdict) as i32,
+        reason: form.text("reason").to_owned(),
+        submissions: vec![SubmissionKey { village_id: village.clone(), period: period.clone() }],
+        ..Default::default()
+    };
+    match web.review.decide(ctx.request(request)).await {
+        Ok(_) => see_other(&format!("/submissions/{}/{}", url(&village), url(&period))),
+        Err(status) => ctx.fail(&status),
+    }
+}

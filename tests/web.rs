@@ -1,0 +1,579 @@
+//! The web pages in a real headless browser (Debian's `chromium` and
+//! `chromium-driver`, driven over WebDriver): a supervisor signs in,
+//! approves what a tablet pushed and settles a conflict, and the tablets
+//! learn it on their next sync; the progress page agrees with the export;
+//! areas and CSRF tokens hold; signing out works.
+//!
+//! The tests share nothing but take turns (one browser at a time). Without
+//! chromium and chromedriver they fail and say how to install them.
+//! `cargo test --test web -- --ignored screenshots` regenerates
+//! `docs/screenshots/`.
+
+mod util;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use fieldsync::access::Role;
+use fieldsync::review::{ReviewState, Verdict};
+use fieldsync::rollup::vietnamese;
+use fieldsync::{demo, Amount, Level, Period, SubmissionId};
+use fieldsync_client::export::{self, Query};
+use fieldsync_client::Grpc;
+use fieldsync_server::store::{now_ms, PlanRow};
+use util::{start_web_server, TestServer, PERIOD, VILLAGE};
+
+/// One browser at a time: the machines that run these have few cores.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Longest wait for a page to show what is expected.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The program at `$env`, else at `default`, else of that name on the PATH.
+fn installed(env: &str, default: &str) -> PathBuf {
+    let name = Path::new(default).file_name().unwrap_or_default().to_owned();
+    let on_path = || {
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|dir| dir.join(&name))
+            .find(|p| p.exists())
+    };
+    let path = match std::env::var_os(env) {
+        Some(p) => PathBuf::from(p),
+        None if Path::new(default).exists() => default.into(),
+        None => on_path().unwrap_or_else(|| default.into()),
+    };
+    assert!(
+        path.exists(),
+        "{} is not installed (looked for {}; set {env} to its path). Install it with: \
+         apt-get install -y chromium chromium-driver",
+        Path::new(default).file_name().and_then(|n| n.to_str()).unwrap_or(default),
+        path.display()
+    );
+    path
+}
+
+/// chromedriver on a free port, killed when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn driver() -> Driver {
+    let binary = installed("CHROMEDRIVER", "/usr/bin/chromedriver");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(binary)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let driver = Driver { child, url: format!("http://127.0.0.1:{port}") };
+    let start = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(start.elapsed() < PATIENCE, "chromedriver did not start listening");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    driver
+}
+
+/// Runs `scenario` in a fresh headless chromium, then closes the browser and
+/// stops chromedriver whether or not the scenario passed.
+async fn in_browser<F, Fut, T>(scenario: F) -> T
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let _turn = TURN.lock().await;
+    let chromium = installed("CHROMIUM", "/usr/bin/chromium");
+    let profile = tempfile::tempdir().unwrap();
+    let driver = driver().await;
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync",
+                "--window-size=1280,1000",
+                format!("--user-data-dir={}", profile.path().display()),
+            ],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let client = ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("start headless chromium through chromedriver");
+    let outcome = tokio::spawn(scenario(client.clone())).await;
+    let _ = client.close().await;
+    drop(driver);
+    match outcome {
+        Ok(value) => value,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// Waits until the element at `css` exists and its text satisfies `ok`.
+async fn wait_text(client: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    let mut last = String::from("(no such element)");
+    while start.elapsed() < PATIENCE {
+        if let Ok(e) = client.find(Locator::Css(css)).await {
+            if let Ok(text) = e.text().await {
+                if ok(&text) {
+                    return text;
+                }
+                last = text;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let url = client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+    panic!("{css} on {url} still reads {last:?}");
+}
+
+/// Waits until the browser is at a URL whose path and query is `path`.
+async fn wait_path(client: &Client, path: &str) {
+    let start = Instant::now();
+    loop {
+        let url = client.current_url().await.expect("current url");
+        let here = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        };
+        if here == path {
+            return;
+        }
+        assert!(start.elapsed() < PATIENCE, "expected to be at {path}, still at {here}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn click(client: &Client, css: &str) {
+    client
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+async fn sign_in(client: &Client, web: &str, token: &str) {
+    client.goto(&format!("{web}/signin")).await.unwrap();
+    let field = client.wait().at_most(PATIENCE).for_element(Locator::Id("token")).await.unwrap();
+    field.send_keys(token).await.unwrap();
+    click(client, "#signin").await;
+    wait_path(client, "/queue").await;
+}
+
+fn state_of(server: &TestServer, village: &str) -> ReviewState {
+    let id = SubmissionId::of(village, PERIOD.parse::<Period>().unwrap());
+    server.store.submission(id).unwrap().expect("a report").review.state
+}
+
+#[tokio::test]
+async fn a_supervisor_approves_in_the_browser_and_the_tablet_learns_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_web_server(dir.path()).await;
+    let tablet = server.tablet("Nguyễn Văn An").await;
+    tablet.record(&[("road_km", "1.25"), ("drainage_km", "0.4")]);
+    tablet.sync(&server.url).await;
+    let token =
+        server.user("giam.tran", "Trần Văn Giám", Role::Supervisor, &[demo::SAMPLE_COMMUNE]);
+    let web = server.web_url().to_owned();
+    in_browser(move |client| async move {
+        sign_in(&client, &web, &token).await;
+        wait_text(&client, "#who", |t| t.contains("Trần Văn Giám")).await;
+        wait_text(&client, "[data-count=submitted]", |t| t == "1").await;
+        click(&client, &format!("tr[data-village=\"{VILLAGE}\"] a")).await;
+        wait_text(&client, "#state", |t| t == "Chờ duyệt").await;
+        wait_text(&client, "tr[data-field=road_km] .value", |t| t == "1,25").await;
+        wait_text(&client, "#history", |t| t.contains("Nguyễn Văn An") && t.contains("1,25")).await;
+        click(&client, "#approve").await;
+        wait_text(&client, "#state", |t| t == "Xã đã duyệt").await;
+    })
+    .await;
+    assert_eq!(state_of(&server, VILLAGE), ReviewState::Approved);
+    tablet.sync(&server.url).await;
+    let reviews = tablet.tablet.reviews().unwrap();
+    let review =
+        reviews.iter().find(|r| r.village_id == VILLAGE).expect("the tablet has the decision");
+    assert_eq!(review.state, ReviewState::Approved);
+    assert_eq!(review.user_id, "giam.tran");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_conflict_settled_in_the_browser_reaches_both_tablets() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_web_server(dir.path()).await;
+    let a = server.tablet("Nguyễn Văn An").await;
+    let b = server.tablet("Trần Thị Bình").await;
+    a.record(&[("village_cultural_house", "1")]);
+    b.record(&[("village_cultural_house", "2")]);
+    a.sync(&server.url).await;
+    b.sync(&server.url).await;
+    a.sync(&server.url).await;
+    assert!(a.tablet.conflicts().unwrap().iter().any(|c| c.open), "the tablets disagree");
+    let token =
+        server.user("giam.tran", "Trần Văn Giám", Role::Supervisor, &[demo::SAMPLE_COMMUNE]);
+    let web = server.web_url().to_owned();
+    in_browser(move |client| async move {
+        sign_in(&client, &web, &token).await;
+        click(&client, "nav a[href='/conflicts']").await;
+        let row = format!("tr[data-conflict=\"{VILLAGE}/{PERIOD}/village_cultural_house\"]");
+        wait_text(&client, &row, |t| t.contains("Nguyễn Văn An") && t.contains("Trần Thị Bình"))
+            .await;
+        click(&client, &format!("{row} a")).await;
+        wait_text(&client, "#candidates", |t| t.contains("Nguyễn Văn An")).await;
+        // Side by side: each competing value with its author.
+        let cells = client.find_all(Locator::Css("td[data-candidate]")).await.unwrap();
+        let mut values = Vec::new();
+        for c in &cells {
+            values.push(c.text().await.unwrap());
+        }
+        values.sort();
+        assert_eq!(values, ["1", "2"]);
+        let mut two = None;
+        for c in &cells {
+            if c.text().await.unwrap() == "2" {
+                two = c.attr("data-candidate").await.unwrap();
+            }
+        }
+        click(&client, &format!("#pick-{}", two.expect("the value 2"))).await;
+        client.find(Locator::Id("comment")).await.unwrap().send_keys("hai nhà").await.unwrap();
+        click(&client, "#resolve").await;
+        wait_text(&client, "#notice", |t| !t.is_empty()).await;
+        wait_text(&client, "#no-conflicts", |t| !t.is_empty()).await;
+    })
+    .await;
+    for tablet in [&a, &b] {
+        tablet.sync(&server.url).await;
+        assert_eq!(tablet.shows("village_cultural_house").as_deref(), Some("2"));
+        assert!(tablet.tablet.conflicts().unwrap().iter().all(|c| !c.open), "settled everywhere");
+    }
+    server.stop().await;
+}
+
+/// Two reports of Phúc Đồng and one of another commune, approved, with
+/// plan figures; returns a province officer's token.
+async fn with_totals(server: &TestServer) -> String {
+    let tablet = server.tablet("Nguyễn Văn An").await;
+    let second = VILLAGE.replace("thon-1", "thon-2");
+    let catalogue = server.store.catalogue();
+    assert!(catalogue.org_unit(&second).is_some(), "{second} is in the demo tree");
+    tablet.record_at(VILLAGE, PERIOD, &[("road_km", "1.25"), ("road_cement_km", "1")]);
+    tablet.record_at(&second, PERIOD, &[("road_km", "2.5"), ("road_cement_km", "0.75")]);
+    tablet.sync(&server.url).await;
+    let admin = server.store.user("admin").unwrap().unwrap();
+    let plans = [
+        (demo::SAMPLE_COMMUNE, "road_cement_km", "2"),
+        ("ha-tinh.huong-khe", "road_cement_km", "4.5"),
+    ];
+    let rows: Vec<PlanRow> = plans
+        .iter()
+        .map(|(unit, indicator, value)| PlanRow {
+            unit: (*unit).into(),
+            indicator: (*indicator).into(),
+            period: PERIOD.into(),
+            value: (*value).into(),
+        })
+        .collect();
+    server.store.set_plans(&admin, &rows, now_ms()).unwrap();
+    server.user("giam.tran", "Trần Văn Giám", Role::Supervisor, &[demo::SAMPLE_COMMUNE]);
+    let commune = server.store.user("giam.tran").unwrap().unwrap();
+    let period: Period = PERIOD.parse().unwrap();
+    server
+        .store
+        .decide(
+            &commune,
+            &[(VILLAGE.to_owned(), period), (second, period)],
+            Verdict::Approve,
+            "",
+            now_ms(),
+        )
+        .unwrap();
+    server.user("tinh.ho", "Hồ Văn Tỉnh", Role::Province, &[demo::PROVINCE])
+}
+
+#[tokio::test]
+async fn the_progress_page_shows_the_totals_of_the_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_web_server(dir.path()).await;
+    let token = with_totals(&server).await;
+    // What the export (the `fieldsync export` command's code) says.
+    let grpc = Grpc::connect(&server.url, &token).await.unwrap();
+    let catalogue = server.store.catalogue();
+    let query = Query {
+        level: Level::Commune,
+        period: PERIOD.into(),
+        area: Some("ha-tinh.huong-khe".into()),
+        include_pending: false,
+    };
+    let mut exported = Vec::new();
+    export::fetch(&grpc, &catalogue, &query, |row| {
+        exported.push(row);
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let cement = exported
+        .iter()
+        .find(|r| r.unit_id == demo::SAMPLE_COMMUNE && r.indicator == "road_cement_km")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (cement.done.as_str(), cement.plan.as_str(), cement.percent.as_str()),
+        ("1.75", "2", "87.5")
+    );
+    let web = server.web_url().to_owned();
+    let shown = in_browser(move |client| async move {
+        sign_in(&client, &web, &token).await;
+        click(&client, "nav a[href='/progress']").await;
+        wait_text(&client, "#crumbs", |t| t.contains("Hà Tĩnh")).await;
+        // The year of the report, in the page's own form.
+        let period = client.find(Locator::Css("input[name=period]")).await.unwrap();
+        period.clear().await.unwrap();
+        period.send_keys(PERIOD).await.unwrap();
+        click(&client, ".filter button").await;
+        wait_text(&client, "h1", |t| t.contains(PERIOD)).await;
+        // Province → district → its communes.
+        let district = "section[data-indicator=road_cement_km] tr[data-unit='ha-tinh.huong-khe'] a";
+        click(&client, district).await;
+        let base = "section[data-indicator=road_cement_km]";
+        let total =
+            wait_text(&client, &format!("{base} [data-total]"), |t| t.contains("4,5")).await;
+        assert_eq!(total, "1,75/4,5 km — 38,9%", "the district's line reads as the report's");
+        let row = format!("{base} tr[data-unit='{}']", demo::SAMPLE_COMMUNE);
+        let done = wait_text(&client, &format!("{row} .done"), |t| !t.is_empty()).await;
+        let plan =
+            client.find(Locator::Css(&format!("{row} .plan"))).await.unwrap().text().await.unwrap();
+        let pct =
+            client.find(Locator::Css(&format!("{row} .pct"))).await.unwrap().text().await.unwrap();
+        assert!(
+            client.find(Locator::Css(&format!("{base} svg.bars"))).await.is_ok(),
+            "bars are drawn"
+        );
+        // The download of what is on screen, with this browser's session.
+        let href =
+            client.find(Locator::Id("csv")).await.unwrap().attr("href").await.unwrap().unwrap();
+        let session = client.get_named_cookie("fs_session").await.unwrap();
+        let csv = util::http::get(&web, &href, &format!("fs_session={}", session.value())).await;
+        let xlsx_href =
+            client.find(Locator::Id("xlsx")).await.unwrap().attr("href").await.unwrap().unwrap();
+        let xlsx =
+            util::http::get(&web, &xlsx_href, &format!("fs_session={}", session.value())).await;
+        assert_eq!(xlsx.status, 200);
+        assert!(xlsx.body.starts_with(b"PK"), "an XLSX file is a zip");
+        (done, plan, pct, csv)
+    })
+    .await;
+    let (done, plan, pct, csv) = shown;
+    let vi = |t: &str| vietnamese(t.parse::<Amount>().unwrap());
+    assert_eq!((done, plan), (vi(&cement.done), vi(&cement.plan)));
+    assert_eq!(pct, cement.percent.replace('.', ","));
+    // Every row of the page's CSV is the export's row.
+    assert_eq!(csv.status, 200);
+    let text = csv.text();
+    let mut reader = csv::Reader::from_reader(text.trim_start_matches('\u{feff}').as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), exported.len());
+    for (r, e) in rows.iter().zip(&exported) {
+        assert_eq!(
+            (
+                &r[col("unit_id")],
+                &r[col("indicator")],
+                &r[col("done")],
+                &r[col("plan")],
+                &r[col("percent")]
+            ),
+            (
+                e.unit_id.as_str(),
+                e.indicator.as_str(),
+                e.done.as_str(),
+                e.plan.as_str(),
+                e.percent.as_str()
+            )
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn other_districts_and_forged_forms_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_web_server(dir.path()).await;
+    let catalogue = server.store.catalogue();
+    let elsewhere = catalogue
+        .units_at(Level::Village, Some(demo::PROVINCE))
+        .into_iter()
+        .find(|v| !v.id.starts_with("ha-tinh.huong-khe."))
+        .map(|v| v.id.clone())
+        .unwrap();
+    let tablet = server.tablet("Lê Văn Cường").await;
+    tablet.record_at(&elsewhere, PERIOD, &[("road_km", "2")]);
+    tablet.record(&[("road_km", "1.25")]);
+    tablet.sync(&server.url).await;
+    let surveyor =
+        server.user("an.nguyen", "Nguyễn Văn An", Role::Surveyor, &["ha-tinh.huong-khe"]);
+    let supervisor =
+        server.user("giam.tran", "Trần Văn Giám", Role::Supervisor, &[demo::SAMPLE_COMMUNE]);
+    let web = server.web_url().to_owned();
+    let other = elsewhere.clone();
+    in_browser(move |client| async move {
+        sign_in(&client, &web, &surveyor).await;
+        client.goto(&format!("{web}/submissions/{other}/{PERIOD}")).await.unwrap();
+        wait_text(&client, "h1", |t| t.contains("403") && t.contains("Không có quyền")).await;
+        wait_text(&client, "#problem", |t| t.contains("an.nguyen")).await;
+        click(&client, "#signout").await;
+        wait_path(&client, "/signin").await;
+
+        // A form posted without the session's CSRF token, as a forger would.
+        sign_in(&client, &web, &supervisor).await;
+        client.goto(&format!("{web}/submissions/{VILLAGE}/{PERIOD}")).await.unwrap();
+        wait_text(&client, "#state", |t| t == "Chờ duyệt").await;
+        let forge = format!(
+            "const f = document.createElement('form'); f.method = 'post'; \
+             f.action = '/submissions/{VILLAGE}/{PERIOD}/decide'; \
+             const v = document.createElement('input'); v.name = 'verdict'; v.value = 'approve'; \
+             f.appendChild(v); document.body.appendChild(f); f.submit();"
+        );
+        client.execute(&forge, vec![]).await.unwrap();
+        wait_text(&client, "h1", |t| t.contains("403")).await;
+    })
+    .await;
+    assert_eq!(
+        state_of(&server, VILLAGE),
+        ReviewState::Submitted,
+        "the forged post changed nothing"
+    );
+    assert_eq!(state_of(&server, &elsewhere), ReviewState::Submitted);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_web_server(dir.path()).await;
+    let token = server.user("tinh.ho", "Hồ Văn Tỉnh", Role::Province, &[demo::PROVINCE]);
+    let web = server.web_url().to_owned();
+    in_browser(move |client| async move {
+        sign_in(&client, &web, &token).await;
+        wait_text(&client, "#who", |t| t.contains("Hồ Văn Tỉnh")).await;
+        click(&client, "#signout").await;
+        wait_path(&client, "/signin").await;
+        client.goto(&format!("{web}/progress")).await.unwrap();
+        wait_path(&client, "/signin").await;
+        assert!(client.find(Locator::Id("who")).await.is_err(), "nobody is signed in");
+    })
+    .await;
+    server.stop().await;
+}
+
+/// Regenerates the pictures in `docs/screenshots/` from a small Phúc Đồng
+/// data set: `cargo test --test web -- --ignored screenshots`.
+#[tokio::test]
+#[ignore = "writes docs/screenshots/; run on purpose"]
+async fn screenshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_web_server(dir.path()).await;
+    let province = with_totals(&server).await;
+    let catalogue = server.store.catalogue();
+    let villages: Vec<String> = catalogue
+        .units_at(Level::Village, Some(demo::SAMPLE_COMMUNE))
+        .iter()
+        .map(|v| v.id.clone())
+        .collect();
+    let a = server.tablet("Nguyễn Văn An").await;
+    let b = server.tablet("Trần Thị Bình").await;
+    for (i, v) in villages.iter().enumerate().skip(2) {
+        let road = format!("{}.{}", 1 + i % 3, (i * 7) % 10);
+        a.record_at(
+            v,
+            PERIOD,
+            &[("road_km", &road), ("drainage_km", "0.3"), ("village_sports_area", "1")],
+        );
+    }
+    let disputed = villages[2].clone();
+    a.record_at(&disputed, PERIOD, &[("village_cultural_house", "1")]);
+    b.record_at(&disputed, PERIOD, &[("village_cultural_house", "2")]);
+    a.sync(&server.url).await;
+    b.sync(&server.url).await;
+    let commune = server.store.user("giam.tran").unwrap().unwrap();
+    if let Some(v) = villages.get(3) {
+        let period: Period = PERIOD.parse().unwrap();
+        server
+            .store
+            .decide(&commune, &[(v.clone(), period)], Verdict::Return, "thiếu vị trí GPS", now_ms())
+            .unwrap();
+    }
+    let supervisor = server.store.issue_token(
+        &server.store.user("admin").unwrap().unwrap(),
+        "giam.tran",
+        0,
+        "screenshots",
+        now_ms(),
+    );
+    let supervisor = supervisor.unwrap().0;
+    let web = server.web_url().to_owned();
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    std::fs::create_dir_all(&out).unwrap();
+    in_browser(move |client| async move {
+        let shot = |name: &'static str| {
+            let client = client.clone();
+            let path = out.join(name);
+            async move {
+                let png = client.screenshot().await.unwrap();
+                std::fs::write(&path, png).unwrap();
+            }
+        };
+        client.goto(&format!("{web}/signin")).await.unwrap();
+        wait_text(&client, "h1", |t| !t.is_empty()).await;
+        shot("signin.png").await;
+        sign_in(&client, &web, &supervisor).await;
+        client.goto(&format!("{web}/queue?period={PERIOD}")).await.unwrap();
+        wait_text(&client, "#queue", |t| !t.is_empty()).await;
+        shot("queue.png").await;
+        client.goto(&format!("{web}/submissions/{disputed}/{PERIOD}")).await.unwrap();
+        wait_text(&client, "#state", |t| !t.is_empty()).await;
+        shot("submission.png").await;
+        client.goto(&format!("{web}/conflicts")).await.unwrap();
+        wait_text(&client, "#conflicts", |t| !t.is_empty()).await;
+        shot("conflicts.png").await;
+        click(&client, "#conflicts a").await;
+        wait_text(&client, "#candidates", |t| !t.is_empty()).await;
+        shot("conflict.png").await;
+        click(&client, "#signout").await;
+        sign_in(&client, &web, &province).await;
+        client
+            .goto(&format!(
+                "{web}/progress?period={PERIOD}&area=ha-tinh.huong-khe&level=commune&pending=1"
+            ))
+            .await
+            .unwrap();
+        wait_text(&client, "[data-total]", |t| !t.is_empty()).await;
+        shot("progress.png").await;
+    })
+    .await;
+    drop((a, b));
+    server.stop().await;
+}

@@ -1,0 +1,224 @@
+//! The web pages over plain HTTP, no browser: sessions, CSRF, permissions,
+//! and the status codes of what goes wrong.
+
+mod util;
+
+use fieldsync::access::Role;
+use fieldsync::demo;
+use fieldsync::review::ReviewState;
+use fieldsync::{Period, SubmissionId};
+use util::http::{self, get, post};
+use util::{start_web_server, TestServer, PERIOD, VILLAGE};
+
+/// A server with the sample village's report pushed by a tablet, and a
+/// commune supervisor of it; returns the supervisor's token.
+async fn with_a_report(dir: &std::path::Path) -> (TestServer, String) {
+    let server = start_web_server(dir).await;
+    let tablet = server.tablet("Nguyễn Văn An").await;
+    tablet.record(&[("road_km", "1.25")]);
+    tablet.sync(&server.url).await;
+    let token =
+        server.user("giam.tran", "Trần Văn Giám", Role::Supervisor, &[demo::SAMPLE_COMMUNE]);
+    (server, token)
+}
+
+fn state(server: &TestServer) -> ReviewState {
+    let id = SubmissionId::of(VILLAGE, PERIOD.parse::<Period>().unwrap());
+    server.store.submission(id).unwrap().expect("the report exists").review.state
+}
+
+#[tokio::test]
+async fn signing_in_gives_a_strict_httponly_session_cookie_without_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, token) = with_a_report(dir.path()).await;
+    let web = server.web_url();
+    let form = get(web, "/signin", "").await;
+    let pre = form.cookie("fs_signin").unwrap();
+    let csrf = form.input("csrf").unwrap();
+    let reply =
+        post(web, "/signin", &format!("fs_signin={pre}"), &[("csrf", &csrf), ("token", &token)])
+            .await;
+    assert_eq!(reply.status, 303);
+    assert_eq!(reply.header("location"), Some("/queue"));
+    let cookie = reply.set_cookies().into_iter().find(|c| c.starts_with("fs_session=")).unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        !cookie.contains(&token) && !cookie.contains(&token[3..]),
+        "the token stays on the server"
+    );
+    let session = format!("fs_session={}", reply.cookie("fs_session").unwrap());
+    let queue = get(web, "/queue", &session).await;
+    assert_eq!(queue.status, 200);
+    assert!(queue.text().contains("Trần Văn Giám"), "the page names who is signed in");
+    assert!(queue.text().contains("Thôn 1") || queue.text().contains(VILLAGE));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_tokens_and_forged_sign_ins_start_no_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, token) = with_a_report(dir.path()).await;
+    let web = server.web_url();
+    let form = get(web, "/signin", "").await;
+    let pre = form.cookie("fs_signin").unwrap();
+    let csrf = form.input("csrf").unwrap();
+    let wrong = post(
+        web,
+        "/signin",
+        &format!("fs_signin={pre}"),
+        &[("csrf", &csrf), ("token", "fs_not-a-token")],
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.cookie("fs_session").is_none());
+    assert!(wrong.text().contains("thu hồi"), "says why, in Vietnamese: {}", wrong.text());
+    // A sign-in posted from elsewhere has no matching sign-in cookie.
+    let forged = post(web, "/signin", "", &[("csrf", &csrf), ("token", &token)]).await;
+    assert_eq!(forged.status, 403);
+    assert!(forged.cookie("fs_session").is_none());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn pages_need_a_live_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _) = with_a_report(dir.path()).await;
+    let web = server.web_url();
+    for path in ["/queue", "/conflicts", "/progress", "/progress.csv"] {
+        let reply = get(web, path, "").await;
+        assert_eq!((reply.status, reply.header("location")), (303, Some("/signin")), "{path}");
+        let reply = get(web, path, "fs_session=0123456789abcdef").await;
+        assert_eq!((reply.status, reply.header("location")), (303, Some("/signin")), "{path}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_decision_needs_the_sessions_csrf_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, token) = with_a_report(dir.path()).await;
+    let web = server.web_url();
+    let (session, csrf) = http::sign_in(web, &token).await;
+    let path = format!("/submissions/{VILLAGE}/{PERIOD}/decide");
+    let none = post(web, &path, &session, &[("verdict", "approve")]).await;
+    assert_eq!(none.status, 403);
+    let wrong =
+        post(web, &path, &session, &[("csrf", &"0".repeat(64)), ("verdict", "approve")]).await;
+    assert_eq!(wrong.status, 403);
+    assert_eq!(state(&server), ReviewState::Submitted, "a forged post changes nothing");
+    let real = post(web, &path, &session, &[("csrf", &csrf), ("verdict", "approve")]).await;
+    assert_eq!(real.status, 303, "{}", real.text());
+    assert_eq!(state(&server), ReviewState::Approved);
+    // Rejecting needs a reason; the page says so with a 400.
+    let reopen = post(web, &path, &session, &[("csrf", &csrf), ("verdict", "reopen")]).await;
+    assert_eq!(reopen.status, 303);
+    let reject = post(web, &path, &session, &[("csrf", &csrf), ("verdict", "reject")]).await;
+    assert_eq!(reject.status, 400);
+    assert!(reject.text().contains("reason"), "{}", reject.text());
+    assert_eq!(state(&server), ReviewState::Submitted);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn areas_are_enforced_as_over_grpc() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_web_server(dir.path()).await;
+    let catalogue = server.store.catalogue();
+    let elsewhere = catalogue
+        .units_at(fieldsync::Level::Village, Some(demo::PROVINCE))
+        .into_iter()
+        .find(|v| !v.id.starts_with("ha-tinh.huong-khe."))
+        .map(|v| v.id.clone())
+        .unwrap();
+    let tablet = server.tablet("Lê Văn Cường").await;
+    tablet.record_at(&elsewhere, PERIOD, &[("road_km", "2")]);
+    tablet.sync(&server.url).await;
+    let surveyor =
+        server.user("an.nguyen", "Nguyễn Văn An", Role::Surveyor, &["ha-tinh.huong-khe"]);
+    let web = server.web_url();
+    let (session, csrf) = http::sign_in(web, &surveyor).await;
+    let other = get(web, &format!("/submissions/{elsewhere}/{PERIOD}"), &session).await;
+    assert_eq!(other.status, 403);
+    assert!(other.text().contains("an.nguyen"), "says who is refused: {}", other.text());
+    let decide = post(
+        web,
+        &format!("/submissions/{elsewhere}/{PERIOD}/decide"),
+        &session,
+        &[("csrf", &csrf), ("verdict", "approve")],
+    )
+    .await;
+    assert_eq!(decide.status, 403);
+    let missing = get(web, &format!("/submissions/{VILLAGE}/{PERIOD}"), &session).await;
+    assert_eq!(missing.status, 404, "nothing recorded there yet");
+    let bad = get(web, &format!("/submissions/{VILLAGE}/20x2"), &session).await;
+    assert_eq!(bad.status, 400);
+    let other_area = get(web, "/queue?area=ha-tinh.can-loc", &session).await;
+    assert_eq!(other_area.status, 403);
+    let nowhere = get(web, "/no/such/page", &session).await;
+    assert_eq!(nowhere.status, 404);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_forms_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, token) = with_a_report(dir.path()).await;
+    let web = server.web_url();
+    let (session, csrf) = http::sign_in(web, &token).await;
+    let huge = "x".repeat(200 * 1024);
+    let path = format!("/submissions/{VILLAGE}/{PERIOD}/decide");
+    let reply =
+        post(web, &path, &session, &[("csrf", &csrf), ("verdict", "reject"), ("reason", &huge)])
+            .await;
+    assert_eq!(reply.status, 413);
+    assert_eq!(state(&server), ReviewState::Submitted);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn signing_out_or_revoking_the_token_ends_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, token) = with_a_report(dir.path()).await;
+    let web = server.web_url();
+    let (session, csrf) = http::sign_in(web, &token).await;
+    let forged = post(web, "/signout", &session, &[]).await;
+    assert_eq!(forged.status, 403, "signing out is a form like any other");
+    let out = post(web, "/signout", &session, &[("csrf", &csrf)]).await;
+    assert_eq!((out.status, out.header("location")), (303, Some("/signin")));
+    let after = get(web, "/queue", &session).await;
+    assert_eq!((after.status, after.header("location")), (303, Some("/signin")));
+
+    let (session, _) = http::sign_in(web, &token).await;
+    let admin = server.store.user("admin").unwrap().unwrap();
+    for info in server.store.tokens(&admin, Some("giam.tran")).unwrap() {
+        server.store.revoke_token(&admin, &info.id, fieldsync_client::now_ms()).unwrap();
+    }
+    let after = get(web, "/queue", &session).await;
+    assert_eq!((after.status, after.header("location")), (303, Some("/signin")));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn english_is_a_click_away_and_numbers_read_vietnamese_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_web_server(dir.path()).await;
+    let tablet = server.tablet("Nguyễn Văn An").await;
+    tablet.record(&[("road_km", "12.5")]);
+    tablet.sync(&server.url).await;
+    let token =
+        server.user("giam.tran", "Trần Văn Giám", Role::Supervisor, &[demo::SAMPLE_COMMUNE]);
+    let web = server.web_url();
+    let (session, _) = http::sign_in(web, &token).await;
+    let page = get(web, &format!("/submissions/{VILLAGE}/{PERIOD}"), &session).await;
+    assert!(page.text().contains("12,5"), "{}", page.text());
+    assert!(page.text().contains("Duyệt"));
+    let switch = get(web, "/lang/en", &session).await;
+    assert_eq!(switch.status, 303);
+    let lang = format!("fs_lang={}", switch.cookie("fs_lang").unwrap());
+    let page =
+        get(web, &format!("/submissions/{VILLAGE}/{PERIOD}"), &format!("{session}; {lang}")).await;
+    assert!(page.text().contains("12.5") && !page.text().contains("12,5"), "{}", page.text());
+    assert!(page.text().contains("Approve"));
+    drop(tablet);
+    server.stop().await;
+}
