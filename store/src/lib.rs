@@ -193,6 +193,10 @@ pub struct Sled {
     db: sled::Db,
 }
 
+/// The most sled keeps cached in memory (its default is 1 GiB; the process
+/// then grows to several times that on a large store).
+pub const CACHE_BYTES: u64 = 128 * 1024 * 1024;
+
 /// `tree ‖ 0 ‖ key`.
 fn stored_key(tree: &str, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(tree.len() + 1 + key.len());
@@ -216,7 +220,7 @@ impl Sled {
     pub fn open(dir: &Path) -> Result<Self> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
-            match sled::Config::new().path(dir).open() {
+            match sled::Config::new().path(dir).cache_capacity(CACHE_BYTES).open() {
                 Ok(db) => {
                     let engine = Sled { db };
                     engine.absorb_named_trees()?;
