@@ -108,7 +108,7 @@ fn caller<T>(request: &Request<T>) -> Result<User, Status> {
         .ok_or_else(|| Status::unauthenticated("no authenticated caller"))
 }
 
-fn status_of(e: store::Error) -> Status {
+pub(crate) fn status_of(e: store::Error) -> Status {
     clipped(status_of_unclipped(e))
 }
 

@@ -1281,6 +1281,19 @@ mod tests {
     }
 
     #[test]
+    fn pages_open_on_this_year_or_the_latest_year_with_totals() {
+        let s = store();
+        assert_eq!(s.year_to_show(2026).unwrap(), 2026, "nothing recorded yet");
+        s.push(&surveyor(), device(1), &[km(1, "road_km", "3", 1)], 0, 1).unwrap();
+        let q = m(2, "2019-Q3", "road_km", RawValue::Amount("1".into()), 2);
+        s.push(&surveyor(), device(1), &[q], 0, 1).unwrap();
+        assert_eq!(s.year_to_show(2026).unwrap(), 2022);
+        assert_eq!(s.year_to_show(2022).unwrap(), 2022);
+        assert_eq!(s.year_to_show(2020).unwrap(), 2020, "never a later year");
+        assert_eq!(s.year_to_show(2019).unwrap(), 2019);
+    }
+
+    #[test]
     fn a_different_mutation_under_a_used_id_is_refused() {
         let s = store();
         s.push(&surveyor(), device(1), &[km(1, "road_km", "1", 1)], 0, 1).unwrap();

@@ -207,6 +207,20 @@ impl Store {
         Ok(units)
     }
 
+    /// The year pages should open on: `this_year` if anything was recorded
+    /// for it, else the latest year with totals, if that is earlier.
+    pub fn year_to_show(&self, this_year: u16) -> Result<u16> {
+        let prefix = this_year.to_string();
+        if !scan_prefix(self.engine.as_ref(), ROLLUPS, prefix.as_bytes(), 1)?.is_empty() {
+            return Ok(this_year);
+        }
+        let latest = self.engine.last(ROLLUPS)?.and_then(|(key, _)| {
+            let period = key.split(|&b| b == 0).next()?;
+            std::str::from_utf8(period).ok()?.parse::<Period>().ok()
+        });
+        Ok(latest.map(Period::year).filter(|&y| y < this_year).unwrap_or(this_year))
+    }
+
     /// Totals of every indicator for each of `units`, with plans: one cell
     /// read per unit and indicator.
     pub fn totals_of(&self, units: &[String], period: Period) -> Result<Vec<Total>> {

@@ -19,6 +19,7 @@ use tonic::Status;
 
 use super::html::{url, Lang, Section, E};
 use super::{area_options, Ctx, Form, Web};
+use crate::store::Store;
 
 /// Org units shown on one page (downloads have them all).
 pub const MAX_UNITS: usize = 300;
@@ -34,9 +35,9 @@ struct View {
 }
 
 impl View {
-    fn of(form: &Form, ctx: &Ctx, catalogue: &Catalogue) -> Result<View, Status> {
+    fn of(form: &Form, ctx: &Ctx, catalogue: &Catalogue, store: &Store) -> Result<View, Status> {
         let period = match form.text("period") {
-            "" => default_year().to_string(),
+            "" => default_year(store)?.to_string(),
             p => p.to_owned(),
         };
         let area = match form.text("area") {
@@ -88,11 +89,14 @@ impl View {
     }
 }
 
-/// This year, in Vietnam.
-fn default_year() -> i64 {
+/// This year in Vietnam, or the latest year with totals when this year has
+/// none yet.
+fn default_year(store: &Store) -> Result<u16, Status> {
     let ms = crate::store::now_ms() as i64 + 7 * 3_600_000;
     // Days to years, good enough for picking a default (1970 + days/365.2425).
-    1970 + (ms / 86_400_000 * 10_000) / 3_652_425
+    let this_year = 1970 + (ms / 86_400_000 * 10_000) / 3_652_425;
+    let this_year = u16::try_from(this_year).unwrap_or(u16::MAX);
+    store.year_to_show(this_year).map_err(crate::grpc::status_of)
 }
 
 /// The export rows of `request`, at most `max_units` units' worth.
@@ -200,7 +204,7 @@ pub async fn page(
 async fn render(web: &Web, ctx: &Ctx, form: &Form) -> Result<String, Status> {
     let lang = ctx.lang;
     let catalogue = web.store.catalogue();
-    let view = View::of(form, ctx, &catalogue)?;
+    let view = View::of(form, ctx, &catalogue, &web.store)?;
     let (totals, _) = rows(web, ctx, view.request(view.area_level), 1).await?;
     let (rows, cut) = rows(web, ctx, view.request(view.level), MAX_UNITS).await?;
     let area_name = catalogue.org_unit(&view.area).map_or(view.area.as_str(), |u| &u.name);
@@ -380,7 +384,7 @@ async fn download_rows(
     form: &Form,
 ) -> Result<(View, Vec<export::Row>), Status> {
     let catalogue = web.store.catalogue();
-    let view = View::of(form, ctx, &catalogue)?;
+    let view = View::of(form, ctx, &catalogue, &web.store)?;
     let (rows, _) = rows(web, ctx, view.request(view.level), usize::MAX).await?;
     let rows = rows
         .into_iter()
