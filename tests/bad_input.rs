@@ -5,7 +5,7 @@
 //! with a reason a surveyor can act on): its id is consumed, nothing is stored
 //! and the mutations after it still apply. A malformed request as a whole is
 //! refused with a gRPC status (INVALID_ARGUMENT, FAILED_PRECONDITION,
-//! RESOURCE_EXHAUSTED, OUT_OF_RANGE) and leaves the store exactly as it was.
+//! RESOURCE_EXHAUSTED) and leaves the store exactly as it was.
 //! Replaying a batch returns the stored results and changes nothing. A call
 //! without a live token (none, garbage, revoked, expired, or a disabled
 //! user's) is UNAUTHENTICATED and leaves the store exactly as it was.
@@ -567,7 +567,7 @@ async fn a_message_over_4_mib_is_refused_and_the_server_keeps_serving() {
 
     let huge = mutation("note", Kind::Text("x".repeat(5_000_000)));
     let got = env.push(numbered(2, vec![huge])).await;
-    assert_status(got, Code::OutOfRange, "message length too large");
+    assert_status(got, Code::ResourceExhausted, "larger than the server's limit of 4 MiB");
     assert_eq!(env.snapshot(), before);
 
     // The same connection still serves, and the id was not consumed.
