@@ -100,10 +100,11 @@ pub fn scan_prefix(
 /// Whether the range ends before it starts: such a scan is empty (and the
 /// engines' own range types would panic on it).
 fn inverted(from: Bound<&[u8]>, to: Bound<&[u8]>) -> bool {
-    matches!(
-        (from, to),
-        (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) if a > b
-    )
+    match (from, to) {
+        (Bound::Excluded(a), Bound::Excluded(b)) => a >= b,
+        (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => a > b,
+        _ => false,
+    }
 }
 
 /// The smallest key greater than every key starting with `prefix`.
@@ -197,6 +198,9 @@ pub struct Sled {
 /// then grows to several times that on a large store).
 pub const CACHE_BYTES: u64 = 128 * 1024 * 1024;
 
+/// Marks a database in this layout (its key sorts before every tree's).
+const LAYOUT_KEY: &[u8] = b"\0layout";
+
 /// `tree ‖ 0 ‖ key`.
 fn stored_key(tree: &str, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(tree.len() + 1 + key.len());
@@ -242,25 +246,43 @@ impl Sled {
     /// is copied in one batch, flushed, then dropped, so an interrupted move
     /// simply resumes on the next open.
     fn absorb_named_trees(&self) -> Result<()> {
+        const CHUNK: usize = 10_000;
         let default = self.db.name();
-        for name in self.db.tree_names() {
-            if name == default {
-                continue;
+        let named: Vec<_> = self.db.tree_names().into_iter().filter(|n| *n != default).collect();
+        if self.db.get(LAYOUT_KEY)?.is_some() {
+            match named.iter().find(|n| self.db.open_tree(n).is_ok_and(|t| !t.is_empty())) {
+                None => return Ok(()),
+                Some(n) => {
+                    return Err(Error::Other(format!(
+                        "this database has records in a separate tree {:?} as well as in the                          current layout: an older fieldsync wrote to it after it was moved;                          restore it from a backup",
+                        String::from_utf8_lossy(n)
+                    )))
+                }
             }
+        }
+        for name in named {
             let tree = self.db.open_tree(&name)?;
             let mut batch = sled::Batch::default();
+            let mut held = 0;
             for entry in tree.iter() {
                 let (k, v) = entry?;
                 let mut key = name.to_vec();
                 key.push(0);
                 key.extend_from_slice(&k);
                 batch.insert(key, v);
+                held += 1;
+                if held == CHUNK {
+                    self.db.apply_batch(std::mem::take(&mut batch))?;
+                    held = 0;
+                }
             }
             self.db.apply_batch(batch)?;
             self.db.flush()?;
             self.db.drop_tree(&name)?;
             self.db.flush()?;
         }
+        self.db.insert(LAYOUT_KEY, &b"one tree"[..])?;
+        self.db.flush()?;
         Ok(())
     }
 }
@@ -375,6 +397,8 @@ mod conformance {
             assert!(e.last("empty").unwrap().is_none(), "{name}");
             let none = e.scan("t", Bound::Included(&[3]), Bound::Excluded(&[1]), 10).unwrap();
             assert!(none.is_empty(), "{name}");
+            let none = e.scan("t", Bound::Excluded(&[1, 3]), Bound::Excluded(&[1, 3]), 10).unwrap();
+            assert!(none.is_empty(), "{name}");
         }
     }
 
@@ -416,6 +440,16 @@ mod conformance {
         drop(e);
         let e = Sled::open(dir.path()).unwrap();
         assert_eq!(e.get("fields", b"k1").unwrap(), Some(b"v1".to_vec()));
+        drop(e);
+        // An older binary writing its own layout into the moved database is
+        // refused rather than merged.
+        {
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            db.open_tree("meta").unwrap().insert(b"seq", b"0").unwrap();
+            db.flush().unwrap();
+        }
+        let err = Sled::open(dir.path()).err().expect("refused").to_string();
+        assert!(err.contains("older fieldsync wrote to it"), "{err}");
     }
 
     #[test]

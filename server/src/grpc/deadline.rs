@@ -69,7 +69,7 @@ fn oversized_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::
         && headers
             .get("grpc-message")
             .and_then(|m| m.to_str().ok())
-            .is_some_and(|m| m.contains("message%20length%20too%20large"));
+            .is_some_and(|m| m.contains("decoded%20message%20length%20too%20large"));
     if oversized {
         let message = format!(
             "the request is larger than the server's limit of {} MiB: send fewer or shorter \

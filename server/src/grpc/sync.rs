@@ -279,7 +279,7 @@ impl Sync for SyncService {
             // What the server knows of a tablet is told to its owner only.
             let last = device.map(|d| store.device(d)).transpose()?;
             let mine = last.filter(|d| d.owner.is_empty() || d.owner == who);
-            Ok((store.head()?, mine.map_or(0, |d| d.last_mutation_id)))
+            Ok((store.durable_head(), mine.map_or(0, |d| d.last_mutation_id)))
         })
         .await?;
         Ok(Response::new(StatusReply {

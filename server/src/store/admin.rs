@@ -327,8 +327,9 @@ impl Store {
         work.batch.put(META, CATALOGUE_KEY, encode(catalogue.as_ref()));
         let entry = work.entry(AuditKind::Catalogue, detail.join("; "));
         work.audit(entry);
-        work.commit(guard)?;
-        *self.catalogue.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&catalogue);
+        work.commit_then(guard, || {
+            *self.catalogue.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&catalogue);
+        })?;
         Ok(catalogue)
     }
 }

@@ -22,6 +22,11 @@ use sha2::{Digest, Sha256};
 
 use super::{Error, Result, Store, TREES};
 
+/// Trees older stores held and their backups may carry: read (they count in
+/// the checksum) but not restored. `changes_by_district` was the change
+/// log's cut by district; opening the restored store cuts it by commune.
+const RETIRED_TREES: &[&str] = &["changes_by_district"];
+
 const MAGIC: &[u8; 16] = b"fieldsync-backup";
 const VERSION: u32 = 1;
 const TAG_RECORD: u8 = 1;
@@ -142,7 +147,8 @@ impl<R: Read> Reading<R> {
         }
         let n = self.u16("a tree name")?;
         let name = self.take(n as usize, "a tree name")?;
-        let Some(tree) = TREES.iter().copied().find(|t| t.as_bytes() == name) else {
+        let known = TREES.iter().chain(RETIRED_TREES).copied().find(|t| t.as_bytes() == name);
+        let Some(tree) = known else {
             return Err(damaged(format!(
                 "record {} names an unknown tree {:?}",
                 self.records + 1,
@@ -203,6 +209,9 @@ fn restore_into(input: impl Read, engine: &dyn Engine) -> Result<u64> {
     let mut batch = Batch::default();
     let mut bytes = 0;
     while let Some((tree, key, value)) = r.next()? {
+        if RETIRED_TREES.contains(&tree) {
+            continue; // rebuilt from the rest when the store is opened
+        }
         bytes += key.len() + value.len();
         batch.put(tree, key, value);
         if batch.len() >= BATCH_RECORDS || bytes >= BATCH_BYTES {
@@ -220,12 +229,17 @@ impl Store {
     /// lock is held throughout, so no write is half in it. Returns the
     /// number of records written.
     pub fn backup(&self, out: impl Write) -> Result<u64> {
+        self.backup_trees(TREES, out)
+    }
+
+    /// [`Store::backup`] of the given trees.
+    fn backup_trees(&self, trees: &[&'static str], out: impl Write) -> Result<u64> {
         let _guard = self.read_lock();
         let mut w = Hashing { inner: out, hash: Sha256::new() };
         w.put(MAGIC)?;
         w.put(&VERSION.to_be_bytes())?;
         let mut count = 0u64;
-        for tree in TREES {
+        for &tree in trees {
             let mut after: Option<Vec<u8>> = None;
             loop {
                 let from = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
@@ -338,7 +352,61 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::TREES;
+    use super::*;
+    use fieldsync::access::{Role, User};
+    use fieldsync::sync::{Mutation, RawValue};
+    use fieldsync_store::Memory;
+
+    /// A backup of a store from before the change log was cut by commune
+    /// (a `changes_by_district` tree, no `cut` marker) restores, and the
+    /// restored store is cut by commune when opened.
+    #[test]
+    fn a_backup_with_the_retired_district_cut_restores() {
+        let engine = Arc::new(Memory::new());
+        let store = Store::open(engine.clone(), fieldsync::demo::catalogue).unwrap();
+        let surveyor = User {
+            id: "an".into(),
+            name: "An".into(),
+            role: Role::Surveyor,
+            areas: vec![fieldsync::demo::SAMPLE_COMMUNE.into()],
+            disabled: false,
+        };
+        let m = Mutation {
+            id: 1,
+            village_id: fieldsync::demo::SAMPLE_VILLAGE.into(),
+            period: "2022".into(),
+            field: "road_km".into(),
+            value: RawValue::Amount("4".into()),
+            base_version: 0,
+            hlc: fieldsync::Hlc(1),
+            author: "An".into(),
+        };
+        let device = fieldsync::DeviceId(uuid::Uuid::from_u128(1));
+        store.push(&surveyor, device, &[m], 0, 1).unwrap();
+        let expected = store.pull(&surveyor, 0, 100).unwrap();
+        let mut old = Batch::default();
+        old.delete(super::super::META, super::super::CUT_KEY.to_vec());
+        for (key, entity) in
+            engine.scan("changes_by_commune", Bound::Unbounded, Bound::Unbounded, 100).unwrap()
+        {
+            old.delete("changes_by_commune", key.clone());
+            let mut district = b"ha-tinh.huong-khe".to_vec();
+            district.extend_from_slice(&key[key.len() - 9..]);
+            old.put("changes_by_district", district, entity);
+        }
+        engine.commit(old).unwrap();
+        let mut trees = TREES.to_vec();
+        trees.push("changes_by_district");
+        let mut bytes = Vec::new();
+        store.backup_trees(&trees, &mut bytes).unwrap();
+
+        let copy = Arc::new(Memory::new());
+        restore_into(bytes.as_slice(), copy.as_ref()).unwrap();
+        let restored = Store::open(copy.clone(), fieldsync::demo::catalogue).unwrap();
+        assert_eq!(restored.check().unwrap(), Vec::<String>::new());
+        assert_eq!(restored.pull(&surveyor, 0, 100).unwrap(), expected);
+        assert!(copy.last("changes_by_district").unwrap().is_none());
+    }
 
     /// A tree added to `mod.rs` but not to `TREES` would silently be left
     /// out of every backup.

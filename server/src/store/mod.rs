@@ -315,6 +315,11 @@ impl Store {
         self.counter(SEQ_KEY)
     }
 
+    /// The sequence number of the latest change on disk: what pulls reach.
+    pub fn durable_head(&self) -> u64 {
+        self.durable.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub fn device(&self, device: DeviceId) -> Result<DeviceState> {
         self.engine
             .get(DEVICES, device.0.as_bytes())?
@@ -440,7 +445,7 @@ impl Store {
     /// its communes' part of the log.
     pub fn pull(&self, caller: &User, cursor: u64, limit: usize) -> Result<Page> {
         let _guard = self.read_lock();
-        let head = self.durable.load(std::sync::atomic::Ordering::SeqCst);
+        let head = self.durable_head();
         if cursor > head {
             return Err(Error::OutOfSequence(format!(
                 "cursor {cursor} is ahead of this server's change log ({head}): the device synced \
@@ -467,32 +472,7 @@ impl Store {
                 let through = if full { head } else { entries.last().map_or(head, |e| e.0) };
                 (entries, through)
             }
-            Some(cuts) => {
-                let mut merged = Vec::new();
-                let mut through = head;
-                for d in cuts {
-                    let from = indexed(d.as_bytes(), cursor);
-                    let end = indexed(d.as_bytes(), head);
-                    let part = self.engine.scan(
-                        CHANGES_BY_COMMUNE,
-                        Bound::Excluded(&from),
-                        Bound::Included(&end),
-                        limit,
-                    )?;
-                    let truncated = part.len() >= limit;
-                    for (k, v) in part {
-                        let seq = read_u64(CHANGES_BY_COMMUNE, &k[k.len().saturating_sub(8)..])?;
-                        merged.push((seq, v));
-                    }
-                    if truncated {
-                        // Beyond this commune's last entry read, nothing is known yet.
-                        through = through.min(merged.last().map_or(cursor, |e| e.0));
-                    }
-                }
-                merged.sort_by_key(|e| e.0);
-                merged.retain(|e| e.0 <= through);
-                (merged, through)
-            }
+            Some(cuts) => merge_cuts(self.engine.as_ref(), &cuts, cursor, head, limit)?,
         };
         let mut changes = Vec::new();
         let mut bytes = 0;
@@ -609,6 +589,65 @@ impl Store {
             .lineage(village)
             .any(|unit| enclosing.iter().any(|&p| closed.contains(&closed_key(&unit.id, p)))))
     }
+}
+
+/// (sequence number, entity key) entries of the change log, in order.
+type LogEntries = Vec<(u64, Vec<u8>)>;
+
+/// The entries of the change log's `cuts` after `cursor` and up to `head`,
+/// merged in sequence order, at most `limit`; and the sequence number up to
+/// which every cut was read whole. Each cut is read a chunk at a time, so a
+/// caller of many communes reads about `limit` entries, not `limit` per cut.
+fn merge_cuts(
+    engine: &dyn Engine,
+    cuts: &[String],
+    cursor: u64,
+    head: u64,
+    limit: usize,
+) -> Result<(LogEntries, u64)> {
+    struct Cut<'a> {
+        name: &'a str,
+        after: u64,
+        next: std::collections::VecDeque<(u64, Vec<u8>)>,
+        done: bool,
+    }
+    let chunk = (limit / cuts.len().max(1)).clamp(8, limit.max(8));
+    let mut open: Vec<Cut> = cuts
+        .iter()
+        .map(|name| Cut { name, after: cursor, next: Default::default(), done: false })
+        .collect();
+    let mut merged = Vec::new();
+    while merged.len() < limit {
+        for cut in open.iter_mut().filter(|c| c.next.is_empty() && !c.done) {
+            let from = indexed(cut.name.as_bytes(), cut.after);
+            let end = indexed(cut.name.as_bytes(), head);
+            let part = engine.scan(
+                CHANGES_BY_COMMUNE,
+                Bound::Excluded(&from),
+                Bound::Included(&end),
+                chunk,
+            )?;
+            cut.done = part.len() < chunk;
+            for (k, v) in part {
+                let seq = read_u64(CHANGES_BY_COMMUNE, &k[k.len().saturating_sub(8)..])?;
+                cut.after = seq;
+                cut.next.push_back((seq, v));
+            }
+        }
+        // Every cut not yet read whole has its next entry in hand, so the
+        // smallest of them is the next entry of the merged log.
+        let Some(cut) = open.iter_mut().filter(|c| !c.next.is_empty()).min_by_key(|c| c.next[0].0)
+        else {
+            break;
+        };
+        merged.extend(cut.next.pop_front());
+    }
+    let whole = open.iter().all(|c| c.done && c.next.is_empty());
+    let through = match whole {
+        true => head,
+        false => merged.last().map_or(cursor, |e| e.0),
+    };
+    Ok((merged, through))
 }
 
 /// The cut of the change log a village's changes go to: its commune (its
@@ -947,12 +986,25 @@ impl<'a> Work<'a> {
     /// outside the lock lets the writers that queued behind this one share
     /// its flush (group commit); pulls see the new changes only once
     /// flushed (see [`Store::pull`]).
-    fn commit(mut self, guard: std::sync::RwLockWriteGuard<'_, ()>) -> Result<()> {
+    fn commit(self, guard: std::sync::RwLockWriteGuard<'_, ()>) -> Result<()> {
+        self.commit_then(guard, || {})
+    }
+
+    /// [`Work::commit`], running `written` once the batch is written and
+    /// before the lock is released: what the store keeps in memory beside
+    /// the records (the catalogue, closed periods) changes with them, so no
+    /// later writer sees the records without it.
+    fn commit_then(
+        mut self,
+        guard: std::sync::RwLockWriteGuard<'_, ()>,
+        written: impl FnOnce(),
+    ) -> Result<()> {
         self.update_rollups()?;
         self.batch.put(META, SEQ_KEY, self.seq.to_be_bytes());
         self.batch.put(META, AUDIT_SEQ_KEY, self.audit_seq.to_be_bytes());
         let (store, seq) = (self.store, self.seq);
         store.engine.write(self.batch)?;
+        written();
         drop(guard);
         store.engine.flush()?;
         store.durable.fetch_max(seq, std::sync::atomic::Ordering::SeqCst);
@@ -1291,6 +1343,57 @@ mod tests {
         assert_eq!(s.year_to_show(2022).unwrap(), 2022);
         assert_eq!(s.year_to_show(2020).unwrap(), 2020, "never a later year");
         assert_eq!(s.year_to_show(2019).unwrap(), 2019);
+    }
+
+    #[test]
+    fn a_pull_across_many_communes_returns_the_log_in_order_page_by_page() {
+        let s = store();
+        let cat = demo::catalogue();
+        let villages: Vec<String> =
+            cat.units_at(Level::Village, None).iter().map(|u| u.id.clone()).collect();
+        let mut id = 0;
+        // Values across every village, three rounds, so entries move in the log.
+        for round in 0..3u64 {
+            let batch: Vec<Mutation> = villages
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| (*i as u64 + round).is_multiple_of(2))
+                .map(|(_, v)| {
+                    id += 1;
+                    let mut m = km(id, "road_km", &(id % 9 + 1).to_string(), 100 + id);
+                    m.village_id = v.clone();
+                    m
+                })
+                .collect();
+            s.push(&surveyor(), device(1), &batch, 0, 1).unwrap();
+        }
+        let district = User { areas: vec!["ha-tinh.huong-khe".into()], ..surveyor() };
+        let everything = s.pull(&surveyor(), 0, 10_000).unwrap();
+        assert!(everything.caught_up);
+        let expected: Vec<u64> = everything
+            .changes
+            .iter()
+            .filter(|(_, c)| match c {
+                Change::Field(f) => district.covers(&cat, &f.at.village_id),
+                Change::Review(r) => district.covers(&cat, &r.village_id),
+                Change::Conflict(c) => district.covers(&cat, &c.at.village_id),
+            })
+            .map(|(seq, _)| *seq)
+            .collect();
+        assert!(expected.len() > 20, "{}", expected.len());
+        for limit in [1, 3, 7, 500] {
+            let (mut cursor, mut got) = (0, Vec::new());
+            loop {
+                let page = s.pull(&district, cursor, limit).unwrap();
+                assert!(page.changes.len() <= limit);
+                got.extend(page.changes.iter().map(|(seq, _)| *seq));
+                cursor = page.cursor;
+                if page.caught_up {
+                    break;
+                }
+            }
+            assert_eq!(got, expected, "pages of {limit}");
+        }
     }
 
     #[test]

@@ -326,21 +326,15 @@ impl Store {
         entry.period = period.to_string();
         entry.village_id = area.to_owned();
         work.audit(entry);
-        // The set changes under the write lock, so that no push slips in
-        // between; it is put back if the write fails.
-        let flip = |closed: bool| {
+        // The set changes with the record, under the write lock, so that no
+        // push slips in between.
+        work.commit_then(guard, || {
             let mut set = self.closed.write().unwrap_or_else(|e| e.into_inner());
             match closed {
-                true => set.insert(key.clone()),
+                true => set.insert(key),
                 false => set.remove(&key),
-            }
-        };
-        let changed = flip(closed);
-        let result = work.commit(guard);
-        if result.is_err() && changed {
-            flip(!closed);
-        }
-        result
+            };
+        })
     }
 
     /// Audit entries matching `query`, oldest first. Readers see only entries

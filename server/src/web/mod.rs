@@ -20,6 +20,7 @@ pub mod session;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -183,7 +184,7 @@ impl axum::serve::Listener for Limited {
         loop {
             let (stream, addr) = axum::serve::Listener::accept(&mut self.listener).await;
             match Arc::clone(&self.permits).try_acquire_owned() {
-                Ok(permit) => return (Permitted { stream, _permit: permit }, addr),
+                Ok(permit) => return (Permitted::new(stream, permit), addr),
                 Err(_) => tracing::warn!("too many web connections: closing a new one"),
             }
         }
@@ -194,10 +195,31 @@ impl axum::serve::Listener for Limited {
     }
 }
 
-/// A connection holding one of the web listener's permits.
+/// How long a browser connection may go without sending or receiving a
+/// byte while the server waits for it; it is closed after that, so idle or
+/// stalled connections do not hold the listener's permits.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest the server spends on one request, body included (a body sent too
+/// slowly included): 408 after that.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A connection holding one of the web listener's permits, closed once idle
+/// for [`IDLE_TIMEOUT`].
 struct Permitted {
     stream: tokio::net::TcpStream,
     _permit: tokio::sync::OwnedSemaphorePermit,
+    idle: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Permitted {
+    fn new(stream: tokio::net::TcpStream, permit: tokio::sync::OwnedSemaphorePermit) -> Self {
+        Permitted { stream, _permit: permit, idle: Box::pin(tokio::time::sleep(IDLE_TIMEOUT)) }
+    }
+
+    fn active(&mut self) {
+        self.idle.as_mut().reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
+    }
 }
 
 impl tokio::io::AsyncRead for Permitted {
@@ -206,7 +228,21 @@ impl tokio::io::AsyncRead for Permitted {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+        use std::future::Future as _;
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.stream).poll_read(cx, buf) {
+            std::task::Poll::Pending => match this.idle.as_mut().poll(cx) {
+                std::task::Poll::Ready(()) => std::task::Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "idle web connection",
+                ))),
+                std::task::Poll::Pending => std::task::Poll::Pending,
+            },
+            ready => {
+                this.active();
+                ready
+            }
+        }
     }
 }
 
@@ -216,7 +252,12 @@ impl tokio::io::AsyncWrite for Permitted {
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+        let this = &mut *self;
+        let written = std::pin::Pin::new(&mut this.stream).poll_write(cx, buf);
+        if matches!(written, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            this.active();
+        }
+        written
     }
 
     fn poll_flush(
@@ -268,7 +309,11 @@ async fn guard(
     next: axum::middleware::Next,
 ) -> Response {
     let _permit = web.permits.acquire().await;
-    let mut response = next.run(request).await;
+    let mut response = match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => (StatusCode::REQUEST_TIMEOUT, "the request took too long; send it again")
+            .into_response(),
+    };
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
