@@ -1,8 +1,9 @@
 //! Abuse limits: a user calling too fast is slowed down with
 //! RESOURCE_EXHAUSTED, connections beyond the cap are closed, a pull that is
 //! never read holds only a bounded buffer, pulls beyond a user's share or the
-//! server's get RESOURCE_EXHAUSTED, a call past the server's deadline gets
-//! DEADLINE_EXCEEDED; in every case the server keeps serving everyone else.
+//! server's get RESOURCE_EXHAUSTED, calls beyond a connection's share wait
+//! their turn, a call past the server's deadline gets DEADLINE_EXCEEDED; in
+//! every case the server keeps serving everyone else.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -310,5 +311,60 @@ async fn a_call_past_the_deadline_gets_deadline_exceeded_and_a_retry_applies_onc
     let fields =
         page.changes.iter().filter(|(_, c)| matches!(c, fieldsync::sync::Change::Field(_))).count();
     assert_eq!(fields, 1, "one value, applied once: {:?}", page.changes);
+    let _ = r.stop.send(());
+}
+
+#[tokio::test]
+async fn calls_beyond_a_connections_share_wait_and_other_connections_are_served() {
+    let limits = Limits {
+        max_pulls: 1,
+        pull_queue_wait: Duration::from_secs(3),
+        pulls_per_user: 1_000,
+        ..Limits::default()
+    };
+    let r = start(limits).await;
+    let (an, binh) = (user(&r, "an"), user(&r, "binh"));
+    fill(&r);
+    // Another connection holds the server's only pull place.
+    let _held = stalled_pull(&r.url, &binh).await.unwrap();
+    let channel =
+        tonic::transport::Channel::from_shared(r.url.clone()).unwrap().connect().await.unwrap();
+    let bearer: tonic::metadata::MetadataValue<_> = format!("Bearer {an}").parse().unwrap();
+    let client = SyncClient::with_interceptor(channel, move |mut req: tonic::Request<()>| {
+        req.metadata_mut().insert("authorization", bearer.clone());
+        Ok(req)
+    });
+    let request = PullRequest {
+        schema_version: fieldsync_proto::SCHEMA_VERSION,
+        device_id: device().to_string(),
+        cursor: 0,
+        page_size: 1,
+    };
+    // As many calls as one connection may have in flight, all waiting.
+    let pulls: Vec<_> = (0..fieldsync_server::MAX_CONCURRENT_PER_CONNECTION)
+        .map(|_| {
+            let (mut c, req) = (client.clone(), request.clone());
+            tokio::spawn(async move { c.pull(req).await.map(|_| ()) })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut same = client.clone();
+    let waiting = tokio::spawn(async move {
+        same.status(fieldsync_proto::v1::StatusRequest { device_id: String::new() }).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "a call beyond the connection's share waits its turn");
+    let mut other = Grpc::connect(&r.url, &an).await.unwrap();
+    other.status(device()).await.expect("another connection is served meanwhile");
+    // The waiting pulls give up with RESOURCE_EXHAUSTED, and the call is served.
+    for p in pulls {
+        let err = p.await.unwrap().unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    }
+    let reply = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("served once the connection has room")
+        .unwrap();
+    assert!(reply.is_ok(), "{reply:?}");
     let _ = r.stop.send(());
 }
