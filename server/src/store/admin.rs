@@ -72,12 +72,26 @@ impl Store {
     /// enabled.
     pub fn authenticate(&self, token: &str, now_ms: u64) -> Result<User> {
         let unknown = || Error::Unauthenticated("unknown or revoked token".into());
-        let info: TokenInfo = self
-            .engine
-            .get(TOKENS, &hash(token))?
-            .map(|b| decode(TOKENS, &b))
-            .transpose()?
-            .ok_or_else(unknown)?;
+        let hash = hash(token);
+        let cached = self.sign_ins.read().unwrap_or_else(|e| e.into_inner()).get(&hash).cloned();
+        let (info, user) = match cached {
+            Some(known) => known,
+            None => {
+                let info: TokenInfo = self
+                    .engine
+                    .get(TOKENS, &hash)?
+                    .map(|b| decode(TOKENS, &b))
+                    .transpose()?
+                    .ok_or_else(unknown)?;
+                let user = self.user(&info.user_id)?.ok_or_else(unknown)?;
+                let mut known = self.sign_ins.write().unwrap_or_else(|e| e.into_inner());
+                if known.len() >= MAX_SIGN_INS {
+                    known.clear();
+                }
+                known.insert(hash, (info.clone(), user.clone()));
+                (info, user)
+            }
+        };
         if info.revoked {
             return Err(unknown());
         }
@@ -86,11 +100,16 @@ impl Store {
                 "the token has expired: ask an admin for a new one".into(),
             ));
         }
-        let user = self.user(&info.user_id)?.ok_or_else(unknown)?;
         if user.disabled {
             return Err(Error::Unauthenticated(format!("user {} is disabled", user.id)));
         }
         Ok(user)
+    }
+
+    /// Forgets every token seen, after users or tokens changed; called
+    /// under the write lock, once the change is written.
+    fn forget_sign_ins(&self) {
+        self.sign_ins.write().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     pub fn user(&self, id: &str) -> Result<Option<User>> {
@@ -149,7 +168,7 @@ impl Store {
             revoked: false,
         };
         put_token(&mut work.batch, &token, &info);
-        work.commit(guard)?;
+        work.commit_then(guard, || self.forget_sign_ins())?;
         Ok(Some(token))
     }
 
@@ -177,7 +196,7 @@ impl Store {
         );
         let entry = work.entry(AuditKind::User, detail);
         work.audit(entry);
-        work.commit(guard)?;
+        work.commit_then(guard, || self.forget_sign_ins())?;
         Ok(user)
     }
 
@@ -228,7 +247,7 @@ impl Store {
         work.batch.put(USERS, user.id.as_bytes().to_vec(), encode(&user));
         let entry = work.entry(AuditKind::User, format!("{}: {}", user.id, changes.join("; ")));
         work.audit(entry);
-        work.commit(guard)?;
+        work.commit_then(guard, || self.forget_sign_ins())?;
         Ok(user)
     }
 
@@ -262,7 +281,7 @@ impl Store {
         put_token(&mut work.batch, &token, &info);
         let entry = work.entry(AuditKind::Token, format!("issued token {} for {user_id}", info.id));
         work.audit(entry);
-        work.commit(guard)?;
+        work.commit_then(guard, || self.forget_sign_ins())?;
         Ok((token, info))
     }
 
@@ -296,7 +315,7 @@ impl Store {
         work.batch.put(TOKENS, hash, encode(&info));
         let entry = work.entry(AuditKind::Token, format!("revoked token {id} of {}", info.user_id));
         work.audit(entry);
-        work.commit(guard)?;
+        work.commit_then(guard, || self.forget_sign_ins())?;
         Ok(info)
     }
 
@@ -333,6 +352,9 @@ impl Store {
         Ok(catalogue)
     }
 }
+
+/// Tokens kept signed in memory at most; the map starts afresh beyond.
+const MAX_SIGN_INS: usize = 10_000;
 
 fn put_token(batch: &mut Batch, token: &str, info: &TokenInfo) {
     let hash = hash(token);

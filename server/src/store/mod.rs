@@ -253,6 +253,9 @@ pub struct Store {
     /// The change-log head as far as it is on disk: pulls read up to here,
     /// so no tablet learns of a change that a crash could still undo.
     durable: std::sync::atomic::AtomicU64,
+    /// Tokens seen lately (by SHA-256) with their user, so that signing a
+    /// call in reads no record; emptied by every change to users or tokens.
+    sign_ins: RwLock<HashMap<Vec<u8>, (admin::TokenInfo, User)>>,
 }
 
 impl Store {
@@ -286,6 +289,7 @@ impl Store {
         let durable = engine.get(META, SEQ_KEY)?.map_or(Ok(0), |b| read_u64(META, &b))?;
         Ok(Store {
             durable: durable.into(),
+            sign_ins: RwLock::new(HashMap::new()),
             engine,
             catalogue: RwLock::new(Arc::new(catalogue)),
             lock: RwLock::new(()),
@@ -1394,6 +1398,25 @@ mod tests {
             }
             assert_eq!(got, expected, "pages of {limit}");
         }
+    }
+
+    #[test]
+    fn a_signed_in_token_follows_every_change_to_its_user_and_itself() {
+        let s = store();
+        s.ensure_admin(Some("admin-token-0123456789-abcdef"), 1).unwrap();
+        let admin = s.user("admin").unwrap().unwrap();
+        s.create_user(&admin, surveyor(), 1).unwrap();
+        let (token, info) = s.issue_token(&admin, "an", 0, "tablet", 1).unwrap();
+        assert_eq!(s.authenticate(&token, 2).unwrap().areas, surveyor().areas);
+        let commune = vec![demo::SAMPLE_COMMUNE.to_owned()];
+        s.update_user(&admin, "an", None, None, Some(commune.clone()), 3).unwrap();
+        assert_eq!(s.authenticate(&token, 4).unwrap().areas, commune, "new areas at once");
+        s.update_user(&admin, "an", None, Some(true), None, 5).unwrap();
+        assert!(matches!(s.authenticate(&token, 6), Err(Error::Unauthenticated(_))));
+        s.update_user(&admin, "an", None, Some(false), None, 7).unwrap();
+        assert!(s.authenticate(&token, 8).is_ok());
+        s.revoke_token(&admin, &info.id, 9).unwrap();
+        assert!(matches!(s.authenticate(&token, 10), Err(Error::Unauthenticated(_))));
     }
 
     #[test]
