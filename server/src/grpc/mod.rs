@@ -59,7 +59,8 @@ impl Buckets {
 
 /// An interceptor that turns `authorization: Bearer <token>` into a
 /// [`Caller`], or refuses the call; it also holds each user to
-/// `limits.calls_per_second`. Token lookups are single sled reads.
+/// `limits.calls_per_second`. A token seen before is looked up in memory;
+/// a new one costs two record reads.
 pub fn authenticate(
     store: Arc<Store>,
     limits: &Limits,
