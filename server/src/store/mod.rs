@@ -857,8 +857,18 @@ impl<'a> Work<'a> {
                 self.touched.insert(*sub);
             }
         }
+        // A record this batch found missing has no log entry to move (every
+        // entry points at a record), so there is nothing to look up.
+        let missing = match &entity {
+            Entity::Field(sub, f) => matches!(self.fields.get(&(*sub, f.clone())), Some(None)),
+            Entity::Conflict(sub, f) => {
+                matches!(self.conflicts.get(&(*sub, f.clone())), Some(None))
+            }
+            Entity::Review(sub) => matches!(self.headers.get(sub), Some(None)),
+        };
         let old = match self.entity_seqs.get(&entity) {
             Some(s) => *s,
+            None if missing => None,
             None => self
                 .store
                 .engine
