@@ -269,14 +269,10 @@ pub async fn resolve(
     Path((village, period, field)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Response {
-    let ctx = match web.ctx(&headers) {
-        Ok(ctx) => ctx,
+    let (ctx, form) = match web.posted(&headers, &body) {
+        Ok(posted) => posted,
         Err(response) => return *response,
     };
-    let form = Form::parse(&body);
-    if let Err(response) = ctx.check_csrf(&form) {
-        return *response;
-    }
     let entered = form.text("value");
     let choice = match (entered, form.text("pick")) {
         ("", "") => {

@@ -87,6 +87,15 @@ impl Web {
             .ok_or_else(|| Status::unauthenticated("no authenticated caller"))
     }
 
+    /// The signed-in caller of a form post, and the form, once its CSRF
+    /// token checks out.
+    fn posted(&self, headers: &HeaderMap, body: &[u8]) -> Result<(Ctx, Form), Box<Response>> {
+        let ctx = self.ctx(headers)?;
+        let form = Form::parse(body);
+        ctx.check_csrf(&form)?;
+        Ok((ctx, form))
+    }
+
     /// The signed-in caller of a browser request.
     fn ctx(&self, headers: &HeaderMap) -> Result<Ctx, Box<Response>> {
         let lang = lang_of(headers);

@@ -272,14 +272,10 @@ pub async fn bulk_approve(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let ctx = match web.ctx(&headers) {
-        Ok(ctx) => ctx,
+    let (ctx, form) = match web.posted(&headers, &body) {
+        Ok(posted) => posted,
         Err(response) => return *response,
     };
-    let form = Form::parse(&body);
-    if let Err(response) = ctx.check_csrf(&form) {
-        return *response;
-    }
     let filter = match Filter::of(&form) {
         Ok(f) => f,
         Err(status) => return ctx.fail(&status),
@@ -498,14 +494,10 @@ pub async fn decide(
     Path((village, period)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let ctx = match web.ctx(&headers) {
-        Ok(ctx) => ctx,
+    let (ctx, form) = match web.posted(&headers, &body) {
+        Ok(posted) => posted,
         Err(response) => return *response,
     };
-    let form = Form::parse(&body);
-    if let Err(response) = ctx.check_csrf(&form) {
-        return *response;
-    }
     let verdict = match VERDICTS.into_iter().find(|v| v.as_str() == form.text("verdict")) {
         Some(v) => v,
         None => {
