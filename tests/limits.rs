@@ -127,20 +127,7 @@ async fn a_pull_never_read_does_not_stop_the_server() {
     fill(&r);
 
     // Open a pull of one change per page and never read it.
-    let channel =
-        tonic::transport::Channel::from_shared(r.url.clone()).unwrap().connect().await.unwrap();
-    let bearer: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
-    let mut raw = SyncClient::with_interceptor(channel, move |mut req: tonic::Request<()>| {
-        req.metadata_mut().insert("authorization", bearer.clone());
-        Ok(req)
-    });
-    let request = PullRequest {
-        schema_version: fieldsync_proto::SCHEMA_VERSION,
-        device_id: device().to_string(),
-        cursor: 0,
-        page_size: 1,
-    };
-    let stalled = raw.pull(request).await.unwrap().into_inner();
+    let stalled = stalled_pull(&r.url, &token).await.unwrap();
 
     // Everyone else, the same user included, is served meanwhile.
     for _ in 0..3 {
@@ -160,22 +147,40 @@ async fn a_pull_never_read_does_not_stop_the_server() {
     let _ = r.stop.send(());
 }
 
-/// A pull stream opened by `token` and never read.
-async fn stalled_pull(url: &str, token: &str) -> Result<tonic::Streaming<PullPage>, tonic::Status> {
-    let channel = tonic::transport::Channel::from_shared(url.to_owned()).unwrap().connect().await;
+/// A raw `Sync` client on a connection of its own, signing in with `token`.
+async fn raw_client(
+    url: &str,
+    token: &str,
+) -> SyncClient<
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        impl tonic::service::Interceptor + Clone,
+    >,
+> {
+    let channel = tonic::transport::Channel::from_shared(url.to_owned()).unwrap();
     let bearer: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
-    let mut raw =
-        SyncClient::with_interceptor(channel.unwrap(), move |mut req: tonic::Request<()>| {
+    SyncClient::with_interceptor(
+        channel.connect().await.unwrap(),
+        move |mut req: tonic::Request<()>| {
             req.metadata_mut().insert("authorization", bearer.clone());
             Ok(req)
-        });
-    let request = PullRequest {
+        },
+    )
+}
+
+/// A pull from the start, one change per page.
+fn one_change_pages() -> PullRequest {
+    PullRequest {
         schema_version: fieldsync_proto::SCHEMA_VERSION,
         device_id: device().to_string(),
         cursor: 0,
         page_size: 1,
-    };
-    raw.pull(request).await.map(|r| r.into_inner())
+    }
+}
+
+/// A pull stream opened by `token` and never read.
+async fn stalled_pull(url: &str, token: &str) -> Result<tonic::Streaming<PullPage>, tonic::Status> {
+    raw_client(url, token).await.pull(one_change_pages()).await.map(|r| r.into_inner())
 }
 
 /// Retries `f` for up to 5 s until it succeeds (a closed stream is noticed by
@@ -327,19 +332,8 @@ async fn calls_beyond_a_connections_share_wait_and_other_connections_are_served(
     fill(&r);
     // Another connection holds the server's only pull place.
     let _held = stalled_pull(&r.url, &binh).await.unwrap();
-    let channel =
-        tonic::transport::Channel::from_shared(r.url.clone()).unwrap().connect().await.unwrap();
-    let bearer: tonic::metadata::MetadataValue<_> = format!("Bearer {an}").parse().unwrap();
-    let client = SyncClient::with_interceptor(channel, move |mut req: tonic::Request<()>| {
-        req.metadata_mut().insert("authorization", bearer.clone());
-        Ok(req)
-    });
-    let request = PullRequest {
-        schema_version: fieldsync_proto::SCHEMA_VERSION,
-        device_id: device().to_string(),
-        cursor: 0,
-        page_size: 1,
-    };
+    let client = raw_client(&r.url, &an).await;
+    let request = one_change_pages();
     // As many calls as one connection may have in flight, all waiting.
     let pulls: Vec<_> = (0..fieldsync_server::MAX_CONCURRENT_PER_CONNECTION)
         .map(|_| {
