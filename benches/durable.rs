@@ -37,44 +37,12 @@ use fieldsync_client::sync::{self, Retry};
 use fieldsync_server::local::LocalServer;
 use fieldsync_store::{Batch, Engine, Sled};
 
+mod common;
+
+use common::{cpu_secs, env, env_list, peak_rss_mib, periods, reset_peak_rss, FIELDS};
+
 const TOKEN: &str = "bench-admin-token-0123456789";
 const NOTE_BYTES: usize = 200;
-/// Fields a village may take without a parts check: amounts and the note.
-const FIELDS: [&str; 9] = [
-    "road_km",
-    "drainage_km",
-    "canal_km",
-    "village_cultural_house",
-    "village_sports_area",
-    "playground",
-    "smart_house_library",
-    "model_residential_area",
-    "note",
-];
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn env_list(name: &str, default: &str) -> Vec<usize> {
-    std::env::var(name)
-        .unwrap_or_else(|_| default.into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect()
-}
-
-/// Every period the server accepts: years, quarters and months of 2000-2100.
-fn periods() -> Vec<String> {
-    let mut all = Vec::new();
-    for y in 2000..=2100 {
-        all.push(y.to_string());
-        all.extend((1..=4).map(|q| format!("{y}-Q{q}")));
-        all.extend((1..=12).map(|m| format!("{y}-{m:02}")));
-    }
-    all
-}
-
 fn villages() -> Vec<String> {
     demo::catalogue()
         .org_units
@@ -301,15 +269,6 @@ async fn durable_push() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// CPU time of this process so far (user + system, USER_HZ = 100), from /proc/self/stat.
-fn cpu_secs() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / 100.0)
-}
-
 /// A valid value for cell `k` (village, period, field) of the pull data set.
 fn pull_mutation(villages: &[String], periods: &[String], k: usize, id: u64) -> Mutation {
     let v = &villages[k % villages.len()];
@@ -354,7 +313,7 @@ async fn initial_pull() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let server = LocalServer::start(&dir.path().join("server"), "127.0.0.1:0", TOKEN).await?;
         // Peak RSS from here on (Linux ≥ 4.0).
-        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        reset_peak_rss();
         let load = Instant::now();
         let store = Arc::clone(&server.store);
         let (vs, ps) = (villages.clone(), periods.clone());
@@ -413,14 +372,6 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
             Err(_) => sum,
         }
     })
-}
-
-/// Peak resident set size of this process, in MiB (VmHWM).
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }
 
 #[tokio::main]

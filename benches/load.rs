@@ -40,42 +40,14 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
+mod common;
+
+use common::{cpu_secs, env, env_list, peak_rss_mib, periods, reset_peak_rss, FIELDS};
+
 const TOKEN: &str = "bench-admin-token-0123456789";
 /// Periods each tablet may record in; tablets of one commune use different ones,
 /// so their edits do not meet as conflicts.
 const PERIODS_PER_TABLET: usize = 4;
-/// Fields a village may take without a parts check: amounts and the note.
-const FIELDS: [&str; 9] = [
-    "road_km",
-    "drainage_km",
-    "canal_km",
-    "village_cultural_house",
-    "village_sports_area",
-    "playground",
-    "smart_house_library",
-    "model_residential_area",
-    "note",
-];
-
-fn sizes() -> Vec<usize> {
-    std::env::var("FIELDSYNC_BENCH_TABLETS")
-        .unwrap_or_else(|_| "100,1000".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect()
-}
-
-/// Every period the server accepts: years, quarters and months of 2000-2100.
-fn periods() -> Vec<String> {
-    let mut all = Vec::new();
-    for y in 2000..=2100 {
-        all.push(y.to_string());
-        all.extend((1..=4).map(|q| format!("{y}-Q{q}")));
-        all.extend((1..=12).map(|m| format!("{y}-{m:02}")));
-    }
-    all
-}
-
 /// A valid value for `field`.
 fn value(field: &str, rng: &mut StdRng) -> RawValue {
     match field {
@@ -138,10 +110,6 @@ fn tablets(server: &LocalServer, cat: &Catalogue, n: usize) -> anyhow::Result<Ve
         out.push(Tablet { token, plan, values });
     }
     Ok(out)
-}
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 /// The national-scale synthetic country, or the demo province.
@@ -232,17 +200,6 @@ async fn session(url: &str, t: Tablet) -> Result<Done, Failed> {
     })
 }
 
-/// CPU time of this process so far (user + system), from /proc/self/stat.
-fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // Fields 14 and 15 of proc(5), counted from `state` (field 3) here.
-    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    // USER_HZ is 100 on every Linux architecture the server runs on.
-    Some(Duration::from_millis(ticks * 10))
-}
-
 /// The kernel's count of connections dropped because a listen queue was full
 /// (TcpExt ListenOverflows in /proc/net/netstat; the whole machine's).
 fn listen_overflows() -> Option<u64> {
@@ -251,14 +208,6 @@ fn listen_overflows() -> Option<u64> {
     let (names, values) = (lines.next()?, lines.next()?);
     let i = names.split_whitespace().position(|n| n == "ListenOverflows")?;
     values.split_whitespace().nth(i)?.parse().ok()
-}
-
-/// Peak resident set size of this process, in MiB (VmHWM).
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -282,7 +231,7 @@ async fn main() -> anyhow::Result<()> {
     let preload_per_commune = env("FIELDSYNC_BENCH_PRELOAD", 50);
     let units = catalogue().org_units.len();
     println!("(catalogue: {units} org units; {preload_per_commune} earlier values per commune)");
-    for n in sizes() {
+    for n in env_list("FIELDSYNC_BENCH_TABLETS", "100,1000") {
         let dir = tempfile::tempdir()?;
         let cat = Arc::new(catalogue());
         let for_store = Arc::clone(&cat);
@@ -297,8 +246,8 @@ async fn main() -> anyhow::Result<()> {
         let setup_secs = setup.elapsed().as_secs_f64();
 
         // Peak RSS from here on (Linux ≥ 4.0); the CPU count is a difference.
-        let hwm_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
-        let cpu0 = cpu_time();
+        let hwm_reset = reset_peak_rss();
+        let cpu0 = cpu_secs();
         let overflows0 = listen_overflows();
         let start = Instant::now();
         let tasks: Vec<_> = plans
@@ -342,7 +291,7 @@ async fn main() -> anyhow::Result<()> {
         }
         let wall = start.elapsed().as_secs_f64();
         let overflows = listen_overflows().zip(overflows0).map(|(b, a)| b - a);
-        let cpu = cpu_time().zip(cpu0).map(|(b, a)| (b - a).as_secs_f64());
+        let cpu = cpu_secs().zip(cpu0).map(|(b, a)| b - a);
         let rss = peak_rss_mib();
         latencies.sort_unstable();
         let ok = latencies.len();
