@@ -119,7 +119,7 @@ pub async fn serve_all(
     }
     builder
         .concurrency_limit_per_connection(MAX_CONCURRENT_PER_CONNECTION)
-        .layer(grpc::Deadline::layer(request_timeout))
+        .layer(grpc::Edge::layer(request_timeout))
         .add_service(health)
         .add_service(reflection)
         .add_service(InterceptedService::new(sync, auth.clone()))

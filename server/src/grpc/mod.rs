@@ -5,7 +5,7 @@
 //! here and nowhere else.
 
 mod admin;
-mod deadline;
+mod edge;
 mod report;
 mod review;
 mod sync;
@@ -20,7 +20,7 @@ use tonic::{Request, Status};
 use crate::store::{self, now_ms, Store};
 
 pub use admin::AdminService;
-pub use deadline::Deadline;
+pub use edge::Edge;
 pub use report::ReportService;
 pub use review::ReviewService;
 pub use sync::{Limits, SyncService};

@@ -16,20 +16,21 @@ use tonic::codegen::http;
 use tonic::codegen::Service;
 use tonic::Status;
 
-/// Wraps a service so that each call ends within `limit`.
+/// Wraps a service so that each call ends within `limit` and oversized
+/// requests are answered RESOURCE_EXHAUSTED.
 #[derive(Clone)]
-pub struct Deadline<S> {
+pub struct Edge<S> {
     inner: S,
     limit: Duration,
 }
 
-impl<S> Deadline<S> {
-    pub fn layer(limit: Duration) -> impl tower::Layer<S, Service = Deadline<S>> + Clone {
-        tower::layer::layer_fn(move |inner| Deadline { inner, limit })
+impl<S> Edge<S> {
+    pub fn layer(limit: Duration) -> impl tower::Layer<S, Service = Edge<S>> + Clone {
+        tower::layer::layer_fn(move |inner| Edge { inner, limit })
     }
 }
 
-impl<S, Req, Body> Service<http::Request<Req>> for Deadline<S>
+impl<S, Req, Body> Service<http::Request<Req>> for Edge<S>
 where
     S: Service<http::Request<Req>, Response = http::Response<Body>>,
     S::Future: Send + 'static,
