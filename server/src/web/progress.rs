@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use fieldsync::{Amount, Catalogue, Level};
+use fieldsync::{Amount, Level};
 use fieldsync_client::export;
 use fieldsync_proto::convert;
 use fieldsync_proto::v1::report_server::Report;
@@ -35,11 +35,13 @@ struct View {
 }
 
 impl View {
-    fn of(form: &Form, ctx: &Ctx, catalogue: &Catalogue, store: &Store) -> Result<View, Status> {
+    async fn of(form: &Form, ctx: &Ctx, web: &Web) -> Result<View, Status> {
         let period = match form.text("period") {
-            "" => default_year(store)?.to_string(),
+            "" => default_year(Arc::clone(&web.store)).await?.to_string(),
             p => p.to_owned(),
         };
+        let catalogue = web.store.catalogue();
+        let catalogue = catalogue.as_ref();
         let area = match form.text("area") {
             "" => ctx.user.areas.first().cloned().or_else(|| {
                 catalogue.units_at(Level::Province, None).first().map(|u| u.id.clone())
@@ -91,12 +93,15 @@ impl View {
 
 /// This year in Vietnam, or the latest year with totals when this year has
 /// none yet.
-fn default_year(store: &Store) -> Result<u16, Status> {
+async fn default_year(store: Arc<Store>) -> Result<u16, Status> {
     let ms = crate::store::now_ms() as i64 + 7 * 3_600_000;
     // Days to years, good enough for picking a default (1970 + days/365.2425).
     let this_year = 1970 + (ms / 86_400_000 * 10_000) / 3_652_425;
     let this_year = u16::try_from(this_year).unwrap_or(u16::MAX);
-    store.year_to_show(this_year).map_err(crate::grpc::status_of)
+    tokio::task::spawn_blocking(move || store.year_to_show(this_year))
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(crate::grpc::status_of)
 }
 
 /// The export rows of `request`, at most `max_units` units' worth.
@@ -204,7 +209,7 @@ pub async fn page(
 async fn render(web: &Web, ctx: &Ctx, form: &Form) -> Result<String, Status> {
     let lang = ctx.lang;
     let catalogue = web.store.catalogue();
-    let view = View::of(form, ctx, &catalogue, &web.store)?;
+    let view = View::of(form, ctx, web).await?;
     let (totals, _) = rows(web, ctx, view.request(view.area_level), 1).await?;
     let (rows, cut) = rows(web, ctx, view.request(view.level), MAX_UNITS).await?;
     let area_name = catalogue.org_unit(&view.area).map_or(view.area.as_str(), |u| &u.name);
@@ -384,7 +389,7 @@ async fn download_rows(
     form: &Form,
 ) -> Result<(View, Vec<export::Row>), Status> {
     let catalogue = web.store.catalogue();
-    let view = View::of(form, ctx, &catalogue, &web.store)?;
+    let view = View::of(form, ctx, web).await?;
     let (rows, _) = rows(web, ctx, view.request(view.level), usize::MAX).await?;
     let rows = rows
         .into_iter()

@@ -451,14 +451,20 @@ pub async fn submission(
         lang.pick("Trường", "Field"),
         lang.pick("Thay đổi", "Change"),
     );
-    // People by name (the audit trail keeps user ids).
-    let mut names: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
-    for e in &history {
-        if !names.contains_key(e.user_id.as_str()) {
-            let name = web.store.user(&e.user_id).ok().flatten().map(|u| u.name);
-            names.insert(&e.user_id, name.unwrap_or_else(|| e.user_id.clone()));
-        }
-    }
+    // People by name (the audit trail keeps user ids), read off the executor.
+    let ids: std::collections::BTreeSet<String> =
+        history.iter().map(|e| e.user_id.clone()).collect();
+    let store = Arc::clone(&web.store);
+    let names: std::collections::HashMap<String, String> = tokio::task::spawn_blocking(move || {
+        ids.into_iter()
+            .map(|id| {
+                let name = store.user(&id).ok().flatten().map_or_else(|| id.clone(), |u| u.name);
+                (id, name)
+            })
+            .collect()
+    })
+    .await
+    .unwrap_or_default();
     for e in history.iter().rev() {
         let old = e.old_value.clone().map(|v| value_text(lang, &Some(v)));
         let new = e.new_value.clone().map(|v| value_text(lang, &Some(v)));
