@@ -18,8 +18,10 @@
 //! (`fieldsync_store::Memory`) so the only disk I/O is the server's. No
 //! retries: any error fails the session and is counted.
 //!
-//! Server CPU and peak RSS are those of the whole process, so they include
-//! the load generator (the tablets) as well as the server.
+//! The tablets run in a second process (this binary again, told so by
+//! `FIELDSYNC_BENCH_PLANS`), so the server's CPU and peak RSS are measured
+//! on their own; the load generator reports its own beside them. Both share
+//! the machine's cores, as a server and its clients on one host do.
 //!
 //! `cargo bench --bench load` (sizes: `FIELDSYNC_BENCH_TABLETS`, default
 //! `100,1000`; `FIELDSYNC_BENCH_RAMP_MS`, default 0: spread the session
@@ -66,8 +68,13 @@ fn value(field: &str, rng: &mut StdRng) -> RawValue {
 }
 
 /// What one tablet records: (village, period) → edits.
-type Plan = BTreeMap<(String, String), Vec<(String, RawValue)>>;
+type Plan = Vec<((String, String), Vec<(String, RawValue)>)>;
 
+/// Where the tablets' process finds its plans, and the server's address.
+const PLANS_VAR: &str = "FIELDSYNC_BENCH_PLANS";
+const URL_VAR: &str = "FIELDSYNC_BENCH_URL";
+
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Tablet {
     token: String,
     plan: Plan,
@@ -100,11 +107,12 @@ fn tablets(server: &LocalServer, cat: &Catalogue, n: usize) -> anyhow::Result<Ve
         let mut rng = StdRng::seed_from_u64(i as u64);
         cells.shuffle(&mut rng);
         let values = rng.random_range(20..=100).min(cells.len());
-        let mut plan = Plan::new();
+        let mut plan = BTreeMap::<_, Vec<_>>::new();
         for (village, period, field) in cells.into_iter().take(values) {
             let v = value(field, &mut rng);
             plan.entry((village, period)).or_default().push((field.to_owned(), v));
         }
+        let plan = plan.into_iter().collect();
         let id = format!("surveyor-{i}");
         let token = server.user(&id, &format!("Surveyor {i}"), Role::Surveyor, &[commune])?;
         out.push(Tablet { token, plan, values });
@@ -157,7 +165,7 @@ fn preload(
     Ok(loaded)
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Done {
     pushed: usize,
     applied: usize,
@@ -218,12 +226,85 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// What the tablets' process reports: every session's latency (ms), the
+/// sums, the failures ((step, error) → count, earliest and latest second
+/// into the session), and its own CPU seconds and peak RSS (MiB).
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct Report {
+    latencies_ms: Vec<f64>,
+    total: Done,
+    errors: Vec<(String, String, usize, f64, f64)>,
+    cpu: Option<f64>,
+    rss: Option<f64>,
+}
+
+/// The tablets' process: runs every session of the plans file against the
+/// server at `url`, all at once (or spread over `ramp`), and prints a
+/// [`Report`] as one line of JSON.
+async fn run_tablets(plans: &str, url: &str, ramp: Duration) -> anyhow::Result<()> {
+    let plans: Vec<Tablet> = serde_json::from_slice(&std::fs::read(plans)?)?;
+    let n = plans.len();
+    let tasks: Vec<_> = plans
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let url = url.to_owned();
+            let delay = ramp.mul_f64(i as f64 / n as f64);
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let began = Instant::now();
+                let done = session(&url, t).await;
+                (began.elapsed(), done)
+            })
+        })
+        .collect();
+    let mut report = Report::default();
+    // (step, error) → (count, earliest, latest) time into the session.
+    let mut errors: BTreeMap<(&str, String), (usize, Duration, Duration)> = BTreeMap::new();
+    for t in tasks {
+        let (took, done) = t.await?;
+        match done {
+            Ok(d) => {
+                report.latencies_ms.push(took.as_secs_f64() * 1e3);
+                let total = &mut report.total;
+                total.pushed += d.pushed;
+                total.applied += d.applied;
+                total.conflicts += d.conflicts;
+                total.rejected += d.rejected;
+                total.pulled += d.pulled;
+            }
+            Err(f) => {
+                let e =
+                    errors.entry((f.step, f.error.to_string())).or_insert((0, f.after, f.after));
+                e.0 += 1;
+                e.1 = e.1.min(f.after);
+                e.2 = e.2.max(f.after);
+            }
+        }
+    }
+    report.errors = errors
+        .into_iter()
+        .map(|((step, e), (count, first, last))| {
+            (step.to_owned(), e, count, first.as_secs_f64(), last.as_secs_f64())
+        })
+        .collect();
+    report.cpu = cpu_secs();
+    report.rss = peak_rss_mib();
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    println!("fieldsync load bench: N tablets, one session each, all at once, on loopback");
-    println!("(tablet stores in memory; CPU and peak RSS are the whole process: server + tablets)");
     let ramp = Duration::from_millis(
         std::env::var("FIELDSYNC_BENCH_RAMP_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0),
+    );
+    if let (Ok(plans), Ok(url)) = (std::env::var(PLANS_VAR), std::env::var(URL_VAR)) {
+        return run_tablets(&plans, &url, ramp).await;
+    }
+    println!("fieldsync load bench: N tablets, one session each, all at once, on loopback");
+    println!(
+        "(tablet stores in memory, in a second process; the server's CPU and peak RSS are its own)"
     );
     if !ramp.is_zero() {
         println!("(session starts spread evenly over {} ms)", ramp.as_millis());
@@ -239,63 +320,39 @@ async fn main() -> anyhow::Result<()> {
             Arc::unwrap_or_clone(for_store)
         })
         .await?;
-        let url = server.url.clone();
         let setup = Instant::now();
         let plans = tablets(&server, &cat, n)?;
         let preloaded = preload(&server, &cat, n, preload_per_commune)?;
+        let plans_file = dir.path().join("plans.json");
+        std::fs::write(&plans_file, serde_json::to_vec(&plans)?)?;
+        drop(plans);
         let setup_secs = setup.elapsed().as_secs_f64();
 
-        // Peak RSS from here on (Linux ≥ 4.0); the CPU count is a difference.
+        // The server's peak RSS from here on (Linux ≥ 4.0); CPU is a difference.
         let hwm_reset = reset_peak_rss();
         let cpu0 = cpu_secs();
         let overflows0 = listen_overflows();
         let start = Instant::now();
-        let tasks: Vec<_> = plans
-            .into_iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let url = url.clone();
-                let delay = ramp.mul_f64(i as f64 / n as f64);
-                tokio::spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    let began = Instant::now();
-                    let done = session(&url, t).await;
-                    (began.elapsed(), done)
-                })
-            })
-            .collect();
-        let mut latencies = Vec::with_capacity(n);
-        let mut total = Done::default();
-        // (step, error) → (count, earliest, latest) time into the session.
-        let mut errors: BTreeMap<(&str, String), (usize, Duration, Duration)> = BTreeMap::new();
-        for t in tasks {
-            let (took, done) = t.await?;
-            match done {
-                Ok(d) => {
-                    latencies.push(took);
-                    total.pushed += d.pushed;
-                    total.applied += d.applied;
-                    total.conflicts += d.conflicts;
-                    total.rejected += d.rejected;
-                    total.pulled += d.pulled;
-                }
-                Err(f) => {
-                    let e = errors
-                        .entry((f.step, f.error.to_string()))
-                        .or_insert((0, f.after, f.after));
-                    e.0 += 1;
-                    e.1 = e.1.min(f.after);
-                    e.2 = e.2.max(f.after);
-                }
-            }
-        }
+        let mut tablets = std::process::Command::new(std::env::current_exe()?);
+        tablets.env(PLANS_VAR, &plans_file).env(URL_VAR, &server.url);
+        let out = tokio::task::spawn_blocking(move || tablets.output()).await??;
         let wall = start.elapsed().as_secs_f64();
+        anyhow::ensure!(
+            out.status.success(),
+            "the tablets' process failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Report = serde_json::from_slice(&out.stdout)?;
         let overflows = listen_overflows().zip(overflows0).map(|(b, a)| b - a);
         let cpu = cpu_secs().zip(cpu0).map(|(b, a)| b - a);
         let rss = peak_rss_mib();
+        let mut latencies: Vec<Duration> =
+            report.latencies_ms.iter().map(|ms| Duration::from_secs_f64(ms / 1e3)).collect();
         latencies.sort_unstable();
         let ok = latencies.len();
-        let failed: usize = errors.values().map(|e| e.0).sum();
+        let failed: usize = report.errors.iter().map(|e| e.2).sum();
+        let total = &report.total;
 
         println!();
         println!(
@@ -318,27 +375,26 @@ async fn main() -> anyhow::Result<()> {
         );
         match cpu {
             Some(c) => println!(
-                "  process CPU: {c:.2} s ({:.0}% of one core over the wall time)",
+                "  server CPU: {c:.2} s ({:.0}% of one core over the wall time)",
                 c / wall * 100.0
             ),
-            None => println!("  process CPU: unavailable (no /proc/self/stat)"),
+            None => println!("  server CPU: unavailable (no /proc/self/stat)"),
         }
         match rss {
             Some(r) => println!(
-                "  process peak RSS: {r:.0} MiB ({})",
+                "  server peak RSS: {r:.0} MiB ({})",
                 if hwm_reset { "since the load started" } else { "since the process started" }
             ),
-            None => println!("  process peak RSS: unavailable (no /proc/self/status)"),
+            None => println!("  server peak RSS: unavailable (no /proc/self/status)"),
+        }
+        if let (Some(c), Some(r)) = (report.cpu, report.rss) {
+            println!("  load generator (the tablets' process): CPU {c:.2} s, peak RSS {r:.0} MiB");
         }
         if let Some(o) = overflows {
             println!("  kernel listen-queue overflows during the run (whole machine): {o}");
         }
-        for ((step, e), (count, first, last)) in &errors {
-            println!(
-                "  failed ×{count} in {step}, {:.1}-{:.1} s into the session: {e}",
-                first.as_secs_f64(),
-                last.as_secs_f64()
-            );
+        for (step, e, count, first, last) in &report.errors {
+            println!("  failed ×{count} in {step}, {first:.1}-{last:.1} s into the session: {e}");
         }
         server.stop().await?;
     }
