@@ -1,0 +1,132 @@
+//! Runs the real `fieldsync-server` binary with debug logging, signs in with
+//! good and bad tokens, pushes and pulls values, and reads everything the
+//! process printed: no token and no value appears in it.
+
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fieldsync::sync::RawValue;
+use fieldsync_client::remote::Grpc;
+use fieldsync_client::sync::{self, Retry};
+use fieldsync_proto::v1::admin_client::AdminClient;
+use fieldsync_proto::v1::{CreateUserRequest, IssueTokenRequest, Role, User};
+use fieldsync_store::Memory;
+use tonic::transport::Channel;
+use tonic::Request;
+
+const ADMIN_TOKEN: &str = "logs-test-admin-token-7f3a9c";
+const NOTE: &str = "Ghi chú riêng tư 5b8e1d: kênh mương thôn Đông";
+const AMOUNT: &str = "187.65";
+const BAD_TOKEN: &str = "wrong-token-c41d0e77";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn channel(url: &str) -> Channel {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match Channel::from_shared(url.to_owned()).unwrap().connect().await {
+            Ok(c) => return c,
+            Err(e) if Instant::now() > deadline => panic!("server did not come up: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+fn as_admin<T>(message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    let bearer = format!("Bearer {ADMIN_TOKEN}").parse().unwrap();
+    request.metadata_mut().insert("authorization", bearer);
+    request
+}
+
+#[tokio::test]
+async fn tokens_and_values_never_reach_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc_port, http_port) = (free_port(), free_port());
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_fieldsync-server"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{grpc_port}")])
+        .args(["--http", &format!("127.0.0.1:{http_port}"), "--data"])
+        .arg(dir.path().join("data"))
+        .env("FIELDSYNC_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("RUST_LOG", "debug")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start fieldsync-server");
+    let url = format!("http://127.0.0.1:{grpc_port}");
+
+    let mut admin = AdminClient::new(channel(&url).await);
+    let user = User {
+        id: "an".into(),
+        name: "Nguyễn Văn An".into(),
+        role: Role::Surveyor as i32,
+        areas: vec!["ha-tinh".into()],
+        disabled: false,
+    };
+    admin.create_user(as_admin(CreateUserRequest { user: Some(user) })).await.unwrap();
+    let issued = admin
+        .issue_token(as_admin(IssueTokenRequest {
+            user_id: "an".into(),
+            expires_in_s: 0,
+            label: "tablet".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let token = issued.token;
+
+    let refused = Grpc::connect(&url, BAD_TOKEN).await;
+    let refused = match refused {
+        Err(e) => e.to_string(),
+        Ok(mut remote) => {
+            use fieldsync_client::remote::Remote;
+            remote.bootstrap().await.expect_err("a bad token is refused").to_string()
+        }
+    };
+    assert!(refused.to_lowercase().contains("token"), "{refused}");
+
+    let tablet =
+        fieldsync_client::init_tablet(Arc::new(Memory::new()), &url, &token).await.unwrap();
+    let edits = vec![
+        ("note".to_owned(), RawValue::Text(NOTE.into())),
+        ("road_km".to_owned(), RawValue::Amount(AMOUNT.into())),
+    ];
+    tablet
+        .record(fieldsync::demo::SAMPLE_VILLAGE, "2022", &edits, fieldsync_client::now_ms())
+        .unwrap();
+    let mut remote = Grpc::connect(&url, &token).await.unwrap();
+    let retry = Retry::immediate(0);
+    let report = sync::push(&tablet, &mut remote, &retry, &mut |_| {}).await.unwrap();
+    assert_eq!(report.applied, 2, "both values are stored");
+    sync::pull(&tablet, &mut remote, &retry, &mut |_| {}).await.unwrap();
+
+    // The web sign-in with a token the server does not know.
+    let body = format!("token={BAD_TOKEN}");
+    let mut web = tokio::net::TcpStream::connect(("127.0.0.1", http_port)).await.unwrap();
+    let post = format!(
+        "POST /signin HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: \
+         application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    web.write_all(post.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    web.read_to_end(&mut answer).await.unwrap();
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 4"), "the sign-in is refused");
+
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let printed = std::fs::read_to_string(&log_path).unwrap();
+    assert!(printed.contains("push committed"), "the server logged:\n{printed}");
+    assert!(printed.contains("DEBUG"), "the server logged at debug level:\n{printed}");
+    for secret in [ADMIN_TOKEN, token.as_str(), BAD_TOKEN, NOTE, "kênh mương", AMOUNT, "18765"] {
+        assert!(!printed.contains(secret), "{secret:?} appears in the server's output:\n{printed}");
+    }
+}
