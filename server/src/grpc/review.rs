@@ -17,7 +17,7 @@ use fieldsync_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use super::{blocking, caller, invalid, optional};
-use crate::store::{now_ms, Choice, HistoryQuery, Store};
+use crate::store::{now_ms, Choice, HistoryQuery, Store, MAX_BULK};
 
 /// Most rows one list call returns.
 const MAX_LIST: usize = 1_000;
@@ -140,8 +140,14 @@ impl Review for ReviewService {
                     filter_period,
                     only,
                     None,
-                    usize::MAX,
+                    MAX_BULK + 1,
                 )?;
+                if rows.len() > MAX_BULK {
+                    return Err(crate::store::Error::Invalid(format!(
+                        "more than {MAX_BULK} submissions match; at most {MAX_BULK} in one \
+                         decision: narrow the area or period"
+                    )));
+                }
                 subs = rows.into_iter().map(|(h, _, _)| (h.village_id, h.period)).collect();
             }
             store.decide(&user, &subs, verdict, &req.reason, now_ms())

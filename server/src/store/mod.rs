@@ -47,7 +47,7 @@ use fieldsync_store::{scan_prefix, Batch, Engine};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 pub use admin::{TokenInfo, ADMIN_TOKEN_ENV};
-pub use review::{Choice, HistoryQuery};
+pub use review::{Choice, HistoryQuery, MAX_BULK};
 pub use rollup::{PlanRow, Total};
 
 const META: &str = "meta";
@@ -1260,6 +1260,57 @@ mod tests {
 
     fn km(id: u64, field: &str, v: &str, hlc: u64) -> Mutation {
         m(id, "2022", field, RawValue::Amount(v.into()), hlc)
+    }
+
+    #[test]
+    fn the_submission_list_pages_through_more_headers_than_one_read_holds() {
+        let store = store();
+        let catalogue = store.catalogue();
+        let villages: Vec<String> = catalogue
+            .units_at(fieldsync::Level::Village, None)
+            .iter()
+            .map(|u| u.id.clone())
+            .collect();
+        let periods: Vec<String> =
+            (0..24).map(|k| format!("{}-{:02}", 2000 + k / 12, k % 12 + 1)).collect();
+        let mut batch = Vec::new();
+        for p in &periods {
+            for v in &villages {
+                let id = batch.len() as u64 + 1;
+                let mut note = m(id, p, "note", RawValue::Text(format!("{v} {p}")), id);
+                note.village_id = v.clone();
+                batch.push(note);
+            }
+        }
+        let results = store.push(&surveyor(), device(1), &batch, 0, now_ms()).unwrap();
+        assert!(results.iter().all(|r| r.outcome == Outcome::Applied));
+        let all = store.submissions().unwrap();
+        assert_eq!(all.len(), villages.len() * periods.len());
+        assert!(all.len() > 2 * 1_024, "more headers than two reads of the tree");
+
+        let mut listed = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store.list_submissions(&surveyor(), None, None, None, after, 1_000).unwrap();
+            assert!(page.len() <= 1_000);
+            let Some((last, _, _)) = page.last() else { break };
+            after = Some(last.id);
+            listed.extend(page.into_iter().map(|(h, fields, open)| {
+                assert_eq!((fields, open), (1, 0));
+                h.id
+            }));
+        }
+        assert_eq!(listed, all.iter().map(|h| h.id).collect::<Vec<_>>(), "each once, in order");
+
+        // A narrow filter finds its few headers spread over the whole tree.
+        let commune = &catalogue.units_at(fieldsync::Level::Commune, None)[0].id;
+        let period: Period = "2001-07".parse().unwrap();
+        let found = store
+            .list_submissions(&surveyor(), Some(commune), Some(period), None, None, 1_000)
+            .unwrap();
+        let expected = catalogue.units_at(fieldsync::Level::Village, Some(commune)).len();
+        assert_eq!(found.len(), expected);
+        assert!(found.iter().all(|(h, _, _)| h.period == period));
     }
 
     #[test]

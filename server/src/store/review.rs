@@ -78,30 +78,35 @@ impl Store {
         if let Some(area) = area {
             readable_area(&catalogue, caller, area)?;
         }
-        let from = after.map(|s| s.0.as_bytes().to_vec());
-        let lower = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        let mut from = after.map(|s| s.0.as_bytes().to_vec());
         let mut out = Vec::new();
-        for (_, bytes) in
-            self.engine.scan(super::SUBMISSIONS, lower, Bound::Unbounded, usize::MAX)?
-        {
-            let header: SubmissionHeader = decode(super::SUBMISSIONS, &bytes)?;
-            let village = &header.village_id;
-            let wanted = caller.covers(&catalogue, village)
-                && area.is_none_or(|a| catalogue.within(village, a))
-                && period.is_none_or(|p| p == header.period)
-                && state.is_none_or(|s| s == header.review.state);
-            if !wanted {
-                continue;
-            }
-            let fields =
-                self.fields_of(header.id)?.iter().filter(|f| f.value != Value::Deleted).count();
-            let open = self.conflicts_of(header.id)?.iter().filter(|c| c.open).count();
-            out.push((header, fields, open));
-            if out.len() >= limit {
-                break;
+        // A chunk of headers at a time, so a page never holds the whole tree.
+        loop {
+            let lower = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+            let chunk = self.engine.scan(super::SUBMISSIONS, lower, Bound::Unbounded, 1_024)?;
+            let Some((last, _)) = chunk.last() else {
+                return Ok(out);
+            };
+            from = Some(last.clone());
+            for (_, bytes) in &chunk {
+                let header: SubmissionHeader = decode(super::SUBMISSIONS, bytes)?;
+                let village = &header.village_id;
+                let wanted = caller.covers(&catalogue, village)
+                    && area.is_none_or(|a| catalogue.within(village, a))
+                    && period.is_none_or(|p| p == header.period)
+                    && state.is_none_or(|s| s == header.review.state);
+                if !wanted {
+                    continue;
+                }
+                let fields =
+                    self.fields_of(header.id)?.iter().filter(|f| f.value != Value::Deleted).count();
+                let open = self.conflicts_of(header.id)?.iter().filter(|c| c.open).count();
+                out.push((header, fields, open));
+                if out.len() >= limit {
+                    return Ok(out);
+                }
             }
         }
-        Ok(out)
     }
 
     /// Applies one verdict to every submission given (village, period), all
