@@ -222,3 +222,71 @@ async fn english_is_a_click_away_and_numbers_read_vietnamese_by_default() {
     drop(tablet);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_queue_downloads_as_csv_with_the_same_filter_and_areas() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_web_server(dir.path()).await;
+    let catalogue = server.store.catalogue();
+    let ours: Vec<String> = catalogue
+        .units_at(fieldsync::Level::Village, Some(demo::SAMPLE_COMMUNE))
+        .iter()
+        .map(|v| v.id.clone())
+        .take(3)
+        .collect();
+    let elsewhere = catalogue
+        .units_at(fieldsync::Level::Village, Some(demo::PROVINCE))
+        .into_iter()
+        .find(|v| catalogue.lineage(&v.id).all(|u| u.id != demo::SAMPLE_COMMUNE))
+        .map(|v| v.id.clone())
+        .unwrap();
+    let tablet = server.tablet("Nguyễn Văn An").await;
+    for village in ours.iter().chain([&elsewhere]) {
+        tablet.record_at(village, PERIOD, &[("road_km", "1.5")]);
+    }
+    tablet.sync(&server.url).await;
+    let token =
+        server.user("giam.tran", "Trần Văn Giám", Role::Supervisor, &[demo::SAMPLE_COMMUNE]);
+    let web = server.web_url();
+    let (session, csrf) = http::sign_in(web, &token).await;
+    let approve = post(
+        web,
+        &format!("/submissions/{}/{PERIOD}/decide", ours[0]),
+        &session,
+        &[("csrf", &csrf), ("verdict", "approve")],
+    )
+    .await;
+    assert_eq!(approve.status, 303, "{}", approve.text());
+
+    let page = get(web, &format!("/queue?period={PERIOD}"), &session).await;
+    assert!(page.text().contains("id=\"queue-csv\""), "the queue links its download");
+    let csv = get(web, &format!("/queue.csv?period={PERIOD}&area=&state="), &session).await;
+    assert_eq!(csv.status, 200, "{}", csv.text());
+    assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
+    assert!(csv.header("content-disposition").unwrap().contains(".csv"));
+    let text = csv.text();
+    let text = text.strip_prefix('\u{feff}').expect("a byte-order mark for Excel");
+    let mut lines = text.lines();
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("village_id,village,commune,district,province,period,state"));
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), ours.len(), "only the supervisor's commune: {rows:?}");
+    for village in &ours {
+        let name = &catalogue.org_units[village].name;
+        let row = rows.iter().find(|r| r.starts_with(&format!("{village},"))).unwrap();
+        assert!(row.contains(name.as_str()), "{row}");
+        let state = if *village == ours[0] { ",approved," } else { ",submitted," };
+        assert!(row.contains(state), "{row}");
+    }
+    assert!(!text.contains(&elsewhere), "another commune's report is not listed");
+
+    let approved = get(web, &format!("/queue.csv?period={PERIOD}&state=approved"), &session).await;
+    let approved = approved.text();
+    assert_eq!(approved.lines().count(), 2, "the header and the approved report: {approved}");
+    assert!(approved.contains("Trần Văn Giám"), "who set the state: {approved}");
+    let forbidden = get(web, "/queue.csv?area=ha-tinh.can-loc", &session).await;
+    assert_eq!(forbidden.status, 403);
+    server.stop().await;
+}

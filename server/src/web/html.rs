@@ -176,6 +176,21 @@ pub fn time(ms: u64) -> String {
     if ms == 0 {
         return "—".into();
     }
+    let (year, month, day, hour, minute) = civil(ms);
+    format!("{day:02}/{month:02}/{year} {hour:02}:{minute:02}")
+}
+
+/// `2026-11-29 16:32` in Vietnam's time (UTC+7), for downloads; empty for 0.
+pub fn iso_time(ms: u64) -> String {
+    if ms == 0 {
+        return String::new();
+    }
+    let (year, month, day, hour, minute) = civil(ms);
+    format!("{year}-{month:02}-{day:02} {hour:02}:{minute:02}")
+}
+
+/// Year, month, day, hour and minute in Vietnam's time (UTC+7).
+fn civil(ms: u64) -> (i64, i64, i64, i64, i64) {
     let secs = (ms / 1000) as i64 + 7 * 3600;
     let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
@@ -188,7 +203,7 @@ pub fn time(ms: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{day:02}/{month:02}/{year} {:02}:{:02}", rest / 3600, rest % 3600 / 60)
+    (year, month, day, rest / 3600, rest % 3600 / 60)
 }
 
 /// The signed-in user, for the page frame.

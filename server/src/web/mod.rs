@@ -293,6 +293,7 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/signin", get(signin_page).post(signin))
         .route("/signout", post(signout))
         .route("/queue", get(review::queue))
+        .route("/queue.csv", get(review::queue_csv))
         .route("/queue/approve", post(review::bulk_approve))
         .route("/submissions/{village}/{period}", get(review::submission))
         .route("/submissions/{village}/{period}/decide", post(review::decide))

@@ -407,7 +407,7 @@ fn file_name(view: &View, ext: &str) -> String {
     format!("{safe}.{ext}")
 }
 
-fn attachment(content_type: &'static str, name: &str, bytes: Vec<u8>) -> Response {
+pub(super) fn attachment(content_type: &'static str, name: &str, bytes: Vec<u8>) -> Response {
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
         .unwrap_or(HeaderValue::from_static("attachment"));
     (

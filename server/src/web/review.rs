@@ -147,6 +147,12 @@ pub async fn queue(
         );
     }
     body.push_str("</ul>");
+    let _ = write!(
+        body,
+        "<p class=\"downloads\"><a id=\"queue-csv\" href=\"/queue.csv?{}\">{}</a></p>",
+        E(&filter.query()),
+        lang.pick("Tải danh sách (CSV)", "Download the list (CSV)")
+    );
     // Bulk approval of what is listed: submitted, no open conflict.
     let approvable: Vec<&SubmissionReview> = page
         .submissions
@@ -240,6 +246,112 @@ pub async fn queue(
         }
     }
     ctx.page(lang.pick("Duyệt báo cáo", "Review queue"), Section::Queue, &body)
+}
+
+/// Rows a queue download may hold; a wider filter is asked to narrow.
+pub const MAX_DOWNLOAD: usize = 100_000;
+
+/// Columns of the queue download, in order.
+const QUEUE_CSV_HEADER: [&str; 13] = [
+    "village_id",
+    "village",
+    "commune",
+    "district",
+    "province",
+    "period",
+    "state",
+    "fields",
+    "open_conflicts",
+    "state_set_by",
+    "state_set_at",
+    "reason",
+    "submission_id",
+];
+
+/// Every submission the queue's filter matches (all pages), as CSV with a
+/// byte-order mark so that Excel reads Vietnamese names.
+pub async fn queue_csv(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let ctx = match web.ctx(&headers) {
+        Ok(ctx) => ctx,
+        Err(response) => return *response,
+    };
+    let form = Form::query(query.as_deref());
+    let filter = match Filter::of(&form) {
+        Ok(f) => f,
+        Err(status) => return ctx.fail(&status),
+    };
+    let mut rows = Vec::new();
+    let mut after = String::new();
+    loop {
+        let request = ListSubmissionsRequest {
+            area: filter.area.clone(),
+            period: filter.period.clone(),
+            state: filter.state.map_or(0, |s| convert::review_state_to_wire(s) as i32),
+            limit: 1_000,
+            after: std::mem::take(&mut after),
+        };
+        let page = match web.review.list_submissions(ctx.request(request)).await {
+            Ok(reply) => reply.into_inner(),
+            Err(status) => return ctx.fail(&status),
+        };
+        rows.extend(page.submissions);
+        if rows.len() > MAX_DOWNLOAD {
+            return ctx.fail(&Status::invalid_argument(format!(
+                "more than {MAX_DOWNLOAD} reports match: narrow the area, period or state"
+            )));
+        }
+        match page.next.is_empty() {
+            true => break,
+            false => after = page.next,
+        }
+    }
+    let catalogue = web.store.catalogue();
+    let mut out = csv::Writer::from_writer("\u{feff}".as_bytes().to_vec());
+    let written = (|| -> Result<(), csv::Error> {
+        out.write_record(QUEUE_CSV_HEADER)?;
+        for s in &rows {
+            let Some(r) = &s.review else { continue };
+            let name_at = |level| {
+                catalogue
+                    .lineage(&r.village_id)
+                    .find(|u| u.level == level)
+                    .map_or(String::new(), |u| u.name.clone())
+            };
+            out.write_record([
+                r.village_id.clone(),
+                name_at(fieldsync::Level::Village),
+                name_at(fieldsync::Level::Commune),
+                name_at(fieldsync::Level::District),
+                name_at(fieldsync::Level::Province),
+                r.period.clone(),
+                state_of(Some(r)).map_or(String::new(), |s| s.as_str().to_owned()),
+                s.fields.to_string(),
+                s.open_conflicts.to_string(),
+                r.user_name.clone(),
+                super::html::iso_time(r.at_ms),
+                r.reason.clone(),
+                r.submission_id.clone(),
+            ])?;
+        }
+        out.flush()?;
+        Ok(())
+    })();
+    let bytes = match written
+        .map_err(|e| e.to_string())
+        .and_then(|()| out.into_inner().map_err(|e| e.to_string()))
+    {
+        Ok(bytes) => bytes,
+        Err(e) => return ctx.fail(&Status::internal(e)),
+    };
+    let name: String = format!("fieldsync-reports-{}-{}", filter.area, filter.period)
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect();
+    super::progress::attachment("text/csv; charset=utf-8", &format!("{name}.csv"), bytes)
 }
 
 const VERDICTS: [Verdict; 5] =
