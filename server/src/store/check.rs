@@ -75,7 +75,7 @@ impl Store {
     }
 
     /// Calls `each` on every entry of `tree`, in key order, a chunk at a time.
-    fn each_entry(
+    pub(super) fn each_entry(
         &self,
         tree: &'static str,
         mut each: impl FnMut(&[u8], &[u8]) -> Result<()>,

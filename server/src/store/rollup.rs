@@ -6,7 +6,6 @@
 //! `plans`: the same key → [`Amount`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ops::Bound;
 
 use fieldsync::access::{Action, Role, User};
 use fieldsync::rollup::{contributions, Cell, Contributions};
@@ -332,10 +331,8 @@ impl Store {
         let _guard = self.read_lock();
         let catalogue = self.catalogue();
         let mut expected: BTreeMap<Vec<u8>, Cell> = BTreeMap::new();
-        for (_, bytes) in
-            self.engine.scan(SUBMISSIONS, Bound::Unbounded, Bound::Unbounded, usize::MAX)?
-        {
-            let header: SubmissionHeader = decode(SUBMISSIONS, &bytes)?;
+        self.each_entry(SUBMISSIONS, |_, bytes| {
+            let header: SubmissionHeader = decode(SUBMISSIONS, bytes)?;
             let fields: Vec<fieldsync::sync::FieldState> =
                 scan_prefix(self.engine.as_ref(), FIELDS, header.id.0.as_bytes(), usize::MAX)?
                     .iter()
@@ -353,14 +350,14 @@ impl Store {
                     cell.apply(&c, 1).ok_or_else(|| Error::Invalid("a total overflows".into()))?;
                 }
             }
-        }
+            Ok(())
+        })?;
         expected.retain(|_, c| !c.is_empty());
-        let kept: BTreeMap<Vec<u8>, Cell> = self
-            .engine
-            .scan(ROLLUPS, Bound::Unbounded, Bound::Unbounded, usize::MAX)?
-            .into_iter()
-            .map(|(k, v)| Ok((k, decode(ROLLUPS, &v)?)))
-            .collect::<Result<_>>()?;
+        let mut kept: BTreeMap<Vec<u8>, Cell> = BTreeMap::new();
+        self.each_entry(ROLLUPS, |key, bytes| {
+            kept.insert(key.to_vec(), decode(ROLLUPS, bytes)?);
+            Ok(())
+        })?;
         let keys: BTreeSet<&Vec<u8>> = expected.keys().chain(kept.keys()).collect();
         let show = |k: &[u8]| String::from_utf8_lossy(k).replace('\0', " / ");
         Ok(keys
