@@ -47,6 +47,10 @@ pub struct Limits {
     pub pull_queue_wait: std::time::Duration,
     /// Pull streams one user may have open at once.
     pub pulls_per_user: usize,
+    /// Pushes handed to the store at once; later ones wait their turn, in
+    /// arrival order, without holding a thread, so a burst of pushes never
+    /// fills the blocking pool ahead of the pulls and reads queued behind it.
+    pub pushes_in_flight: usize,
 }
 
 impl Default for Limits {
@@ -62,6 +66,7 @@ impl Default for Limits {
             max_pulls: 256,
             pull_queue_wait: std::time::Duration::from_secs(10),
             pulls_per_user: 8,
+            pushes_in_flight: 8,
         }
     }
 }
@@ -72,12 +77,14 @@ pub struct SyncService {
     limits: Limits,
     pulls: Arc<Semaphore>,
     pulls_by_user: Arc<Mutex<HashMap<String, usize>>>,
+    pushes: Arc<Semaphore>,
 }
 
 impl SyncService {
     pub fn new(store: Arc<Store>, limits: Limits) -> Self {
         let pulls = Arc::new(Semaphore::new(limits.max_pulls.max(1)));
-        SyncService { store, limits, pulls, pulls_by_user: Default::default() }
+        let pushes = Arc::new(Semaphore::new(limits.pushes_in_flight.max(1)));
+        SyncService { store, limits, pulls, pulls_by_user: Default::default(), pushes }
     }
 
     /// A place for one more pull by `user`, held until the pull's stream is
@@ -202,6 +209,11 @@ impl Sync for SyncService {
         let store = Arc::clone(&self.store);
         let acked = req.acknowledged_through;
         let count = mutations.len();
+        let _turn = self
+            .pushes
+            .acquire()
+            .await
+            .map_err(|_| Status::unavailable("the server is shutting down"))?;
         let results =
             blocking(move || store.push(&user, device, &mutations, acked, now_ms())).await?;
         tracing::info!(%device, mutations = count, "push committed");

@@ -246,7 +246,7 @@ fn read_u64(tree: &'static str, bytes: &[u8]) -> Result<u64> {
 pub struct Store {
     engine: Arc<dyn Engine>,
     catalogue: RwLock<Arc<Catalogue>>,
-    lock: RwLock<()>,
+    lock: parking_lot::RwLock<()>,
     /// The keys of the `closed` tree, kept in memory (a handful per year) so
     /// that checking a value against them costs no reads.
     closed: RwLock<std::collections::HashSet<Vec<u8>>>,
@@ -292,7 +292,7 @@ impl Store {
             sign_ins: RwLock::new(HashMap::new()),
             engine,
             catalogue: RwLock::new(Arc::new(catalogue)),
-            lock: RwLock::new(()),
+            lock: parking_lot::RwLock::new(()),
             closed: RwLock::new(closed),
         })
     }
@@ -302,12 +302,12 @@ impl Store {
         Arc::clone(&self.catalogue.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    fn write_lock(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
-        self.lock.write().unwrap_or_else(|e| e.into_inner())
+    fn write_lock(&self) -> parking_lot::RwLockWriteGuard<'_, ()> {
+        self.lock.write()
     }
 
-    fn read_lock(&self) -> std::sync::RwLockReadGuard<'_, ()> {
-        self.lock.read().unwrap_or_else(|e| e.into_inner())
+    fn read_lock(&self) -> parking_lot::RwLockReadGuard<'_, ()> {
+        self.lock.read()
     }
 
     fn counter(&self, key: &[u8]) -> Result<u64> {
@@ -1000,7 +1000,7 @@ impl<'a> Work<'a> {
     /// outside the lock lets the writers that queued behind this one share
     /// its flush (group commit); pulls see the new changes only once
     /// flushed (see [`Store::pull`]).
-    fn commit(self, guard: std::sync::RwLockWriteGuard<'_, ()>) -> Result<()> {
+    fn commit(self, guard: parking_lot::RwLockWriteGuard<'_, ()>) -> Result<()> {
         self.commit_then(guard, || {})
     }
 
@@ -1010,7 +1010,7 @@ impl<'a> Work<'a> {
     /// later writer sees the records without it.
     fn commit_then(
         mut self,
-        guard: std::sync::RwLockWriteGuard<'_, ()>,
+        guard: parking_lot::RwLockWriteGuard<'_, ()>,
         written: impl FnOnce(),
     ) -> Result<()> {
         self.update_rollups()?;
