@@ -257,6 +257,16 @@ async fn the_queue_downloads_as_csv_with_the_same_filter_and_areas() {
     )
     .await;
     assert_eq!(approve.status, 303, "{}", approve.text());
+    // A reason a spreadsheet would run as a formula.
+    let formula = "=HYPERLINK(\"http://example.com\",\"xem\")";
+    let sent_back = post(
+        web,
+        &format!("/submissions/{}/{PERIOD}/decide", ours[1]),
+        &session,
+        &[("csrf", &csrf), ("verdict", "return"), ("reason", formula)],
+    )
+    .await;
+    assert_eq!(sent_back.status, 303, "{}", sent_back.text());
 
     let page = get(web, &format!("/queue?period={PERIOD}"), &session).await;
     assert!(page.text().contains("id=\"queue-csv\""), "the queue links its download");
@@ -277,9 +287,15 @@ async fn the_queue_downloads_as_csv_with_the_same_filter_and_areas() {
         let name = &catalogue.org_units[village].name;
         let row = rows.iter().find(|r| r.starts_with(&format!("{village},"))).unwrap();
         assert!(row.contains(name.as_str()), "{row}");
-        let state = if *village == ours[0] { ",approved," } else { ",submitted," };
+        let state = match village {
+            v if *v == ours[0] => ",approved,",
+            v if *v == ours[1] => ",returned,",
+            _ => ",submitted,",
+        };
         assert!(row.contains(state), "{row}");
     }
+    let returned = rows.iter().find(|r| r.contains(",returned,")).unwrap();
+    assert!(returned.contains("\"'=HYPERLINK("), "the formula is defused: {returned}");
     assert!(!text.contains(&elsewhere), "another commune's report is not listed");
 
     let approved = get(web, &format!("/queue.csv?period={PERIOD}&state=approved"), &session).await;

@@ -268,6 +268,16 @@ const QUEUE_CSV_HEADER: [&str; 13] = [
     "submission_id",
 ];
 
+/// Free text for a spreadsheet cell: text that a spreadsheet would take
+/// for a formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage
+/// return) gets a leading apostrophe, so opening the file runs nothing.
+fn cell(text: &str) -> String {
+    match text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        true => format!("'{text}"),
+        false => text.to_owned(),
+    }
+}
+
 /// Every submission the queue's filter matches (all pages), as CSV with a
 /// byte-order mark so that Excel reads Vietnamese names.
 pub async fn queue_csv(
@@ -319,7 +329,7 @@ pub async fn queue_csv(
                 catalogue
                     .lineage(&r.village_id)
                     .find(|u| u.level == level)
-                    .map_or(String::new(), |u| u.name.clone())
+                    .map_or(String::new(), |u| cell(&u.name))
             };
             out.write_record([
                 r.village_id.clone(),
@@ -331,9 +341,9 @@ pub async fn queue_csv(
                 state_of(Some(r)).map_or(String::new(), |s| s.as_str().to_owned()),
                 s.fields.to_string(),
                 s.open_conflicts.to_string(),
-                r.user_name.clone(),
+                cell(&r.user_name),
                 super::html::iso_time(r.at_ms),
-                r.reason.clone(),
+                cell(&r.reason),
                 r.submission_id.clone(),
             ])?;
         }
