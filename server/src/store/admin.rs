@@ -32,7 +32,7 @@ pub struct TokenInfo {
     pub revoked: bool,
 }
 
-fn hash(token: &str) -> Vec<u8> {
+pub(super) fn hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
@@ -73,7 +73,10 @@ impl Store {
     pub fn authenticate(&self, token: &str, now_ms: u64) -> Result<User> {
         let unknown = || Error::Unauthenticated("unknown or revoked token".into());
         let hash = hash(token);
-        let cached = self.sign_ins.read().unwrap_or_else(|e| e.into_inner()).get(&hash).cloned();
+        let (cached, generation) = {
+            let sign_ins = self.sign_ins.read().unwrap_or_else(|e| e.into_inner());
+            (sign_ins.known.get(&hash).cloned(), sign_ins.generation)
+        };
         let (info, user) = match cached {
             Some(known) => known,
             None => {
@@ -84,11 +87,7 @@ impl Store {
                     .transpose()?
                     .ok_or_else(unknown)?;
                 let user = self.user(&info.user_id)?.ok_or_else(unknown)?;
-                let mut known = self.sign_ins.write().unwrap_or_else(|e| e.into_inner());
-                if known.len() >= MAX_SIGN_INS {
-                    known.clear();
-                }
-                known.insert(hash, (info.clone(), user.clone()));
+                self.remember_sign_in(generation, hash, (info.clone(), user.clone()));
                 (info, user)
             }
         };
@@ -109,7 +108,9 @@ impl Store {
     /// Forgets every token seen, after users or tokens changed; called
     /// under the write lock, once the change is written.
     fn forget_sign_ins(&self) {
-        self.sign_ins.write().unwrap_or_else(|e| e.into_inner()).clear();
+        let mut sign_ins = self.sign_ins.write().unwrap_or_else(|e| e.into_inner());
+        sign_ins.known.clear();
+        sign_ins.generation += 1;
     }
 
     pub fn user(&self, id: &str) -> Result<Option<User>> {
@@ -355,6 +356,41 @@ impl Store {
 
 /// Tokens kept signed in memory at most; the map starts afresh beyond.
 const MAX_SIGN_INS: usize = 10_000;
+
+/// Tokens seen lately (by SHA-256) with their user, and how many times the
+/// map has been emptied: a sign-in remembers what it read only if no change
+/// to users or tokens emptied the map since it began.
+#[derive(Default)]
+pub(super) struct SignIns {
+    pub(super) known: std::collections::HashMap<Vec<u8>, (TokenInfo, User)>,
+    pub(super) generation: u64,
+}
+
+impl Store {
+    /// The generation of the sign-in map, noted before reading a token.
+    #[cfg(test)]
+    pub(super) fn sign_in_generation(&self) -> u64 {
+        self.sign_ins.read().unwrap_or_else(|e| e.into_inner()).generation
+    }
+
+    /// Remembers a token read while the map was at `generation`, unless
+    /// the map has been emptied since (the read may predate the change).
+    pub(super) fn remember_sign_in(
+        &self,
+        generation: u64,
+        hash: Vec<u8>,
+        known: (TokenInfo, User),
+    ) {
+        let mut sign_ins = self.sign_ins.write().unwrap_or_else(|e| e.into_inner());
+        if sign_ins.generation != generation {
+            return;
+        }
+        if sign_ins.known.len() >= MAX_SIGN_INS {
+            sign_ins.known.clear();
+        }
+        sign_ins.known.insert(hash, known);
+    }
+}
 
 fn put_token(batch: &mut Batch, token: &str, info: &TokenInfo) {
     let hash = hash(token);

@@ -255,7 +255,7 @@ pub struct Store {
     durable: std::sync::atomic::AtomicU64,
     /// Tokens seen lately (by SHA-256) with their user, so that signing a
     /// call in reads no record; emptied by every change to users or tokens.
-    sign_ins: RwLock<HashMap<Vec<u8>, (admin::TokenInfo, User)>>,
+    sign_ins: RwLock<admin::SignIns>,
 }
 
 impl Store {
@@ -289,7 +289,7 @@ impl Store {
         let durable = engine.get(META, SEQ_KEY)?.map_or(Ok(0), |b| read_u64(META, &b))?;
         Ok(Store {
             durable: durable.into(),
-            sign_ins: RwLock::new(HashMap::new()),
+            sign_ins: RwLock::new(admin::SignIns::default()),
             engine,
             catalogue: RwLock::new(Arc::new(catalogue)),
             lock: parking_lot::RwLock::new(()),
@@ -1478,6 +1478,28 @@ mod tests {
         assert!(s.authenticate(&token, 8).is_ok());
         s.revoke_token(&admin, &info.id, 9).unwrap();
         assert!(matches!(s.authenticate(&token, 10), Err(Error::Unauthenticated(_))));
+    }
+
+    /// A sign-in that read the token just before a revoke must not leave
+    /// the token remembered as live once the revoke has emptied the map.
+    #[test]
+    fn a_sign_in_racing_a_revoke_is_not_remembered() {
+        let s = store();
+        s.ensure_admin(Some("admin-token-0123456789-abcdef"), 1).unwrap();
+        let admin = s.user("admin").unwrap().unwrap();
+        s.create_user(&admin, surveyor(), 1).unwrap();
+        let (token, info) = s.issue_token(&admin, "an", 0, "tablet", 1).unwrap();
+        // The racing sign-in: notes the map's generation, reads the live token...
+        let generation = s.sign_in_generation();
+        let read = (info.clone(), s.user("an").unwrap().unwrap());
+        // ...the revoke lands and empties the map...
+        s.revoke_token(&admin, &info.id, 2).unwrap();
+        // ...then the sign-in would remember what it read.
+        s.remember_sign_in(generation, admin::hash(&token), read);
+        assert!(
+            matches!(s.authenticate(&token, 3), Err(Error::Unauthenticated(_))),
+            "the revoked token signs nobody in"
+        );
     }
 
     #[test]
