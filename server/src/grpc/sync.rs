@@ -209,13 +209,17 @@ impl Sync for SyncService {
         let store = Arc::clone(&self.store);
         let acked = req.acknowledged_through;
         let count = mutations.len();
-        let _turn = self
-            .pushes
-            .acquire()
+        // The turn is held until the store's work ends, even if this call
+        // is dropped (past its deadline) while that work still runs.
+        let turn = Arc::clone(&self.pushes)
+            .acquire_owned()
             .await
             .map_err(|_| Status::unavailable("the server is shutting down"))?;
-        let results =
-            blocking(move || store.push(&user, device, &mutations, acked, now_ms())).await?;
+        let results = blocking(move || {
+            let _turn = turn;
+            store.push(&user, device, &mutations, acked, now_ms())
+        })
+        .await?;
         tracing::info!(%device, mutations = count, "push committed");
         Ok(Response::new(PushReply {
             results: results.iter().map(convert::result_to_wire).collect(),
