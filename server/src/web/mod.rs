@@ -58,6 +58,8 @@ pub struct Web {
     report: ReportService,
     sessions: Sessions,
     permits: tokio::sync::Semaphore,
+    /// Queue downloads built at once (each may hold 100,000 rows).
+    downloads: tokio::sync::Semaphore,
 }
 
 impl Web {
@@ -69,6 +71,7 @@ impl Web {
             authenticate,
             sessions: Sessions::default(),
             permits: tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS),
+            downloads: tokio::sync::Semaphore::new(MAX_DOWNLOADS),
         }
     }
 
@@ -163,6 +166,9 @@ fn forged() -> Status {
          open the page again and resend",
     )
 }
+
+/// Large downloads (the review queue's CSV) built at once; more wait.
+pub const MAX_DOWNLOADS: usize = 2;
 
 /// Serves the pages on `listener` until `shutdown` resolves.
 pub async fn serve(

@@ -294,6 +294,9 @@ pub async fn queue_csv(
         Ok(f) => f,
         Err(status) => return ctx.fail(&status),
     };
+    let Ok(_download) = web.downloads.acquire().await else {
+        return ctx.fail(&Status::unavailable("the server is shutting down"));
+    };
     let mut rows = Vec::new();
     let mut after = String::new();
     loop {
@@ -308,22 +311,40 @@ pub async fn queue_csv(
             Ok(reply) => reply.into_inner(),
             Err(status) => return ctx.fail(&status),
         };
-        rows.extend(page.submissions);
-        if rows.len() > MAX_DOWNLOAD {
+        if rows.len() + page.submissions.len() > MAX_DOWNLOAD {
             return ctx.fail(&Status::invalid_argument(format!(
                 "more than {MAX_DOWNLOAD} reports match: narrow the area, period or state"
             )));
         }
+        rows.extend(page.submissions);
         match page.next.is_empty() {
             true => break,
             false => after = page.next,
         }
     }
     let catalogue = web.store.catalogue();
+    let built = tokio::task::spawn_blocking(move || queue_csv_bytes(&rows, &catalogue)).await;
+    let bytes = match built.map_err(|e| e.to_string()).and_then(|b| b) {
+        Ok(bytes) => bytes,
+        Err(e) => return ctx.fail(&Status::internal(e)),
+    };
+    let name: String = format!("fieldsync-reports-{}-{}", filter.area, filter.period)
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect();
+    super::progress::attachment("text/csv; charset=utf-8", &format!("{name}.csv"), bytes)
+}
+
+/// The queue download's bytes: a byte-order mark (so that Excel reads
+/// Vietnamese names), the header, one row per submission.
+fn queue_csv_bytes(
+    rows: &[fieldsync_proto::v1::SubmissionSummary],
+    catalogue: &fieldsync::Catalogue,
+) -> Result<Vec<u8>, String> {
     let mut out = csv::Writer::from_writer("\u{feff}".as_bytes().to_vec());
     let written = (|| -> Result<(), csv::Error> {
         out.write_record(QUEUE_CSV_HEADER)?;
-        for s in &rows {
+        for s in rows {
             let Some(r) = &s.review else { continue };
             let name_at = |level| {
                 catalogue
@@ -350,18 +371,8 @@ pub async fn queue_csv(
         out.flush()?;
         Ok(())
     })();
-    let bytes = match written
-        .map_err(|e| e.to_string())
-        .and_then(|()| out.into_inner().map_err(|e| e.to_string()))
-    {
-        Ok(bytes) => bytes,
-        Err(e) => return ctx.fail(&Status::internal(e)),
-    };
-    let name: String = format!("fieldsync-reports-{}-{}", filter.area, filter.period)
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
-        .collect();
-    super::progress::attachment("text/csv; charset=utf-8", &format!("{name}.csv"), bytes)
+    written.map_err(|e| e.to_string())?;
+    out.into_inner().map_err(|e| e.to_string())
 }
 
 const VERDICTS: [Verdict; 5] =
