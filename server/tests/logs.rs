@@ -3,7 +3,7 @@
 //! process printed: no token and no value appears in it.
 
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,49 @@ const ADMIN_TOKEN: &str = "logs-test-admin-token-7f3a9c";
 const NOTE: &str = "Ghi chú riêng tư 5b8e1d: kênh mương thôn Đông";
 const AMOUNT: &str = "187.65";
 const BAD_TOKEN: &str = "wrong-token-c41d0e77";
+
+/// The server process, killed when the test ends (or fails).
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One HTTP/1.1 exchange with the web pages; the whole answer as text.
+async fn http(port: u16, request: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Signs in on the web pages with `token` as a browser does (the form, its
+/// CSRF cookie, the post); the status line of the answer.
+async fn web_sign_in(port: u16, token: &str) -> String {
+    let form =
+        http(port, "GET /signin HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".into())
+            .await;
+    let after = |text: &str, marker: &str| -> String {
+        let start =
+            text.find(marker).unwrap_or_else(|| panic!("{marker} in {text}")) + marker.len();
+        text[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect()
+    };
+    let cookie = after(&form, "fs_signin=");
+    let csrf = after(&form, "name=\"csrf\" value=\"");
+    let body = format!("csrf={csrf}&token={token}");
+    let post = format!(
+        "POST /signin HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: fs_signin={cookie}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    http(port, post).await.lines().next().unwrap_or_default().to_owned()
+}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -49,7 +92,7 @@ async fn tokens_and_values_never_reach_the_logs() {
     let (grpc_port, http_port) = (free_port(), free_port());
     let log_path = dir.path().join("server.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_fieldsync-server"))
+    let server = Command::new(env!("CARGO_BIN_EXE_fieldsync-server"))
         .args(["serve", "--listen", &format!("127.0.0.1:{grpc_port}")])
         .args(["--http", &format!("127.0.0.1:{http_port}"), "--data"])
         .arg(dir.path().join("data"))
@@ -60,6 +103,7 @@ async fn tokens_and_values_never_reach_the_logs() {
         .stdin(Stdio::null())
         .spawn()
         .expect("start fieldsync-server");
+    let mut server = Server(server);
     let url = format!("http://127.0.0.1:{grpc_port}");
 
     let mut admin = AdminClient::new(channel(&url).await);
@@ -107,26 +151,23 @@ async fn tokens_and_values_never_reach_the_logs() {
     assert_eq!(report.applied, 2, "both values are stored");
     sync::pull(&tablet, &mut remote, &retry, &mut |_| {}).await.unwrap();
 
-    // The web sign-in with a token the server does not know.
-    let body = format!("token={BAD_TOKEN}");
-    let mut web = tokio::net::TcpStream::connect(("127.0.0.1", http_port)).await.unwrap();
-    let post = format!(
-        "POST /signin HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: \
-         application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    web.write_all(post.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    web.read_to_end(&mut answer).await.unwrap();
-    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 4"), "the sign-in is refused");
+    // The web pages: a good token signs in, a bad one is refused.
+    let signed_in = web_sign_in(http_port, &token).await;
+    assert!(signed_in.starts_with("HTTP/1.1 303"), "signed in on the web: {signed_in}");
+    let refused = web_sign_in(http_port, BAD_TOKEN).await;
+    assert!(refused.starts_with("HTTP/1.1 401"), "a bad token is refused: {refused}");
 
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
     let printed = std::fs::read_to_string(&log_path).unwrap();
     assert!(printed.contains("push committed"), "the server logged:\n{printed}");
     assert!(printed.contains("DEBUG"), "the server logged at debug level:\n{printed}");
-    for secret in [ADMIN_TOKEN, token.as_str(), BAD_TOKEN, NOTE, "kênh mương", AMOUNT, "18765"] {
+    assert!(printed.contains("signed in on the web"), "the web sign-in was logged");
+    // Each secret whole, and its ASCII core (in case something logs it escaped).
+    let secrets =
+        [ADMIN_TOKEN, "7f3a9c", &token, &token[token.len() - 12..], BAD_TOKEN, "c41d0e77"];
+    let values = [NOTE, "kênh mương", "5b8e1d", AMOUNT, "18765"];
+    for secret in secrets.into_iter().chain(values) {
         assert!(!printed.contains(secret), "{secret:?} appears in the server's output:\n{printed}");
     }
 }
