@@ -420,7 +420,7 @@ async fn run(
             };
             caller.admin.create_user(CreateUserRequest { user: Some(user) }).await.map(done)
         }
-        Rpc::ListUsers => caller.admin.list_users(ListUsersRequest {}).await.map(done),
+        Rpc::ListUsers => caller.admin.list_users(ListUsersRequest::default()).await.map(done),
         Rpc::UpdateUser => {
             let request = UpdateUserRequest {
                 id: resident(village),
@@ -438,7 +438,7 @@ async fn run(
             caller.admin.issue_token(request).await.map(done)
         }
         Rpc::ListTokens => {
-            let request = ListTokensRequest { user_id: resident(village) };
+            let request = ListTokensRequest { user_id: resident(village), ..Default::default() };
             caller.admin.list_tokens(request).await.map(done)
         }
         Rpc::RevokeToken => {
@@ -838,7 +838,7 @@ async fn the_store_holds_no_token_in_plain_text() {
     an.sync.status(StatusRequest::default()).await.expect("the token works");
     let listed = admin
         .admin
-        .list_tokens(ListTokensRequest { user_id: "an.nguyen".into() })
+        .list_tokens(ListTokensRequest { user_id: "an.nguyen".into(), ..Default::default() })
         .await
         .expect("list tokens")
         .into_inner()
@@ -872,4 +872,58 @@ async fn the_store_holds_no_token_in_plain_text() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn users_and_tokens_are_listed_a_page_at_a_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start_server(dir.path()).await;
+    let channel = connect(&server.url).await;
+    let mut admin = caller(&channel, ADMIN_TOKEN);
+    for i in 0..250 {
+        server.user(&format!("u-{i:04}"), &format!("Người {i}"), Role::Surveyor, &[COMMUNE]);
+    }
+    let mut ids = Vec::new();
+    let mut after = String::new();
+    loop {
+        let request = ListUsersRequest { limit: 100, after: std::mem::take(&mut after) };
+        let reply = admin.admin.list_users(request).await.expect("list users").into_inner();
+        assert!(reply.users.len() <= 100, "a page holds at most its limit");
+        ids.extend(reply.users.into_iter().map(|u| u.id));
+        match reply.next.is_empty() {
+            true => break,
+            false => after = reply.next,
+        }
+    }
+    let mut expected: Vec<String> = (0..250).map(|i| format!("u-{i:04}")).collect();
+    expected.push("admin".into());
+    expected.sort();
+    assert_eq!(ids, expected, "every user once, in id order");
+    let whole = admin.admin.list_users(ListUsersRequest::default()).await.unwrap().into_inner();
+    assert_eq!((whole.users.len(), whole.next.as_str()), (251, ""), "the default page");
+
+    let mut tokens = Vec::new();
+    let mut after = String::new();
+    let mut pages = 0;
+    loop {
+        let request = ListTokensRequest {
+            user_id: String::new(),
+            limit: 60,
+            after: std::mem::take(&mut after),
+        };
+        let reply = admin.admin.list_tokens(request).await.expect("list tokens").into_inner();
+        pages += 1;
+        tokens.extend(reply.tokens.into_iter().map(|t| (t.id, t.user_id)));
+        match reply.next.is_empty() {
+            true => break,
+            false => after = reply.next,
+        }
+    }
+    assert_eq!(tokens.len(), 251, "one token per user, each listed once");
+    assert_eq!(pages, 5);
+    assert!(tokens.windows(2).all(|w| w[0].0 < w[1].0), "in id order");
+    let one = ListTokensRequest { user_id: "u-0007".into(), limit: 60, ..Default::default() };
+    let one = admin.admin.list_tokens(one).await.unwrap().into_inner();
+    assert_eq!(one.tokens.len(), 1);
+    assert!(one.next.is_empty());
 }

@@ -221,7 +221,7 @@ impl Env {
                 "CreateUser",
                 admin.create_user(CreateUserRequest { user: Some(intruder) }).await.map(drop),
             ),
-            ("ListUsers", admin.list_users(ListUsersRequest {}).await.map(drop)),
+            ("ListUsers", admin.list_users(ListUsersRequest::default()).await.map(drop)),
         ]
     }
 
@@ -700,7 +700,7 @@ async fn a_revoked_token_is_unauthenticated_and_changes_nothing() {
         .into_inner();
     assert!(revoked.revoked && revoked.id == token_id, "{revoked:?}");
     let listed = admin
-        .list_tokens(ListTokensRequest { user_id: "an.nguyen".into() })
+        .list_tokens(ListTokensRequest { user_id: "an.nguyen".into(), ..Default::default() })
         .await
         .expect("list tokens")
         .into_inner()

@@ -442,7 +442,8 @@ fn request(now_hlc: u64) -> BoxedStrategy<Req> {
         ),
         1 => prop_oneof![Just(None), user.prop_map(Some)]
             .prop_map(|user| Req::CreateUser(v1::CreateUserRequest { user })),
-        1 => Just(Req::ListUsers(v1::ListUsersRequest {})),
+        1 => (any::<u32>(), text())
+            .prop_map(|(limit, after)| Req::ListUsers(v1::ListUsersRequest { limit, after })),
         1 => (
             user_id.clone(),
             prop::option::of(text()),
@@ -456,8 +457,11 @@ fn request(now_hlc: u64) -> BoxedStrategy<Req> {
         1 => (user_id.clone(), n64(), text()).prop_map(|(user_id, expires_in_s, label)| {
             Req::IssueToken(v1::IssueTokenRequest { user_id, expires_in_s, label })
         }),
-        1 => prop_oneof![Just(String::new()), user_id]
-            .prop_map(|user_id| Req::ListTokens(v1::ListTokensRequest { user_id })),
+        1 => (prop_oneof![Just(String::new()), user_id], any::<u32>(), text()).prop_map(
+            |(user_id, limit, after)| {
+                Req::ListTokens(v1::ListTokensRequest { user_id, limit, after })
+            }
+        ),
         1 => text().prop_map(|id| Req::RevokeToken(v1::RevokeTokenRequest { id })),
         1 => (text(), text(), wire_enum(), area.clone()).prop_map(|(id, name, level, parent_id)| {
             Req::AddOrgUnit(v1::OrgUnit { id, name, level, parent_id })

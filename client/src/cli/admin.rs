@@ -285,13 +285,20 @@ pub async fn run(command: AdminCommand, online: &Online, home: &Path) -> anyhow:
             );
         }
         AdminCommand::User(UserCommand::List) => {
-            let reply = admin.list_users(ListUsersRequest {}).await.map_err(|e| s.refused(e))?;
-            let mut users = reply
-                .into_inner()
-                .users
-                .into_iter()
-                .map(user_of)
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            let mut users = Vec::new();
+            let mut after = String::new();
+            loop {
+                let request = ListUsersRequest { limit: 0, after: std::mem::take(&mut after) };
+                let reply = admin.list_users(request).await.map_err(|e| s.refused(e))?;
+                let reply = reply.into_inner();
+                for user in reply.users {
+                    users.push(user_of(user)?);
+                }
+                match reply.next.is_empty() {
+                    true => break,
+                    false => after = reply.next,
+                }
+            }
             users.sort_by(|a, b| a.id.cmp(&b.id));
             if s.json {
                 return s.print_json(&users);
@@ -357,9 +364,24 @@ pub async fn run(command: AdminCommand, online: &Online, home: &Path) -> anyhow:
             println!("{}", reply.token);
         }
         AdminCommand::Token(TokenCommand::List { user }) => {
-            let request = ListTokensRequest { user_id: user.unwrap_or_default() };
-            let reply = admin.list_tokens(request).await.map_err(|e| s.refused(e))?.into_inner();
-            let tokens: Vec<TokenJson> = reply.tokens.iter().map(|t| token_of(t, None)).collect();
+            let user_id = user.unwrap_or_default();
+            let mut tokens: Vec<TokenJson> = Vec::new();
+            let mut after = String::new();
+            loop {
+                let request = ListTokensRequest {
+                    user_id: user_id.clone(),
+                    limit: 0,
+                    after: std::mem::take(&mut after),
+                };
+                let reply =
+                    admin.list_tokens(request).await.map_err(|e| s.refused(e))?.into_inner();
+                tokens.extend(reply.tokens.iter().map(|t| token_of(t, None)));
+                match reply.next.is_empty() {
+                    true => break,
+                    false => after = reply.next,
+                }
+            }
+            tokens.sort_by_key(|t| t.created_ms);
             if s.json {
                 return s.print_json(&tokens);
             }

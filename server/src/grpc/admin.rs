@@ -39,6 +39,17 @@ fn token_to_wire(t: &TokenInfo) -> v1::TokenInfo {
 /// Bytes per backup chunk on the wire.
 const BACKUP_CHUNK: usize = 1024 * 1024;
 
+/// Users or tokens per page of a list: a page of either stays far below the
+/// 4 MiB message limit however many there are.
+pub const LIST_PAGE: usize = 1_000;
+
+fn page_size(requested: u32) -> usize {
+    match requested as usize {
+        0 => LIST_PAGE,
+        n => n.min(LIST_PAGE),
+    }
+}
+
 #[tonic::async_trait]
 impl Admin for AdminService {
     type BackupStream = ReceiverStream<Result<v1::BackupChunk, Status>>;
@@ -109,16 +120,19 @@ impl Admin for AdminService {
         request: Request<ListUsersRequest>,
     ) -> Result<Response<ListUsersReply>, Status> {
         let admin = caller(&request)?;
+        let req = request.into_inner();
         let store = Arc::clone(&self.store);
-        let users = blocking(move || {
+        let after = Some(req.after).filter(|a| !a.is_empty());
+        let (users, next) = blocking(move || {
             if !admin.may(fieldsync::access::Action::Administer) {
                 return Err(Error::Denied("permission denied: only an admin lists users".into()));
             }
-            store.users()
+            store.users_page(after.as_deref(), page_size(req.limit))
         })
         .await?;
         Ok(Response::new(ListUsersReply {
             users: users.iter().map(convert::user_to_wire).collect(),
+            next: next.unwrap_or_default(),
         }))
     }
 
@@ -159,8 +173,15 @@ impl Admin for AdminService {
         let req = request.into_inner();
         let store = Arc::clone(&self.store);
         let user = Some(req.user_id).filter(|u| !u.trim().is_empty());
-        let tokens = blocking(move || store.tokens(&admin, user.as_deref())).await?;
-        Ok(Response::new(ListTokensReply { tokens: tokens.iter().map(token_to_wire).collect() }))
+        let after = Some(req.after).filter(|a| !a.is_empty());
+        let limit = page_size(req.limit);
+        let (tokens, next) =
+            blocking(move || store.tokens_page(&admin, user.as_deref(), after.as_deref(), limit))
+                .await?;
+        Ok(Response::new(ListTokensReply {
+            tokens: tokens.iter().map(token_to_wire).collect(),
+            next: next.unwrap_or_default(),
+        }))
     }
 
     async fn revoke_token(

@@ -125,12 +125,29 @@ impl Store {
             .collect()
     }
 
+    /// Up to `limit` users in id order after `after`, and the id to
+    /// continue after when there are more.
+    pub fn users_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<User>, Option<String>)> {
+        let from = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.as_bytes()));
+        let limit = limit.max(1);
+        let rows = self.engine.scan(USERS, from, Bound::Unbounded, limit + 1)?;
+        let more = rows.len() > limit;
+        let users: Vec<User> =
+            rows.iter().take(limit).map(|(_, v)| decode(USERS, v)).collect::<Result<_>>()?;
+        let next = users.last().filter(|_| more).map(|u| u.id.clone());
+        Ok((users, next))
+    }
+
     /// On a store with no users, creates `admin` over every province and a
     /// token for it: `token` if given, else a new one. Returns the token only
     /// when it was created here, to be shown once.
     pub fn ensure_admin(&self, token: Option<&str>, now_ms: u64) -> Result<Option<String>> {
         let guard = self.write_lock();
-        if !self.users()?.is_empty() {
+        if !self.engine.scan(USERS, Bound::Unbounded, Bound::Unbounded, 1)?.is_empty() {
             return Ok(None);
         }
         let catalogue = self.catalogue();
@@ -286,7 +303,42 @@ impl Store {
         Ok((token, info))
     }
 
-    /// Tokens of one user, or of everyone.
+    /// Up to `limit` tokens of one user (or of everyone) in id order after
+    /// `after`, and the id to continue after when there may be more.
+    pub fn tokens_page(
+        &self,
+        caller: &User,
+        user_id: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<TokenInfo>, Option<String>)> {
+        self.require_admin(caller)?;
+        let limit = limit.max(1);
+        let mut from: Option<Vec<u8>> = after.map(|a| a.as_bytes().to_vec());
+        let mut out = Vec::new();
+        loop {
+            let lower = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+            let chunk = self.engine.scan(TOKEN_IDS, lower, Bound::Unbounded, 1_024)?;
+            let Some((last, _)) = chunk.last() else {
+                return Ok((out, None));
+            };
+            from = Some(last.clone());
+            for (_, hash) in &chunk {
+                let Some(bytes) = self.engine.get(TOKENS, hash)? else { continue };
+                let info: TokenInfo = decode(TOKENS, &bytes)?;
+                if user_id.is_some_and(|u| info.user_id != u) {
+                    continue;
+                }
+                if out.len() == limit {
+                    let next = out.last().map(|t: &TokenInfo| t.id.clone());
+                    return Ok((out, next));
+                }
+                out.push(info);
+            }
+        }
+    }
+
+    /// Tokens of one user, or of everyone, oldest first.
     pub fn tokens(&self, caller: &User, user_id: Option<&str>) -> Result<Vec<TokenInfo>> {
         self.require_admin(caller)?;
         let all = self.engine.scan(TOKENS, Bound::Unbounded, Bound::Unbounded, usize::MAX)?;
