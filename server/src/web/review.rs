@@ -19,7 +19,7 @@ use fieldsync_proto::v1::{
 use tonic::Status;
 
 use super::html::{time, url, Lang, Section, E};
-use super::{area_options, place, see_other, short_device, value_text, Form, Web};
+use super::{area_options, place, see_other, short_device, value_text, Ctx, Form, Web};
 
 /// Submissions per page of the queue.
 pub const PAGE_SIZE: u32 = 100;
@@ -58,19 +58,29 @@ impl Filter {
     }
 }
 
+/// The signed-in caller, the query and the queue's filter read from it, or
+/// the page that says why not.
+fn queue_request(
+    web: &Web,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<(Ctx, Form, Filter), Box<Response>> {
+    let ctx = web.ctx(headers)?;
+    let form = Form::query(query);
+    match Filter::of(&form) {
+        Ok(filter) => Ok((ctx, form, filter)),
+        Err(status) => Err(Box::new(ctx.fail(&status))),
+    }
+}
+
 pub async fn queue(
     State(web): State<Arc<Web>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let ctx = match web.ctx(&headers) {
-        Ok(ctx) => ctx,
+    let (ctx, form, filter) = match queue_request(&web, &headers, query.as_deref()) {
+        Ok(request) => request,
         Err(response) => return *response,
-    };
-    let form = Form::query(query.as_deref());
-    let filter = match Filter::of(&form) {
-        Ok(f) => f,
-        Err(status) => return ctx.fail(&status),
     };
     let lang = ctx.lang;
     let list = |state: Option<ReviewState>, limit: u32, after: &str| ListSubmissionsRequest {
@@ -285,14 +295,9 @@ pub async fn queue_csv(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let ctx = match web.ctx(&headers) {
-        Ok(ctx) => ctx,
+    let (ctx, _, filter) = match queue_request(&web, &headers, query.as_deref()) {
+        Ok(request) => request,
         Err(response) => return *response,
-    };
-    let form = Form::query(query.as_deref());
-    let filter = match Filter::of(&form) {
-        Ok(f) => f,
-        Err(status) => return ctx.fail(&status),
     };
     let Ok(_download) = web.downloads.acquire().await else {
         return ctx.fail(&Status::unavailable("the server is shutting down"));
