@@ -1,7 +1,8 @@
 //! Totals at national scale: loads N values over a synthetic country of
 //! ~70,000 villages into a sled store (through `Store::push`, as the sync
 //! service does), then times totals for one district, for a whole province,
-//! and a full national CSV export at village level.
+//! a full national CSV export at village level, and one page of the review
+//! queue for one commune (which reads every report header to find its own).
 //!
 //! `cargo bench --bench rollup` (sizes: `FIELDSYNC_BENCH_VALUES`, a comma
 //! list, default "10000,100000").
@@ -53,7 +54,7 @@ fn main() -> anyhow::Result<()> {
         villages.len(),
         codes.len()
     );
-    println!("values      load        district   province   national CSV (rows)");
+    println!("values      load        district   province   national CSV (rows)        commune queue page (reports)");
     let admin = User {
         id: "admin".into(),
         name: "Admin".into(),
@@ -125,11 +126,16 @@ fn main() -> anyhow::Result<()> {
             csv.finish().expect("finish");
             assert_eq!(rows, units.len() * catalogue.indicators.len());
         });
+        let (queue, queue_ms) = time(|| {
+            store.list_submissions(&admin, Some("p0.d0.c0"), Some(period), None, None, 100)
+        });
         let rows = villages.len() * catalogue.indicators.len();
         println!(
-            "{n:<11} {:>7.1} s   {district_ms:>7.2} ms {province_ms:>7.3} ms {:>8.2} s ({rows})",
+            "{n:<11} {:>7.1} s   {district_ms:>7.2} ms {province_ms:>7.3} ms {:>8.2} s ({rows})   \
+             {queue_ms:>7.1} ms ({})",
             load_ms / 1000.0,
-            export_ms / 1000.0
+            export_ms / 1000.0,
+            queue?.len()
         );
     }
     Ok(())
