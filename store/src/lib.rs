@@ -107,8 +107,9 @@ fn inverted(from: Bound<&[u8]>, to: Bound<&[u8]>) -> bool {
     }
 }
 
-/// The smallest key greater than every key starting with `prefix`.
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+/// The smallest key greater than every key starting with `prefix` (`None`:
+/// there is none, every key from `prefix` on starts with it).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < u8::MAX {

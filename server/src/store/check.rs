@@ -8,9 +8,10 @@ use fieldsync::sync::{AuditEntry, Conflict, FieldState};
 use fieldsync::SubmissionId;
 
 use super::{
-    cut_of, decode, field_key, indexed, read_u64, revision_key, Entity, Result, Store,
-    SubmissionHeader, AUDIT, AUDIT_BY_SUB, AUDIT_BY_USER, AUDIT_SEQ_KEY, CHANGES,
+    by_commune_key, cut_of, decode, field_key, indexed, read_u64, revision_key, Entity, Result,
+    Store, SubmissionHeader, AUDIT, AUDIT_BY_SUB, AUDIT_BY_USER, AUDIT_SEQ_KEY, CHANGES,
     CHANGES_BY_COMMUNE, CONFLICTS, ENTITY_SEQ, FIELDS, META, REVISIONS, SEQ_KEY, SUBMISSIONS,
+    SUBMISSIONS_BY_COMMUNE,
 };
 
 /// Entries read per scan.
@@ -60,6 +61,7 @@ impl Store {
             self.check_changes(&mut problems)?;
             self.check_fields(&mut problems)?;
             self.check_conflicts(&mut problems)?;
+            self.check_submissions(&mut problems)?;
             self.check_audit(&mut problems)?;
         }
         // `check_rollups` takes the read lock itself.
@@ -260,6 +262,47 @@ impl Store {
                 problems.add(format!("{name} is on a field that does not exist"));
             }
             self.check_header(problems, sub, &name)
+        })
+    }
+
+    /// Each header is filed under its commune in `submissions_by_commune`,
+    /// and each entry there is a header filed under the right commune.
+    fn check_submissions(&self, problems: &mut Problems) -> Result<()> {
+        let catalogue = self.catalogue();
+        self.each_entry(SUBMISSIONS, |key, value| {
+            let Ok(header) = decode::<SubmissionHeader>(SUBMISSIONS, value) else {
+                problems.add(format!("submission header {} cannot be read", show(key)));
+                return Ok(());
+            };
+            let cut = cut_of(&catalogue, &header.village_id);
+            if self.engine.get(SUBMISSIONS_BY_COMMUNE, &by_commune_key(&cut, header.id))?.is_none()
+            {
+                problems.add(format!(
+                    "the report of {} for {} is not filed under its commune {cut:?}",
+                    header.village_id, header.period
+                ));
+            }
+            Ok(())
+        })?;
+        self.each_entry(SUBMISSIONS_BY_COMMUNE, |key, _| {
+            let Some(split) = key.len().checked_sub(17).filter(|i| key[*i] == 0) else {
+                problems.add(format!("submissions_by_commune key {} is malformed", show(key)));
+                return Ok(());
+            };
+            let id: [u8; 16] = key[split + 1..].try_into().expect("16 bytes");
+            let sub = SubmissionId(uuid::Uuid::from_bytes(id));
+            let cut = String::from_utf8_lossy(&key[..split]);
+            match self.submission(sub)? {
+                None => problems.add(format!(
+                    "submission {sub} is filed under commune {cut:?} but has no header"
+                )),
+                Some(h) if cut_of(&catalogue, &h.village_id) != cut => problems.add(format!(
+                    "the report of {} for {} is filed under {cut:?}, not its commune",
+                    h.village_id, h.period
+                )),
+                Some(_) => {}
+            }
+            Ok(())
         })
     }
 

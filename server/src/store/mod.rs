@@ -69,6 +69,9 @@ const TOKEN_IDS: &str = "token_ids";
 const ROLLUPS: &str = "rollups";
 const PLANS: &str = "plans";
 const CHANGES_BY_COMMUNE: &str = "changes_by_commune";
+/// Every submission under its commune: `cut ‖ 0 ‖ submission id` (empty
+/// values), so that listing an area reads only its communes' reports.
+const SUBMISSIONS_BY_COMMUNE: &str = "submissions_by_commune";
 /// A caller whose areas span more communes than this reads the whole log.
 const MAX_CUTS: usize = 512;
 /// Every tree of the store, for backups: a new tree must be listed here.
@@ -92,6 +95,7 @@ const TREES: &[&str] = &[
     ROLLUPS,
     PLANS,
     CHANGES_BY_COMMUNE,
+    SUBMISSIONS_BY_COMMUNE,
 ];
 
 const SEQ_KEY: &[u8] = b"seq";
@@ -100,6 +104,9 @@ const CATALOGUE_KEY: &[u8] = b"catalogue";
 /// Names the cut of the change log the store keeps (stores written before
 /// the log was cut by commune lack it).
 const CUT_KEY: &[u8] = b"cut";
+/// Present once every submission is in `submissions_by_commune` (stores
+/// written before that index get it when opened).
+const BY_COMMUNE_KEY: &[u8] = b"submissions_by_commune";
 
 /// A pull page stops growing once its records pass this many bytes (it
 /// always holds at least one change), so pages stay well under the 4 MiB
@@ -269,6 +276,7 @@ impl Store {
                 batch.put(META, CATALOGUE_KEY, encode(&catalogue));
                 batch.put(META, SEQ_KEY, 0u64.to_be_bytes());
                 batch.put(META, CUT_KEY, CHANGES_BY_COMMUNE);
+                batch.put(META, BY_COMMUNE_KEY, b"1".as_slice());
                 engine.commit(batch)?;
                 tracing::info!(
                     indicators = catalogue.indicators.len(),
@@ -280,6 +288,9 @@ impl Store {
         };
         if engine.get(META, CUT_KEY)?.is_none() {
             cut_the_log_by_commune(engine.as_ref(), &catalogue)?;
+        }
+        if engine.get(META, BY_COMMUNE_KEY)?.is_none() {
+            index_submissions_by_commune(engine.as_ref(), &catalogue)?;
         }
         let closed = engine
             .scan(CLOSED, Bound::Unbounded, Bound::Unbounded, usize::MAX)?
@@ -672,15 +683,10 @@ fn cuts_of(catalogue: &Catalogue, caller: &User) -> Option<Vec<String>> {
     }
     let mut cuts = Vec::new();
     for area in &caller.areas {
-        let unit = catalogue.org_unit(area)?;
-        match unit.level {
-            Level::Province => return None,
-            Level::Village => cuts.push(cut_of(catalogue, area)),
-            _ => {
-                let villages = catalogue.units_at(Level::Village, Some(area));
-                cuts.extend(villages.into_iter().map(|v| cut_of(catalogue, &v.id)));
-            }
+        if catalogue.org_unit(area)?.level == Level::Province {
+            return None;
         }
+        cuts.extend(cuts_under(catalogue, area));
         cuts.sort();
         cuts.dedup();
         if cuts.len() > MAX_CUTS {
@@ -688,6 +694,21 @@ fn cuts_of(catalogue: &Catalogue, caller: &User) -> Option<Vec<String>> {
         }
     }
     Some(cuts)
+}
+
+/// The cuts (communes) that `area` lies in or spans, each once.
+fn cuts_under(catalogue: &Catalogue, area: &str) -> Vec<String> {
+    let mut cuts: Vec<String> = match catalogue.org_unit(area).map(|u| u.level) {
+        Some(Level::Village) => vec![cut_of(catalogue, area)],
+        _ => catalogue
+            .units_at(Level::Village, Some(area))
+            .into_iter()
+            .map(|v| cut_of(catalogue, &v.id))
+            .collect(),
+    };
+    cuts.sort();
+    cuts.dedup();
+    cuts
 }
 
 /// Builds the commune cut of the change log from the log itself and drops
@@ -746,6 +767,43 @@ fn cut_the_log_by_commune(engine: &dyn Engine, catalogue: &Catalogue) -> Result<
     batch.put(META, CUT_KEY, CHANGES_BY_COMMUNE);
     engine.commit(batch)?;
     tracing::info!(changes = moved, "cut the change log by commune");
+    Ok(())
+}
+
+/// The key of a submission in `submissions_by_commune`.
+fn by_commune_key(cut: &str, sub: SubmissionId) -> Vec<u8> {
+    let mut key = cut.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(sub.0.as_bytes());
+    key
+}
+
+/// Files every submission under its commune, in batches; rerunning it after
+/// a crash rewrites the same entries, and the marker is written last.
+fn index_submissions_by_commune(engine: &dyn Engine, catalogue: &Catalogue) -> Result<()> {
+    const CHUNK: usize = 10_000;
+    let mut after: Option<Vec<u8>> = None;
+    let mut filed = 0usize;
+    loop {
+        let from = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        let headers = engine.scan(SUBMISSIONS, from, Bound::Unbounded, CHUNK)?;
+        let mut batch = Batch::default();
+        for (_, bytes) in &headers {
+            let header: SubmissionHeader = decode(SUBMISSIONS, bytes)?;
+            let cut = cut_of(catalogue, &header.village_id);
+            batch.put(SUBMISSIONS_BY_COMMUNE, by_commune_key(&cut, header.id), Vec::new());
+        }
+        filed += headers.len();
+        engine.commit(batch)?;
+        match headers.last() {
+            Some((k, _)) if headers.len() == CHUNK => after = Some(k.clone()),
+            _ => break,
+        }
+    }
+    let mut batch = Batch::default();
+    batch.put(META, BY_COMMUNE_KEY, b"1".as_slice());
+    engine.commit(batch)?;
+    tracing::info!(submissions = filed, "filed the submissions by commune");
     Ok(())
 }
 
@@ -913,6 +971,8 @@ impl<'a> Work<'a> {
                 first_seq: version,
                 review,
             };
+            let cut = cut_of(&self.catalogue, &at.village_id);
+            self.batch.put(SUBMISSIONS_BY_COMMUNE, by_commune_key(&cut, at.submission), Vec::new());
             self.write_header(header)?;
         }
         Ok(state)
@@ -1260,6 +1320,116 @@ mod tests {
 
     fn km(id: u64, field: &str, v: &str, hlc: u64) -> Mutation {
         m(id, "2022", field, RawValue::Amount(v.into()), hlc)
+    }
+
+    /// A store with a note in every demo village for three periods, on an
+    /// engine the test keeps.
+    fn every_village_reported() -> (Arc<Memory>, Store) {
+        let engine = Arc::new(Memory::new());
+        let store = Store::open(Arc::clone(&engine) as Arc<dyn Engine>, demo::catalogue).unwrap();
+        let catalogue = store.catalogue();
+        let villages = catalogue.units_at(fieldsync::Level::Village, None);
+        let mut batch = Vec::new();
+        for p in ["2021", "2022", "2023-Q1"] {
+            for v in &villages {
+                let id = batch.len() as u64 + 1;
+                let mut note = m(id, p, "note", RawValue::Text(format!("{} {p}", v.id)), id);
+                note.village_id = v.id.clone();
+                batch.push(note);
+            }
+        }
+        store.push(&surveyor(), device(1), &batch, 0, now_ms()).unwrap();
+        (engine, store)
+    }
+
+    /// The reports of `area` (and `period`) among all headers, in id order.
+    fn brute_force(store: &Store, area: &str, period: Option<Period>) -> Vec<SubmissionId> {
+        let catalogue = store.catalogue();
+        let mut all = store.submissions().unwrap();
+        all.sort_by_key(|h| h.id);
+        all.into_iter()
+            .filter(|h| catalogue.within(&h.village_id, area))
+            .filter(|h| period.is_none_or(|p| p == h.period))
+            .map(|h| h.id)
+            .collect()
+    }
+
+    fn listed(
+        store: &Store,
+        caller: &User,
+        area: Option<&str>,
+        period: Option<Period>,
+        page: usize,
+    ) -> Vec<SubmissionId> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let rows = store.list_submissions(caller, area, period, None, after, page).unwrap();
+            let Some((last, _, _)) = rows.last() else { return out };
+            after = Some(last.id);
+            out.extend(rows.into_iter().map(|(h, _, _)| h.id));
+        }
+    }
+
+    #[test]
+    fn listing_an_area_reads_its_communes_and_finds_what_every_header_says() {
+        let (_, store) = every_village_reported();
+        let catalogue = store.catalogue();
+        let units: Vec<String> = catalogue.org_units.keys().cloned().collect();
+        let p2022: Period = "2022".parse().unwrap();
+        for unit in &units {
+            for (period, page) in [(None, 1_000), (Some(p2022), 1_000), (None, 7)] {
+                assert_eq!(
+                    listed(&store, &surveyor(), Some(unit), period, page),
+                    brute_force(&store, unit, period),
+                    "{unit} {period:?} in pages of {page}"
+                );
+            }
+        }
+        // A caller's own areas, two communes, with no area given.
+        let communes = catalogue.units_at(fieldsync::Level::Commune, None);
+        let two =
+            User { areas: vec![communes[0].id.clone(), communes[5].id.clone()], ..surveyor() };
+        let mut expected: Vec<SubmissionId> = [
+            brute_force(&store, &communes[0].id, None),
+            brute_force(&store, &communes[5].id, None),
+        ]
+        .concat();
+        expected.sort();
+        assert_eq!(listed(&store, &two, None, None, 5), expected);
+        assert!(store.check().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_store_without_the_commune_index_is_filed_when_opened_and_check_finds_a_gap() {
+        let (engine, store) = every_village_reported();
+        let commune = store.catalogue().units_at(fieldsync::Level::Commune, None)[2].id.clone();
+        let before = listed(&store, &surveyor(), Some(&commune), None, 1_000);
+        drop(store);
+        // As a store written before the index: no entries, no marker.
+        let mut batch = Batch::default();
+        for (k, _) in engine
+            .scan(SUBMISSIONS_BY_COMMUNE, Bound::Unbounded, Bound::Unbounded, usize::MAX)
+            .unwrap()
+        {
+            batch.delete(SUBMISSIONS_BY_COMMUNE, k);
+        }
+        batch.delete(META, BY_COMMUNE_KEY.to_vec());
+        engine.commit(batch).unwrap();
+        let store = Store::open(Arc::clone(&engine) as Arc<dyn Engine>, demo::catalogue).unwrap();
+        assert_eq!(listed(&store, &surveyor(), Some(&commune), None, 1_000), before);
+        assert!(store.check().unwrap().is_empty());
+        // One entry lost: `check` names the report.
+        let (first, _) = engine
+            .scan(SUBMISSIONS_BY_COMMUNE, Bound::Unbounded, Bound::Unbounded, 1)
+            .unwrap()
+            .remove(0);
+        let mut batch = Batch::default();
+        batch.delete(SUBMISSIONS_BY_COMMUNE, first);
+        engine.commit(batch).unwrap();
+        let problems = store.check().unwrap();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("is not filed under its commune"), "{problems:?}");
     }
 
     #[test]

@@ -78,35 +78,35 @@ impl Store {
         if let Some(area) = area {
             readable_area(&catalogue, caller, area)?;
         }
-        let mut from = after.map(|s| s.0.as_bytes().to_vec());
+        let wanted = |header: &SubmissionHeader| {
+            let village = &header.village_id;
+            caller.covers(&catalogue, village)
+                && area.is_none_or(|a| catalogue.within(village, a))
+                && period.is_none_or(|p| p == header.period)
+                && state.is_none_or(|s| s == header.review.state)
+        };
+        // The communes to read, or `None` for every header.
+        let cuts = match area {
+            Some(a) => {
+                Some(super::cuts_under(&catalogue, a)).filter(|c| c.len() <= super::MAX_CUTS)
+            }
+            None => super::cuts_of(&catalogue, caller),
+        };
         let mut out = Vec::new();
-        // A chunk of headers at a time, so a page never holds the whole tree.
-        loop {
-            let lower = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-            let chunk = self.engine.scan(super::SUBMISSIONS, lower, Bound::Unbounded, 1_024)?;
-            let Some((last, _)) = chunk.last() else {
-                return Ok(out);
-            };
-            from = Some(last.clone());
-            for (_, bytes) in &chunk {
-                let header: SubmissionHeader = decode(super::SUBMISSIONS, bytes)?;
-                let village = &header.village_id;
-                let wanted = caller.covers(&catalogue, village)
-                    && area.is_none_or(|a| catalogue.within(village, a))
-                    && period.is_none_or(|p| p == header.period)
-                    && state.is_none_or(|s| s == header.review.state);
-                if !wanted {
-                    continue;
-                }
-                let fields =
-                    self.fields_of(header.id)?.iter().filter(|f| f.value != Value::Deleted).count();
-                let open = self.conflicts_of(header.id)?.iter().filter(|c| c.open).count();
-                out.push((header, fields, open));
-                if out.len() >= limit {
-                    return Ok(out);
-                }
+        let mut headers = Headers::new(self, cuts, after);
+        while let Some(header) = headers.next()? {
+            if !wanted(&header) {
+                continue;
+            }
+            let fields =
+                self.fields_of(header.id)?.iter().filter(|f| f.value != Value::Deleted).count();
+            let open = self.conflicts_of(header.id)?.iter().filter(|c| c.open).count();
+            out.push((header, fields, open));
+            if out.len() >= limit {
+                break;
             }
         }
+        Ok(out)
     }
 
     /// Applies one verdict to every submission given (village, period), all
@@ -428,5 +428,82 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+/// Report headers in id order after a given one: from the whole tree, or
+/// merged from the communes' parts of `submissions_by_commune`; read a chunk
+/// at a time either way.
+struct Headers<'a> {
+    store: &'a Store,
+    /// Per commune (or one for the whole tree): the key to read after, the
+    /// ids read and not yet taken, and whether the part is read whole.
+    parts: Vec<Part>,
+    whole_tree: bool,
+}
+
+struct Part {
+    prefix: Vec<u8>,
+    after: Option<Vec<u8>>,
+    /// Ids, with the header when the part is the headers' own tree.
+    next: std::collections::VecDeque<(SubmissionId, Option<Vec<u8>>)>,
+    done: bool,
+}
+
+impl<'a> Headers<'a> {
+    const CHUNK: usize = 256;
+
+    fn new(store: &'a Store, cuts: Option<Vec<String>>, after: Option<SubmissionId>) -> Self {
+        let part = |prefix: Vec<u8>| {
+            let after = after.map(|a| [prefix.as_slice(), a.0.as_bytes()].concat());
+            Part { prefix, after, next: Default::default(), done: false }
+        };
+        match cuts {
+            None => Headers { store, parts: vec![part(Vec::new())], whole_tree: true },
+            Some(cuts) => {
+                let parts = cuts.iter().map(|c| part([c.as_bytes(), &[0]].concat())).collect();
+                Headers { store, parts, whole_tree: false }
+            }
+        }
+    }
+
+    /// The next header in id order, if any.
+    fn next(&mut self) -> Result<Option<SubmissionHeader>> {
+        let tree = if self.whole_tree { super::SUBMISSIONS } else { super::SUBMISSIONS_BY_COMMUNE };
+        for part in self.parts.iter_mut().filter(|p| p.next.is_empty() && !p.done) {
+            let end = fieldsync_store::prefix_end(&part.prefix);
+            let to = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+            let from = match &part.after {
+                Some(a) => Bound::Excluded(a.as_slice()),
+                None => Bound::Included(part.prefix.as_slice()),
+            };
+            let chunk = self.store.engine.scan(tree, from, to, Self::CHUNK)?;
+            part.done = chunk.len() < Self::CHUNK;
+            for (key, value) in chunk {
+                let id: [u8; 16] = key[part.prefix.len()..].try_into().map_err(|_| {
+                    Error::Corrupt { tree, why: format!("key {key:?} does not end in an id") }
+                })?;
+                let header = self.whole_tree.then_some(value);
+                part.next.push_back((SubmissionId(uuid::Uuid::from_bytes(id)), header));
+                part.after = Some(key);
+            }
+        }
+        // Every part not read whole has its next id in hand, so the smallest
+        // of them comes next.
+        let Some(part) =
+            self.parts.iter_mut().filter(|p| !p.next.is_empty()).min_by_key(|p| p.next[0].0)
+        else {
+            return Ok(None);
+        };
+        match part.next.pop_front().expect("not empty") {
+            (_, Some(bytes)) => Ok(Some(decode(super::SUBMISSIONS, &bytes)?)),
+            (id, None) => match self.store.submission(id)? {
+                Some(header) => Ok(Some(header)),
+                None => Err(Error::Corrupt {
+                    tree,
+                    why: format!("submission {id} is listed but has no header"),
+                }),
+            },
+        }
     }
 }
