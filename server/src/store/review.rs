@@ -440,6 +440,8 @@ struct Headers<'a> {
     /// ids read and not yet taken, and whether the part is read whole.
     parts: Vec<Part>,
     whole_tree: bool,
+    /// Keys read from a part at a time: the more parts, the fewer each.
+    chunk: usize,
 }
 
 struct Part {
@@ -451,20 +453,19 @@ struct Part {
 }
 
 impl<'a> Headers<'a> {
-    const CHUNK: usize = 256;
-
     fn new(store: &'a Store, cuts: Option<Vec<String>>, after: Option<SubmissionId>) -> Self {
         let part = |prefix: Vec<u8>| {
             let after = after.map(|a| [prefix.as_slice(), a.0.as_bytes()].concat());
             Part { prefix, after, next: Default::default(), done: false }
         };
-        match cuts {
-            None => Headers { store, parts: vec![part(Vec::new())], whole_tree: true },
+        let (parts, whole_tree): (Vec<Part>, bool) = match cuts {
+            None => (vec![part(Vec::new())], true),
             Some(cuts) => {
-                let parts = cuts.iter().map(|c| part([c.as_bytes(), &[0]].concat())).collect();
-                Headers { store, parts, whole_tree: false }
+                (cuts.iter().map(|c| part([c.as_bytes(), &[0]].concat())).collect(), false)
             }
-        }
+        };
+        let chunk = (4_096 / parts.len().max(1)).clamp(16, 256);
+        Headers { store, parts, whole_tree, chunk }
     }
 
     /// The next header in id order, if any.
@@ -477,8 +478,8 @@ impl<'a> Headers<'a> {
                 Some(a) => Bound::Excluded(a.as_slice()),
                 None => Bound::Included(part.prefix.as_slice()),
             };
-            let chunk = self.store.engine.scan(tree, from, to, Self::CHUNK)?;
-            part.done = chunk.len() < Self::CHUNK;
+            let chunk = self.store.engine.scan(tree, from, to, self.chunk)?;
+            part.done = chunk.len() < self.chunk;
             for (key, value) in chunk {
                 let id: [u8; 16] = key[part.prefix.len()..].try_into().map_err(|_| {
                     Error::Corrupt { tree, why: format!("key {key:?} does not end in an id") }
