@@ -157,6 +157,13 @@ impl Catalogue {
         let mut cat = Catalogue::default();
         for mut unit in org_units {
             unit.name = nfc(&unit.name);
+            // Ids are parts of keys, with a zero byte as the separator.
+            if unit.id.is_empty() || unit.id.chars().any(char::is_control) {
+                return Err(Error::Invalid(format!(
+                    "org unit id {:?} must be non-empty, without control characters",
+                    unit.id
+                )));
+            }
             if cat.org_units.insert(unit.id.clone(), unit.clone()).is_some() {
                 return Err(Error::Invalid(format!("org unit {} is listed twice", unit.id)));
             }
@@ -533,6 +540,21 @@ mod tests {
         assert_eq!(search_key("Xã Phúc Đồng"), "xa phuc dong");
         assert_eq!(search_key("ha-tinh.huong-khe"), "ha tinh huong khe");
         assert!(search_key("Thôn 1, Xã Phúc Đồng").contains(&search_key("phúc đồng")));
+    }
+
+    #[test]
+    fn org_unit_ids_are_refused_empty_or_with_control_characters() {
+        let unit = |id: &str| OrgUnit {
+            id: id.into(),
+            name: "Tỉnh".into(),
+            level: Level::Province,
+            parent: None,
+        };
+        assert!(Catalogue::new(vec![], vec![unit("ha-tinh")]).is_ok());
+        for bad in ["", "ha\0tinh", "ha\ntinh"] {
+            let err = Catalogue::new(vec![], vec![unit(bad)]).unwrap_err().to_string();
+            assert!(err.contains("control characters"), "{bad:?}: {err}");
+        }
     }
 
     #[test]
