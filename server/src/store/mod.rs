@@ -1322,7 +1322,8 @@ mod tests {
         m(id, "2022", field, RawValue::Amount(v.into()), hlc)
     }
 
-    /// A store with a note in every demo village for three periods, on an
+    /// A store with a note in every demo village for 100 months (300 reports
+    /// per commune: more than one read of a commune's part holds), on an
     /// engine the test keeps.
     fn every_village_reported() -> (Arc<Memory>, Store) {
         let engine = Arc::new(Memory::new());
@@ -1330,7 +1331,9 @@ mod tests {
         let catalogue = store.catalogue();
         let villages = catalogue.units_at(fieldsync::Level::Village, None);
         let mut batch = Vec::new();
-        for p in ["2021", "2022", "2023-Q1"] {
+        let periods: Vec<String> =
+            (0..100).map(|k| format!("{}-{:02}", 2020 + k / 12, k % 12 + 1)).collect();
+        for p in &periods {
             for v in &villages {
                 let id = batch.len() as u64 + 1;
                 let mut note = m(id, p, "note", RawValue::Text(format!("{} {p}", v.id)), id);
@@ -1375,10 +1378,18 @@ mod tests {
     fn listing_an_area_reads_its_communes_and_finds_what_every_header_says() {
         let (_, store) = every_village_reported();
         let catalogue = store.catalogue();
-        let units: Vec<String> = catalogue.org_units.keys().cloned().collect();
-        let p2022: Period = "2022".parse().unwrap();
+        let mut units: Vec<String> = catalogue
+            .units_at(fieldsync::Level::District, None)
+            .iter()
+            .map(|u| u.id.clone())
+            .collect();
+        units.push(demo::PROVINCE.into());
+        for level in [fieldsync::Level::Commune, fieldsync::Level::Village] {
+            units.extend(catalogue.units_at(level, None).iter().take(3).map(|u| u.id.clone()));
+        }
+        let month: Period = "2021-03".parse().unwrap();
         for unit in &units {
-            for (period, page) in [(None, 1_000), (Some(p2022), 1_000), (None, 7)] {
+            for (period, page) in [(None, 1_000), (Some(month), 1_000), (None, 97)] {
                 assert_eq!(
                     listed(&store, &surveyor(), Some(unit), period, page),
                     brute_force(&store, unit, period),

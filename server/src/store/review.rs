@@ -85,13 +85,18 @@ impl Store {
                 && period.is_none_or(|p| p == header.period)
                 && state.is_none_or(|s| s == header.review.state)
         };
-        // The communes to read, or `None` for every header.
-        let cuts = match area {
-            Some(a) => {
-                Some(super::cuts_under(&catalogue, a)).filter(|c| c.len() <= super::MAX_CUTS)
-            }
-            None => super::cuts_of(&catalogue, caller),
+        // The communes to read, or `None` for every header (an admin's, or
+        // more communes than are worth merging).
+        let areas: Vec<&str> = match area {
+            Some(a) => vec![a],
+            None if caller.role == fieldsync::access::Role::Admin => Vec::new(),
+            None => caller.areas.iter().map(String::as_str).collect(),
         };
+        let mut cuts: Vec<String> =
+            areas.iter().flat_map(|a| super::cuts_under(&catalogue, a)).collect();
+        cuts.sort();
+        cuts.dedup();
+        let cuts = Some(cuts).filter(|c| !areas.is_empty() && c.len() <= super::MAX_CUTS);
         let mut out = Vec::new();
         let mut headers = Headers::new(self, cuts, after);
         while let Some(header) = headers.next()? {
