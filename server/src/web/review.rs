@@ -48,6 +48,22 @@ impl Filter {
         Ok(Filter { period: form.text("period").into(), area: form.text("area").into(), state })
     }
 
+    /// The `ListSubmissions` request for this filter's area and period.
+    fn request(
+        &self,
+        state: Option<ReviewState>,
+        limit: u32,
+        after: &str,
+    ) -> ListSubmissionsRequest {
+        ListSubmissionsRequest {
+            area: self.area.clone(),
+            period: self.period.clone(),
+            state: state.map_or(0, |s| convert::review_state_to_wire(s) as i32),
+            limit,
+            after: after.to_owned(),
+        }
+    }
+
     fn query(&self) -> String {
         format!(
             "period={}&area={}&state={}",
@@ -83,13 +99,7 @@ pub async fn queue(
         Err(response) => return *response,
     };
     let lang = ctx.lang;
-    let list = |state: Option<ReviewState>, limit: u32, after: &str| ListSubmissionsRequest {
-        area: filter.area.clone(),
-        period: filter.period.clone(),
-        state: state.map_or(0, |s| convert::review_state_to_wire(s) as i32),
-        limit,
-        after: after.to_owned(),
-    };
+    let list = |state, limit, after: &str| filter.request(state, limit, after);
     let all = match web.review.list_submissions(ctx.request(list(None, COUNT_LIMIT, ""))).await {
         Ok(reply) => reply.into_inner(),
         Err(status) => return ctx.fail(&status),
@@ -305,13 +315,7 @@ pub async fn queue_csv(
     let mut rows = Vec::new();
     let mut after = String::new();
     loop {
-        let request = ListSubmissionsRequest {
-            area: filter.area.clone(),
-            period: filter.period.clone(),
-            state: filter.state.map_or(0, |s| convert::review_state_to_wire(s) as i32),
-            limit: 1_000,
-            after: std::mem::take(&mut after),
-        };
+        let request = filter.request(filter.state, 1_000, &after);
         let page = match web.review.list_submissions(ctx.request(request)).await {
             Ok(reply) => reply.into_inner(),
             Err(status) => return ctx.fail(&status),
