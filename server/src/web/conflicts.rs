@@ -4,9 +4,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use fieldsync::{FieldKey, GeoPoint};
 use fieldsync_proto::convert;
@@ -18,20 +16,12 @@ use fieldsync_proto::v1::{
 use tonic::Status;
 
 use super::html::{time, url, Section, E};
-use super::{area_options, place, see_other, short_device, value_text, Form, Web};
+use super::{area_options, place, see_other, short_device, value_text, Ctx, Form, Posted, Web};
 
 /// Conflicts per page.
 pub const PAGE_SIZE: u32 = 100;
 
-pub async fn list(
-    State(web): State<Arc<Web>>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let ctx = match web.ctx(&headers) {
-        Ok(ctx) => ctx,
-        Err(response) => return *response,
-    };
+pub async fn list(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQuery) -> Response {
     let lang = ctx.lang;
     let form = Form::query(query.as_deref());
     let (period, area) = (form.text("period"), form.text("area"));
@@ -134,13 +124,9 @@ fn base_text(lang: super::html::Lang, base: &Option<Value>, version: u64) -> Str
 
 pub async fn detail(
     State(web): State<Arc<Web>>,
-    headers: HeaderMap,
     Path((village, period, field)): Path<(String, String, String)>,
+    ctx: Ctx,
 ) -> Response {
-    let ctx = match web.ctx(&headers) {
-        Ok(ctx) => ctx,
-        Err(response) => return *response,
-    };
     let lang = ctx.lang;
     let get = GetSubmissionRequest { village_id: village.clone(), period: period.clone() };
     let detail = match web.review.get_submission(ctx.request(get)).await {
@@ -265,14 +251,9 @@ pub async fn detail(
 
 pub async fn resolve(
     State(web): State<Arc<Web>>,
-    headers: HeaderMap,
     Path((village, period, field)): Path<(String, String, String)>,
-    body: Bytes,
+    Posted(ctx, form): Posted,
 ) -> Response {
-    let (ctx, form) = match web.posted(&headers, &body) {
-        Ok(posted) => posted,
-        Err(response) => return *response,
-    };
     let entered = form.text("value");
     let choice = match (entered, form.text("pick")) {
         ("", "") => {

@@ -117,6 +117,37 @@ impl Web {
     }
 }
 
+/// A page's request from a signed-in caller: anyone else is sent to sign
+/// in (or shown why not).
+impl axum::extract::FromRequestParts<Arc<Web>> for Ctx {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        web: &Arc<Web>,
+    ) -> Result<Self, Response> {
+        web.ctx(&parts.headers).map_err(|response| *response)
+    }
+}
+
+/// A form post from a signed-in caller, with its form, once its CSRF token
+/// checks out. The body is read (and held to its size limit) first.
+pub struct Posted(pub Ctx, pub Form);
+
+impl axum::extract::FromRequest<Arc<Web>> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        web: &Arc<Web>,
+    ) -> Result<Self, Response> {
+        let headers = request.headers().clone();
+        let body = Bytes::from_request(request, web).await.map_err(IntoResponse::into_response)?;
+        let (ctx, form) = web.posted(&headers, &body).map_err(|response| *response)?;
+        Ok(Posted(ctx, form))
+    }
+}
+
 /// The signed-in caller of one request.
 pub struct Ctx {
     pub user: User,

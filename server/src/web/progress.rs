@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use fieldsync::{Amount, Level};
 use fieldsync_client::export;
@@ -191,15 +191,7 @@ fn bars(lang: Lang, rows: &[&TotalRow], unit: &str) -> String {
     svg
 }
 
-pub async fn page(
-    State(web): State<Arc<Web>>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let ctx = match web.ctx(&headers) {
-        Ok(ctx) => ctx,
-        Err(response) => return *response,
-    };
+pub async fn page(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQuery) -> Response {
     match render(&web, &ctx, &Form::query(query.as_deref())).await {
         Ok(body) => ctx.page(ctx.lang.pick("Tiến độ", "Progress"), Section::Progress, &body),
         Err(status) => ctx.fail(&status),
@@ -420,15 +412,7 @@ pub(super) fn attachment(content_type: &'static str, name: &str, bytes: Vec<u8>)
         .into_response()
 }
 
-pub async fn csv(
-    State(web): State<Arc<Web>>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let ctx = match web.ctx(&headers) {
-        Ok(ctx) => ctx,
-        Err(response) => return *response,
-    };
+pub async fn csv(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQuery) -> Response {
     let (view, rows) = match download_rows(&web, &ctx, &Form::query(query.as_deref())).await {
         Ok(x) => x,
         Err(status) => return ctx.fail(&status),
@@ -447,15 +431,7 @@ pub async fn csv(
     }
 }
 
-pub async fn xlsx(
-    State(web): State<Arc<Web>>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let ctx = match web.ctx(&headers) {
-        Ok(ctx) => ctx,
-        Err(response) => return *response,
-    };
+pub async fn xlsx(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQuery) -> Response {
     let (view, rows) = match download_rows(&web, &ctx, &Form::query(query.as_deref())).await {
         Ok(x) => x,
         Err(status) => return ctx.fail(&status),

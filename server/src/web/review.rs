@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use fieldsync::review::{transition, ReviewState, Verdict};
 use fieldsync_proto::convert;
@@ -19,7 +17,7 @@ use fieldsync_proto::v1::{
 use tonic::Status;
 
 use super::html::{time, url, Lang, Section, E};
-use super::{area_options, place, see_other, short_device, value_text, Ctx, Form, Web};
+use super::{area_options, place, see_other, short_device, value_text, Ctx, Form, Posted, Web};
 
 /// Submissions per page of the queue.
 pub const PAGE_SIZE: u32 = 100;
@@ -74,29 +72,11 @@ impl Filter {
     }
 }
 
-/// The signed-in caller, the query and the queue's filter read from it, or
-/// the page that says why not.
-fn queue_request(
-    web: &Web,
-    headers: &HeaderMap,
-    query: Option<&str>,
-) -> Result<(Ctx, Form, Filter), Box<Response>> {
-    let ctx = web.ctx(headers)?;
-    let form = Form::query(query);
-    match Filter::of(&form) {
-        Ok(filter) => Ok((ctx, form, filter)),
-        Err(status) => Err(Box::new(ctx.fail(&status))),
-    }
-}
-
-pub async fn queue(
-    State(web): State<Arc<Web>>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let (ctx, form, filter) = match queue_request(&web, &headers, query.as_deref()) {
-        Ok(request) => request,
-        Err(response) => return *response,
+pub async fn queue(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQuery) -> Response {
+    let form = Form::query(query.as_deref());
+    let filter = match Filter::of(&form) {
+        Ok(f) => f,
+        Err(status) => return ctx.fail(&status),
     };
     let lang = ctx.lang;
     let list = |state, limit, after: &str| filter.request(state, limit, after);
@@ -302,12 +282,12 @@ fn cell(text: &str) -> String {
 /// byte-order mark so that Excel reads Vietnamese names.
 pub async fn queue_csv(
     State(web): State<Arc<Web>>,
-    headers: HeaderMap,
+    ctx: Ctx,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let (ctx, _, filter) = match queue_request(&web, &headers, query.as_deref()) {
-        Ok(request) => request,
-        Err(response) => return *response,
+    let filter = match Filter::of(&Form::query(query.as_deref())) {
+        Ok(f) => f,
+        Err(status) => return ctx.fail(&status),
     };
     let Ok(_download) = web.downloads.acquire().await else {
         return ctx.fail(&Status::unavailable("the server is shutting down"));
@@ -409,15 +389,7 @@ fn decision(lang: Lang, r: &SubmissionReview) -> String {
     out
 }
 
-pub async fn bulk_approve(
-    State(web): State<Arc<Web>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let (ctx, form) = match web.posted(&headers, &body) {
-        Ok(posted) => posted,
-        Err(response) => return *response,
-    };
+pub async fn bulk_approve(State(web): State<Arc<Web>>, Posted(ctx, form): Posted) -> Response {
     let filter = match Filter::of(&form) {
         Ok(f) => f,
         Err(status) => return ctx.fail(&status),
@@ -450,13 +422,9 @@ pub async fn bulk_approve(
 
 pub async fn submission(
     State(web): State<Arc<Web>>,
-    headers: HeaderMap,
     Path((village, period)): Path<(String, String)>,
+    ctx: Ctx,
 ) -> Response {
-    let ctx = match web.ctx(&headers) {
-        Ok(ctx) => ctx,
-        Err(response) => return *response,
-    };
     let lang = ctx.lang;
     let get = GetSubmissionRequest { village_id: village.clone(), period: period.clone() };
     let detail = match web.review.get_submission(ctx.request(get)).await {
@@ -638,14 +606,9 @@ pub async fn submission(
 
 pub async fn decide(
     State(web): State<Arc<Web>>,
-    headers: HeaderMap,
     Path((village, period)): Path<(String, String)>,
-    body: Bytes,
+    Posted(ctx, form): Posted,
 ) -> Response {
-    let (ctx, form) = match web.posted(&headers, &body) {
-        Ok(posted) => posted,
-        Err(response) => return *response,
-    };
     let verdict = match VERDICTS.into_iter().find(|v| v.as_str() == form.text("verdict")) {
         Some(v) => v,
         None => {
