@@ -2,7 +2,7 @@
 //! catalogue into an empty one and creating its first admin) and serves until
 //! Ctrl-C or SIGTERM.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -33,9 +33,12 @@ enum Command {
     Backup {
         #[command(flatten)]
         data: DataArg,
-        /// The backup file to write.
+        /// The backup file to write (outside the data directory).
         #[arg(long)]
         out: PathBuf,
+        /// Replace --out if it exists.
+        #[arg(long)]
+        force: bool,
     },
     /// Restore a backup into a new, empty data directory.
     Restore {
@@ -45,6 +48,15 @@ enum Command {
         /// The new data directory (must not exist, or be empty).
         #[arg(long)]
         data: PathBuf,
+    },
+    /// Issue a new token for an admin on a stopped server's store: the way
+    /// back in when the last admin's tokens are lost, revoked or disabled.
+    AdminToken {
+        #[command(flatten)]
+        data: DataArg,
+        /// The admin user to issue it for.
+        #[arg(long, default_value = "admin")]
+        user: String,
     },
 }
 
@@ -79,9 +91,26 @@ struct ServeArgs {
     tls_key: Option<PathBuf>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+/// Runs the command; an error is printed as one plain paragraph (its causes
+/// after colons), never as a backtrace.
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(Cli::parse())) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     // The demo tells its own story; the server's request logs would drown it.
     let default = if matches!(cli.command, Some(Command::Demo)) { "warn" } else { "info" };
     tracing_subscriber::fmt()
@@ -99,9 +128,10 @@ async fn main() -> anyhow::Result<()> {
             return Ok(());
         }
         Some(Command::Check(args)) => return check(&args.data),
-        Some(Command::Backup { data, out }) => {
+        Some(Command::Backup { data, out, force }) => {
+            refuse_inside(&out, &data.data)?;
             let store = open_existing(&data.data)?;
-            let count = store.backup_to_file(&out)?;
+            let count = store.backup_to_file(&out, force)?;
             println!("backed up {count} records from {} to {}", data.data.display(), out.display());
             return Ok(());
         }
@@ -109,6 +139,17 @@ async fn main() -> anyhow::Result<()> {
             let count = Store::restore_from_file(&from, &data)?;
             println!("restored {count} records from {} into {}", from.display(), data.display());
             return check(&data);
+        }
+        Some(Command::AdminToken { data, user }) => {
+            // Opened as the server opens it: a damaged store is refused.
+            open_existing(&data.data)?;
+            let engine = Sled::open(&data.data)
+                .with_context(|| format!("cannot open the store in {}", data.data.display()))?;
+            let store = Store::open(Arc::new(engine), fieldsync::demo::catalogue)?;
+            let (token, info) = store.recovery_token(&user, now_ms())?;
+            eprintln!("issued token {} for {user} (shown this once, keep it safe):", info.id);
+            println!("{token}");
+            return Ok(());
         }
         None => ServeArgs::parse_from(["fieldsync-server"]),
     };
@@ -167,18 +208,45 @@ async fn main() -> anyhow::Result<()> {
     serve_all(listener, http, store, Limits::default(), tls, shutdown_signal()).await
 }
 
-/// Opens the store in `data`, which must already hold one.
-fn open_existing(data: &std::path::Path) -> anyhow::Result<Store> {
-    let holds_files = std::fs::read_dir(data).is_ok_and(|mut d| d.next().is_some());
-    anyhow::ensure!(holds_files, "there is no store in {}", data.display());
-    let engine = Sled::open(data).with_context(|| {
-        format!("cannot open the store in {} (is a server running on it?)", data.display())
+/// Opens the store in `data`, which must already hold one, to read it:
+/// nothing is written, and a missing, damaged or cut store is refused.
+fn open_existing(data: &Path) -> anyhow::Result<Store> {
+    let engine = Sled::open_existing(data).map_err(|e| match e {
+        fieldsync_store::Error::Sled(e) => anyhow::anyhow!(
+            "cannot open the store in {} (is a server running on it?): {e}",
+            data.display()
+        ),
+        e => e.into(),
     })?;
-    Ok(Store::open(Arc::new(engine), fieldsync::demo::catalogue)?)
+    Ok(Store::open_existing(Arc::new(engine))?)
+}
+
+/// Refuses a backup file inside the data directory (it could land on the
+/// store's own files).
+fn refuse_inside(out: &Path, data: &Path) -> anyhow::Result<()> {
+    let absolute = |p: &Path| -> std::io::Result<PathBuf> {
+        // The file may not exist yet: resolve its directory.
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        Ok(dir.canonicalize()?.join(p.file_name().unwrap_or_default()))
+    };
+    let (Ok(out_abs), Ok(data_abs)) = (absolute(out), data.canonicalize()) else {
+        return Ok(()); // a missing directory is reported by the write or the open
+    };
+    anyhow::ensure!(
+        !out_abs.starts_with(&data_abs),
+        "{} is inside the data directory {}: write the backup somewhere else (another disk, \
+         ideally)",
+        out.display(),
+        data.display()
+    );
+    Ok(())
 }
 
 /// Checks the store in `data`, prints what was found, and fails if anything was.
-fn check(data: &std::path::Path) -> anyhow::Result<()> {
+fn check(data: &Path) -> anyhow::Result<()> {
     let problems = open_existing(data)?.check()?;
     if problems.is_empty() {
         println!("{}: the store is healthy", data.display());

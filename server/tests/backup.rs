@@ -436,3 +436,262 @@ fn a_store_cut_by_district_is_cut_by_commune_when_opened() {
     let left = engine.scan("changes_by_district", Bound::Unbounded, Bound::Unbounded, 10).unwrap();
     assert!(left.is_empty(), "the district cut is dropped");
 }
+
+/// A stopped server's store with a season of pushes in it (a `db` file of
+/// several megabytes), in `dir`.
+fn season_store(dir: &Path) {
+    let store = Store::open(Arc::new(Sled::open(dir).unwrap()), demo::catalogue).unwrap();
+    store.ensure_admin(Some(ADMIN_TOKEN), now_ms()).unwrap();
+    let an = User {
+        id: "an".into(),
+        name: "An".into(),
+        role: Role::Surveyor,
+        areas: vec![COMMUNE.into()],
+        disabled: false,
+    };
+    let device = fieldsync::DeviceId(uuid::Uuid::from_u128(7));
+    for push in 0..300u64 {
+        let batch: Vec<Mutation> = (0..4)
+            .map(|i| {
+                let id = push * 4 + i + 1;
+                Mutation {
+                    id,
+                    village_id: VILLAGE.into(),
+                    period: "2022".into(),
+                    field: "note".into(),
+                    value: RawValue::Text(format!("ghi chú {id} {}", "x".repeat(400))),
+                    base_version: 0,
+                    hlc: Hlc(id),
+                    author: "an".into(),
+                }
+            })
+            .collect();
+        store.push(&an, device, &batch, push * 4, now_ms()).unwrap();
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        match entry.file_type().unwrap().is_dir() {
+            true => copy_dir(&entry.path(), &target),
+            false => drop(std::fs::copy(entry.path(), target).unwrap()),
+        }
+    }
+}
+
+fn output(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn a_cut_store_is_refused_by_serve_check_and_backup_and_left_as_it_was() {
+    let root = tempfile::tempdir().unwrap();
+    let original = root.path().join("original");
+    season_store(&original);
+    let len = std::fs::metadata(original.join("db")).unwrap().len();
+    assert!(len > 1_000_000, "the db file holds the season ({len} bytes)");
+    for (what, keep) in
+        [("half", len / 2), ("99%", len * 99 / 100), ("all but 1%", len - len / 100)]
+    {
+        let data = root.path().join(format!("cut-{keep}"));
+        copy_dir(&original, &data);
+        let db = std::fs::OpenOptions::new().write(true).open(data.join("db")).unwrap();
+        db.set_len(keep).unwrap();
+        drop(db);
+        let files_before = std::fs::read(data.join(fieldsync_store::MARK_FILE)).unwrap();
+
+        let out = run(&["check".as_ref(), "--data".as_ref(), data.as_os_str()]);
+        let text = output(&out);
+        assert!(!out.status.success(), "check of a db cut to {what}: {text}");
+        assert!(!text.contains("healthy"), "{what}: {text}");
+        assert!(text.contains("damaged") && text.contains("restore"), "{what}: {text}");
+        assert!(!text.contains("panicked") && !text.contains("RUST_BACKTRACE"), "{what}: {text}");
+
+        let backup = root.path().join(format!("backup-{keep}.fsb"));
+        let out = run(&[
+            "backup".as_ref(),
+            "--data".as_ref(),
+            data.as_os_str(),
+            "--out".as_ref(),
+            backup.as_os_str(),
+        ]);
+        assert!(!out.status.success(), "backup of a db cut to {what}: {}", output(&out));
+        assert!(!backup.exists());
+
+        let out = bin()
+            .args(["serve", "--listen", "127.0.0.1:0", "--http", "off", "--data"])
+            .arg(&data)
+            .env(fieldsync_server::store::ADMIN_TOKEN_ENV, "another-admin-token-0123456789")
+            .output()
+            .expect("run serve");
+        let text = output(&out);
+        assert!(!out.status.success(), "serve on a db cut to {what}: {text}");
+        assert!(text.contains("damaged") && text.contains("restore"), "{what}: {text}");
+        assert!(!text.contains("new store"), "{what}: {text}");
+        assert_eq!(
+            std::fs::read(data.join(fieldsync_store::MARK_FILE)).unwrap(),
+            files_before,
+            "{what}: the mark is left as it was, for whoever looks at it"
+        );
+    }
+    // The uncut copy is still whole.
+    let out = run(&["check".as_ref(), "--data".as_ref(), original.as_os_str()]);
+    assert!(out.status.success(), "{}", output(&out));
+}
+
+#[test]
+fn check_and_backup_on_a_wrong_directory_create_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let missing = root.path().join("fieldsync-dta");
+    let empty = root.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let other = root.path().join("documents");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("report.docx"), b"not a store").unwrap();
+    for dir in [&missing, &empty, &other] {
+        let out = run(&["check".as_ref(), "--data".as_ref(), dir.as_os_str()]);
+        let text = output(&out);
+        assert!(!out.status.success(), "{text}");
+        assert!(text.contains("no fieldsync store"), "{text}");
+        let file = root.path().join("b.fsb");
+        let out = run(&[
+            "backup".as_ref(),
+            "--data".as_ref(),
+            dir.as_os_str(),
+            "--out".as_ref(),
+            file.as_os_str(),
+        ]);
+        assert!(!out.status.success(), "{}", output(&out));
+        assert!(!file.exists());
+    }
+    assert!(!missing.exists());
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(&other).unwrap().count(), 1);
+    // serve never fills someone else's directory with a store either.
+    let out = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--http", "off", "--data"])
+        .arg(&other)
+        .output()
+        .expect("run serve");
+    assert!(!out.status.success());
+    assert!(output(&out).contains("holds no fieldsync store"), "{}", output(&out));
+    assert_eq!(std::fs::read_dir(&other).unwrap().count(), 1);
+}
+
+#[test]
+fn a_backup_never_lands_on_the_store_or_an_existing_file() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    season_store(&data);
+    let backup = |out: &Path, extra: &[&str]| {
+        let mut args: Vec<&std::ffi::OsStr> =
+            vec!["backup".as_ref(), "--data".as_ref(), data.as_os_str(), "--out".as_ref()];
+        args.push(out.as_os_str());
+        args.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
+        run(&args)
+    };
+    let db_before = std::fs::metadata(data.join("db")).unwrap().len();
+    for inside in [data.join("db"), data.join("backup.fsb")] {
+        let out = backup(&inside, &["--force"]);
+        assert!(!out.status.success());
+        assert!(output(&out).contains("inside the data directory"), "{}", output(&out));
+    }
+    assert_eq!(std::fs::metadata(data.join("db")).unwrap().len(), db_before);
+
+    let file = root.path().join("season.fsb");
+    assert!(backup(&file, &[]).status.success());
+    let first = std::fs::read(&file).unwrap();
+    let out = backup(&file, &[]);
+    assert!(!out.status.success());
+    assert!(output(&out).contains("already exists"), "{}", output(&out));
+    assert!(backup(&file, &["--force"]).status.success());
+
+    // A link planted where the backup is written first is not followed.
+    #[cfg(unix)]
+    {
+        let victim = root.path().join("victim.txt");
+        std::fs::write(&victim, b"keep me").unwrap();
+        let other = root.path().join("other.fsb");
+        std::os::unix::fs::symlink(&victim, root.path().join("other.fsb.partial")).unwrap();
+        let out = backup(&other, &[]);
+        assert!(!out.status.success());
+        assert!(output(&out).contains("already exists"), "{}", output(&out));
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+        assert!(!other.exists());
+    }
+    assert_eq!(std::fs::read(&file).unwrap().len(), first.len());
+}
+
+#[test]
+fn the_offline_admin_token_lets_a_locked_out_admin_back_in() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    season_store(&data);
+    {
+        // The only admin is disabled (as a store written before the server
+        // refused that could hold it).
+        let engine = Sled::open(&data).unwrap();
+        let store = Store::open(Arc::new(engine), demo::catalogue).unwrap();
+        let mut admin = store.user("admin").unwrap().unwrap();
+        drop(store);
+        admin.disabled = true;
+        let engine = Sled::open(&data).unwrap();
+        let mut batch = Batch::default();
+        batch.put("users", b"admin".to_vec(), postcard::to_allocvec(&admin).unwrap());
+        engine.commit(batch).unwrap();
+        let store = Store::open(Arc::new(engine), demo::catalogue).unwrap();
+        assert!(store.authenticate(ADMIN_TOKEN, now_ms()).is_err());
+    }
+    let out = run(&["admin-token".as_ref(), "--data".as_ref(), data.as_os_str()]);
+    assert!(out.status.success(), "{}", output(&out));
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(token.starts_with("fs_"), "the token alone on stdout: {token:?}");
+    let store = Store::open(Arc::new(Sled::open(&data).unwrap()), demo::catalogue).unwrap();
+    let user = store.authenticate(&token, now_ms()).expect("the new token signs in");
+    assert_eq!(user.id, "admin");
+    let query = HistoryQuery { limit: 10_000, ..Default::default() };
+    let audit = store.history(&user, &query).unwrap();
+    assert!(audit.iter().any(|e| e.detail.contains("offline")), "the recovery is audited");
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    drop(store);
+    let out = run(&[
+        "admin-token".as_ref(),
+        "--data".as_ref(),
+        data.as_os_str(),
+        "--user".as_ref(),
+        "nobody".as_ref(),
+    ]);
+    assert!(!out.status.success());
+    assert!(output(&out).contains("the admins of this store are: admin"), "{}", output(&out));
+    // On a directory without a store it creates nothing.
+    let none = root.path().join("none");
+    let out = run(&["admin-token".as_ref(), "--data".as_ref(), none.as_os_str()]);
+    assert!(!out.status.success());
+    assert!(!none.exists());
+}
+
+#[test]
+fn check_finds_a_token_that_cannot_be_listed_or_revoked() {
+    let (engine, store) = small_store();
+    drop(store);
+    let mut batch = Batch::default();
+    let planted = fieldsync_server::store::TokenInfo {
+        id: "planted00000".into(),
+        user_id: "admin".into(),
+        label: "".into(),
+        created_ms: 0,
+        expires_ms: 0,
+        revoked: false,
+    };
+    batch.put("tokens", vec![0xAB; 32], postcard::to_allocvec(&planted).unwrap());
+    engine.commit(batch).unwrap();
+    let store = Store::open(engine, demo::catalogue).unwrap();
+    let problems = store.check().unwrap();
+    assert!(
+        problems.iter().any(|p| p.contains("planted00000") && p.contains("cannot be listed")),
+        "{problems:?}"
+    );
+}

@@ -6,7 +6,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
+
+mod mark;
+
+pub use mark::{sync_dir, FILE as MARK_FILE};
 
 /// Storage failures: the disk, not the input.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +20,13 @@ pub enum Error {
     Sled(#[from] sled::Error),
     #[error("storage error: {0}")]
     Other(String),
+    /// There is no store where one was expected (a mistyped directory).
+    #[error("{0}")]
+    NoStore(String),
+    /// The files are there but do not hold what was acknowledged: refuse
+    /// to serve them and say how to recover.
+    #[error("{0}")]
+    Damaged(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -191,8 +203,19 @@ impl Engine for Memory {
 /// atomic, and several times cheaper than a sled transaction across trees.
 /// (Tree names are plain words without a zero byte, so the prefixes never
 /// overlap.)
+///
+/// Beside sled's files the directory holds a high-water mark (see
+/// [`mark`]): every batch carries the next epoch, every flush records the
+/// epoch it made durable, and a database that comes back behind its mark
+/// (cut, damaged, an older copy of its files) is refused, never served.
 pub struct Sled {
     db: sled::Db,
+    /// The mark, advanced after each flush; `None` when opened read-only.
+    mark: Option<Mutex<mark::Mark>>,
+    /// The epoch of the last batch written; batches take the next one
+    /// under this lock, so epochs follow the order batches are applied in.
+    epoch: Mutex<u64>,
+    written: AtomicU64,
 }
 
 /// The most sled keeps cached in memory (its default is 1 GiB; the process
@@ -201,6 +224,8 @@ pub const CACHE_BYTES: u64 = 128 * 1024 * 1024;
 
 /// Marks a database in this layout (its key sorts before every tree's).
 const LAYOUT_KEY: &[u8] = b"\0layout";
+/// The epoch of the last batch written (outside every tree, like the layout).
+const EPOCH_KEY: &[u8] = b"\0epoch";
 
 /// `tree ‖ 0 ‖ key`.
 fn stored_key(tree: &str, key: &[u8]) -> Vec<u8> {
@@ -218,28 +243,135 @@ fn tree_end(tree: &str) -> Vec<u8> {
     k
 }
 
+/// What to restore from, said the same way by every refusal to open.
+const RESTORE: &str =
+    "restore the last backup into a new directory (fieldsync-server restore --from FILE --data \
+     NEW_DIR) and serve that";
+
+/// Whether `dir` holds sled's files.
+fn holds_sled(dir: &Path) -> bool {
+    dir.join("db").is_file() || dir.join("conf").is_file()
+}
+
+/// The entries of `dir` (`None`: it does not exist).
+fn entries(dir: &Path) -> Result<Option<usize>> {
+    match std::fs::read_dir(dir) {
+        Ok(d) => Ok(Some(d.count())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::Other(format!("cannot read {}: {e}", dir.display()))),
+    }
+}
+
 impl Sled {
-    /// Opens (creating if needed) the database in `dir`. A database that was
-    /// just closed in this process may hold its file lock for a moment while
-    /// sled's background thread winds down; that is waited out, briefly.
+    /// Opens the store in `dir`, or creates a new one when `dir` is missing
+    /// or empty. A directory that holds files is never initialised: files
+    /// that are not a store, a store without its records, or one behind its
+    /// high-water mark are refused with what to do.
     pub fn open(dir: &Path) -> Result<Self> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            match sled::Config::new().path(dir).cache_capacity(CACHE_BYTES).open() {
-                Ok(db) => {
-                    let engine = Sled { db };
+        match entries(dir)? {
+            None | Some(0) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| Error::Other(format!("cannot create {}: {e}", dir.display())))?;
+                let mark = mark::Mark::create(dir)?;
+                let db = open_db(dir)?;
+                let engine = Sled::with(db, Some(mark))?;
+                engine.db.insert(LAYOUT_KEY, &b"one tree"[..])?;
+                engine.db.flush()?;
+                Ok(engine)
+            }
+            Some(_) => {
+                let mark = mark::Mark::open(dir, true)?;
+                if mark.is_none() && !holds_sled(dir) {
+                    return Err(Error::NoStore(format!(
+                        "{} is not empty and holds no fieldsync store: give the store a new or \
+                         empty directory",
+                        dir.display()
+                    )));
+                }
+                let legacy = mark.is_none();
+                let mut engine = Sled::with(open_db(dir)?, mark)?;
+                if legacy {
+                    // A store from before the mark: it must hold records,
+                    // or it is a damaged one that would be served as new.
+                    let default = engine.db.name();
+                    let named_records = engine.db.tree_names().into_iter().any(|n| {
+                        n != default && engine.db.open_tree(&n).is_ok_and(|t| !t.is_empty())
+                    });
+                    if engine.db.first()?.is_none() && !named_records {
+                        return Err(Error::Damaged(format!(
+                            "{} holds sled's files but no records: if this server never held \
+                             data, remove the directory and start again; otherwise {RESTORE}",
+                            dir.display()
+                        )));
+                    }
                     engine.absorb_named_trees()?;
-                    return Ok(engine);
+                    let mut mark = mark::Mark::create(dir)?;
+                    mark.advance(engine.written.load(Ordering::SeqCst))?;
+                    engine.mark = Some(Mutex::new(mark));
+                } else {
+                    engine.absorb_named_trees()?;
                 }
-                Err(sled::Error::Io(e))
-                    if e.to_string().contains("could not acquire lock")
-                        && std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => return Err(e.into()),
+                Ok(engine)
             }
         }
+    }
+
+    /// Opens the existing store in `dir` to read it, writing nothing into
+    /// it: a missing or empty directory, one without a store, or a store
+    /// behind its high-water mark is refused.
+    pub fn open_existing(dir: &Path) -> Result<Self> {
+        let mark = match entries(dir)? {
+            None | Some(0) => None,
+            Some(_) => mark::Mark::open(dir, false)?,
+        };
+        if mark.is_none() && !holds_sled(dir) {
+            return Err(Error::NoStore(format!(
+                "there is no fieldsync store in {} (check --data)",
+                dir.display()
+            )));
+        }
+        let engine = Sled::with(open_db(dir)?, None)?;
+        if let Some(mark) = &mark {
+            engine.behind(dir, mark.epoch())?;
+        }
+        if engine.db.get(LAYOUT_KEY)?.is_none() || engine.db.tree_names().len() > 1 {
+            return Err(Error::Other(format!(
+                "the store in {} was written by an older fieldsync: start the server on it once \
+                 to bring it up to date",
+                dir.display()
+            )));
+        }
+        Ok(engine)
+    }
+
+    fn with(db: sled::Db, mark: Option<mark::Mark>) -> Result<Self> {
+        let written = match db.get(EPOCH_KEY)? {
+            Some(b) => u64::from_be_bytes(b.as_ref().try_into().map_err(|_| {
+                Error::Damaged(format!("the store's epoch record is damaged; {RESTORE}"))
+            })?),
+            None => 0,
+        };
+        let engine = Sled { db, mark: None, epoch: Mutex::new(written), written: written.into() };
+        if let Some(mark) = mark {
+            let dir = mark.dir();
+            engine.behind(&dir, mark.epoch())?;
+            return Ok(Sled { mark: Some(Mutex::new(mark)), ..engine });
+        }
+        Ok(engine)
+    }
+
+    /// Refuses a database whose last batch is older than the mark.
+    fn behind(&self, dir: &Path, marked: u64) -> Result<()> {
+        let held = self.written.load(Ordering::SeqCst);
+        if held < marked {
+            return Err(Error::Damaged(format!(
+                "the store in {} is damaged: it holds {held} of the {marked} write batches \
+                 already acknowledged to users (its files were cut, damaged or replaced by an \
+                 older copy). Nothing was changed and nothing will be served from it; {RESTORE}",
+                dir.display()
+            )));
+        }
+        Ok(())
     }
 
     /// Moves the records of a database written with one sled tree per named
@@ -285,6 +417,40 @@ impl Sled {
         self.db.insert(LAYOUT_KEY, &b"one tree"[..])?;
         self.db.flush()?;
         Ok(())
+    }
+}
+
+/// Opens sled in `dir`. A database that was just closed in this process may
+/// hold its file lock for a moment while sled's background thread winds
+/// down; that is waited out, briefly. sled panics on some damage: that
+/// becomes an error that says so.
+fn open_db(dir: &Path) -> Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        // sled's panic is the symptom, not news for the person running
+        // the command: keep it out of the terminal and say what it means.
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let opened = std::panic::catch_unwind(|| {
+            sled::Config::new().path(dir).cache_capacity(CACHE_BYTES).open()
+        });
+        std::panic::set_hook(hook);
+        match opened {
+            Ok(Ok(db)) => return Ok(db),
+            Ok(Err(sled::Error::Io(e)))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Ok(Err(sled::Error::Corruption { .. })) | Err(_) => {
+                return Err(Error::Damaged(format!(
+                    "the store in {} is damaged and cannot be read; {RESTORE}",
+                    dir.display()
+                )))
+            }
+            Ok(Err(e)) => return Err(e.into()),
+        }
     }
 }
 
@@ -344,11 +510,21 @@ impl Engine for Sled {
                 None => writes.remove(key),
             }
         }
-        Ok(self.db.apply_batch(writes)?)
+        let mut epoch = self.epoch.lock().map_err(poisoned)?;
+        let next = *epoch + 1;
+        writes.insert(EPOCH_KEY, &next.to_be_bytes()[..]);
+        self.db.apply_batch(writes)?;
+        *epoch = next;
+        self.written.store(next, Ordering::SeqCst);
+        Ok(())
     }
 
     fn flush(&self) -> Result<()> {
+        let written = self.written.load(Ordering::SeqCst);
         self.db.flush()?;
+        if let Some(mark) = &self.mark {
+            mark.lock().map_err(poisoned)?.advance(written)?;
+        }
         Ok(())
     }
 }
@@ -451,6 +627,130 @@ mod conformance {
         }
         let err = Sled::open(dir.path()).err().expect("refused").to_string();
         assert!(err.contains("older fieldsync wrote to it"), "{err}");
+    }
+
+    /// A store of `batches` flushed batches in `dir`.
+    fn filled(dir: &Path, batches: u32) {
+        let e = Sled::open(dir).unwrap();
+        for i in 0..batches {
+            let mut b = Batch::default();
+            b.put("t", i.to_be_bytes().to_vec(), vec![7u8; 2_000]);
+            e.commit(b).unwrap();
+        }
+    }
+
+    #[test]
+    fn sled_refuses_a_database_cut_behind_its_mark() {
+        for keep in [0.5, 0.99] {
+            let dir = tempfile::tempdir().unwrap();
+            filled(dir.path(), 600);
+            let db = dir.path().join("db");
+            let len = std::fs::metadata(&db).unwrap().len();
+            let file = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+            file.set_len((len as f64 * keep) as u64).unwrap();
+            drop(file);
+            for (how, err) in [
+                ("open", Sled::open(dir.path()).err()),
+                ("open_existing", Sled::open_existing(dir.path()).err()),
+            ] {
+                let err = err.unwrap_or_else(|| panic!("{how} served a db cut to {keep}"));
+                let text = err.to_string();
+                assert!(matches!(err, Error::Damaged(_)), "{how} at {keep}: {text}");
+                assert!(text.contains("restore"), "{how} at {keep}: {text}");
+            }
+        }
+    }
+
+    fn copy_files(from: &Path, to: &Path, skip: &str) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_name() == skip {
+                continue;
+            }
+            match entry.file_type().unwrap().is_dir() {
+                true => copy_files(&entry.path(), &target, skip),
+                false => drop(std::fs::copy(entry.path(), target).unwrap()),
+            }
+        }
+    }
+
+    #[test]
+    fn sled_refuses_older_files_put_back_under_a_newer_mark() {
+        let root = tempfile::tempdir().unwrap();
+        let (dir, old) = (root.path().join("store"), root.path().join("old"));
+        filled(&dir, 5);
+        copy_files(&dir, &old, MARK_FILE);
+        {
+            let e = Sled::open(&dir).unwrap();
+            let mut b = Batch::default();
+            b.put("t", b"later".to_vec(), b"acknowledged".to_vec());
+            e.commit(b).unwrap();
+        }
+        // sled's files as they were before the last commit, the mark as it is.
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if !path.ends_with(MARK_FILE) {
+                let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+            }
+        }
+        copy_files(&old, &dir, MARK_FILE);
+        for err in [Sled::open(&dir).err(), Sled::open_existing(&dir).err()] {
+            let text = err.expect("refused").to_string();
+            assert!(text.contains("holds 5 of the 6 write batches"), "{text}");
+            assert!(text.contains("restore the last backup"), "{text}");
+        }
+    }
+
+    #[test]
+    fn sled_never_initialises_a_directory_that_holds_files() {
+        // Someone else's files.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
+        let err = Sled::open(dir.path()).err().expect("refused");
+        assert!(matches!(err, Error::NoStore(_)), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "nothing was created");
+        // sled's files without a record and without a mark: damaged, not new.
+        let dir = tempfile::tempdir().unwrap();
+        drop(sled::Config::new().path(dir.path()).open().unwrap());
+        let err = Sled::open(dir.path()).err().expect("refused");
+        assert!(matches!(err, Error::Damaged(_)), "{err}");
+        // The mark without sled's files: everything acknowledged is gone.
+        let dir = tempfile::tempdir().unwrap();
+        filled(dir.path(), 3);
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if !path.ends_with(MARK_FILE) {
+                let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+            }
+        }
+        let err = Sled::open(dir.path()).err().expect("refused");
+        assert!(matches!(err, Error::Damaged(_)), "{err}");
+    }
+
+    #[test]
+    fn opening_an_existing_store_to_read_it_writes_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let missing = root.path().join("typo");
+        let err = Sled::open_existing(&missing).err().expect("refused");
+        assert!(matches!(err, Error::NoStore(_)), "{err}");
+        assert!(!missing.exists(), "a mistyped directory is not created");
+        let empty = root.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        assert!(Sled::open_existing(&empty).is_err());
+        assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+
+        let dir = root.path().join("store");
+        filled(&dir, 5);
+        let mark = std::fs::read(dir.join(MARK_FILE)).unwrap();
+        let e = Sled::open_existing(&dir).unwrap();
+        assert_eq!(e.get("t", &4u32.to_be_bytes()).unwrap(), Some(vec![7u8; 2_000]));
+        drop(e);
+        assert_eq!(std::fs::read(dir.join(MARK_FILE)).unwrap(), mark);
+        // The writable open that follows finds the store as it was.
+        let e = Sled::open(&dir).unwrap();
+        assert_eq!(e.scan("t", Bound::Unbounded, Bound::Unbounded, 100).unwrap().len(), 5);
     }
 
     #[test]

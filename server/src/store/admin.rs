@@ -190,6 +190,51 @@ impl Store {
         Ok(Some(token))
     }
 
+    /// A new token for the admin `user_id`, issued on the stopped server's
+    /// own store (`fieldsync-server admin-token`): the way back in when the
+    /// last admin lost, revoked or disabled its access. A disabled admin is
+    /// enabled again. Audited like any token.
+    pub fn recovery_token(&self, user_id: &str, now_ms: u64) -> Result<(String, TokenInfo)> {
+        let guard = self.write_lock();
+        let mut user = match self.user(user_id)? {
+            Some(u) if u.role == Role::Admin => u,
+            found => {
+                let admins: Vec<String> = self
+                    .users()?
+                    .into_iter()
+                    .filter(|u| u.role == Role::Admin)
+                    .map(|u| u.id)
+                    .collect();
+                let what = if found.is_some() { "is not an admin" } else { "does not exist" };
+                return Err(Error::NotFound(format!(
+                    "user {user_id:?} {what}; the admins of this store are: {}",
+                    if admins.is_empty() { "none".into() } else { admins.join(", ") }
+                )));
+            }
+        };
+        let token = new_token();
+        let info = TokenInfo {
+            id: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+            user_id: user.id.clone(),
+            label: "offline recovery".into(),
+            created_ms: now_ms,
+            expires_ms: 0,
+            revoked: false,
+        };
+        let enable = std::mem::take(&mut user.disabled);
+        let mut work = Work::new(self, &user, now_ms)?;
+        let mut detail = format!("issued token {} for {} offline, on the server", info.id, user.id);
+        if enable {
+            work.batch.put(USERS, user.id.as_bytes().to_vec(), encode(&user));
+            detail.push_str("; enabled the user again");
+        }
+        put_token(&mut work.batch, &token, &info);
+        let entry = work.entry(AuditKind::Token, detail);
+        work.audit(entry);
+        work.commit_then(guard, || self.forget_sign_ins())?;
+        Ok((token, info))
+    }
+
     /// Adds a user.
     pub fn create_user(&self, caller: &User, mut user: User, now_ms: u64) -> Result<User> {
         self.require_admin(caller)?;

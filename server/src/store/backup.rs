@@ -275,16 +275,33 @@ impl Store {
         Ok(count)
     }
 
-    /// Backs the store up to the file `out`, written beside it first and
-    /// renamed into place once complete and synced. Returns the number of
+    /// Backs the store up to the file `out`, written beside it first
+    /// (`OUT.partial`, created new: a planted file or link there is refused,
+    /// never followed) and renamed into place once complete and synced. An
+    /// existing `out` is refused unless `replace`. Returns the number of
     /// records.
-    pub fn backup_to_file(&self, out: &Path) -> Result<u64> {
+    pub fn backup_to_file(&self, out: &Path, replace: bool) -> Result<u64> {
+        if !replace && std::fs::symlink_metadata(out).is_ok() {
+            return Err(Error::Invalid(format!(
+                "{} already exists: choose a new file name (or --force to replace it)",
+                out.display()
+            )));
+        }
         let mut partial = out.as_os_str().to_owned();
         partial.push(".partial");
         let partial = std::path::PathBuf::from(partial);
+        let file =
+            std::fs::OpenOptions::new().write(true).create_new(true).open(&partial).map_err(
+                |e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => Error::Invalid(format!(
+                        "{} already exists (an interrupted backup, or a file planted there): look \
+                     at it, remove it, and try again",
+                        partial.display()
+                    )),
+                    _ => io(&format!("cannot create {}", partial.display()), e),
+                },
+            )?;
         let result = (|| {
-            let file = File::create(&partial)
-                .map_err(|e| io(&format!("cannot create {}", partial.display()), e))?;
             let mut w = BufWriter::new(file);
             let count = self.backup(&mut w)?;
             let file = w.into_inner().map_err(|e| io("cannot write the backup", e.into_error()))?;
@@ -301,8 +318,10 @@ impl Store {
 
     /// Restores the backup file `from` into a new store in `data`, which
     /// must not exist or be an empty directory. The file is verified whole
-    /// before anything is written; if writing fails, what was written is
-    /// removed. Returns the number of records.
+    /// before anything is written; the store is written into a new sibling
+    /// directory and renamed to `data` only once complete and flushed, so an
+    /// interrupted restore leaves no store at `data` that could be served as
+    /// a new one. Returns the number of records.
     pub fn restore_from_file(from: &Path, data: &Path) -> Result<u64> {
         let open = || {
             File::open(from)
@@ -323,30 +342,36 @@ impl Store {
             Err(e) => return Err(io(&format!("cannot use {}", data.display()), e)),
         };
         verify_backup(open()?)?;
-        let result = (|| {
-            let engine = Arc::new(Sled::open(data)?);
-            restore_into(open()?, engine.as_ref())
-        })();
-        if result.is_err() {
-            // Leave no half-restored store behind.
-            match existed {
-                true => {
-                    if let Ok(entries) = std::fs::read_dir(data) {
-                        for entry in entries.flatten() {
-                            let path = entry.path();
-                            let _ = match path.is_dir() {
-                                true => std::fs::remove_dir_all(&path),
-                                false => std::fs::remove_file(&path),
-                            };
-                        }
-                    }
-                }
-                false => {
-                    let _ = std::fs::remove_dir_all(data);
-                }
-            }
+        let name = data.file_name().ok_or_else(|| {
+            Error::Invalid(format!("{} does not name a directory", data.display()))
+        })?;
+        let parent = match data.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent)
+            .map_err(|e| io(&format!("cannot create {}", parent.display()), e))?;
+        let mut prefix = name.to_owned();
+        prefix.push(".restoring-");
+        let staging = tempfile::Builder::new()
+            .prefix(&prefix)
+            .tempdir_in(&parent)
+            .map_err(|e| io(&format!("cannot create a directory in {}", parent.display()), e))?;
+        let count = {
+            let engine = Arc::new(Sled::open(staging.path())?);
+            restore_into(open()?, engine.as_ref())?
+        };
+        if existed {
+            std::fs::remove_dir(data)
+                .map_err(|e| io(&format!("cannot replace {}", data.display()), e))?;
         }
-        result
+        let staged = staging.keep();
+        if let Err(e) = std::fs::rename(&staged, data) {
+            let _ = std::fs::remove_dir_all(&staged);
+            return Err(io(&format!("cannot move the restored store to {}", data.display()), e));
+        }
+        fieldsync_store::sync_dir(&parent)?;
+        Ok(count)
     }
 }
 

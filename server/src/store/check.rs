@@ -7,11 +7,12 @@ use std::ops::Bound;
 use fieldsync::sync::{AuditEntry, Conflict, FieldState};
 use fieldsync::SubmissionId;
 
+use super::admin::TokenInfo;
 use super::{
     by_commune_key, cut_of, decode, field_key, indexed, read_u64, revision_key, Entity, Result,
     Store, SubmissionHeader, AUDIT, AUDIT_BY_SUB, AUDIT_BY_USER, AUDIT_SEQ_KEY, CHANGES,
     CHANGES_BY_COMMUNE, CONFLICTS, ENTITY_SEQ, FIELDS, META, REVISIONS, SEQ_KEY, SUBMISSIONS,
-    SUBMISSIONS_BY_COMMUNE,
+    SUBMISSIONS_BY_COMMUNE, TOKENS, TOKEN_IDS, USERS,
 };
 
 /// Entries read per scan.
@@ -63,6 +64,7 @@ impl Store {
             self.check_conflicts(&mut problems)?;
             self.check_submissions(&mut problems)?;
             self.check_audit(&mut problems)?;
+            self.check_tokens(&mut problems)?;
         }
         // `check_rollups` takes the read lock itself.
         match self.check_rollups() {
@@ -386,5 +388,38 @@ impl Store {
             })?;
         }
         Ok(())
+    }
+
+    /// Tokens and their ids match one to one: a token without its id could
+    /// sign in and never be listed or revoked; each belongs to a user.
+    fn check_tokens(&self, problems: &mut Problems) -> Result<()> {
+        self.each_entry(TOKENS, |hash, value| {
+            let Ok(info) = decode::<TokenInfo>(TOKENS, value) else {
+                problems.add(format!("token {} cannot be read", show(hash)));
+                return Ok(());
+            };
+            match self.engine.get(TOKEN_IDS, info.id.as_bytes())? {
+                Some(h) if h == hash => {}
+                Some(_) => problems.add(format!(
+                    "token id {:?} points at another token than the one that names it",
+                    info.id
+                )),
+                None => problems.add(format!(
+                    "token {:?} of {} has no entry in token_ids: it signs in but cannot be \
+                     listed or revoked",
+                    info.id, info.user_id
+                )),
+            }
+            if self.engine.get(USERS, info.user_id.as_bytes())?.is_none() {
+                problems.add(format!("token {:?} belongs to no user ({})", info.id, info.user_id));
+            }
+            Ok(())
+        })?;
+        self.each_entry(TOKEN_IDS, |id, hash| {
+            if self.engine.get(TOKENS, hash)?.is_none() {
+                problems.add(format!("token id {} points at no token", show(id)));
+            }
+            Ok(())
+        })
     }
 }

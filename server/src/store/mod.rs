@@ -266,32 +266,60 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens a store; an empty one is given `initial` as its catalogue.
+    /// Opens a store; an empty one is given `initial` as its catalogue, and
+    /// a store written by an older version is brought up to date.
     pub fn open(engine: Arc<dyn Engine>, initial: impl FnOnce() -> Catalogue) -> Result<Self> {
-        let catalogue = match engine.get(META, CATALOGUE_KEY)? {
-            Some(bytes) => decode(META, &bytes)?,
-            None => {
-                let catalogue = initial();
-                let mut batch = Batch::default();
-                batch.put(META, CATALOGUE_KEY, encode(&catalogue));
-                batch.put(META, SEQ_KEY, 0u64.to_be_bytes());
-                batch.put(META, CUT_KEY, CHANGES_BY_COMMUNE);
-                batch.put(META, BY_COMMUNE_KEY, b"1".as_slice());
-                engine.commit(batch)?;
-                tracing::info!(
-                    indicators = catalogue.indicators.len(),
-                    org_units = catalogue.org_units.len(),
-                    "new store: loaded the catalogue"
-                );
-                catalogue
-            }
-        };
+        if engine.get(META, CATALOGUE_KEY)?.is_none() {
+            let catalogue = initial();
+            let mut batch = Batch::default();
+            batch.put(META, CATALOGUE_KEY, encode(&catalogue));
+            batch.put(META, SEQ_KEY, 0u64.to_be_bytes());
+            batch.put(META, CUT_KEY, CHANGES_BY_COMMUNE);
+            batch.put(META, BY_COMMUNE_KEY, b"1".as_slice());
+            engine.commit(batch)?;
+            tracing::info!(
+                indicators = catalogue.indicators.len(),
+                org_units = catalogue.org_units.len(),
+                "new store: loaded the catalogue"
+            );
+        }
+        let catalogue = Self::stored_catalogue(engine.as_ref())?;
         if engine.get(META, CUT_KEY)?.is_none() {
             cut_the_log_by_commune(engine.as_ref(), &catalogue)?;
         }
         if engine.get(META, BY_COMMUNE_KEY)?.is_none() {
             index_submissions_by_commune(engine.as_ref(), &catalogue)?;
         }
+        Self::with(engine, catalogue)
+    }
+
+    /// Opens a store that must already exist, to read it (`check`, `backup`):
+    /// nothing is written, not even the migrations [`Store::open`] would run.
+    pub fn open_existing(engine: Arc<dyn Engine>) -> Result<Self> {
+        let catalogue = Self::stored_catalogue(engine.as_ref())?;
+        let current =
+            engine.get(META, CUT_KEY)?.is_some() && engine.get(META, BY_COMMUNE_KEY)?.is_some();
+        if !current {
+            return Err(Error::Invalid(
+                "this store was written by an older fieldsync: start the server on it once to \
+                 bring it up to date"
+                    .into(),
+            ));
+        }
+        Self::with(engine, catalogue)
+    }
+
+    fn stored_catalogue(engine: &dyn Engine) -> Result<Catalogue> {
+        match engine.get(META, CATALOGUE_KEY)? {
+            Some(bytes) => decode(META, &bytes),
+            None => Err(Error::Corrupt {
+                tree: META,
+                why: "the store has no catalogue: it is empty or damaged".into(),
+            }),
+        }
+    }
+
+    fn with(engine: Arc<dyn Engine>, catalogue: Catalogue) -> Result<Self> {
         let closed = engine
             .scan(CLOSED, Bound::Unbounded, Bound::Unbounded, usize::MAX)?
             .into_iter()
