@@ -695,3 +695,77 @@ fn check_finds_a_token_that_cannot_be_listed_or_revoked() {
         "{problems:?}"
     );
 }
+
+/// Hands each write on and, at the first, pushes from another thread and
+/// waits for that push to be answered.
+struct PushMidway<'a> {
+    out: Vec<u8>,
+    store: &'a Arc<Store>,
+    pushed: Option<Result<(), String>>,
+}
+
+impl std::io::Write for PushMidway<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.pushed.is_none() {
+            let store = Arc::clone(self.store);
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let an = User {
+                    id: "an".into(),
+                    name: "An".into(),
+                    role: Role::Surveyor,
+                    areas: vec![COMMUNE.into()],
+                    disabled: false,
+                };
+                let m = Mutation {
+                    id: 1,
+                    village_id: THON_2.into(),
+                    period: "2022".into(),
+                    field: "road_km".into(),
+                    value: RawValue::Amount("4.5".into()),
+                    base_version: 0,
+                    hlc: Hlc(1),
+                    author: "an".into(),
+                };
+                let device = fieldsync::DeviceId(uuid::Uuid::from_u128(99));
+                let _ = tx.send(store.push(&an, device, &[m], 0, now_ms()).map(drop));
+            });
+            let answered = rx.recv_timeout(std::time::Duration::from_secs(20));
+            self.pushed = Some(match answered {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err("the push waited for the backup".into()),
+            });
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_backup_does_not_hold_up_pushes_and_holds_the_store_as_it_began() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    season_store(&data);
+    let store =
+        Arc::new(Store::open(Arc::new(Sled::open(&data).unwrap()), demo::catalogue).unwrap());
+    let head = store.head().unwrap();
+    let mut out = PushMidway { out: Vec::new(), store: &store, pushed: None };
+    store.backup(&mut out).unwrap();
+    assert_eq!(out.pushed, Some(Ok(())), "a push during the backup is answered at once");
+    assert!(store.head().unwrap() > head, "the push landed");
+    // The backup is the store as it stood when the backup began.
+    let file = root.path().join("b.fsb");
+    std::fs::write(&file, &out.out).unwrap();
+    let restored = root.path().join("restored");
+    Store::restore_from_file(&file, &restored).unwrap();
+    let copy = Store::open(Arc::new(Sled::open(&restored).unwrap()), demo::catalogue).unwrap();
+    assert_eq!(copy.head().unwrap(), head);
+    assert_eq!(copy.check().unwrap(), Vec::<String>::new());
+    let thon_2 = SubmissionId::of(THON_2, PERIOD);
+    assert!(copy.fields_of(thon_2).unwrap().is_empty(), "the later push is not in it");
+    assert!(!store.fields_of(thon_2).unwrap().is_empty());
+}

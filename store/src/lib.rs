@@ -10,8 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
 mod mark;
+mod snapshot;
 
 pub use mark::{sync_dir, FILE as MARK_FILE};
+pub use snapshot::{Scanning, Snapshot};
 
 /// Storage failures: the disk, not the input.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +96,14 @@ pub trait Engine: Send + Sync + 'static {
     fn commit(&self, batch: Batch) -> Result<()> {
         self.write(batch)?;
         self.flush()
+    }
+
+    /// A consistent view of `trees` as they are now, to read while writes
+    /// go on (a backup); `None` if this engine has none, and then the
+    /// caller must keep writers out while it reads.
+    fn snapshot(&self, trees: &[&'static str]) -> Result<Option<Box<dyn Snapshot + '_>>> {
+        let _ = trees;
+        Ok(None)
     }
 }
 
@@ -194,6 +204,21 @@ impl Engine for Memory {
     fn flush(&self) -> Result<()> {
         Ok(())
     }
+
+    fn snapshot(&self, names: &[&'static str]) -> Result<Option<Box<dyn Snapshot + '_>>> {
+        let trees = self.trees.read().map_err(poisoned)?;
+        let copy = names
+            .iter()
+            .map(|&name| {
+                let entries = trees
+                    .get(name)
+                    .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default();
+                (name, entries)
+            })
+            .collect();
+        Ok(Some(Box::new(snapshot::Copied { trees: copy })))
+    }
 }
 
 /// The production engine: an embedded sled database in one directory.
@@ -212,10 +237,40 @@ pub struct Sled {
     db: sled::Db,
     /// The mark, advanced after each flush; `None` when opened read-only.
     mark: Option<Mutex<mark::Mark>>,
-    /// The epoch of the last batch written; batches take the next one
-    /// under this lock, so epochs follow the order batches are applied in.
-    epoch: Mutex<u64>,
+    /// Batches are applied under this lock: each takes the next epoch, so
+    /// epochs follow the order batches land in, and saves what the open
+    /// snapshot still needs.
+    writes: Mutex<Writes>,
     written: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Writes {
+    epoch: u64,
+    capture: Option<snapshot::Capture>,
+}
+
+/// The open snapshot of a [`Sled`]: closes (and stops saving) when dropped.
+struct SledSnapshot<'a> {
+    engine: &'a Sled,
+}
+
+impl Snapshot for SledSnapshot<'_> {
+    fn next_chunk(&mut self, limit: usize) -> Result<Option<(&'static str, Entries)>> {
+        let mut writes = self.engine.writes.lock().map_err(poisoned)?;
+        match writes.capture.as_mut() {
+            Some(capture) => capture.next_chunk(&self.engine.db, limit),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Drop for SledSnapshot<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut writes) = self.engine.writes.lock() {
+            writes.capture = None;
+        }
+    }
 }
 
 /// The most sled keeps cached in memory (its default is 1 GiB; the process
@@ -351,7 +406,8 @@ impl Sled {
             })?),
             None => 0,
         };
-        let engine = Sled { db, mark: None, epoch: Mutex::new(written), written: written.into() };
+        let writes = Mutex::new(Writes { epoch: written, capture: None });
+        let engine = Sled { db, mark: None, writes, written: written.into() };
         if let Some(mark) = mark {
             let dir = mark.dir();
             engine.behind(&dir, mark.epoch())?;
@@ -502,19 +558,25 @@ impl Engine for Sled {
         if batch.is_empty() {
             return Ok(());
         }
+        let mut state = self.writes.lock().map_err(poisoned)?;
         let mut writes = sled::Batch::default();
         for Write { tree, key, value } in batch.ops {
             let key = stored_key(tree, &key);
+            if let Some(capture) = state.capture.as_mut() {
+                if capture.wants(tree, &key) {
+                    let old = self.db.get(&key)?;
+                    capture.save(key.clone(), old);
+                }
+            }
             match value {
                 Some(v) => writes.insert(key, v),
                 None => writes.remove(key),
             }
         }
-        let mut epoch = self.epoch.lock().map_err(poisoned)?;
-        let next = *epoch + 1;
+        let next = state.epoch + 1;
         writes.insert(EPOCH_KEY, &next.to_be_bytes()[..]);
         self.db.apply_batch(writes)?;
-        *epoch = next;
+        state.epoch = next;
         self.written.store(next, Ordering::SeqCst);
         Ok(())
     }
@@ -526,6 +588,18 @@ impl Engine for Sled {
             mark.lock().map_err(poisoned)?.advance(written)?;
         }
         Ok(())
+    }
+
+    /// One snapshot at a time: a second is refused while the first is open.
+    fn snapshot(&self, trees: &[&'static str]) -> Result<Option<Box<dyn Snapshot + '_>>> {
+        let mut writes = self.writes.lock().map_err(poisoned)?;
+        if writes.capture.is_some() {
+            return Err(Error::Other(
+                "another backup is being taken: try again once it has finished".into(),
+            ));
+        }
+        writes.capture = Some(snapshot::Capture::new(trees));
+        Ok(Some(Box::new(SledSnapshot { engine: self })))
     }
 }
 
@@ -627,6 +701,63 @@ mod conformance {
         }
         let err = Sled::open(dir.path()).err().expect("refused").to_string();
         assert!(err.contains("older fieldsync wrote to it"), "{err}");
+    }
+
+    fn read_all(snap: &mut dyn Snapshot, limit: usize) -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
+        let mut all = Vec::new();
+        while let Some((tree, chunk)) = snap.next_chunk(limit).unwrap() {
+            all.extend(chunk.into_iter().map(|(k, v)| (tree, k, v)));
+        }
+        all
+    }
+
+    #[test]
+    fn a_snapshot_reads_the_trees_as_they_were_while_writes_go_on() {
+        for (name, e, _dir) in engines() {
+            let mut b = Batch::default();
+            for i in 0u8..50 {
+                b.put("a", vec![i], vec![i]);
+                b.put("b", vec![i], vec![i, i]);
+            }
+            b.put("c", vec![1], vec![1]);
+            e.commit(b).unwrap();
+            let expected: Vec<_> = ["a", "b"]
+                .into_iter()
+                .flat_map(|t| {
+                    let entries = e.scan(t, Bound::Unbounded, Bound::Unbounded, 1000).unwrap();
+                    entries.into_iter().map(move |(k, v)| (t, k, v))
+                })
+                .collect();
+            let mut snap = e.snapshot(&["a", "b"]).unwrap().expect("both engines snapshot");
+            let mut seen = Vec::new();
+            let (tree, first) = snap.next_chunk(10).unwrap().unwrap();
+            seen.extend(first.into_iter().map(|(k, v)| (tree, k, v)));
+            // Writes behind the reader, ahead of it, deletes, new keys, and
+            // a tree that is not in the snapshot: none shows in it.
+            let mut b = Batch::default();
+            b.put("a", vec![2], b"changed behind".to_vec());
+            b.put("a", vec![30], b"changed ahead".to_vec());
+            b.delete("a", vec![31]);
+            b.put("a", vec![200], b"new".to_vec());
+            b.delete("b", vec![0]);
+            b.put("b", vec![7], b"changed".to_vec());
+            b.put("c", vec![1], b"other".to_vec());
+            e.commit(b).unwrap();
+            let mut b = Batch::default();
+            b.put("a", vec![30], b"changed twice".to_vec());
+            b.put("b", vec![7], b"changed twice".to_vec());
+            e.commit(b).unwrap();
+            seen.extend(read_all(snap.as_mut(), 7));
+            assert_eq!(seen, expected, "{name}");
+            drop(snap);
+            // The writes themselves all landed.
+            assert_eq!(e.get("a", &[30]).unwrap(), Some(b"changed twice".to_vec()), "{name}");
+            assert_eq!(e.get("a", &[31]).unwrap(), None, "{name}");
+            // Closed, a new snapshot sees them.
+            let mut snap = e.snapshot(&["a"]).unwrap().unwrap();
+            let now = read_all(snap.as_mut(), 1000);
+            assert!(now.iter().any(|(_, k, v)| k == &vec![200] && v == b"new"), "{name}");
+        }
     }
 
     /// A store of `batches` flushed batches in `dir`.

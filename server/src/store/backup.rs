@@ -13,11 +13,10 @@
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
-use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 
-use fieldsync_store::{Batch, Engine, Sled};
+use fieldsync_store::{Batch, Engine, Scanning, Sled, Snapshot};
 use sha2::{Digest, Sha256};
 
 use super::{Error, Result, Store, TREES};
@@ -225,46 +224,49 @@ fn restore_into(input: impl Read, engine: &dyn Engine) -> Result<u64> {
 }
 
 impl Store {
-    /// Writes a consistent snapshot of every tree to `out`: the store's read
-    /// lock is held throughout, so no write is half in it. Returns the
-    /// number of records written.
+    /// Writes a consistent snapshot of every tree to `out`, as the store
+    /// stood when the backup began: writers go on meanwhile (the engine's
+    /// snapshot keeps what they change out of it; an engine without one is
+    /// read under the store's read lock). Everything in the snapshot is
+    /// flushed before it is written out. Returns the number of records.
     pub fn backup(&self, out: impl Write) -> Result<u64> {
         self.backup_trees(TREES, out)
     }
 
     /// [`Store::backup`] of the given trees.
     fn backup_trees(&self, trees: &[&'static str], out: impl Write) -> Result<u64> {
-        let _guard = self.read_lock();
+        let (mut snapshot, _guard): (Box<dyn Snapshot + '_>, _) =
+            match self.engine.snapshot(trees)? {
+                Some(snapshot) => {
+                    self.engine.flush()?;
+                    (snapshot, None)
+                }
+                None => {
+                    let guard = self.read_lock();
+                    (Box::new(Scanning::new(self.engine.as_ref(), trees)), Some(guard))
+                }
+            };
         let mut w = Hashing { inner: out, hash: Sha256::new() };
         w.put(MAGIC)?;
         w.put(&VERSION.to_be_bytes())?;
         let mut count = 0u64;
-        for &tree in trees {
-            let mut after: Option<Vec<u8>> = None;
-            loop {
-                let from = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-                let chunk = self.engine.scan(tree, from, Bound::Unbounded, CHUNK)?;
-                for (key, value) in &chunk {
-                    let too_big = key.len() > MAX_KEY as usize || value.len() > MAX_VALUE as usize;
-                    if too_big {
-                        return Err(Error::Corrupt {
-                            tree,
-                            why: format!("a record of {} bytes is too large", value.len()),
-                        });
-                    }
-                    w.put(&[TAG_RECORD])?;
-                    w.put(&(tree.len() as u16).to_be_bytes())?;
-                    w.put(tree.as_bytes())?;
-                    w.put(&(key.len() as u32).to_be_bytes())?;
-                    w.put(key)?;
-                    w.put(&(value.len() as u32).to_be_bytes())?;
-                    w.put(value)?;
-                    count += 1;
+        while let Some((tree, chunk)) = snapshot.next_chunk(CHUNK)? {
+            for (key, value) in &chunk {
+                let too_big = key.len() > MAX_KEY as usize || value.len() > MAX_VALUE as usize;
+                if too_big {
+                    return Err(Error::Corrupt {
+                        tree,
+                        why: format!("a record of {} bytes is too large", value.len()),
+                    });
                 }
-                match chunk.last() {
-                    Some((last, _)) if chunk.len() == CHUNK => after = Some(last.clone()),
-                    _ => break,
-                }
+                w.put(&[TAG_RECORD])?;
+                w.put(&(tree.len() as u16).to_be_bytes())?;
+                w.put(tree.as_bytes())?;
+                w.put(&(key.len() as u32).to_be_bytes())?;
+                w.put(key)?;
+                w.put(&(value.len() as u32).to_be_bytes())?;
+                w.put(value)?;
+                count += 1;
             }
         }
         w.put(&[TAG_TRAILER])?;
@@ -381,6 +383,7 @@ mod tests {
     use fieldsync::access::{Role, User};
     use fieldsync::sync::{Mutation, RawValue};
     use fieldsync_store::Memory;
+    use std::ops::Bound;
 
     /// A backup of a store from before the change log was cut by commune
     /// (a `changes_by_district` tree, no `cut` marker) restores, and the
