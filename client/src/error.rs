@@ -19,6 +19,11 @@ pub enum Error {
     /// The server answered with an error that retrying will not fix.
     #[error("the server refused: {0}")]
     Refused(String),
+    /// The server committed a different mutation under an id this tablet
+    /// used: its store was restored from an older copy. The unsent edits
+    /// from `id` on belong after the server's `last`.
+    #[error("the server refused: {message}")]
+    Reused { id: u64, last: u64, message: String },
     #[error(transparent)]
     Storage(#[from] fieldsync_store::Error),
     #[error("the tablet's store is damaged: {0}")]
@@ -44,7 +49,19 @@ impl From<fieldsync::Error> for Error {
 impl From<tonic::Status> for Error {
     fn from(s: tonic::Status) -> Self {
         use tonic::Code;
+        let number = |key: &str| {
+            s.metadata().get(key).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+        };
+        if s.code() == Code::FailedPrecondition {
+            let id = number(fieldsync_proto::REUSED_ID_KEY);
+            if let (Some(id), Some(last)) = (id, number(fieldsync_proto::LAST_MUTATION_ID_KEY)) {
+                return Error::Reused { id, last, message: s.message().to_owned() };
+            }
+        }
         match s.code() {
+            Code::Cancelled | Code::DeadlineExceeded if s.message() == "Timeout expired" => {
+                Error::Unreachable("no answer in time".into())
+            }
             Code::Unavailable
             | Code::DeadlineExceeded
             | Code::Aborted
@@ -54,7 +71,8 @@ impl From<tonic::Status> for Error {
                 Error::Unreachable(format!("{} ({:?})", s.message(), s.code()))
             }
             Code::Unauthenticated => Error::Refused(format!(
-                "{} — check the token (`fieldsync init --token`, or FIELDSYNC_TOKEN)",
+                "{} — check the token: an admin issues a new one (`fieldsync admin token issue`), \
+                 and `fieldsync login --token TOKEN` gives it to this tablet, keeping its edits",
                 s.message()
             )),
             _ => Error::Refused(format!("{} ({:?})", s.message(), s.code())),

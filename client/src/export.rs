@@ -186,6 +186,19 @@ pub fn xlsx(
     catalogue: &Catalogue,
     path: &std::path::Path,
 ) -> Result<()> {
+    workbook(levels, catalogue)?.save(path).map_err(io)
+}
+
+/// The workbook of [`xlsx`] as the bytes of an XLSX file, for a caller that
+/// opens the file itself.
+pub fn xlsx_bytes(levels: &[(Level, Vec<Row>)], catalogue: &Catalogue) -> Result<Vec<u8>> {
+    workbook(levels, catalogue)?.save_to_buffer().map_err(io)
+}
+
+fn workbook(
+    levels: &[(Level, Vec<Row>)],
+    catalogue: &Catalogue,
+) -> Result<rust_xlsxwriter::Workbook> {
     use rust_xlsxwriter::{Format, Workbook};
     let xl = |e: rust_xlsxwriter::XlsxError| io(e);
     let mut book = Workbook::new();
@@ -230,7 +243,7 @@ pub fn xlsx(
             }
         }
     }
-    book.save(path).map_err(xl)
+    Ok(book)
 }
 
 /// The report as the province writes it, one line per org unit × indicator:

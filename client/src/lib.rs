@@ -41,5 +41,7 @@ pub async fn init_tablet(
         hlc: fieldsync::Hlc::default(),
         last_sync_ms: None,
     };
-    Tablet::init(engine, meta, catalogue)
+    let tablet = Tablet::init(engine, meta, catalogue)?;
+    tablet.take_token(token, &me.user_id, &tablet.meta().author)?;
+    Ok(tablet)
 }

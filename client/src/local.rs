@@ -7,7 +7,9 @@
 //! one, else the server's value: a pull never hides an edit not yet pushed.
 //!
 //! Trees (values postcard-encoded):
-//! - `meta`: `meta` → [`Meta`]; `catalogue` → the catalogue from bootstrap.
+//! - `meta`: `meta` → [`Meta`]; `catalogue` → the catalogue from bootstrap;
+//!   `user` → the id of the user the tablet records for (tablets set up
+//!   before it was kept lack it).
 //! - `synced`: submission ‖ field → [`FieldState`] as the server last said.
 //! - `outbox`: mutation id → [`Mutation`], in the order they were made.
 //! - `pending`: submission ‖ field → [`Pending`], the latest edit not yet acknowledged.
@@ -40,6 +42,7 @@ const REVIEWS: &str = "reviews";
 
 const META_KEY: &[u8] = b"meta";
 const CATALOGUE_KEY: &[u8] = b"catalogue";
+const USER_KEY: &[u8] = b"user";
 
 /// Who this tablet is and where it stands with the server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +143,26 @@ impl Tablet {
 
     fn lock(&self) -> MutexGuard<'_, Meta> {
         self.meta.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The id of the user this tablet records for, if it is known (tablets
+    /// set up by older versions know only the name, [`Meta::author`]).
+    pub fn user_id(&self) -> Result<Option<String>> {
+        self.get(META, USER_KEY)
+    }
+
+    /// Signs the tablet in with `token` of `user_id` from now on, keeping its
+    /// device id, outbox, cursor and everything synced. The caller checks
+    /// that the token is the same user's: a tablet id belongs to one user.
+    pub fn take_token(&self, token: &str, user_id: &str, user_name: &str) -> Result<()> {
+        let mut meta = self.lock();
+        let next = Meta { token: token.to_owned(), author: user_name.to_owned(), ..meta.clone() };
+        let mut batch = Batch::default();
+        batch.put(META, META_KEY, encode(&next));
+        batch.put(META, USER_KEY, encode(&user_id.to_owned()));
+        self.engine.commit(batch)?;
+        *meta = next;
+        Ok(())
     }
 
     /// Replaces the catalogue with a newer one from the server.
@@ -299,6 +322,50 @@ impl Tablet {
         Ok(())
     }
 
+    /// Gives the unsent edits from id `from` on the ids after `last`, the
+    /// server's last mutation id for this tablet, keeping everything else
+    /// about them. The server committed other mutations under those ids:
+    /// this store was restored from an older copy of itself, and the edits
+    /// made since are new. Edits below `from` were sent before (replays) and
+    /// keep their ids. One flushed batch; returns how many edits moved.
+    pub fn renumber(&self, from: u64, last: u64) -> Result<usize> {
+        let mut meta = self.lock();
+        let mut next = meta.clone();
+        let start = from.to_be_bytes();
+        let moved: Vec<Mutation> = self
+            .engine
+            .scan(OUTBOX, Bound::Included(start.as_slice()), Bound::Unbounded, usize::MAX)?
+            .iter()
+            .map(|(_, v)| decode(OUTBOX, v))
+            .collect::<Result<_>>()?;
+        let first = last
+            .checked_add(1)
+            .ok_or_else(|| Error::Refused(format!("mutation id {last} leaves no id after it")))?;
+        let mut batch = Batch::default();
+        // Every old key goes before any new one is written: the ranges overlap.
+        for m in &moved {
+            batch.delete(OUTBOX, m.id.to_be_bytes().to_vec());
+        }
+        let mut ids = HashMap::new();
+        for (id, m) in (first..).zip(&moved) {
+            ids.insert(m.id, id);
+            batch.put(OUTBOX, id.to_be_bytes().to_vec(), encode(&Mutation { id, ..m.clone() }));
+        }
+        for (key, bytes) in
+            self.engine.scan(PENDING, Bound::Unbounded, Bound::Unbounded, usize::MAX)?
+        {
+            let pending: Pending = decode(PENDING, &bytes)?;
+            if let Some(&mutation_id) = ids.get(&pending.mutation_id) {
+                batch.put(PENDING, key, encode(&Pending { mutation_id, ..pending }));
+            }
+        }
+        next.next_mutation_id = next.next_mutation_id.max(first + moved.len() as u64);
+        batch.put(META, META_KEY, encode(&next));
+        self.engine.commit(batch)?;
+        *meta = next;
+        Ok(moved.len())
+    }
+
     /// Stores one pull page and its cursor together.
     pub fn apply_page(&self, page: &Page, server_hlc: Hlc, now_ms: u64) -> Result<()> {
         let mut meta = self.lock();
@@ -420,4 +487,73 @@ fn split_field_key(key: &[u8]) -> Result<(SubmissionId, FieldKey)> {
     let sub = uuid::Uuid::from_slice(sub).map_err(|e| Error::Corrupt(e.to_string()))?;
     let field = std::str::from_utf8(field).map_err(|e| Error::Corrupt(e.to_string()))?;
     Ok((SubmissionId(sub), FieldKey::parse(field)))
+}
+
+#[cfg(test)]
+mod tests {
+    use fieldsync::demo;
+    use fieldsync_store::Memory;
+
+    use super::*;
+
+    fn tablet() -> Tablet {
+        let meta = Meta {
+            device: DeviceId(uuid::Uuid::from_u128(7)),
+            server: "http://127.0.0.1:1".into(),
+            token: "t".into(),
+            author: "An".into(),
+            cursor: 0,
+            next_mutation_id: 1,
+            acknowledged_through: 0,
+            hlc: Hlc::default(),
+            last_sync_ms: None,
+        };
+        Tablet::init(Arc::new(Memory::new()), meta, demo::catalogue()).unwrap()
+    }
+
+    fn record(t: &Tablet, field: &str, value: &str) {
+        let edit = (field.to_owned(), RawValue::Amount(value.into()));
+        t.record(demo::SAMPLE_VILLAGE, "2022", &[edit], 1).unwrap();
+    }
+
+    fn shows(t: &Tablet, field: &str) -> Option<(Value, bool)> {
+        let sub = SubmissionId::of(demo::SAMPLE_VILLAGE, "2022".parse().unwrap());
+        t.field(sub, &FieldKey::parse(field)).unwrap().map(|f| (f.value, f.pending))
+    }
+
+    /// The server holds ids 2..=4 of this tablet (sent from a store this
+    /// one is an older copy of); the edits made here since (2 and 3) move
+    /// after 4, overlapping ids included, and still show as pending.
+    #[test]
+    fn renumbering_moves_the_unsent_edits_after_the_servers_last_id() {
+        let t = tablet();
+        for (field, value) in [("road_km", "1"), ("drainage_km", "0.4"), ("playground", "3")] {
+            record(&t, field, value);
+        }
+        let before: Vec<Mutation> = t.outbox(10).unwrap();
+        assert_eq!(t.renumber(2, 4).unwrap(), 2);
+        let after = t.outbox(10).unwrap();
+        assert_eq!(after.iter().map(|m| m.id).collect::<Vec<_>>(), [1, 5, 6]);
+        for (old, new) in before.iter().zip(&after) {
+            assert_eq!(Mutation { id: old.id, ..new.clone() }, *old, "only the id changed");
+        }
+        assert_eq!(t.meta().next_mutation_id, 7);
+        assert_eq!(t.outbox_len().unwrap(), 3);
+        let pending = |field: &str| {
+            let sub = SubmissionId::of(demo::SAMPLE_VILLAGE, "2022".parse().unwrap());
+            let key = field_key(sub, &FieldKey::parse(field));
+            t.get::<Pending>(PENDING, &key).unwrap().map(|p| p.mutation_id)
+        };
+        assert_eq!(
+            [pending("road_km"), pending("drainage_km"), pending("playground")],
+            [Some(1), Some(5), Some(6)]
+        );
+        assert!(shows(&t, "playground").is_some_and(|(v, pending)| v.to_string() == "3" && pending));
+        // The next edit follows them; reopened, the tablet holds the same.
+        record(&t, "road_km", "2");
+        assert_eq!(t.outbox(10).unwrap().last().map(|m| m.id), Some(7));
+        let reopened = Tablet::open(Arc::clone(&t.engine)).unwrap();
+        assert_eq!(reopened.meta().next_mutation_id, 8);
+        assert_eq!(reopened.outbox_len().unwrap(), 4);
+    }
 }

@@ -15,14 +15,16 @@ use clap::{Parser, Subcommand};
 use cli::admin::AdminCommand;
 use cli::report::{ExportArgs, PlanCommand};
 use cli::review::ReviewCommand;
-use cli::{open, open_engine, place, print_table, review_words, show_value, when, Online};
+use cli::{
+    open, open_engine, place, print_table, review_words, show_value, terminal, when, Online,
+};
 use fieldsync::model::search_key;
 use fieldsync::review::ReviewState;
 use fieldsync::sync::{Conflict, FieldState, RawValue};
 use fieldsync::{Catalogue, DeviceId, GeoPoint, Level, Period, SubmissionId, Value};
 use fieldsync_client::local::LocalField;
 use fieldsync_client::sync::{self, Event, Retry};
-use fieldsync_client::{init_tablet, now_ms, Grpc, Remote};
+use fieldsync_client::{init_tablet, now_ms, Error, Grpc, Remote, Tablet};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
@@ -76,7 +78,22 @@ enum Command {
     /// One village's report for one period, field by field.
     Show { village: String, period: String },
     /// Push pending edits, then pull what others changed.
-    Sync,
+    Sync {
+        /// How long to wait for each answer of the server before trying again.
+        #[arg(long, default_value = "30s", env = "FIELDSYNC_TIMEOUT", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+        /// How long to keep trying in all before giving up (the edits stay
+        /// on the tablet).
+        #[arg(long, default_value = "2m", env = "FIELDSYNC_GIVE_UP_AFTER", value_parser = humantime::parse_duration)]
+        give_up_after: std::time::Duration,
+    },
+    /// Give this tablet a new token (its old one was revoked or expired),
+    /// keeping its tablet id, its unsent edits and what it has synced.
+    Login {
+        /// The new token, from an admin (`fieldsync admin token issue`).
+        #[arg(long, env = "FIELDSYNC_TOKEN", hide_env_values = true)]
+        token: String,
+    },
     /// Pending edits, last sync, conflicts and refused edits.
     Status,
     /// Org units and their ids; FILTER matches id or name.
@@ -146,10 +163,50 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!(
                 "tablet {} ready for {} ({} indicators, {} villages); server {}",
                 m.device,
-                m.author,
+                terminal(&m.author),
                 tablet.catalogue().indicators.len(),
                 villages,
                 m.server
+            );
+        }
+        Command::Login { token } => {
+            let tablet = open(&cli.home)?;
+            let meta = tablet.meta();
+            let me = Grpc::connect(&meta.server, &token).await?.status(meta.device).await?;
+            let unsent = tablet.outbox_len()?;
+            // The server tells a tablet's last mutation id to its owner only.
+            let mine = match (me.last_mutation_id, meta.acknowledged_through) {
+                (1.., _) => true,
+                (0, 1..) => false,
+                (0, 0) => match tablet.user_id()? {
+                    Some(id) => id == me.user_id,
+                    None => meta.author == me.user_name,
+                },
+            };
+            if !mine {
+                let who = terminal(&me.user_name);
+                let owner = terminal(&meta.author);
+                if unsent > 0 {
+                    bail!(
+                        "this token is {who}'s ({}), but this tablet records for {owner}: its \
+                         {unsent} unsent edit(s) are {owner}'s and go to the server only with a \
+                         token of {owner}'s; nothing changed",
+                        terminal(&me.user_id)
+                    );
+                }
+                bail!(
+                    "this token is {who}'s ({}), but this tablet records for {owner}; nothing \
+                     changed: set up a tablet for {who} with `fieldsync --home DIR init --token \
+                     TOKEN`",
+                    terminal(&me.user_id)
+                );
+            }
+            tablet.take_token(&token, &me.user_id, &me.user_name)?;
+            println!(
+                "tablet {} now signs in with the new token of {}; {unsent} edit(s) waiting to \
+                 sync (`fieldsync sync`)",
+                meta.device,
+                terminal(&me.user_name)
             );
         }
         Command::Record { village, period, values, note, location } => {
@@ -255,10 +312,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("  {}", settled_words(cat, c, false));
             }
         }
-        Command::Sync => {
+        Command::Sync { timeout, give_up_after } => {
             let mut tablet = open(&cli.home)?;
             let meta = tablet.meta();
-            let mut remote = Grpc::connect(&meta.server, &meta.token).await?;
+            let kept = |tablet: &Tablet| {
+                let n = tablet.outbox_len().unwrap_or_default();
+                format!("your {n} edit(s) are kept on this tablet")
+            };
+            let mut remote = match Grpc::connect_within(&meta.server, &meta.token, timeout).await {
+                Ok(remote) => remote,
+                Err(e @ Error::Unreachable(_)) => bail!("{e}; {}", kept(&tablet)),
+                Err(e) => return Err(e.into()),
+            };
             let bar = ProgressBar::new(0);
             bar.set_style(
                 ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}")
@@ -275,8 +340,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     bar.set_length(changes as u64);
                     bar.set_position(changes as u64);
                 }
+                Event::Retrying { delay, why } => {
+                    let what = match why.contains("no answer") {
+                        true => format!("no answer from {}", meta.server),
+                        false => format!("cannot reach {} ({why})", meta.server),
+                    };
+                    let line = format!("{what}, retrying in {}; {}", seconds(delay), kept(&tablet));
+                    bar.suspend(|| eprintln!("{line}"));
+                }
+                Event::Renumbered { edits, after } => {
+                    let line = format!(
+                        "the server already has other edits of this tablet under the ids of its \
+                         newest {edits} (was its store put back from a copy?): they now follow \
+                         the server's last, {after}, and are sent again"
+                    );
+                    bar.suspend(|| println!("{line}"));
+                }
             };
-            let report = sync::sync(&tablet, &mut remote, &Retry::default(), &mut progress).await?;
+            let retry = Retry { give_up_after, ..Retry::default() };
+            let report = match sync::sync(&tablet, &mut remote, &retry, &mut progress).await {
+                Ok(report) => report,
+                Err(Error::Unreachable(why)) => {
+                    bar.finish_and_clear();
+                    bail!(
+                        "cannot reach the server at {}: {why}; {}: run `fieldsync sync` again \
+                         when the connection is back",
+                        meta.server,
+                        kept(&tablet)
+                    )
+                }
+                Err(e) => return Err(e.into()),
+            };
             bar.finish_and_clear();
             println!(
                 "pushed {} edit(s): {} applied, {} unchanged, {} in conflict, {} refused; pulled {} change(s)",
@@ -298,7 +392,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let tablet = open(&cli.home)?;
             let m = tablet.meta();
             let cat = tablet.catalogue();
-            println!("tablet    {} ({})", m.device, m.author);
+            println!("tablet    {} ({})", m.device, terminal(&m.author));
             println!("server    {}", m.server);
             println!("pending   {} edit(s) not yet synced", tablet.outbox_len()?);
             println!(
@@ -347,14 +441,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 for r in &decisions {
                     let why = match r.reason.as_str() {
                         "" => String::new(),
-                        reason => format!(": {reason}"),
+                        reason => format!(": {}", terminal(reason)),
                     };
                     println!(
                         "  {} ({}) {}{why} — {} at {} UTC",
                         place(cat, &r.village_id),
                         r.period,
                         r.state,
-                        r.user_name,
+                        terminal(&r.user_name),
                         when(r.at_ms)
                     );
                 }
@@ -364,7 +458,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("refused   {} edit(s) the server did not accept:", refused.len());
                 for r in &refused {
                     let value = match &r.mutation.value {
-                        RawValue::Amount(a) => a.clone(),
+                        RawValue::Amount(a) => terminal(a),
                         RawValue::Text(t) => format!("{t:?}"),
                         RawValue::Point(p) => p.to_string(),
                         RawValue::Deleted => "(delete)".into(),
@@ -373,9 +467,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         "  {} ({}) {}={}: {}",
                         place(cat, &r.mutation.village_id),
                         r.mutation.period,
-                        r.mutation.field,
+                        terminal(&r.mutation.field),
                         value,
-                        r.reason
+                        terminal(&r.reason)
                     );
                 }
             }
@@ -422,6 +516,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// "4 s", "250 ms".
+fn seconds(d: std::time::Duration) -> String {
+    match d.as_millis() {
+        ms @ 0..1000 => format!("{ms} ms"),
+        _ => format!("{} s", d.as_secs_f64().round()),
+    }
+}
+
 fn state(f: &LocalField, conflict: Option<&Conflict>) -> String {
     match (f.pending, conflict) {
         (true, _) => "pending sync".into(),
@@ -442,12 +544,12 @@ fn settled_words(cat: &Catalogue, c: &Conflict, with_place: bool) -> String {
         Some(r) => {
             let comment = match r.comment.as_str() {
                 "" => String::new(),
-                text => format!(" — {text}"),
+                text => format!(" — {}", terminal(text)),
             };
             format!(
                 "{at}: conflict settled as {} by {} at {} UTC{comment}",
                 show_value(cat, &c.at.field, &r.value),
-                r.user_name,
+                terminal(&r.user_name),
                 when(r.at_ms)
             )
         }
@@ -485,7 +587,7 @@ fn print_conflict(
         println!(
             "      {:<12} by {} (tablet {}{}) at {} UTC{}",
             show_value(cat, &c.at.field, &k.value),
-            k.stamp.author,
+            terminal(&k.stamp.author),
             &device[..8],
             if Some(k.stamp.device) == me { ", this one" } else { "" },
             when(k.stamp.received_at_ms),

@@ -92,10 +92,25 @@ const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 /// Largest reply the client accepts.
 const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
 
+/// Longest wait for a connection to the server to open.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for the answer to a call, unless told otherwise
+/// ([`Grpc::connect_within`]).
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+/// A connection quiet for this long is pinged, and closed if the ping is not
+/// answered within the same time: a dead link is noticed mid-pull too.
+pub const KEEPALIVE: Duration = Duration::from_secs(15);
+
 impl Grpc {
     /// Connects to `url` (e.g. `http://127.0.0.1:50051`; `http://` is assumed
     /// when no scheme is given).
     pub async fn connect(url: &str, token: &str) -> Result<Grpc> {
+        Grpc::connect_within(url, token, ANSWER_TIMEOUT).await
+    }
+
+    /// Connects as [`Grpc::connect`] does; every call that gets no answer
+    /// within `answer` fails (and is worth retrying).
+    pub async fn connect_within(url: &str, token: &str, answer: Duration) -> Result<Grpc> {
         let bearer: MetadataValue<Ascii> = format!("Bearer {}", token.trim())
             .parse()
             .map_err(|_| Error::Invalid("the token has characters a token cannot have".into()))?;
@@ -106,16 +121,19 @@ impl Grpc {
         let url = url.as_str();
         let mut endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(|e| Error::Invalid(format!("{url:?} is not a server address: {e}")))?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(60));
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(answer)
+            .http2_keep_alive_interval(KEEPALIVE)
+            .keep_alive_timeout(KEEPALIVE)
+            .keep_alive_while_idle(true);
         if url.starts_with("https://") {
             endpoint = endpoint
                 .tls_config(ClientTlsConfig::new().ca_certificate(trusted_ca()?))
                 .map_err(|e| Error::Invalid(format!("TLS for {url}: {}", causes(&e))))?;
         }
-        let channel = endpoint
-            .connect()
+        let channel = tokio::time::timeout(CONNECT_TIMEOUT + answer, endpoint.connect())
             .await
+            .map_err(|_| Error::Unreachable(format!("{url}: no answer to the connection")))?
             .map_err(|e| Error::Unreachable(format!("{url}: {}", causes(&e))))?;
         let channel = InterceptedService::new(channel, Bearer(bearer));
         Ok(Grpc {

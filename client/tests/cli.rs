@@ -1016,3 +1016,253 @@ async fn conflict_settled_with_review_resolve_shows_on_both_tablets() {
     assert!(out.starts_with(&format!("approved {PLACE} (2022)")), "{out}");
     server.stop().await;
 }
+
+/// Copies a directory tree (a tablet's home, while no command runs on it).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create copy");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy file");
+        }
+    }
+}
+
+/// The device id `status` prints ("tablet    ID (name)").
+async fn device_of(desk: &Desk, home: &str) -> fieldsync::DeviceId {
+    let out = desk.ok(home, &["status"]).await;
+    let id = line_with(&out, &["tablet "]).split_whitespace().nth(1).expect("device id");
+    id.parse().expect("a device id")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tablet_put_back_from_a_copy_of_its_store_loses_no_edit() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(data.path(), "127.0.0.1:0").await;
+    let url = server.url();
+    let desk = Desk::new();
+    let an = server.surveyor("an.nguyen", AN);
+    let binh = server.surveyor("binh.tran", BINH);
+    desk.ok("tablet-a", &["init", "--server", &url, "--token", &an]).await;
+    desk.ok("tablet-b", &["init", "--server", &url, "--token", &binh]).await;
+    let device = device_of(&desk, "tablet-a").await;
+
+    desk.ok("tablet-a", &["record", V, "2022", "road_km=1"]).await; // id 1
+    desk.ok("tablet-a", &["sync"]).await;
+    desk.ok("tablet-a", &["record", V, "2022", "road_km=2"]).await; // id 2, not sent yet
+                                                                    // A copy of the tablet's store, holding edit 2 unsent.
+    copy_dir(&desk.path().join("tablet-a"), &desk.path().join("copy"));
+    desk.ok("tablet-a", &["sync"]).await;
+    desk.ok("tablet-a", &["record", V, "2022", "playground=3"]).await; // id 3
+    desk.ok("tablet-a", &["sync"]).await;
+    desk.ok("tablet-a", &["record", V, "2022", "drainage_km=0.5"]).await; // id 4
+    desk.ok("tablet-a", &["sync"]).await;
+    // Every push acknowledged the results before it: the server has
+    // released those of ids 1 to 3.
+
+    // The copy is put back, and the surveyor records a new value: it gets
+    // id 3 again, which the server committed for another edit.
+    std::fs::remove_dir_all(desk.path().join("tablet-a")).expect("remove tablet");
+    copy_dir(&desk.path().join("copy"), &desk.path().join("tablet-a"));
+    desk.ok("tablet-a", &["record", V, "2022", "village_cultural_house=1"]).await;
+    let out = desk.ok("tablet-a", &["sync"]).await;
+    assert!(out.contains("they now follow the server's last, 4, and are sent again"), "{out}");
+    assert!(
+        out.contains("pushed 2 edit(s): 2 applied, 0 unchanged, 0 in conflict, 0 refused"),
+        "edit 2 (sent before) and the new one:\n{out}"
+    );
+    let out = desk.ok("tablet-a", &["status"]).await;
+    assert!(out.contains("pending   0 edit(s) not yet synced"), "{out}");
+    let out = desk.ok("tablet-a", &["show", V, "2022"]).await;
+    assert_eq!(shown_value(&out, "village_cultural_house"), "1", "{out}");
+    assert_eq!(shown_value(&out, "playground"), "3", "pulled back:\n{out}");
+
+    // The new value reached the server, and every edit is there once.
+    desk.ok("tablet-b", &["sync"]).await;
+    let out = desk.ok("tablet-b", &["show", V, "2022"]).await;
+    assert_eq!(shown_value(&out, "village_cultural_house"), "1", "{out}");
+    assert_eq!(shown_value(&out, "road_km"), "2 km", "{out}");
+    assert_eq!(shown_value(&out, "playground"), "3", "{out}");
+    assert_eq!(shown_value(&out, "drainage_km"), "0.5 km", "{out}");
+    let sub = fieldsync::SubmissionId::of(V, "2022".parse().expect("period"));
+    let mut edits: Vec<(u64, String)> = server
+        .local
+        .store
+        .audit_of(sub)
+        .expect("audit")
+        .into_iter()
+        .filter(|e| e.device == Some(device))
+        .map(|e| (e.mutation_id, e.field))
+        .collect();
+    edits.sort();
+    assert_eq!(
+        edits,
+        [
+            (1, "road_km".to_owned()),
+            (2, "road_km".to_owned()),
+            (3, "playground".to_owned()),
+            (4, "drainage_km".to_owned()),
+            (5, "village_cultural_house".to_owned()),
+        ],
+        "each edit applied once"
+    );
+    assert_eq!(server.local.store.device(device).expect("device").last_mutation_id, 5);
+    server.stop().await;
+}
+
+/// A server that accepts connections and never answers on them.
+fn black_hole(addr: SocketAddr) -> std::thread::JoinHandle<()> {
+    let listener = std::net::TcpListener::bind(addr).expect("bind the black hole");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for socket in listener.incoming() {
+            match socket {
+                Ok(s) => held.push(s),
+                Err(_) => return,
+            }
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_on_a_dead_link_says_so_at_each_retry_and_gives_up_in_time() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(data.path(), "127.0.0.1:0").await;
+    let (addr, url) = (server.addr, server.url());
+    let desk = Desk::new();
+    let an = server.surveyor("an.nguyen", AN);
+    desk.ok("tablet-a", &["init", "--server", &url, "--token", &an]).await;
+    server.stop().await;
+    let _hole = black_hole(addr);
+
+    desk.ok("tablet-a", &["record", V, "2022", "road_km=1.25", "playground=3"]).await;
+    let started = std::time::Instant::now();
+    let run = desk.run("tablet-a", &["sync", "--timeout", "1s", "--give-up-after", "8s"]).await;
+    let took = started.elapsed();
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(took < Duration::from_secs(40), "gives up in bounded time, took {took:?}");
+    let retries = lines_with(&run.stderr, &["retrying in"]);
+    assert!(!retries.is_empty(), "a line per retry:\n{}", run.stderr);
+    for line in &retries {
+        assert!(
+            line.starts_with(&format!("no answer from {url}, retrying in "))
+                && line.ends_with("; your 2 edit(s) are kept on this tablet"),
+            "{line:?}"
+        );
+    }
+    let last = run.stderr.lines().last().expect("an error line");
+    assert!(
+        last.starts_with(&format!("error: cannot reach the server at {url}: no answer")),
+        "{last}"
+    );
+    assert!(last.contains("your 2 edit(s) are kept on this tablet"), "{last}");
+    assert!(last.contains("run `fieldsync sync` again"), "{last}");
+    let out = desk.ok("tablet-a", &["status"]).await;
+    assert!(out.contains("pending   2 edit(s) not yet synced"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tablet_with_a_revoked_token_takes_a_new_one_and_keeps_its_edits() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(data.path(), "127.0.0.1:0").await;
+    let url = server.url();
+    let desk = Desk::new();
+    server.surveyor("an.nguyen", AN);
+    let binh = server.surveyor("binh.tran", BINH);
+    let an = issue_token(&desk, &url, "an.nguyen").await;
+    desk.ok("tablet-a", &["init", "--server", &url, "--token", &an]).await;
+    let device = device_of(&desk, "tablet-a").await;
+    desk.ok("tablet-a", &["record", V, "2022", "road_km=1"]).await;
+    desk.ok("tablet-a", &["sync"]).await;
+    desk.ok("tablet-a", &["record", V, "2022", "playground=3", "drainage_km=0.4"]).await;
+
+    // The admin revokes An's tokens: the tablet's sync is refused.
+    let out =
+        desk.ok_as(&url, ADMIN_TOKEN, &["admin", "token", "list", "an.nguyen", "--json"]).await;
+    let json: serde_json::Value = serde_json::from_str(&out).expect("token list --json");
+    for token in json.as_array().expect("tokens") {
+        let id = token["id"].as_str().expect("token id");
+        desk.ok_as(&url, ADMIN_TOKEN, &["admin", "token", "revoke", id]).await;
+    }
+    let err = desk.fails("tablet-a", &["sync"]).await;
+    assert!(err.contains("unknown or revoked token"), "{err}");
+    assert!(err.contains("fieldsync login --token"), "says what to do: {err}");
+
+    // A token of another user is refused while An's edits wait, and changes nothing.
+    let err = desk.fails("tablet-a", &["login", "--token", &binh]).await;
+    assert!(err.contains(&format!("this token is {BINH}'s")), "{err}");
+    assert!(err.contains("2 unsent edit(s)"), "{err}");
+    // A bad token is refused too.
+    let err = desk.fails("tablet-a", &["login", "--token", "fs_not-a-token"]).await;
+    assert!(err.contains("unknown or revoked token"), "{err}");
+
+    // An's new token: same tablet, same edits, and they sync.
+    let new = issue_token(&desk, &url, "an.nguyen").await;
+    let out = desk.ok("tablet-a", &["login", "--token", &new]).await;
+    assert!(
+        out.contains(&format!("tablet {device} now signs in with the new token of {AN}")),
+        "{out}"
+    );
+    assert!(out.contains("2 edit(s) waiting to sync"), "{out}");
+    let out = desk.ok("tablet-a", &["sync"]).await;
+    assert!(out.contains("pushed 2 edit(s): 2 applied"), "{out}");
+    assert_eq!(device_of(&desk, "tablet-a").await, device, "the same tablet id");
+    let out = desk.ok("tablet-a", &["status"]).await;
+    assert!(out.contains("pending   0 edit(s) not yet synced"), "{out}");
+    assert!(out.contains(&format!("({AN})")), "{out}");
+    assert_eq!(server.local.store.device(device).expect("device").last_mutation_id, 3);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_in_stored_text_reach_the_terminal_escaped() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(data.path(), "127.0.0.1:0").await;
+    let url = server.url();
+    let desk = Desk::new();
+    let an = server.surveyor("an.nguyen", AN);
+    let giam = server.user("giam.tran", GIAM, Role::Supervisor, &[COMMUNE]);
+    desk.ok("tablet-a", &["init", "--server", &url, "--token", &an]).await;
+    let note = "đường\u{1b}[2J\u{1b}[31mbê tông\nfake: line";
+    desk.ok("tablet-a", &["record", V, "2022", "road_km=1", "--note", note]).await;
+    desk.ok("tablet-a", &["sync"]).await;
+    let reason = "sai số\u{1b}]0;owned\u{7}\r\nrejected: nothing";
+    desk.ok_as(&url, &giam, &["review", "reject", V, "2022", "--reason", reason]).await;
+    desk.ok("tablet-a", &["sync"]).await;
+
+    let escaped_note = "đường\\u{1b}[2J\\u{1b}[31mbê tông\\nfake: line";
+    let escaped_reason = "sai số\\u{1b}]0;owned\\u{7}\\r\\nrejected: nothing";
+    let shown = [
+        (
+            "show",
+            desk.ok("tablet-a", &["show", V, "2022"]).await,
+            vec![escaped_note, escaped_reason],
+        ),
+        ("status", desk.ok("tablet-a", &["status"]).await, vec![escaped_reason]),
+        (
+            "review show",
+            desk.ok_as(&url, &giam, &["review", "show", V, "2022"]).await,
+            vec![escaped_note, escaped_reason],
+        ),
+        ("review list", desk.ok_as(&url, &giam, &["review", "list"]).await, vec![escaped_reason]),
+        (
+            "review history",
+            desk.ok_as(&url, &giam, &["review", "history", V, "2022"]).await,
+            vec![escaped_note],
+        ),
+    ];
+    for (command, out, expected) in shown {
+        assert!(
+            !out.chars().any(|c| c.is_control() && c != '\n'),
+            "`{command}` printed a control character:\n{out:?}"
+        );
+        assert!(!out.contains("\nfake: line") && !out.contains("\nrejected: nothing"), "{out}");
+        for text in expected {
+            assert!(out.contains(text), "`{command}` shows {text:?}:\n{out}");
+        }
+    }
+    server.stop().await;
+}

@@ -17,3 +17,11 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 /// The protocol schema version this build speaks.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// Metadata of the FAILED_PRECONDITION a push gets when a mutation differs
+/// from the one the server committed under its id (the tablet's store was
+/// restored from an older copy): the first such id...
+pub const REUSED_ID_KEY: &str = "fieldsync-reused-id";
+/// ...and the last mutation id the server has for the device; the tablet
+/// numbers its unsent edits after it.
+pub const LAST_MUTATION_ID_KEY: &str = "fieldsync-last-mutation-id";

@@ -231,6 +231,7 @@ impl Device {
             retries: 4,
             first_delay: Duration::from_millis(40),
             max_delay: Duration::from_millis(400),
+            ..Retry::default()
         };
         stats.in_flight.fetch_add(1, Ordering::SeqCst);
         let run = async {

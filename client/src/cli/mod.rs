@@ -134,6 +134,30 @@ impl Session {
     }
 }
 
+/// Free text (names, reasons, comments, notes) as a terminal may show it:
+/// control characters such as ESC, newlines and carriage returns, and the
+/// marks that reorder text, are written as escapes (`\u{1b}`, `\n`), so that
+/// nothing stored can recolour, move or rewrite what the user sees. Every
+/// other character, Vietnamese letters included, is kept.
+pub fn terminal(text: &str) -> String {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(hidden) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match hidden(c) {
+            true if c.is_control() => out.extend(c.escape_debug()),
+            true => out.extend(c.escape_unicode()),
+            false => out.push(c),
+        }
+    }
+    out
+}
+
 /// "Thôn 1, Xã Phúc Đồng, Huyện Hương Khê"; the id itself if unknown.
 pub fn place(cat: &Catalogue, id: &str) -> String {
     let mut names = Vec::new();
@@ -144,14 +168,14 @@ pub fn place(cat: &Catalogue, id: &str) -> String {
         }
         next = unit.parent.as_deref().and_then(|p| cat.org_unit(p));
     }
-    if names.is_empty() {
+    terminal(&if names.is_empty() {
         match cat.org_unit(id) {
             Some(unit) => unit.name.clone(),
             None => id.to_owned(),
         }
     } else {
         names.join(", ")
-    }
+    })
 }
 
 /// The unit of a field's values ("km", "count"); empty for notes and locations.
@@ -164,7 +188,7 @@ pub fn unit_of(cat: &Catalogue, field: &FieldKey) -> String {
 
 /// A value with its unit, as people read it: "1.25 km", "2", "@18.3,105.8".
 pub fn show_value(cat: &Catalogue, field: &FieldKey, value: &Value) -> String {
-    match (field, value) {
+    terminal(&match (field, value) {
         (FieldKey::Indicator(code), Value::Amount(a)) => {
             match cat.indicator(code).map(|i| i.unit.as_str()) {
                 Some("count") | None => a.to_string(),
@@ -172,7 +196,7 @@ pub fn show_value(cat: &Catalogue, field: &FieldKey, value: &Value) -> String {
             }
         }
         _ => value.to_string(),
-    }
+    })
 }
 
 /// "2026-11-29 08:00:00" (UTC).
@@ -200,18 +224,21 @@ pub fn rfc3339(ms: u64) -> String {
 pub fn review_words(r: &SubmissionReview) -> String {
     let why = match r.reason.trim() {
         "" => String::new(),
-        reason => format!(" — {reason}"),
+        reason => format!(" — {}", terminal(reason)),
     };
     let who = match r.user_name.as_str() {
         "" => r.user_id.as_str(),
         name => name,
     };
-    format!("{}{why} ({who}, {} UTC)", r.state, when_short(r.at_ms))
+    format!("{}{why} ({}, {} UTC)", r.state, terminal(who), when_short(r.at_ms))
 }
 
 /// Aligned columns as lines; widths count characters, so Vietnamese names
-/// line up.
+/// line up. Cells are shown through [`terminal`].
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> Vec<String> {
+    let rows: Vec<Vec<String>> =
+        rows.iter().map(|row| row.iter().map(|c| terminal(c)).collect()).collect();
+    let rows = rows.as_slice();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

@@ -104,6 +104,10 @@ pub struct ExportArgs {
     /// the report go to FILE.part first, renamed once complete.
     #[arg(long, short, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Replace FILE if it exists (and a FILE.part left by an export that
+    /// did not finish); without it an existing file is refused.
+    #[arg(long)]
+    force: bool,
     /// CSV: start with a UTF-8 byte-order mark, so that Excel shows Vietnamese
     /// names correctly when it opens the file.
     #[arg(long)]
@@ -147,6 +151,7 @@ struct Plan {
     query: Query,
     format: Format,
     out: Option<PathBuf>,
+    force: bool,
     bom: bool,
     vi: bool,
 }
@@ -182,7 +187,10 @@ impl Plan {
             area: args.area.map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()),
             include_pending: args.include_pending,
         };
-        Ok(Plan { query, format, out, bom: args.bom, vi: !args.no_vi })
+        if let Some(path) = out.as_deref().filter(|p| !args.force && p.exists()) {
+            bail!("{} exists: give --force to replace it, or another --out", path.display());
+        }
+        Ok(Plan { query, format, out, force: args.force, bom: args.bom, vi: !args.no_vi })
     }
 }
 
@@ -324,7 +332,10 @@ struct Out {
 }
 
 impl Out {
-    fn open(path: Option<&Path>) -> anyhow::Result<Out> {
+    /// Stdout, or `path.part` created new: a file or link already there is
+    /// never written through (`force` removes it first), and `path` itself
+    /// is replaced only with `force`.
+    fn open(path: Option<&Path>, force: bool) -> anyhow::Result<Out> {
         let gone = Arc::new(AtomicBool::new(false));
         let Some(path) = path else {
             let out = BufWriter::new(std::io::stdout());
@@ -334,8 +345,23 @@ impl Out {
         let mut part = path.as_os_str().to_owned();
         part.push(".part");
         let part = PathBuf::from(part);
-        let file =
-            File::create(&part).with_context(|| format!("cannot create {}", part.display()))?;
+        if !force && path.exists() {
+            bail!("{} exists: give --force to replace it, or another --out", path.display());
+        }
+        if force && part.symlink_metadata().is_ok() {
+            std::fs::remove_file(&part)
+                .with_context(|| format!("cannot remove the old {}", part.display()))?;
+        }
+        let file = File::options().write(true).create_new(true).open(&part).map_err(|e| match e
+            .kind()
+        {
+            ErrorKind::AlreadyExists => anyhow::anyhow!(
+                "{} exists (left by an export that did not finish?): remove it, or give \
+                     --force",
+                part.display()
+            ),
+            _ => anyhow::Error::new(e).context(format!("cannot create {}", part.display())),
+        })?;
         let writer = Box::new(BufWriter::new(file));
         Ok(Out { writer, file: Some((part, path.to_owned())), gone })
     }
@@ -358,7 +384,7 @@ impl Out {
 /// CSV, JSON or the report, written as rows arrive. `None`: stdout's reader
 /// went away before the end.
 async fn stream(s: &Session, plan: &Plan) -> anyhow::Result<Option<usize>> {
-    let mut out = Out::open(plan.out.as_deref())?;
+    let mut out = Out::open(plan.out.as_deref(), plan.force)?;
     let result = write_rows(s, plan, &mut out.writer).await;
     let gone = out.gone.load(Ordering::Relaxed);
     out.close(result.is_ok())?;
@@ -436,7 +462,13 @@ async fn xlsx(s: &Session, plan: &Plan) -> anyhow::Result<(usize, Vec<&'static s
             sheets.push((level, rows));
         }
     }
-    export::xlsx(&sheets, &s.catalogue, path)?;
+    let mut out = Out::open(Some(path), plan.force)?;
+    let written = export::xlsx_bytes(&sheets, &s.catalogue)
+        .map_err(anyhow::Error::from)
+        .and_then(|bytes| Ok(out.writer.write_all(&bytes)?))
+        .and_then(|()| Ok(out.writer.flush()?));
+    out.close(written.is_ok())?;
+    written.with_context(|| format!("cannot write {}", path.display()))?;
     Ok((total, sheets.iter().map(|(level, _)| level.as_str()).collect()))
 }
 

@@ -16,8 +16,8 @@ use fieldsync_proto::v1::{
 use serde::Serialize;
 
 use super::{
-    place, print_table, review_words, rfc3339, show_value, table, unit_of, value_json, when,
-    when_short, Online, ReviewJson, Session,
+    place, print_table, review_words, rfc3339, show_value, table, terminal, unit_of, value_json,
+    when, when_short, Online, ReviewJson, Session,
 };
 
 const STATES: [&str; 5] = ["submitted", "approved", "accepted", "rejected", "returned"];
@@ -377,11 +377,11 @@ fn conflict_lines(
         (Some(r), false) => {
             let comment = match r.comment.as_str() {
                 "" => String::new(),
-                text => format!(" — {text}"),
+                text => format!(" — {}", terminal(text)),
             };
             format!(
                 "settled by {} at {} UTC: {}{comment}",
-                r.user_name,
+                terminal(&r.user_name),
                 when_short(r.at_ms),
                 show_value(cat, &c.at.field, &r.value)
             )
@@ -558,7 +558,7 @@ async fn decide_one(
         Some(r) => {
             let why = match r.reason.as_str() {
                 "" => String::new(),
-                reason => format!(": {reason}"),
+                reason => format!(": {}", terminal(reason)),
             };
             let next = match r.state {
                 ReviewState::Submitted => "; tablets may edit it again",
@@ -726,7 +726,7 @@ async fn resolve(
         resolve_conflict_request::Choice::Pick(i) => conflict
             .candidates
             .get(i as usize)
-            .map_or(String::new(), |k| format!(" ({}'s value)", k.stamp.author)),
+            .map_or(String::new(), |k| format!(" ({}'s value)", terminal(&k.stamp.author))),
         resolve_conflict_request::Choice::Value(_) => " (your own value)".into(),
     };
     println!(

@@ -110,13 +110,25 @@ fn caller<T>(request: &Request<T>) -> Result<User, Status> {
 }
 
 pub(crate) fn status_of(e: store::Error) -> Status {
-    clipped(status_of_unclipped(e))
+    let reused = match e {
+        store::Error::Reused { id, last } => Some((id, last)),
+        _ => None,
+    };
+    let mut status = clipped(status_of_unclipped(e));
+    // The tablet renumbers its unsent edits from what these say.
+    if let Some((id, last)) = reused {
+        let metadata = status.metadata_mut();
+        metadata.insert(fieldsync_proto::REUSED_ID_KEY, id.into());
+        metadata.insert(fieldsync_proto::LAST_MUTATION_ID_KEY, last.into());
+    }
+    status
 }
 
 fn status_of_unclipped(e: store::Error) -> Status {
     match e {
         store::Error::Invalid(m) => Status::invalid_argument(m),
         store::Error::OutOfSequence(m) => Status::failed_precondition(m),
+        e @ store::Error::Reused { .. } => Status::failed_precondition(e.to_string()),
         store::Error::NotFound(m) => Status::not_found(m),
         store::Error::Unauthenticated(m) => Status::unauthenticated(m),
         store::Error::Denied(m) => Status::permission_denied(m),

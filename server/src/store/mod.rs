@@ -16,6 +16,9 @@
 //!   by commune, so a tablet's pull reads only its communes' changes.
 //! - `entity_seq`: entity key → seq; finds the entry to move.
 //! - `devices`: device → [`DeviceState`]; `results`: device ‖ mutation id → result.
+//! - `digests`: device ‖ mutation id → SHA-256 of the mutation, kept once its
+//!   result is released, so a different mutation under a used id is told
+//!   from a replay.
 //! - `audit`: audit seq → [`AuditEntry`]; `audit_by_sub`, `audit_by_user`:
 //!   submission or user ‖ audit seq → ().
 //! - `closed`: org unit ‖ 0 ‖ period → who closed it.
@@ -59,6 +62,7 @@ const ENTITY_SEQ: &str = "entity_seq";
 const SUBMISSIONS: &str = "submissions";
 const DEVICES: &str = "devices";
 const RESULTS: &str = "results";
+const DIGESTS: &str = "digests";
 const AUDIT: &str = "audit";
 const AUDIT_BY_SUB: &str = "audit_by_sub";
 const AUDIT_BY_USER: &str = "audit_by_user";
@@ -85,6 +89,7 @@ const TREES: &[&str] = &[
     SUBMISSIONS,
     DEVICES,
     RESULTS,
+    DIGESTS,
     AUDIT,
     AUDIT_BY_SUB,
     AUDIT_BY_USER,
@@ -129,6 +134,16 @@ pub enum Error {
     /// device's mutation ids, a cursor from another store).
     #[error("{0}")]
     OutOfSequence(String),
+    /// A device sent a mutation under an id the server committed for a
+    /// different mutation: the tablet's store is older than what it sent
+    /// (restored from a copy). Its unsent edits belong after `last`.
+    #[error(
+        "mutation {id} differs from the one this tablet sent under that id before (its store was \
+         restored from an older copy?): the server has its mutations up to {last}; number the \
+         unsent edits from {next} and send them again (`fieldsync sync` does this)",
+        next = last + 1
+    )]
+    Reused { id: u64, last: u64 },
     #[error("{0}")]
     NotFound(String),
     /// No valid token.
@@ -431,26 +446,7 @@ impl Store {
         let mut results = Vec::with_capacity(mutations.len());
         for m in mutations {
             let result = if m.id < first_new {
-                match self.engine.get(RESULTS, &result_key(device, m.id))? {
-                    Some(bytes) => {
-                        let stored: StoredResult = decode(RESULTS, &bytes)?;
-                        if stored.digest != digest(m) {
-                            return Err(Error::OutOfSequence(format!(
-                                "mutation {} differs from the one the server committed under that \
-                                 id: this tablet's store is older than what it sent before \
-                                 (restored from a copy?); set the tablet up again with `init`",
-                                m.id
-                            )));
-                        }
-                        stored.result
-                    }
-                    None => MutationResult {
-                        id: m.id,
-                        outcome: Outcome::Forgotten,
-                        reason: "committed earlier; the detailed result was released".into(),
-                        current: None,
-                    },
-                }
+                self.replay(device, m, state.last_mutation_id)?
             } else {
                 let stamp = Stamp {
                     hlc: m.hlc.bounded(now_ms, MAX_CLOCK_SKEW_MS),
@@ -472,7 +468,11 @@ impl Store {
             let from = result_key(device, 0);
             let to = result_key(device, forget_through);
             let range = (Bound::Included(from.as_slice()), Bound::Included(to.as_slice()));
-            for (key, _) in self.engine.scan(RESULTS, range.0, range.1, usize::MAX)? {
+            for (key, bytes) in self.engine.scan(RESULTS, range.0, range.1, usize::MAX)? {
+                // The digest outlives the result: a later mutation under the
+                // same id must still be told from a replay.
+                let stored: StoredResult = decode(RESULTS, &bytes)?;
+                work.batch.put(DIGESTS, key.clone(), stored.digest.to_vec());
                 work.batch.delete(RESULTS, key);
             }
         }
@@ -480,6 +480,33 @@ impl Store {
         work.batch.put(DEVICES, device.0.as_bytes().to_vec(), encode(&state));
         work.commit(guard)?;
         Ok(results)
+    }
+
+    /// The answer to a mutation under an id the server has committed for
+    /// `device`: its stored result, or "forgotten" once the tablet has
+    /// acknowledged it, if it is the mutation that was committed; refused if
+    /// it differs (only ids released before digests were kept go unchecked).
+    fn replay(&self, device: DeviceId, m: &Mutation, last: u64) -> Result<MutationResult> {
+        let key = result_key(device, m.id);
+        let reused = Error::Reused { id: m.id, last };
+        if let Some(bytes) = self.engine.get(RESULTS, &key)? {
+            let stored: StoredResult = decode(RESULTS, &bytes)?;
+            return match stored.digest == digest(m) {
+                true => Ok(stored.result),
+                false => Err(reused),
+            };
+        }
+        if let Some(kept) = self.engine.get(DIGESTS, &key)? {
+            if kept.as_slice() != digest(m).as_slice() {
+                return Err(reused);
+            }
+        }
+        Ok(MutationResult {
+            id: m.id,
+            outcome: Outcome::Forgotten,
+            reason: "committed earlier; the detailed result was released".into(),
+            current: None,
+        })
     }
 
     /// Up to `limit` entities in `caller`'s areas changed after `cursor`,
@@ -1717,9 +1744,38 @@ mod tests {
         s.push(&surveyor(), device(1), &[km(1, "road_km", "1", 1)], 0, 1).unwrap();
         let head = s.head().unwrap();
         let err = s.push(&surveyor(), device(1), &[km(1, "road_km", "2", 1)], 0, 1).unwrap_err();
-        assert!(matches!(err, Error::OutOfSequence(_)), "{err}");
+        assert!(matches!(err, Error::Reused { id: 1, last: 1 }), "{err}");
         assert!(err.to_string().contains("differs"), "{err}");
         assert_eq!(s.head().unwrap(), head);
+    }
+
+    /// A tablet restored from an older copy of its store reuses ids whose
+    /// results the server has already released: the digest kept for each
+    /// still tells its new edit from a replay.
+    #[test]
+    fn a_different_mutation_under_a_released_id_is_refused_and_a_replay_is_not() {
+        let s = store();
+        let (one, two, three) =
+            (km(1, "road_km", "1", 1), km(2, "road_km", "2", 2), km(3, "playground", "3", 3));
+        s.push(&surveyor(), device(1), std::slice::from_ref(&one), 0, 1).unwrap();
+        s.push(&surveyor(), device(1), std::slice::from_ref(&two), 1, 1).unwrap();
+        s.push(&surveyor(), device(1), std::slice::from_ref(&three), 2, 1).unwrap();
+        let head = s.head().unwrap();
+        // Ids 1 and 2 were acknowledged, so their results are gone; a replay
+        // of either is still answered as committed.
+        let replayed = s.push(&surveyor(), device(1), &[one, two], 0, 1).unwrap();
+        assert!(replayed.iter().all(|r| r.outcome == Outcome::Forgotten), "{replayed:?}");
+        // A new edit made under id 2 (the copy's next id) is refused, whole.
+        let new = km(2, "drainage_km", "0.4", 4);
+        let err = s.push(&surveyor(), device(1), std::slice::from_ref(&new), 2, 1).unwrap_err();
+        assert!(matches!(err, Error::Reused { id: 2, last: 3 }), "{err}");
+        assert!(err.to_string().contains("number the unsent edits from 4"), "{err}");
+        assert_eq!(s.head().unwrap(), head, "nothing stored");
+        // Renumbered after the server's last id, it applies once.
+        let renumbered = Mutation { id: 4, ..new };
+        let applied = s.push(&surveyor(), device(1), &[renumbered], 2, 1).unwrap();
+        assert_eq!(applied[0].outcome, Outcome::Applied);
+        assert_eq!(s.device(device(1)).unwrap().last_mutation_id, 4);
     }
 
     #[test]
