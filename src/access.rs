@@ -168,6 +168,25 @@ impl User {
     }
 }
 
+impl User {
+    /// Checks that this user may review (decide on or settle the conflicts
+    /// of) `unit`, and returns the level at which they do. Settling a
+    /// conflict needs the same power as deciding on the report: a
+    /// village-level area reviews nothing.
+    pub fn reviewer(&self, catalogue: &Catalogue, unit: &str) -> Result<Level, Denied> {
+        self.check(catalogue, Action::Review, unit)?;
+        self.review_level(catalogue, unit).ok_or_else(|| {
+            let name = catalogue.org_unit(unit).map_or(unit, |u| u.name.as_str());
+            Denied(format!(
+                "{} reviews nothing in {name} ({unit}): reviews and settlements are made by \
+                 commune, district and province supervisors, and a village-level area reviews \
+                 nothing",
+                self.id
+            ))
+        })
+    }
+}
+
 fn action_words(action: Action) -> &'static str {
     match action {
         Action::Read => "read",
@@ -246,5 +265,11 @@ mod tests {
         let sup = user(Role::Supervisor, &[demo::SAMPLE_COMMUNE, v]);
         assert_eq!(sup.review_level(&cat, v), Some(Level::Commune));
         assert_eq!(user(Role::Supervisor, &[v]).review_level(&cat, v), None);
+        let err = user(Role::Supervisor, &[v]).reviewer(&cat, v).unwrap_err();
+        assert!(err.to_string().contains("a village-level area reviews nothing"), "{err}");
+        assert_eq!(
+            user(Role::Supervisor, &[demo::SAMPLE_COMMUNE]).reviewer(&cat, v),
+            Ok(Level::Commune)
+        );
     }
 }

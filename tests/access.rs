@@ -628,6 +628,75 @@ async fn a_bulk_decision_by_a_role_that_may_not_review_is_denied_even_when_nothi
     world.server.stop().await;
 }
 
+#[tokio::test]
+async fn a_supervisor_of_a_village_alone_cannot_settle_its_conflicts() {
+    let mut world = world().await;
+    seed(&mut world.admin, VILLAGE, "2022").await;
+    let token = world.server.user("village.sup", "Hồ Thị Em", Role::Supervisor, &[VILLAGE]);
+    let mut village_sup = caller(&connect(&world.server.url).await, &token);
+    let request = ResolveConflictRequest {
+        village_id: VILLAGE.into(),
+        period: "2022".into(),
+        field: "village_cultural_house".into(),
+        choice: Some(resolve_conflict_request::Choice::Pick(0)),
+        comment: "one house".into(),
+    };
+    let status = village_sup.review.resolve_conflict(request).await.expect_err("reviews nothing");
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(
+        status.message().contains("a village-level area reviews nothing"),
+        "{}",
+        status.message()
+    );
+    // The conflict is still open, with both values.
+    let detail = world
+        .admin
+        .review
+        .get_submission(GetSubmissionRequest { village_id: VILLAGE.into(), period: "2022".into() })
+        .await
+        .expect("detail")
+        .into_inner();
+    let conflict = detail.conflicts.iter().find(|c| c.field == "village_cultural_house");
+    let conflict = conflict.expect("the conflict is kept");
+    assert!(conflict.open && conflict.candidates.len() == 2, "{conflict:?}");
+    world.server.stop().await;
+}
+
+#[tokio::test]
+async fn refusals_from_outside_the_callers_areas_are_not_filed_under_the_report() {
+    let mut world = world().await;
+    seed(&mut world.admin, NEIGHBOUR_VILLAGE, "2022").await;
+    let surveyor = &mut world.callers.iter_mut().find(|(w, _)| *w == Who::Surveyor).unwrap().1;
+    let forged = "ĐÃ DUYỆT bởi huyện";
+    let mutations = (1..=20)
+        .map(|id| {
+            let mut m = mutation(id, NEIGHBOUR_VILLAGE, "2022", "note", "0");
+            m.value = Some(Value { kind: Some(value::Kind::Text(forged.into())) });
+            m
+        })
+        .collect();
+    let outcomes = push(surveyor, mutations).await;
+    assert!(outcomes.iter().all(|o| *o == Outcome::Rejected), "{outcomes:?}");
+    let report = HistoryRequest {
+        village_id: NEIGHBOUR_VILLAGE.into(),
+        period: "2022".into(),
+        ..Default::default()
+    };
+    let entries = world.admin.review.history(report).await.expect("history").into_inner().entries;
+    assert!(!entries.is_empty(), "the report's own history is there");
+    for e in &entries {
+        assert!(
+            e.user_id != "surveyor" && !e.detail.contains(forged),
+            "filed under the report: {e:?}"
+        );
+    }
+    // The refusals are still in the audit trail, under the surveyor.
+    let mine = HistoryRequest { user_id: "surveyor".into(), ..Default::default() };
+    let mine = world.admin.review.history(mine).await.expect("history").into_inner().entries;
+    assert_eq!(mine.iter().filter(|e| e.kind == "refused").count(), 20, "{mine:?}");
+    world.server.stop().await;
+}
+
 // ---------------------------------------------------------------------------
 // Pull and bootstrap show only the caller's areas
 

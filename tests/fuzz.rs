@@ -421,8 +421,9 @@ fn request(now_hlc: u64) -> BoxedStrategy<Req> {
                 Req::ResolveConflict(r)
             }
         ),
-        1 => (area.clone(), period.clone(), text(), n64(), n64(), n64(), n32()).prop_map(
-            |(village_id, period, user_id, from_ms, to_ms, after, limit)| {
+        1 => (area.clone(), period.clone(), text(), n64(), n64(), n64(), n32(), any::<bool>(), n64())
+            .prop_map(
+            |(village_id, period, user_id, from_ms, to_ms, after, limit, newest_first, before)| {
                 let r = v1::HistoryRequest {
                     village_id,
                     period,
@@ -431,6 +432,8 @@ fn request(now_hlc: u64) -> BoxedStrategy<Req> {
                     to_ms,
                     after,
                     limit,
+                    newest_first,
+                    before,
                 };
                 Req::History(r)
             }

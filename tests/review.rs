@@ -418,6 +418,24 @@ async fn the_review_cycle_end_to_end() {
     let rest =
         history(&mut commune, HistoryRequest { after: entries[5].seq, ..request.clone() }).await;
     assert_eq!(rest, entries[6..]);
+    // Newest first, a page at a time, back to the oldest.
+    let newest = HistoryRequest { newest_first: true, limit: 5, ..request.clone() };
+    let mut back = Vec::new();
+    loop {
+        let before = back.last().map_or(0, |e: &AuditEntry| e.seq);
+        let page = history(&mut commune, HistoryRequest { before, ..newest.clone() }).await;
+        assert!(page.len() <= 5, "{page:?}");
+        if page.is_empty() {
+            break;
+        }
+        back.extend(page);
+    }
+    assert_eq!(back[0], *entries.last().unwrap(), "the newest entry comes first");
+    back.reverse();
+    assert_eq!(back, entries, "paging back reaches every entry once");
+    let mixed = HistoryRequest { after: 3, ..newest.clone() };
+    let status = commune.history(mixed).await.expect_err("after with newest_first");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
 
     // --- History by user.
     let by_user = |user: &str| HistoryRequest { user_id: user.into(), ..Default::default() };

@@ -306,3 +306,44 @@ async fn the_queue_downloads_as_csv_with_the_same_filter_and_areas() {
     assert_eq!(forbidden.status, 403);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_reports_page_shows_its_newest_history_first_and_pages_to_older_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, token) = with_a_report(dir.path()).await;
+    // 520 edits of the note: more history than one page shows.
+    let admin = server.store.user("admin").unwrap().unwrap();
+    let device = fieldsync::DeviceId(uuid::Uuid::new_v4());
+    let mutations: Vec<fieldsync::sync::Mutation> = (1..=520)
+        .map(|i| fieldsync::sync::Mutation {
+            id: i,
+            village_id: VILLAGE.into(),
+            period: PERIOD.into(),
+            field: "note".into(),
+            value: fieldsync::sync::RawValue::Text(format!("n{i}.")),
+            base_version: 0,
+            hlc: fieldsync::Hlc::from_millis(fieldsync_client::now_ms()),
+            author: "Quản trị".into(),
+        })
+        .collect();
+    server.store.push(&admin, device, &mutations, 0, fieldsync_client::now_ms()).unwrap();
+    let web = server.web_url();
+    let (session, _) = http::sign_in(web, &token).await;
+    let page = get(web, &format!("/submissions/{VILLAGE}/{PERIOD}"), &session).await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let text = page.text();
+    let newest = text.find("<td>n519. → n520. <span").expect("the latest change is shown");
+    let older = text.find("<td>n518. → n519. <span").expect("and the one before it");
+    assert!(newest < older, "newest first");
+    assert!(!text.contains("<td>n9. → n10. <span"), "old entries wait for the next page");
+    let link = text.split("id=\"older\" href=\"").nth(1).expect("a link to older entries");
+    let link = link.split('"').next().unwrap().replace("&amp;", "&");
+    let next = get(web, &link, &session).await;
+    assert_eq!(next.status, 200, "{}", next.text());
+    let next = next.text();
+    assert!(next.contains("<td>n9. → n10. <span"), "older entries are one click away");
+    assert!(!next.contains("<td>n519. → n520. <span"), "and the newest are not repeated");
+    let bad = get(web, &format!("/submissions/{VILLAGE}/{PERIOD}?before=x"), &session).await;
+    assert_eq!(bad.status, 400);
+    server.stop().await;
+}

@@ -81,6 +81,23 @@ pub trait Engine: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Entries>;
 
+    /// At most `limit` entries with keys in `(from, to)`, largest key first:
+    /// the newest end of a tree keyed by sequence number. (The default reads
+    /// the whole range; both engines here read only what they return.)
+    fn scan_rev(
+        &self,
+        tree: &'static str,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries> {
+        let mut all = self.scan(tree, from, to, usize::MAX)?;
+        let keep = all.len().saturating_sub(limit);
+        let mut newest = all.split_off(keep);
+        newest.reverse();
+        Ok(newest)
+    }
+
     /// The entry with the largest key, if any.
     fn last(&self, tree: &'static str) -> Result<Option<(Vec<u8>, Vec<u8>)>>;
 
@@ -182,6 +199,24 @@ impl Engine for Memory {
         }
         let range = (from.map(<[u8]>::to_vec), to.map(<[u8]>::to_vec));
         Ok(t.range(range).take(limit).map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
+    fn scan_rev(
+        &self,
+        tree: &'static str,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries> {
+        let trees = self.trees.read().map_err(poisoned)?;
+        let Some(t) = trees.get(tree) else {
+            return Ok(Vec::new());
+        };
+        if inverted(from, to) {
+            return Ok(Vec::new());
+        }
+        let range = (from.map(<[u8]>::to_vec), to.map(<[u8]>::to_vec));
+        Ok(t.range(range).rev().take(limit).map(|(k, v)| (k.clone(), v.clone())).collect())
     }
 
     fn last(&self, tree: &'static str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
@@ -315,6 +350,25 @@ fn entries(dir: &Path) -> Result<Option<usize>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::Other(format!("cannot read {}: {e}", dir.display()))),
     }
+}
+
+/// A range of `tree`'s keys as a range of stored keys.
+fn sled_range(
+    tree: &str,
+    from: Bound<&[u8]>,
+    to: Bound<&[u8]>,
+) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let from = match from {
+        Bound::Included(k) => Bound::Included(stored_key(tree, k)),
+        Bound::Excluded(k) => Bound::Excluded(stored_key(tree, k)),
+        Bound::Unbounded => Bound::Included(stored_key(tree, &[])),
+    };
+    let to = match to {
+        Bound::Included(k) => Bound::Included(stored_key(tree, k)),
+        Bound::Excluded(k) => Bound::Excluded(stored_key(tree, k)),
+        Bound::Unbounded => Bound::Excluded(tree_end(tree)),
+    };
+    (from, to)
 }
 
 impl Sled {
@@ -525,19 +579,30 @@ impl Engine for Sled {
         if inverted(from, to) {
             return Ok(Vec::new());
         }
-        let from = match from {
-            Bound::Included(k) => Bound::Included(stored_key(tree, k)),
-            Bound::Excluded(k) => Bound::Excluded(stored_key(tree, k)),
-            Bound::Unbounded => Bound::Included(stored_key(tree, &[])),
-        };
-        let to = match to {
-            Bound::Included(k) => Bound::Included(stored_key(tree, k)),
-            Bound::Excluded(k) => Bound::Excluded(stored_key(tree, k)),
-            Bound::Unbounded => Bound::Excluded(tree_end(tree)),
-        };
+        let (from, to) = sled_range(tree, from, to);
         let skip = tree.len() + 1;
         self.db
             .range((from, to))
+            .take(limit)
+            .map(|r| r.map(|(k, v)| (k[skip..].to_vec(), v.to_vec())).map_err(Error::from))
+            .collect()
+    }
+
+    fn scan_rev(
+        &self,
+        tree: &'static str,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries> {
+        if inverted(from, to) {
+            return Ok(Vec::new());
+        }
+        let (from, to) = sled_range(tree, from, to);
+        let skip = tree.len() + 1;
+        self.db
+            .range((from, to))
+            .rev()
             .take(limit)
             .map(|r| r.map(|(k, v)| (k[skip..].to_vec(), v.to_vec())).map_err(Error::from))
             .collect()
@@ -650,6 +715,16 @@ mod conformance {
             assert!(none.is_empty(), "{name}");
             let none = e.scan("t", Bound::Excluded(&[1, 3]), Bound::Excluded(&[1, 3]), 10).unwrap();
             assert!(none.is_empty(), "{name}");
+            let back = e.scan_rev("t", Bound::Included(&[1]), Bound::Excluded(&[1, 7]), 3).unwrap();
+            let keys: Vec<_> = back.iter().map(|(k, _)| k.clone()).collect();
+            assert_eq!(keys, vec![vec![1, 6], vec![1, 5], vec![1, 4]], "{name}");
+            let newest = e.scan_rev("t", Bound::Unbounded, Bound::Unbounded, 1).unwrap();
+            assert_eq!(newest[0].1, vec![99], "{name}");
+            assert!(e.scan_rev("empty", Bound::Unbounded, Bound::Unbounded, 5).unwrap().is_empty());
+            assert!(e
+                .scan_rev("t", Bound::Included(&[3]), Bound::Excluded(&[1]), 9)
+                .unwrap()
+                .is_empty());
         }
     }
 

@@ -104,7 +104,7 @@ pub enum ReviewCommand {
         /// Up to this time (a date means the end of that day).
         #[arg(long)]
         until: Option<String>,
-        /// Only the N most recent entries.
+        /// Only the N most recent entries (still printed oldest first).
         #[arg(long)]
         limit: Option<usize>,
     },
@@ -822,27 +822,35 @@ async fn history(
     let to_ms = until.map(|t| parse_time(&t, true)).transpose()?.unwrap_or(0);
     let mut client = s.grpc.review();
     let mut entries: Vec<v1::AuditEntry> = Vec::new();
-    let mut after = 0;
+    // With a limit, the newest entries are read back from the head of the
+    // trail, no further than needed; printed oldest first either way.
+    let newest_first = limit.is_some();
+    let mut cursor = 0;
     loop {
+        let wanted = limit.map_or(0, |n| n.saturating_sub(entries.len()).min(1_000) as u32);
+        if newest_first && wanted == 0 {
+            break;
+        }
         let request = HistoryRequest {
             village_id: village.clone(),
             period: period.clone(),
             user_id: user.clone().unwrap_or_default(),
             from_ms,
             to_ms,
-            after,
-            limit: 0,
+            after: if newest_first { 0 } else { cursor },
+            limit: wanted,
+            newest_first,
+            before: if newest_first { cursor } else { 0 },
         };
         let page = client.history(request).await.map_err(|e| s.refused(e))?.into_inner().entries;
         match page.last() {
-            Some(last) => after = last.seq,
+            Some(last) => cursor = last.seq,
             None => break,
         }
         entries.extend(page);
     }
-    if let Some(n) = limit {
-        let skip = entries.len().saturating_sub(n);
-        entries.drain(..skip);
+    if newest_first {
+        entries.reverse();
     }
     let value = |v: Option<v1::Value>| match v {
         Some(v) => convert::value_from_wire(Some(v)).map(Some).map_err(unreadable),

@@ -249,7 +249,15 @@ impl Review for ReviewService {
             to_ms: req.to_ms,
             after: req.after,
             limit: limit(req.limit),
+            newest_first: req.newest_first,
+            before: req.before,
         };
+        if req.newest_first && req.after > 0 || !req.newest_first && req.before > 0 {
+            return Err(Status::invalid_argument(
+                "`after` pages oldest first and `before` newest first: give the one that goes \
+                 with `newest_first`",
+            ));
+        }
         let store = Arc::clone(&self.store);
         let entries = blocking(move || store.history(&user, &query)).await?;
         Ok(Response::new(HistoryReply {

@@ -1163,8 +1163,13 @@ impl<'a> Work<'a> {
         entry.field = clip(&m.field, 100);
         entry.hlc = stamp.hlc;
         entry.mutation_id = m.id;
+        // Filed under the report only when the caller works there: a refusal
+        // from outside the caller's areas must not crowd a report's trail.
         if let Ok(period) = m.period.parse::<Period>() {
-            if self.catalogue.village(&m.village_id).is_ok() {
+            let village = &m.village_id;
+            if self.catalogue.village(village).is_ok()
+                && self.caller.covers(&self.catalogue, village)
+            {
                 entry.submission = Some(SubmissionId::of(&m.village_id, period));
             }
         }

@@ -45,8 +45,14 @@ pub struct HistoryQuery {
     pub from_ms: u64,
     /// 0: no upper bound.
     pub to_ms: u64,
+    /// Oldest first: entries after this sequence number.
     pub after: u64,
     pub limit: usize,
+    /// Newest first instead, from the head of the trail back (the way a
+    /// report's page shows its history).
+    pub newest_first: bool,
+    /// Newest first: entries before this sequence number (0: from the newest).
+    pub before: u64,
 }
 
 impl Store {
@@ -143,14 +149,11 @@ impl Store {
         let mut unchanged = 0;
         for (village, period) in subs {
             let name = format!("{village} ({period})");
-            caller.check(&catalogue, Action::Review, village)?;
+            let level = caller.reviewer(&catalogue, village)?;
             let sub = SubmissionId::of(village, *period);
             let header = work
                 .header(sub)?
                 .ok_or_else(|| Error::NotFound(format!("nothing recorded for {name}")))?;
-            let level = caller.review_level(&catalogue, village).ok_or_else(|| {
-                Error::Denied(format!("permission denied: {} reviews nothing in {name}", caller.id))
-            })?;
             let next = transition(header.review.state, verdict, level, reason)
                 .map_err(|e| Error::Invalid(format!("{name}: {e}")))?;
             let Some(next) = next else {
@@ -232,7 +235,7 @@ impl Store {
         let (village, period, field, sub) = (&at.village_id, at.period, &at.field, at.submission);
         let catalogue = self.catalogue();
         catalogue.village(village)?;
-        caller.check(&catalogue, Action::Review, village)?;
+        caller.reviewer(&catalogue, village)?;
         if self.is_closed(&catalogue, village, period)? {
             return Err(Error::Invalid(format!(
                 "period {period} is closed for this area: reopen it before settling its conflicts"
@@ -347,8 +350,9 @@ impl Store {
         })
     }
 
-    /// Audit entries matching `query`, oldest first. Readers see only entries
-    /// about their areas; admins see everything.
+    /// Audit entries matching `query`, oldest first after `query.after` (or
+    /// newest first before `query.before`). Readers see only entries about
+    /// their areas; admins see everything.
     pub fn history(&self, caller: &User, query: &HistoryQuery) -> Result<Vec<AuditEntry>> {
         let catalogue = self.catalogue();
         if let Some(village) = &query.village {
@@ -356,18 +360,35 @@ impl Store {
         }
         let limit = query.limit.clamp(1, 10_000);
         let mut out = Vec::new();
-        let mut after = query.after;
+        // The sequence number to read on from, one way or the other.
+        let mut cursor = match query.newest_first {
+            true => Some(query.before).filter(|b| *b > 0).unwrap_or(u64::MAX),
+            false => query.after,
+        };
         let mut examined = 0;
         // Read the trail in chunks, and never more than a budget per call:
-        // the caller pages on with `after`.
+        // the caller pages on with `after` (or `before`).
         while out.len() < limit && examined < HISTORY_SCAN_BUDGET {
             let seqs = match (&query.submission, &query.user_id) {
-                (Some(sub), _) => self.index(AUDIT_BY_SUB, sub.0.as_bytes(), after)?,
-                (None, Some(user)) => self.index(AUDIT_BY_USER, user.as_bytes(), after)?,
+                (Some(sub), _) => self.index(AUDIT_BY_SUB, sub.0.as_bytes(), cursor, query)?,
+                (None, Some(user)) => self.index(AUDIT_BY_USER, user.as_bytes(), cursor, query)?,
                 (None, None) => {
-                    let from = after.to_be_bytes();
-                    self.engine
-                        .scan(AUDIT, Bound::Excluded(&from), Bound::Unbounded, HISTORY_CHUNK)?
+                    let at = cursor.to_be_bytes();
+                    let entries = match query.newest_first {
+                        true => self.engine.scan_rev(
+                            AUDIT,
+                            Bound::Unbounded,
+                            Bound::Excluded(&at),
+                            HISTORY_CHUNK,
+                        )?,
+                        false => self.engine.scan(
+                            AUDIT,
+                            Bound::Excluded(&at),
+                            Bound::Unbounded,
+                            HISTORY_CHUNK,
+                        )?,
+                    };
+                    entries
                         .into_iter()
                         .map(|(k, _)| super::read_u64(AUDIT, &k))
                         .collect::<Result<Vec<_>>>()?
@@ -378,7 +399,7 @@ impl Store {
             }
             examined += seqs.len();
             for seq in seqs {
-                after = seq;
+                cursor = seq;
                 let Some(bytes) = self.engine.get(AUDIT, &seq.to_be_bytes())? else {
                     return Err(Error::Corrupt {
                         tree: AUDIT,
@@ -406,17 +427,38 @@ impl Store {
     }
 
     /// The next sequence numbers (at most a chunk) in an audit index under
-    /// `prefix`, after `after`.
-    fn index(&self, tree: &'static str, prefix: &[u8], after: u64) -> Result<Vec<u64>> {
-        let start = indexed(prefix, after.saturating_add(1));
-        let mut end = prefix.to_vec();
-        end.push(1);
-        let keys = self.engine.scan(
-            tree,
-            Bound::Included(&start),
-            Bound::Excluded(&end),
-            HISTORY_CHUNK,
-        )?;
+    /// `prefix`: after `cursor`, or before it (largest first) when the query
+    /// reads newest first.
+    fn index(
+        &self,
+        tree: &'static str,
+        prefix: &[u8],
+        cursor: u64,
+        query: &HistoryQuery,
+    ) -> Result<Vec<u64>> {
+        let keys = match query.newest_first {
+            true => {
+                let start = indexed(prefix, 0);
+                let end = indexed(prefix, cursor);
+                self.engine.scan_rev(
+                    tree,
+                    Bound::Included(&start),
+                    Bound::Excluded(&end),
+                    HISTORY_CHUNK,
+                )?
+            }
+            false => {
+                let start = indexed(prefix, cursor.saturating_add(1));
+                let mut end = prefix.to_vec();
+                end.push(1);
+                self.engine.scan(
+                    tree,
+                    Bound::Included(&start),
+                    Bound::Excluded(&end),
+                    HISTORY_CHUNK,
+                )?
+            }
+        };
         keys.into_iter()
             .map(|(k, _)| super::read_u64(tree, &k[k.len().saturating_sub(8)..]))
             .collect()

@@ -23,7 +23,8 @@ use super::{area_options, place, see_other, short_device, value_text, Ctx, Form,
 pub const PAGE_SIZE: u32 = 100;
 /// Submissions counted per state (the counts say "at least" beyond).
 const COUNT_LIMIT: u32 = 1_000;
-/// History entries shown on a submission's page.
+/// History entries shown on a submission's page, newest first; a link
+/// pages on to older ones.
 const HISTORY_LIMIT: u32 = 500;
 
 fn state_of(review: Option<&SubmissionReview>) -> Option<ReviewState> {
@@ -424,8 +425,20 @@ pub async fn submission(
     State(web): State<Arc<Web>>,
     Path((village, period)): Path<(String, String)>,
     ctx: Ctx,
+    RawQuery(query): RawQuery,
 ) -> Response {
     let lang = ctx.lang;
+    let before = match Form::query(query.as_deref()).text("before") {
+        "" => 0,
+        b => match b.parse::<u64>() {
+            Ok(b) => b,
+            Err(_) => {
+                return ctx.fail(&Status::invalid_argument(format!(
+                    "`before` {b:?} is not an entry number of the history"
+                )))
+            }
+        },
+    };
     let get = GetSubmissionRequest { village_id: village.clone(), period: period.clone() };
     let detail = match web.review.get_submission(ctx.request(get)).await {
         Ok(reply) => reply.into_inner(),
@@ -435,6 +448,8 @@ pub async fn submission(
         village_id: village.clone(),
         period: period.clone(),
         limit: HISTORY_LIMIT,
+        newest_first: true,
+        before,
         ..Default::default()
     };
     let history = match web.review.history(ctx.request(history)).await {
@@ -575,7 +590,7 @@ pub async fn submission(
     })
     .await
     .unwrap_or_default();
-    for e in history.iter().rev() {
+    for e in &history {
         let old = e.old_value.clone().map(|v| value_text(lang, &Some(v)));
         let new = e.new_value.clone().map(|v| value_text(lang, &Some(v)));
         let change = match (old, new) {
@@ -601,6 +616,16 @@ pub async fn submission(
         );
     }
     body.push_str("</tbody></table>");
+    if let Some(last) = history.last().filter(|_| history.len() == HISTORY_LIMIT as usize) {
+        let _ = write!(
+            body,
+            "<p><a id=\"older\" href=\"/submissions/{}/{}?before={}\">{}</a></p>",
+            url(&village),
+            url(&period),
+            last.seq,
+            lang.pick("Các mục cũ hơn", "Older entries"),
+        );
+    }
     ctx.page(&format!("{name} {period}"), Section::Queue, &body)
 }
 
