@@ -5,8 +5,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
-use std::path::Path;
-use std::sync::RwLock;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
 
 /// Storage failures: the disk, not the input.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,23 @@ impl Batch {
     pub fn len(&self) -> usize {
         self.ops.len()
     }
+
+    /// The bytes of keys and values the batch writes: what it costs the
+    /// disk, before the engine's own overhead.
+    pub fn bytes(&self) -> u64 {
+        self.ops
+            .iter()
+            .map(|w| (w.tree.len() + 1 + w.key.len() + w.value.as_ref().map_or(0, Vec::len)) as u64)
+            .sum()
+    }
+}
+
+/// The disk an engine writes to: what is left of it, and its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Space {
+    /// Bytes an unprivileged writer may still use.
+    pub free: u64,
+    pub total: u64,
 }
 
 /// An ordered key-value store of named trees.
@@ -82,6 +100,19 @@ pub trait Engine: Send + Sync + 'static {
     fn commit(&self, batch: Batch) -> Result<()> {
         self.write(batch)?;
         self.flush()
+    }
+
+    /// The disk under the engine, if it writes to one.
+    fn space(&self) -> Result<Option<Space>> {
+        Ok(None)
+    }
+
+    /// Closes the engine and opens it again from what is on disk, dropping
+    /// every write that was not flushed. Sled's I/O errors are sticky: once a
+    /// write or flush fails (a full disk), this is how it writes again. The
+    /// caller makes sure nothing else uses the engine meanwhile.
+    fn reopen(&self) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -192,7 +223,9 @@ impl Engine for Memory {
 /// (Tree names are plain words without a zero byte, so the prefixes never
 /// overlap.)
 pub struct Sled {
-    db: sled::Db,
+    /// `None` only while [`Engine::reopen`] runs, or after it failed.
+    db: RwLock<Option<sled::Db>>,
+    dir: PathBuf,
 }
 
 /// The most sled keeps cached in memory (its default is 1 GiB; the process
@@ -223,14 +256,16 @@ impl Sled {
     /// just closed in this process may hold its file lock for a moment while
     /// sled's background thread winds down; that is waited out, briefly.
     pub fn open(dir: &Path) -> Result<Self> {
+        let db = Self::open_db(dir)?;
+        absorb_named_trees(&db)?;
+        Ok(Sled { db: RwLock::new(Some(db)), dir: dir.to_owned() })
+    }
+
+    fn open_db(dir: &Path) -> Result<sled::Db> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
             match sled::Config::new().path(dir).cache_capacity(CACHE_BYTES).open() {
-                Ok(db) => {
-                    let engine = Sled { db };
-                    engine.absorb_named_trees()?;
-                    return Ok(engine);
-                }
+                Ok(db) => return Ok(db),
                 Err(sled::Error::Io(e))
                     if e.to_string().contains("could not acquire lock")
                         && std::time::Instant::now() < deadline =>
@@ -242,16 +277,28 @@ impl Sled {
         }
     }
 
-    /// Moves the records of a database written with one sled tree per named
-    /// tree (the earlier layout) into the prefixed default tree. Each tree
-    /// is copied in one batch, flushed, then dropped, so an interrupted move
-    /// simply resumes on the next open.
-    fn absorb_named_trees(&self) -> Result<()> {
-        const CHUNK: usize = 10_000;
-        let default = self.db.name();
-        let named: Vec<_> = self.db.tree_names().into_iter().filter(|n| *n != default).collect();
-        if self.db.get(LAYOUT_KEY)?.is_some() {
-            match named.iter().find(|n| self.db.open_tree(n).is_ok_and(|t| !t.is_empty())) {
+    /// The open database, for one operation.
+    fn db(&self) -> Result<sled::Db> {
+        let db = self.db.read().map_err(poisoned)?;
+        db.clone().ok_or_else(|| {
+            Error::Other(format!(
+                "the store in {} is closed: reopening it after a failed write did not succeed",
+                self.dir.display()
+            ))
+        })
+    }
+}
+
+/// Moves the records of a database written with one sled tree per named
+/// tree (the earlier layout) into the prefixed default tree. Each tree
+/// is copied in one batch, flushed, then dropped, so an interrupted move
+/// simply resumes on the next open.
+fn absorb_named_trees(db: &sled::Db) -> Result<()> {
+    const CHUNK: usize = 10_000;
+    let default = db.name();
+    let named: Vec<_> = db.tree_names().into_iter().filter(|n| *n != default).collect();
+    if db.get(LAYOUT_KEY)?.is_some() {
+        match named.iter().find(|n| db.open_tree(n).is_ok_and(|t| !t.is_empty())) {
                 None => return Ok(()),
                 Some(n) => {
                     return Err(Error::Other(format!(
@@ -260,37 +307,36 @@ impl Sled {
                     )))
                 }
             }
-        }
-        for name in named {
-            let tree = self.db.open_tree(&name)?;
-            let mut batch = sled::Batch::default();
-            let mut held = 0;
-            for entry in tree.iter() {
-                let (k, v) = entry?;
-                let mut key = name.to_vec();
-                key.push(0);
-                key.extend_from_slice(&k);
-                batch.insert(key, v);
-                held += 1;
-                if held == CHUNK {
-                    self.db.apply_batch(std::mem::take(&mut batch))?;
-                    held = 0;
-                }
-            }
-            self.db.apply_batch(batch)?;
-            self.db.flush()?;
-            self.db.drop_tree(&name)?;
-            self.db.flush()?;
-        }
-        self.db.insert(LAYOUT_KEY, &b"one tree"[..])?;
-        self.db.flush()?;
-        Ok(())
     }
+    for name in named {
+        let tree = db.open_tree(&name)?;
+        let mut batch = sled::Batch::default();
+        let mut held = 0;
+        for entry in tree.iter() {
+            let (k, v) = entry?;
+            let mut key = name.to_vec();
+            key.push(0);
+            key.extend_from_slice(&k);
+            batch.insert(key, v);
+            held += 1;
+            if held == CHUNK {
+                db.apply_batch(std::mem::take(&mut batch))?;
+                held = 0;
+            }
+        }
+        db.apply_batch(batch)?;
+        db.flush()?;
+        db.drop_tree(&name)?;
+        db.flush()?;
+    }
+    db.insert(LAYOUT_KEY, &b"one tree"[..])?;
+    db.flush()?;
+    Ok(())
 }
 
 impl Engine for Sled {
     fn get(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.db.get(stored_key(tree, key))?.map(|v| v.to_vec()))
+        Ok(self.db()?.get(stored_key(tree, key))?.map(|v| v.to_vec()))
     }
 
     fn scan(
@@ -314,7 +360,7 @@ impl Engine for Sled {
             Bound::Unbounded => Bound::Excluded(tree_end(tree)),
         };
         let skip = tree.len() + 1;
-        self.db
+        self.db()?
             .range((from, to))
             .take(limit)
             .map(|r| r.map(|(k, v)| (k[skip..].to_vec(), v.to_vec())).map_err(Error::from))
@@ -325,7 +371,7 @@ impl Engine for Sled {
         let range = stored_key(tree, &[])..tree_end(tree);
         let skip = tree.len() + 1;
         Ok(self
-            .db
+            .db()?
             .range(range)
             .next_back()
             .transpose()?
@@ -344,11 +390,147 @@ impl Engine for Sled {
                 None => writes.remove(key),
             }
         }
-        Ok(self.db.apply_batch(writes)?)
+        Ok(self.db()?.apply_batch(writes)?)
     }
 
     fn flush(&self) -> Result<()> {
-        self.db.flush()?;
+        self.db()?.flush()?;
+        Ok(())
+    }
+
+    fn space(&self) -> Result<Option<Space>> {
+        space_of(&self.dir)
+    }
+
+    fn reopen(&self) -> Result<()> {
+        let mut db = self.db.write().map_err(poisoned)?;
+        // The old database must be gone (its file lock released) before the
+        // directory is opened again.
+        drop(db.take());
+        *db = Some(Self::open_db(&self.dir)?);
+        Ok(())
+    }
+}
+
+/// The free and total bytes of the file system holding `dir`.
+#[cfg(unix)]
+fn space_of(dir: &Path) -> Result<Option<Space>> {
+    let stat = rustix::fs::statvfs(dir).map_err(|e| {
+        Error::Other(format!("cannot read the free space of {}: {e}", dir.display()))
+    })?;
+    Ok(Some(Space {
+        free: stat.f_bavail.saturating_mul(stat.f_frsize),
+        total: stat.f_blocks.saturating_mul(stat.f_frsize),
+    }))
+}
+
+#[cfg(not(unix))]
+fn space_of(_dir: &Path) -> Result<Option<Space>> {
+    Ok(None)
+}
+
+/// An in-memory engine whose disk can fail, for tests of what a store does
+/// when a write or a flush fails. It keeps what was flushed apart from what
+/// was only written, as a real disk does: a failure is sticky, as sled's
+/// I/O errors are (every later write and flush fails too), until
+/// [`Engine::reopen`], which drops what was not flushed. Its free space is
+/// whatever the test sets.
+#[derive(Debug, Default)]
+pub struct Faulty {
+    /// What readers see: everything written.
+    live: Memory,
+    /// What survives a reopen: everything flushed.
+    disk: Memory,
+    /// Written since the last flush, in order.
+    unflushed: Mutex<Vec<Batch>>,
+    /// The disk refuses writes (it is full).
+    full: AtomicBool,
+    /// A write or flush failed; nothing more is written until reopened.
+    stuck: AtomicBool,
+    space: Mutex<Option<Space>>,
+}
+
+impl Faulty {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// From now on every write and flush fails, and so does reopening.
+    pub fn fill(&self) {
+        self.full.store(true, Ordering::SeqCst);
+    }
+
+    /// The disk takes writes again (space was freed); the engine still
+    /// fails until it is reopened if a write or flush failed meanwhile.
+    pub fn free(&self) {
+        self.full.store(false, Ordering::SeqCst);
+    }
+
+    /// What [`Engine::space`] reports from now on.
+    pub fn set_space(&self, space: Option<Space>) {
+        *self.space.lock().unwrap_or_else(|e| e.into_inner()) = space;
+    }
+
+    fn refuse(&self) -> Result<()> {
+        if self.full.load(Ordering::SeqCst) {
+            self.stuck.store(true, Ordering::SeqCst);
+        }
+        match self.stuck.load(Ordering::SeqCst) {
+            true => Err(Error::Other("No space left on device (os error 28)".into())),
+            false => Ok(()),
+        }
+    }
+}
+
+impl Engine for Faulty {
+    fn get(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.live.get(tree, key)
+    }
+
+    fn scan(
+        &self,
+        tree: &'static str,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries> {
+        self.live.scan(tree, from, to, limit)
+    }
+
+    fn last(&self, tree: &'static str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        self.live.last(tree)
+    }
+
+    fn write(&self, batch: Batch) -> Result<()> {
+        let mut unflushed = self.unflushed.lock().map_err(poisoned)?;
+        self.refuse()?;
+        self.live.write(batch.clone())?;
+        unflushed.push(batch);
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<()> {
+        let mut unflushed = self.unflushed.lock().map_err(poisoned)?;
+        self.refuse()?;
+        for batch in unflushed.drain(..) {
+            self.disk.write(batch)?;
+        }
+        Ok(())
+    }
+
+    fn space(&self) -> Result<Option<Space>> {
+        Ok(*self.space.lock().map_err(poisoned)?)
+    }
+
+    fn reopen(&self) -> Result<()> {
+        let mut unflushed = self.unflushed.lock().map_err(poisoned)?;
+        if self.full.load(Ordering::SeqCst) {
+            return Err(Error::Other("No space left on device (os error 28)".into()));
+        }
+        let disk = self.disk.trees.read().map_err(poisoned)?.clone();
+        *self.live.trees.write().map_err(poisoned)? = disk;
+        unflushed.clear();
+        self.stuck.store(false, Ordering::SeqCst);
         Ok(())
     }
 }
@@ -362,7 +544,45 @@ mod conformance {
     fn engines() -> Vec<(&'static str, Box<dyn Engine>, Option<tempfile::TempDir>)> {
         let dir = tempfile::tempdir().unwrap();
         let sled = Sled::open(dir.path()).unwrap();
-        vec![("memory", Box::new(Memory::new()), None), ("sled", Box::new(sled), Some(dir))]
+        vec![
+            ("memory", Box::new(Memory::new()), None),
+            ("faulty", Box::new(Faulty::new()), None),
+            ("sled", Box::new(sled), Some(dir)),
+        ]
+    }
+
+    #[test]
+    fn a_faulty_disk_is_stuck_after_a_failure_until_reopened_which_drops_what_was_not_flushed() {
+        let e = Faulty::new();
+        let put = |k: &[u8]| {
+            let mut b = Batch::default();
+            b.put("t", k.to_vec(), b"v".to_vec());
+            b
+        };
+        e.commit(put(b"flushed")).unwrap();
+        e.write(put(b"written")).unwrap();
+        e.fill();
+        assert!(e.flush().is_err());
+        assert!(e.reopen().is_err(), "a full disk cannot be reopened");
+        e.free();
+        assert!(e.write(put(b"later")).is_err(), "the failure is sticky");
+        e.reopen().unwrap();
+        assert_eq!(e.get("t", b"flushed").unwrap(), Some(b"v".to_vec()));
+        assert_eq!(e.get("t", b"written").unwrap(), None, "never flushed");
+        e.commit(put(b"later")).unwrap();
+    }
+
+    #[test]
+    fn sled_reopens_in_place_with_what_it_flushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Sled::open(dir.path()).unwrap();
+        let mut b = Batch::default();
+        b.put("t", b"k".to_vec(), b"v".to_vec());
+        e.commit(b).unwrap();
+        e.reopen().unwrap();
+        assert_eq!(e.get("t", b"k").unwrap(), Some(b"v".to_vec()));
+        let space = e.space().unwrap().expect("a directory on a disk");
+        assert!(space.free <= space.total && space.total > 0, "{space:?}");
     }
 
     #[test]
@@ -437,7 +657,7 @@ mod conformance {
         assert_eq!(fields.len(), 2);
         assert_eq!(e.get("fields", b"k2").unwrap(), Some(b"v2".to_vec()));
         assert_eq!(e.get("meta", b"seq").unwrap(), Some(b"7".to_vec()));
-        assert_eq!(e.db.tree_names().len(), 1, "the old trees are dropped once moved");
+        assert_eq!(e.db().unwrap().tree_names().len(), 1, "the old trees are dropped once moved");
         drop(e);
         let e = Sled::open(dir.path()).unwrap();
         assert_eq!(e.get("fields", b"k1").unwrap(), Some(b"v1".to_vec()));
