@@ -75,8 +75,10 @@ pub async fn serve_all(
     tls: Option<Identity>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    store.limit_writes(limits.write_limits());
     let auth = grpc::authenticate(Arc::clone(&store), &limits);
     let request_timeout = limits.request_timeout;
+    let disk_check_interval = limits.disk_check_interval;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let web = http.map(|http| {
         let web = Arc::new(web::Web::new(Arc::clone(&store), Arc::new(auth.clone())));
@@ -106,6 +108,12 @@ pub async fn serve_all(
     health_reporter.set_serving::<ReviewServer<grpc::ReviewService>>().await;
     health_reporter.set_serving::<AdminServer<grpc::AdminService>>().await;
     health_reporter.set_serving::<ReportServer<grpc::ReportService>>().await;
+    let disk = tokio::spawn(watch_disk(
+        Arc::clone(&store),
+        health_reporter,
+        disk_check_interval,
+        stopped.clone(),
+    ));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(fieldsync_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -129,12 +137,69 @@ pub async fn serve_all(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     drop(stopped);
+    disk.await?;
     if let Some(web) = web {
         web.await??;
     }
     tokio::task::spawn_blocking(move || store.flush()).await??;
     tracing::info!("stopped; store flushed");
     Ok(())
+}
+
+/// Keeps grpc health in step with whether the store can write (NOT_SERVING
+/// for the server and every fieldsync service while it cannot: a failed
+/// disk, or free space below the reserve), and reopens the store in place
+/// after a failed write once it can; checks every `every` until `stop`.
+async fn watch_disk(
+    store: Arc<Store>,
+    health: tonic_health::server::HealthReporter,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use tonic_health::ServingStatus;
+    let mut ticks = tokio::time::interval(every.max(Duration::from_millis(10)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut serving = true;
+    let mut last_problem = String::new();
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let checked = Arc::clone(&store);
+        let writable = tokio::task::spawn_blocking(move || {
+            if let Err(e) = checked.recover() {
+                tracing::debug!(error = %e, "the store cannot be reopened yet");
+            }
+            checked.can_write()
+        })
+        .await;
+        let problem = match writable {
+            Ok(Ok(())) => String::new(),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("the disk check failed: {e}"),
+        };
+        if problem != last_problem && !problem.is_empty() {
+            tracing::warn!(problem = %problem, "health: NOT_SERVING");
+        }
+        last_problem = problem;
+        if last_problem.is_empty() != serving {
+            serving = last_problem.is_empty();
+            if serving {
+                tracing::info!("health: SERVING (the store can write again)");
+            }
+            let status = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
+            for service in [
+                "",
+                <SyncServer<grpc::SyncService> as tonic::server::NamedService>::NAME,
+                <ReviewServer<grpc::ReviewService> as tonic::server::NamedService>::NAME,
+                <AdminServer<grpc::AdminService> as tonic::server::NamedService>::NAME,
+                <ReportServer<grpc::ReportService> as tonic::server::NamedService>::NAME,
+            ] {
+                health.set_service_status(service, status).await;
+            }
+        }
+    }
 }
 
 /// Connections the kernel may queue before the server accepts them: enough

@@ -89,6 +89,35 @@ struct ServeArgs {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, requires = "tls_cert", env = "FIELDSYNC_TLS_KEY")]
     tls_key: Option<PathBuf>,
+    /// Refuse writes while the data directory's disk has less than this
+    /// many MiB free [default: 256]...
+    #[arg(long, env = "FIELDSYNC_MIN_FREE_MIB")]
+    min_free_mib: Option<u64>,
+    /// ...or less than this percentage of the disk free [default: 2].
+    #[arg(long, env = "FIELDSYNC_MIN_FREE_PERCENT")]
+    min_free_percent: Option<f64>,
+    /// MiB of records each user may add per day (UTC); 0 for no limit
+    /// [default: 64].
+    #[arg(long, env = "FIELDSYNC_USER_MIB_PER_DAY")]
+    user_mib_per_day: Option<u64>,
+}
+
+impl ServeArgs {
+    /// The default limits, with what the flags set.
+    fn limits(&self) -> Limits {
+        const MIB: u64 = 1024 * 1024;
+        let default = Limits::default();
+        Limits {
+            min_free_bytes: self
+                .min_free_mib
+                .map_or(default.min_free_bytes, |m| m.saturating_mul(MIB)),
+            min_free_percent: self.min_free_percent.unwrap_or(default.min_free_percent),
+            user_bytes_per_day: self
+                .user_mib_per_day
+                .map_or(default.user_bytes_per_day, |m| m.saturating_mul(MIB)),
+            ..default
+        }
+    }
 }
 
 /// Runs the command; an error is printed as one plain paragraph (its causes
@@ -205,7 +234,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    serve_all(listener, http, store, Limits::default(), tls, shutdown_signal()).await
+    serve_all(listener, http, store, args.limits(), tls, shutdown_signal()).await
 }
 
 /// Opens the store in `data`, which must already hold one, to read it:

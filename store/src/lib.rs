@@ -5,8 +5,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
 mod mark;
@@ -66,6 +66,23 @@ impl Batch {
     pub fn len(&self) -> usize {
         self.ops.len()
     }
+
+    /// The bytes of keys and values the batch writes: what it costs the
+    /// disk, before the engine's own overhead.
+    pub fn bytes(&self) -> u64 {
+        self.ops
+            .iter()
+            .map(|w| (w.tree.len() + 1 + w.key.len() + w.value.as_ref().map_or(0, Vec::len)) as u64)
+            .sum()
+    }
+}
+
+/// The disk an engine writes to: what is left of it, and its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Space {
+    /// Bytes an unprivileged writer may still use.
+    pub free: u64,
+    pub total: u64,
 }
 
 /// An ordered key-value store of named trees.
@@ -121,6 +138,19 @@ pub trait Engine: Send + Sync + 'static {
     fn snapshot(&self, trees: &[&'static str]) -> Result<Option<Box<dyn Snapshot + '_>>> {
         let _ = trees;
         Ok(None)
+    }
+
+    /// The disk under the engine, if it writes to one.
+    fn space(&self) -> Result<Option<Space>> {
+        Ok(None)
+    }
+
+    /// Closes the engine and opens it again from what is on disk, dropping
+    /// every write that was not flushed. Sled's I/O errors are sticky: once a
+    /// write or flush fails (a full disk), this is how it writes again. The
+    /// caller makes sure nothing else uses the engine meanwhile.
+    fn reopen(&self) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -269,7 +299,9 @@ impl Engine for Memory {
 /// epoch it made durable, and a database that comes back behind its mark
 /// (cut, damaged, an older copy of its files) is refused, never served.
 pub struct Sled {
-    db: sled::Db,
+    /// `None` only while [`Engine::reopen`] runs, or after it failed.
+    db: RwLock<Option<sled::Db>>,
+    dir: PathBuf,
     /// The mark, advanced after each flush; `None` when opened read-only.
     mark: Option<Mutex<mark::Mark>>,
     /// Batches are applied under this lock: each takes the next epoch, so
@@ -283,19 +315,26 @@ pub struct Sled {
 struct Writes {
     epoch: u64,
     capture: Option<snapshot::Capture>,
+    /// Counts snapshots (and reopens, which end the open one).
+    generation: u64,
 }
 
 /// The open snapshot of a [`Sled`]: closes (and stops saving) when dropped.
 struct SledSnapshot<'a> {
     engine: &'a Sled,
+    generation: u64,
 }
 
 impl Snapshot for SledSnapshot<'_> {
     fn next_chunk(&mut self, limit: usize) -> Result<Option<(&'static str, Entries)>> {
         let mut writes = self.engine.writes.lock().map_err(poisoned)?;
+        let db = self.engine.db()?;
+        let current = writes.generation == self.generation;
         match writes.capture.as_mut() {
-            Some(capture) => capture.next_chunk(&self.engine.db, limit),
-            None => Ok(None),
+            Some(capture) if current => capture.next_chunk(&db, limit),
+            _ => Err(Error::Other(
+                "the store was reopened while the backup was read: take the backup again".into(),
+            )),
         }
     }
 }
@@ -303,7 +342,9 @@ impl Snapshot for SledSnapshot<'_> {
 impl Drop for SledSnapshot<'_> {
     fn drop(&mut self) {
         if let Ok(mut writes) = self.engine.writes.lock() {
-            writes.capture = None;
+            if writes.generation == self.generation {
+                writes.capture = None;
+            }
         }
     }
 }
@@ -383,9 +424,9 @@ impl Sled {
                     .map_err(|e| Error::Other(format!("cannot create {}: {e}", dir.display())))?;
                 let mark = mark::Mark::create(dir)?;
                 let db = open_db(dir)?;
-                let engine = Sled::with(db, Some(mark))?;
-                engine.db.insert(LAYOUT_KEY, &b"one tree"[..])?;
-                engine.db.flush()?;
+                db.insert(LAYOUT_KEY, &b"one tree"[..])?;
+                db.flush()?;
+                let engine = Sled::with(dir, db, Some(mark))?;
                 Ok(engine)
             }
             Some(_) => {
@@ -398,27 +439,29 @@ impl Sled {
                     )));
                 }
                 let legacy = mark.is_none();
-                let mut engine = Sled::with(open_db(dir)?, mark)?;
+                let db = open_db(dir)?;
+                let mut engine = Sled::with(dir, db.clone(), mark)?;
                 if legacy {
                     // A store from before the mark: it must hold records,
                     // or it is a damaged one that would be served as new.
-                    let default = engine.db.name();
-                    let named_records = engine.db.tree_names().into_iter().any(|n| {
-                        n != default && engine.db.open_tree(&n).is_ok_and(|t| !t.is_empty())
-                    });
-                    if engine.db.first()?.is_none() && !named_records {
+                    let default = db.name();
+                    let named_records = db
+                        .tree_names()
+                        .into_iter()
+                        .any(|n| n != default && db.open_tree(&n).is_ok_and(|t| !t.is_empty()));
+                    if db.first()?.is_none() && !named_records {
                         return Err(Error::Damaged(format!(
                             "{} holds sled's files but no records: if this server never held \
                              data, remove the directory and start again; otherwise {RESTORE}",
                             dir.display()
                         )));
                     }
-                    engine.absorb_named_trees()?;
+                    absorb_named_trees(&db)?;
                     let mut mark = mark::Mark::create(dir)?;
                     mark.advance(engine.written.load(Ordering::SeqCst))?;
                     engine.mark = Some(Mutex::new(mark));
                 } else {
-                    engine.absorb_named_trees()?;
+                    absorb_named_trees(&db)?;
                 }
                 Ok(engine)
             }
@@ -439,11 +482,12 @@ impl Sled {
                 dir.display()
             )));
         }
-        let engine = Sled::with(open_db(dir)?, None)?;
+        let db = open_db(dir)?;
+        let engine = Sled::with(dir, db.clone(), None)?;
         if let Some(mark) = &mark {
             engine.behind(dir, mark.epoch())?;
         }
-        if engine.db.get(LAYOUT_KEY)?.is_none() || engine.db.tree_names().len() > 1 {
+        if db.get(LAYOUT_KEY)?.is_none() || db.tree_names().len() > 1 {
             return Err(Error::Other(format!(
                 "the store in {} was written by an older fieldsync: start the server on it once \
                  to bring it up to date",
@@ -453,18 +497,18 @@ impl Sled {
         Ok(engine)
     }
 
-    fn with(db: sled::Db, mark: Option<mark::Mark>) -> Result<Self> {
-        let written = match db.get(EPOCH_KEY)? {
-            Some(b) => u64::from_be_bytes(b.as_ref().try_into().map_err(|_| {
-                Error::Damaged(format!("the store's epoch record is damaged; {RESTORE}"))
-            })?),
-            None => 0,
+    fn with(dir: &Path, db: sled::Db, mark: Option<mark::Mark>) -> Result<Self> {
+        let written = epoch_of(&db)?;
+        let writes = Mutex::new(Writes { epoch: written, capture: None, generation: 0 });
+        let engine = Sled {
+            db: RwLock::new(Some(db)),
+            dir: dir.to_owned(),
+            mark: None,
+            writes,
+            written: written.into(),
         };
-        let writes = Mutex::new(Writes { epoch: written, capture: None });
-        let engine = Sled { db, mark: None, writes, written: written.into() };
         if let Some(mark) = mark {
-            let dir = mark.dir();
-            engine.behind(&dir, mark.epoch())?;
+            engine.behind(dir, mark.epoch())?;
             return Ok(Sled { mark: Some(Mutex::new(mark)), ..engine });
         }
         Ok(engine)
@@ -484,16 +528,38 @@ impl Sled {
         Ok(())
     }
 
-    /// Moves the records of a database written with one sled tree per named
-    /// tree (the earlier layout) into the prefixed default tree. Each tree
-    /// is copied in one batch, flushed, then dropped, so an interrupted move
-    /// simply resumes on the next open.
-    fn absorb_named_trees(&self) -> Result<()> {
-        const CHUNK: usize = 10_000;
-        let default = self.db.name();
-        let named: Vec<_> = self.db.tree_names().into_iter().filter(|n| *n != default).collect();
-        if self.db.get(LAYOUT_KEY)?.is_some() {
-            match named.iter().find(|n| self.db.open_tree(n).is_ok_and(|t| !t.is_empty())) {
+    /// The open database, for one operation.
+    fn db(&self) -> Result<sled::Db> {
+        let db = self.db.read().map_err(poisoned)?;
+        db.clone().ok_or_else(|| {
+            Error::Other(format!(
+                "the store in {} is closed: reopening it after a failed write did not succeed",
+                self.dir.display()
+            ))
+        })
+    }
+}
+
+/// The epoch of the last batch `db` holds.
+fn epoch_of(db: &sled::Db) -> Result<u64> {
+    match db.get(EPOCH_KEY)? {
+        Some(b) => Ok(u64::from_be_bytes(b.as_ref().try_into().map_err(|_| {
+            Error::Damaged(format!("the store's epoch record is damaged; {RESTORE}"))
+        })?)),
+        None => Ok(0),
+    }
+}
+
+/// Moves the records of a database written with one sled tree per named
+/// tree (the earlier layout) into the prefixed default tree. Each tree
+/// is copied in one batch, flushed, then dropped, so an interrupted move
+/// simply resumes on the next open.
+fn absorb_named_trees(db: &sled::Db) -> Result<()> {
+    const CHUNK: usize = 10_000;
+    let default = db.name();
+    let named: Vec<_> = db.tree_names().into_iter().filter(|n| *n != default).collect();
+    if db.get(LAYOUT_KEY)?.is_some() {
+        match named.iter().find(|n| db.open_tree(n).is_ok_and(|t| !t.is_empty())) {
                 None => return Ok(()),
                 Some(n) => {
                     return Err(Error::Other(format!(
@@ -502,32 +568,31 @@ impl Sled {
                     )))
                 }
             }
-        }
-        for name in named {
-            let tree = self.db.open_tree(&name)?;
-            let mut batch = sled::Batch::default();
-            let mut held = 0;
-            for entry in tree.iter() {
-                let (k, v) = entry?;
-                let mut key = name.to_vec();
-                key.push(0);
-                key.extend_from_slice(&k);
-                batch.insert(key, v);
-                held += 1;
-                if held == CHUNK {
-                    self.db.apply_batch(std::mem::take(&mut batch))?;
-                    held = 0;
-                }
-            }
-            self.db.apply_batch(batch)?;
-            self.db.flush()?;
-            self.db.drop_tree(&name)?;
-            self.db.flush()?;
-        }
-        self.db.insert(LAYOUT_KEY, &b"one tree"[..])?;
-        self.db.flush()?;
-        Ok(())
     }
+    for name in named {
+        let tree = db.open_tree(&name)?;
+        let mut batch = sled::Batch::default();
+        let mut held = 0;
+        for entry in tree.iter() {
+            let (k, v) = entry?;
+            let mut key = name.to_vec();
+            key.push(0);
+            key.extend_from_slice(&k);
+            batch.insert(key, v);
+            held += 1;
+            if held == CHUNK {
+                db.apply_batch(std::mem::take(&mut batch))?;
+                held = 0;
+            }
+        }
+        db.apply_batch(batch)?;
+        db.flush()?;
+        db.drop_tree(&name)?;
+        db.flush()?;
+    }
+    db.insert(LAYOUT_KEY, &b"one tree"[..])?;
+    db.flush()?;
+    Ok(())
 }
 
 /// Opens sled in `dir`. A database that was just closed in this process may
@@ -566,7 +631,7 @@ fn open_db(dir: &Path) -> Result<sled::Db> {
 
 impl Engine for Sled {
     fn get(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.db.get(stored_key(tree, key))?.map(|v| v.to_vec()))
+        Ok(self.db()?.get(stored_key(tree, key))?.map(|v| v.to_vec()))
     }
 
     fn scan(
@@ -581,7 +646,7 @@ impl Engine for Sled {
         }
         let (from, to) = sled_range(tree, from, to);
         let skip = tree.len() + 1;
-        self.db
+        self.db()?
             .range((from, to))
             .take(limit)
             .map(|r| r.map(|(k, v)| (k[skip..].to_vec(), v.to_vec())).map_err(Error::from))
@@ -600,7 +665,7 @@ impl Engine for Sled {
         }
         let (from, to) = sled_range(tree, from, to);
         let skip = tree.len() + 1;
-        self.db
+        self.db()?
             .range((from, to))
             .rev()
             .take(limit)
@@ -612,7 +677,7 @@ impl Engine for Sled {
         let range = stored_key(tree, &[])..tree_end(tree);
         let skip = tree.len() + 1;
         Ok(self
-            .db
+            .db()?
             .range(range)
             .next_back()
             .transpose()?
@@ -624,12 +689,13 @@ impl Engine for Sled {
             return Ok(());
         }
         let mut state = self.writes.lock().map_err(poisoned)?;
+        let db = self.db()?;
         let mut writes = sled::Batch::default();
         for Write { tree, key, value } in batch.ops {
             let key = stored_key(tree, &key);
             if let Some(capture) = state.capture.as_mut() {
                 if capture.wants(tree, &key) {
-                    let old = self.db.get(&key)?;
+                    let old = db.get(&key)?;
                     capture.save(key.clone(), old);
                 }
             }
@@ -640,7 +706,7 @@ impl Engine for Sled {
         }
         let next = state.epoch + 1;
         writes.insert(EPOCH_KEY, &next.to_be_bytes()[..]);
-        self.db.apply_batch(writes)?;
+        db.apply_batch(writes)?;
         state.epoch = next;
         self.written.store(next, Ordering::SeqCst);
         Ok(())
@@ -648,7 +714,7 @@ impl Engine for Sled {
 
     fn flush(&self) -> Result<()> {
         let written = self.written.load(Ordering::SeqCst);
-        self.db.flush()?;
+        self.db()?.flush()?;
         if let Some(mark) = &self.mark {
             mark.lock().map_err(poisoned)?.advance(written)?;
         }
@@ -664,7 +730,160 @@ impl Engine for Sled {
             ));
         }
         writes.capture = Some(snapshot::Capture::new(trees));
-        Ok(Some(Box::new(SledSnapshot { engine: self })))
+        writes.generation += 1;
+        let generation = writes.generation;
+        Ok(Some(Box::new(SledSnapshot { engine: self, generation })))
+    }
+
+    fn space(&self) -> Result<Option<Space>> {
+        space_of(&self.dir)
+    }
+
+    /// Writers wait meanwhile; an open snapshot ends (its reader is told to
+    /// start again); the epoch is read back from what was flushed, and a
+    /// database that came back behind its mark is refused, as on open.
+    fn reopen(&self) -> Result<()> {
+        let mut writes = self.writes.lock().map_err(poisoned)?;
+        let mut db = self.db.write().map_err(poisoned)?;
+        // The old database must be gone (its file lock released) before the
+        // directory is opened again.
+        drop(db.take());
+        let reopened = open_db(&self.dir)?;
+        let epoch = epoch_of(&reopened)?;
+        *db = Some(reopened);
+        drop(db);
+        writes.epoch = epoch;
+        writes.capture = None;
+        writes.generation += 1;
+        self.written.store(epoch, Ordering::SeqCst);
+        if let Some(mark) = &self.mark {
+            let marked = mark.lock().map_err(poisoned)?.epoch();
+            self.behind(&self.dir, marked)?;
+        }
+        Ok(())
+    }
+}
+
+/// The free and total bytes of the file system holding `dir`.
+#[cfg(unix)]
+fn space_of(dir: &Path) -> Result<Option<Space>> {
+    let stat = rustix::fs::statvfs(dir).map_err(|e| {
+        Error::Other(format!("cannot read the free space of {}: {e}", dir.display()))
+    })?;
+    Ok(Some(Space {
+        free: stat.f_bavail.saturating_mul(stat.f_frsize),
+        total: stat.f_blocks.saturating_mul(stat.f_frsize),
+    }))
+}
+
+#[cfg(not(unix))]
+fn space_of(_dir: &Path) -> Result<Option<Space>> {
+    Ok(None)
+}
+
+/// An in-memory engine whose disk can fail, for tests of what a store does
+/// when a write or a flush fails. It keeps what was flushed apart from what
+/// was only written, as a real disk does: a failure is sticky, as sled's
+/// I/O errors are (every later write and flush fails too), until
+/// [`Engine::reopen`], which drops what was not flushed. Its free space is
+/// whatever the test sets.
+#[derive(Debug, Default)]
+pub struct Faulty {
+    /// What readers see: everything written.
+    live: Memory,
+    /// What survives a reopen: everything flushed.
+    disk: Memory,
+    /// Written since the last flush, in order.
+    unflushed: Mutex<Vec<Batch>>,
+    /// The disk refuses writes (it is full).
+    full: AtomicBool,
+    /// A write or flush failed; nothing more is written until reopened.
+    stuck: AtomicBool,
+    space: Mutex<Option<Space>>,
+}
+
+impl Faulty {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// From now on every write and flush fails, and so does reopening.
+    pub fn fill(&self) {
+        self.full.store(true, Ordering::SeqCst);
+    }
+
+    /// The disk takes writes again (space was freed); the engine still
+    /// fails until it is reopened if a write or flush failed meanwhile.
+    pub fn free(&self) {
+        self.full.store(false, Ordering::SeqCst);
+    }
+
+    /// What [`Engine::space`] reports from now on.
+    pub fn set_space(&self, space: Option<Space>) {
+        *self.space.lock().unwrap_or_else(|e| e.into_inner()) = space;
+    }
+
+    fn refuse(&self) -> Result<()> {
+        if self.full.load(Ordering::SeqCst) {
+            self.stuck.store(true, Ordering::SeqCst);
+        }
+        match self.stuck.load(Ordering::SeqCst) {
+            true => Err(Error::Other("No space left on device (os error 28)".into())),
+            false => Ok(()),
+        }
+    }
+}
+
+impl Engine for Faulty {
+    fn get(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.live.get(tree, key)
+    }
+
+    fn scan(
+        &self,
+        tree: &'static str,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries> {
+        self.live.scan(tree, from, to, limit)
+    }
+
+    fn last(&self, tree: &'static str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        self.live.last(tree)
+    }
+
+    fn write(&self, batch: Batch) -> Result<()> {
+        let mut unflushed = self.unflushed.lock().map_err(poisoned)?;
+        self.refuse()?;
+        self.live.write(batch.clone())?;
+        unflushed.push(batch);
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<()> {
+        let mut unflushed = self.unflushed.lock().map_err(poisoned)?;
+        self.refuse()?;
+        for batch in unflushed.drain(..) {
+            self.disk.write(batch)?;
+        }
+        Ok(())
+    }
+
+    fn space(&self) -> Result<Option<Space>> {
+        Ok(*self.space.lock().map_err(poisoned)?)
+    }
+
+    fn reopen(&self) -> Result<()> {
+        let mut unflushed = self.unflushed.lock().map_err(poisoned)?;
+        if self.full.load(Ordering::SeqCst) {
+            return Err(Error::Other("No space left on device (os error 28)".into()));
+        }
+        let disk = self.disk.trees.read().map_err(poisoned)?.clone();
+        *self.live.trees.write().map_err(poisoned)? = disk;
+        unflushed.clear();
+        self.stuck.store(false, Ordering::SeqCst);
+        Ok(())
     }
 }
 
@@ -677,7 +896,52 @@ mod conformance {
     fn engines() -> Vec<(&'static str, Box<dyn Engine>, Option<tempfile::TempDir>)> {
         let dir = tempfile::tempdir().unwrap();
         let sled = Sled::open(dir.path()).unwrap();
-        vec![("memory", Box::new(Memory::new()), None), ("sled", Box::new(sled), Some(dir))]
+        vec![
+            ("memory", Box::new(Memory::new()), None),
+            ("faulty", Box::new(Faulty::new()), None),
+            ("sled", Box::new(sled), Some(dir)),
+        ]
+    }
+
+    #[test]
+    fn a_faulty_disk_is_stuck_after_a_failure_until_reopened_which_drops_what_was_not_flushed() {
+        let e = Faulty::new();
+        let put = |k: &[u8]| {
+            let mut b = Batch::default();
+            b.put("t", k.to_vec(), b"v".to_vec());
+            b
+        };
+        e.commit(put(b"flushed")).unwrap();
+        e.write(put(b"written")).unwrap();
+        e.fill();
+        assert!(e.flush().is_err());
+        assert!(e.reopen().is_err(), "a full disk cannot be reopened");
+        e.free();
+        assert!(e.write(put(b"later")).is_err(), "the failure is sticky");
+        e.reopen().unwrap();
+        assert_eq!(e.get("t", b"flushed").unwrap(), Some(b"v".to_vec()));
+        assert_eq!(e.get("t", b"written").unwrap(), None, "never flushed");
+        e.commit(put(b"later")).unwrap();
+    }
+
+    #[test]
+    fn sled_reopens_in_place_with_what_it_flushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Sled::open(dir.path()).unwrap();
+        let mut b = Batch::default();
+        b.put("t", b"k".to_vec(), b"v".to_vec());
+        e.commit(b).unwrap();
+        e.reopen().unwrap();
+        assert_eq!(e.get("t", b"k").unwrap(), Some(b"v".to_vec()));
+        let space = e.space().unwrap().expect("a directory on a disk");
+        assert!(space.free <= space.total && space.total > 0, "{space:?}");
+        // Batches after the reopen carry on the epochs, and the mark follows.
+        let mut b = Batch::default();
+        b.put("t", b"k2".to_vec(), b"v2".to_vec());
+        e.commit(b).unwrap();
+        drop(e);
+        let e = Sled::open(dir.path()).unwrap();
+        assert_eq!(e.get("t", b"k2").unwrap(), Some(b"v2".to_vec()));
     }
 
     #[test]
@@ -762,7 +1026,7 @@ mod conformance {
         assert_eq!(fields.len(), 2);
         assert_eq!(e.get("fields", b"k2").unwrap(), Some(b"v2".to_vec()));
         assert_eq!(e.get("meta", b"seq").unwrap(), Some(b"7".to_vec()));
-        assert_eq!(e.db.tree_names().len(), 1, "the old trees are dropped once moved");
+        assert_eq!(e.db().unwrap().tree_names().len(), 1, "the old trees are dropped once moved");
         drop(e);
         let e = Sled::open(dir.path()).unwrap();
         assert_eq!(e.get("fields", b"k1").unwrap(), Some(b"v1".to_vec()));
@@ -803,7 +1067,10 @@ mod conformance {
                     entries.into_iter().map(move |(k, v)| (t, k, v))
                 })
                 .collect();
-            let mut snap = e.snapshot(&["a", "b"]).unwrap().expect("both engines snapshot");
+            let Some(mut snap) = e.snapshot(&["a", "b"]).unwrap() else {
+                assert_eq!(name, "faulty", "memory and sled keep snapshots");
+                continue;
+            };
             let mut seen = Vec::new();
             let (tree, first) = snap.next_chunk(10).unwrap().unwrap();
             seen.extend(first.into_iter().map(|(k, v)| (tree, k, v)));

@@ -98,11 +98,6 @@ impl Mark {
         Ok(Some(Mark { file, path, epoch }))
     }
 
-    /// The store's directory.
-    pub(crate) fn dir(&self) -> PathBuf {
-        self.path.parent().map(Path::to_path_buf).unwrap_or_default()
-    }
-
     pub(crate) fn epoch(&self) -> u64 {
         self.epoch
     }

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::{blocking, caller, invalid};
+use super::{blocking, caller, invalid, read};
 use crate::store::{now_ms, Error, Store, TokenInfo};
 
 pub struct AdminService {
@@ -121,9 +121,8 @@ impl Admin for AdminService {
     ) -> Result<Response<ListUsersReply>, Status> {
         let admin = caller(&request)?;
         let req = request.into_inner();
-        let store = Arc::clone(&self.store);
         let after = Some(req.after).filter(|a| !a.is_empty());
-        let (users, next) = blocking(move || {
+        let (users, next) = read(&self.store, move |store| {
             if !admin.may(fieldsync::access::Action::Administer) {
                 return Err(Error::Denied("permission denied: only an admin lists users".into()));
             }
@@ -171,13 +170,13 @@ impl Admin for AdminService {
     ) -> Result<Response<ListTokensReply>, Status> {
         let admin = caller(&request)?;
         let req = request.into_inner();
-        let store = Arc::clone(&self.store);
         let user = Some(req.user_id).filter(|u| !u.trim().is_empty());
         let after = Some(req.after).filter(|a| !a.is_empty());
         let limit = page_size(req.limit);
-        let (tokens, next) =
-            blocking(move || store.tokens_page(&admin, user.as_deref(), after.as_deref(), limit))
-                .await?;
+        let (tokens, next) = read(&self.store, move |store| {
+            store.tokens_page(&admin, user.as_deref(), after.as_deref(), limit)
+        })
+        .await?;
         Ok(Response::new(ListTokensReply {
             tokens: tokens.iter().map(token_to_wire).collect(),
             next: next.unwrap_or_default(),

@@ -132,6 +132,8 @@ fn status_of_unclipped(e: store::Error) -> Status {
         store::Error::NotFound(m) => Status::not_found(m),
         store::Error::Unauthenticated(m) => Status::unauthenticated(m),
         store::Error::Denied(m) => Status::permission_denied(m),
+        store::Error::Exhausted(m) => Status::resource_exhausted(m),
+        store::Error::Unwritable(m) => Status::unavailable(m),
         store::Error::Storage(e) => {
             tracing::error!(error = %e, "storage failure");
             Status::unavailable(format!("the server could not reach its store ({e}); try again"))
@@ -168,6 +170,22 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| Status::internal(format!("store task failed: {e}")))?
         .map_err(status_of)
+}
+
+/// [`blocking`] for a read: its answer leaves only once everything it may
+/// have seen is on disk ([`Store::settle`]), so no caller is shown a write
+/// that a failed flush or a crash could still undo.
+async fn read<T: Send + 'static>(
+    store: &Arc<Store>,
+    work: impl FnOnce(&Store) -> store::Result<T> + Send + 'static,
+) -> Result<T, Status> {
+    let store = Arc::clone(store);
+    blocking(move || {
+        let answer = work(&store)?;
+        store.settle()?;
+        Ok(answer)
+    })
+    .await
 }
 
 /// Parses an optional filter: empty means none.

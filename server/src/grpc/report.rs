@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::{blocking, caller, invalid, optional};
+use super::{blocking, caller, invalid, optional, read};
 use crate::store::{now_ms, PlanRow, Store, Total};
 
 /// Org units per chunk of an export.
@@ -87,8 +87,7 @@ impl Report for ReportService {
         tokio::spawn(async move {
             for chunk in units.chunks(CHUNK_UNITS) {
                 let chunk = chunk.to_vec();
-                let store = Arc::clone(&store);
-                let batch = blocking(move || {
+                let batch = read(&store, move |store| {
                     let totals = store.totals_of(&chunk, period)?;
                     Ok(rows(&store.catalogue(), &totals, pending))
                 })

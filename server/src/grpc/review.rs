@@ -16,7 +16,7 @@ use fieldsync_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{blocking, caller, invalid, optional};
+use super::{blocking, caller, invalid, optional, read};
 use crate::store::{now_ms, Choice, HistoryQuery, Store, MAX_BULK};
 
 /// Most rows one list call returns.
@@ -60,8 +60,7 @@ impl Review for ReviewService {
             })
         })?;
         let limit = limit(req.limit);
-        let store = Arc::clone(&self.store);
-        let rows = blocking(move || {
+        let rows = read(&self.store, move |store| {
             store.list_submissions(&user, area.as_deref(), period, state, after, limit)
         })
         .await?;
@@ -89,8 +88,7 @@ impl Review for ReviewService {
         let user = caller(&request)?;
         let req = request.into_inner();
         let period = period(&req.period)?;
-        let store = Arc::clone(&self.store);
-        let (header, fields, conflicts) = blocking(move || {
+        let (header, fields, conflicts) = read(&self.store, move |store| {
             let header = store.readable(&user, &req.village_id, period)?;
             Ok((header.clone(), store.fields_of(header.id)?, store.conflicts_of(header.id)?))
         })
@@ -177,8 +175,7 @@ impl Review for ReviewService {
             let (Some(v), Some(p), Some(f)) = (v, p, f) else { return Err(bad()) };
             Ok(FieldRef::new(v, p.parse().map_err(|_| bad())?, FieldKey::parse(f)))
         })?;
-        let store = Arc::clone(&self.store);
-        let (conflicts, next) = blocking(move || {
+        let (conflicts, next) = read(&self.store, move |store| {
             store.list_conflicts(
                 &user,
                 area.as_deref(),
@@ -258,8 +255,7 @@ impl Review for ReviewService {
                  with `newest_first`",
             ));
         }
-        let store = Arc::clone(&self.store);
-        let entries = blocking(move || store.history(&user, &query)).await?;
+        let entries = read(&self.store, move |store| store.history(&user, &query)).await?;
         Ok(Response::new(HistoryReply {
             entries: entries.iter().map(convert::audit_to_wire).collect(),
         }))

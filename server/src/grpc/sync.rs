@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::{blocking, caller, invalid};
+use super::{blocking, caller, invalid, read};
 use crate::store::{now_ms, server_hlc, Store};
 
 /// Bounds on what one request may ask of the server.
@@ -51,6 +51,31 @@ pub struct Limits {
     /// arrival order, without holding a thread, so a burst of pushes never
     /// fills the blocking pool ahead of the pulls and reads queued behind it.
     pub pushes_in_flight: usize,
+    /// Writes are refused with RESOURCE_EXHAUSTED while the disk of the
+    /// store has less than this free...
+    pub min_free_bytes: u64,
+    /// ...or less than this share of the disk, in percent (admins' writes
+    /// excepted, so that an admin can still stop what fills it).
+    pub min_free_percent: f64,
+    /// Bytes of records each user's writes may add per day (UTC), far
+    /// above a surveyor's real day, so that one token cannot fill the
+    /// disk; 0 means no limit.
+    pub user_bytes_per_day: u64,
+    /// How often the server checks that its store can write (health says
+    /// NOT_SERVING while it cannot) and, after a failed write, tries to
+    /// reopen it.
+    pub disk_check_interval: std::time::Duration,
+}
+
+impl Limits {
+    /// The limits the store holds every write to.
+    pub fn write_limits(&self) -> crate::store::WriteLimits {
+        crate::store::WriteLimits {
+            min_free_bytes: self.min_free_bytes,
+            min_free_percent: self.min_free_percent,
+            user_bytes_per_day: self.user_bytes_per_day,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -67,6 +92,10 @@ impl Default for Limits {
             pull_queue_wait: std::time::Duration::from_secs(10),
             pulls_per_user: 8,
             pushes_in_flight: 8,
+            min_free_bytes: 256 * 1024 * 1024,
+            min_free_percent: 2.0,
+            user_bytes_per_day: 64 * 1024 * 1024,
+            disk_check_interval: std::time::Duration::from_secs(2),
         }
     }
 }
@@ -289,9 +318,8 @@ impl Sync for SyncService {
         let user = caller(&request)?;
         let req = request.into_inner();
         let device = (!req.device_id.is_empty()).then(|| device_of(&req.device_id)).transpose()?;
-        let store = Arc::clone(&self.store);
         let who = user.id.clone();
-        let (head, last) = blocking(move || {
+        let (head, last) = read(&self.store, move |store| {
             // What the server knows of a tablet is told to its owner only.
             let last = device.map(|d| store.device(d)).transpose()?;
             let mine = last.filter(|d| d.owner.is_empty() || d.owner == who);

@@ -107,7 +107,7 @@ impl Store {
 
     /// Forgets every token seen, after users or tokens changed; called
     /// under the write lock, once the change is written.
-    fn forget_sign_ins(&self) {
+    pub(super) fn forget_sign_ins(&self) {
         let mut sign_ins = self.sign_ins.write().unwrap_or_else(|e| e.into_inner());
         sign_ins.known.clear();
         sign_ins.generation += 1;

@@ -30,6 +30,7 @@
 mod admin;
 mod backup;
 mod check;
+mod disk;
 mod review;
 mod rollup;
 
@@ -50,6 +51,7 @@ use fieldsync_store::{scan_prefix, Batch, Engine};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 pub use admin::{TokenInfo, ADMIN_TOKEN_ENV};
+pub use disk::WriteLimits;
 pub use review::{Choice, HistoryQuery, MAX_BULK};
 pub use rollup::{PlanRow, Total};
 
@@ -152,6 +154,14 @@ pub enum Error {
     /// Outside the caller's role or areas.
     #[error("{0}")]
     Denied(String),
+    /// Past a limit on what may be stored: the disk's free-space reserve,
+    /// or the caller's daily write budget. Nothing was stored.
+    #[error("{0}")]
+    Exhausted(String),
+    /// The disk failed a write or a flush: nothing more is stored (or shown
+    /// from what may not be on disk) until the store is reopened.
+    #[error("{0}")]
+    Unwritable(String),
     #[error(transparent)]
     Storage(#[from] fieldsync_store::Error),
     /// A stored record cannot be read: the store is damaged.
@@ -278,6 +288,8 @@ pub struct Store {
     /// Tokens seen lately (by SHA-256) with their user, so that signing a
     /// call in reads no record; emptied by every change to users or tokens.
     sign_ins: RwLock<admin::SignIns>,
+    /// Free-space reserve, write budgets, and whether the disk failed.
+    disk: disk::Disk,
 }
 
 impl Store {
@@ -344,6 +356,7 @@ impl Store {
         Ok(Store {
             durable: durable.into(),
             sign_ins: RwLock::new(admin::SignIns::default()),
+            disk: disk::Disk::default(),
             engine,
             catalogue: RwLock::new(Arc::new(catalogue)),
             lock: parking_lot::RwLock::new(()),
@@ -385,7 +398,7 @@ impl Store {
     }
 
     pub fn flush(&self) -> Result<()> {
-        Ok(self.engine.flush()?)
+        self.engine.flush().map_err(|e| self.broke(e))
     }
 
     /// Applies a device's batch of mutations on behalf of `caller`: replays
@@ -1132,10 +1145,14 @@ impl<'a> Work<'a> {
         self.batch.put(META, SEQ_KEY, self.seq.to_be_bytes());
         self.batch.put(META, AUDIT_SEQ_KEY, self.audit_seq.to_be_bytes());
         let (store, seq) = (self.store, self.seq);
-        store.engine.write(self.batch)?;
+        store.admit(self.caller, self.batch.bytes(), self.now_ms)?;
+        let n = store.write_started();
+        store.engine.write(self.batch).map_err(|e| store.broke(e))?;
+        store.write_applied(n);
         written();
         drop(guard);
-        store.engine.flush()?;
+        store.engine.flush().map_err(|e| store.broke(e))?;
+        store.flushed_through(n);
         store.durable.fetch_max(seq, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
