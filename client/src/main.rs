@@ -137,7 +137,11 @@ enum Command {
 #[tokio::main]
 async fn main() {
     if let Err(e) = run(Cli::parse()).await {
-        eprintln!("error: {e:#}");
+        // Errors quote what was given and what the server said: line by
+        // line, with control characters escaped.
+        let text = format!("{e:#}");
+        let lines: Vec<String> = text.split('\n').map(terminal).collect();
+        eprintln!("error: {}", lines.join("\n"));
         std::process::exit(1);
     }
 }

@@ -1214,6 +1214,12 @@ async fn a_tablet_with_a_revoked_token_takes_a_new_one_and_keeps_its_edits() {
     assert!(out.contains("pending   0 edit(s) not yet synced"), "{out}");
     assert!(out.contains(&format!("({AN})")), "{out}");
     assert_eq!(server.local.store.device(device).expect("device").last_mutation_id, 3);
+    // With nothing unsent, another user's token is still refused: the tablet
+    // id is An's on the server.
+    let err = desk.fails("tablet-a", &["login", "--token", &binh]).await;
+    assert!(err.contains("set up a tablet for") && err.contains("init --token"), "{err}");
+    let out = desk.ok("tablet-a", &["status"]).await;
+    assert!(out.contains(&format!("({AN})")), "{out}");
     server.stop().await;
 }
 

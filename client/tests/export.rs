@@ -594,3 +594,47 @@ async fn export_arguments_are_checked_before_connecting() {
         assert!(err.contains(expected), "{args:?}: {err}");
     }
 }
+
+/// `--out FILE` writes `FILE.part` as a new file: a link planted there is
+/// never followed, and a file already at FILE is replaced only with --force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_files_are_never_written_through_a_planted_part_or_over_a_file() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let (server, desk, p) = reported(data.path()).await;
+    let args = ["export", "--level", "commune", "--area", COMMUNE, "--period", "2022"];
+
+    // Someone planted `totals.csv.part` as a link to a file of the user's.
+    std::fs::write(desk.path("precious.txt"), "keep me").expect("write precious");
+    for name in ["totals.csv", "totals.xlsx"] {
+        let part = desk.path(&format!("{name}.part"));
+        std::os::unix::fs::symlink(desk.path("precious.txt"), &part).expect("plant a link");
+        let err = desk.fails_as(&p.tinh, &[&args[..], &["--out", name]].concat()).await;
+        assert!(err.contains(&format!("{name}.part exists")), "{name}: {err}");
+        assert!(err.contains("--force"), "says what to do: {err}");
+        assert_eq!(std::fs::read_to_string(desk.path("precious.txt")).unwrap(), "keep me");
+        assert!(!desk.path(name).exists(), "{name}");
+        std::fs::remove_file(&part).expect("remove the link");
+    }
+
+    // An existing file is refused, and kept; --force replaces it.
+    std::fs::write(desk.path("totals.csv"), "last month's").expect("write old export");
+    let err = desk.fails_as(&p.tinh, &[&args[..], &["--out", "totals.csv"]].concat()).await;
+    assert!(err.contains("totals.csv exists: give --force to replace it"), "{err}");
+    assert_eq!(std::fs::read_to_string(desk.path("totals.csv")).unwrap(), "last month's");
+    let out = desk.ok_as(&p.tinh, &[&args[..], &["--out", "totals.csv", "--force"]].concat()).await;
+    assert_eq!(out.trim_end(), "wrote 12 row(s) to totals.csv");
+    let rows = records(&std::fs::read_to_string(desk.path("totals.csv")).expect("totals.csv"));
+    assert_eq!(record(&rows, COMMUNE, "road_km")["done"], "0.3");
+
+    // --force also clears a planted link instead of writing through it.
+    std::os::unix::fs::symlink(desk.path("precious.txt"), desk.path("totals.xlsx.part"))
+        .expect("plant a link");
+    let out =
+        desk.ok_as(&p.tinh, &[&args[..], &["--out", "totals.xlsx", "--force"]].concat()).await;
+    assert!(out.starts_with("wrote 12 row(s) to totals.xlsx"), "{out}");
+    assert_eq!(std::fs::read_to_string(desk.path("precious.txt")).unwrap(), "keep me");
+    let book: Xlsx<_> = open_workbook(desk.path("totals.xlsx")).expect("open totals.xlsx");
+    assert!(book.sheet_names().contains(&"commune".to_owned()));
+    assert!(!desk.path("totals.xlsx.part").exists());
+    server.stop().await;
+}
