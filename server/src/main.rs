@@ -8,9 +8,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use fieldsync_server::store::{now_ms, ADMIN_TOKEN_ENV};
-use fieldsync_server::{serve_all, Limits, Store};
+use fieldsync_server::{serve_all, Limits, Store, Tls};
 use fieldsync_store::Sled;
-use tonic::transport::Identity;
 
 #[derive(Parser)]
 #[command(version, about = "The fieldsync sync server")]
@@ -151,19 +150,20 @@ async fn main() -> anyhow::Result<()> {
             }
         },
     };
-    if let Some(http) = &http {
-        println!("web pages: http://{}/ (sign in with a user's token)", http.local_addr()?);
-    }
     tracing::info!(data = %args.data.display(), "store open");
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             let read = |p: &PathBuf| {
                 std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
             };
-            Some(Identity::from_pem(read(cert)?, read(key)?))
+            Some(Tls::from_pem(read(cert)?, read(key)?))
         }
         _ => None,
     };
+    if let Some(http) = &http {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("web pages: {scheme}://{}/ (sign in with a user's token)", http.local_addr()?);
+    }
     serve_all(listener, http, store, Limits::default(), tls, shutdown_signal()).await
 }
 
