@@ -43,7 +43,9 @@ pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest a new gRPC connection may take to begin its first call (the
 /// default of [`Limits::handshake_timeout`]).
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Generous: a tablet on a slow rural link needs several round trips
+/// (TCP, TLS, the HTTP/2 preface, the request) of a second or more each.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Serves the sync, review, report and admin services (and grpc.health.v1 and
 /// reflection) on `listener` until `shutdown` resolves, then lets in-flight

@@ -70,7 +70,8 @@ struct ServeArgs {
     /// Directory of the embedded store; created with demo data if empty.
     #[arg(long, default_value = "./fieldsync-data", env = "FIELDSYNC_DATA")]
     data: PathBuf,
-    /// Serve over TLS with this certificate chain (PEM); needs --tls-key.
+    /// Serve gRPC and the web pages over TLS with this certificate chain
+    /// (PEM); needs --tls-key.
     #[arg(long, requires = "tls_key", env = "FIELDSYNC_TLS_CERT")]
     tls_cert: Option<PathBuf>,
     /// The private key (PEM) of --tls-cert.

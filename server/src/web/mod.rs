@@ -317,7 +317,7 @@ pub const MAX_CONNECTIONS: usize = 256;
 
 /// Longest a browser may take to send one whole request head (the default
 /// of [`Limits::header_read_timeout`](crate::Limits)).
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long a browser connection may go without sending or receiving a
 /// byte while the server waits for it; it is closed after that, so idle or
@@ -461,7 +461,6 @@ async fn guard(
                 c.to_str().ok().and_then(|c| HeaderValue::from_str(&format!("{c}; Secure")).ok());
             h.append(header::SET_COOKIE, secure.unwrap_or(c));
         }
-        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
     }
     response
 }
