@@ -362,3 +362,177 @@ async fn calls_beyond_a_connections_share_wait_and_other_connections_are_served(
     assert!(reply.is_ok(), "{reply:?}");
     let _ = r.stop.send(());
 }
+
+/// Sends `message`, already encoded, to `method` of `fieldsync.v1.Sync`, as
+/// a client whose encoder knows nothing of protobuf would.
+async fn raw_call(url: &str, token: &str, method: &str, message: Vec<u8>) -> tonic::Status {
+    let channel = tonic::transport::Channel::from_shared(url.to_owned()).unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel.connect().await.unwrap());
+    grpc.ready().await.unwrap();
+    let mut request = tonic::Request::new(message);
+    let bearer = format!("Bearer {token}").parse().unwrap();
+    request.metadata_mut().insert("authorization", bearer);
+    let path = format!("/fieldsync.v1.Sync/{method}").parse().unwrap();
+    match grpc.unary(request, path, Raw).await {
+        Ok(reply) => panic!("answered {:?}", reply.into_inner()),
+        Err(status) => status,
+    }
+}
+
+/// Bytes in, bytes out.
+#[derive(Clone, Copy, Default)]
+struct Raw;
+
+impl tonic::codec::Codec for Raw {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = Raw;
+    type Decoder = Raw;
+
+    fn encoder(&mut self) -> Raw {
+        Raw
+    }
+
+    fn decoder(&mut self) -> Raw {
+        Raw
+    }
+}
+
+impl tonic::codec::Encoder for Raw {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        prost::bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for Raw {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use prost::bytes::Buf;
+        let n = src.remaining();
+        Ok(Some(src.copy_to_bytes(n).to_vec()))
+    }
+}
+
+/// The most memory this process has held since the last call (Linux); 0
+/// elsewhere.
+fn peak_rss_since_last_call() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let peak = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    // Resets the peak to what is held now.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    peak * 1024
+}
+
+#[tokio::test]
+async fn a_push_of_two_million_empty_mutations_is_refused_before_it_is_decoded() {
+    let r = start(Limits::default()).await;
+    let token = user(&r, "an");
+    let head = r.store.durable_head();
+    // schema_version 1, a device id, then 2,000,000 empty `mutations` (tag
+    // 3, length 0): 4 MB on the wire, hundreds of MB once decoded.
+    let mut push = vec![0x08, 0x01, 0x12, 36];
+    push.extend_from_slice(device().to_string().as_bytes());
+    push.extend(std::iter::repeat_n([0x1a, 0x00], 2_000_000).flatten());
+    assert!(push.len() < fieldsync_server::MAX_MESSAGE_BYTES);
+    peak_rss_since_last_call();
+    let before = peak_rss_since_last_call();
+    let refused = raw_call(&r.url, &token, "Push", push).await;
+    let peak = peak_rss_since_last_call();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("2000000 mutations in one push; at most 1000 are accepted")
+            && refused.message().contains("split the batch"),
+        "{refused:?}"
+    );
+    if before > 0 {
+        let grown = peak.saturating_sub(before) / (1024 * 1024);
+        assert!(grown < 100, "the server held {grown} MiB more to refuse a 4 MB push");
+    }
+    assert_eq!(r.store.durable_head(), head, "nothing is stored");
+    let mut tablet = Grpc::connect(&r.url, &token).await.unwrap();
+    tablet.status(device()).await.expect("the server goes on serving");
+    let _ = r.stop.send(());
+}
+
+#[tokio::test]
+async fn malformed_protobuf_is_invalid_argument_with_what_to_do() {
+    let r = start(Limits::default()).await;
+    let token = user(&r, "an");
+    let head = r.store.durable_head();
+    // A `mutations` entry that claims 100 bytes where 1 follows; a field of
+    // wire type 7, which does not exist.
+    for (method, message) in [("Push", vec![0x08, 0x01, 0x1a, 100, 0]), ("Status", vec![0x0f])] {
+        let refused = raw_call(&r.url, &token, method, message).await;
+        assert_eq!(refused.code(), Code::InvalidArgument, "{method}: {refused:?}");
+        assert!(
+            refused.message().contains("not a well-formed fieldsync.v1 message")
+                && refused.message().contains("update it"),
+            "{method}: {refused:?}"
+        );
+    }
+    assert_eq!(r.store.durable_head(), head, "nothing is stored");
+    let _ = r.stop.send(());
+}
+
+/// A connection to `url` from `from` (another loopback address, so that it
+/// counts as another peer than the tablets of the test).
+async fn connect_from(from: &str, url: &str) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let to = url.trim_start_matches("http://").parse().unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+/// Whether the server closes `stream` within `within` (whatever it sends
+/// first).
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut sink = Vec::new();
+    tokio::time::timeout(within, stream.read_to_end(&mut sink)).await.is_ok()
+}
+
+#[tokio::test]
+async fn silent_connections_from_one_address_are_closed_and_tablets_still_connect() {
+    let limits = Limits {
+        max_connections: 32,
+        connections_per_ip: 8,
+        handshake_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let r = start(limits).await;
+    let token = user(&r, "an");
+    // 64 connections from one address that never send the HTTP/2 preface.
+    let mut silent = Vec::new();
+    for _ in 0..64 {
+        silent.push(connect_from("127.0.0.2", &r.url).await);
+    }
+    let mut tablet = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut tablet = Grpc::connect(&r.url, &token).await.expect("a new tablet connects");
+        tablet.status(device()).await.expect("and is served");
+        tablet
+    })
+    .await
+    .expect("served within 10 s during the attack");
+    for (i, stream) in silent.iter_mut().enumerate() {
+        assert!(closed_within(stream, Duration::from_secs(10)).await, "silent connection {i}");
+    }
+    tablet.status(device()).await.expect("a connection that began a call stays open");
+    let _ = r.stop.send(());
+}

@@ -347,3 +347,107 @@ async fn a_reports_page_shows_its_newest_history_first_and_pages_to_older_entrie
     assert_eq!(bad.status, 400);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn going_back_after_a_language_switch_never_leaves_the_site() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_web_server(dir.path()).await;
+    let web = server.web_url();
+    let back = |referer: String| async move {
+        let reply = http::request_with(web, "GET", "/lang/en", &[("Referer", &referer)], b"").await;
+        assert_eq!(reply.status, 303, "{referer:?}");
+        reply.header("location").map(str::to_owned)
+    };
+    let home = format!("{web}/queue?period=2022");
+    assert_eq!(back(home).await.as_deref(), Some("/queue?period=2022"));
+    // Browsers read `/\host` as `//host`: another site.
+    for away in [format!("{web}/\\evil.example"), format!("{web}//evil.example")] {
+        assert_eq!(back(away.clone()).await.as_deref(), Some("/"), "{away:?}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_user_signing_in_over_and_over_keeps_only_the_latest_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_web_server(dir.path()).await;
+    let web = server.web_url();
+    let other =
+        server.user("giam.tran", "Trần Văn Giám", Role::Supervisor, &[demo::SAMPLE_COMMUNE]);
+    let (kept, _) = http::sign_in(web, &other).await;
+    let token = server.user("x", "X", Role::Supervisor, &[demo::SAMPLE_COMMUNE]);
+    let per_user = fieldsync_server::web::session::PER_USER;
+    let (first, _) = http::sign_in(web, &token).await;
+    let mut last = String::new();
+    for _ in 0..per_user {
+        last = http::sign_in(web, &token).await.0;
+    }
+    let gone = get(web, "/queue", &first).await;
+    assert_eq!((gone.status, gone.header("location")), (303, Some("/signin")), "the oldest ended");
+    assert_eq!(get(web, "/queue", &last).await.status, 200);
+    assert_eq!(get(web, "/queue", &kept).await.status, 200, "another user's session is kept");
+    server.stop().await;
+}
+
+/// A connection to `base` from `from` (another loopback address: another
+/// peer than the test's own requests).
+async fn connect_from(from: &str, base: &str) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(format!("{from}:0").parse().expect("an address"))?;
+    let to = base.trim_start_matches("http://").parse().expect("an address");
+    socket.connect(to).await
+}
+
+#[tokio::test]
+async fn slow_request_heads_from_one_address_lock_nobody_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let limits = fieldsync_server::Limits {
+        web_connections_per_ip: 8,
+        header_read_timeout: std::time::Duration::from_secs(2),
+        ..fieldsync_server::Limits::default()
+    };
+    let server = util::start_web_server_with(dir.path(), limits).await;
+    let web = server.web_url().to_owned();
+    // 300 connections from one address, each sending its request head a
+    // byte at a time, one byte every 200 ms, for as long as it is let.
+    let attack = (0..300)
+        .map(|_| {
+            let web = web.clone();
+            tokio::spawn(async move {
+                let Ok(mut stream) = connect_from("127.0.0.2", &web).await else { return None };
+                let started = std::time::Instant::now();
+                for byte in
+                    b"GET /signin HTTP/1.1\r\nX-Slow: ".iter().chain(b"a".repeat(1_000).iter())
+                {
+                    if stream.write_all(&[*byte]).await.is_err() {
+                        return Some(started.elapsed());
+                    }
+                    let mut answer = [0u8; 256];
+                    let read = tokio::time::timeout(
+                        std::time::Duration::from_millis(200),
+                        stream.read(&mut answer),
+                    );
+                    if let Ok(Ok(0) | Err(_)) = read.await {
+                        return Some(started.elapsed());
+                    }
+                }
+                None
+            })
+        })
+        .collect::<Vec<_>>();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let page = tokio::time::timeout(std::time::Duration::from_secs(20), get(&web, "/signin", ""))
+        .await
+        .expect("served within 20 s during the attack");
+    assert_eq!(page.status, 200, "{}", page.text());
+    for (i, connection) in attack.into_iter().enumerate() {
+        let closed = connection.await.unwrap();
+        let closed = closed.unwrap_or_else(|| panic!("connection {i} was never closed"));
+        assert!(
+            closed < std::time::Duration::from_secs(30),
+            "connection {i} closed only after {closed:?}, though its head takes 2 s at most"
+        );
+    }
+    server.stop().await;
+}

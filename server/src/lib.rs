@@ -6,6 +6,7 @@
 
 pub mod demo;
 pub mod grpc;
+pub mod listen;
 pub mod local;
 pub mod store;
 pub mod web;
@@ -21,9 +22,10 @@ use fieldsync_proto::v1::sync_server::SyncServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Identity, ServerTlsConfig};
+use tonic::transport::ServerTlsConfig;
 
 pub use grpc::Limits;
+pub use listen::Tls;
 pub use store::Store;
 
 /// Largest request message, in bytes.
@@ -39,6 +41,11 @@ pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
 /// Longest a call may take to produce its reply before it is answered
 /// DEADLINE_EXCEEDED (the default of [`Limits::request_timeout`]).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest a new gRPC connection may take to begin its first call (the
+/// default of [`Limits::handshake_timeout`]).
+/// Generous: a tablet on a slow rural link needs several round trips
+/// (TCP, TLS, the HTTP/2 preface, the request) of a second or more each.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Serves the sync, review, report and admin services (and grpc.health.v1 and
 /// reflection) on `listener` until `shutdown` resolves, then lets in-flight
@@ -58,21 +65,22 @@ pub async fn serve_with(
     listener: TcpListener,
     store: Arc<Store>,
     limits: Limits,
-    tls: Option<Identity>,
+    tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     serve_all(listener, None, store, limits, tls, shutdown).await
 }
 
 /// [`serve_with`], and the web pages ([`web`]) on `http` when given: both
-/// stop on `shutdown`, and the web pages authenticate and rate-limit through
-/// the same interceptor as gRPC calls.
+/// stop on `shutdown`, the web pages authenticate and rate-limit through
+/// the same interceptor as gRPC calls, and with `tls` both are served over
+/// TLS with the same certificate.
 pub async fn serve_all(
     listener: TcpListener,
     http: Option<TcpListener>,
     store: Arc<Store>,
     limits: Limits,
-    tls: Option<Identity>,
+    tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     store.limit_writes(limits.write_limits());
@@ -80,10 +88,17 @@ pub async fn serve_all(
     let request_timeout = limits.request_timeout;
     let disk_check_interval = limits.disk_check_interval;
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let web_tls = match (&http, &tls) {
+        (Some(_), Some(tls)) => Some(tls.web_config()?),
+        _ => None,
+    };
     let web = http.map(|http| {
-        let web = Arc::new(web::Web::new(Arc::clone(&store), Arc::new(auth.clone())));
+        let web = Arc::new(
+            web::Web::new(Arc::clone(&store), Arc::new(auth.clone())).over_tls(web_tls.is_some()),
+        );
         let mut stopped = stopped.clone();
-        tokio::spawn(web::serve(http, web, async move {
+        let config = web::Config::of(&limits, web_tls);
+        tokio::spawn(web::serve(http, web, config, async move {
             let _ = stopped.wait_for(|s| *s).await;
         }))
     });
@@ -92,7 +107,8 @@ pub async fn serve_all(
         let _ = stop.send(true);
     };
     let address = listener.local_addr()?;
-    let incoming = limited(listener, limits.max_connections);
+    let incoming = limited(listener, &limits);
+    let max_batch = limits.max_batch;
     let sync = SyncServer::new(grpc::SyncService::new(Arc::clone(&store), limits))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_REPLY_BYTES);
@@ -122,15 +138,15 @@ pub async fn serve_all(
     let mut builder = tonic::transport::Server::builder()
         .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
         .tcp_keepalive(Some(Duration::from_secs(60)));
-    if let Some(identity) = tls {
-        builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
+    if let Some(tls) = &tls {
+        builder = builder.tls_config(ServerTlsConfig::new().identity(tls.identity()))?;
     }
     builder
         .concurrency_limit_per_connection(MAX_CONCURRENT_PER_CONNECTION)
         .layer(grpc::Edge::layer(request_timeout))
         .add_service(health)
         .add_service(reflection)
-        .add_service(InterceptedService::new(sync, auth.clone()))
+        .add_service(InterceptedService::new(grpc::Batched::new(sync, max_batch), auth.clone()))
         .add_service(InterceptedService::new(review, auth.clone()))
         .add_service(InterceptedService::new(report, auth.clone()))
         .add_service(InterceptedService::new(admin, auth))
@@ -225,45 +241,51 @@ pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
     }))
 }
 
-/// A connection that holds one of the server's connection permits.
+/// An accepted gRPC connection: it holds its place at the listener's
+/// [`listen::Gate`], and is closed if no call has begun within the
+/// handshake timeout of being accepted (a peer that never sends the HTTP/2
+/// preface, or stalls in the TLS handshake or the request head).
 struct Permitted {
     stream: tokio::net::TcpStream,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    connection: grpc::Connection,
+    deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    _admitted: listen::Admitted,
 }
 
-/// Accepted connections, at most `max` open at once: one beyond that is
-/// closed as it arrives, so a flood of connections cannot starve the tablets
+/// Accepted connections, at most `limits.max_connections` open at once and
+/// `limits.connections_per_ip` from one address: one beyond that is closed
+/// as it arrives, so a flood of connections cannot starve the tablets
 /// already connected.
 fn limited(
     listener: TcpListener,
-    max: usize,
+    limits: &Limits,
 ) -> impl tokio_stream::Stream<Item = std::io::Result<Permitted>> {
     use tokio_stream::StreamExt;
-    let permits = Arc::new(tokio::sync::Semaphore::new(max.max(1)));
+    let gate = listen::Gate::new("grpc", limits.max_connections, limits.connections_per_ip);
+    let handshake = limits.handshake_timeout;
     TcpListenerStream::new(listener).filter_map(move |accepted| match accepted {
-        Ok(stream) => match Arc::clone(&permits).try_acquire_owned() {
-            Ok(permit) => {
-                // Small replies must not wait for the peer's delayed ACK
-                // (tonic's own tcp_nodelay does not reach incoming streams).
-                if let Err(e) = stream.set_nodelay(true) {
-                    tracing::warn!(error = %e, "cannot set TCP_NODELAY");
-                }
-                Some(Ok(Permitted { stream, _permit: permit }))
+        Ok(stream) => {
+            let peer = stream.peer_addr().ok()?;
+            let admitted = gate.admit(peer.ip())?;
+            // Small replies must not wait for the peer's delayed ACK
+            // (tonic's own tcp_nodelay does not reach incoming streams).
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::warn!(error = %e, "cannot set TCP_NODELAY");
             }
-            Err(_) => {
-                tracing::warn!(max, "too many connections: closing a new one");
-                None
-            }
-        },
+            let connection =
+                grpc::Connection::new(tonic::transport::server::Connected::connect_info(&stream));
+            let deadline = Some(Box::pin(tokio::time::sleep(handshake)));
+            Some(Ok(Permitted { stream, connection, deadline, _admitted: admitted }))
+        }
         Err(e) => Some(Err(e)),
     })
 }
 
 impl tonic::transport::server::Connected for Permitted {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+    type ConnectInfo = grpc::Connection;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.stream.connect_info()
+        self.connection.clone()
     }
 }
 
@@ -273,10 +295,22 @@ impl tokio::io::AsyncRead for Permitted {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+        use std::future::Future as _;
+        let this = &mut *self;
+        if let Some(deadline) = &mut this.deadline {
+            if this.connection.began() {
+                this.deadline = None;
+            } else if deadline.as_mut().poll(cx).is_ready() {
+                tracing::warn!("closing a connection that began no call in time");
+                return std::task::Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no call began in time",
+                )));
+            }
+        }
+        std::pin::Pin::new(&mut this.stream).poll_read(cx, buf)
     }
 }
-
 impl tokio::io::AsyncWrite for Permitted {
     fn poll_write(
         mut self: std::pin::Pin<&mut Self>,

@@ -32,7 +32,8 @@ impl LocalServer {
     /// in with `admin_token`) the store in `dir` and serves it on `addr`
     /// (`127.0.0.1:0` for any free port).
     pub async fn start(dir: &Path, addr: &str, admin_token: &str) -> anyhow::Result<LocalServer> {
-        Self::start_all(dir, addr, None, admin_token, fieldsync::demo::catalogue).await
+        Self::start_all(dir, addr, None, admin_token, fieldsync::demo::catalogue, Limits::default())
+            .await
     }
 
     /// As [`LocalServer::start`], with `catalogue` for a new store.
@@ -42,7 +43,7 @@ impl LocalServer {
         admin_token: &str,
         catalogue: impl FnOnce() -> Catalogue + Send + 'static,
     ) -> anyhow::Result<LocalServer> {
-        Self::start_all(dir, addr, None, admin_token, catalogue).await
+        Self::start_all(dir, addr, None, admin_token, catalogue, Limits::default()).await
     }
 
     /// [`LocalServer::start`], with the web pages on `web_addr` too.
@@ -52,7 +53,19 @@ impl LocalServer {
         web_addr: &str,
         admin_token: &str,
     ) -> anyhow::Result<LocalServer> {
-        Self::start_all(dir, addr, Some(web_addr), admin_token, fieldsync::demo::catalogue).await
+        Self::start_web_with_limits(dir, addr, web_addr, admin_token, Limits::default()).await
+    }
+
+    /// [`LocalServer::start_with_web`], held to `limits`.
+    pub async fn start_web_with_limits(
+        dir: &Path,
+        addr: &str,
+        web_addr: &str,
+        admin_token: &str,
+        limits: Limits,
+    ) -> anyhow::Result<LocalServer> {
+        let catalogue = fieldsync::demo::catalogue;
+        Self::start_all(dir, addr, Some(web_addr), admin_token, catalogue, limits).await
     }
 
     async fn start_all(
@@ -61,6 +74,7 @@ impl LocalServer {
         web_addr: Option<&str>,
         admin_token: &str,
         catalogue: impl FnOnce() -> Catalogue + Send + 'static,
+        limits: Limits,
     ) -> anyhow::Result<LocalServer> {
         let dir = dir.to_owned();
         let token = admin_token.to_owned();
@@ -86,14 +100,8 @@ impl LocalServer {
         let stop = async {
             let _ = rx.await;
         };
-        let handle = tokio::spawn(serve_all(
-            listener,
-            http,
-            Arc::clone(&store),
-            Limits::default(),
-            None,
-            stop,
-        ));
+        let handle =
+            tokio::spawn(serve_all(listener, http, Arc::clone(&store), limits, None, stop));
         Ok(LocalServer { url, web_url, store, shutdown: Some(tx), handle })
     }
 

@@ -8,9 +8,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use fieldsync_server::store::{now_ms, ADMIN_TOKEN_ENV};
-use fieldsync_server::{serve_all, Limits, Store};
+use fieldsync_server::{serve_all, Limits, Store, Tls};
 use fieldsync_store::Sled;
-use tonic::transport::Identity;
 
 #[derive(Parser)]
 #[command(version, about = "The fieldsync sync server")]
@@ -83,7 +82,8 @@ struct ServeArgs {
     /// Directory of the embedded store; created with demo data if empty.
     #[arg(long, default_value = "./fieldsync-data", env = "FIELDSYNC_DATA")]
     data: PathBuf,
-    /// Serve over TLS with this certificate chain (PEM); needs --tls-key.
+    /// Serve gRPC and the web pages over TLS with this certificate chain
+    /// (PEM); needs --tls-key.
     #[arg(long, requires = "tls_key", env = "FIELDSYNC_TLS_CERT")]
     tls_cert: Option<PathBuf>,
     /// The private key (PEM) of --tls-cert.
@@ -221,19 +221,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         },
     };
-    if let Some(http) = &http {
-        println!("web pages: http://{}/ (sign in with a user's token)", http.local_addr()?);
-    }
     tracing::info!(data = %args.data.display(), "store open");
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             let read = |p: &PathBuf| {
                 std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
             };
-            Some(Identity::from_pem(read(cert)?, read(key)?))
+            Some(Tls::from_pem(read(cert)?, read(key)?))
         }
         _ => None,
     };
+    if let Some(http) = &http {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("web pages: {scheme}://{}/ (sign in with a user's token)", http.local_addr()?);
+    }
     serve_all(listener, http, store, args.limits(), tls, shutdown_signal()).await
 }
 

@@ -63,11 +63,24 @@ pub fn encode(text: &str) -> String {
 
 /// Sends one request to `base` (`http://host:port`) and reads the reply.
 pub async fn request(base: &str, method: &str, path: &str, cookies: &str, body: &[u8]) -> Reply {
+    let cookie = [("Cookie", cookies)];
+    let headers: &[(&str, &str)] = if cookies.is_empty() { &[] } else { &cookie };
+    request_with(base, method, path, headers, body).await
+}
+
+/// [`request`], with `headers` of its own.
+pub async fn request_with(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
     let host = base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect to the web pages");
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    if !cookies.is_empty() {
-        head.push_str(&format!("Cookie: {cookies}\r\n"));
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     if method == "POST" {
         head.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
@@ -79,6 +92,11 @@ pub async fn request(base: &str, method: &str, path: &str, cookies: &str, body: 
     let _ = stream.write_all(body).await;
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw).await;
+    parse(&raw)
+}
+
+/// A raw HTTP/1.1 reply, read to its end.
+pub fn parse(raw: &[u8]) -> Reply {
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete reply head");
     let head = String::from_utf8_lossy(&raw[..end]).into_owned();
     let mut lines = head.split("\r\n");

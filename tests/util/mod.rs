@@ -60,6 +60,20 @@ pub async fn start_web_server(dir: &Path) -> TestServer {
     }
 }
 
+/// [`start_web_server`], held to `limits`.
+pub async fn start_web_server_with(dir: &Path, limits: fieldsync_server::Limits) -> TestServer {
+    let local =
+        LocalServer::start_web_with_limits(dir, "127.0.0.1:0", "127.0.0.1:0", ADMIN_TOKEN, limits)
+            .await
+            .expect("start server");
+    TestServer {
+        url: local.url.clone(),
+        store: Arc::clone(&local.store),
+        dir: dir.to_owned(),
+        local,
+    }
+}
+
 impl TestServer {
     /// `http://127.0.0.1:PORT` of the web pages ([`start_web_server`] only).
     pub fn web_url(&self) -> &str {

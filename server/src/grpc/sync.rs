@@ -36,6 +36,22 @@ pub struct Limits {
     pub call_burst: u32,
     /// Open connections; further ones are closed as they arrive.
     pub max_connections: usize,
+    /// Open gRPC connections from one IP address (a commune office's
+    /// tablets may share one); further ones from it are closed as they
+    /// arrive, so one address cannot fill `max_connections`. The machine's
+    /// own address (a reverse proxy on it) is not held to this.
+    pub connections_per_ip: usize,
+    /// Longest a new connection may take, from being accepted, to begin its
+    /// first call (TLS handshake, HTTP/2 preface and request head included);
+    /// it is closed after that.
+    pub handshake_timeout: std::time::Duration,
+    /// Open web connections from one IP address (the web listener holds at
+    /// most [`MAX_CONNECTIONS`](crate::web::MAX_CONNECTIONS)).
+    pub web_connections_per_ip: usize,
+    /// Longest a browser may take to send a whole request head (and, on a
+    /// kept-alive connection, to begin the next one); bytes sent slowly do
+    /// not extend it.
+    pub header_read_timeout: std::time::Duration,
     /// Longest a call may take to produce its reply (DEADLINE_EXCEEDED after).
     pub request_timeout: std::time::Duration,
     /// Pull streams open at once, server-wide: a pull beyond them waits up
@@ -87,6 +103,10 @@ impl Default for Limits {
             calls_per_second: 50,
             call_burst: 1_000,
             max_connections: 10_000,
+            connections_per_ip: 500,
+            handshake_timeout: crate::HANDSHAKE_TIMEOUT,
+            web_connections_per_ip: 32,
+            header_read_timeout: crate::web::HEADER_READ_TIMEOUT,
             request_timeout: crate::REQUEST_TIMEOUT,
             max_pulls: 256,
             pull_queue_wait: std::time::Duration::from_secs(10),

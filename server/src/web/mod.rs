@@ -60,6 +60,8 @@ pub struct Web {
     permits: tokio::sync::Semaphore,
     /// Queue downloads built at once (each may hold 100,000 rows).
     downloads: tokio::sync::Semaphore,
+    /// Served over TLS: every cookie is then marked `Secure`.
+    secure: bool,
 }
 
 impl Web {
@@ -72,7 +74,14 @@ impl Web {
             sessions: Sessions::default(),
             permits: tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS),
             downloads: tokio::sync::Semaphore::new(MAX_DOWNLOADS),
+            secure: false,
         }
+    }
+
+    /// Whether the pages are served over TLS (so cookies are `Secure`).
+    pub fn over_tls(mut self, secure: bool) -> Web {
+        self.secure = secure;
+        self
     }
 
     /// Runs the interceptor on `token`: the user it signs in, or why not.
@@ -201,45 +210,114 @@ fn forged() -> Status {
 /// Large downloads (the review queue's CSV) built at once; more wait.
 pub const MAX_DOWNLOADS: usize = 2;
 
-/// Serves the pages on `listener` until `shutdown` resolves.
+/// How the web listener takes connections: its caps and deadlines (from
+/// [`Limits`](crate::Limits)) and, when the server has a certificate, TLS.
+#[derive(Clone)]
+pub struct Config {
+    pub per_ip: usize,
+    pub header_read_timeout: Duration,
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+}
+
+impl Config {
+    pub fn of(
+        limits: &crate::Limits,
+        tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    ) -> Config {
+        Config {
+            per_ip: limits.web_connections_per_ip,
+            header_read_timeout: limits.header_read_timeout,
+            tls,
+        }
+    }
+}
+
+/// Serves the pages on `listener` until `shutdown` resolves, then lets the
+/// requests in progress finish.
+///
+/// At most [`MAX_CONNECTIONS`] connections are open at once, and
+/// `config.per_ip` from one address; one beyond is closed as it arrives. A
+/// request head (or a TLS handshake) must arrive whole within
+/// `config.header_read_timeout` however slowly its bytes come, and a
+/// connection silent for [`IDLE_TIMEOUT`] is closed.
 pub async fn serve(
     listener: TcpListener,
     web: Arc<Web>,
+    config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    tracing::info!(address = %listener.local_addr()?, "serving web pages");
-    let listener =
-        Limited { listener, permits: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)) };
-    axum::serve(listener, router(web)).with_graceful_shutdown(shutdown).await
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    tracing::info!(address = %listener.local_addr()?, tls = config.tls.is_some(), "serving web pages");
+    let gate = crate::listen::Gate::new("web", MAX_CONNECTIONS, config.per_ip);
+    let acceptor = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    let service = hyper_util::service::TowerToHyperService::new(router(web));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors, most likely: let some close.
+                    tracing::warn!(error = %e, "cannot accept a web connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            () = &mut shutdown => break,
+        };
+        let Some(admitted) = gate.admit(peer.ip()) else { continue };
+        let io = Permitted::new(stream, admitted);
+        let acceptor = acceptor.clone();
+        let service = service.clone();
+        let mut stopped = stopped.clone();
+        let stopping = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        let head = config.header_read_timeout;
+        connections.spawn(async move {
+            let io: Box<dyn Io> = match acceptor {
+                None => Box::new(io),
+                Some(acceptor) => match tokio::time::timeout(head, acceptor.accept(io)).await {
+                    Ok(Ok(tls)) => Box::new(tls),
+                    Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => return tracing::debug!("TLS handshake too slow"),
+                },
+            };
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(head);
+            let connection = builder.serve_connection(TokioIo::new(io), service);
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                served = connection.as_mut() => {
+                    if let Err(e) = served {
+                        tracing::debug!(error = %e, "web connection ended");
+                    }
+                }
+                () = stopping => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
+    let _ = stop.send(true);
+    while connections.join_next().await.is_some() {}
+    Ok(())
 }
+
+/// What a web connection is read and written through: TCP, or TLS over it.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Io for T {}
 
 /// Browser connections open at once; one beyond is closed as it arrives.
 pub const MAX_CONNECTIONS: usize = 256;
 
-/// A listener that holds each connection to a permit.
-struct Limited {
-    listener: TcpListener,
-    permits: Arc<tokio::sync::Semaphore>,
-}
-
-impl axum::serve::Listener for Limited {
-    type Io = Permitted;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Permitted, std::net::SocketAddr) {
-        loop {
-            let (stream, addr) = axum::serve::Listener::accept(&mut self.listener).await;
-            match Arc::clone(&self.permits).try_acquire_owned() {
-                Ok(permit) => return (Permitted::new(stream, permit), addr),
-                Err(_) => tracing::warn!("too many web connections: closing a new one"),
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
-        self.listener.local_addr()
-    }
-}
+/// Longest a browser may take to send one whole request head (the default
+/// of [`Limits::header_read_timeout`](crate::Limits)).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long a browser connection may go without sending or receiving a
 /// byte while the server waits for it; it is closed after that, so idle or
@@ -250,17 +328,17 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// slowly included): 408 after that.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A connection holding one of the web listener's permits, closed once idle
+/// A connection holding its place at the web listener, closed once idle
 /// for [`IDLE_TIMEOUT`].
 struct Permitted {
     stream: tokio::net::TcpStream,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    _admitted: crate::listen::Admitted,
     idle: std::pin::Pin<Box<tokio::time::Sleep>>,
 }
 
 impl Permitted {
-    fn new(stream: tokio::net::TcpStream, permit: tokio::sync::OwnedSemaphorePermit) -> Self {
-        Permitted { stream, _permit: permit, idle: Box::pin(tokio::time::sleep(IDLE_TIMEOUT)) }
+    fn new(stream: tokio::net::TcpStream, admitted: crate::listen::Admitted) -> Self {
+        Permitted { stream, _admitted: admitted, idle: Box::pin(tokio::time::sleep(IDLE_TIMEOUT)) }
     }
 
     fn active(&mut self) {
@@ -374,6 +452,16 @@ async fn guard(
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
+    if web.secure {
+        // Over TLS no cookie may ever be sent in clear text.
+        let cookies: Vec<HeaderValue> = h.get_all(header::SET_COOKIE).iter().cloned().collect();
+        h.remove(header::SET_COOKIE);
+        for c in cookies {
+            let secure =
+                c.to_str().ok().and_then(|c| HeaderValue::from_str(&format!("{c}; Secure")).ok());
+            h.append(header::SET_COOKIE, secure.unwrap_or(c));
+        }
+    }
     response
 }
 
@@ -397,20 +485,27 @@ async fn set_lang(headers: HeaderMap, Path(lang): Path<String>) -> Response {
     let Some(lang) = Lang::parse(&lang) else {
         return error_page(lang_of(&headers), None, &Status::invalid_argument("languages: vi, en"));
     };
-    // Back to the page the link was on (same site only).
-    let back = headers
-        .get(header::REFERER)
-        .and_then(|r| r.to_str().ok())
-        .and_then(|r| r.split_once("://"))
-        .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()))
-        .filter(|p| p.starts_with('/') && !p.starts_with("//"))
-        .unwrap_or_else(|| "/".into());
+    let back = headers.get(header::REFERER).and_then(|r| r.to_str().ok()).and_then(back_to);
+    let back = back.unwrap_or_else(|| "/".into());
     let mut response = see_other(&back);
     set_cookie(
         &mut response,
         &format!("{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Strict", lang.code()),
     );
     response
+}
+
+/// The path of `referer` to go back to, if it is a path of this site: a
+/// browser reads `/\host` (and a path with a tab or newline in it) as
+/// another site, so any backslash or control character sends the browser to
+/// `/` instead.
+fn back_to(referer: &str) -> Option<String> {
+    let (_, rest) = referer.split_once("://")?;
+    let path = &rest[rest.find('/')?..];
+    let safe = !path.starts_with("//")
+        && !path.contains('\\')
+        && !path.chars().any(|c| c.is_control() || c.is_whitespace());
+    safe.then(|| path.to_owned())
 }
 
 async fn signin_page(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
@@ -471,7 +566,7 @@ async fn signin(State(web): State<Arc<Web>>, headers: HeaderMap, body: Bytes) ->
     }
     match web.sign_in(token) {
         Ok(user) => {
-            let id = web.sessions.create(Secret::new(token));
+            let id = web.sessions.create(&user.id, Secret::new(token));
             tracing::info!(user = %user.id, "signed in on the web");
             let mut response = see_other("/queue");
             set_cookie(
@@ -737,6 +832,25 @@ mod tests {
         assert_eq!(form.get("bad"), Some("%zz"));
         assert_eq!(form.get("end"), Some("%4"));
         assert_eq!(form.get("none"), None);
+    }
+
+    #[test]
+    fn going_back_stays_on_this_site() {
+        assert_eq!(
+            back_to("http://h:8080/queue?period=2022").as_deref(),
+            Some("/queue?period=2022")
+        );
+        assert_eq!(back_to("https://h/").as_deref(), Some("/"));
+        for away in [
+            "http://h//evil.example",
+            "http://h/\\evil.example",
+            "http://h/\\/evil",
+            "http://h/\tx",
+            "http://h",
+            "/queue",
+        ] {
+            assert_eq!(back_to(away), None, "{away:?}");
+        }
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! token (never sent back to the browser, never logged) and the session's
 //! CSRF token. Sessions end on sign-out, after [`IDLE`] without a request,
 //! after [`LIFETIME`] in any case, or when the map is full and they are the
-//! least recently used.
+//! least recently used. One user holds at most [`PER_USER`] sessions: a
+//! sign-in beyond them ends that user's least recently used one, so no token
+//! holder can push everyone else's sessions out by signing in over and over.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -15,6 +17,8 @@ pub const IDLE: Duration = Duration::from_secs(8 * 60 * 60);
 pub const LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 /// Most sessions held at once.
 pub const MAX_SESSIONS: usize = 10_000;
+/// Most sessions one user holds at once (browsers, tabs kept signed in).
+pub const PER_USER: usize = 16;
 
 /// A bearer token held for a session. Its `Debug` hides it.
 #[derive(Clone)]
@@ -39,6 +43,8 @@ impl std::fmt::Debug for Secret {
 /// What a session holds.
 #[derive(Clone, Debug)]
 pub struct Session {
+    /// The user the token signed in.
+    pub user: String,
     pub token: Secret,
     /// Sent in a hidden field of every form and checked on every POST.
     pub csrf: String,
@@ -61,29 +67,41 @@ pub fn same(a: &str, b: &str) -> bool {
 pub struct Sessions {
     map: Mutex<HashMap<String, Session>>,
     max: usize,
+    per_user: usize,
 }
 
 impl Default for Sessions {
     fn default() -> Self {
-        Sessions::new(MAX_SESSIONS)
+        Sessions::new(MAX_SESSIONS, PER_USER)
     }
 }
 
 impl Sessions {
-    pub fn new(max: usize) -> Sessions {
-        Sessions { map: Mutex::new(HashMap::new()), max: max.max(1) }
+    pub fn new(max: usize, per_user: usize) -> Sessions {
+        Sessions { map: Mutex::new(HashMap::new()), max: max.max(1), per_user: per_user.max(1) }
     }
 
     fn live(s: &Session, now: Instant) -> bool {
         now.duration_since(s.seen) < IDLE && now.duration_since(s.created) < LIFETIME
     }
 
-    /// Starts a session for `token`; returns its id.
-    pub fn create(&self, token: Secret) -> String {
+    /// Starts a session of `user` for `token`; returns its id.
+    pub fn create(&self, user: &str, token: Secret) -> String {
         let now = Instant::now();
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= self.max {
             map.retain(|_, s| Self::live(s, now));
+        }
+        // The user's own least recently used sessions make room first.
+        loop {
+            let theirs = map.iter().filter(|(_, s)| s.user == user);
+            if theirs.clone().count() < self.per_user {
+                break;
+            }
+            match theirs.min_by_key(|(_, s)| s.seen).map(|(id, _)| id.clone()) {
+                Some(id) => map.remove(&id),
+                None => break,
+            };
         }
         while map.len() >= self.max {
             let oldest = map.iter().min_by_key(|(_, s)| s.seen).map(|(id, _)| id.clone());
@@ -93,7 +111,8 @@ impl Sessions {
             };
         }
         let id = random_id();
-        map.insert(id.clone(), Session { token, csrf: random_id(), created: now, seen: now });
+        let user = user.to_owned();
+        map.insert(id.clone(), Session { user, token, csrf: random_id(), created: now, seen: now });
         id
     }
 
@@ -129,17 +148,29 @@ mod tests {
 
     #[test]
     fn the_map_is_bounded_and_drops_the_least_recently_used() {
-        let sessions = Sessions::new(2);
-        let a = sessions.create(Secret::new("a"));
-        let b = sessions.create(Secret::new("b"));
+        let sessions = Sessions::new(2, 2);
+        let a = sessions.create("an", Secret::new("a"));
+        let b = sessions.create("binh", Secret::new("b"));
         std::thread::sleep(Duration::from_millis(2));
         assert!(sessions.get(&a).is_some(), "a is now the most recently used");
-        let c = sessions.create(Secret::new("c"));
+        let c = sessions.create("chi", Secret::new("c"));
         assert_eq!(sessions.len(), 2);
         assert!(sessions.get(&b).is_none(), "b was the least recently used");
         assert!(sessions.get(&a).is_some() && sessions.get(&c).is_some());
         sessions.remove(&a);
         assert!(sessions.get(&a).is_none());
+    }
+
+    #[test]
+    fn signing_in_over_and_over_ends_only_ones_own_sessions() {
+        let sessions = Sessions::new(100, 3);
+        let giam = sessions.create("giam", Secret::new("giam-token"));
+        let mallory: Vec<String> =
+            (0..10_000).map(|_| sessions.create("mallory", Secret::new("m"))).collect();
+        assert!(sessions.get(&giam).is_some(), "another user's session survives");
+        assert_eq!(sessions.len(), 4, "mallory holds 3 sessions, giam 1");
+        let live = mallory.iter().filter(|id| sessions.get(id).is_some()).count();
+        assert_eq!(live, 3);
     }
 
     #[test]
