@@ -347,3 +347,31 @@ async fn a_reports_page_shows_its_newest_history_first_and_pages_to_older_entrie
     assert_eq!(bad.status, 400);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn progress_csv_defuses_names_a_spreadsheet_would_run_as_formulas() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_web_server(dir.path()).await;
+    let admin = server.store.user("admin").unwrap().unwrap();
+    let formula = "=HYPERLINK(\"http://example.com\",\"xem\")";
+    let unit = fieldsync::OrgUnit {
+        id: format!("{}.thon-moi", demo::SAMPLE_COMMUNE),
+        name: formula.into(),
+        level: fieldsync::Level::Village,
+        parent: Some(demo::SAMPLE_COMMUNE.into()),
+    };
+    server.store.extend_catalogue(&admin, Some(unit), None, fieldsync_client::now_ms()).unwrap();
+    let token =
+        server.user("giam.tran", "Trần Văn Giám", Role::Supervisor, &[demo::SAMPLE_COMMUNE]);
+    let web = server.web_url();
+    let (session, _) = http::sign_in(web, &token).await;
+    let area = demo::SAMPLE_COMMUNE;
+    let csv =
+        get(web, &format!("/progress.csv?period={PERIOD}&area={area}&level=village"), &session)
+            .await;
+    assert_eq!(csv.status, 200, "{}", csv.text());
+    let text = csv.text();
+    assert!(text.contains("\"'=HYPERLINK("), "the formula is defused: {text}");
+    assert!(!text.contains(",\"=HYPERLINK(") && !text.contains(",=HYPERLINK("), "{text}");
+    server.stop().await;
+}
