@@ -945,3 +945,41 @@ async fn the_last_admin_cannot_lock_administration_out() {
     admin.issue_token(token).await.expect("issue");
     admin.revoke_token(revoke).await.expect("another admin remains");
 }
+
+#[tokio::test]
+async fn one_surveyors_many_tablet_ids_cannot_crowd_colleagues_out_of_a_conflict() {
+    let env = env().await;
+    let commune = demo::SAMPLE_COMMUNE;
+    let role = fieldsync::access::Role::Surveyor;
+    let an = env.server.user("an.nguyen", "Nguyễn Văn An", role, &[commune]);
+    let binh = env.server.user("binh.tran", "Trần Thị Bình", role, &[commune]);
+    let mut an = env.sync_as(Auth::bearer(&an));
+    let mut binh = env.sync_as(Auth::bearer(&binh));
+    let mut outcomes = Vec::new();
+    for i in 0..40 {
+        let value = format!("1.{:02}", i + 1);
+        let push = push_request(&new_device(), numbered(1, vec![amount("road_km", &value)]));
+        let reply = an.push(push).await.expect("push").into_inner();
+        outcomes.push((reply.results[0].outcome(), reply.results[0].reason.clone()));
+    }
+    // The first applies, the second opens the conflict; the rest are refused.
+    assert_eq!(outcomes[0].0, Outcome::Applied, "{:?}", outcomes[0]);
+    assert_eq!(outcomes[1].0, Outcome::Conflict, "{:?}", outcomes[1]);
+    for (outcome, reason) in &outcomes[2..] {
+        assert_eq!(*outcome, Outcome::Rejected, "{reason}");
+        assert!(reason.contains("2 competing values from your tablets"), "{reason}");
+    }
+    // A colleague's value still joins the conflict.
+    let push = push_request(&new_device(), numbered(1, vec![amount("road_km", "2.5")]));
+    let reply = binh.push(push).await.expect("push").into_inner();
+    assert_eq!(reply.results[0].outcome(), Outcome::Conflict, "{:?}", reply.results[0]);
+    let conflict = env
+        .server
+        .store
+        .conflict(sample_submission(), &FieldKey::parse("road_km"))
+        .expect("conflict")
+        .expect("open");
+    let values: Vec<String> = conflict.candidates.iter().map(|k| k.value.to_string()).collect();
+    assert_eq!(conflict.candidates.len(), 3, "{values:?}");
+    assert!(values.contains(&"2.5".to_owned()), "{values:?}");
+}
