@@ -116,6 +116,13 @@ async fn a_decision_needs_the_sessions_csrf_token() {
     assert_eq!(reject.status, 400);
     assert!(reject.text().contains("reason"), "{}", reject.text());
     assert_eq!(state(&server), ReviewState::Submitted);
+    // A reason over 2,000 characters is refused with the limit, and changes nothing.
+    let long = "x".repeat(2_001);
+    let fields = [("csrf", csrf.as_str()), ("verdict", "reject"), ("reason", long.as_str())];
+    let reject = post(web, &path, &session, &fields).await;
+    assert_eq!(reject.status, 400);
+    assert!(reject.text().contains("at most 2000"), "{}", reject.text());
+    assert_eq!(state(&server), ReviewState::Submitted);
     server.stop().await;
 }
 
