@@ -382,3 +382,33 @@ async fn progress_csv_defuses_names_a_spreadsheet_would_run_as_formulas() {
     assert!(!text.contains(",\"=HYPERLINK(") && !text.contains(",=HYPERLINK("), "{text}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_village_supervisor_is_offered_no_settlement_and_cannot_post_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, commune_sup) = with_a_report(dir.path()).await;
+    let a = server.tablet("Nguyễn Văn An").await;
+    let b = server.tablet("Trần Thị Bình").await;
+    a.record(&[("village_cultural_house", "1")]);
+    a.sync(&server.url).await;
+    b.record(&[("village_cultural_house", "2")]);
+    b.sync(&server.url).await;
+    let village_sup = server.user("thon.sup", "Hồ Thị Em", Role::Supervisor, &[VILLAGE]);
+    let web = server.web_url();
+    let path = format!("/conflicts/{VILLAGE}/{PERIOD}/village_cultural_house");
+    let (session, csrf) = http::sign_in(web, &village_sup).await;
+    let page = get(web, &path, &session).await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(!page.text().contains("id=\"resolve\""), "no settle button for a village area");
+    let post = post(web, &path, &session, &[("csrf", &csrf), ("pick", "0")]).await;
+    assert_eq!(post.status, 403, "{}", post.text());
+    assert!(post.text().contains("a village-level area reviews nothing"), "{}", post.text());
+    let sub = SubmissionId::of(VILLAGE, PERIOD.parse::<Period>().unwrap());
+    let key = fieldsync::FieldKey::parse("village_cultural_house");
+    let conflict = server.store.conflict(sub, &key).unwrap().expect("a conflict");
+    assert!(conflict.open, "still open");
+    let (session, _) = http::sign_in(web, &commune_sup).await;
+    let page = get(web, &path, &session).await;
+    assert!(page.text().contains("id=\"resolve\""), "the commune supervisor may settle it");
+    server.stop().await;
+}
