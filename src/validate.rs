@@ -250,7 +250,7 @@ mod tests {
     use super::*;
     use crate::demo;
     use crate::hlc::Hlc;
-    use crate::model::GeoPoint;
+    use crate::model::{GeoPoint, OrgUnit};
 
     fn mutation(field: &str, value: RawValue) -> Mutation {
         Mutation {
@@ -334,5 +334,37 @@ mod tests {
         assert!(check_parts(&cat, &road, &Value::Amount(km("3")), parts).is_ok());
         assert!(check_parts(&cat, &road, &Value::Deleted, parts).is_err(), "a part stands");
         assert!(check_parts(&cat, &road, &Value::Deleted, |_| None).is_ok());
+    }
+
+    #[test]
+    fn new_ids_and_names_keep_to_their_limits_and_old_ones_still_load() {
+        assert!(check_id("an org unit id", "ha-tinh.huong-khe.thon_4-b").is_ok());
+        for bad in ["", "Ha-Tinh", "thôn-1", "a b", "a/b", "=cmd"] {
+            let err = check_id("an org unit id", bad).unwrap_err().to_string();
+            assert!(err.contains("use only lower-case letters a-z"), "{bad:?}: {err}");
+        }
+        let long = "a".repeat(MAX_ID_CHARS + 1);
+        assert!(matches!(check_id("an org unit id", &long), Err(Error::TooLong { .. })));
+        let name = "Thôn".repeat(51);
+        assert_eq!(
+            check_name("the name of user an", &name).unwrap_err(),
+            Error::TooLong { what: "the name of user an".into(), max: MAX_NAME_CHARS, chars: 204 }
+        );
+        assert!(check_name("a name", &"Thôn".repeat(50)).is_ok(), "200 characters fit");
+        // A catalogue written before these rules still loads.
+        let mut cat = demo::catalogue();
+        let old = OrgUnit {
+            id: "ha-tinh.Thôn Cũ".into(),
+            name: "x".repeat(40_000),
+            level: crate::model::Level::District,
+            parent: Some("ha-tinh".into()),
+        };
+        assert!(old.check_new().is_err(), "refused as new input");
+        cat = Catalogue::new(
+            cat.indicators_in_order().cloned().collect(),
+            cat.org_units.into_values().chain([old]).collect(),
+        )
+        .expect("kept as stored");
+        assert!(cat.org_unit("ha-tinh.Thôn Cũ").is_some());
     }
 }
