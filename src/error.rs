@@ -10,6 +10,10 @@ pub enum Error {
     /// The input names something that does not exist (village, indicator...).
     #[error("{0}")]
     NotFound(String),
+    /// A text is longer than its limit allows: `what` names the field (a
+    /// review reason, a user's name...), so every edge can say which.
+    #[error("{what} is {chars} characters long; at most {max} are allowed: shorten it")]
+    TooLong { what: String, max: usize, chars: usize },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

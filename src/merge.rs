@@ -18,12 +18,26 @@
 //! For edits that share a base, the current value and stamp, the conflict's
 //! base and the set of competing values do not depend on arrival order.
 
-use crate::model::Value;
+use crate::model::{DeviceId, Value};
 use crate::sync::{Candidate, Conflict, FieldRef, FieldState, Stamp};
 
 /// Most devices one conflict keeps; a further device's value is refused (it
 /// stays on its tablet) until a supervisor settles the conflict.
 pub const MAX_CANDIDATES: usize = 32;
+
+/// Most candidates the tablets of one user hold in one conflict (a user may
+/// have replaced a tablet), so that one user's many tablet ids cannot fill
+/// the conflict and leave colleagues' values refused.
+pub const MAX_CANDIDATES_PER_USER: usize = 2;
+
+/// Why an open conflict has no room for an edit from a new device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoRoom {
+    /// The conflict holds [`MAX_CANDIDATES`] values.
+    Full,
+    /// The user's other tablets hold [`MAX_CANDIDATES_PER_USER`] of them.
+    Yours,
+}
 
 /// What the server does with one edit of one field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,12 +121,28 @@ pub fn record_conflict(
     conflict
 }
 
-/// Whether recording `edit` would need a candidate beyond [`MAX_CANDIDATES`].
-pub fn conflict_is_full(open: Option<&Conflict>, edit: &Edit) -> bool {
-    open.is_some_and(|c| {
-        c.candidates.len() >= MAX_CANDIDATES
-            && !c.candidates.iter().any(|k| k.stamp.device == edit.stamp.device)
-    })
+/// Whether the open conflict has room for `edit`, sent by `user`: a device
+/// already in it always has; a new device needs room in the conflict and
+/// within its user's share. `owner` tells whose a candidate's device is.
+pub fn room_for(
+    open: Option<&Conflict>,
+    edit: &Edit,
+    user: &str,
+    owner: impl Fn(&DeviceId) -> Option<String>,
+) -> Result<(), NoRoom> {
+    let Some(c) = open else { return Ok(()) };
+    if c.candidates.iter().any(|k| k.stamp.device == edit.stamp.device) {
+        return Ok(());
+    }
+    let held =
+        c.candidates.iter().filter(|k| owner(&k.stamp.device).as_deref() == Some(user)).count();
+    if held >= MAX_CANDIDATES_PER_USER {
+        return Err(NoRoom::Yours);
+    }
+    match c.candidates.len() >= MAX_CANDIDATES {
+        true => Err(NoRoom::Full),
+        false => Ok(()),
+    }
 }
 
 /// Sets a device's candidate to its latest value, keeping candidates ordered
@@ -132,8 +162,9 @@ mod tests {
     use super::*;
     use crate::amount::Amount;
     use crate::hlc::Hlc;
-    use crate::model::{DeviceId, FieldKey, Period};
+    use crate::model::{FieldKey, Period};
     use proptest::prelude::*;
+    use std::collections::HashMap;
     use uuid::Uuid;
 
     fn stamp(device: u128, hlc: u64) -> Stamp {
@@ -198,6 +229,18 @@ mod tests {
                 }
             }
             decision
+        }
+
+        /// [`Field::push`] after the server's room check; `None`: refused.
+        fn push_checked(
+            &mut self,
+            edit: &Edit,
+            user: &str,
+            owners: &HashMap<DeviceId, String>,
+        ) -> Option<Decision> {
+            let open = self.conflict.as_ref().filter(|c| c.open);
+            room_for(open, edit, user, |d| owners.get(d).cloned()).ok()?;
+            Some(self.push(edit))
         }
 
         fn current(&self) -> (Value, Stamp) {
@@ -314,6 +357,52 @@ mod tests {
             failure_persistence: None,
             ..ProptestConfig::default()
         })]
+
+        /// One user's many tablet ids hold at most their share of a
+        /// conflict, whatever the order of arrival: every colleague's value
+        /// is still kept.
+        #[test]
+        fn one_user_cannot_crowd_colleagues_out_of_a_conflict(
+            tablets in 1usize..48,
+            colleagues in 1usize..16,
+            order in proptest::collection::vec(any::<u64>(), 64),
+        ) {
+            // Device 1..=tablets: the attacker's; then one per colleague.
+            let mut owners = HashMap::new();
+            owners.insert(DeviceId(Uuid::from_u128(0)), "first".to_owned());
+            let mut edits = Vec::new();
+            for d in 1..=tablets {
+                owners.insert(DeviceId(Uuid::from_u128(d as u128)), "attacker".to_owned());
+                edits.push(("attacker".to_owned(), edit(d as u128, 100 + d as u64, amount(1000 + d as i64), 1)));
+            }
+            for c in 0..colleagues {
+                let d = (100 + c) as u128;
+                let who = format!("colleague {c}");
+                owners.insert(DeviceId(Uuid::from_u128(d)), who.clone());
+                edits.push((who, edit(d, 50 + c as u64, amount(c as i64 + 1), 1)));
+            }
+            // A shuffle drawn from `order`.
+            for i in (1..edits.len()).rev() {
+                edits.swap(i, (order[i % order.len()] as usize) % (i + 1));
+            }
+            let mut f = Field::start(amount(0));
+            for (user, e) in &edits {
+                let decided = f.push_checked(e, user, &owners);
+                if user.starts_with("colleague") {
+                    prop_assert!(decided.is_some(), "{user} was refused");
+                }
+            }
+            let held = |who: &str| f.conflict.as_ref().map_or(0, |c| {
+                c.candidates.iter().filter(|k| owners[&k.stamp.device] == who).count()
+            });
+            prop_assert!(held("attacker") <= MAX_CANDIDATES_PER_USER);
+            for c in 0..colleagues {
+                let value = amount(c as i64 + 1);
+                let kept = f.current().0 == value
+                    || f.conflict.as_ref().is_some_and(|k| k.candidates.iter().any(|k| k.value == value));
+                prop_assert!(kept, "colleague {}'s value is lost", c);
+            }
+        }
 
         /// Edits that share a base reach the same current value and the same
         /// conflict whatever order they arrive in, and every value survives.

@@ -102,6 +102,7 @@ pub fn transition(
             verdict.as_str().trim_end_matches('e')
         )));
     }
+    crate::validate::check_text("the reason", reason)?;
     if level == Level::Village {
         return Err(Error::Invalid("reviews are made at commune level and above".into()));
     }
@@ -184,6 +185,18 @@ mod tests {
         assert!(err.to_string().contains("needs a reason"), "{err}");
         assert_eq!(transition(Submitted, Reject, C, "double-counted").unwrap(), Some(Rejected));
         assert_eq!(transition(Approved, Return, D, "add GPS").unwrap(), Some(Returned));
+    }
+
+    #[test]
+    fn a_reason_is_at_most_2000_characters() {
+        let long = "x".repeat(2_001);
+        let err = transition(Submitted, Reject, C, &long).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the reason is 2001 characters long; at most 2000 are allowed: shorten it"
+        );
+        let fits = "x".repeat(2_000);
+        assert_eq!(transition(Submitted, Reject, C, &fits).unwrap(), Some(Rejected));
     }
 
     #[test]

@@ -13,6 +13,67 @@ pub const MAX_NOTE_CHARS: usize = 2_000;
 /// Longest author name, in characters.
 pub const MAX_AUTHOR_CHARS: usize = 100;
 
+/// Longest free text a person types for others to read: a review reason, a
+/// settlement comment.
+pub const MAX_TEXT_CHARS: usize = 2_000;
+/// Longest name: of a user, an org unit, an indicator or its unit, a token's
+/// label. (A spreadsheet cell holds at most 32,767 characters.)
+pub const MAX_NAME_CHARS: usize = 200;
+/// Longest org-unit id or indicator code.
+pub const MAX_ID_CHARS: usize = 100;
+
+/// Refuses `text` (a review reason, a comment) over [`MAX_TEXT_CHARS`].
+pub fn check_text(what: &str, text: &str) -> Result<()> {
+    check_length(what, text, MAX_TEXT_CHARS)
+}
+
+/// Refuses a name over [`MAX_NAME_CHARS`].
+pub fn check_name(what: &str, name: &str) -> Result<()> {
+    check_length(what, name, MAX_NAME_CHARS)
+}
+
+fn check_length(what: &str, text: &str, max: usize) -> Result<()> {
+    match text.chars().count() {
+        chars if chars > max => Err(Error::TooLong { what: what.to_owned(), max, chars }),
+        _ => Ok(()),
+    }
+}
+
+/// Checks a new org-unit id or indicator code: 1 to [`MAX_ID_CHARS`] of
+/// `a-z`, `0-9`, `.`, `_` and `-`, so that ids read the same in every file,
+/// URL and spreadsheet. (Ids already in a catalogue are read as they are.)
+pub fn check_id(what: &str, id: &str) -> Result<()> {
+    check_length(what, id, MAX_ID_CHARS)?;
+    let ok = !id.is_empty()
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    match ok {
+        true => Ok(()),
+        false => Err(Error::Invalid(format!(
+            "{what} {:?}: use only lower-case letters a-z, digits, '.', '_' and '-' (e.g. \
+             ha-tinh.huong-khe or road_km)",
+            truncate(id, 40)
+        ))),
+    }
+}
+
+impl crate::model::OrgUnit {
+    /// Checks an org unit about to be added: its id and name.
+    pub fn check_new(&self) -> Result<()> {
+        check_id("an org unit id", &self.id)?;
+        check_name(&format!("the name of org unit {}", self.id), &self.name)
+    }
+}
+
+impl crate::model::Indicator {
+    /// Checks an indicator about to be added: its code, names and unit.
+    pub fn check_new(&self) -> Result<()> {
+        check_id("an indicator code", &self.code)?;
+        check_name(&format!("the Vietnamese name of indicator {}", self.code), &self.name_vi)?;
+        check_name(&format!("the English name of indicator {}", self.code), &self.name_en)?;
+        check_name(&format!("the unit of indicator {}", self.code), &self.unit)
+    }
+}
+
 /// A mutation that names a real village, period and field, with a value of
 /// the right kind and range.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -189,7 +250,7 @@ mod tests {
     use super::*;
     use crate::demo;
     use crate::hlc::Hlc;
-    use crate::model::GeoPoint;
+    use crate::model::{GeoPoint, OrgUnit};
 
     fn mutation(field: &str, value: RawValue) -> Mutation {
         Mutation {
@@ -273,5 +334,37 @@ mod tests {
         assert!(check_parts(&cat, &road, &Value::Amount(km("3")), parts).is_ok());
         assert!(check_parts(&cat, &road, &Value::Deleted, parts).is_err(), "a part stands");
         assert!(check_parts(&cat, &road, &Value::Deleted, |_| None).is_ok());
+    }
+
+    #[test]
+    fn new_ids_and_names_keep_to_their_limits_and_old_ones_still_load() {
+        assert!(check_id("an org unit id", "ha-tinh.huong-khe.thon_4-b").is_ok());
+        for bad in ["", "Ha-Tinh", "thôn-1", "a b", "a/b", "=cmd"] {
+            let err = check_id("an org unit id", bad).unwrap_err().to_string();
+            assert!(err.contains("use only lower-case letters a-z"), "{bad:?}: {err}");
+        }
+        let long = "a".repeat(MAX_ID_CHARS + 1);
+        assert!(matches!(check_id("an org unit id", &long), Err(Error::TooLong { .. })));
+        let name = "Thôn".repeat(51);
+        assert_eq!(
+            check_name("the name of user an", &name).unwrap_err(),
+            Error::TooLong { what: "the name of user an".into(), max: MAX_NAME_CHARS, chars: 204 }
+        );
+        assert!(check_name("a name", &"Thôn".repeat(50)).is_ok(), "200 characters fit");
+        // A catalogue written before these rules still loads.
+        let mut cat = demo::catalogue();
+        let old = OrgUnit {
+            id: "ha-tinh.Thôn Cũ".into(),
+            name: "x".repeat(40_000),
+            level: crate::model::Level::District,
+            parent: Some("ha-tinh".into()),
+        };
+        assert!(old.check_new().is_err(), "refused as new input");
+        cat = Catalogue::new(
+            cat.indicators_in_order().cloned().collect(),
+            cat.org_units.into_values().chain([old]).collect(),
+        )
+        .expect("kept as stored");
+        assert!(cat.org_unit("ha-tinh.Thôn Cũ").is_some());
     }
 }

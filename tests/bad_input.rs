@@ -783,3 +783,203 @@ async fn a_disabled_user_is_unauthenticated_until_enabled_again() {
     assert!(!user.disabled);
     push_applies(&mut env, &mut an, "2").await;
 }
+
+#[tokio::test]
+async fn overlong_reasons_comments_and_names_are_refused_saying_the_field_and_limit() {
+    let mut env = env().await;
+    env.push_ok(numbered(1, vec![amount("road_km", "5"), amount("village_cultural_house", "2")]))
+        .await;
+    // A second tablet disagrees: a conflict to settle.
+    let other = new_device();
+    let mut second = amount("village_cultural_house", "3");
+    second.id = 1;
+    env.client.push(push_request(&other, vec![second])).await.expect("push");
+    let channel = env.channel.clone();
+    let mut review = ReviewClient::with_interceptor(channel.clone(), Auth::bearer(ADMIN_TOKEN));
+    let mut admin = env.admin();
+    let text = "x".repeat(2_001);
+    let name = "Thôn".repeat(51); // 204 characters
+    let before = env.stored();
+    let catalogue = env.server.store.catalogue();
+    let decide = fieldsync_proto::v1::DecideRequest {
+        verdict: fieldsync_proto::v1::Verdict::Reject as i32,
+        reason: text.clone(),
+        submissions: vec![fieldsync_proto::v1::SubmissionKey {
+            village_id: VILLAGE.into(),
+            period: PERIOD.into(),
+        }],
+        ..Default::default()
+    };
+    let resolve = fieldsync_proto::v1::ResolveConflictRequest {
+        village_id: VILLAGE.into(),
+        period: PERIOD.into(),
+        field: "village_cultural_house".into(),
+        choice: Some(fieldsync_proto::v1::resolve_conflict_request::Choice::Pick(0)),
+        comment: text.clone(),
+    };
+    let user = |id: &str, name: &str| User {
+        id: id.into(),
+        name: name.into(),
+        role: WireRole::Surveyor as i32,
+        areas: vec![demo::SAMPLE_COMMUNE.into()],
+        disabled: false,
+    };
+    let update =
+        UpdateUserRequest { id: "admin".into(), name: Some(name.clone()), ..Default::default() };
+    let token = IssueTokenRequest { user_id: "admin".into(), expires_in_s: 0, label: name.clone() };
+    let unit = |id: &str, name: &str| fieldsync_proto::v1::OrgUnit {
+        id: id.into(),
+        name: name.into(),
+        level: fieldsync_proto::v1::Level::Village as i32,
+        parent_id: demo::SAMPLE_COMMUNE.into(),
+    };
+    let indicator = fieldsync_proto::v1::Indicator {
+        code: "Đường KM".into(),
+        name_vi: "Đường".into(),
+        name_en: "Road".into(),
+        unit: "km".into(),
+        kind: fieldsync_proto::v1::ValueKind::Decimal as i32,
+        scale: 2,
+        parent_code: String::new(),
+        max_per_village: "10".into(),
+    };
+    let new_village = format!("{}.thon-moi", demo::SAMPLE_COMMUNE);
+    let calls: Vec<(&str, Result<(), Status>, String)> = vec![
+        (
+            "Decide",
+            review.decide(decide).await.map(drop),
+            "the reason is 2001 characters long; at most 2000".into(),
+        ),
+        (
+            "ResolveConflict",
+            review.resolve_conflict(resolve).await.map(drop),
+            "the comment is 2001 characters long; at most 2000".into(),
+        ),
+        (
+            "CreateUser",
+            admin
+                .create_user(CreateUserRequest { user: Some(user("tho.nguyen", &name)) })
+                .await
+                .map(drop),
+            "the name of user tho.nguyen is 204 characters long; at most 200".into(),
+        ),
+        (
+            "UpdateUser",
+            admin.update_user(update).await.map(drop),
+            "the name of user admin is 204 characters long; at most 200".into(),
+        ),
+        (
+            "IssueToken",
+            admin.issue_token(token).await.map(drop),
+            "a token's label is 204 characters long; at most 200".into(),
+        ),
+        (
+            "AddOrgUnit name",
+            admin.add_org_unit(unit(&new_village, &name)).await.map(drop),
+            format!("the name of org unit {new_village} is 204 characters long; at most 200"),
+        ),
+        (
+            "AddOrgUnit id",
+            admin
+                .add_org_unit(unit(&format!("{}.Thôn Mới", demo::SAMPLE_COMMUNE), "Thôn Mới"))
+                .await
+                .map(drop),
+            "use only lower-case letters a-z, digits, '.', '_' and '-'".into(),
+        ),
+        (
+            "AddIndicator code",
+            admin.add_indicator(indicator).await.map(drop),
+            "use only lower-case letters a-z, digits, '.', '_' and '-'".into(),
+        ),
+    ];
+    for (call, got, phrase) in calls {
+        let status = got.expect_err(call);
+        assert_eq!(status.code(), Code::InvalidArgument, "{call}: {status:?}");
+        assert!(
+            status.message().contains(&phrase),
+            "{call}: {:?} should say {phrase:?}",
+            status.message()
+        );
+    }
+    assert_eq!(env.stored(), before, "a refused call changes nothing stored");
+    assert_eq!(env.server.store.catalogue(), catalogue, "nor the catalogue");
+    // At the limit, each is taken.
+    let fits = fieldsync_proto::v1::OrgUnit {
+        id: new_village.clone(),
+        ..unit(&new_village, &"T".repeat(200))
+    };
+    admin.add_org_unit(fits).await.expect("a 200-character name fits");
+}
+
+#[tokio::test]
+async fn the_last_admin_cannot_lock_administration_out() {
+    let env = env().await;
+    let mut admin = env.admin();
+    let store = &env.server.store;
+    let me = store.user("admin").expect("users").expect("admin");
+    let mine = store.tokens(&me, Some("admin")).expect("tokens");
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    let before = env.stored();
+    let disable =
+        UpdateUserRequest { id: "admin".into(), disabled: Some(true), ..Default::default() };
+    let status = admin.update_user(disable.clone()).await.expect_err("the last admin");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("last enabled admin with a live token"), "{status:?}");
+    let revoke = RevokeTokenRequest { id: mine[0].id.clone() };
+    let status = admin.revoke_token(revoke.clone()).await.expect_err("the last token");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("would lock administration out"), "{status:?}");
+    assert_eq!(env.stored(), before, "a refused call changes nothing stored");
+    admin.list_users(ListUsersRequest::default()).await.expect("the admin still works");
+    // With a second admin signed in, the first may step down.
+    let second = User {
+        id: "admin2".into(),
+        name: "Quản trị 2".into(),
+        role: WireRole::Admin as i32,
+        areas: Vec::new(),
+        disabled: false,
+    };
+    admin.create_user(CreateUserRequest { user: Some(second) }).await.expect("create");
+    let token =
+        IssueTokenRequest { user_id: "admin2".into(), expires_in_s: 0, label: String::new() };
+    admin.issue_token(token).await.expect("issue");
+    admin.revoke_token(revoke).await.expect("another admin remains");
+}
+
+#[tokio::test]
+async fn one_surveyors_many_tablet_ids_cannot_crowd_colleagues_out_of_a_conflict() {
+    let env = env().await;
+    let commune = demo::SAMPLE_COMMUNE;
+    let role = fieldsync::access::Role::Surveyor;
+    let an = env.server.user("an.nguyen", "Nguyễn Văn An", role, &[commune]);
+    let binh = env.server.user("binh.tran", "Trần Thị Bình", role, &[commune]);
+    let mut an = env.sync_as(Auth::bearer(&an));
+    let mut binh = env.sync_as(Auth::bearer(&binh));
+    let mut outcomes = Vec::new();
+    for i in 0..40 {
+        let value = format!("1.{:02}", i + 1);
+        let push = push_request(&new_device(), numbered(1, vec![amount("road_km", &value)]));
+        let reply = an.push(push).await.expect("push").into_inner();
+        outcomes.push((reply.results[0].outcome(), reply.results[0].reason.clone()));
+    }
+    // The first applies, the second opens the conflict; the rest are refused.
+    assert_eq!(outcomes[0].0, Outcome::Applied, "{:?}", outcomes[0]);
+    assert_eq!(outcomes[1].0, Outcome::Conflict, "{:?}", outcomes[1]);
+    for (outcome, reason) in &outcomes[2..] {
+        assert_eq!(*outcome, Outcome::Rejected, "{reason}");
+        assert!(reason.contains("2 competing values from your tablets"), "{reason}");
+    }
+    // A colleague's value still joins the conflict.
+    let push = push_request(&new_device(), numbered(1, vec![amount("road_km", "2.5")]));
+    let reply = binh.push(push).await.expect("push").into_inner();
+    assert_eq!(reply.results[0].outcome(), Outcome::Conflict, "{:?}", reply.results[0]);
+    let conflict = env
+        .server
+        .store
+        .conflict(sample_submission(), &FieldKey::parse("road_km"))
+        .expect("conflict")
+        .expect("open");
+    let values: Vec<String> = conflict.candidates.iter().map(|k| k.value.to_string()).collect();
+    assert_eq!(conflict.candidates.len(), 3, "{values:?}");
+    assert!(values.contains(&"2.5".to_owned()), "{values:?}");
+}

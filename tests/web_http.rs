@@ -116,6 +116,13 @@ async fn a_decision_needs_the_sessions_csrf_token() {
     assert_eq!(reject.status, 400);
     assert!(reject.text().contains("reason"), "{}", reject.text());
     assert_eq!(state(&server), ReviewState::Submitted);
+    // A reason over 2,000 characters is refused with the limit, and changes nothing.
+    let long = "x".repeat(2_001);
+    let fields = [("csrf", csrf.as_str()), ("verdict", "reject"), ("reason", long.as_str())];
+    let reject = post(web, &path, &session, &fields).await;
+    assert_eq!(reject.status, 400);
+    assert!(reject.text().contains("at most 2000"), "{}", reject.text());
+    assert_eq!(state(&server), ReviewState::Submitted);
     server.stop().await;
 }
 
@@ -449,5 +456,63 @@ async fn slow_request_heads_from_one_address_lock_nobody_out() {
             "connection {i} closed only after {closed:?}, though its head takes 2 s at most"
         );
     }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn progress_csv_defuses_names_a_spreadsheet_would_run_as_formulas() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_web_server(dir.path()).await;
+    let admin = server.store.user("admin").unwrap().unwrap();
+    let formula = "=HYPERLINK(\"http://example.com\",\"xem\")";
+    let unit = fieldsync::OrgUnit {
+        id: format!("{}.thon-moi", demo::SAMPLE_COMMUNE),
+        name: formula.into(),
+        level: fieldsync::Level::Village,
+        parent: Some(demo::SAMPLE_COMMUNE.into()),
+    };
+    server.store.extend_catalogue(&admin, Some(unit), None, fieldsync_client::now_ms()).unwrap();
+    let token =
+        server.user("giam.tran", "Trần Văn Giám", Role::Supervisor, &[demo::SAMPLE_COMMUNE]);
+    let web = server.web_url();
+    let (session, _) = http::sign_in(web, &token).await;
+    let area = demo::SAMPLE_COMMUNE;
+    let csv =
+        get(web, &format!("/progress.csv?period={PERIOD}&area={area}&level=village"), &session)
+            .await;
+    assert_eq!(csv.status, 200, "{}", csv.text());
+    let text = csv.text();
+    assert!(text.contains("\"'=HYPERLINK("), "the formula is defused: {text}");
+    assert!(!text.contains(",\"=HYPERLINK(") && !text.contains(",=HYPERLINK("), "{text}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_village_supervisor_is_offered_no_settlement_and_cannot_post_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, commune_sup) = with_a_report(dir.path()).await;
+    let a = server.tablet("Nguyễn Văn An").await;
+    let b = server.tablet("Trần Thị Bình").await;
+    a.record(&[("village_cultural_house", "1")]);
+    a.sync(&server.url).await;
+    b.record(&[("village_cultural_house", "2")]);
+    b.sync(&server.url).await;
+    let village_sup = server.user("thon.sup", "Hồ Thị Em", Role::Supervisor, &[VILLAGE]);
+    let web = server.web_url();
+    let path = format!("/conflicts/{VILLAGE}/{PERIOD}/village_cultural_house");
+    let (session, csrf) = http::sign_in(web, &village_sup).await;
+    let page = get(web, &path, &session).await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(!page.text().contains("id=\"resolve\""), "no settle button for a village area");
+    let post = post(web, &path, &session, &[("csrf", &csrf), ("pick", "0")]).await;
+    assert_eq!(post.status, 403, "{}", post.text());
+    assert!(post.text().contains("a village-level area reviews nothing"), "{}", post.text());
+    let sub = SubmissionId::of(VILLAGE, PERIOD.parse::<Period>().unwrap());
+    let key = fieldsync::FieldKey::parse("village_cultural_house");
+    let conflict = server.store.conflict(sub, &key).unwrap().expect("a conflict");
+    assert!(conflict.open, "still open");
+    let (session, _) = http::sign_in(web, &commune_sup).await;
+    let page = get(web, &path, &session).await;
+    assert!(page.text().contains("id=\"resolve\""), "the commune supervisor may settle it");
     server.stop().await;
 }

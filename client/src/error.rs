@@ -42,6 +42,7 @@ impl From<fieldsync::Error> for Error {
         match e {
             fieldsync::Error::Invalid(m) => Error::Invalid(m),
             fieldsync::Error::NotFound(m) => Error::NotFound(m),
+            e @ fieldsync::Error::TooLong { .. } => Error::Invalid(e.to_string()),
         }
     }
 }

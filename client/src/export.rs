@@ -123,6 +123,29 @@ pub const CSV_HEADER: [&str; 16] = [
     "exceeds_whole",
 ];
 
+/// Text for a spreadsheet cell, the one policy of every CSV fieldsync
+/// writes (`export --format csv`, the web pages' downloads): text a
+/// spreadsheet would take for a formula (starting with `=`, `+`, `-`, `@`,
+/// a tab or a carriage return) gets a leading apostrophe, so that opening
+/// the file runs nothing.
+pub fn spreadsheet_text(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        true => format!("'{text}").into(),
+        false => text.into(),
+    }
+}
+
+/// Most characters an XLSX cell holds; longer text (from a store written
+/// before names were capped) is cut there rather than failing the workbook.
+pub const XLSX_CELL_CHARS: usize = 32_767;
+
+fn xlsx_text(text: &str) -> &str {
+    match text.char_indices().nth(XLSX_CELL_CHARS) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
 /// Writes rows as CSV, one per org unit × indicator.
 pub struct Csv<W: Write> {
     writer: csv::Writer<W>,
@@ -141,7 +164,17 @@ impl<W: Write> Csv<W> {
 
     pub fn row(&mut self, row: &Row) -> Result<()> {
         self.rows += 1;
-        self.writer.serialize(row).map_err(io)
+        let text = |t: &str| spreadsheet_text(t).into_owned();
+        let safe = Row {
+            unit_id: text(&row.unit_id),
+            unit_name: text(&row.unit_name),
+            parent_id: text(&row.parent_id),
+            indicator: text(&row.indicator),
+            indicator_name: text(&row.indicator_name),
+            unit: text(&row.unit),
+            ..row.clone()
+        };
+        self.writer.serialize(safe).map_err(io)
     }
 
     /// Flushes; a file without rows still gets its header row.
@@ -212,12 +245,10 @@ fn workbook(
         for (i, code) in codes.iter().enumerate() {
             let ind = &catalogue.indicators[*code];
             let col = 2 + 3 * i as u16;
-            sheet
-                .write_string_with_format(0, col, format!("{} ({})", ind.name_vi, ind.unit), &bold)
-                .map_err(xl)?;
-            sheet
-                .write_string_with_format(0, col + 1, format!("KH ({})", ind.unit), &bold)
-                .map_err(xl)?;
+            let head = format!("{} ({})", ind.name_vi, ind.unit);
+            sheet.write_string_with_format(0, col, xlsx_text(&head), &bold).map_err(xl)?;
+            let plan = format!("KH ({})", ind.unit);
+            sheet.write_string_with_format(0, col + 1, xlsx_text(&plan), &bold).map_err(xl)?;
             sheet.write_string_with_format(0, col + 2, "% KH", &bold).map_err(xl)?;
         }
         // The rows of one unit arrive together: one pass, one sheet row per unit.
@@ -226,8 +257,8 @@ fn workbook(
             if current != Some(r.unit_id.as_str()) {
                 row += 1;
                 current = Some(&r.unit_id);
-                sheet.write_string(row, 0, &r.unit_id).map_err(xl)?;
-                sheet.write_string(row, 1, &r.unit_name).map_err(xl)?;
+                sheet.write_string(row, 0, xlsx_text(&r.unit_id)).map_err(xl)?;
+                sheet.write_string(row, 1, xlsx_text(&r.unit_name)).map_err(xl)?;
             }
             let Some(i) = codes.iter().position(|c| **c == r.indicator) else { continue };
             let col = 2 + 3 * i as u16;
@@ -350,6 +381,44 @@ mod tests {
         assert_eq!(&record[2], "Tỉnh Hà Tĩnh");
         assert_eq!(&record[7], "0.3");
         assert_eq!(reader.headers().unwrap(), &csv::StringRecord::from(CSV_HEADER.to_vec()));
+    }
+
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_start_with_an_apostrophe() {
+        let mut formula = row("1", "2", "50");
+        formula.unit_name = "=HYPERLINK(\"http://example.com\",\"xem\")".into();
+        formula.indicator_name = "@SUM(A1)".into();
+        formula.unit = "-1+2".into();
+        let mut out = Vec::new();
+        let mut csv = Csv::new(&mut out, false).unwrap();
+        csv.row(&formula).unwrap();
+        csv.finish().unwrap();
+        let mut reader = csv::Reader::from_reader(out.as_slice());
+        let headers = reader.headers().unwrap().clone();
+        let record = reader.records().next().unwrap().unwrap();
+        let get = |name: &str| &record[headers.iter().position(|h| h == name).unwrap()];
+        assert_eq!(get("unit_name"), "'=HYPERLINK(\"http://example.com\",\"xem\")");
+        assert_eq!(get("indicator_name"), "'@SUM(A1)");
+        assert_eq!(get("unit"), "'-1+2");
+        assert_eq!((get("done"), get("plan")), ("1", "2"), "numbers stay numbers");
+        assert_eq!(spreadsheet_text("Thôn 1"), "Thôn 1");
+    }
+
+    #[test]
+    fn a_name_longer_than_a_cell_holds_is_cut_rather_than_failing_the_workbook() {
+        // A store written before names were capped may hold one.
+        let mut long = row("1", "2", "50");
+        long.level = "village".into();
+        long.unit_name = "Thôn ".repeat(8_000);
+        let catalogue = fieldsync::demo::catalogue();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("long.xlsx");
+        xlsx(&[(Level::Village, vec![long])], &catalogue, &path).unwrap();
+        use calamine::Reader;
+        let mut book: calamine::Xlsx<_> = calamine::open_workbook(&path).unwrap();
+        let sheet = book.worksheet_range("village").unwrap();
+        let name = sheet.get_value((1, 1)).unwrap().to_string();
+        assert_eq!(name.chars().count(), XLSX_CELL_CHARS);
     }
 
     #[test]

@@ -575,6 +575,39 @@ async fn csv_and_xlsx_keep_vietnamese_names_and_numbers() {
     server.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_too_long_for_a_spreadsheet_cell_is_refused_and_xlsx_exports_keep_working() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(data.path()).await;
+    let desk = Desk { dir: tempfile::tempdir().expect("tempdir"), url: server.url() };
+    let huge = "Thôn ".repeat(8_000); // 40,000 characters: more than a cell holds
+    let id = format!("{COMMUNE}.thon-dai");
+    let add = ["admin", "org-unit", "add", &id, "--name", &huge, "--level", "village"];
+    let args = [&add[..], &["--parent", COMMUNE]].concat();
+    let err = desk.fails_as(ADMIN_TOKEN, &args).await;
+    assert!(
+        err.contains(&format!("the name of org unit {id} is 40000 characters long; at most 200")),
+        "{err}"
+    );
+    // Nor does the server take it from another client.
+    let admin = server.0.store.user("admin").expect("users").expect("admin");
+    let unit = fieldsync::OrgUnit {
+        id: id.clone(),
+        name: huge.clone(),
+        level: fieldsync::Level::Village,
+        parent: Some(COMMUNE.into()),
+    };
+    let refused = server.0.store.extend_catalogue(&admin, Some(unit), None, 1);
+    assert!(refused.unwrap_err().to_string().contains("at most 200"));
+    assert!(server.0.store.catalogue().org_unit(&id).is_none(), "nothing was added");
+    let args = ["export", "--level", "village", "--area", COMMUNE, "--period", "2022"];
+    let out = desk.ok_as(ADMIN_TOKEN, &[&args[..], &["--out", "pd.xlsx"]].concat()).await;
+    assert!(out.starts_with("wrote "), "{out}");
+    let book: Xlsx<_> = open_workbook(desk.path("pd.xlsx")).expect("open pd.xlsx");
+    assert_eq!(book.sheet_names(), ["commune", "village"]);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn export_arguments_are_checked_before_connecting() {
     let desk =

@@ -5,6 +5,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use fieldsync::access::Role;
+use fieldsync::validate::{check_id, check_name};
 use fieldsync::{Level, OrgUnit};
 use fieldsync_client::remote::Authed;
 use fieldsync_proto::convert;
@@ -262,6 +263,7 @@ pub async fn run(command: AdminCommand, online: &Online, home: &Path) -> anyhow:
         }
         AdminCommand::User(UserCommand::Add { id, name, role, areas }) => {
             let role = Role::parse(&role)?;
+            check_name(&format!("the name of user {}", id.trim()), name.trim())?;
             let user = v1::User {
                 id: id.trim().to_owned(),
                 name,
@@ -343,6 +345,7 @@ pub async fn run(command: AdminCommand, online: &Online, home: &Path) -> anyhow:
             if expires_in_days == Some(0) {
                 bail!("--expires-in-days must be at least 1 (leave it out for a token that never expires)");
             }
+            check_name("a token's label", label.trim())?;
             let request = IssueTokenRequest {
                 user_id: user.trim().to_owned(),
                 expires_in_s: days.saturating_mul(86_400),
@@ -431,6 +434,7 @@ pub async fn run(command: AdminCommand, online: &Online, home: &Path) -> anyhow:
                 level,
                 parent: parent.map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()),
             };
+            unit.check_new()?;
             let reply = admin
                 .add_org_unit(convert::org_unit_to_wire(&unit))
                 .await
@@ -472,6 +476,11 @@ pub async fn run(command: AdminCommand, online: &Online, home: &Path) -> anyhow:
                 }
                 (_, scale) => (v1::ValueKind::Decimal, scale.unwrap_or(2)),
             };
+            check_id("an indicator code", code.trim())?;
+            for (what, text) in [("Vietnamese name", &name_vi), ("English name", &name_en)] {
+                check_name(&format!("the {what} of indicator {}", code.trim()), text)?;
+            }
+            check_name(&format!("the unit of indicator {}", code.trim()), unit.trim())?;
             let indicator = v1::Indicator {
                 code: code.trim().to_owned(),
                 name_vi,

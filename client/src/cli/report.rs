@@ -702,6 +702,21 @@ fn parse_plans(name: &str, bytes: &[u8]) -> anyhow::Result<Vec<FileFigure>> {
         })?;
     }
     let width = columns.iter().max().map_or(0, |m| m + 1);
+    // The line a record starts on, counted from the bytes before it: the
+    // reader's own count is off for CRLF files (as Excel saves them).
+    let mut counted = (0usize, 1u64);
+    let mut line_at = |byte: u64| {
+        let mut byte = (byte as usize).min(text.len());
+        // After a CR the reader starts the next record at the LF.
+        if text.get(byte) == Some(&b'\n') {
+            byte += 1;
+        }
+        if byte >= counted.0 {
+            counted.1 += text[counted.0..byte].iter().filter(|b| **b == b'\n').count() as u64;
+            counted.0 = byte;
+        }
+        counted.1
+    };
     let mut problems = Vec::new();
     let mut figures: Vec<FileFigure> = Vec::new();
     let mut seen: HashMap<(String, String, String), u64> = HashMap::new();
@@ -709,7 +724,8 @@ fn parse_plans(name: &str, bytes: &[u8]) -> anyhow::Result<Vec<FileFigure>> {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map_or(String::new(), |p| format!("line {}: ", p.line()));
+                let line =
+                    e.position().map_or(String::new(), |p| format!("line {}: ", line_at(p.byte())));
                 problems.push(format!("{line}{e}"));
                 if e.position().is_none() {
                     break; // an I/O error: nothing further can be read
@@ -717,7 +733,7 @@ fn parse_plans(name: &str, bytes: &[u8]) -> anyhow::Result<Vec<FileFigure>> {
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(0, |p| line_at(p.byte()));
         if record.len() < width {
             problems.push(format!(
                 "line {line}: {} field(s) where the header has {} ({})",
@@ -775,6 +791,25 @@ fn parse_plans(name: &str, bytes: &[u8]) -> anyhow::Result<Vec<FileFigure>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_are_named_alike_in_lf_and_crlf_files() {
+        let lf = "unit_id,indicator,period,value\nha-tinh,road_km,2022,1\n\
+                  ha-tinh,road_km,2022,2\nha-tinh,road_km\n";
+        for (kind, text) in [("LF", lf.to_owned()), ("CRLF", lf.replace('\n', "\r\n"))] {
+            let err = parse_plans("plans.csv", text.as_bytes()).unwrap_err().to_string();
+            assert!(
+                err.contains("\nline 3: the same unit, indicator and period as line 2; keep one"),
+                "{kind}: {err}"
+            );
+            assert!(err.contains("\nline 4: 2 field(s)"), "{kind}: {err}");
+        }
+        let ok = "\u{feff}unit_id,indicator,period,value\r\nha-tinh,road_km,2022,1\r\n\
+                  ha-tinh,drainage_km,2022,2\r\n";
+        let lines: Vec<u64> =
+            parse_plans("p.csv", ok.as_bytes()).unwrap().iter().map(|f| f.line).collect();
+        assert_eq!(lines, [2, 3]);
+    }
 
     #[test]
     fn server_rows_become_file_lines() {

@@ -534,6 +534,7 @@ async fn decide_one(
     if verdict.needs_reason() && reason.trim().is_empty() {
         bail!("give a --reason the surveyor can act on");
     }
+    fieldsync::validate::check_text("the reason", reason.trim())?;
     let request = DecideRequest {
         verdict: convert::verdict_to_wire(verdict) as i32,
         reason: reason.trim().to_owned(),
@@ -691,6 +692,7 @@ async fn resolve(
     comment: &str,
 ) -> anyhow::Result<()> {
     let period = parse_period(period)?;
+    fieldsync::validate::check_text("the comment", comment.trim())?;
     let key = FieldKey::parse(field.trim());
     let choice = match (pick, value) {
         (Some(i), _) => resolve_conflict_request::Choice::Pick(i),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use fieldsync::access::{Action, Role, User};
 use fieldsync::model::nfc;
 use fieldsync::sync::AuditKind;
+use fieldsync::validate::check_name;
 use fieldsync::{Catalogue, Indicator, Level, OrgUnit};
 use fieldsync_store::Batch;
 use serde::{Deserialize, Serialize};
@@ -243,6 +244,7 @@ impl Store {
         if user.name.is_empty() {
             return Err(Error::Invalid("a user needs a name".into()));
         }
+        check_name(&format!("the name of user {}", user.id), &user.name)?;
         self.check_areas(&user)?;
         let guard = self.write_lock();
         if self.user(&user.id)?.is_some() {
@@ -290,6 +292,9 @@ impl Store {
         now_ms: u64,
     ) -> Result<User> {
         self.require_admin(caller)?;
+        if let Some(name) = &name {
+            check_name(&format!("the name of user {id}"), name.trim())?;
+        }
         let guard = self.write_lock();
         let mut user = self.user(id)?.ok_or_else(|| Error::NotFound(format!("no user {id:?}")))?;
         let mut changes = Vec::new();
@@ -306,6 +311,15 @@ impl Store {
             changes.push(format!("areas {}", user.areas.join(", ")));
         }
         self.check_areas(&user)?;
+        if user.disabled
+            && user.role == Role::Admin
+            && !self.admin_remains(Some(id), None, now_ms)?
+        {
+            return Err(Error::Invalid(format!(
+                "{id} is the last enabled admin with a live token: disabling it would lock \
+                 administration out; add another admin with a token first"
+            )));
+        }
         let mut work = Work::new(self, caller, now_ms)?;
         work.batch.put(USERS, user.id.as_bytes().to_vec(), encode(&user));
         let entry = work.entry(AuditKind::User, format!("{}: {}", user.id, changes.join("; ")));
@@ -324,6 +338,7 @@ impl Store {
         now_ms: u64,
     ) -> Result<(String, TokenInfo)> {
         self.require_admin(caller)?;
+        check_name("a token's label", label.trim())?;
         let guard = self.write_lock();
         if self.user(user_id)?.is_none() {
             return Err(Error::NotFound(format!("no user {user_id:?}")));
@@ -408,6 +423,13 @@ impl Store {
             .map(|b| decode(TOKENS, &b))
             .transpose()?
             .ok_or_else(|| Error::NotFound(format!("no token {id:?}")))?;
+        let of_admin = self.user(&info.user_id)?.is_some_and(|u| u.role == Role::Admin);
+        if of_admin && !info.revoked && !self.admin_remains(None, Some(id), now_ms)? {
+            return Err(Error::Invalid(format!(
+                "token {id} is the last live token of an enabled admin: revoking it would lock \
+                 administration out; issue another admin token first"
+            )));
+        }
         info.revoked = true;
         let mut work = Work::new(self, caller, now_ms)?;
         work.batch.put(TOKENS, hash, encode(&info));
@@ -415,6 +437,28 @@ impl Store {
         work.audit(entry);
         work.commit_then(guard, || self.forget_sign_ins())?;
         Ok(info)
+    }
+
+    /// Whether an enabled admin with a live token remains once `user` is
+    /// disabled or `token` revoked: someone must still be able to administer.
+    fn admin_remains(&self, user: Option<&str>, token: Option<&str>, now_ms: u64) -> Result<bool> {
+        let admins: Vec<User> = self
+            .users()?
+            .into_iter()
+            .filter(|u| u.role == Role::Admin && !u.disabled && Some(u.id.as_str()) != user)
+            .collect();
+        if admins.is_empty() {
+            return Ok(false);
+        }
+        let all = self.engine.scan(TOKENS, Bound::Unbounded, Bound::Unbounded, usize::MAX)?;
+        for (_, bytes) in all {
+            let t: TokenInfo = decode(TOKENS, &bytes)?;
+            let live = !t.revoked && (t.expires_ms == 0 || t.expires_ms > now_ms);
+            if live && Some(t.id.as_str()) != token && admins.iter().any(|a| a.id == t.user_id) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Adds an org unit or an indicator; the whole catalogue is checked again.
@@ -426,6 +470,14 @@ impl Store {
         now_ms: u64,
     ) -> Result<Arc<Catalogue>> {
         self.require_admin(caller)?;
+        // New units and indicators follow today's rules; those already in
+        // the catalogue are kept as they are.
+        if let Some(u) = &unit {
+            u.check_new()?;
+        }
+        if let Some(i) = &indicator {
+            i.check_new()?;
+        }
         let guard = self.write_lock();
         let current = self.catalogue();
         let mut units: Vec<OrgUnit> = current.org_units.values().cloned().collect();

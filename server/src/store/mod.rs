@@ -174,6 +174,7 @@ impl From<fieldsync::Error> for Error {
         match e {
             fieldsync::Error::Invalid(m) => Error::Invalid(m),
             fieldsync::Error::NotFound(m) => Error::NotFound(m),
+            e @ fieldsync::Error::TooLong { .. } => Error::Invalid(e.to_string()),
         }
     }
 }
@@ -1264,12 +1265,27 @@ impl<'a> Work<'a> {
             )));
         };
         let open = self.conflict(at.submission, &at.field)?.filter(|c| c.open);
+        let device = stamp.device;
         let edit = Edit { value: target.value, base_version: m.base_version, base_value, stamp };
-        if merge::conflict_is_full(open.as_ref(), &edit) {
+        // Whose tablets the candidates are on, read only for a new device.
+        let mut owners = HashMap::new();
+        if open.as_ref().is_some_and(|c| c.candidates.iter().all(|k| k.stamp.device != device)) {
+            for k in open.iter().flat_map(|c| &c.candidates) {
+                owners.insert(k.stamp.device, self.store.device(k.stamp.device)?.owner);
+            }
+        }
+        let room =
+            merge::room_for(open.as_ref(), &edit, &self.caller.id, |d| owners.get(d).cloned());
+        if let Err(no_room) = room {
+            let held = match no_room {
+                merge::NoRoom::Full => format!("{} competing values", merge::MAX_CANDIDATES),
+                merge::NoRoom::Yours => {
+                    format!("{} competing values from your tablets", merge::MAX_CANDIDATES_PER_USER)
+                }
+            };
             return Ok(rejected(format!(
-                "{} already has {} competing values: a supervisor must settle the conflict first",
-                at.field,
-                merge::MAX_CANDIDATES
+                "{} already has {held}: a supervisor must settle the conflict first",
+                at.field
             )));
         }
         let mut decision = merge::decide(current.as_ref(), open.as_ref(), &edit);

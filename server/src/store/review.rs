@@ -10,7 +10,7 @@ use fieldsync::sync::{
     AuditEntry, AuditKind, Conflict, FieldRef, FieldState, Mutation, RawValue, Resolution, Stamp,
     SubmissionReview,
 };
-use fieldsync::validate::validate;
+use fieldsync::validate::{check_text, validate};
 use fieldsync::{Hlc, Period, SubmissionId, Value};
 use fieldsync_store::scan_prefix;
 
@@ -136,6 +136,7 @@ impl Store {
                 caller.role.as_str()
             )));
         }
+        check_text("the reason", reason)?;
         if subs.len() > MAX_BULK {
             return Err(Error::Invalid(format!(
                 "{} submissions in one decision; at most {MAX_BULK}: narrow the area or period",
@@ -233,6 +234,7 @@ impl Store {
         now_ms: u64,
     ) -> Result<(Conflict, FieldState)> {
         let (village, period, field, sub) = (&at.village_id, at.period, &at.field, at.submission);
+        check_text("the comment", comment)?;
         let catalogue = self.catalogue();
         catalogue.village(village)?;
         caller.reviewer(&catalogue, village)?;

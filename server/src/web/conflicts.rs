@@ -205,7 +205,8 @@ pub async fn detail(
     for k in &conflict.candidates {
         let _ = write!(body, "<td>{}</td>", time(k.received_at_ms));
     }
-    if conflict.open {
+    // Only those who may settle it are offered the choice.
+    if conflict.open && ctx.user.reviewer(&catalogue, &village).is_ok() {
         let _ = write!(body, "</tr><tr><th>{}</th><td></td>", lang.pick("Chọn", "Pick"));
         for (i, _) in conflict.candidates.iter().enumerate() {
             let _ = write!(

@@ -269,14 +269,10 @@ const QUEUE_CSV_HEADER: [&str; 13] = [
     "submission_id",
 ];
 
-/// Free text for a spreadsheet cell: text that a spreadsheet would take
-/// for a formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage
-/// return) gets a leading apostrophe, so opening the file runs nothing.
+/// Free text for a spreadsheet cell, by the policy of every CSV written
+/// ([`fieldsync_client::export::spreadsheet_text`]).
 fn cell(text: &str) -> String {
-    match text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        true => format!("'{text}"),
-        false => text.to_owned(),
-    }
+    fieldsync_client::export::spreadsheet_text(text).into_owned()
 }
 
 /// Every submission the queue's filter matches (all pages), as CSV with a
