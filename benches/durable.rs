@@ -157,7 +157,7 @@ const RAW_TREES: [&str; 8] = ["raw", "raw1", "raw2", "raw3", "raw4", "raw5", "ra
 /// whose commit adds the epoch record and the high-water mark.
 enum Raw {
     Plain(sled::Db),
-    Engine(Sled),
+    Engine(Box<Sled>),
 }
 
 impl Raw {
@@ -316,7 +316,8 @@ async fn durable_push() -> anyhow::Result<()> {
         );
         let plain_secs = raw_run(&plain, trees, &cells, 0, writers, per, batch);
         drop(plain);
-        let engine = Raw::Engine(Sled::open(&dir.path().join(format!("engine-{writers}")))?);
+        let engine =
+            Raw::Engine(Box::new(Sled::open(&dir.path().join(format!("engine-{writers}")))?));
         let engine_secs = raw_run(&engine, trees, &cells, 0, writers, per, batch);
         let n = (per * writers) as f64;
         println!(
