@@ -297,6 +297,15 @@ async fn a_call_past_the_deadline_gets_deadline_exceeded_and_a_retry_applies_onc
     };
     let mut remote = Grpc::connect(&r.url, &an).await.unwrap();
 
+    /// Opens the disk again however the test ends, so that the blocking
+    /// task waiting on it lets the runtime shut down.
+    struct Reopen(Arc<SlowDisk>);
+    impl Drop for Reopen {
+        fn drop(&mut self) {
+            self.0.set_shut(false);
+        }
+    }
+    let reopen = Reopen(Arc::clone(&disk));
     disk.set_shut(true);
     let err = remote.push(tablet, vec![value.clone()], 0).await.unwrap_err();
     assert!(err.to_string().contains("gave up on this call after 0.3 s"), "{err}");
@@ -304,10 +313,24 @@ async fn a_call_past_the_deadline_gets_deadline_exceeded_and_a_retry_applies_onc
         err.to_string().contains("DeadlineExceeded") || err.to_string().contains("deadline"),
         "{err}"
     );
-    // The server goes on serving others while that write waits for the disk.
-    let mut other = Grpc::connect(&r.url, &binh).await.unwrap();
-    other.status(device()).await.expect("another user is served");
-    disk.set_shut(false);
+    // While that write waits for the disk, the server answers everyone
+    // within the deadline, and no read shows the write it has not yet
+    // kept: the tablet's own status, asked over another connection, is
+    // refused rather than showing mutation 1.
+    let mut other = Grpc::connect(&r.url, &an).await.unwrap();
+    let started = std::time::Instant::now();
+    match other.status(tablet).await {
+        Ok(status) => assert_eq!(status.last_mutation_id, 0, "an unflushed write was shown"),
+        Err(e) => assert!(e.to_string().contains("gave up on this call"), "{e}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(10), "answered within the deadline");
+    let mut others = Grpc::connect(&r.url, &binh).await.unwrap();
+    let _ = others.status(device()).await;
+    drop(reopen);
+    let after = others.status(device()).await.expect("served once the disk answers");
+    assert_eq!(after.last_mutation_id, 0);
+    let shown = other.status(tablet).await.expect("the tablet's status once the disk answers");
+    assert_eq!(shown.last_mutation_id, 1, "the write is kept and now shown");
 
     let again = remote.push(tablet, vec![value], 0).await.expect("the retry succeeds");
     assert_eq!(again.results[0].outcome, fieldsync::sync::Outcome::Applied);
@@ -442,6 +465,22 @@ fn peak_rss_since_last_call() -> u64 {
 
 #[tokio::test]
 async fn a_push_of_two_million_empty_mutations_is_refused_before_it_is_decoded() {
+    // Peak memory belongs to a process: this test measures it in a process
+    // of its own, not beside the other tests of this file.
+    const ALONE: &str = "FIELDSYNC_TEST_ALONE";
+    if std::env::var_os(ALONE).is_none() {
+        let name = "a_push_of_two_million_empty_mutations_is_refused_before_it_is_decoded";
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .env(ALONE, "1")
+            .output()
+            .expect("run the test alone");
+        let (stdout, stderr) =
+            (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{stdout}{stderr}");
+        assert!(stdout.contains("1 passed"), "{stdout}{stderr}");
+        return;
+    }
     let r = start(Limits::default()).await;
     let token = user(&r, "an");
     let head = r.store.durable_head();
