@@ -309,6 +309,8 @@ pub struct Sled {
     /// snapshot still needs.
     writes: Mutex<Writes>,
     written: AtomicU64,
+    /// The highest epoch a finished flush made durable.
+    flushed: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -506,6 +508,7 @@ impl Sled {
             mark: None,
             writes,
             written: written.into(),
+            flushed: written.into(),
         };
         if let Some(mark) = mark {
             engine.behind(dir, mark.epoch())?;
@@ -716,7 +719,11 @@ impl Engine for Sled {
         let written = self.written.load(Ordering::SeqCst);
         self.db()?.flush()?;
         if let Some(mark) = &self.mark {
-            mark.lock().map_err(poisoned)?.advance(written)?;
+            // Flushes that finished while this one waited for the mark are
+            // written with it, once (group commit of the mark).
+            self.flushed.fetch_max(written, Ordering::SeqCst);
+            let mut mark = mark.lock().map_err(poisoned)?;
+            mark.advance(self.flushed.load(Ordering::SeqCst))?;
         }
         Ok(())
     }
@@ -756,6 +763,7 @@ impl Engine for Sled {
         writes.capture = None;
         writes.generation += 1;
         self.written.store(epoch, Ordering::SeqCst);
+        self.flushed.store(epoch, Ordering::SeqCst);
         if let Some(mark) = &self.mark {
             let marked = mark.lock().map_err(poisoned)?.epoch();
             self.behind(&self.dir, marked)?;
