@@ -201,6 +201,30 @@ impl Memory {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// At most `limit` entries of `(from, to)`, in key order or reversed.
+    fn range(
+        &self,
+        tree: &'static str,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        limit: usize,
+        rev: bool,
+    ) -> Result<Entries> {
+        let trees = self.trees.read().map_err(poisoned)?;
+        let Some(t) = trees.get(tree) else {
+            return Ok(Vec::new());
+        };
+        if inverted(from, to) {
+            return Ok(Vec::new());
+        }
+        let range = t.range((from.map(<[u8]>::to_vec), to.map(<[u8]>::to_vec)));
+        let pair = |(k, v): (&Vec<u8>, &Vec<u8>)| (k.clone(), v.clone());
+        Ok(match rev {
+            false => range.take(limit).map(pair).collect(),
+            true => range.rev().take(limit).map(pair).collect(),
+        })
+    }
 }
 
 fn poisoned<T>(_: T) -> Error {
@@ -220,15 +244,7 @@ impl Engine for Memory {
         to: Bound<&[u8]>,
         limit: usize,
     ) -> Result<Entries> {
-        let trees = self.trees.read().map_err(poisoned)?;
-        let Some(t) = trees.get(tree) else {
-            return Ok(Vec::new());
-        };
-        if inverted(from, to) {
-            return Ok(Vec::new());
-        }
-        let range = (from.map(<[u8]>::to_vec), to.map(<[u8]>::to_vec));
-        Ok(t.range(range).take(limit).map(|(k, v)| (k.clone(), v.clone())).collect())
+        self.range(tree, from, to, limit, false)
     }
 
     fn scan_rev(
@@ -238,15 +254,7 @@ impl Engine for Memory {
         to: Bound<&[u8]>,
         limit: usize,
     ) -> Result<Entries> {
-        let trees = self.trees.read().map_err(poisoned)?;
-        let Some(t) = trees.get(tree) else {
-            return Ok(Vec::new());
-        };
-        if inverted(from, to) {
-            return Ok(Vec::new());
-        }
-        let range = (from.map(<[u8]>::to_vec), to.map(<[u8]>::to_vec));
-        Ok(t.range(range).rev().take(limit).map(|(k, v)| (k.clone(), v.clone())).collect())
+        self.range(tree, from, to, limit, true)
     }
 
     fn last(&self, tree: &'static str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
@@ -531,6 +539,30 @@ impl Sled {
         Ok(())
     }
 
+    /// At most `limit` entries of `(from, to)` in `tree`, in key order or
+    /// reversed.
+    fn range(
+        &self,
+        tree: &'static str,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        limit: usize,
+        rev: bool,
+    ) -> Result<Entries> {
+        if inverted(from, to) {
+            return Ok(Vec::new());
+        }
+        let range = self.db()?.range(sled_range(tree, from, to));
+        let skip = tree.len() + 1;
+        let pair = |r: sled::Result<(sled::IVec, sled::IVec)>| {
+            r.map(|(k, v)| (k[skip..].to_vec(), v.to_vec())).map_err(Error::from)
+        };
+        match rev {
+            false => range.take(limit).map(pair).collect(),
+            true => range.rev().take(limit).map(pair).collect(),
+        }
+    }
+
     /// The open database, for one operation.
     fn db(&self) -> Result<sled::Db> {
         let db = self.db.read().map_err(poisoned)?;
@@ -644,16 +676,7 @@ impl Engine for Sled {
         to: Bound<&[u8]>,
         limit: usize,
     ) -> Result<Entries> {
-        if inverted(from, to) {
-            return Ok(Vec::new());
-        }
-        let (from, to) = sled_range(tree, from, to);
-        let skip = tree.len() + 1;
-        self.db()?
-            .range((from, to))
-            .take(limit)
-            .map(|r| r.map(|(k, v)| (k[skip..].to_vec(), v.to_vec())).map_err(Error::from))
-            .collect()
+        self.range(tree, from, to, limit, false)
     }
 
     fn scan_rev(
@@ -663,17 +686,7 @@ impl Engine for Sled {
         to: Bound<&[u8]>,
         limit: usize,
     ) -> Result<Entries> {
-        if inverted(from, to) {
-            return Ok(Vec::new());
-        }
-        let (from, to) = sled_range(tree, from, to);
-        let skip = tree.len() + 1;
-        self.db()?
-            .range((from, to))
-            .rev()
-            .take(limit)
-            .map(|r| r.map(|(k, v)| (k[skip..].to_vec(), v.to_vec())).map_err(Error::from))
-            .collect()
+        self.range(tree, from, to, limit, true)
     }
 
     fn last(&self, tree: &'static str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
