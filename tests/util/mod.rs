@@ -49,15 +49,7 @@ pub async fn start_server(dir: &Path) -> TestServer {
 
 /// [`start_server`], with the web pages on a port of their own too.
 pub async fn start_web_server(dir: &Path) -> TestServer {
-    let local = LocalServer::start_with_web(dir, "127.0.0.1:0", "127.0.0.1:0", ADMIN_TOKEN)
-        .await
-        .expect("start server");
-    TestServer {
-        url: local.url.clone(),
-        store: Arc::clone(&local.store),
-        dir: dir.to_owned(),
-        local,
-    }
+    start_web_server_with(dir, fieldsync_server::Limits::default()).await
 }
 
 /// [`start_web_server`], held to `limits`.
