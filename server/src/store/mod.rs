@@ -280,6 +280,7 @@ pub struct Store {
 impl Store {
     /// Opens a store; an empty one is given `initial` as its catalogue.
     pub fn open(engine: Arc<dyn Engine>, initial: impl FnOnce() -> Catalogue) -> Result<Self> {
+        let (engine, disk) = disk::watch(engine);
         let catalogue = match engine.get(META, CATALOGUE_KEY)? {
             Some(bytes) => decode(META, &bytes)?,
             None => {
@@ -313,7 +314,7 @@ impl Store {
         Ok(Store {
             durable: durable.into(),
             sign_ins: RwLock::new(admin::SignIns::default()),
-            disk: disk::Disk::default(),
+            disk,
             engine,
             catalogue: RwLock::new(Arc::new(catalogue)),
             lock: parking_lot::RwLock::new(()),
@@ -393,6 +394,7 @@ impl Store {
             ));
         }
         let guard = self.write_lock();
+        self.unbroken()?;
         let mut state = self.device(device)?;
         if state.owner.is_empty() {
             state.owner = caller.id.clone();
@@ -857,6 +859,7 @@ struct Work<'a> {
 impl<'a> Work<'a> {
     /// Starts a write; the caller holds the store's write lock.
     fn new(store: &'a Store, caller: &'a User, now_ms: u64) -> Result<Self> {
+        store.unbroken()?;
         Ok(Work {
             store,
             caller,
