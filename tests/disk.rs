@@ -451,6 +451,7 @@ async fn sled_on_a_real_full_disk_recovers_in_place_once_space_is_freed() {
                 let (village, period) = report(i);
                 let mut m = mutation(i, &period, "note", RawValue::Text(format!("{i} {note}")));
                 m.village_id = village;
+                m.hlc = Hlc(i << 16); // the same mutation when sent again
                 m
             })
             .collect()
@@ -467,8 +468,10 @@ async fn sled_on_a_real_full_disk_recovers_in_place_once_space_is_freed() {
         }
     };
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
-    assert!(refused.message().contains("cannot write to its disk"), "{}", refused.message());
     health_becomes(&ch, ServingStatus::NotServing).await;
+    let again = push(&ch, &an, tablet, &batch(acked + 1)).await.unwrap_err();
+    assert_eq!(again.code(), Code::Unavailable, "{again:?}");
+    assert!(again.message().contains("cannot write to its disk"), "{}", again.message());
 
     std::fs::remove_file(&ballast).unwrap();
     health_becomes(&ch, ServingStatus::Serving).await;

@@ -218,6 +218,10 @@ async fn watch_disk(
     }
 }
 
+/// Free bytes the disk must have again before the store is reopened after
+/// a failed write (besides the free-space reserve of [`Limits`]).
+pub const REOPEN_FREE_BYTES: u64 = 4 * 1024 * 1024;
+
 /// Connections the kernel may queue before the server accepts them: enough
 /// for a thousand tablets reaching the commune office at once.
 pub const LISTEN_BACKLOG: u32 = 4_096;

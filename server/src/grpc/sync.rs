@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::{blocking, caller, invalid, read};
+use super::{blocking, caller, invalid};
 use crate::store::{now_ms, server_hlc, Store};
 
 /// Bounds on what one request may ask of the server.
@@ -339,11 +339,18 @@ impl Sync for SyncService {
         let req = request.into_inner();
         let device = (!req.device_id.is_empty()).then(|| device_of(&req.device_id)).transpose()?;
         let who = user.id.clone();
-        let (head, last) = read(&self.store, move |store| {
+        let store = Arc::clone(&self.store);
+        let (head, last) = blocking(move || {
             // What the server knows of a tablet is told to its owner only.
             let last = device.map(|d| store.device(d)).transpose()?;
             let mine = last.filter(|d| d.owner.is_empty() || d.owner == who);
-            Ok((store.durable_head(), mine.map_or(0, |d| d.last_mutation_id)))
+            let last = mine.map_or(0, |d| d.last_mutation_id);
+            // A tablet the server has not heard of shows nothing that may
+            // not be on disk, so its answer need not wait for a slow disk.
+            if last > 0 {
+                store.settle()?;
+            }
+            Ok((store.durable_head(), last))
         })
         .await?;
         Ok(Response::new(StatusReply {

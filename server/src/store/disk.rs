@@ -5,11 +5,13 @@
 //! was never flushed; and a read answers only with what is on disk.
 
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use fieldsync::access::{Role, User};
-use fieldsync_store::Space;
+use fieldsync_store::{Batch, Engine, Entries, Snapshot, Space};
 
 use super::{decode, read_u64, Error, Result, Store, CATALOGUE_KEY, CLOSED, META, SEQ_KEY};
 
@@ -41,18 +43,99 @@ impl WriteLimits {
     }
 }
 
+/// Why the store cannot write, once an engine call failed; cleared when the
+/// engine is reopened.
+type Broken = Arc<Mutex<Option<String>>>;
+
+/// The store's engine, noting its first failure: sled's I/O errors are
+/// sticky, so one from a read means as much as one from a write or a flush.
+struct Watched {
+    inner: Arc<dyn Engine>,
+    broken: Broken,
+}
+
+/// `engine`, watched for failures, and where they are noted.
+pub(super) fn watch(engine: Arc<dyn Engine>) -> (Arc<dyn Engine>, Disk) {
+    let broken = Broken::default();
+    let disk = Disk { broken: Arc::clone(&broken), ..Disk::default() };
+    (Arc::new(Watched { inner: engine, broken }), disk)
+}
+
+impl Watched {
+    fn noted<T>(&self, result: fieldsync_store::Result<T>) -> fieldsync_store::Result<T> {
+        if let Err(e) = &result {
+            let mut broken = self.broken.lock().unwrap_or_else(|e| e.into_inner());
+            if broken.is_none() {
+                tracing::error!(
+                    error = %e,
+                    "the store cannot use its disk: refusing writes, and reads of what may not \
+                     be on disk, until the store is reopened (tried every few seconds)"
+                );
+                *broken = Some(e.to_string());
+            }
+        }
+        result
+    }
+}
+
+impl Engine for Watched {
+    fn get(&self, tree: &'static str, key: &[u8]) -> fieldsync_store::Result<Option<Vec<u8>>> {
+        self.noted(self.inner.get(tree, key))
+    }
+    fn scan(
+        &self,
+        tree: &'static str,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        limit: usize,
+    ) -> fieldsync_store::Result<Entries> {
+        self.noted(self.inner.scan(tree, from, to, limit))
+    }
+    fn scan_rev(
+        &self,
+        tree: &'static str,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        limit: usize,
+    ) -> fieldsync_store::Result<Entries> {
+        self.noted(self.inner.scan_rev(tree, from, to, limit))
+    }
+    fn last(&self, tree: &'static str) -> fieldsync_store::Result<Option<(Vec<u8>, Vec<u8>)>> {
+        self.noted(self.inner.last(tree))
+    }
+    fn write(&self, batch: Batch) -> fieldsync_store::Result<()> {
+        self.noted(self.inner.write(batch))
+    }
+    fn flush(&self) -> fieldsync_store::Result<()> {
+        self.noted(self.inner.flush())
+    }
+    fn space(&self) -> fieldsync_store::Result<Option<Space>> {
+        self.inner.space()
+    }
+    fn reopen(&self) -> fieldsync_store::Result<()> {
+        self.inner.reopen()
+    }
+    fn snapshot(
+        &self,
+        trees: &[&'static str],
+    ) -> fieldsync_store::Result<Option<Box<dyn Snapshot + '_>>> {
+        self.noted(self.inner.snapshot(trees))
+    }
+}
+
 /// The store's side of its disk.
 pub(super) struct Disk {
     limits: Mutex<WriteLimits>,
-    /// Why the store cannot write, once a write or flush failed; cleared
-    /// when the engine is reopened.
-    broken: Mutex<Option<String>>,
+    broken: Broken,
     /// Writes started, writes applied to the engine, and the latest write
     /// known to be flushed, counted in one sequence: a read may have seen
     /// unflushed data while `flushed < started`.
     started: AtomicU64,
     applied: AtomicU64,
     flushed: AtomicU64,
+    /// Signalled when `flushed` moves or the store breaks.
+    flush_lock: Mutex<()>,
+    flush_moved: Condvar,
     /// Bytes written per user on the day (`now_ms / DAY_MS`) they are counted for.
     spent: Mutex<HashMap<String, (u64, u64)>>,
 }
@@ -61,10 +144,12 @@ impl Default for Disk {
     fn default() -> Self {
         Disk {
             limits: Mutex::new(WriteLimits::NONE),
-            broken: Mutex::new(None),
+            broken: Broken::default(),
             started: AtomicU64::new(0),
             applied: AtomicU64::new(0),
             flushed: AtomicU64::new(0),
+            flush_lock: Mutex::new(()),
+            flush_moved: Condvar::new(),
             spent: Mutex::new(HashMap::new()),
         }
     }
@@ -88,7 +173,8 @@ impl Store {
         self.check_space()
     }
 
-    fn unbroken(&self) -> Result<()> {
+    /// Refuses while the disk has failed (unflushed data may be in the engine).
+    pub(super) fn unbroken(&self) -> Result<()> {
         match &*self.disk.broken.lock().unwrap_or_else(|e| e.into_inner()) {
             None => Ok(()),
             Some(why) => Err(Error::Unwritable(format!(
@@ -165,6 +251,12 @@ impl Store {
     /// Notes that every write up to `n` is on disk.
     pub(super) fn flushed_through(&self, n: u64) {
         self.disk.flushed.fetch_max(n, Ordering::SeqCst);
+        self.flush_moved();
+    }
+
+    fn flush_moved(&self) {
+        let _lock = self.disk.flush_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.disk.flush_moved.notify_all();
     }
 
     /// Stops writing after `e` failed a write or a flush: until the engine
@@ -172,14 +264,10 @@ impl Store {
     pub(super) fn broke(&self, e: fieldsync_store::Error) -> Error {
         let mut broken = self.disk.broken.lock().unwrap_or_else(|e| e.into_inner());
         if broken.is_none() {
-            tracing::error!(
-                error = %e,
-                "the store cannot write to its disk: refusing writes, and reads of what may not \
-                 be on disk, until the store is reopened (tried every few seconds)"
-            );
             *broken = Some(e.to_string());
         }
         drop(broken);
+        self.flush_moved();
         match self.unbroken() {
             Err(refusal) => refusal,
             Ok(()) => Error::Storage(e),
@@ -187,9 +275,10 @@ impl Store {
     }
 
     /// Makes sure that a read that has just run saw only what is on disk:
-    /// if some write may not be flushed yet, flushes (sharing the flush a
-    /// writer is doing) and, should that fail, errors instead of letting
-    /// the read be shown. Costs nothing when every write is flushed.
+    /// if some write may not be flushed yet, waits for the flush its writer
+    /// does next (or, should that take long, flushes itself) and, should
+    /// that fail, errors instead of letting the read be shown. Costs two
+    /// atomic loads when every write is flushed.
     pub fn settle(&self) -> Result<()> {
         self.unbroken()?;
         let started = self.disk.started.load(Ordering::SeqCst);
@@ -200,6 +289,19 @@ impl Store {
         // read could have seen is applied and the flush below covers it.
         drop(self.read_lock());
         let applied = self.disk.applied.load(Ordering::SeqCst);
+        let lock = self.disk.flush_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let pending = |_: &mut ()| {
+            self.disk.flushed.load(Ordering::SeqCst) < applied && self.unbroken().is_ok()
+        };
+        let (lock, waited) = self
+            .disk
+            .flush_moved
+            .wait_timeout_while(lock, Duration::from_secs(1), pending)
+            .unwrap_or_else(|e| e.into_inner());
+        drop(lock);
+        if !waited.timed_out() {
+            return self.unbroken();
+        }
         if let Err(e) = self.engine.flush() {
             return Err(self.broke(e));
         }
@@ -215,6 +317,18 @@ impl Store {
     pub fn recover(&self) -> Result<bool> {
         if self.unbroken().is_ok() {
             return Ok(false);
+        }
+        // Opening sled on a disk that is still full can tear its log.
+        if let Some(Space { free, total }) = self.engine.space()? {
+            let limits = self.disk.limits.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let needed = limits.reserve(total).max(crate::REOPEN_FREE_BYTES);
+            if free < needed {
+                return Err(Error::Unwritable(format!(
+                    "{} MiB free: the store is reopened once {} MiB are",
+                    mib(free),
+                    mib(needed)
+                )));
+            }
         }
         let _guard = self.write_lock();
         self.engine.reopen()?;

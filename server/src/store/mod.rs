@@ -297,6 +297,7 @@ impl Store {
     /// Opens a store; an empty one is given `initial` as its catalogue, and
     /// a store written by an older version is brought up to date.
     pub fn open(engine: Arc<dyn Engine>, initial: impl FnOnce() -> Catalogue) -> Result<Self> {
+        let (engine, disk) = disk::watch(engine);
         if engine.get(META, CATALOGUE_KEY)?.is_none() {
             let catalogue = initial();
             let mut batch = Batch::default();
@@ -318,12 +319,13 @@ impl Store {
         if engine.get(META, BY_COMMUNE_KEY)?.is_none() {
             index_submissions_by_commune(engine.as_ref(), &catalogue)?;
         }
-        Self::with(engine, catalogue)
+        Self::with(engine, disk, catalogue)
     }
 
     /// Opens a store that must already exist, to read it (`check`, `backup`):
     /// nothing is written, not even the migrations [`Store::open`] would run.
     pub fn open_existing(engine: Arc<dyn Engine>) -> Result<Self> {
+        let (engine, disk) = disk::watch(engine);
         let catalogue = Self::stored_catalogue(engine.as_ref())?;
         let current =
             engine.get(META, CUT_KEY)?.is_some() && engine.get(META, BY_COMMUNE_KEY)?.is_some();
@@ -334,7 +336,7 @@ impl Store {
                     .into(),
             ));
         }
-        Self::with(engine, catalogue)
+        Self::with(engine, disk, catalogue)
     }
 
     fn stored_catalogue(engine: &dyn Engine) -> Result<Catalogue> {
@@ -347,7 +349,7 @@ impl Store {
         }
     }
 
-    fn with(engine: Arc<dyn Engine>, catalogue: Catalogue) -> Result<Self> {
+    fn with(engine: Arc<dyn Engine>, disk: disk::Disk, catalogue: Catalogue) -> Result<Self> {
         let closed = engine
             .scan(CLOSED, Bound::Unbounded, Bound::Unbounded, usize::MAX)?
             .into_iter()
@@ -357,7 +359,7 @@ impl Store {
         Ok(Store {
             durable: durable.into(),
             sign_ins: RwLock::new(admin::SignIns::default()),
-            disk: disk::Disk::default(),
+            disk,
             engine,
             catalogue: RwLock::new(Arc::new(catalogue)),
             lock: parking_lot::RwLock::new(()),
@@ -437,6 +439,7 @@ impl Store {
             ));
         }
         let guard = self.write_lock();
+        self.unbroken()?;
         let mut state = self.device(device)?;
         if state.owner.is_empty() {
             state.owner = caller.id.clone();
@@ -913,6 +916,7 @@ struct Work<'a> {
 impl<'a> Work<'a> {
     /// Starts a write; the caller holds the store's write lock.
     fn new(store: &'a Store, caller: &'a User, now_ms: u64) -> Result<Self> {
+        store.unbroken()?;
         Ok(Work {
             store,
             caller,
