@@ -6,7 +6,7 @@
 //! on disk. Most tests fail the disk on demand ([`Faulty`]); one fills a
 //! real tmpfs under sled when the tests run as root.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use fieldsync::access::Role;
@@ -22,7 +22,7 @@ use fieldsync_proto::v1::{
 use fieldsync_proto::SCHEMA_VERSION;
 use fieldsync_server::store::now_ms;
 use fieldsync_server::{serve, Limits, Store};
-use fieldsync_store::{Batch, Engine, Entries, Faulty, Space};
+use fieldsync_store::{Engine, Faulty, Space};
 use tonic::transport::Channel;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -204,63 +204,10 @@ async fn a_full_disk_refuses_writes_says_not_serving_and_serves_again_once_space
     assert_eq!(road_shown(&ch, &an).await.unwrap().as_deref(), Some("9"));
 }
 
-/// An engine whose flushes can be held, then let through or failed.
-struct Gate {
-    disk: Arc<Faulty>,
-    /// `None`: flushes pass; `Some(fail)`: flushes wait, then fail if `fail`.
-    held: Mutex<Option<bool>>,
-    moved: Condvar,
-}
-
-impl Gate {
-    fn hold(&self) {
-        *self.held.lock().unwrap() = Some(false);
-    }
-
-    /// Lets the held flushes go on, failing them first if `fail`.
-    fn release(&self, fail: bool) {
-        if fail {
-            self.disk.fill();
-        }
-        *self.held.lock().unwrap() = None;
-        self.moved.notify_all();
-    }
-}
-
-impl Engine for Gate {
-    fn get(&self, tree: &'static str, key: &[u8]) -> fieldsync_store::Result<Option<Vec<u8>>> {
-        self.disk.get(tree, key)
-    }
-    fn scan(
-        &self,
-        tree: &'static str,
-        from: std::ops::Bound<&[u8]>,
-        to: std::ops::Bound<&[u8]>,
-        limit: usize,
-    ) -> fieldsync_store::Result<Entries> {
-        self.disk.scan(tree, from, to, limit)
-    }
-    fn last(&self, tree: &'static str) -> fieldsync_store::Result<Option<(Vec<u8>, Vec<u8>)>> {
-        self.disk.last(tree)
-    }
-    fn write(&self, batch: Batch) -> fieldsync_store::Result<()> {
-        self.disk.write(batch)
-    }
-    fn flush(&self) -> fieldsync_store::Result<()> {
-        let held = self.held.lock().unwrap();
-        drop(self.moved.wait_while(held, |h| h.is_some()).unwrap());
-        self.disk.flush()
-    }
-    fn reopen(&self) -> fieldsync_store::Result<()> {
-        self.disk.reopen()
-    }
-}
-
 #[tokio::test]
 async fn a_write_whose_flush_fails_is_never_shown_by_get_submission_status_or_export() {
     let disk = Arc::new(Faulty::new());
-    let gate = Arc::new(Gate { disk: disk.clone(), held: Mutex::new(None), moved: Condvar::new() });
-    let r = start_on(gate.clone(), quick()).await;
+    let r = start_on(disk.clone(), quick()).await;
     let an = surveyor(&r, "an");
     let ch = channel(&r).await;
     let tablet = DeviceId(uuid::Uuid::new_v4());
@@ -268,7 +215,7 @@ async fn a_write_whose_flush_fails_is_never_shown_by_get_submission_status_or_ex
     assert_eq!(road_total(&ch, &an).await.unwrap(), "1.25");
 
     // A push is written but its flush waits...
-    gate.hold();
+    disk.hold();
     let head = r.store.head().unwrap();
     let pushing = {
         let (ch, an) = (ch.clone(), an.clone());
@@ -294,7 +241,8 @@ async fn a_write_whose_flush_fails_is_never_shown_by_get_submission_status_or_ex
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     // ...and then the flush fails: the push was never acknowledged.
-    gate.release(true);
+    disk.fill();
+    disk.release();
     let refused = pushing.await.unwrap().unwrap_err();
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
     match shown.await.unwrap() {

@@ -15,7 +15,7 @@ use fieldsync_proto::v1::sync_client::SyncClient;
 use fieldsync_proto::v1::{PullPage, PullRequest};
 use fieldsync_server::store::now_ms;
 use fieldsync_server::{serve, Limits, Store};
-use fieldsync_store::{Batch, Engine, Entries, Memory, Sled};
+use fieldsync_store::{Engine, Faulty, Sled};
 use tonic::Code;
 
 const TOKEN: &str = "limits-test-admin-token-0123456789";
@@ -233,53 +233,9 @@ async fn pulls_beyond_the_servers_share_wait_then_are_refused() {
     let _ = r.stop.send(());
 }
 
-/// An engine whose flushes wait while the test holds the disk shut.
-struct SlowDisk {
-    inner: Memory,
-    shut: std::sync::Mutex<bool>,
-    opened: std::sync::Condvar,
-}
-
-impl SlowDisk {
-    fn set_shut(&self, shut: bool) {
-        *self.shut.lock().unwrap() = shut;
-        self.opened.notify_all();
-    }
-}
-
-impl Engine for SlowDisk {
-    fn get(&self, tree: &'static str, key: &[u8]) -> fieldsync_store::Result<Option<Vec<u8>>> {
-        self.inner.get(tree, key)
-    }
-    fn scan(
-        &self,
-        tree: &'static str,
-        from: std::ops::Bound<&[u8]>,
-        to: std::ops::Bound<&[u8]>,
-        limit: usize,
-    ) -> fieldsync_store::Result<Entries> {
-        self.inner.scan(tree, from, to, limit)
-    }
-    fn last(&self, tree: &'static str) -> fieldsync_store::Result<Option<(Vec<u8>, Vec<u8>)>> {
-        self.inner.last(tree)
-    }
-    fn write(&self, batch: Batch) -> fieldsync_store::Result<()> {
-        self.inner.write(batch)
-    }
-    fn flush(&self) -> fieldsync_store::Result<()> {
-        let shut = self.shut.lock().unwrap();
-        drop(self.opened.wait_while(shut, |shut| *shut).unwrap());
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_call_past_the_deadline_gets_deadline_exceeded_and_a_retry_applies_once() {
-    let disk = Arc::new(SlowDisk {
-        inner: Memory::new(),
-        shut: std::sync::Mutex::new(false),
-        opened: std::sync::Condvar::new(),
-    });
+    let disk = Arc::new(Faulty::new());
     let dir = tempfile::tempdir().unwrap();
     let limits = Limits { request_timeout: Duration::from_millis(300), ..Limits::default() };
     let r = start_on(disk.clone(), dir, limits).await;
@@ -299,14 +255,14 @@ async fn a_call_past_the_deadline_gets_deadline_exceeded_and_a_retry_applies_onc
 
     /// Opens the disk again however the test ends, so that the blocking
     /// task waiting on it lets the runtime shut down.
-    struct Reopen(Arc<SlowDisk>);
+    struct Reopen(Arc<Faulty>);
     impl Drop for Reopen {
         fn drop(&mut self) {
-            self.0.set_shut(false);
+            self.0.release();
         }
     }
     let reopen = Reopen(Arc::clone(&disk));
-    disk.set_shut(true);
+    disk.hold();
     let err = remote.push(tablet, vec![value.clone()], 0).await.unwrap_err();
     assert!(err.to_string().contains("gave up on this call after 0.3 s"), "{err}");
     assert!(

@@ -807,7 +807,8 @@ fn space_of(_dir: &Path) -> Result<Option<Space>> {
 /// was only written, as a real disk does: a failure is sticky, as sled's
 /// I/O errors are (every later write and flush fails too), until
 /// [`Engine::reopen`], which drops what was not flushed. Its free space is
-/// whatever the test sets.
+/// whatever the test sets, and its flushes can be held (a disk that is slow
+/// to answer).
 #[derive(Debug, Default)]
 pub struct Faulty {
     /// What readers see: everything written.
@@ -821,11 +822,25 @@ pub struct Faulty {
     /// A write or flush failed; nothing more is written until reopened.
     stuck: AtomicBool,
     space: Mutex<Option<Space>>,
+    /// Flushes wait while this is set.
+    held: Mutex<bool>,
+    released: std::sync::Condvar,
 }
 
 impl Faulty {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// From now on flushes wait (writes do not) until [`Faulty::release`].
+    pub fn hold(&self) {
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    }
+
+    /// Lets the held flushes go on (failing, if the disk was filled meanwhile).
+    pub fn release(&self) {
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.released.notify_all();
     }
 
     /// From now on every write and flush fails, and so does reopening.
@@ -883,6 +898,8 @@ impl Engine for Faulty {
     }
 
     fn flush(&self) -> Result<()> {
+        let held = self.held.lock().map_err(poisoned)?;
+        drop(self.released.wait_while(held, |held| *held).map_err(poisoned)?);
         let mut unflushed = self.unflushed.lock().map_err(poisoned)?;
         self.refuse()?;
         for batch in unflushed.drain(..) {

@@ -1608,51 +1608,14 @@ mod tests {
         assert!(values.contains(&"5".to_string()), "{values:?}");
     }
 
-    /// An engine whose flushes wait until the test lets them through.
-    struct SlowDisk {
-        inner: Memory,
-        open: std::sync::Mutex<bool>,
-        opened: std::sync::Condvar,
-    }
-
-    impl Engine for SlowDisk {
-        fn get(&self, tree: &'static str, key: &[u8]) -> fieldsync_store::Result<Option<Vec<u8>>> {
-            self.inner.get(tree, key)
-        }
-        fn scan(
-            &self,
-            tree: &'static str,
-            from: Bound<&[u8]>,
-            to: Bound<&[u8]>,
-            limit: usize,
-        ) -> fieldsync_store::Result<fieldsync_store::Entries> {
-            self.inner.scan(tree, from, to, limit)
-        }
-        fn last(&self, tree: &'static str) -> fieldsync_store::Result<Option<(Vec<u8>, Vec<u8>)>> {
-            self.inner.last(tree)
-        }
-        fn write(&self, batch: Batch) -> fieldsync_store::Result<()> {
-            self.inner.write(batch)
-        }
-        fn flush(&self) -> fieldsync_store::Result<()> {
-            let open = self.open.lock().unwrap();
-            drop(self.opened.wait_while(open, |open| !*open).unwrap());
-            Ok(())
-        }
-    }
-
     #[test]
     fn a_pull_sees_a_push_only_once_it_is_on_disk() {
-        let disk = Arc::new(SlowDisk {
-            inner: Memory::new(),
-            open: std::sync::Mutex::new(true),
-            opened: std::sync::Condvar::new(),
-        });
+        let disk = Arc::new(fieldsync_store::Faulty::new());
         let s = Arc::new(Store::open(disk.clone(), demo::catalogue).unwrap());
         s.push(&surveyor(), device(1), &[km(1, "road_km", "1", 1)], 0, 1).unwrap();
         let before = s.pull(&surveyor(), 0, 100).unwrap();
         assert!(before.caught_up);
-        *disk.open.lock().unwrap() = false;
+        disk.hold();
         let pusher = {
             let s = Arc::clone(&s);
             std::thread::spawn(move || {
@@ -1667,8 +1630,7 @@ mod tests {
         assert!(during.changes.is_empty(), "{:?}", during.changes);
         assert_eq!(during.cursor, before.cursor);
         assert!(!pusher.is_finished(), "the push is acknowledged only once flushed");
-        *disk.open.lock().unwrap() = true;
-        disk.opened.notify_all();
+        disk.release();
         assert_eq!(pusher.join().unwrap()[0].outcome, Outcome::Applied);
         let after = s.pull(&surveyor(), before.cursor, 100).unwrap();
         assert_eq!(after.changes.len(), 1, "{:?}", after.changes);
