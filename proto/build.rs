@@ -10,10 +10,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let descriptors = protox::compile(protos, ["."])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(
-        out.join("fieldsync_descriptor.bin"),
-        prost::Message::encode_to_vec(&descriptors),
-    )?;
+    let encoded = prost::Message::encode_to_vec(&descriptors);
+    std::fs::write(out.join("fieldsync_descriptor.bin"), &encoded)?;
     tonic_prost_build::configure().compile_fds(descriptors)?;
+    // The proto3 JSON mapping of the same messages, for the Connect
+    // protocol the surveyors' app speaks.
+    pbjson_build::Builder::new().register_descriptors(&encoded)?.build(&[".fieldsync"])?;
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod convert;
 #[allow(clippy::all, missing_docs)]
 pub mod v1 {
     tonic::include_proto!("fieldsync.v1");
+    include!(concat!(env!("OUT_DIR"), "/fieldsync.v1.serde.rs"));
 }
 
 /// The encoded file descriptor set, for gRPC server reflection.

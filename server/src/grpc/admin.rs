@@ -54,6 +54,27 @@ fn page_size(requested: u32) -> usize {
 impl Admin for AdminService {
     type BackupStream = ReceiverStream<Result<v1::BackupChunk, Status>>;
 
+    async fn create_enrollment(
+        &self,
+        _request: Request<v1::CreateEnrollmentRequest>,
+    ) -> Result<Response<v1::CreateEnrollmentReply>, Status> {
+        Err(Status::unimplemented("enrollment codes are not served yet"))
+    }
+
+    async fn list_enrollments(
+        &self,
+        _request: Request<v1::ListEnrollmentsRequest>,
+    ) -> Result<Response<v1::ListEnrollmentsReply>, Status> {
+        Err(Status::unimplemented("enrollment codes are not served yet"))
+    }
+
+    async fn revoke_enrollment(
+        &self,
+        _request: Request<v1::RevokeEnrollmentRequest>,
+    ) -> Result<Response<v1::EnrollmentInfo>, Status> {
+        Err(Status::unimplemented("enrollment codes are not served yet"))
+    }
+
     /// Writes the snapshot to a temporary file first (the store's read lock is
     /// held only for that), then streams the file, so a slow reader never
     /// holds up writers.
