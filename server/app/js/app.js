@@ -21,7 +21,7 @@ const ui = {
   dirty: new Set(),
   shownText: new Map(),
   gps: null,
-  status: { state: 'idle', text: '' },
+  status: { state: 'idle', key: '', args: [] },
   installPrompt: null,
 };
 
@@ -150,7 +150,8 @@ async function draw() {
 
 function drawStatus(m) {
   const s = $('#sync-status');
-  let { state, text } = ui.status;
+  let { state } = ui.status;
+  let text = t(ui.status.key, ...ui.status.args);
   if (state === 'idle') text = m.lastSyncMs ? t('ok', when(m.lastSyncMs)) : t('idle');
   if (m.auth && state !== 'syncing') { state = 'auth'; text = t('auth'); }
   s.dataset.state = state;
@@ -257,7 +258,19 @@ function buildForm(cat) {
 
 async function drawReport(cat) {
   const key = `${ui.village}|${ui.period}|${getLang()}`;
-  if (ui.built !== key) buildForm(cat);
+  if (ui.built !== key) {
+    // Typed but unsaved entries survive a redraw of the form (a language switch).
+    const typed = new Map();
+    for (const f of ui.dirty) {
+      const input = document.querySelector(`#report-form [data-field="${f}"]`);
+      if (input) typed.set(f, input.value);
+    }
+    buildForm(cat);
+    for (const [f, v] of typed) {
+      const input = document.querySelector(`#report-form [data-field="${f}"]`);
+      if (input) input.value = v;
+    }
+  }
   const u = cat.units.get(ui.village);
   const commune = u && cat.units.get(u.parentId);
   const district = commune && cat.units.get(commune.parentId);
@@ -351,31 +364,32 @@ async function onSave(ev) {
   }
 }
 
-function setStatus(state, text) {
-  ui.status = { state, text };
+/** Shows the sync state `state` with the words `key` (filled from `args`). */
+function setStatus(state, key, ...args) {
+  ui.status = { state, key, args };
   local.meta().then(drawStatus, () => {});
 }
 
 function progress(ev) {
-  if (ev.kind === 'pushing') { setStatus('syncing', t('pushing', ev.done, ev.total)); render(); }
-  if (ev.kind === 'pulling') setStatus('syncing', t('pulling', ev.changes));
-  if (ev.kind === 'retrying') setStatus('syncing', t('retrying', Math.round(ev.delayMs / 1000)));
+  if (ev.kind === 'pushing') { setStatus('syncing', 'pushing', ev.done, ev.total); render(); }
+  if (ev.kind === 'pulling') setStatus('syncing', 'pulling', ev.changes);
+  if (ev.kind === 'retrying') setStatus('syncing', 'retrying', Math.round(ev.delayMs / 1000));
 }
 
 /** One sync with its progress and result shown; resolves with what it did. */
 async function runSync() {
   const m = await local.meta();
   if (!m.token) return { ok: false, error: 'unauthenticated', message: 'not enrolled' };
-  setStatus('syncing', t('syncing'));
+  setStatus('syncing', 'syncing');
   try {
     const s = await syncer.sync(progress);
-    setStatus('ok', t('okSummary', when(Date.now()), s.pushed, s.pulled));
+    setStatus('ok', 'okSummary', when(Date.now()), s.pushed, s.pulled);
     return { ok: true, ...s };
   } catch (e) {
     const code = e instanceof api.ApiError ? e.code : 'error';
-    if (code === 'network') setStatus('offline', t('offline'));
-    else if (code === 'unauthenticated') setStatus('auth', t('auth'));
-    else setStatus('error', t('error', e.message || String(e)));
+    if (code === 'network') setStatus('offline', 'offline');
+    else if (code === 'unauthenticated') setStatus('auth', 'auth');
+    else setStatus('error', 'error', e.message || String(e));
     return { ok: false, error: code, message: e.message || String(e), ...(e.summary || {}) };
   } finally {
     await render();
@@ -406,7 +420,7 @@ async function enrollWith(code) {
     } catch { /* the next sync takes the catalogue */ }
     err.textContent = '';
     $('#enroll-code').value = '';
-    ui.status = { state: 'idle', text: '' };
+    ui.status = { state: 'idle', key: '', args: [] };
     ui.view = 'home';
     await render();
     runSync();
@@ -459,7 +473,7 @@ async function exportUnsent() {
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10000);
-  setStatus(ui.status.state, t('exported', file.mutations.length));
+  setStatus(ui.status.state === 'syncing' ? 'syncing' : ui.status.state, 'exported', file.mutations.length);
 }
 
 function currentYear() { return String(new Date().getFullYear()); }
@@ -526,7 +540,6 @@ function retranslate() {
   $('#lang').textContent = t('langButton');
   document.title = t('title');
   ui.built = null;
-  if (ui.status.state !== 'idle') ui.status = { state: ui.status.state, text: t(ui.status.state === 'syncing' ? 'syncing' : ui.status.state === 'ok' ? 'ok' : ui.status.state, when(Date.now())) };
   render();
 }
 
