@@ -80,16 +80,30 @@ function refuse(kind, indicator, params = {}) {
   return { ok: false, kind, ...messages(kind, indicator, params) };
 }
 
+/** [{indicator, amount}] from either form validateValue takes. */
+function siblingList(siblings, indicators) {
+  if (Array.isArray(siblings)) return siblings;
+  if (!indicators) {
+    throw new TypeError("validateValue: siblings given as {code: amount} need the indicator list");
+  }
+  const byCode = new Map(indicators.map((i) => [i.code, i]));
+  return Object.entries(siblings ?? {})
+    .filter(([code]) => byCode.has(code))
+    .map(([code, amount]) => ({ indicator: byCode.get(code), amount }));
+}
+
 /**
  * Checks `typed` for `indicator` (a Bootstrap Indicator in proto3 JSON).
- * `siblings` are the other fields of the same report: [{indicator, amount}]
- * with `amount` a plain dot decimal, or null when the field has no value.
- * Answers {ok: true, amount} (a plain dot decimal, or null: the field is
- * cleared) or {ok: false, kind, vi, en} with messages a surveyor can act on.
+ * `siblings` are the other fields of the same report, either
+ * [{indicator, amount}] or {code: amount} together with `indicators` (every
+ * Bootstrap indicator), `amount` a plain dot decimal, or null when the field
+ * has no value. Answers {ok: true, amount} (a plain dot decimal, or null:
+ * the field is cleared) or {ok: false, kind, vi, en} with messages a
+ * surveyor can act on.
  */
-export function validateValue(indicator, typed, siblings = []) {
+export function validateValue(indicator, typed, siblings = [], indicators = undefined) {
   const scale = scaleOf(indicator);
-  const withValue = siblings
+  const withValue = siblingList(siblings, indicators)
     .filter((s) => s && s.indicator && s.amount !== null && s.amount !== undefined)
     .map((s) => ({ indicator: s.indicator, amount: parseDecimal(s.amount) }));
   const parts = withValue.filter((s) => s.indicator.parentCode === indicator.code);
