@@ -134,6 +134,7 @@ async function draw() {
     $('#reenroll-reason').textContent = t('reenrollReason', m.auth, count, m.user ? m.user.name : '');
   }
   drawStatus(m);
+  show('picker', enrolled);
   show('home', enrolled && ui.view === 'home');
   show('report', enrolled && ui.view === 'report');
   if (!enrolled) return;
@@ -495,14 +496,18 @@ function wire() {
     await local.setMeta({ lang: getLang() });
     retranslate();
   });
-  $('#village-search').addEventListener('input', () => render());
+  // Searching again, from a report too, shows the villages found.
+  $('#village-search').addEventListener('input', () => { ui.view = 'home'; render(); });
   $('#villages').addEventListener('click', (ev) => {
     const b = ev.target.closest('button[data-village]');
     if (!b) return;
     const p = readPeriod();
     if (p) openReport(b.dataset.village, p);
   });
-  $('#period').addEventListener('input', () => readPeriod());
+  $('#period').addEventListener('input', () => {
+    readPeriod();
+    if (ui.view === 'report') { ui.view = 'home'; render(); }
+  });
   $('#reports').addEventListener('click', (ev) => {
     const b = ev.target.closest('[data-open]');
     if (!b) return;
@@ -552,7 +557,15 @@ function codeFromAddress() {
 }
 
 async function start() {
-  if ('serviceWorker' in navigator) navigator.serviceWorker.register('sw.js').catch(() => {});
+  if ('serviceWorker' in navigator) {
+    // A new version took over (not the first install): load it, unless the
+    // surveyor is typing into the form.
+    const updating = !!navigator.serviceWorker.controller;
+    navigator.serviceWorker.addEventListener('controllerchange', () => {
+      if (updating && ui.dirty.size === 0 && !ui.gps) location.reload();
+    });
+    navigator.serviceWorker.register('sw.js').catch(() => {});
+  }
   const code = codeFromAddress();
   const m = await local.meta();
   setLang(m.lang || 'vi');
