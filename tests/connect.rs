@@ -354,3 +354,109 @@ async fn only_the_apps_methods_in_the_connect_json_form_are_answered() {
     assert!(message.contains("4 MiB"), "{message}");
     server.stop().await;
 }
+
+/// The Content-Security-Policy every file of the app must carry.
+const APP_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+                       img-src 'self' data:; connect-src 'self'; worker-src 'self'; \
+                       manifest-src 'self'; object-src 'none'; base-uri 'none'; \
+                       frame-ancestors 'none'; form-action 'none'";
+
+/// Every file under `server/app/`, as its path below `/app/`.
+fn app_files(dir: &std::path::Path, below: &str, out: &mut Vec<(String, Vec<u8>)>) {
+    for entry in std::fs::read_dir(dir).expect("server/app") {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name.starts_with('.') || name.ends_with('~') {
+            continue;
+        }
+        if path.is_dir() {
+            app_files(&path, &format!("{below}{name}/"), out);
+        } else {
+            out.push((format!("{below}{name}"), std::fs::read(&path).unwrap()));
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_file_of_the_app_is_served_with_a_strict_csp_and_an_etag() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_web_server(dir.path()).await;
+    let web = server.web_url();
+
+    let bare = http::get(web, "/app", "").await;
+    assert_eq!(bare.status, 301);
+    assert_eq!(bare.header("location"), Some("/app/"), "the service worker's scope is /app/");
+
+    let shell = http::get(web, "/app/", "").await;
+    assert_eq!(shell.status, 200);
+    assert_eq!(shell.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(shell.text().to_lowercase().starts_with("<!doctype html"), "{}", shell.text());
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("server/app");
+    let mut files = Vec::new();
+    app_files(&root, "", &mut files);
+    assert!(files.iter().any(|(path, _)| path == "index.html"));
+    for (path, on_disk) in &files {
+        let served = http::get(web, &format!("/app/{path}"), "").await;
+        assert_eq!(served.status, 200, "{path}");
+        assert_eq!(served.header("content-security-policy"), Some(APP_CSP), "{path}");
+        assert_eq!(served.header("x-content-type-options"), Some("nosniff"), "{path}");
+        assert_eq!(served.header("cache-control"), Some("no-cache"), "{path}");
+        let expected_type = match path.rsplit_once('.').map(|(_, e)| e) {
+            Some("html") => "text/html; charset=utf-8",
+            Some("js" | "mjs") => "text/javascript; charset=utf-8",
+            Some("txt") => "text/plain; charset=utf-8",
+            Some("ico") => "image/x-icon",
+            Some("woff2") => "font/woff2",
+            Some("css") => "text/css; charset=utf-8",
+            Some("webmanifest") => "application/manifest+json",
+            Some("svg") => "image/svg+xml",
+            Some("json") => "application/json",
+            Some("png") => "image/png",
+            _ => "application/octet-stream",
+        };
+        assert_eq!(served.header("content-type"), Some(expected_type), "{path}");
+        if path == "sw.js" {
+            let text = served.text();
+            let disk = String::from_utf8_lossy(on_disk);
+            assert!(disk.contains("__APP_VERSION__"), "sw.js names its cache by the version");
+            assert!(!text.contains("__APP_VERSION__"), "the version is filled in");
+            let parts: Vec<&str> = disk.split("__APP_VERSION__").collect();
+            assert!(text.starts_with(parts[0]) && text.ends_with(parts[parts.len() - 1]));
+        } else {
+            assert_eq!(&served.body, on_disk, "{path} is served as it is on disk");
+        }
+        let etag = served.header("etag").unwrap_or_else(|| panic!("{path} has an ETag"));
+        let again = http::request_with(
+            web,
+            "GET",
+            &format!("/app/{path}"),
+            &[("If-None-Match", etag)],
+            b"",
+        )
+        .await;
+        assert_eq!(again.status, 304, "{path}: the browser's copy is current");
+        assert!(again.body.is_empty());
+        assert_eq!(again.header("etag"), Some(etag));
+        let stale = http::request_with(
+            web,
+            "GET",
+            &format!("/app/{path}"),
+            &[("If-None-Match", "\"0000\"")],
+            b"",
+        )
+        .await;
+        assert_eq!(stale.status, 200, "{path}: an old copy gets the new file");
+    }
+
+    let missing = http::get(web, "/app/no-such-file.js", "").await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.header("content-security-policy"), Some(APP_CSP));
+    let outside = http::get(web, "/app/../Cargo.toml", "").await;
+    assert_ne!(outside.status, 200, "nothing but the app's files");
+
+    // The supervisors' pages link to the app.
+    let signin = http::get(web, "/signin", "").await;
+    assert!(signin.text().contains("href=\"/app/\""), "{}", signin.text());
+    server.stop().await;
+}
