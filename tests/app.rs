@@ -62,7 +62,18 @@ async fn code_for(server: &TestServer, user: &str) -> String {
 /// Opens the app and waits until it has started.
 async fn open_app(client: &Client, web: &str) {
     client.goto(&format!("{web}/app/")).await.expect("open the app");
-    run_js(client, "await globalThis.fieldsyncApp.ready;").await;
+    started(client).await;
+}
+
+/// Waits until the app's modules have loaded and it has read its storage.
+async fn started(client: &Client) {
+    let start = std::time::Instant::now();
+    let script = "if (!globalThis.fieldsyncApp) return false; \
+                  await globalThis.fieldsyncApp.ready; return true;";
+    while run_js(client, script).await != Json::Bool(true) {
+        assert!(start.elapsed() < PATIENCE, "the app never started");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 async fn state(client: &Client) -> Json {
@@ -168,7 +179,7 @@ async fn offline_edits_survive_a_browser_restart_and_reach_the_server_once() {
 
     // No server: the app still opens, from its service worker.
     client.refresh().await.unwrap();
-    run_js(&client, "await globalThis.fieldsyncApp.ready;").await;
+    started(&client).await;
     wait_attr(&client, "#sync-status", "data-state", "offline").await;
     let period = this_year();
     let input = client.find(Locator::Id("period")).await.unwrap();

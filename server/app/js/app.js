@@ -152,7 +152,8 @@ async function draw() {
 function drawStatus(m) {
   const s = $('#sync-status');
   let { state } = ui.status;
-  let text = t(ui.status.key, ...ui.status.args);
+  const args = ui.status.args.map((a) => (a instanceof Date ? when(a.getTime()) : a));
+  let text = t(ui.status.key, ...args);
   if (state === 'idle') text = m.lastSyncMs ? t('ok', when(m.lastSyncMs)) : t('idle');
   if (m.auth && state !== 'syncing') { state = 'auth'; text = t('auth'); }
   s.dataset.state = state;
@@ -384,7 +385,7 @@ async function runSync() {
   setStatus('syncing', 'syncing');
   try {
     const s = await syncer.sync(progress);
-    setStatus('ok', 'okSummary', when(Date.now()), s.pushed, s.pulled);
+    setStatus('ok', 'okSummary', new Date(), s.pushed, s.pulled);
     return { ok: true, ...s };
   } catch (e) {
     const code = e instanceof api.ApiError ? e.code : 'error';

@@ -113,6 +113,7 @@ async function once(progress) {
     await push(m, summary, progress);
     await pull(m, summary, progress);
     await refreshCatalogue(m);
+    if (m.auth) await local.setMeta({ auth: null });
   } catch (e) {
     if (e instanceof api.ApiError && e.code === 'unauthenticated') {
       await local.setMeta({ auth: e.message || 'unauthenticated' });
