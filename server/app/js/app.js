@@ -140,6 +140,7 @@ async function draw() {
   if (!enrolled) return;
   $('#who').textContent = t('who', m.user ? m.user.name : '');
   const cat = local.catalogue(m.catalogue);
+  ui.cat = cat;
   if (ui.view === 'home') {
     drawVillages(cat);
     await drawReports(cat);
@@ -498,7 +499,10 @@ function wire() {
     retranslate();
   });
   // Searching again, from a report too, shows the villages found.
-  $('#village-search').addEventListener('input', () => { ui.view = 'home'; render(); });
+  $('#village-search').addEventListener('input', () => {
+    if (ui.view === 'home' && ui.cat && !drawing) drawVillages(ui.cat);
+    else { ui.view = 'home'; render(); }
+  });
   $('#villages').addEventListener('click', (ev) => {
     const b = ev.target.closest('button[data-village]');
     if (!b) return;
