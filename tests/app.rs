@@ -308,6 +308,7 @@ async fn the_app_shows_a_return_resubmits_on_edit_and_locks_an_approved_report()
     assert_eq!(on_server(&server, &first, &period, "road_km").as_deref(), Some("1.75"));
 
     click(&client, "#back").await;
+    wait_attr(&client, &first_row, "data-state", "synced").await;
     click(&client, &format!("{second_row} button")).await;
     wait_attr(&client, "#review-state", "data-state", "approved").await;
     wait_text(&client, "#locked-reason", |t| !t.is_empty()).await;

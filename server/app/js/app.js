@@ -38,6 +38,14 @@ function el(tag, attrs = {}, ...children) {
   return e;
 }
 
+/** Puts `nodes` into `box`, unless it already shows exactly them (so an
+ * element someone is about to press is not swapped for a copy). */
+function replaceIfChanged(box, nodes) {
+  const next = document.createElement(box.tagName);
+  next.append(...nodes);
+  if (next.innerHTML !== box.innerHTML) box.replaceChildren(...next.childNodes);
+}
+
 function show(id, on) { const e = document.getElementById(id); if (e) e.hidden = !on; }
 
 // ---- What a value and a state look like ----------------------------------
@@ -182,8 +190,8 @@ function drawVillages(cat) {
   const words = fold($('#village-search').value).split(/\s+/).filter(Boolean);
   const hits = villagesOf(cat).filter((v) => words.every((w) => v.key.includes(w)));
   const box = $('#villages');
-  box.replaceChildren();
-  if (hits.length === 0) { box.append(el('p', { class: 'small', text: t('noVillages') })); return; }
+  const out = [];
+  if (hits.length === 0) { replaceIfChanged(box, [el('p', { class: 'small', text: t('noVillages') })]); return; }
   const groups = new Map();
   for (const v of hits.slice(0, MAX_VILLAGES_SHOWN)) {
     const k = v.commune ? v.commune.id : '';
@@ -193,30 +201,32 @@ function drawVillages(cat) {
   for (const g of groups.values()) {
     const list = el('div', { class: 'villages' });
     for (const v of g.items) list.append(el('button', { type: 'button', 'data-village': v.unit.id, text: v.unit.name }));
-    box.append(el('h3', { text: g.head }), list);
+    out.push(el('h3', { text: g.head }), list);
   }
-  if (hits.length > MAX_VILLAGES_SHOWN) box.append(el('p', { class: 'small', text: t('more', hits.length - MAX_VILLAGES_SHOWN) }));
+  if (hits.length > MAX_VILLAGES_SHOWN) out.push(el('p', { class: 'small', text: t('more', hits.length - MAX_VILLAGES_SHOWN) }));
+  replaceIfChanged(box, out);
 }
 
 async function drawReports(cat) {
   const subs = await local.reports();
   const list = $('#reports');
-  list.replaceChildren();
+  const items = [];
   const rows = [...subs.values()].map((s) => {
     const u = cat.units.get(s.village);
     const commune = u && cat.units.get(u.parentId);
     return { s, name: u ? u.name : s.village, commune: commune ? commune.name : '' };
   });
   rows.sort((a, b) => (a.commune + a.name + a.s.period).localeCompare(b.commune + b.name + b.s.period, 'vi'));
-  if (rows.length === 0) list.append(el('li', { class: 'small', text: t('noReports') }));
+  if (rows.length === 0) items.push(el('li', { class: 'small', text: t('noReports') }));
   for (const { s, name, commune } of rows) {
     const state = reportState(s);
     const waiting = s.pending.length ? ` · ${t('unsent')} ${s.pending.length}` : '';
-    list.append(el('li', { 'data-submission': `${s.village}|${s.period}`, 'data-state': state },
+    items.push(el('li', { 'data-submission': `${s.village}|${s.period}`, 'data-state': state },
       el('button', { type: 'button', class: 'report-link', 'data-open': `${s.village}|${s.period}` },
         el('strong', { text: `${name}${commune ? `, ${commune}` : ''} — ${s.period}` }),
         el('span', { class: `badge ${state}`, text: `${t(`st_${state}`)}${waiting}` }))));
   }
+  replaceIfChanged(list, items);
 }
 
 async function drawStorage() {
@@ -317,6 +327,12 @@ function openReport(village, period) {
   ui.dirty.clear();
   ui.gps = null;
   ui.built = null;
+  // The last report's inputs go at once, so nothing types into them.
+  $('#fields').replaceChildren();
+  $('#report-form textarea[data-field="note"]').value = '';
+  $('#report-title').textContent = '';
+  show('home', false);
+  show('report', true);
   $('#form-error').textContent = '';
   const saved = $('#saved-state');
   saved.textContent = '';
