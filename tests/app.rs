@@ -424,7 +424,13 @@ async fn screenshots() {
     let [first, second, third] = <[String; 3]>::try_from(villages()).unwrap();
     let browser = Browser::open(profile.path(), PHONE).await;
     let client = browser.client.clone();
+    // Headless windows start wider than a phone and count their frame in
+    // the height; this makes the page itself 360 × 640.
+    client.set_window_size(PHONE.0, PHONE.1).await.expect("a phone-sized window");
     open_app(&client, server.web_url()).await;
+    let inner = run_js(&client, "return innerHeight;").await.as_u64().unwrap_or(640) as u32;
+    let frame = PHONE.1.saturating_sub(inner);
+    client.set_window_size(PHONE.0, PHONE.1 + frame).await.expect("a phone-sized page");
     let input = client.find(Locator::Id("enroll-code")).await.unwrap();
     input.send_keys(&code[..6]).await.unwrap();
     shoot(&client, "app-enroll.png").await;
@@ -443,11 +449,13 @@ async fn screenshots() {
     let search = client.find(Locator::Id("village-search")).await.unwrap();
     search.clear().await.unwrap();
     search.send_keys("phuc dong").await.unwrap();
+    client.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
     shoot(&client, "app-villages.png").await;
 
     click(&client, &format!("button[data-village=\"{third}\"]")).await;
     let drainage = client.find(Locator::Css("input[data-field=drainage_km]")).await.unwrap();
     drainage.send_keys("0,45").await.unwrap();
+    client.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
     shoot(&client, "app-form.png").await;
     click(&client, "#back").await;
 
@@ -456,7 +464,8 @@ async fn screenshots() {
         .await;
     client
         .execute(
-            "document.querySelector('[data-field=village_cultural_house]').scrollIntoView()",
+            "document.querySelector('[data-field-status=village_cultural_house]')
+                .scrollIntoView({ block: 'center' })",
             vec![],
         )
         .await
@@ -466,6 +475,7 @@ async fn screenshots() {
 
     click(&client, &format!("li[data-submission=\"{second}|{period}\"] button")).await;
     wait_attr(&client, "[data-field-status=road_km]", "data-state", "synced").await;
+    client.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
     shoot(&client, "app-synced.png").await;
     browser.close().await;
     server.stop().await;
