@@ -460,3 +460,36 @@ async fn every_file_of_the_app_is_served_with_a_strict_csp_and_an_etag() {
     assert!(signin.text().contains("href=\"/app/\""), "{}", signin.text());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_app_and_grpc_share_one_rate_limit_per_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = fieldsync_server::Limits {
+        calls_per_second: 1,
+        call_burst: 5,
+        ..fieldsync_server::Limits::default()
+    };
+    let server = util::start_web_server_with(dir.path(), limits).await;
+    let web = server.web_url();
+    let token = surveyor(&server, "an.nguyen", "Nguyễn Văn An");
+    let mut grpc = fieldsync_client::Grpc::connect(&server.url, &token).await.unwrap();
+    let device = fieldsync::DeviceId(uuid::Uuid::new_v4());
+    let mut refused = None;
+    for _ in 0..50 {
+        use fieldsync_client::Remote;
+        if let Err(e) = grpc.status(device).await {
+            refused = Some(e.to_string());
+            break;
+        }
+    }
+    let refused = refused.expect("a burst of gRPC calls is held to the user's rate");
+    assert!(refused.contains("too many calls"), "{refused}");
+    let over = call(web, "Status", Some(&token), &json!({})).await;
+    let (status, code, message) = error_of(&over);
+    assert_eq!((status, code.as_str()), (429, "resource_exhausted"), "{message}");
+    assert!(message.contains("too many calls from an.nguyen"), "{message}");
+    let other = surveyor(&server, "binh.tran", "Trần Thị Bình");
+    let fine = call(web, "Status", Some(&other), &json!({})).await;
+    assert_eq!(fine.status, 200, "other users go on: {}", fine.text());
+    server.stop().await;
+}
