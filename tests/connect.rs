@@ -275,6 +275,14 @@ async fn refusals_carry_the_grpc_status_as_connect_errors() {
     assert!(message.contains("1000") || message.contains("1,000"), "{message}");
     let status = json_of(&call(web, "Status", Some(&token), &json!({"deviceId": device})).await);
     assert_eq!(status["lastMutationId"], Value::Null, "nothing was stored: {status}");
+    // A million empty mutations fit in 4 MiB of JSON: counted, not decoded.
+    let flood = format!("{{\"mutations\":[{}]}}", vec!["{}"; 1_300_000].join(","));
+    let headers = [("Content-Type", "application/json"), ("Connect-Protocol-Version", "1")];
+    let flooded =
+        http::send(web, "POST", "/fieldsync.v1.Sync/Push", &headers, flood.as_bytes()).await;
+    let (status, code, message) = error_of(&flooded);
+    assert_eq!((status, code.as_str()), (429, "resource_exhausted"), "{message}");
+    assert!(message.contains("1300000 mutations"), "{message}");
 
     let first = call(web, "Push", Some(&token), &one).await;
     assert_eq!(first.status, 200, "{}", first.text());
