@@ -355,6 +355,38 @@ async fn only_the_apps_methods_in_the_connect_json_form_are_answered() {
     assert_eq!((status, code.as_str()), (400, "invalid_argument"));
     assert!(message.contains("Connect-Protocol-Version"), "{message}");
 
+    // The caller's own deadline: a push cut off by it may still commit,
+    // and sending it again is answered, never applied twice.
+    let an = surveyor(&server, "an.nguyen", "Nguyễn Văn An");
+    let bearer = format!("Bearer {an}");
+    let mut hurried = json_headers.to_vec();
+    hurried[2] = ("Authorization", bearer.as_str());
+    hurried.push(("Connect-Timeout-Ms", "0"));
+    let device = new_device();
+    let push = push_request(&device, vec![mutation(1, "road_km", "3", "An")]).to_string();
+    let late = http::send(web, "POST", "/fieldsync.v1.Sync/Push", &hurried, push.as_bytes()).await;
+    let (status, code, message) = error_of(&late);
+    assert_eq!((status, code.as_str()), (504, "deadline_exceeded"), "{message}");
+    assert!(message.contains("Connect-Timeout-Ms"), "{message}");
+    hurried[3] = ("Connect-Timeout-Ms", "soon");
+    let garbled =
+        http::send(web, "POST", "/fieldsync.v1.Sync/Push", &hurried, push.as_bytes()).await;
+    assert_eq!(error_of(&garbled).0, 400);
+    hurried[3] = ("Connect-Timeout-Ms", "30000");
+    let again = http::send(web, "POST", "/fieldsync.v1.Sync/Push", &hurried, push.as_bytes()).await;
+    assert_eq!(json_of(&again)["results"][0]["outcome"], "OUTCOME_APPLIED", "{}", again.text());
+    let sub = fieldsync::SubmissionId::of(VILLAGE, PERIOD.parse().unwrap());
+    let history = server.store.history(
+        &server.store.user("admin").unwrap().unwrap(),
+        &fieldsync_server::store::HistoryQuery {
+            user_id: Some("an.nguyen".into()),
+            limit: 100,
+            ..Default::default()
+        },
+    );
+    let entries = history.unwrap().into_iter().filter(|e| e.submission == Some(sub)).count();
+    assert_eq!(entries, 1, "the push was applied once");
+
     let huge = vec![b' '; fieldsync_server::MAX_MESSAGE_BYTES + 1];
     let over = http::send(web, "POST", "/fieldsync.v1.Sync/Status", &json_headers, &huge).await;
     let (status, code, message) = error_of(&over);

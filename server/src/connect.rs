@@ -217,13 +217,31 @@ impl Bridge {
                 return answer.error(&problem, &HeaderMap::new());
             }
         };
-        let reply = match self.grpc(method, &parts, message).await {
-            Ok(reply) => reply,
-            Err(problem) => return answer.error(&problem, &HeaderMap::new()),
+        let answered = async {
+            match self.grpc(method, &parts, message).await {
+                Err(problem) => answer.error(&problem, &HeaderMap::new()),
+                Ok(reply) => match answer {
+                    Answer::Unary => unary_reply(method, reply).await,
+                    Answer::Stream => stream_reply(method, reply),
+                },
+            }
         };
-        match answer {
-            Answer::Unary => unary_reply(method, reply).await,
-            Answer::Stream => stream_reply(method, reply),
+        // The caller's own deadline, if it gave one (the server's is the
+        // edge layer's); a stream's covers its first page.
+        match timeout(&parts.headers) {
+            Ok(None) => answered.await,
+            Ok(Some(limit)) => match tokio::time::timeout(limit, answered).await {
+                Ok(answer) => answer,
+                Err(_) => answer.error(
+                    &Status::deadline_exceeded(format!(
+                        "no answer within the {} ms the call allowed (Connect-Timeout-Ms); a \
+                         retried push is never applied twice",
+                        limit.as_millis()
+                    )),
+                    &HeaderMap::new(),
+                ),
+            },
+            Err(problem) => answer.error(&problem, &HeaderMap::new()),
         }
     }
 
@@ -357,6 +375,18 @@ fn protocol_problem(headers: &HeaderMap, streaming: bool) -> Option<Status> {
         None | Some("" | "identity") => None,
         Some(other) => Some(Status::unimplemented(format!(
             "compressed requests ({encoding}: {other}) are not read here: send them uncompressed"
+        ))),
+    }
+}
+
+/// The deadline a caller gives in `Connect-Timeout-Ms` (at most 10 digits).
+fn timeout(headers: &HeaderMap) -> Result<Option<std::time::Duration>, Status> {
+    let Some(value) = headers.get("connect-timeout-ms") else { return Ok(None) };
+    let text = value.to_str().unwrap_or_default().trim();
+    match text.len() <= 10 && !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        true => Ok(text.parse().ok().map(std::time::Duration::from_millis)),
+        false => Err(Status::invalid_argument(format!(
+            "Connect-Timeout-Ms is a number of milliseconds (at most 10 digits), not {text:?}"
         ))),
     }
 }
