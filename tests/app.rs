@@ -3,7 +3,8 @@
 //! worker with the server stopped), keeps its edits across a browser
 //! restart, and syncs them through the Connect JSON routes exactly once; it
 //! shows a supervisor's decisions and locks approved reports; a revoked
-//! device keeps its edits and takes a new code of the same user.
+//! device keeps its edits and takes a new code of the same user; its
+//! exported unsent edits reach the server once.
 //!
 //! The tests take turns (one browser at a time). `cargo test --test app --
 //! --ignored screenshots` regenerates `docs/screenshots/app-*.png`.
@@ -16,8 +17,10 @@ use std::path::Path;
 use fantoccini::{Client, Locator};
 use fieldsync::access::Role;
 use fieldsync::review::{ReviewState, Verdict};
-use fieldsync::sync::AuditKind;
+use fieldsync::sync::{AuditKind, Outcome};
 use fieldsync::{demo, FieldKey, Period, SubmissionId, Value};
+use fieldsync_client::sync::Retry;
+use fieldsync_client::{unsent, Grpc};
 use fieldsync_proto::v1::CreateEnrollmentRequest;
 use fieldsync_server::store::{now_ms, HistoryQuery};
 use serde_json::Value as Json;
@@ -399,6 +402,69 @@ async fn a_revoked_device_keeps_its_edits_until_a_new_code_of_the_same_user() {
     assert!(!client.find(Locator::Id("reenroll")).await.unwrap().is_displayed().await.unwrap());
     assert_eq!(on_server(&server, VILLAGE, &period, "road_km").as_deref(), Some("2"));
     assert_eq!(on_server(&server, VILLAGE, &period, "drainage_km").as_deref(), Some("0.3"));
+    browser.close().await;
+    server.stop().await;
+}
+
+/// The escape hatch: "Xuất các sửa đổi chưa gửi" downloads the outbox as
+/// the unsent-edits file; pushed from elsewhere (as `fieldsync push-file`
+/// does) it puts the edits on the server, and when the phone syncs after
+/// all, its edits are answered as replays: nothing is applied twice.
+#[tokio::test]
+async fn exported_unsent_edits_reach_the_server_once_even_if_the_phone_syncs_later() {
+    let _turn = TURN.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let server = start_web_server(dir.path()).await;
+    let token = server.user(SURVEYOR, SURVEYOR_NAME, Role::Surveyor, &[demo::SAMPLE_COMMUNE]);
+    let code = code_for(&server, SURVEYOR).await;
+    let browser = Browser::open(profile.path(), PHONE).await;
+    let client = browser.client.clone();
+    open_app(&client, server.web_url()).await;
+    enroll(&client, &code).await;
+    let device = state(&client).await["deviceId"].as_str().unwrap().to_owned();
+    let period = this_year();
+    record_in_form(&client, VILLAGE, &[("road_km", "3,25"), ("village_sports_area", "1")]).await;
+
+    // Press the button; take the file the browser would save.
+    let download = run_js(
+        &client,
+        "let taken = null;
+         const click = HTMLAnchorElement.prototype.click;
+         HTMLAnchorElement.prototype.click = function () {
+           taken = { href: this.href, name: this.download };
+         };
+         try {
+           document.querySelector('#export-unsent').click();
+           for (let i = 0; i < 100 && !taken; i += 1) await new Promise((r) => setTimeout(r, 50));
+         } finally {
+           HTMLAnchorElement.prototype.click = click;
+         }
+         if (!taken) return null;
+         return { name: taken.name, text: await (await fetch(taken.href)).text() };",
+    )
+    .await;
+    let name = download["name"].as_str().expect("the button gives a file");
+    assert!(name.starts_with("fieldsync-unsent-") && name.ends_with(".json"), "{name}");
+    let text = download["text"].as_str().unwrap();
+    let (file, from, mutations) = unsent::UnsentEdits::parse(text.as_bytes()).expect("a good file");
+    assert_eq!((file.user_id.as_str(), from.to_string()), (SURVEYOR, device.clone()));
+    assert_eq!(mutations.len(), 2);
+
+    let mut remote = Grpc::connect(&server.url, &token).await.expect("connect");
+    let pushed = unsent::push(&mut remote, from, &mutations, &Retry::immediate(0), &mut |_| {})
+        .await
+        .expect("push the file");
+    assert_eq!(pushed.count(Outcome::Applied), 2);
+    assert_eq!(on_server(&server, VILLAGE, &period, "road_km").as_deref(), Some("3.25"));
+
+    // The phone reaches the server after all: its edits are known there.
+    click(&client, "#sync-button").await;
+    wait_attr(&client, "#sync-status", "data-state", "ok").await;
+    wait_attr(&client, "#pending-count", "data-count", "0").await;
+    let mut audited = audited_ids(&server, VILLAGE, &period, &device);
+    audited.sort_unstable();
+    assert_eq!(audited, [1, 2], "each edit once in the audit");
     browser.close().await;
     server.stop().await;
 }
