@@ -430,22 +430,25 @@ async fn exported_unsent_edits_reach_the_server_once_even_if_the_phone_syncs_lat
     let download = run_js(
         &client,
         "let taken = null;
+         let blob = null;
          const click = HTMLAnchorElement.prototype.click;
-         HTMLAnchorElement.prototype.click = function () {
-           taken = { href: this.href, name: this.download };
-         };
+         const objectUrl = URL.createObjectURL;
+         URL.createObjectURL = (b) => { blob = b; return objectUrl(b); };
+         HTMLAnchorElement.prototype.click = function () { taken = this.download; };
          try {
            document.querySelector('#export-unsent').click();
            for (let i = 0; i < 100 && !taken; i += 1) await new Promise((r) => setTimeout(r, 50));
          } finally {
            HTMLAnchorElement.prototype.click = click;
+           URL.createObjectURL = objectUrl;
          }
-         if (!taken) return null;
-         return { name: taken.name, text: await (await fetch(taken.href)).text() };",
+         if (!taken || !blob) return null;
+         return { name: taken, type: blob.type, text: await blob.text() };",
     )
     .await;
     let name = download["name"].as_str().expect("the button gives a file");
     assert!(name.starts_with("fieldsync-unsent-") && name.ends_with(".json"), "{name}");
+    assert_eq!(download["type"], "application/json");
     let text = download["text"].as_str().unwrap();
     let (file, from, mutations) = unsent::UnsentEdits::parse(text.as_bytes()).expect("a good file");
     assert_eq!((file.user_id.as_str(), from.to_string()), (SURVEYOR, device.clone()));
