@@ -326,9 +326,11 @@ async fn the_app_shows_a_return_resubmits_on_edit_and_locks_an_approved_report()
     server.stop().await;
 }
 
-/// A value the rules refuse is not saved, and the form says why in Vietnamese.
+/// Enrolled from the QR code's link (the code leaves the address at once),
+/// the form refuses a part above its whole, says why in Vietnamese, and in
+/// English after the switch, and saves nothing.
 #[tokio::test]
-async fn a_part_above_its_whole_is_refused_in_the_form_and_nothing_is_saved() {
+async fn a_part_above_its_whole_is_refused_in_either_language_and_nothing_is_saved() {
     let _turn = TURN.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let profile = tempfile::tempdir().unwrap();
@@ -337,18 +339,30 @@ async fn a_part_above_its_whole_is_refused_in_the_form_and_nothing_is_saved() {
     let code = code_for(&server, SURVEYOR).await;
     let browser = Browser::open(profile.path(), PHONE).await;
     let client = browser.client.clone();
-    open_app(&client, server.web_url()).await;
-    enroll(&client, &code).await;
+    client.goto(&format!("{}/app/#enroll={code}", server.web_url())).await.unwrap();
+    started(&client).await;
+    wait_attr(&client, "#sync-status", "data-state", "ok").await;
+    let address = client.current_url().await.unwrap().to_string();
+    assert!(!address.contains("enroll") && !address.contains(&code), "{address}");
+    assert_eq!(state(&client).await["userId"], SURVEYOR);
+
     let search = client.find(Locator::Id("village-search")).await.unwrap();
     search.send_keys("phúc đồng").await.unwrap();
     click(&client, &format!("button[data-village=\"{VILLAGE}\"]")).await;
     for (field, value) in [("road_km", "1"), ("road_cement_km", "1,5")] {
         let css = format!("input[data-field=\"{field}\"]");
-        client.find(Locator::Css(&css)).await.unwrap().send_keys(value).await.unwrap();
+        let input = client.wait().at_most(PATIENCE).for_element(Locator::Css(&css)).await;
+        input.unwrap().send_keys(value).await.unwrap();
     }
     click(&client, "#save").await;
     wait_text(&client, "#form-error", |t| t.contains("Không được lớn hơn tổng")).await;
     wait_attr(&client, "#saved-state", "data-saved", "0").await;
+
+    click(&client, "#lang").await;
+    wait_text(&client, "#sync-button", |t| t == "Sync").await;
+    click(&client, "#save").await;
+    wait_text(&client, "#form-error", |t| t.contains("A part cannot exceed its whole")).await;
+    wait_text(&client, "#lang", |t| t == "Tiếng Việt").await;
     assert_eq!(pending_count(&client).await, "0");
     assert_eq!(run_js(&client, "return await globalThis.fieldsyncApp.pending();").await, 0);
     browser.close().await;
