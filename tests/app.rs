@@ -326,6 +326,49 @@ async fn the_app_shows_a_return_resubmits_on_edit_and_locks_an_approved_report()
     server.stop().await;
 }
 
+/// An edit made before the phone learned that its report was approved is
+/// refused by the server: it stays visible on the phone with the value and
+/// the server's reason, and the report is listed as refused.
+#[tokio::test]
+async fn an_edit_the_server_refuses_stays_visible_with_its_reason() {
+    let _turn = TURN.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let server = start_web_server(dir.path()).await;
+    server.user(SURVEYOR, SURVEYOR_NAME, Role::Surveyor, &[demo::SAMPLE_COMMUNE]);
+    server.user("giam.tran", "Trần Văn Giám", Role::Supervisor, &[demo::SAMPLE_COMMUNE]);
+    let code = code_for(&server, SURVEYOR).await;
+    let browser = Browser::open(profile.path(), PHONE).await;
+    let client = browser.client.clone();
+    open_app(&client, server.web_url()).await;
+    enroll(&client, &code).await;
+    let period = this_year();
+    record_in_form(&client, VILLAGE, &[("road_km", "1")]).await;
+    click(&client, "#sync-button").await;
+    wait_attr(&client, "#pending-count", "data-count", "0").await;
+    let supervisor = server.store.user("giam.tran").unwrap().unwrap();
+    let p: Period = period.parse().unwrap();
+    server
+        .store
+        .decide(&supervisor, &[(VILLAGE.into(), p)], Verdict::Approve, "", now_ms())
+        .unwrap();
+
+    record_in_form(&client, VILLAGE, &[("road_km", "2,5")]).await;
+    click(&client, "#sync-button").await;
+    wait_attr(&client, "#sync-status", "data-state", "ok").await;
+    let row = format!("li[data-submission=\"{VILLAGE}|{period}\"]");
+    wait_attr(&client, &row, "data-state", "refused").await;
+    assert_eq!(pending_count(&client).await, "0");
+    click(&client, &format!("{row} button")).await;
+    let status = "[data-field-status=road_km]";
+    wait_attr(&client, status, "data-state", "refused").await;
+    wait_text(&client, status, |t| t.contains("2,5") && t.contains("approved and locked")).await;
+    wait_attr(&client, "#review-state", "data-state", "approved").await;
+    assert_eq!(on_server(&server, VILLAGE, &period, "road_km").as_deref(), Some("1"));
+    browser.close().await;
+    server.stop().await;
+}
+
 /// Enrolled from the QR code's link (the code leaves the address at once),
 /// the form refuses a part above its whole, says why in Vietnamese, and in
 /// English after the switch, and saves nothing.

@@ -90,7 +90,10 @@ function fieldStatusText(rep, field, state) {
     const all = (c.candidates || []).map((k) => t('candidate', valueText(k.value), k.author || k.deviceId, when(k.receivedAtMs)));
     return t('conflictWith', all.join(' · '));
   }
-  if (state === 'refused') return t('refusedWhy', rep.refusals.get(field).reason);
+  if (state === 'refused') {
+    const r = rep.refusals.get(field);
+    return t('refusedWhy', valueText(r.m.value), r.reason);
+  }
   return state ? t(`st_${state}`) : '';
 }
 

@@ -65,7 +65,7 @@ const WORDS = {
   st_none: ['chưa có gì', 'nothing yet'],
   conflictWith: ['xung đột: {0}', 'in conflict: {0}'],
   candidate: ['{0} ({1}, {2})', '{0} ({1}, {2})'],
-  refusedWhy: ['bị từ chối: {0}', 'refused: {0}'],
+  refusedWhy: ['bị từ chối ({0}): {1}', 'refused ({0}): {1}'],
   rv_submitted: ['Đã gửi, chờ xã duyệt.', 'Submitted, waiting for the commune.'],
   rv_returned: ['Bị trả lại để sửa: {0} — {1}, {2}. Sửa và lưu để gửi lại.', 'Returned for changes: {0} — {1}, {2}. Edit and save to submit again.'],
   rv_rejected: ['Báo cáo bị từ chối: {0} — {1}, {2}. Sửa và lưu để gửi lại.', 'Report rejected: {0} — {1}, {2}. Edit and save to submit again.'],
