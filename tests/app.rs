@@ -90,7 +90,20 @@ async fn enroll(client: &Client, code: &str) {
     input.clear().await.unwrap();
     input.send_keys(code).await.unwrap();
     click(client, "#enroll-submit").await;
-    wait_attr(client, "#sync-status", "data-state", "ok").await;
+    let start = std::time::Instant::now();
+    loop {
+        let status = client.find(Locator::Id("sync-status")).await.unwrap();
+        if status.attr("data-state").await.unwrap().as_deref() == Some("ok") {
+            return;
+        }
+        if start.elapsed() > PATIENCE {
+            let error = client.find(Locator::Id("enroll-error")).await.unwrap();
+            let error = error.text().await.unwrap_or_default();
+            let said = status.text().await.unwrap_or_default();
+            panic!("not enrolled and synced: status {said:?}, enrollment {error:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// Waits until the service worker controls the page (so the app opens offline).
