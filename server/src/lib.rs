@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fieldsync_proto::v1::admin_server::AdminServer;
+use fieldsync_proto::v1::enroll_server::EnrollServer;
 use fieldsync_proto::v1::report_server::ReportServer;
 use fieldsync_proto::v1::review_server::ReviewServer;
 use fieldsync_proto::v1::sync_server::SyncServer;
@@ -92,9 +93,18 @@ pub async fn serve_all(
         (Some(_), Some(tls)) => Some(tls.web_config()?),
         _ => None,
     };
+    let app_url = grpc::AppUrl {
+        public: limits.public_url.clone(),
+        listener: http
+            .as_ref()
+            .and_then(|h| h.local_addr().ok())
+            .map(|a| format!("{}://{a}", if web_tls.is_some() { "https" } else { "http" })),
+    };
     let web = http.map(|http| {
         let web = Arc::new(
-            web::Web::new(Arc::clone(&store), Arc::new(auth.clone())).over_tls(web_tls.is_some()),
+            web::Web::new(Arc::clone(&store), Arc::new(auth.clone()))
+                .over_tls(web_tls.is_some())
+                .app_url(app_url.clone()),
         );
         let mut stopped = stopped.clone();
         let config = web::Config::of(&limits, web_tls);
@@ -109,6 +119,8 @@ pub async fn serve_all(
     let address = listener.local_addr()?;
     let incoming = limited(listener, &limits);
     let max_batch = limits.max_batch;
+    // Answered without a token: a device trades a one-time code for one.
+    let enroll = EnrollServer::new(grpc::EnrollService::new(Arc::clone(&store), &limits));
     let sync = SyncServer::new(grpc::SyncService::new(Arc::clone(&store), limits))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_REPLY_BYTES);
@@ -117,7 +129,7 @@ pub async fn serve_all(
         .max_encoding_message_size(MAX_REPLY_BYTES);
     let report = ReportServer::new(grpc::ReportService::new(Arc::clone(&store)))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let admin = AdminServer::new(grpc::AdminService::new(Arc::clone(&store)))
+    let admin = AdminServer::new(grpc::AdminService::new(Arc::clone(&store)).with_app_url(app_url))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<SyncServer<grpc::SyncService>>().await;
@@ -150,6 +162,7 @@ pub async fn serve_all(
         .add_service(InterceptedService::new(review, auth.clone()))
         .add_service(InterceptedService::new(report, auth.clone()))
         .add_service(InterceptedService::new(admin, auth))
+        .add_service(enroll)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     drop(stopped);
