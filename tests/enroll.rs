@@ -389,3 +389,106 @@ async fn guessing_from_one_address_is_cut_off_while_others_enroll() {
     assert_eq!(device.into_inner().user.unwrap().id, "an.nguyen");
     server.stop().await;
 }
+
+/// The text of the element with `id` on a page (up to the next tag).
+fn element(page: &str, id: &str) -> Option<String> {
+    let start = page.find(&format!("id=\"{id}\""))?;
+    let rest = &page[start..];
+    let text = &rest[rest.find('>')? + 1..];
+    Some(text[..text.find('<')?].to_owned())
+}
+
+/// The value of attribute `name` on the first element that has it.
+fn attribute(page: &str, name: &str) -> Option<String> {
+    let start = page.find(&format!("{name}=\""))? + name.len() + 2;
+    Some(page[start..start + page[start..].find('"')?].to_owned())
+}
+
+#[tokio::test]
+async fn the_devices_page_shows_a_qr_code_and_revokes_codes_and_devices() {
+    use util::http::{self, get, post};
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_web_server_with(dir.path(), fieldsync_server::Limits::default()).await;
+    let (giam, _) = people(&server);
+    server.user("xa.khac", "Người Xã Khác", Role::Surveyor, &[NEIGHBOUR]);
+    let web = server.web_url().to_owned();
+    let (session, csrf) = http::sign_in(&web, &giam).await;
+
+    let page = get(&web, "/devices", &session).await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let text = page.text();
+    assert!(text.contains("Thiết bị của điều tra viên"), "Vietnamese by default");
+    assert!(text.contains("data-user=\"an.nguyen\"") && text.contains("Nguyễn Văn An"));
+    assert!(!text.contains("xa.khac"), "a surveyor of another commune is not offered");
+    assert!(text.contains("id=\"devices-link\""), "the menu links the page");
+
+    // A code: the QR code, the code in large letters, the app's address.
+    let made =
+        post(&web, "/devices/enroll", &session, &[("csrf", &csrf), ("user", "an.nguyen")]).await;
+    assert_eq!(made.status, 200, "{}", made.text());
+    let text = made.text();
+    assert!(text.contains("<svg id=\"qr\""), "an inline SVG QR code");
+    let code = element(&text, "code").expect("the code is shown");
+    assert!(code.len() == 11 && &code[5..6] == "-", "{code}");
+    let app = element(&text, "app-url").expect("the app's address");
+    assert_eq!(app, format!("{web}/app/"), "the address this page was reached at");
+    let link = attribute(&text[text.find("id=\"app-url\"").unwrap()..], "href").unwrap();
+    assert_eq!(link, format!("{web}/app/#enroll={code}"));
+    assert!(element(&text, "expires").is_some());
+
+    // It is listed, and revoked from the list.
+    let page = get(&web, "/devices", &session).await.text();
+    let id = attribute(&page, "data-code").expect("the open code is listed");
+    let revoked =
+        post(&web, &format!("/devices/codes/{id}/revoke"), &session, &[("csrf", &csrf)]).await;
+    assert_eq!(revoked.status, 303, "{}", revoked.text());
+    let refused = redeem(&server.url, &code, "").await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    let page = get(&web, "/devices?done=revoked-code", &session).await.text();
+    assert!(page.contains("id=\"no-codes\""), "no open code left");
+    assert!(page.contains("Đã thu hồi mã đăng ký"), "says what was done");
+
+    // A second code enrolls a phone; the phone is listed and revoked here.
+    let made =
+        post(&web, "/devices/enroll", &session, &[("csrf", &csrf), ("user", "an.nguyen")]).await;
+    let code = element(&made.text(), "code").unwrap();
+    let phone = redeem(&server.url, &code, "").await.expect("the phone enrolls");
+    let token_id = phone.token_info.unwrap().id;
+    let page = get(&web, "/devices", &session).await.text();
+    assert!(page.contains(&format!("data-token=\"{token_id}\"")), "the phone is listed");
+    assert!(page.contains("app: Chrome on Android"));
+    let path = format!("/devices/tokens/{token_id}/revoke");
+    let revoked = post(&web, &path, &session, &[("csrf", &csrf)]).await;
+    assert_eq!(revoked.status, 303, "{}", revoked.text());
+    let after = push(&server.url, &phone.token, &phone.device_id, mutation(1, "road_km", "1"));
+    assert_eq!(after.await.unwrap_err().code(), Code::Unauthenticated, "the phone is cut off");
+
+    // Forms from elsewhere make and revoke nothing.
+    let forged =
+        post(&web, "/devices/enroll", &session, &[("csrf", "forged"), ("user", "an.nguyen")]).await;
+    assert_eq!(forged.status, 403);
+    assert!(!forged.text().contains("<svg"), "no code made");
+    let supervisor = server.store.user("giam.tran").unwrap().unwrap();
+    let open = server.store.enrollments(&supervisor, None, fieldsync_client::now_ms()).unwrap();
+    assert!(open.is_empty(), "{open:?}");
+
+    // Someone else's surveyor: refused with the reason.
+    let other =
+        post(&web, "/devices/enroll", &session, &[("csrf", &csrf), ("user", "xa.khac")]).await;
+    assert_eq!(other.status, 403);
+    assert!(other.text().contains("not all within"), "{}", other.text());
+
+    // A surveyor has no such page, nor the link.
+    let an = server.store.issue_token(
+        &server.store.user("admin").unwrap().unwrap(),
+        "an.nguyen",
+        0,
+        "web",
+        fieldsync_client::now_ms(),
+    );
+    let (an_session, _) = http::sign_in(&web, &an.unwrap().0).await;
+    let queue = get(&web, "/queue", &an_session).await.text();
+    assert!(!queue.contains("devices-link"));
+    assert_eq!(get(&web, "/devices", &an_session).await.status, 403);
+    server.stop().await;
+}
