@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 
 use crate::amount::Amount;
 use crate::error::{Error, Result};
-use crate::model::{nfc, Catalogue, FieldKey, Period, Value, ValueKind};
+use crate::model::{nfc, Catalogue, FieldKey, Indicator, Period, Value, ValueKind};
 use crate::sync::{FieldRef, Mutation, RawValue};
 
 /// Longest note, in characters.
@@ -245,6 +245,139 @@ pub fn check_parts(
     Ok(())
 }
 
+/// Why a value typed into a form is refused, with what the surveyor needs to
+/// put it right. The app's `server/app/js/validate.js` gives the same kinds
+/// (by [`Refusal::kind`]) for the same input, checked against
+/// `tests/fixtures/validation-cases.json`, so the device and the server never
+/// disagree about a value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Letters, an exponent, a sign other than a leading minus, a decimal
+    /// mark without digits on both sides.
+    NotANumber,
+    /// Thousands separators, two decimal marks or spaces inside the number:
+    /// it could be read two ways.
+    Ambiguous,
+    /// More digits after the decimal mark than the indicator records.
+    TooManyDecimals {
+        scale: u8,
+    },
+    /// A decimal for an indicator counted in whole numbers.
+    WholeNumbersOnly,
+    Negative,
+    /// Too many digits to be held at all.
+    TooLarge,
+    /// More than one village can report in one period.
+    AboveMax {
+        max: Amount,
+    },
+    /// An "of which" part above its whole's value.
+    PartAboveWhole {
+        whole: String,
+        whole_amount: Amount,
+    },
+    /// A whole below the value of one of its parts.
+    WholeBelowPart {
+        part: String,
+        part_amount: Amount,
+    },
+    /// Clearing a whole while one of its parts has a value.
+    WholeClearedWithPart {
+        part: String,
+    },
+}
+
+impl Refusal {
+    /// The refusal's name, the same in Rust, in the app and in the shared
+    /// case file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Refusal::NotANumber => "not_a_number",
+            Refusal::Ambiguous => "ambiguous",
+            Refusal::TooManyDecimals { .. } => "too_many_decimals",
+            Refusal::WholeNumbersOnly => "whole_numbers_only",
+            Refusal::Negative => "negative",
+            Refusal::TooLarge => "too_large",
+            Refusal::AboveMax { .. } => "above_max",
+            Refusal::PartAboveWhole { .. } => "part_above_whole",
+            Refusal::WholeBelowPart { .. } => "whole_below_part",
+            Refusal::WholeClearedWithPart { .. } => "whole_cleared_with_part",
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::NotANumber => write!(f, "type a number, e.g. 12 or 1,5"),
+            Refusal::Ambiguous => write!(
+                f,
+                "type the number without thousands separators or spaces, with at most one \
+                 decimal mark, e.g. 1234,5"
+            ),
+            Refusal::TooManyDecimals { scale } => {
+                write!(f, "at most {scale} digit(s) after the decimal mark")
+            }
+            Refusal::WholeNumbersOnly => write!(f, "counted in whole numbers: type e.g. 2"),
+            Refusal::Negative => write!(f, "cannot be negative: record what was built"),
+            Refusal::TooLarge => write!(f, "far too large: check the value"),
+            Refusal::AboveMax { max } => {
+                write!(f, "more than one village can report (at most {max}): check the value")
+            }
+            Refusal::PartAboveWhole { whole, whole_amount } => {
+                write!(f, "more than its whole {whole} = {whole_amount}: a part cannot exceed it")
+            }
+            Refusal::WholeBelowPart { part, part_amount } => {
+                write!(f, "less than its part {part} = {part_amount}: lower the part first")
+            }
+            Refusal::WholeClearedWithPart { part } => {
+                write!(
+                    f,
+                    "cannot be cleared while its part {part} has a value: clear the part first"
+                )
+            }
+        }
+    }
+}
+
+/// Checks a value typed into a form for `indicator`, as the app does before
+/// it saves: the typed text ([`Amount::parse_typed`]), the village maximum,
+/// and the "of which" rule against `siblings`, the other indicators of the
+/// same report that have a value (others are ignored). `Ok(None)` clears
+/// the field. What this accepts, [`validate`] and [`check_parts`] accept
+/// once written as a plain decimal.
+pub fn check_typed(
+    indicator: &Indicator,
+    typed: &str,
+    siblings: &[(&Indicator, Amount)],
+) -> Result<Option<Amount>, Refusal> {
+    let parts = || siblings.iter().filter(|(s, _)| s.parent.as_deref() == Some(&indicator.code));
+    let Some(amount) = Amount::parse_typed(typed, indicator.kind.scale())? else {
+        return match parts().next() {
+            Some((part, _)) => Err(Refusal::WholeClearedWithPart { part: part.code.clone() }),
+            None => Ok(None),
+        };
+    };
+    if amount.cmp_value(indicator.max_per_village) == Ordering::Greater {
+        return Err(Refusal::AboveMax { max: indicator.max_per_village });
+    }
+    let whole = siblings.iter().find(|(s, _)| Some(&s.code) == indicator.parent.as_ref());
+    if let Some((whole, whole_amount)) = whole {
+        if amount.cmp_value(*whole_amount) == Ordering::Greater {
+            return Err(Refusal::PartAboveWhole {
+                whole: whole.code.clone(),
+                whole_amount: *whole_amount,
+            });
+        }
+    }
+    if let Some((part, part_amount)) =
+        parts().find(|(_, p)| p.cmp_value(amount) == Ordering::Greater)
+    {
+        return Err(Refusal::WholeBelowPart { part: part.code.clone(), part_amount: *part_amount });
+    }
+    Ok(Some(amount))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,6 +467,34 @@ mod tests {
         assert!(check_parts(&cat, &road, &Value::Amount(km("3")), parts).is_ok());
         assert!(check_parts(&cat, &road, &Value::Deleted, parts).is_err(), "a part stands");
         assert!(check_parts(&cat, &road, &Value::Deleted, |_| None).is_ok());
+    }
+
+    #[test]
+    fn a_typed_value_is_checked_like_a_sent_one() {
+        let cat = demo::catalogue();
+        let road = cat.indicator("road_km").unwrap();
+        let cement = cat.indicator("road_cement_km").unwrap();
+        let houses = cat.indicator("commune_cultural_house").unwrap();
+        let km = |s: &str| Amount::parse(s, 2).unwrap();
+        assert_eq!(check_typed(road, " 12,5 ", &[]), Ok(Some(km("12.5"))));
+        assert_eq!(check_typed(road, "", &[]), Ok(None));
+        assert_eq!(check_typed(houses, "1,5", &[]), Err(Refusal::WholeNumbersOnly));
+        assert_eq!(check_typed(houses, "6", &[]), Err(Refusal::AboveMax { max: Amount::whole(5) }));
+        assert_eq!(check_typed(road, "1.234,5", &[]).unwrap_err().kind(), "ambiguous");
+        let whole = [(road, km("5"))];
+        assert_eq!(check_typed(cement, "5,00", &whole), Ok(Some(km("5"))));
+        assert_eq!(
+            check_typed(cement, "5,01", &whole),
+            Err(Refusal::PartAboveWhole { whole: "road_km".into(), whole_amount: km("5") })
+        );
+        let part = [(cement, km("3"))];
+        let err = check_typed(road, "2,9", &part).unwrap_err();
+        assert_eq!(err.to_string(), "less than its part road_cement_km = 3: lower the part first");
+        assert_eq!(
+            check_typed(road, " ", &part),
+            Err(Refusal::WholeClearedWithPart { part: "road_cement_km".into() })
+        );
+        assert_eq!(check_typed(cement, "", &whole), Ok(None), "a part may be cleared");
     }
 
     #[test]

@@ -492,3 +492,52 @@ async fn the_devices_page_shows_a_qr_code_and_revokes_codes_and_devices() {
     assert_eq!(get(&web, "/devices", &an_session).await.status, 403);
     server.stop().await;
 }
+
+/// The app's call: `Enroll/Redeem` in the Connect protocol's JSON form on
+/// the web listener, with no token, answered by the same service.
+#[tokio::test]
+async fn the_app_redeems_a_code_over_connect_json() {
+    use serde_json::{json, Value};
+    let dir = tempfile::tempdir().unwrap();
+    let limits = fieldsync_server::Limits { enroll_failures_per_minute: 2, ..Default::default() };
+    let server = start_web_server_with(dir.path(), limits).await;
+    let (giam, _) = people(&server);
+    let code = create(&server.url, &giam, "an.nguyen").await.unwrap().code;
+    let web = server.web_url().to_owned();
+    let call = |body: Value| {
+        let web = web.clone();
+        async move {
+            let headers = [("Content-Type", "application/json"), ("Connect-Protocol-Version", "1")];
+            let path = "/fieldsync.v1.Enroll/Redeem";
+            let body = body.to_string();
+            let reply = util::http::send(&web, "POST", path, &headers, body.as_bytes()).await;
+            let json: Value = serde_json::from_slice(&reply.body).expect("JSON");
+            (reply.status, json)
+        }
+    };
+    let (status, json) = call(json!({
+        "schemaVersion": 1, "code": code.to_lowercase(), "deviceLabel": "Firefox on Android",
+        "expectedUserId": "binh.tran"
+    }))
+    .await;
+    assert_eq!((status, json["code"].as_str()), (400, Some("failed_precondition")), "{json}");
+    let (status, json) = call(json!({
+        "schemaVersion": 1, "code": code, "deviceLabel": "Firefox on Android",
+        "expectedUserId": "an.nguyen"
+    }))
+    .await;
+    assert_eq!(status, 200, "{json}");
+    assert!(json["token"].as_str().unwrap().starts_with("fs_"), "{json}");
+    assert_eq!(json["user"]["id"], "an.nguyen");
+    assert_eq!(json["tokenInfo"]["label"], "app: Firefox on Android");
+    assert!(uuid::Uuid::parse_str(json["deviceId"].as_str().unwrap()).is_ok(), "{json}");
+    // Used up; and wrong codes from this address run out.
+    let (status, json) = call(json!({"schemaVersion": 1, "code": code})).await;
+    assert_eq!((status, json["code"].as_str()), (401, Some("unauthenticated")), "{json}");
+    assert!(json["message"].as_str().unwrap().contains("ask your supervisor"), "{json}");
+    let (status, _) = call(json!({"schemaVersion": 1, "code": "AAAAA-AAAAA"})).await;
+    assert_eq!(status, 401);
+    let (status, json) = call(json!({"schemaVersion": 1, "code": "BBBBB-BBBBB"})).await;
+    assert_eq!((status, json["code"].as_str()), (429, Some("resource_exhausted")), "{json}");
+    server.stop().await;
+}

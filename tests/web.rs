@@ -12,11 +12,10 @@
 mod util;
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use fieldsync::access::Role;
 use fieldsync::review::{ReviewState, Verdict};
 use fieldsync::rollup::vietnamese;
@@ -24,67 +23,8 @@ use fieldsync::{demo, Amount, Level, Period, SubmissionId};
 use fieldsync_client::export::{self, Query};
 use fieldsync_client::Grpc;
 use fieldsync_server::store::{now_ms, PlanRow};
+use util::browser::{click, wait_text, Browser, PATIENCE, TURN};
 use util::{start_web_server, TestServer, PERIOD, VILLAGE};
-
-/// One browser at a time: the machines that run these have few cores.
-static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Longest wait for a page to show what is expected.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// The program at `$env`, else at `default`, else of that name on the PATH.
-fn installed(env: &str, default: &str) -> PathBuf {
-    let name = Path::new(default).file_name().unwrap_or_default().to_owned();
-    let on_path = || {
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .map(|dir| dir.join(&name))
-            .find(|p| p.exists())
-    };
-    let path = match std::env::var_os(env) {
-        Some(p) => PathBuf::from(p),
-        None if Path::new(default).exists() => default.into(),
-        None => on_path().unwrap_or_else(|| default.into()),
-    };
-    assert!(
-        path.exists(),
-        "{} is not installed (looked for {}; set {env} to its path). Install it with: \
-         apt-get install -y chromium chromium-driver",
-        Path::new(default).file_name().and_then(|n| n.to_str()).unwrap_or(default),
-        path.display()
-    );
-    path
-}
-
-/// chromedriver on a free port, killed when dropped.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn driver() -> Driver {
-    let binary = installed("CHROMEDRIVER", "/usr/bin/chromedriver");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(binary)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromedriver");
-    let driver = Driver { child, url: format!("http://127.0.0.1:{port}") };
-    let start = Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(start.elapsed() < PATIENCE, "chromedriver did not start listening");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    driver
-}
 
 /// Runs `scenario` in a fresh headless chromium, then closes the browser and
 /// stops chromedriver whether or not the scenario passed.
@@ -95,55 +35,15 @@ where
     T: Send + 'static,
 {
     let _turn = TURN.lock().await;
-    let chromium = installed("CHROMIUM", "/usr/bin/chromium");
     let profile = tempfile::tempdir().unwrap();
-    let driver = driver().await;
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": chromium,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync",
-                "--window-size=1280,1000",
-                format!("--user-data-dir={}", profile.path().display()),
-            ],
-        }),
-    );
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    let client = ClientBuilder::new(connector)
-        .capabilities(caps)
-        .connect(&driver.url)
-        .await
-        .expect("start headless chromium through chromedriver");
+    let browser = Browser::open(profile.path(), (1280, 1000)).await;
+    let client = browser.client.clone();
     let outcome = tokio::spawn(scenario(client.clone())).await;
-    let _ = client.close().await;
-    drop(driver);
+    browser.close().await;
     match outcome {
         Ok(value) => value,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
-}
-
-/// Waits until the element at `css` exists and its text satisfies `ok`.
-async fn wait_text(client: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
-    let start = Instant::now();
-    let mut last = String::from("(no such element)");
-    while start.elapsed() < PATIENCE {
-        if let Ok(e) = client.find(Locator::Css(css)).await {
-            if let Ok(text) = e.text().await {
-                if ok(&text) {
-                    return text;
-                }
-                last = text;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let url = client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
-    panic!("{css} on {url} still reads {last:?}");
 }
 
 /// Waits until the browser is at a URL whose path and query is `path`.
@@ -161,18 +61,6 @@ async fn wait_path(client: &Client, path: &str) {
         assert!(start.elapsed() < PATIENCE, "expected to be at {path}, still at {here}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-async fn click(client: &Client, css: &str) {
-    client
-        .wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css}: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("click {css}: {e}"));
 }
 
 async fn sign_in(client: &Client, web: &str, token: &str) {

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod http;
 
 use std::path::{Path, PathBuf};
@@ -50,6 +51,29 @@ pub async fn start_server(dir: &Path) -> TestServer {
 /// [`start_server`], with the web pages on a port of their own too.
 pub async fn start_web_server(dir: &Path) -> TestServer {
     start_web_server_with(dir, fieldsync_server::Limits::default()).await
+}
+
+/// [`start_web_server`] on given addresses: `start_web_server_at(dir,
+/// &old.url, old.web_url())` after a stop brings a server back where its
+/// apps left it (a web app's storage and service worker belong to its
+/// origin, host and port).
+pub async fn start_web_server_at(dir: &Path, grpc: &str, web: &str) -> TestServer {
+    let strip = |url: &str| url.trim_start_matches("http://").to_owned();
+    let local = LocalServer::start_web_with_limits(
+        dir,
+        &strip(grpc),
+        &strip(web),
+        ADMIN_TOKEN,
+        fieldsync_server::Limits::default(),
+    )
+    .await
+    .expect("start server");
+    TestServer {
+        url: local.url.clone(),
+        store: Arc::clone(&local.store),
+        dir: dir.to_owned(),
+        local,
+    }
 }
 
 /// [`start_web_server`], held to `limits`.
