@@ -541,3 +541,58 @@ async fn the_app_redeems_a_code_over_connect_json() {
     assert_eq!((status, json["code"].as_str()), (429, Some("resource_exhausted")), "{json}");
     server.stop().await;
 }
+
+/// In Chromium, at a phone's size: the supervisor opens Thiết bị from the
+/// menu, makes a code, and sees the QR code and the code in large letters.
+/// With `FIELDSYNC_SCREENSHOTS=1` it also writes
+/// `docs/screenshots/devices.png` and `enrollment.png`.
+#[tokio::test]
+async fn a_supervisor_shows_a_code_on_a_phone_sized_browser() {
+    use fantoccini::Locator;
+    use util::browser::{click, wait_text, Browser, PATIENCE, TURN};
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_web_server_with(dir.path(), fieldsync_server::Limits::default()).await;
+    let (giam, _) = people(&server);
+    server.user("binh.tran", "Trần Thị Bình", Role::Surveyor, &[COMMUNE]);
+    let web = server.web_url().to_owned();
+    let shots = std::env::var_os("FIELDSYNC_SCREENSHOTS").is_some();
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    let _turn = TURN.lock().await;
+    let profile = tempfile::tempdir().unwrap();
+    let browser = Browser::open(profile.path(), (390, 844)).await;
+    let client = browser.client.clone();
+    let scenario = tokio::spawn(async move {
+        client.goto(&format!("{web}/signin")).await.unwrap();
+        let field =
+            client.wait().at_most(PATIENCE).for_element(Locator::Id("token")).await.unwrap();
+        field.send_keys(&giam).await.unwrap();
+        click(&client, "#signin").await;
+        wait_text(&client, "#who", |t| t.contains("Trần Văn Giám")).await;
+        click(&client, "#devices-link").await;
+        wait_text(&client, "#surveyors", |t| t.contains("Nguyễn Văn An")).await;
+        if shots {
+            std::fs::write(out.join("devices.png"), client.screenshot().await.unwrap()).unwrap();
+        }
+        click(&client, "[data-enroll='an.nguyen']").await;
+        let code = wait_text(&client, "#code", |t| t.len() == 11).await;
+        let qr = client.find(Locator::Css("#qr")).await.expect("a QR code");
+        let (_, _, width, height) = qr.rectangle().await.unwrap();
+        assert!(
+            width >= 200.0 && (width - height).abs() < 1.0,
+            "a square QR code: {width}×{height}"
+        );
+        assert!(width <= 390.0, "it fits the phone's width: {width}");
+        let link = wait_text(&client, "#app-url", |t| t.ends_with("/app/")).await;
+        assert!(link.starts_with("http://127.0.0.1:"), "{link}");
+        if shots {
+            std::fs::write(out.join("enrollment.png"), client.screenshot().await.unwrap()).unwrap();
+        }
+        code
+    })
+    .await;
+    browser.close().await;
+    let code = scenario.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    let device = redeem(&server.url, &code, "").await.expect("the code shown redeems");
+    assert_eq!(device.user.unwrap().id, "an.nguyen");
+    server.stop().await;
+}
