@@ -60,20 +60,11 @@ struct Failures {
 }
 
 impl Failures {
-    /// The tokens `peer` has now.
-    fn left(&self, peer: Option<IpAddr>) -> f64 {
-        let now = Instant::now();
-        let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-        match peers.get(&peer).or_else(|| peers.get(&None).filter(|_| peers.len() >= MAX_PEERS)) {
-            Some((tokens, at)) => {
-                (tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst)
-            }
-            None => self.burst,
-        }
-    }
-
-    /// Counts one wrong code from `peer`.
-    fn fail(&self, peer: Option<IpAddr>) {
+    /// Takes one try from `peer`'s bucket, if it has one left: taken before
+    /// the code is looked up, so that many tries at once cannot all slip
+    /// through, and given back ([`Failures::give_back`]) unless the code
+    /// turns out wrong.
+    fn take(&self, peer: Option<IpAddr>) -> bool {
         let now = Instant::now();
         let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
         if peers.len() >= MAX_PEERS && !peers.contains_key(&peer) {
@@ -88,7 +79,20 @@ impl Failures {
         let (tokens, at) = peers.entry(key).or_insert((self.burst, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
         *at = now;
-        *tokens = (*tokens - 1.0).max(0.0);
+        if *tokens < 1.0 {
+            return false;
+        }
+        *tokens -= 1.0;
+        true
+    }
+
+    /// Returns the try [`Failures::take`] took, when the code was not wrong.
+    fn give_back(&self, peer: Option<IpAddr>) {
+        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        let key = if peers.contains_key(&peer) { peer } else { None };
+        if let Some((tokens, _)) = peers.get_mut(&key) {
+            *tokens = (*tokens + 1.0).min(self.burst);
+        }
     }
 }
 
@@ -113,6 +117,23 @@ fn peer<T>(request: &Request<T>) -> Option<IpAddr> {
     })
 }
 
+/// Refuses a request no code could make right: a schema from the future,
+/// or texts longer than any code or label.
+fn well_formed(req: &RedeemRequest) -> Result<(), Status> {
+    if req.schema_version > SCHEMA_VERSION {
+        return Err(Status::failed_precondition(format!(
+            "this server speaks schema version {SCHEMA_VERSION}, the device {}: update the server",
+            req.schema_version
+        )));
+    }
+    if req.device_label.len() > MAX_LABEL_BYTES || req.code.len() > MAX_LABEL_BYTES {
+        return Err(Status::invalid_argument(format!(
+            "the code and the device label are at most {MAX_LABEL_BYTES} bytes each"
+        )));
+    }
+    Ok(())
+}
+
 #[tonic::async_trait]
 impl Enroll for EnrollService {
     async fn redeem(
@@ -120,24 +141,16 @@ impl Enroll for EnrollService {
         request: Request<RedeemRequest>,
     ) -> Result<Response<RedeemReply>, Status> {
         let peer = peer(&request);
-        if self.guard.left(peer) < 1.0 {
+        if !self.guard.take(peer) {
             return Err(Status::resource_exhausted(
                 "too many wrong codes from this address: wait a minute, then type the code again \
                  carefully",
             ));
         }
         let req = request.into_inner();
-        if req.schema_version > SCHEMA_VERSION {
-            return Err(Status::failed_precondition(format!(
-                "this server speaks schema version {SCHEMA_VERSION}, the device {}: update the \
-                 server",
-                req.schema_version
-            )));
-        }
-        if req.device_label.len() > MAX_LABEL_BYTES || req.code.len() > MAX_LABEL_BYTES {
-            return Err(Status::invalid_argument(format!(
-                "the code and the device label are at most {MAX_LABEL_BYTES} bytes each"
-            )));
+        if let Err(refused) = well_formed(&req) {
+            self.guard.give_back(peer);
+            return Err(refused);
         }
         let store = Arc::clone(&self.store);
         let expected = Some(req.expected_user_id).filter(|u| !u.trim().is_empty());
@@ -145,6 +158,11 @@ impl Enroll for EnrollService {
             store.redeem(&req.code, &req.device_label, expected.as_deref(), now_ms())
         })
         .await;
+        let wrong = matches!(&redeemed,
+            Err(s) if s.code() == tonic::Code::Unauthenticated && s.message() == NOT_VALID);
+        if !wrong {
+            self.guard.give_back(peer);
+        }
         match redeemed {
             Ok(r) => {
                 tracing::info!(user = %r.user.id, token = %r.info.id, "enrolled a device");
@@ -155,12 +173,7 @@ impl Enroll for EnrollService {
                     user: Some(convert::user_to_wire(&r.user)),
                 }))
             }
-            Err(status) => {
-                if status.code() == tonic::Code::Unauthenticated && status.message() == NOT_VALID {
-                    self.guard.fail(peer);
-                }
-                Err(status)
-            }
+            Err(status) => Err(status),
         }
     }
 }
@@ -169,31 +182,37 @@ impl Enroll for EnrollService {
 mod tests {
     use super::*;
 
+    fn failures(per_second: f64, burst: f64) -> Failures {
+        Failures { rate: per_second, burst, peers: Mutex::new(HashMap::new()) }
+    }
+
     #[test]
-    fn failures_run_out_per_address_and_come_back() {
-        let f = Failures { rate: 1000.0, burst: 3.0, peers: Mutex::new(HashMap::new()) };
-        let a = Some(IpAddr::from([10, 0, 0, 1]));
-        let b = Some(IpAddr::from([10, 0, 0, 2]));
-        let slow = Failures { rate: 1e-9, burst: 3.0, peers: Mutex::new(HashMap::new()) };
+    fn tries_run_out_per_address_come_back_with_time_and_when_not_wrong() {
+        let (a, b) = (Some(IpAddr::from([10, 0, 0, 1])), Some(IpAddr::from([10, 0, 0, 2])));
+        let slow = failures(1e-9, 3.0);
         for _ in 0..3 {
-            assert!(slow.left(a) >= 1.0);
-            slow.fail(a);
+            assert!(slow.take(a));
         }
-        assert!(slow.left(a) < 1.0, "the fourth wrong code is refused");
-        assert!(slow.left(b) >= 1.0, "another address is not affected");
-        f.fail(a);
+        assert!(!slow.take(a), "the fourth try at once is refused");
+        assert!(slow.take(b), "another address is not affected");
+        slow.give_back(a);
+        assert!(slow.take(a), "a try that was not a wrong code is given back");
+        let fast = failures(1000.0, 3.0);
+        for _ in 0..3 {
+            assert!(fast.take(a));
+        }
         std::thread::sleep(Duration::from_millis(5));
-        assert!(f.left(a) >= 2.9, "tokens come back with time");
+        assert!(fast.take(a), "tries come back with time");
     }
 
     #[test]
     fn the_peer_map_stays_bounded() {
-        let slow = Failures { rate: 1e-9, burst: 1.0, peers: Mutex::new(HashMap::new()) };
+        let slow = failures(1e-9, 1.0);
         for i in 0..(MAX_PEERS as u32 + 50) {
-            slow.fail(Some(IpAddr::from(i.to_be_bytes())));
+            assert!(slow.take(Some(IpAddr::from(i.to_be_bytes()))) || i >= MAX_PEERS as u32);
         }
         assert!(slow.peers.lock().unwrap().len() <= MAX_PEERS + 1, "one shared bucket beyond");
         // Addresses beyond share one bucket: a new one finds it empty.
-        assert!(slow.left(Some(IpAddr::from([250, 1, 2, 3]))) < 1.0);
+        assert!(!slow.take(Some(IpAddr::from([250, 1, 2, 3]))));
     }
 }
