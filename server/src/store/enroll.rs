@@ -537,6 +537,63 @@ mod tests {
         assert!(!well_formed("ABCDEFGHJ"), "too short");
     }
 
+    /// A store with `admin` and the surveyor `an` of Phúc Đồng.
+    fn store_with_surveyor() -> (Store, User) {
+        let store = Store::open(
+            std::sync::Arc::new(fieldsync_store::Memory::new()),
+            fieldsync::demo::catalogue,
+        )
+        .unwrap();
+        store.ensure_admin(Some("a-test-admin-token-0123456789"), 1).unwrap();
+        let admin = store.user("admin").unwrap().unwrap();
+        let an = User {
+            id: "an".into(),
+            name: "An".into(),
+            role: Role::Surveyor,
+            areas: vec![fieldsync::demo::SAMPLE_COMMUNE.into()],
+            disabled: false,
+        };
+        store.create_user(&admin, an, 1).unwrap();
+        (store, admin)
+    }
+
+    #[test]
+    fn open_codes_are_bounded_per_user_and_closed_ones_pruned() {
+        let (store, admin) = store_with_surveyor();
+        let t0 = 1_000_000;
+        for i in 0..MAX_OPEN_PER_USER as u64 {
+            store.create_enrollment(&admin, "an", 60, t0 + i).unwrap();
+        }
+        let refused = store.create_enrollment(&admin, "an", 60, t0 + 100).unwrap_err();
+        assert!(
+            matches!(&refused, Error::Exhausted(m) if m.contains("20 open codes")),
+            "{refused}"
+        );
+        // An hour later they have all expired: the next code prunes them.
+        let later = t0 + 3_600_000;
+        assert!(store.enrollments(&admin, None, later).unwrap().is_empty());
+        store.create_enrollment(&admin, "an", 60, later).unwrap();
+        assert_eq!(store.all_enrollments().unwrap().len(), 1, "the expired ones are gone");
+        assert_eq!(store.enrollments(&admin, Some("an"), later).unwrap().len(), 1);
+        assert!(store.check().unwrap().is_empty());
+    }
+
+    #[test]
+    fn check_finds_an_enrollment_missing_from_its_indexes() {
+        let (store, admin) = store_with_surveyor();
+        let (_, e) = store.create_enrollment(&admin, "an", 0, 5_000).unwrap();
+        let mut batch = fieldsync_store::Batch::default();
+        batch.delete(ENROLLMENT_IDS, e.id.as_bytes().to_vec());
+        store.engine.commit(batch).unwrap();
+        let problems = store.check().unwrap();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains(&format!("enrollment {} is not found by its id", e.id))),
+            "{problems:?}"
+        );
+    }
+
     #[test]
     fn device_labels_are_cleaned_and_bounded() {
         assert_eq!(clean_label("Chrome on\nAndroid\u{1b}[2J"), "app: Chrome on Android [2J");
