@@ -187,6 +187,53 @@ impl User {
     }
 }
 
+impl User {
+    /// Checks that this user may give `target` a one-time enrollment code
+    /// (a new device of theirs): admins for anyone but another admin;
+    /// supervisors and the province office for a surveyor whose every area
+    /// lies within one of their own. Codes never sign in an admin, and a
+    /// surveyor enrolls nobody.
+    pub fn may_enroll(&self, catalogue: &Catalogue, target: &User) -> Result<(), Denied> {
+        if target.role == Role::Admin {
+            return Err(Denied(format!(
+                "{} is an admin: an admin's devices are not enrolled by code (issue a token with \
+                 `fieldsync admin token issue`)",
+                target.id
+            )));
+        }
+        match self.role {
+            Role::Admin => return Ok(()),
+            Role::Supervisor | Role::Province => {}
+            Role::Surveyor => {
+                return Err(Denied(format!(
+                    "{} is a surveyor: enrollment codes are made by supervisors, the province \
+                     office and admins",
+                    self.id
+                )))
+            }
+        }
+        if target.role != Role::Surveyor {
+            return Err(Denied(format!(
+                "{} is a {}: supervisors and the province office make codes for surveyors only \
+                 (an admin issues other users' tokens)",
+                target.id,
+                target.role.as_str()
+            )));
+        }
+        let inside = |area: &String| self.areas.iter().any(|mine| catalogue.within(area, mine));
+        if target.areas.is_empty() || !target.areas.iter().all(inside) {
+            return Err(Denied(format!(
+                "{}'s areas ({}) are not all within {}'s areas ({})",
+                target.id,
+                target.areas.join(", "),
+                self.id,
+                self.areas.join(", ")
+            )));
+        }
+        Ok(())
+    }
+}
+
 fn action_words(action: Action) -> &'static str {
     match action {
         Action::Read => "read",
@@ -244,6 +291,34 @@ mod tests {
         assert!(seen.contains(&"ha-tinh.can-loc.gia-hanh"), "{seen:?}");
         assert!(!seen.contains(&"ha-tinh.can-loc.gia-hanh.thon-2"), "{seen:?}");
         assert_eq!(cat.visible_to(&user(Role::Admin, &[])).len(), cat.org_units.len());
+    }
+
+    #[test]
+    fn supervisors_enroll_the_surveyors_of_their_areas_only() {
+        let cat = demo::catalogue();
+        let commune = demo::SAMPLE_COMMUNE;
+        let surveyor = user(Role::Surveyor, &[commune]);
+        assert_eq!(user(Role::Supervisor, &[commune]).may_enroll(&cat, &surveyor), Ok(()));
+        assert_eq!(
+            user(Role::Supervisor, &["ha-tinh.huong-khe"]).may_enroll(&cat, &surveyor),
+            Ok(())
+        );
+        assert_eq!(user(Role::Province, &[demo::PROVINCE]).may_enroll(&cat, &surveyor), Ok(()));
+        assert_eq!(user(Role::Admin, &[]).may_enroll(&cat, &surveyor), Ok(()));
+        let elsewhere = user(Role::Supervisor, &["ha-tinh.can-loc.gia-hanh"]);
+        let err = elsewhere.may_enroll(&cat, &surveyor).unwrap_err();
+        assert!(err.to_string().contains("not all within"), "{err}");
+        // One area outside is enough to refuse.
+        let wide = user(Role::Surveyor, &[commune, "ha-tinh.can-loc.gia-hanh"]);
+        assert!(user(Role::Supervisor, &[commune]).may_enroll(&cat, &wide).is_err());
+        let sup = user(Role::Supervisor, &[commune]);
+        let err = sup.may_enroll(&cat, &user(Role::Supervisor, &[commune])).unwrap_err();
+        assert!(err.to_string().contains("surveyors only"), "{err}");
+        let err = surveyor.may_enroll(&cat, &surveyor).unwrap_err();
+        assert!(err.to_string().contains("is a surveyor"), "{err}");
+        let admin = user(Role::Admin, &[]);
+        assert!(admin.may_enroll(&cat, &user(Role::Admin, &[])).is_err());
+        assert_eq!(admin.may_enroll(&cat, &sup), Ok(()));
     }
 
     #[test]

@@ -16,12 +16,13 @@ use fieldsync_proto::v1::admin_client::AdminClient;
 use fieldsync_proto::v1::review_client::ReviewClient;
 use fieldsync_proto::v1::sync_client::SyncClient;
 use fieldsync_proto::v1::{
-    change, resolve_conflict_request, value, BackupRequest, BootstrapRequest, CreateUserRequest,
-    DecideRequest, GetSubmissionRequest, HistoryRequest, Indicator, IssueTokenRequest, Level,
-    ListConflictsRequest, ListSubmissionsRequest, ListTokensRequest, ListUsersRequest, Mutation,
-    OrgUnit, Outcome, PullRequest, PushRequest, ResolveConflictRequest, RevokeTokenRequest,
-    SetPeriodClosedRequest, StatusRequest, SubmissionKey, UpdateUserRequest, User, Value,
-    ValueKind, Verdict,
+    change, resolve_conflict_request, value, BackupRequest, BootstrapRequest,
+    CreateEnrollmentRequest, CreateUserRequest, DecideRequest, GetSubmissionRequest,
+    HistoryRequest, Indicator, IssueTokenRequest, Level, ListConflictsRequest,
+    ListEnrollmentsRequest, ListSubmissionsRequest, ListTokensRequest, ListUsersRequest, Mutation,
+    OrgUnit, Outcome, PullRequest, PushRequest, ResolveConflictRequest, RevokeEnrollmentRequest,
+    RevokeTokenRequest, SetPeriodClosedRequest, StatusRequest, SubmissionKey, UpdateUserRequest,
+    User, Value, ValueKind, Verdict,
 };
 use fieldsync_proto::SCHEMA_VERSION;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -101,6 +102,9 @@ enum Rpc {
     AddOrgUnit,
     AddIndicator,
     Backup,
+    CreateEnrollment,
+    ListEnrollments,
+    RevokeEnrollment,
 }
 
 /// What a cell expects.
@@ -131,7 +135,8 @@ const NA: Expect = Expect::NotApplicable;
 /// every role in its areas; recording to surveyors, supervisors and admins;
 /// reviewing and settling conflicts to supervisors and admins; closing
 /// periods to the province and admins; users, tokens and the catalogue to
-/// admins alone.
+/// admins alone, but for enrollment codes, which supervisors and the
+/// province office make, list and revoke for the surveyors of their areas.
 #[rustfmt::skip]
 const MATRIX: &[(Rpc, [[Expect; 2]; 5])] = &[
     //                     surveyor          commune sup.      district sup.     province          admin
@@ -155,6 +160,9 @@ const MATRIX: &[(Rpc, [[Expect; 2]; 5])] = &[
     (Rpc::AddOrgUnit,      [[DENIED, DENIED],[DENIED, DENIED], [DENIED, DENIED], [DENIED, DENIED], [OK, OK]]),
     (Rpc::AddIndicator,    [[DENIED, NA],    [DENIED, NA],     [DENIED, NA],     [DENIED, NA],     [OK, NA]]),
     (Rpc::Backup,          [[DENIED, NA],    [DENIED, NA],     [DENIED, NA],     [DENIED, NA],     [OK, NA]]),
+    (Rpc::CreateEnrollment,[[DENIED, DENIED],[OK, DENIED],     [OK, DENIED],     [OK, DENIED],     [OK, OK]]),
+    (Rpc::ListEnrollments, [[DENIED, DENIED],[OK, DENIED],     [OK, DENIED],     [OK, DENIED],     [OK, OK]]),
+    (Rpc::RevokeEnrollment,[[DENIED, DENIED],[OK, DENIED],     [OK, DENIED],     [OK, DENIED],     [OK, OK]]),
 ];
 
 /// Signs every call with `authorization: Bearer <token>`.
@@ -324,6 +332,13 @@ async fn run(
             let now = fieldsync_client::now_ms();
             Some(store.issue_token(&admin, &resident(village), 0, "cell", now).expect("issue").1.id)
         }
+        Rpc::RevokeEnrollment => {
+            let store = &world.server.store;
+            let admin = store.user("admin").expect("users").expect("admin");
+            let now = fieldsync_client::now_ms();
+            let made = store.create_enrollment(&admin, &resident(village), 0, now);
+            Some(made.expect("a code").1.id)
+        }
         _ => None,
     };
     let caller = &mut world.callers.iter_mut().find(|(w, _)| *w == who).expect("caller").1;
@@ -467,6 +482,19 @@ async fn run(
                 max_per_village: "10".into(),
             };
             caller.admin.add_indicator(indicator).await.map(done)
+        }
+        Rpc::CreateEnrollment => {
+            let request =
+                CreateEnrollmentRequest { user_id: resident(village), expires_in_s: 3600 };
+            caller.admin.create_enrollment(request).await.map(done)
+        }
+        Rpc::ListEnrollments => {
+            let request = ListEnrollmentsRequest { user_id: resident(village) };
+            caller.admin.list_enrollments(request).await.map(done)
+        }
+        Rpc::RevokeEnrollment => {
+            let request = RevokeEnrollmentRequest { id: revoke.expect("a code to revoke") };
+            caller.admin.revoke_enrollment(request).await.map(done)
         }
         Rpc::Backup => {
             let mut stream = caller.admin.backup(BackupRequest {}).await?.into_inner();

@@ -258,6 +258,10 @@ enum Req {
     AddIndicator(v1::Indicator),
     Export(v1::ExportRequest),
     SetPlans(v1::SetPlansRequest),
+    CreateEnrollment(v1::CreateEnrollmentRequest),
+    ListEnrollments(v1::ListEnrollmentsRequest),
+    RevokeEnrollment(v1::RevokeEnrollmentRequest),
+    Redeem(v1::RedeemRequest),
 }
 
 /// Every RPC: its path and whether it streams its reply.
@@ -283,6 +287,10 @@ const RPCS: &[(&str, bool)] = &[
     ("/fieldsync.v1.Admin/AddIndicator", false),
     ("/fieldsync.v1.Report/Export", true),
     ("/fieldsync.v1.Report/SetPlans", false),
+    ("/fieldsync.v1.Admin/CreateEnrollment", false),
+    ("/fieldsync.v1.Admin/ListEnrollments", false),
+    ("/fieldsync.v1.Admin/RevokeEnrollment", false),
+    ("/fieldsync.v1.Enroll/Redeem", false),
 ];
 
 impl Req {
@@ -310,6 +318,10 @@ impl Req {
             Req::AddIndicator(_) => 18,
             Req::Export(_) => 19,
             Req::SetPlans(_) => 20,
+            Req::CreateEnrollment(_) => 21,
+            Req::ListEnrollments(_) => 22,
+            Req::RevokeEnrollment(_) => 23,
+            Req::Redeem(_) => 24,
         }
     }
 
@@ -336,6 +348,10 @@ impl Req {
             Req::AddIndicator(m) => m.encode_to_vec(),
             Req::Export(m) => m.encode_to_vec(),
             Req::SetPlans(m) => m.encode_to_vec(),
+            Req::CreateEnrollment(m) => m.encode_to_vec(),
+            Req::ListEnrollments(m) => m.encode_to_vec(),
+            Req::RevokeEnrollment(m) => m.encode_to_vec(),
+            Req::Redeem(m) => m.encode_to_vec(),
         }
     }
 }
@@ -460,7 +476,7 @@ fn request(now_hlc: u64) -> BoxedStrategy<Req> {
         1 => (user_id.clone(), n64(), text()).prop_map(|(user_id, expires_in_s, label)| {
             Req::IssueToken(v1::IssueTokenRequest { user_id, expires_in_s, label })
         }),
-        1 => (prop_oneof![Just(String::new()), user_id], any::<u32>(), text()).prop_map(
+        1 => (prop_oneof![Just(String::new()), user_id.clone()], any::<u32>(), text()).prop_map(
             |(user_id, limit, after)| {
                 Req::ListTokens(v1::ListTokensRequest { user_id, limit, after })
             }
@@ -500,6 +516,17 @@ fn request(now_hlc: u64) -> BoxedStrategy<Req> {
         ),
         2 => prop::collection::vec(figure, 0..6)
             .prop_map(|figures| Req::SetPlans(v1::SetPlansRequest { figures })),
+        1 => (user_id.clone(), n64()).prop_map(|(user_id, expires_in_s)| {
+            Req::CreateEnrollment(v1::CreateEnrollmentRequest { user_id, expires_in_s })
+        }),
+        1 => prop_oneof![Just(String::new()), user_id.clone()]
+            .prop_map(|user_id| Req::ListEnrollments(v1::ListEnrollmentsRequest { user_id })),
+        1 => text().prop_map(|id| Req::RevokeEnrollment(v1::RevokeEnrollmentRequest { id })),
+        1 => (schema(), text(), text(), prop_oneof![Just(String::new()), user_id]).prop_map(
+            |(schema_version, code, device_label, expected_user_id)| {
+                Req::Redeem(v1::RedeemRequest { schema_version, code, device_label, expected_user_id })
+            }
+        ),
     ]
     .boxed()
 }

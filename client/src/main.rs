@@ -118,7 +118,8 @@ enum Command {
         #[command(subcommand)]
         command: ReviewCommand,
     },
-    /// Users, tokens, org units and indicators, online (admins).
+    /// Users, tokens, org units and indicators, online (admins; supervisors
+    /// make enrollment codes for their surveyors with `admin token enroll`).
     Admin {
         #[command(flatten)]
         online: Online,

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fieldsync_proto::v1::admin_server::AdminServer;
+use fieldsync_proto::v1::enroll_server::EnrollServer;
 use fieldsync_proto::v1::report_server::ReportServer;
 use fieldsync_proto::v1::review_server::ReviewServer;
 use fieldsync_proto::v1::sync_server::SyncServer;
@@ -94,6 +95,13 @@ pub async fn serve_all(
         (Some(_), Some(tls)) => Some(tls.web_config()?),
         _ => None,
     };
+    let app_url = grpc::AppUrl {
+        public: limits.public_url.clone(),
+        listener: http
+            .as_ref()
+            .and_then(|h| h.local_addr().ok())
+            .map(|a| format!("{}://{a}", if web_tls.is_some() { "https" } else { "http" })),
+    };
     let shutdown = async move {
         shutdown.await;
         let _ = stop.send(true);
@@ -101,6 +109,8 @@ pub async fn serve_all(
     let address = listener.local_addr()?;
     let incoming = limited(listener, &limits);
     let max_batch = limits.max_batch;
+    // Answered without a token: a device trades a one-time code for one.
+    let enroll = EnrollServer::new(grpc::EnrollService::new(Arc::clone(&store), &limits));
     let web_config = web::Config::of(&limits, web_tls);
     let sync = SyncServer::new(grpc::SyncService::new(Arc::clone(&store), limits))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -110,8 +120,9 @@ pub async fn serve_all(
         .max_encoding_message_size(MAX_REPLY_BYTES);
     let report = ReportServer::new(grpc::ReportService::new(Arc::clone(&store)))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let admin = AdminServer::new(grpc::AdminService::new(Arc::clone(&store)))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let admin =
+        AdminServer::new(grpc::AdminService::new(Arc::clone(&store)).with_app_url(app_url.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<SyncServer<grpc::SyncService>>().await;
     health_reporter.set_serving::<ReviewServer<grpc::ReviewService>>().await;
@@ -134,13 +145,14 @@ pub async fn serve_all(
         .add_service(InterceptedService::new(review, auth.clone()))
         .add_service(InterceptedService::new(report, auth.clone()))
         .add_service(InterceptedService::new(admin, auth.clone()))
+        .add_service(enroll)
         .prepare();
     let web = http.map(|http| {
         let edge = grpc::Edge::layer(request_timeout);
         let bridge = connect::Bridge::new(tower::Layer::layer(&edge, routes.clone()), max_batch);
         let secure = web_config.tls.is_some();
         let web = web::Web::new(Arc::clone(&store), Arc::new(auth.clone()));
-        let web = Arc::new(web.over_tls(secure).with_bridge(bridge));
+        let web = Arc::new(web.over_tls(secure).with_bridge(bridge).app_url(app_url.clone()));
         let mut stopped = stopped.clone();
         tokio::spawn(web::serve(http, web, web_config, async move {
             let _ = stopped.wait_for(|s| *s).await;

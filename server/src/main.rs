@@ -1,6 +1,6 @@
 //! `fieldsync-server`: parses flags, opens the sled store (loading the demo
-//! catalogue into an empty one and creating its first admin) and serves until
-//! Ctrl-C or SIGTERM.
+//! catalogue into an empty one and creating its first admin and a demo
+//! surveyor with an enrollment code) and serves until Ctrl-C or SIGTERM.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -100,6 +100,12 @@ struct ServeArgs {
     /// [default: 64].
     #[arg(long, env = "FIELDSYNC_USER_MIB_PER_DAY")]
     user_mib_per_day: Option<u64>,
+    /// The server's address as surveyors' phones reach it (e.g.
+    /// https://ntm.example.vn): enrollment codes send devices to its
+    /// `/app/`. Unset: the address the supervisor's browser used, or the
+    /// web listener's.
+    #[arg(long, env = "FIELDSYNC_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 impl ServeArgs {
@@ -115,6 +121,7 @@ impl ServeArgs {
             user_bytes_per_day: self
                 .user_mib_per_day
                 .map_or(default.user_bytes_per_day, |m| m.saturating_mul(MIB)),
+            public_url: self.public_url.clone().filter(|u| !u.trim().is_empty()),
             ..default
         }
     }
@@ -196,6 +203,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let created =
         tokio::task::spawn_blocking(move || first.ensure_admin(given.as_deref(), now_ms()))
             .await??;
+    let fresh = created.is_some();
     match (created, env_token) {
         (Some(_), Some(_)) => println!("new store: user `admin` signs in with the token in {ADMIN_TOKEN_ENV}"),
         (Some(token), None) => println!(
@@ -203,6 +211,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ),
         (None, _) => {}
     }
+    if let Some(url) = &args.public_url {
+        anyhow::ensure!(
+            url.starts_with("https://") || url.starts_with("http://"),
+            "--public-url must start with https:// (or http://), e.g. https://ntm.example.vn"
+        );
+    }
+    // A new store also gets a surveyor to try the app with, and a code.
+    let demo = match fresh {
+        true => {
+            let store = Arc::clone(&store);
+            tokio::task::spawn_blocking(move || demo_surveyor(&store)).await??
+        }
+        false => None,
+    };
     let listener = fieldsync_server::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -235,8 +257,55 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let scheme = if tls.is_some() { "https" } else { "http" };
         println!("web pages: {scheme}://{}/ (sign in with a user's token)", http.local_addr()?);
     }
+    if let Some((user, code)) = demo {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let base = match (&args.public_url, &http) {
+            (Some(url), _) => Some(url.trim_end_matches('/').to_owned()),
+            (None, Some(http)) => Some(format!("{scheme}://{}", http.local_addr()?)),
+            (None, None) => None,
+        };
+        println!(
+            "new store: surveyor `{user}` (Điều tra viên Demo, Xã Phúc Đồng) created to try the \
+             surveyors' app; its one-time enrollment code (24 h): {code}"
+        );
+        if let Some(base) = base {
+            let link = format!("{base}/app/#enroll={code}");
+            println!("open {link} on a phone or in a browser, or scan:\n");
+            if let Some(qr) = fieldsync_client::qr_terminal(&link) {
+                println!("{qr}");
+            }
+        }
+        println!(
+            "more codes: the web pages' Thiết bị (Devices) page, or `fieldsync admin token enroll \
+             USER`\n"
+        );
+    }
     serve_all(listener, http, store, args.limits(), tls, shutdown_signal()).await
 }
+
+/// The surveyor a new store starts with, so that the app can be tried at
+/// once: `demo.surveyor` over Xã Phúc Đồng, and a code for its device.
+fn demo_surveyor(store: &Store) -> anyhow::Result<Option<(String, String)>> {
+    use fieldsync::access::{Role, User};
+    let commune = fieldsync::demo::SAMPLE_COMMUNE;
+    let Some(admin) = store.user("admin")? else { return Ok(None) };
+    if store.catalogue().org_unit(commune).is_none() || store.user(DEMO_SURVEYOR)?.is_some() {
+        return Ok(None);
+    }
+    let user = User {
+        id: DEMO_SURVEYOR.into(),
+        name: "Điều tra viên Demo".into(),
+        role: Role::Surveyor,
+        areas: vec![commune.into()],
+        disabled: false,
+    };
+    store.create_user(&admin, user, now_ms())?;
+    let (code, _) = store.create_enrollment(&admin, DEMO_SURVEYOR, 0, now_ms())?;
+    Ok(Some((DEMO_SURVEYOR.into(), fieldsync_server::store::display_code(&code))))
+}
+
+/// The surveyor created on a new store.
+const DEMO_SURVEYOR: &str = "demo.surveyor";
 
 /// Opens the store in `data`, which must already hold one, to read it:
 /// nothing is written, and a missing, damaged or cut store is refused.

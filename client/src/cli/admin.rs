@@ -1,4 +1,6 @@
-//! `fieldsync admin ...`: users, tokens and the catalogue, online. Admins only.
+//! `fieldsync admin ...`: users, tokens and the catalogue, online. Admins
+//! only, but for enrollment codes (`admin token enroll`), which supervisors
+//! and the province office make for the surveyors of their areas.
 
 use std::path::Path;
 
@@ -11,12 +13,13 @@ use fieldsync_client::remote::Authed;
 use fieldsync_proto::convert;
 use fieldsync_proto::v1::admin_client::AdminClient;
 use fieldsync_proto::v1::{
-    self, CreateUserRequest, IssueTokenRequest, ListTokensRequest, ListUsersRequest,
-    RevokeTokenRequest, UpdateUserRequest,
+    self, CreateEnrollmentRequest, CreateUserRequest, IssueTokenRequest, ListEnrollmentsRequest,
+    ListTokensRequest, ListUsersRequest, RevokeEnrollmentRequest, RevokeTokenRequest,
+    UpdateUserRequest,
 };
 use serde::Serialize;
 
-use super::{print_table, rfc3339, when_short, Online, Session};
+use super::{print_table, rfc3339, terminal, when_short, Online, Session};
 
 const ROLES: [&str; 4] = ["surveyor", "supervisor", "province", "admin"];
 const LEVELS: [&str; 4] = ["province", "district", "commune", "village"];
@@ -89,6 +92,22 @@ pub enum TokenCommand {
     List { user: Option<String> },
     /// Revoke a token by its id (from `token list`): it signs nobody in from now on.
     Revoke { id: String },
+    /// A one-time code that enrolls one device of a surveyor in the
+    /// surveyors' app: prints the code, the app's link and its QR code.
+    /// Supervisors and the province office too, for surveyors of their areas.
+    Enroll {
+        user: String,
+        /// How long the code works (at most 7d), e.g. 30m, 12h, 2d.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        expires: std::time::Duration,
+    },
+    /// Enrollment codes not used yet (of one user, or of every user you may enroll).
+    Enrollments {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke an enrollment code by its id (from `token enrollments`).
+    Unenroll { id: String },
 }
 
 #[derive(Subcommand)]
@@ -159,6 +178,37 @@ struct TokenJson {
     /// Only when issued, and only then.
     #[serde(skip_serializing_if = "Option::is_none")]
     token: Option<String>,
+}
+
+#[derive(Serialize)]
+struct EnrollmentJson {
+    id: String,
+    user_id: String,
+    user_name: String,
+    created_by: String,
+    created_at: String,
+    expires_at: String,
+    expires_ms: u64,
+    /// Only when made, and only then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    link: Option<String>,
+}
+
+fn enrollment_of(e: &v1::EnrollmentInfo, code: Option<(String, String)>) -> EnrollmentJson {
+    let (code, link) = code.unzip();
+    EnrollmentJson {
+        id: e.id.clone(),
+        user_id: e.user_id.clone(),
+        user_name: e.user_name.clone(),
+        created_by: e.created_by.clone(),
+        created_at: rfc3339(e.created_ms),
+        expires_at: rfc3339(e.expires_ms),
+        expires_ms: e.expires_ms,
+        code,
+        link,
+    }
 }
 
 fn user_of(user: v1::User) -> anyhow::Result<UserJson> {
@@ -409,6 +459,86 @@ pub async fn run(command: AdminCommand, online: &Online, home: &Path) -> anyhow:
                 })
                 .collect();
             print_table(&["id", "user", "label", "created", "expires", "state"], &rows);
+        }
+        AdminCommand::Token(TokenCommand::Enroll { user, expires }) => {
+            let seconds = expires.as_secs();
+            if seconds == 0 || seconds > 7 * 86_400 {
+                bail!("--expires must be between 1s and 7d (e.g. 30m, 24h, 2d)");
+            }
+            let request =
+                CreateEnrollmentRequest { user_id: user.trim().to_owned(), expires_in_s: seconds };
+            let reply =
+                admin.create_enrollment(request).await.map_err(|e| s.refused(e))?.into_inner();
+            let info = reply.info.context("the server sent a code without its details")?;
+            let link = match reply.app_url.as_str() {
+                "" => None,
+                url => Some(format!("{url}#enroll={}", reply.code)),
+            };
+            if s.json {
+                let code = (reply.code.clone(), link.clone().unwrap_or_default());
+                return s.print_json(&enrollment_of(&info, Some(code)));
+            }
+            println!(
+                "enrollment code for {} ({}), works once, until {} UTC:\n\n    {}\n",
+                terminal(&info.user_name),
+                info.user_id,
+                when_short(info.expires_ms),
+                reply.code
+            );
+            match &link {
+                Some(link) => {
+                    println!("open the surveyors' app with this link, or scan the QR code:\n\n    {link}\n");
+                    if let Some(qr) = fieldsync_client::qr_terminal(link) {
+                        println!("{qr}");
+                    }
+                }
+                None => println!(
+                    "the server serves no web pages (--http off), so there is no app to open"
+                ),
+            }
+            println!("revoke it with `fieldsync admin token unenroll {}`", info.id);
+        }
+        AdminCommand::Token(TokenCommand::Enrollments { user }) => {
+            let request =
+                ListEnrollmentsRequest { user_id: user.unwrap_or_default().trim().to_owned() };
+            let reply =
+                admin.list_enrollments(request).await.map_err(|e| s.refused(e))?.into_inner();
+            let codes: Vec<EnrollmentJson> =
+                reply.enrollments.iter().map(|e| enrollment_of(e, None)).collect();
+            if s.json {
+                return s.print_json(&codes);
+            }
+            if codes.is_empty() {
+                println!("no enrollment code waiting");
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = reply
+                .enrollments
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.id.clone(),
+                        e.user_id.clone(),
+                        terminal(&e.user_name),
+                        e.created_by.clone(),
+                        format!("{} UTC", when_short(e.created_ms)),
+                        format!("{} UTC", when_short(e.expires_ms)),
+                    ]
+                })
+                .collect();
+            print_table(&["id", "user", "name", "made by", "made", "expires"], &rows);
+        }
+        AdminCommand::Token(TokenCommand::Unenroll { id }) => {
+            let request = RevokeEnrollmentRequest { id: id.trim().to_owned() };
+            let info =
+                admin.revoke_enrollment(request).await.map_err(|e| s.refused(e))?.into_inner();
+            if s.json {
+                return s.print_json(&enrollment_of(&info, None));
+            }
+            println!(
+                "revoked enrollment code {} of {}: it enrolls no device from now on",
+                info.id, info.user_id
+            );
         }
         AdminCommand::Token(TokenCommand::Revoke { id }) => {
             let request = RevokeTokenRequest { id: id.trim().to_owned() };

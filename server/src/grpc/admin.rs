@@ -13,19 +13,105 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{blocking, caller, invalid, read};
-use crate::store::{now_ms, Error, Store, TokenInfo};
+use crate::store::{display_code, now_ms, Enrollment, Error, Store, TokenInfo};
 
 pub struct AdminService {
     store: Arc<Store>,
+    app_url: AppUrl,
 }
 
 impl AdminService {
     pub fn new(store: Arc<Store>) -> Self {
-        AdminService { store }
+        AdminService { store, app_url: AppUrl::default() }
+    }
+
+    /// Where enrollment codes send devices.
+    pub fn with_app_url(mut self, app_url: AppUrl) -> Self {
+        self.app_url = app_url;
+        self
     }
 }
 
-fn token_to_wire(t: &TokenInfo) -> v1::TokenInfo {
+/// What the web page of surveyors' devices asks beside the RPCs: who the
+/// caller may enroll, their live tokens, and revoking one. The rules are
+/// the store's (`User::may_enroll`), as for the enrollment RPCs.
+impl AdminService {
+    /// Most surveyors listed.
+    pub const MAX_SURVEYORS: usize = 500;
+
+    pub async fn enrollable(&self, request: Request<()>) -> Result<(Vec<v1::User>, bool), Status> {
+        let caller = caller(&request)?;
+        let (users, more) =
+            read(&self.store, move |store| store.enrollable_users(&caller, Self::MAX_SURVEYORS))
+                .await?;
+        Ok((users.iter().map(convert::user_to_wire).collect(), more))
+    }
+
+    pub async fn device_tokens(&self, request: Request<()>) -> Result<Vec<v1::TokenInfo>, Status> {
+        let caller = caller(&request)?;
+        let tokens = read(&self.store, move |store| store.device_tokens(&caller, now_ms())).await?;
+        Ok(tokens.iter().map(token_to_wire).collect())
+    }
+
+    pub async fn revoke_device_token(
+        &self,
+        request: Request<RevokeTokenRequest>,
+    ) -> Result<v1::TokenInfo, Status> {
+        let caller = caller(&request)?;
+        let id = request.into_inner().id;
+        let store = Arc::clone(&self.store);
+        let info = blocking(move || store.revoke_device_token(&caller, &id, now_ms())).await?;
+        Ok(token_to_wire(&info))
+    }
+}
+
+/// The surveyors' app's address that enrollment codes carry: the public
+/// URL the server was given, else the web address the caller used (put on
+/// the request as a [`WebOrigin`] by the web pages), else the web
+/// listener's own address; empty when the server serves no web pages.
+#[derive(Clone, Debug, Default)]
+pub struct AppUrl {
+    /// `--public-url`, e.g. `https://ntm.example.vn`.
+    pub public: Option<String>,
+    /// `http://127.0.0.1:8080`: the web listener.
+    pub listener: Option<String>,
+}
+
+/// The scheme and host a web page was asked for (`http://host:port`).
+#[derive(Clone, Debug)]
+pub struct WebOrigin(pub String);
+
+impl AppUrl {
+    fn for_request<T>(&self, request: &Request<T>) -> String {
+        let base = self
+            .public
+            .clone()
+            .or_else(|| request.extensions().get::<WebOrigin>().map(|o| o.0.clone()))
+            .or_else(|| self.listener.clone());
+        match base {
+            None => String::new(),
+            Some(base) if base.trim_end_matches('/').ends_with("/app") => {
+                format!("{}/", base.trim_end_matches('/'))
+            }
+            Some(base) => format!("{}/app/", base.trim_end_matches('/')),
+        }
+    }
+}
+
+fn enrollment_to_wire(e: &Enrollment) -> v1::EnrollmentInfo {
+    v1::EnrollmentInfo {
+        id: e.id.clone(),
+        user_id: e.user_id.clone(),
+        user_name: e.user_name.clone(),
+        created_by: e.created_by.clone(),
+        created_ms: e.created_ms,
+        expires_ms: e.expires_ms,
+        revoked: e.revoked,
+        token_id: e.token_id.clone(),
+    }
+}
+
+pub(super) fn token_to_wire(t: &TokenInfo) -> v1::TokenInfo {
     v1::TokenInfo {
         id: t.id.clone(),
         user_id: t.user_id.clone(),
@@ -54,25 +140,51 @@ fn page_size(requested: u32) -> usize {
 impl Admin for AdminService {
     type BackupStream = ReceiverStream<Result<v1::BackupChunk, Status>>;
 
+    /// Open to supervisors and the province office too: the store checks
+    /// that the surveyor lies in the caller's areas.
     async fn create_enrollment(
         &self,
-        _request: Request<v1::CreateEnrollmentRequest>,
+        request: Request<v1::CreateEnrollmentRequest>,
     ) -> Result<Response<v1::CreateEnrollmentReply>, Status> {
-        Err(Status::unimplemented("enrollment codes are not served yet"))
+        let caller = caller(&request)?;
+        let app_url = self.app_url.for_request(&request);
+        let req = request.into_inner();
+        let store = Arc::clone(&self.store);
+        let (code, info) = blocking(move || {
+            store.create_enrollment(&caller, &req.user_id, req.expires_in_s, now_ms())
+        })
+        .await?;
+        Ok(Response::new(v1::CreateEnrollmentReply {
+            info: Some(enrollment_to_wire(&info)),
+            code: display_code(&code),
+            app_url,
+        }))
     }
 
     async fn list_enrollments(
         &self,
-        _request: Request<v1::ListEnrollmentsRequest>,
+        request: Request<v1::ListEnrollmentsRequest>,
     ) -> Result<Response<v1::ListEnrollmentsReply>, Status> {
-        Err(Status::unimplemented("enrollment codes are not served yet"))
+        let caller = caller(&request)?;
+        let user = Some(request.into_inner().user_id).filter(|u| !u.trim().is_empty());
+        let found = read(&self.store, move |store| {
+            store.enrollments(&caller, user.as_deref().map(str::trim), now_ms())
+        })
+        .await?;
+        Ok(Response::new(v1::ListEnrollmentsReply {
+            enrollments: found.iter().map(enrollment_to_wire).collect(),
+        }))
     }
 
     async fn revoke_enrollment(
         &self,
-        _request: Request<v1::RevokeEnrollmentRequest>,
+        request: Request<v1::RevokeEnrollmentRequest>,
     ) -> Result<Response<v1::EnrollmentInfo>, Status> {
-        Err(Status::unimplemented("enrollment codes are not served yet"))
+        let caller = caller(&request)?;
+        let id = request.into_inner().id;
+        let store = Arc::clone(&self.store);
+        let info = blocking(move || store.revoke_enrollment(&caller, &id, now_ms())).await?;
+        Ok(Response::new(enrollment_to_wire(&info)))
     }
 
     /// Writes the snapshot to a temporary file first (the store's read lock is

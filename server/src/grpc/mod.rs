@@ -1,11 +1,12 @@
-//! The gRPC edge: the `Sync`, `Review`, `Report` and `Admin` services of
-//! `fieldsync.v1`. Each checks its request, converts it to domain types, runs
+//! The gRPC edge: the `Sync`, `Review`, `Report`, `Admin` and `Enroll`
+//! services of `fieldsync.v1`. Each checks its request, converts it to domain types, runs
 //! the store on the blocking pool and converts back. Callers are known by
 //! their bearer token ([`authenticate`]); store errors become `tonic::Status`
 //! here and nowhere else.
 
 mod admin;
 mod edge;
+mod enroll;
 mod report;
 mod review;
 mod sync;
@@ -19,8 +20,9 @@ use tonic::{Request, Status};
 
 use crate::store::{self, now_ms, Store};
 
-pub use admin::AdminService;
+pub use admin::{AdminService, AppUrl, WebOrigin};
 pub use edge::{too_many_mutations, Batched, Connection, Edge};
+pub use enroll::EnrollService;
 pub use report::ReportService;
 pub use review::ReviewService;
 pub use sync::{Limits, SyncService};

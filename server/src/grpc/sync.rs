@@ -81,6 +81,15 @@ pub struct Limits {
     /// NOT_SERVING while it cannot) and, after a failed write, tries to
     /// reopen it.
     pub disk_check_interval: std::time::Duration,
+    /// Wrong enrollment codes one address may try a minute (`Enroll.Redeem`);
+    /// beyond that its redeems are refused RESOURCE_EXHAUSTED until the
+    /// minute has given some back.
+    pub enroll_failures_per_minute: u32,
+    /// The server's address as surveyors' devices reach it
+    /// (`--public-url`, e.g. `https://ntm.example.vn`): the app's URL in
+    /// enrollment codes is this with `/app/`. Unset: the web address the
+    /// caller used (web pages) or the web listener's (gRPC).
+    pub public_url: Option<String>,
 }
 
 impl Limits {
@@ -116,6 +125,8 @@ impl Default for Limits {
             min_free_percent: 2.0,
             user_bytes_per_day: 64 * 1024 * 1024,
             disk_check_interval: std::time::Duration::from_secs(2),
+            enroll_failures_per_minute: 10,
+            public_url: None,
         }
     }
 }

@@ -38,7 +38,7 @@ pub(super) fn hash(token: &str) -> Vec<u8> {
 }
 
 /// A fresh token: "fs_" and 64 hex digits (256 random bits).
-fn new_token() -> String {
+pub(super) fn new_token() -> String {
     let bytes: [u8; 32] = rand::random();
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!("fs_{hex}")
@@ -541,7 +541,7 @@ impl Store {
     }
 }
 
-fn put_token(batch: &mut Batch, token: &str, info: &TokenInfo) {
+pub(super) fn put_token(batch: &mut Batch, token: &str, info: &TokenInfo) {
     let hash = hash(token);
     batch.put(TOKEN_IDS, info.id.as_bytes().to_vec(), hash.clone());
     batch.put(TOKENS, hash, encode(info));

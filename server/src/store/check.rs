@@ -65,6 +65,9 @@ impl Store {
             self.check_submissions(&mut problems)?;
             self.check_audit(&mut problems)?;
             self.check_tokens(&mut problems)?;
+            for p in self.enrollment_problems()? {
+                problems.add(p);
+            }
         }
         // `check_rollups` takes the read lock itself.
         match self.check_rollups() {

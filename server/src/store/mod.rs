@@ -24,6 +24,8 @@
 //! - `closed`: org unit ‖ 0 ‖ period → who closed it.
 //! - `users`: user id → [`User`]; `tokens`: SHA-256 of a token → [`TokenInfo`];
 //!   `token_ids`: token id → SHA-256.
+//! - `enrollments`, `enrollment_ids`, `enrollments_by_user`: one-time
+//!   enrollment codes by the SHA-256 of the code (see `enroll.rs`).
 //! - `rollups`, `plans`: totals and plan figures per period, org unit and
 //!   indicator (see `rollup.rs`), moved in the same batch as the records.
 
@@ -31,6 +33,7 @@ mod admin;
 mod backup;
 mod check;
 mod disk;
+mod enroll;
 mod review;
 mod rollup;
 
@@ -52,6 +55,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 pub use admin::{TokenInfo, ADMIN_TOKEN_ENV};
 pub use disk::WriteLimits;
+pub use enroll::{display_code, Enrollment, Redeemed, NOT_VALID};
 pub use review::{Choice, HistoryQuery, MAX_BULK};
 pub use rollup::{PlanRow, Total};
 
@@ -72,6 +76,9 @@ const CLOSED: &str = "closed";
 const USERS: &str = "users";
 const TOKENS: &str = "tokens";
 const TOKEN_IDS: &str = "token_ids";
+const ENROLLMENTS: &str = "enrollments";
+const ENROLLMENT_IDS: &str = "enrollment_ids";
+const ENROLLMENTS_BY_USER: &str = "enrollments_by_user";
 const ROLLUPS: &str = "rollups";
 const PLANS: &str = "plans";
 const CHANGES_BY_COMMUNE: &str = "changes_by_commune";
@@ -103,6 +110,9 @@ const TREES: &[&str] = &[
     PLANS,
     CHANGES_BY_COMMUNE,
     SUBMISSIONS_BY_COMMUNE,
+    ENROLLMENTS,
+    ENROLLMENT_IDS,
+    ENROLLMENTS_BY_USER,
 ];
 
 const SEQ_KEY: &[u8] = b"seq";

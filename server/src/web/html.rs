@@ -219,6 +219,7 @@ pub enum Section {
     Queue,
     Conflicts,
     Progress,
+    Devices,
 }
 
 /// A whole page: head, menu, `body`.
@@ -241,6 +242,14 @@ pub fn page(lang: Lang, title: &str, who: Option<Who<'_>>, section: Section, bod
         ] {
             let current = if s == section { " aria-current=\"page\"" } else { "" };
             let _ = write!(out, "<a href=\"{href}\"{current}>{}</a>", lang.pick(vi, en));
+        }
+        if who.user.role != fieldsync::access::Role::Surveyor {
+            let current = if section == Section::Devices { " aria-current=\"page\"" } else { "" };
+            let _ = write!(
+                out,
+                "<a id=\"devices-link\" href=\"/devices\"{current}>{}</a>",
+                lang.pick("Thiết bị", "Devices")
+            );
         }
         let _ = write!(
             out,

@@ -1,10 +1,12 @@
 //! The web pages for supervisors and the province office, served over
 //! HTTP/1.1 beside gRPC: sign in with a token, review the queue, settle
-//! conflicts, follow progress against plan, download exports.
+//! conflicts, follow progress against plan, download exports, enroll
+//! surveyors' devices.
 //!
 //! The pages hold no rules of their own. Every read and every decision is a
 //! call of the same `Review` and `Report` service methods the gRPC clients
-//! reach, made in-process with a `tonic::Request` that carries the caller
+//! reach (and `Admin`'s for devices), made in-process with a
+//! `tonic::Request` that carries the caller
 //! exactly as the [`authenticate`](crate::grpc::authenticate) interceptor
 //! leaves it, after running that very interceptor (token check, disabled
 //! users, per-user rate limit) on the session's token. Status codes map to
@@ -16,6 +18,7 @@
 
 pub mod app;
 mod conflicts;
+mod enroll;
 mod html;
 mod progress;
 mod review;
@@ -35,7 +38,7 @@ use fieldsync::access::User;
 use tokio::net::TcpListener;
 use tonic::{Code, Request, Status};
 
-use crate::grpc::{Caller, ReportService, ReviewService};
+use crate::grpc::{AdminService, AppUrl, Caller, ReportService, ReviewService};
 use crate::Store;
 use html::{page, Lang, Section, Who, E};
 use session::{Secret, Sessions};
@@ -59,6 +62,7 @@ pub struct Web {
     authenticate: Authenticate,
     review: ReviewService,
     report: ReportService,
+    admin: AdminService,
     sessions: Sessions,
     permits: tokio::sync::Semaphore,
     /// Queue downloads built at once (each may hold 100,000 rows).
@@ -74,6 +78,7 @@ impl Web {
         Web {
             review: ReviewService::new(Arc::clone(&store)),
             report: ReportService::new(Arc::clone(&store)),
+            admin: AdminService::new(Arc::clone(&store)),
             store,
             authenticate,
             sessions: Sessions::default(),
@@ -93,6 +98,12 @@ impl Web {
     /// Whether the pages are served over TLS (so cookies are `Secure`).
     pub fn over_tls(mut self, secure: bool) -> Web {
         self.secure = secure;
+        self
+    }
+
+    /// Where the enrollment codes made on these pages send devices.
+    pub fn app_url(mut self, app_url: AppUrl) -> Web {
+        self.admin = AdminService::new(Arc::clone(&self.store)).with_app_url(app_url);
         self
     }
 
@@ -441,6 +452,10 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/progress", get(progress::page))
         .route("/progress.csv", get(progress::csv))
         .route("/progress.xlsx", get(progress::xlsx))
+        .route("/devices", get(enroll::page))
+        .route("/devices/enroll", post(enroll::create))
+        .route("/devices/codes/{id}/revoke", post(enroll::revoke_code))
+        .route("/devices/tokens/{id}/revoke", post(enroll::revoke_token))
         .route("/app", get(app::redirect))
         .route("/app/", get(app::index))
         .route("/app/{*path}", get(app::file))
