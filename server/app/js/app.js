@@ -450,7 +450,7 @@ async function enrollWith(code) {
   } catch (e) {
     const c = e instanceof api.ApiError ? e.code : '';
     if (c === 'unauthenticated') err.textContent = t('codeRefused');
-    else if (c === 'resource_exhausted') err.textContent = t('codeTooMany');
+    else if (c === 'resource_exhausted') err.textContent = `${t('codeTooMany')} (${e.message})`;
     else if (c === 'failed_precondition') err.textContent = t('codeOtherUser', m.user ? m.user.name : '');
     else if (c === 'network') err.textContent = t('codeOffline');
     else err.textContent = t('codeOther', e.message || String(e));
