@@ -382,6 +382,70 @@ async fn an_edit_the_server_refuses_stays_visible_with_its_reason() {
     server.stop().await;
 }
 
+/// A phone put back from a backup of itself: the server holds edits under
+/// ids the restored phone uses again for new edits; the app gives its new
+/// edits the ids after the server's last (as the tablet does) and they go
+/// through, the edits sent before the restore kept.
+#[tokio::test]
+async fn a_phone_restored_from_an_old_backup_renumbers_its_new_edits() {
+    let _turn = TURN.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let backup = tempfile::tempdir().unwrap();
+    let server = start_web_server(dir.path()).await;
+    server.user(SURVEYOR, SURVEYOR_NAME, Role::Surveyor, &[demo::SAMPLE_COMMUNE]);
+    let code = code_for(&server, SURVEYOR).await;
+    let web = server.web_url().to_owned();
+    let [first, second, third] = <[String; 3]>::try_from(villages()).unwrap();
+    let period = this_year();
+    let copy = |from: &Path, to: &Path| {
+        let _ = std::fs::remove_dir_all(to);
+        let done = std::process::Command::new("cp").arg("-a").arg(from).arg(to).status();
+        assert!(done.is_ok_and(|s| s.success()), "copy {} to {}", from.display(), to.display());
+    };
+
+    let browser = Browser::open(profile.path(), PHONE).await;
+    open_app(&browser.client, &web).await;
+    enroll(&browser.client, &code).await;
+    record_in_form(&browser.client, &first, &[("road_km", "1")]).await;
+    click(&browser.client, "#sync-button").await;
+    wait_attr(&browser.client, "#pending-count", "data-count", "0").await;
+    browser.close().await;
+    copy(profile.path(), &backup.path().join("phone"));
+
+    let browser = Browser::open(profile.path(), PHONE).await;
+    open_app(&browser.client, &web).await;
+    record_in_form(&browser.client, &second, &[("drainage_km", "0,5")]).await;
+    click(&browser.client, "#sync-button").await;
+    wait_attr(&browser.client, "#pending-count", "data-count", "0").await;
+    browser.close().await;
+
+    copy(&backup.path().join("phone"), profile.path());
+    let browser = Browser::open(profile.path(), PHONE).await;
+    let client = browser.client.clone();
+    open_app(&client, &web).await;
+    // The restored phone has not heard of the second edit; its next edit
+    // takes the id the server already holds for it.
+    run_js(
+        &client,
+        "while (document.querySelector('#sync-status').dataset.state === 'syncing') \
+                     await new Promise((r) => setTimeout(r, 100));",
+    )
+    .await;
+    record_in_form(&client, &third, &[("road_km", "3")]).await;
+    let summary = run_js(&client, "return await globalThis.fieldsyncApp.sync();").await;
+    assert_eq!(summary["ok"], Json::Bool(true), "{summary}");
+    assert_eq!(summary["renumbered"], 1, "{summary}");
+    wait_attr(&client, "#pending-count", "data-count", "0").await;
+    assert_eq!(on_server(&server, &first, &period, "road_km").as_deref(), Some("1"));
+    assert_eq!(on_server(&server, &second, &period, "drainage_km").as_deref(), Some("0.5"));
+    assert_eq!(on_server(&server, &third, &period, "road_km").as_deref(), Some("3"));
+    let device = state(&client).await["deviceId"].as_str().unwrap().to_owned();
+    assert_eq!(audited_ids(&server, &third, &period, &device), [3]);
+    browser.close().await;
+    server.stop().await;
+}
+
 /// Enrolled from the QR code's link (the code leaves the address at once),
 /// the form refuses a part above its whole, says why in Vietnamese, and in
 /// English after the switch, and saves nothing.
