@@ -7,6 +7,7 @@ pub mod export;
 pub mod local;
 pub mod remote;
 pub mod sync;
+pub mod unsent;
 
 pub use error::{Error, Result};
 pub use local::{Meta, Tablet};

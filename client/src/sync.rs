@@ -19,7 +19,7 @@ pub const PUSH_BATCH: usize = 500;
 pub const PUSH_BYTES: usize = 1024 * 1024;
 
 /// A generous estimate of a mutation's size on the wire.
-fn wire_size(m: &fieldsync::sync::Mutation) -> usize {
+pub(crate) fn wire_size(m: &fieldsync::sync::Mutation) -> usize {
     use fieldsync::sync::RawValue;
     let value = match &m.value {
         RawValue::Amount(t) | RawValue::Text(t) => t.len(),
@@ -69,20 +69,20 @@ impl Retry {
 }
 
 /// The attempts of one sync: how many were made, and when to give up.
-struct Attempts<'a> {
+pub(crate) struct Attempts<'a> {
     retry: &'a Retry,
     until: Instant,
     made: u32,
 }
 
 impl<'a> Attempts<'a> {
-    fn new(retry: &'a Retry) -> Self {
+    pub(crate) fn new(retry: &'a Retry) -> Self {
         let until = Instant::now().checked_add(retry.give_up_after).unwrap_or_else(far_future);
         Attempts { retry, until, made: 0 }
     }
 
     /// Runs one attempt, cut off when the sync's time is up.
-    async fn run<T>(&self, attempt: impl Future<Output = Result<T>>) -> Result<T> {
+    pub(crate) async fn run<T>(&self, attempt: impl Future<Output = Result<T>>) -> Result<T> {
         let left = self.until.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, attempt).await {
             Ok(done) => done,
@@ -93,7 +93,11 @@ impl<'a> Attempts<'a> {
     /// Before attempt number `made + 1` of a step: sleeps, saying so through
     /// `progress`, or gives `err` back if it is not worth retrying, the
     /// retries are used up or the time is.
-    async fn pause(&mut self, err: Error, progress: &mut (dyn FnMut(Event) + Send)) -> Result<()> {
+    pub(crate) async fn pause(
+        &mut self,
+        err: Error,
+        progress: &mut (dyn FnMut(Event) + Send),
+    ) -> Result<()> {
         let delay = self.retry.delay(self.made);
         let too_late = Instant::now() + delay >= self.until;
         if !err.is_transient() || self.made >= self.retry.retries || too_late {
@@ -112,7 +116,7 @@ impl<'a> Attempts<'a> {
     }
 
     /// A step succeeded: the next one gets its own retries (not more time).
-    fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.made = 0;
     }
 }

@@ -4,6 +4,7 @@
 //! The binary in `main.rs` only parses flags, opens the engine and calls
 //! [`serve`]; tests call [`serve`] on `127.0.0.1:0` with a oneshot shutdown.
 
+pub mod connect;
 pub mod demo;
 pub mod grpc;
 pub mod listen;
@@ -73,8 +74,9 @@ pub async fn serve_with(
 
 /// [`serve_with`], and the web pages ([`web`]) on `http` when given: both
 /// stop on `shutdown`, the web pages authenticate and rate-limit through
-/// the same interceptor as gRPC calls, and with `tls` both are served over
-/// TLS with the same certificate.
+/// the same interceptor as gRPC calls, the app's Connect calls
+/// ([`connect`]) run through the very routes and edge layer gRPC calls do,
+/// and with `tls` both are served over TLS with the same certificate.
 pub async fn serve_all(
     listener: TcpListener,
     http: Option<TcpListener>,
@@ -92,16 +94,6 @@ pub async fn serve_all(
         (Some(_), Some(tls)) => Some(tls.web_config()?),
         _ => None,
     };
-    let web = http.map(|http| {
-        let web = Arc::new(
-            web::Web::new(Arc::clone(&store), Arc::new(auth.clone())).over_tls(web_tls.is_some()),
-        );
-        let mut stopped = stopped.clone();
-        let config = web::Config::of(&limits, web_tls);
-        tokio::spawn(web::serve(http, web, config, async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        }))
-    });
     let shutdown = async move {
         shutdown.await;
         let _ = stop.send(true);
@@ -109,6 +101,7 @@ pub async fn serve_all(
     let address = listener.local_addr()?;
     let incoming = limited(listener, &limits);
     let max_batch = limits.max_batch;
+    let web_config = web::Config::of(&limits, web_tls);
     let sync = SyncServer::new(grpc::SyncService::new(Arc::clone(&store), limits))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_REPLY_BYTES);
@@ -134,6 +127,25 @@ pub async fn serve_all(
         .register_encoded_file_descriptor_set(fieldsync_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    // One set of routes for gRPC and for the app's Connect calls alike.
+    let routes = tonic::service::Routes::new(health)
+        .add_service(reflection)
+        .add_service(InterceptedService::new(grpc::Batched::new(sync, max_batch), auth.clone()))
+        .add_service(InterceptedService::new(review, auth.clone()))
+        .add_service(InterceptedService::new(report, auth.clone()))
+        .add_service(InterceptedService::new(admin, auth.clone()))
+        .prepare();
+    let web = http.map(|http| {
+        let edge = grpc::Edge::layer(request_timeout);
+        let bridge = connect::Bridge::new(tower::Layer::layer(&edge, routes.clone()));
+        let secure = web_config.tls.is_some();
+        let web = web::Web::new(Arc::clone(&store), Arc::new(auth.clone()));
+        let web = Arc::new(web.over_tls(secure).with_bridge(bridge));
+        let mut stopped = stopped.clone();
+        tokio::spawn(web::serve(http, web, web_config, async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }))
+    });
     tracing::info!(address = %address, tls = tls.is_some(), "serving fieldsync.v1");
     let mut builder = tonic::transport::Server::builder()
         .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
@@ -144,12 +156,7 @@ pub async fn serve_all(
     builder
         .concurrency_limit_per_connection(MAX_CONCURRENT_PER_CONNECTION)
         .layer(grpc::Edge::layer(request_timeout))
-        .add_service(health)
-        .add_service(reflection)
-        .add_service(InterceptedService::new(grpc::Batched::new(sync, max_batch), auth.clone()))
-        .add_service(InterceptedService::new(review, auth.clone()))
-        .add_service(InterceptedService::new(report, auth.clone()))
-        .add_service(InterceptedService::new(admin, auth))
+        .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     drop(stopped);

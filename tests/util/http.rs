@@ -76,14 +76,30 @@ pub async fn request_with(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Reply {
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let all: Vec<(&str, &str)> = match method {
+        "POST" => headers.iter().chain(&form).copied().collect(),
+        _ => headers.to_vec(),
+    };
+    send(base, method, path, &all, body).await
+}
+
+/// Sends one request with exactly `headers` (and `Content-Length` when
+/// there is a body) and reads the reply.
+pub async fn send(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
     let host = base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect to the web pages");
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
-    if method == "POST" {
-        head.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+    if method == "POST" || !body.is_empty() {
         head.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
     head.push_str("\r\n");

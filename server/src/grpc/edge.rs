@@ -9,7 +9,8 @@
 //! - a request that is not a valid protobuf message is answered
 //!   INVALID_ARGUMENT (tonic's decoder says INTERNAL).
 //! - the first call on a connection ends its handshake deadline
-//!   ([`Connection`]).
+//!   ([`Connection`]), and its peer's address is where
+//!   `tonic::Request::remote_addr` finds it.
 //! - a push naming more mutations than a batch may hold is refused
 //!   RESOURCE_EXHAUSTED from its raw bytes, counted as they arrive, before
 //!   it is decoded ([`Batched`]): 4 MiB of empty mutations would otherwise
@@ -89,9 +90,13 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<Req>) -> Self::Future {
-        if let Some(connection) = Connection::of(&request) {
+    fn call(&mut self, mut request: http::Request<Req>) -> Self::Future {
+        if let Some(connection) = Connection::of(&request).cloned() {
             connection.begin();
+            // Where `tonic::Request::remote_addr` looks for the peer.
+            if request.extensions().get::<TcpConnectInfo>().is_none() {
+                request.extensions_mut().insert(connection.tcp);
+            }
         }
         let limit = self.limit;
         let reply = self.inner.call(request);

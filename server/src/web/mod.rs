@@ -12,6 +12,7 @@
 //!
 //! Server-rendered HTML and one small stylesheet; no scripts.
 
+pub mod app;
 mod conflicts;
 mod html;
 mod progress;
@@ -26,7 +27,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 use fieldsync::access::User;
 use tokio::net::TcpListener;
@@ -62,6 +63,8 @@ pub struct Web {
     downloads: tokio::sync::Semaphore,
     /// Served over TLS: every cookie is then marked `Secure`.
     secure: bool,
+    /// The app's Connect calls (`/fieldsync.v1.*`), when served.
+    bridge: Option<crate::connect::Bridge>,
 }
 
 impl Web {
@@ -75,7 +78,14 @@ impl Web {
             permits: tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS),
             downloads: tokio::sync::Semaphore::new(MAX_DOWNLOADS),
             secure: false,
+            bridge: None,
         }
+    }
+
+    /// Answers the app's Connect calls through `bridge`.
+    pub fn with_bridge(mut self, bridge: crate::connect::Bridge) -> Web {
+        self.bridge = Some(bridge);
+        self
     }
 
     /// Whether the pages are served over TLS (so cookies are `Secure`).
@@ -250,7 +260,7 @@ pub async fn serve(
     tracing::info!(address = %listener.local_addr()?, tls = config.tls.is_some(), "serving web pages");
     let gate = crate::listen::Gate::new("web", MAX_CONNECTIONS, config.per_ip);
     let acceptor = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
-    let service = hyper_util::service::TowerToHyperService::new(router(web));
+    let router = router(web);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -269,9 +279,18 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let Some(admitted) = gate.admit(peer.ip()) else { continue };
+        // Each request knows its peer, as a gRPC call does.
+        let info = tonic::transport::server::TcpConnectInfo {
+            local_addr: stream.local_addr().ok(),
+            remote_addr: Some(peer),
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: axum::extract::Request<_>| {
+            request.extensions_mut().insert(info.clone());
+            tower::Service::call(&mut router.clone(), request)
+        });
         let io = Permitted::new(stream, admitted);
         let acceptor = acceptor.clone();
-        let service = service.clone();
         let mut stopped = stopped.clone();
         let stopping = async move {
             let _ = stopped.wait_for(|s| *s).await;
@@ -420,6 +439,11 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/progress", get(progress::page))
         .route("/progress.csv", get(progress::csv))
         .route("/progress.xlsx", get(progress::xlsx))
+        .route("/app", get(app::redirect))
+        .route("/app/", get(app::index))
+        .route("/app/{*path}", get(app::file))
+        .route("/fieldsync.v1.Sync/{method}", any(connect))
+        .route("/fieldsync.v1.Enroll/{method}", any(connect))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&web), guard))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
@@ -440,13 +464,15 @@ async fn guard(
             .into_response(),
     };
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+                 frame-ancestors 'none'; base-uri 'none'",
+            ),
+        );
+    }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     if !h.contains_key(header::CACHE_CONTROL) {
@@ -476,8 +502,20 @@ async fn style() -> Response {
         .into_response()
 }
 
-async fn not_found(headers: HeaderMap) -> Response {
-    error_page(lang_of(&headers), None, &Status::not_found("there is no such page"))
+async fn not_found(State(web): State<Arc<Web>>, request: axum::extract::Request) -> Response {
+    if request.uri().path().starts_with("/fieldsync.") {
+        // Another service of the API (Admin, Review...): not for browsers.
+        return connect(State(web), request).await;
+    }
+    error_page(lang_of(request.headers()), None, &Status::not_found("there is no such page"))
+}
+
+/// The app's Connect calls ([`crate::connect`]).
+async fn connect(State(web): State<Arc<Web>>, request: axum::extract::Request) -> Response {
+    match &web.bridge {
+        Some(bridge) => bridge.call(request).await,
+        None => error_page(lang_of(request.headers()), None, &Status::not_found("no API here")),
+    }
 }
 
 /// `/lang/en`: remembers the language in a cookie and goes back.
