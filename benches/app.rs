@@ -29,6 +29,7 @@ use fieldsync_server::local::LocalServer;
 #[allow(dead_code)]
 #[path = "../tests/util/browser.rs"]
 mod browser;
+#[allow(dead_code)]
 mod common;
 
 use browser::{run_js, Browser, PATIENCE};
