@@ -367,6 +367,18 @@ fn thousand_edits() -> Vec<(String, String, String, String)> {
     edits
 }
 
+/// How many of `user`'s edits the server has taken (its audit, first 1,000).
+async fn received_from(remote: &Grpc, user: &str) -> usize {
+    let entries = remote
+        .review()
+        .history(v1::HistoryRequest { user_id: user.into(), limit: 1000, ..Default::default() })
+        .await
+        .expect("history")
+        .into_inner()
+        .entries;
+    entries.iter().filter(|e| e.mutation_id > 0).count()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_browser_killed_mid_push_of_a_thousand_edits_loses_and_repeats_none() {
     let _turn = TURN.lock().await;
@@ -409,16 +421,7 @@ async fn a_browser_killed_mid_push_of_a_thousand_edits_loses_and_repeats_none() 
     run_js(&app.client, "globalThis.fieldsyncApp.sync(); return null;").await;
     let start = Instant::now();
     let received = loop {
-        let status = remote
-            .review()
-            .history(v1::HistoryRequest { user_id: "an".into(), limit: 1000, ..Default::default() })
-            .await
-            .expect("history")
-            .into_inner()
-            .entries
-            .iter()
-            .filter(|e| e.mutation_id > 0)
-            .count();
+        let status = received_from(&remote, "an").await;
         if status > 0 {
             break status;
         }
@@ -426,7 +429,9 @@ async fn a_browser_killed_mid_push_of_a_thousand_edits_loses_and_repeats_none() 
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     app.kill().await;
-    eprintln!("killed the browser once the server had {received} of 1000 edits");
+    let at_kill = received_from(&remote, "an").await;
+    eprintln!("killed the browser once the server had {received} of 1000 edits ({at_kill} after)");
+    assert!(at_kill < 1000, "the push had ended before the browser was killed");
 
     // The phone is switched on again and syncs.
     let app = open_app(profile.path(), &server).await;
