@@ -20,7 +20,7 @@ use tonic::{Request, Status};
 use crate::store::{self, now_ms, Store};
 
 pub use admin::AdminService;
-pub use edge::{Batched, Connection, Edge};
+pub use edge::{too_many_mutations, Batched, Connection, Edge};
 pub use report::ReportService;
 pub use review::ReviewService;
 pub use sync::{Limits, SyncService};

@@ -259,9 +259,11 @@ pub fn page(lang: Lang, title: &str, who: Option<Who<'_>>, section: Section, bod
         Lang::Vi => ("en", "English"),
         Lang::En => ("vi", "Tiếng Việt"),
     };
+    let app = lang.pick("Ứng dụng điều tra viên", "Surveyors' app");
     let _ = write!(
         out,
-        "<a id=\"lang\" href=\"/lang/{other}\">{label}</a></div></header><main>{body}</main></body></html>"
+        "<a id=\"app-link\" href=\"/app/\">{app}</a>\
+         <a id=\"lang\" href=\"/lang/{other}\">{label}</a></div></header><main>{body}</main></body></html>"
     );
     out
 }
