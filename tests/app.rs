@@ -206,6 +206,9 @@ async fn offline_edits_survive_a_browser_restart_and_reach_the_server_once() {
             .await;
     }
     assert_eq!(pending_count(&client).await, "6");
+    // After the first save the app asked to keep its storage, and says
+    // whether it may and how much it holds.
+    wait_text(&client, "#storage-state", |t| t.starts_with("Bộ nhớ:") && t.contains("KB")).await;
     browser.close().await;
 
     // A new browser on the same profile, still offline: the edits are there.
