@@ -378,7 +378,10 @@ async fn an_edit_the_server_refuses_stays_visible_with_its_reason() {
     click(&client, &format!("{row} button")).await;
     let status = "[data-field-status=road_km]";
     wait_attr(&client, status, "data-state", "refused").await;
-    wait_text(&client, status, |t| t.contains("2,5") && t.contains("approved and locked")).await;
+    wait_text(&client, status, |t| {
+        t.contains("2,5") && t.contains("bị khóa") && t.contains("approved and locked")
+    })
+    .await;
     wait_attr(&client, "#review-state", "data-state", "approved").await;
     assert_eq!(on_server(&server, VILLAGE, &period, "road_km").as_deref(), Some("1"));
     browser.close().await;

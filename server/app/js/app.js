@@ -7,7 +7,7 @@ import * as api from './api.js';
 import * as local from './local.js';
 import * as syncer from './sync.js';
 import { fold } from './text.js';
-import { t, setLang, getLang, number, when, bytes, translate } from './i18n.js';
+import { t, setLang, getLang, number, when, bytes, translate, reason } from './i18n.js';
 
 const $ = (sel) => document.querySelector(sel);
 const SYNC_EVERY_MS = 5 * 60 * 1000;
@@ -92,7 +92,7 @@ function fieldStatusText(rep, field, state) {
   }
   if (state === 'refused') {
     const r = rep.refusals.get(field);
-    return t('refusedWhy', valueText(r.m.value), r.reason);
+    return t('refusedWhy', valueText(r.m.value), reason(r.reason));
   }
   return state ? t(`st_${state}`) : '';
 }

@@ -85,6 +85,21 @@ const WORDS = {
   periodShape: ['Viết kỳ báo cáo là năm (2026), quý (2026-Q3) hoặc tháng (2026-07).', 'Write the period as a year (2026), a quarter (2026-Q3) or a month (2026-07).'],
 };
 
+/** The server's most common refusals, said in Vietnamese too. */
+const REASONS = [
+  [/^this report is approved and locked/, 'Báo cáo đã được xã duyệt nên bị khóa; xin người giám sát mở lại.'],
+  [/^this report is accepted by the district and locked/, 'Báo cáo đã được huyện chấp nhận nên bị khóa; xin huyện mở lại.'],
+  [/^period \S+ is closed for this area/, 'Kỳ báo cáo này đã đóng cho địa bàn; sửa đổi vẫn lưu trên máy cho đến khi tỉnh mở lại.'],
+  [/^permission denied/, 'Bạn không có quyền ghi cho thôn này.'],
+];
+
+/** A reason the server gave, in the app's language (its own words kept after). */
+export function reason(text) {
+  if (lang !== 'vi') return text;
+  const known = REASONS.find(([re]) => re.test(text));
+  return known ? `${known[1]} (${text})` : text;
+}
+
 let lang = 'vi';
 
 export function setLang(l) { lang = l === 'en' ? 'en' : 'vi'; document.documentElement.lang = lang; }
