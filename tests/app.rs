@@ -452,6 +452,35 @@ async fn a_phone_restored_from_an_old_backup_renumbers_its_new_edits() {
     server.stop().await;
 }
 
+/// When the connection comes back (the browser's `online` event) the app
+/// syncs by itself, without the button.
+#[tokio::test]
+async fn the_app_syncs_by_itself_when_the_connection_comes_back() {
+    let _turn = TURN.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let server = start_web_server(dir.path()).await;
+    server.user(SURVEYOR, SURVEYOR_NAME, Role::Surveyor, &[demo::SAMPLE_COMMUNE]);
+    let code = code_for(&server, SURVEYOR).await;
+    let (grpc, web) = (server.url.clone(), server.web_url().to_owned());
+    let browser = Browser::open(profile.path(), PHONE).await;
+    let client = browser.client.clone();
+    open_app(&client, &web).await;
+    enroll(&client, &code).await;
+    server.stop().await;
+    record_in_form(&client, VILLAGE, &[("canal_km", "0,75")]).await;
+    assert_eq!(pending_count(&client).await, "1");
+
+    let server = start_web_server_at(dir.path(), &grpc, &web).await;
+    run_js(&client, "window.dispatchEvent(new Event('online'));").await;
+    wait_attr(&client, "#pending-count", "data-count", "0").await;
+    wait_attr(&client, "#sync-status", "data-state", "ok").await;
+    let period = this_year();
+    assert_eq!(on_server(&server, VILLAGE, &period, "canal_km").as_deref(), Some("0.75"));
+    browser.close().await;
+    server.stop().await;
+}
+
 /// Enrolled from the QR code's link (the code leaves the address at once),
 /// the form refuses a part above its whole, says why in Vietnamese, and in
 /// English after the switch, and saves nothing.
