@@ -477,6 +477,7 @@ async fn the_devices_page_shows_a_qr_code_and_revokes_codes_and_devices() {
         post(&web, "/devices/enroll", &session, &[("csrf", &csrf), ("user", "xa.khac")]).await;
     assert_eq!(other.status, 403);
     assert!(other.text().contains("not all within"), "{}", other.text());
+    assert!(other.text().contains("thuộc địa bàn của mình"), "said in Vietnamese too");
 
     // A surveyor has no such page, nor the link.
     let an = server.store.issue_token(

@@ -51,6 +51,28 @@ fn origin(headers: &HeaderMap, secure: bool) -> Option<WebOrigin> {
     plain.then(|| WebOrigin(format!("{scheme}://{host}")))
 }
 
+/// A refusal of the enrollment methods, said in the page's language: the
+/// server's own words (English) follow a Vietnamese sentence on Vietnamese
+/// pages, so the supervisor knows what to do either way.
+fn refused(lang: Lang, status: &Status) -> Status {
+    use tonic::Code;
+    let vi = match status.code() {
+        Code::PermissionDenied => {
+            "Bạn chỉ tạo và thu hồi được mã cho điều tra viên thuộc địa bàn của mình."
+        }
+        Code::NotFound => "Không tìm thấy người dùng hoặc mã này (có thể mã đã hết hạn).",
+        Code::ResourceExhausted => {
+            "Đã có quá nhiều mã chưa dùng: hãy thu hồi bớt (hoặc chờ chúng hết hạn) rồi tạo lại."
+        }
+        Code::InvalidArgument | Code::FailedPrecondition => "Chưa tạo hoặc thu hồi được:",
+        _ => return status.clone(),
+    };
+    match lang {
+        Lang::Vi => Status::new(status.code(), format!("{vi} ({})", status.message())),
+        Lang::En => status.clone(),
+    }
+}
+
 fn title(lang: Lang) -> &'static str {
     lang.pick("Thiết bị của điều tra viên", "Surveyors' devices")
 }
@@ -65,7 +87,7 @@ pub async fn page(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQue
     let codes =
         match web.admin.list_enrollments(ctx.request(ListEnrollmentsRequest::default())).await {
             Ok(reply) => reply.into_inner().enrollments,
-            Err(status) => return ctx.fail(&status),
+            Err(status) => return ctx.fail(&refused(lang, &status)),
         };
     let tokens = match web.admin.device_tokens(ctx.request(())).await {
         Ok(tokens) => tokens,
@@ -235,7 +257,7 @@ pub async fn create(
     }
     let reply = match web.admin.create_enrollment(request).await {
         Ok(reply) => reply.into_inner(),
-        Err(status) => return ctx.fail(&status),
+        Err(status) => return ctx.fail(&refused(lang, &status)),
     };
     let Some(info) = reply.info else {
         return ctx.fail(&Status::internal("the code came without its details"));
@@ -283,7 +305,7 @@ pub async fn revoke_code(
     let request = ctx.request(RevokeEnrollmentRequest { id });
     match web.admin.revoke_enrollment(request).await {
         Ok(_) => see_other("/devices?done=revoked-code"),
-        Err(status) => ctx.fail(&status),
+        Err(status) => ctx.fail(&refused(ctx.lang, &status)),
     }
 }
 
@@ -295,7 +317,7 @@ pub async fn revoke_token(
     let request = ctx.request(RevokeTokenRequest { id });
     match web.admin.revoke_device_token(request).await {
         Ok(_) => see_other("/devices?done=revoked-token"),
-        Err(status) => ctx.fail(&status),
+        Err(status) => ctx.fail(&refused(ctx.lang, &status)),
     }
 }
 
