@@ -73,6 +73,22 @@ fn refused(lang: Lang, status: &Status) -> Status {
     }
 }
 
+/// How long a code made on the page works: seconds and the words for it
+/// (the first is the default).
+const EXPIRIES: [(u64, &str, &str); 4] = [
+    (24 * 3600, "24 giờ", "24 hours"),
+    (3600, "1 giờ", "1 hour"),
+    (3 * 24 * 3600, "3 ngày", "3 days"),
+    (7 * 24 * 3600, "7 ngày", "7 days"),
+];
+
+fn expiry_options(lang: Lang) -> String {
+    EXPIRIES
+        .iter()
+        .map(|(s, vi, en)| format!("<option value=\"{s}\">{}</option>", lang.pick(vi, en)))
+        .collect()
+}
+
 fn title(lang: Lang) -> &'static str {
     lang.pick("Thiết bị của điều tra viên", "Surveyors' devices")
 }
@@ -147,10 +163,13 @@ pub async fn page(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQue
                 "<tr data-user=\"{id}\"><td>{}</td><td>{id}</td><td>{}</td><td>\
                  <form method=\"post\" action=\"/devices/enroll\">{}\
                  <input type=\"hidden\" name=\"user\" value=\"{id}\">\
+                 <select name=\"expires\" aria-label=\"{}\">{}</select> \
                  <button type=\"submit\" data-enroll=\"{id}\">{}</button></form></td></tr>",
                 E(&u.name),
                 E(&areas.join(", ")),
                 ctx.csrf_field(),
+                lang.pick("Hiệu lực", "Valid for"),
+                expiry_options(lang),
                 lang.pick("Tạo mã đăng ký", "Make a code"),
                 id = E(&u.id),
             );
@@ -220,13 +239,17 @@ pub async fn page(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQue
             lang.pick("Thiết bị", "Device"),
             lang.pick("Từ", "Since"),
         );
+        let names: std::collections::HashMap<&str, &str> =
+            users.iter().map(|u| (u.id.as_str(), u.name.as_str())).collect();
         for t in &tokens {
             let _ = write!(
                 body,
                 "<tr data-token=\"{id}\"><td>{}</td><td>{}</td><td>{}</td><td>\
                  <form method=\"post\" action=\"/devices/tokens/{}/revoke\">{}\
                  <button type=\"submit\" data-revoke-token=\"{id}\">{}</button></form></td></tr>",
-                E(&t.user_id),
+                E(&names
+                    .get(t.user_id.as_str())
+                    .map_or_else(|| t.user_id.clone(), |name| format!("{name} ({})", t.user_id))),
                 E(&t.label),
                 time(t.created_ms),
                 url(&t.id),
@@ -250,7 +273,11 @@ pub async fn create(
     let lang = ctx.lang;
     let mut request = ctx.request(CreateEnrollmentRequest {
         user_id: form.text("user").to_owned(),
-        expires_in_s: 0,
+        expires_in_s: EXPIRIES
+            .iter()
+            .map(|(s, _, _)| *s)
+            .find(|s| s.to_string() == form.text("expires"))
+            .unwrap_or(0),
     });
     if let Some(origin) = origin(&headers, web.secure) {
         request.extensions_mut().insert(origin);
