@@ -275,6 +275,14 @@ async fn refusals_carry_the_grpc_status_as_connect_errors() {
     assert!(message.contains("1000") || message.contains("1,000"), "{message}");
     let status = json_of(&call(web, "Status", Some(&token), &json!({"deviceId": device})).await);
     assert_eq!(status["lastMutationId"], Value::Null, "nothing was stored: {status}");
+    // A million empty mutations fit in 4 MiB of JSON: counted, not decoded.
+    let flood = format!("{{\"mutations\":[{}]}}", vec!["{}"; 1_300_000].join(","));
+    let headers = [("Content-Type", "application/json"), ("Connect-Protocol-Version", "1")];
+    let flooded =
+        http::send(web, "POST", "/fieldsync.v1.Sync/Push", &headers, flood.as_bytes()).await;
+    let (status, code, message) = error_of(&flooded);
+    assert_eq!((status, code.as_str()), (429, "resource_exhausted"), "{message}");
+    assert!(message.contains("1300000 mutations"), "{message}");
 
     let first = call(web, "Push", Some(&token), &one).await;
     assert_eq!(first.status, 200, "{}", first.text());
@@ -346,6 +354,38 @@ async fn only_the_apps_methods_in_the_connect_json_form_are_answered() {
     let (status, code, message) = error_of(&unversioned);
     assert_eq!((status, code.as_str()), (400, "invalid_argument"));
     assert!(message.contains("Connect-Protocol-Version"), "{message}");
+
+    // The caller's own deadline: a push cut off by it may still commit,
+    // and sending it again is answered, never applied twice.
+    let an = surveyor(&server, "an.nguyen", "Nguyễn Văn An");
+    let bearer = format!("Bearer {an}");
+    let mut hurried = json_headers.to_vec();
+    hurried[2] = ("Authorization", bearer.as_str());
+    hurried.push(("Connect-Timeout-Ms", "0"));
+    let device = new_device();
+    let push = push_request(&device, vec![mutation(1, "road_km", "3", "An")]).to_string();
+    let late = http::send(web, "POST", "/fieldsync.v1.Sync/Push", &hurried, push.as_bytes()).await;
+    let (status, code, message) = error_of(&late);
+    assert_eq!((status, code.as_str()), (504, "deadline_exceeded"), "{message}");
+    assert!(message.contains("Connect-Timeout-Ms"), "{message}");
+    hurried[3] = ("Connect-Timeout-Ms", "soon");
+    let garbled =
+        http::send(web, "POST", "/fieldsync.v1.Sync/Push", &hurried, push.as_bytes()).await;
+    assert_eq!(error_of(&garbled).0, 400);
+    hurried[3] = ("Connect-Timeout-Ms", "30000");
+    let again = http::send(web, "POST", "/fieldsync.v1.Sync/Push", &hurried, push.as_bytes()).await;
+    assert_eq!(json_of(&again)["results"][0]["outcome"], "OUTCOME_APPLIED", "{}", again.text());
+    let sub = fieldsync::SubmissionId::of(VILLAGE, PERIOD.parse().unwrap());
+    let history = server.store.history(
+        &server.store.user("admin").unwrap().unwrap(),
+        &fieldsync_server::store::HistoryQuery {
+            user_id: Some("an.nguyen".into()),
+            limit: 100,
+            ..Default::default()
+        },
+    );
+    let entries = history.unwrap().into_iter().filter(|e| e.submission == Some(sub)).count();
+    assert_eq!(entries, 1, "the push was applied once");
 
     let huge = vec![b' '; fieldsync_server::MAX_MESSAGE_BYTES + 1];
     let over = http::send(web, "POST", "/fieldsync.v1.Sync/Status", &json_headers, &huge).await;
@@ -458,5 +498,38 @@ async fn every_file_of_the_app_is_served_with_a_strict_csp_and_an_etag() {
     // The supervisors' pages link to the app.
     let signin = http::get(web, "/signin", "").await;
     assert!(signin.text().contains("href=\"/app/\""), "{}", signin.text());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_app_and_grpc_share_one_rate_limit_per_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = fieldsync_server::Limits {
+        calls_per_second: 1,
+        call_burst: 5,
+        ..fieldsync_server::Limits::default()
+    };
+    let server = util::start_web_server_with(dir.path(), limits).await;
+    let web = server.web_url();
+    let token = surveyor(&server, "an.nguyen", "Nguyễn Văn An");
+    let mut grpc = fieldsync_client::Grpc::connect(&server.url, &token).await.unwrap();
+    let device = fieldsync::DeviceId(uuid::Uuid::new_v4());
+    let mut refused = None;
+    for _ in 0..50 {
+        use fieldsync_client::Remote;
+        if let Err(e) = grpc.status(device).await {
+            refused = Some(e.to_string());
+            break;
+        }
+    }
+    let refused = refused.expect("a burst of gRPC calls is held to the user's rate");
+    assert!(refused.contains("too many calls"), "{refused}");
+    let over = call(web, "Status", Some(&token), &json!({})).await;
+    let (status, code, message) = error_of(&over);
+    assert_eq!((status, code.as_str()), (429, "resource_exhausted"), "{message}");
+    assert!(message.contains("too many calls from an.nguyen"), "{message}");
+    let other = surveyor(&server, "binh.tran", "Trần Thị Bình");
+    let fine = call(web, "Status", Some(&other), &json!({})).await;
+    assert_eq!(fine.status, 200, "other users go on: {}", fine.text());
     server.stop().await;
 }

@@ -146,6 +146,19 @@ async fn the_web_pages_are_served_over_tls_with_secure_cookies() {
     assert_eq!(queue.status, 200);
     assert!(queue.text().contains("Trần Văn Giám"));
 
+    // The surveyors' app, and the API it syncs with, come the same way.
+    let app = over_tls(port, &certified.cert, head("GET", "/app/", "", "")).await;
+    assert_eq!(app.status, 200);
+    let call = format!(
+        "POST /fieldsync.v1.Sync/Status HTTP/1.1\r\nHost: localhost:{port}\r\n\
+         Connection: close\r\nContent-Type: application/json\r\nConnect-Protocol-Version: 1\r\n\
+         Authorization: Bearer {token}\r\nContent-Length: 2\r\n\r\n{{}}"
+    );
+    let status = over_tls(port, &certified.cert, call).await;
+    assert_eq!(status.status, 200, "{}", status.text());
+    let status: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+    assert_eq!(status["userId"], "giam");
+
     // Plain HTTP to the same port gets no page.
     let plain = {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};

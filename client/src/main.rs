@@ -94,6 +94,15 @@ enum Command {
         #[arg(long, env = "FIELDSYNC_TOKEN", hide_env_values = true)]
         token: String,
     },
+    /// Push the edits a phone exported with the surveyors' app ("Export
+    /// unsent edits"), under that phone's device id, with a token of its
+    /// user; safe to run again.
+    PushFile {
+        /// The exported file (fieldsync-unsent-edits/1).
+        file: PathBuf,
+        #[command(flatten)]
+        online: Online,
+    },
     /// Pending edits, last sync, conflicts and refused edits.
     Status,
     /// Org units and their ids; FILTER matches id or name.
@@ -158,6 +167,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin { online, command } => cli::admin::run(command, &online, &cli.home).await?,
         Command::Export { online, args } => cli::report::export(args, &online, &cli.home).await?,
         Command::Plan { online, command } => cli::report::plan(command, &online, &cli.home).await?,
+        Command::PushFile { file, online } => {
+            cli::unsent::push_file(&file, &online, &cli.home).await?
+        }
         Command::Init { server, token } => {
             // Check the server and the token before leaving a store behind.
             Grpc::connect(&server, &token).await?.status(DeviceId(uuid::Uuid::nil())).await?;

@@ -1326,3 +1326,100 @@ async fn a_supervisor_enrolls_a_surveyors_phone_from_the_terminal() {
     assert!(err.contains("between 1s and 7d"), "{err}");
     local.stop().await.expect("server ran cleanly");
 }
+
+/// An unsent-edits file as the surveyors' app exports it: `edits` of
+/// `field=amount` for Thôn 1 in 2022, ids from 1, under `device`.
+fn unsent_edits_file(user: &str, name: &str, device: &str, edits: &[(&str, &str)]) -> String {
+    let hlc = fieldsync_client::now_ms() << 16;
+    let mutations: Vec<serde_json::Value> = (1..)
+        .zip(edits)
+        .map(|(id, (field, amount))| {
+            let mutation = fieldsync_proto::v1::Mutation {
+                id,
+                village_id: V.into(),
+                period: "2022".into(),
+                field: (*field).into(),
+                value: Some(fieldsync_proto::v1::Value {
+                    kind: Some(fieldsync_proto::v1::value::Kind::Amount((*amount).into())),
+                }),
+                base_version: 0,
+                hlc: hlc + id,
+                author: name.into(),
+            };
+            serde_json::to_value(&mutation).expect("proto3 JSON")
+        })
+        .collect();
+    serde_json::json!({
+        "format": "fieldsync-unsent-edits/1",
+        "server": "http://127.0.0.1:8080",
+        "userId": user,
+        "userName": name,
+        "deviceId": device,
+        "exportedAtMs": fieldsync_client::now_ms().to_string(),
+        "mutations": mutations,
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_file_sends_a_phones_unsent_edits_once() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), "127.0.0.1:0").await;
+    let url = server.url();
+    let an = server.surveyor("an.nguyen", AN);
+    let binh = server.surveyor("binh.tran", BINH);
+    let desk = Desk::new();
+    let device = uuid::Uuid::new_v4().to_string();
+    let edits = [("road_km", "1.5"), ("drainage_km", "-2"), ("village_cultural_house", "2")];
+    let file = unsent_edits_file("an.nguyen", AN, &device, &edits);
+    std::fs::write(desk.path().join("unsent.json"), &file).unwrap();
+    // The JSON is exactly the proto3 mapping: 64-bit numbers as strings.
+    assert!(file.contains("\"id\":\"1\"") && file.contains("\"amount\":\"1.5\""), "{file}");
+
+    let refused = desk.fails_as(&url, &binh, &["push-file", "unsent.json"]).await;
+    assert!(refused.contains("an.nguyen") && refused.contains("nothing was sent"), "{refused}");
+
+    let first = desk.ok_as(&url, &an, &["push-file", "unsent.json"]).await;
+    assert!(first.contains("pushing 3 edit(s) of Nguyễn Văn An"), "{first}");
+    assert!(first.contains(&device), "{first}");
+    assert!(first.contains("2 applied, 0 unchanged, 0 in conflict, 1 refused"), "{first}");
+    let refusal = line_with(&first, &["refused #2"]);
+    assert!(refusal.contains("drainage_km") && refusal.contains(PLACE), "{refusal}");
+    assert!(refusal.contains("negative"), "the server's reason: {refusal}");
+
+    let store = &server.local.store;
+    let sub = fieldsync::SubmissionId::of(V, "2022".parse().unwrap());
+    let value = |field: &str| {
+        let field = store.field(sub, &fieldsync::FieldKey::parse(field)).unwrap();
+        field.map(|f| (f.value.to_string(), f.stamp.device.to_string()))
+    };
+    assert_eq!(value("road_km"), Some(("1.5".into(), device.clone())), "under the phone's id");
+    assert_eq!(value("village_cultural_house"), Some(("2".into(), device.clone())));
+    assert_eq!(value("drainage_km"), None);
+
+    let second = desk.ok_as(&url, &an, &["push-file", "unsent.json"]).await;
+    assert!(second.contains("2 applied, 0 unchanged, 0 in conflict, 1 refused"), "{second}");
+    assert!(second.contains("3 of them had reached the server before"), "{second}");
+    let admin = server.local.store.user("admin").unwrap().unwrap();
+    let query = fieldsync_server::store::HistoryQuery {
+        user_id: Some("an.nguyen".into()),
+        limit: 1000,
+        ..Default::default()
+    };
+    let mut ids: Vec<u64> = store
+        .history(&admin, &query)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.device.is_some_and(|d| d.to_string() == device))
+        .map(|e| e.mutation_id)
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [1, 2, 3], "the audit holds each mutation once, the refused one too");
+    assert_eq!(value("road_km"), Some(("1.5".into(), device.clone())));
+
+    std::fs::write(desk.path().join("other.json"), r#"{"format":"fieldsync-unsent-edits/9"}"#)
+        .unwrap();
+    let newer = desk.fails_as(&url, &an, &["push-file", "other.json"]).await;
+    assert!(newer.contains("other.json") && newer.contains("newer fieldsync"), "{newer}");
+    server.stop().await;
+}

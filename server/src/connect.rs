@@ -116,11 +116,15 @@ fn proto_to_json<M: Message + Default + Serialize>(bytes: &[u8]) -> Result<Vec<u
 #[derive(Clone)]
 pub struct Bridge {
     routes: Routes,
+    /// Mutations one push may hold ([`Limits::max_batch`](crate::Limits)).
+    max_batch: usize,
 }
 
 impl Bridge {
-    pub fn new(routes: Routes) -> Bridge {
-        Bridge { routes }
+    /// The bridge to `routes`, whose pushes hold at most `max_batch`
+    /// mutations.
+    pub fn new(routes: Routes, max_batch: usize) -> Bridge {
+        Bridge { routes, max_batch }
     }
 
     /// Answers one Connect call (any path under `/fieldsync.`).
@@ -190,6 +194,18 @@ impl Bridge {
             },
             false => &body[..],
         };
+        // JSON is far smaller than the structs it decodes to (`{}` is a
+        // whole mutation): a push's mutations are counted first, without
+        // decoding them, and refused as `Batched` refuses them over gRPC.
+        if method.path == "/fieldsync.v1.Sync/Push" {
+            if let Ok(Mutations(count)) = serde_json::from_slice::<Mutations>(json) {
+                if count > self.max_batch {
+                    let refused =
+                        crate::grpc::too_many_mutations(&count.to_string(), self.max_batch);
+                    return answer.error(&refused, &HeaderMap::new());
+                }
+            }
+        }
         let message = match (method.request)(json) {
             Ok(message) => message,
             Err(e) => {
@@ -201,13 +217,31 @@ impl Bridge {
                 return answer.error(&problem, &HeaderMap::new());
             }
         };
-        let reply = match self.grpc(method, &parts, message).await {
-            Ok(reply) => reply,
-            Err(problem) => return answer.error(&problem, &HeaderMap::new()),
+        let answered = async {
+            match self.grpc(method, &parts, message).await {
+                Err(problem) => answer.error(&problem, &HeaderMap::new()),
+                Ok(reply) => match answer {
+                    Answer::Unary => unary_reply(method, reply).await,
+                    Answer::Stream => stream_reply(method, reply),
+                },
+            }
         };
-        match answer {
-            Answer::Unary => unary_reply(method, reply).await,
-            Answer::Stream => stream_reply(method, reply),
+        // The caller's own deadline, if it gave one (the server's is the
+        // edge layer's); a stream's covers its first page.
+        match timeout(&parts.headers) {
+            Ok(None) => answered.await,
+            Ok(Some(limit)) => match tokio::time::timeout(limit, answered).await {
+                Ok(answer) => answer,
+                Err(_) => answer.error(
+                    &Status::deadline_exceeded(format!(
+                        "no answer within the {} ms the call allowed (Connect-Timeout-Ms); a \
+                         retried push is never applied twice",
+                        limit.as_millis()
+                    )),
+                    &HeaderMap::new(),
+                ),
+            },
+            Err(problem) => answer.error(&problem, &HeaderMap::new()),
         }
     }
 
@@ -243,6 +277,62 @@ impl Bridge {
             Ok(reply) => Ok(reply),
             Err(never) => match never {},
         }
+    }
+}
+
+/// How many elements a push's JSON has in `mutations`, read without
+/// keeping any of them.
+struct Mutations(usize);
+
+/// How many elements a JSON array has.
+struct Count(usize);
+
+impl<'de> serde::Deserialize<'de> for Mutations {
+    fn deserialize<D: serde::Deserializer<'de>>(json: D) -> Result<Mutations, D::Error> {
+        json.deserialize_map(Mutations(0))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Count {
+    fn deserialize<D: serde::Deserializer<'de>>(json: D) -> Result<Count, D::Error> {
+        json.deserialize_seq(Count(0))
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Mutations {
+    type Value = Mutations;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a push request")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Mutations, A::Error> {
+        let mut count = 0;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "mutations" => count = map.next_value::<Option<Count>>()?.map_or(0, |c| c.0),
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Mutations(count))
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Count {
+    type Value = Count;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Count, A::Error> {
+        let mut count = 0;
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+            count += 1;
+        }
+        Ok(Count(count))
     }
 }
 
@@ -285,6 +375,18 @@ fn protocol_problem(headers: &HeaderMap, streaming: bool) -> Option<Status> {
         None | Some("" | "identity") => None,
         Some(other) => Some(Status::unimplemented(format!(
             "compressed requests ({encoding}: {other}) are not read here: send them uncompressed"
+        ))),
+    }
+}
+
+/// The deadline a caller gives in `Connect-Timeout-Ms` (at most 10 digits).
+fn timeout(headers: &HeaderMap) -> Result<Option<std::time::Duration>, Status> {
+    let Some(value) = headers.get("connect-timeout-ms") else { return Ok(None) };
+    let text = value.to_str().unwrap_or_default().trim();
+    match text.len() <= 10 && !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        true => Ok(text.parse().ok().map(std::time::Duration::from_millis)),
+        false => Err(Status::invalid_argument(format!(
+            "Connect-Timeout-Ms is a number of milliseconds (at most 10 digits), not {text:?}"
         ))),
     }
 }
@@ -726,6 +828,15 @@ mod tests {
         assert_eq!(json["metadata"]["fieldsync-reused-id"][0], "7");
         let ok = end_of_stream(Some(&Status::ok("")), &HeaderMap::new());
         assert_eq!(&ok[5..], b"{}");
+    }
+
+    #[test]
+    fn a_pushs_mutations_are_counted_without_decoding_them() {
+        let count = |json: &str| serde_json::from_slice::<Mutations>(json.as_bytes()).map(|m| m.0);
+        assert_eq!(count(r#"{"deviceId":"d","mutations":[{},{"id":"2"},{}]}"#).unwrap(), 3);
+        assert_eq!(count(r#"{"mutations":null}"#).unwrap(), 0);
+        assert_eq!(count(r#"{"schemaVersion":1,"x":{"mutations":[1,2]}}"#).unwrap(), 0);
+        assert!(count("[1]").is_err() && count(r#"{"mutations":3}"#).is_err());
     }
 
     #[test]

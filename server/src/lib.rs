@@ -149,7 +149,7 @@ pub async fn serve_all(
         .prepare();
     let web = http.map(|http| {
         let edge = grpc::Edge::layer(request_timeout);
-        let bridge = connect::Bridge::new(tower::Layer::layer(&edge, routes.clone()));
+        let bridge = connect::Bridge::new(tower::Layer::layer(&edge, routes.clone()), max_batch);
         let secure = web_config.tls.is_some();
         let web = web::Web::new(Arc::clone(&store), Arc::new(auth.clone()));
         let web = Arc::new(web.over_tls(secure).with_bridge(bridge).app_url(app_url.clone()));

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod report;
 pub mod review;
+pub mod unsent;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -199,6 +199,13 @@ where
     }
 }
 
+/// The refusal of a push of `count` mutations, more than `max`.
+pub fn too_many_mutations(count: &str, max: usize) -> Status {
+    Status::resource_exhausted(format!(
+        "{count} mutations in one push; at most {max} are accepted: split the batch"
+    ))
+}
+
 /// A request body whose gRPC messages are scanned for one repeated field as
 /// they pass; it fails with RESOURCE_EXHAUSTED once that field occurs more
 /// often than allowed.
@@ -229,9 +236,7 @@ impl http_body::Body for Counted {
                     Scan::Prefix(0) => seen.to_string(),
                     _ => format!("more than {max}"),
                 };
-                return Poll::Ready(Some(Err(Status::resource_exhausted(format!(
-                    "{count} mutations in one push; at most {max} are accepted: split the batch"
-                )))));
+                return Poll::Ready(Some(Err(too_many_mutations(&count, max))));
             }
         }
         Poll::Ready(Some(Ok(frame)))

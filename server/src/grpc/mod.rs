@@ -21,7 +21,7 @@ use tonic::{Request, Status};
 use crate::store::{self, now_ms, Store};
 
 pub use admin::{AdminService, AppUrl, WebOrigin};
-pub use edge::{Batched, Connection, Edge};
+pub use edge::{too_many_mutations, Batched, Connection, Edge};
 pub use enroll::EnrollService;
 pub use report::ReportService;
 pub use review::ReviewService;

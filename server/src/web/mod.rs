@@ -12,7 +12,9 @@
 //! users, per-user rate limit) on the session's token. Status codes map to
 //! pages: PERMISSION_DENIED to 403, NOT_FOUND to 404, bad input to 400.
 //!
-//! Server-rendered HTML and one small stylesheet; no scripts.
+//! Server-rendered HTML and one small stylesheet; no scripts. The same
+//! listener serves the surveyors' app ([`app`], at `/app/`) and the Connect
+//! calls it syncs with ([`crate::connect`], `/fieldsync.v1.Sync/*`).
 
 pub mod app;
 mod conflicts;
