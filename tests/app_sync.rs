@@ -27,18 +27,13 @@ use util::{start_web_server, start_web_server_at, TestServer, TestTablet, PERIOD
 /// `tests/validation_cases.rs`.
 const CASES: &str = include_str!("fixtures/validation-cases.json");
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_shared_validation_cases_pass_in_the_browser() {
-    let _turn = TURN.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = start_web_server(dir.path()).await;
-    let profile = tempfile::tempdir().unwrap();
-    let app = Browser::open(profile.path(), browser::PHONE).await;
-    app.client.goto(&format!("{}/app/", server.web_url())).await.expect("open the app");
+/// Runs every case of `file` (the case file's format) through the app's
+/// `validate.js` in the page; the number of cases and those that got
+/// another answer than the core's, with what they got.
+async fn run_cases(client: &Client, file: &str) -> (u64, Vec<Json>) {
     let script = format!(
         "const {{ validateValue }} = await import('/app/js/validate.js');
-         const {{ fold, matches }} = await import('/app/js/text.js');
-         const file = {CASES};
+         const file = {file};
          const byCode = new Map(file.indicators.map((i) => [i.code, i]));
          const failures = [];
          for (const c of file.cases) {{
@@ -51,26 +46,116 @@ async fn the_shared_validation_cases_pass_in_the_browser() {
                      : got.kind === c.expect.kind && !!got.vi && !!got.en);
            if (!same) failures.push({{ case: c, got }});
          }}
-         return {{
-           count: file.cases.length,
-           failures,
-           folded: fold('Xã Phúc Đồng, Huyện Hương Khê'),
-           finds: matches('Xã Phúc Đồng', 'phuc dong'),
-           misses: matches('Xã Phúc Trạch', 'phuc dong'),
-         }};"
+         return {{ count: file.cases.length, failures }};"
     );
-    let answer = run_js(&app.client, &script).await;
-    app.close().await;
-    server.stop().await;
+    let answer = run_js(client, &script).await;
     let failures = answer["failures"].as_array().cloned().unwrap_or_default();
     for f in &failures {
         eprintln!("validate.js disagrees with the core: {} → {}", f["case"], f["got"]);
     }
-    let count = answer["count"].as_u64().unwrap_or(0);
+    (answer["count"].as_u64().unwrap_or(0), failures)
+}
+
+/// A browser on a blank profile with the app's page open.
+async fn app_page(server: &TestServer) -> (Browser, tempfile::TempDir) {
+    let profile = tempfile::tempdir().unwrap();
+    let app = Browser::open(profile.path(), browser::PHONE).await;
+    app.client.goto(&format!("{}/app/", server.web_url())).await.expect("open the app");
+    (app, profile)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_shared_validation_cases_pass_in_the_browser() {
+    let _turn = TURN.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_web_server(dir.path()).await;
+    let (app, _profile) = app_page(&server).await;
+    let (count, failures) = run_cases(&app.client, CASES).await;
+    let search = run_js(
+        &app.client,
+        "const { fold, matches } = await import('/app/js/text.js');
+         return [fold('Xã Phúc Đồng, Huyện Hương Khê'),
+                 matches('Xã Phúc Đồng', 'phuc dong'), matches('Xã Phúc Trạch', 'phuc dong')];",
+    )
+    .await;
+    app.close().await;
+    server.stop().await;
     assert!(count >= 300, "the browser ran only {count} cases");
     assert!(failures.is_empty(), "{} of {count} cases fail in the browser", failures.len());
-    assert_eq!(answer["folded"], "xa phuc dong, huyen huong khe");
-    assert_eq!((answer["finds"].as_bool(), answer["misses"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(search, json!(["xa phuc dong, huyen huong khe", true, false]));
+}
+
+/// Random text over the characters that matter (digits, both marks, minus,
+/// spaces, a letter) and random sibling values, decided by the core here
+/// and by `validate.js` in the browser: the same answer for every one.
+#[tokio::test(flavor = "multi_thread")]
+async fn random_typed_values_get_the_core_answer_in_the_browser() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = std::env::var("FIELDSYNC_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::rng().random());
+    eprintln!("seed {seed} (rerun with FIELDSYNC_SEED={seed})");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let file: Json = serde_json::from_str(CASES).expect("the case file");
+    let wire = file["indicators"].as_array().expect("indicators").clone();
+    let indicators: Vec<fieldsync::Indicator> = wire
+        .iter()
+        .map(|j| {
+            let i: v1::Indicator = serde_json::from_value(j.clone()).expect("an Indicator");
+            fieldsync_proto::convert::indicator_from_wire(i).expect("a valid indicator")
+        })
+        .collect();
+    const ALPHABET: &[&str] =
+        &["0", "1", "2", "5", "9", "0", "3", ",", ".", "-", " ", "\u{a0}", "e", "7"];
+    let mut cases = Vec::new();
+    for _ in 0..3000 {
+        let ind = &indicators[rng.random_range(0..indicators.len())];
+        let len = rng.random_range(0..12);
+        let typed: String =
+            (0..len).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())]).collect();
+        let related: Vec<&fieldsync::Indicator> = indicators
+            .iter()
+            .filter(|o| {
+                Some(&o.code) == ind.parent.as_ref() || o.parent.as_ref() == Some(&ind.code)
+            })
+            .filter(|_| rng.random_bool(0.7))
+            .collect();
+        let siblings: Vec<(&fieldsync::Indicator, fieldsync::Amount)> = related
+            .into_iter()
+            .map(|o| {
+                let scale = o.kind.scale();
+                let top = 10i64.pow(u32::from(scale)).saturating_mul(20);
+                (o, fieldsync::Amount::new(rng.random_range(0..top), scale))
+            })
+            .collect();
+        let expect = match fieldsync::validate::check_typed(ind, &typed, &siblings) {
+            Ok(amount) => json!({ "ok": true, "amount": amount.map(|a| a.to_string()) }),
+            Err(refusal) => json!({ "ok": false, "kind": refusal.kind() }),
+        };
+        let siblings: Vec<Json> = siblings
+            .iter()
+            .map(|(o, a)| json!({ "code": o.code, "amount": a.to_string() }))
+            .collect();
+        cases.push(json!({ "indicator": ind.code, "typed": typed, "siblings": siblings, "expect": expect }));
+    }
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for c in &cases {
+        let kind = c["expect"]["kind"].as_str().unwrap_or("accepted").to_owned();
+        *kinds.entry(kind).or_default() += 1;
+    }
+    eprintln!("the core's answers: {kinds:?}");
+    assert!(kinds.len() >= 8, "the random cases reach too few answers: {kinds:?}");
+    let generated = json!({ "indicators": wire, "cases": cases }).to_string();
+    let _turn = TURN.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_web_server(dir.path()).await;
+    let (app, _profile) = app_page(&server).await;
+    let (count, failures) = run_cases(&app.client, &generated).await;
+    app.close().await;
+    server.stop().await;
+    assert_eq!(count, 3000);
+    assert!(failures.is_empty(), "seed {seed}: {} of {count} random cases differ", failures.len());
 }
 
 // ---- The app on a device ----------------------------------------------
@@ -367,6 +452,18 @@ fn thousand_edits() -> Vec<(String, String, String, String)> {
     edits
 }
 
+/// How many of `user`'s edits the server has taken (its audit, first 1,000).
+async fn received_from(remote: &Grpc, user: &str) -> usize {
+    let entries = remote
+        .review()
+        .history(v1::HistoryRequest { user_id: user.into(), limit: 1000, ..Default::default() })
+        .await
+        .expect("history")
+        .into_inner()
+        .entries;
+    entries.iter().filter(|e| e.mutation_id > 0).count()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_browser_killed_mid_push_of_a_thousand_edits_loses_and_repeats_none() {
     let _turn = TURN.lock().await;
@@ -409,16 +506,7 @@ async fn a_browser_killed_mid_push_of_a_thousand_edits_loses_and_repeats_none() 
     run_js(&app.client, "globalThis.fieldsyncApp.sync(); return null;").await;
     let start = Instant::now();
     let received = loop {
-        let status = remote
-            .review()
-            .history(v1::HistoryRequest { user_id: "an".into(), limit: 1000, ..Default::default() })
-            .await
-            .expect("history")
-            .into_inner()
-            .entries
-            .iter()
-            .filter(|e| e.mutation_id > 0)
-            .count();
+        let status = received_from(&remote, "an").await;
         if status > 0 {
             break status;
         }
@@ -426,7 +514,9 @@ async fn a_browser_killed_mid_push_of_a_thousand_edits_loses_and_repeats_none() 
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     app.kill().await;
-    eprintln!("killed the browser once the server had {received} of 1000 edits");
+    let at_kill = received_from(&remote, "an").await;
+    eprintln!("killed the browser once the server had {received} of 1000 edits ({at_kill} after)");
+    assert!(at_kill < 1000, "the push had ended before the browser was killed");
 
     // The phone is switched on again and syncs.
     let app = open_app(profile.path(), &server).await;

@@ -1273,60 +1273,6 @@ async fn control_characters_in_stored_text_reach_the_terminal_escaped() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_supervisor_enrolls_a_surveyors_phone_from_the_terminal() {
-    let data = tempfile::tempdir().expect("tempdir");
-    let local = LocalServer::start_with_web(data.path(), "127.0.0.1:0", "127.0.0.1:0", ADMIN_TOKEN)
-        .await
-        .expect("start server");
-    let url = local.url.clone();
-    let web = local.web_url.clone().expect("web pages");
-    local.user("an.nguyen", AN, Role::Surveyor, &[COMMUNE]).expect("surveyor");
-    let giam = local.user("giam.tran", GIAM, Role::Supervisor, &[COMMUNE]).expect("supervisor");
-    let desk = Desk::new();
-
-    let out = desk
-        .ok_as(&url, &giam, &["admin", "token", "enroll", "an.nguyen", "--expires", "2h"])
-        .await;
-    let code_line = line_with(&out, &["enrollment code for", AN]);
-    assert!(code_line.contains("works once"), "{out}");
-    let code = out
-        .lines()
-        .map(str::trim)
-        .find(|l| l.len() == 11 && l.as_bytes()[5] == b'-')
-        .unwrap_or_else(|| panic!("the code on a line of its own: {out}"))
-        .to_owned();
-    let link = format!("{web}/app/#enroll={code}");
-    assert!(out.contains(&link), "the app's link with the code: {out}");
-    assert!(out.contains('█') || out.contains('▀') || out.contains('▄'), "a QR code: {out}");
-    assert!(out.contains("fieldsync admin token unenroll"), "{out}");
-
-    let listed = desk.ok_as(&url, &giam, &["admin", "token", "enrollments"]).await;
-    let row = line_with(&listed, &["an.nguyen", "giam.tran"]);
-    let id = cells(row)[0].clone();
-    let json = desk.ok_as(&url, &giam, &["admin", "token", "enrollments", "--json"]).await;
-    let json: serde_json::Value = serde_json::from_str(&json).expect("JSON");
-    assert_eq!(json[0]["id"], id.as_str());
-    assert!(json[0].get("code").is_none(), "the code is shown only when made");
-    assert!(!listed.contains(&code) && !listed.contains(&code.replace('-', "")));
-
-    let out = desk.ok_as(&url, &giam, &["admin", "token", "unenroll", &id]).await;
-    assert!(out.contains(&format!("revoked enrollment code {id} of an.nguyen")), "{out}");
-    let listed = desk.ok_as(&url, &giam, &["admin", "token", "enrollments"]).await;
-    assert!(listed.contains("no enrollment code waiting"), "{listed}");
-
-    // Refusals say why: another commune's supervisor, a week and more.
-    let hai = local.user("hai.le", "Lê Văn Hải", Role::Supervisor, &["ha-tinh.huong-khe.hoa-hai"]);
-    let err =
-        desk.fails_as(&url, &hai.expect("user"), &["admin", "token", "enroll", "an.nguyen"]).await;
-    assert!(err.contains("not all within hai.le's areas"), "{err}");
-    let err = desk
-        .fails_as(&url, &giam, &["admin", "token", "enroll", "an.nguyen", "--expires", "8d"])
-        .await;
-    assert!(err.contains("between 1s and 7d"), "{err}");
-    local.stop().await.expect("server ran cleanly");
-}
-
 /// An unsent-edits file as the surveyors' app exports it: `edits` of
 /// `field=amount` for Thôn 1 in 2022, ids from 1, under `device`.
 fn unsent_edits_file(user: &str, name: &str, device: &str, edits: &[(&str, &str)]) -> String {
@@ -1422,4 +1368,58 @@ async fn push_file_sends_a_phones_unsent_edits_once() {
     let newer = desk.fails_as(&url, &an, &["push-file", "other.json"]).await;
     assert!(newer.contains("other.json") && newer.contains("newer fieldsync"), "{newer}");
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_enrolls_a_surveyors_phone_from_the_terminal() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let local = LocalServer::start_with_web(data.path(), "127.0.0.1:0", "127.0.0.1:0", ADMIN_TOKEN)
+        .await
+        .expect("start server");
+    let url = local.url.clone();
+    let web = local.web_url.clone().expect("web pages");
+    local.user("an.nguyen", AN, Role::Surveyor, &[COMMUNE]).expect("surveyor");
+    let giam = local.user("giam.tran", GIAM, Role::Supervisor, &[COMMUNE]).expect("supervisor");
+    let desk = Desk::new();
+
+    let out = desk
+        .ok_as(&url, &giam, &["admin", "token", "enroll", "an.nguyen", "--expires", "2h"])
+        .await;
+    let code_line = line_with(&out, &["enrollment code for", AN]);
+    assert!(code_line.contains("works once"), "{out}");
+    let code = out
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() == 11 && l.as_bytes()[5] == b'-')
+        .unwrap_or_else(|| panic!("the code on a line of its own: {out}"))
+        .to_owned();
+    let link = format!("{web}/app/#enroll={code}");
+    assert!(out.contains(&link), "the app's link with the code: {out}");
+    assert!(out.contains('█') || out.contains('▀') || out.contains('▄'), "a QR code: {out}");
+    assert!(out.contains("fieldsync admin token unenroll"), "{out}");
+
+    let listed = desk.ok_as(&url, &giam, &["admin", "token", "enrollments"]).await;
+    let row = line_with(&listed, &["an.nguyen", "giam.tran"]);
+    let id = cells(row)[0].clone();
+    let json = desk.ok_as(&url, &giam, &["admin", "token", "enrollments", "--json"]).await;
+    let json: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(json[0]["id"], id.as_str());
+    assert!(json[0].get("code").is_none(), "the code is shown only when made");
+    assert!(!listed.contains(&code) && !listed.contains(&code.replace('-', "")));
+
+    let out = desk.ok_as(&url, &giam, &["admin", "token", "unenroll", &id]).await;
+    assert!(out.contains(&format!("revoked enrollment code {id} of an.nguyen")), "{out}");
+    let listed = desk.ok_as(&url, &giam, &["admin", "token", "enrollments"]).await;
+    assert!(listed.contains("no enrollment code waiting"), "{listed}");
+
+    // Refusals say why: another commune's supervisor, a week and more.
+    let hai = local.user("hai.le", "Lê Văn Hải", Role::Supervisor, &["ha-tinh.huong-khe.hoa-hai"]);
+    let err =
+        desk.fails_as(&url, &hai.expect("user"), &["admin", "token", "enroll", "an.nguyen"]).await;
+    assert!(err.contains("not all within hai.le's areas"), "{err}");
+    let err = desk
+        .fails_as(&url, &giam, &["admin", "token", "enroll", "an.nguyen", "--expires", "8d"])
+        .await;
+    assert!(err.contains("between 1s and 7d"), "{err}");
+    local.stop().await.expect("server ran cleanly");
 }
