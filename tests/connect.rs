@@ -533,3 +533,60 @@ async fn the_app_and_grpc_share_one_rate_limit_per_user() {
     assert_eq!(fine.status, 200, "other users go on: {}", fine.text());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_phone_enrolls_with_a_code_over_connect_then_syncs_with_its_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_web_server(dir.path()).await;
+    let web = server.web_url();
+    surveyor(&server, "an.nguyen", "Nguyễn Văn An");
+    let admin = server.store.user("admin").unwrap().unwrap();
+    let (code, _) =
+        server.store.create_enrollment(&admin, "an.nguyen", 0, fieldsync_client::now_ms()).unwrap();
+    let headers = [("Content-Type", "application/json"), ("Connect-Protocol-Version", "1")];
+    let redeem = |code: String| {
+        let body = json!({"schemaVersion": 1, "code": code, "deviceLabel": "Chrome on Android"});
+        async move {
+            http::send(
+                web,
+                "POST",
+                "/fieldsync.v1.Enroll/Redeem",
+                &headers,
+                body.to_string().as_bytes(),
+            )
+            .await
+        }
+    };
+    // As typed on a phone: lower case, a space instead of the dash.
+    let typed = code.to_lowercase().replace('-', " ");
+    let enrolled = redeem(typed.clone()).await;
+    assert_eq!(enrolled.status, 200, "no token needed: {}", enrolled.text());
+    let enrolled = json_of(&enrolled);
+    assert_eq!(enrolled["user"]["id"], "an.nguyen");
+    let token = enrolled["token"].as_str().expect("a token").to_owned();
+    let device = enrolled["deviceId"].as_str().expect("a device id").to_owned();
+    let pushed = call(
+        web,
+        "Push",
+        Some(&token),
+        &push_request(&device, vec![mutation(1, "road_km", "1.5", "Nguyễn Văn An")]),
+    )
+    .await;
+    assert_eq!(json_of(&pushed)["results"][0]["outcome"], "OUTCOME_APPLIED", "{}", pushed.text());
+
+    let (status, code_name, message) = error_of(&redeem(typed).await);
+    assert_eq!((status, code_name.as_str()), (401, "unauthenticated"), "single use: {message}");
+    // Wrong codes are held per address: this peer's, as the bridge passes it on.
+    let mut limited = None;
+    for i in 0..50 {
+        let reply = redeem(format!("WRONG{i:05}")).await;
+        if reply.status == 429 {
+            limited = Some(error_of(&reply));
+            break;
+        }
+        assert_eq!(reply.status, 401, "{}", reply.text());
+    }
+    let (_, code_name, message) = limited.expect("guessing codes from one address is limited");
+    assert_eq!(code_name, "resource_exhausted", "{message}");
+    server.stop().await;
+}

@@ -449,14 +449,18 @@ async fn the_devices_page_shows_a_qr_code_and_revokes_codes_and_devices() {
     assert!(page.contains("Đã thu hồi mã đăng ký"), "says what was done");
 
     // A second code enrolls a phone; the phone is listed and revoked here.
-    let made =
-        post(&web, "/devices/enroll", &session, &[("csrf", &csrf), ("user", "an.nguyen")]).await;
+    let form = [("csrf", csrf.as_str()), ("user", "an.nguyen"), ("expires", "3600")];
+    let made = post(&web, "/devices/enroll", &session, &form).await;
     let code = element(&made.text(), "code").unwrap();
+    let supervisor = server.store.user("giam.tran").unwrap().unwrap();
+    let open = server.store.enrollments(&supervisor, None, fieldsync_client::now_ms()).unwrap();
+    assert_eq!(open[0].expires_ms - open[0].created_ms, 3_600_000, "valid for the hour chosen");
     let phone = redeem(&server.url, &code, "").await.expect("the phone enrolls");
     let token_id = phone.token_info.unwrap().id;
     let page = get(&web, "/devices", &session).await.text();
     assert!(page.contains(&format!("data-token=\"{token_id}\"")), "the phone is listed");
     assert!(page.contains("app: Chrome on Android"));
+    assert!(page.contains("Nguyễn Văn An (an.nguyen)"), "the phone's owner by name");
     let path = format!("/devices/tokens/{token_id}/revoke");
     let revoked = post(&web, &path, &session, &[("csrf", &csrf)]).await;
     assert_eq!(revoked.status, 303, "{}", revoked.text());
@@ -468,7 +472,6 @@ async fn the_devices_page_shows_a_qr_code_and_revokes_codes_and_devices() {
         post(&web, "/devices/enroll", &session, &[("csrf", "forged"), ("user", "an.nguyen")]).await;
     assert_eq!(forged.status, 403);
     assert!(!forged.text().contains("<svg"), "no code made");
-    let supervisor = server.store.user("giam.tran").unwrap().unwrap();
     let open = server.store.enrollments(&supervisor, None, fieldsync_client::now_ms()).unwrap();
     assert!(open.is_empty(), "{open:?}");
 
@@ -477,6 +480,7 @@ async fn the_devices_page_shows_a_qr_code_and_revokes_codes_and_devices() {
         post(&web, "/devices/enroll", &session, &[("csrf", &csrf), ("user", "xa.khac")]).await;
     assert_eq!(other.status, 403);
     assert!(other.text().contains("not all within"), "{}", other.text());
+    assert!(other.text().contains("thuộc địa bàn của mình"), "said in Vietnamese too");
 
     // A surveyor has no such page, nor the link.
     let an = server.store.issue_token(

@@ -51,6 +51,44 @@ fn origin(headers: &HeaderMap, secure: bool) -> Option<WebOrigin> {
     plain.then(|| WebOrigin(format!("{scheme}://{host}")))
 }
 
+/// A refusal of the enrollment methods, said in the page's language: the
+/// server's own words (English) follow a Vietnamese sentence on Vietnamese
+/// pages, so the supervisor knows what to do either way.
+fn refused(lang: Lang, status: &Status) -> Status {
+    use tonic::Code;
+    let vi = match status.code() {
+        Code::PermissionDenied => {
+            "Bạn chỉ tạo và thu hồi được mã cho điều tra viên thuộc địa bàn của mình."
+        }
+        Code::NotFound => "Không tìm thấy người dùng hoặc mã này (có thể mã đã hết hạn).",
+        Code::ResourceExhausted => {
+            "Đã có quá nhiều mã chưa dùng: hãy thu hồi bớt (hoặc chờ chúng hết hạn) rồi tạo lại."
+        }
+        Code::InvalidArgument | Code::FailedPrecondition => "Chưa tạo hoặc thu hồi được:",
+        _ => return status.clone(),
+    };
+    match lang {
+        Lang::Vi => Status::new(status.code(), format!("{vi} ({})", status.message())),
+        Lang::En => status.clone(),
+    }
+}
+
+/// How long a code made on the page works: seconds and the words for it
+/// (the first is the default).
+const EXPIRIES: [(u64, &str, &str); 4] = [
+    (24 * 3600, "24 giờ", "24 hours"),
+    (3600, "1 giờ", "1 hour"),
+    (3 * 24 * 3600, "3 ngày", "3 days"),
+    (7 * 24 * 3600, "7 ngày", "7 days"),
+];
+
+fn expiry_options(lang: Lang) -> String {
+    EXPIRIES
+        .iter()
+        .map(|(s, vi, en)| format!("<option value=\"{s}\">{}</option>", lang.pick(vi, en)))
+        .collect()
+}
+
 fn title(lang: Lang) -> &'static str {
     lang.pick("Thiết bị của điều tra viên", "Surveyors' devices")
 }
@@ -65,7 +103,7 @@ pub async fn page(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQue
     let codes =
         match web.admin.list_enrollments(ctx.request(ListEnrollmentsRequest::default())).await {
             Ok(reply) => reply.into_inner().enrollments,
-            Err(status) => return ctx.fail(&status),
+            Err(status) => return ctx.fail(&refused(lang, &status)),
         };
     let tokens = match web.admin.device_tokens(ctx.request(())).await {
         Ok(tokens) => tokens,
@@ -125,10 +163,13 @@ pub async fn page(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQue
                 "<tr data-user=\"{id}\"><td>{}</td><td>{id}</td><td>{}</td><td>\
                  <form method=\"post\" action=\"/devices/enroll\">{}\
                  <input type=\"hidden\" name=\"user\" value=\"{id}\">\
+                 <select name=\"expires\" aria-label=\"{}\">{}</select> \
                  <button type=\"submit\" data-enroll=\"{id}\">{}</button></form></td></tr>",
                 E(&u.name),
                 E(&areas.join(", ")),
                 ctx.csrf_field(),
+                lang.pick("Hiệu lực", "Valid for"),
+                expiry_options(lang),
                 lang.pick("Tạo mã đăng ký", "Make a code"),
                 id = E(&u.id),
             );
@@ -198,13 +239,17 @@ pub async fn page(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQue
             lang.pick("Thiết bị", "Device"),
             lang.pick("Từ", "Since"),
         );
+        let names: std::collections::HashMap<&str, &str> =
+            users.iter().map(|u| (u.id.as_str(), u.name.as_str())).collect();
         for t in &tokens {
             let _ = write!(
                 body,
                 "<tr data-token=\"{id}\"><td>{}</td><td>{}</td><td>{}</td><td>\
                  <form method=\"post\" action=\"/devices/tokens/{}/revoke\">{}\
                  <button type=\"submit\" data-revoke-token=\"{id}\">{}</button></form></td></tr>",
-                E(&t.user_id),
+                E(&names
+                    .get(t.user_id.as_str())
+                    .map_or_else(|| t.user_id.clone(), |name| format!("{name} ({})", t.user_id))),
                 E(&t.label),
                 time(t.created_ms),
                 url(&t.id),
@@ -228,14 +273,18 @@ pub async fn create(
     let lang = ctx.lang;
     let mut request = ctx.request(CreateEnrollmentRequest {
         user_id: form.text("user").to_owned(),
-        expires_in_s: 0,
+        expires_in_s: EXPIRIES
+            .iter()
+            .map(|(s, _, _)| *s)
+            .find(|s| s.to_string() == form.text("expires"))
+            .unwrap_or(0),
     });
     if let Some(origin) = origin(&headers, web.secure) {
         request.extensions_mut().insert(origin);
     }
     let reply = match web.admin.create_enrollment(request).await {
         Ok(reply) => reply.into_inner(),
-        Err(status) => return ctx.fail(&status),
+        Err(status) => return ctx.fail(&refused(lang, &status)),
     };
     let Some(info) = reply.info else {
         return ctx.fail(&Status::internal("the code came without its details"));
@@ -283,7 +332,7 @@ pub async fn revoke_code(
     let request = ctx.request(RevokeEnrollmentRequest { id });
     match web.admin.revoke_enrollment(request).await {
         Ok(_) => see_other("/devices?done=revoked-code"),
-        Err(status) => ctx.fail(&status),
+        Err(status) => ctx.fail(&refused(ctx.lang, &status)),
     }
 }
 
@@ -295,7 +344,7 @@ pub async fn revoke_token(
     let request = ctx.request(RevokeTokenRequest { id });
     match web.admin.revoke_device_token(request).await {
         Ok(_) => see_other("/devices?done=revoked-token"),
-        Err(status) => ctx.fail(&status),
+        Err(status) => ctx.fail(&refused(ctx.lang, &status)),
     }
 }
 

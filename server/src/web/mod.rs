@@ -14,7 +14,7 @@
 //!
 //! Server-rendered HTML and one small stylesheet; no scripts. The same
 //! listener serves the surveyors' app ([`app`], at `/app/`) and the Connect
-//! calls it syncs with ([`crate::connect`], `/fieldsync.v1.Sync/*`).
+//! calls it syncs and enrolls with ([`crate::connect`], `/fieldsync.v1.*`).
 
 pub mod app;
 mod conflicts;
