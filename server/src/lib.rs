@@ -128,6 +128,7 @@ pub async fn serve_all(
     health_reporter.set_serving::<ReviewServer<grpc::ReviewService>>().await;
     health_reporter.set_serving::<AdminServer<grpc::AdminService>>().await;
     health_reporter.set_serving::<ReportServer<grpc::ReportService>>().await;
+    health_reporter.set_serving::<EnrollServer<grpc::EnrollService>>().await;
     let disk = tokio::spawn(watch_disk(
         Arc::clone(&store),
         health_reporter,
@@ -230,6 +231,7 @@ async fn watch_disk(
                 <ReviewServer<grpc::ReviewService> as tonic::server::NamedService>::NAME,
                 <AdminServer<grpc::AdminService> as tonic::server::NamedService>::NAME,
                 <ReportServer<grpc::ReportService> as tonic::server::NamedService>::NAME,
+                <EnrollServer<grpc::EnrollService> as tonic::server::NamedService>::NAME,
             ] {
                 health.set_service_status(service, status).await;
             }

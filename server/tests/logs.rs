@@ -11,7 +11,9 @@ use fieldsync::sync::RawValue;
 use fieldsync_client::remote::Grpc;
 use fieldsync_client::sync::{self, Retry};
 use fieldsync_proto::v1::admin_client::AdminClient;
-use fieldsync_proto::v1::{CreateUserRequest, IssueTokenRequest, Role, User};
+use fieldsync_proto::v1::{
+    CreateEnrollmentRequest, CreateUserRequest, IssueTokenRequest, Role, User,
+};
 use fieldsync_store::Memory;
 use tonic::transport::Channel;
 use tonic::Request;
@@ -20,6 +22,8 @@ const ADMIN_TOKEN: &str = "logs-test-admin-token-7f3a9c";
 const NOTE: &str = "Ghi chú riêng tư 5b8e1d: kênh mương thôn Đông";
 const AMOUNT: &str = "187.65";
 const BAD_TOKEN: &str = "wrong-token-c41d0e77";
+/// A value the surveyors' app pushes over Connect JSON.
+const APP_NOTE: &str = "Ghi chú của ứng dụng 9d2c4f";
 
 /// The server process, killed when the test ends (or fails).
 struct Server(Child);
@@ -62,6 +66,30 @@ async fn web_sign_in(port: u16, token: &str) -> String {
         body.len()
     );
     http(port, post).await.lines().next().unwrap_or_default().to_owned()
+}
+
+/// One unary Connect JSON call of the surveyors' app; the reply's JSON.
+async fn connect(
+    port: u16,
+    method: &str,
+    token: Option<&str>,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    let body = body.to_string();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let answer = http(
+        port,
+        format!(
+            "POST /fieldsync.v1.{method} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}\
+             Content-Type: application/json\r\nConnect-Protocol-Version: 1\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{method}: {answer}");
+    let json = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{method} answered {json:?}: {e}"))
 }
 
 fn free_port() -> u16 {
@@ -157,6 +185,37 @@ async fn tokens_and_values_never_reach_the_logs() {
     let refused = web_sign_in(http_port, BAD_TOKEN).await;
     assert!(refused.starts_with("HTTP/1.1 401"), "a bad token is refused: {refused}");
 
+    // The surveyors' app: a code redeemed and a value pushed over Connect JSON.
+    let code = admin
+        .create_enrollment(as_admin(CreateEnrollmentRequest {
+            user_id: "an".into(),
+            expires_in_s: 0,
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .code;
+    let redeemed = connect(
+        http_port,
+        "Enroll/Redeem",
+        None,
+        &serde_json::json!({"schemaVersion": 1, "code": code, "deviceLabel": "phone"}),
+    )
+    .await;
+    let app_token = redeemed["token"].as_str().expect("a token").to_owned();
+    let device = redeemed["deviceId"].as_str().expect("a device id").to_owned();
+    let push = serde_json::json!({
+        "schemaVersion": 1,
+        "deviceId": device,
+        "mutations": [{
+            "id": "1", "villageId": fieldsync::demo::SAMPLE_VILLAGE, "period": "2023",
+            "field": "note", "value": {"text": APP_NOTE},
+            "hlc": (fieldsync_client::now_ms() << 16).to_string(), "author": "Nguyễn Văn An",
+        }],
+    });
+    let pushed = connect(http_port, "Sync/Push", Some(&app_token), &push).await;
+    assert_eq!(pushed["results"][0]["outcome"], "OUTCOME_APPLIED", "{pushed}");
+
     server.0.kill().unwrap();
     server.0.wait().unwrap();
     let printed = std::fs::read_to_string(&log_path).unwrap();
@@ -164,9 +223,18 @@ async fn tokens_and_values_never_reach_the_logs() {
     assert!(printed.contains("DEBUG"), "the server logged at debug level:\n{printed}");
     assert!(printed.contains("signed in on the web"), "the web sign-in was logged");
     // Each secret whole, and its ASCII core (in case something logs it escaped).
+    let app_secrets = [
+        code.clone(),
+        code.replace('-', ""),
+        app_token.clone(),
+        app_token[app_token.len() - 12..].to_owned(),
+    ];
     let secrets =
         [ADMIN_TOKEN, "7f3a9c", &token, &token[token.len() - 12..], BAD_TOKEN, "c41d0e77"];
-    let values = [NOTE, "kênh mương", "5b8e1d", AMOUNT, "18765"];
+    let values = [NOTE, "kênh mương", "5b8e1d", AMOUNT, "18765", APP_NOTE, "9d2c4f"];
+    for secret in app_secrets {
+        assert!(!printed.contains(&secret), "{secret:?} appears in the output:\n{printed}");
+    }
     for secret in secrets.into_iter().chain(values) {
         assert!(!printed.contains(secret), "{secret:?} appears in the server's output:\n{printed}");
     }
