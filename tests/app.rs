@@ -107,6 +107,16 @@ async fn enroll(client: &Client, code: &str) {
 }
 
 /// Waits until the service worker controls the page (so the app opens offline).
+/// A phone on `profile` with the app open and enrolled as `user` by a
+/// fresh code.
+async fn enrolled_phone(server: &TestServer, profile: &std::path::Path, user: &str) -> Browser {
+    let code = code_for(server, user).await;
+    let browser = Browser::open(profile, PHONE).await;
+    open_app(&browser.client, server.web_url()).await;
+    enroll(&browser.client, &code).await;
+    browser
+}
+
 async fn wait_offline_ready(client: &Client) {
     let start = std::time::Instant::now();
     while state(client).await["serviceWorker"] != Json::Bool(true) {
@@ -273,12 +283,8 @@ async fn the_app_shows_a_return_resubmits_on_edit_and_locks_an_approved_report()
     let server = start_web_server(dir.path()).await;
     server.user(SURVEYOR, SURVEYOR_NAME, Role::Surveyor, &[demo::SAMPLE_COMMUNE]);
     server.user("giam.tran", "Trần Văn Giám", Role::Supervisor, &[demo::SAMPLE_COMMUNE]);
-    let code = code_for(&server, SURVEYOR).await;
-    let web = server.web_url().to_owned();
-    let browser = Browser::open(profile.path(), PHONE).await;
+    let browser = enrolled_phone(&server, profile.path(), SURVEYOR).await;
     let client = browser.client.clone();
-    open_app(&client, &web).await;
-    enroll(&client, &code).await;
     let period = this_year();
     let [first, second, _] = <[String; 3]>::try_from(villages()).unwrap();
     record_in_form(&client, &first, &[("road_km", "1,5"), ("road_cement_km", "1")]).await;
@@ -353,11 +359,8 @@ async fn an_edit_the_server_refuses_stays_visible_with_its_reason() {
     let server = start_web_server(dir.path()).await;
     server.user(SURVEYOR, SURVEYOR_NAME, Role::Surveyor, &[demo::SAMPLE_COMMUNE]);
     server.user("giam.tran", "Trần Văn Giám", Role::Supervisor, &[demo::SAMPLE_COMMUNE]);
-    let code = code_for(&server, SURVEYOR).await;
-    let browser = Browser::open(profile.path(), PHONE).await;
+    let browser = enrolled_phone(&server, profile.path(), SURVEYOR).await;
     let client = browser.client.clone();
-    open_app(&client, server.web_url()).await;
-    enroll(&client, &code).await;
     let period = this_year();
     record_in_form(&client, VILLAGE, &[("road_km", "1")]).await;
     click(&client, "#sync-button").await;
@@ -586,11 +589,8 @@ async fn exported_unsent_edits_reach_the_server_once_even_if_the_phone_syncs_lat
     let profile = tempfile::tempdir().unwrap();
     let server = start_web_server(dir.path()).await;
     let token = server.user(SURVEYOR, SURVEYOR_NAME, Role::Surveyor, &[demo::SAMPLE_COMMUNE]);
-    let code = code_for(&server, SURVEYOR).await;
-    let browser = Browser::open(profile.path(), PHONE).await;
+    let browser = enrolled_phone(&server, profile.path(), SURVEYOR).await;
     let client = browser.client.clone();
-    open_app(&client, server.web_url()).await;
-    enroll(&client, &code).await;
     let device = state(&client).await["deviceId"].as_str().unwrap().to_owned();
     let period = this_year();
     record_in_form(&client, VILLAGE, &[("road_km", "3,25"), ("village_sports_area", "1")]).await;
