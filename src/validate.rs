@@ -2,6 +2,7 @@
 //! Every refusal says what is wrong and what to do about it.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 
 use crate::amount::Amount;
 use crate::error::{Error, Result};
@@ -191,6 +192,25 @@ pub fn bounding_indicators<'a>(catalogue: &'a Catalogue, field: &FieldKey) -> Ve
         codes.push(parent);
     }
     codes
+}
+
+/// The amounts of the indicators that bound `field` (its whole and its parts,
+/// see [`bounding_indicators`]), read through `read`, the caller's view of the
+/// submission's other fields: the server's store inside its write, the
+/// tablet's local copy with the edits of the batch being recorded. What
+/// [`check_parts`] needs, gathered the same way on every side.
+pub fn part_siblings<'a, E>(
+    catalogue: &'a Catalogue,
+    field: &FieldKey,
+    mut read: impl FnMut(&FieldKey) -> std::result::Result<Option<Value>, E>,
+) -> std::result::Result<HashMap<&'a str, Amount>, E> {
+    let mut siblings = HashMap::new();
+    for code in bounding_indicators(catalogue, field) {
+        if let Some(Value::Amount(a)) = read(&FieldKey::Indicator(code.to_owned()))? {
+            siblings.insert(code, a);
+        }
+    }
+    Ok(siblings)
 }
 
 /// Checks that an "of which" part never exceeds its whole once `value` is

@@ -25,7 +25,7 @@ use fieldsync::sync::{
     Change, Conflict, FieldRef, FieldState, Mutation, MutationResult, Outcome, Page, RawValue,
     SubmissionReview,
 };
-use fieldsync::validate::{bounding_indicators, check_parts, validate};
+use fieldsync::validate::{check_parts, part_siblings, validate};
 use fieldsync::{Catalogue, DeviceId, FieldKey, Hlc, Period, SubmissionId, Value};
 use fieldsync_store::{Batch, Engine};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -222,17 +222,13 @@ impl Tablet {
                 author: next.author.clone(),
             };
             let target = validate(&self.catalogue, &mutation)?;
-            let mut siblings = HashMap::new();
-            for code in bounding_indicators(&self.catalogue, &at.field) {
-                let key = FieldKey::Indicator(code.to_owned());
-                let value = match overlay.get(&key) {
-                    Some(v) => Some(v.clone()),
-                    None => self.field(at.submission, &key)?.map(|f| f.value),
-                };
-                if let Some(Value::Amount(a)) = value {
-                    siblings.insert(code, a);
+            let read = |key: &FieldKey| -> Result<Option<Value>> {
+                match overlay.get(key) {
+                    Some(v) => Ok(Some(v.clone())),
+                    None => Ok(self.field(at.submission, key)?.map(|f| f.value)),
                 }
-            }
+            };
+            let siblings = part_siblings(&self.catalogue, &at.field, read)?;
             check_parts(&self.catalogue, &at.field, &target.value, |c| siblings.get(c).copied())?;
             overlay.insert(at.field.clone(), target.value.clone());
             let pending = Pending { mutation_id: mutation.id, value: target.value };

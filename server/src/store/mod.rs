@@ -42,13 +42,13 @@ use std::ops::Bound;
 use std::sync::{Arc, RwLock};
 
 use fieldsync::access::{Action, User};
-use fieldsync::merge::{self, Decision, Edit};
+use fieldsync::merge::{self, Edit};
 use fieldsync::review::{after_edit, ReviewState};
 use fieldsync::sync::{
     AuditEntry, AuditKind, Change, Conflict, FieldRef, FieldState, Mutation, MutationResult,
     Outcome, Page, Stamp, SubmissionReview,
 };
-use fieldsync::validate::{bounding_indicators, check_parts, validate};
+use fieldsync::validate::{check_parts, part_siblings, validate};
 use fieldsync::{Catalogue, DeviceId, FieldKey, Hlc, Level, Period, SubmissionId, Value};
 use fieldsync_store::{scan_prefix, Batch, Engine};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -1279,70 +1279,35 @@ impl<'a> Work<'a> {
             )));
         };
         let open = self.conflict(at.submission, &at.field)?.filter(|c| c.open);
-        let device = stamp.device;
         let edit = Edit { value: target.value, base_version: m.base_version, base_value, stamp };
-        // Whose tablets the candidates are on, read only for a new device.
         let mut owners = HashMap::new();
-        if open.as_ref().is_some_and(|c| c.candidates.iter().all(|k| k.stamp.device != device)) {
-            for k in open.iter().flat_map(|c| &c.candidates) {
-                owners.insert(k.stamp.device, self.store.device(k.stamp.device)?.owner);
-            }
+        for device in merge::owners_to_read(open.as_ref(), edit.stamp.device) {
+            owners.insert(device, self.store.device(device)?.owner);
         }
-        let room =
-            merge::room_for(open.as_ref(), &edit, &self.caller.id, |d| owners.get(d).cloned());
-        if let Err(no_room) = room {
-            let held = match no_room {
-                merge::NoRoom::Full => format!("{} competing values", merge::MAX_CANDIDATES),
-                merge::NoRoom::Yours => {
-                    format!("{} competing values from your tablets", merge::MAX_CANDIDATES_PER_USER)
-                }
-            };
-            return Ok(rejected(format!(
-                "{} already has {held}: a supervisor must settle the conflict first",
-                at.field
-            )));
+        let parts = self.check_parts(&catalogue, &at, &edit.value)?;
+        let effect = merge::apply(merge::Inputs {
+            at: &at,
+            current: current.as_ref(),
+            open: open.as_ref(),
+            edit: &edit,
+            user: &self.caller.id,
+            owners: &owners,
+            parts: &parts,
+        });
+        if let Some(conflict) = effect.conflict {
+            self.write_conflict(conflict)?;
         }
-        let mut decision = merge::decide(current.as_ref(), open.as_ref(), &edit);
-        let mut reason = String::new();
-        if matches!(decision, Decision::Apply | Decision::Conflict { incoming_wins: true }) {
-            if let Err(e) = self.check_parts(&catalogue, &at, &edit.value)? {
-                if decision == Decision::Apply {
-                    return Ok(rejected(e.to_string()));
-                }
-                // A competing value is kept, but cannot be current while it breaks a total.
-                decision = Decision::Conflict { incoming_wins: false };
-                reason = format!(" (it cannot be the current value: {e})");
-            }
-        }
-        let (outcome, current) = match decision {
-            Decision::Unchanged => (Outcome::Unchanged, current),
-            Decision::Apply => {
-                if let Some(mut conflict) = open {
-                    merge::upsert(&mut conflict, &edit.value, &edit.stamp);
-                    self.write_conflict(conflict)?;
-                }
-                (Outcome::Applied, Some(self.write_field(&at, edit.value, edit.stamp)?))
-            }
-            Decision::Conflict { incoming_wins } => {
-                let now = current.clone().ok_or_else(|| Error::Corrupt {
-                    tree: FIELDS,
-                    why: "a conflict was decided on a field with no value".into(),
-                })?;
-                let conflict = merge::record_conflict(open, &at, &now, &edit);
-                self.write_conflict(conflict)?;
-                let current = match incoming_wins {
-                    true => Some(self.write_field(&at, edit.value, edit.stamp)?),
-                    false => current,
-                };
-                reason = format!(
-                    "{} was changed on another device too; every value is kept in a conflict for \
-                     a supervisor to settle{reason}",
-                    at.field
-                );
-                (Outcome::Conflict, current)
-            }
+        let current = match effect.current {
+            true => Some(self.write_field(&at, edit.value, edit.stamp)?),
+            false => current,
         };
-        Ok(MutationResult { id: m.id, outcome, reason, current })
+        let outcome = match effect.outcome {
+            merge::Outcome::Applied => Outcome::Applied,
+            merge::Outcome::Unchanged => Outcome::Unchanged,
+            merge::Outcome::Conflict => Outcome::Conflict,
+            merge::Outcome::Refused => return Ok(rejected(effect.reason)),
+        };
+        Ok(MutationResult { id: m.id, outcome, reason: effect.reason, current })
     }
 
     /// Whether `value` in `at` keeps every "of which" part within its whole,
@@ -1353,15 +1318,9 @@ impl<'a> Work<'a> {
         at: &FieldRef,
         value: &Value,
     ) -> Result<Result<(), fieldsync::Error>> {
-        let mut siblings = HashMap::new();
-        for code in bounding_indicators(catalogue, &at.field) {
-            let key = FieldKey::Indicator(code.to_owned());
-            if let Some(FieldState { value: Value::Amount(a), .. }) =
-                self.field(at.submission, &key)?
-            {
-                siblings.insert(code, a);
-            }
-        }
+        let sub = at.submission;
+        let read = |key: &FieldKey| Ok::<_, Error>(self.field(sub, key)?.map(|f| f.value));
+        let siblings = part_siblings(catalogue, &at.field, read)?;
         Ok(check_parts(catalogue, &at.field, value, |code| siblings.get(code).copied()))
     }
 }
