@@ -312,7 +312,7 @@ impl Store {
             )));
         }
         let guard = self.write_lock();
-        let mut work = Work::new(self, caller, now_ms)?;
+        let mut work = Work::new(guard, caller, now_ms)?;
         for (key, value) in figures {
             match value {
                 Some(v) => work.batch.put(PLANS, key, encode(&v)),
@@ -321,7 +321,7 @@ impl Store {
         }
         let entry = work.entry(AuditKind::Catalogue, format!("set {} plan figure(s)", rows.len()));
         work.audit(entry);
-        work.commit(guard)?;
+        work.commit()?;
         Ok(rows.len())
     }
 
