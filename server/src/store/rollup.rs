@@ -269,6 +269,8 @@ impl Store {
                 caller.role.as_str()
             )));
         }
+        // The rows are checked against the catalogue under the write lock.
+        let guard = self.write_lock();
         let catalogue = self.catalogue();
         let mut problems = Vec::new();
         let mut figures = Vec::new();
@@ -311,7 +313,6 @@ impl Store {
                 problems.join("\n")
             )));
         }
-        let guard = self.write_lock();
         let mut work = Work::new(guard, caller, now_ms)?;
         for (key, value) in figures {
             match value {
