@@ -174,7 +174,7 @@ impl Store {
             Some(t) => t.to_owned(),
             None => new_token(),
         };
-        let mut work = Work::new(self, &admin, now_ms)?;
+        let mut work = Work::new(guard, &admin, now_ms)?;
         work.batch.put(USERS, admin.id.as_bytes().to_vec(), encode(&admin));
         let entry = work.entry(AuditKind::User, "created admin on first start".into());
         work.audit(entry);
@@ -187,7 +187,7 @@ impl Store {
             revoked: false,
         };
         put_token(&mut work.batch, &token, &info);
-        work.commit_then(guard, || self.forget_sign_ins())?;
+        work.commit_then(|_| self.forget_sign_ins())?;
         Ok(Some(token))
     }
 
@@ -223,7 +223,7 @@ impl Store {
             revoked: false,
         };
         let enable = std::mem::take(&mut user.disabled);
-        let mut work = Work::new(self, &user, now_ms)?;
+        let mut work = Work::new(guard, &user, now_ms)?;
         let mut detail = format!("issued token {} for {} offline, on the server", info.id, user.id);
         if enable {
             work.batch.put(USERS, user.id.as_bytes().to_vec(), encode(&user));
@@ -232,7 +232,7 @@ impl Store {
         put_token(&mut work.batch, &token, &info);
         let entry = work.entry(AuditKind::Token, detail);
         work.audit(entry);
-        work.commit_then(guard, || self.forget_sign_ins())?;
+        work.commit_then(|_| self.forget_sign_ins())?;
         Ok((token, info))
     }
 
@@ -245,12 +245,12 @@ impl Store {
             return Err(Error::Invalid("a user needs a name".into()));
         }
         check_name(&format!("the name of user {}", user.id), &user.name)?;
-        self.check_areas(&user)?;
         let guard = self.write_lock();
+        self.check_areas(&user)?;
         if self.user(&user.id)?.is_some() {
             return Err(Error::Invalid(format!("user {} exists already", user.id)));
         }
-        let mut work = Work::new(self, caller, now_ms)?;
+        let mut work = Work::new(guard, caller, now_ms)?;
         work.batch.put(USERS, user.id.as_bytes().to_vec(), encode(&user));
         let detail = format!(
             "created {} ({}, {}) over {}",
@@ -261,7 +261,7 @@ impl Store {
         );
         let entry = work.entry(AuditKind::User, detail);
         work.audit(entry);
-        work.commit_then(guard, || self.forget_sign_ins())?;
+        work.commit_then(|_| self.forget_sign_ins())?;
         Ok(user)
     }
 
@@ -320,11 +320,11 @@ impl Store {
                  administration out; add another admin with a token first"
             )));
         }
-        let mut work = Work::new(self, caller, now_ms)?;
+        let mut work = Work::new(guard, caller, now_ms)?;
         work.batch.put(USERS, user.id.as_bytes().to_vec(), encode(&user));
         let entry = work.entry(AuditKind::User, format!("{}: {}", user.id, changes.join("; ")));
         work.audit(entry);
-        work.commit_then(guard, || self.forget_sign_ins())?;
+        work.commit_then(|_| self.forget_sign_ins())?;
         Ok(user)
     }
 
@@ -355,11 +355,11 @@ impl Store {
             },
             revoked: false,
         };
-        let mut work = Work::new(self, caller, now_ms)?;
+        let mut work = Work::new(guard, caller, now_ms)?;
         put_token(&mut work.batch, &token, &info);
         let entry = work.entry(AuditKind::Token, format!("issued token {} for {user_id}", info.id));
         work.audit(entry);
-        work.commit_then(guard, || self.forget_sign_ins())?;
+        work.commit_then(|_| self.forget_sign_ins())?;
         Ok((token, info))
     }
 
@@ -431,11 +431,11 @@ impl Store {
             )));
         }
         info.revoked = true;
-        let mut work = Work::new(self, caller, now_ms)?;
+        let mut work = Work::new(guard, caller, now_ms)?;
         work.batch.put(TOKENS, hash, encode(&info));
         let entry = work.entry(AuditKind::Token, format!("revoked token {id} of {}", info.user_id));
         work.audit(entry);
-        work.commit_then(guard, || self.forget_sign_ins())?;
+        work.commit_then(|_| self.forget_sign_ins())?;
         Ok(info)
     }
 
@@ -492,11 +492,11 @@ impl Store {
             indicators.push(i);
         }
         let catalogue = Arc::new(Catalogue::new(indicators, units)?);
-        let mut work = Work::new(self, caller, now_ms)?;
+        let mut work = Work::new(guard, caller, now_ms)?;
         work.batch.put(META, CATALOGUE_KEY, encode(catalogue.as_ref()));
         let entry = work.entry(AuditKind::Catalogue, detail.join("; "));
         work.audit(entry);
-        work.commit_then(guard, || {
+        work.commit_then(|_| {
             *self.catalogue.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&catalogue);
         })?;
         Ok(catalogue)

@@ -13,7 +13,7 @@ use std::time::Duration;
 use fieldsync::access::{Role, User};
 use fieldsync_store::{Batch, Engine, Entries, Snapshot, Space};
 
-use super::{decode, read_u64, Error, Result, Store, CATALOGUE_KEY, CLOSED, META, SEQ_KEY};
+use super::{decode, read_u64, Error, Result, Store, CATALOGUE_KEY, META, SEQ_KEY};
 
 const MIB: u64 = 1024 * 1024;
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
@@ -330,21 +330,16 @@ impl Store {
                 )));
             }
         }
-        let _guard = self.write_lock();
+        let mut locked = self.write_lock();
         self.engine.reopen()?;
         let catalogue = match self.engine.get(META, CATALOGUE_KEY)? {
             Some(bytes) => decode(META, &bytes)?,
             None => return Err(Error::Corrupt { tree: META, why: "no catalogue".into() }),
         };
-        let closed = self
-            .engine
-            .scan(CLOSED, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded, usize::MAX)?
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
+        let closed = super::closed_periods(self.engine.as_ref())?;
         let head = self.engine.get(META, SEQ_KEY)?.map_or(Ok(0), |b| read_u64(META, &b))?;
         *self.catalogue.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(catalogue);
-        *self.closed.write().unwrap_or_else(|e| e.into_inner()) = closed;
+        locked.writes.closed = closed;
         self.durable.fetch_max(head, Ordering::SeqCst);
         self.forget_sign_ins();
         let started = self.disk.started.load(Ordering::SeqCst);

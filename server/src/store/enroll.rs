@@ -177,7 +177,7 @@ impl Store {
                 user.id, user.name
             )));
         }
-        let mut work = Work::new(self, caller, now_ms)?;
+        let mut work = Work::new(guard, caller, now_ms)?;
         // Prune what can no longer be redeemed, and count what is open.
         let (mut open, mut of_user) = (0, 0);
         for (hash, e) in self.all_enrollments()? {
@@ -223,7 +223,7 @@ impl Store {
         );
         let entry = work.entry(AuditKind::Token, detail);
         work.audit(entry);
-        work.commit(guard)?;
+        work.commit()?;
         Ok((code, enrollment))
     }
 
@@ -321,12 +321,12 @@ impl Store {
             return Ok(e);
         }
         e.revoked = true;
-        let mut work = Work::new(self, caller, now_ms)?;
+        let mut work = Work::new(guard, caller, now_ms)?;
         put(&mut work, &hash, &e);
         let detail = format!("revoked enrollment code {id} of {}", e.user_id);
         let entry = work.entry(AuditKind::Token, detail);
         work.audit(entry);
-        work.commit(guard)?;
+        work.commit()?;
         Ok(e)
     }
 
@@ -384,7 +384,7 @@ impl Store {
         };
         let device = DeviceId(uuid::Uuid::new_v4());
         e.token_id = info.id.clone();
-        let mut work = Work::new(self, &user, now_ms)?;
+        let mut work = Work::new(guard, &user, now_ms)?;
         put(&mut work, &hash, &e);
         put_token(&mut work.batch, &token, &info);
         let owned = DeviceState { owner: user.id.clone(), ..DeviceState::default() };
@@ -396,7 +396,7 @@ impl Store {
         let mut entry = work.entry(AuditKind::Token, detail);
         entry.device = Some(device);
         work.audit(entry);
-        work.commit_then(guard, || self.forget_sign_ins())?;
+        work.commit_then(|_| self.forget_sign_ins())?;
         Ok(Redeemed { token, info, device, user })
     }
 
@@ -462,12 +462,12 @@ impl Store {
             return Ok(info);
         }
         info.revoked = true;
-        let mut work = Work::new(self, caller, now_ms)?;
+        let mut work = Work::new(guard, caller, now_ms)?;
         work.batch.put(TOKENS, hash, encode(&info));
         let detail = format!("revoked token {id} of {}", info.user_id);
         let entry = work.entry(AuditKind::Token, detail);
         work.audit(entry);
-        work.commit_then(guard, || self.forget_sign_ins())?;
+        work.commit_then(|_| self.forget_sign_ins())?;
         Ok(info)
     }
 

@@ -289,10 +289,9 @@ fn read_u64(tree: &'static str, bytes: &[u8]) -> Result<u64> {
 pub struct Store {
     engine: Arc<dyn Engine>,
     catalogue: RwLock<Arc<Catalogue>>,
-    lock: parking_lot::RwLock<()>,
-    /// The keys of the `closed` tree, kept in memory (a handful per year) so
-    /// that checking a value against them costs no reads.
-    closed: RwLock<std::collections::HashSet<Vec<u8>>>,
+    /// The write lock, over what every write checks and only a write
+    /// changes (pull pages take it to read, so they never see half a batch).
+    lock: parking_lot::RwLock<Writes>,
     /// The change-log head as far as it is on disk: pulls read up to here,
     /// so no tablet learns of a change that a crash could still undo.
     durable: std::sync::atomic::AtomicU64,
@@ -360,11 +359,7 @@ impl Store {
     }
 
     fn with(engine: Arc<dyn Engine>, disk: disk::Disk, catalogue: Catalogue) -> Result<Self> {
-        let closed = engine
-            .scan(CLOSED, Bound::Unbounded, Bound::Unbounded, usize::MAX)?
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
+        let closed = closed_periods(engine.as_ref())?;
         let durable = engine.get(META, SEQ_KEY)?.map_or(Ok(0), |b| read_u64(META, &b))?;
         Ok(Store {
             durable: durable.into(),
@@ -372,8 +367,7 @@ impl Store {
             disk,
             engine,
             catalogue: RwLock::new(Arc::new(catalogue)),
-            lock: parking_lot::RwLock::new(()),
-            closed: RwLock::new(closed),
+            lock: parking_lot::RwLock::new(Writes { closed }),
         })
     }
 
@@ -382,11 +376,12 @@ impl Store {
         Arc::clone(&self.catalogue.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    fn write_lock(&self) -> parking_lot::RwLockWriteGuard<'_, ()> {
-        self.lock.write()
+    /// Takes the write lock: the only way to start a [`Work`].
+    fn write_lock(&self) -> Locked<'_> {
+        Locked { store: self, writes: self.lock.write() }
     }
 
-    fn read_lock(&self) -> parking_lot::RwLockReadGuard<'_, ()> {
+    fn read_lock(&self) -> parking_lot::RwLockReadGuard<'_, Writes> {
         self.lock.read()
     }
 
@@ -469,7 +464,7 @@ impl Store {
                 )));
             }
         }
-        let mut work = Work::new(self, caller, now_ms)?;
+        let mut work = Work::new(guard, caller, now_ms)?;
         let mut results = Vec::with_capacity(mutations.len());
         for m in mutations {
             let result = if m.id < first_new {
@@ -505,7 +500,7 @@ impl Store {
         }
         state.last_push_ms = now_ms;
         work.batch.put(DEVICES, device.0.as_bytes().to_vec(), encode(&state));
-        work.commit(guard)?;
+        work.commit()?;
         Ok(results)
     }
 
@@ -670,22 +665,49 @@ impl Store {
             .map(|(_, v)| decode(REVISIONS, v))
             .collect()
     }
+}
 
+/// What the write lock guards: what a write decides on and only a write
+/// changes, so that a check and the write it allows happen under one hold
+/// of the lock (a settlement cannot land in a period closed meanwhile).
+struct Writes {
+    /// The keys of the `closed` tree, kept in memory (a handful per year) so
+    /// that checking a value against them costs no reads.
+    closed: std::collections::HashSet<Vec<u8>>,
+}
+
+impl Writes {
     /// Whether `period` is closed for `village` (by any area above it, for
     /// the period itself, its quarter or its whole year).
-    pub fn is_closed(&self, catalogue: &Catalogue, village: &str, period: Period) -> Result<bool> {
+    fn is_closed(&self, catalogue: &Catalogue, village: &str, period: Period) -> bool {
+        if self.closed.is_empty() {
+            return false;
+        }
         let mut enclosing = vec![period, Period::Year(period.year())];
         if let Period::Month(y, m) = period {
             enclosing.push(Period::Quarter(y, (m - 1) / 3 + 1));
         }
-        let closed = self.closed.read().unwrap_or_else(|e| e.into_inner());
-        if closed.is_empty() {
-            return Ok(false);
-        }
-        Ok(catalogue
+        catalogue
             .lineage(village)
-            .any(|unit| enclosing.iter().any(|&p| closed.contains(&closed_key(&unit.id, p)))))
+            .any(|unit| enclosing.iter().any(|&p| self.closed.contains(&closed_key(&unit.id, p))))
     }
+}
+
+/// The keys of the `closed` tree, as [`Writes::closed`] keeps them.
+fn closed_periods(engine: &dyn Engine) -> Result<std::collections::HashSet<Vec<u8>>> {
+    Ok(engine
+        .scan(CLOSED, Bound::Unbounded, Bound::Unbounded, usize::MAX)?
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect())
+}
+
+/// The store's write lock, held. A [`Work`] is built from it and keeps it
+/// until committed, so no write is built without the lock, and what it
+/// checks (closed periods, the catalogue, the records) is read under it.
+struct Locked<'a> {
+    store: &'a Store,
+    writes: parking_lot::RwLockWriteGuard<'a, Writes>,
 }
 
 /// (sequence number, entity key) entries of the change log, in order.
@@ -907,6 +929,9 @@ fn closed_key(unit: &str, period: Period) -> Vec<u8> {
 /// in one batch with the moved counters.
 struct Work<'a> {
     store: &'a Store,
+    /// The write lock, held from the start of the write until its batch is
+    /// written.
+    lock: parking_lot::RwLockWriteGuard<'a, Writes>,
     caller: &'a User,
     now_ms: u64,
     catalogue: Arc<Catalogue>,
@@ -924,11 +949,13 @@ struct Work<'a> {
 }
 
 impl<'a> Work<'a> {
-    /// Starts a write; the caller holds the store's write lock.
-    fn new(store: &'a Store, caller: &'a User, now_ms: u64) -> Result<Self> {
+    /// Starts a write under the store's write lock, which it keeps.
+    fn new(locked: Locked<'a>, caller: &'a User, now_ms: u64) -> Result<Self> {
+        let Locked { store, writes } = locked;
         store.unbroken()?;
         Ok(Work {
             store,
+            lock: writes,
             caller,
             now_ms,
             catalogue: store.catalogue(),
@@ -1143,19 +1170,15 @@ impl<'a> Work<'a> {
     /// outside the lock lets the writers that queued behind this one share
     /// its flush (group commit); pulls see the new changes only once
     /// flushed (see [`Store::pull`]).
-    fn commit(self, guard: parking_lot::RwLockWriteGuard<'_, ()>) -> Result<()> {
-        self.commit_then(guard, || {})
+    fn commit(self) -> Result<()> {
+        self.commit_then(|_| {})
     }
 
     /// [`Work::commit`], running `written` once the batch is written and
     /// before the lock is released: what the store keeps in memory beside
     /// the records (the catalogue, closed periods) changes with them, so no
     /// later writer sees the records without it.
-    fn commit_then(
-        mut self,
-        guard: parking_lot::RwLockWriteGuard<'_, ()>,
-        written: impl FnOnce(),
-    ) -> Result<()> {
+    fn commit_then(mut self, written: impl FnOnce(&mut Writes)) -> Result<()> {
         self.update_rollups()?;
         self.batch.put(META, SEQ_KEY, self.seq.to_be_bytes());
         self.batch.put(META, AUDIT_SEQ_KEY, self.audit_seq.to_be_bytes());
@@ -1164,8 +1187,9 @@ impl<'a> Work<'a> {
         let n = store.write_started();
         store.engine.write(self.batch).map_err(|e| store.broke(e))?;
         store.write_applied(n);
-        written();
-        drop(guard);
+        let mut lock = self.lock;
+        written(&mut lock);
+        drop(lock);
         store.engine.flush().map_err(|e| store.broke(e))?;
         store.flushed_through(n);
         store.durable.fetch_max(seq, std::sync::atomic::Ordering::SeqCst);
@@ -1250,7 +1274,7 @@ impl<'a> Work<'a> {
         if let Err(denied) = self.caller.check(&catalogue, Action::Record, &at.village_id) {
             return Ok(rejected(denied.to_string()));
         }
-        if self.store.is_closed(&catalogue, &at.village_id, at.period)? {
+        if self.lock.is_closed(&catalogue, &at.village_id, at.period) {
             return Ok(rejected(format!(
                 "period {} is closed for this area: the value stays on the tablet until an admin \
                  or the province office reopens it",
@@ -1777,5 +1801,106 @@ mod tests {
             }
         }
         assert_eq!(total, 800, "every note and every report's review, exactly once");
+    }
+
+    /// An engine whose writes can be held: a writer then waits inside
+    /// [`Engine::write`], holding the store's write lock.
+    #[derive(Default)]
+    struct HeldWrites {
+        inner: Memory,
+        held: std::sync::Mutex<bool>,
+        changed: std::sync::Condvar,
+        waiting: std::sync::atomic::AtomicUsize,
+    }
+
+    impl HeldWrites {
+        fn set(&self, held: bool) {
+            *self.held.lock().unwrap() = held;
+            self.changed.notify_all();
+        }
+    }
+
+    impl Engine for HeldWrites {
+        fn get(&self, tree: &'static str, key: &[u8]) -> fieldsync_store::Result<Option<Vec<u8>>> {
+            self.inner.get(tree, key)
+        }
+        fn scan(
+            &self,
+            tree: &'static str,
+            from: Bound<&[u8]>,
+            to: Bound<&[u8]>,
+            limit: usize,
+        ) -> fieldsync_store::Result<fieldsync_store::Entries> {
+            self.inner.scan(tree, from, to, limit)
+        }
+        fn last(&self, tree: &'static str) -> fieldsync_store::Result<Option<(Vec<u8>, Vec<u8>)>> {
+            self.inner.last(tree)
+        }
+        fn write(&self, batch: Batch) -> fieldsync_store::Result<()> {
+            let held = self.held.lock().unwrap();
+            self.waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(self.changed.wait_while(held, |held| *held).unwrap());
+            self.waiting.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.write(batch)
+        }
+        fn flush(&self) -> fieldsync_store::Result<()> {
+            self.inner.flush()
+        }
+    }
+
+    #[test]
+    fn a_settlement_racing_a_period_close_never_lands_in_the_closed_period() {
+        let engine = Arc::new(HeldWrites::default());
+        let s =
+            Arc::new(Store::open(Arc::clone(&engine) as Arc<dyn Engine>, demo::catalogue).unwrap());
+        s.push(
+            &surveyor(),
+            device(1),
+            &[km(1, "road_km", "10", 10), km(2, "road_cement_km", "8", 11)],
+            0,
+            1,
+        )
+        .unwrap();
+        let r = s.push(&surveyor(), device(2), &[km(1, "road_km", "5", 20)], 0, 1).unwrap();
+        assert_eq!(r[0].outcome, Outcome::Conflict);
+        let sub = SubmissionId::of(demo::SAMPLE_VILLAGE, Period::Year(2022));
+        let road = FieldKey::parse("road_km");
+        let at = s.conflict(sub, &road).unwrap().unwrap().at;
+        let user = |id: &str, role| User {
+            id: id.into(),
+            name: id.into(),
+            role,
+            areas: vec![demo::PROVINCE.into()],
+            disabled: false,
+        };
+        let supervisor = user("binh", fieldsync::access::Role::Supervisor);
+        let province = user("chi", fieldsync::access::Role::Province);
+
+        // The close is written while it holds the write lock; the settlement
+        // is asked for meanwhile, before the close is committed.
+        engine.set(true);
+        let closer = {
+            let s = Arc::clone(&s);
+            std::thread::spawn(move || {
+                s.set_period_closed(&province, demo::PROVINCE, Period::Year(2022), true, 2)
+            })
+        };
+        while engine.waiting.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        let settler = {
+            let s = Arc::clone(&s);
+            std::thread::spawn(move || s.resolve(&supervisor, &at, Choice::Pick(0), "", 3))
+        };
+        // Long enough for the settlement to reach the write lock and wait.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        engine.set(false);
+        closer.join().unwrap().unwrap();
+        let settled = settler.join().unwrap();
+
+        let err = settled.expect_err("the period was closed before the settlement committed");
+        assert!(err.to_string().contains("closed"), "{err}");
+        assert!(s.conflict(sub, &road).unwrap().unwrap().open, "the conflict is still open");
+        assert_eq!(s.field(sub, &road).unwrap().unwrap().value.to_string(), "10");
     }
 }

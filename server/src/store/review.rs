@@ -3,6 +3,7 @@
 //! nothing.
 
 use std::ops::Bound;
+use std::sync::Arc;
 
 use fieldsync::access::{Action, User};
 use fieldsync::review::{transition, ReviewState, Verdict};
@@ -143,9 +144,9 @@ impl Store {
                 subs.len()
             )));
         }
-        let catalogue = self.catalogue();
         let guard = self.write_lock();
-        let mut work = Work::new(self, caller, now_ms)?;
+        let mut work = Work::new(guard, caller, now_ms)?;
+        let catalogue = Arc::clone(&work.catalogue);
         let mut changed = Vec::new();
         let mut unchanged = 0;
         for (village, period) in subs {
@@ -176,7 +177,7 @@ impl Store {
             };
             changed.push(work.set_review(header, next, reason, detail, None)?);
         }
-        work.commit(guard)?;
+        work.commit()?;
         Ok((changed, unchanged))
     }
 
@@ -235,15 +236,17 @@ impl Store {
     ) -> Result<(Conflict, FieldState)> {
         let (village, period, field, sub) = (&at.village_id, at.period, &at.field, at.submission);
         check_text("the comment", comment)?;
+        // Everything the settlement depends on is read under the write lock,
+        // so a period closed before it commits refuses it.
+        let guard = self.write_lock();
         let catalogue = self.catalogue();
         catalogue.village(village)?;
         caller.reviewer(&catalogue, village)?;
-        if self.is_closed(&catalogue, village, period)? {
+        if guard.writes.is_closed(&catalogue, village, period) {
             return Err(Error::Invalid(format!(
                 "period {period} is closed for this area: reopen it before settling its conflicts"
             )));
         }
-        let guard = self.write_lock();
         let mut conflict = self.conflict(sub, field)?.filter(|c| c.open).ok_or_else(|| {
             Error::NotFound(format!("no open conflict on {field} of {village} {period}"))
         })?;
@@ -271,7 +274,7 @@ impl Store {
                 validate(&catalogue, &m)?.value
             }
         };
-        let mut work = Work::new(self, caller, now_ms)?;
+        let mut work = Work::new(guard, caller, now_ms)?;
         let at = conflict.at.clone();
         if let Err(e) = work.check_parts(&catalogue, &at, &value)? {
             return Err(Error::Invalid(e.to_string()));
@@ -311,7 +314,7 @@ impl Store {
         entry.new = Some(value);
         entry.hlc = state.stamp.hlc;
         work.audit(entry);
-        work.commit(guard)?;
+        work.commit()?;
         Ok((conflict, state))
     }
 
@@ -324,13 +327,13 @@ impl Store {
         closed: bool,
         now_ms: u64,
     ) -> Result<()> {
+        let guard = self.write_lock();
         let catalogue = self.catalogue();
         catalogue
             .org_unit(area)
             .ok_or_else(|| Error::NotFound(format!("unknown area {area:?}")))?;
         caller.check(&catalogue, Action::ClosePeriod, area)?;
-        let guard = self.write_lock();
-        let mut work = Work::new(self, caller, now_ms)?;
+        let mut work = Work::new(guard, caller, now_ms)?;
         let key = closed_key(area, period);
         match closed {
             true => work.batch.put(CLOSED, key.clone(), encode(&(caller.id.clone(), now_ms))),
@@ -343,11 +346,10 @@ impl Store {
         work.audit(entry);
         // The set changes with the record, under the write lock, so that no
         // push slips in between.
-        work.commit_then(guard, || {
-            let mut set = self.closed.write().unwrap_or_else(|e| e.into_inner());
+        work.commit_then(|writes| {
             match closed {
-                true => set.insert(key),
-                false => set.remove(&key),
+                true => writes.closed.insert(key),
+                false => writes.closed.remove(&key),
             };
         })
     }

@@ -269,6 +269,8 @@ impl Store {
                 caller.role.as_str()
             )));
         }
+        // The rows are checked against the catalogue under the write lock.
+        let guard = self.write_lock();
         let catalogue = self.catalogue();
         let mut problems = Vec::new();
         let mut figures = Vec::new();
@@ -311,8 +313,7 @@ impl Store {
                 problems.join("\n")
             )));
         }
-        let guard = self.write_lock();
-        let mut work = Work::new(self, caller, now_ms)?;
+        let mut work = Work::new(guard, caller, now_ms)?;
         for (key, value) in figures {
             match value {
                 Some(v) => work.batch.put(PLANS, key, encode(&v)),
@@ -321,7 +322,7 @@ impl Store {
         }
         let entry = work.entry(AuditKind::Catalogue, format!("set {} plan figure(s)", rows.len()));
         work.audit(entry);
-        work.commit(guard)?;
+        work.commit()?;
         Ok(rows.len())
     }
 
