@@ -47,6 +47,15 @@ impl From<fieldsync::Error> for Error {
     }
 }
 
+impl From<fieldsync_export::Error> for Error {
+    fn from(e: fieldsync_export::Error) -> Self {
+        match e {
+            fieldsync_export::Error::Row(e) => e.into(),
+            e @ fieldsync_export::Error::Write(_) => Error::Invalid(e.to_string()),
+        }
+    }
+}
+
 impl From<tonic::Status> for Error {
     fn from(s: tonic::Status) -> Self {
         use tonic::Code;

@@ -11,14 +11,6 @@ pub mod unsent;
 
 pub use error::{Error, Result};
 
-/// `text` as a QR code for a terminal: two rows of modules per line of
-/// Unicode half blocks, light on dark as terminals show best, with its
-/// quiet zone. `None` if the text is too long for a QR code.
-pub fn qr_terminal(text: &str) -> Option<String> {
-    use qrcode::render::unicode::Dense1x2;
-    let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
-    Some(code.render::<Dense1x2>().dark_color(Dense1x2::Light).light_color(Dense1x2::Dark).build())
-}
 pub use local::{Meta, Tablet};
 pub use remote::{Grpc, Remote};
 

@@ -236,12 +236,12 @@ pub async fn run(mut log: impl FnMut(&str)) -> anyhow::Result<Summary> {
     let mut report = String::new();
     writeln!(
         report,
-        "Kết cấu hạ tầng — Tỉnh Hà Tĩnh, năm 2022 (from {} approved village reports)",
-        accepted
+        "{} (from {accepted} approved village reports)",
+        fieldsync_export::report_title("Tỉnh Hà Tĩnh", "2022")
     )?;
     for (code, _) in REPORT_2022 {
         if let Some(row) = rows.iter().find(|r| r.indicator == *code) {
-            writeln!(report, "  {}", export::report_line(row, true))?;
+            writeln!(report, "  {}", fieldsync_export::report_line(row, true))?;
         }
     }
     let province =

@@ -271,7 +271,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         if let Some(base) = base {
             let link = format!("{base}/app/#enroll={code}");
             println!("open {link} on a phone or in a browser, or scan:\n");
-            if let Some(qr) = fieldsync_client::qr_terminal(&link) {
+            if let Some(qr) = fieldsync_export::text::qr_terminal(&link) {
                 println!("{qr}");
             }
         }

@@ -488,7 +488,7 @@ pub async fn run(command: AdminCommand, online: &Online, home: &Path) -> anyhow:
             match &link {
                 Some(link) => {
                     println!("open the surveyors' app with this link, or scan the QR code:\n\n    {link}\n");
-                    if let Some(qr) = fieldsync_client::qr_terminal(link) {
+                    if let Some(qr) = fieldsync_export::text::qr_terminal(link) {
                         println!("{qr}");
                     }
                 }

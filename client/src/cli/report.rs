@@ -16,8 +16,9 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use fieldsync::{Catalogue, DeviceId, Level, Period};
-use fieldsync_client::export::{self, Csv, Json, Query, Row};
+use fieldsync_client::export::Query;
 use fieldsync_client::Remote;
+use fieldsync_export::{Csv, Json, Row};
 use fieldsync_proto::convert;
 use fieldsync_proto::v1::{ExportRequest, PlanFigure, SetPlansRequest};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -262,7 +263,7 @@ fn fetching(bar: &ProgressBar, query: &Query) {
 }
 
 /// Streams the rows of `query` into `each`, counting them on `bar`. Like
-/// [`export::fetch`], with the server's refusals in plain words.
+/// [`fieldsync_client::export::fetch`], with the server's refusals in plain words.
 async fn fetch(
     s: &Session,
     query: &Query,
@@ -404,13 +405,13 @@ async fn write_rows(
     match plan.format {
         Format::Csv => {
             let mut csv = Csv::new(writer, plan.bom)?;
-            let n = fetch(s, &plan.query, &bar, |row| csv.row(&row)).await?;
+            let n = fetch(s, &plan.query, &bar, |row| Ok(csv.row(&row)?)).await?;
             csv.finish()?;
             Ok(n)
         }
         Format::Json => {
             let mut json = Json::new(writer)?;
-            let n = fetch(s, &plan.query, &bar, |row| json.row(&row)).await?;
+            let n = fetch(s, &plan.query, &bar, |row| Ok(json.row(&row)?)).await?;
             json.finish()?;
             Ok(n)
         }
@@ -463,7 +464,7 @@ async fn xlsx(s: &Session, plan: &Plan) -> anyhow::Result<(usize, Vec<&'static s
         }
     }
     let mut out = Out::open(Some(path), plan.force)?;
-    let written = export::xlsx_bytes(&sheets, &s.catalogue)
+    let written = fieldsync_export::xlsx_bytes(&sheets, &s.catalogue)
         .map_err(anyhow::Error::from)
         .and_then(|bytes| Ok(out.writer.write_all(&bytes)?))
         .and_then(|()| Ok(out.writer.flush()?));
@@ -499,7 +500,6 @@ impl<'a, W: Write> Report<'a, W> {
     fn section(&mut self) -> fieldsync_client::Result<()> {
         let rows = in_report_order(std::mem::take(&mut self.unit), self.catalogue);
         let Some(first) = rows.first() else { return Ok(()) };
-        let counted = if self.plan.query.include_pending { ", approved and pending" } else { "" };
         let place = match self.catalogue.org_unit(&first.unit_id) {
             Some(_) => self.session.place(&first.unit_id),
             None => first.unit_name.clone(),
@@ -508,12 +508,15 @@ impl<'a, W: Write> Report<'a, W> {
         if self.sections > 0 {
             text.push('\n');
         }
-        text.push_str(&format!(
-            "{place} — {}{counted} ({})\n",
-            self.plan.query.period, first.unit_id
+        text.push_str(&fieldsync_export::section_heading(
+            &place,
+            &self.plan.query.period,
+            self.plan.query.include_pending,
+            &first.unit_id,
         ));
+        text.push('\n');
         for row in &rows {
-            text.push_str(&format!("  {}\n", export::report_line(row, self.plan.vi)));
+            text.push_str(&format!("  {}\n", fieldsync_export::report_line(row, self.plan.vi)));
         }
         self.sections += 1;
         self.out

@@ -10,7 +10,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use fieldsync::{Amount, Level};
-use fieldsync_client::export;
+use fieldsync_export as export;
 use fieldsync_proto::convert;
 use fieldsync_proto::v1::report_server::Report;
 use fieldsync_proto::v1::{ExportRequest, TotalRow};
@@ -438,11 +438,8 @@ pub async fn xlsx(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQue
     };
     let catalogue = web.store.catalogue();
     let level = view.level;
-    let written = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let path = dir.path().join("export.xlsx");
-        export::xlsx(&[(level, rows)], &catalogue, &path).map_err(|e| e.to_string())?;
-        std::fs::read(&path).map_err(|e| e.to_string())
+    let written = tokio::task::spawn_blocking(move || {
+        export::xlsx_bytes(&[(level, rows)], &catalogue).map_err(|e| e.to_string())
     })
     .await;
     match written {

@@ -270,9 +270,9 @@ const QUEUE_CSV_HEADER: [&str; 13] = [
 ];
 
 /// Free text for a spreadsheet cell, by the policy of every CSV written
-/// ([`fieldsync_client::export::spreadsheet_text`]).
+/// ([`fieldsync_export::spreadsheet_text`]).
 fn cell(text: &str) -> String {
-    fieldsync_client::export::spreadsheet_text(text).into_owned()
+    fieldsync_export::spreadsheet_text(text).into_owned()
 }
 
 /// Every submission the queue's filter matches (all pages), as CSV with a
