@@ -807,8 +807,9 @@ fn space_of(_dir: &Path) -> Result<Option<Space>> {
 /// was only written, as a real disk does: a failure is sticky, as sled's
 /// I/O errors are (every later write and flush fails too), until
 /// [`Engine::reopen`], which drops what was not flushed. Its free space is
-/// whatever the test sets, and its flushes can be held (a disk that is slow
-/// to answer).
+/// whatever the test sets, and its flushes or its writes can be held (a
+/// disk that is slow to answer; a held write keeps its writer, and whatever
+/// lock the writer holds, waiting inside [`Engine::write`]).
 #[derive(Debug, Default)]
 pub struct Faulty {
     /// What readers see: everything written.
@@ -825,6 +826,10 @@ pub struct Faulty {
     /// Flushes wait while this is set.
     held: Mutex<bool>,
     released: std::sync::Condvar,
+    /// Writes wait while this is set; how many wait now.
+    writes_held: Mutex<bool>,
+    writes_released: std::sync::Condvar,
+    writes_waiting: std::sync::atomic::AtomicUsize,
 }
 
 impl Faulty {
@@ -841,6 +846,23 @@ impl Faulty {
     pub fn release(&self) {
         *self.held.lock().unwrap_or_else(|e| e.into_inner()) = false;
         self.released.notify_all();
+    }
+
+    /// From now on writes wait inside [`Engine::write`] until
+    /// [`Faulty::release_writes`].
+    pub fn hold_writes(&self) {
+        *self.writes_held.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    }
+
+    /// Lets the held writes go on.
+    pub fn release_writes(&self) {
+        *self.writes_held.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.writes_released.notify_all();
+    }
+
+    /// How many writes are waiting for [`Faulty::release_writes`] now.
+    pub fn waiting_writes(&self) -> usize {
+        self.writes_waiting.load(Ordering::SeqCst)
     }
 
     /// From now on every write and flush fails, and so does reopening.
@@ -890,6 +912,11 @@ impl Engine for Faulty {
     }
 
     fn write(&self, batch: Batch) -> Result<()> {
+        let held = self.writes_held.lock().map_err(poisoned)?;
+        self.writes_waiting.fetch_add(1, Ordering::SeqCst);
+        let waited = self.writes_released.wait_while(held, |held| *held).map_err(poisoned);
+        self.writes_waiting.fetch_sub(1, Ordering::SeqCst);
+        drop(waited?);
         let mut unflushed = self.unflushed.lock().map_err(poisoned)?;
         self.refuse()?;
         self.live.write(batch.clone())?;

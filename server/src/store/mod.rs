@@ -1803,54 +1803,9 @@ mod tests {
         assert_eq!(total, 800, "every note and every report's review, exactly once");
     }
 
-    /// An engine whose writes can be held: a writer then waits inside
-    /// [`Engine::write`], holding the store's write lock.
-    #[derive(Default)]
-    struct HeldWrites {
-        inner: Memory,
-        held: std::sync::Mutex<bool>,
-        changed: std::sync::Condvar,
-        waiting: std::sync::atomic::AtomicUsize,
-    }
-
-    impl HeldWrites {
-        fn set(&self, held: bool) {
-            *self.held.lock().unwrap() = held;
-            self.changed.notify_all();
-        }
-    }
-
-    impl Engine for HeldWrites {
-        fn get(&self, tree: &'static str, key: &[u8]) -> fieldsync_store::Result<Option<Vec<u8>>> {
-            self.inner.get(tree, key)
-        }
-        fn scan(
-            &self,
-            tree: &'static str,
-            from: Bound<&[u8]>,
-            to: Bound<&[u8]>,
-            limit: usize,
-        ) -> fieldsync_store::Result<fieldsync_store::Entries> {
-            self.inner.scan(tree, from, to, limit)
-        }
-        fn last(&self, tree: &'static str) -> fieldsync_store::Result<Option<(Vec<u8>, Vec<u8>)>> {
-            self.inner.last(tree)
-        }
-        fn write(&self, batch: Batch) -> fieldsync_store::Result<()> {
-            let held = self.held.lock().unwrap();
-            self.waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            drop(self.changed.wait_while(held, |held| *held).unwrap());
-            self.waiting.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-            self.inner.write(batch)
-        }
-        fn flush(&self) -> fieldsync_store::Result<()> {
-            self.inner.flush()
-        }
-    }
-
     #[test]
     fn a_settlement_racing_a_period_close_never_lands_in_the_closed_period() {
-        let engine = Arc::new(HeldWrites::default());
+        let engine = Arc::new(fieldsync_store::Faulty::new());
         let s =
             Arc::new(Store::open(Arc::clone(&engine) as Arc<dyn Engine>, demo::catalogue).unwrap());
         s.push(
@@ -1878,14 +1833,14 @@ mod tests {
 
         // The close is written while it holds the write lock; the settlement
         // is asked for meanwhile, before the close is committed.
-        engine.set(true);
+        engine.hold_writes();
         let closer = {
             let s = Arc::clone(&s);
             std::thread::spawn(move || {
                 s.set_period_closed(&province, demo::PROVINCE, Period::Year(2022), true, 2)
             })
         };
-        while engine.waiting.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        while engine.waiting_writes() == 0 {
             std::thread::yield_now();
         }
         let settler = {
@@ -1894,7 +1849,7 @@ mod tests {
         };
         // Long enough for the settlement to reach the write lock and wait.
         std::thread::sleep(std::time::Duration::from_millis(300));
-        engine.set(false);
+        engine.release_writes();
         closer.join().unwrap().unwrap();
         let settled = settler.join().unwrap();
 
