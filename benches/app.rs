@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, Locator};
 use fieldsync::access::Role;
-use fieldsync::sync::{Mutation, RawValue};
-use fieldsync::{demo, DeviceId, Hlc, Level};
+use fieldsync::sync::Mutation;
+use fieldsync::{demo, DeviceId, Level};
 use fieldsync_client::remote::Grpc;
 use fieldsync_proto::v1;
 use fieldsync_server::local::LocalServer;
@@ -33,7 +33,7 @@ mod browser;
 mod common;
 
 use browser::{run_js, Browser, PATIENCE};
-use common::{env, periods, FIELDS};
+use common::{cell_mutation, env, periods};
 
 const TOKEN: &str = "bench-admin-token-0123456789";
 const SURVEYOR: &str = "khanh";
@@ -45,31 +45,6 @@ fn villages() -> Vec<String> {
         .filter(|u| u.level == Level::Village)
         .map(|u| u.id.clone())
         .collect()
-}
-
-/// A valid value for cell `k` (village, period, field).
-fn mutation(villages: &[String], periods: &[String], k: usize, id: u64) -> Mutation {
-    let v = &villages[k % villages.len()];
-    let field = FIELDS[(k / villages.len()) % FIELDS.len()];
-    let p = &periods[k / (villages.len() * FIELDS.len())];
-    let value = match field {
-        "road_km" | "drainage_km" | "canal_km" => {
-            RawValue::Amount(format!("{}.{:02}", k % 150, k % 100))
-        }
-        "playground" => RawValue::Amount((k % 21).to_string()),
-        "note" => RawValue::Text(format!("Thôn đã hoàn thành {} hạng mục.", k % 9 + 1)),
-        _ => RawValue::Amount((k % 11).to_string()),
-    };
-    Mutation {
-        id,
-        village_id: v.clone(),
-        period: p.clone(),
-        field: field.into(),
-        value,
-        base_version: 0,
-        hlc: Hlc(id),
-        author: "Loader".into(),
-    }
 }
 
 async fn start(dir: &Path, grpc: &str, web: &str) -> anyhow::Result<LocalServer> {
@@ -206,7 +181,7 @@ async fn main() -> anyhow::Result<()> {
             let ms: Vec<Mutation> = (0..n)
                 .map(|_| {
                     id += 1;
-                    mutation(&villages, &periods, id as usize - 1, id)
+                    cell_mutation(&villages, &periods, id as usize - 1, id)
                 })
                 .collect();
             store.push(&admin, device, &ms, id - n as u64, fieldsync_client::now_ms())?;

@@ -39,7 +39,9 @@ use fieldsync_store::{Batch, Engine, Sled};
 
 mod common;
 
-use common::{cpu_secs, env, env_list, peak_rss_mib, periods, reset_peak_rss, FIELDS};
+use common::{
+    cell_mutation, cpu_secs, env, env_list, peak_rss_mib, periods, reset_peak_rss, FIELDS,
+};
 
 const TOKEN: &str = "bench-admin-token-0123456789";
 const NOTE_BYTES: usize = 200;
@@ -331,31 +333,6 @@ async fn durable_push() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A valid value for cell `k` (village, period, field) of the pull data set.
-fn pull_mutation(villages: &[String], periods: &[String], k: usize, id: u64) -> Mutation {
-    let v = &villages[k % villages.len()];
-    let field = FIELDS[(k / villages.len()) % FIELDS.len()];
-    let p = &periods[k / (villages.len() * FIELDS.len())];
-    let value = match field {
-        "road_km" | "drainage_km" | "canal_km" => {
-            RawValue::Amount(format!("{}.{:02}", k % 150, k % 100))
-        }
-        "playground" => RawValue::Amount((k % 21).to_string()),
-        "note" => RawValue::Text(format!("Thôn đã hoàn thành {} hạng mục.", k % 9 + 1)),
-        _ => RawValue::Amount((k % 11).to_string()),
-    };
-    Mutation {
-        id,
-        village_id: v.clone(),
-        period: p.clone(),
-        field: field.into(),
-        value,
-        base_version: 0,
-        hlc: Hlc(id),
-        author: "Loader".into(),
-    }
-}
-
 async fn initial_pull() -> anyhow::Result<()> {
     const LOAD_BATCH: usize = 1_000;
     let villages = villages();
@@ -387,7 +364,7 @@ async fn initial_pull() -> anyhow::Result<()> {
                 let batch: Vec<Mutation> = (0..LOAD_BATCH.min(n - id as usize))
                     .map(|_| {
                         id += 1;
-                        pull_mutation(&vs, &ps, id as usize - 1, id)
+                        cell_mutation(&vs, &ps, id as usize - 1, id)
                     })
                     .collect();
                 store.push(&admin, device, &batch, 0, fieldsync_client::now_ms())?;

@@ -42,6 +42,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
+#[allow(dead_code)] // the value loader is for the other benches
 mod common;
 
 use common::{cpu_secs, env, env_list, peak_rss_mib, periods, reset_peak_rss, FIELDS};

@@ -1,5 +1,9 @@
 //! What the benches share: settings from the environment, the periods and
-//! fields they record in, and the process's own CPU and memory figures.
+//! fields they record in, the values they load, and the process's own CPU
+//! and memory figures.
+
+use fieldsync::sync::{Mutation, RawValue};
+use fieldsync::Hlc;
 
 /// Fields a village may take without a parts check: amounts and the note.
 pub const FIELDS: [&str; 9] = [
@@ -61,4 +65,30 @@ pub fn peak_rss_mib() -> Option<f64> {
 /// Starts counting the peak RSS afresh from here (Linux ≥ 4.0); whether it could.
 pub fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// A valid value for cell `k` (village, period, field) of a bench's data
+/// set: the villages first, then the fields, then the periods.
+pub fn cell_mutation(villages: &[String], periods: &[String], k: usize, id: u64) -> Mutation {
+    let v = &villages[k % villages.len()];
+    let field = FIELDS[(k / villages.len()) % FIELDS.len()];
+    let p = &periods[k / (villages.len() * FIELDS.len())];
+    let value = match field {
+        "road_km" | "drainage_km" | "canal_km" => {
+            RawValue::Amount(format!("{}.{:02}", k % 150, k % 100))
+        }
+        "playground" => RawValue::Amount((k % 21).to_string()),
+        "note" => RawValue::Text(format!("Thôn đã hoàn thành {} hạng mục.", k % 9 + 1)),
+        _ => RawValue::Amount((k % 11).to_string()),
+    };
+    Mutation {
+        id,
+        village_id: v.clone(),
+        period: p.clone(),
+        field: field.into(),
+        value,
+        base_version: 0,
+        hlc: Hlc(id),
+        author: "Loader".into(),
+    }
 }
