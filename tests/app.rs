@@ -144,6 +144,17 @@ async fn record_in_form(client: &Client, village: &str, values: &[(&str, &str)])
     click(client, "#back").await;
 }
 
+/// Presses "Đồng bộ" and waits until that sync has finished both ways: the
+/// outbox is empty and the pull that follows the push has been stored, so
+/// what the server changes afterwards is not already on its way.
+async fn sync_now(client: &Client) {
+    click(client, "#sync-button").await;
+    // Joins the sync the button started, or runs one more if it is over.
+    let summary = run_js(client, "return await globalThis.fieldsyncApp.sync();").await;
+    assert_eq!(summary["ok"], Json::Bool(true), "{summary}");
+    wait_attr(client, "#pending-count", "data-count", "0").await;
+}
+
 fn submission(village: &str, period: &str) -> SubmissionId {
     SubmissionId::of(village, period.parse::<Period>().unwrap())
 }
@@ -289,9 +300,7 @@ async fn the_app_shows_a_return_resubmits_on_edit_and_locks_an_approved_report()
     let [first, second, _] = <[String; 3]>::try_from(villages()).unwrap();
     record_in_form(&client, &first, &[("road_km", "1,5"), ("road_cement_km", "1")]).await;
     record_in_form(&client, &second, &[("drainage_km", "0,4")]).await;
-    click(&client, "#sync-button").await;
-    wait_attr(&client, "#sync-status", "data-state", "ok").await;
-    wait_attr(&client, "#pending-count", "data-count", "0").await;
+    sync_now(&client).await;
 
     let supervisor = server.store.user("giam.tran").unwrap().unwrap();
     let p: Period = period.parse().unwrap();
@@ -363,8 +372,7 @@ async fn an_edit_the_server_refuses_stays_visible_with_its_reason() {
     let client = browser.client.clone();
     let period = this_year();
     record_in_form(&client, VILLAGE, &[("road_km", "1")]).await;
-    click(&client, "#sync-button").await;
-    wait_attr(&client, "#pending-count", "data-count", "0").await;
+    sync_now(&client).await;
     let supervisor = server.store.user("giam.tran").unwrap().unwrap();
     let p: Period = period.parse().unwrap();
     server
@@ -417,16 +425,14 @@ async fn a_phone_restored_from_an_old_backup_renumbers_its_new_edits() {
     open_app(&browser.client, &web).await;
     enroll(&browser.client, &code).await;
     record_in_form(&browser.client, &first, &[("road_km", "1")]).await;
-    click(&browser.client, "#sync-button").await;
-    wait_attr(&browser.client, "#pending-count", "data-count", "0").await;
+    sync_now(&browser.client).await;
     browser.close().await;
     copy(profile.path(), &backup.path().join("phone"));
 
     let browser = Browser::open(profile.path(), PHONE).await;
     open_app(&browser.client, &web).await;
     record_in_form(&browser.client, &second, &[("drainage_km", "0,5")]).await;
-    click(&browser.client, "#sync-button").await;
-    wait_attr(&browser.client, "#pending-count", "data-count", "0").await;
+    sync_now(&browser.client).await;
     browser.close().await;
 
     copy(&backup.path().join("phone"), profile.path());
