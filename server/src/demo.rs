@@ -19,8 +19,8 @@ use fieldsync_client::sync::{self, Retry};
 use fieldsync_client::{init_tablet, Grpc};
 use fieldsync_store::Memory;
 
+use crate::db::{now_ms, Choice, PlanRow};
 use crate::local::LocalServer;
-use crate::store::{now_ms, Choice, PlanRow};
 
 /// The report's 2022 totals for the whole province (indicator, done).
 pub const REPORT_2022: &[(&str, &str)] = &[

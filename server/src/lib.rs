@@ -1,15 +1,15 @@
-//! The fieldsync server: a [`store::Store`] on an embedded engine, served over
+//! The fieldsync server: a [`db::Store`] on an embedded engine, served over
 //! gRPC with health and reflection beside the sync service.
 //!
 //! The binary in `main.rs` only parses flags, opens the engine and calls
 //! [`serve`]; tests call [`serve`] on `127.0.0.1:0` with a oneshot shutdown.
 
 pub mod connect;
+pub mod db;
 pub mod demo;
 pub mod grpc;
 pub mod listen;
 pub mod local;
-pub mod store;
 pub mod web;
 
 use std::future::Future;
@@ -26,9 +26,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::ServerTlsConfig;
 
+pub use db::Store;
 pub use grpc::Limits;
 pub use listen::Tls;
-pub use store::Store;
 
 /// Largest request message, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;

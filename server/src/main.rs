@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use fieldsync_server::store::{now_ms, ADMIN_TOKEN_ENV};
+use fieldsync_server::db::{now_ms, ADMIN_TOKEN_ENV};
 use fieldsync_server::{serve_all, Limits, Store, Tls};
 use fieldsync_store::Sled;
 
@@ -301,7 +301,7 @@ fn demo_surveyor(store: &Store) -> anyhow::Result<Option<(String, String)>> {
     };
     store.create_user(&admin, user, now_ms())?;
     let (code, _) = store.create_enrollment(&admin, DEMO_SURVEYOR, 0, now_ms())?;
-    Ok(Some((DEMO_SURVEYOR.into(), fieldsync_server::store::display_code(&code))))
+    Ok(Some((DEMO_SURVEYOR.into(), fieldsync_server::db::display_code(&code))))
 }
 
 /// The surveyor created on a new store.

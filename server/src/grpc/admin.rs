@@ -13,7 +13,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{blocking, caller, invalid, read};
-use crate::store::{display_code, now_ms, Enrollment, Error, Store, TokenInfo};
+use crate::db::{display_code, now_ms, Enrollment, Error, Store, TokenInfo};
 
 pub struct AdminService {
     store: Arc<Store>,

@@ -25,7 +25,7 @@ use tonic::{Request, Response, Status};
 
 use super::admin::token_to_wire;
 use super::{blocking, Connection, Limits};
-use crate::store::{now_ms, Store, NOT_VALID};
+use crate::db::{now_ms, Store, NOT_VALID};
 
 /// Addresses whose failures are remembered at most; beyond, addresses not
 /// yet seen share one bucket (so a flood of addresses cannot reset theirs).

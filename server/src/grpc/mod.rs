@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use fieldsync::access::User;
 use tonic::{Request, Status};
 
-use crate::store::{self, now_ms, Store};
+use crate::db::{self, now_ms, Store};
 
 pub use admin::{AdminService, AppUrl, WebOrigin};
 pub use edge::{too_many_mutations, Batched, Connection, Edge};
@@ -111,9 +111,9 @@ fn caller<T>(request: &Request<T>) -> Result<User, Status> {
         .ok_or_else(|| Status::unauthenticated("no authenticated caller"))
 }
 
-pub(crate) fn status_of(e: store::Error) -> Status {
+pub(crate) fn status_of(e: db::Error) -> Status {
     let reused = match e {
-        store::Error::Reused { id, last } => Some((id, last)),
+        db::Error::Reused { id, last } => Some((id, last)),
         _ => None,
     };
     let mut status = clipped(status_of_unclipped(e));
@@ -126,21 +126,21 @@ pub(crate) fn status_of(e: store::Error) -> Status {
     status
 }
 
-fn status_of_unclipped(e: store::Error) -> Status {
+fn status_of_unclipped(e: db::Error) -> Status {
     match e {
-        store::Error::Invalid(m) => Status::invalid_argument(m),
-        store::Error::OutOfSequence(m) => Status::failed_precondition(m),
-        e @ store::Error::Reused { .. } => Status::failed_precondition(e.to_string()),
-        store::Error::NotFound(m) => Status::not_found(m),
-        store::Error::Unauthenticated(m) => Status::unauthenticated(m),
-        store::Error::Denied(m) => Status::permission_denied(m),
-        store::Error::Exhausted(m) => Status::resource_exhausted(m),
-        store::Error::Unwritable(m) => Status::unavailable(m),
-        store::Error::Storage(e) => {
+        db::Error::Invalid(m) => Status::invalid_argument(m),
+        db::Error::OutOfSequence(m) => Status::failed_precondition(m),
+        e @ db::Error::Reused { .. } => Status::failed_precondition(e.to_string()),
+        db::Error::NotFound(m) => Status::not_found(m),
+        db::Error::Unauthenticated(m) => Status::unauthenticated(m),
+        db::Error::Denied(m) => Status::permission_denied(m),
+        db::Error::Exhausted(m) => Status::resource_exhausted(m),
+        db::Error::Unwritable(m) => Status::unavailable(m),
+        db::Error::Storage(e) => {
             tracing::error!(error = %e, "storage failure");
             Status::unavailable(format!("the server could not reach its store ({e}); try again"))
         }
-        store::Error::Corrupt { .. } => {
+        db::Error::Corrupt { .. } => {
             tracing::error!(error = %e, "corrupt store");
             Status::internal(e.to_string())
         }
@@ -166,7 +166,7 @@ fn clipped(status: Status) -> Status {
 
 /// Runs blocking store work off the async executor.
 async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> store::Result<T> + Send + 'static,
+    work: impl FnOnce() -> db::Result<T> + Send + 'static,
 ) -> Result<T, Status> {
     tokio::task::spawn_blocking(work)
         .await
@@ -179,7 +179,7 @@ async fn blocking<T: Send + 'static>(
 /// that a failed flush or a crash could still undo.
 async fn read<T: Send + 'static>(
     store: &Arc<Store>,
-    work: impl FnOnce(&Store) -> store::Result<T> + Send + 'static,
+    work: impl FnOnce(&Store) -> db::Result<T> + Send + 'static,
 ) -> Result<T, Status> {
     let store = Arc::clone(store);
     blocking(move || {

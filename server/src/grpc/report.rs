@@ -14,7 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{blocking, caller, invalid, optional, read};
-use crate::store::{now_ms, PlanRow, Store, Total};
+use crate::db::{now_ms, PlanRow, Store, Total};
 
 /// Org units per chunk of an export.
 const CHUNK_UNITS: usize = 500;

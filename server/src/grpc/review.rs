@@ -17,7 +17,7 @@ use fieldsync_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use super::{blocking, caller, invalid, optional, read};
-use crate::store::{now_ms, Choice, HistoryQuery, Store, MAX_BULK};
+use crate::db::{now_ms, Choice, HistoryQuery, Store, MAX_BULK};
 
 /// Most rows one list call returns.
 const MAX_LIST: usize = 1_000;
@@ -141,7 +141,7 @@ impl Review for ReviewService {
                     MAX_BULK + 1,
                 )?;
                 if rows.len() > MAX_BULK {
-                    return Err(crate::store::Error::Invalid(format!(
+                    return Err(crate::db::Error::Invalid(format!(
                         "more than {MAX_BULK} submissions match; at most {MAX_BULK} in one \
                          decision: narrow the area or period"
                     )));

@@ -19,7 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{blocking, caller, invalid};
-use crate::store::{now_ms, server_hlc, Store};
+use crate::db::{now_ms, server_hlc, Store};
 
 /// Bounds on what one request may ask of the server.
 #[derive(Clone, Debug)]
@@ -57,7 +57,7 @@ pub struct Limits {
     /// Pull streams open at once, server-wide: a pull beyond them waits up
     /// to `pull_queue_wait` for one to end, then gets RESOURCE_EXHAUSTED.
     /// Each open pull holds at most `pull_buffer` + 1 pages of at most
-    /// [`PAGE_BYTES`](crate::store::PAGE_BYTES), so this bounds the memory
+    /// [`PAGE_BYTES`](crate::db::PAGE_BYTES), so this bounds the memory
     /// that readers too slow (or unwilling) to read can pin.
     pub max_pulls: usize,
     pub pull_queue_wait: std::time::Duration,
@@ -94,8 +94,8 @@ pub struct Limits {
 
 impl Limits {
     /// The limits the store holds every write to.
-    pub fn write_limits(&self) -> crate::store::WriteLimits {
-        crate::store::WriteLimits {
+    pub fn write_limits(&self) -> crate::db::WriteLimits {
+        crate::db::WriteLimits {
             min_free_bytes: self.min_free_bytes,
             min_free_percent: self.min_free_percent,
             user_bytes_per_day: self.user_bytes_per_day,

@@ -19,7 +19,7 @@ use tonic::Status;
 
 use super::html::{url, Lang, Section, E};
 use super::{area_options, Ctx, Form, Web};
-use crate::store::Store;
+use crate::db::Store;
 
 /// Org units shown on one page (downloads have them all).
 pub const MAX_UNITS: usize = 300;
@@ -94,7 +94,7 @@ impl View {
 /// This year in Vietnam, or the latest year with totals when this year has
 /// none yet.
 async fn default_year(store: Arc<Store>) -> Result<u16, Status> {
-    let ms = crate::store::now_ms() as i64 + 7 * 3_600_000;
+    let ms = crate::db::now_ms() as i64 + 7 * 3_600_000;
     // Days to years, good enough for picking a default (1970 + days/365.2425).
     let this_year = 1970 + (ms / 86_400_000 * 10_000) / 3_652_425;
     let this_year = u16::try_from(this_year).unwrap_or(u16::MAX);
