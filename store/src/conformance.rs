@@ -411,9 +411,13 @@ fn iterators_return_what_one_scan_returns_whatever_their_chunk() {
         for (from, to) in ranges {
             let whole = e.scan("t", from, to, usize::MAX).unwrap();
             let expected: Vec<_> = whole.into_iter().map(|(k, _)| k).collect();
+            let mut backwards = expected.clone();
+            backwards.reverse();
             for chunk in [1, 2, 7, 50, 51, 1_024] {
                 let got = keys(e.iter("t", from, to).chunk(chunk));
                 assert_eq!(got, expected, "{name}: {from:?}..{to:?} in chunks of {chunk}");
+                let got = keys(e.iter_rev("t", from, to).chunk(chunk));
+                assert_eq!(got, backwards, "{name}: {from:?}..{to:?} reversed, by {chunk}");
             }
         }
         let values: Vec<_> = e.iter_prefix("t", &[1]).map(|e| e.unwrap().1).collect();

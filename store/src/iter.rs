@@ -10,16 +10,18 @@ use crate::{prefix_end, Engine, Result};
 /// Entries read per [`Engine::scan`] unless [`ScanIter::chunk`] says otherwise.
 pub const CHUNK: usize = 1_024;
 
-/// The entries of a key range in key order, read lazily a chunk at a time.
+/// The entries of a key range in key order (or largest key first), read
+/// lazily a chunk at a time.
 /// An error ends the iteration after it is returned. Each chunk is one
 /// consistent read; entries written between chunks may or may not be seen.
 pub struct ScanIter<'a> {
     engine: &'a dyn Engine,
     tree: &'static str,
     /// Where the next chunk starts: the range's start, then just after the
-    /// last key read.
+    /// last key read (its end, then just before, when reversed).
     from: Bound<Vec<u8>>,
     to: Bound<Vec<u8>>,
+    rev: bool,
     chunk: usize,
     buffer: VecDeque<(Vec<u8>, Vec<u8>)>,
     done: bool,
@@ -34,10 +36,22 @@ impl dyn Engine {
             tree,
             from: from.map(<[u8]>::to_vec),
             to: to.map(<[u8]>::to_vec),
+            rev: false,
             chunk: CHUNK,
             buffer: VecDeque::new(),
             done: false,
         }
+    }
+
+    /// The entries of `tree` with keys in `(from, to)`, largest key first,
+    /// read lazily through [`Engine::scan_rev`].
+    pub fn iter_rev(
+        &self,
+        tree: &'static str,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+    ) -> ScanIter<'_> {
+        ScanIter { rev: true, ..self.iter(tree, from, to) }
     }
 
     /// Every entry of `tree`, in key order, read lazily.
@@ -63,10 +77,16 @@ impl ScanIter<'_> {
     fn fill(&mut self) -> Result<()> {
         let from = self.from.as_ref().map(Vec::as_slice);
         let to = self.to.as_ref().map(Vec::as_slice);
-        let entries = self.engine.scan(self.tree, from, to, self.chunk)?;
+        let entries = match self.rev {
+            false => self.engine.scan(self.tree, from, to, self.chunk)?,
+            true => self.engine.scan_rev(self.tree, from, to, self.chunk)?,
+        };
         self.done = entries.len() < self.chunk;
         if let Some((last, _)) = entries.last() {
-            self.from = Bound::Excluded(last.clone());
+            match self.rev {
+                false => self.from = Bound::Excluded(last.clone()),
+                true => self.to = Bound::Excluded(last.clone()),
+            }
         }
         self.buffer.extend(entries);
         Ok(())

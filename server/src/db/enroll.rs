@@ -177,8 +177,7 @@ impl Store {
         };
         put(&mut work, &hash, &enrollment);
         Key::EnrollmentId(enrollment.id.clone()).put(&mut work.batch, hash);
-        let filed = Key::EnrollmentByUser(user.id.clone(), enrollment.id.clone());
-        filed.put(&mut work.batch, Vec::new());
+        Key::EnrollmentByUser(user.id.clone(), enrollment.id.clone()).put(&mut work.batch, vec![]);
         let detail = format!(
             "created enrollment code {} for {} (expires in {expires_in_s} s)",
             enrollment.id, user.id

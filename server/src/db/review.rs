@@ -338,95 +338,79 @@ impl Store {
         }
         let limit = query.limit.clamp(1, 10_000);
         let mut out = Vec::new();
-        // The sequence number to read on from, one way or the other.
-        let mut cursor = match query.newest_first {
-            true => Some(query.before).filter(|b| *b > 0).unwrap_or(u64::MAX),
-            false => query.after,
-        };
-        let mut examined = 0;
-        // Read the trail in chunks, and never more than a budget per call:
-        // the caller pages on with `after` (or `before`).
-        while out.len() < limit && examined < HISTORY_SCAN_BUDGET {
-            let seqs = match (&query.submission, &query.user_id) {
-                (Some(sub), _) => self.index(Prefix::AuditBySub(*sub), cursor, query)?,
-                (None, Some(user)) => self.index(Prefix::AuditByUser(user), cursor, query)?,
-                (None, None) => {
-                    let at = Key::Audit(cursor).encode();
-                    let entries = match query.newest_first {
-                        true => self.engine.scan_rev(
-                            AUDIT,
-                            Bound::Unbounded,
-                            Bound::Excluded(&at),
-                            HISTORY_CHUNK,
-                        )?,
-                        false => self.engine.scan(
-                            AUDIT,
-                            Bound::Excluded(&at),
-                            Bound::Unbounded,
-                            HISTORY_CHUNK,
-                        )?,
-                    };
-                    entries
-                        .into_iter()
-                        .map(|(k, _)| read_u64(AUDIT, &k))
-                        .collect::<Result<Vec<_>>>()?
-                }
+        // Read the trail in chunks, and never more than a budget of whole
+        // chunks per call: the caller pages on with `after` (or `before`).
+        let budget = HISTORY_SCAN_BUDGET.div_ceil(HISTORY_CHUNK) * HISTORY_CHUNK;
+        for seq in self.audit_seqs(query).take(budget) {
+            let seq = seq?;
+            let Some(bytes) = Key::Audit(seq).get(self.engine.as_ref())? else {
+                return Err(Error::Corrupt {
+                    tree: AUDIT,
+                    why: format!("index points at missing entry {seq}"),
+                });
             };
-            if seqs.is_empty() {
-                break;
-            }
-            examined += seqs.len();
-            for seq in seqs {
-                cursor = seq;
-                let Some(bytes) = Key::Audit(seq).get(self.engine.as_ref())? else {
-                    return Err(Error::Corrupt {
-                        tree: AUDIT,
-                        why: format!("index points at missing entry {seq}"),
-                    });
-                };
-                let entry: AuditEntry = decode(AUDIT, &bytes)?;
-                let in_time = entry.at_ms >= query.from_ms
-                    && (query.to_ms == 0 || entry.at_ms <= query.to_ms);
-                let matches = in_time
-                    && query.user_id.as_ref().is_none_or(|u| &entry.user_id == u)
-                    && query.submission.is_none_or(|s| entry.submission == Some(s));
-                let visible = caller.role == fieldsync::access::Role::Admin
-                    || (!entry.village_id.is_empty()
-                        && caller.covers(&catalogue, &entry.village_id));
-                if matches && visible {
-                    out.push(entry);
-                    if out.len() >= limit {
-                        break;
-                    }
+            let entry: AuditEntry = decode(AUDIT, &bytes)?;
+            let in_time =
+                entry.at_ms >= query.from_ms && (query.to_ms == 0 || entry.at_ms <= query.to_ms);
+            let matches = in_time
+                && query.user_id.as_ref().is_none_or(|u| &entry.user_id == u)
+                && query.submission.is_none_or(|s| entry.submission == Some(s));
+            let visible = caller.role == fieldsync::access::Role::Admin
+                || (!entry.village_id.is_empty() && caller.covers(&catalogue, &entry.village_id));
+            if matches && visible {
+                out.push(entry);
+                if out.len() >= limit {
+                    break;
                 }
             }
         }
         Ok(out)
     }
 
-    /// The next sequence numbers (at most a chunk) in an audit index under
-    /// `prefix`: after `cursor`, or before it (largest first) when the query
-    /// reads newest first.
-    fn index(&self, prefix: Prefix<'_>, cursor: u64, query: &HistoryQuery) -> Result<Vec<u64>> {
+    /// The sequence numbers of the audit entries `query` reads, in its order
+    /// from its cursor, read lazily from the trail or from one of its indexes
+    /// (by submission, by user).
+    fn audit_seqs<'a>(
+        &'a self,
+        query: &HistoryQuery,
+    ) -> Box<dyn Iterator<Item = Result<u64>> + 'a> {
+        let engine = self.engine.as_ref();
+        // The sequence number to read on from, one way or the other.
+        let cursor = match query.newest_first {
+            true => Some(query.before).filter(|b| *b > 0).unwrap_or(u64::MAX),
+            false => query.after,
+        };
+        let prefix = match (&query.submission, &query.user_id) {
+            (Some(sub), _) => Prefix::AuditBySub(*sub),
+            (None, Some(user)) => Prefix::AuditByUser(user),
+            (None, None) => {
+                let at = Key::Audit(cursor).encode();
+                let trail = match query.newest_first {
+                    true => engine.iter_rev(AUDIT, Bound::Unbounded, Bound::Excluded(&at)),
+                    false => engine.iter(AUDIT, Bound::Excluded(&at), Bound::Unbounded),
+                };
+                let trail = trail.chunk(HISTORY_CHUNK);
+                return Box::new(trail.map(|e| read_u64(AUDIT, &e?.0)));
+            }
+        };
         let (tree, start) = (prefix.tree(), prefix.encode());
         let at = |seq: u64| match prefix {
             Prefix::AuditBySub(sub) => Key::AuditBySub(sub, seq).encode(),
             Prefix::AuditByUser(user) => Key::AuditByUser(user.to_owned(), seq).encode(),
             _ => unreachable!("an audit index"),
         };
-        let keys = match query.newest_first {
+        let index = match query.newest_first {
             true => {
                 let end = at(cursor);
-                let (from, to) = (Bound::Included(start.as_slice()), Bound::Excluded(&end[..]));
-                self.engine.scan_rev(tree, from, to, HISTORY_CHUNK)?
+                engine.iter_rev(tree, Bound::Included(&start), Bound::Excluded(&end))
             }
             false => {
                 let (first, end) = (at(cursor.saturating_add(1)), prefix_end(&start));
                 let to = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-                self.engine.scan(tree, Bound::Included(&first), to, HISTORY_CHUNK)?
+                engine.iter(tree, Bound::Included(&first), to)
             }
         };
-        keys.into_iter().map(|(k, _)| audit_seq(tree, &k)).collect()
+        Box::new(index.chunk(HISTORY_CHUNK).map(move |e| audit_seq(tree, &e?.0)))
     }
 
     /// Every audit entry about one submission (for tests and checks).

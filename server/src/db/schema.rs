@@ -245,100 +245,56 @@ impl Key {
     /// Reads a key of `tree` back; a key that does not have the tree's
     /// shape is a damaged store.
     pub(super) fn decode(tree: &'static str, bytes: &[u8]) -> Result<Key> {
-        let bad = |what: &str| Error::Corrupt { tree, why: format!("key {bytes:?}: {what}") };
-        let text = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| bad("not UTF-8"));
-        let id16 = |b: &[u8]| -> Result<uuid::Uuid> {
-            Ok(uuid::Uuid::from_bytes(b.try_into().map_err(|_| bad("not a 16-byte id"))?))
-        };
-        // `prefix ‖ 0 ‖ seq`, split.
-        let indexed = |b: &[u8]| -> Result<(Vec<u8>, u64)> {
-            let n = b.len();
-            match n >= 9 && b[n - 9] == 0 {
-                true => Ok((b[..n - 9].to_vec(), read_u64(tree, &b[n - 8..])?)),
-                false => Err(bad("not prefix ‖ 0 ‖ sequence number")),
-            }
-        };
-        // `a ‖ 0 ‖ b` at the first zero byte.
-        let split = |b: &[u8]| -> Result<(Vec<u8>, Vec<u8>)> {
-            let at = b.iter().position(|&c| c == 0).ok_or_else(|| bad("no separator"))?;
-            Ok((b[..at].to_vec(), b[at + 1..].to_vec()))
-        };
-        let field_at = |b: &[u8]| -> Result<(SubmissionId, FieldKey)> {
-            let (sub, field) = b.split_at_checked(16).ok_or_else(|| bad("too short"))?;
-            Ok((SubmissionId(id16(sub)?), FieldKey::parse(&text(field)?)))
-        };
+        let raw = Raw { tree, bytes };
         Ok(match tree {
             FIELDS => {
-                let (sub, field) = field_at(bytes)?;
+                let (sub, field) = raw.field_at(bytes)?;
                 Key::Field(sub, field)
             }
             CONFLICTS => {
-                let (sub, field) = field_at(bytes)?;
+                let (sub, field) = raw.field_at(bytes)?;
                 Key::Conflict(sub, field)
             }
             REVISIONS => {
-                let (at, version) = indexed(bytes)?;
-                let (sub, field) = field_at(&at)?;
+                let (at, version) = raw.indexed()?;
+                let (sub, field) = raw.field_at(at)?;
                 Key::Revision(sub, field, version)
             }
-            SUBMISSIONS => Key::Submission(SubmissionId(id16(bytes)?)),
+            SUBMISSIONS => Key::Submission(SubmissionId(raw.id16(bytes)?)),
             SUBMISSIONS_BY_COMMUNE => {
                 let n = bytes.len();
                 if n < 17 || bytes[n - 17] != 0 {
-                    return Err(bad("not commune ‖ 0 ‖ submission"));
+                    return Err(raw.bad("not commune ‖ 0 ‖ submission"));
                 }
-                let sub = SubmissionId(id16(&bytes[n - 16..])?);
-                Key::SubmissionInCommune(text(&bytes[..n - 17])?, sub)
+                let sub = SubmissionId(raw.id16(&bytes[n - 16..])?);
+                Key::SubmissionInCommune(raw.text(&bytes[..n - 17])?, sub)
             }
             CHANGES => Key::Change(read_u64(tree, bytes)?),
             AUDIT => Key::Audit(read_u64(tree, bytes)?),
             CHANGES_BY_COMMUNE => {
-                let (cut, seq) = indexed(bytes)?;
-                Key::CommuneChange(text(&cut)?, seq)
+                let (cut, seq) = raw.indexed()?;
+                Key::CommuneChange(raw.text(cut)?, seq)
             }
             ENTITY_SEQ => Key::EntitySeq(decode(tree, bytes)?),
-            DEVICES => Key::Device(DeviceId(id16(bytes)?)),
+            DEVICES => Key::Device(DeviceId(raw.id16(bytes)?)),
             RESULTS | DIGESTS => {
-                let (device, id) = bytes.split_at_checked(16).ok_or_else(|| bad("too short"))?;
-                let (device, id) = (DeviceId(id16(device)?), read_u64(tree, id)?);
+                let (device, id) =
+                    bytes.split_at_checked(16).ok_or_else(|| raw.bad("too short"))?;
+                let (device, id) = (DeviceId(raw.id16(device)?), read_u64(tree, id)?);
                 match tree {
                     RESULTS => Key::Result(device, id),
                     _ => Key::Digest(device, id),
                 }
             }
             AUDIT_BY_SUB => {
-                let (sub, seq) = indexed(bytes)?;
-                Key::AuditBySub(SubmissionId(id16(&sub)?), seq)
+                let (sub, seq) = raw.indexed()?;
+                Key::AuditBySub(SubmissionId(raw.id16(sub)?), seq)
             }
             AUDIT_BY_USER => {
-                let (user, seq) = indexed(bytes)?;
-                Key::AuditByUser(text(&user)?, seq)
+                let (user, seq) = raw.indexed()?;
+                Key::AuditByUser(raw.text(user)?, seq)
             }
-            CLOSED => {
-                let (unit, period) = split(bytes)?;
-                let period = text(&period)?.parse().map_err(|_| bad("not a period"))?;
-                Key::Closed(text(&unit)?, period)
-            }
-            USERS => Key::User(text(bytes)?),
-            TOKENS => Key::Token(bytes.to_vec()),
-            TOKEN_IDS => Key::TokenId(text(bytes)?),
-            ENROLLMENTS => Key::Enrollment(bytes.to_vec()),
-            ENROLLMENT_IDS => Key::EnrollmentId(text(bytes)?),
-            ENROLLMENTS_BY_USER => {
-                let (user, id) = split(bytes)?;
-                Key::EnrollmentByUser(text(&user)?, text(&id)?)
-            }
-            ROLLUPS | PLANS => {
-                let (period, rest) = split(bytes)?;
-                let (unit, indicator) = split(&rest)?;
-                let period = text(&period)?.parse().map_err(|_| bad("not a period"))?;
-                let (unit, indicator) = (text(&unit)?, text(&indicator)?);
-                match tree {
-                    ROLLUPS => Key::Rollup(period, unit, indicator),
-                    _ => Key::Plan(period, unit, indicator),
-                }
-            }
-            _ => return Err(bad("no typed key for this tree")),
+            _ => raw.decode_named()?,
         })
     }
 
@@ -356,6 +312,82 @@ impl Key {
     pub(super) fn delete(&self, batch: &mut Batch) {
         batch.delete(self.tree(), self.encode());
     }
+}
+
+impl Raw<'_> {
+    fn bad(&self, what: &str) -> Error {
+        Error::Corrupt { tree: self.tree, why: format!("key {:?}: {what}", self.bytes) }
+    }
+
+    fn text(&self, b: &[u8]) -> Result<String> {
+        String::from_utf8(b.to_vec()).map_err(|_| self.bad("not UTF-8"))
+    }
+
+    fn id16(&self, b: &[u8]) -> Result<uuid::Uuid> {
+        Ok(uuid::Uuid::from_bytes(b.try_into().map_err(|_| self.bad("not a 16-byte id"))?))
+    }
+
+    fn period(&self, b: &[u8]) -> Result<Period> {
+        self.text(b)?.parse().map_err(|_| self.bad("not a period"))
+    }
+
+    /// `prefix ‖ 0 ‖ seq`, split.
+    fn indexed(&self) -> Result<(&[u8], u64)> {
+        let (b, n) = (self.bytes, self.bytes.len());
+        match n >= 9 && b[n - 9] == 0 {
+            true => Ok((&b[..n - 9], read_u64(self.tree, &b[n - 8..])?)),
+            false => Err(self.bad("not prefix ‖ 0 ‖ sequence number")),
+        }
+    }
+
+    /// `a ‖ 0 ‖ b` at the first zero byte.
+    fn split<'b>(&self, b: &'b [u8]) -> Result<(&'b [u8], &'b [u8])> {
+        let at = b.iter().position(|&c| c == 0).ok_or_else(|| self.bad("no separator"))?;
+        Ok((&b[..at], &b[at + 1..]))
+    }
+
+    fn field_at(&self, b: &[u8]) -> Result<(SubmissionId, FieldKey)> {
+        let (sub, field) = b.split_at_checked(16).ok_or_else(|| self.bad("too short"))?;
+        Ok((SubmissionId(self.id16(sub)?), FieldKey::parse(&self.text(field)?)))
+    }
+
+    /// The keys of the trees of names and hashes: closed periods, users,
+    /// tokens, enrollments, rollups and plans.
+    fn decode_named(&self) -> Result<Key> {
+        let (tree, bytes) = (self.tree, self.bytes);
+        Ok(match tree {
+            CLOSED => {
+                let (unit, period) = self.split(bytes)?;
+                Key::Closed(self.text(unit)?, self.period(period)?)
+            }
+            USERS => Key::User(self.text(bytes)?),
+            TOKENS => Key::Token(bytes.to_vec()),
+            TOKEN_IDS => Key::TokenId(self.text(bytes)?),
+            ENROLLMENTS => Key::Enrollment(bytes.to_vec()),
+            ENROLLMENT_IDS => Key::EnrollmentId(self.text(bytes)?),
+            ENROLLMENTS_BY_USER => {
+                let (user, id) = self.split(bytes)?;
+                Key::EnrollmentByUser(self.text(user)?, self.text(id)?)
+            }
+            ROLLUPS | PLANS => {
+                let (period, rest) = self.split(bytes)?;
+                let (unit, indicator) = self.split(rest)?;
+                let (period, unit, indicator) =
+                    (self.period(period)?, self.text(unit)?, self.text(indicator)?);
+                match tree {
+                    ROLLUPS => Key::Rollup(period, unit, indicator),
+                    _ => Key::Plan(period, unit, indicator),
+                }
+            }
+            _ => return Err(self.bad("no typed key for this tree")),
+        })
+    }
+}
+
+/// A key's bytes being read back, with the tree they came from.
+struct Raw<'a> {
+    tree: &'static str,
+    bytes: &'a [u8],
 }
 
 /// The common start of a run of keys of one tree, for scans.
