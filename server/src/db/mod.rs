@@ -1,7 +1,7 @@
 //! The server's store: submissions, field states, revisions, conflicts,
 //! reviews, the change log, the audit trail, users and tokens, laid out on an
 //! [`Engine`] (the layout: `schema.rs`). Every write (a push, a review
-//! decision, an admin change) is one [`txn`] unit of work: one atomic,
+//! decision, an admin change) is one unit of work (`txn.rs`): one atomic,
 //! flushed batch that also moves the sequence counters, so what the caller
 //! is told happened is on disk, whole.
 //!
