@@ -123,7 +123,8 @@ impl Api {
         let client = self.grpc.admin();
         pages(None, |after: Option<String>, _| {
             let mut client = client.clone();
-            let request = ListUsersRequest { limit: 0, after: after.unwrap_or_default() };
+            let request =
+                ListUsersRequest { limit: self.page_size, after: after.unwrap_or_default() };
             async move {
                 let reply = client.list_users(request).await.map_err(Error::status)?.into_inner();
                 let items = reply.users.into_iter().map(user_of).collect::<Result<_>>()?;
@@ -173,7 +174,7 @@ impl Api {
             let mut client = client.clone();
             let request = ListTokensRequest {
                 user_id: user_id.to_owned(),
-                limit: 0,
+                limit: self.page_size,
                 after: after.unwrap_or_default(),
             };
             async move {

@@ -30,12 +30,21 @@ use crate::remote::{Grpc, Remote, ServerStatus};
 #[derive(Clone)]
 pub struct Api {
     grpc: Grpc,
+    /// Items asked for per page of a listing (0: the server's page size).
+    page_size: u32,
 }
 
 impl Api {
     /// The calls over an existing connection (and its token).
     pub fn new(grpc: Grpc) -> Api {
-        Api { grpc }
+        Api { grpc, page_size: 0 }
+    }
+
+    /// The same calls, asking for at most `n` items per page of a listing
+    /// (the server caps it; 0: the server's page size). Listings still
+    /// return every item.
+    pub fn with_page_size(self, n: u32) -> Api {
+        Api { page_size: n, ..self }
     }
 
     /// Connects to `url` as the owner of `token` ([`Grpc::connect`]).

@@ -175,7 +175,7 @@ impl Api {
                 area: filter.area.clone().unwrap_or_default(),
                 period: filter.period.map(|p| p.to_string()).unwrap_or_default(),
                 state: filter.state.map_or(0, |s| convert::review_state_to_wire(s) as i32),
-                limit: 0,
+                limit: self.page_size,
                 after: after.unwrap_or_default(),
             };
             async move {
@@ -246,7 +246,7 @@ impl Api {
                 area: filter.area.clone().unwrap_or_default(),
                 period: filter.period.map(|p| p.to_string()).unwrap_or_default(),
                 include_settled: filter.include_settled,
-                limit: 0,
+                limit: self.page_size,
                 after: after.unwrap_or_default(),
             };
             async move {
@@ -316,7 +316,7 @@ impl Api {
                 from_ms: filter.from_ms,
                 to_ms: filter.to_ms,
                 after: if newest_first { 0 } else { cursor },
-                limit: wanted.map_or(0, |n| n.min(HISTORY_PAGE) as u32),
+                limit: wanted.map_or(self.page_size, |n| n.min(HISTORY_PAGE) as u32),
                 newest_first,
                 before: if newest_first { cursor } else { 0 },
             };
