@@ -5,7 +5,6 @@
 //! [`serve`]; tests call [`serve`] on `127.0.0.1:0` with a oneshot shutdown.
 
 pub mod connect;
-pub mod demo;
 pub mod grpc;
 pub mod listen;
 pub mod local;
