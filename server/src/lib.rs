@@ -6,7 +6,6 @@
 
 pub mod connect;
 pub mod db;
-pub mod demo;
 pub mod grpc;
 pub mod listen;
 pub mod local;
