@@ -25,30 +25,26 @@ use tonic::{Request, Response, Status};
 
 use super::admin::token_to_wire;
 use super::{blocking, Connection, Limits};
-use crate::store::{now_ms, Store, NOT_VALID};
+use crate::app::{App, NOT_VALID};
 
 /// Addresses whose failures are remembered at most; beyond, addresses not
 /// yet seen share one bucket (so a flood of addresses cannot reset theirs).
 pub const MAX_PEERS: usize = 10_000;
 
-/// Longest device label accepted in a request, in bytes (it is cut shorter
-/// when stored).
-const MAX_LABEL_BYTES: usize = 1_000;
-
 pub struct EnrollService {
-    store: Arc<Store>,
+    app: Arc<App>,
     guard: Arc<Failures>,
 }
 
 impl EnrollService {
-    pub fn new(store: Arc<Store>, limits: &Limits) -> Self {
+    pub fn new(app: Arc<App>, limits: &Limits) -> Self {
         let per_minute = f64::from(limits.enroll_failures_per_minute.max(1));
         let guard = Failures {
             rate: per_minute / 60.0,
             burst: per_minute,
             peers: Mutex::new(HashMap::new()),
         };
-        EnrollService { store, guard: Arc::new(guard) }
+        EnrollService { app, guard: Arc::new(guard) }
     }
 }
 
@@ -117,18 +113,13 @@ fn peer<T>(request: &Request<T>) -> Option<IpAddr> {
     })
 }
 
-/// Refuses a request no code could make right: a schema from the future,
-/// or texts longer than any code or label.
+/// Refuses a request from a device of a later schema (the use case
+/// refuses codes and labels longer than any).
 fn well_formed(req: &RedeemRequest) -> Result<(), Status> {
     if req.schema_version > SCHEMA_VERSION {
         return Err(Status::failed_precondition(format!(
             "this server speaks schema version {SCHEMA_VERSION}, the device {}: update the server",
             req.schema_version
-        )));
-    }
-    if req.device_label.len() > MAX_LABEL_BYTES || req.code.len() > MAX_LABEL_BYTES {
-        return Err(Status::invalid_argument(format!(
-            "the code and the device label are at most {MAX_LABEL_BYTES} bytes each"
         )));
     }
     Ok(())
@@ -152,10 +143,8 @@ impl Enroll for EnrollService {
             self.guard.give_back(peer);
             return Err(refused);
         }
-        let store = Arc::clone(&self.store);
-        let expected = Some(req.expected_user_id).filter(|u| !u.trim().is_empty());
-        let redeemed = blocking(move || {
-            store.redeem(&req.code, &req.device_label, expected.as_deref(), now_ms())
+        let redeemed = blocking(&self.app, move |app| {
+            app.redeem(&req.code, &req.device_label, &req.expected_user_id)
         })
         .await;
         let wrong = matches!(&redeemed,

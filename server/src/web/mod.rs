@@ -4,13 +4,12 @@
 //! surveyors' devices.
 //!
 //! The pages hold no rules of their own. Every read and every decision is a
-//! call of the same `Review` and `Report` service methods the gRPC clients
-//! reach (and `Admin`'s for devices), made in-process with a
-//! `tonic::Request` that carries the caller
-//! exactly as the [`authenticate`](crate::grpc::authenticate) interceptor
-//! leaves it, after running that very interceptor (token check, disabled
-//! users, per-user rate limit) on the session's token. Status codes map to
-//! pages: PERMISSION_DENIED to 403, NOT_FOUND to 404, bad input to 400.
+//! call of the same use case ([`crate::app`]) the gRPC services call, as the
+//! signed-in caller, on the blocking pool ([`Ctx::run`]); the caller is
+//! signed in on every request by [`App::sign_in`] with the session's token,
+//! as the gRPC interceptor signs calls in (token check, disabled users, the
+//! per-user rate shared with gRPC). Refusals map to pages ([`error_page`]):
+//! a denial to 403, not found to 404, bad input to 400.
 //!
 //! Server-rendered HTML and one small stylesheet; no scripts. The same
 //! listener serves the surveyors' app ([`app`], at `/app/`) and the Connect
@@ -36,10 +35,8 @@ use axum::routing::{any, get, post};
 use axum::Router;
 use fieldsync::access::User;
 use tokio::net::TcpListener;
-use tonic::{Code, Request, Status};
 
-use crate::grpc::{AdminService, AppUrl, Caller, ReportService, ReviewService};
-use crate::Store;
+use crate::app::{App, Error, Kind};
 use html::{page, Lang, Section, Who, E};
 use session::{Secret, Sessions};
 
@@ -52,17 +49,9 @@ const SESSION_COOKIE: &str = "fs_session";
 const SIGNIN_COOKIE: &str = "fs_signin";
 const LANG_COOKIE: &str = "fs_lang";
 
-/// The interceptor the gRPC services run behind, shared so that the web
-/// pages authenticate and rate-limit exactly as gRPC calls are.
-pub type Authenticate = Arc<dyn Fn(Request<()>) -> Result<Request<()>, Status> + Send + Sync>;
-
-/// What the pages need: the store's catalogue, the services, the sessions.
+/// What the pages need: the use cases, the sessions.
 pub struct Web {
-    store: Arc<Store>,
-    authenticate: Authenticate,
-    review: ReviewService,
-    report: ReportService,
-    admin: AdminService,
+    app: Arc<App>,
     sessions: Sessions,
     permits: tokio::sync::Semaphore,
     /// Queue downloads built at once (each may hold 100,000 rows).
@@ -74,13 +63,9 @@ pub struct Web {
 }
 
 impl Web {
-    pub fn new(store: Arc<Store>, authenticate: Authenticate) -> Web {
+    pub fn new(app: Arc<App>) -> Web {
         Web {
-            review: ReviewService::new(Arc::clone(&store)),
-            report: ReportService::new(Arc::clone(&store)),
-            admin: AdminService::new(Arc::clone(&store)),
-            store,
-            authenticate,
+            app,
             sessions: Sessions::default(),
             permits: tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS),
             downloads: tokio::sync::Semaphore::new(MAX_DOWNLOADS),
@@ -101,25 +86,9 @@ impl Web {
         self
     }
 
-    /// Where the enrollment codes made on these pages send devices.
-    pub fn app_url(mut self, app_url: AppUrl) -> Web {
-        self.admin = AdminService::new(Arc::clone(&self.store)).with_app_url(app_url);
-        self
-    }
-
-    /// Runs the interceptor on `token`: the user it signs in, or why not.
-    fn sign_in(&self, token: &str) -> Result<User, Status> {
-        let mut request = Request::new(());
-        let value = format!("Bearer {token}")
-            .parse()
-            .map_err(|_| Status::unauthenticated("unknown or revoked token"))?;
-        request.metadata_mut().insert("authorization", value);
-        let request = (self.authenticate)(request)?;
-        request
-            .extensions()
-            .get::<Caller>()
-            .map(|c| c.0.clone())
-            .ok_or_else(|| Status::unauthenticated("no authenticated caller"))
+    /// The user `token` signs in (within the user's call rate), or why not.
+    fn sign_in(&self, token: &str) -> crate::app::Result<User> {
+        self.app.sign_in(token)
     }
 
     /// The signed-in caller of a form post, and the form, once its CSRF
@@ -138,13 +107,13 @@ impl Web {
         let Some(id) = cookie(headers, SESSION_COOKIE) else { return Err(to_sign_in()) };
         let Some(session) = self.sessions.get(id) else { return Err(to_sign_in()) };
         match self.sign_in(session.token.expose()) {
-            Ok(user) => Ok(Ctx { user, csrf: session.csrf, lang }),
-            Err(status) if status.code() == Code::Unauthenticated => {
+            Ok(user) => Ok(Ctx { user, csrf: session.csrf, lang, app: Arc::clone(&self.app) }),
+            Err(e) if e.kind == Kind::Unauthenticated => {
                 // The token was revoked or the user disabled: the session ends.
                 self.sessions.remove(id);
                 Err(to_sign_in())
             }
-            Err(status) => Err(Box::new(error_page(lang, None, &status))),
+            Err(e) => Err(Box::new(error_page(lang, None, &e))),
         }
     }
 }
@@ -185,14 +154,25 @@ pub struct Ctx {
     pub user: User,
     pub csrf: String,
     pub lang: Lang,
+    app: Arc<App>,
 }
 
 impl Ctx {
-    /// A request as the interceptor leaves it for a service method.
-    fn request<T>(&self, message: T) -> Request<T> {
-        let mut request = Request::new(message);
-        request.extensions_mut().insert(Caller(self.user.clone()));
-        request
+    /// Runs a use case as this caller, on the blocking pool (the use cases
+    /// read and write the store): the one way the pages reach [`App`].
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&App, &User) -> crate::app::Result<T> + Send + 'static,
+    ) -> crate::app::Result<T> {
+        let (app, user) = (Arc::clone(&self.app), self.user.clone());
+        tokio::task::spawn_blocking(move || work(&app, &user))
+            .await
+            .map_err(|e| Error::internal(format!("store task failed: {e}")))?
+    }
+
+    /// The catalogue as it is now (names of places and indicators).
+    fn catalogue(&self) -> Arc<fieldsync::Catalogue> {
+        self.app.catalogue()
     }
 
     fn who(&self) -> Who<'_> {
@@ -204,9 +184,9 @@ impl Ctx {
         html_response(StatusCode::OK, page(self.lang, title, Some(self.who()), section, body))
     }
 
-    /// The error page for a refused call.
-    fn fail(&self, status: &Status) -> Response {
-        error_page(self.lang, Some(self.who()), status)
+    /// The error page for a refused use case.
+    fn fail(&self, e: &Error) -> Response {
+        error_page(self.lang, Some(self.who()), e)
     }
 
     /// Refuses a form whose CSRF token is missing or wrong.
@@ -223,8 +203,8 @@ impl Ctx {
     }
 }
 
-fn forged() -> Status {
-    Status::permission_denied(
+fn forged() -> Error {
+    Error::denied(
         "this form did not come from a page of this server (or the page is too old): \
          open the page again and resend",
     )
@@ -524,21 +504,21 @@ async fn not_found(State(web): State<Arc<Web>>, request: axum::extract::Request)
         // Another service of the API (Admin, Review...): not for browsers.
         return connect(State(web), request).await;
     }
-    error_page(lang_of(request.headers()), None, &Status::not_found("there is no such page"))
+    error_page(lang_of(request.headers()), None, &Error::not_found("there is no such page"))
 }
 
 /// The app's Connect calls ([`crate::connect`]).
 async fn connect(State(web): State<Arc<Web>>, request: axum::extract::Request) -> Response {
     match &web.bridge {
         Some(bridge) => bridge.call(request).await,
-        None => error_page(lang_of(request.headers()), None, &Status::not_found("no API here")),
+        None => error_page(lang_of(request.headers()), None, &Error::not_found("no API here")),
     }
 }
 
 /// `/lang/en`: remembers the language in a cookie and goes back.
 async fn set_lang(headers: HeaderMap, Path(lang): Path<String>) -> Response {
     let Some(lang) = Lang::parse(&lang) else {
-        return error_page(lang_of(&headers), None, &Status::invalid_argument("languages: vi, en"));
+        return error_page(lang_of(&headers), None, &Error::invalid("languages: vi, en"));
     };
     let back = headers.get(header::REFERER).and_then(|r| r.to_str().ok()).and_then(back_to);
     let back = back.unwrap_or_else(|| "/".into());
@@ -631,14 +611,14 @@ async fn signin(State(web): State<Arc<Web>>, headers: HeaderMap, body: Bytes) ->
             set_cookie(&mut response, &format!("{SIGNIN_COOKIE}=; Path=/signin; Max-Age=0"));
             response
         }
-        Err(status) if status.code() == Code::Unauthenticated => {
+        Err(e) if e.kind == Kind::Unauthenticated => {
             let problem = lang.pick(
                 "Mã đăng nhập không đúng, đã hết hạn hoặc đã bị thu hồi.",
                 "That token is unknown, expired or revoked.",
             );
             signin_form(lang, StatusCode::UNAUTHORIZED, Some(problem))
         }
-        Err(status) => error_page(lang, None, &status),
+        Err(e) => error_page(lang, None, &e),
     }
 }
 
@@ -661,24 +641,23 @@ async fn signout(State(web): State<Arc<Web>>, headers: HeaderMap, body: Bytes) -
     response
 }
 
-/// The HTTP status of a refused call.
-fn http_status(status: &Status) -> StatusCode {
-    match status.code() {
-        Code::PermissionDenied => StatusCode::FORBIDDEN,
-        Code::NotFound => StatusCode::NOT_FOUND,
-        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
-            StatusCode::BAD_REQUEST
-        }
-        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
-        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+/// The HTTP status of a refused use case: one per kind.
+fn http_status(kind: Kind) -> StatusCode {
+    match kind {
+        Kind::Denied => StatusCode::FORBIDDEN,
+        Kind::NotFound => StatusCode::NOT_FOUND,
+        Kind::Invalid | Kind::OutOfSequence => StatusCode::BAD_REQUEST,
+        Kind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Kind::Exhausted => StatusCode::TOO_MANY_REQUESTS,
+        Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
-/// A page that says what went wrong and what to do.
-fn error_page(lang: Lang, who: Option<Who<'_>>, status: &Status) -> Response {
-    let code = http_status(status);
+/// A page that says what went wrong and what to do: the one mapping of an
+/// [`crate::app::Error`] to an HTTP status and a page.
+fn error_page(lang: Lang, who: Option<Who<'_>>, e: &Error) -> Response {
+    let code = http_status(e.kind);
     let title = match code {
         StatusCode::FORBIDDEN => lang.pick("Không có quyền", "Permission denied"),
         StatusCode::NOT_FOUND => lang.pick("Không tìm thấy", "Not found"),
@@ -692,7 +671,7 @@ fn error_page(lang: Lang, who: Option<Who<'_>>, status: &Status) -> Response {
          <p id=\"problem\">{}</p><p><a href=\"/queue\">{}</a></p></section>",
         E(title),
         code.as_u16(),
-        E(status.message()),
+        E(&e.message),
         lang.pick("Về trang duyệt báo cáo", "Back to the review queue"),
     );
     html_response(code, page(lang, title, who, Section::None, &body))
@@ -809,14 +788,13 @@ fn short_device(id: &str) -> String {
 }
 
 /// A stored value as people read it.
-fn value_text(lang: Lang, value: &Option<fieldsync_proto::v1::Value>) -> String {
+fn value_text(lang: Lang, value: &fieldsync::Value) -> String {
     use fieldsync::Value;
-    match fieldsync_proto::convert::value_from_wire(value.clone()) {
-        Ok(Value::Amount(a)) => lang.amount_of(a),
-        Ok(Value::Text(t)) => t,
-        Ok(Value::Point(p)) => p.to_string().replace(',', ", "),
-        Ok(Value::Deleted) => lang.pick("(đã xoá)", "(deleted)").to_owned(),
-        Err(_) => "—".to_owned(),
+    match value {
+        Value::Amount(a) => lang.amount_of(*a),
+        Value::Text(t) => t.clone(),
+        Value::Point(p) => p.to_string().replace(',', ", "),
+        Value::Deleted => lang.pick("(đã xoá)", "(deleted)").to_owned(),
     }
 }
 
