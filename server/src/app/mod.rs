@@ -94,6 +94,9 @@ pub fn period(text: &str) -> Result<Period> {
     text.parse().map_err(Error::from_core)
 }
 
+#[cfg(test)]
+mod tests;
+
 /// An optional filter: empty means none.
 fn optional<T>(text: &str, parse: impl FnOnce(&str) -> Result<T>) -> Result<Option<T>> {
     match text.trim() {

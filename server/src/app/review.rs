@@ -115,7 +115,7 @@ fn text(t: &str) -> Result<String> {
 }
 
 /// `village/period/field` of a conflict: a cursor.
-fn cursor(a: &str) -> Result<FieldRef> {
+pub(super) fn cursor(a: &str) -> Result<FieldRef> {
     let bad = || Error::invalid(format!("`after` {a:?} is not a conflict cursor"));
     let mut parts = a.splitn(3, '/');
     let (v, p, f) = (parts.next(), parts.next(), parts.next());
