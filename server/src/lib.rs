@@ -113,7 +113,7 @@ pub async fn serve_all(
     let incoming = limited(listener, &limits);
     let max_batch = limits.max_batch;
     // Answered without a token: a device trades a one-time code for one.
-    let enroll = EnrollServer::new(grpc::EnrollService::new(Arc::clone(&app), &limits));
+    let enroll = EnrollServer::new(grpc::EnrollService::new(Arc::clone(&app)));
     let web_config = web::Config::of(&limits, web_tls);
     let sync = SyncServer::new(grpc::SyncService::new(Arc::clone(&app), limits))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)

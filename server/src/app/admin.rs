@@ -4,10 +4,14 @@
 //! surveyors of their areas (`User::may_enroll`, the store deciding), and
 //! redeemed by a new device without a token.
 
+use std::net::IpAddr;
+
 use fieldsync::access::{Action, User};
 use fieldsync::{Indicator, OrgUnit};
 
-use super::{display_code, now_ms, App, Enrollment, Error, Redeemed, Result, TokenInfo};
+use super::{
+    display_code, now_ms, App, Enrollment, Error, Kind, Redeemed, Result, TokenInfo, NOT_VALID,
+};
 
 /// Most surveyors listed for enrollment.
 pub const MAX_SURVEYORS: usize = 500;
@@ -56,6 +60,18 @@ impl AppUrl {
             Some(base) => format!("{}/app/", base.trim_end_matches('/')),
         }
     }
+}
+
+/// A one-time code as a new device sends it.
+#[derive(Clone, Debug)]
+pub struct Redeem<'a> {
+    /// The address it came from (IPv6 cut to its /64), if known; callers
+    /// that pass none share one budget.
+    pub peer: Option<IpAddr>,
+    pub code: &'a str,
+    pub label: &'a str,
+    /// The user the device expects the code to be for (empty: any).
+    pub expected_user: &'a str,
 }
 
 /// A code just made: shown this once.
@@ -112,15 +128,42 @@ impl App {
     }
 
     /// Trades a one-time code for a token and a device id (no caller: the
-    /// code is the credential).
-    pub fn redeem(&self, code: &str, label: &str, expected_user: &str) -> Result<Redeemed> {
-        if label.len() > MAX_LABEL_BYTES || code.len() > MAX_LABEL_BYTES {
+    /// code is the credential). Each address is held to its budget of
+    /// wrong codes: an address whose budget is spent is refused
+    /// RESOURCE_EXHAUSTED before its code is even looked up, a right code
+    /// included, so guessing gains nothing from being fast; other addresses
+    /// are not affected. With 32¹⁰ codes and ten guesses a minute, a guess
+    /// hits an open code about once in ten thousand years per hundred
+    /// thousand open codes. `refusal` is what the adapter found wrong with
+    /// the request itself, answered once the address may try.
+    pub fn redeem(&self, r: &Redeem<'_>, refusal: Option<Error>) -> Result<Redeemed> {
+        if !self.guesses.take(r.peer) {
+            return Err(Error::exhausted(
+                "too many wrong codes from this address: wait a minute, then type the code again \
+                 carefully",
+            ));
+        }
+        let redeemed = match refusal {
+            Some(refused) => Err(refused),
+            None => self.redeem_code(r),
+        };
+        // Only a wrong code counts against the address.
+        let wrong = matches!(&redeemed,
+            Err(e) if e.kind == Kind::Unauthenticated && e.message == NOT_VALID);
+        if !wrong {
+            self.guesses.give_back(r.peer);
+        }
+        redeemed
+    }
+
+    fn redeem_code(&self, r: &Redeem<'_>) -> Result<Redeemed> {
+        if r.label.len() > MAX_LABEL_BYTES || r.code.len() > MAX_LABEL_BYTES {
             return Err(Error::invalid(format!(
                 "the code and the device label are at most {MAX_LABEL_BYTES} bytes each"
             )));
         }
-        let expected = Some(expected_user).filter(|u| !u.trim().is_empty());
-        Ok(self.store.redeem(code, label, expected, now_ms())?)
+        let expected = Some(r.expected_user).filter(|u| !u.trim().is_empty());
+        Ok(self.store.redeem(r.code, r.label, expected, now_ms())?)
     }
 
     /// A snapshot of the whole store in a temporary file (admins only).

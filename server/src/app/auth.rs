@@ -2,8 +2,11 @@
 //! the tokens seen lately in memory, so a known token reads no record),
 //! and each user is held to a call rate shared by every adapter. The gRPC
 //! interceptor and the web pages' sessions both ask [`App::sign_in`].
+//! Beside them, the budget of wrong enrollment codes per address that
+//! [`App::redeem`] holds a new device's address to.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -51,6 +54,60 @@ impl Rate {
         }
         *tokens -= 1.0;
         true
+    }
+}
+
+/// Addresses whose failures are remembered at most; beyond, addresses not
+/// yet seen share one bucket (so a flood of addresses cannot reset theirs).
+pub const MAX_PEERS: usize = 10_000;
+
+/// Wrong enrollment codes per address, as token buckets: at most
+/// `Limits::enroll_failures_per_minute` a minute, refilled evenly.
+pub(super) struct Guesses {
+    rate: f64,
+    burst: f64,
+    peers: Mutex<HashMap<Option<IpAddr>, (f64, Instant)>>,
+}
+
+impl Guesses {
+    pub(super) fn per_minute(per_minute: u32) -> Guesses {
+        let per_minute = f64::from(per_minute.max(1));
+        Guesses { rate: per_minute / 60.0, burst: per_minute, peers: Mutex::new(HashMap::new()) }
+    }
+
+    /// Takes one try from `peer`'s bucket, if it has one left: taken before
+    /// the code is looked up, so that many tries at once cannot all slip
+    /// through, and given back ([`Guesses::give_back`]) unless the code
+    /// turns out wrong.
+    pub(super) fn take(&self, peer: Option<IpAddr>) -> bool {
+        let now = Instant::now();
+        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        if peers.len() >= MAX_PEERS && !peers.contains_key(&peer) {
+            // Forget the buckets that are full again; if none, share one.
+            let full = Duration::from_secs_f64(self.burst / self.rate);
+            peers.retain(|_, (_, at)| now.duration_since(*at) < full);
+        }
+        let key = match peers.len() >= MAX_PEERS && !peers.contains_key(&peer) {
+            true => None,
+            false => peer,
+        };
+        let (tokens, at) = peers.entry(key).or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
+        *at = now;
+        if *tokens < 1.0 {
+            return false;
+        }
+        *tokens -= 1.0;
+        true
+    }
+
+    /// Returns the try [`Guesses::take`] took, when the code was not wrong.
+    pub(super) fn give_back(&self, peer: Option<IpAddr>) {
+        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        let key = if peers.contains_key(&peer) { peer } else { None };
+        if let Some((tokens, _)) = peers.get_mut(&key) {
+            *tokens = (*tokens + 1.0).min(self.burst);
+        }
     }
 }
 
@@ -109,5 +166,39 @@ mod tests {
         assert!(rate.take("a") && rate.take("a"));
         assert!(!rate.take("a"));
         assert!(rate.take("b"));
+    }
+
+    fn failures(per_second: f64, burst: f64) -> Guesses {
+        Guesses { rate: per_second, burst, peers: Mutex::new(HashMap::new()) }
+    }
+
+    #[test]
+    fn tries_run_out_per_address_come_back_with_time_and_when_not_wrong() {
+        let (a, b) = (Some(IpAddr::from([10, 0, 0, 1])), Some(IpAddr::from([10, 0, 0, 2])));
+        let slow = failures(1e-9, 3.0);
+        for _ in 0..3 {
+            assert!(slow.take(a));
+        }
+        assert!(!slow.take(a), "the fourth try at once is refused");
+        assert!(slow.take(b), "another address is not affected");
+        slow.give_back(a);
+        assert!(slow.take(a), "a try that was not a wrong code is given back");
+        let fast = failures(1000.0, 3.0);
+        for _ in 0..3 {
+            assert!(fast.take(a));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(fast.take(a), "tries come back with time");
+    }
+
+    #[test]
+    fn the_peer_map_stays_bounded() {
+        let slow = failures(1e-9, 1.0);
+        for i in 0..(MAX_PEERS as u32 + 50) {
+            assert!(slow.take(Some(IpAddr::from(i.to_be_bytes()))) || i >= MAX_PEERS as u32);
+        }
+        assert!(slow.peers.lock().unwrap().len() <= MAX_PEERS + 1, "one shared bucket beyond");
+        // Addresses beyond share one bucket: a new one finds it empty.
+        assert!(!slow.take(Some(IpAddr::from([250, 1, 2, 3]))));
     }
 }

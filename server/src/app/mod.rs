@@ -45,6 +45,8 @@ pub struct Settings {
     pub max_page: usize,
     /// Where enrollment codes send devices.
     pub app_url: AppUrl,
+    /// Wrong enrollment codes one address may try a minute.
+    pub enroll_failures_per_minute: u32,
 }
 
 impl Default for Settings {
@@ -54,23 +56,27 @@ impl Default for Settings {
             call_burst: 1_000,
             max_page: 500,
             app_url: AppUrl::default(),
+            enroll_failures_per_minute: 10,
         }
     }
 }
 
 /// The use cases over one store, shared by every adapter (so a user's call
-/// rate is one budget for gRPC, the app's Connect calls and the web pages).
+/// rate, and an address's wrong enrollment codes, are one budget for gRPC,
+/// the app's Connect calls and the web pages).
 pub struct App {
     store: Arc<Store>,
     max_page: usize,
     app_url: AppUrl,
     rate: auth::Rate,
+    guesses: auth::Guesses,
 }
 
 impl App {
     pub fn new(store: Arc<Store>, settings: Settings) -> App {
         App {
             rate: auth::Rate::new(settings.calls_per_second, settings.call_burst),
+            guesses: auth::Guesses::per_minute(settings.enroll_failures_per_minute),
             max_page: settings.max_page,
             app_url: settings.app_url,
             store,

@@ -110,6 +110,7 @@ impl Limits {
             call_burst: self.call_burst,
             max_page: self.max_page,
             app_url,
+            enroll_failures_per_minute: self.enroll_failures_per_minute,
         }
     }
 }
