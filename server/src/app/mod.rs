@@ -49,18 +49,6 @@ pub struct Settings {
     pub enroll_failures_per_minute: u32,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            calls_per_second: 50,
-            call_burst: 1_000,
-            max_page: 500,
-            app_url: AppUrl::default(),
-            enroll_failures_per_minute: 10,
-        }
-    }
-}
-
 /// The use cases over one store, shared by every adapter (so a user's call
 /// rate, and an address's wrong enrollment codes, are one budget for gRPC,
 /// the app's Connect calls and the web pages).

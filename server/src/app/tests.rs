@@ -13,6 +13,17 @@ use super::*;
 
 const ADMIN_TOKEN: &str = "fs_test_admin_token_0123456789";
 
+/// Generous settings: no test here runs into a rate.
+fn settings() -> Settings {
+    Settings {
+        calls_per_second: 50,
+        call_burst: 1_000,
+        max_page: 500,
+        app_url: AppUrl::default(),
+        enroll_failures_per_minute: 10,
+    }
+}
+
 fn app(settings: Settings) -> (App, User) {
     let store = Store::open(Arc::new(Memory::new()), fieldsync::demo::catalogue).unwrap();
     store.ensure_admin(Some(ADMIN_TOKEN), now_ms()).unwrap();
@@ -35,7 +46,7 @@ fn supervisor(app: &App, admin: &User) -> User {
 
 #[test]
 fn a_token_signs_in_within_its_users_rate() {
-    let (app, _) = app(Settings { calls_per_second: 1, call_burst: 2, ..Settings::default() });
+    let (app, _) = app(Settings { calls_per_second: 1, call_burst: 2, ..settings() });
     assert_eq!(app.sign_in_bearer(Some(&format!("Bearer {ADMIN_TOKEN}"))).unwrap().id, "admin");
     assert_eq!(app.sign_in(ADMIN_TOKEN).unwrap().id, "admin");
     assert_eq!(app.sign_in(ADMIN_TOKEN).unwrap_err().kind, Kind::Exhausted);
@@ -44,7 +55,7 @@ fn a_token_signs_in_within_its_users_rate() {
 
 #[test]
 fn only_an_admin_lists_users() {
-    let (app, admin) = app(Settings::default());
+    let (app, admin) = app(settings());
     let sup = supervisor(&app, &admin);
     assert_eq!(app.users_page(&sup, "", 0).unwrap_err().kind, Kind::Denied);
     let (users, next) = app.users_page(&admin, "", 0).unwrap();
@@ -54,7 +65,7 @@ fn only_an_admin_lists_users() {
 
 #[test]
 fn malformed_filters_and_cursors_are_refused_as_invalid() {
-    let (app, admin) = app(Settings::default());
+    let (app, admin) = app(settings());
     let bad_after = SubmissionQuery { after: "nope".into(), ..Default::default() };
     let e = app.list_submissions(&admin, &bad_after).unwrap_err();
     assert_eq!(
@@ -72,7 +83,7 @@ fn malformed_filters_and_cursors_are_refused_as_invalid() {
 
 #[test]
 fn a_decision_names_its_reports_or_gives_an_area_and_period() {
-    let (app, admin) = app(Settings::default());
+    let (app, admin) = app(settings());
     let mut d = Decision {
         verdict: Verdict::Approve,
         submissions: vec![("v".into(), "2022".into())],
