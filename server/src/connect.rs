@@ -33,7 +33,7 @@ use tonic::codegen::Service;
 use tonic::transport::server::TcpConnectInfo;
 use tonic::{Code, Status};
 
-use crate::MAX_MESSAGE_BYTES;
+use crate::config::MAX_MESSAGE_BYTES;
 
 /// The gRPC services behind the bridge: the tonic routes of the gRPC
 /// listener, behind the same edge layer.
@@ -48,7 +48,7 @@ const END_STREAM: u8 = 0x02;
 /// Envelope flag of a compressed message.
 const COMPRESSED: u8 = 0x01;
 /// Largest reply message read from the services (their encoder's own cap).
-const MAX_REPLY_BYTES: usize = crate::MAX_REPLY_BYTES;
+use crate::config::MAX_REPLY_BYTES;
 
 /// One method the browser may call.
 #[derive(Clone, Copy)]

@@ -6,6 +6,7 @@
 //! [`serve`]; tests call [`serve`] on `127.0.0.1:0` with a oneshot shutdown.
 
 pub mod app;
+pub mod config;
 pub mod connect;
 pub mod db;
 pub mod grpc;
@@ -27,28 +28,12 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::ServerTlsConfig;
 
+pub use config::{
+    Limits, HANDSHAKE_TIMEOUT, LISTEN_BACKLOG, MAX_CONCURRENT_PER_CONNECTION, MAX_MESSAGE_BYTES,
+    MAX_REPLY_BYTES, MAX_STREAMS_PER_CONNECTION, REOPEN_FREE_BYTES, REQUEST_TIMEOUT,
+};
 pub use db::Store;
-pub use grpc::Limits;
 pub use listen::Tls;
-
-/// Largest request message, in bytes.
-pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
-/// Largest reply message: a push reply carries each field's current value,
-/// which may be longer than what the tablet sent.
-pub const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
-/// Concurrent requests per connection.
-pub const MAX_CONCURRENT_PER_CONNECTION: usize = 32;
-/// Streams one HTTP/2 connection may have open at once; further ones are
-/// refused by HTTP/2 itself.
-pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
-/// Longest a call may take to produce its reply before it is answered
-/// DEADLINE_EXCEEDED (the default of [`Limits::request_timeout`]).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// Longest a new gRPC connection may take to begin its first call (the
-/// default of [`Limits::handshake_timeout`]).
-/// Generous: a tablet on a slow rural link needs several round trips
-/// (TCP, TLS, the HTTP/2 preface, the request) of a second or more each.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Serves the sync, review, report and admin services (and grpc.health.v1 and
 /// reflection) on `listener` until `shutdown` resolves, then lets in-flight
@@ -87,7 +72,7 @@ pub async fn serve_all(
     tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    store.limit_writes(limits.write_limits());
+    store.limit_writes(write_limits(&limits));
     let request_timeout = limits.request_timeout;
     let disk_check_interval = limits.disk_check_interval;
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -102,7 +87,7 @@ pub async fn serve_all(
             .and_then(|h| h.local_addr().ok())
             .map(|a| format!("{}://{a}", if web_tls.is_some() { "https" } else { "http" })),
     };
-    let app = Arc::new(app::App::new(Arc::clone(&store), limits.app_settings(app_url)));
+    let app = Arc::new(app::App::new(Arc::clone(&store), app_settings(&limits, app_url)));
     let auth = grpc::authenticate(Arc::clone(&app));
     let shutdown = async move {
         shutdown.await;
@@ -240,14 +225,6 @@ async fn watch_disk(
     }
 }
 
-/// Free bytes the disk must have again before the store is reopened after
-/// a failed write (besides the free-space reserve of [`Limits`]).
-pub const REOPEN_FREE_BYTES: u64 = 4 * 1024 * 1024;
-
-/// Connections the kernel may queue before the server accepts them: enough
-/// for a thousand tablets reaching the commune office at once.
-pub const LISTEN_BACKLOG: u32 = 4_096;
-
 /// Binds `addr` (e.g. `127.0.0.1:50051`) with a deep accept queue.
 pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
     let mut last = None;
@@ -358,5 +335,26 @@ impl tokio::io::AsyncWrite for Permitted {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// The limits the store holds every write to.
+fn write_limits(limits: &Limits) -> db::WriteLimits {
+    db::WriteLimits {
+        min_free_bytes: limits.min_free_bytes,
+        min_free_percent: limits.min_free_percent,
+        user_bytes_per_day: limits.user_bytes_per_day,
+    }
+}
+
+/// What the use cases are held to; `app_url` is where enrollment codes
+/// send devices.
+fn app_settings(limits: &Limits, app_url: app::AppUrl) -> app::Settings {
+    app::Settings {
+        calls_per_second: limits.calls_per_second,
+        call_burst: limits.call_burst,
+        max_page: limits.max_page,
+        app_url,
+        enroll_failures_per_minute: limits.enroll_failures_per_minute,
     }
 }

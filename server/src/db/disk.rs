@@ -322,7 +322,7 @@ impl Store {
         // Opening sled on a disk that is still full can tear its log.
         if let Some(Space { free, total }) = self.engine.space()? {
             let limits = self.disk.limits.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let needed = limits.reserve(total).max(crate::REOPEN_FREE_BYTES);
+            let needed = limits.reserve(total).max(crate::config::REOPEN_FREE_BYTES);
             if free < needed {
                 return Err(Error::Unwritable(format!(
                     "{} MiB free: the store is reopened once {} MiB are",

@@ -1,6 +1,6 @@
 //! The server's own rules on every call, around the services:
 //! - a call that has not produced its reply within
-//!   [`Limits::request_timeout`](super::Limits) is answered
+//!   [`Limits::request_timeout`](crate::config::Limits) is answered
 //!   DEADLINE_EXCEEDED, and the connection goes on serving. (Work already
 //!   handed to the store finishes on its own: a push cut off this way may
 //!   still commit, and the tablet's retry then gets its stored results.)
@@ -129,7 +129,7 @@ fn decoder_refusals_rewritten<B>(mut response: http::Response<B>) -> http::Respo
             Status::resource_exhausted(format!(
                 "the request is larger than the server's limit of {} MiB: send fewer or shorter \
                  values per call",
-                crate::MAX_MESSAGE_BYTES / (1024 * 1024)
+                crate::config::MAX_MESSAGE_BYTES / (1024 * 1024)
             ))
         }
         tonic::Code::Internal

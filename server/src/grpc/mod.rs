@@ -21,12 +21,13 @@ use tonic::{Code, Request, Status};
 use crate::app::{self, App};
 
 pub use crate::app::Caller;
+pub use crate::config::Limits;
 pub use admin::AdminService;
 pub use edge::{too_many_mutations, Batched, Connection, Edge};
 pub use enroll::EnrollService;
 pub use report::ReportService;
 pub use review::ReviewService;
-pub use sync::{Limits, SyncService};
+pub use sync::SyncService;
 
 /// An interceptor that turns `authorization: Bearer <token>` into a
 /// [`Caller`], or refuses the call, as [`App::sign_in_bearer`] decides

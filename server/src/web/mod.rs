@@ -215,9 +215,7 @@ fn forged() -> Error {
 pub const MAX_DOWNLOADS: usize = 2;
 
 pub use form::Form;
-pub use serve::{
-    serve, Config, HEADER_READ_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, REQUEST_TIMEOUT,
-};
+pub use serve::{serve, Config, IDLE_TIMEOUT, REQUEST_TIMEOUT};
 
 /// The routes of the site.
 pub fn router(web: Arc<Web>) -> Router {

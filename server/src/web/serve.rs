@@ -37,7 +37,7 @@ impl Config {
 /// Serves the pages on `listener` until `shutdown` resolves, then lets the
 /// requests in progress finish.
 ///
-/// At most [`MAX_CONNECTIONS`] connections are open at once, and
+/// At most [`WEB_MAX_CONNECTIONS`](crate::config::WEB_MAX_CONNECTIONS) connections are open at once, and
 /// `config.per_ip` from one address; one beyond is closed as it arrives. A
 /// request head (or a TLS handshake) must arrive whole within
 /// `config.header_read_timeout` however slowly its bytes come, and a
@@ -50,7 +50,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     tracing::info!(address = %listener.local_addr()?, tls = config.tls.is_some(), "serving web pages");
-    let gate = crate::listen::Gate::new("web", MAX_CONNECTIONS, config.per_ip);
+    let gate = crate::listen::Gate::new("web", crate::config::WEB_MAX_CONNECTIONS, config.per_ip);
     let acceptor = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let router = router(web);
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -122,13 +122,6 @@ pub async fn serve(
 /// What a web connection is read and written through: TCP, or TLS over it.
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Io for T {}
-
-/// Browser connections open at once; one beyond is closed as it arrives.
-pub const MAX_CONNECTIONS: usize = 256;
-
-/// Longest a browser may take to send one whole request head (the default
-/// of [`Limits::header_read_timeout`](crate::Limits)).
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long a browser connection may go without sending or receiving a
 /// byte while the server waits for it; it is closed after that, so idle or
