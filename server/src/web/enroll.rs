@@ -12,7 +12,8 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-use super::html::{time, url, Lang, Section, E};
+use super::html::{time, url, Lang, E};
+use super::pages::Section;
 use super::{see_other, Ctx, Form, Posted, Web};
 use crate::app::{Error, Kind};
 
@@ -159,7 +160,7 @@ pub async fn page(ctx: Ctx, RawQuery(query): RawQuery) -> Response {
                  <button type=\"submit\" data-enroll=\"{id}\">{}</button></form></td></tr>",
                 E(&u.name),
                 E(&areas.join(", ")),
-                ctx.csrf_field(),
+                super::pages::csrf_field(&ctx.csrf).into_string(),
                 lang.pick("Hiệu lực", "Valid for"),
                 expiry_options(lang),
                 lang.pick("Tạo mã đăng ký", "Make a code"),
@@ -208,7 +209,7 @@ pub async fn page(ctx: Ctx, RawQuery(query): RawQuery) -> Response {
                 time(c.created_ms),
                 time(c.expires_ms),
                 url(&c.id),
-                ctx.csrf_field(),
+                super::pages::csrf_field(&ctx.csrf).into_string(),
                 lang.pick("Thu hồi", "Revoke"),
                 id = E(&c.id),
             );
@@ -245,14 +246,14 @@ pub async fn page(ctx: Ctx, RawQuery(query): RawQuery) -> Response {
                 E(&t.label),
                 time(t.created_ms),
                 url(&t.id),
-                ctx.csrf_field(),
+                super::pages::csrf_field(&ctx.csrf).into_string(),
                 lang.pick("Thu hồi", "Revoke"),
                 id = E(&t.id),
             );
         }
         body.push_str("</tbody></table>");
     }
-    ctx.page(title(lang), Section::Devices, &body)
+    ctx.page(title(lang), Section::Devices, maud::PreEscaped(body))
 }
 
 /// Makes a code and shows it, once: the QR code, the code in large
@@ -312,7 +313,7 @@ pub async fn create(
         ),
         link = E(&link),
     );
-    ctx.page(title(lang), Section::Devices, &body)
+    ctx.page(title(lang), Section::Devices, maud::PreEscaped(body))
 }
 
 pub async fn revoke_code(Path(id): Path<String>, Posted(ctx, _): Posted) -> Response {

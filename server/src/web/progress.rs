@@ -11,7 +11,8 @@ use axum::response::{IntoResponse, Response};
 use fieldsync::{Amount, Level};
 use fieldsync_export as export;
 
-use super::html::{url, Lang, Section, E};
+use super::html::{url, Lang, E};
+use super::pages::Section;
 use super::{area_options, Ctx, Form};
 use crate::app::report::UnitTotal;
 use crate::app::{Error, ExportQuery};
@@ -163,7 +164,11 @@ fn bars(lang: Lang, rows: &[&UnitTotal], unit: &str) -> String {
 
 pub async fn page(ctx: Ctx, RawQuery(query): RawQuery) -> Response {
     match render(&ctx, &Form::query(query.as_deref())).await {
-        Ok(body) => ctx.page(ctx.lang.pick("Tiến độ", "Progress"), Section::Progress, &body),
+        Ok(body) => ctx.page(
+            ctx.lang.pick("Tiến độ", "Progress"),
+            Section::Progress,
+            maud::PreEscaped(body),
+        ),
         Err(e) => ctx.fail(&e),
     }
 }
@@ -210,7 +215,8 @@ async fn render(ctx: &Ctx, form: &Form) -> Result<String, Error> {
         lang.pick("Kỳ báo cáo", "Period"),
         E(&view.period),
         lang.pick("Địa bàn", "Area"),
-        area_options(&catalogue, &ctx.user, &view.area, lang, false),
+        super::pages::area_options(lang, &area_options(&catalogue, &ctx.user, &view.area), false)
+            .into_string(),
         lang.pick("Theo cấp", "By level"),
     );
     for l in LEVELS.into_iter().filter(|l| *l >= view.area_level) {
