@@ -9,6 +9,8 @@
 
 pub mod conflict;
 pub mod conflicts;
+pub mod devices;
+pub mod enrollment;
 pub mod problem;
 pub mod queue;
 pub mod signin;
