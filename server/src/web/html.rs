@@ -2,16 +2,7 @@
 //! and date formats, and percent-encoding for links. The markup itself is
 //! in [`super::pages`].
 
-use std::fmt::{self, Write as _};
-
-/// Text escaped for HTML, for the pages not yet written as templates.
-pub struct E<'a>(pub &'a str);
-
-impl fmt::Display for E<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&maud::html! { (self.0) }.into_string())
-    }
-}
+use std::fmt::Write as _;
 
 use fieldsync::review::{ReviewState, Verdict};
 use fieldsync::rollup::{vietnamese, Percent};

@@ -12,6 +12,7 @@ pub mod conflicts;
 pub mod devices;
 pub mod enrollment;
 pub mod problem;
+pub mod progress;
 pub mod queue;
 pub mod signin;
 pub mod submission;
