@@ -459,14 +459,4 @@ fn area_options(catalogue: &fieldsync::Catalogue, user: &User, selected: &str) -
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cookies_are_found_by_name() {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; fs_session=abc; b=2"));
-        assert_eq!(cookie(&headers, SESSION_COOKIE), Some("abc"));
-        assert_eq!(cookie(&headers, "c"), None);
-    }
-}
+mod tests;
