@@ -1,14 +1,13 @@
 //! Open conflicts, one conflict side by side, and its settlement; calls of
 //! the review use cases ([`crate::app::review`]) as the caller.
 
-use std::fmt::Write as _;
-
 use axum::extract::{Path, RawQuery};
 use axum::response::Response;
-use fieldsync::sync::RawValue;
-use fieldsync::{FieldKey, GeoPoint, Value};
+use fieldsync::sync::{Conflict, RawValue};
+use fieldsync::{Catalogue, FieldKey, GeoPoint, Value};
 
-use super::html::{time, url, Section, E};
+use super::html::{time, Lang};
+use super::pages::{conflict, conflicts, Section};
 use super::{area_options, place, see_other, short_device, value_text, Ctx, Form, Posted};
 use crate::app::{Choice, ConflictQuery, Error};
 
@@ -31,86 +30,40 @@ pub async fn list(ctx: Ctx, RawQuery(query): RawQuery) -> Response {
         Err(e) => return ctx.fail(&e),
     };
     let catalogue = ctx.catalogue();
-    let mut body = String::new();
-    let _ = write!(body, "<h1>{}</h1>", lang.pick("Xung đột số liệu", "Conflicting values"));
-    if form.get("resolved").is_some() {
-        let _ = write!(
-            body,
-            "<p class=\"notice\" id=\"notice\">{}</p>",
-            lang.pick("Đã giải quyết xung đột.", "The conflict is settled.")
-        );
+    let rows = reply.conflicts.iter().map(|c| row(lang, &catalogue, c)).collect();
+    let view = conflicts::View {
+        resolved: form.get("resolved").is_some(),
+        period: period.to_owned(),
+        area: area.to_owned(),
+        areas: area_options(&catalogue, &ctx.user, area),
+        rows,
+        next: reply.next,
+    };
+    ctx.page(lang.pick("Xung đột", "Conflicts"), Section::Conflicts, conflicts::render(&view, lang))
+}
+
+/// A conflict as the list shows it.
+fn row(lang: Lang, catalogue: &Catalogue, c: &Conflict) -> conflicts::Row {
+    let (village, above) = place(catalogue, &c.at.village_id);
+    let field = c.at.field.as_str();
+    conflicts::Row {
+        village_id: c.at.village_id.clone(),
+        period: c.at.period.to_string(),
+        field: field.to_owned(),
+        village,
+        above,
+        field_name: lang.field(catalogue, field),
+        base: base_text(lang, &c.base_value, c.base_version),
+        values: c
+            .candidates
+            .iter()
+            .map(|k| (value_text(lang, &k.value), k.stamp.author.clone()))
+            .collect(),
     }
-    let _ = write!(
-        body,
-        "<form class=\"filter\" method=\"get\" action=\"/conflicts\">\
-         <label>{} <input name=\"period\" value=\"{}\" placeholder=\"2022\" size=\"8\"></label>\
-         <label>{} <select name=\"area\">{}</select></label><button type=\"submit\">{}</button></form>",
-        lang.pick("Kỳ báo cáo", "Period"),
-        E(period),
-        lang.pick("Địa bàn", "Area"),
-        area_options(&catalogue, &ctx.user, area, lang, true),
-        lang.pick("Lọc", "Filter"),
-    );
-    if reply.conflicts.is_empty() {
-        let _ = write!(
-            body,
-            "<p class=\"empty\" id=\"no-conflicts\">{}</p>",
-            lang.pick("Không có xung đột nào đang mở.", "No open conflict.")
-        );
-    } else {
-        let _ = write!(
-            body,
-            "<table class=\"list\" id=\"conflicts\"><thead><tr><th>{}</th><th>{}</th><th>{}</th>\
-             <th>{}</th><th>{}</th></tr></thead><tbody>",
-            lang.pick("Thôn", "Village"),
-            lang.pick("Kỳ", "Period"),
-            lang.pick("Chỉ tiêu", "Indicator"),
-            lang.pick("Giá trị gốc", "Base value"),
-            lang.pick("Các giá trị khác nhau", "Competing values"),
-        );
-        for c in &reply.conflicts {
-            let (village, above) = place(&catalogue, &c.at.village_id);
-            let (cperiod, field) = (c.at.period.to_string(), c.at.field.as_str());
-            let values: Vec<String> = c
-                .candidates
-                .iter()
-                .map(|k| format!("{} ({})", E(&value_text(lang, &k.value)), E(&k.stamp.author)))
-                .collect();
-            let _ = write!(
-                body,
-                "<tr data-conflict=\"{}/{}/{}\"><td><a href=\"/conflicts/{}/{}/{}\">{}</a> \
-                 <span class=\"detail\">{}</span></td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
-                E(&c.at.village_id),
-                E(&cperiod),
-                E(field),
-                url(&c.at.village_id),
-                url(&cperiod),
-                url(field),
-                E(&village),
-                E(&above),
-                E(&cperiod),
-                E(&lang.field(&catalogue, field)),
-                E(&base_text(lang, &c.base_value, c.base_version)),
-                values.join(" · "),
-            );
-        }
-        body.push_str("</tbody></table>");
-        if !reply.next.is_empty() {
-            let _ = write!(
-                body,
-                "<p><a id=\"next\" href=\"/conflicts?period={}&amp;area={}&amp;after={}\">{} →</a></p>",
-                url(period),
-                url(area),
-                url(&reply.next),
-                lang.pick("Trang sau", "Next page")
-            );
-        }
-    }
-    ctx.page(lang.pick("Xung đột", "Conflicts"), Section::Conflicts, &body)
 }
 
 /// The value both sides started from; none when the field was new.
-fn base_text(lang: super::html::Lang, base: &Value, version: u64) -> String {
+fn base_text(lang: Lang, base: &Value, version: u64) -> String {
     match version {
         1.. => value_text(lang, base),
         0 => lang.pick("(chưa có)", "(none)").to_owned(),
@@ -134,115 +87,48 @@ pub async fn detail(
     };
     let catalogue = ctx.catalogue();
     let (name, above) = place(&catalogue, &village);
-    let current = detail.fields.iter().find(|f| f.at.field.as_str() == field);
-    let mut body = String::new();
-    let _ = write!(
-        body,
-        "<p class=\"crumbs\"><a href=\"/conflicts\">{}</a> › <a href=\"/submissions/{}/{}\">{} {}</a></p>\
-         <h1>{}</h1><p class=\"meta\">{} · {} · {} {}</p>",
-        lang.pick("Xung đột", "Conflicts"),
-        url(&village),
-        url(&period),
-        E(&name),
-        E(&period),
-        E(&lang.field(&catalogue, &field)),
-        E(&name),
-        E(&above),
-        lang.pick("Kỳ", "Period"),
-        E(&period),
-    );
-    if let Some(current) = current {
-        let _ = write!(
-            body,
-            "<p class=\"meta\">{} <b id=\"current\">{}</b> {}</p>",
-            lang.pick("Giá trị tạm thời:", "Provisional value:"),
-            E(&value_text(lang, &current.value)),
-            E(lang.unit(&catalogue, &field)),
-        );
-    }
-    // Side by side: the base, then each competing value.
-    let _ = write!(
-        body,
-        "<form method=\"post\" action=\"/conflicts/{}/{}/{}\">{}\
-         <table class=\"side\" id=\"candidates\"><thead><tr><th></th><th>{}</th>",
-        url(&village),
-        url(&period),
-        url(&field),
-        ctx.csrf_field(),
-        lang.pick("Giá trị gốc", "Base"),
-    );
-    for (i, _) in conflict.candidates.iter().enumerate() {
-        let _ = write!(body, "<th>{} {}</th>", lang.pick("Giá trị", "Value"), i + 1);
-    }
-    let _ = write!(
-        body,
-        "</tr></thead><tbody><tr><th>{}</th><td class=\"num\">{}</td>",
-        lang.pick("Giá trị", "Value"),
-        E(&base_text(lang, &conflict.base_value, conflict.base_version))
-    );
-    for (i, k) in conflict.candidates.iter().enumerate() {
-        let _ = write!(
-            body,
-            "<td class=\"num candidate\" data-candidate=\"{i}\">{}</td>",
-            E(&value_text(lang, &k.value))
-        );
-    }
-    let _ = write!(body, "</tr><tr><th>{}</th><td></td>", lang.pick("Người nhập", "Recorded by"));
-    for k in &conflict.candidates {
-        let _ = write!(body, "<td>{}</td>", E(&k.stamp.author));
-    }
-    let _ = write!(body, "</tr><tr><th>{}</th><td></td>", lang.pick("Máy tính bảng", "Tablet"));
-    for k in &conflict.candidates {
-        let _ =
-            write!(body, "<td><code>{}</code></td>", E(&short_device(&k.stamp.device.to_string())));
-    }
-    let _ = write!(body, "</tr><tr><th>{}</th><td></td>", lang.pick("Nhận lúc", "Received"));
-    for k in &conflict.candidates {
-        let _ = write!(body, "<td>{}</td>", time(k.stamp.received_at_ms));
-    }
-    // Only those who may settle it are offered the choice.
-    if conflict.open && ctx.user.reviewer(&catalogue, &village).is_ok() {
-        let _ = write!(body, "</tr><tr><th>{}</th><td></td>", lang.pick("Chọn", "Pick"));
-        for (i, _) in conflict.candidates.iter().enumerate() {
-            let _ = write!(
-                body,
-                "<td><label><input type=\"radio\" name=\"pick\" value=\"{i}\" id=\"pick-{i}\"> {}</label></td>",
-                lang.pick("giữ giá trị này", "keep this value")
-            );
-        }
-        let placeholder = match FieldKey::parse(&field) {
+    let current = detail
+        .fields
+        .iter()
+        .find(|f| f.at.field.as_str() == field)
+        .map(|f| (value_text(lang, &f.value), lang.unit(&catalogue, &field).to_owned()));
+    let candidates = conflict
+        .candidates
+        .iter()
+        .map(|k| conflict::Candidate {
+            value: value_text(lang, &k.value),
+            author: k.stamp.author.clone(),
+            device: short_device(&k.stamp.device.to_string()),
+            received: time(k.stamp.received_at_ms),
+        })
+        .collect();
+    let settled = conflict.resolution.as_ref().map(|r| conflict::Settled {
+        value: value_text(lang, &r.value),
+        who: if r.user_name.is_empty() { &r.user_id } else { &r.user_name }.clone(),
+        at: time(r.at_ms),
+        comment: r.comment.clone(),
+    });
+    let view = conflict::View {
+        field_name: lang.field(&catalogue, &field),
+        current,
+        base: base_text(lang, &conflict.base_value, conflict.base_version),
+        candidates,
+        csrf: ctx.csrf.clone(),
+        // Only those who may settle it are offered the choice.
+        settle: conflict.open && ctx.user.reviewer(&catalogue, &village).is_ok(),
+        placeholder: match FieldKey::parse(&field) {
             FieldKey::Location => "18.3559,105.8877",
             FieldKey::Note => "",
             FieldKey::Indicator(_) => "12.5",
-        };
-        let _ = write!(
-            body,
-            "</tr></tbody></table>\
-             <p><label>{} <input name=\"value\" id=\"value\" placeholder=\"{placeholder}\" maxlength=\"200\"></label></p>\
-             <p><label>{} <textarea name=\"comment\" id=\"comment\" rows=\"2\" maxlength=\"2000\"></textarea></label></p>\
-             <button id=\"resolve\" type=\"submit\">{}</button></form>",
-            lang.pick(
-                "Hoặc nhập giá trị đúng (dấu chấm cho phần thập phân):",
-                "Or enter the right value (a dot for decimals):"
-            ),
-            lang.pick("Ghi chú cách giải quyết:", "Comment:"),
-            lang.pick("Giải quyết xung đột", "Settle the conflict"),
-        );
-    } else {
-        body.push_str("</tr></tbody></table></form>");
-        if let Some(r) = &conflict.resolution {
-            let _ = write!(
-                body,
-                "<p class=\"notice\" id=\"settled\">{} {} — {}, {}: <q>{}</q></p>",
-                lang.pick("Đã giải quyết:", "Settled:"),
-                E(&value_text(lang, &r.value)),
-                E(if r.user_name.is_empty() { &r.user_id } else { &r.user_name }),
-                time(r.at_ms),
-                E(&r.comment),
-            );
-        }
-    }
-    ctx.page(lang.pick("Xung đột", "Conflict"), Section::Conflicts, &body)
+        },
+        settled,
+        village_id: village,
+        period,
+        field,
+        name,
+        above,
+    };
+    ctx.page(lang.pick("Xung đột", "Conflict"), Section::Conflicts, conflict::render(&view, lang))
 }
 
 pub async fn resolve(

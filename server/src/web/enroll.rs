@@ -5,14 +5,16 @@
 //! the caller; the rules (whose devices the caller may enroll) are the
 //! store's.
 
-use std::fmt::Write as _;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-use super::html::{time, url, Lang, Section, E};
+use super::html::{time, Lang};
+use super::pages::devices::{self, title, Done, EXPIRIES};
+use super::pages::{enrollment, Section};
 use super::{see_other, Ctx, Form, Posted, Web};
 use crate::app::{Error, Kind};
 
@@ -66,26 +68,6 @@ fn refused(lang: Lang, e: &Error) -> Error {
     }
 }
 
-/// How long a code made on the page works: seconds and the words for it
-/// (the first is the default).
-const EXPIRIES: [(u64, &str, &str); 4] = [
-    (24 * 3600, "24 giờ", "24 hours"),
-    (3600, "1 giờ", "1 hour"),
-    (3 * 24 * 3600, "3 ngày", "3 days"),
-    (7 * 24 * 3600, "7 ngày", "7 days"),
-];
-
-fn expiry_options(lang: Lang) -> String {
-    EXPIRIES
-        .iter()
-        .map(|(s, vi, en)| format!("<option value=\"{s}\">{}</option>", lang.pick(vi, en)))
-        .collect()
-}
-
-fn title(lang: Lang) -> &'static str {
-    lang.pick("Thiết bị của điều tra viên", "Surveyors' devices")
-}
-
 pub async fn page(ctx: Ctx, RawQuery(query): RawQuery) -> Response {
     let lang = ctx.lang;
     let form = Form::query(query.as_deref());
@@ -102,157 +84,53 @@ pub async fn page(ctx: Ctx, RawQuery(query): RawQuery) -> Response {
         Err(e) => return ctx.fail(&e),
     };
     let catalogue = ctx.catalogue();
-    let mut body = String::new();
-    let _ = write!(body, "<h1>{}</h1>", title(lang));
-    let notice = match form.text("done") {
-        "revoked-code" => Some(lang.pick("Đã thu hồi mã đăng ký.", "The code is revoked.")),
-        "revoked-token" => Some(lang.pick(
-            "Đã thu hồi mã của thiết bị: thiết bị đó không đồng bộ được nữa.",
-            "The device's token is revoked: that device can no longer sync.",
-        )),
-        _ => None,
-    };
-    if let Some(notice) = notice {
-        let _ = write!(body, "<p class=\"notice\" id=\"notice\">{notice}</p>");
-    }
-    let _ = write!(
-        body,
-        "<p class=\"hint\">{}</p><h2>{}</h2>",
-        lang.pick(
-            "Tạo mã đăng ký dùng một lần cho điều tra viên: mở ứng dụng trên điện thoại hoặc máy \
-             tính bảng, quét mã QR hoặc nhập mã.",
-            "Make a one-time code for a surveyor: they open the app on their phone or tablet and \
-             scan the QR code or type the code.",
-        ),
-        lang.pick("Điều tra viên", "Surveyors"),
-    );
-    if users.is_empty() {
-        let _ = write!(
-            body,
-            "<p class=\"empty\" id=\"no-surveyors\">{}</p>",
-            lang.pick(
-                "Không có điều tra viên nào trong địa bàn của bạn.",
-                "No surveyor works in your areas."
-            )
-        );
-    } else {
-        let _ = write!(
-            body,
-            "<table class=\"list\" id=\"surveyors\"><thead><tr><th>{}</th><th>{}</th><th>{}</th>\
-             <th></th></tr></thead><tbody>",
-            lang.pick("Họ tên", "Name"),
-            lang.pick("Tên đăng nhập", "User id"),
-            lang.pick("Địa bàn", "Areas"),
-        );
-        for u in &users {
-            let areas: Vec<String> = u
-                .areas
-                .iter()
-                .map(|a| catalogue.org_unit(a).map_or_else(|| a.clone(), |o| o.name.clone()))
-                .collect();
-            let _ = write!(
-                body,
-                "<tr data-user=\"{id}\"><td>{}</td><td>{id}</td><td>{}</td><td>\
-                 <form method=\"post\" action=\"/devices/enroll\">{}\
-                 <input type=\"hidden\" name=\"user\" value=\"{id}\">\
-                 <select name=\"expires\" aria-label=\"{}\">{}</select> \
-                 <button type=\"submit\" data-enroll=\"{id}\">{}</button></form></td></tr>",
-                E(&u.name),
-                E(&areas.join(", ")),
-                ctx.csrf_field(),
-                lang.pick("Hiệu lực", "Valid for"),
-                expiry_options(lang),
-                lang.pick("Tạo mã đăng ký", "Make a code"),
-                id = E(&u.id),
-            );
-        }
-        body.push_str("</tbody></table>");
-        if more {
-            let _ = write!(
-                body,
-                "<p class=\"hint\">{}</p>",
-                lang.pick(
-                    "Chỉ hiện 500 người đầu tiên; dùng lệnh `fieldsync admin token enroll` cho \
-                     những người khác.",
-                    "Only the first 500 are shown; use `fieldsync admin token enroll` for others."
-                )
-            );
-        }
-    }
-    let _ = write!(body, "<h2>{}</h2>", lang.pick("Mã chưa dùng", "Codes not used yet"));
-    if codes.is_empty() {
-        let _ = write!(
-            body,
-            "<p class=\"empty\" id=\"no-codes\">{}</p>",
-            lang.pick("Không có mã nào đang chờ.", "No open code.")
-        );
-    } else {
-        let _ = write!(
-            body,
-            "<table class=\"list\" id=\"codes\"><thead><tr><th>{}</th><th>{}</th><th>{}</th>\
-             <th>{}</th><th></th></tr></thead><tbody>",
-            lang.pick("Điều tra viên", "Surveyor"),
-            lang.pick("Người tạo", "Made by"),
-            lang.pick("Tạo lúc", "Made"),
-            lang.pick("Hết hạn", "Expires"),
-        );
-        for c in &codes {
-            let _ = write!(
-                body,
-                "<tr data-code=\"{id}\"><td>{} ({})</td><td>{}</td><td>{}</td><td>{}</td><td>\
-                 <form method=\"post\" action=\"/devices/codes/{}/revoke\">{}\
-                 <button type=\"submit\" data-revoke-code=\"{id}\">{}</button></form></td></tr>",
-                E(&c.user_name),
-                E(&c.user_id),
-                E(&c.created_by),
-                time(c.created_ms),
-                time(c.expires_ms),
-                url(&c.id),
-                ctx.csrf_field(),
-                lang.pick("Thu hồi", "Revoke"),
-                id = E(&c.id),
-            );
-        }
-        body.push_str("</tbody></table>");
-    }
-    let _ = write!(body, "<h2>{}</h2>", lang.pick("Thiết bị đang dùng", "Devices in use"));
-    if tokens.is_empty() {
-        let _ = write!(
-            body,
-            "<p class=\"empty\" id=\"no-devices\">{}</p>",
-            lang.pick("Chưa có thiết bị nào.", "No device yet.")
-        );
-    } else {
-        let _ = write!(
-            body,
-            "<table class=\"list\" id=\"devices\"><thead><tr><th>{}</th><th>{}</th><th>{}</th>\
-             <th></th></tr></thead><tbody>",
-            lang.pick("Điều tra viên", "Surveyor"),
-            lang.pick("Thiết bị", "Device"),
-            lang.pick("Từ", "Since"),
-        );
-        let names: std::collections::HashMap<&str, &str> =
-            users.iter().map(|u| (u.id.as_str(), u.name.as_str())).collect();
-        for t in &tokens {
-            let _ = write!(
-                body,
-                "<tr data-token=\"{id}\"><td>{}</td><td>{}</td><td>{}</td><td>\
-                 <form method=\"post\" action=\"/devices/tokens/{}/revoke\">{}\
-                 <button type=\"submit\" data-revoke-token=\"{id}\">{}</button></form></td></tr>",
-                E(&names
+    let names: HashMap<&str, &str> =
+        users.iter().map(|u| (u.id.as_str(), u.name.as_str())).collect();
+    let view = devices::View {
+        done: match form.text("done") {
+            "revoked-code" => Some(Done::RevokedCode),
+            "revoked-token" => Some(Done::RevokedToken),
+            _ => None,
+        },
+        surveyors: users
+            .iter()
+            .map(|u| devices::Surveyor {
+                id: u.id.clone(),
+                name: u.name.clone(),
+                areas: u
+                    .areas
+                    .iter()
+                    .map(|a| catalogue.org_unit(a).map_or_else(|| a.clone(), |o| o.name.clone()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+            .collect(),
+        more,
+        codes: codes
+            .iter()
+            .map(|c| devices::Code {
+                id: c.id.clone(),
+                user_name: c.user_name.clone(),
+                user_id: c.user_id.clone(),
+                created_by: c.created_by.clone(),
+                created: time(c.created_ms),
+                expires: time(c.expires_ms),
+            })
+            .collect(),
+        devices: tokens
+            .iter()
+            .map(|t| devices::Device {
+                id: t.id.clone(),
+                who: names
                     .get(t.user_id.as_str())
-                    .map_or_else(|| t.user_id.clone(), |name| format!("{name} ({})", t.user_id))),
-                E(&t.label),
-                time(t.created_ms),
-                url(&t.id),
-                ctx.csrf_field(),
-                lang.pick("Thu hồi", "Revoke"),
-                id = E(&t.id),
-            );
-        }
-        body.push_str("</tbody></table>");
-    }
-    ctx.page(title(lang), Section::Devices, &body)
+                    .map_or_else(|| t.user_id.clone(), |name| format!("{name} ({})", t.user_id)),
+                label: t.label.clone(),
+                since: time(t.created_ms),
+            })
+            .collect(),
+        csrf: ctx.csrf.clone(),
+    };
+    ctx.page(title(lang), Section::Devices, devices::render(&view, lang))
 }
 
 /// Makes a code and shows it, once: the QR code, the code in large
@@ -285,34 +163,15 @@ pub async fn create(
         Ok(svg) => svg,
         Err(e) => return ctx.fail(&e),
     };
-    let mut body = String::new();
-    let _ = write!(
-        body,
-        "<p class=\"crumbs\"><a href=\"/devices\">{}</a></p>\
-         <h1>{} {}</h1><section class=\"enrollment\" id=\"enrollment\">\
-         <div class=\"qr\">{svg}</div>\
-         <p>{}</p><p class=\"code\" id=\"code\">{}</p>\
-         <p>{} <a id=\"app-url\" href=\"{link}\">{}</a></p>\
-         <p id=\"expires\">{} {}</p><p class=\"hint\">{}</p></section>",
-        title(lang),
-        lang.pick("Mã đăng ký cho", "Enrollment code for"),
-        E(&info.user_name),
-        lang.pick(
-            "Quét mã QR bằng máy ảnh của điện thoại, hoặc mở ứng dụng và nhập mã:",
-            "Scan the QR code with the phone's camera, or open the app and type the code:",
-        ),
-        E(&reply.code),
-        lang.pick("Ứng dụng:", "The app:"),
-        E(&reply.app_url),
-        lang.pick("Dùng được một lần, hết hạn lúc", "Works once; expires"),
-        time(info.expires_ms),
-        lang.pick(
-            "Mã chỉ hiện một lần này. Nếu lộ mã, hãy thu hồi nó trong danh sách.",
-            "The code is shown this once. If someone else saw it, revoke it in the list.",
-        ),
-        link = E(&link),
-    );
-    ctx.page(title(lang), Section::Devices, &body)
+    let view = enrollment::View {
+        user_name: info.user_name.clone(),
+        code: reply.code.clone(),
+        app_url: reply.app_url.clone(),
+        link,
+        qr_svg: svg,
+        expires: time(info.expires_ms),
+    };
+    ctx.page(title(lang), Section::Devices, enrollment::render(&view, lang))
 }
 
 pub async fn revoke_code(Path(id): Path<String>, Posted(ctx, _): Posted) -> Response {

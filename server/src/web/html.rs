@@ -1,36 +1,12 @@
-//! HTML by hand: escaping, the page frame, the two languages and the
-//! Vietnamese number and date formats. Everything that comes from data goes
-//! through [`E`].
+//! The words of the pages in Vietnamese and English, the Vietnamese number
+//! and date formats, and percent-encoding for links. The markup itself is
+//! in [`super::pages`].
 
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 
-use fieldsync::access::User;
 use fieldsync::review::{ReviewState, Verdict};
 use fieldsync::rollup::{vietnamese, Percent};
 use fieldsync::{Amount, Catalogue, FieldKey, Level};
-
-/// Text escaped for HTML element content and quoted attribute values.
-pub struct E<'a>(pub &'a str);
-
-impl fmt::Display for E<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut last = 0;
-        for (i, ch) in self.0.char_indices() {
-            let rep = match ch {
-                '&' => "&amp;",
-                '<' => "&lt;",
-                '>' => "&gt;",
-                '"' => "&quot;",
-                '\'' => "&#39;",
-                _ => continue,
-            };
-            f.write_str(&self.0[last..i])?;
-            f.write_str(rep)?;
-            last = i + ch.len_utf8();
-        }
-        f.write_str(&self.0[last..])
-    }
-}
 
 /// Percent-encodes a query or path component.
 pub fn url(text: &str) -> String {
@@ -206,88 +182,12 @@ fn civil(ms: u64) -> (i64, i64, i64, i64, i64) {
     (year, month, day, rest / 3600, rest % 3600 / 60)
 }
 
-/// The signed-in user, for the page frame.
-pub struct Who<'a> {
-    pub user: &'a User,
-    pub csrf: &'a str,
-}
-
-/// Which part of the site a page belongs to (highlighted in the menu).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Section {
-    None,
-    Queue,
-    Conflicts,
-    Progress,
-    Devices,
-}
-
-/// A whole page: head, menu, `body`.
-pub fn page(lang: Lang, title: &str, who: Option<Who<'_>>, section: Section, body: &str) -> String {
-    let mut out = String::with_capacity(body.len() + 2048);
-    let _ = write!(
-        out,
-        "<!doctype html>\n<html lang=\"{}\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{} · fieldsync</title><link rel=\"stylesheet\" href=\"/style.css\"></head><body>\
-         <header><a class=\"brand\" href=\"/\">fieldsync · NTM</a><nav>",
-        lang.code(),
-        E(title)
-    );
-    if let Some(who) = &who {
-        for (s, href, vi, en) in [
-            (Section::Queue, "/queue", "Duyệt báo cáo", "Review queue"),
-            (Section::Conflicts, "/conflicts", "Xung đột", "Conflicts"),
-            (Section::Progress, "/progress", "Tiến độ", "Progress"),
-        ] {
-            let current = if s == section { " aria-current=\"page\"" } else { "" };
-            let _ = write!(out, "<a href=\"{href}\"{current}>{}</a>", lang.pick(vi, en));
-        }
-        if who.user.role != fieldsync::access::Role::Surveyor {
-            let current = if section == Section::Devices { " aria-current=\"page\"" } else { "" };
-            let _ = write!(
-                out,
-                "<a id=\"devices-link\" href=\"/devices\"{current}>{}</a>",
-                lang.pick("Thiết bị", "Devices")
-            );
-        }
-        let _ = write!(
-            out,
-            "</nav><div class=\"who\"><span id=\"who\">{} ({})</span>\
-             <form method=\"post\" action=\"/signout\"><input type=\"hidden\" name=\"csrf\" \
-             value=\"{}\"><button id=\"signout\">{}</button></form>",
-            E(&who.user.name),
-            E(&who.user.id),
-            E(who.csrf),
-            lang.pick("Đăng xuất", "Sign out")
-        );
-    } else {
-        out.push_str("</nav><div class=\"who\">");
-    }
-    let (other, label) = match lang {
-        Lang::Vi => ("en", "English"),
-        Lang::En => ("vi", "Tiếng Việt"),
-    };
-    let app = lang.pick("Ứng dụng điều tra viên", "Surveyors' app");
-    let _ = write!(
-        out,
-        "<a id=\"app-link\" href=\"/app/\">{app}</a>\
-         <a id=\"lang\" href=\"/lang/{other}\">{label}</a></div></header><main>{body}</main></body></html>"
-    );
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn escaping_covers_markup_and_quotes() {
-        assert_eq!(
-            E("<script>\"x\" & 'y'</script>").to_string(),
-            "&lt;script&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/script&gt;"
-        );
-        assert_eq!(E("Xã Phúc Đồng").to_string(), "Xã Phúc Đồng");
+    fn links_are_percent_encoded() {
         assert_eq!(url("a b/ư"), "a%20b%2F%C6%B0");
     }
 

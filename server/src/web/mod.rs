@@ -20,6 +20,7 @@ mod conflicts;
 mod enroll;
 mod form;
 mod html;
+mod pages;
 mod progress;
 mod queue_csv;
 mod review;
@@ -38,7 +39,9 @@ use axum::Router;
 use fieldsync::access::User;
 
 use crate::app::{App, Error, Kind};
-use html::{page, Lang, Section, Who, E};
+use html::Lang;
+use maud::Markup;
+use pages::{page, AreaOption, Section, Who};
 use session::Sessions;
 
 /// Largest form body accepted, in bytes.
@@ -177,17 +180,22 @@ impl Ctx {
     }
 
     fn who(&self) -> Who<'_> {
-        Who { user: &self.user, csrf: &self.csrf }
+        Who {
+            name: &self.user.name,
+            id: &self.user.id,
+            csrf: &self.csrf,
+            devices: self.user.role != fieldsync::access::Role::Surveyor,
+        }
     }
 
     /// A full page for this caller.
-    fn page(&self, title: &str, section: Section, body: &str) -> Response {
-        html_response(StatusCode::OK, page(self.lang, title, Some(self.who()), section, body))
+    fn page(&self, title: &str, section: Section, body: Markup) -> Response {
+        html_response(StatusCode::OK, page(self.lang, title, Some(&self.who()), section, body))
     }
 
     /// The error page for a refused use case.
     fn fail(&self, e: &Error) -> Response {
-        error_page(self.lang, Some(self.who()), e)
+        error_page(self.lang, Some(&self.who()), e)
     }
 
     /// Refuses a form whose CSRF token is missing or wrong.
@@ -196,11 +204,6 @@ impl Ctx {
             Some(token) if session::same(token, &self.csrf) => Ok(()),
             _ => Err(Box::new(self.fail(&forged()))),
         }
-    }
-
-    /// A hidden field with this session's CSRF token.
-    fn csrf_field(&self) -> String {
-        format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", E(&self.csrf))
     }
 }
 
@@ -336,7 +339,7 @@ fn http_status(kind: Kind) -> StatusCode {
 
 /// A page that says what went wrong and what to do: the one mapping of an
 /// [`crate::app::Error`] to an HTTP status and a page.
-fn error_page(lang: Lang, who: Option<Who<'_>>, e: &Error) -> Response {
+fn error_page(lang: Lang, who: Option<&Who<'_>>, e: &Error) -> Response {
     let code = http_status(e.kind);
     let title = match code {
         StatusCode::FORBIDDEN => lang.pick("Không có quyền", "Permission denied"),
@@ -346,19 +349,14 @@ fn error_page(lang: Lang, who: Option<Who<'_>>, e: &Error) -> Response {
         StatusCode::TOO_MANY_REQUESTS => lang.pick("Quá nhiều yêu cầu", "Too many requests"),
         _ => lang.pick("Lỗi máy chủ", "Server error"),
     };
-    let body = format!(
-        "<section class=\"problem\"><h1>{} <span class=\"code\">({})</span></h1>\
-         <p id=\"problem\">{}</p><p><a href=\"/queue\">{}</a></p></section>",
-        E(title),
-        code.as_u16(),
-        E(&e.message),
-        lang.pick("Về trang duyệt báo cáo", "Back to the review queue"),
-    );
-    html_response(code, page(lang, title, who, Section::None, &body))
+    let view = pages::problem::View { title, status: code.as_u16(), message: &e.message };
+    let body = pages::problem::render(&view, lang);
+    html_response(code, page(lang, title, who, Section::None, body))
 }
 
-fn html_response(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+fn html_response(status: StatusCode, body: Markup) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body.into_string())
+        .into_response()
 }
 
 fn see_other(to: &str) -> Response {
@@ -418,15 +416,10 @@ fn value_text(lang: Lang, value: &fieldsync::Value) -> String {
 /// Most areas offered in an area filter.
 const MAX_AREA_OPTIONS: usize = 400;
 
-/// `<option>`s for the caller's areas and the districts and communes in
-/// them (in tree order), `selected` marked; the first means "all my areas".
-fn area_options(
-    catalogue: &fieldsync::Catalogue,
-    user: &User,
-    selected: &str,
-    lang: Lang,
-    with_all: bool,
-) -> String {
+/// The choices of an area filter: the caller's areas and the districts
+/// and communes in them (in tree order), `selected` marked (and added when
+/// it is none of them).
+fn area_options(catalogue: &fieldsync::Catalogue, user: &User, selected: &str) -> Vec<AreaOption> {
     use fieldsync::Level;
     let roots: Vec<String> = match user.areas.is_empty() {
         true => catalogue.units_at(Level::Province, None).iter().map(|u| u.id.clone()).collect(),
@@ -440,45 +433,28 @@ fn area_options(
     }
     units.sort_by(|a, b| a.id.cmp(&b.id));
     units.dedup_by(|a, b| a.id == b.id);
-    let mut out = String::new();
-    if with_all {
-        let all = lang.pick("Tất cả địa bàn của tôi", "All my areas");
-        out.push_str(&format!("<option value=\"\">{all}</option>"));
+    let mut options: Vec<AreaOption> = units
+        .iter()
+        .take(MAX_AREA_OPTIONS)
+        .map(|u| {
+            let indent = match u.level {
+                Level::Province => "",
+                Level::District => "\u{a0}\u{a0}",
+                _ => "\u{a0}\u{a0}\u{a0}\u{a0}",
+            };
+            AreaOption {
+                id: u.id.clone(),
+                label: format!("{indent}{}", u.name),
+                selected: u.id == selected,
+            }
+        })
+        .collect();
+    if !selected.is_empty() && !options.iter().any(|o| o.selected) {
+        let (id, label) = (selected.to_owned(), selected.to_owned());
+        options.push(AreaOption { id, label, selected: true });
     }
-    let mut shown_selected = selected.is_empty();
-    for u in units.iter().take(MAX_AREA_OPTIONS) {
-        let indent = match u.level {
-            Level::Province => "",
-            Level::District => "\u{a0}\u{a0}",
-            _ => "\u{a0}\u{a0}\u{a0}\u{a0}",
-        };
-        let mark = if u.id == selected { " selected" } else { "" };
-        shown_selected |= u.id == selected;
-        out.push_str(&format!(
-            "<option value=\"{}\"{mark}>{indent}{}</option>",
-            E(&u.id),
-            E(&u.name)
-        ));
-    }
-    if !shown_selected {
-        out.push_str(&format!(
-            "<option value=\"{}\" selected>{}</option>",
-            E(selected),
-            E(selected)
-        ));
-    }
-    out
+    options
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cookies_are_found_by_name() {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; fs_session=abc; b=2"));
-        assert_eq!(cookie(&headers, SESSION_COOKIE), Some("abc"));
-        assert_eq!(cookie(&headers, "c"), None);
-    }
-}
+mod tests;

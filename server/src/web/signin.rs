@@ -8,7 +8,8 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::html::{page, Lang, Section, E};
+use super::html::Lang;
+use super::pages::{self, page, Section};
 use super::session::{self, Secret};
 use super::{
     cookie, error_page, forged, html_response, lang_of, see_other, set_cookie, Form, Web,
@@ -55,30 +56,10 @@ pub(super) async fn form_page(State(web): State<Arc<Web>>, headers: HeaderMap) -
 /// (there is no session yet), and the two must match on POST.
 fn signin_form(lang: Lang, status: StatusCode, problem: Option<&str>) -> Response {
     let csrf = session::random_id();
-    let problem = problem
-        .map(|p| format!("<p class=\"error\" id=\"problem\">{}</p>", E(p)))
-        .unwrap_or_default();
-    let body = format!(
-        "<section class=\"signin\"><h1>{title}</h1>{problem}\
-         <form method=\"post\" action=\"/signin\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <label for=\"token\">{label}</label>\
-         <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"off\" required \
-         placeholder=\"fs_…\">\
-         <button id=\"signin\" type=\"submit\">{button}</button></form>\
-         <p class=\"hint\">{hint}</p></section>",
-        title = lang.pick("Đăng nhập", "Sign in"),
-        label = lang.pick("Mã đăng nhập (token)", "Your token"),
-        button = lang.pick("Đăng nhập", "Sign in"),
-        hint = lang.pick(
-            "Dùng mã do quản trị viên cấp (giống mã dùng trên máy tính bảng và lệnh fieldsync).",
-            "Use the token an admin issued you (the same one the tablet and the fieldsync \
-             command use).",
-        ),
-    );
+    let body = pages::signin::render(&pages::signin::View { csrf: &csrf, problem }, lang);
     let mut response = html_response(
         status,
-        page(lang, lang.pick("Đăng nhập", "Sign in"), None, Section::None, &body),
+        page(lang, lang.pick("Đăng nhập", "Sign in"), None, Section::None, body),
     );
     set_cookie(
         &mut response,

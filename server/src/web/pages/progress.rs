@@ -1,0 +1,207 @@
+//! Progress against plan: for a period, an area and a level below it, each
+//! unit's done / plan / % per indicator as bars (inline SVG) and a table,
+//! with drill-down and the downloads.
+
+use fieldsync::Level;
+use maud::{html, Markup};
+
+use super::{area_options, AreaOption};
+use crate::web::html::{url, Lang};
+
+pub struct View {
+    pub period: String,
+    pub area_name: String,
+    /// Pending reports count.
+    pub pending: bool,
+    /// The area's ancestors the caller covers, top first: (id, name).
+    pub crumbs: Vec<(String, String)>,
+    pub areas: Vec<AreaOption>,
+    /// The levels offered, and the one shown.
+    pub levels: Vec<Level>,
+    pub level: Level,
+    /// The page's choices as a query string, for the downloads.
+    pub query: String,
+    /// Only the first `max_units` units are shown.
+    pub cut: bool,
+    pub max_units: usize,
+    /// The level a unit's link drills down to.
+    pub drill: Option<Level>,
+    pub indicators: Vec<Indicator>,
+}
+
+pub struct Indicator {
+    pub code: String,
+    pub name: String,
+    /// " (km)", or nothing for counts.
+    pub unit_label: String,
+    /// The whole area's figure.
+    pub total: Option<Figure>,
+    pub rows: Vec<Row>,
+}
+
+/// "440/458 km — 96,1%", with its notes.
+pub struct Figure {
+    pub reads: String,
+    pub notes: Notes,
+}
+
+/// Pending and conflicted counts beside a figure.
+pub struct Notes {
+    /// Reports waiting, and their amount with its unit.
+    pub pending: Option<(u64, String)>,
+    pub conflicts: u64,
+    pub exceeds_whole: bool,
+}
+
+/// One unit's figures.
+pub struct Row {
+    pub unit_id: String,
+    pub unit_name: String,
+    pub done: String,
+    pub plan: String,
+    pub percent: String,
+    pub figure: Figure,
+    /// Done and plan as numbers, for the bars; whether the plan is met.
+    pub done_n: f64,
+    pub plan_n: f64,
+    pub met: bool,
+}
+
+pub fn render(v: &View, lang: Lang) -> Markup {
+    html! {
+        p class="crumbs" id="crumbs" {
+            @for (id, name) in &v.crumbs {
+                a href=(link(v, id, None)) { (name) } " › "
+            }
+            (v.area_name)
+        }
+        h1 { (lang.pick("Tiến độ", "Progress")) " — " (v.area_name) " " (v.period) }
+        (filter(v, lang))
+        @if v.cut {
+            p class="notice" {
+                (lang.pick("Chỉ hiện", "Showing only the first")) " " (v.max_units) ". "
+                (lang.pick(
+                    "Chọn địa bàn nhỏ hơn, hoặc tải về để có đủ.",
+                    "Choose a smaller area, or download them all."
+                ))
+            }
+        }
+        @for ind in &v.indicators { (indicator(v, ind, lang)) }
+    }
+}
+
+/// The page for area `id` (at `level`, or its default), same period.
+fn link(v: &View, id: &str, level: Option<Level>) -> String {
+    let level = level.map_or(String::new(), |l| format!("&level={}", l.as_str()));
+    let pending = if v.pending { "&pending=1" } else { "" };
+    format!("/progress?period={}&area={}{level}{pending}", url(&v.period), url(id))
+}
+
+fn filter(v: &View, lang: Lang) -> Markup {
+    html! {
+        form class="filter" method="get" action="/progress" {
+            label { (lang.pick("Kỳ báo cáo", "Period")) " " input name="period" value=(v.period) size="8"; }
+            label { (lang.pick("Địa bàn", "Area")) " "
+                select name="area" { (area_options(lang, &v.areas, false)) } }
+            label { (lang.pick("Theo cấp", "By level")) " "
+                select name="level" {
+                    @for l in &v.levels {
+                        option value=(l.as_str()) selected[*l == v.level] { (lang.level(*l)) }
+                    }
+                }
+            }
+            label {
+                input type="checkbox" name="pending" value="1" checked[v.pending];
+                " " (lang.pick("Tính cả báo cáo chờ duyệt", "Count reports waiting for review"))
+            }
+            button type="submit" { (lang.pick("Xem", "Show")) }
+        }
+        p class="downloads" {
+            a id="csv" href={ "/progress.csv?" (v.query) } { (lang.pick("Tải CSV", "Download CSV")) }
+            " · "
+            a id="xlsx" href={ "/progress.xlsx?" (v.query) } { (lang.pick("Tải Excel (XLSX)", "Download Excel (XLSX)")) }
+        }
+    }
+}
+
+fn indicator(v: &View, ind: &Indicator, lang: Lang) -> Markup {
+    html! {
+        section class="indicator" data-indicator=(ind.code) {
+            h2 { (ind.name) (ind.unit_label) }
+            @if let Some(total) = &ind.total {
+                p class="total" {
+                    (v.area_name) ": " b data-total=(ind.code) { (total.reads) } (notes(&total.notes, lang))
+                }
+            }
+            @if !ind.rows.is_empty() {
+                (bars(&ind.rows))
+                table class="list" {
+                    thead { tr {
+                        th { (lang.level(v.level)) }
+                        th class="num" { (lang.pick("Thực hiện", "Done")) }
+                        th class="num" { "KH" }
+                        th class="num" { "% KH" }
+                        th { (lang.pick("Ghi chú", "Notes")) }
+                    } }
+                    tbody {
+                        @for r in &ind.rows {
+                            tr data-unit=(r.unit_id) {
+                                td {
+                                    @match v.drill {
+                                        Some(level) => { a href=(link(v, &r.unit_id, Some(level))) { (r.unit_name) } }
+                                        None => { (r.unit_name) }
+                                    }
+                                }
+                                td class="num done" { (r.done) }
+                                td class="num plan" { (r.plan) }
+                                td class="num pct" { (r.percent) }
+                                td { (notes(&r.figure.notes, lang)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// " · pending: 2 (18 km) · in conflict: 1", or nothing.
+fn notes(n: &Notes, lang: Lang) -> Markup {
+    html! {
+        @if let Some((count, amount)) = &n.pending {
+            " · " span class="pending" { (lang.pick("chờ duyệt:", "pending:")) " " (count) " (" (amount) ")" }
+        }
+        @if n.conflicts > 0 {
+            " · " span class="warn" { (lang.pick("xung đột:", "in conflict:")) " " (n.conflicts) }
+        }
+        @if n.exceeds_whole {
+            " · " span class="warn" { (lang.pick("vượt chỉ tiêu tổng!", "above its whole!")) }
+        }
+    }
+}
+
+/// Horizontal bars, one per unit: the plan in grey, what is done over it.
+fn bars(rows: &[Row]) -> Markup {
+    const LABEL: f64 = 210.0;
+    const WIDTH: f64 = 640.0;
+    const ROW: f64 = 22.0;
+    let max = rows.iter().map(|r| r.done_n.max(r.plan_n)).fold(0.0, f64::max);
+    let scale = if max > 0.0 { (WIDTH - LABEL - 120.0) / max } else { 0.0 };
+    let height = ROW * rows.len() as f64 + 4.0;
+    html! {
+        svg class="bars" viewBox=(format!("0 0 {WIDTH} {height}")) width=(WIDTH) height=(height)
+            role="img" xmlns="http://www.w3.org/2000/svg" {
+            @for (i, r) in rows.iter().enumerate() {
+                @let y = ROW * i as f64 + 2.0;
+                @let (done, plan) = (r.done_n * scale, r.plan_n * scale);
+                text x=(LABEL - 6.0) y=(y + 14.0) text-anchor="end" { (r.unit_name.chars().take(30).collect::<String>()) }
+                @if plan > 0.0 {
+                    rect class="plan" x=(LABEL) y=(y) width=(format!("{plan:.1}")) height="18" {}
+                }
+                rect class=(if r.met { "done met" } else { "done" }) x=(LABEL) y=(y + 3.0)
+                    width=(format!("{done:.1}")) height="12" {}
+                text x=(format!("{:.1}", LABEL + done.max(plan) + 6.0)) y=(y + 14.0) { (r.figure.reads) }
+            }
+        }
+    }
+}
