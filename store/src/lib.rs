@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+#[cfg(any(test, feature = "testing"))]
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
 mod mark;
@@ -809,7 +811,9 @@ fn space_of(_dir: &Path) -> Result<Option<Space>> {
 /// [`Engine::reopen`], which drops what was not flushed. Its free space is
 /// whatever the test sets, and its flushes or its writes can be held (a
 /// disk that is slow to answer; a held write keeps its writer, and whatever
-/// lock the writer holds, waiting inside [`Engine::write`]).
+/// lock the writer holds, waiting inside [`Engine::write`]). Only with the
+/// `testing` feature, which the crates whose tests use it turn on.
+#[cfg(any(test, feature = "testing"))]
 #[derive(Debug, Default)]
 pub struct Faulty {
     /// What readers see: everything written.
@@ -832,6 +836,7 @@ pub struct Faulty {
     writes_waiting: std::sync::atomic::AtomicUsize,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl Faulty {
     pub fn new() -> Self {
         Self::default()
@@ -892,6 +897,7 @@ impl Faulty {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl Engine for Faulty {
     fn get(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.live.get(tree, key)
