@@ -10,13 +10,6 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::validate::Refusal;
-
-/// The spaces a keyboard or a copied figure may put around a typed number:
-/// space, tab, line breaks, no-break and narrow no-break space.
-pub fn is_typed_space(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n' | '\r' | '\u{a0}' | '\u{202f}')
-}
 
 /// The most digits after the decimal point any indicator may use.
 pub const MAX_SCALE: u8 = 7;
@@ -103,63 +96,6 @@ impl Amount {
             10i64.checked_pow((usize::from(scale) - frac_part.len()) as u32).ok_or_else(too_big)?;
         units = units.checked_mul(pad).ok_or_else(too_big)?;
         Ok(Self::new(if negative { -units } else { units }, scale))
-    }
-
-    /// Parses a number as a surveyor types it into a form at `scale` digits
-    /// after the point: spaces around it are ignored, the decimal mark is a
-    /// comma (the Vietnamese way, "1,5") or a dot ("1.5"), and zeros at the
-    /// end of the decimals may be typed ("1,50" at scale 1 is 1.5). Blank
-    /// text is `None`: the field is cleared. Forms that could be read two
-    /// ways are refused rather than guessed: thousands separators ("1.234,5",
-    /// "1,234,5", "1 234"), exponents, a sign other than a leading minus.
-    ///
-    /// The rules are checked in a fixed order, so the refusal is always the
-    /// same one; `server/app/js/amount.js` follows exactly this order, and
-    /// `tests/fixtures/validation-cases.json` holds both to it.
-    pub fn parse_typed(text: &str, scale: u8) -> Result<Option<Self>, Refusal> {
-        let text = text.trim_matches(is_typed_space);
-        if text.is_empty() {
-            return Ok(None);
-        }
-        let allowed = |c: char| c.is_ascii_digit() || matches!(c, '.' | ',' | '-');
-        if !text.chars().all(|c| allowed(c) || is_typed_space(c)) {
-            return Err(Refusal::NotANumber);
-        }
-        let (negative, digits) = match text.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, text),
-        };
-        if digits.contains('-') {
-            return Err(Refusal::NotANumber);
-        }
-        if digits.contains(is_typed_space) || digits.matches(['.', ',']).count() > 1 {
-            return Err(Refusal::Ambiguous);
-        }
-        let (int_part, frac_part) = digits.split_once(['.', ',']).unwrap_or((digits, ""));
-        let has_mark = int_part.len() < digits.len();
-        if int_part.is_empty() || (has_mark && frac_part.is_empty()) {
-            return Err(Refusal::NotANumber);
-        }
-        if negative && digits.bytes().any(|b| (b'1'..=b'9').contains(&b)) {
-            return Err(Refusal::Negative);
-        }
-        let frac_part = frac_part.trim_end_matches('0');
-        if frac_part.len() > usize::from(scale) {
-            return Err(match scale {
-                0 => Refusal::WholeNumbersOnly,
-                _ => Refusal::TooManyDecimals { scale },
-            });
-        }
-        let pad = usize::from(scale) - frac_part.len();
-        let mut units: i64 = 0;
-        let zeros = std::iter::repeat_n(b'0', pad);
-        for b in int_part.bytes().chain(frac_part.bytes()).chain(zeros) {
-            units = units
-                .checked_mul(10)
-                .and_then(|u| u.checked_add(i64::from(b - b'0')))
-                .ok_or(Refusal::TooLarge)?;
-        }
-        Ok(Some(Self::new(units, scale)))
     }
 
     /// Exact sum; both sides are brought to the larger scale. `None` on overflow.
@@ -270,46 +206,6 @@ mod tests {
         }
         assert!(Amount::parse("1.234", 2).is_err(), "too many decimals");
         assert!(Amount::parse("99999999999999999999", 0).is_err(), "overflow");
-    }
-
-    #[test]
-    fn reads_numbers_as_surveyors_type_them() {
-        let typed =
-            |t: &str, scale| Amount::parse_typed(t, scale).map(|a| a.map(|a| a.to_string()));
-        for (text, scale, shown) in [
-            ("1,5", 2, "1.5"),
-            ("1.5", 2, "1.5"),
-            ("  12,25 ", 2, "12.25"),
-            ("\u{a0}3\t", 0, "3"),
-            ("1,50", 1, "1.5"),
-            ("5,0", 0, "5"),
-            ("007", 0, "7"),
-            ("-0", 2, "0"),
-            ("0,0000001", 7, "0.0000001"),
-        ] {
-            assert_eq!(typed(text, scale), Ok(Some(shown.to_owned())), "{text:?}");
-        }
-        assert_eq!(typed("   ", 2), Ok(None), "blank clears the field");
-        for (text, scale, refusal) in [
-            ("1.234,5", 2, Refusal::Ambiguous),
-            ("1,234,5", 2, Refusal::Ambiguous),
-            ("1.234.567", 0, Refusal::Ambiguous),
-            ("1 234", 0, Refusal::Ambiguous),
-            ("1e3", 2, Refusal::NotANumber),
-            ("NaN", 2, Refusal::NotANumber),
-            ("+1", 2, Refusal::NotANumber),
-            ("1-2", 2, Refusal::NotANumber),
-            (",5", 2, Refusal::NotANumber),
-            ("5,", 2, Refusal::NotANumber),
-            ("-1,5", 2, Refusal::Negative),
-            ("1,5", 0, Refusal::WholeNumbersOnly),
-            ("1,234", 2, Refusal::TooManyDecimals { scale: 2 }),
-            ("99999999999999999999", 0, Refusal::TooLarge),
-            ("922337203685477580,8", 1, Refusal::TooLarge),
-        ] {
-            assert_eq!(typed(text, scale), Err(refusal), "{text:?}");
-        }
-        assert_eq!(typed("922337203685477580,7", 1), Ok(Some("922337203685477580.7".into())));
     }
 
     #[test]

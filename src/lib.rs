@@ -10,11 +10,13 @@ pub mod amount;
 pub mod demo;
 pub mod error;
 pub mod hlc;
+pub mod limits;
 pub mod merge;
 pub mod model;
 pub mod review;
 pub mod rollup;
 pub mod sync;
+pub mod typed;
 pub mod validate;
 
 pub use amount::Amount;

@@ -102,7 +102,7 @@ pub fn transition(
             verdict.as_str().trim_end_matches('e')
         )));
     }
-    crate::validate::check_text("the reason", reason)?;
+    crate::limits::check_text("the reason", reason)?;
     if level == Level::Village {
         return Err(Error::Invalid("reviews are made at commune level and above".into()));
     }

@@ -9,53 +9,12 @@ use crate::error::{Error, Result};
 use crate::model::{nfc, Catalogue, FieldKey, Indicator, Period, Value, ValueKind};
 use crate::sync::{FieldRef, Mutation, RawValue};
 
-/// Longest note, in characters.
-pub const MAX_NOTE_CHARS: usize = 2_000;
-/// Longest author name, in characters.
-pub const MAX_AUTHOR_CHARS: usize = 100;
-
-/// Longest free text a person types for others to read: a review reason, a
-/// settlement comment.
-pub const MAX_TEXT_CHARS: usize = 2_000;
-/// Longest name: of a user, an org unit, an indicator or its unit, a token's
-/// label. (A spreadsheet cell holds at most 32,767 characters.)
-pub const MAX_NAME_CHARS: usize = 200;
-/// Longest org-unit id or indicator code.
-pub const MAX_ID_CHARS: usize = 100;
-
-/// Refuses `text` (a review reason, a comment) over [`MAX_TEXT_CHARS`].
-pub fn check_text(what: &str, text: &str) -> Result<()> {
-    check_length(what, text, MAX_TEXT_CHARS)
-}
-
-/// Refuses a name over [`MAX_NAME_CHARS`].
-pub fn check_name(what: &str, name: &str) -> Result<()> {
-    check_length(what, name, MAX_NAME_CHARS)
-}
-
-fn check_length(what: &str, text: &str, max: usize) -> Result<()> {
-    match text.chars().count() {
-        chars if chars > max => Err(Error::TooLong { what: what.to_owned(), max, chars }),
-        _ => Ok(()),
-    }
-}
-
-/// Checks a new org-unit id or indicator code: 1 to [`MAX_ID_CHARS`] of
-/// `a-z`, `0-9`, `.`, `_` and `-`, so that ids read the same in every file,
-/// URL and spreadsheet. (Ids already in a catalogue are read as they are.)
-pub fn check_id(what: &str, id: &str) -> Result<()> {
-    check_length(what, id, MAX_ID_CHARS)?;
-    let ok = !id.is_empty()
-        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
-    match ok {
-        true => Ok(()),
-        false => Err(Error::Invalid(format!(
-            "{what} {:?}: use only lower-case letters a-z, digits, '.', '_' and '-' (e.g. \
-             ha-tinh.huong-khe or road_km)",
-            truncate(id, 40)
-        ))),
-    }
-}
+use crate::limits::truncate;
+pub use crate::limits::{
+    check_id, check_name, check_text, MAX_AUTHOR_CHARS, MAX_ID_CHARS, MAX_NAME_CHARS,
+    MAX_NOTE_CHARS, MAX_TEXT_CHARS,
+};
+pub use crate::typed::Refusal;
 
 impl crate::model::OrgUnit {
     /// Checks an org unit about to be added: its id and name.
@@ -164,14 +123,6 @@ pub fn validate(catalogue: &Catalogue, m: &Mutation) -> Result<Target> {
     Ok(Target { at: FieldRef::new(&village.id, period, field), value, author })
 }
 
-/// At most `max` characters of `text`, for quoting input in messages.
-fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text.to_owned(),
-    }
-}
-
 fn describe(raw: &RawValue) -> &'static str {
     match raw {
         RawValue::Amount(_) => "a number",
@@ -263,101 +214,6 @@ pub fn check_parts(
         }
     }
     Ok(())
-}
-
-/// Why a value typed into a form is refused, with what the surveyor needs to
-/// put it right. The app's `server/app/js/validate.js` gives the same kinds
-/// (by [`Refusal::kind`]) for the same input, checked against
-/// `tests/fixtures/validation-cases.json`, so the device and the server never
-/// disagree about a value.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// Letters, an exponent, a sign other than a leading minus, a decimal
-    /// mark without digits on both sides.
-    NotANumber,
-    /// Thousands separators, two decimal marks or spaces inside the number:
-    /// it could be read two ways.
-    Ambiguous,
-    /// More digits after the decimal mark than the indicator records.
-    TooManyDecimals {
-        scale: u8,
-    },
-    /// A decimal for an indicator counted in whole numbers.
-    WholeNumbersOnly,
-    Negative,
-    /// Too many digits to be held at all.
-    TooLarge,
-    /// More than one village can report in one period.
-    AboveMax {
-        max: Amount,
-    },
-    /// An "of which" part above its whole's value.
-    PartAboveWhole {
-        whole: String,
-        whole_amount: Amount,
-    },
-    /// A whole below the value of one of its parts.
-    WholeBelowPart {
-        part: String,
-        part_amount: Amount,
-    },
-    /// Clearing a whole while one of its parts has a value.
-    WholeClearedWithPart {
-        part: String,
-    },
-}
-
-impl Refusal {
-    /// The refusal's name, the same in Rust, in the app and in the shared
-    /// case file.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Refusal::NotANumber => "not_a_number",
-            Refusal::Ambiguous => "ambiguous",
-            Refusal::TooManyDecimals { .. } => "too_many_decimals",
-            Refusal::WholeNumbersOnly => "whole_numbers_only",
-            Refusal::Negative => "negative",
-            Refusal::TooLarge => "too_large",
-            Refusal::AboveMax { .. } => "above_max",
-            Refusal::PartAboveWhole { .. } => "part_above_whole",
-            Refusal::WholeBelowPart { .. } => "whole_below_part",
-            Refusal::WholeClearedWithPart { .. } => "whole_cleared_with_part",
-        }
-    }
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Refusal::NotANumber => write!(f, "type a number, e.g. 12 or 1,5"),
-            Refusal::Ambiguous => write!(
-                f,
-                "type the number without thousands separators or spaces, with at most one \
-                 decimal mark, e.g. 1234,5"
-            ),
-            Refusal::TooManyDecimals { scale } => {
-                write!(f, "at most {scale} digit(s) after the decimal mark")
-            }
-            Refusal::WholeNumbersOnly => write!(f, "counted in whole numbers: type e.g. 2"),
-            Refusal::Negative => write!(f, "cannot be negative: record what was built"),
-            Refusal::TooLarge => write!(f, "far too large: check the value"),
-            Refusal::AboveMax { max } => {
-                write!(f, "more than one village can report (at most {max}): check the value")
-            }
-            Refusal::PartAboveWhole { whole, whole_amount } => {
-                write!(f, "more than its whole {whole} = {whole_amount}: a part cannot exceed it")
-            }
-            Refusal::WholeBelowPart { part, part_amount } => {
-                write!(f, "less than its part {part} = {part_amount}: lower the part first")
-            }
-            Refusal::WholeClearedWithPart { part } => {
-                write!(
-                    f,
-                    "cannot be cleared while its part {part} has a value: clear the part first"
-                )
-            }
-        }
-    }
 }
 
 /// Checks a value typed into a form for `indicator`, as the app does before

@@ -24,6 +24,15 @@ pub enum Error {
     /// from `id` on belong after the server's `last`.
     #[error("the server refused: {message}")]
     Reused { id: u64, last: u64, message: String },
+    /// A call of the review, admin or report services ([`crate::api`]) was
+    /// refused: the server's words, which are written for people, and its
+    /// status code, so that each caller can add the hint that fits.
+    #[error("the server refused: {message} ({code:?})")]
+    Status { code: tonic::Code, message: String },
+    /// The server's answer to a [`crate::api`] call does not make sense to
+    /// this client; the words say what was wrong.
+    #[error("{0}")]
+    Unreadable(String),
     #[error(transparent)]
     Storage(#[from] fieldsync_store::Error),
     #[error("the tablet's store is damaged: {0}")]
@@ -87,6 +96,13 @@ impl From<tonic::Status> for Error {
             )),
             _ => Error::Refused(format!("{} ({:?})", s.message(), s.code())),
         }
+    }
+}
+
+impl Error {
+    /// A refusal of a [`crate::api`] call, kept with its status code.
+    pub fn status(s: tonic::Status) -> Error {
+        Error::Status { code: s.code(), message: s.message().to_owned() }
     }
 }
 

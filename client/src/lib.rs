@@ -1,7 +1,10 @@
 //! The fieldsync tablet: a local store that works fully offline
 //! ([`local::Tablet`]), the sync engine that reconciles it with the server
-//! ([`sync::sync`]) over a [`remote::Remote`], and the `fieldsync` CLI on top.
+//! ([`sync::sync`]) over a [`remote::Remote`], the typed client of the
+//! review, admin and report services ([`api::Api`]), and the `fieldsync` CLI
+//! on top.
 
+pub mod api;
 pub mod error;
 pub mod export;
 pub mod local;
@@ -9,6 +12,7 @@ pub mod remote;
 pub mod sync;
 pub mod unsent;
 
+pub use api::Api;
 pub use error::{Error, Result};
 
 pub use local::{Meta, Tablet};

@@ -1347,7 +1347,7 @@ async fn push_file_sends_a_phones_unsent_edits_once() {
     assert!(second.contains("2 applied, 0 unchanged, 0 in conflict, 1 refused"), "{second}");
     assert!(second.contains("3 of them had reached the server before"), "{second}");
     let admin = server.local.store.user("admin").unwrap().unwrap();
-    let query = fieldsync_server::store::HistoryQuery {
+    let query = fieldsync_server::db::HistoryQuery {
         user_id: Some("an.nguyen".into()),
         limit: 1000,
         ..Default::default()

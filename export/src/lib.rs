@@ -59,7 +59,58 @@ pub struct Row {
     pub exceeds_whole: bool,
 }
 
+/// One org unit × indicator of totals against plan, in domain terms: what
+/// the server's report use case computes (percent and the "of which" check
+/// included) and the wire's `TotalRow` carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnitTotal {
+    pub unit_id: String,
+    pub unit_name: String,
+    /// `None` for a unit the catalogue no longer has.
+    pub level: Option<Level>,
+    pub parent_id: String,
+    pub indicator: String,
+    /// The total counted (approved, or also pending when asked).
+    pub done: Amount,
+    pub plan: Option<Amount>,
+    pub percent: Option<Percent>,
+    pub approved: Amount,
+    pub pending: Amount,
+    pub approved_count: u32,
+    pub pending_count: u32,
+    pub conflict_count: u32,
+    /// An "of which" part above its whole.
+    pub exceeds_whole: bool,
+}
+
 impl Row {
+    /// A row of the server's own totals, named from the catalogue, as
+    /// [`Row::from_wire`] names the same row received over the wire.
+    pub fn from_total(t: &UnitTotal, catalogue: &Catalogue) -> Result<Row> {
+        // As the wire says it: level 0 for a unit the catalogue lacks.
+        let level =
+            t.level.ok_or_else(|| fieldsync::Error::Invalid("unknown org unit level 0".into()))?;
+        let ind = catalogue.indicator(&t.indicator);
+        Ok(Row {
+            level: level.as_str().into(),
+            unit_id: t.unit_id.clone(),
+            unit_name: t.unit_name.clone(),
+            parent_id: t.parent_id.clone(),
+            indicator_name: ind.map(|i| i.name_vi.clone()).unwrap_or_default(),
+            unit: ind.map(|i| i.unit.clone()).unwrap_or_default(),
+            indicator: t.indicator.clone(),
+            done: t.done.to_string(),
+            plan: t.plan.map(|p| p.to_string()).unwrap_or_default(),
+            percent: t.percent.map(|p| p.to_string()).unwrap_or_default(),
+            approved: t.approved.to_string(),
+            pending: t.pending.to_string(),
+            approved_count: t.approved_count,
+            pending_count: t.pending_count,
+            conflict_count: t.conflict_count,
+            exceeds_whole: t.exceeds_whole,
+        })
+    }
+
     /// A row as the server sent it, named from the catalogue.
     pub fn from_wire(r: TotalRow, catalogue: &Catalogue) -> Result<Row> {
         let level = convert::level_from_wire(r.level)?;

@@ -1,15 +1,16 @@
-//! The fieldsync server: a [`store::Store`] on an embedded engine, served over
-//! gRPC with health and reflection beside the sync service.
+//! The fieldsync server: a [`db::Store`] on an embedded engine, its use
+//! cases ([`app`]), served over gRPC ([`grpc`]) with health and reflection
+//! beside the services, and as web pages ([`web`]).
 //!
 //! The binary in `main.rs` only parses flags, opens the engine and calls
 //! [`serve`]; tests call [`serve`] on `127.0.0.1:0` with a oneshot shutdown.
 
+pub mod app;
 pub mod connect;
-pub mod demo;
+pub mod db;
 pub mod grpc;
 pub mod listen;
 pub mod local;
-pub mod store;
 pub mod web;
 
 use std::future::Future;
@@ -26,9 +27,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::ServerTlsConfig;
 
+pub use db::Store;
 pub use grpc::Limits;
 pub use listen::Tls;
-pub use store::Store;
 
 /// Largest request message, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
@@ -74,8 +75,8 @@ pub async fn serve_with(
 }
 
 /// [`serve_with`], and the web pages ([`web`]) on `http` when given: both
-/// stop on `shutdown`, the web pages authenticate and rate-limit through
-/// the same interceptor as gRPC calls, the app's Connect calls
+/// stop on `shutdown`, the web pages sign callers in and rate-limit them
+/// through the same [`app::App`] as the gRPC interceptor, the app's Connect calls
 /// ([`connect`]) run through the very routes and edge layer gRPC calls do,
 /// and with `tls` both are served over TLS with the same certificate.
 pub async fn serve_all(
@@ -87,7 +88,6 @@ pub async fn serve_all(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     store.limit_writes(limits.write_limits());
-    let auth = grpc::authenticate(Arc::clone(&store), &limits);
     let request_timeout = limits.request_timeout;
     let disk_check_interval = limits.disk_check_interval;
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -95,13 +95,15 @@ pub async fn serve_all(
         (Some(_), Some(tls)) => Some(tls.web_config()?),
         _ => None,
     };
-    let app_url = grpc::AppUrl {
+    let app_url = app::AppUrl {
         public: limits.public_url.clone(),
         listener: http
             .as_ref()
             .and_then(|h| h.local_addr().ok())
             .map(|a| format!("{}://{a}", if web_tls.is_some() { "https" } else { "http" })),
     };
+    let app = Arc::new(app::App::new(Arc::clone(&store), limits.app_settings(app_url)));
+    let auth = grpc::authenticate(Arc::clone(&app));
     let shutdown = async move {
         shutdown.await;
         let _ = stop.send(true);
@@ -110,19 +112,18 @@ pub async fn serve_all(
     let incoming = limited(listener, &limits);
     let max_batch = limits.max_batch;
     // Answered without a token: a device trades a one-time code for one.
-    let enroll = EnrollServer::new(grpc::EnrollService::new(Arc::clone(&store), &limits));
+    let enroll = EnrollServer::new(grpc::EnrollService::new(Arc::clone(&app)));
     let web_config = web::Config::of(&limits, web_tls);
-    let sync = SyncServer::new(grpc::SyncService::new(Arc::clone(&store), limits))
+    let sync = SyncServer::new(grpc::SyncService::new(Arc::clone(&app), limits))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_REPLY_BYTES);
-    let review = ReviewServer::new(grpc::ReviewService::new(Arc::clone(&store)))
+    let review = ReviewServer::new(grpc::ReviewService::new(Arc::clone(&app)))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_REPLY_BYTES);
-    let report = ReportServer::new(grpc::ReportService::new(Arc::clone(&store)))
+    let report = ReportServer::new(grpc::ReportService::new(Arc::clone(&app)))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let admin =
-        AdminServer::new(grpc::AdminService::new(Arc::clone(&store)).with_app_url(app_url.clone()))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let admin = AdminServer::new(grpc::AdminService::new(Arc::clone(&app)))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<SyncServer<grpc::SyncService>>().await;
     health_reporter.set_serving::<ReviewServer<grpc::ReviewService>>().await;
@@ -152,8 +153,8 @@ pub async fn serve_all(
         let edge = grpc::Edge::layer(request_timeout);
         let bridge = connect::Bridge::new(tower::Layer::layer(&edge, routes.clone()), max_batch);
         let secure = web_config.tls.is_some();
-        let web = web::Web::new(Arc::clone(&store), Arc::new(auth.clone()));
-        let web = Arc::new(web.over_tls(secure).with_bridge(bridge).app_url(app_url.clone()));
+        let web = web::Web::new(Arc::clone(&app));
+        let web = Arc::new(web.over_tls(secure).with_bridge(bridge));
         let mut stopped = stopped.clone();
         tokio::spawn(web::serve(http, web, web_config, async move {
             let _ = stopped.wait_for(|s| *s).await;

@@ -13,7 +13,7 @@ use fieldsync_store::Sled;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::store::{now_ms, Store};
+use crate::db::{now_ms, Store};
 use crate::{serve_all, Limits};
 
 /// A running in-process server.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use fieldsync_server::store::{now_ms, ADMIN_TOKEN_ENV};
+use fieldsync_server::db::{now_ms, ADMIN_TOKEN_ENV};
 use fieldsync_server::{serve_all, Limits, Store, Tls};
 use fieldsync_store::Sled;
 
@@ -22,8 +22,9 @@ struct Cli {
 enum Command {
     /// Serve gRPC and the web pages (the default).
     Serve(ServeArgs),
-    /// Rebuild the 2022 Hà Tĩnh infrastructure report from simulated field
-    /// records, in a temporary store, and print it.
+    /// The demo is its own program now (`cargo run -p fieldsync-demo`); this
+    /// only says so.
+    #[command(hide = true)]
     Demo,
     /// Verify the store's invariants (with the server stopped); exits
     /// non-zero if any problem is found.
@@ -147,21 +148,18 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    // The demo tells its own story; the server's request logs would drown it.
-    let default = if matches!(cli.command, Some(Command::Demo)) { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| default.into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
         Some(Command::Demo) => {
-            let summary = fieldsync_server::demo::run(|step| println!("· {step}")).await?;
-            println!("\n{}", summary.report);
-            return Ok(());
+            anyhow::bail!(
+                "the demo is its own program now: run it with `cargo run -p fieldsync-demo`"
+            )
         }
         Some(Command::Check(args)) => return check(&args.data),
         Some(Command::Backup { data, out, force }) => {
@@ -301,7 +299,7 @@ fn demo_surveyor(store: &Store) -> anyhow::Result<Option<(String, String)>> {
     };
     store.create_user(&admin, user, now_ms())?;
     let (code, _) = store.create_enrollment(&admin, DEMO_SURVEYOR, 0, now_ms())?;
-    Ok(Some((DEMO_SURVEYOR.into(), fieldsync_server::store::display_code(&code))))
+    Ok(Some((DEMO_SURVEYOR.into(), fieldsync_server::db::display_code(&code))))
 }
 
 /// The surveyor created on a new store.

@@ -11,7 +11,8 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use crate::{stored_key, tree_end, Engine, Entries, Result};
+use crate::sled_engine::{stored_key, tree_end};
+use crate::{Engine, Entries, Result};
 
 /// A consistent view of trees, in the order asked for.
 pub trait Snapshot {

@@ -23,7 +23,7 @@ use fieldsync::{demo, FieldKey, Period, SubmissionId, Value};
 use fieldsync_client::sync::Retry;
 use fieldsync_client::{unsent, Grpc};
 use fieldsync_proto::v1::CreateEnrollmentRequest;
-use fieldsync_server::store::{now_ms, HistoryQuery};
+use fieldsync_server::db::{now_ms, HistoryQuery};
 use serde_json::Value as Json;
 use util::browser::{click, run_js, wait_attr, wait_text, Browser, PATIENCE, PHONE, TURN};
 use util::{start_web_server, start_web_server_at, TestServer, VILLAGE};

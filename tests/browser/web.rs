@@ -22,7 +22,7 @@ use fieldsync::rollup::vietnamese;
 use fieldsync::{demo, Amount, Level, Period, SubmissionId};
 use fieldsync_client::export::{self, Query};
 use fieldsync_client::Grpc;
-use fieldsync_server::store::{now_ms, PlanRow};
+use fieldsync_server::db::{now_ms, PlanRow};
 use util::browser::{click, wait_text, Browser, PATIENCE, TURN};
 use util::{start_web_server, TestServer, PERIOD, VILLAGE};
 

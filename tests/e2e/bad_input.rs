@@ -24,7 +24,7 @@ use fieldsync_proto::v1::{
     UpdateUserRequest, User, Value,
 };
 use fieldsync_proto::SCHEMA_VERSION;
-use fieldsync_server::store::{HistoryQuery, SubmissionHeader, TokenInfo};
+use fieldsync_server::db::{HistoryQuery, SubmissionHeader, TokenInfo};
 use fieldsync_server::Limits;
 use tempfile::TempDir;
 use tonic::metadata::{Ascii, MetadataValue};

@@ -378,7 +378,7 @@ async fn only_the_apps_methods_in_the_connect_json_form_are_answered() {
     let sub = fieldsync::SubmissionId::of(VILLAGE, PERIOD.parse().unwrap());
     let history = server.store.history(
         &server.store.user("admin").unwrap().unwrap(),
-        &fieldsync_server::store::HistoryQuery {
+        &fieldsync_server::db::HistoryQuery {
             user_id: Some("an.nguyen".into()),
             limit: 100,
             ..Default::default()

@@ -20,7 +20,7 @@ use fieldsync_proto::v1::{
     ExportRequest, GetSubmissionRequest, Level, Outcome, PushReply, PushRequest, StatusRequest,
 };
 use fieldsync_proto::SCHEMA_VERSION;
-use fieldsync_server::store::now_ms;
+use fieldsync_server::db::now_ms;
 use fieldsync_server::{serve, Limits, Store};
 use fieldsync_store::{Engine, Faulty, Space};
 use tonic::transport::Channel;

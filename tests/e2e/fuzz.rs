@@ -34,7 +34,7 @@ use fieldsync::sync::{Mutation, MutationResult, Outcome, RawValue};
 use fieldsync::{demo, Amount, DeviceId, FieldKey, GeoPoint, Hlc, Period, SubmissionId, Value};
 use fieldsync_proto::convert;
 use fieldsync_proto::v1;
-use fieldsync_server::store::PlanRow;
+use fieldsync_server::db::PlanRow;
 use fieldsync_server::Store;
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -850,7 +850,7 @@ impl Wire {
 }
 
 fn now_hlc() -> u64 {
-    Hlc::from_millis(fieldsync_server::store::now_ms()).0
+    Hlc::from_millis(fieldsync_server::db::now_ms()).0
 }
 
 // ---------------------------------------------------------------------------

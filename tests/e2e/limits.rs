@@ -13,7 +13,7 @@ use fieldsync::DeviceId;
 use fieldsync_client::{Grpc, Remote};
 use fieldsync_proto::v1::sync_client::SyncClient;
 use fieldsync_proto::v1::{PullPage, PullRequest};
-use fieldsync_server::store::now_ms;
+use fieldsync_server::db::now_ms;
 use fieldsync_server::{serve, Limits, Store};
 use fieldsync_store::{Engine, Faulty, Sled};
 use tonic::Code;

@@ -92,7 +92,7 @@ fn heard(tablet: &TestTablet, village: &str, period: &str) -> SubmissionReview {
 /// The whole audit trail, as the admin reads it.
 fn trail(server: &TestServer) -> Vec<fieldsync::sync::AuditEntry> {
     let admin = server.store.user("admin").unwrap().unwrap();
-    let all = fieldsync_server::store::HistoryQuery { limit: 10_000, ..Default::default() };
+    let all = fieldsync_server::db::HistoryQuery { limit: 10_000, ..Default::default() };
     server.store.history(&admin, &all).unwrap()
 }
 

@@ -10,7 +10,7 @@ use fieldsync::review::Verdict;
 use fieldsync::sync::{FieldRef, Mutation, Outcome, RawValue};
 use fieldsync::{DeviceId, FieldKey, Hlc, Period, SubmissionId};
 use fieldsync_client::now_ms;
-use fieldsync_server::store::{Choice, Error, SERVER_DEVICE};
+use fieldsync_server::db::{Choice, Error, SERVER_DEVICE};
 use util::{start_server, TestServer, PERIOD, VILLAGE};
 
 const COMMUNE: &str = "ha-tinh.huong-khe.phuc-dong";

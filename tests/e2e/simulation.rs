@@ -20,7 +20,7 @@ use fieldsync_client::local::{Meta, Tablet};
 use fieldsync_client::remote::{Pushed, Remote, ServerStatus};
 use fieldsync_client::sync::{self, Retry};
 use fieldsync_client::{Error, Result};
-use fieldsync_server::store::Choice;
+use fieldsync_server::db::Choice;
 use fieldsync_server::Store;
 use fieldsync_store::{Engine, Memory};
 use rand::rngs::StdRng;

@@ -7,7 +7,7 @@ use fieldsync::sync::{Mutation, Outcome, RawValue};
 use fieldsync::{FieldKey, Hlc, SubmissionId, Value};
 use fieldsync_client::sync::{self as engine, Retry};
 use fieldsync_client::Remote;
-use fieldsync_server::store::MAX_CLOCK_SKEW_MS;
+use fieldsync_server::db::MAX_CLOCK_SKEW_MS;
 use util::{start_server, PERIOD, VILLAGE};
 
 fn sub() -> SubmissionId {

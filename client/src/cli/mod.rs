@@ -6,8 +6,12 @@
 //! and tables.
 
 pub mod admin;
+pub mod args;
 pub mod report;
 pub mod review;
+pub mod status;
+pub mod sync;
+pub mod tablet;
 pub mod unsent;
 
 use std::path::Path;
@@ -19,7 +23,7 @@ use clap::Args;
 use fieldsync::sync::SubmissionReview;
 use fieldsync::{Catalogue, FieldKey, Level, Value};
 use fieldsync_client::local::Tablet;
-use fieldsync_client::{Grpc, Remote};
+use fieldsync_client::{Api, Error, Grpc, Remote};
 use fieldsync_store::Sled;
 use serde::Serialize;
 
@@ -41,7 +45,7 @@ pub fn has_tablet(home: &Path) -> bool {
 /// Opens the tablet in `home`, or says to run `init`.
 pub fn open(home: &Path) -> anyhow::Result<Tablet> {
     if !has_tablet(home) {
-        return Err(fieldsync_client::Error::NotInitialised)
+        return Err(Error::NotInitialised)
             .with_context(|| format!("no tablet in {}", home.display()));
     }
     Ok(Tablet::open(open_engine(home)?)?)
@@ -63,7 +67,7 @@ pub struct Online {
 
 /// A connection to the server, signed in, with the catalogue the caller sees.
 pub struct Session {
-    pub grpc: Grpc,
+    pub api: Api,
     pub server: String,
     pub catalogue: Catalogue,
     pub json: bool,
@@ -92,7 +96,7 @@ impl Online {
         // Also checks the token before anything else is asked.
         let catalogue = match grpc.bootstrap().await {
             Ok(catalogue) => catalogue,
-            Err(fieldsync_client::Error::Refused(m)) if m.contains(" — check the token") => {
+            Err(Error::Refused(m)) if m.contains(" — check the token") => {
                 let why = m.split(" — check the token").next().unwrap_or_default();
                 anyhow::bail!(
                     "{why} — check the token (--token or FIELDSYNC_TOKEN; an admin issues one \
@@ -101,17 +105,20 @@ impl Online {
             }
             Err(e) => return Err(e.into()),
         };
-        Ok(Session { grpc, server, catalogue, json: self.json })
+        Ok(Session { api: Api::new(grpc), server, catalogue, json: self.json })
     }
 }
 
 impl Session {
     /// A server refusal in plain words: the server's message, which is
-    /// written for people, with a hint where one helps.
-    pub fn refused(&self, status: tonic::Status) -> anyhow::Error {
+    /// written for people, with a hint where one helps. Other errors are
+    /// said as they are.
+    pub fn refused(&self, e: Error) -> anyhow::Error {
         use tonic::Code;
-        let message = status.message();
-        match status.code() {
+        let Error::Status { code, message } = e else {
+            return e.into();
+        };
+        match code {
             Code::Unauthenticated => anyhow::anyhow!(
                 "{message} — check the token (--token or FIELDSYNC_TOKEN; an admin issues one \
                  with `fieldsync admin token issue`)"

@@ -10,7 +10,7 @@ use fieldsync_client::sync::{Event, Retry};
 use fieldsync_client::unsent::{self, UnsentEdits};
 use fieldsync_client::{Error, Remote};
 
-use super::{terminal, when, Online};
+use super::{terminal, when, Online, Session};
 
 pub async fn push_file(path: &Path, online: &Online, home: &Path) -> anyhow::Result<()> {
     let shown = path.display();
@@ -18,7 +18,7 @@ pub async fn push_file(path: &Path, online: &Online, home: &Path) -> anyhow::Res
     let who = terminal(&file.user_name);
     let user = terminal(&file.user_id);
     let session = online.connect(home).await?;
-    let mut grpc = session.grpc.clone();
+    let mut grpc = session.api.grpc().clone();
     let me = grpc.status(device).await?;
     if me.user_id != file.user_id {
         bail!(
@@ -76,6 +76,12 @@ pub async fn push_file(path: &Path, online: &Online, home: &Path) -> anyhow::Res
              then, and applied nothing twice"
         );
     }
+    print_refusals(&session, &pushed);
+    Ok(())
+}
+
+/// A line per edit refused or in conflict.
+fn print_refusals(session: &Session, pushed: &unsent::Pushed) {
     for (m, result) in &pushed.results {
         let what = format!(
             "{} {} {}",
@@ -94,5 +100,4 @@ pub async fn push_file(path: &Path, online: &Online, home: &Path) -> anyhow::Res
             _ => {}
         }
     }
-    Ok(())
 }

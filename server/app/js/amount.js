@@ -2,7 +2,7 @@
 // is a BigInt count of 10^-scale units, so 0,1 km + 0,2 km is 0,3 km here as
 // on the server. Binary floats never touch a quantity.
 //
-// parseTyped follows Amount::parse_typed rule by rule and in the same order,
+// parseTyped follows Amount::parse_typed (src/typed.rs) rule by rule and in the same order,
 // so a refusal has the same kind on the device and in Rust; the shared cases
 // in tests/fixtures/validation-cases.json hold the two together.
 

@@ -3,9 +3,6 @@
 
 use std::sync::Arc;
 
-use fieldsync::review::{ReviewState, Verdict};
-use fieldsync::sync::FieldRef;
-use fieldsync::{FieldKey, Period, SubmissionId};
 use fieldsync_proto::convert;
 use fieldsync_proto::v1::review_server::Review;
 use fieldsync_proto::v1::{
@@ -16,31 +13,17 @@ use fieldsync_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{blocking, caller, invalid, optional, read};
-use crate::store::{now_ms, Choice, HistoryQuery, Store, MAX_BULK};
-
-/// Most rows one list call returns.
-const MAX_LIST: usize = 1_000;
+use super::{blocking, caller, invalid};
+use crate::app::{App, Choice, ConflictQuery, Decision, HistoryFilter, SubmissionQuery};
 
 pub struct ReviewService {
-    store: Arc<Store>,
+    app: Arc<App>,
 }
 
 impl ReviewService {
-    pub fn new(store: Arc<Store>) -> Self {
-        ReviewService { store }
+    pub fn new(app: Arc<App>) -> Self {
+        ReviewService { app }
     }
-}
-
-fn limit(requested: u32) -> usize {
-    match requested as usize {
-        0 => MAX_LIST,
-        n => n.min(MAX_LIST),
-    }
-}
-
-fn period(text: &str) -> Result<Period, Status> {
-    text.parse().map_err(invalid)
 }
 
 #[tonic::async_trait]
@@ -51,33 +34,25 @@ impl Review for ReviewService {
     ) -> Result<Response<ListSubmissionsReply>, Status> {
         let user = caller(&request)?;
         let req = request.into_inner();
-        let area = optional(&req.area, |a| Ok(a.to_owned()))?;
-        let period = optional(&req.period, str::parse)?;
-        let state = convert::review_state_from_wire(req.state).map_err(invalid)?;
-        let after = optional(&req.after, |a| {
-            uuid::Uuid::parse_str(a).map(SubmissionId).map_err(|_| {
-                fieldsync::Error::Invalid(format!("`after` {a:?} is not a submission id"))
-            })
-        })?;
-        let limit = limit(req.limit);
-        let rows = read(&self.store, move |store| {
-            store.list_submissions(&user, area.as_deref(), period, state, after, limit)
-        })
-        .await?;
-        let next = match rows.len() == limit {
-            true => rows.last().map(|(h, _, _)| h.id.to_string()).unwrap_or_default(),
-            false => String::new(),
+        let query = SubmissionQuery {
+            state: convert::review_state_from_wire(req.state).map_err(invalid)?,
+            area: req.area,
+            period: req.period,
+            after: req.after,
+            limit: req.limit,
         };
+        let list = blocking(&self.app, move |app| app.list_submissions(&user, &query)).await?;
         Ok(Response::new(ListSubmissionsReply {
-            submissions: rows
+            submissions: list
+                .rows
                 .iter()
-                .map(|(h, fields, open)| SubmissionSummary {
-                    review: Some(convert::review_to_wire(&h.review)),
-                    fields: *fields as u32,
-                    open_conflicts: *open as u32,
+                .map(|s| SubmissionSummary {
+                    review: Some(convert::review_to_wire(&s.review)),
+                    fields: s.fields as u32,
+                    open_conflicts: s.open_conflicts as u32,
                 })
                 .collect(),
-            next,
+            next: list.next.map(|n| n.to_string()).unwrap_or_default(),
         }))
     }
 
@@ -87,16 +62,13 @@ impl Review for ReviewService {
     ) -> Result<Response<SubmissionDetail>, Status> {
         let user = caller(&request)?;
         let req = request.into_inner();
-        let period = period(&req.period)?;
-        let (header, fields, conflicts) = read(&self.store, move |store| {
-            let header = store.readable(&user, &req.village_id, period)?;
-            Ok((header.clone(), store.fields_of(header.id)?, store.conflicts_of(header.id)?))
-        })
-        .await?;
+        let detail =
+            blocking(&self.app, move |app| app.submission(&user, &req.village_id, &req.period))
+                .await?;
         Ok(Response::new(SubmissionDetail {
-            review: Some(convert::review_to_wire(&header.review)),
-            fields: fields.iter().map(convert::field_state_to_wire).collect(),
-            conflicts: conflicts.iter().map(convert::conflict_to_wire).collect(),
+            review: Some(convert::review_to_wire(&detail.review)),
+            fields: detail.fields.iter().map(convert::field_state_to_wire).collect(),
+            conflicts: detail.conflicts.iter().map(convert::conflict_to_wire).collect(),
         }))
     }
 
@@ -106,54 +78,18 @@ impl Review for ReviewService {
     ) -> Result<Response<DecideReply>, Status> {
         let user = caller(&request)?;
         let req = request.into_inner();
-        let verdict = convert::verdict_from_wire(req.verdict).map_err(invalid)?;
-        let mut subs = Vec::new();
-        for key in &req.submissions {
-            subs.push((key.village_id.clone(), period(&key.period)?));
-        }
-        let by_filter = !req.area.trim().is_empty();
-        if subs.is_empty() != by_filter {
-            return Err(Status::invalid_argument(
-                "name the submissions, or give an area and period for all of them (not both)",
-            ));
-        }
-        let area = req.area.trim().to_owned();
-        let filter_period = optional(&req.period, str::parse)?;
-        if by_filter && filter_period.is_none() {
-            return Err(Status::invalid_argument("a decision for an area needs a period"));
-        }
-        // By default a bulk decision takes the submissions it applies to.
-        let only = convert::review_state_from_wire(req.only_state).map_err(invalid)?.or(Some(
-            match verdict {
-                Verdict::Accept | Verdict::Reopen => ReviewState::Approved,
-                Verdict::Approve | Verdict::Reject | Verdict::Return => ReviewState::Submitted,
-            },
-        ));
-        let store = Arc::clone(&self.store);
-        let (changed, unchanged) = blocking(move || {
-            if by_filter {
-                let rows = store.list_submissions(
-                    &user,
-                    Some(&area),
-                    filter_period,
-                    only,
-                    None,
-                    MAX_BULK + 1,
-                )?;
-                if rows.len() > MAX_BULK {
-                    return Err(crate::store::Error::Invalid(format!(
-                        "more than {MAX_BULK} submissions match; at most {MAX_BULK} in one \
-                         decision: narrow the area or period"
-                    )));
-                }
-                subs = rows.into_iter().map(|(h, _, _)| (h.village_id, h.period)).collect();
-            }
-            store.decide(&user, &subs, verdict, &req.reason, now_ms())
-        })
-        .await?;
+        let decision = Decision {
+            verdict: convert::verdict_from_wire(req.verdict).map_err(invalid)?,
+            only: convert::review_state_from_wire(req.only_state).map_err(invalid)?,
+            submissions: req.submissions.into_iter().map(|k| (k.village_id, k.period)).collect(),
+            area: req.area,
+            period: req.period,
+            reason: req.reason,
+        };
+        let decided = blocking(&self.app, move |app| app.decide(&user, &decision)).await?;
         Ok(Response::new(DecideReply {
-            changed: changed.iter().map(convert::review_to_wire).collect(),
-            unchanged: unchanged as u32,
+            changed: decided.changed.iter().map(convert::review_to_wire).collect(),
+            unchanged: decided.unchanged as u32,
         }))
     }
 
@@ -163,34 +99,17 @@ impl Review for ReviewService {
     ) -> Result<Response<ListConflictsReply>, Status> {
         let user = caller(&request)?;
         let req = request.into_inner();
-        let area = optional(&req.area, |a| Ok(a.to_owned()))?;
-        let period = optional(&req.period, str::parse)?;
-        let limit = limit(req.limit);
-        // The cursor is "village/period/field" of the last conflict returned.
-        let after = optional(&req.after, |a| {
-            let bad =
-                || fieldsync::Error::Invalid(format!("`after` {a:?} is not a conflict cursor"));
-            let mut parts = a.splitn(3, '/');
-            let (v, p, f) = (parts.next(), parts.next(), parts.next());
-            let (Some(v), Some(p), Some(f)) = (v, p, f) else { return Err(bad()) };
-            Ok(FieldRef::new(v, p.parse().map_err(|_| bad())?, FieldKey::parse(f)))
-        })?;
-        let (conflicts, next) = read(&self.store, move |store| {
-            store.list_conflicts(
-                &user,
-                area.as_deref(),
-                period,
-                req.include_settled,
-                after.as_ref(),
-                limit,
-            )
-        })
-        .await?;
+        let query = ConflictQuery {
+            area: req.area,
+            period: req.period,
+            include_settled: req.include_settled,
+            after: req.after,
+            limit: req.limit,
+        };
+        let list = blocking(&self.app, move |app| app.list_conflicts(&user, &query)).await?;
         Ok(Response::new(ListConflictsReply {
-            conflicts: conflicts.iter().map(convert::conflict_to_wire).collect(),
-            next: next
-                .map(|n| format!("{}/{}/{}", n.village_id, n.period, n.field))
-                .unwrap_or_default(),
+            conflicts: list.conflicts.iter().map(convert::conflict_to_wire).collect(),
+            next: list.next,
         }))
     }
 
@@ -200,7 +119,6 @@ impl Review for ReviewService {
     ) -> Result<Response<ResolveConflictReply>, Status> {
         let user = caller(&request)?;
         let req = request.into_inner();
-        let period = period(&req.period)?;
         let choice = match req.choice {
             Some(resolve_conflict_request::Choice::Pick(i)) => Choice::Pick(i as usize),
             Some(resolve_conflict_request::Choice::Value(v)) => {
@@ -212,10 +130,11 @@ impl Review for ReviewService {
                 ))
             }
         };
-        let at = FieldRef::new(&req.village_id, period, FieldKey::parse(&req.field));
-        let store = Arc::clone(&self.store);
-        let (conflict, state) =
-            blocking(move || store.resolve(&user, &at, choice, &req.comment, now_ms())).await?;
+        let (conflict, state) = blocking(&self.app, move |app| {
+            let at = (req.village_id.as_str(), req.period.as_str(), req.field.as_str());
+            app.resolve(&user, at, choice, &req.comment)
+        })
+        .await?;
         Ok(Response::new(ResolveConflictReply {
             conflict: Some(convert::conflict_to_wire(&conflict)),
             field: Some(convert::field_state_to_wire(&state)),
@@ -228,34 +147,18 @@ impl Review for ReviewService {
     ) -> Result<Response<HistoryReply>, Status> {
         let user = caller(&request)?;
         let req = request.into_inner();
-        let submission = match (req.village_id.trim(), req.period.trim()) {
-            ("", "") => None,
-            (v, p) if !v.is_empty() && !p.is_empty() => Some(SubmissionId::of(v, period(p)?)),
-            _ => {
-                return Err(Status::invalid_argument(
-                    "give both a village and a period for a submission's history",
-                ))
-            }
-        };
-        let village = submission.map(|_| req.village_id.trim().to_owned());
-        let query = HistoryQuery {
-            submission,
-            village,
-            user_id: optional(&req.user_id, |u| Ok(u.to_owned()))?,
+        let filter = HistoryFilter {
+            village: req.village_id,
+            period: req.period,
+            user_id: req.user_id,
             from_ms: req.from_ms,
             to_ms: req.to_ms,
             after: req.after,
-            limit: limit(req.limit),
-            newest_first: req.newest_first,
             before: req.before,
+            limit: req.limit,
+            newest_first: req.newest_first,
         };
-        if req.newest_first && req.after > 0 || !req.newest_first && req.before > 0 {
-            return Err(Status::invalid_argument(
-                "`after` pages oldest first and `before` newest first: give the one that goes \
-                 with `newest_first`",
-            ));
-        }
-        let entries = read(&self.store, move |store| store.history(&user, &query)).await?;
+        let entries = blocking(&self.app, move |app| app.history(&user, &filter)).await?;
         Ok(Response::new(HistoryReply {
             entries: entries.iter().map(convert::audit_to_wire).collect(),
         }))
@@ -267,10 +170,10 @@ impl Review for ReviewService {
     ) -> Result<Response<SetPeriodClosedReply>, Status> {
         let user = caller(&request)?;
         let req = request.into_inner();
-        let period = period(&req.period)?;
-        let store = Arc::clone(&self.store);
-        blocking(move || store.set_period_closed(&user, &req.area, period, req.closed, now_ms()))
-            .await?;
+        blocking(&self.app, move |app| {
+            app.set_period_closed(&user, &req.area, &req.period, req.closed)
+        })
+        .await?;
         Ok(Response::new(SetPeriodClosedReply {}))
     }
 }

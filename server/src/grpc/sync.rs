@@ -19,7 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{blocking, caller, invalid};
-use crate::store::{now_ms, server_hlc, Store};
+use crate::app::{self, now_ms, server_hlc, App};
 
 /// Bounds on what one request may ask of the server.
 #[derive(Clone, Debug)]
@@ -57,7 +57,7 @@ pub struct Limits {
     /// Pull streams open at once, server-wide: a pull beyond them waits up
     /// to `pull_queue_wait` for one to end, then gets RESOURCE_EXHAUSTED.
     /// Each open pull holds at most `pull_buffer` + 1 pages of at most
-    /// [`PAGE_BYTES`](crate::store::PAGE_BYTES), so this bounds the memory
+    /// [`PAGE_BYTES`](crate::db::PAGE_BYTES), so this bounds the memory
     /// that readers too slow (or unwilling) to read can pin.
     pub max_pulls: usize,
     pub pull_queue_wait: std::time::Duration,
@@ -94,11 +94,23 @@ pub struct Limits {
 
 impl Limits {
     /// The limits the store holds every write to.
-    pub fn write_limits(&self) -> crate::store::WriteLimits {
-        crate::store::WriteLimits {
+    pub fn write_limits(&self) -> crate::db::WriteLimits {
+        crate::db::WriteLimits {
             min_free_bytes: self.min_free_bytes,
             min_free_percent: self.min_free_percent,
             user_bytes_per_day: self.user_bytes_per_day,
+        }
+    }
+
+    /// What the use cases are held to; `app_url` is where enrollment codes
+    /// send devices.
+    pub fn app_settings(&self, app_url: app::AppUrl) -> app::Settings {
+        app::Settings {
+            calls_per_second: self.calls_per_second,
+            call_burst: self.call_burst,
+            max_page: self.max_page,
+            app_url,
+            enroll_failures_per_minute: self.enroll_failures_per_minute,
         }
     }
 }
@@ -131,9 +143,9 @@ impl Default for Limits {
     }
 }
 
-/// The sync service over one store.
+/// The sync service over the use cases.
 pub struct SyncService {
-    store: Arc<Store>,
+    app: Arc<App>,
     limits: Limits,
     pulls: Arc<Semaphore>,
     pulls_by_user: Arc<Mutex<HashMap<String, usize>>>,
@@ -141,10 +153,10 @@ pub struct SyncService {
 }
 
 impl SyncService {
-    pub fn new(store: Arc<Store>, limits: Limits) -> Self {
+    pub fn new(app: Arc<App>, limits: Limits) -> Self {
         let pulls = Arc::new(Semaphore::new(limits.max_pulls.max(1)));
         let pushes = Arc::new(Semaphore::new(limits.pushes_in_flight.max(1)));
-        SyncService { store, limits, pulls, pulls_by_user: Default::default(), pushes }
+        SyncService { app, limits, pulls, pulls_by_user: Default::default(), pushes }
     }
 
     /// A place for one more pull by `user`, held until the pull's stream is
@@ -241,10 +253,10 @@ impl Sync for SyncService {
     ) -> Result<Response<BootstrapReply>, Status> {
         check_schema(request.get_ref().schema_version)?;
         let user = caller(&request)?;
-        let cat = self.store.catalogue();
+        let found = self.app.bootstrap(&user);
         Ok(Response::new(BootstrapReply {
-            indicators: cat.indicators_in_order().map(convert::indicator_to_wire).collect(),
-            org_units: cat.visible_to(&user).into_iter().map(convert::org_unit_to_wire).collect(),
+            indicators: found.indicators.iter().map(convert::indicator_to_wire).collect(),
+            org_units: found.org_units.iter().map(convert::org_unit_to_wire).collect(),
         }))
     }
 
@@ -266,7 +278,6 @@ impl Sync for SyncService {
             .map(convert::mutation_from_wire)
             .collect::<Result<Vec<Mutation>, _>>()
             .map_err(invalid)?;
-        let store = Arc::clone(&self.store);
         let acked = req.acknowledged_through;
         let count = mutations.len();
         // The turn is held until the store's work ends, even if this call
@@ -275,9 +286,9 @@ impl Sync for SyncService {
             .acquire_owned()
             .await
             .map_err(|_| Status::unavailable("the server is shutting down"))?;
-        let results = blocking(move || {
+        let results = blocking(&self.app, move |app| {
             let _turn = turn;
-            store.push(&user, device, &mutations, acked, now_ms())
+            app.push(&user, device, &mutations, acked)
         })
         .await?;
         tracing::info!(%device, mutations = count, "push committed");
@@ -297,18 +308,14 @@ impl Sync for SyncService {
         let req = request.into_inner();
         check_schema(req.schema_version)?;
         device_of(&req.device_id)?;
-        let page_size = match req.page_size as usize {
-            0 => self.limits.max_page,
-            n => n.min(self.limits.max_page),
-        };
+        let page_size = self.app.page_size(req.page_size);
         let slot = self.pull_slot(&user.id).await?;
         // Fail before streaming if the cursor is unusable.
-        let store = Arc::clone(&self.store);
         let cursor = req.cursor;
         let reader = user.clone();
-        let first = blocking(move || store.pull(&reader, cursor, page_size)).await?;
+        let first = blocking(&self.app, move |app| app.pull(&reader, cursor, page_size)).await?;
         let (tx, rx) = mpsc::channel(self.limits.pull_buffer);
-        let store = Arc::clone(&self.store);
+        let app = Arc::clone(&self.app);
         tokio::spawn(async move {
             let mut page = first;
             loop {
@@ -328,9 +335,8 @@ impl Sync for SyncService {
                     // Sent the last page, or the device went away.
                     return;
                 }
-                let store = Arc::clone(&store);
                 let reader = user.clone();
-                page = match blocking(move || store.pull(&reader, cursor, page_size)).await {
+                page = match blocking(&app, move |app| app.pull(&reader, cursor, page_size)).await {
                     Ok(p) => p,
                     Err(status) => {
                         let _ = tx.send(Err(status)).await;
@@ -349,26 +355,13 @@ impl Sync for SyncService {
         let user = caller(&request)?;
         let req = request.into_inner();
         let device = (!req.device_id.is_empty()).then(|| device_of(&req.device_id)).transpose()?;
-        let who = user.id.clone();
-        let store = Arc::clone(&self.store);
-        let (head, last) = blocking(move || {
-            // What the server knows of a tablet is told to its owner only.
-            let last = device.map(|d| store.device(d)).transpose()?;
-            let mine = last.filter(|d| d.owner.is_empty() || d.owner == who);
-            let last = mine.map_or(0, |d| d.last_mutation_id);
-            // A tablet the server has not heard of shows nothing that may
-            // not be on disk, so its answer need not wait for a slow disk.
-            if last > 0 {
-                store.settle()?;
-            }
-            Ok((store.durable_head(), last))
-        })
-        .await?;
+        let asker = user.clone();
+        let status = blocking(&self.app, move |app| app.status(&asker, device)).await?;
         Ok(Response::new(StatusReply {
             schema_version: SCHEMA_VERSION,
             server_time_ms: now_ms(),
-            head_seq: head,
-            last_mutation_id: last,
+            head_seq: status.head,
+            last_mutation_id: status.last_mutation_id,
             server_version: env!("CARGO_PKG_VERSION").into(),
             user_id: user.id.clone(),
             user_name: user.name.clone(),

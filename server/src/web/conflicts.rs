@@ -1,42 +1,36 @@
 //! Open conflicts, one conflict side by side, and its settlement; calls of
-//! the `Review` service as the caller.
+//! the review use cases ([`crate::app::review`]) as the caller.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery};
 use axum::response::Response;
-use fieldsync::{FieldKey, GeoPoint};
-use fieldsync_proto::convert;
-use fieldsync_proto::v1::review_server::Review;
-use fieldsync_proto::v1::{
-    resolve_conflict_request, value, GetSubmissionRequest, ListConflictsRequest,
-    ResolveConflictRequest, Value,
-};
-use tonic::Status;
+use fieldsync::sync::RawValue;
+use fieldsync::{FieldKey, GeoPoint, Value};
 
 use super::html::{time, url, Section, E};
-use super::{area_options, place, see_other, short_device, value_text, Ctx, Form, Posted, Web};
+use super::{area_options, place, see_other, short_device, value_text, Ctx, Form, Posted};
+use crate::app::{Choice, ConflictQuery, Error};
 
 /// Conflicts per page.
 pub const PAGE_SIZE: u32 = 100;
 
-pub async fn list(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQuery) -> Response {
+pub async fn list(ctx: Ctx, RawQuery(query): RawQuery) -> Response {
     let lang = ctx.lang;
     let form = Form::query(query.as_deref());
     let (period, area) = (form.text("period"), form.text("area"));
-    let request = ListConflictsRequest {
+    let request = ConflictQuery {
         area: area.into(),
         period: period.into(),
         include_settled: false,
         limit: PAGE_SIZE,
         after: form.text("after").into(),
     };
-    let reply = match web.review.list_conflicts(ctx.request(request)).await {
-        Ok(reply) => reply.into_inner(),
-        Err(status) => return ctx.fail(&status),
+    let reply = match ctx.run(move |app, user| app.list_conflicts(user, &request)).await {
+        Ok(list) => list,
+        Err(e) => return ctx.fail(&e),
     };
-    let catalogue = web.store.catalogue();
+    let catalogue = ctx.catalogue();
     let mut body = String::new();
     let _ = write!(body, "<h1>{}</h1>", lang.pick("Xung đột số liệu", "Conflicting values"));
     if form.get("resolved").is_some() {
@@ -75,26 +69,27 @@ pub async fn list(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQue
             lang.pick("Các giá trị khác nhau", "Competing values"),
         );
         for c in &reply.conflicts {
-            let (village, above) = place(&catalogue, &c.village_id);
+            let (village, above) = place(&catalogue, &c.at.village_id);
+            let (cperiod, field) = (c.at.period.to_string(), c.at.field.as_str());
             let values: Vec<String> = c
                 .candidates
                 .iter()
-                .map(|k| format!("{} ({})", E(&value_text(lang, &k.value)), E(&k.author)))
+                .map(|k| format!("{} ({})", E(&value_text(lang, &k.value)), E(&k.stamp.author)))
                 .collect();
             let _ = write!(
                 body,
                 "<tr data-conflict=\"{}/{}/{}\"><td><a href=\"/conflicts/{}/{}/{}\">{}</a> \
                  <span class=\"detail\">{}</span></td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
-                E(&c.village_id),
-                E(&c.period),
-                E(&c.field),
-                url(&c.village_id),
-                url(&c.period),
-                url(&c.field),
+                E(&c.at.village_id),
+                E(&cperiod),
+                E(field),
+                url(&c.at.village_id),
+                url(&cperiod),
+                url(field),
                 E(&village),
                 E(&above),
-                E(&c.period),
-                E(&lang.field(&catalogue, &c.field)),
+                E(&cperiod),
+                E(&lang.field(&catalogue, field)),
                 E(&base_text(lang, &c.base_value, c.base_version)),
                 values.join(" · "),
             );
@@ -115,32 +110,31 @@ pub async fn list(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQue
 }
 
 /// The value both sides started from; none when the field was new.
-fn base_text(lang: super::html::Lang, base: &Option<Value>, version: u64) -> String {
-    match (base, version) {
-        (Some(_), 1..) => value_text(lang, base),
-        _ => lang.pick("(chưa có)", "(none)").to_owned(),
+fn base_text(lang: super::html::Lang, base: &Value, version: u64) -> String {
+    match version {
+        1.. => value_text(lang, base),
+        0 => lang.pick("(chưa có)", "(none)").to_owned(),
     }
 }
 
 pub async fn detail(
-    State(web): State<Arc<Web>>,
     Path((village, period, field)): Path<(String, String, String)>,
     ctx: Ctx,
 ) -> Response {
     let lang = ctx.lang;
-    let get = GetSubmissionRequest { village_id: village.clone(), period: period.clone() };
-    let detail = match web.review.get_submission(ctx.request(get)).await {
-        Ok(reply) => reply.into_inner(),
-        Err(status) => return ctx.fail(&status),
+    let (v, p) = (village.clone(), period.clone());
+    let detail = match ctx.run(move |app, user| app.submission(user, &v, &p)).await {
+        Ok(detail) => detail,
+        Err(e) => return ctx.fail(&e),
     };
-    let Some(conflict) = detail.conflicts.iter().find(|c| c.field == field) else {
-        return ctx.fail(&Status::not_found(format!(
+    let Some(conflict) = detail.conflicts.iter().find(|c| c.at.field.as_str() == field) else {
+        return ctx.fail(&Error::not_found(format!(
             "{field} of {village} in {period} is not in conflict"
         )));
     };
-    let catalogue = web.store.catalogue();
+    let catalogue = ctx.catalogue();
     let (name, above) = place(&catalogue, &village);
-    let current = detail.fields.iter().find(|f| f.field == field);
+    let current = detail.fields.iter().find(|f| f.at.field.as_str() == field);
     let mut body = String::new();
     let _ = write!(
         body,
@@ -195,15 +189,16 @@ pub async fn detail(
     }
     let _ = write!(body, "</tr><tr><th>{}</th><td></td>", lang.pick("Người nhập", "Recorded by"));
     for k in &conflict.candidates {
-        let _ = write!(body, "<td>{}</td>", E(&k.author));
+        let _ = write!(body, "<td>{}</td>", E(&k.stamp.author));
     }
     let _ = write!(body, "</tr><tr><th>{}</th><td></td>", lang.pick("Máy tính bảng", "Tablet"));
     for k in &conflict.candidates {
-        let _ = write!(body, "<td><code>{}</code></td>", E(&short_device(&k.device_id)));
+        let _ =
+            write!(body, "<td><code>{}</code></td>", E(&short_device(&k.stamp.device.to_string())));
     }
     let _ = write!(body, "</tr><tr><th>{}</th><td></td>", lang.pick("Nhận lúc", "Received"));
     for k in &conflict.candidates {
-        let _ = write!(body, "<td>{}</td>", time(k.received_at_ms));
+        let _ = write!(body, "<td>{}</td>", time(k.stamp.received_at_ms));
     }
     // Only those who may settle it are offered the choice.
     if conflict.open && ctx.user.reviewer(&catalogue, &village).is_ok() {
@@ -251,44 +246,35 @@ pub async fn detail(
 }
 
 pub async fn resolve(
-    State(web): State<Arc<Web>>,
     Path((village, period, field)): Path<(String, String, String)>,
     Posted(ctx, form): Posted,
 ) -> Response {
     let entered = form.text("value");
     let choice = match (entered, form.text("pick")) {
         ("", "") => {
-            return ctx.fail(&Status::invalid_argument(
+            return ctx.fail(&Error::invalid(
                 "choose one of the competing values, or enter the right value",
             ))
         }
         ("", pick) => match pick.parse::<u32>() {
-            Ok(i) => resolve_conflict_request::Choice::Pick(i),
-            Err(_) => {
-                return ctx.fail(&Status::invalid_argument(format!("{pick:?} is not a choice")))
-            }
+            Ok(i) => Choice::Pick(i as usize),
+            Err(_) => return ctx.fail(&Error::invalid(format!("{pick:?} is not a choice"))),
         },
-        (text, _) => {
-            let kind = match FieldKey::parse(&field) {
-                FieldKey::Indicator(_) => value::Kind::Amount(text.to_owned()),
-                FieldKey::Note => value::Kind::Text(text.to_owned()),
-                FieldKey::Location => match text.parse::<GeoPoint>() {
-                    Ok(p) => value::Kind::Point(convert::point_to_wire(p)),
-                    Err(e) => return ctx.fail(&Status::invalid_argument(e.to_string())),
-                },
-            };
-            resolve_conflict_request::Choice::Value(Value { kind: Some(kind) })
-        }
+        (text, _) => Choice::Value(match FieldKey::parse(&field) {
+            FieldKey::Indicator(_) => RawValue::Amount(text.to_owned()),
+            FieldKey::Note => RawValue::Text(text.to_owned()),
+            FieldKey::Location => match text.parse::<GeoPoint>() {
+                Ok(p) => RawValue::Point(p),
+                Err(e) => return ctx.fail(&Error::from_core(e)),
+            },
+        }),
     };
-    let request = ResolveConflictRequest {
-        village_id: village,
-        period,
-        field,
-        choice: Some(choice),
-        comment: form.text("comment").to_owned(),
-    };
-    match web.review.resolve_conflict(ctx.request(request)).await {
+    let comment = form.text("comment").to_owned();
+    let settled = ctx
+        .run(move |app, user| app.resolve(user, (&village, &period, &field), choice, &comment))
+        .await;
+    match settled {
         Ok(_) => see_other("/conflicts?resolved=1"),
-        Err(status) => ctx.fail(&status),
+        Err(e) => ctx.fail(&e),
     }
 }

@@ -1,8 +1,9 @@
 //! "Thiết bị của điều tra viên" (surveyors' devices): the surveyors a
 //! supervisor may enroll, a one-time code for one of them as a QR code and
 //! in large letters, the open codes and the devices' tokens, each
-//! revocable. Calls of the `Admin` service as the caller; the rules (whose
-//! devices the caller may enroll) are the store's.
+//! revocable. Calls of the enrollment use cases ([`crate::app::admin`]) as
+//! the caller; the rules (whose devices the caller may enroll) are the
+//! store's.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -10,21 +11,16 @@ use std::sync::Arc;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use fieldsync_proto::v1::admin_server::Admin;
-use fieldsync_proto::v1::{
-    CreateEnrollmentRequest, ListEnrollmentsRequest, RevokeEnrollmentRequest, RevokeTokenRequest,
-};
-use tonic::Status;
 
 use super::html::{time, url, Lang, Section, E};
 use super::{see_other, Ctx, Form, Posted, Web};
-use crate::grpc::WebOrigin;
+use crate::app::{Error, Kind};
 
 /// The QR code of `text` as an inline SVG element (no XML declaration),
 /// dark on white, at least 240 px wide.
-pub fn qr_svg(text: &str) -> Result<String, Status> {
+pub fn qr_svg(text: &str) -> Result<String, Error> {
     let code = qrcode::QrCode::new(text.as_bytes())
-        .map_err(|e| Status::internal(format!("cannot draw the QR code: {e}")))?;
+        .map_err(|e| Error::internal(format!("cannot draw the QR code: {e}")))?;
     let svg = code
         .render::<qrcode::render::svg::Color<'_>>()
         .min_dimensions(240, 240)
@@ -42,34 +38,31 @@ pub fn enroll_link(app_url: &str, code: &str) -> String {
 
 /// `http://host:port` as the browser asked for this page, if the Host
 /// header is a plain host name or address (anything else is ignored).
-fn origin(headers: &HeaderMap, secure: bool) -> Option<WebOrigin> {
+fn origin(headers: &HeaderMap, secure: bool) -> Option<String> {
     let host = headers.get(axum::http::header::HOST)?.to_str().ok()?;
     let plain = !host.is_empty()
         && host.len() <= 255
         && host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
     let scheme = if secure { "https" } else { "http" };
-    plain.then(|| WebOrigin(format!("{scheme}://{host}")))
+    plain.then(|| format!("{scheme}://{host}"))
 }
 
 /// A refusal of the enrollment methods, said in the page's language: the
 /// server's own words (English) follow a Vietnamese sentence on Vietnamese
 /// pages, so the supervisor knows what to do either way.
-fn refused(lang: Lang, status: &Status) -> Status {
-    use tonic::Code;
-    let vi = match status.code() {
-        Code::PermissionDenied => {
-            "Bạn chỉ tạo và thu hồi được mã cho điều tra viên thuộc địa bàn của mình."
-        }
-        Code::NotFound => "Không tìm thấy người dùng hoặc mã này (có thể mã đã hết hạn).",
-        Code::ResourceExhausted => {
+fn refused(lang: Lang, e: &Error) -> Error {
+    let vi = match e.kind {
+        Kind::Denied => "Bạn chỉ tạo và thu hồi được mã cho điều tra viên thuộc địa bàn của mình.",
+        Kind::NotFound => "Không tìm thấy người dùng hoặc mã này (có thể mã đã hết hạn).",
+        Kind::Exhausted => {
             "Đã có quá nhiều mã chưa dùng: hãy thu hồi bớt (hoặc chờ chúng hết hạn) rồi tạo lại."
         }
-        Code::InvalidArgument | Code::FailedPrecondition => "Chưa tạo hoặc thu hồi được:",
-        _ => return status.clone(),
+        Kind::Invalid | Kind::OutOfSequence => "Chưa tạo hoặc thu hồi được:",
+        _ => return e.clone(),
     };
     match lang {
-        Lang::Vi => Status::new(status.code(), format!("{vi} ({})", status.message())),
-        Lang::En => status.clone(),
+        Lang::Vi => Error { message: format!("{vi} ({})", e.message), ..e.clone() },
+        Lang::En => e.clone(),
     }
 }
 
@@ -93,23 +86,22 @@ fn title(lang: Lang) -> &'static str {
     lang.pick("Thiết bị của điều tra viên", "Surveyors' devices")
 }
 
-pub async fn page(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQuery) -> Response {
+pub async fn page(ctx: Ctx, RawQuery(query): RawQuery) -> Response {
     let lang = ctx.lang;
     let form = Form::query(query.as_deref());
-    let (users, more) = match web.admin.enrollable(ctx.request(())).await {
+    let (users, more) = match ctx.run(|app, user| app.enrollable(user)).await {
         Ok(found) => found,
-        Err(status) => return ctx.fail(&status),
+        Err(e) => return ctx.fail(&e),
     };
-    let codes =
-        match web.admin.list_enrollments(ctx.request(ListEnrollmentsRequest::default())).await {
-            Ok(reply) => reply.into_inner().enrollments,
-            Err(status) => return ctx.fail(&refused(lang, &status)),
-        };
-    let tokens = match web.admin.device_tokens(ctx.request(())).await {
+    let codes = match ctx.run(|app, user| app.enrollments(user, "")).await {
+        Ok(codes) => codes,
+        Err(e) => return ctx.fail(&refused(lang, &e)),
+    };
+    let tokens = match ctx.run(|app, user| app.device_tokens(user)).await {
         Ok(tokens) => tokens,
-        Err(status) => return ctx.fail(&status),
+        Err(e) => return ctx.fail(&e),
     };
-    let catalogue = web.store.catalogue();
+    let catalogue = ctx.catalogue();
     let mut body = String::new();
     let _ = write!(body, "<h1>{}</h1>", title(lang));
     let notice = match form.text("done") {
@@ -271,28 +263,27 @@ pub async fn create(
     Posted(ctx, form): Posted,
 ) -> Response {
     let lang = ctx.lang;
-    let mut request = ctx.request(CreateEnrollmentRequest {
-        user_id: form.text("user").to_owned(),
-        expires_in_s: EXPIRIES
-            .iter()
-            .map(|(s, _, _)| *s)
-            .find(|s| s.to_string() == form.text("expires"))
-            .unwrap_or(0),
-    });
-    if let Some(origin) = origin(&headers, web.secure) {
-        request.extensions_mut().insert(origin);
-    }
-    let reply = match web.admin.create_enrollment(request).await {
-        Ok(reply) => reply.into_inner(),
-        Err(status) => return ctx.fail(&refused(lang, &status)),
+    let surveyor = form.text("user").to_owned();
+    let expires_in_s = EXPIRIES
+        .iter()
+        .map(|(s, _, _)| *s)
+        .find(|s| s.to_string() == form.text("expires"))
+        .unwrap_or(0);
+    let origin = origin(&headers, web.secure);
+    let made = ctx
+        .run(move |app, user| {
+            app.create_enrollment(user, &surveyor, expires_in_s, origin.as_deref())
+        })
+        .await;
+    let reply = match made {
+        Ok(made) => made,
+        Err(e) => return ctx.fail(&refused(lang, &e)),
     };
-    let Some(info) = reply.info else {
-        return ctx.fail(&Status::internal("the code came without its details"));
-    };
+    let info = &reply.info;
     let link = enroll_link(&reply.app_url, &reply.code);
     let svg = match qr_svg(&link) {
         Ok(svg) => svg,
-        Err(status) => return ctx.fail(&status),
+        Err(e) => return ctx.fail(&e),
     };
     let mut body = String::new();
     let _ = write!(
@@ -324,27 +315,17 @@ pub async fn create(
     ctx.page(title(lang), Section::Devices, &body)
 }
 
-pub async fn revoke_code(
-    State(web): State<Arc<Web>>,
-    Path(id): Path<String>,
-    Posted(ctx, _): Posted,
-) -> Response {
-    let request = ctx.request(RevokeEnrollmentRequest { id });
-    match web.admin.revoke_enrollment(request).await {
+pub async fn revoke_code(Path(id): Path<String>, Posted(ctx, _): Posted) -> Response {
+    match ctx.run(move |app, user| app.revoke_enrollment(user, &id)).await {
         Ok(_) => see_other("/devices?done=revoked-code"),
-        Err(status) => ctx.fail(&refused(ctx.lang, &status)),
+        Err(e) => ctx.fail(&refused(ctx.lang, &e)),
     }
 }
 
-pub async fn revoke_token(
-    State(web): State<Arc<Web>>,
-    Path(id): Path<String>,
-    Posted(ctx, _): Posted,
-) -> Response {
-    let request = ctx.request(RevokeTokenRequest { id });
-    match web.admin.revoke_device_token(request).await {
+pub async fn revoke_token(Path(id): Path<String>, Posted(ctx, _): Posted) -> Response {
+    match ctx.run(move |app, user| app.revoke_device_token(user, &id)).await {
         Ok(_) => see_other("/devices?done=revoked-token"),
-        Err(status) => ctx.fail(&refused(ctx.lang, &status)),
+        Err(e) => ctx.fail(&refused(ctx.lang, &e)),
     }
 }
 
@@ -364,7 +345,7 @@ mod tests {
     fn only_a_plain_host_header_names_the_origin() {
         let mut headers = HeaderMap::new();
         headers.insert(axum::http::header::HOST, "10.0.0.5:8080".parse().unwrap());
-        assert_eq!(origin(&headers, false).unwrap().0, "http://10.0.0.5:8080");
+        assert_eq!(origin(&headers, false).unwrap(), "http://10.0.0.5:8080");
         headers.insert(axum::http::header::HOST, "evil\"><script>".parse().unwrap());
         assert!(origin(&headers, false).is_none());
     }

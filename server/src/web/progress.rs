@@ -1,25 +1,20 @@
 //! Progress against plan: for a period, an area and a level below it, each
 //! unit's done / plan / % per indicator as a table and as bars (inline SVG),
 //! with drill-down and the CSV and XLSX downloads of the same rows. The rows
-//! are those of the `Report` service's export, called as the caller.
+//! are those of the report use case ([`crate::app::report`]), as the caller.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
-use axum::extract::{RawQuery, State};
+use axum::extract::RawQuery;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use fieldsync::{Amount, Level};
 use fieldsync_export as export;
-use fieldsync_proto::convert;
-use fieldsync_proto::v1::report_server::Report;
-use fieldsync_proto::v1::{ExportRequest, TotalRow};
-use tokio_stream::StreamExt;
-use tonic::Status;
 
 use super::html::{url, Lang, Section, E};
-use super::{area_options, Ctx, Form, Web};
-use crate::store::Store;
+use super::{area_options, Ctx, Form};
+use crate::app::report::UnitTotal;
+use crate::app::{Error, ExportQuery};
 
 /// Org units shown on one page (downloads have them all).
 pub const MAX_UNITS: usize = 300;
@@ -35,12 +30,12 @@ struct View {
 }
 
 impl View {
-    async fn of(form: &Form, ctx: &Ctx, web: &Web) -> Result<View, Status> {
+    async fn of(form: &Form, ctx: &Ctx) -> Result<View, Error> {
         let period = match form.text("period") {
-            "" => default_year(Arc::clone(&web.store)).await?.to_string(),
+            "" => ctx.run(|app, _| app.year_to_show()).await?.to_string(),
             p => p.to_owned(),
         };
-        let catalogue = web.store.catalogue();
+        let catalogue = ctx.catalogue();
         let catalogue = catalogue.as_ref();
         let area = match form.text("area") {
             "" => ctx.user.areas.first().cloned().or_else(|| {
@@ -48,20 +43,20 @@ impl View {
             }),
             a => Some(a.to_owned()),
         }
-        .ok_or_else(|| Status::not_found("there is no org unit to report on"))?;
+        .ok_or_else(|| Error::not_found("there is no org unit to report on"))?;
         let unit = catalogue
             .org_unit(&area)
-            .ok_or_else(|| Status::not_found(format!("unknown org unit {area:?}")))?;
+            .ok_or_else(|| Error::not_found(format!("unknown org unit {area:?}")))?;
         let level = match form.text("level") {
             "" => LEVELS.into_iter().find(|l| l.parent() == Some(unit.level)).unwrap_or(unit.level),
             l => LEVELS.into_iter().find(|x| x.as_str() == l).ok_or_else(|| {
-                Status::invalid_argument(format!(
+                Error::invalid(format!(
                     "unknown level {l:?}: province, district, commune or village"
                 ))
             })?,
         };
         if level < unit.level {
-            return Err(Status::invalid_argument(format!(
+            return Err(Error::invalid(format!(
                 "{} is a {}: choose its own level or one below it",
                 unit.name,
                 unit.level.as_str()
@@ -81,9 +76,9 @@ impl View {
         )
     }
 
-    fn request(&self, level: Level) -> ExportRequest {
-        ExportRequest {
-            level: convert::level_to_wire(level) as i32,
+    fn request(&self, level: Level) -> ExportQuery {
+        ExportQuery {
+            level,
             period: self.period.clone(),
             area: self.area.clone(),
             include_pending: self.pending,
@@ -91,67 +86,42 @@ impl View {
     }
 }
 
-/// This year in Vietnam, or the latest year with totals when this year has
-/// none yet.
-async fn default_year(store: Arc<Store>) -> Result<u16, Status> {
-    let ms = crate::store::now_ms() as i64 + 7 * 3_600_000;
-    // Days to years, good enough for picking a default (1970 + days/365.2425).
-    let this_year = 1970 + (ms / 86_400_000 * 10_000) / 3_652_425;
-    let this_year = u16::try_from(this_year).unwrap_or(u16::MAX);
-    tokio::task::spawn_blocking(move || store.year_to_show(this_year))
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(crate::grpc::status_of)
-}
-
-/// The export rows of `request`, at most `max_units` units' worth.
+/// The report rows of `query`, at most `max_units` units' worth (`true`:
+/// there were more).
 async fn rows(
-    web: &Web,
     ctx: &Ctx,
-    request: ExportRequest,
+    query: ExportQuery,
     max_units: usize,
-) -> Result<(Vec<TotalRow>, bool), Status> {
-    let mut stream = web.report.export(ctx.request(request)).await?.into_inner();
-    let (mut out, mut units, mut last) = (Vec::new(), 0, String::new());
-    while let Some(row) = stream.next().await {
-        let row = row?;
-        if row.unit_id != last {
-            units += 1;
-            if units > max_units {
-                return Ok((out, true));
-            }
-            last = row.unit_id.clone();
-        }
-        out.push(row);
-    }
-    Ok((out, false))
+) -> Result<(Vec<UnitTotal>, bool), Error> {
+    ctx.run(move |app, user| app.report(user, &query, max_units)).await
 }
 
 /// "440/458 km — 96,1%" (or "760 km" without a plan).
-fn reads(lang: Lang, row: &TotalRow, unit: &str) -> String {
+fn reads(lang: Lang, row: &UnitTotal, unit: &str) -> String {
     let unit = match unit {
         "" => String::new(),
         u => format!(" {u}"),
     };
-    match (row.plan.as_str(), row.percent_tenths) {
-        ("", _) => format!("{}{unit}", lang.amount(&row.done)),
-        (plan, Some(t)) => {
-            format!("{}/{}{unit} — {}%", lang.amount(&row.done), lang.amount(plan), lang.percent(t))
+    let done = lang.amount_of(row.done);
+    match (row.plan, row.percent) {
+        (None, _) => format!("{done}{unit}"),
+        (Some(plan), Some(p)) => {
+            format!("{done}/{}{unit} — {}%", lang.amount_of(plan), lang.percent(p.tenths))
         }
-        (plan, None) => format!("{}/{}{unit}", lang.amount(&row.done), lang.amount(plan)),
+        (Some(plan), None) => format!("{done}/{}{unit}", lang.amount_of(plan)),
     }
 }
 
-fn number(text: &str) -> f64 {
-    text.parse::<Amount>().ok().and_then(|a| a.to_string().parse().ok()).unwrap_or(0.0)
+fn number(amount: Option<Amount>) -> f64 {
+    amount.and_then(|a| a.to_string().parse().ok()).unwrap_or(0.0)
 }
 
 /// Horizontal bars, one per unit: the plan in grey, what is done over it.
-fn bars(lang: Lang, rows: &[&TotalRow], unit: &str) -> String {
+fn bars(lang: Lang, rows: &[&UnitTotal], unit: &str) -> String {
     const LABEL: f64 = 210.0;
     const WIDTH: f64 = 640.0;
     const ROW: f64 = 22.0;
-    let max = rows.iter().map(|r| number(&r.done).max(number(&r.plan))).fold(0.0, f64::max);
+    let max = rows.iter().map(|r| number(Some(r.done)).max(number(r.plan))).fold(0.0, f64::max);
     let scale = if max > 0.0 { (WIDTH - LABEL - 120.0) / max } else { 0.0 };
     let height = ROW * rows.len() as f64 + 4.0;
     let mut svg = format!(
@@ -161,7 +131,7 @@ fn bars(lang: Lang, rows: &[&TotalRow], unit: &str) -> String {
     for (i, r) in rows.iter().enumerate() {
         let y = ROW * i as f64 + 2.0;
         let name: String = r.unit_name.chars().take(30).collect();
-        let (done, plan) = (number(&r.done) * scale, number(&r.plan) * scale);
+        let (done, plan) = (number(Some(r.done)) * scale, number(r.plan) * scale);
         let _ = write!(
             svg,
             "<text x=\"{x}\" y=\"{ty}\" text-anchor=\"end\">{}</text>",
@@ -175,7 +145,7 @@ fn bars(lang: Lang, rows: &[&TotalRow], unit: &str) -> String {
                 "<rect class=\"plan\" x=\"{LABEL}\" y=\"{y}\" width=\"{plan:.1}\" height=\"18\"/>"
             );
         }
-        let over = r.percent_tenths.is_some_and(|t| t >= 1000);
+        let over = r.percent.is_some_and(|p| p.tenths >= 1000);
         let _ = write!(
             svg,
             "<rect class=\"{}\" x=\"{LABEL}\" y=\"{y2}\" width=\"{done:.1}\" height=\"12\"/>\
@@ -191,19 +161,19 @@ fn bars(lang: Lang, rows: &[&TotalRow], unit: &str) -> String {
     svg
 }
 
-pub async fn page(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQuery) -> Response {
-    match render(&web, &ctx, &Form::query(query.as_deref())).await {
+pub async fn page(ctx: Ctx, RawQuery(query): RawQuery) -> Response {
+    match render(&ctx, &Form::query(query.as_deref())).await {
         Ok(body) => ctx.page(ctx.lang.pick("Tiến độ", "Progress"), Section::Progress, &body),
-        Err(status) => ctx.fail(&status),
+        Err(e) => ctx.fail(&e),
     }
 }
 
-async fn render(web: &Web, ctx: &Ctx, form: &Form) -> Result<String, Status> {
+async fn render(ctx: &Ctx, form: &Form) -> Result<String, Error> {
     let lang = ctx.lang;
-    let catalogue = web.store.catalogue();
-    let view = View::of(form, ctx, web).await?;
-    let (totals, _) = rows(web, ctx, view.request(view.area_level), 1).await?;
-    let (rows, cut) = rows(web, ctx, view.request(view.level), MAX_UNITS).await?;
+    let catalogue = ctx.catalogue();
+    let view = View::of(form, ctx).await?;
+    let (totals, _) = rows(ctx, view.request(view.area_level), 1).await?;
+    let (rows, cut) = rows(ctx, view.request(view.level), MAX_UNITS).await?;
     let area_name = catalogue.org_unit(&view.area).map_or(view.area.as_str(), |u| &u.name);
     let mut body = String::new();
     // Where we are: the area's ancestors, for going back up.
@@ -275,7 +245,7 @@ async fn render(web: &Web, ctx: &Ctx, form: &Form) -> Result<String, Status> {
     let drill = LEVELS.into_iter().find(|l| l.parent() == Some(view.level));
     for ind in catalogue.indicators_in_order() {
         let unit = lang.unit(&catalogue, &ind.code);
-        let these: Vec<&TotalRow> = rows.iter().filter(|r| r.indicator == ind.code).collect();
+        let these: Vec<&UnitTotal> = rows.iter().filter(|r| r.indicator == ind.code).collect();
         let name = lang.pick(&ind.name_vi, &ind.name_en);
         let unit_label = match unit {
             "" => String::new(),
@@ -328,9 +298,9 @@ async fn render(web: &Web, ctx: &Ctx, form: &Form) -> Result<String, Status> {
                 "<tr data-unit=\"{}\"><td>{name}</td><td class=\"num done\">{}</td><td class=\"num plan\">{}</td>\
                  <td class=\"num pct\">{}</td><td>{}</td></tr>",
                 E(&r.unit_id),
-                E(&lang.amount(&r.done)),
-                E(&lang.amount(&r.plan)),
-                r.percent_tenths.map(|t| lang.percent(t)).unwrap_or_default(),
+                E(&lang.amount_of(r.done)),
+                E(&r.plan.map(|p| lang.amount_of(p)).unwrap_or_default()),
+                r.percent.map(|p| lang.percent(p.tenths)).unwrap_or_default(),
                 notes(lang, r, unit),
             );
         }
@@ -340,7 +310,7 @@ async fn render(web: &Web, ctx: &Ctx, form: &Form) -> Result<String, Status> {
 }
 
 /// Pending and conflicted counts beside a total.
-fn notes(lang: Lang, row: &TotalRow, unit: &str) -> String {
+fn notes(lang: Lang, row: &UnitTotal, unit: &str) -> String {
     let mut out = Vec::new();
     if row.pending_count > 0 {
         let unit = match unit {
@@ -351,7 +321,7 @@ fn notes(lang: Lang, row: &TotalRow, unit: &str) -> String {
             "<span class=\"pending\">{} {} ({}{})</span>",
             lang.pick("chờ duyệt:", "pending:"),
             row.pending_count,
-            E(&lang.amount(&row.pending)),
+            E(&lang.amount_of(row.pending)),
             E(&unit)
         ));
     }
@@ -375,19 +345,15 @@ fn notes(lang: Lang, row: &TotalRow, unit: &str) -> String {
 }
 
 /// The rows of a download: what the page shows, every unit of it.
-async fn download_rows(
-    web: &Web,
-    ctx: &Ctx,
-    form: &Form,
-) -> Result<(View, Vec<export::Row>), Status> {
-    let catalogue = web.store.catalogue();
-    let view = View::of(form, ctx, web).await?;
-    let (rows, _) = rows(web, ctx, view.request(view.level), usize::MAX).await?;
+async fn download_rows(ctx: &Ctx, form: &Form) -> Result<(View, Vec<export::Row>), Error> {
+    let catalogue = ctx.catalogue();
+    let view = View::of(form, ctx).await?;
+    let (rows, _) = rows(ctx, view.request(view.level), usize::MAX).await?;
     let rows = rows
-        .into_iter()
-        .map(|r| export::Row::from_wire(r, &catalogue))
+        .iter()
+        .map(|r| export::Row::from_total(r, &catalogue))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Status::internal(e.to_string()))?;
+        .map_err(|e| Error::internal(e.to_string()))?;
     Ok((view, rows))
 }
 
@@ -412,10 +378,10 @@ pub(super) fn attachment(content_type: &'static str, name: &str, bytes: Vec<u8>)
         .into_response()
 }
 
-pub async fn csv(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQuery) -> Response {
-    let (view, rows) = match download_rows(&web, &ctx, &Form::query(query.as_deref())).await {
+pub async fn csv(ctx: Ctx, RawQuery(query): RawQuery) -> Response {
+    let (view, rows) = match download_rows(&ctx, &Form::query(query.as_deref())).await {
         Ok(x) => x,
-        Err(status) => return ctx.fail(&status),
+        Err(e) => return ctx.fail(&e),
     };
     let mut bytes = Vec::new();
     let written = (|| {
@@ -427,16 +393,16 @@ pub async fn csv(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQuer
     })();
     match written {
         Ok(()) => attachment("text/csv; charset=utf-8", &file_name(&view, "csv"), bytes),
-        Err(e) => ctx.fail(&Status::internal(e.to_string())),
+        Err(e) => ctx.fail(&Error::internal(e.to_string())),
     }
 }
 
-pub async fn xlsx(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQuery) -> Response {
-    let (view, rows) = match download_rows(&web, &ctx, &Form::query(query.as_deref())).await {
+pub async fn xlsx(ctx: Ctx, RawQuery(query): RawQuery) -> Response {
+    let (view, rows) = match download_rows(&ctx, &Form::query(query.as_deref())).await {
         Ok(x) => x,
-        Err(status) => return ctx.fail(&status),
+        Err(e) => return ctx.fail(&e),
     };
-    let catalogue = web.store.catalogue();
+    let catalogue = ctx.catalogue();
     let level = view.level;
     let written = tokio::task::spawn_blocking(move || {
         export::xlsx_bytes(&[(level, rows)], &catalogue).map_err(|e| e.to_string())
@@ -448,7 +414,7 @@ pub async fn xlsx(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQue
             &file_name(&view, "xlsx"),
             bytes,
         ),
-        Ok(Err(e)) => ctx.fail(&Status::internal(e)),
-        Err(e) => ctx.fail(&Status::internal(e.to_string())),
+        Ok(Err(e)) => ctx.fail(&Error::internal(e)),
+        Err(e) => ctx.fail(&Error::internal(e.to_string())),
     }
 }

@@ -1,23 +1,17 @@
 //! The review queue, a submission's page, and the decisions on it; each a
-//! call of the `Review` service as the caller.
+//! call of the review use cases ([`crate::app::review`]) as the caller.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery};
 use axum::response::Response;
 use fieldsync::review::{transition, ReviewState, Verdict};
-use fieldsync_proto::convert;
-use fieldsync_proto::v1::review_server::Review;
-use fieldsync_proto::v1::{
-    DecideRequest, GetSubmissionRequest, HistoryRequest, ListSubmissionsRequest, SubmissionKey,
-    SubmissionReview,
-};
-use tonic::Status;
+use fieldsync::sync::SubmissionReview;
 
 use super::html::{time, url, Lang, Section, E};
-use super::{area_options, place, see_other, short_device, value_text, Ctx, Form, Posted, Web};
+use super::{area_options, place, see_other, short_device, value_text, Ctx, Form, Posted};
+use crate::app::{Decision, Error, HistoryFilter, SubmissionQuery};
 
 /// Submissions per page of the queue.
 pub const PAGE_SIZE: u32 = 100;
@@ -27,43 +21,39 @@ const COUNT_LIMIT: u32 = 1_000;
 /// pages on to older ones.
 const HISTORY_LIMIT: u32 = 500;
 
-fn state_of(review: Option<&SubmissionReview>) -> Option<ReviewState> {
-    review.and_then(|r| convert::review_state_from_wire(r.state).ok().flatten())
-}
-
 /// The queue's filter, from the query string.
-struct Filter {
-    period: String,
-    area: String,
-    state: Option<ReviewState>,
+pub(super) struct Filter {
+    pub(super) period: String,
+    pub(super) area: String,
+    pub(super) state: Option<ReviewState>,
 }
 
 impl Filter {
-    fn of(form: &Form) -> Result<Filter, Status> {
+    pub(super) fn of(form: &Form) -> Result<Filter, Error> {
         let state = match form.text("state") {
             "" => None,
-            s => Some(ReviewState::parse(s).map_err(|e| Status::invalid_argument(e.to_string()))?),
+            s => Some(ReviewState::parse(s).map_err(Error::from_core)?),
         };
         Ok(Filter { period: form.text("period").into(), area: form.text("area").into(), state })
     }
 
-    /// The `ListSubmissions` request for this filter's area and period.
-    fn request(
+    /// The listing for this filter's area and period.
+    pub(super) fn request(
         &self,
         state: Option<ReviewState>,
         limit: u32,
         after: &str,
-    ) -> ListSubmissionsRequest {
-        ListSubmissionsRequest {
+    ) -> SubmissionQuery {
+        SubmissionQuery {
             area: self.area.clone(),
             period: self.period.clone(),
-            state: state.map_or(0, |s| convert::review_state_to_wire(s) as i32),
+            state,
             limit,
             after: after.to_owned(),
         }
     }
 
-    fn query(&self) -> String {
+    pub(super) fn query(&self) -> String {
         format!(
             "period={}&area={}&state={}",
             url(&self.period),
@@ -73,27 +63,25 @@ impl Filter {
     }
 }
 
-pub async fn queue(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQuery) -> Response {
+pub async fn queue(ctx: Ctx, RawQuery(query): RawQuery) -> Response {
     let form = Form::query(query.as_deref());
     let filter = match Filter::of(&form) {
         Ok(f) => f,
-        Err(status) => return ctx.fail(&status),
+        Err(e) => return ctx.fail(&e),
     };
     let lang = ctx.lang;
-    let list = |state, limit, after: &str| filter.request(state, limit, after);
-    let all = match web.review.list_submissions(ctx.request(list(None, COUNT_LIMIT, ""))).await {
-        Ok(reply) => reply.into_inner(),
-        Err(status) => return ctx.fail(&status),
+    let counted = filter.request(None, COUNT_LIMIT, "");
+    let listed = filter.request(filter.state, PAGE_SIZE, form.text("after"));
+    let lists = ctx
+        .run(move |app, user| {
+            Ok((app.list_submissions(user, &counted)?, app.list_submissions(user, &listed)?))
+        })
+        .await;
+    let (all, page) = match lists {
+        Ok(lists) => lists,
+        Err(e) => return ctx.fail(&e),
     };
-    let page = match web
-        .review
-        .list_submissions(ctx.request(list(filter.state, PAGE_SIZE, form.text("after"))))
-        .await
-    {
-        Ok(reply) => reply.into_inner(),
-        Err(status) => return ctx.fail(&status),
-    };
-    let catalogue = web.store.catalogue();
+    let catalogue = ctx.catalogue();
     let mut body = String::new();
     let _ = write!(body, "<h1>{}</h1>", lang.pick("Duyệt báo cáo", "Review queue"));
     if let Some(n) = form.get("approved") {
@@ -129,12 +117,10 @@ pub async fn queue(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQu
     );
     // Counts per state.
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for s in &all.submissions {
-        if let Some(state) = state_of(s.review.as_ref()) {
-            *counts.entry(state.as_str()).or_default() += 1;
-        }
+    for s in &all.rows {
+        *counts.entry(s.review.state.as_str()).or_default() += 1;
     }
-    let more = if all.next.is_empty() { "" } else { "+" };
+    let more = if all.next.is_none() { "" } else { "+" };
     body.push_str("<ul class=\"counts\" id=\"counts\">");
     for s in STATES {
         let n = counts.get(s.as_str()).copied().unwrap_or(0);
@@ -156,11 +142,11 @@ pub async fn queue(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQu
     );
     // Bulk approval of what is listed: submitted, no open conflict.
     let approvable: Vec<&SubmissionReview> = page
-        .submissions
+        .rows
         .iter()
         .filter(|s| s.open_conflicts == 0)
-        .filter_map(|s| s.review.as_ref())
-        .filter(|r| state_of(Some(r)) == Some(ReviewState::Submitted))
+        .map(|s| &s.review)
+        .filter(|r| r.state == ReviewState::Submitted)
         .collect();
     if !approvable.is_empty() && ctx.user.may(fieldsync::access::Action::Review) {
         let _ = write!(
@@ -179,7 +165,7 @@ pub async fn queue(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQu
                 body,
                 "<input type=\"hidden\" name=\"sub\" value=\"{}|{}\">",
                 E(&r.village_id),
-                E(&r.period)
+                E(&r.period.to_string())
             );
         }
         let _ = write!(
@@ -193,7 +179,7 @@ pub async fn queue(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQu
         );
     }
     // The list.
-    if page.submissions.is_empty() {
+    if page.rows.is_empty() {
         let _ = write!(
             body,
             "<p class=\"empty\">{}</p>",
@@ -212,9 +198,10 @@ pub async fn queue(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQu
             lang.pick("Xung đột", "Conflicts"),
             lang.pick("Quyết định gần nhất", "Last decision"),
         );
-        for s in &page.submissions {
-            let Some(r) = &s.review else { continue };
-            let state = state_of(Some(r));
+        for s in &page.rows {
+            let r = &s.review;
+            let state = Some(r.state);
+            let period = r.period.to_string();
             let (village, above) = place(&catalogue, &r.village_id);
             let _ = write!(
                 body,
@@ -223,142 +210,30 @@ pub async fn queue(State(web): State<Arc<Web>>, ctx: Ctx, RawQuery(query): RawQu
                  <td class=\"num\">{}</td><td class=\"num{c}\">{}</td><td>{}</td></tr>",
                 E(&village),
                 E(&above),
-                E(&r.period),
+                E(&period),
                 state.map_or("", |s| lang.state(s)),
                 s.fields,
                 s.open_conflicts,
                 decision(lang, r),
                 v = E(&r.village_id),
                 vu = url(&r.village_id),
-                pu = url(&r.period),
+                pu = url(&period),
                 st = state.map_or("", |s| s.as_str()),
                 c = if s.open_conflicts > 0 { " warn" } else { "" },
             );
         }
         body.push_str("</tbody></table>");
-        if !page.next.is_empty() {
+        if let Some(next) = page.next {
             let _ = write!(
                 body,
                 "<p><a id=\"next\" href=\"/queue?{}&amp;after={}\">{} →</a></p>",
                 E(&filter.query()),
-                url(&page.next),
+                url(&next.to_string()),
                 lang.pick("Trang sau", "Next page")
             );
         }
     }
     ctx.page(lang.pick("Duyệt báo cáo", "Review queue"), Section::Queue, &body)
-}
-
-/// Rows a queue download may hold; a wider filter is asked to narrow.
-pub const MAX_DOWNLOAD: usize = 100_000;
-
-/// Columns of the queue download, in order.
-const QUEUE_CSV_HEADER: [&str; 13] = [
-    "village_id",
-    "village",
-    "commune",
-    "district",
-    "province",
-    "period",
-    "state",
-    "fields",
-    "open_conflicts",
-    "state_set_by",
-    "state_set_at",
-    "reason",
-    "submission_id",
-];
-
-/// Free text for a spreadsheet cell, by the policy of every CSV written
-/// ([`fieldsync_export::spreadsheet_text`]).
-fn cell(text: &str) -> String {
-    fieldsync_export::spreadsheet_text(text).into_owned()
-}
-
-/// Every submission the queue's filter matches (all pages), as CSV with a
-/// byte-order mark so that Excel reads Vietnamese names.
-pub async fn queue_csv(
-    State(web): State<Arc<Web>>,
-    ctx: Ctx,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let filter = match Filter::of(&Form::query(query.as_deref())) {
-        Ok(f) => f,
-        Err(status) => return ctx.fail(&status),
-    };
-    let Ok(_download) = web.downloads.acquire().await else {
-        return ctx.fail(&Status::unavailable("the server is shutting down"));
-    };
-    let mut rows = Vec::new();
-    let mut after = String::new();
-    loop {
-        let request = filter.request(filter.state, 1_000, &after);
-        let page = match web.review.list_submissions(ctx.request(request)).await {
-            Ok(reply) => reply.into_inner(),
-            Err(status) => return ctx.fail(&status),
-        };
-        if rows.len() + page.submissions.len() > MAX_DOWNLOAD {
-            return ctx.fail(&Status::invalid_argument(format!(
-                "more than {MAX_DOWNLOAD} reports match: narrow the area, period or state"
-            )));
-        }
-        rows.extend(page.submissions);
-        match page.next.is_empty() {
-            true => break,
-            false => after = page.next,
-        }
-    }
-    let catalogue = web.store.catalogue();
-    let built = tokio::task::spawn_blocking(move || queue_csv_bytes(&rows, &catalogue)).await;
-    let bytes = match built.map_err(|e| e.to_string()).and_then(|b| b) {
-        Ok(bytes) => bytes,
-        Err(e) => return ctx.fail(&Status::internal(e)),
-    };
-    let name: String = format!("fieldsync-reports-{}-{}", filter.area, filter.period)
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
-        .collect();
-    super::progress::attachment("text/csv; charset=utf-8", &format!("{name}.csv"), bytes)
-}
-
-/// The queue download's bytes: a byte-order mark (so that Excel reads
-/// Vietnamese names), the header, one row per submission.
-fn queue_csv_bytes(
-    rows: &[fieldsync_proto::v1::SubmissionSummary],
-    catalogue: &fieldsync::Catalogue,
-) -> Result<Vec<u8>, String> {
-    let mut out = csv::Writer::from_writer("\u{feff}".as_bytes().to_vec());
-    let written = (|| -> Result<(), csv::Error> {
-        out.write_record(QUEUE_CSV_HEADER)?;
-        for s in rows {
-            let Some(r) = &s.review else { continue };
-            let name_at = |level| {
-                catalogue
-                    .lineage(&r.village_id)
-                    .find(|u| u.level == level)
-                    .map_or(String::new(), |u| cell(&u.name))
-            };
-            out.write_record([
-                r.village_id.clone(),
-                name_at(fieldsync::Level::Village),
-                name_at(fieldsync::Level::Commune),
-                name_at(fieldsync::Level::District),
-                name_at(fieldsync::Level::Province),
-                r.period.clone(),
-                state_of(Some(r)).map_or(String::new(), |s| s.as_str().to_owned()),
-                s.fields.to_string(),
-                s.open_conflicts.to_string(),
-                cell(&r.user_name),
-                super::html::iso_time(r.at_ms),
-                cell(&r.reason),
-                r.submission_id.clone(),
-            ])?;
-        }
-        out.flush()?;
-        Ok(())
-    })();
-    written.map_err(|e| e.to_string())?;
-    out.into_inner().map_err(|e| e.to_string())
 }
 
 const VERDICTS: [Verdict; 5] =
@@ -386,39 +261,46 @@ fn decision(lang: Lang, r: &SubmissionReview) -> String {
     out
 }
 
-pub async fn bulk_approve(State(web): State<Arc<Web>>, Posted(ctx, form): Posted) -> Response {
+/// A decision on the named reports.
+fn decision_on(verdict: Verdict, submissions: Vec<(String, String)>, reason: &str) -> Decision {
+    Decision {
+        verdict,
+        submissions,
+        area: String::new(),
+        period: String::new(),
+        only: None,
+        reason: reason.to_owned(),
+    }
+}
+
+pub async fn bulk_approve(Posted(ctx, form): Posted) -> Response {
     let filter = match Filter::of(&form) {
         Ok(f) => f,
-        Err(status) => return ctx.fail(&status),
+        Err(e) => return ctx.fail(&e),
     };
     let mut submissions = Vec::new();
     for key in form.all("sub").take(PAGE_SIZE as usize) {
         let Some((village, period)) = key.split_once('|') else {
-            return ctx.fail(&Status::invalid_argument(format!("{key:?} names no submission")));
+            return ctx.fail(&Error::invalid(format!("{key:?} names no submission")));
         };
-        submissions.push(SubmissionKey { village_id: village.into(), period: period.into() });
+        submissions.push((village.to_owned(), period.to_owned()));
     }
     if submissions.is_empty() {
-        return ctx.fail(&Status::invalid_argument(
+        return ctx.fail(&Error::invalid(
             "no submission was listed for approval: filter the queue and try again",
         ));
     }
-    let request = DecideRequest {
-        verdict: convert::verdict_to_wire(Verdict::Approve) as i32,
-        submissions,
-        ..Default::default()
-    };
-    match web.review.decide(ctx.request(request)).await {
-        Ok(reply) => {
-            let n = reply.into_inner().changed.len();
+    let decision = decision_on(Verdict::Approve, submissions, "");
+    match ctx.run(move |app, user| app.decide(user, &decision)).await {
+        Ok(decided) => {
+            let n = decided.changed.len();
             see_other(&format!("/queue?{}&approved={n}", filter.query()))
         }
-        Err(status) => ctx.fail(&status),
+        Err(e) => ctx.fail(&e),
     }
 }
 
 pub async fn submission(
-    State(web): State<Arc<Web>>,
     Path((village, period)): Path<(String, String)>,
     ctx: Ctx,
     RawQuery(query): RawQuery,
@@ -429,32 +311,36 @@ pub async fn submission(
         b => match b.parse::<u64>() {
             Ok(b) => b,
             Err(_) => {
-                return ctx.fail(&Status::invalid_argument(format!(
+                return ctx.fail(&Error::invalid(format!(
                     "`before` {b:?} is not an entry number of the history"
                 )))
             }
         },
     };
-    let get = GetSubmissionRequest { village_id: village.clone(), period: period.clone() };
-    let detail = match web.review.get_submission(ctx.request(get)).await {
-        Ok(reply) => reply.into_inner(),
-        Err(status) => return ctx.fail(&status),
-    };
-    let history = HistoryRequest {
-        village_id: village.clone(),
+    let filter = HistoryFilter {
+        village: village.clone(),
         period: period.clone(),
         limit: HISTORY_LIMIT,
         newest_first: true,
         before,
         ..Default::default()
     };
-    let history = match web.review.history(ctx.request(history)).await {
-        Ok(reply) => reply.into_inner().entries,
-        Err(status) => return ctx.fail(&status),
+    let read = ctx
+        .run(move |app, user| {
+            let detail = app.submission(user, &filter.village, &filter.period)?;
+            let history = app.history(user, &filter)?;
+            // People by name (the audit trail keeps user ids).
+            let names = app.user_names(history.iter().map(|e| e.user_id.clone()).collect());
+            Ok((detail, history, names))
+        })
+        .await;
+    let (detail, history, names) = match read {
+        Ok(read) => read,
+        Err(e) => return ctx.fail(&e),
     };
-    let catalogue = web.store.catalogue();
+    let catalogue = ctx.catalogue();
     let (name, above) = place(&catalogue, &village);
-    let state = state_of(detail.review.as_ref());
+    let state = Some(detail.review.state);
     let mut body = String::new();
     let _ = write!(
         body,
@@ -471,15 +357,14 @@ pub async fn submission(
         state.map_or("", |s| s.as_str()),
         state.map_or("", |s| lang.state(s)),
     );
-    if let Some(r) = &detail.review {
-        if !r.user_id.is_empty() {
-            let _ = write!(
-                body,
-                "<p class=\"meta\">{} {}</p>",
-                lang.pick("Quyết định gần nhất:", "Last decision:"),
-                decision(lang, r)
-            );
-        }
+    let r = &detail.review;
+    if !r.user_id.is_empty() {
+        let _ = write!(
+            body,
+            "<p class=\"meta\">{} {}</p>",
+            lang.pick("Quyết định gần nhất:", "Last decision:"),
+            decision(lang, r)
+        );
     }
     // Values.
     let _ = write!(
@@ -496,16 +381,19 @@ pub async fn submission(
     );
     let order: Vec<&str> = catalogue.indicators_in_order().map(|i| i.code.as_str()).collect();
     let mut fields = detail.fields.clone();
-    fields.sort_by_key(|f| order.iter().position(|c| *c == f.field).unwrap_or(usize::MAX));
+    fields.sort_by_key(|f| {
+        order.iter().position(|c| *c == f.at.field.as_str()).unwrap_or(usize::MAX)
+    });
     let open: Vec<&str> =
-        detail.conflicts.iter().filter(|c| c.open).map(|c| c.field.as_str()).collect();
+        detail.conflicts.iter().filter(|c| c.open).map(|c| c.at.field.as_str()).collect();
     for f in &fields {
-        let conflict = match open.contains(&f.field.as_str()) {
+        let field = f.at.field.as_str();
+        let conflict = match open.contains(&field) {
             true => format!(
                 " <a class=\"warn\" href=\"/conflicts/{}/{}/{}\">{}</a>",
                 url(&village),
                 url(&period),
-                url(&f.field),
+                url(field),
                 lang.pick("xung đột", "in conflict")
             ),
             false => String::new(),
@@ -514,14 +402,14 @@ pub async fn submission(
             body,
             "<tr data-field=\"{}\"><td>{}</td><td class=\"num value\">{}{}</td><td>{}</td>\
              <td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
-            E(&f.field),
-            E(&lang.field(&catalogue, &f.field)),
+            E(field),
+            E(&lang.field(&catalogue, field)),
             E(&value_text(lang, &f.value)),
             conflict,
-            E(lang.unit(&catalogue, &f.field)),
-            E(&f.author),
-            E(&short_device(&f.device_id)),
-            time(f.received_at_ms),
+            E(lang.unit(&catalogue, field)),
+            E(&f.stamp.author),
+            E(&short_device(&f.stamp.device.to_string())),
+            time(f.stamp.received_at_ms),
         );
     }
     body.push_str("</tbody></table>");
@@ -572,23 +460,9 @@ pub async fn submission(
         lang.pick("Trường", "Field"),
         lang.pick("Thay đổi", "Change"),
     );
-    // People by name (the audit trail keeps user ids), read off the executor.
-    let ids: std::collections::BTreeSet<String> =
-        history.iter().map(|e| e.user_id.clone()).collect();
-    let store = Arc::clone(&web.store);
-    let names: std::collections::HashMap<String, String> = tokio::task::spawn_blocking(move || {
-        ids.into_iter()
-            .map(|id| {
-                let name = store.user(&id).ok().flatten().map_or_else(|| id.clone(), |u| u.name);
-                (id, name)
-            })
-            .collect()
-    })
-    .await
-    .unwrap_or_default();
     for e in &history {
-        let old = e.old_value.clone().map(|v| value_text(lang, &Some(v)));
-        let new = e.new_value.clone().map(|v| value_text(lang, &Some(v)));
+        let old = e.old.as_ref().map(|v| value_text(lang, v));
+        let new = e.new.as_ref().map(|v| value_text(lang, v));
         let change = match (old, new) {
             (Some(o), Some(n)) => format!("{} → {}", E(&o), E(&n)),
             (None, Some(n)) => E(&n).to_string(),
@@ -604,8 +478,8 @@ pub async fn submission(
             "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{} <span class=\"detail\">{}</span></td></tr>",
             time(e.at_ms),
             E(names.get(e.user_id.as_str()).unwrap_or(&e.user_id)),
-            E(&short_device(&e.device_id)),
-            E(lang.audit_kind(&e.kind)),
+            E(&short_device(&e.device.map(|d| d.to_string()).unwrap_or_default())),
+            E(lang.audit_kind(e.kind.as_str())),
             E(&field),
             change,
             E(&e.detail),
@@ -626,26 +500,21 @@ pub async fn submission(
 }
 
 pub async fn decide(
-    State(web): State<Arc<Web>>,
     Path((village, period)): Path<(String, String)>,
     Posted(ctx, form): Posted,
 ) -> Response {
     let verdict = match VERDICTS.into_iter().find(|v| v.as_str() == form.text("verdict")) {
         Some(v) => v,
         None => {
-            return ctx.fail(&Status::invalid_argument(
+            return ctx.fail(&Error::invalid(
                 "choose a decision: approve, accept, return, reject or reopen",
             ))
         }
     };
-    let request = DecideRequest {
-        verdict: convert::verdict_to_wire(verdict) as i32,
-        reason: form.text("reason").to_owned(),
-        submissions: vec![SubmissionKey { village_id: village.clone(), period: period.clone() }],
-        ..Default::default()
-    };
-    match web.review.decide(ctx.request(request)).await {
+    let named = vec![(village.clone(), period.clone())];
+    let decision = decision_on(verdict, named, form.text("reason"));
+    match ctx.run(move |app, user| app.decide(user, &decision)).await {
         Ok(_) => see_other(&format!("/submissions/{}/{}", url(&village), url(&period))),
-        Err(status) => ctx.fail(&status),
+        Err(e) => ctx.fail(&e),
     }
 }

@@ -17,8 +17,8 @@ use fieldsync::{FieldKey, Hlc, Period, SubmissionId};
 use fieldsync_client::local::Tablet;
 use fieldsync_client::sync::{self, Report, Retry};
 use fieldsync_client::{init_tablet, Grpc};
+use fieldsync_server::db::{now_ms, Choice, HistoryQuery, PlanRow};
 use fieldsync_server::local::LocalServer;
-use fieldsync_server::store::{now_ms, Choice, HistoryQuery, PlanRow};
 use fieldsync_server::Store;
 use fieldsync_store::{Batch, Engine, Memory, Sled};
 use tempfile::TempDir;
@@ -77,13 +77,13 @@ fn run(args: &[&std::ffi::OsStr]) -> std::process::Output {
 #[derive(Debug, PartialEq)]
 struct Answers {
     head: u64,
-    submissions: Vec<fieldsync_server::store::SubmissionHeader>,
+    submissions: Vec<fieldsync_server::db::SubmissionHeader>,
     fields: Vec<Vec<fieldsync::sync::FieldState>>,
     revisions: Vec<Vec<fieldsync::sync::FieldState>>,
     conflicts: Vec<fieldsync::sync::Conflict>,
     audit: Vec<fieldsync::sync::AuditEntry>,
     users: Vec<User>,
-    totals: Vec<fieldsync_server::store::Total>,
+    totals: Vec<fieldsync_server::db::Total>,
 }
 
 fn answers(store: &Store) -> Answers {
@@ -524,7 +524,7 @@ fn a_cut_store_is_refused_by_serve_check_and_backup_and_left_as_it_was() {
         let out = bin()
             .args(["serve", "--listen", "127.0.0.1:0", "--http", "off", "--data"])
             .arg(&data)
-            .env(fieldsync_server::store::ADMIN_TOKEN_ENV, "another-admin-token-0123456789")
+            .env(fieldsync_server::db::ADMIN_TOKEN_ENV, "another-admin-token-0123456789")
             .output()
             .expect("run serve");
         let text = output(&out);
@@ -678,7 +678,7 @@ fn check_finds_a_token_that_cannot_be_listed_or_revoked() {
     let (engine, store) = small_store();
     drop(store);
     let mut batch = Batch::default();
-    let planted = fieldsync_server::store::TokenInfo {
+    let planted = fieldsync_server::db::TokenInfo {
         id: "planted00000".into(),
         user_id: "admin".into(),
         label: "".into(),

@@ -11,27 +11,14 @@ use fieldsync::sync::AuditKind;
 use fieldsync::validate::check_name;
 use fieldsync::{Catalogue, Indicator, Level, OrgUnit};
 use fieldsync_store::Batch;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{
-    decode, encode, Error, Result, Store, Work, CATALOGUE_KEY, META, TOKENS, TOKEN_IDS, USERS,
-};
+use super::schema::{decode, encode, Key, TokenInfo, CATALOGUE_KEY, TOKENS, TOKEN_IDS, USERS};
+use super::txn::Work;
+use super::{Error, Result, Store};
 
 /// Environment variable that fixes the first admin's token of a new store.
 pub const ADMIN_TOKEN_ENV: &str = "FIELDSYNC_ADMIN_TOKEN";
-
-/// What the store knows of a token; never the token itself.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenInfo {
-    pub id: String,
-    pub user_id: String,
-    pub label: String,
-    pub created_ms: u64,
-    /// 0: never expires.
-    pub expires_ms: u64,
-    pub revoked: bool,
-}
 
 pub(super) fn hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
@@ -81,9 +68,8 @@ impl Store {
         let (info, user) = match cached {
             Some(known) => known,
             None => {
-                let info: TokenInfo = self
-                    .engine
-                    .get(TOKENS, &hash)?
+                let info: TokenInfo = Key::Token(hash.clone())
+                    .get(self.engine.as_ref())?
                     .map(|b| decode(TOKENS, &b))
                     .transpose()?
                     .ok_or_else(unknown)?;
@@ -115,15 +101,12 @@ impl Store {
     }
 
     pub fn user(&self, id: &str) -> Result<Option<User>> {
-        self.engine.get(USERS, id.as_bytes())?.map(|b| decode(USERS, &b)).transpose()
+        let user = Key::User(id.into()).get(self.engine.as_ref())?;
+        user.map(|b| decode(USERS, &b)).transpose()
     }
 
     pub fn users(&self) -> Result<Vec<User>> {
-        self.engine
-            .scan(USERS, Bound::Unbounded, Bound::Unbounded, usize::MAX)?
-            .iter()
-            .map(|(_, v)| decode(USERS, v))
-            .collect()
+        self.engine.iter_all(USERS).map(|e| decode(USERS, &e?.1)).collect()
     }
 
     /// Up to `limit` users in id order after `after`, and the id to
@@ -175,7 +158,7 @@ impl Store {
             None => new_token(),
         };
         let mut work = Work::new(guard, &admin, now_ms)?;
-        work.batch.put(USERS, admin.id.as_bytes().to_vec(), encode(&admin));
+        Key::User(admin.id.clone()).put(&mut work.batch, encode(&admin));
         let entry = work.entry(AuditKind::User, "created admin on first start".into());
         work.audit(entry);
         let info = TokenInfo {
@@ -226,7 +209,7 @@ impl Store {
         let mut work = Work::new(guard, &user, now_ms)?;
         let mut detail = format!("issued token {} for {} offline, on the server", info.id, user.id);
         if enable {
-            work.batch.put(USERS, user.id.as_bytes().to_vec(), encode(&user));
+            Key::User(user.id.clone()).put(&mut work.batch, encode(&user));
             detail.push_str("; enabled the user again");
         }
         put_token(&mut work.batch, &token, &info);
@@ -251,7 +234,7 @@ impl Store {
             return Err(Error::Invalid(format!("user {} exists already", user.id)));
         }
         let mut work = Work::new(guard, caller, now_ms)?;
-        work.batch.put(USERS, user.id.as_bytes().to_vec(), encode(&user));
+        Key::User(user.id.clone()).put(&mut work.batch, encode(&user));
         let detail = format!(
             "created {} ({}, {}) over {}",
             user.id,
@@ -321,7 +304,7 @@ impl Store {
             )));
         }
         let mut work = Work::new(guard, caller, now_ms)?;
-        work.batch.put(USERS, user.id.as_bytes().to_vec(), encode(&user));
+        Key::User(user.id.clone()).put(&mut work.batch, encode(&user));
         let entry = work.entry(AuditKind::User, format!("{}: {}", user.id, changes.join("; ")));
         work.audit(entry);
         work.commit_then(|_| self.forget_sign_ins())?;
@@ -374,36 +357,31 @@ impl Store {
     ) -> Result<(Vec<TokenInfo>, Option<String>)> {
         self.require_admin(caller)?;
         let limit = limit.max(1);
-        let mut from: Option<Vec<u8>> = after.map(|a| a.as_bytes().to_vec());
+        let from = after.map(|a| Key::TokenId(a.into()).encode());
+        let lower = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         let mut out = Vec::new();
-        loop {
-            let lower = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-            let chunk = self.engine.scan(TOKEN_IDS, lower, Bound::Unbounded, 1_024)?;
-            let Some((last, _)) = chunk.last() else {
-                return Ok((out, None));
-            };
-            from = Some(last.clone());
-            for (_, hash) in &chunk {
-                let Some(bytes) = self.engine.get(TOKENS, hash)? else { continue };
-                let info: TokenInfo = decode(TOKENS, &bytes)?;
-                if user_id.is_some_and(|u| info.user_id != u) {
-                    continue;
-                }
-                if out.len() == limit {
-                    let next = out.last().map(|t: &TokenInfo| t.id.clone());
-                    return Ok((out, next));
-                }
-                out.push(info);
+        for entry in self.engine.iter(TOKEN_IDS, lower, Bound::Unbounded) {
+            let hash = entry?.1;
+            let Some(bytes) = Key::Token(hash).get(self.engine.as_ref())? else { continue };
+            let info: TokenInfo = decode(TOKENS, &bytes)?;
+            if user_id.is_some_and(|u| info.user_id != u) {
+                continue;
             }
+            if out.len() == limit {
+                let next = out.last().map(|t: &TokenInfo| t.id.clone());
+                return Ok((out, next));
+            }
+            out.push(info);
         }
+        Ok((out, None))
     }
 
     /// Tokens of one user, or of everyone, oldest first.
     pub fn tokens(&self, caller: &User, user_id: Option<&str>) -> Result<Vec<TokenInfo>> {
         self.require_admin(caller)?;
-        let all = self.engine.scan(TOKENS, Bound::Unbounded, Bound::Unbounded, usize::MAX)?;
+        let all = self.engine.iter_all(TOKENS);
         let mut tokens: Vec<TokenInfo> =
-            all.iter().map(|(_, v)| decode(TOKENS, v)).collect::<Result<_>>()?;
+            all.map(|e| decode(TOKENS, &e?.1)).collect::<Result<_>>()?;
         tokens.retain(|t| user_id.is_none_or(|u| t.user_id == u));
         tokens.sort_by_key(|t| t.created_ms);
         Ok(tokens)
@@ -413,13 +391,11 @@ impl Store {
     pub fn revoke_token(&self, caller: &User, id: &str, now_ms: u64) -> Result<TokenInfo> {
         self.require_admin(caller)?;
         let guard = self.write_lock();
-        let hash = self
-            .engine
-            .get(TOKEN_IDS, id.as_bytes())?
+        let hash = Key::TokenId(id.into())
+            .get(self.engine.as_ref())?
             .ok_or_else(|| Error::NotFound(format!("no token {id:?}")))?;
-        let mut info: TokenInfo = self
-            .engine
-            .get(TOKENS, &hash)?
+        let mut info: TokenInfo = Key::Token(hash.clone())
+            .get(self.engine.as_ref())?
             .map(|b| decode(TOKENS, &b))
             .transpose()?
             .ok_or_else(|| Error::NotFound(format!("no token {id:?}")))?;
@@ -432,7 +408,7 @@ impl Store {
         }
         info.revoked = true;
         let mut work = Work::new(guard, caller, now_ms)?;
-        work.batch.put(TOKENS, hash, encode(&info));
+        Key::Token(hash).put(&mut work.batch, encode(&info));
         let entry = work.entry(AuditKind::Token, format!("revoked token {id} of {}", info.user_id));
         work.audit(entry);
         work.commit_then(|_| self.forget_sign_ins())?;
@@ -450,9 +426,8 @@ impl Store {
         if admins.is_empty() {
             return Ok(false);
         }
-        let all = self.engine.scan(TOKENS, Bound::Unbounded, Bound::Unbounded, usize::MAX)?;
-        for (_, bytes) in all {
-            let t: TokenInfo = decode(TOKENS, &bytes)?;
+        for entry in self.engine.iter_all(TOKENS) {
+            let t: TokenInfo = decode(TOKENS, &entry?.1)?;
             let live = !t.revoked && (t.expires_ms == 0 || t.expires_ms > now_ms);
             if live && Some(t.id.as_str()) != token && admins.iter().any(|a| a.id == t.user_id) {
                 return Ok(true);
@@ -493,7 +468,7 @@ impl Store {
         }
         let catalogue = Arc::new(Catalogue::new(indicators, units)?);
         let mut work = Work::new(guard, caller, now_ms)?;
-        work.batch.put(META, CATALOGUE_KEY, encode(catalogue.as_ref()));
+        Key::Meta(CATALOGUE_KEY).put(&mut work.batch, encode(catalogue.as_ref()));
         let entry = work.entry(AuditKind::Catalogue, detail.join("; "));
         work.audit(entry);
         work.commit_then(|_| {
@@ -543,6 +518,6 @@ impl Store {
 
 pub(super) fn put_token(batch: &mut Batch, token: &str, info: &TokenInfo) {
     let hash = hash(token);
-    batch.put(TOKEN_IDS, info.id.as_bytes().to_vec(), hash.clone());
-    batch.put(TOKENS, hash, encode(info));
+    Key::TokenId(info.id.clone()).put(batch, hash.clone());
+    Key::Token(hash).put(batch, encode(info));
 }

@@ -13,12 +13,15 @@ use fieldsync::sync::{
 };
 use fieldsync::validate::{check_text, validate};
 use fieldsync::{Hlc, Period, SubmissionId, Value};
-use fieldsync_store::scan_prefix;
+use fieldsync_store::prefix_end;
 
-use super::{
-    closed_key, decode, encode, field_key, indexed, readable_area, Error, Result, Store,
-    SubmissionHeader, Work, AUDIT, AUDIT_BY_SUB, AUDIT_BY_USER, CLOSED, CONFLICTS, SERVER_DEVICE,
+use super::log::{cuts_under, Merged, MAX_CUTS};
+use super::schema::{
+    decode, encode, read_u64, Key, Prefix, SubmissionHeader, AUDIT, AUDIT_BY_SUB, CONFLICTS,
+    SUBMISSIONS, SUBMISSIONS_BY_COMMUNE,
 };
+use super::txn::Work;
+use super::{readable_area, Error, Result, Store, SERVER_DEVICE};
 
 /// Audit entries read per chunk, and at most per History call.
 const HISTORY_CHUNK: usize = 1_024;
@@ -99,14 +102,13 @@ impl Store {
             None if caller.role == fieldsync::access::Role::Admin => Vec::new(),
             None => caller.areas.iter().map(String::as_str).collect(),
         };
-        let mut cuts: Vec<String> =
-            areas.iter().flat_map(|a| super::cuts_under(&catalogue, a)).collect();
+        let mut cuts: Vec<String> = areas.iter().flat_map(|a| cuts_under(&catalogue, a)).collect();
         cuts.sort();
         cuts.dedup();
-        let cuts = Some(cuts).filter(|c| !areas.is_empty() && c.len() <= super::MAX_CUTS);
+        let cuts = Some(cuts).filter(|c| !areas.is_empty() && c.len() <= MAX_CUTS);
         let mut out = Vec::new();
-        let mut headers = Headers::new(self, cuts, after);
-        while let Some(header) = headers.next()? {
+        for header in self.headers(cuts.as_deref(), after) {
+            let header = header?;
             if !wanted(&header) {
                 continue;
             }
@@ -197,31 +199,25 @@ impl Store {
         if let Some(area) = area {
             readable_area(&catalogue, caller, area)?;
         }
-        let mut from = after.map(|a| field_key(a.submission, &a.field));
+        let from = after.map(|a| Key::Conflict(a.submission, a.field.clone()).encode());
+        let lower = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         let mut out = Vec::new();
-        loop {
-            let lower = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-            let chunk = self.engine.scan(CONFLICTS, lower, Bound::Unbounded, 1_024)?;
-            let Some((last, _)) = chunk.last() else {
-                return Ok((out, None));
-            };
-            from = Some(last.clone());
-            for (_, bytes) in &chunk {
-                let c: Conflict = decode(CONFLICTS, bytes)?;
-                let village = &c.at.village_id;
-                let wanted = (c.open || include_settled)
-                    && caller.covers(&catalogue, village)
-                    && area.is_none_or(|a| catalogue.within(village, a))
-                    && period.is_none_or(|p| p == c.at.period);
-                if wanted {
-                    out.push(c);
-                    if out.len() >= limit {
-                        let next = out.last().map(|c| c.at.clone());
-                        return Ok((out, next));
-                    }
+        for entry in self.engine.iter(CONFLICTS, lower, Bound::Unbounded) {
+            let c: Conflict = decode(CONFLICTS, &entry?.1)?;
+            let village = &c.at.village_id;
+            let wanted = (c.open || include_settled)
+                && caller.covers(&catalogue, village)
+                && area.is_none_or(|a| catalogue.within(village, a))
+                && period.is_none_or(|p| p == c.at.period);
+            if wanted {
+                out.push(c);
+                if out.len() >= limit {
+                    let next = out.last().map(|c| c.at.clone());
+                    return Ok((out, next));
                 }
             }
         }
+        Ok((out, None))
     }
 
     /// Settles an open conflict: the chosen value becomes the field's value
@@ -239,10 +235,10 @@ impl Store {
         // Everything the settlement depends on is read under the write lock,
         // so a period closed before it commits refuses it.
         let guard = self.write_lock();
-        let catalogue = self.catalogue();
+        let catalogue = guard.catalogue();
         catalogue.village(village)?;
         caller.reviewer(&catalogue, village)?;
-        if guard.writes.is_closed(&catalogue, village, period) {
+        if guard.is_closed(&catalogue, village, period) {
             return Err(Error::Invalid(format!(
                 "period {period} is closed for this area: reopen it before settling its conflicts"
             )));
@@ -250,30 +246,7 @@ impl Store {
         let mut conflict = self.conflict(sub, field)?.filter(|c| c.open).ok_or_else(|| {
             Error::NotFound(format!("no open conflict on {field} of {village} {period}"))
         })?;
-        let value = match choice {
-            Choice::Pick(i) => {
-                conflict.candidates.get(i).map(|k| k.value.clone()).ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "there are {} competing values (0 to {}); {i} is not one of them",
-                        conflict.candidates.len(),
-                        conflict.candidates.len().saturating_sub(1)
-                    ))
-                })?
-            }
-            Choice::Value(raw) => {
-                let m = Mutation {
-                    id: 0,
-                    village_id: village.clone(),
-                    period: period.to_string(),
-                    field: field.to_string(),
-                    value: raw,
-                    base_version: 0,
-                    hlc: Hlc::default(),
-                    author: caller.name.clone(),
-                };
-                validate(&catalogue, &m)?.value
-            }
-        };
+        let value = chosen(&catalogue, caller, at, &conflict, choice)?;
         let mut work = Work::new(guard, caller, now_ms)?;
         let at = conflict.at.clone();
         if let Err(e) = work.check_parts(&catalogue, &at, &value)? {
@@ -334,11 +307,12 @@ impl Store {
             .ok_or_else(|| Error::NotFound(format!("unknown area {area:?}")))?;
         caller.check(&catalogue, Action::ClosePeriod, area)?;
         let mut work = Work::new(guard, caller, now_ms)?;
-        let key = closed_key(area, period);
+        let closing = Key::Closed(area.to_owned(), period);
         match closed {
-            true => work.batch.put(CLOSED, key.clone(), encode(&(caller.id.clone(), now_ms))),
-            false => work.batch.delete(CLOSED, key.clone()),
+            true => closing.put(&mut work.batch, encode(&(caller.id.clone(), now_ms))),
+            false => closing.delete(&mut work.batch),
         }
+        let key = closing.encode();
         let verb = if closed { "closed" } else { "reopened" };
         let mut entry = work.entry(AuditKind::Period, format!("{verb} {period} for {area}"));
         entry.period = period.to_string();
@@ -364,117 +338,87 @@ impl Store {
         }
         let limit = query.limit.clamp(1, 10_000);
         let mut out = Vec::new();
-        // The sequence number to read on from, one way or the other.
-        let mut cursor = match query.newest_first {
-            true => Some(query.before).filter(|b| *b > 0).unwrap_or(u64::MAX),
-            false => query.after,
-        };
-        let mut examined = 0;
-        // Read the trail in chunks, and never more than a budget per call:
-        // the caller pages on with `after` (or `before`).
-        while out.len() < limit && examined < HISTORY_SCAN_BUDGET {
-            let seqs = match (&query.submission, &query.user_id) {
-                (Some(sub), _) => self.index(AUDIT_BY_SUB, sub.0.as_bytes(), cursor, query)?,
-                (None, Some(user)) => self.index(AUDIT_BY_USER, user.as_bytes(), cursor, query)?,
-                (None, None) => {
-                    let at = cursor.to_be_bytes();
-                    let entries = match query.newest_first {
-                        true => self.engine.scan_rev(
-                            AUDIT,
-                            Bound::Unbounded,
-                            Bound::Excluded(&at),
-                            HISTORY_CHUNK,
-                        )?,
-                        false => self.engine.scan(
-                            AUDIT,
-                            Bound::Excluded(&at),
-                            Bound::Unbounded,
-                            HISTORY_CHUNK,
-                        )?,
-                    };
-                    entries
-                        .into_iter()
-                        .map(|(k, _)| super::read_u64(AUDIT, &k))
-                        .collect::<Result<Vec<_>>>()?
-                }
+        // Read the trail in chunks, and never more than a budget of whole
+        // chunks per call: the caller pages on with `after` (or `before`).
+        let budget = HISTORY_SCAN_BUDGET.div_ceil(HISTORY_CHUNK) * HISTORY_CHUNK;
+        for seq in self.audit_seqs(query).take(budget) {
+            let seq = seq?;
+            let Some(bytes) = Key::Audit(seq).get(self.engine.as_ref())? else {
+                return Err(Error::Corrupt {
+                    tree: AUDIT,
+                    why: format!("index points at missing entry {seq}"),
+                });
             };
-            if seqs.is_empty() {
-                break;
-            }
-            examined += seqs.len();
-            for seq in seqs {
-                cursor = seq;
-                let Some(bytes) = self.engine.get(AUDIT, &seq.to_be_bytes())? else {
-                    return Err(Error::Corrupt {
-                        tree: AUDIT,
-                        why: format!("index points at missing entry {seq}"),
-                    });
-                };
-                let entry: AuditEntry = decode(AUDIT, &bytes)?;
-                let in_time = entry.at_ms >= query.from_ms
-                    && (query.to_ms == 0 || entry.at_ms <= query.to_ms);
-                let matches = in_time
-                    && query.user_id.as_ref().is_none_or(|u| &entry.user_id == u)
-                    && query.submission.is_none_or(|s| entry.submission == Some(s));
-                let visible = caller.role == fieldsync::access::Role::Admin
-                    || (!entry.village_id.is_empty()
-                        && caller.covers(&catalogue, &entry.village_id));
-                if matches && visible {
-                    out.push(entry);
-                    if out.len() >= limit {
-                        break;
-                    }
+            let entry: AuditEntry = decode(AUDIT, &bytes)?;
+            let in_time =
+                entry.at_ms >= query.from_ms && (query.to_ms == 0 || entry.at_ms <= query.to_ms);
+            let matches = in_time
+                && query.user_id.as_ref().is_none_or(|u| &entry.user_id == u)
+                && query.submission.is_none_or(|s| entry.submission == Some(s));
+            let visible = caller.role == fieldsync::access::Role::Admin
+                || (!entry.village_id.is_empty() && caller.covers(&catalogue, &entry.village_id));
+            if matches && visible {
+                out.push(entry);
+                if out.len() >= limit {
+                    break;
                 }
             }
         }
         Ok(out)
     }
 
-    /// The next sequence numbers (at most a chunk) in an audit index under
-    /// `prefix`: after `cursor`, or before it (largest first) when the query
-    /// reads newest first.
-    fn index(
-        &self,
-        tree: &'static str,
-        prefix: &[u8],
-        cursor: u64,
+    /// The sequence numbers of the audit entries `query` reads, in its order
+    /// from its cursor, read lazily from the trail or from one of its indexes
+    /// (by submission, by user).
+    fn audit_seqs<'a>(
+        &'a self,
         query: &HistoryQuery,
-    ) -> Result<Vec<u64>> {
-        let keys = match query.newest_first {
-            true => {
-                let start = indexed(prefix, 0);
-                let end = indexed(prefix, cursor);
-                self.engine.scan_rev(
-                    tree,
-                    Bound::Included(&start),
-                    Bound::Excluded(&end),
-                    HISTORY_CHUNK,
-                )?
-            }
-            false => {
-                let start = indexed(prefix, cursor.saturating_add(1));
-                let mut end = prefix.to_vec();
-                end.push(1);
-                self.engine.scan(
-                    tree,
-                    Bound::Included(&start),
-                    Bound::Excluded(&end),
-                    HISTORY_CHUNK,
-                )?
+    ) -> Box<dyn Iterator<Item = Result<u64>> + 'a> {
+        let engine = self.engine.as_ref();
+        // The sequence number to read on from, one way or the other.
+        let cursor = match query.newest_first {
+            true => Some(query.before).filter(|b| *b > 0).unwrap_or(u64::MAX),
+            false => query.after,
+        };
+        let prefix = match (&query.submission, &query.user_id) {
+            (Some(sub), _) => Prefix::AuditBySub(*sub),
+            (None, Some(user)) => Prefix::AuditByUser(user),
+            (None, None) => {
+                let at = Key::Audit(cursor).encode();
+                let trail = match query.newest_first {
+                    true => engine.iter_rev(AUDIT, Bound::Unbounded, Bound::Excluded(&at)),
+                    false => engine.iter(AUDIT, Bound::Excluded(&at), Bound::Unbounded),
+                };
+                let trail = trail.chunk(HISTORY_CHUNK);
+                return Box::new(trail.map(|e| read_u64(AUDIT, &e?.0)));
             }
         };
-        keys.into_iter()
-            .map(|(k, _)| super::read_u64(tree, &k[k.len().saturating_sub(8)..]))
-            .collect()
+        let (tree, start) = (prefix.tree(), prefix.encode());
+        let at = |seq: u64| match prefix {
+            Prefix::AuditBySub(sub) => Key::AuditBySub(sub, seq).encode(),
+            Prefix::AuditByUser(user) => Key::AuditByUser(user.to_owned(), seq).encode(),
+            _ => unreachable!("an audit index"),
+        };
+        let index = match query.newest_first {
+            true => {
+                let end = at(cursor);
+                engine.iter_rev(tree, Bound::Included(&start), Bound::Excluded(&end))
+            }
+            false => {
+                let (first, end) = (at(cursor.saturating_add(1)), prefix_end(&start));
+                let to = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+                engine.iter(tree, Bound::Included(&first), to)
+            }
+        };
+        Box::new(index.chunk(HISTORY_CHUNK).map(move |e| audit_seq(tree, &e?.0)))
     }
 
     /// Every audit entry about one submission (for tests and checks).
     pub fn audit_of(&self, sub: SubmissionId) -> Result<Vec<AuditEntry>> {
         let mut out = Vec::new();
-        for (k, _) in scan_prefix(self.engine.as_ref(), AUDIT_BY_SUB, sub.0.as_bytes(), usize::MAX)?
-        {
-            let seq = super::read_u64(AUDIT_BY_SUB, &k[k.len() - 8..])?;
-            if let Some(bytes) = self.engine.get(AUDIT, &seq.to_be_bytes())? {
+        for entry in Prefix::AuditBySub(sub).iter(self.engine.as_ref()) {
+            let seq = audit_seq(AUDIT_BY_SUB, &entry?.0)?;
+            if let Some(bytes) = Key::Audit(seq).get(self.engine.as_ref())? {
                 out.push(decode(AUDIT, &bytes)?);
             }
         }
@@ -482,80 +426,92 @@ impl Store {
     }
 }
 
-/// Report headers in id order after a given one: from the whole tree, or
-/// merged from the communes' parts of `submissions_by_commune`; read a chunk
-/// at a time either way.
-struct Headers<'a> {
-    store: &'a Store,
-    /// Per commune (or one for the whole tree): the key to read after, the
-    /// ids read and not yet taken, and whether the part is read whole.
-    parts: Vec<Part>,
-    whole_tree: bool,
-    /// Keys read from a part at a time: the more parts, the fewer each.
-    chunk: usize,
-}
-
-struct Part {
-    prefix: Vec<u8>,
-    after: Option<Vec<u8>>,
-    /// Ids, with the header when the part is the headers' own tree.
-    next: std::collections::VecDeque<(SubmissionId, Option<Vec<u8>>)>,
-    done: bool,
-}
-
-impl<'a> Headers<'a> {
-    fn new(store: &'a Store, cuts: Option<Vec<String>>, after: Option<SubmissionId>) -> Self {
-        let part = |prefix: Vec<u8>| {
-            let after = after.map(|a| [prefix.as_slice(), a.0.as_bytes()].concat());
-            Part { prefix, after, next: Default::default(), done: false }
-        };
-        let (parts, whole_tree): (Vec<Part>, bool) = match cuts {
-            None => (vec![part(Vec::new())], true),
-            Some(cuts) => {
-                (cuts.iter().map(|c| part([c.as_bytes(), &[0]].concat())).collect(), false)
-            }
-        };
-        let chunk = (4_096 / parts.len().max(1)).clamp(16, 256);
-        Headers { store, parts, whole_tree, chunk }
-    }
-
-    /// The next header in id order, if any.
-    fn next(&mut self) -> Result<Option<SubmissionHeader>> {
-        let tree = if self.whole_tree { super::SUBMISSIONS } else { super::SUBMISSIONS_BY_COMMUNE };
-        for part in self.parts.iter_mut().filter(|p| p.next.is_empty() && !p.done) {
-            let end = fieldsync_store::prefix_end(&part.prefix);
-            let to = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-            let from = match &part.after {
-                Some(a) => Bound::Excluded(a.as_slice()),
-                None => Bound::Included(part.prefix.as_slice()),
+/// The value `choice` settles `conflict` with: one of its candidates, or
+/// a new value, validated.
+fn chosen(
+    catalogue: &fieldsync::Catalogue,
+    caller: &User,
+    at: &FieldRef,
+    conflict: &Conflict,
+    choice: Choice,
+) -> Result<Value> {
+    Ok(match choice {
+        Choice::Pick(i) => {
+            conflict.candidates.get(i).map(|k| k.value.clone()).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "there are {} competing values (0 to {}); {i} is not one of them",
+                    conflict.candidates.len(),
+                    conflict.candidates.len().saturating_sub(1)
+                ))
+            })?
+        }
+        Choice::Value(raw) => {
+            let m = Mutation {
+                id: 0,
+                village_id: at.village_id.clone(),
+                period: at.period.to_string(),
+                field: at.field.to_string(),
+                value: raw,
+                base_version: 0,
+                hlc: Hlc::default(),
+                author: caller.name.clone(),
             };
-            let chunk = self.store.engine.scan(tree, from, to, self.chunk)?;
-            part.done = chunk.len() < self.chunk;
-            for (key, value) in chunk {
-                let id: [u8; 16] = key[part.prefix.len()..].try_into().map_err(|_| {
-                    Error::Corrupt { tree, why: format!("key {key:?} does not end in an id") }
-                })?;
-                let header = self.whole_tree.then_some(value);
-                part.next.push_back((SubmissionId(uuid::Uuid::from_bytes(id)), header));
-                part.after = Some(key);
-            }
+            validate(catalogue, &m)?.value
         }
-        // Every part not read whole has its next id in hand, so the smallest
-        // of them comes next.
-        let Some(part) =
-            self.parts.iter_mut().filter(|p| !p.next.is_empty()).min_by_key(|p| p.next[0].0)
-        else {
-            return Ok(None);
+    })
+}
+
+/// The audit sequence number an entry of an audit index points at.
+fn audit_seq(tree: &'static str, key: &[u8]) -> Result<u64> {
+    match Key::decode(tree, key)? {
+        Key::AuditBySub(_, seq) | Key::AuditByUser(_, seq) => Ok(seq),
+        _ => Err(Error::Corrupt { tree, why: "not an audit index".into() }),
+    }
+}
+
+/// The submission an entry of `submissions_by_commune` files.
+fn filed_id(key: &[u8]) -> Result<SubmissionId> {
+    match Key::decode(SUBMISSIONS_BY_COMMUNE, key)? {
+        Key::SubmissionInCommune(_, sub) => Ok(sub),
+        _ => Err(Error::Corrupt { tree: SUBMISSIONS_BY_COMMUNE, why: "not a filed id".into() }),
+    }
+}
+
+impl Store {
+    /// Report headers in id order after `after`, read lazily: from the
+    /// whole tree, or merged from the communes' parts of
+    /// `submissions_by_commune`.
+    fn headers<'a>(
+        &'a self,
+        cuts: Option<&[String]>,
+        after: Option<SubmissionId>,
+    ) -> Box<dyn Iterator<Item = Result<SubmissionHeader>> + 'a> {
+        let engine = self.engine.as_ref();
+        let Some(cuts) = cuts else {
+            let from = after.map(|a| Key::Submission(a).encode());
+            let lower = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+            let all = engine.iter(SUBMISSIONS, lower, Bound::Unbounded).chunk(256);
+            return Box::new(all.map(|e| decode(SUBMISSIONS, &e?.1)));
         };
-        match part.next.pop_front().expect("not empty") {
-            (_, Some(bytes)) => Ok(Some(decode(super::SUBMISSIONS, &bytes)?)),
-            (id, None) => match self.store.submission(id)? {
-                Some(header) => Ok(Some(header)),
-                None => Err(Error::Corrupt {
-                    tree,
-                    why: format!("submission {id} is listed but has no header"),
-                }),
-            },
-        }
+        // Keys read from a part at a time: the more parts, the fewer each.
+        let chunk = (4_096 / cuts.len().max(1)).clamp(16, 256);
+        let parts = cuts
+            .iter()
+            .map(|cut| {
+                let prefix = Prefix::InCommune(cut).encode();
+                let after = after.map(|a| Key::SubmissionInCommune(cut.clone(), a).encode());
+                let from = after.as_deref().map_or(Bound::Included(&prefix[..]), Bound::Excluded);
+                let end = prefix_end(&prefix);
+                let to = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+                engine.iter(SUBMISSIONS_BY_COMMUNE, from, to).chunk(chunk)
+            })
+            .collect();
+        Box::new(Merged::new(parts, filed_id).map(move |e| {
+            let (id, _, _) = e?;
+            self.submission(id)?.ok_or_else(|| Error::Corrupt {
+                tree: SUBMISSIONS_BY_COMMUNE,
+                why: format!("submission {id} is listed but has no header"),
+            })
+        }))
     }
 }

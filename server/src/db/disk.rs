@@ -13,7 +13,8 @@ use std::time::Duration;
 use fieldsync::access::{Role, User};
 use fieldsync_store::{Batch, Engine, Entries, Snapshot, Space};
 
-use super::{decode, read_u64, Error, Result, Store, CATALOGUE_KEY, META, SEQ_KEY};
+use super::schema::{decode, read_u64, CATALOGUE_KEY, META, SEQ_KEY};
+use super::{Error, Result, Store};
 
 const MIB: u64 = 1024 * 1024;
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
@@ -336,7 +337,7 @@ impl Store {
             Some(bytes) => decode(META, &bytes)?,
             None => return Err(Error::Corrupt { tree: META, why: "no catalogue".into() }),
         };
-        let closed = super::closed_periods(self.engine.as_ref())?;
+        let closed = super::txn::closed_periods(self.engine.as_ref())?;
         let head = self.engine.get(META, SEQ_KEY)?.map_or(Ok(0), |b| read_u64(META, &b))?;
         *self.catalogue.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(catalogue);
         locked.writes.closed = closed;

@@ -2,18 +2,16 @@
 //! found, in plain words. Trees are read in chunks, so memory stays bounded
 //! whatever the size of the store.
 
-use std::ops::Bound;
-
 use fieldsync::sync::{AuditEntry, Conflict, FieldState};
 use fieldsync::SubmissionId;
 
-use super::admin::TokenInfo;
-use super::{
-    by_commune_key, cut_of, decode, field_key, indexed, read_u64, revision_key, Entity, Result,
-    Store, SubmissionHeader, AUDIT, AUDIT_BY_SUB, AUDIT_BY_USER, AUDIT_SEQ_KEY, CHANGES,
-    CHANGES_BY_COMMUNE, CONFLICTS, ENTITY_SEQ, FIELDS, META, REVISIONS, SEQ_KEY, SUBMISSIONS,
-    SUBMISSIONS_BY_COMMUNE, TOKENS, TOKEN_IDS, USERS,
+use super::log::cut_of;
+use super::schema::{
+    decode, read_u64, Entity, Key, SubmissionHeader, TokenInfo, AUDIT, AUDIT_BY_SUB, AUDIT_BY_USER,
+    AUDIT_SEQ_KEY, CHANGES, CHANGES_BY_COMMUNE, CONFLICTS, ENTITY_SEQ, FIELDS, META, SEQ_KEY,
+    SUBMISSIONS, SUBMISSIONS_BY_COMMUNE, TOKENS,
 };
+use super::{Result, Store};
 
 /// Entries read per scan.
 const CHUNK: usize = 1_024;
@@ -87,27 +85,17 @@ impl Store {
         tree: &'static str,
         mut each: impl FnMut(&[u8], &[u8]) -> Result<()>,
     ) -> Result<()> {
-        let mut after: Option<Vec<u8>> = None;
-        loop {
-            let from = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-            let chunk = self.engine.scan(tree, from, Bound::Unbounded, CHUNK)?;
-            let Some((last, _)) = chunk.last() else {
-                return Ok(());
-            };
-            after = Some(last.clone());
-            for (key, value) in &chunk {
-                each(key, value)?;
-            }
-            if chunk.len() < CHUNK {
-                return Ok(());
-            }
+        for entry in self.engine.iter_all(tree).chunk(CHUNK) {
+            let (key, value) = entry?;
+            each(&key, &value)?;
         }
+        Ok(())
     }
 
     /// The change log: its head, each entry's record and its `entity_seq`
     /// back-pointer, and no entity twice.
     fn check_changes(&self, problems: &mut Problems) -> Result<()> {
-        let head = match self.engine.get(META, SEQ_KEY)? {
+        let head = match Key::Meta(SEQ_KEY).get(self.engine.as_ref())? {
             None => {
                 problems.add("the change-log head (meta `seq`) is missing".into());
                 None
@@ -134,66 +122,8 @@ impl Store {
         let catalogue = self.catalogue();
         let mut in_log = 0usize;
         self.each_entry(CHANGES, |key, value| {
-            let Ok(seq) = read_u64(CHANGES, key) else {
-                problems.add(format!("change-log key {} is not a sequence number", show(key)));
-                return Ok(());
-            };
-            let Ok(entity) = decode::<Entity>(CHANGES, value) else {
-                problems.add(format!("change {seq} cannot be read"));
-                return Ok(());
-            };
-            let (tree, record, what) = match &entity {
-                Entity::Field(sub, f) => {
-                    (FIELDS, field_key(*sub, f), format!("field {f} of {sub}"))
-                }
-                Entity::Conflict(sub, f) => {
-                    (CONFLICTS, field_key(*sub, f), format!("the conflict on {f} of {sub}"))
-                }
-                Entity::Review(sub) => {
-                    (SUBMISSIONS, sub.0.as_bytes().to_vec(), format!("the review of {sub}"))
-                }
-            };
-            match self.engine.get(tree, &record)? {
-                None => problems.add(format!("change {seq} points at {what}, which does not exist")),
-                Some(bytes) => {
-                    // The same change in its commune's cut of the log.
-                    let village = match tree {
-                        FIELDS => decode::<FieldState>(tree, &bytes).map(|f| f.at.village_id),
-                        CONFLICTS => decode::<Conflict>(tree, &bytes).map(|c| c.at.village_id),
-                        _ => decode::<SubmissionHeader>(tree, &bytes).map(|h| h.village_id),
-                    };
-                    if let Ok(village) = village {
-                        let commune = cut_of(&catalogue, &village);
-                        let cut = self
-                            .engine
-                            .get(CHANGES_BY_COMMUNE, &indexed(commune.as_bytes(), seq))?;
-                        if cut.as_deref() != Some(value) {
-                            problems.add(format!(
-                                "change {seq} ({what}) is missing from commune {commune:?}'s cut of the log"
-                            ));
-                        }
-                    }
-                }
-            }
             in_log += 1;
-            match self.engine.get(ENTITY_SEQ, value)?.map(|b| read_u64(ENTITY_SEQ, &b)) {
-                None => problems.add(format!("{what} (change {seq}) has no entity_seq entry")),
-                Some(Err(_)) => problems.add(format!("the entity_seq entry of {what} is damaged")),
-                Some(Ok(s)) if s == seq => {}
-                Some(Ok(s)) => {
-                    let twice =
-                        self.engine.get(CHANGES, &s.to_be_bytes())?.as_deref() == Some(value);
-                    match twice {
-                        true => problems.add(format!(
-                            "{what} appears twice in the change log (changes {seq} and {s})"
-                        )),
-                        false => problems.add(format!(
-                            "change {seq} is {what}, but entity_seq maps it to change {s}"
-                        )),
-                    }
-                }
-            }
-            Ok(())
+            self.check_change(problems, &catalogue, key, value)
         })?;
         let mut in_cuts = 0usize;
         self.each_entry(CHANGES_BY_COMMUNE, |_, _| {
@@ -210,13 +140,76 @@ impl Store {
                 problems.add(format!("entity_seq entry {} is damaged", show(key)));
                 return Ok(());
             };
-            if self.engine.get(CHANGES, &seq.to_be_bytes())?.as_deref() != Some(key) {
+            if Key::Change(seq).get(self.engine.as_ref())?.as_deref() != Some(key) {
                 problems.add(format!(
                     "entity_seq points at change {seq}, which is not that entity's change"
                 ));
             }
             Ok(())
         })
+    }
+
+    /// One entry of the change log: its record, its entry in its commune's
+    /// cut, and its `entity_seq` back-pointer.
+    fn check_change(
+        &self,
+        problems: &mut Problems,
+        catalogue: &fieldsync::Catalogue,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<()> {
+        let Ok(seq) = read_u64(CHANGES, key) else {
+            problems.add(format!("change-log key {} is not a sequence number", show(key)));
+            return Ok(());
+        };
+        let Ok(entity) = decode::<Entity>(CHANGES, value) else {
+            problems.add(format!("change {seq} cannot be read"));
+            return Ok(());
+        };
+        let what = match &entity {
+            Entity::Field(sub, f) => format!("field {f} of {sub}"),
+            Entity::Conflict(sub, f) => format!("the conflict on {f} of {sub}"),
+            Entity::Review(sub) => format!("the review of {sub}"),
+        };
+        let record = entity.record();
+        let tree = record.tree();
+        match record.get(self.engine.as_ref())? {
+            None => problems.add(format!("change {seq} points at {what}, which does not exist")),
+            Some(bytes) => {
+                // The same change in its commune's cut of the log.
+                let village = match tree {
+                    FIELDS => decode::<FieldState>(tree, &bytes).map(|f| f.at.village_id),
+                    CONFLICTS => decode::<Conflict>(tree, &bytes).map(|c| c.at.village_id),
+                    _ => decode::<SubmissionHeader>(tree, &bytes).map(|h| h.village_id),
+                };
+                if let Ok(village) = village {
+                    let commune = cut_of(catalogue, &village);
+                    let cut = Key::CommuneChange(commune.clone(), seq).get(self.engine.as_ref())?;
+                    if cut.as_deref() != Some(value) {
+                        problems.add(format!(
+                            "change {seq} ({what}) is missing from commune {commune:?}'s cut of the log"
+                        ));
+                    }
+                }
+            }
+        }
+        match self.engine.get(ENTITY_SEQ, value)?.map(|b| read_u64(ENTITY_SEQ, &b)) {
+            None => problems.add(format!("{what} (change {seq}) has no entity_seq entry")),
+            Some(Err(_)) => problems.add(format!("the entity_seq entry of {what} is damaged")),
+            Some(Ok(s)) if s == seq => {}
+            Some(Ok(s)) => {
+                let twice = Key::Change(s).get(self.engine.as_ref())?.as_deref() == Some(value);
+                match twice {
+                    true => problems.add(format!(
+                        "{what} appears twice in the change log (changes {seq} and {s})"
+                    )),
+                    false => problems.add(format!(
+                        "change {seq} is {what}, but entity_seq maps it to change {s}"
+                    )),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Each field: readable, under its own key, with its revision and its
@@ -229,10 +222,11 @@ impl Store {
             };
             let (sub, field) = (state.at.submission, &state.at.field);
             let name = format!("field {field} of {} {}", state.at.village_id, state.at.period);
-            if key != field_key(sub, field) {
+            if key != Key::Field(sub, field.clone()).encode() {
                 problems.add(format!("{name} is stored under another field's key"));
             }
-            match self.engine.get(REVISIONS, &revision_key(sub, field, state.version))? {
+            let revision = Key::Revision(sub, field.clone(), state.version);
+            match revision.get(self.engine.as_ref())? {
                 None => problems.add(format!(
                     "{name} is at version {} but that revision is missing",
                     state.version
@@ -260,7 +254,7 @@ impl Store {
                 "the conflict on {field} of {} {}",
                 conflict.at.village_id, conflict.at.period
             );
-            if key != field_key(sub, field) {
+            if key != Key::Conflict(sub, field.clone()).encode() {
                 problems.add(format!("{name} is stored under another field's key"));
             }
             if self.engine.get(FIELDS, key)?.is_none() {
@@ -280,7 +274,7 @@ impl Store {
                 return Ok(());
             };
             let cut = cut_of(&catalogue, &header.village_id);
-            if self.engine.get(SUBMISSIONS_BY_COMMUNE, &by_commune_key(&cut, header.id))?.is_none()
+            if Key::SubmissionInCommune(cut.clone(), header.id).get(self.engine.as_ref())?.is_none()
             {
                 problems.add(format!(
                     "the report of {} for {} is not filed under its commune {cut:?}",
@@ -290,14 +284,12 @@ impl Store {
             Ok(())
         })?;
         self.each_entry(SUBMISSIONS_BY_COMMUNE, |key, _| {
-            let Some(split) = key.len().checked_sub(17).filter(|i| key[*i] == 0) else {
+            let Ok(Key::SubmissionInCommune(cut, sub)) = Key::decode(SUBMISSIONS_BY_COMMUNE, key)
+            else {
                 problems.add(format!("submissions_by_commune key {} is malformed", show(key)));
                 return Ok(());
             };
-            let id: [u8; 16] = key[split + 1..].try_into().expect("16 bytes");
-            let sub = SubmissionId(uuid::Uuid::from_bytes(id));
-            let cut = String::from_utf8_lossy(&key[..split]);
-            let header = self.engine.get(SUBMISSIONS, sub.0.as_bytes())?;
+            let header = Key::Submission(sub).get(self.engine.as_ref())?;
             match header.map(|b| decode::<SubmissionHeader>(SUBMISSIONS, &b)) {
                 None => problems.add(format!(
                     "submission {sub} is filed under commune {cut:?} but has no header"
@@ -315,7 +307,7 @@ impl Store {
     }
 
     fn check_header(&self, problems: &mut Problems, sub: SubmissionId, name: &str) -> Result<()> {
-        match self.engine.get(SUBMISSIONS, sub.0.as_bytes())? {
+        match Key::Submission(sub).get(self.engine.as_ref())? {
             None => {
                 problems.add(format!("{name} belongs to submission {sub}, which has no header"))
             }
@@ -332,7 +324,7 @@ impl Store {
     /// readable and numbered by its key, and both indexes pointing at real
     /// entries.
     fn check_audit(&self, problems: &mut Problems) -> Result<()> {
-        let head = match self.engine.get(META, AUDIT_SEQ_KEY)? {
+        let head = match Key::Meta(AUDIT_SEQ_KEY).get(self.engine.as_ref())? {
             None => 0,
             Some(bytes) => match read_u64(META, &bytes) {
                 Ok(seq) => seq,
@@ -373,15 +365,15 @@ impl Store {
         }
         for (tree, what) in [(AUDIT_BY_SUB, "submission"), (AUDIT_BY_USER, "user")] {
             self.each_entry(tree, |key, _| {
-                let seq = match key.len() {
-                    n if n >= 9 && key[n - 9] == 0 => read_u64(tree, &key[n - 8..]).ok(),
+                let seq = match Key::decode(tree, key) {
+                    Ok(Key::AuditBySub(_, seq) | Key::AuditByUser(_, seq)) => Some(seq),
                     _ => None,
                 };
                 let Some(seq) = seq else {
                     problems.add(format!("{tree} key {} is malformed", show(key)));
                     return Ok(());
                 };
-                if self.engine.get(AUDIT, &seq.to_be_bytes())?.is_none() {
+                if Key::Audit(seq).get(self.engine.as_ref())?.is_none() {
                     problems.add(format!(
                         "the audit index by {what} ({tree}) points at audit entry {seq}, which \
                          does not exist"
@@ -401,7 +393,7 @@ impl Store {
                 problems.add(format!("token {} cannot be read", show(hash)));
                 return Ok(());
             };
-            match self.engine.get(TOKEN_IDS, info.id.as_bytes())? {
+            match Key::TokenId(info.id.clone()).get(self.engine.as_ref())? {
                 Some(h) if h == hash => {}
                 Some(_) => problems.add(format!(
                     "token id {:?} points at another token than the one that names it",
@@ -413,12 +405,12 @@ impl Store {
                     info.id, info.user_id
                 )),
             }
-            if self.engine.get(USERS, info.user_id.as_bytes())?.is_none() {
+            if Key::User(info.user_id.clone()).get(self.engine.as_ref())?.is_none() {
                 problems.add(format!("token {:?} belongs to no user ({})", info.id, info.user_id));
             }
             Ok(())
         })?;
-        self.each_entry(TOKEN_IDS, |id, hash| {
+        self.each_entry(super::schema::TOKEN_IDS, |id, hash| {
             if self.engine.get(TOKENS, hash)?.is_none() {
                 problems.add(format!("token id {} points at no token", show(id)));
             }

@@ -1,7 +1,7 @@
 //! The demo rebuilds the 2022 province report from simulated field records:
 //! its totals must equal the report's, and percent of plan is computed.
 
-use fieldsync_server::demo::{run, PLAN_2022, REPORT_2022};
+use fieldsync_demo::{run, PLAN_2022, REPORT_2022};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_rebuilds_the_2022_report() {

@@ -14,20 +14,20 @@
 //! [`MAX_OPEN`] records and what was closed since the last code.
 
 use std::collections::HashMap;
-use std::ops::Bound;
 
 use fieldsync::access::{Role, User};
 use fieldsync::sync::AuditKind;
 use fieldsync::validate::check_name;
 use fieldsync::DeviceId;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::admin::{new_token, put_token, TokenInfo};
-use super::{
-    decode, encode, DeviceState, Error, Result, Store, Work, DEVICES, ENROLLMENTS,
-    ENROLLMENTS_BY_USER, ENROLLMENT_IDS, TOKENS, TOKEN_IDS,
+use super::admin::{new_token, put_token};
+use super::schema::{
+    decode, encode, DeviceState, Enrollment, Key, Prefix, TokenInfo, ENROLLMENTS,
+    ENROLLMENTS_BY_USER, TOKENS,
 };
+use super::txn::Work;
+use super::{Error, Result, Store};
 
 /// The characters of a code: A-Z and 2-9 without the look-alikes I, O, 0
 /// and 1, so that a code read aloud or off a screen is typed right.
@@ -51,51 +51,12 @@ pub const MAX_DEVICE_LABEL_CHARS: usize = 100;
 pub const NOT_VALID: &str =
     "this code is not valid (used, expired or revoked): ask your supervisor for a new one";
 
-/// What the store keeps of a code; never the code itself.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Enrollment {
-    /// Names the code in lists and revocations.
-    pub id: String,
-    pub user_id: String,
-    pub user_name: String,
-    /// Who made it.
-    pub created_by: String,
-    pub created_ms: u64,
-    pub expires_ms: u64,
-    pub revoked: bool,
-    /// Set once redeemed: the id of the token it became.
-    pub token_id: String,
-}
-
-impl Enrollment {
-    /// Not redeemed, not revoked, not expired.
-    pub fn is_open(&self, now_ms: u64) -> bool {
-        !self.revoked && self.token_id.is_empty() && now_ms < self.expires_ms
-    }
-}
-
-/// The stored form of an [`Enrollment`], versioned so that a later field
-/// never breaks reading what is on disk.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-enum Stored {
-    V1(Enrollment),
-}
-
 fn put(work: &mut Work<'_>, hash: &[u8], e: &Enrollment) {
-    work.batch.put(ENROLLMENTS, hash.to_vec(), encode(&Stored::V1(e.clone())));
+    Key::Enrollment(hash.to_vec()).put(&mut work.batch, e.encode());
 }
 
 fn read(bytes: &[u8]) -> Result<Enrollment> {
-    match decode::<Stored>(ENROLLMENTS, bytes)? {
-        Stored::V1(e) => Ok(e),
-    }
-}
-
-fn by_user_key(user: &str, id: &str) -> Vec<u8> {
-    let mut key = user.as_bytes().to_vec();
-    key.push(0);
-    key.extend_from_slice(id.as_bytes());
-    key
+    Enrollment::decode(bytes)
 }
 
 /// A new code from the operating system's CSPRNG, without look-alikes.
@@ -185,9 +146,9 @@ impl Store {
                 open += 1;
                 of_user += usize::from(e.user_id == user.id);
             } else {
-                work.batch.delete(ENROLLMENTS, hash);
-                work.batch.delete(ENROLLMENT_IDS, e.id.as_bytes().to_vec());
-                work.batch.delete(ENROLLMENTS_BY_USER, by_user_key(&e.user_id, &e.id));
+                Key::Enrollment(hash).delete(&mut work.batch);
+                Key::EnrollmentId(e.id.clone()).delete(&mut work.batch);
+                Key::EnrollmentByUser(e.user_id.clone(), e.id.clone()).delete(&mut work.batch);
             }
         }
         if of_user >= MAX_OPEN_PER_USER {
@@ -215,8 +176,8 @@ impl Store {
             token_id: String::new(),
         };
         put(&mut work, &hash, &enrollment);
-        work.batch.put(ENROLLMENT_IDS, enrollment.id.as_bytes().to_vec(), hash);
-        work.batch.put(ENROLLMENTS_BY_USER, by_user_key(&user.id, &enrollment.id), Vec::new());
+        Key::EnrollmentId(enrollment.id.clone()).put(&mut work.batch, hash);
+        Key::EnrollmentByUser(user.id.clone(), enrollment.id.clone()).put(&mut work.batch, vec![]);
         let detail = format!(
             "created enrollment code {} for {} (expires in {expires_in_s} s)",
             enrollment.id, user.id
@@ -230,9 +191,11 @@ impl Store {
     /// Every enrollment record with its key.
     fn all_enrollments(&self) -> Result<Vec<(Vec<u8>, Enrollment)>> {
         self.engine
-            .scan(ENROLLMENTS, Bound::Unbounded, Bound::Unbounded, usize::MAX)?
-            .into_iter()
-            .map(|(k, v)| Ok((k, read(&v)?)))
+            .iter_all(ENROLLMENTS)
+            .map(|e| {
+                let (k, v) = e?;
+                Ok((k, read(&v)?))
+            })
             .collect()
     }
 
@@ -250,20 +213,15 @@ impl Store {
                 let user =
                     self.user(id)?.ok_or_else(|| Error::NotFound(format!("no user {id:?}")))?;
                 caller.may_enroll(&catalogue, &user)?;
-                let mut prefix = id.as_bytes().to_vec();
-                prefix.push(0);
                 let mut out = Vec::new();
-                for (key, _) in fieldsync_store::scan_prefix(
-                    self.engine.as_ref(),
-                    ENROLLMENTS_BY_USER,
-                    &prefix,
-                    usize::MAX,
-                )? {
-                    let enrollment_id = &key[prefix.len()..];
-                    let Some(hash) = self.engine.get(ENROLLMENT_IDS, enrollment_id)? else {
+                for entry in Prefix::EnrollmentsOf(id).iter(self.engine.as_ref()) {
+                    let key = Key::decode(ENROLLMENTS_BY_USER, &entry?.0)?;
+                    let Key::EnrollmentByUser(_, enrollment_id) = key else { continue };
+                    let Some(hash) = Key::EnrollmentId(enrollment_id).get(self.engine.as_ref())?
+                    else {
                         continue;
                     };
-                    if let Some(bytes) = self.engine.get(ENROLLMENTS, &hash)? {
+                    if let Some(bytes) = Key::Enrollment(hash).get(self.engine.as_ref())? {
                         out.push(read(&bytes)?);
                     }
                 }
@@ -307,8 +265,9 @@ impl Store {
         let id = id.trim();
         let guard = self.write_lock();
         let missing = || Error::NotFound(format!("no open enrollment code {id:?}"));
-        let hash = self.engine.get(ENROLLMENT_IDS, id.as_bytes())?.ok_or_else(missing)?;
-        let mut e = read(&self.engine.get(ENROLLMENTS, &hash)?.ok_or_else(missing)?)?;
+        let hash = Key::EnrollmentId(id.into()).get(self.engine.as_ref())?.ok_or_else(missing)?;
+        let mut e =
+            read(&Key::Enrollment(hash.clone()).get(self.engine.as_ref())?.ok_or_else(missing)?)?;
         let user = self.user(&e.user_id)?.ok_or_else(missing)?;
         caller.may_enroll(&self.catalogue(), &user)?;
         if !e.token_id.is_empty() {
@@ -347,7 +306,7 @@ impl Store {
         }
         let hash = code_hash(&code);
         let guard = self.write_lock();
-        let mut e = match self.engine.get(ENROLLMENTS, &hash)? {
+        let mut e = match Key::Enrollment(hash.clone()).get(self.engine.as_ref())? {
             Some(bytes) => read(&bytes)?,
             None => return Err(Error::Unauthenticated(NOT_VALID.into())),
         };
@@ -388,7 +347,7 @@ impl Store {
         put(&mut work, &hash, &e);
         put_token(&mut work.batch, &token, &info);
         let owned = DeviceState { owner: user.id.clone(), ..DeviceState::default() };
-        work.batch.put(DEVICES, device.0.as_bytes().to_vec(), encode(&owned));
+        Key::Device(device).put(&mut work.batch, encode(&owned));
         let detail = format!(
             "redeemed enrollment code {} of {}: token {} ({}) for device {device}",
             e.id, user.id, info.id, info.label
@@ -423,7 +382,7 @@ impl Store {
         let catalogue = self.catalogue();
         let mut allowed: HashMap<String, bool> = HashMap::new();
         let mut out = Vec::new();
-        let rows = self.engine.scan(TOKENS, Bound::Unbounded, Bound::Unbounded, usize::MAX)?;
+        let rows = self.engine.iter_all(TOKENS).collect::<fieldsync_store::Result<Vec<_>>>()?;
         for (_, bytes) in rows {
             let t: TokenInfo = decode(TOKENS, &bytes)?;
             if t.revoked || (t.expires_ms != 0 && t.expires_ms <= now_ms) {
@@ -453,9 +412,11 @@ impl Store {
         let id = id.trim();
         let guard = self.write_lock();
         let missing = || Error::NotFound(format!("no token {id:?}"));
-        let hash = self.engine.get(TOKEN_IDS, id.as_bytes())?.ok_or_else(missing)?;
-        let mut info: TokenInfo =
-            decode(TOKENS, &self.engine.get(TOKENS, &hash)?.ok_or_else(missing)?)?;
+        let hash = Key::TokenId(id.into()).get(self.engine.as_ref())?.ok_or_else(missing)?;
+        let mut info: TokenInfo = decode(
+            TOKENS,
+            &Key::Token(hash.clone()).get(self.engine.as_ref())?.ok_or_else(missing)?,
+        )?;
         let user = self.user(&info.user_id)?.ok_or_else(missing)?;
         caller.may_enroll(&self.catalogue(), &user)?;
         if info.revoked {
@@ -463,7 +424,7 @@ impl Store {
         }
         info.revoked = true;
         let mut work = Work::new(guard, caller, now_ms)?;
-        work.batch.put(TOKENS, hash, encode(&info));
+        Key::Token(hash).put(&mut work.batch, encode(&info));
         let detail = format!("revoked token {id} of {}", info.user_id);
         let entry = work.entry(AuditKind::Token, detail);
         work.audit(entry);
@@ -475,8 +436,8 @@ impl Store {
     /// its id and filed under its user.
     pub(super) fn enrollment_problems(&self) -> Result<Vec<String>> {
         let mut problems = Vec::new();
-        let rows = self.engine.scan(ENROLLMENTS, Bound::Unbounded, Bound::Unbounded, usize::MAX)?;
-        for (hash, bytes) in rows {
+        for entry in self.engine.iter_all(ENROLLMENTS) {
+            let (hash, bytes) = entry?;
             let e = match read(&bytes) {
                 Ok(e) => e,
                 Err(err) => {
@@ -484,10 +445,12 @@ impl Store {
                     continue;
                 }
             };
-            if self.engine.get(ENROLLMENT_IDS, e.id.as_bytes())?.as_deref() != Some(&hash[..]) {
+            let by_id = Key::EnrollmentId(e.id.clone()).get(self.engine.as_ref())?;
+            if by_id.as_deref() != Some(&hash[..]) {
                 problems.push(format!("enrollment {} is not found by its id", e.id));
             }
-            if self.engine.get(ENROLLMENTS_BY_USER, &by_user_key(&e.user_id, &e.id))?.is_none() {
+            let filed = Key::EnrollmentByUser(e.user_id.clone(), e.id.clone());
+            if filed.get(self.engine.as_ref())?.is_none() {
                 problems.push(format!("enrollment {} is not filed under {}", e.id, e.user_id));
             }
             if e.expires_ms <= e.created_ms {
@@ -583,7 +546,7 @@ mod tests {
         let (store, admin) = store_with_surveyor();
         let (_, e) = store.create_enrollment(&admin, "an", 0, 5_000).unwrap();
         let mut batch = fieldsync_store::Batch::default();
-        batch.delete(ENROLLMENT_IDS, e.id.as_bytes().to_vec());
+        Key::EnrollmentId(e.id.clone()).delete(&mut batch);
         store.engine.commit(batch).unwrap();
         let problems = store.check().unwrap();
         assert!(

@@ -19,7 +19,8 @@ use std::sync::Arc;
 use fieldsync_store::{Batch, Engine, Scanning, Sled, Snapshot};
 use sha2::{Digest, Sha256};
 
-use super::{Error, Result, Store, TREES};
+use super::schema::TREES;
+use super::{Error, Result, Store};
 
 /// Trees older stores held and their backups may carry: read (they count in
 /// the checksum) but not restored. `changes_by_district` was the change
@@ -413,7 +414,7 @@ mod tests {
         store.push(&surveyor, device, &[m], 0, 1).unwrap();
         let expected = store.pull(&surveyor, 0, 100).unwrap();
         let mut old = Batch::default();
-        old.delete(super::super::META, super::super::CUT_KEY.to_vec());
+        old.delete(super::super::schema::META, super::super::schema::CUT_KEY.to_vec());
         for (key, entity) in
             engine.scan("changes_by_commune", Bound::Unbounded, Bound::Unbounded, 100).unwrap()
         {
@@ -436,15 +437,16 @@ mod tests {
         assert!(copy.last("changes_by_district").unwrap().is_none());
     }
 
-    /// A tree added to `mod.rs` but not to `TREES` would silently be left
-    /// out of every backup.
+    /// A tree added to `schema.rs` but not to `TREES` would silently be
+    /// left out of every backup.
     #[test]
     fn every_tree_constant_is_backed_up() {
-        let source = include_str!("mod.rs");
+        let source = include_str!("schema.rs");
         let declared: Vec<&str> = source
             .lines()
             .filter_map(|l| {
-                l.strip_prefix("const ")?.split_once(": &str = \"")?.1.split('"').next()
+                let declaration = l.strip_prefix("pub(super) const ")?;
+                declaration.split_once(": &str = \"")?.1.split('"').next()
             })
             .collect();
         assert!(declared.len() >= 18, "{declared:?}");

@@ -11,28 +11,10 @@ use fieldsync::access::{Action, Role, User};
 use fieldsync::rollup::{contributions, Cell, Contributions};
 use fieldsync::sync::{AuditKind, Conflict, FieldState};
 use fieldsync::{Amount, Level, Period, SubmissionId};
-use fieldsync_store::scan_prefix;
 
-use super::{
-    decode, encode, readable_area, Error, Result, Store, SubmissionHeader, Work, CONFLICTS, FIELDS,
-    PLANS, ROLLUPS, SUBMISSIONS,
-};
-
-/// The key of a rollup cell or a plan.
-fn cell_key(period: Period, unit: &str, indicator: &str) -> Vec<u8> {
-    let mut key = unit_prefix(period, unit);
-    key.extend_from_slice(indicator.as_bytes());
-    key
-}
-
-/// Every cell of one unit and period starts with this.
-fn unit_prefix(period: Period, unit: &str) -> Vec<u8> {
-    let mut key = period.to_string().into_bytes();
-    key.push(0);
-    key.extend_from_slice(unit.as_bytes());
-    key.push(0);
-    key
-}
+use super::schema::{decode, encode, Key, Prefix, SubmissionHeader, PLANS, ROLLUPS, SUBMISSIONS};
+use super::txn::Work;
+use super::{readable_area, Error, Result, Store};
 
 /// The totals of one indicator for one org unit, with its plan.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,7 +94,7 @@ impl Work<'_> {
                     continue;
                 }
                 for unit in self.catalogue.lineage(&header.village_id) {
-                    let key = cell_key(header.period, &unit.id, code);
+                    let key = Key::Rollup(header.period, unit.id.clone(), code.clone()).encode();
                     let cell = match cells.get_mut(&key) {
                         Some(cell) => cell,
                         None => {
@@ -209,13 +191,14 @@ impl Store {
     /// The year pages should open on: `this_year` if anything was recorded
     /// for it, else the latest year with totals, if that is earlier.
     pub fn year_to_show(&self, this_year: u16) -> Result<u16> {
-        let prefix = this_year.to_string();
-        if !scan_prefix(self.engine.as_ref(), ROLLUPS, prefix.as_bytes(), 1)?.is_empty() {
+        if Prefix::CellsOfYear(ROLLUPS, this_year).iter(self.engine.as_ref()).next().is_some() {
             return Ok(this_year);
         }
         let latest = self.engine.last(ROLLUPS)?.and_then(|(key, _)| {
-            let period = key.split(|&b| b == 0).next()?;
-            std::str::from_utf8(period).ok()?.parse::<Period>().ok()
+            match Key::decode(ROLLUPS, &key).ok()? {
+                Key::Rollup(period, ..) => Some(period),
+                _ => None,
+            }
         });
         Ok(latest.map(Period::year).filter(|&y| y < this_year).unwrap_or(this_year))
     }
@@ -227,14 +210,15 @@ impl Store {
         let _guard = self.read_lock();
         let mut out = Vec::with_capacity(units.len() * catalogue.indicators.len());
         for unit in units {
-            let prefix = unit_prefix(period, unit);
             let mut cells: BTreeMap<String, Cell> = BTreeMap::new();
-            for (key, bytes) in scan_prefix(self.engine.as_ref(), ROLLUPS, &prefix, usize::MAX)? {
-                cells.insert(code_of(&key, prefix.len())?, decode(ROLLUPS, &bytes)?);
+            for entry in Prefix::Cells(ROLLUPS, period, unit).iter(self.engine.as_ref()) {
+                let (key, bytes) = entry?;
+                cells.insert(code_of(ROLLUPS, &key)?, decode(ROLLUPS, &bytes)?);
             }
             let mut plans: BTreeMap<String, Amount> = BTreeMap::new();
-            for (key, bytes) in scan_prefix(self.engine.as_ref(), PLANS, &prefix, usize::MAX)? {
-                plans.insert(code_of(&key, prefix.len())?, decode(PLANS, &bytes)?);
+            for entry in Prefix::Cells(PLANS, period, unit).iter(self.engine.as_ref()) {
+                let (key, bytes) = entry?;
+                plans.insert(code_of(PLANS, &key)?, decode(PLANS, &bytes)?);
             }
             for code in catalogue.indicators_in_order().map(|i| &i.code) {
                 out.push(Total {
@@ -303,7 +287,7 @@ impl Store {
                             }
                         },
                     };
-                    figures.push((cell_key(period, &unit.id, &ind.code), value));
+                    figures.push((Key::Plan(period, unit.id.clone(), ind.code.clone()), value));
                 }
             }
         }
@@ -316,8 +300,8 @@ impl Store {
         let mut work = Work::new(guard, caller, now_ms)?;
         for (key, value) in figures {
             match value {
-                Some(v) => work.batch.put(PLANS, key, encode(&v)),
-                None => work.batch.delete(PLANS, key),
+                Some(v) => key.put(&mut work.batch, encode(&v)),
+                None => key.delete(&mut work.batch),
             }
         }
         let entry = work.entry(AuditKind::Catalogue, format!("set {} plan figure(s)", rows.len()));
@@ -334,20 +318,12 @@ impl Store {
         let mut expected: BTreeMap<Vec<u8>, Cell> = BTreeMap::new();
         self.each_entry(SUBMISSIONS, |_, bytes| {
             let header: SubmissionHeader = decode(SUBMISSIONS, bytes)?;
-            let fields: Vec<fieldsync::sync::FieldState> =
-                scan_prefix(self.engine.as_ref(), FIELDS, header.id.0.as_bytes(), usize::MAX)?
-                    .iter()
-                    .map(|(_, v)| decode(FIELDS, v))
-                    .collect::<Result<_>>()?;
-            let conflicts: Vec<fieldsync::sync::Conflict> =
-                scan_prefix(self.engine.as_ref(), CONFLICTS, header.id.0.as_bytes(), usize::MAX)?
-                    .iter()
-                    .map(|(_, v)| decode(CONFLICTS, v))
-                    .collect::<Result<_>>()?;
+            let fields = self.fields_of(header.id)?;
+            let conflicts = self.conflicts_of(header.id)?;
             for (code, c) in contributions(header.review.state, &fields, &conflicts) {
                 for unit in catalogue.lineage(&header.village_id) {
-                    let cell =
-                        expected.entry(cell_key(header.period, &unit.id, &code)).or_default();
+                    let key = Key::Rollup(header.period, unit.id.clone(), code.clone());
+                    let cell = expected.entry(key.encode()).or_default();
                     cell.apply(&c, 1).ok_or_else(|| Error::Invalid("a total overflows".into()))?;
                 }
             }
@@ -371,8 +347,10 @@ impl Store {
     }
 }
 
-/// The indicator code at the end of a cell key.
-fn code_of(key: &[u8], prefix: usize) -> Result<String> {
-    String::from_utf8(key[prefix..].to_vec())
-        .map_err(|_| Error::Corrupt { tree: ROLLUPS, why: "an indicator code is not UTF-8".into() })
+/// The indicator code of a cell key of `tree` (`rollups` or `plans`).
+fn code_of(tree: &'static str, key: &[u8]) -> Result<String> {
+    match Key::decode(tree, key)? {
+        Key::Rollup(_, _, code) | Key::Plan(_, _, code) => Ok(code),
+        _ => Err(Error::Corrupt { tree, why: "not a cell key".into() }),
+    }
 }

@@ -1,0 +1,185 @@
+//! `fieldsync admin ...`: users, tokens and the catalogue, online. Admins
+//! only, but for enrollment codes (`admin token enroll`), which supervisors
+//! and the province office make for the surveyors of their areas. Each
+//! command calls `fieldsync_client::api` and prints what it gets: users in
+//! [`users`], tokens and enrollment codes in [`tokens`], org units and
+//! indicators in [`catalogue`].
+
+mod catalogue;
+mod tokens;
+mod users;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use super::{Online, Session};
+
+const ROLES: [&str; 4] = ["surveyor", "supervisor", "province", "admin"];
+const LEVELS: [&str; 4] = ["province", "district", "commune", "village"];
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Users: add, list, disable, enable, change areas.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Tokens users sign in with: issue, list, revoke.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Org units (province, district, commune, village).
+    #[command(subcommand)]
+    OrgUnit(OrgUnitCommand),
+    /// Indicators that tablets record.
+    #[command(subcommand)]
+    Indicator(IndicatorCommand),
+    /// A consistent snapshot of the running server's store, restorable with
+    /// `fieldsync-server restore --from FILE --data DIR`.
+    Backup {
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Add a user; then issue a token with `fieldsync admin token issue ID`.
+    Add {
+        /// A short login name: lower-case letters, digits, '.', '_' or '-' (e.g. an.nguyen).
+        id: String,
+        /// The person's name, as surveyors and supervisors see it.
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = ROLES)]
+        role: String,
+        /// An org unit id the user works in (repeat for more); covers what lies below it.
+        #[arg(long = "area", value_name = "ID")]
+        areas: Vec<String>,
+    },
+    /// Every user.
+    List,
+    /// Stop a user signing in (their tokens stop working).
+    Disable { id: String },
+    /// Let a disabled user sign in again.
+    Enable { id: String },
+    /// Replace a user's areas.
+    Areas {
+        id: String,
+        #[arg(long = "area", value_name = "ID", required = true)]
+        areas: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Issue a token for a user. It is printed once, alone on stdout, so that
+    /// it can be copied or captured: `T=$(fieldsync admin token issue an.nguyen)`.
+    Issue {
+        user: String,
+        /// Expire after this many days [default: never].
+        #[arg(long)]
+        expires_in_days: Option<u64>,
+        /// What the token is for, e.g. "tablet 3".
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Tokens of one user, or of everyone (never the tokens themselves).
+    List { user: Option<String> },
+    /// Revoke a token by its id (from `token list`): it signs nobody in from now on.
+    Revoke { id: String },
+    /// A one-time code that enrolls one device of a surveyor in the
+    /// surveyors' app: prints the code, the app's link and its QR code.
+    /// Supervisors and the province office too, for surveyors of their areas.
+    Enroll {
+        user: String,
+        /// How long the code works (at most 7d), e.g. 30m, 12h, 2d.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        expires: std::time::Duration,
+    },
+    /// Enrollment codes not used yet (of one user, or of every user you may enroll).
+    Enrollments {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke an enrollment code by its id (from `token enrollments`).
+    Unenroll { id: String },
+}
+
+#[derive(Subcommand)]
+pub enum OrgUnitCommand {
+    /// Add an org unit below an existing one.
+    Add {
+        /// A stable id, by convention the parent's id and a slug: ha-tinh.huong-khe.phuc-dong.thon-4.
+        id: String,
+        /// The Vietnamese name, e.g. "Thôn 4".
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = LEVELS)]
+        level: String,
+        /// The org unit one level up (none for a province).
+        #[arg(long)]
+        parent: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum IndicatorCommand {
+    /// Add an indicator.
+    Add {
+        code: String,
+        #[arg(long)]
+        name_vi: String,
+        #[arg(long)]
+        name_en: String,
+        /// "km", "count", "ha", ...
+        #[arg(long)]
+        unit: String,
+        #[arg(long, value_parser = ["integer", "decimal"])]
+        kind: String,
+        /// Digits after the decimal point [default: 2 for decimal, 0 for integer].
+        #[arg(long)]
+        scale: Option<u32>,
+        /// The indicator this one is an "of which" part of.
+        #[arg(long)]
+        parent: Option<String>,
+        /// The largest value one village may report in one period.
+        #[arg(long)]
+        max: String,
+    },
+}
+
+pub async fn run(command: AdminCommand, online: &Online, home: &Path) -> anyhow::Result<()> {
+    let s = online.connect(home).await?;
+    match command {
+        AdminCommand::Backup { out } => backup(&s, &out).await,
+        AdminCommand::User(command) => users::run(&s, command).await,
+        AdminCommand::Token(command) => tokens::run(&s, command).await,
+        AdminCommand::OrgUnit(OrgUnitCommand::Add { id, name, level, parent }) => {
+            catalogue::add_org_unit(&s, id, name, &level, parent).await
+        }
+        AdminCommand::Indicator(command) => catalogue::add_indicator(&s, command).await,
+    }
+}
+
+/// `admin backup`: the snapshot written to `out.part`, synced, then renamed.
+async fn backup(s: &Session, out: &Path) -> anyhow::Result<()> {
+    let mut partial = out.as_os_str().to_owned();
+    partial.push(".part");
+    let partial = PathBuf::from(partial);
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(&partial)
+            .with_context(|| format!("cannot create {}", partial.display()))?,
+    );
+    let mut chunks = s.api.backup().await.map_err(|e| s.refused(e))?;
+    let mut bytes = 0usize;
+    while let Some(chunk) = chunks.next().await.map_err(|e| s.refused(e))? {
+        file.write_all(&chunk)?;
+        bytes += chunk.len();
+    }
+    let file = file.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    std::fs::rename(&partial, out).with_context(|| format!("cannot write {}", out.display()))?;
+    println!("wrote a backup of {bytes} bytes to {}", out.display());
+    Ok(())
+}

@@ -1,0 +1,272 @@
+//! The server's store: submissions, field states, revisions, conflicts,
+//! reviews, the change log, the audit trail, users and tokens, laid out on an
+//! [`Engine`] (the layout: `schema.rs`). Every write (a push, a review
+//! decision, an admin change) is one unit of work (`txn.rs`): one atomic,
+//! flushed batch that also moves the sequence counters, so what the caller
+//! is told happened is on disk, whole.
+//!
+//! By job: `schema` (trees, keys, records), `txn` (the unit of work, built
+//! from the write lock), `log` (the change log and its commune cuts),
+//! `migrate` (on open), `push` and `pull` (sync), `clock`, and beside them
+//! review, admin, enrollment, rollups, backups, the disk and the checks.
+
+mod admin;
+mod backup;
+mod check;
+mod clock;
+mod disk;
+mod enroll;
+mod log;
+mod migrate;
+mod pull;
+mod push;
+mod review;
+mod rollup;
+mod schema;
+mod txn;
+
+use std::sync::{Arc, RwLock};
+
+use fieldsync::access::{Action, User};
+use fieldsync::sync::{Conflict, FieldState};
+use fieldsync::{Catalogue, DeviceId, FieldKey, SubmissionId};
+use fieldsync_store::Engine;
+
+use schema::{
+    decode, read_u64, Key, Prefix, CATALOGUE_KEY, CONFLICTS, FIELDS, META, SEQ_KEY, SUBMISSIONS,
+};
+use txn::{Locked, Writes};
+
+pub use admin::ADMIN_TOKEN_ENV;
+pub use clock::{now_ms, server_hlc, MAX_CLOCK_SKEW_MS};
+pub use disk::WriteLimits;
+pub use enroll::{display_code, Redeemed, NOT_VALID};
+pub use pull::PAGE_BYTES;
+pub use review::{Choice, HistoryQuery, MAX_BULK};
+pub use rollup::{PlanRow, Total};
+pub use schema::{DeviceState, Enrollment, SubmissionHeader, TokenInfo};
+
+/// The device recorded for changes made on the server itself (resolutions).
+pub const SERVER_DEVICE: DeviceId = DeviceId(uuid::Uuid::nil());
+
+/// Errors of the server's store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request as a whole is malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// The request does not follow from what the server has (a gap in a
+    /// device's mutation ids, a cursor from another store).
+    #[error("{0}")]
+    OutOfSequence(String),
+    /// A device sent a mutation under an id the server committed for a
+    /// different mutation: the tablet's store is older than what it sent
+    /// (restored from a copy). Its unsent edits belong after `last`.
+    #[error(
+        "mutation {id} differs from the one this tablet sent under that id before (its store was \
+         restored from an older copy?): the server has its mutations up to {last}; number the \
+         unsent edits from {next} and send them again (`fieldsync sync` does this)",
+        next = last + 1
+    )]
+    Reused { id: u64, last: u64 },
+    #[error("{0}")]
+    NotFound(String),
+    /// No valid token.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Outside the caller's role or areas.
+    #[error("{0}")]
+    Denied(String),
+    /// Past a limit on what may be stored: the disk's free-space reserve,
+    /// or the caller's daily write budget. Nothing was stored.
+    #[error("{0}")]
+    Exhausted(String),
+    /// The disk failed a write or a flush: nothing more is stored (or shown
+    /// from what may not be on disk) until the store is reopened.
+    #[error("{0}")]
+    Unwritable(String),
+    #[error(transparent)]
+    Storage(#[from] fieldsync_store::Error),
+    /// A stored record cannot be read: the store is damaged.
+    #[error("corrupt record in {tree}: {why}")]
+    Corrupt { tree: &'static str, why: String },
+}
+
+impl From<fieldsync::Error> for Error {
+    fn from(e: fieldsync::Error) -> Self {
+        match e {
+            fieldsync::Error::Invalid(m) => Error::Invalid(m),
+            fieldsync::Error::NotFound(m) => Error::NotFound(m),
+            e @ fieldsync::Error::TooLong { .. } => Error::Invalid(e.to_string()),
+        }
+    }
+}
+
+impl From<fieldsync::access::Denied> for Error {
+    fn from(e: fieldsync::access::Denied) -> Self {
+        Error::Denied(e.to_string())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The server's store. Writers are serialized and pull pages read under the
+/// same lock, so a page never sees half a batch.
+pub struct Store {
+    engine: Arc<dyn Engine>,
+    catalogue: RwLock<Arc<Catalogue>>,
+    /// The write lock, over what every write checks and only a write
+    /// changes (pull pages take it to read, so they never see half a batch).
+    lock: parking_lot::RwLock<Writes>,
+    /// The change-log head as far as it is on disk: pulls read up to here,
+    /// so no tablet learns of a change that a crash could still undo.
+    durable: std::sync::atomic::AtomicU64,
+    /// Tokens seen lately (by SHA-256) with their user, so that signing a
+    /// call in reads no record; emptied by every change to users or tokens.
+    sign_ins: RwLock<admin::SignIns>,
+    /// Free-space reserve, write budgets, and whether the disk failed.
+    disk: disk::Disk,
+}
+
+impl Store {
+    /// Opens a store; an empty one is given `initial` as its catalogue, and
+    /// a store written by an older version is brought up to date.
+    pub fn open(engine: Arc<dyn Engine>, initial: impl FnOnce() -> Catalogue) -> Result<Self> {
+        let (engine, disk) = disk::watch(engine);
+        migrate::initialise(engine.as_ref(), initial)?;
+        let catalogue = Self::stored_catalogue(engine.as_ref())?;
+        migrate::run(engine.as_ref(), &catalogue)?;
+        Self::with(engine, disk, catalogue)
+    }
+
+    /// Opens a store that must already exist, to read it (`check`, `backup`):
+    /// nothing is written, not even the migrations [`Store::open`] would run.
+    pub fn open_existing(engine: Arc<dyn Engine>) -> Result<Self> {
+        let (engine, disk) = disk::watch(engine);
+        let catalogue = Self::stored_catalogue(engine.as_ref())?;
+        if !migrate::is_current(engine.as_ref())? {
+            return Err(Error::Invalid(
+                "this store was written by an older fieldsync: start the server on it once to \
+                 bring it up to date"
+                    .into(),
+            ));
+        }
+        Self::with(engine, disk, catalogue)
+    }
+
+    fn stored_catalogue(engine: &dyn Engine) -> Result<Catalogue> {
+        match Key::Meta(CATALOGUE_KEY).get(engine)? {
+            Some(bytes) => decode(META, &bytes),
+            None => Err(Error::Corrupt {
+                tree: META,
+                why: "the store has no catalogue: it is empty or damaged".into(),
+            }),
+        }
+    }
+
+    fn with(engine: Arc<dyn Engine>, disk: disk::Disk, catalogue: Catalogue) -> Result<Self> {
+        let closed = txn::closed_periods(engine.as_ref())?;
+        let durable = Key::Meta(SEQ_KEY).get(engine.as_ref())?;
+        let durable = durable.map_or(Ok(0), |b| read_u64(META, &b))?;
+        Ok(Store {
+            durable: durable.into(),
+            sign_ins: RwLock::new(admin::SignIns::default()),
+            disk,
+            engine,
+            catalogue: RwLock::new(Arc::new(catalogue)),
+            lock: parking_lot::RwLock::new(Writes { closed }),
+        })
+    }
+
+    /// The catalogue as it stands now.
+    pub fn catalogue(&self) -> Arc<Catalogue> {
+        Arc::clone(&self.catalogue.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Takes the write lock: the only way to start a [`Work`].
+    fn write_lock(&self) -> Locked<'_> {
+        Locked { store: self, writes: self.lock.write() }
+    }
+
+    fn read_lock(&self) -> parking_lot::RwLockReadGuard<'_, Writes> {
+        self.lock.read()
+    }
+
+    fn counter(&self, key: &'static [u8]) -> Result<u64> {
+        Key::Meta(key).get(self.engine.as_ref())?.map_or(Ok(0), |b| read_u64(META, &b))
+    }
+
+    /// The sequence number of the latest committed change.
+    pub fn head(&self) -> Result<u64> {
+        self.counter(SEQ_KEY)
+    }
+
+    /// The sequence number of the latest change on disk: what pulls reach.
+    pub fn durable_head(&self) -> u64 {
+        self.durable.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn device(&self, device: DeviceId) -> Result<DeviceState> {
+        Key::Device(device)
+            .get(self.engine.as_ref())?
+            .map_or(Ok(DeviceState::default()), |b| decode(schema::DEVICES, &b))
+    }
+
+    pub fn flush(&self) -> Result<()> {
+        self.engine.flush().map_err(|e| self.broke(e))
+    }
+
+    /// The current state of one field.
+    pub fn field(&self, sub: SubmissionId, field: &FieldKey) -> Result<Option<FieldState>> {
+        let key = Key::Field(sub, field.clone());
+        key.get(self.engine.as_ref())?.map(|b| decode(key.tree(), &b)).transpose()
+    }
+
+    /// Every field of one submission.
+    pub fn fields_of(&self, sub: SubmissionId) -> Result<Vec<FieldState>> {
+        Prefix::FieldsOf(sub).iter(self.engine.as_ref()).map(|e| decode(FIELDS, &e?.1)).collect()
+    }
+
+    /// The conflict on one field, open or settled, if any.
+    pub fn conflict(&self, sub: SubmissionId, field: &FieldKey) -> Result<Option<Conflict>> {
+        let key = Key::Conflict(sub, field.clone());
+        key.get(self.engine.as_ref())?.map(|b| decode(CONFLICTS, &b)).transpose()
+    }
+
+    /// The conflicts of one submission, open or settled.
+    pub fn conflicts_of(&self, sub: SubmissionId) -> Result<Vec<Conflict>> {
+        let conflicts = Prefix::ConflictsOf(sub).iter(self.engine.as_ref());
+        conflicts.map(|e| decode(CONFLICTS, &e?.1)).collect()
+    }
+
+    /// Every conflict, open or settled, in field order.
+    pub fn conflicts(&self) -> Result<Vec<Conflict>> {
+        self.engine.iter_all(CONFLICTS).map(|e| decode(CONFLICTS, &e?.1)).collect()
+    }
+
+    /// One submission's header.
+    pub fn submission(&self, sub: SubmissionId) -> Result<Option<SubmissionHeader>> {
+        let header = Key::Submission(sub).get(self.engine.as_ref())?;
+        header.map(|b| decode(SUBMISSIONS, &b)).transpose()
+    }
+
+    /// Every submission, in id order.
+    pub fn submissions(&self) -> Result<Vec<SubmissionHeader>> {
+        self.engine.iter_all(SUBMISSIONS).map(|e| decode(SUBMISSIONS, &e?.1)).collect()
+    }
+
+    /// Every value one field has held, oldest first.
+    pub fn revisions(&self, sub: SubmissionId, field: &FieldKey) -> Result<Vec<FieldState>> {
+        let revisions = Prefix::RevisionsOf(sub, field).iter(self.engine.as_ref());
+        revisions.map(|e| decode(schema::REVISIONS, &e?.1)).collect()
+    }
+}
+
+/// Checks that `area` is an org unit the caller may read.
+fn readable_area(catalogue: &Catalogue, caller: &User, area: &str) -> Result<()> {
+    catalogue.org_unit(area).ok_or_else(|| Error::NotFound(format!("unknown area {area:?}")))?;
+    Ok(caller.check(catalogue, Action::Read, area)?)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,587 @@
+//! The layout of the store on its [`Engine`]: every tree's name, the typed
+//! key of every tree with its order-preserving encoding, the records kept
+//! and their encoding. Every key is built and read back here and nowhere
+//! else; the bytes are exactly those earlier versions wrote (the tests at
+//! the end pin them).
+//!
+//! Trees (keys → values, values postcard-encoded):
+//! - `meta`: `seq` → head of the change log; `audit_seq` → head of the audit
+//!   trail; `catalogue` → the catalogue; `cut`, `submissions_by_commune` →
+//!   markers of migrations done.
+//! - `fields`: submission ‖ field → [`FieldState`].
+//! - `revisions`: submission ‖ field ‖ 0 ‖ version → [`FieldState`]; every
+//!   value a field held.
+//! - `conflicts`: submission ‖ field → [`Conflict`], open or settled.
+//! - `submissions`: submission → [`SubmissionHeader`] (with its review).
+//! - `submissions_by_commune`: commune ‖ 0 ‖ submission → (), so that
+//!   listing an area reads only its communes' reports.
+//! - `changes`: seq → entity key; one entry per entity, at its latest change.
+//! - `changes_by_commune`: commune ‖ 0 ‖ seq → entity key: the same log cut
+//!   by commune, so a tablet's pull reads only its communes' changes.
+//! - `entity_seq`: entity key → seq; finds the entry to move.
+//! - `devices`: device → [`DeviceState`]; `results`: device ‖ mutation id →
+//!   [`StoredResult`].
+//! - `digests`: device ‖ mutation id → SHA-256 of the mutation, kept once its
+//!   result is released, so a different mutation under a used id is told
+//!   from a replay.
+//! - `audit`: audit seq → [`AuditEntry`]; `audit_by_sub`, `audit_by_user`:
+//!   submission or user ‖ 0 ‖ audit seq → ().
+//! - `closed`: org unit ‖ 0 ‖ period → who closed it.
+//! - `users`: user id → [`User`]; `tokens`: SHA-256 of a token →
+//!   [`TokenInfo`]; `token_ids`: token id → SHA-256.
+//! - `enrollments`: SHA-256 of a code → [`Enrollment`] (versioned);
+//!   `enrollment_ids`: id → SHA-256; `enrollments_by_user`: user ‖ 0 ‖ id → ().
+//! - `rollups`, `plans`: period ‖ 0 ‖ org unit ‖ 0 ‖ indicator → a total or
+//!   a plan figure, moved in the same batch as the records.
+//!
+//! Integers are big-endian, so keys sort as their numbers do; ids, names
+//! and periods are their UTF-8 bytes (none holds a zero byte), submission
+//! and device ids their 16 bytes.
+//!
+//! [`Engine`]: fieldsync_store::Engine
+//! [`FieldState`]: fieldsync::sync::FieldState
+//! [`Conflict`]: fieldsync::sync::Conflict
+//! [`AuditEntry`]: fieldsync::sync::AuditEntry
+//! [`User`]: fieldsync::access::User
+
+use fieldsync::sync::{MutationResult, SubmissionReview};
+use fieldsync::{DeviceId, FieldKey, Period, SubmissionId};
+use fieldsync_store::{Batch, Engine};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use super::{Error, Result};
+
+pub(super) const META: &str = "meta";
+pub(super) const FIELDS: &str = "fields";
+pub(super) const REVISIONS: &str = "revisions";
+pub(super) const CONFLICTS: &str = "conflicts";
+pub(super) const CHANGES: &str = "changes";
+pub(super) const ENTITY_SEQ: &str = "entity_seq";
+pub(super) const SUBMISSIONS: &str = "submissions";
+pub(super) const DEVICES: &str = "devices";
+pub(super) const RESULTS: &str = "results";
+pub(super) const DIGESTS: &str = "digests";
+pub(super) const AUDIT: &str = "audit";
+pub(super) const AUDIT_BY_SUB: &str = "audit_by_sub";
+pub(super) const AUDIT_BY_USER: &str = "audit_by_user";
+pub(super) const CLOSED: &str = "closed";
+pub(super) const USERS: &str = "users";
+pub(super) const TOKENS: &str = "tokens";
+pub(super) const TOKEN_IDS: &str = "token_ids";
+pub(super) const ENROLLMENTS: &str = "enrollments";
+pub(super) const ENROLLMENT_IDS: &str = "enrollment_ids";
+pub(super) const ENROLLMENTS_BY_USER: &str = "enrollments_by_user";
+pub(super) const ROLLUPS: &str = "rollups";
+pub(super) const PLANS: &str = "plans";
+pub(super) const CHANGES_BY_COMMUNE: &str = "changes_by_commune";
+pub(super) const SUBMISSIONS_BY_COMMUNE: &str = "submissions_by_commune";
+
+/// Trees earlier versions kept and a migration empties: not the store's.
+pub(super) mod retired {
+    /// The earlier cut of the change log, by district (see `migrate.rs`).
+    pub(in crate::db) const CHANGES_BY_DISTRICT: &str = "changes_by_district";
+}
+
+/// Every tree of the store, for backups: a new tree must be listed here.
+pub(super) const TREES: &[&str] = &[
+    META,
+    FIELDS,
+    REVISIONS,
+    CONFLICTS,
+    CHANGES,
+    ENTITY_SEQ,
+    SUBMISSIONS,
+    DEVICES,
+    RESULTS,
+    DIGESTS,
+    AUDIT,
+    AUDIT_BY_SUB,
+    AUDIT_BY_USER,
+    CLOSED,
+    USERS,
+    TOKENS,
+    TOKEN_IDS,
+    ROLLUPS,
+    PLANS,
+    CHANGES_BY_COMMUNE,
+    SUBMISSIONS_BY_COMMUNE,
+    ENROLLMENTS,
+    ENROLLMENT_IDS,
+    ENROLLMENTS_BY_USER,
+];
+
+/// The head of the change log, in `meta`.
+pub(super) const SEQ_KEY: &[u8] = b"seq";
+/// The head of the audit trail, in `meta`.
+pub(super) const AUDIT_SEQ_KEY: &[u8] = b"audit_seq";
+/// The catalogue, in `meta`.
+pub(super) const CATALOGUE_KEY: &[u8] = b"catalogue";
+/// Names the cut of the change log the store keeps (stores written before
+/// the log was cut by commune lack it).
+pub(super) const CUT_KEY: &[u8] = b"cut";
+/// Present once every submission is in `submissions_by_commune` (stores
+/// written before that index get it when opened).
+pub(super) const BY_COMMUNE_KEY: &[u8] = b"submissions_by_commune";
+
+/// The key of one record, typed: which tree it lives in and what names it.
+/// [`Key::encode`] and [`Key::decode`] are the only place key bytes are
+/// made or read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Key {
+    /// `meta`: one of the `*_KEY` names.
+    Meta(&'static [u8]),
+    Field(SubmissionId, FieldKey),
+    Revision(SubmissionId, FieldKey, u64),
+    Conflict(SubmissionId, FieldKey),
+    Submission(SubmissionId),
+    /// A submission filed under its commune (its cut of the log).
+    SubmissionInCommune(String, SubmissionId),
+    /// An entry of the change log, by sequence number.
+    Change(u64),
+    /// An entry of one commune's cut of the change log.
+    CommuneChange(String, u64),
+    EntitySeq(Entity),
+    Device(DeviceId),
+    /// A mutation's result, by device and mutation id.
+    Result(DeviceId, u64),
+    /// A released mutation's digest, by device and mutation id.
+    Digest(DeviceId, u64),
+    Audit(u64),
+    AuditBySub(SubmissionId, u64),
+    AuditByUser(String, u64),
+    /// A period closed for an org unit.
+    Closed(String, Period),
+    User(String),
+    /// A token, by its SHA-256.
+    Token(Vec<u8>),
+    TokenId(String),
+    /// An enrollment code, by its SHA-256.
+    Enrollment(Vec<u8>),
+    EnrollmentId(String),
+    EnrollmentByUser(String, String),
+    /// A rollup cell: period, org unit, indicator.
+    Rollup(Period, String, String),
+    /// A plan figure: period, org unit, indicator.
+    Plan(Period, String, String),
+}
+
+/// `prefix ‖ 0 ‖ seq`: an index entry ordered by sequence within its prefix.
+fn indexed(prefix: &[u8], seq: u64) -> Vec<u8> {
+    [prefix, &[0], &seq.to_be_bytes()].concat()
+}
+
+/// `a ‖ 0 ‖ b`.
+fn pair(a: &[u8], b: &[u8]) -> Vec<u8> {
+    [a, &[0], b].concat()
+}
+
+fn cell(period: Period, unit: &str, indicator: &str) -> Vec<u8> {
+    [&Prefix::Cells(ROLLUPS, period, unit).encode()[..], indicator.as_bytes()].concat()
+}
+
+impl Key {
+    /// The tree the key belongs to.
+    pub(super) fn tree(&self) -> &'static str {
+        match self {
+            Key::Meta(_) => META,
+            Key::Field(..) => FIELDS,
+            Key::Revision(..) => REVISIONS,
+            Key::Conflict(..) => CONFLICTS,
+            Key::Submission(_) => SUBMISSIONS,
+            Key::SubmissionInCommune(..) => SUBMISSIONS_BY_COMMUNE,
+            Key::Change(_) => CHANGES,
+            Key::CommuneChange(..) => CHANGES_BY_COMMUNE,
+            Key::EntitySeq(_) => ENTITY_SEQ,
+            Key::Device(_) => DEVICES,
+            Key::Result(..) => RESULTS,
+            Key::Digest(..) => DIGESTS,
+            Key::Audit(_) => AUDIT,
+            Key::AuditBySub(..) => AUDIT_BY_SUB,
+            Key::AuditByUser(..) => AUDIT_BY_USER,
+            Key::Closed(..) => CLOSED,
+            Key::User(_) => USERS,
+            Key::Token(_) => TOKENS,
+            Key::TokenId(_) => TOKEN_IDS,
+            Key::Enrollment(_) => ENROLLMENTS,
+            Key::EnrollmentId(_) => ENROLLMENT_IDS,
+            Key::EnrollmentByUser(..) => ENROLLMENTS_BY_USER,
+            Key::Rollup(..) => ROLLUPS,
+            Key::Plan(..) => PLANS,
+        }
+    }
+
+    /// The key's bytes: keys of one tree sort as what they name does
+    /// (sequence numbers and versions numerically).
+    pub(super) fn encode(&self) -> Vec<u8> {
+        match self {
+            Key::Meta(name) => name.to_vec(),
+            Key::Field(sub, field) | Key::Conflict(sub, field) => {
+                [sub.0.as_bytes(), field.as_str().as_bytes()].concat()
+            }
+            Key::Revision(sub, field, version) => {
+                indexed(&[sub.0.as_bytes(), field.as_str().as_bytes()].concat(), *version)
+            }
+            Key::Submission(sub) => sub.0.as_bytes().to_vec(),
+            Key::SubmissionInCommune(cut, sub) => pair(cut.as_bytes(), sub.0.as_bytes()),
+            Key::Change(seq) | Key::Audit(seq) => seq.to_be_bytes().to_vec(),
+            Key::CommuneChange(cut, seq) => indexed(cut.as_bytes(), *seq),
+            Key::EntitySeq(entity) => entity.key(),
+            Key::Device(device) => device.0.as_bytes().to_vec(),
+            Key::Result(device, id) | Key::Digest(device, id) => {
+                [device.0.as_bytes().as_slice(), &id.to_be_bytes()].concat()
+            }
+            Key::AuditBySub(sub, seq) => indexed(sub.0.as_bytes(), *seq),
+            Key::AuditByUser(user, seq) => indexed(user.as_bytes(), *seq),
+            Key::Closed(unit, period) => pair(unit.as_bytes(), period.to_string().as_bytes()),
+            Key::User(id) | Key::TokenId(id) | Key::EnrollmentId(id) => id.as_bytes().to_vec(),
+            Key::Token(hash) | Key::Enrollment(hash) => hash.clone(),
+            Key::EnrollmentByUser(user, id) => pair(user.as_bytes(), id.as_bytes()),
+            Key::Rollup(period, unit, indicator) | Key::Plan(period, unit, indicator) => {
+                cell(*period, unit, indicator)
+            }
+        }
+    }
+
+    /// Reads a key of `tree` back; a key that does not have the tree's
+    /// shape is a damaged store.
+    pub(super) fn decode(tree: &'static str, bytes: &[u8]) -> Result<Key> {
+        let raw = Raw { tree, bytes };
+        Ok(match tree {
+            FIELDS => {
+                let (sub, field) = raw.field_at(bytes)?;
+                Key::Field(sub, field)
+            }
+            CONFLICTS => {
+                let (sub, field) = raw.field_at(bytes)?;
+                Key::Conflict(sub, field)
+            }
+            REVISIONS => {
+                let (at, version) = raw.indexed()?;
+                let (sub, field) = raw.field_at(at)?;
+                Key::Revision(sub, field, version)
+            }
+            SUBMISSIONS => Key::Submission(SubmissionId(raw.id16(bytes)?)),
+            SUBMISSIONS_BY_COMMUNE => {
+                let n = bytes.len();
+                if n < 17 || bytes[n - 17] != 0 {
+                    return Err(raw.bad("not commune ‖ 0 ‖ submission"));
+                }
+                let sub = SubmissionId(raw.id16(&bytes[n - 16..])?);
+                Key::SubmissionInCommune(raw.text(&bytes[..n - 17])?, sub)
+            }
+            CHANGES => Key::Change(read_u64(tree, bytes)?),
+            AUDIT => Key::Audit(read_u64(tree, bytes)?),
+            CHANGES_BY_COMMUNE => {
+                let (cut, seq) = raw.indexed()?;
+                Key::CommuneChange(raw.text(cut)?, seq)
+            }
+            ENTITY_SEQ => Key::EntitySeq(decode(tree, bytes)?),
+            DEVICES => Key::Device(DeviceId(raw.id16(bytes)?)),
+            RESULTS | DIGESTS => {
+                let (device, id) =
+                    bytes.split_at_checked(16).ok_or_else(|| raw.bad("too short"))?;
+                let (device, id) = (DeviceId(raw.id16(device)?), read_u64(tree, id)?);
+                match tree {
+                    RESULTS => Key::Result(device, id),
+                    _ => Key::Digest(device, id),
+                }
+            }
+            AUDIT_BY_SUB => {
+                let (sub, seq) = raw.indexed()?;
+                Key::AuditBySub(SubmissionId(raw.id16(sub)?), seq)
+            }
+            AUDIT_BY_USER => {
+                let (user, seq) = raw.indexed()?;
+                Key::AuditByUser(raw.text(user)?, seq)
+            }
+            _ => raw.decode_named()?,
+        })
+    }
+
+    /// The record under this key, if any.
+    pub(super) fn get(&self, engine: &dyn Engine) -> Result<Option<Vec<u8>>> {
+        Ok(engine.get(self.tree(), &self.encode())?)
+    }
+
+    /// Adds a put of `value` under this key to `batch`.
+    pub(super) fn put(&self, batch: &mut Batch, value: impl Into<Vec<u8>>) {
+        batch.put(self.tree(), self.encode(), value);
+    }
+
+    /// Adds a delete of this key to `batch`.
+    pub(super) fn delete(&self, batch: &mut Batch) {
+        batch.delete(self.tree(), self.encode());
+    }
+}
+
+impl Raw<'_> {
+    fn bad(&self, what: &str) -> Error {
+        Error::Corrupt { tree: self.tree, why: format!("key {:?}: {what}", self.bytes) }
+    }
+
+    fn text(&self, b: &[u8]) -> Result<String> {
+        String::from_utf8(b.to_vec()).map_err(|_| self.bad("not UTF-8"))
+    }
+
+    fn id16(&self, b: &[u8]) -> Result<uuid::Uuid> {
+        Ok(uuid::Uuid::from_bytes(b.try_into().map_err(|_| self.bad("not a 16-byte id"))?))
+    }
+
+    fn period(&self, b: &[u8]) -> Result<Period> {
+        self.text(b)?.parse().map_err(|_| self.bad("not a period"))
+    }
+
+    /// `prefix ‖ 0 ‖ seq`, split.
+    fn indexed(&self) -> Result<(&[u8], u64)> {
+        let (b, n) = (self.bytes, self.bytes.len());
+        match n >= 9 && b[n - 9] == 0 {
+            true => Ok((&b[..n - 9], read_u64(self.tree, &b[n - 8..])?)),
+            false => Err(self.bad("not prefix ‖ 0 ‖ sequence number")),
+        }
+    }
+
+    /// `a ‖ 0 ‖ b` at the first zero byte.
+    fn split<'b>(&self, b: &'b [u8]) -> Result<(&'b [u8], &'b [u8])> {
+        let at = b.iter().position(|&c| c == 0).ok_or_else(|| self.bad("no separator"))?;
+        Ok((&b[..at], &b[at + 1..]))
+    }
+
+    fn field_at(&self, b: &[u8]) -> Result<(SubmissionId, FieldKey)> {
+        let (sub, field) = b.split_at_checked(16).ok_or_else(|| self.bad("too short"))?;
+        Ok((SubmissionId(self.id16(sub)?), FieldKey::parse(&self.text(field)?)))
+    }
+
+    /// The keys of the trees of names and hashes: closed periods, users,
+    /// tokens, enrollments, rollups and plans.
+    fn decode_named(&self) -> Result<Key> {
+        let (tree, bytes) = (self.tree, self.bytes);
+        Ok(match tree {
+            CLOSED => {
+                let (unit, period) = self.split(bytes)?;
+                Key::Closed(self.text(unit)?, self.period(period)?)
+            }
+            USERS => Key::User(self.text(bytes)?),
+            TOKENS => Key::Token(bytes.to_vec()),
+            TOKEN_IDS => Key::TokenId(self.text(bytes)?),
+            ENROLLMENTS => Key::Enrollment(bytes.to_vec()),
+            ENROLLMENT_IDS => Key::EnrollmentId(self.text(bytes)?),
+            ENROLLMENTS_BY_USER => {
+                let (user, id) = self.split(bytes)?;
+                Key::EnrollmentByUser(self.text(user)?, self.text(id)?)
+            }
+            ROLLUPS | PLANS => {
+                let (period, rest) = self.split(bytes)?;
+                let (unit, indicator) = self.split(rest)?;
+                let (period, unit, indicator) =
+                    (self.period(period)?, self.text(unit)?, self.text(indicator)?);
+                match tree {
+                    ROLLUPS => Key::Rollup(period, unit, indicator),
+                    _ => Key::Plan(period, unit, indicator),
+                }
+            }
+            _ => return Err(self.bad("no typed key for this tree")),
+        })
+    }
+}
+
+/// A key's bytes being read back, with the tree they came from.
+struct Raw<'a> {
+    tree: &'static str,
+    bytes: &'a [u8],
+}
+
+/// The common start of a run of keys of one tree, for scans.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Prefix<'a> {
+    /// Every field of a submission.
+    FieldsOf(SubmissionId),
+    /// Every conflict of a submission.
+    ConflictsOf(SubmissionId),
+    /// Every revision of one field, in version order.
+    RevisionsOf(SubmissionId, &'a FieldKey),
+    /// One commune's submissions, in id order.
+    InCommune(&'a str),
+    /// One commune's cut of the change log, in sequence order.
+    CommuneChanges(&'a str),
+    /// One submission's audit entries, in sequence order.
+    AuditBySub(SubmissionId),
+    /// One user's audit entries, in sequence order.
+    AuditByUser(&'a str),
+    /// One user's enrollment codes.
+    EnrollmentsOf(&'a str),
+    /// The cells of `rollups` or `plans` of one period and org unit.
+    Cells(&'static str, Period, &'a str),
+    /// The cells of `rollups` or `plans` whose period starts with a year
+    /// (the year, its quarters and its months).
+    CellsOfYear(&'static str, u16),
+}
+
+impl Prefix<'_> {
+    pub(super) fn tree(&self) -> &'static str {
+        match self {
+            Prefix::FieldsOf(_) => FIELDS,
+            Prefix::ConflictsOf(_) => CONFLICTS,
+            Prefix::RevisionsOf(..) => REVISIONS,
+            Prefix::InCommune(_) => SUBMISSIONS_BY_COMMUNE,
+            Prefix::CommuneChanges(_) => CHANGES_BY_COMMUNE,
+            Prefix::AuditBySub(_) => AUDIT_BY_SUB,
+            Prefix::AuditByUser(_) => AUDIT_BY_USER,
+            Prefix::EnrollmentsOf(_) => ENROLLMENTS_BY_USER,
+            Prefix::Cells(tree, ..) | Prefix::CellsOfYear(tree, _) => tree,
+        }
+    }
+
+    pub(super) fn encode(&self) -> Vec<u8> {
+        match self {
+            Prefix::FieldsOf(sub) | Prefix::ConflictsOf(sub) => sub.0.as_bytes().to_vec(),
+            Prefix::RevisionsOf(sub, field) => {
+                [sub.0.as_bytes(), field.as_str().as_bytes(), &[0]].concat()
+            }
+            Prefix::InCommune(name)
+            | Prefix::CommuneChanges(name)
+            | Prefix::AuditByUser(name)
+            | Prefix::EnrollmentsOf(name) => pair(name.as_bytes(), &[]),
+            Prefix::AuditBySub(sub) => pair(sub.0.as_bytes(), &[]),
+            Prefix::Cells(_, period, unit) => {
+                [period.to_string().as_bytes(), &[0], unit.as_bytes(), &[0]].concat()
+            }
+            Prefix::CellsOfYear(_, year) => year.to_string().into_bytes(),
+        }
+    }
+
+    /// The entries under this prefix, in key order, read lazily.
+    pub(super) fn iter<'e>(&self, engine: &'e dyn Engine) -> fieldsync_store::ScanIter<'e> {
+        engine.iter_prefix(self.tree(), &self.encode())
+    }
+}
+
+/// A submission the server has heard of, and where it stands in review.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmissionHeader {
+    pub id: SubmissionId,
+    pub village_id: String,
+    pub period: Period,
+    pub first_seq: u64,
+    pub review: SubmissionReview,
+}
+
+/// A mutation's result, with a digest of the mutation so that a replay can be
+/// told from a different mutation reusing the id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct StoredResult {
+    pub(super) digest: [u8; 32],
+    pub(super) result: MutationResult,
+}
+
+/// What the server remembers of a device.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceState {
+    pub last_mutation_id: u64,
+    pub last_push_ms: u64,
+    /// The user whose pushes this tablet id carries; set by its first push.
+    pub owner: String,
+}
+
+/// What a change-log entry points at.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(super) enum Entity {
+    Field(SubmissionId, FieldKey),
+    Conflict(SubmissionId, FieldKey),
+    Review(SubmissionId),
+}
+
+impl Entity {
+    /// The entity's bytes: the value of its change-log entries and its key
+    /// in `entity_seq`.
+    pub(super) fn key(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// The key of the record the entity names.
+    pub(super) fn record(&self) -> Key {
+        match self {
+            Entity::Field(sub, field) => Key::Field(*sub, field.clone()),
+            Entity::Conflict(sub, field) => Key::Conflict(*sub, field.clone()),
+            Entity::Review(sub) => Key::Submission(*sub),
+        }
+    }
+
+    pub(super) fn submission(&self) -> SubmissionId {
+        match self {
+            Entity::Field(sub, _) | Entity::Conflict(sub, _) | Entity::Review(sub) => *sub,
+        }
+    }
+}
+
+/// What the store knows of a token; never the token itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub user_id: String,
+    pub label: String,
+    pub created_ms: u64,
+    /// 0: never expires.
+    pub expires_ms: u64,
+    pub revoked: bool,
+}
+
+/// What the store keeps of an enrollment code; never the code itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrollment {
+    /// Names the code in lists and revocations.
+    pub id: String,
+    pub user_id: String,
+    pub user_name: String,
+    /// Who made it.
+    pub created_by: String,
+    pub created_ms: u64,
+    pub expires_ms: u64,
+    pub revoked: bool,
+    /// Set once redeemed: the id of the token it became.
+    pub token_id: String,
+}
+
+impl Enrollment {
+    /// Not redeemed, not revoked, not expired.
+    pub fn is_open(&self, now_ms: u64) -> bool {
+        !self.revoked && self.token_id.is_empty() && now_ms < self.expires_ms
+    }
+
+    /// The stored form, versioned.
+    pub(super) fn encode(&self) -> Vec<u8> {
+        encode(&StoredEnrollment::V1(self.clone()))
+    }
+
+    pub(super) fn decode(bytes: &[u8]) -> Result<Enrollment> {
+        match decode::<StoredEnrollment>(ENROLLMENTS, bytes)? {
+            StoredEnrollment::V1(e) => Ok(e),
+        }
+    }
+}
+
+/// The stored form of an [`Enrollment`], versioned so that a later field
+/// never breaks reading what is on disk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum StoredEnrollment {
+    V1(Enrollment),
+}
+
+/// A record's bytes (postcard).
+pub(super) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_allocvec(value).expect("in-memory serialization of plain data cannot fail")
+}
+
+/// A record of `tree` read back; one that cannot be read is a damaged store.
+pub(super) fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T> {
+    postcard::from_bytes(bytes).map_err(|e| Error::Corrupt { tree, why: e.to_string() })
+}
+
+/// A big-endian counter or sequence number.
+pub(super) fn read_u64(tree: &'static str, bytes: &[u8]) -> Result<u64> {
+    let array: [u8; 8] =
+        bytes.try_into().map_err(|_| Error::Corrupt { tree, why: "expected 8 bytes".into() })?;
+    Ok(u64::from_be_bytes(array))
+}
+
+#[cfg(test)]
+mod tests;

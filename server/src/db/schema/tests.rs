@@ -1,0 +1,186 @@
+//! The typed keys encode to exactly the bytes the store has always written,
+//! and read back to what they were made from.
+
+use super::*;
+use fieldsync::sync::{MutationResult, Outcome};
+
+fn sub() -> SubmissionId {
+    SubmissionId(uuid::Uuid::from_u128(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10))
+}
+
+fn device() -> DeviceId {
+    DeviceId(uuid::Uuid::from_u128(0xa0a1_a2a3_a4a5_a6a7_a8a9_aaab_acad_aeaf))
+}
+
+const SUB: [u8; 16] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+const DEVICE: [u8; 16] = [
+    0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf,
+];
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+/// Every key shape, with the bytes the store wrote before keys were typed.
+fn pinned() -> Vec<(Key, Vec<u8>)> {
+    let road = FieldKey::parse("road_km");
+    vec![
+        (Key::Meta(SEQ_KEY), b"seq".to_vec()),
+        (Key::Meta(BY_COMMUNE_KEY), b"submissions_by_commune".to_vec()),
+        (Key::Field(sub(), road.clone()), cat(&[&SUB, b"road_km"])),
+        (Key::Conflict(sub(), road.clone()), cat(&[&SUB, b"road_km"])),
+        (
+            Key::Revision(sub(), road.clone(), 258),
+            cat(&[&SUB, b"road_km\0", &[0, 0, 0, 0, 0, 0, 1, 2]]),
+        ),
+        (Key::Submission(sub()), SUB.to_vec()),
+        (Key::SubmissionInCommune("ht.hk.x".into(), sub()), cat(&[b"ht.hk.x\0", &SUB])),
+        (Key::Change(7), vec![0, 0, 0, 0, 0, 0, 0, 7]),
+        (Key::CommuneChange("ht.hk.x".into(), 7), cat(&[b"ht.hk.x\0", &[0, 0, 0, 0, 0, 0, 0, 7]])),
+        (Key::CommuneChange(String::new(), 1), vec![0, 0, 0, 0, 0, 0, 0, 0, 1]),
+        (Key::Device(device()), DEVICE.to_vec()),
+        (Key::Result(device(), 3), cat(&[&DEVICE, &[0, 0, 0, 0, 0, 0, 0, 3]])),
+        (Key::Digest(device(), 3), cat(&[&DEVICE, &[0, 0, 0, 0, 0, 0, 0, 3]])),
+        (Key::Audit(1 << 40), vec![0, 0, 1, 0, 0, 0, 0, 0]),
+        (Key::AuditBySub(sub(), 9), cat(&[&SUB, &[0], &[0, 0, 0, 0, 0, 0, 0, 9]])),
+        (Key::AuditByUser("an".into(), 9), cat(&[b"an\0", &[0, 0, 0, 0, 0, 0, 0, 9]])),
+        (Key::Closed("ha-tinh".into(), "2022-Q3".parse().unwrap()), b"ha-tinh\x002022-Q3".to_vec()),
+        (Key::Closed("ha-tinh".into(), "2022-07".parse().unwrap()), b"ha-tinh\x002022-07".to_vec()),
+        (Key::User("an".into()), b"an".to_vec()),
+        (Key::Token(vec![0xde, 0xad]), vec![0xde, 0xad]),
+        (Key::TokenId("t1".into()), b"t1".to_vec()),
+        (Key::Enrollment(vec![0xbe, 0xef]), vec![0xbe, 0xef]),
+        (Key::EnrollmentId("e1".into()), b"e1".to_vec()),
+        (Key::EnrollmentByUser("an".into(), "e1".into()), b"an\0e1".to_vec()),
+        (
+            Key::Rollup("2022".parse().unwrap(), "ha-tinh".into(), "road_km".into()),
+            b"2022\0ha-tinh\0road_km".to_vec(),
+        ),
+        (
+            Key::Plan("2022-Q1".parse().unwrap(), "ha-tinh".into(), "road_km".into()),
+            b"2022-Q1\0ha-tinh\0road_km".to_vec(),
+        ),
+    ]
+}
+
+#[test]
+fn keys_encode_to_the_bytes_on_disk() {
+    for (key, bytes) in pinned() {
+        assert_eq!(key.encode(), bytes, "{key:?}");
+    }
+}
+
+#[test]
+fn keys_read_back_to_what_they_were_made_from() {
+    for (key, bytes) in pinned() {
+        if let Key::Meta(_) = key {
+            continue;
+        }
+        assert_eq!(Key::decode(key.tree(), &bytes).unwrap(), key, "{bytes:?}");
+    }
+    let entity = Key::EntitySeq(Entity::Conflict(sub(), FieldKey::parse("note")));
+    assert_eq!(Key::decode(ENTITY_SEQ, &entity.encode()).unwrap(), entity);
+}
+
+#[test]
+fn entities_keep_their_postcard_bytes() {
+    // The variant's index, then the 16 bytes of the id (a length, then the
+    // bytes), then the field key (its own tag, then a length-prefixed string).
+    let field = Entity::Field(sub(), FieldKey::parse("road_km"));
+    assert_eq!(field.key(), cat(&[&[0, 16], &SUB, &[0, 7], b"road_km"]));
+    assert_eq!(Entity::Review(sub()).key(), cat(&[&[2, 16], &SUB]));
+    assert_eq!(Key::EntitySeq(field.clone()).encode(), field.key());
+}
+
+#[test]
+fn records_keep_their_postcard_bytes() {
+    let device = DeviceState { last_mutation_id: 300, last_push_ms: 1, owner: "an".into() };
+    assert_eq!(encode(&device), vec![0xac, 0x02, 1, 2, b'a', b'n']);
+    assert_eq!(decode::<DeviceState>(DEVICES, &encode(&device)).unwrap(), device);
+    let token = TokenInfo {
+        id: "t".into(),
+        user_id: "u".into(),
+        label: String::new(),
+        created_ms: 5,
+        expires_ms: 0,
+        revoked: true,
+    };
+    assert_eq!(encode(&token), vec![1, b't', 1, b'u', 0, 5, 0, 1]);
+    let result = StoredResult {
+        digest: [7; 32],
+        result: MutationResult {
+            id: 1,
+            outcome: Outcome::Applied,
+            reason: String::new(),
+            current: None,
+        },
+    };
+    assert_eq!(decode::<StoredResult>(RESULTS, &encode(&result)).unwrap(), result);
+    let enrollment = Enrollment {
+        id: "e".into(),
+        user_id: "u".into(),
+        user_name: "U".into(),
+        created_by: "a".into(),
+        created_ms: 1,
+        expires_ms: 2,
+        revoked: false,
+        token_id: String::new(),
+    };
+    // The version (0: the first) comes before the record.
+    let bytes = enrollment.encode();
+    assert_eq!(bytes, vec![0, 1, b'e', 1, b'u', 1, b'U', 1, b'a', 1, 2, 0, 0]);
+    assert_eq!(Enrollment::decode(&bytes).unwrap(), enrollment);
+}
+
+#[test]
+fn keys_of_a_tree_sort_as_what_they_name() {
+    let seqs = [0u64, 1, 255, 256, 1 << 32, u64::MAX];
+    for pair in seqs.windows(2) {
+        let (a, b) = (Key::Change(pair[0]).encode(), Key::Change(pair[1]).encode());
+        assert!(a < b, "{pair:?}");
+        let cut = |s| Key::CommuneChange("c".into(), s).encode();
+        assert!(cut(pair[0]) < cut(pair[1]), "{pair:?}");
+        let rev = |v| Key::Revision(sub(), FieldKey::parse("road_km"), v).encode();
+        assert!(rev(pair[0]) < rev(pair[1]), "{pair:?}");
+    }
+}
+
+#[test]
+fn prefixes_cover_exactly_their_keys() {
+    let road = FieldKey::parse("road_km");
+    let cases: Vec<(Prefix, Key)> = vec![
+        (Prefix::FieldsOf(sub()), Key::Field(sub(), road.clone())),
+        (Prefix::ConflictsOf(sub()), Key::Conflict(sub(), road.clone())),
+        (Prefix::RevisionsOf(sub(), &road), Key::Revision(sub(), road.clone(), 4)),
+        (Prefix::InCommune("c"), Key::SubmissionInCommune("c".into(), sub())),
+        (Prefix::CommuneChanges("c"), Key::CommuneChange("c".into(), 4)),
+        (Prefix::AuditBySub(sub()), Key::AuditBySub(sub(), 4)),
+        (Prefix::AuditByUser("an"), Key::AuditByUser("an".into(), 4)),
+        (Prefix::EnrollmentsOf("an"), Key::EnrollmentByUser("an".into(), "e".into())),
+        (
+            Prefix::Cells(ROLLUPS, "2022".parse().unwrap(), "ht"),
+            Key::Rollup("2022".parse().unwrap(), "ht".into(), "road_km".into()),
+        ),
+        (
+            Prefix::CellsOfYear(ROLLUPS, 2022),
+            Key::Rollup("2022-Q3".parse().unwrap(), "ht".into(), "road_km".into()),
+        ),
+    ];
+    for (prefix, key) in cases {
+        assert_eq!(prefix.tree(), key.tree(), "{prefix:?}");
+        assert!(key.encode().starts_with(&prefix.encode()), "{prefix:?} {key:?}");
+    }
+    // A commune's cut does not take in a commune whose id extends it.
+    let other = Key::CommuneChange("c2".into(), 1).encode();
+    assert!(!other.starts_with(&Prefix::CommuneChanges("c").encode()));
+    assert!(Prefix::RevisionsOf(sub(), &road).encode().ends_with(b"road_km\0"));
+}
+
+#[test]
+fn damaged_keys_are_refused_not_misread() {
+    assert!(Key::decode(CHANGES, &[1, 2, 3]).is_err());
+    assert!(Key::decode(FIELDS, &[1, 2, 3]).is_err());
+    assert!(Key::decode(CHANGES_BY_COMMUNE, b"c1234567").is_err());
+    assert!(Key::decode(SUBMISSIONS_BY_COMMUNE, &SUB).is_err());
+    assert!(Key::decode(CLOSED, b"ha-tinh\0not a period").is_err());
+}

@@ -1,0 +1,482 @@
+//! The store's own tests: push, pull, sign-ins and the write lock.
+
+use std::ops::Bound;
+
+use super::schema::*;
+use super::*;
+use fieldsync::sync::RawValue;
+use fieldsync::sync::{Change, Mutation, Outcome};
+use fieldsync::{demo, Hlc};
+use fieldsync::{Level, Period};
+use fieldsync_store::{Batch, Memory};
+
+fn store() -> Store {
+    Store::open(Arc::new(Memory::new()), demo::catalogue).unwrap()
+}
+
+fn surveyor() -> User {
+    User {
+        id: "an".into(),
+        name: "An".into(),
+        role: fieldsync::access::Role::Surveyor,
+        areas: vec![demo::PROVINCE.into()],
+        disabled: false,
+    }
+}
+
+fn device(n: u128) -> DeviceId {
+    DeviceId(uuid::Uuid::from_u128(n))
+}
+
+fn m(id: u64, period: &str, field: &str, value: RawValue, hlc: u64) -> Mutation {
+    Mutation {
+        id,
+        village_id: demo::SAMPLE_VILLAGE.into(),
+        period: period.into(),
+        field: field.into(),
+        value,
+        base_version: 0,
+        hlc: Hlc(hlc),
+        author: "An".into(),
+    }
+}
+
+fn km(id: u64, field: &str, v: &str, hlc: u64) -> Mutation {
+    m(id, "2022", field, RawValue::Amount(v.into()), hlc)
+}
+
+/// A store with a note in every demo village for 100 months (300 reports
+/// per commune: more than one read of a commune's part holds), on an
+/// engine the test keeps.
+fn every_village_reported() -> (Arc<Memory>, Store) {
+    let engine = Arc::new(Memory::new());
+    let store = Store::open(Arc::clone(&engine) as Arc<dyn Engine>, demo::catalogue).unwrap();
+    let catalogue = store.catalogue();
+    let villages = catalogue.units_at(fieldsync::Level::Village, None);
+    let mut batch = Vec::new();
+    let periods: Vec<String> =
+        (0..100).map(|k| format!("{}-{:02}", 2020 + k / 12, k % 12 + 1)).collect();
+    for p in &periods {
+        for v in &villages {
+            let id = batch.len() as u64 + 1;
+            let mut note = m(id, p, "note", RawValue::Text(format!("{} {p}", v.id)), id);
+            note.village_id = v.id.clone();
+            batch.push(note);
+        }
+    }
+    store.push(&surveyor(), device(1), &batch, 0, now_ms()).unwrap();
+    (engine, store)
+}
+
+/// The reports of `area` (and `period`) among all headers, in id order.
+fn brute_force(store: &Store, area: &str, period: Option<Period>) -> Vec<SubmissionId> {
+    let catalogue = store.catalogue();
+    let mut all = store.submissions().unwrap();
+    all.sort_by_key(|h| h.id);
+    all.into_iter()
+        .filter(|h| catalogue.within(&h.village_id, area))
+        .filter(|h| period.is_none_or(|p| p == h.period))
+        .map(|h| h.id)
+        .collect()
+}
+
+fn listed(
+    store: &Store,
+    caller: &User,
+    area: Option<&str>,
+    period: Option<Period>,
+    page: usize,
+) -> Vec<SubmissionId> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let rows = store.list_submissions(caller, area, period, None, after, page).unwrap();
+        let Some((last, _, _)) = rows.last() else { return out };
+        after = Some(last.id);
+        out.extend(rows.into_iter().map(|(h, _, _)| h.id));
+    }
+}
+
+#[test]
+fn listing_an_area_reads_its_communes_and_finds_what_every_header_says() {
+    let (_, store) = every_village_reported();
+    let catalogue = store.catalogue();
+    let mut units: Vec<String> =
+        catalogue.units_at(fieldsync::Level::District, None).iter().map(|u| u.id.clone()).collect();
+    units.push(demo::PROVINCE.into());
+    for level in [fieldsync::Level::Commune, fieldsync::Level::Village] {
+        units.extend(catalogue.units_at(level, None).iter().take(3).map(|u| u.id.clone()));
+    }
+    let month: Period = "2021-03".parse().unwrap();
+    for unit in &units {
+        for (period, page) in [(None, 1_000), (Some(month), 1_000), (None, 97)] {
+            assert_eq!(
+                listed(&store, &surveyor(), Some(unit), period, page),
+                brute_force(&store, unit, period),
+                "{unit} {period:?} in pages of {page}"
+            );
+        }
+    }
+    // A caller's own areas, two communes, with no area given.
+    let communes = catalogue.units_at(fieldsync::Level::Commune, None);
+    let two = User { areas: vec![communes[0].id.clone(), communes[5].id.clone()], ..surveyor() };
+    let mut expected: Vec<SubmissionId> =
+        [brute_force(&store, &communes[0].id, None), brute_force(&store, &communes[5].id, None)]
+            .concat();
+    expected.sort();
+    assert_eq!(listed(&store, &two, None, None, 5), expected);
+    assert!(store.check().unwrap().is_empty());
+}
+
+#[test]
+fn a_store_without_the_commune_index_is_filed_when_opened_and_check_finds_a_gap() {
+    let (engine, store) = every_village_reported();
+    let commune = store.catalogue().units_at(fieldsync::Level::Commune, None)[2].id.clone();
+    let before = listed(&store, &surveyor(), Some(&commune), None, 1_000);
+    drop(store);
+    // As a store written before the index: no entries, no marker.
+    let mut batch = Batch::default();
+    for (k, _) in
+        engine.scan(SUBMISSIONS_BY_COMMUNE, Bound::Unbounded, Bound::Unbounded, usize::MAX).unwrap()
+    {
+        batch.delete(SUBMISSIONS_BY_COMMUNE, k);
+    }
+    batch.delete(META, BY_COMMUNE_KEY.to_vec());
+    engine.commit(batch).unwrap();
+    let store = Store::open(Arc::clone(&engine) as Arc<dyn Engine>, demo::catalogue).unwrap();
+    assert_eq!(listed(&store, &surveyor(), Some(&commune), None, 1_000), before);
+    assert!(store.check().unwrap().is_empty());
+    // One entry lost: `check` names the report.
+    let (first, _) = engine
+        .scan(SUBMISSIONS_BY_COMMUNE, Bound::Unbounded, Bound::Unbounded, 1)
+        .unwrap()
+        .remove(0);
+    let mut batch = Batch::default();
+    batch.delete(SUBMISSIONS_BY_COMMUNE, first);
+    engine.commit(batch).unwrap();
+    let problems = store.check().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("is not filed under its commune"), "{problems:?}");
+}
+
+#[test]
+fn the_submission_list_pages_through_more_headers_than_one_read_holds() {
+    let store = store();
+    let catalogue = store.catalogue();
+    let villages: Vec<String> =
+        catalogue.units_at(fieldsync::Level::Village, None).iter().map(|u| u.id.clone()).collect();
+    let periods: Vec<String> =
+        (0..24).map(|k| format!("{}-{:02}", 2000 + k / 12, k % 12 + 1)).collect();
+    let mut batch = Vec::new();
+    for p in &periods {
+        for v in &villages {
+            let id = batch.len() as u64 + 1;
+            let mut note = m(id, p, "note", RawValue::Text(format!("{v} {p}")), id);
+            note.village_id = v.clone();
+            batch.push(note);
+        }
+    }
+    let results = store.push(&surveyor(), device(1), &batch, 0, now_ms()).unwrap();
+    assert!(results.iter().all(|r| r.outcome == Outcome::Applied));
+    let all = store.submissions().unwrap();
+    assert_eq!(all.len(), villages.len() * periods.len());
+    assert!(all.len() > 2 * 1_024, "more headers than two reads of the tree");
+
+    let mut listed = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list_submissions(&surveyor(), None, None, None, after, 1_000).unwrap();
+        assert!(page.len() <= 1_000);
+        let Some((last, _, _)) = page.last() else { break };
+        after = Some(last.id);
+        listed.extend(page.into_iter().map(|(h, fields, open)| {
+            assert_eq!((fields, open), (1, 0));
+            h.id
+        }));
+    }
+    assert_eq!(listed, all.iter().map(|h| h.id).collect::<Vec<_>>(), "each once, in order");
+
+    // A narrow filter finds its few headers spread over the whole tree.
+    let commune = &catalogue.units_at(fieldsync::Level::Commune, None)[0].id;
+    let period: Period = "2001-07".parse().unwrap();
+    let found = store
+        .list_submissions(&surveyor(), Some(commune), Some(period), None, None, 1_000)
+        .unwrap();
+    let expected = catalogue.units_at(fieldsync::Level::Village, Some(commune)).len();
+    assert_eq!(found.len(), expected);
+    assert!(found.iter().all(|(h, _, _)| h.period == period));
+}
+
+#[test]
+fn a_competing_value_that_breaks_a_total_is_kept_not_dropped() {
+    let s = store();
+    let a = [km(1, "road_km", "10", 10), km(2, "road_cement_km", "8", 11)];
+    s.push(&surveyor(), device(1), &a, 0, 1).unwrap();
+    // B's later 5 km would win, but cement 8 km cannot be part of 5 km.
+    let r = s.push(&surveyor(), device(2), &[km(1, "road_km", "5", 20)], 0, 1).unwrap();
+    assert_eq!(r[0].outcome, Outcome::Conflict);
+    assert!(r[0].reason.contains("less than its part"), "{}", r[0].reason);
+    let sub = SubmissionId::of(demo::SAMPLE_VILLAGE, Period::Year(2022));
+    let road = FieldKey::parse("road_km");
+    assert_eq!(s.field(sub, &road).unwrap().unwrap().value.to_string(), "10");
+    let conflict = s.conflict(sub, &road).unwrap().unwrap();
+    let values: Vec<String> = conflict.candidates.iter().map(|c| c.value.to_string()).collect();
+    assert!(values.contains(&"5".to_string()), "{values:?}");
+}
+
+#[test]
+fn a_pull_sees_a_push_only_once_it_is_on_disk() {
+    let disk = Arc::new(fieldsync_store::Faulty::new());
+    let s = Arc::new(Store::open(disk.clone(), demo::catalogue).unwrap());
+    s.push(&surveyor(), device(1), &[km(1, "road_km", "1", 1)], 0, 1).unwrap();
+    let before = s.pull(&surveyor(), 0, 100).unwrap();
+    assert!(before.caught_up);
+    disk.hold();
+    let pusher = {
+        let s = Arc::clone(&s);
+        std::thread::spawn(move || {
+            s.push(&surveyor(), device(1), &[km(2, "road_km", "2", 2)], 0, 1).unwrap()
+        })
+    };
+    // The push is written (the head moved) but waits for its flush.
+    while s.head().unwrap() == before.cursor {
+        std::thread::yield_now();
+    }
+    let during = s.pull(&surveyor(), before.cursor, 100).unwrap();
+    assert!(during.changes.is_empty(), "{:?}", during.changes);
+    assert_eq!(during.cursor, before.cursor);
+    assert!(!pusher.is_finished(), "the push is acknowledged only once flushed");
+    disk.release();
+    assert_eq!(pusher.join().unwrap()[0].outcome, Outcome::Applied);
+    let after = s.pull(&surveyor(), before.cursor, 100).unwrap();
+    assert_eq!(after.changes.len(), 1, "{:?}", after.changes);
+    assert!(after.caught_up);
+}
+
+#[test]
+fn pages_open_on_this_year_or_the_latest_year_with_totals() {
+    let s = store();
+    assert_eq!(s.year_to_show(2026).unwrap(), 2026, "nothing recorded yet");
+    s.push(&surveyor(), device(1), &[km(1, "road_km", "3", 1)], 0, 1).unwrap();
+    let q = m(2, "2019-Q3", "road_km", RawValue::Amount("1".into()), 2);
+    s.push(&surveyor(), device(1), &[q], 0, 1).unwrap();
+    assert_eq!(s.year_to_show(2026).unwrap(), 2022);
+    assert_eq!(s.year_to_show(2022).unwrap(), 2022);
+    assert_eq!(s.year_to_show(2020).unwrap(), 2020, "never a later year");
+    assert_eq!(s.year_to_show(2019).unwrap(), 2019);
+}
+
+#[test]
+fn a_pull_across_many_communes_returns_the_log_in_order_page_by_page() {
+    let s = store();
+    let cat = demo::catalogue();
+    let villages: Vec<String> =
+        cat.units_at(Level::Village, None).iter().map(|u| u.id.clone()).collect();
+    let mut id = 0;
+    // Values across every village, three rounds, so entries move in the log.
+    for round in 0..3u64 {
+        let batch: Vec<Mutation> = villages
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| (*i as u64 + round).is_multiple_of(2))
+            .map(|(_, v)| {
+                id += 1;
+                let mut m = km(id, "road_km", &(id % 9 + 1).to_string(), 100 + id);
+                m.village_id = v.clone();
+                m
+            })
+            .collect();
+        s.push(&surveyor(), device(1), &batch, 0, 1).unwrap();
+    }
+    let district = User { areas: vec!["ha-tinh.huong-khe".into()], ..surveyor() };
+    let everything = s.pull(&surveyor(), 0, 10_000).unwrap();
+    assert!(everything.caught_up);
+    let expected: Vec<u64> = everything
+        .changes
+        .iter()
+        .filter(|(_, c)| match c {
+            Change::Field(f) => district.covers(&cat, &f.at.village_id),
+            Change::Review(r) => district.covers(&cat, &r.village_id),
+            Change::Conflict(c) => district.covers(&cat, &c.at.village_id),
+        })
+        .map(|(seq, _)| *seq)
+        .collect();
+    assert!(expected.len() > 20, "{}", expected.len());
+    for limit in [1, 3, 7, 500] {
+        let (mut cursor, mut got) = (0, Vec::new());
+        loop {
+            let page = s.pull(&district, cursor, limit).unwrap();
+            assert!(page.changes.len() <= limit);
+            got.extend(page.changes.iter().map(|(seq, _)| *seq));
+            cursor = page.cursor;
+            if page.caught_up {
+                break;
+            }
+        }
+        assert_eq!(got, expected, "pages of {limit}");
+    }
+}
+
+#[test]
+fn a_signed_in_token_follows_every_change_to_its_user_and_itself() {
+    let s = store();
+    s.ensure_admin(Some("admin-token-0123456789-abcdef"), 1).unwrap();
+    let admin = s.user("admin").unwrap().unwrap();
+    s.create_user(&admin, surveyor(), 1).unwrap();
+    let (token, info) = s.issue_token(&admin, "an", 0, "tablet", 1).unwrap();
+    assert_eq!(s.authenticate(&token, 2).unwrap().areas, surveyor().areas);
+    let commune = vec![demo::SAMPLE_COMMUNE.to_owned()];
+    s.update_user(&admin, "an", None, None, Some(commune.clone()), 3).unwrap();
+    assert_eq!(s.authenticate(&token, 4).unwrap().areas, commune, "new areas at once");
+    s.update_user(&admin, "an", None, Some(true), None, 5).unwrap();
+    assert!(matches!(s.authenticate(&token, 6), Err(Error::Unauthenticated(_))));
+    s.update_user(&admin, "an", None, Some(false), None, 7).unwrap();
+    assert!(s.authenticate(&token, 8).is_ok());
+    s.revoke_token(&admin, &info.id, 9).unwrap();
+    assert!(matches!(s.authenticate(&token, 10), Err(Error::Unauthenticated(_))));
+}
+
+/// A sign-in that read the token just before a revoke must not leave
+/// the token remembered as live once the revoke has emptied the map.
+#[test]
+fn a_sign_in_racing_a_revoke_is_not_remembered() {
+    let s = store();
+    s.ensure_admin(Some("admin-token-0123456789-abcdef"), 1).unwrap();
+    let admin = s.user("admin").unwrap().unwrap();
+    s.create_user(&admin, surveyor(), 1).unwrap();
+    let (token, info) = s.issue_token(&admin, "an", 0, "tablet", 1).unwrap();
+    // The racing sign-in: notes the map's generation, reads the live token...
+    let generation = s.sign_in_generation();
+    let read = (info.clone(), s.user("an").unwrap().unwrap());
+    // ...the revoke lands and empties the map...
+    s.revoke_token(&admin, &info.id, 2).unwrap();
+    // ...then the sign-in would remember what it read.
+    s.remember_sign_in(generation, admin::hash(&token), read);
+    assert!(
+        matches!(s.authenticate(&token, 3), Err(Error::Unauthenticated(_))),
+        "the revoked token signs nobody in"
+    );
+}
+
+#[test]
+fn a_different_mutation_under_a_used_id_is_refused() {
+    let s = store();
+    s.push(&surveyor(), device(1), &[km(1, "road_km", "1", 1)], 0, 1).unwrap();
+    let head = s.head().unwrap();
+    let err = s.push(&surveyor(), device(1), &[km(1, "road_km", "2", 1)], 0, 1).unwrap_err();
+    assert!(matches!(err, Error::Reused { id: 1, last: 1 }), "{err}");
+    assert!(err.to_string().contains("differs"), "{err}");
+    assert_eq!(s.head().unwrap(), head);
+}
+
+/// A tablet restored from an older copy of its store reuses ids whose
+/// results the server has already released: the digest kept for each
+/// still tells its new edit from a replay.
+#[test]
+fn a_different_mutation_under_a_released_id_is_refused_and_a_replay_is_not() {
+    let s = store();
+    let (one, two, three) =
+        (km(1, "road_km", "1", 1), km(2, "road_km", "2", 2), km(3, "playground", "3", 3));
+    s.push(&surveyor(), device(1), std::slice::from_ref(&one), 0, 1).unwrap();
+    s.push(&surveyor(), device(1), std::slice::from_ref(&two), 1, 1).unwrap();
+    s.push(&surveyor(), device(1), std::slice::from_ref(&three), 2, 1).unwrap();
+    let head = s.head().unwrap();
+    // Ids 1 and 2 were acknowledged, so their results are gone; a replay
+    // of either is still answered as committed.
+    let replayed = s.push(&surveyor(), device(1), &[one, two], 0, 1).unwrap();
+    assert!(replayed.iter().all(|r| r.outcome == Outcome::Forgotten), "{replayed:?}");
+    // A new edit made under id 2 (the copy's next id) is refused, whole.
+    let new = km(2, "drainage_km", "0.4", 4);
+    let err = s.push(&surveyor(), device(1), std::slice::from_ref(&new), 2, 1).unwrap_err();
+    assert!(matches!(err, Error::Reused { id: 2, last: 3 }), "{err}");
+    assert!(err.to_string().contains("number the unsent edits from 4"), "{err}");
+    assert_eq!(s.head().unwrap(), head, "nothing stored");
+    // Renumbered after the server's last id, it applies once.
+    let renumbered = Mutation { id: 4, ..new };
+    let applied = s.push(&surveyor(), device(1), &[renumbered], 2, 1).unwrap();
+    assert_eq!(applied[0].outcome, Outcome::Applied);
+    assert_eq!(s.device(device(1)).unwrap().last_mutation_id, 4);
+}
+
+#[test]
+fn pages_stop_at_their_byte_budget() {
+    let s = store();
+    let note = "𠀀".repeat(2_000); // 8 KB
+    let months: Vec<Mutation> = (1..=400u64)
+        .map(|i| {
+            let period = format!("{}-{:02}", 2000 + (i - 1) / 12, (i - 1) % 12 + 1);
+            m(i, &period, "note", RawValue::Text(note.clone()), i)
+        })
+        .collect();
+    s.push(&surveyor(), device(1), &months, 0, 1).unwrap();
+    let first = s.pull(&surveyor(), 0, 500).unwrap();
+    assert!(!first.caught_up);
+    let n = first.changes.len();
+    assert!(n < 300, "{n} changes (half of them 8 KB notes) in a 1 MiB page");
+    let mut cursor = first.cursor;
+    let mut total = n;
+    loop {
+        let page = s.pull(&surveyor(), cursor, 500).unwrap();
+        total += page.changes.len();
+        cursor = page.cursor;
+        if page.caught_up {
+            break;
+        }
+    }
+    assert_eq!(total, 800, "every note and every report's review, exactly once");
+}
+
+#[test]
+fn a_settlement_racing_a_period_close_never_lands_in_the_closed_period() {
+    let engine = Arc::new(fieldsync_store::Faulty::new());
+    let s = Arc::new(Store::open(Arc::clone(&engine) as Arc<dyn Engine>, demo::catalogue).unwrap());
+    s.push(
+        &surveyor(),
+        device(1),
+        &[km(1, "road_km", "10", 10), km(2, "road_cement_km", "8", 11)],
+        0,
+        1,
+    )
+    .unwrap();
+    let r = s.push(&surveyor(), device(2), &[km(1, "road_km", "5", 20)], 0, 1).unwrap();
+    assert_eq!(r[0].outcome, Outcome::Conflict);
+    let sub = SubmissionId::of(demo::SAMPLE_VILLAGE, Period::Year(2022));
+    let road = FieldKey::parse("road_km");
+    let at = s.conflict(sub, &road).unwrap().unwrap().at;
+    let user = |id: &str, role| User {
+        id: id.into(),
+        name: id.into(),
+        role,
+        areas: vec![demo::PROVINCE.into()],
+        disabled: false,
+    };
+    let supervisor = user("binh", fieldsync::access::Role::Supervisor);
+    let province = user("chi", fieldsync::access::Role::Province);
+
+    // The close is written while it holds the write lock; the settlement
+    // is asked for meanwhile, before the close is committed.
+    engine.hold_writes();
+    let closer = {
+        let s = Arc::clone(&s);
+        std::thread::spawn(move || {
+            s.set_period_closed(&province, demo::PROVINCE, Period::Year(2022), true, 2)
+        })
+    };
+    while engine.waiting_writes() == 0 {
+        std::thread::yield_now();
+    }
+    let settler = {
+        let s = Arc::clone(&s);
+        std::thread::spawn(move || s.resolve(&supervisor, &at, Choice::Pick(0), "", 3))
+    };
+    // Long enough for the settlement to reach the write lock and wait.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    engine.release_writes();
+    closer.join().unwrap().unwrap();
+    let settled = settler.join().unwrap();
+
+    let err = settled.expect_err("the period was closed before the settlement committed");
+    assert!(err.to_string().contains("closed"), "{err}");
+    assert!(s.conflict(sub, &road).unwrap().unwrap().open, "the conflict is still open");
+    assert_eq!(s.field(sub, &road).unwrap().unwrap().value.to_string(), "10");
+}

@@ -1,0 +1,335 @@
+//! The unit of work: [`Work`] gathers the effects of one write in memory
+//! and commits them as one batch with both counters. It is built only from
+//! the held write lock ([`Locked`]) and keeps it until its batch is written,
+//! so a write cannot happen without the lock, and everything it decides on
+//! (the closed periods, the catalogue, the records) is read under it.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use fieldsync::access::User;
+use fieldsync::review::ReviewState;
+use fieldsync::sync::{
+    AuditEntry, AuditKind, Conflict, FieldRef, FieldState, Stamp, SubmissionReview,
+};
+use fieldsync::{Catalogue, DeviceId, FieldKey, Hlc, Period, SubmissionId, Value};
+use fieldsync_store::{Batch, Engine};
+
+use super::log::cut_of;
+use super::schema::{
+    decode, encode, Entity, Key, SubmissionHeader, AUDIT_SEQ_KEY, CLOSED, REVISIONS, SEQ_KEY,
+};
+use super::{Result, Store};
+
+/// What the write lock guards: what a write decides on and only a write
+/// changes, so that a check and the write it allows happen under one hold
+/// of the lock (a settlement cannot land in a period closed meanwhile).
+pub(super) struct Writes {
+    /// The keys of the `closed` tree, kept in memory (a handful per year) so
+    /// that checking a value against them costs no reads.
+    pub(super) closed: HashSet<Vec<u8>>,
+}
+
+impl Writes {
+    /// Whether `period` is closed for `village` (by any area above it, for
+    /// the period itself, its quarter or its whole year).
+    pub(super) fn is_closed(&self, catalogue: &Catalogue, village: &str, period: Period) -> bool {
+        if self.closed.is_empty() {
+            return false;
+        }
+        let mut enclosing = vec![period, Period::Year(period.year())];
+        if let Period::Month(y, m) = period {
+            enclosing.push(Period::Quarter(y, (m - 1) / 3 + 1));
+        }
+        catalogue.lineage(village).any(|unit| {
+            enclosing
+                .iter()
+                .any(|&p| self.closed.contains(&Key::Closed(unit.id.clone(), p).encode()))
+        })
+    }
+}
+
+/// The keys of the `closed` tree, as [`Writes::closed`] keeps them.
+pub(super) fn closed_periods(engine: &dyn Engine) -> Result<HashSet<Vec<u8>>> {
+    engine.iter_all(CLOSED).map(|e| Ok(e?.0)).collect()
+}
+
+/// The store's write lock, held. A [`Work`] is built from it and keeps it
+/// until committed, so no write is built without the lock, and what it
+/// checks (closed periods, the catalogue, the records) is read under it.
+pub(super) struct Locked<'a> {
+    pub(super) store: &'a Store,
+    pub(super) writes: parking_lot::RwLockWriteGuard<'a, Writes>,
+}
+
+impl Locked<'_> {
+    /// The catalogue, as it stands under the held lock (only a write,
+    /// which needs the lock, changes it).
+    pub(super) fn catalogue(&self) -> Arc<Catalogue> {
+        self.store.catalogue()
+    }
+
+    /// Whether `period` is closed for `village`, as the held lock keeps it.
+    pub(super) fn is_closed(&self, catalogue: &Catalogue, village: &str, period: Period) -> bool {
+        self.writes.is_closed(catalogue, village, period)
+    }
+}
+
+/// The effects of one write, accumulated in memory: later steps see earlier
+/// ones, and nothing reaches the engine until [`Work::commit`] writes it all
+/// in one batch with the moved counters.
+pub(super) struct Work<'a> {
+    pub(super) store: &'a Store,
+    /// The write lock, held from the start of the write until its batch is
+    /// written.
+    pub(super) lock: parking_lot::RwLockWriteGuard<'a, Writes>,
+    pub(super) caller: &'a User,
+    pub(super) now_ms: u64,
+    pub(super) catalogue: Arc<Catalogue>,
+    pub(super) seq: u64,
+    pub(super) audit_seq: u64,
+    pub(super) fields: HashMap<(SubmissionId, FieldKey), Option<FieldState>>,
+    pub(super) conflicts: HashMap<(SubmissionId, FieldKey), Option<Conflict>>,
+    pub(super) headers: HashMap<SubmissionId, Option<SubmissionHeader>>,
+    pub(super) entity_seqs: HashMap<Entity, Option<u64>>,
+    /// Values written in this batch, by (submission, field, version).
+    pub(super) revisions: HashMap<(SubmissionId, FieldKey, u64), Value>,
+    /// Submissions whose totals may have moved.
+    pub(super) touched: BTreeSet<SubmissionId>,
+    pub(super) batch: Batch,
+}
+
+impl<'a> Work<'a> {
+    /// Starts a write under the store's write lock, which it keeps.
+    pub(super) fn new(locked: Locked<'a>, caller: &'a User, now_ms: u64) -> Result<Self> {
+        let Locked { store, writes } = locked;
+        store.unbroken()?;
+        Ok(Work {
+            store,
+            lock: writes,
+            caller,
+            now_ms,
+            catalogue: store.catalogue(),
+            seq: store.head()?,
+            audit_seq: store.counter(AUDIT_SEQ_KEY)?,
+            fields: HashMap::new(),
+            conflicts: HashMap::new(),
+            headers: HashMap::new(),
+            entity_seqs: HashMap::new(),
+            revisions: HashMap::new(),
+            touched: Default::default(),
+            batch: Batch::default(),
+        })
+    }
+
+    pub(super) fn field(
+        &mut self,
+        sub: SubmissionId,
+        field: &FieldKey,
+    ) -> Result<Option<FieldState>> {
+        if let Some(f) = self.fields.get(&(sub, field.clone())) {
+            return Ok(f.clone());
+        }
+        let f = self.store.field(sub, field)?;
+        self.fields.insert((sub, field.clone()), f.clone());
+        Ok(f)
+    }
+
+    pub(super) fn conflict(
+        &mut self,
+        sub: SubmissionId,
+        field: &FieldKey,
+    ) -> Result<Option<Conflict>> {
+        if let Some(c) = self.conflicts.get(&(sub, field.clone())) {
+            return Ok(c.clone());
+        }
+        let c = self.store.conflict(sub, field)?;
+        self.conflicts.insert((sub, field.clone()), c.clone());
+        Ok(c)
+    }
+
+    pub(super) fn header(&mut self, sub: SubmissionId) -> Result<Option<SubmissionHeader>> {
+        if let Some(h) = self.headers.get(&sub) {
+            return Ok(h.clone());
+        }
+        let h = self.store.submission(sub)?;
+        self.headers.insert(sub, h.clone());
+        Ok(h)
+    }
+
+    /// The value a field held at `version`, if that is one of its versions.
+    pub(super) fn value_at(&mut self, at: &FieldRef, version: u64) -> Result<Option<Value>> {
+        if version == 0 {
+            return Ok(Some(Value::Deleted));
+        }
+        if let Some(v) = self.revisions.get(&(at.submission, at.field.clone(), version)) {
+            return Ok(Some(v.clone()));
+        }
+        let key = Key::Revision(at.submission, at.field.clone(), version);
+        Ok(key
+            .get(self.store.engine.as_ref())?
+            .map(|b| decode::<FieldState>(REVISIONS, &b))
+            .transpose()?
+            .map(|f| f.value))
+    }
+
+    /// Whether `period` is closed for `village`, as the write lock holds it.
+    pub(super) fn is_closed(&self, village: &str, period: Period) -> bool {
+        self.lock.is_closed(&self.catalogue, village, period)
+    }
+
+    pub(super) fn write_field(
+        &mut self,
+        at: &FieldRef,
+        value: Value,
+        stamp: Stamp,
+    ) -> Result<FieldState> {
+        let version = self.touch(Entity::Field(at.submission, at.field.clone()), &at.village_id)?;
+        let state = FieldState { at: at.clone(), value, version, stamp };
+        let bytes = encode(&state);
+        Key::Field(at.submission, at.field.clone()).put(&mut self.batch, bytes.clone());
+        Key::Revision(at.submission, at.field.clone(), version).put(&mut self.batch, bytes);
+        self.fields.insert((at.submission, at.field.clone()), Some(state.clone()));
+        self.revisions.insert((at.submission, at.field.clone(), version), state.value.clone());
+        if self.header(at.submission)?.is_none() {
+            let review = SubmissionReview {
+                submission: at.submission,
+                village_id: at.village_id.clone(),
+                period: at.period,
+                state: ReviewState::Submitted,
+                reason: String::new(),
+                user_id: self.caller.id.clone(),
+                user_name: self.caller.name.clone(),
+                at_ms: self.now_ms,
+            };
+            let header = SubmissionHeader {
+                id: at.submission,
+                village_id: at.village_id.clone(),
+                period: at.period,
+                first_seq: version,
+                review,
+            };
+            let cut = cut_of(&self.catalogue, &at.village_id);
+            Key::SubmissionInCommune(cut, at.submission).put(&mut self.batch, Vec::new());
+            self.write_header(header)?;
+        }
+        Ok(state)
+    }
+
+    pub(super) fn write_conflict(&mut self, conflict: Conflict) -> Result<()> {
+        let at = conflict.at.clone();
+        self.touch(Entity::Conflict(at.submission, at.field.clone()), &at.village_id)?;
+        Key::Conflict(at.submission, at.field.clone()).put(&mut self.batch, encode(&conflict));
+        self.conflicts.insert((at.submission, at.field.clone()), Some(conflict));
+        Ok(())
+    }
+
+    /// Stores a submission's header; its review syncs down like any change.
+    pub(super) fn write_header(&mut self, header: SubmissionHeader) -> Result<()> {
+        self.touch(Entity::Review(header.id), &header.village_id)?;
+        Key::Submission(header.id).put(&mut self.batch, encode(&header));
+        self.headers.insert(header.id, Some(header));
+        Ok(())
+    }
+
+    /// Moves a submission to a new review state, with an audit entry.
+    pub(super) fn set_review(
+        &mut self,
+        mut header: SubmissionHeader,
+        state: ReviewState,
+        reason: &str,
+        detail: String,
+        device: Option<DeviceId>,
+    ) -> Result<SubmissionReview> {
+        let from = header.review.state;
+        header.review = SubmissionReview {
+            state,
+            reason: reason.trim().to_owned(),
+            user_id: self.caller.id.clone(),
+            user_name: self.caller.name.clone(),
+            at_ms: self.now_ms,
+            ..header.review
+        };
+        let review = header.review.clone();
+        let detail = format!("{from} → {state}{detail}");
+        let mut entry = self.entry(AuditKind::Review, detail);
+        entry.device = device;
+        entry.submission = Some(header.id);
+        entry.village_id = header.village_id.clone();
+        entry.period = header.period.to_string();
+        self.write_header(header)?;
+        self.audit(entry);
+        Ok(review)
+    }
+
+    /// A blank audit entry by the caller, now.
+    pub(super) fn entry(&self, kind: AuditKind, detail: String) -> AuditEntry {
+        AuditEntry {
+            seq: 0,
+            at_ms: self.now_ms,
+            user_id: self.caller.id.clone(),
+            device: None,
+            kind,
+            submission: None,
+            village_id: String::new(),
+            period: String::new(),
+            field: String::new(),
+            old: None,
+            new: None,
+            hlc: Hlc::default(),
+            mutation_id: 0,
+            detail,
+        }
+    }
+
+    /// Appends to the audit trail and its indexes.
+    pub(super) fn audit(&mut self, mut entry: AuditEntry) {
+        self.audit_seq += 1;
+        entry.seq = self.audit_seq;
+        if let Some(sub) = entry.submission {
+            Key::AuditBySub(sub, entry.seq).put(&mut self.batch, Vec::new());
+        }
+        Key::AuditByUser(entry.user_id.clone(), entry.seq).put(&mut self.batch, Vec::new());
+        Key::Audit(entry.seq).put(&mut self.batch, encode(&entry));
+    }
+
+    /// Writes everything, with both counters, in one atomic batch; releases
+    /// the write lock; and returns once the batch is durable. Flushing
+    /// outside the lock lets the writers that queued behind this one share
+    /// its flush (group commit); pulls see the new changes only once
+    /// flushed (see [`Store::pull`]).
+    pub(super) fn commit(self) -> Result<()> {
+        self.commit_then(|_| {})
+    }
+
+    /// [`Work::commit`], running `written` once the batch is written and
+    /// before the lock is released: what the store keeps in memory beside
+    /// the records (the catalogue, closed periods) changes with them, so no
+    /// later writer sees the records without it.
+    pub(super) fn commit_then(mut self, written: impl FnOnce(&mut Writes)) -> Result<()> {
+        self.update_rollups()?;
+        Key::Meta(SEQ_KEY).put(&mut self.batch, self.seq.to_be_bytes());
+        Key::Meta(AUDIT_SEQ_KEY).put(&mut self.batch, self.audit_seq.to_be_bytes());
+        let (store, seq) = (self.store, self.seq);
+        store.admit(self.caller, self.batch.bytes(), self.now_ms)?;
+        let n = store.write_started();
+        store.engine.write(self.batch).map_err(|e| store.broke(e))?;
+        store.write_applied(n);
+        let mut lock = self.lock;
+        written(&mut lock);
+        drop(lock);
+        store.engine.flush().map_err(|e| store.broke(e))?;
+        store.flushed_through(n);
+        store.durable.fetch_max(seq, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// At most `max` characters of `text`, so refused input cannot bloat the
+/// append-only audit trail.
+pub(super) fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}
