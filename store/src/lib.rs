@@ -1,11 +1,13 @@
 //! Storage engines: ordered key-value trees with atomic, durable multi-tree
 //! batches. The server and the client build their stores on [`Engine`]; tests
-//! use [`Memory`] (and [`Faulty`], a disk that fails on demand), production
+//! use [`Memory`] (and `Faulty`, a disk that fails on demand, behind the
+//! `testing` feature that the crates whose tests use it turn on), production
 //! uses [`Sled`]. One conformance suite (`conformance.rs`) runs against all
 //! of them. [`ScanIter`] walks a key range lazily, a bounded chunk at a time.
 
 use std::ops::Bound;
 
+#[cfg(any(test, feature = "testing"))]
 mod faulty;
 mod iter;
 mod mark;
@@ -13,6 +15,7 @@ mod memory;
 mod sled_engine;
 mod snapshot;
 
+#[cfg(any(test, feature = "testing"))]
 pub use faulty::Faulty;
 pub use iter::ScanIter;
 pub use mark::{sync_dir, FILE as MARK_FILE};

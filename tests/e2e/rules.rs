@@ -3,7 +3,7 @@
 //! months of a closed quarter, a whole cannot vanish under its part, and
 //! refused input cannot bloat the audit trail.
 
-mod util;
+use crate::util;
 
 use fieldsync::access::Role;
 use fieldsync::review::Verdict;

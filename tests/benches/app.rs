@@ -11,8 +11,8 @@
 //!   village picker is usable (served by the service worker);
 //! - the app shell: bytes of HTML, JS and CSS as the server serves them.
 //!
-//! `cargo bench --bench app`. The server runs in the same process (sled in
-//! a temp dir); Chromium is `/usr/bin/chromium` with its chromedriver.
+//! `cargo bench -p fieldsync-tests --bench app`. The server runs in the same
+//! process (sled in a temp dir); Chromium is `/usr/bin/chromium` with its chromedriver.
 //! Figures are printed, never asserted.
 
 use std::path::Path;
@@ -27,7 +27,7 @@ use fieldsync_proto::v1;
 use fieldsync_server::local::LocalServer;
 
 #[allow(dead_code)]
-#[path = "../tests/util/browser.rs"]
+#[path = "../util/browser.rs"]
 mod browser;
 #[allow(dead_code)]
 mod common;
@@ -109,7 +109,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 
 /// Bytes of every HTML, JS and CSS file of the app as the server serves it.
 async fn shell_bytes(web: &str) -> anyhow::Result<(usize, usize)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("server/app");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/app");
     let mut files = Vec::new();
     let mut dirs = vec![root.clone()];
     while let Some(dir) = dirs.pop() {

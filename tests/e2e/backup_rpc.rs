@@ -1,7 +1,7 @@
 //! A backup taken through the Admin service while the server runs restores
 //! into a store that answers as the original; only admins may take one.
 
-mod util;
+use crate::util;
 
 use std::sync::Arc;
 

@@ -23,7 +23,8 @@
 //! on their own; the load generator reports its own beside them. Both share
 //! the machine's cores, as a server and its clients on one host do.
 //!
-//! `cargo bench --bench load` (sizes: `FIELDSYNC_BENCH_TABLETS`, default
+//! `cargo bench -p fieldsync-tests --bench load`
+//! (sizes: `FIELDSYNC_BENCH_TABLETS`, default
 //! `100,1000`; `FIELDSYNC_BENCH_RAMP_MS`, default 0: spread the session
 //! starts evenly over that many milliseconds instead of starting all at once).
 

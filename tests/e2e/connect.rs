@@ -2,7 +2,7 @@
 //! web listener, answered by the same services, interceptor and limits as
 //! gRPC; and the app's files served from the binary.
 
-mod util;
+use crate::util;
 
 use fieldsync::access::Role;
 use fieldsync::demo;
@@ -432,7 +432,7 @@ async fn every_file_of_the_app_is_served_with_a_strict_csp_and_an_etag() {
     assert_eq!(shell.header("content-type"), Some("text/html; charset=utf-8"));
     assert!(shell.text().to_lowercase().starts_with("<!doctype html"), "{}", shell.text());
 
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("server/app");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/app");
     let mut files = Vec::new();
     app_files(&root, "", &mut files);
     assert!(files.iter().any(|(path, _)| path == "index.html"));

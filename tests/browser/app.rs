@@ -6,10 +6,11 @@
 //! device keeps its edits and takes a new code of the same user; its
 //! exported unsent edits reach the server once.
 //!
-//! The tests take turns (one browser at a time). `cargo test --test app --
-//! --ignored screenshots` regenerates `docs/screenshots/app-*.png`.
+//! The tests take turns (one browser at a time). `cargo test -p fieldsync-tests
+//! --test browser -- --ignored app::screenshots` regenerates
+//! `docs/screenshots/app-*.png`.
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -649,7 +650,7 @@ async fn exported_unsent_edits_reach_the_server_once_even_if_the_phone_syncs_lat
 
 async fn shoot(client: &Client, name: &str) {
     let png = client.screenshot().await.expect("screenshot");
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots").join(name);
     std::fs::write(&path, png).expect("write screenshot");
 }
 

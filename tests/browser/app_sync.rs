@@ -8,7 +8,7 @@
 //! hook the form itself goes through; the server's side is read over gRPC
 //! and the supervisor's web pages. One browser session at a time (`TURN`).
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,8 +24,8 @@ use util::browser::{self, click, run_js, wait_attr, Browser, PATIENCE, TURN};
 use util::{start_web_server, start_web_server_at, TestServer, TestTablet, PERIOD, VILLAGE};
 
 /// The shared case file, generated from the Rust core by
-/// `tests/validation_cases.rs`.
-const CASES: &str = include_str!("fixtures/validation-cases.json");
+/// `tests/e2e/validation_cases.rs`.
+const CASES: &str = include_str!("../fixtures/validation-cases.json");
 
 /// Runs every case of `file` (the case file's format) through the app's
 /// `validate.js` in the page; the number of cases and those that got

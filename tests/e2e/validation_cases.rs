@@ -2,9 +2,10 @@
 //! what the Rust core decides for a few hundred values a surveyor might type
 //! (every scale, wholes and parts, bounds, commas, dots, spaces, garbage),
 //! and the app's `validate.js` must decide the same in the browser
-//! (`tests/app_sync.rs`). This test fails when the committed file differs
-//! from what the core computes; `FIELDSYNC_BLESS=1 cargo test --test
-//! validation_cases` rewrites it after a deliberate change of the rules.
+//! (`tests/browser/app_sync.rs`). This test fails when the committed file
+//! differs from what the core computes; `FIELDSYNC_BLESS=1 cargo test -p
+//! fieldsync-tests --test e2e validation_cases` rewrites it after a deliberate
+//! change of the rules.
 
 use std::path::Path;
 
@@ -204,8 +205,8 @@ fn compute() -> String {
         .collect();
     format!(
         "{{\n  \"format\": \"fieldsync-validation-cases/1\",\n  \"about\": \"Generated from the \
-         Rust core by tests/validation_cases.rs (FIELDSYNC_BLESS=1 cargo test --test \
-         validation_cases rewrites it). indicators: as Bootstrap sends them (proto3 JSON). Each \
+         Rust core by tests/e2e/validation_cases.rs (FIELDSYNC_BLESS=1 cargo test -p \
+         fieldsync-tests --test e2e validation_cases rewrites it). indicators: as Bootstrap sends them (proto3 JSON). Each \
          case: the indicator's code, the text typed, the other fields of the report that have a \
          value, and what validateValue must answer: the amount as a plain dot decimal (null: \
          the field is cleared) or the kind of refusal.\",\n  \"indicators\": [\n{}\n  ],\n  \
@@ -217,7 +218,7 @@ fn compute() -> String {
 
 #[test]
 fn the_committed_cases_are_what_the_core_decides() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(FIXTURE);
     let computed = compute();
     if std::env::var_os("FIELDSYNC_BLESS").is_some() {
         std::fs::write(&path, &computed).expect("write the case file");
@@ -232,8 +233,8 @@ fn the_committed_cases_are_what_the_core_decides() {
             .unwrap_or(committed.lines().count().min(computed.lines().count()));
         panic!(
             "{FIXTURE} differs from what the core decides (first at line {}):\n  committed: {}\n  \
-             computed:  {}\nIf the rules changed on purpose, run FIELDSYNC_BLESS=1 cargo test \
-             --test validation_cases and commit the file (the app's validate.js must then agree).",
+             computed:  {}\nIf the rules changed on purpose, run FIELDSYNC_BLESS=1 cargo test -p \
+             fieldsync-tests --test e2e validation_cases and commit the file (the app's validate.js must then agree).",
             first + 1,
             committed.lines().nth(first).unwrap_or("(end of file)"),
             computed.lines().nth(first).unwrap_or("(end of file)"),

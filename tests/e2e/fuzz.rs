@@ -22,7 +22,7 @@
 //! Inputs that found bugs are kept below as plain `#[test]`s (the committed
 //! corpus).
 
-mod util;
+use crate::util;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, Once};

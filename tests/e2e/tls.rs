@@ -3,7 +3,7 @@
 //! cannot talk to it. The web pages are served over TLS with the same
 //! certificate, and their cookies are then `Secure`.
 
-mod util;
+use crate::util;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -425,7 +425,12 @@ async fn a_push_of_two_million_empty_mutations_is_refused_before_it_is_decoded()
     // of its own, not beside the other tests of this file.
     const ALONE: &str = "FIELDSYNC_TEST_ALONE";
     if std::env::var_os(ALONE).is_none() {
-        let name = "a_push_of_two_million_empty_mutations_is_refused_before_it_is_decoded";
+        // The test's name as the harness knows it: its module path in the binary.
+        let name = concat!(
+            module_path!(),
+            "::a_push_of_two_million_empty_mutations_is_refused_before_it_is_decoded"
+        );
+        let name = name.split_once("::").map_or(name, |(_, in_binary)| in_binary);
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--exact", name, "--nocapture", "--test-threads=1"])
             .env(ALONE, "1")

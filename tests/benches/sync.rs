@@ -1,7 +1,8 @@
 //! Push and pull throughput against a real server: in-process gRPC on
 //! loopback, sled store in a temp dir, every push flushed before its reply.
 //!
-//! `cargo bench --bench sync` (sizes: `FIELDSYNC_BENCH_RECORDS`, default
+//! `cargo bench -p fieldsync-tests --bench sync`
+//! (sizes: `FIELDSYNC_BENCH_RECORDS`, default
 //! 20000; `FIELDSYNC_BENCH_DEVICES`, default 4).
 
 use std::time::Instant;

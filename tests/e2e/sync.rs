@@ -1,7 +1,7 @@
 //! End-to-end sync scenarios over gRPC: tablets with their own stores, a real
 //! server on a sled store, both in temp dirs.
 
-mod util;
+use crate::util;
 
 use fieldsync::sync::{Mutation, Outcome, RawValue};
 use fieldsync::{FieldKey, Hlc, SubmissionId, Value};

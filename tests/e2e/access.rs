@@ -5,7 +5,7 @@
 //! bootstrap shows only the caller's org units and the units above them, and
 //! the store keeps no token in plain text.
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -568,7 +568,7 @@ async fn every_rpc_for_every_role_inside_and_outside_its_areas() {
 /// once: a new RPC there needs a row.
 #[test]
 fn the_matrix_covers_every_rpc_of_sync_review_and_admin() {
-    let proto = include_str!("../proto/fieldsync/v1/sync.proto");
+    let proto = include_str!("../../proto/fieldsync/v1/sync.proto");
     let mut service = None;
     let mut declared = Vec::new();
     for line in proto.lines() {

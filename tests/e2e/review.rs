@@ -5,7 +5,7 @@
 //! pushes without losing them, a bulk approval is all or nothing, and the
 //! audit trail keeps every step, in order, for good.
 
-mod util;
+use crate::util;
 
 use fieldsync::access::Role;
 use fieldsync::review::ReviewState;
@@ -469,7 +469,7 @@ async fn the_review_cycle_end_to_end() {
 /// No RPC of any service removes or rewrites anything of the audit trail.
 #[test]
 fn no_rpc_deletes_history() {
-    let proto = include_str!("../proto/fieldsync/v1/sync.proto");
+    let proto = include_str!("../../proto/fieldsync/v1/sync.proto");
     let rpcs: Vec<&str> = proto
         .lines()
         .filter_map(|l| l.trim().strip_prefix("rpc "))

@@ -4,7 +4,8 @@
 //! a full national CSV export at village level, and one page of the review
 //! queue for one commune (which reads every report header to find its own).
 //!
-//! `cargo bench --bench rollup` (sizes: `FIELDSYNC_BENCH_VALUES`, a comma
+//! `cargo bench -p fieldsync-tests --bench rollup`
+//! (sizes: `FIELDSYNC_BENCH_VALUES`, a comma
 //! list, default "10000,100000").
 
 use std::sync::Arc;

@@ -17,7 +17,7 @@
 //! By default a short run (6 kill cycles, 4 tablets) for CI. The full run:
 //!
 //! ```text
-//! FIELDSYNC_CRASH_CYCLES=50 cargo test -p fieldsync-server --test crash -- --nocapture
+//! FIELDSYNC_CRASH_CYCLES=50 cargo test -p fieldsync-server --test it crash:: -- --nocapture
 //! ```
 //!
 //! `FIELDSYNC_SEED=N` picks the seed (a failure prints it), `FIELDSYNC_CRASH_TABLETS=K`

@@ -6,10 +6,10 @@
 //!
 //! The tests share nothing but take turns (one browser at a time). Without
 //! chromium and chromedriver they fail and say how to install them.
-//! `cargo test --test web -- --ignored screenshots` regenerates
-//! `docs/screenshots/`.
+//! `cargo test -p fieldsync-tests --test browser -- --ignored web::screenshots`
+//! regenerates `docs/screenshots/`.
 
-mod util;
+use crate::util;
 
 use std::future::Future;
 use std::path::Path;
@@ -378,7 +378,7 @@ async fn signing_out_ends_the_session() {
 }
 
 /// Regenerates the pictures in `docs/screenshots/` from a small Phúc Đồng
-/// data set: `cargo test --test web -- --ignored screenshots`.
+/// data set: `cargo test -p fieldsync-tests --test browser -- --ignored web::screenshots`.
 #[tokio::test]
 #[ignore = "writes docs/screenshots/; run on purpose"]
 async fn screenshots() {
@@ -423,7 +423,7 @@ async fn screenshots() {
     );
     let supervisor = supervisor.unwrap().0;
     let web = server.web_url().to_owned();
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
     std::fs::create_dir_all(&out).unwrap();
     in_browser(move |client| async move {
         let shot = |name: &'static str| {

@@ -5,7 +5,7 @@
 //! refused: expired or used codes, codes for someone else's surveyors,
 //! codes of another user than the device expects, and guessing.
 
-mod util;
+use crate::util;
 
 use std::net::SocketAddr;
 
@@ -560,7 +560,7 @@ async fn a_supervisor_shows_a_code_on_a_phone_sized_browser() {
     server.user("binh.tran", "Trần Thị Bình", Role::Surveyor, &[COMMUNE]);
     let web = server.web_url().to_owned();
     let shots = std::env::var_os("FIELDSYNC_SCREENSHOTS").is_some();
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
     let _turn = TURN.lock().await;
     let profile = tempfile::tempdir().unwrap();
     let browser = Browser::open(profile.path(), (390, 844)).await;

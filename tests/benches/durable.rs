@@ -21,7 +21,8 @@
 //! loaded and flushed, and the process's peak RSS after the load and after
 //! the pull (server and tablet share the process).
 //!
-//! `cargo bench --bench durable` (sizes: `FIELDSYNC_BENCH_DURABLE_VALUES`,
+//! `cargo bench -p fieldsync-tests --bench durable`
+//! (sizes: `FIELDSYNC_BENCH_DURABLE_VALUES`,
 //! values per concurrency level, default 25600; `FIELDSYNC_BENCH_TABLETS`,
 //! default `1,8,64`; `FIELDSYNC_BENCH_BATCH`, default 100;
 //! `FIELDSYNC_BENCH_PULL`, default `100000`, e.g. `100000,1000000`).

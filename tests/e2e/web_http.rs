@@ -1,7 +1,7 @@
 //! The web pages over plain HTTP, no browser: sessions, CSRF, permissions,
 //! and the status codes of what goes wrong.
 
-mod util;
+use crate::util;
 
 use fieldsync::access::Role;
 use fieldsync::demo;

@@ -10,7 +10,7 @@
 //! without a live token (none, garbage, revoked, expired, or a disabled
 //! user's) is UNAUTHENTICATED and leaves the store exactly as it was.
 
-mod util;
+use crate::util;
 
 use fieldsync::sync::{AuditEntry, FieldState};
 use fieldsync::{demo, DeviceId, FieldKey, Hlc, SubmissionId};
