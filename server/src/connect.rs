@@ -228,18 +228,23 @@ impl Bridge {
         };
         // The caller's own deadline, if it gave one (the server's is the
         // edge layer's); a stream's covers its first page.
+        let expired = |limit: std::time::Duration| {
+            answer.error(
+                &Status::deadline_exceeded(format!(
+                    "no answer within the {} ms the call allowed (Connect-Timeout-Ms); a \
+                     retried push is never applied twice",
+                    limit.as_millis()
+                )),
+                &HeaderMap::new(),
+            )
+        };
         match timeout(&parts.headers) {
             Ok(None) => answered.await,
+            // A deadline of 0 ms has passed before the call begins: it is not made.
+            Ok(Some(limit)) if limit.is_zero() => expired(limit),
             Ok(Some(limit)) => match tokio::time::timeout(limit, answered).await {
                 Ok(answer) => answer,
-                Err(_) => answer.error(
-                    &Status::deadline_exceeded(format!(
-                        "no answer within the {} ms the call allowed (Connect-Timeout-Ms); a \
-                         retried push is never applied twice",
-                        limit.as_millis()
-                    )),
-                    &HeaderMap::new(),
-                ),
+                Err(_) => expired(limit),
             },
             Err(problem) => answer.error(&problem, &HeaderMap::new()),
         }
