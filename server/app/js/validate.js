@@ -2,7 +2,7 @@
 // rules as the server (src/validate.rs, check_typed): the typed text, the
 // most one village can report, and "of which" parts never above their
 // whole. tests/fixtures/validation-cases.json, generated from the Rust core,
-// is run against this module in the browser (tests/app_sync.rs).
+// is run against this module in the browser (tests/browser/app_sync.rs).
 
 import { compare, display, format, parseDecimal, parseTyped } from "./amount.js";
 
