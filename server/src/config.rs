@@ -42,6 +42,30 @@ pub const WEB_MAX_CONNECTIONS: usize = 256;
 /// of [`Limits::header_read_timeout`]).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How long a browser connection may go without sending or receiving a
+/// byte while the server waits for it; it is closed after that, so idle or
+/// stalled connections do not hold the listener's permits.
+pub const WEB_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// What a web request may take beyond [`Limits::request_timeout`], body
+/// included, before it is answered 408: the app's Connect calls inside it
+/// get their DEADLINE_EXCEEDED first.
+pub const WEB_REQUEST_MARGIN: Duration = Duration::from_secs(5);
+/// Largest form body a web page accepts, in bytes.
+pub const WEB_MAX_FORM_BYTES: usize = 64 * 1024;
+/// Web requests handled at once; more wait their turn.
+pub const WEB_MAX_CONCURRENT_REQUESTS: usize = 64;
+/// Queue downloads built at once (each may hold 100,000 rows).
+pub const WEB_MAX_DOWNLOADS: usize = 2;
+
+/// A web session unused this long is forgotten.
+pub const SESSION_IDLE: Duration = Duration::from_secs(8 * 60 * 60);
+/// No web session lives longer than this.
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+/// Most web sessions held at once.
+pub const MAX_SESSIONS: usize = 10_000;
+/// Most web sessions one user holds at once (browsers, tabs kept signed in).
+pub const SESSIONS_PER_USER: usize = 16;
+
 /// Bounds on what one request may ask of the server.
 #[derive(Clone, Debug)]
 pub struct Limits {

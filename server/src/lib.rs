@@ -73,8 +73,6 @@ pub async fn serve_all(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     store.limit_writes(write_limits(&limits));
-    let request_timeout = limits.request_timeout;
-    let disk_check_interval = limits.disk_check_interval;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let web_tls = match (&http, &tls) {
         (Some(_), Some(tls)) => Some(tls.web_config()?),
@@ -88,58 +86,26 @@ pub async fn serve_all(
             .map(|a| format!("{}://{a}", if web_tls.is_some() { "https" } else { "http" })),
     };
     let app = Arc::new(app::App::new(Arc::clone(&store), app_settings(&limits, app_url)));
-    let auth = grpc::authenticate(Arc::clone(&app));
     let shutdown = async move {
         shutdown.await;
         let _ = stop.send(true);
     };
     let address = listener.local_addr()?;
     let incoming = limited(listener, &limits);
-    let max_batch = limits.max_batch;
-    // Answered without a token: a device trades a one-time code for one.
-    let enroll = EnrollServer::new(grpc::EnrollService::new(Arc::clone(&app)));
-    let web_config = web::Config::of(&limits, web_tls);
-    let sync = SyncServer::new(grpc::SyncService::new(Arc::clone(&app), limits))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_REPLY_BYTES);
-    let review = ReviewServer::new(grpc::ReviewService::new(Arc::clone(&app)))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_REPLY_BYTES);
-    let report = ReportServer::new(grpc::ReportService::new(Arc::clone(&app)))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let admin = AdminServer::new(grpc::AdminService::new(Arc::clone(&app)))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<SyncServer<grpc::SyncService>>().await;
-    health_reporter.set_serving::<ReviewServer<grpc::ReviewService>>().await;
-    health_reporter.set_serving::<AdminServer<grpc::AdminService>>().await;
-    health_reporter.set_serving::<ReportServer<grpc::ReportService>>().await;
-    health_reporter.set_serving::<EnrollServer<grpc::EnrollService>>().await;
+    let (health, routes) = routes(&app, &limits).await?;
     let disk = tokio::spawn(watch_disk(
         Arc::clone(&store),
-        health_reporter,
-        disk_check_interval,
+        health,
+        limits.disk_check_interval,
         stopped.clone(),
     ));
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(fieldsync_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    // One set of routes for gRPC and for the app's Connect calls alike.
-    let routes = tonic::service::Routes::new(health)
-        .add_service(reflection)
-        .add_service(InterceptedService::new(grpc::Batched::new(sync, max_batch), auth.clone()))
-        .add_service(InterceptedService::new(review, auth.clone()))
-        .add_service(InterceptedService::new(report, auth.clone()))
-        .add_service(InterceptedService::new(admin, auth.clone()))
-        .add_service(enroll)
-        .prepare();
     let web = http.map(|http| {
-        let edge = grpc::Edge::layer(request_timeout);
-        let bridge = connect::Bridge::new(tower::Layer::layer(&edge, routes.clone()), max_batch);
-        let secure = web_config.tls.is_some();
-        let web = web::Web::new(Arc::clone(&app));
-        let web = Arc::new(web.over_tls(secure).with_bridge(bridge));
+        let edge = grpc::Edge::layer(limits.request_timeout);
+        let bridge =
+            connect::Bridge::new(tower::Layer::layer(&edge, routes.clone()), limits.max_batch);
+        let web_config = web::Config::of(&limits, web_tls);
+        let web = web::Web::new(Arc::clone(&app), &limits);
+        let web = Arc::new(web.over_tls(web_config.tls.is_some()).with_bridge(bridge));
         let mut stopped = stopped.clone();
         tokio::spawn(web::serve(http, web, web_config, async move {
             let _ = stopped.wait_for(|s| *s).await;
@@ -154,7 +120,7 @@ pub async fn serve_all(
     }
     builder
         .concurrency_limit_per_connection(MAX_CONCURRENT_PER_CONNECTION)
-        .layer(grpc::Edge::layer(request_timeout))
+        .layer(grpc::Edge::layer(limits.request_timeout))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
@@ -166,6 +132,51 @@ pub async fn serve_all(
     tokio::task::spawn_blocking(move || store.flush()).await??;
     tracing::info!("stopped; store flushed");
     Ok(())
+}
+
+/// The routes gRPC and the app's Connect calls share: the fieldsync
+/// services over `app` (each but enrollment behind the token check, pushes
+/// held to `limits.max_batch`), health (every service serving) and
+/// reflection; and the health reporter that moves them to NOT_SERVING.
+async fn routes(
+    app: &Arc<app::App>,
+    limits: &Limits,
+) -> anyhow::Result<(tonic_health::server::HealthReporter, tonic::service::Routes)> {
+    let auth = grpc::authenticate(Arc::clone(app));
+    // Answered without a token: a device trades a one-time code for one.
+    let enroll = EnrollServer::new(grpc::EnrollService::new(Arc::clone(app)));
+    let sync = SyncServer::new(grpc::SyncService::new(Arc::clone(app), limits.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_REPLY_BYTES);
+    let review = ReviewServer::new(grpc::ReviewService::new(Arc::clone(app)))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_REPLY_BYTES);
+    let report = ReportServer::new(grpc::ReportService::new(Arc::clone(app)))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let admin = AdminServer::new(grpc::AdminService::new(Arc::clone(app)))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<SyncServer<grpc::SyncService>>().await;
+    health_reporter.set_serving::<ReviewServer<grpc::ReviewService>>().await;
+    health_reporter.set_serving::<AdminServer<grpc::AdminService>>().await;
+    health_reporter.set_serving::<ReportServer<grpc::ReportService>>().await;
+    health_reporter.set_serving::<EnrollServer<grpc::EnrollService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(fieldsync_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let routes = tonic::service::Routes::new(health)
+        .add_service(reflection)
+        .add_service(InterceptedService::new(
+            grpc::Batched::new(sync, limits.max_batch),
+            auth.clone(),
+        ))
+        .add_service(InterceptedService::new(review, auth.clone()))
+        .add_service(InterceptedService::new(report, auth.clone()))
+        .add_service(InterceptedService::new(admin, auth))
+        .add_service(enroll)
+        .prepare();
+    Ok((health_reporter, routes))
 }
 
 /// Keeps grpc health in step with whether the store can write (NOT_SERVING

@@ -174,19 +174,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("restored {count} records from {} into {}", from.display(), data.display());
             return check(&data);
         }
-        Some(Command::AdminToken { data, user }) => {
-            // Opened as the server opens it: a damaged store is refused.
-            open_existing(&data.data)?;
-            let engine = Sled::open(&data.data)
-                .with_context(|| format!("cannot open the store in {}", data.data.display()))?;
-            let store = Store::open(Arc::new(engine), fieldsync::demo::catalogue)?;
-            let (token, info) = store.recovery_token(&user, now_ms())?;
-            eprintln!("issued token {} for {user} (shown this once, keep it safe):", info.id);
-            println!("{token}");
-            return Ok(());
-        }
+        Some(Command::AdminToken { data, user }) => return admin_token(&data.data, &user),
         None => ServeArgs::parse_from(["fieldsync-server"]),
     };
+    serve(args).await
+}
+
+/// Issues a recovery token for `user` in the store at `data` and prints it.
+fn admin_token(data: &Path, user: &str) -> anyhow::Result<()> {
+    // Opened as the server opens it: a damaged store is refused.
+    open_existing(data)?;
+    let engine =
+        Sled::open(data).with_context(|| format!("cannot open the store in {}", data.display()))?;
+    let store = Store::open(Arc::new(engine), fieldsync::demo::catalogue)?;
+    let (token, info) = store.recovery_token(user, now_ms())?;
+    eprintln!("issued token {} for {user} (shown this once, keep it safe):", info.id);
+    println!("{token}");
+    Ok(())
+}
+
+/// Opens (or creates) the store, gives a new one its admin and demo
+/// surveyor, binds the listeners, says where they are, and serves until a
+/// shutdown signal.
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if let Some(url) = &args.public_url {
+        anyhow::ensure!(
+            url.starts_with("https://") || url.starts_with("http://"),
+            "--public-url must start with https:// (or http://), e.g. https://ntm.example.vn"
+        );
+    }
     let data = args.data.clone();
     let store = tokio::task::spawn_blocking(move || -> anyhow::Result<Store> {
         let engine = Sled::open(&data)
@@ -194,39 +210,64 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Ok(Store::open(Arc::new(engine), fieldsync::demo::catalogue)?)
     })
     .await??;
-    let env_token = std::env::var(ADMIN_TOKEN_ENV).ok().filter(|t| !t.is_empty());
     let store = Arc::new(store);
-    let first = Arc::clone(&store);
+    let demo = first_start(&store).await?;
+    let listener = fieldsync_server::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let http = bind_web(args.http.as_deref()).await?;
+    tracing::info!(data = %args.data.display(), "store open");
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let read = |p: &PathBuf| {
+                std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+            };
+            Some(Tls::from_pem(read(cert)?, read(key)?))
+        }
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let web = http.as_ref().map(|h| h.local_addr()).transpose()?;
+    if let Some(web) = web {
+        println!("web pages: {scheme}://{web}/ (sign in with a user's token)");
+    }
+    if let Some((user, code)) = demo {
+        let base = match (&args.public_url, web) {
+            (Some(url), _) => Some(url.trim_end_matches('/').to_owned()),
+            (None, Some(web)) => Some(format!("{scheme}://{web}")),
+            (None, None) => None,
+        };
+        announce_demo(&user, &code, base.as_deref());
+    }
+    serve_all(listener, http, store, args.limits(), tls, shutdown_signal()).await
+}
+
+/// On a new store: creates user `admin` (with the token of
+/// `FIELDSYNC_ADMIN_TOKEN`, or a new one printed once) and a demo surveyor
+/// with an enrollment code, returned. Nothing on a store already used.
+async fn first_start(store: &Arc<Store>) -> anyhow::Result<Option<(String, String)>> {
+    let env_token = std::env::var(ADMIN_TOKEN_ENV).ok().filter(|t| !t.is_empty());
+    let first = Arc::clone(store);
     let given = env_token.clone();
     let created =
         tokio::task::spawn_blocking(move || first.ensure_admin(given.as_deref(), now_ms()))
             .await??;
-    let fresh = created.is_some();
     match (created, env_token) {
         (Some(_), Some(_)) => println!("new store: user `admin` signs in with the token in {ADMIN_TOKEN_ENV}"),
         (Some(token), None) => println!(
             "new store: user `admin` created. Its token, shown this once (keep it safe):\n\n    {token}\n"
         ),
-        (None, _) => {}
-    }
-    if let Some(url) = &args.public_url {
-        anyhow::ensure!(
-            url.starts_with("https://") || url.starts_with("http://"),
-            "--public-url must start with https:// (or http://), e.g. https://ntm.example.vn"
-        );
+        (None, _) => return Ok(None),
     }
     // A new store also gets a surveyor to try the app with, and a code.
-    let demo = match fresh {
-        true => {
-            let store = Arc::clone(&store);
-            tokio::task::spawn_blocking(move || demo_surveyor(&store)).await??
-        }
-        false => None,
-    };
-    let listener = fieldsync_server::bind(&args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let http = match args.http.as_deref() {
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || demo_surveyor(&store)).await?
+}
+
+/// The web listener: at `addr` (none for "" or "off"), else at
+/// [`DEFAULT_HTTP`] if it is free.
+async fn bind_web(addr: Option<&str>) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    Ok(match addr {
         Some("" | "off") => None,
         Some(addr) => Some(
             fieldsync_server::bind(addr)
@@ -240,45 +281,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None
             }
         },
-    };
-    tracing::info!(data = %args.data.display(), "store open");
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => {
-            let read = |p: &PathBuf| {
-                std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
-            };
-            Some(Tls::from_pem(read(cert)?, read(key)?))
+    })
+}
+
+/// Says how to try the surveyors' app with the demo surveyor's `code`: its
+/// link under `base` (the app's server) and a QR code of it.
+fn announce_demo(user: &str, code: &str, base: Option<&str>) {
+    println!(
+        "new store: surveyor `{user}` (Điều tra viên Demo, Xã Phúc Đồng) created to try the \
+         surveyors' app; its one-time enrollment code (24 h): {code}"
+    );
+    if let Some(base) = base {
+        let link = format!("{base}/app/#enroll={code}");
+        println!("open {link} on a phone or in a browser, or scan:\n");
+        if let Some(qr) = fieldsync_export::text::qr_terminal(&link) {
+            println!("{qr}");
         }
-        _ => None,
-    };
-    if let Some(http) = &http {
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        println!("web pages: {scheme}://{}/ (sign in with a user's token)", http.local_addr()?);
     }
-    if let Some((user, code)) = demo {
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let base = match (&args.public_url, &http) {
-            (Some(url), _) => Some(url.trim_end_matches('/').to_owned()),
-            (None, Some(http)) => Some(format!("{scheme}://{}", http.local_addr()?)),
-            (None, None) => None,
-        };
-        println!(
-            "new store: surveyor `{user}` (Điều tra viên Demo, Xã Phúc Đồng) created to try the \
-             surveyors' app; its one-time enrollment code (24 h): {code}"
-        );
-        if let Some(base) = base {
-            let link = format!("{base}/app/#enroll={code}");
-            println!("open {link} on a phone or in a browser, or scan:\n");
-            if let Some(qr) = fieldsync_export::text::qr_terminal(&link) {
-                println!("{qr}");
-            }
-        }
-        println!(
-            "more codes: the web pages' Thiết bị (Devices) page, or `fieldsync admin token enroll \
-             USER`\n"
-        );
-    }
-    serve_all(listener, http, store, args.limits(), tls, shutdown_signal()).await
+    println!(
+        "more codes: the web pages' Thiết bị (Devices) page, or `fieldsync admin token enroll \
+         USER`\n"
+    );
 }
 
 /// The surveyor a new store starts with, so that the app can be tried at

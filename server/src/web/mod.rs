@@ -44,10 +44,7 @@ use maud::Markup;
 use pages::{page, AreaOption, Section, Who};
 use session::Sessions;
 
-/// Largest form body accepted, in bytes.
-pub const MAX_FORM_BYTES: usize = 64 * 1024;
-/// Requests handled at once; more wait their turn.
-pub const MAX_CONCURRENT_REQUESTS: usize = 64;
+use crate::config::{WEB_MAX_CONCURRENT_REQUESTS, WEB_MAX_DOWNLOADS, WEB_MAX_FORM_BYTES};
 
 const SESSION_COOKIE: &str = "fs_session";
 const SIGNIN_COOKIE: &str = "fs_signin";
@@ -60,6 +57,8 @@ pub struct Web {
     permits: tokio::sync::Semaphore,
     /// Queue downloads built at once (each may hold 100,000 rows).
     downloads: tokio::sync::Semaphore,
+    /// Longest one request may take (408 after).
+    request_timeout: std::time::Duration,
     /// Served over TLS: every cookie is then marked `Secure`.
     secure: bool,
     /// The app's Connect calls (`/fieldsync.v1.*`), when served.
@@ -67,12 +66,17 @@ pub struct Web {
 }
 
 impl Web {
-    pub fn new(app: Arc<App>) -> Web {
+    /// The pages over `app`; a request may take the gRPC calls'
+    /// `limits.request_timeout` and [`WEB_REQUEST_MARGIN`] more.
+    ///
+    /// [`WEB_REQUEST_MARGIN`]: crate::config::WEB_REQUEST_MARGIN
+    pub fn new(app: Arc<App>, limits: &crate::Limits) -> Web {
         Web {
+            request_timeout: limits.request_timeout + crate::config::WEB_REQUEST_MARGIN,
             app,
             sessions: Sessions::default(),
-            permits: tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS),
-            downloads: tokio::sync::Semaphore::new(MAX_DOWNLOADS),
+            permits: tokio::sync::Semaphore::new(WEB_MAX_CONCURRENT_REQUESTS),
+            downloads: tokio::sync::Semaphore::new(WEB_MAX_DOWNLOADS),
             secure: false,
             bridge: None,
         }
@@ -214,11 +218,8 @@ fn forged() -> Error {
     )
 }
 
-/// Large downloads (the review queue's CSV) built at once; more wait.
-pub const MAX_DOWNLOADS: usize = 2;
-
 pub use form::Form;
-pub use serve::{serve, Config, IDLE_TIMEOUT, REQUEST_TIMEOUT};
+pub use serve::{serve, Config};
 
 /// The routes of the site.
 pub fn router(web: Arc<Web>) -> Router {
@@ -252,7 +253,7 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/fieldsync.v1.Enroll/{method}", any(connect))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&web), guard))
-        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(DefaultBodyLimit::max(WEB_MAX_FORM_BYTES))
         .with_state(web)
 }
 
@@ -264,7 +265,7 @@ async fn guard(
     next: axum::middleware::Next,
 ) -> Response {
     let _permit = web.permits.acquire().await;
-    let mut response = match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+    let mut response = match tokio::time::timeout(web.request_timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => (StatusCode::REQUEST_TIMEOUT, "the request took too long; send it again")
             .into_response(),

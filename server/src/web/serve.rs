@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use super::{router, Web};
+use crate::config::WEB_IDLE_TIMEOUT as IDLE_TIMEOUT;
 
 /// How the web listener takes connections: its caps and deadlines (from
 /// [`Limits`](crate::Limits)) and, when the server has a certificate, TLS.
@@ -122,15 +123,6 @@ pub async fn serve(
 /// What a web connection is read and written through: TCP, or TLS over it.
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Io for T {}
-
-/// How long a browser connection may go without sending or receiving a
-/// byte while the server waits for it; it is closed after that, so idle or
-/// stalled connections do not hold the listener's permits.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Longest the server spends on one request, body included (a body sent too
-/// slowly included): 408 after that.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A connection holding its place at the web listener, closed once idle
 /// for [`IDLE_TIMEOUT`].

@@ -9,16 +9,11 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// A session unused this long is forgotten.
-pub const IDLE: Duration = Duration::from_secs(8 * 60 * 60);
-/// No session lives longer than this.
-pub const LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
-/// Most sessions held at once.
-pub const MAX_SESSIONS: usize = 10_000;
-/// Most sessions one user holds at once (browsers, tabs kept signed in).
-pub const PER_USER: usize = 16;
+pub use crate::config::{
+    MAX_SESSIONS, SESSIONS_PER_USER as PER_USER, SESSION_IDLE as IDLE, SESSION_LIFETIME as LIFETIME,
+};
 
 /// A bearer token held for a session. Its `Debug` hides it.
 #[derive(Clone)]
@@ -144,6 +139,8 @@ impl Sessions {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
