@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use fieldsync::access::{Role, User};
 use fieldsync::Catalogue;
-use fieldsync_store::Sled;
+use fieldsync_store::{Engine, Sled};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -34,6 +34,17 @@ impl LocalServer {
     pub async fn start(dir: &Path, addr: &str, admin_token: &str) -> anyhow::Result<LocalServer> {
         Self::start_all(dir, addr, None, admin_token, fieldsync::demo::catalogue, Limits::default())
             .await
+    }
+
+    /// As [`LocalServer::start`], over `engine` instead of sled in a
+    /// directory: a bench wraps the engine to count what the server writes.
+    pub async fn start_over(
+        engine: Arc<dyn Engine>,
+        addr: &str,
+        admin_token: &str,
+    ) -> anyhow::Result<LocalServer> {
+        let store = open_store(engine, admin_token, fieldsync::demo::catalogue).await?;
+        Self::serve_store(store, addr, None, Limits::default()).await
     }
 
     /// As [`LocalServer::start`], with `catalogue` for a new store.
@@ -77,14 +88,21 @@ impl LocalServer {
         limits: Limits,
     ) -> anyhow::Result<LocalServer> {
         let dir = dir.to_owned();
-        let token = admin_token.to_owned();
-        let store = tokio::task::spawn_blocking(move || -> anyhow::Result<Store> {
-            let engine = Sled::open(&dir).with_context(|| format!("open {}", dir.display()))?;
-            let store = Store::open(Arc::new(engine), catalogue)?;
-            store.ensure_admin(Some(&token), now_ms())?;
-            Ok(store)
+        let engine = tokio::task::spawn_blocking(move || {
+            Sled::open(&dir).with_context(|| format!("open {}", dir.display()))
         })
         .await??;
+        let store = open_store(Arc::new(engine), admin_token, catalogue).await?;
+        Self::serve_store(store, addr, web_addr, limits).await
+    }
+
+    /// Serves `store` on `addr` (and its web pages on `web_addr`).
+    async fn serve_store(
+        store: Store,
+        addr: &str,
+        web_addr: Option<&str>,
+        limits: Limits,
+    ) -> anyhow::Result<LocalServer> {
         let store = Arc::new(store);
         let listener = crate::bind(addr).await.with_context(|| format!("bind {addr}"))?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -137,6 +155,22 @@ impl LocalServer {
         self.store.create_user(&admin, user, now_ms())?;
         Ok(self.store.issue_token(&admin, id, 0, "local", now_ms())?.0)
     }
+}
+
+/// Opens the store over `engine` (created with `catalogue` if new) with user
+/// `admin` signing in with `admin_token`.
+async fn open_store(
+    engine: Arc<dyn Engine>,
+    admin_token: &str,
+    catalogue: impl FnOnce() -> Catalogue + Send + 'static,
+) -> anyhow::Result<Store> {
+    let token = admin_token.to_owned();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Store> {
+        let store = Store::open(engine, catalogue)?;
+        store.ensure_admin(Some(&token), now_ms())?;
+        Ok(store)
+    })
+    .await?
 }
 
 impl Drop for LocalServer {

@@ -11,14 +11,12 @@ use std::time::Duration;
 
 use fieldsync::access::Role;
 use fieldsync::sync::{Mutation, RawValue};
-use fieldsync::{DeviceId, Hlc};
+use fieldsync::{DeviceId, FieldKey, Hlc, Level};
+use fieldsync_client::api::Query;
+use fieldsync_client::Api;
 use fieldsync_proto::convert;
-use fieldsync_proto::v1::report_client::ReportClient;
-use fieldsync_proto::v1::review_client::ReviewClient;
 use fieldsync_proto::v1::sync_client::SyncClient;
-use fieldsync_proto::v1::{
-    ExportRequest, GetSubmissionRequest, Level, Outcome, PushReply, PushRequest, StatusRequest,
-};
+use fieldsync_proto::v1::{Outcome, PushReply, PushRequest, StatusRequest};
 use fieldsync_proto::SCHEMA_VERSION;
 use fieldsync_server::db::now_ms;
 use fieldsync_server::{serve, Limits, Store};
@@ -117,17 +115,21 @@ fn applied(reply: &PushReply) -> bool {
     reply.results.iter().all(|r| r.outcome == Outcome::Applied as i32)
 }
 
+/// The review, admin and report calls of the owner of `token`.
+async fn api(r: &Running, token: &str) -> Api {
+    Api::connect(&r.url, token).await.expect("connect")
+}
+
+/// The status code of a refused call of `client::api`.
+fn code(e: &fieldsync_client::Error) -> Code {
+    crate::util::refusal(e).0
+}
+
 /// The value of road_km in 2022 that GetSubmission shows.
-async fn road_shown(ch: &Channel, token: &str) -> Result<Option<String>, tonic::Status> {
-    let request = GetSubmissionRequest { village_id: VILLAGE.into(), period: "2022".into() };
-    let detail = ReviewClient::new(ch.clone()).get_submission(authed(token, request)).await?;
-    Ok(detail
-        .into_inner()
-        .fields
-        .into_iter()
-        .filter(|f| f.field == "road_km")
-        .find_map(|f| convert::value_from_wire(f.value).ok())
-        .map(|v| v.to_string()))
+async fn road_shown(api: &Api) -> fieldsync_client::Result<Option<String>> {
+    let detail = api.submission(VILLAGE, "2022".parse().expect("period")).await?;
+    let road = FieldKey::parse("road_km");
+    Ok(detail.fields.into_iter().find(|f| f.at.field == road).map(|f| f.value.to_string()))
 }
 
 async fn last_mutation(ch: &Channel, token: &str, device: DeviceId) -> Result<u64, tonic::Status> {
@@ -137,20 +139,21 @@ async fn last_mutation(ch: &Channel, token: &str, device: DeviceId) -> Result<u6
 }
 
 /// The village's road_km total for 2022, pending values counted.
-async fn road_total(ch: &Channel, token: &str) -> Result<String, tonic::Status> {
-    let request = ExportRequest {
-        level: Level::Village as i32,
+async fn road_total(api: &Api) -> fieldsync_client::Result<String> {
+    let query = Query {
+        level: Level::Village,
         period: "2022".into(),
-        area: VILLAGE.into(),
+        area: Some(VILLAGE.into()),
         include_pending: true,
     };
-    let mut rows = ReportClient::new(ch.clone()).export(authed(token, request)).await?.into_inner();
     let mut total = String::new();
-    while let Some(row) = rows.message().await? {
+    api.export_each(&fieldsync::demo::catalogue(), &query, |row| {
         if row.indicator == "road_km" {
             total = row.done;
         }
-    }
+        Ok(())
+    })
+    .await?;
     Ok(total)
 }
 
@@ -180,6 +183,7 @@ async fn a_full_disk_refuses_writes_says_not_serving_and_serves_again_once_space
     let r = start_on(disk.clone(), quick()).await;
     let an = surveyor(&r, "an");
     let ch = channel(&r).await;
+    let reader = api(&r, &an).await;
     let tablet = DeviceId(uuid::Uuid::new_v4());
     assert!(applied(&push(&ch, &an, tablet, &[road(1, "1.25")]).await.unwrap()));
     health_becomes(&ch, ServingStatus::Serving).await;
@@ -197,11 +201,11 @@ async fn a_full_disk_refuses_writes_says_not_serving_and_serves_again_once_space
     disk.free();
     health_becomes(&ch, ServingStatus::Serving).await;
     // The acknowledged value is there; the refused one never was.
-    assert_eq!(road_shown(&ch, &an).await.unwrap().as_deref(), Some("1.25"));
+    assert_eq!(road_shown(&reader).await.unwrap().as_deref(), Some("1.25"));
     assert_eq!(last_mutation(&ch, &an, tablet).await.unwrap(), 1);
     // The tablet sends its outbox again and it is taken, without a restart.
     assert!(applied(&push(&ch, &an, tablet, &[road(2, "9")]).await.unwrap()));
-    assert_eq!(road_shown(&ch, &an).await.unwrap().as_deref(), Some("9"));
+    assert_eq!(road_shown(&reader).await.unwrap().as_deref(), Some("9"));
 }
 
 #[tokio::test]
@@ -210,9 +214,10 @@ async fn a_write_whose_flush_fails_is_never_shown_by_get_submission_status_or_ex
     let r = start_on(disk.clone(), quick()).await;
     let an = surveyor(&r, "an");
     let ch = channel(&r).await;
+    let reader = api(&r, &an).await;
     let tablet = DeviceId(uuid::Uuid::new_v4());
     assert!(applied(&push(&ch, &an, tablet, &[road(1, "1.25")]).await.unwrap()));
-    assert_eq!(road_total(&ch, &an).await.unwrap(), "1.25");
+    assert_eq!(road_total(&reader).await.unwrap(), "1.25");
 
     // A push is written but its flush waits...
     disk.hold();
@@ -228,16 +233,16 @@ async fn a_write_whose_flush_fails_is_never_shown_by_get_submission_status_or_ex
     }
     // ...while supervisors and the tablet read...
     let shown = {
-        let (ch, an) = (ch.clone(), an.clone());
-        tokio::spawn(async move { road_shown(&ch, &an).await })
+        let reader = reader.clone();
+        tokio::spawn(async move { road_shown(&reader).await })
     };
     let status = {
         let (ch, an) = (ch.clone(), an.clone());
         tokio::spawn(async move { last_mutation(&ch, &an, tablet).await })
     };
     let total = {
-        let (ch, an) = (ch.clone(), an.clone());
-        tokio::spawn(async move { road_total(&ch, &an).await })
+        let reader = reader.clone();
+        tokio::spawn(async move { road_total(&reader).await })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     // ...and then the flush fails: the push was never acknowledged.
@@ -247,7 +252,7 @@ async fn a_write_whose_flush_fails_is_never_shown_by_get_submission_status_or_ex
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
     match shown.await.unwrap() {
         Ok(value) => assert_eq!(value.as_deref(), Some("1.25"), "GetSubmission showed it"),
-        Err(status) => assert_eq!(status.code(), Code::Unavailable, "{status:?}"),
+        Err(e) => assert_eq!(code(&e), Code::Unavailable, "{e:?}"),
     }
     match status.await.unwrap() {
         Ok(last) => assert_eq!(last, 1, "Status counted the unacknowledged mutation"),
@@ -255,18 +260,18 @@ async fn a_write_whose_flush_fails_is_never_shown_by_get_submission_status_or_ex
     }
     match total.await.unwrap() {
         Ok(total) => assert_eq!(total, "1.25", "Export counted the unacknowledged value"),
-        Err(status) => assert_eq!(status.code(), Code::Unavailable, "{status:?}"),
+        Err(e) => assert_eq!(code(&e), Code::Unavailable, "{e:?}"),
     }
     // While the store cannot write it shows nothing that may not be on disk.
-    let meanwhile = road_shown(&ch, &an).await.unwrap_err();
-    assert_eq!(meanwhile.code(), Code::Unavailable, "{meanwhile:?}");
+    let meanwhile = road_shown(&reader).await.unwrap_err();
+    assert_eq!(code(&meanwhile), Code::Unavailable, "{meanwhile:?}");
     health_becomes(&ch, ServingStatus::NotServing).await;
 
     disk.free();
     health_becomes(&ch, ServingStatus::Serving).await;
-    assert_eq!(road_shown(&ch, &an).await.unwrap().as_deref(), Some("1.25"));
+    assert_eq!(road_shown(&reader).await.unwrap().as_deref(), Some("1.25"));
     assert_eq!(last_mutation(&ch, &an, tablet).await.unwrap(), 1);
-    assert_eq!(road_total(&ch, &an).await.unwrap(), "1.25");
+    assert_eq!(road_total(&reader).await.unwrap(), "1.25");
 }
 
 #[tokio::test]
@@ -426,16 +431,16 @@ async fn sled_on_a_real_full_disk_recovers_in_place_once_space_is_freed() {
     // Every acknowledged note is there.
     let last = last_mutation(&ch, &an, tablet).await.unwrap();
     assert!(last >= acked, "the server has {last} of {acked} acknowledged mutations");
+    let reader = api(&r, &an).await;
+    let note_key = FieldKey::parse("note");
     for i in (1..=acked).step_by(37).chain([acked]) {
         let (village_id, period) = report(i);
-        let request = GetSubmissionRequest { village_id, period };
-        let detail = ReviewClient::new(ch.clone())
-            .get_submission(authed(&an, request))
+        let detail = reader
+            .submission(&village_id, period.parse().expect("period"))
             .await
-            .unwrap_or_else(|s| panic!("note {i}: {s:?}"))
-            .into_inner();
-        let text = detail.fields.iter().find(|f| f.field == "note").expect("the note");
-        let value = convert::value_from_wire(text.value.clone()).unwrap().to_string();
+            .unwrap_or_else(|e| panic!("note {i}: {e:?}"));
+        let text = detail.fields.iter().find(|f| f.at.field == note_key).expect("the note");
+        let value = text.value.to_string();
         let value = value.trim_start_matches('"');
         assert!(value.starts_with(&format!("{i} ")), "note {i} reads {value:.20}");
     }

@@ -14,7 +14,7 @@ use fieldsync::demo;
 use fieldsync::DeviceId;
 use fieldsync_client::local::Tablet;
 use fieldsync_client::sync::{self, Report, Retry};
-use fieldsync_client::{init_tablet, Grpc};
+use fieldsync_client::{init_tablet, Api, Grpc};
 use fieldsync_server::local::LocalServer;
 use fieldsync_server::Store;
 use fieldsync_store::Sled;
@@ -26,6 +26,15 @@ pub const PERIOD: &str = "2022";
 
 /// The token of the `admin` user every test server starts with.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// The status code and the server's words of a call of `client::api` the
+/// server refused; any other error fails the test.
+pub fn refusal(e: &fieldsync_client::Error) -> (tonic::Code, &str) {
+    match e {
+        fieldsync_client::Error::Status { code, message } => (*code, message),
+        other => panic!("expected a refusal from the server, got: {other}"),
+    }
+}
 
 /// A running server.
 pub struct TestServer {
@@ -113,6 +122,11 @@ impl TestServer {
     /// A client signed in as the admin.
     pub async fn remote(&self) -> Grpc {
         Grpc::connect(&self.url, ADMIN_TOKEN).await.expect("connect")
+    }
+
+    /// The review, admin and report calls of the owner of `token`.
+    pub async fn api(&self, token: &str) -> Api {
+        Api::connect(&self.url, token).await.expect("connect")
     }
 
     /// Creates a user and returns a token for it.

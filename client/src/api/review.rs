@@ -3,7 +3,7 @@
 
 use fieldsync::review::{ReviewState, Verdict};
 use fieldsync::sync::{Conflict, FieldState, RawValue, SubmissionReview};
-use fieldsync::{DeviceId, FieldKey, Period, Value};
+use fieldsync::{DeviceId, FieldKey, Hlc, Period, Value};
 use fieldsync_proto::convert;
 use fieldsync_proto::v1::{
     self, resolve_conflict_request, DecideRequest, GetSubmissionRequest, HistoryRequest,
@@ -108,13 +108,16 @@ pub struct HistoryFilter {
 }
 
 /// One entry of the audit trail, as the server tells it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoryEntry {
     pub seq: u64,
     pub at_ms: u64,
     pub user_id: String,
     /// The tablet it came from: none for changes made on the server.
     pub device: Option<DeviceId>,
+    /// The edit's clock (zero for changes made on the server): the order in
+    /// which edits of one field were made, whatever order they arrived in.
+    pub hlc: Hlc,
     /// "value", "conflict", "refused", "review", "resolve", "user", …
     pub kind: String,
     pub village_id: String,
@@ -156,6 +159,7 @@ fn history_entry(e: v1::AuditEntry) -> Result<HistoryEntry> {
         at_ms: e.at_ms,
         user_id: e.user_id,
         device,
+        hlc: Hlc(e.hlc),
         kind: e.kind,
         village_id: e.village_id,
         period: e.period,

@@ -7,16 +7,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fieldsync::access::{Role, User};
 use fieldsync::sync::RawValue;
 use fieldsync_client::remote::Grpc;
 use fieldsync_client::sync::{self, Retry};
-use fieldsync_proto::v1::admin_client::AdminClient;
-use fieldsync_proto::v1::{
-    CreateEnrollmentRequest, CreateUserRequest, IssueTokenRequest, Role, User,
-};
+use fieldsync_client::Api;
 use fieldsync_store::Memory;
 use tonic::transport::Channel;
-use tonic::Request;
 
 const ADMIN_TOKEN: &str = "logs-test-admin-token-7f3a9c";
 const NOTE: &str = "Ghi chú riêng tư 5b8e1d: kênh mương thôn Đông";
@@ -96,6 +93,7 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Waits until the server answers connections at `url`.
 async fn channel(url: &str) -> Channel {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -105,13 +103,6 @@ async fn channel(url: &str) -> Channel {
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
-}
-
-fn as_admin<T>(message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    let bearer = format!("Bearer {ADMIN_TOKEN}").parse().unwrap();
-    request.metadata_mut().insert("authorization", bearer);
-    request
 }
 
 #[tokio::test]
@@ -134,25 +125,17 @@ async fn tokens_and_values_never_reach_the_logs() {
     let mut server = Server(server);
     let url = format!("http://127.0.0.1:{grpc_port}");
 
-    let mut admin = AdminClient::new(channel(&url).await);
+    channel(&url).await;
+    let admin = Api::connect(&url, ADMIN_TOKEN).await.unwrap();
     let user = User {
         id: "an".into(),
         name: "Nguyễn Văn An".into(),
-        role: Role::Surveyor as i32,
+        role: Role::Surveyor,
         areas: vec!["ha-tinh".into()],
         disabled: false,
     };
-    admin.create_user(as_admin(CreateUserRequest { user: Some(user) })).await.unwrap();
-    let issued = admin
-        .issue_token(as_admin(IssueTokenRequest {
-            user_id: "an".into(),
-            expires_in_s: 0,
-            label: "tablet".into(),
-        }))
-        .await
-        .unwrap()
-        .into_inner();
-    let token = issued.token;
+    admin.create_user(&user).await.unwrap();
+    let token = admin.issue_token("an", 0, "tablet").await.unwrap().token;
 
     let refused = Grpc::connect(&url, BAD_TOKEN).await;
     let refused = match refused {
@@ -186,15 +169,7 @@ async fn tokens_and_values_never_reach_the_logs() {
     assert!(refused.starts_with("HTTP/1.1 401"), "a bad token is refused: {refused}");
 
     // The surveyors' app: a code redeemed and a value pushed over Connect JSON.
-    let code = admin
-        .create_enrollment(as_admin(CreateEnrollmentRequest {
-            user_id: "an".into(),
-            expires_in_s: 0,
-        }))
-        .await
-        .unwrap()
-        .into_inner()
-        .code;
+    let code = admin.create_enrollment("an", 0).await.unwrap().code;
     let redeemed = connect(
         http_port,
         "Enroll/Redeem",
