@@ -19,12 +19,14 @@ use std::sync::Arc;
 use fieldsync_store::{Batch, Engine, Scanning, Sled, Snapshot};
 use sha2::{Digest, Sha256};
 
-use super::schema::TREES;
+use super::schema::{retired, TREES};
 use super::{Error, Result, Store};
 
 /// Trees older stores held and their backups may carry: read (they count in
 /// the checksum) but not restored. `changes_by_district` was the change
 /// log's cut by district; opening the restored store cuts it by commune.
+/// (The older audit trail and results, `retired::MIGRATED`, are restored:
+/// opening the restored store moves them.)
 const RETIRED_TREES: &[&str] = &["changes_by_district"];
 
 const MAGIC: &[u8; 16] = b"fieldsync-backup";
@@ -147,7 +149,12 @@ impl<R: Read> Reading<R> {
         }
         let n = self.u16("a tree name")?;
         let name = self.take(n as usize, "a tree name")?;
-        let known = TREES.iter().chain(RETIRED_TREES).copied().find(|t| t.as_bytes() == name);
+        let known = TREES
+            .iter()
+            .chain(RETIRED_TREES)
+            .chain(&retired::MIGRATED)
+            .copied()
+            .find(|t| t.as_bytes() == name);
         let Some(tree) = known else {
             return Err(damaged(format!(
                 "record {} names an unknown tree {:?}",
