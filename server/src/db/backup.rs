@@ -444,6 +444,32 @@ mod tests {
         assert!(copy.last("changes_by_district").unwrap().is_none());
     }
 
+    /// A backup of a store in the earlier layout of the trail (a record per
+    /// audit entry, result and digest) restores them, and the restored
+    /// store is migrated when opened and answers as the original did.
+    #[test]
+    fn a_backup_of_the_earlier_trail_layout_restores_and_is_migrated() {
+        use super::super::trail::tests::{answers, busy_store, to_old_layout};
+        let engine = Arc::new(Memory::new());
+        let (store, sub) = busy_store(engine.clone());
+        let before = answers(&store, sub);
+        to_old_layout(engine.as_ref());
+        let mut trees = TREES.to_vec();
+        trees.extend(retired::MIGRATED);
+        let mut bytes = Vec::new();
+        store.backup_trees(&trees, &mut bytes).unwrap();
+
+        let copy = Arc::new(Memory::new());
+        restore_into(bytes.as_slice(), copy.as_ref()).unwrap();
+        assert!(copy.last(retired::AUDIT).unwrap().is_some(), "the old trail is restored");
+        let restored = Store::open(copy.clone(), fieldsync::demo::catalogue).unwrap();
+        assert_eq!(restored.check().unwrap(), Vec::<String>::new());
+        assert_eq!(answers(&restored, sub), before);
+        for tree in retired::MIGRATED {
+            assert!(copy.last(tree).unwrap().is_none(), "{tree} is emptied");
+        }
+    }
+
     /// A tree added to `schema.rs` but not to `TREES` would silently be
     /// left out of every backup.
     #[test]

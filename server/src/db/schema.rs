@@ -21,13 +21,13 @@
 //! - `entity_seq`: entity key → seq; finds the entry to move.
 //! - `devices`: device → [`DeviceState`] (with how far its results are
 //!   released).
-//! - `writes`: audit seq of a write's first entry → [`Write`]: one record
+//! - `writes`: audit seq of a write's first entry → `Write`: one record
 //!   per write (a push, a decision, an admin change) holding its
 //!   [`AuditEntry`]s, numbered on from the key, and for a push its results
 //!   and their digests; `writes_by_sub`, `writes_by_user`: submission or
 //!   user ‖ 0 ‖ record's audit seq → (), one per report and user a write's
 //!   entries name.
-//! - `writes_by_device`: device ‖ first mutation id → [`PushRef`]: where a
+//! - `writes_by_device`: device ‖ first mutation id → `PushRef`: where a
 //!   replay finds the results of a run of the device's mutations.
 //! - `closed`: org unit ‖ 0 ‖ period → who closed it.
 //! - `users`: user id → [`User`]; `tokens`: SHA-256 of a token →
@@ -45,8 +45,6 @@
 //! [`FieldState`]: fieldsync::sync::FieldState
 //! [`Conflict`]: fieldsync::sync::Conflict
 //! [`AuditEntry`]: fieldsync::sync::AuditEntry
-//! [`Write`]: trail::Write
-//! [`PushRef`]: trail::PushRef
 //! [`User`]: fieldsync::access::User
 
 mod trail;
@@ -89,16 +87,14 @@ pub(super) const SUBMISSIONS_BY_COMMUNE: &str = "submissions_by_commune";
 pub(super) mod retired {
     /// The earlier cut of the change log, by district (see `migrate.rs`).
     pub(in crate::db) const CHANGES_BY_DISTRICT: &str = "changes_by_district";
-    /// One record per audit entry, indexed by submission and by user, a
-    /// record per result, and a digest per released result: moved to one
-    /// record per write (see `migrate/trail.rs`).
+    /// A record per audit entry, result and released digest, with the
+    /// entries' indexes: moved to one record per write (`migrate/trail.rs`).
     pub(in crate::db) const AUDIT: &str = "audit";
     pub(in crate::db) const AUDIT_BY_SUB: &str = "audit_by_sub";
     pub(in crate::db) const AUDIT_BY_USER: &str = "audit_by_user";
     pub(in crate::db) const RESULTS: &str = "results";
     pub(in crate::db) const DIGESTS: &str = "digests";
-    /// The retired trees a backup restores, for the store's migration to
-    /// move when it is opened.
+    /// The retired trees a backup restores, for the migration to move.
     pub(in crate::db) const MIGRATED: [&str; 5] =
         [AUDIT, AUDIT_BY_SUB, AUDIT_BY_USER, RESULTS, DIGESTS];
 }
@@ -168,17 +164,15 @@ pub(super) enum Key {
     /// A write's audit entries (and a push's results), by its first
     /// entry's audit sequence number.
     Write(u64),
-    /// A write that names a submission, by its record's key.
+    /// A write that names a submission, or by a user, by its record's key.
     WriteBySub(SubmissionId, u64),
-    /// A write by a user, by its record's key.
     WriteByUser(String, u64),
     /// A run of a device's mutations, by its first mutation id.
     PushOf(DeviceId, u64),
-    /// Retired: a mutation's result, by device and mutation id.
+    /// Retired (read by a migration): a mutation's result, a released
+    /// one's digest (by device and mutation id), an audit entry.
     Result(DeviceId, u64),
-    /// Retired: a released mutation's digest, by device and mutation id.
     Digest(DeviceId, u64),
-    /// Retired: one audit entry.
     Audit(u64),
     /// A period closed for an org unit.
     Closed(String, Period),

@@ -6,7 +6,7 @@
 
 mod check;
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;
 
 use std::collections::BTreeSet;
 use std::ops::Bound;
@@ -153,11 +153,11 @@ impl Store {
                 }
                 false => {
                     let at = Key::Write(cursor).encode();
-                    let from = last_at_or_before(engine.iter_rev(
-                        WRITES,
-                        Bound::Unbounded,
-                        Bound::Included(&at),
-                    ));
+                    let rev = engine.iter_rev(WRITES, Bound::Unbounded, Bound::Included(&at));
+                    let from = match last_at_or_before(rev) {
+                        Ok(from) => from,
+                        Err(e) => return Box::new(std::iter::once(Err(e))),
+                    };
                     let start =
                         from.as_ref().map_or(Bound::Unbounded, |k| Bound::Included(k.as_slice()));
                     engine.iter(WRITES, start, Bound::Unbounded)
@@ -174,7 +174,10 @@ impl Store {
             false => {
                 let at = index_key(index, cursor);
                 let rev = engine.iter_rev(tree, Bound::Included(&start), Bound::Included(&at));
-                let from = last_at_or_before(rev).unwrap_or(start.clone());
+                let from = match last_at_or_before(rev) {
+                    Ok(from) => from.unwrap_or(start.clone()),
+                    Err(e) => return Box::new(std::iter::once(Err(e))),
+                };
                 let end = prefix_end(&start);
                 let to = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
                 engine.iter(tree, Bound::Included(&from), to)
@@ -228,8 +231,6 @@ impl Store {
 
 /// The key of the first entry of a reversed scan, if any: the last key at or
 /// before where the scan starts.
-fn last_at_or_before(scan: ScanIter<'_>) -> Option<Vec<u8>> {
-    // An error reading it shows again, and is returned, when the forward
-    // scan reads the same range.
-    scan.chunk(1).next().and_then(|e| e.ok()).map(|(key, _)| key)
+fn last_at_or_before(scan: ScanIter<'_>) -> Result<Option<Vec<u8>>> {
+    Ok(scan.chunk(1).next().transpose()?.map(|(key, _)| key))
 }

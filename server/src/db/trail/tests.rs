@@ -104,7 +104,7 @@ fn a_push_costs_the_trail_a_record_and_one_per_report_not_one_per_value() {
 
 /// A store with a push of many entries across two reports between other
 /// writes, and every reader's whole history of it.
-fn busy_store(engine: Arc<dyn Engine>) -> (Store, SubmissionId) {
+pub(in crate::db) fn busy_store(engine: Arc<dyn Engine>) -> (Store, SubmissionId) {
     let store = Store::open(engine, demo::catalogue).unwrap();
     let (a, b) = villages(&store);
     let (admin, an) = (user("admin", Role::Admin), user("an", Role::Surveyor));
@@ -191,7 +191,7 @@ fn old_index(prefix: &[u8], seq: u64) -> Vec<u8> {
 /// one `audit` record per entry with its two index entries, a `results`
 /// record per unreleased result and a `digests` record per released one,
 /// device records without the released mark, and no marker.
-fn to_old_layout(engine: &dyn Engine) {
+pub(in crate::db) fn to_old_layout(engine: &dyn Engine) {
     let mut batch = Batch::default();
     let mut released = BTreeMap::new();
     for entry in engine.iter_all(DEVICES) {
@@ -232,9 +232,12 @@ fn to_old_layout(engine: &dyn Engine) {
     engine.commit(batch).unwrap();
 }
 
+/// Every reader's history, and the replays of every mutation sent.
+pub(in crate::db) type Answers = (Vec<Vec<AuditEntry>>, Vec<Vec<MutationResult>>);
+
 /// What a store answers that its trail and results decide: every reader's
 /// history and the replays of every mutation sent.
-fn answers(store: &Store, sub: SubmissionId) -> (Vec<Vec<AuditEntry>>, Vec<Vec<MutationResult>>) {
+pub(in crate::db) fn answers(store: &Store, sub: SubmissionId) -> Answers {
     let queries = [
         HistoryQuery { limit: 10_000, ..Default::default() },
         HistoryQuery { submission: Some(sub), limit: 10_000, ..Default::default() },
