@@ -6,8 +6,8 @@
 //!
 //! Trees (keys → values, values postcard-encoded):
 //! - `meta`: `seq` → head of the change log; `audit_seq` → head of the audit
-//!   trail; `catalogue` → the catalogue; `cut`, `submissions_by_commune` →
-//!   markers of migrations done.
+//!   trail; `catalogue` → the catalogue; `cut`, `submissions_by_commune`,
+//!   `trail` → markers of migrations done.
 //! - `fields`: submission ‖ field → [`FieldState`].
 //! - `revisions`: submission ‖ field ‖ 0 ‖ version → [`FieldState`]; every
 //!   value a field held.
