@@ -19,12 +19,14 @@ use std::sync::Arc;
 use fieldsync_store::{Batch, Engine, Scanning, Sled, Snapshot};
 use sha2::{Digest, Sha256};
 
-use super::schema::TREES;
+use super::schema::{retired, TREES};
 use super::{Error, Result, Store};
 
 /// Trees older stores held and their backups may carry: read (they count in
 /// the checksum) but not restored. `changes_by_district` was the change
 /// log's cut by district; opening the restored store cuts it by commune.
+/// (The older audit trail and results, `retired::MIGRATED`, are restored:
+/// opening the restored store moves them.)
 const RETIRED_TREES: &[&str] = &["changes_by_district"];
 
 const MAGIC: &[u8; 16] = b"fieldsync-backup";
@@ -147,7 +149,12 @@ impl<R: Read> Reading<R> {
         }
         let n = self.u16("a tree name")?;
         let name = self.take(n as usize, "a tree name")?;
-        let known = TREES.iter().chain(RETIRED_TREES).copied().find(|t| t.as_bytes() == name);
+        let known = TREES
+            .iter()
+            .chain(RETIRED_TREES)
+            .chain(&retired::MIGRATED)
+            .copied()
+            .find(|t| t.as_bytes() == name);
         let Some(tree) = known else {
             return Err(damaged(format!(
                 "record {} names an unknown tree {:?}",
@@ -435,6 +442,32 @@ mod tests {
         assert_eq!(restored.check().unwrap(), Vec::<String>::new());
         assert_eq!(restored.pull(&surveyor, 0, 100).unwrap(), expected);
         assert!(copy.last("changes_by_district").unwrap().is_none());
+    }
+
+    /// A backup of a store in the earlier layout of the trail (a record per
+    /// audit entry, result and digest) restores them, and the restored
+    /// store is migrated when opened and answers as the original did.
+    #[test]
+    fn a_backup_of_the_earlier_trail_layout_restores_and_is_migrated() {
+        use super::super::trail::tests::{answers, busy_store, to_old_layout};
+        let engine = Arc::new(Memory::new());
+        let (store, sub) = busy_store(engine.clone());
+        let before = answers(&store, sub);
+        to_old_layout(engine.as_ref());
+        let mut trees = TREES.to_vec();
+        trees.extend(retired::MIGRATED);
+        let mut bytes = Vec::new();
+        store.backup_trees(&trees, &mut bytes).unwrap();
+
+        let copy = Arc::new(Memory::new());
+        restore_into(bytes.as_slice(), copy.as_ref()).unwrap();
+        assert!(copy.last(retired::AUDIT).unwrap().is_some(), "the old trail is restored");
+        let restored = Store::open(copy.clone(), fieldsync::demo::catalogue).unwrap();
+        assert_eq!(restored.check().unwrap(), Vec::<String>::new());
+        assert_eq!(answers(&restored, sub), before);
+        for tree in retired::MIGRATED {
+            assert!(copy.last(tree).unwrap().is_none(), "{tree} is emptied");
+        }
     }
 
     /// A tree added to `schema.rs` but not to `TREES` would silently be

@@ -2,14 +2,13 @@
 //! found, in plain words. Trees are read in chunks, so memory stays bounded
 //! whatever the size of the store.
 
-use fieldsync::sync::{AuditEntry, Conflict, FieldState};
+use fieldsync::sync::{Conflict, FieldState};
 use fieldsync::SubmissionId;
 
 use super::log::cut_of;
 use super::schema::{
-    decode, read_u64, Entity, Key, SubmissionHeader, TokenInfo, AUDIT, AUDIT_BY_SUB, AUDIT_BY_USER,
-    AUDIT_SEQ_KEY, CHANGES, CHANGES_BY_COMMUNE, CONFLICTS, ENTITY_SEQ, FIELDS, META, SEQ_KEY,
-    SUBMISSIONS, SUBMISSIONS_BY_COMMUNE, TOKENS,
+    decode, read_u64, Entity, Key, SubmissionHeader, TokenInfo, CHANGES, CHANGES_BY_COMMUNE,
+    CONFLICTS, ENTITY_SEQ, FIELDS, META, SEQ_KEY, SUBMISSIONS, SUBMISSIONS_BY_COMMUNE, TOKENS,
 };
 use super::{Result, Store};
 
@@ -21,13 +20,13 @@ const MAX_LISTED: usize = 1_000;
 
 /// The problems found so far.
 #[derive(Default)]
-struct Problems {
+pub(super) struct Problems {
     listed: Vec<String>,
     more: usize,
 }
 
 impl Problems {
-    fn add(&mut self, problem: String) {
+    pub(super) fn add(&mut self, problem: String) {
         match self.listed.len() < MAX_LISTED {
             true => self.listed.push(problem),
             false => self.more += 1,
@@ -43,7 +42,7 @@ impl Problems {
 }
 
 /// A key for people: its bytes as text where printable, else hex.
-fn show(key: &[u8]) -> String {
+pub(super) fn show(key: &[u8]) -> String {
     match std::str::from_utf8(key) {
         Ok(s) if s.chars().all(|c| !c.is_control()) => format!("{s:?}"),
         _ => key.iter().map(|b| format!("{b:02x}")).collect(),
@@ -61,7 +60,7 @@ impl Store {
             self.check_fields(&mut problems)?;
             self.check_conflicts(&mut problems)?;
             self.check_submissions(&mut problems)?;
-            self.check_audit(&mut problems)?;
+            self.check_trail(&mut problems)?;
             self.check_tokens(&mut problems)?;
             for p in self.enrollment_problems()? {
                 problems.add(p);
@@ -316,71 +315,6 @@ impl Store {
                     problems.add(format!("the header of submission {sub} cannot be read"));
                 }
             }
-        }
-        Ok(())
-    }
-
-    /// The audit trail: contiguous from 1 to meta `audit_seq`, each entry
-    /// readable and numbered by its key, and both indexes pointing at real
-    /// entries.
-    fn check_audit(&self, problems: &mut Problems) -> Result<()> {
-        let head = match Key::Meta(AUDIT_SEQ_KEY).get(self.engine.as_ref())? {
-            None => 0,
-            Some(bytes) => match read_u64(META, &bytes) {
-                Ok(seq) => seq,
-                Err(_) => {
-                    problems
-                        .add("the audit head (meta `audit_seq`) is not an 8-byte number".into());
-                    0
-                }
-            },
-        };
-        let mut expected = 1u64;
-        self.each_entry(AUDIT, |key, value| {
-            let Ok(seq) = read_u64(AUDIT, key) else {
-                problems.add(format!("audit key {} is not a sequence number", show(key)));
-                return Ok(());
-            };
-            if seq != expected {
-                problems.add(format!(
-                    "the audit trail has a gap: entry {seq} follows {}",
-                    expected.saturating_sub(1)
-                ));
-            }
-            expected = seq.saturating_add(1);
-            match decode::<AuditEntry>(AUDIT, value) {
-                Err(_) => problems.add(format!("audit entry {seq} cannot be read")),
-                Ok(e) if e.seq != seq => {
-                    problems.add(format!("audit entry {seq} says it is entry {}", e.seq))
-                }
-                Ok(_) => {}
-            }
-            Ok(())
-        })?;
-        let last = expected - 1;
-        if last != head {
-            problems.add(format!(
-                "the audit head (meta `audit_seq`) is {head} but the last audit entry is {last}"
-            ));
-        }
-        for (tree, what) in [(AUDIT_BY_SUB, "submission"), (AUDIT_BY_USER, "user")] {
-            self.each_entry(tree, |key, _| {
-                let seq = match Key::decode(tree, key) {
-                    Ok(Key::AuditBySub(_, seq) | Key::AuditByUser(_, seq)) => Some(seq),
-                    _ => None,
-                };
-                let Some(seq) = seq else {
-                    problems.add(format!("{tree} key {} is malformed", show(key)));
-                    return Ok(());
-                };
-                if Key::Audit(seq).get(self.engine.as_ref())?.is_none() {
-                    problems.add(format!(
-                        "the audit index by {what} ({tree}) points at audit entry {seq}, which \
-                         does not exist"
-                    ));
-                }
-                Ok(())
-            })?;
         }
         Ok(())
     }

@@ -347,7 +347,7 @@ impl Store {
         put(&mut work, &hash, &e);
         put_token(&mut work.batch, &token, &info);
         let owned = DeviceState { owner: user.id.clone(), ..DeviceState::default() };
-        Key::Device(device).put(&mut work.batch, encode(&owned));
+        Key::Device(device).put(&mut work.batch, owned.encode());
         let detail = format!(
             "redeemed enrollment code {} of {}: token {} ({}) for device {device}",
             e.id, user.id, info.id, info.label

@@ -1,7 +1,10 @@
 //! Every on-open migration: a new store gets its catalogue and the markers
 //! of every migration; a store written by an older version is brought up
 //! to date, in chunks, each migration rerunnable after a crash and marked
-//! done last.
+//! done last. The audit trail's move to one record per write is in
+//! `migrate/trail.rs`.
+
+mod trail;
 
 use fieldsync::sync::{Conflict, FieldState};
 use fieldsync::Catalogue;
@@ -11,7 +14,8 @@ use super::log::cut_of;
 use super::schema::retired::CHANGES_BY_DISTRICT;
 use super::schema::{
     decode, encode, read_u64, Entity, Key, SubmissionHeader, BY_COMMUNE_KEY, CATALOGUE_KEY,
-    CHANGES, CHANGES_BY_COMMUNE, CONFLICTS, CUT_KEY, FIELDS, SEQ_KEY, SUBMISSIONS,
+    CHANGES, CHANGES_BY_COMMUNE, CONFLICTS, CUT_KEY, FIELDS, SEQ_KEY, SUBMISSIONS, TRAIL_KEY,
+    WRITES,
 };
 use super::{Error, Result};
 
@@ -30,6 +34,7 @@ pub(super) fn initialise(engine: &dyn Engine, initial: impl FnOnce() -> Catalogu
     Key::Meta(SEQ_KEY).put(&mut batch, 0u64.to_be_bytes());
     Key::Meta(CUT_KEY).put(&mut batch, CHANGES_BY_COMMUNE);
     Key::Meta(BY_COMMUNE_KEY).put(&mut batch, b"1".as_slice());
+    Key::Meta(TRAIL_KEY).put(&mut batch, WRITES);
     engine.commit(batch)?;
     tracing::info!(
         indicators = catalogue.indicators.len(),
@@ -42,7 +47,8 @@ pub(super) fn initialise(engine: &dyn Engine, initial: impl FnOnce() -> Catalogu
 /// Whether every migration has run (a store opened only to be read must be).
 pub(super) fn is_current(engine: &dyn Engine) -> Result<bool> {
     Ok(Key::Meta(CUT_KEY).get(engine)?.is_some()
-        && Key::Meta(BY_COMMUNE_KEY).get(engine)?.is_some())
+        && Key::Meta(BY_COMMUNE_KEY).get(engine)?.is_some()
+        && Key::Meta(TRAIL_KEY).get(engine)?.is_some())
 }
 
 /// Runs every migration the store has not had yet.
@@ -52,6 +58,9 @@ pub(super) fn run(engine: &dyn Engine, catalogue: &Catalogue) -> Result<()> {
     }
     if Key::Meta(BY_COMMUNE_KEY).get(engine)?.is_none() {
         index_submissions_by_commune(engine, catalogue)?;
+    }
+    if Key::Meta(TRAIL_KEY).get(engine)?.is_none() {
+        trail::file_the_trail_by_write(engine)?;
     }
     Ok(())
 }

@@ -23,6 +23,7 @@ mod push;
 mod review;
 mod rollup;
 mod schema;
+mod trail;
 mod txn;
 
 use std::sync::{Arc, RwLock};
@@ -209,7 +210,7 @@ impl Store {
     pub fn device(&self, device: DeviceId) -> Result<DeviceState> {
         Key::Device(device)
             .get(self.engine.as_ref())?
-            .map_or(Ok(DeviceState::default()), |b| decode(schema::DEVICES, &b))
+            .map_or(Ok(DeviceState::default()), |b| DeviceState::decode(&b))
     }
 
     pub fn flush(&self) -> Result<()> {

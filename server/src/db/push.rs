@@ -1,9 +1,8 @@
 //! Push: a device's batch of mutations checked, validated, merged and
-//! audited in one unit of work, with replays answered from the stored
-//! results.
+//! audited in one unit of work, its results kept in its record of the
+//! trail, with replays answered from there.
 
 use std::collections::HashMap;
-use std::ops::Bound;
 use std::sync::Arc;
 
 use fieldsync::access::{Action, User};
@@ -14,7 +13,7 @@ use fieldsync::validate::{check_parts, part_siblings, validate};
 use fieldsync::{Catalogue, DeviceId, FieldKey, Period, SubmissionId, Value};
 
 use super::clock::MAX_CLOCK_SKEW_MS;
-use super::schema::{decode, encode, Key, StoredResult, RESULTS};
+use super::schema::{encode, DeviceState, Key, Pushed, Run};
 use super::txn::{clip, Work};
 use super::{Error, Result, Store, SERVER_DEVICE};
 
@@ -87,9 +86,10 @@ impl Store {
         }
         let mut work = Work::new(guard, caller, now_ms)?;
         let mut results = Vec::with_capacity(mutations.len());
+        let mut run = None;
         for m in mutations {
             let result = if m.id < first_new {
-                self.replay(device, m, state.last_mutation_id)?
+                self.replay(&mut run, device, m, &state)?
             } else {
                 let stamp = Stamp {
                     hlc: m.hlc.bounded(now_ms, MAX_CLOCK_SKEW_MS),
@@ -99,66 +99,61 @@ impl Store {
                     mutation_id: m.id,
                 };
                 let result = work.apply(m, stamp)?;
-                let stored = StoredResult { digest: digest(m), result };
-                Key::Result(device, m.id).put(&mut work.batch, encode(&stored));
+                let pushed = work.pushed.get_or_insert_with(|| Pushed {
+                    device,
+                    first_id: m.id,
+                    digests: Vec::new(),
+                    results: Vec::new(),
+                });
+                pushed.digests.push(digest(m));
+                pushed.results.push(result.clone());
                 state.last_mutation_id = m.id;
-                stored.result
+                result
             };
             results.push(result);
         }
-        let forget_through = acknowledged_through.min(state.last_mutation_id);
-        self.release_results(&mut work, device, forget_through)?;
+        // Results the tablet has acknowledged are released by moving the
+        // mark (their digests stay, to tell a replay from a reused id); the
+        // ids this push commits are released only by a later push.
+        let through = acknowledged_through.min(first_new - 1);
+        state.released_through = state.released_through.max(through);
         state.last_push_ms = now_ms;
-        Key::Device(device).put(&mut work.batch, encode(&state));
+        Key::Device(device).put(&mut work.batch, state.encode());
         work.commit()?;
         Ok(results)
-    }
-
-    /// Deletes `device`'s results up to `through`, which its tablet has
-    /// acknowledged, keeping their digests.
-    fn release_results(&self, work: &mut Work<'_>, device: DeviceId, through: u64) -> Result<()> {
-        if through == 0 {
-            return Ok(());
-        }
-        let from = Key::Result(device, 0).encode();
-        let to = Key::Result(device, through).encode();
-        let results = self.engine.iter(RESULTS, Bound::Included(&from), Bound::Included(&to));
-        for entry in results {
-            let (key, bytes) = entry?;
-            let Key::Result(_, id) = Key::decode(RESULTS, &key)? else { continue };
-            // The digest outlives the result: a later mutation under the
-            // same id must still be told from a replay.
-            let stored: StoredResult = decode(RESULTS, &bytes)?;
-            Key::Digest(device, id).put(&mut work.batch, stored.digest.to_vec());
-            Key::Result(device, id).delete(&mut work.batch);
-        }
-        Ok(())
     }
 
     /// The answer to a mutation under an id the server has committed for
     /// `device`: its stored result, or "forgotten" once the tablet has
     /// acknowledged it, if it is the mutation that was committed; refused if
     /// it differs (only ids released before digests were kept go unchecked).
-    fn replay(&self, device: DeviceId, m: &Mutation, last: u64) -> Result<MutationResult> {
-        let reused = Error::Reused { id: m.id, last };
-        if let Some(bytes) = Key::Result(device, m.id).get(self.engine.as_ref())? {
-            let stored: StoredResult = decode(RESULTS, &bytes)?;
-            return match stored.digest == digest(m) {
-                true => Ok(stored.result),
-                false => Err(reused),
-            };
+    /// `run` keeps the run of results read last, for the next id.
+    fn replay(
+        &self,
+        run: &mut Option<Run>,
+        device: DeviceId,
+        m: &Mutation,
+        state: &DeviceState,
+    ) -> Result<MutationResult> {
+        if run.as_ref().and_then(|r| r.get(m.id)).is_none() {
+            *run = self.run_of(device, m.id)?;
         }
-        if let Some(kept) = Key::Digest(device, m.id).get(self.engine.as_ref())? {
-            if kept.as_slice() != digest(m).as_slice() {
-                return Err(reused);
-            }
-        }
-        Ok(MutationResult {
+        let forgotten = MutationResult {
             id: m.id,
             outcome: Outcome::Forgotten,
             reason: "committed earlier; the detailed result was released".into(),
             current: None,
-        })
+        };
+        let Some((kept, result)) = run.as_ref().and_then(|r| r.get(m.id)) else {
+            return Ok(forgotten);
+        };
+        if *kept != digest(m) {
+            return Err(Error::Reused { id: m.id, last: state.last_mutation_id });
+        }
+        match result {
+            Some(result) if m.id > state.released_through => Ok(result.clone()),
+            _ => Ok(forgotten),
+        }
     }
 }
 

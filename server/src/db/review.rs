@@ -17,9 +17,9 @@ use fieldsync_store::prefix_end;
 
 use super::log::{cuts_under, Merged, MAX_CUTS};
 use super::schema::{
-    decode, encode, read_u64, Key, Prefix, SubmissionHeader, AUDIT, AUDIT_BY_SUB, CONFLICTS,
-    SUBMISSIONS, SUBMISSIONS_BY_COMMUNE,
+    decode, encode, Key, Prefix, SubmissionHeader, CONFLICTS, SUBMISSIONS, SUBMISSIONS_BY_COMMUNE,
 };
+use super::trail::Trail;
 use super::txn::Work;
 use super::{readable_area, Error, Result, Store, SERVER_DEVICE};
 
@@ -341,15 +341,14 @@ impl Store {
         // Read the trail in chunks, and never more than a budget of whole
         // chunks per call: the caller pages on with `after` (or `before`).
         let budget = HISTORY_SCAN_BUDGET.div_ceil(HISTORY_CHUNK) * HISTORY_CHUNK;
-        for seq in self.audit_seqs(query).take(budget) {
-            let seq = seq?;
-            let Some(bytes) = Key::Audit(seq).get(self.engine.as_ref())? else {
-                return Err(Error::Corrupt {
-                    tree: AUDIT,
-                    why: format!("index points at missing entry {seq}"),
-                });
-            };
-            let entry: AuditEntry = decode(AUDIT, &bytes)?;
+        let trail = match (&query.submission, &query.user_id) {
+            (Some(sub), _) => Trail::Of(*sub),
+            (None, Some(user)) => Trail::By(user),
+            (None, None) => Trail::All,
+        };
+        let cursor = if query.newest_first { query.before } else { query.after };
+        for entry in self.trail(trail, query.newest_first, cursor).take(budget) {
+            let entry = entry?;
             let in_time =
                 entry.at_ms >= query.from_ms && (query.to_ms == 0 || entry.at_ms <= query.to_ms);
             let matches = in_time
@@ -362,64 +361,6 @@ impl Store {
                 if out.len() >= limit {
                     break;
                 }
-            }
-        }
-        Ok(out)
-    }
-
-    /// The sequence numbers of the audit entries `query` reads, in its order
-    /// from its cursor, read lazily from the trail or from one of its indexes
-    /// (by submission, by user).
-    fn audit_seqs<'a>(
-        &'a self,
-        query: &HistoryQuery,
-    ) -> Box<dyn Iterator<Item = Result<u64>> + 'a> {
-        let engine = self.engine.as_ref();
-        // The sequence number to read on from, one way or the other.
-        let cursor = match query.newest_first {
-            true => Some(query.before).filter(|b| *b > 0).unwrap_or(u64::MAX),
-            false => query.after,
-        };
-        let prefix = match (&query.submission, &query.user_id) {
-            (Some(sub), _) => Prefix::AuditBySub(*sub),
-            (None, Some(user)) => Prefix::AuditByUser(user),
-            (None, None) => {
-                let at = Key::Audit(cursor).encode();
-                let trail = match query.newest_first {
-                    true => engine.iter_rev(AUDIT, Bound::Unbounded, Bound::Excluded(&at)),
-                    false => engine.iter(AUDIT, Bound::Excluded(&at), Bound::Unbounded),
-                };
-                let trail = trail.chunk(HISTORY_CHUNK);
-                return Box::new(trail.map(|e| read_u64(AUDIT, &e?.0)));
-            }
-        };
-        let (tree, start) = (prefix.tree(), prefix.encode());
-        let at = |seq: u64| match prefix {
-            Prefix::AuditBySub(sub) => Key::AuditBySub(sub, seq).encode(),
-            Prefix::AuditByUser(user) => Key::AuditByUser(user.to_owned(), seq).encode(),
-            _ => unreachable!("an audit index"),
-        };
-        let index = match query.newest_first {
-            true => {
-                let end = at(cursor);
-                engine.iter_rev(tree, Bound::Included(&start), Bound::Excluded(&end))
-            }
-            false => {
-                let (first, end) = (at(cursor.saturating_add(1)), prefix_end(&start));
-                let to = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-                engine.iter(tree, Bound::Included(&first), to)
-            }
-        };
-        Box::new(index.chunk(HISTORY_CHUNK).map(move |e| audit_seq(tree, &e?.0)))
-    }
-
-    /// Every audit entry about one submission (for tests and checks).
-    pub fn audit_of(&self, sub: SubmissionId) -> Result<Vec<AuditEntry>> {
-        let mut out = Vec::new();
-        for entry in Prefix::AuditBySub(sub).iter(self.engine.as_ref()) {
-            let seq = audit_seq(AUDIT_BY_SUB, &entry?.0)?;
-            if let Some(bytes) = Key::Audit(seq).get(self.engine.as_ref())? {
-                out.push(decode(AUDIT, &bytes)?);
             }
         }
         Ok(out)
@@ -459,14 +400,6 @@ fn chosen(
             validate(catalogue, &m)?.value
         }
     })
-}
-
-/// The audit sequence number an entry of an audit index points at.
-fn audit_seq(tree: &'static str, key: &[u8]) -> Result<u64> {
-    match Key::decode(tree, key)? {
-        Key::AuditBySub(_, seq) | Key::AuditByUser(_, seq) => Ok(seq),
-        _ => Err(Error::Corrupt { tree, why: "not an audit index".into() }),
-    }
 }
 
 /// The submission an entry of `submissions_by_commune` files.

@@ -6,8 +6,8 @@
 //!
 //! Trees (keys → values, values postcard-encoded):
 //! - `meta`: `seq` → head of the change log; `audit_seq` → head of the audit
-//!   trail; `catalogue` → the catalogue; `cut`, `submissions_by_commune` →
-//!   markers of migrations done.
+//!   trail; `catalogue` → the catalogue; `cut`, `submissions_by_commune`,
+//!   `trail` → markers of migrations done.
 //! - `fields`: submission ‖ field → [`FieldState`].
 //! - `revisions`: submission ‖ field ‖ 0 ‖ version → [`FieldState`]; every
 //!   value a field held.
@@ -19,13 +19,16 @@
 //! - `changes_by_commune`: commune ‖ 0 ‖ seq → entity key: the same log cut
 //!   by commune, so a tablet's pull reads only its communes' changes.
 //! - `entity_seq`: entity key → seq; finds the entry to move.
-//! - `devices`: device → [`DeviceState`]; `results`: device ‖ mutation id →
-//!   [`StoredResult`].
-//! - `digests`: device ‖ mutation id → SHA-256 of the mutation, kept once its
-//!   result is released, so a different mutation under a used id is told
-//!   from a replay.
-//! - `audit`: audit seq → [`AuditEntry`]; `audit_by_sub`, `audit_by_user`:
-//!   submission or user ‖ 0 ‖ audit seq → ().
+//! - `devices`: device → [`DeviceState`] (with how far its results are
+//!   released).
+//! - `writes`: audit seq of a write's first entry → `Write`: one record
+//!   per write (a push, a decision, an admin change) holding its
+//!   [`AuditEntry`]s, numbered on from the key, and for a push its results
+//!   and their digests; `writes_by_sub`, `writes_by_user`: submission or
+//!   user ‖ 0 ‖ record's audit seq → (), one per report and user a write's
+//!   entries name.
+//! - `writes_by_device`: device ‖ first mutation id → `PushRef`: where a
+//!   replay finds the results of a run of the device's mutations.
 //! - `closed`: org unit ‖ 0 ‖ period → who closed it.
 //! - `users`: user id → [`User`]; `tokens`: SHA-256 of a token →
 //!   [`TokenInfo`]; `token_ids`: token id → SHA-256.
@@ -44,7 +47,12 @@
 //! [`AuditEntry`]: fieldsync::sync::AuditEntry
 //! [`User`]: fieldsync::access::User
 
-use fieldsync::sync::{MutationResult, SubmissionReview};
+mod trail;
+
+pub use trail::DeviceState;
+pub(super) use trail::{PushRef, Pushed, Run, StoredResult, Write};
+
+use fieldsync::sync::SubmissionReview;
 use fieldsync::{DeviceId, FieldKey, Period, SubmissionId};
 use fieldsync_store::{Batch, Engine};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -59,11 +67,10 @@ pub(super) const CHANGES: &str = "changes";
 pub(super) const ENTITY_SEQ: &str = "entity_seq";
 pub(super) const SUBMISSIONS: &str = "submissions";
 pub(super) const DEVICES: &str = "devices";
-pub(super) const RESULTS: &str = "results";
-pub(super) const DIGESTS: &str = "digests";
-pub(super) const AUDIT: &str = "audit";
-pub(super) const AUDIT_BY_SUB: &str = "audit_by_sub";
-pub(super) const AUDIT_BY_USER: &str = "audit_by_user";
+pub(super) const WRITES: &str = "writes";
+pub(super) const WRITES_BY_SUB: &str = "writes_by_sub";
+pub(super) const WRITES_BY_USER: &str = "writes_by_user";
+pub(super) const WRITES_BY_DEVICE: &str = "writes_by_device";
 pub(super) const CLOSED: &str = "closed";
 pub(super) const USERS: &str = "users";
 pub(super) const TOKENS: &str = "tokens";
@@ -80,6 +87,16 @@ pub(super) const SUBMISSIONS_BY_COMMUNE: &str = "submissions_by_commune";
 pub(super) mod retired {
     /// The earlier cut of the change log, by district (see `migrate.rs`).
     pub(in crate::db) const CHANGES_BY_DISTRICT: &str = "changes_by_district";
+    /// A record per audit entry, result and released digest, with the
+    /// entries' indexes: moved to one record per write (`migrate/trail.rs`).
+    pub(in crate::db) const AUDIT: &str = "audit";
+    pub(in crate::db) const AUDIT_BY_SUB: &str = "audit_by_sub";
+    pub(in crate::db) const AUDIT_BY_USER: &str = "audit_by_user";
+    pub(in crate::db) const RESULTS: &str = "results";
+    pub(in crate::db) const DIGESTS: &str = "digests";
+    /// The retired trees a backup restores, for the migration to move.
+    pub(in crate::db) const MIGRATED: [&str; 5] =
+        [AUDIT, AUDIT_BY_SUB, AUDIT_BY_USER, RESULTS, DIGESTS];
 }
 
 /// Every tree of the store, for backups: a new tree must be listed here.
@@ -92,11 +109,10 @@ pub(super) const TREES: &[&str] = &[
     ENTITY_SEQ,
     SUBMISSIONS,
     DEVICES,
-    RESULTS,
-    DIGESTS,
-    AUDIT,
-    AUDIT_BY_SUB,
-    AUDIT_BY_USER,
+    WRITES,
+    WRITES_BY_SUB,
+    WRITES_BY_USER,
+    WRITES_BY_DEVICE,
     CLOSED,
     USERS,
     TOKENS,
@@ -122,6 +138,9 @@ pub(super) const CUT_KEY: &[u8] = b"cut";
 /// Present once every submission is in `submissions_by_commune` (stores
 /// written before that index get it when opened).
 pub(super) const BY_COMMUNE_KEY: &[u8] = b"submissions_by_commune";
+/// Names the tree the audit trail is kept in, one record per write (stores
+/// written before, with a record per entry, lack it).
+pub(super) const TRAIL_KEY: &[u8] = b"trail";
 
 /// The key of one record, typed: which tree it lives in and what names it.
 /// [`Key::encode`] and [`Key::decode`] are the only place key bytes are
@@ -142,13 +161,19 @@ pub(super) enum Key {
     CommuneChange(String, u64),
     EntitySeq(Entity),
     Device(DeviceId),
-    /// A mutation's result, by device and mutation id.
+    /// A write's audit entries (and a push's results), by its first
+    /// entry's audit sequence number.
+    Write(u64),
+    /// A write that names a submission, or by a user, by its record's key.
+    WriteBySub(SubmissionId, u64),
+    WriteByUser(String, u64),
+    /// A run of a device's mutations, by its first mutation id.
+    PushOf(DeviceId, u64),
+    /// Retired (read by a migration): a mutation's result, a released
+    /// one's digest (by device and mutation id), an audit entry.
     Result(DeviceId, u64),
-    /// A released mutation's digest, by device and mutation id.
     Digest(DeviceId, u64),
     Audit(u64),
-    AuditBySub(SubmissionId, u64),
-    AuditByUser(String, u64),
     /// A period closed for an org unit.
     Closed(String, Period),
     User(String),
@@ -193,11 +218,13 @@ impl Key {
             Key::CommuneChange(..) => CHANGES_BY_COMMUNE,
             Key::EntitySeq(_) => ENTITY_SEQ,
             Key::Device(_) => DEVICES,
-            Key::Result(..) => RESULTS,
-            Key::Digest(..) => DIGESTS,
-            Key::Audit(_) => AUDIT,
-            Key::AuditBySub(..) => AUDIT_BY_SUB,
-            Key::AuditByUser(..) => AUDIT_BY_USER,
+            Key::Write(_) => WRITES,
+            Key::WriteBySub(..) => WRITES_BY_SUB,
+            Key::WriteByUser(..) => WRITES_BY_USER,
+            Key::PushOf(..) => WRITES_BY_DEVICE,
+            Key::Result(..) => retired::RESULTS,
+            Key::Digest(..) => retired::DIGESTS,
+            Key::Audit(_) => retired::AUDIT,
             Key::Closed(..) => CLOSED,
             Key::User(_) => USERS,
             Key::Token(_) => TOKENS,
@@ -223,15 +250,15 @@ impl Key {
             }
             Key::Submission(sub) => sub.0.as_bytes().to_vec(),
             Key::SubmissionInCommune(cut, sub) => pair(cut.as_bytes(), sub.0.as_bytes()),
-            Key::Change(seq) | Key::Audit(seq) => seq.to_be_bytes().to_vec(),
+            Key::Change(seq) | Key::Write(seq) | Key::Audit(seq) => seq.to_be_bytes().to_vec(),
             Key::CommuneChange(cut, seq) => indexed(cut.as_bytes(), *seq),
             Key::EntitySeq(entity) => entity.key(),
             Key::Device(device) => device.0.as_bytes().to_vec(),
-            Key::Result(device, id) | Key::Digest(device, id) => {
+            Key::PushOf(device, id) | Key::Result(device, id) | Key::Digest(device, id) => {
                 [device.0.as_bytes().as_slice(), &id.to_be_bytes()].concat()
             }
-            Key::AuditBySub(sub, seq) => indexed(sub.0.as_bytes(), *seq),
-            Key::AuditByUser(user, seq) => indexed(user.as_bytes(), *seq),
+            Key::WriteBySub(sub, seq) => indexed(sub.0.as_bytes(), *seq),
+            Key::WriteByUser(user, seq) => indexed(user.as_bytes(), *seq),
             Key::Closed(unit, period) => pair(unit.as_bytes(), period.to_string().as_bytes()),
             Key::User(id) | Key::TokenId(id) | Key::EnrollmentId(id) => id.as_bytes().to_vec(),
             Key::Token(hash) | Key::Enrollment(hash) => hash.clone(),
@@ -270,29 +297,31 @@ impl Key {
                 Key::SubmissionInCommune(raw.text(&bytes[..n - 17])?, sub)
             }
             CHANGES => Key::Change(read_u64(tree, bytes)?),
-            AUDIT => Key::Audit(read_u64(tree, bytes)?),
+            WRITES => Key::Write(read_u64(tree, bytes)?),
+            retired::AUDIT => Key::Audit(read_u64(tree, bytes)?),
             CHANGES_BY_COMMUNE => {
                 let (cut, seq) = raw.indexed()?;
                 Key::CommuneChange(raw.text(cut)?, seq)
             }
             ENTITY_SEQ => Key::EntitySeq(decode(tree, bytes)?),
             DEVICES => Key::Device(DeviceId(raw.id16(bytes)?)),
-            RESULTS | DIGESTS => {
+            WRITES_BY_DEVICE | retired::RESULTS | retired::DIGESTS => {
                 let (device, id) =
                     bytes.split_at_checked(16).ok_or_else(|| raw.bad("too short"))?;
                 let (device, id) = (DeviceId(raw.id16(device)?), read_u64(tree, id)?);
                 match tree {
-                    RESULTS => Key::Result(device, id),
+                    WRITES_BY_DEVICE => Key::PushOf(device, id),
+                    retired::RESULTS => Key::Result(device, id),
                     _ => Key::Digest(device, id),
                 }
             }
-            AUDIT_BY_SUB => {
+            WRITES_BY_SUB => {
                 let (sub, seq) = raw.indexed()?;
-                Key::AuditBySub(SubmissionId(raw.id16(sub)?), seq)
+                Key::WriteBySub(SubmissionId(raw.id16(sub)?), seq)
             }
-            AUDIT_BY_USER => {
+            WRITES_BY_USER => {
                 let (user, seq) = raw.indexed()?;
-                Key::AuditByUser(raw.text(user)?, seq)
+                Key::WriteByUser(raw.text(user)?, seq)
             }
             _ => raw.decode_named()?,
         })
@@ -403,10 +432,10 @@ pub(super) enum Prefix<'a> {
     InCommune(&'a str),
     /// One commune's cut of the change log, in sequence order.
     CommuneChanges(&'a str),
-    /// One submission's audit entries, in sequence order.
-    AuditBySub(SubmissionId),
-    /// One user's audit entries, in sequence order.
-    AuditByUser(&'a str),
+    /// The writes that name one submission, in sequence order.
+    WritesOf(SubmissionId),
+    /// One user's writes, in sequence order.
+    WritesBy(&'a str),
     /// One user's enrollment codes.
     EnrollmentsOf(&'a str),
     /// The cells of `rollups` or `plans` of one period and org unit.
@@ -424,8 +453,8 @@ impl Prefix<'_> {
             Prefix::RevisionsOf(..) => REVISIONS,
             Prefix::InCommune(_) => SUBMISSIONS_BY_COMMUNE,
             Prefix::CommuneChanges(_) => CHANGES_BY_COMMUNE,
-            Prefix::AuditBySub(_) => AUDIT_BY_SUB,
-            Prefix::AuditByUser(_) => AUDIT_BY_USER,
+            Prefix::WritesOf(_) => WRITES_BY_SUB,
+            Prefix::WritesBy(_) => WRITES_BY_USER,
             Prefix::EnrollmentsOf(_) => ENROLLMENTS_BY_USER,
             Prefix::Cells(tree, ..) | Prefix::CellsOfYear(tree, _) => tree,
         }
@@ -439,9 +468,9 @@ impl Prefix<'_> {
             }
             Prefix::InCommune(name)
             | Prefix::CommuneChanges(name)
-            | Prefix::AuditByUser(name)
+            | Prefix::WritesBy(name)
             | Prefix::EnrollmentsOf(name) => pair(name.as_bytes(), &[]),
-            Prefix::AuditBySub(sub) => pair(sub.0.as_bytes(), &[]),
+            Prefix::WritesOf(sub) => pair(sub.0.as_bytes(), &[]),
             Prefix::Cells(_, period, unit) => {
                 [period.to_string().as_bytes(), &[0], unit.as_bytes(), &[0]].concat()
             }
@@ -463,23 +492,6 @@ pub struct SubmissionHeader {
     pub period: Period,
     pub first_seq: u64,
     pub review: SubmissionReview,
-}
-
-/// A mutation's result, with a digest of the mutation so that a replay can be
-/// told from a different mutation reusing the id.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct StoredResult {
-    pub(super) digest: [u8; 32],
-    pub(super) result: MutationResult,
-}
-
-/// What the server remembers of a device.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeviceState {
-    pub last_mutation_id: u64,
-    pub last_push_ms: u64,
-    /// The user whose pushes this tablet id carries; set by its first push.
-    pub owner: String,
 }
 
 /// What a change-log entry points at.

@@ -17,7 +17,8 @@ use fieldsync_store::{Batch, Engine};
 
 use super::log::cut_of;
 use super::schema::{
-    decode, encode, Entity, Key, SubmissionHeader, AUDIT_SEQ_KEY, CLOSED, REVISIONS, SEQ_KEY,
+    decode, encode, Entity, Key, Pushed, SubmissionHeader, AUDIT_SEQ_KEY, CLOSED, REVISIONS,
+    SEQ_KEY,
 };
 use super::{Result, Store};
 
@@ -96,6 +97,10 @@ pub(super) struct Work<'a> {
     pub(super) revisions: HashMap<(SubmissionId, FieldKey, u64), Value>,
     /// Submissions whose totals may have moved.
     pub(super) touched: BTreeSet<SubmissionId>,
+    /// The write's audit entries, numbered, filed as one record on commit.
+    pub(super) entries: Vec<AuditEntry>,
+    /// A push's new mutations: their digests and results, filed with them.
+    pub(super) pushed: Option<Pushed>,
     pub(super) batch: Batch,
 }
 
@@ -118,6 +123,8 @@ impl<'a> Work<'a> {
             entity_seqs: HashMap::new(),
             revisions: HashMap::new(),
             touched: Default::default(),
+            entries: Vec::new(),
+            pushed: None,
             batch: Batch::default(),
         })
     }
@@ -282,15 +289,12 @@ impl<'a> Work<'a> {
         }
     }
 
-    /// Appends to the audit trail and its indexes.
+    /// Appends to the audit trail: the write's entries are filed together
+    /// when it commits (see `trail.rs`).
     pub(super) fn audit(&mut self, mut entry: AuditEntry) {
         self.audit_seq += 1;
         entry.seq = self.audit_seq;
-        if let Some(sub) = entry.submission {
-            Key::AuditBySub(sub, entry.seq).put(&mut self.batch, Vec::new());
-        }
-        Key::AuditByUser(entry.user_id.clone(), entry.seq).put(&mut self.batch, Vec::new());
-        Key::Audit(entry.seq).put(&mut self.batch, encode(&entry));
+        self.entries.push(entry);
     }
 
     /// Writes everything, with both counters, in one atomic batch; releases
@@ -308,6 +312,7 @@ impl<'a> Work<'a> {
     /// later writer sees the records without it.
     pub(super) fn commit_then(mut self, written: impl FnOnce(&mut Writes)) -> Result<()> {
         self.update_rollups()?;
+        self.file_trail();
         Key::Meta(SEQ_KEY).put(&mut self.batch, self.seq.to_be_bytes());
         Key::Meta(AUDIT_SEQ_KEY).put(&mut self.batch, self.audit_seq.to_be_bytes());
         let (store, seq) = (self.store, self.seq);

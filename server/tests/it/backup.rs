@@ -344,7 +344,7 @@ fn check_names_what_is_broken() {
 
     // An audit entry goes missing: a gap, and index entries pointing nowhere.
     let mut batch = Batch::default();
-    batch.delete("audit", 2u64.to_be_bytes().to_vec());
+    batch.delete("writes", 2u64.to_be_bytes().to_vec());
     engine.commit(batch).unwrap();
     let problems = store.check().unwrap();
     assert!(problems.iter().any(|p| p.contains("gap")), "{problems:?}");

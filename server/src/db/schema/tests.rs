@@ -39,11 +39,14 @@ fn pinned() -> Vec<(Key, Vec<u8>)> {
         (Key::CommuneChange("ht.hk.x".into(), 7), cat(&[b"ht.hk.x\0", &[0, 0, 0, 0, 0, 0, 0, 7]])),
         (Key::CommuneChange(String::new(), 1), vec![0, 0, 0, 0, 0, 0, 0, 0, 1]),
         (Key::Device(device()), DEVICE.to_vec()),
+        // The earlier layout's, read by its migration.
         (Key::Result(device(), 3), cat(&[&DEVICE, &[0, 0, 0, 0, 0, 0, 0, 3]])),
         (Key::Digest(device(), 3), cat(&[&DEVICE, &[0, 0, 0, 0, 0, 0, 0, 3]])),
         (Key::Audit(1 << 40), vec![0, 0, 1, 0, 0, 0, 0, 0]),
-        (Key::AuditBySub(sub(), 9), cat(&[&SUB, &[0], &[0, 0, 0, 0, 0, 0, 0, 9]])),
-        (Key::AuditByUser("an".into(), 9), cat(&[b"an\0", &[0, 0, 0, 0, 0, 0, 0, 9]])),
+        (Key::Write(1 << 40), vec![0, 0, 1, 0, 0, 0, 0, 0]),
+        (Key::WriteBySub(sub(), 9), cat(&[&SUB, &[0], &[0, 0, 0, 0, 0, 0, 0, 9]])),
+        (Key::WriteByUser("an".into(), 9), cat(&[b"an\0", &[0, 0, 0, 0, 0, 0, 0, 9]])),
+        (Key::PushOf(device(), 258), cat(&[&DEVICE, &[0, 0, 0, 0, 0, 0, 1, 2]])),
         (Key::Closed("ha-tinh".into(), "2022-Q3".parse().unwrap()), b"ha-tinh\x002022-Q3".to_vec()),
         (Key::Closed("ha-tinh".into(), "2022-07".parse().unwrap()), b"ha-tinh\x002022-07".to_vec()),
         (Key::User("an".into()), b"an".to_vec()),
@@ -94,9 +97,20 @@ fn entities_keep_their_postcard_bytes() {
 
 #[test]
 fn records_keep_their_postcard_bytes() {
-    let device = DeviceState { last_mutation_id: 300, last_push_ms: 1, owner: "an".into() };
-    assert_eq!(encode(&device), vec![0xac, 0x02, 1, 2, b'a', b'n']);
-    assert_eq!(decode::<DeviceState>(DEVICES, &encode(&device)).unwrap(), device);
+    // A device record as earlier versions wrote it, then with the versioned
+    // tail (variant 0) holding how far its results are released.
+    let old = vec![0xac, 0x02, 1, 2, b'a', b'n'];
+    let state = DeviceState {
+        last_mutation_id: 300,
+        last_push_ms: 1,
+        owner: "an".into(),
+        released_through: 0,
+    };
+    assert_eq!(DeviceState::decode(&old).unwrap(), state);
+    let state = DeviceState { released_through: 299, ..state };
+    assert_eq!(state.encode(), cat(&[&old, &[0, 0xab, 0x02]]));
+    assert_eq!(DeviceState::decode(&state.encode()).unwrap(), state);
+    assert!(DeviceState::decode(&cat(&[&old, &[7]])).is_err(), "an unknown tail");
     let token = TokenInfo {
         id: "t".into(),
         user_id: "u".into(),
@@ -115,7 +129,26 @@ fn records_keep_their_postcard_bytes() {
             current: None,
         },
     };
-    assert_eq!(decode::<StoredResult>(RESULTS, &encode(&result)).unwrap(), result);
+    // The earlier layout's result record: digest, then the result.
+    let old = cat(&[&[7; 32], &[1, 0, 0, 0]]);
+    assert_eq!(encode(&result), old);
+    assert_eq!(decode::<StoredResult>(retired::RESULTS, &old).unwrap(), result);
+    // A write's record (variant 0): its entries, then its push (device, first
+    // id, digests, results).
+    let push = Pushed {
+        device: device(),
+        first_id: 3,
+        digests: vec![[7; 32]],
+        results: vec![result.result.clone()],
+    };
+    let write = Write { entries: vec![], push: Some(push) };
+    let bytes = write.encode();
+    assert_eq!(bytes, cat(&[&[0, 0, 1, 16], &DEVICE, &[3, 1], &[7; 32], &[1, 1, 0, 0, 0]]));
+    assert_eq!(Write::decode(&bytes).unwrap(), write);
+    assert_eq!(PushRef::Trail(300).encode(), vec![0, 0, 0xac, 0x02]);
+    let kept = PushRef::Kept { digests: vec![[7; 32]], results: vec![None] };
+    assert_eq!(kept.encode(), cat(&[&[0, 1, 1], &[7; 32], &[1, 0]]));
+    assert_eq!(PushRef::decode(&kept.encode()).unwrap(), kept);
     let enrollment = Enrollment {
         id: "e".into(),
         user_id: "u".into(),
@@ -154,8 +187,8 @@ fn prefixes_cover_exactly_their_keys() {
         (Prefix::RevisionsOf(sub(), &road), Key::Revision(sub(), road.clone(), 4)),
         (Prefix::InCommune("c"), Key::SubmissionInCommune("c".into(), sub())),
         (Prefix::CommuneChanges("c"), Key::CommuneChange("c".into(), 4)),
-        (Prefix::AuditBySub(sub()), Key::AuditBySub(sub(), 4)),
-        (Prefix::AuditByUser("an"), Key::AuditByUser("an".into(), 4)),
+        (Prefix::WritesOf(sub()), Key::WriteBySub(sub(), 4)),
+        (Prefix::WritesBy("an"), Key::WriteByUser("an".into(), 4)),
         (Prefix::EnrollmentsOf("an"), Key::EnrollmentByUser("an".into(), "e".into())),
         (
             Prefix::Cells(ROLLUPS, "2022".parse().unwrap(), "ht"),

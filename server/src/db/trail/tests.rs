@@ -1,0 +1,378 @@
+//! The trail's layout: what one push costs it, history paged across a
+//! write of many entries, and a store in the earlier layout (one record per
+//! entry, result and digest) migrated on open, even after a kill.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use fieldsync::access::{Role, User};
+use fieldsync::sync::{AuditEntry, Mutation, MutationResult, Outcome, RawValue};
+use fieldsync::{demo, DeviceId, Hlc, Period, SubmissionId};
+use fieldsync_store::{Batch, Engine, Entries, Memory};
+
+use super::super::schema::{
+    encode, retired, Key, StoredResult, Write, DEVICES, TRAIL_KEY, TREES, WRITES, WRITES_BY_DEVICE,
+    WRITES_BY_SUB, WRITES_BY_USER,
+};
+use super::super::{Error, HistoryQuery, Store};
+
+fn user(id: &str, role: Role) -> User {
+    let areas = match role {
+        Role::Admin => vec![],
+        _ => vec![demo::PROVINCE.into()],
+    };
+    User { id: id.into(), name: id.to_uppercase(), role, areas, disabled: false }
+}
+
+fn device(n: u128) -> DeviceId {
+    DeviceId(uuid::Uuid::from_u128(n))
+}
+
+/// A note for `village` in 2022, under mutation `id`.
+fn note(id: u64, village: &str, text: &str) -> Mutation {
+    Mutation {
+        id,
+        village_id: village.into(),
+        period: "2022".into(),
+        field: "note".into(),
+        value: RawValue::Text(text.into()),
+        base_version: 0,
+        hlc: Hlc(id),
+        author: "An".into(),
+    }
+}
+
+/// Two villages of the demo's sample commune.
+fn villages(store: &Store) -> (String, String) {
+    let catalogue = store.catalogue();
+    let all = catalogue.units_at(fieldsync::Level::Village, Some(demo::SAMPLE_COMMUNE));
+    (all[0].id.clone(), all[1].id.clone())
+}
+
+/// Records per tree, over the store's trees and those earlier layouts kept.
+fn records_per_tree(engine: &dyn Engine) -> BTreeMap<&'static str, i64> {
+    let mut trees: Vec<&'static str> = TREES.to_vec();
+    trees.extend(retired::MIGRATED);
+    trees.into_iter().map(|t| (t, engine.iter_all(t).count() as i64)).collect()
+}
+
+fn moved(
+    a: &BTreeMap<&'static str, i64>,
+    b: &BTreeMap<&'static str, i64>,
+) -> Vec<(&'static str, i64)> {
+    a.iter().map(|(t, n)| (*t, b[t] - n)).filter(|(_, d)| *d != 0).collect()
+}
+
+/// The trees of the audit trail and of pushes' results, old and new.
+fn trail_part(moves: &[(&'static str, i64)]) -> Vec<(&'static str, i64)> {
+    let trail = [WRITES, WRITES_BY_USER, WRITES_BY_SUB, WRITES_BY_DEVICE];
+    let trail: Vec<&str> = trail.into_iter().chain(retired::MIGRATED).collect();
+    moves.iter().copied().filter(|(t, _)| trail.contains(t)).collect()
+}
+
+/// One push of N new values in one report costs the trail one record, one
+/// entry in each of its indexes and the pointer its replays use, whatever
+/// N; acknowledging the results later costs it nothing. (The earlier
+/// layout wrote 4 records per value and, on release, 2 more.)
+#[test]
+fn a_push_costs_the_trail_a_record_and_one_per_report_not_one_per_value() {
+    for n in [1u64, 10, 200] {
+        let engine = Arc::new(Memory::new());
+        let store = Store::open(engine.clone(), demo::catalogue).unwrap();
+        let (village, _) = villages(&store);
+        let notes: Vec<Mutation> = (1..=n).map(|i| note(i, &village, &format!("n{i}"))).collect();
+        let surveyor = user("an", Role::Surveyor);
+        let before = records_per_tree(engine.as_ref());
+        store.push(&surveyor, device(1), &notes, 0, 1).unwrap();
+        let pushed = records_per_tree(engine.as_ref());
+        let moves = moved(&before, &pushed);
+        eprintln!("{n} values, records added per tree: {moves:?}");
+        let expected =
+            vec![(WRITES, 1), (WRITES_BY_DEVICE, 1), (WRITES_BY_SUB, 1), (WRITES_BY_USER, 1)];
+        let mut trail = trail_part(&moves);
+        trail.sort();
+        assert_eq!(trail, expected, "{n} values");
+        store.push(&surveyor, device(1), &[], n, 2).unwrap();
+        let released = moved(&pushed, &records_per_tree(engine.as_ref()));
+        assert_eq!(trail_part(&released), vec![], "releasing {n} results");
+        let replay = store.push(&surveyor, device(1), &notes[..1], n, 3).unwrap();
+        assert_eq!(replay[0].outcome, Outcome::Forgotten, "a released result is forgotten");
+        assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    }
+}
+
+/// A store with a push of many entries across two reports between other
+/// writes, and every reader's whole history of it.
+pub(in crate::db) fn busy_store(engine: Arc<dyn Engine>) -> (Store, SubmissionId) {
+    let store = Store::open(engine, demo::catalogue).unwrap();
+    let (a, b) = villages(&store);
+    let (admin, an) = (user("admin", Role::Admin), user("an", Role::Surveyor));
+    let binh = user("binh", Role::Surveyor);
+    store.push(&an, device(1), &[note(1, &a, "first")], 0, 1).unwrap();
+    let many: Vec<Mutation> =
+        (2..=40).map(|i| note(i, if i % 3 == 0 { &b } else { &a }, &format!("{i}"))).collect();
+    store.push(&an, device(1), &many, 1, 2).unwrap();
+    let period: Period = "2022".parse().unwrap();
+    store.set_period_closed(&admin, demo::SAMPLE_COMMUNE, period, true, 3).unwrap();
+    store.set_period_closed(&admin, demo::SAMPLE_COMMUNE, period, false, 4).unwrap();
+    store.push(&binh, device(2), &[note(1, &b, "binh"), note(2, &a, "binh")], 0, 5).unwrap();
+    (store, SubmissionId::of(&a, period))
+}
+
+fn history(store: &Store, query: HistoryQuery) -> Vec<AuditEntry> {
+    store.history(&user("admin", Role::Admin), &query).unwrap()
+}
+
+/// Pages of `limit` entries either way, with `after` or `before` from the
+/// last entry of each page, until an empty page.
+fn paged(store: &Store, query: &HistoryQuery, limit: usize, newest_first: bool) -> Vec<AuditEntry> {
+    let mut out: Vec<AuditEntry> = Vec::new();
+    loop {
+        let cursor = out.last().map_or(0, |e| e.seq);
+        let (after, before) = if newest_first { (0, cursor) } else { (cursor, 0) };
+        let q = HistoryQuery { limit, newest_first, after, before, ..query.clone() };
+        let page = history(store, q);
+        assert!(page.len() <= limit);
+        if page.is_empty() {
+            return out;
+        }
+        out.extend(page);
+    }
+}
+
+#[test]
+fn history_pages_through_a_write_of_many_entries_either_way() {
+    let (store, sub) = busy_store(Arc::new(Memory::new()));
+    let all = history(&store, HistoryQuery { limit: 10_000, ..Default::default() });
+    let head = all.len() as u64;
+    assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=head).collect::<Vec<_>>());
+    assert!(all.iter().filter(|e| e.at_ms == 2).count() > 30, "one write of many entries");
+    let queries = [
+        (HistoryQuery::default(), all.clone()),
+        (
+            HistoryQuery { submission: Some(sub), ..Default::default() },
+            all.iter().filter(|e| e.submission == Some(sub)).cloned().collect(),
+        ),
+        (
+            HistoryQuery { user_id: Some("an".into()), ..Default::default() },
+            all.iter().filter(|e| e.user_id == "an").cloned().collect(),
+        ),
+    ];
+    for (query, expected) in queries {
+        assert!(expected.len() > 20, "{query:?}");
+        for limit in [1, 4, 7, 13] {
+            assert_eq!(paged(&store, &query, limit, false), expected, "{query:?} by {limit}");
+            let mut back = paged(&store, &query, limit, true);
+            back.reverse();
+            assert_eq!(back, expected, "{query:?} newest first by {limit}");
+        }
+        // A cursor inside the write of many entries reads on from there.
+        let mid = expected[expected.len() / 2].seq;
+        let after = history(&store, HistoryQuery { after: mid, limit: 10_000, ..query.clone() });
+        let later: Vec<AuditEntry> = expected.iter().filter(|e| e.seq > mid).cloned().collect();
+        assert_eq!(after, later, "{query:?} after {mid}");
+    }
+    assert_eq!(
+        store.audit_of(sub).unwrap(),
+        history(
+            &store,
+            HistoryQuery { submission: Some(sub), limit: 10_000, ..Default::default() }
+        )
+    );
+}
+
+/// `prefix ‖ 0 ‖ seq`: the key of the earlier layout's audit indexes.
+fn old_index(prefix: &[u8], seq: u64) -> Vec<u8> {
+    [prefix, &[0], &seq.to_be_bytes()].concat()
+}
+
+/// Rewrites the trail and the results of a store in the earlier layout:
+/// one `audit` record per entry with its two index entries, a `results`
+/// record per unreleased result and a `digests` record per released one,
+/// device records without the released mark, and no marker.
+pub(in crate::db) fn to_old_layout(engine: &dyn Engine) {
+    let mut batch = Batch::default();
+    let mut released = BTreeMap::new();
+    for entry in engine.iter_all(DEVICES) {
+        let (key, bytes) = entry.unwrap();
+        let state = super::super::schema::DeviceState::decode(&bytes).unwrap();
+        released.insert(key.clone(), state.released_through);
+        let old = (state.last_mutation_id, state.last_push_ms, state.owner.as_str());
+        batch.put(DEVICES, key, encode(&old));
+    }
+    for entry in engine.iter_all(WRITES) {
+        let (key, bytes) = entry.unwrap();
+        let write = Write::decode(&bytes).unwrap();
+        for e in &write.entries {
+            Key::Audit(e.seq).put(&mut batch, encode(e));
+            batch.put(retired::AUDIT_BY_USER, old_index(e.user_id.as_bytes(), e.seq), vec![]);
+            if let Some(sub) = e.submission {
+                batch.put(retired::AUDIT_BY_SUB, old_index(sub.0.as_bytes(), e.seq), vec![]);
+            }
+        }
+        if let Some(p) = write.push {
+            let through = released[&p.device.0.as_bytes().to_vec()];
+            for ((digest, result), id) in p.digests.into_iter().zip(p.results).zip(p.first_id..) {
+                match id <= through {
+                    true => Key::Digest(p.device, id).put(&mut batch, digest.to_vec()),
+                    false => Key::Result(p.device, id)
+                        .put(&mut batch, encode(&StoredResult { digest, result })),
+                }
+            }
+        }
+        batch.delete(WRITES, key);
+    }
+    for tree in [WRITES_BY_USER, WRITES_BY_SUB, WRITES_BY_DEVICE] {
+        for entry in engine.iter_all(tree) {
+            batch.delete(tree, entry.unwrap().0);
+        }
+    }
+    batch.delete(super::super::schema::META, TRAIL_KEY.to_vec());
+    engine.commit(batch).unwrap();
+}
+
+/// Every reader's history, and the replays of every mutation sent.
+pub(in crate::db) type Answers = (Vec<Vec<AuditEntry>>, Vec<Vec<MutationResult>>);
+
+/// What a store answers that its trail and results decide: every reader's
+/// history and the replays of every mutation sent.
+pub(in crate::db) fn answers(store: &Store, sub: SubmissionId) -> Answers {
+    let queries = [
+        HistoryQuery { limit: 10_000, ..Default::default() },
+        HistoryQuery { submission: Some(sub), limit: 10_000, ..Default::default() },
+        HistoryQuery {
+            user_id: Some("an".into()),
+            newest_first: true,
+            limit: 9,
+            ..Default::default()
+        },
+    ];
+    let histories = queries.into_iter().map(|q| history(store, q)).collect();
+    let (a, b) = villages(store);
+    let mut replays = Vec::new();
+    let an = user("an", Role::Surveyor);
+    let many: Vec<Mutation> = (1..=40)
+        .map(|i| match i {
+            1 => note(1, &a, "first"),
+            _ => note(i, if i % 3 == 0 { &b } else { &a }, &format!("{i}")),
+        })
+        .collect();
+    replays.push(store.push(&an, device(1), &many, 0, 9).unwrap());
+    let binh = user("binh", Role::Surveyor);
+    replays.push(
+        store.push(&binh, device(2), &[note(1, &b, "binh"), note(2, &a, "binh")], 0, 9).unwrap(),
+    );
+    (histories, replays)
+}
+
+/// A different mutation under a used id is refused, released or not.
+fn refuses_reused_ids(store: &Store) {
+    let (a, _) = villages(store);
+    let an = user("an", Role::Surveyor);
+    for id in [1, 30] {
+        let err = store.push(&an, device(1), &[note(id, &a, "other")], 0, 10).unwrap_err();
+        assert!(matches!(err, Error::Reused { last: 40, .. }), "{id}: {err}");
+    }
+}
+
+#[test]
+fn a_store_in_the_earlier_layout_is_migrated_on_open_and_answers_as_before() {
+    let engine = Arc::new(Memory::new());
+    let (store, sub) = busy_store(engine.clone());
+    let before = answers(&store, sub);
+    assert!(before.1[0][..1].iter().all(|r| r.outcome == Outcome::Forgotten));
+    assert!(before.1[0][1..].iter().all(|r| r.outcome != Outcome::Forgotten));
+    drop(store);
+    to_old_layout(engine.as_ref());
+    assert!(engine.last(WRITES).unwrap().is_none());
+    let store = Store::open(engine.clone(), demo::catalogue).unwrap();
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    for tree in retired::MIGRATED {
+        assert!(engine.last(tree).unwrap().is_none(), "{tree} is emptied");
+    }
+    assert_eq!(answers(&store, sub), before);
+    refuses_reused_ids(&store);
+    // New writes go on from the migrated trail.
+    let (a, _) = villages(&store);
+    let an = user("an", Role::Surveyor);
+    let applied = store.push(&an, device(1), &[note(41, &a, "after")], 40, 11).unwrap();
+    assert_eq!(applied[0].outcome, Outcome::Applied);
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    let replay = store.push(&an, device(1), &[note(41, &a, "after")], 0, 12).unwrap();
+    assert_eq!(replay, applied);
+}
+
+/// An engine that fails every write after the first `left`, as a server
+/// killed part way through would have stopped writing.
+struct Dying {
+    inner: Arc<Memory>,
+    left: AtomicUsize,
+}
+
+impl Engine for Dying {
+    fn get(&self, tree: &'static str, key: &[u8]) -> fieldsync_store::Result<Option<Vec<u8>>> {
+        self.inner.get(tree, key)
+    }
+    fn scan(
+        &self,
+        tree: &'static str,
+        from: std::ops::Bound<&[u8]>,
+        to: std::ops::Bound<&[u8]>,
+        limit: usize,
+    ) -> fieldsync_store::Result<Entries> {
+        self.inner.scan(tree, from, to, limit)
+    }
+    fn scan_rev(
+        &self,
+        tree: &'static str,
+        from: std::ops::Bound<&[u8]>,
+        to: std::ops::Bound<&[u8]>,
+        limit: usize,
+    ) -> fieldsync_store::Result<Entries> {
+        self.inner.scan_rev(tree, from, to, limit)
+    }
+    fn last(&self, tree: &'static str) -> fieldsync_store::Result<Option<(Vec<u8>, Vec<u8>)>> {
+        self.inner.last(tree)
+    }
+    fn write(&self, batch: Batch) -> fieldsync_store::Result<()> {
+        match self.left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) {
+            Ok(_) => self.inner.write(batch),
+            Err(_) => Err(fieldsync_store::Error::Other("killed".into())),
+        }
+    }
+    fn flush(&self) -> fieldsync_store::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[test]
+fn a_migration_killed_after_any_batch_finishes_when_opened_again() {
+    let source = Arc::new(Memory::new());
+    let (store, sub) = busy_store(source.clone());
+    let before = answers(&store, sub);
+    drop(store);
+    to_old_layout(source.as_ref());
+    let old = records_per_tree(source.as_ref());
+    let mut killed = 0;
+    for left in 0.. {
+        let engine = Arc::new(Memory::new());
+        let mut copy = Batch::default();
+        for tree in old.keys() {
+            for entry in (source.as_ref() as &dyn Engine).iter_all(tree) {
+                let (key, value) = entry.unwrap();
+                copy.put(tree, key, value);
+            }
+        }
+        engine.commit(copy).unwrap();
+        let dying = Arc::new(Dying { inner: engine.clone(), left: AtomicUsize::new(left) });
+        if Store::open(dying, demo::catalogue).is_ok() {
+            break;
+        }
+        killed += 1;
+        let store = Store::open(engine.clone(), demo::catalogue).unwrap();
+        assert_eq!(store.check().unwrap(), Vec::<String>::new(), "killed after {left} batches");
+        assert_eq!(answers(&store, sub), before, "killed after {left} batches");
+    }
+    assert!(killed >= 4, "the migration writes in several batches ({killed})");
+}
