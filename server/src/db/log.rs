@@ -202,3 +202,6 @@ impl Work<'_> {
         Ok(self.seq)
     }
 }
+
+#[cfg(test)]
+mod tests;
