@@ -19,13 +19,16 @@ use std::sync::Arc;
 use fieldsync_store::{Batch, Engine, Scanning, Sled, Snapshot};
 use sha2::{Digest, Sha256};
 
-use super::schema::TREES;
+use super::schema::{retired, TREES};
 use super::{Error, Result, Store};
 
 /// Trees older stores held and their backups may carry: read (they count in
 /// the checksum) but not restored. `changes_by_district` was the change
 /// log's cut by district; opening the restored store cuts it by commune.
-const RETIRED_TREES: &[&str] = &["changes_by_district"];
+/// `entity_seq` found each entity's one entry when the log moved entities
+/// to its head; opening the restored store makes the log one entry per
+/// commit without it.
+const RETIRED_TREES: &[&str] = &[retired::CHANGES_BY_DISTRICT, retired::ENTITY_SEQ];
 
 const MAGIC: &[u8; 16] = b"fieldsync-backup";
 const VERSION: u32 = 1;

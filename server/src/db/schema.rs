@@ -6,19 +6,25 @@
 //!
 //! Trees (keys → values, values postcard-encoded):
 //! - `meta`: `seq` → head of the change log; `audit_seq` → head of the audit
-//!   trail; `catalogue` → the catalogue; `cut`, `submissions_by_commune` →
-//!   markers of migrations done.
+//!   trail; `catalogue` → the catalogue; `cut`, `submissions_by_commune`,
+//!   `log` → markers of migrations done.
 //! - `fields`: submission ‖ field → [`FieldState`].
 //! - `revisions`: submission ‖ field ‖ 0 ‖ version → [`FieldState`]; every
 //!   value a field held.
-//! - `conflicts`: submission ‖ field → [`Conflict`], open or settled.
-//! - `submissions`: submission → [`SubmissionHeader`] (with its review).
+//! - `conflicts`: submission ‖ field → [`Conflict`], open or settled, then
+//!   the sequence number of its last change (see [`with_seq`]).
+//! - `submissions`: submission → [`SubmissionHeader`] (with its review),
+//!   then the sequence number of its last change (see [`with_seq`]).
 //! - `submissions_by_commune`: commune ‖ 0 ‖ submission → (), so that
 //!   listing an area reads only its communes' reports.
-//! - `changes`: seq → entity key; one entry per entity, at its latest change.
-//! - `changes_by_commune`: commune ‖ 0 ‖ seq → entity key: the same log cut
-//!   by commune, so a tablet's pull reads only its communes' changes.
-//! - `entity_seq`: entity key → seq; finds the entry to move.
+//! - `changes`: seq → [`LogEntry`]: one entry per commit, under the commit's
+//!   last sequence number, listing every entity it changed with the
+//!   sequence number of that change. Append-only: an entity changed again
+//!   later is listed again later, and its earlier listings are superseded
+//!   (its record says which change is its latest).
+//! - `changes_by_commune`: commune ‖ 0 ‖ seq → [`LogEntry`]: the same log cut
+//!   by commune (one entry per commune a commit touched, under the same
+//!   seq), so a tablet's pull reads only its communes' changes.
 //! - `devices`: device → [`DeviceState`]; `results`: device ‖ mutation id →
 //!   [`StoredResult`].
 //! - `digests`: device ‖ mutation id → SHA-256 of the mutation, kept once its
@@ -56,7 +62,6 @@ pub(super) const FIELDS: &str = "fields";
 pub(super) const REVISIONS: &str = "revisions";
 pub(super) const CONFLICTS: &str = "conflicts";
 pub(super) const CHANGES: &str = "changes";
-pub(super) const ENTITY_SEQ: &str = "entity_seq";
 pub(super) const SUBMISSIONS: &str = "submissions";
 pub(super) const DEVICES: &str = "devices";
 pub(super) const RESULTS: &str = "results";
@@ -80,6 +85,9 @@ pub(super) const SUBMISSIONS_BY_COMMUNE: &str = "submissions_by_commune";
 pub(super) mod retired {
     /// The earlier cut of the change log, by district (see `migrate.rs`).
     pub(in crate::db) const CHANGES_BY_DISTRICT: &str = "changes_by_district";
+    /// Entity → the sequence number of its one entry, when the log moved
+    /// each entity to its head (see `migrate.rs`).
+    pub(in crate::db) const ENTITY_SEQ: &str = "entity_seq";
 }
 
 /// Every tree of the store, for backups: a new tree must be listed here.
@@ -89,7 +97,6 @@ pub(super) const TREES: &[&str] = &[
     REVISIONS,
     CONFLICTS,
     CHANGES,
-    ENTITY_SEQ,
     SUBMISSIONS,
     DEVICES,
     RESULTS,
@@ -122,6 +129,10 @@ pub(super) const CUT_KEY: &[u8] = b"cut";
 /// Present once every submission is in `submissions_by_commune` (stores
 /// written before that index get it when opened).
 pub(super) const BY_COMMUNE_KEY: &[u8] = b"submissions_by_commune";
+/// Present once the change log holds one entry per commit and the records
+/// carry the sequence number of their last change (stores written before
+/// get it when opened).
+pub(super) const LOG_KEY: &[u8] = b"log";
 
 /// The key of one record, typed: which tree it lives in and what names it.
 /// [`Key::encode`] and [`Key::decode`] are the only place key bytes are
@@ -140,7 +151,6 @@ pub(super) enum Key {
     Change(u64),
     /// An entry of one commune's cut of the change log.
     CommuneChange(String, u64),
-    EntitySeq(Entity),
     Device(DeviceId),
     /// A mutation's result, by device and mutation id.
     Result(DeviceId, u64),
@@ -191,7 +201,6 @@ impl Key {
             Key::SubmissionInCommune(..) => SUBMISSIONS_BY_COMMUNE,
             Key::Change(_) => CHANGES,
             Key::CommuneChange(..) => CHANGES_BY_COMMUNE,
-            Key::EntitySeq(_) => ENTITY_SEQ,
             Key::Device(_) => DEVICES,
             Key::Result(..) => RESULTS,
             Key::Digest(..) => DIGESTS,
@@ -225,7 +234,6 @@ impl Key {
             Key::SubmissionInCommune(cut, sub) => pair(cut.as_bytes(), sub.0.as_bytes()),
             Key::Change(seq) | Key::Audit(seq) => seq.to_be_bytes().to_vec(),
             Key::CommuneChange(cut, seq) => indexed(cut.as_bytes(), *seq),
-            Key::EntitySeq(entity) => entity.key(),
             Key::Device(device) => device.0.as_bytes().to_vec(),
             Key::Result(device, id) | Key::Digest(device, id) => {
                 [device.0.as_bytes().as_slice(), &id.to_be_bytes()].concat()
@@ -275,7 +283,6 @@ impl Key {
                 let (cut, seq) = raw.indexed()?;
                 Key::CommuneChange(raw.text(cut)?, seq)
             }
-            ENTITY_SEQ => Key::EntitySeq(decode(tree, bytes)?),
             DEVICES => Key::Device(DeviceId(raw.id16(bytes)?)),
             RESULTS | DIGESTS => {
                 let (device, id) =
@@ -491,8 +498,8 @@ pub(super) enum Entity {
 }
 
 impl Entity {
-    /// The entity's bytes: the value of its change-log entries and its key
-    /// in `entity_seq`.
+    /// The entity's bytes: an entry of the log as old stores wrote it.
+    #[cfg(test)]
     pub(super) fn key(&self) -> Vec<u8> {
         encode(self)
     }
@@ -510,6 +517,70 @@ impl Entity {
         match self {
             Entity::Field(sub, _) | Entity::Conflict(sub, _) | Entity::Review(sub) => *sub,
         }
+    }
+}
+
+/// An entry of the change log, or of one commune's cut of it: the entities
+/// one commit changed, each once, with the sequence number of its change in
+/// that commit, in sequence order. The entry's key is the commit's last
+/// sequence number, so entries sort in commit order and a cursor inside a
+/// commit (one of its sequence numbers) still reads the entry's later part.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct LogEntry(pub(super) Vec<(u64, Entity)>);
+
+/// The stored form of a [`LogEntry`]. The first three variants are the
+/// shape the log had when it moved each entity to its head: one entity per
+/// entry, changed at the entry's own sequence number (their bytes are an
+/// [`Entity`]'s); they are read as such, so a log half migrated reads whole.
+#[derive(Serialize, Deserialize)]
+enum StoredEntry {
+    Field(SubmissionId, FieldKey),
+    Conflict(SubmissionId, FieldKey),
+    Review(SubmissionId),
+    V1(Vec<(u64, Entity)>),
+}
+
+impl LogEntry {
+    pub(super) fn encode(&self) -> Vec<u8> {
+        encode(&StoredEntry::V1(self.0.clone()))
+    }
+
+    /// The entry stored under sequence number `seq` of `tree`, and whether
+    /// it has the one-entity shape of old stores.
+    pub(super) fn decode(tree: &'static str, seq: u64, bytes: &[u8]) -> Result<(LogEntry, bool)> {
+        let old =
+            |entity| -> Result<(LogEntry, bool)> { Ok((LogEntry(vec![(seq, entity)]), true)) };
+        match decode(tree, bytes)? {
+            StoredEntry::Field(sub, field) => old(Entity::Field(sub, field)),
+            StoredEntry::Conflict(sub, field) => old(Entity::Conflict(sub, field)),
+            StoredEntry::Review(sub) => old(Entity::Review(sub)),
+            StoredEntry::V1(listed) => Ok((LogEntry(listed), false)),
+        }
+    }
+}
+
+/// A record of `conflicts` or `submissions` as stored: its postcard bytes,
+/// then the big-endian sequence number of its last change, so that a pull
+/// reading an entity's listing in the log can tell, from the record alone,
+/// whether a later listing supersedes it (a field's `version` already is
+/// that number). postcard reads a value and ignores what follows it, so
+/// every other reader of these records reads them as before.
+pub(super) fn with_seq(mut record: Vec<u8>, seq: u64) -> Vec<u8> {
+    record.extend_from_slice(&seq.to_be_bytes());
+    record
+}
+
+/// A record written by [`with_seq`], and the sequence number of its last
+/// change (`None`: a record of a store not yet migrated, which has none).
+pub(super) fn decode_with_seq<T: DeserializeOwned>(
+    tree: &'static str,
+    bytes: &[u8],
+) -> Result<(T, Option<u64>)> {
+    let (value, rest) = postcard::take_from_bytes(bytes)
+        .map_err(|e| Error::Corrupt { tree, why: e.to_string() })?;
+    match rest.len() {
+        0 => Ok((value, None)),
+        _ => Ok((value, Some(read_u64(tree, rest)?))),
     }
 }
 
