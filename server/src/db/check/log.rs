@@ -187,6 +187,9 @@ impl Store {
     /// the number after a conflict's or header's record) is listed, for
     /// that entity, in the entry of the commit that made it.
     pub(super) fn check_latest_listed(&self, problems: &mut Problems) -> Result<()> {
+        // The entry read last, as a set: the records of one big commit
+        // are looked up in it without reading it again for each.
+        let mut last: Option<(u64, HashSet<(u64, Entity)>)> = None;
         for tree in [FIELDS, CONFLICTS, SUBMISSIONS] {
             self.each_entry(tree, |key, value| {
                 let (entity, seq) = match Key::decode(tree, key) {
@@ -204,41 +207,53 @@ impl Store {
                     ),
                     _ => return Ok(()), // reported with the records
                 };
-                match seq {
-                    Some(seq) => self.check_listed(problems, &entity, seq),
-                    None => {
-                        problems.add(format!(
-                            "{} cannot be read or does not say its latest change",
-                            what(&entity)
-                        ));
-                        Ok(())
-                    }
+                let Some(seq) = seq else {
+                    problems.add(format!(
+                        "{} cannot be read or does not say its latest change",
+                        what(&entity)
+                    ));
+                    return Ok(());
+                };
+                if !self.listed(&mut last, seq, entity.clone())? {
+                    problems.add(format!(
+                        "{}'s latest change {seq} is not listed in the change log",
+                        what(&entity)
+                    ));
                 }
+                Ok(())
             })?;
         }
         Ok(())
     }
 
-    /// `entity`'s change `seq` is listed in the log's entry of its commit
-    /// (the first entry at or after `seq`).
-    fn check_listed(&self, problems: &mut Problems, entity: &Entity, seq: u64) -> Result<()> {
+    /// Whether `entity`'s change `seq` is listed in the log's entry of its
+    /// commit (the first entry at or after `seq`), read into `last` unless
+    /// it is the one there.
+    fn listed(
+        &self,
+        last: &mut Option<(u64, HashSet<(u64, Entity)>)>,
+        seq: u64,
+        entity: Entity,
+    ) -> Result<bool> {
+        let change = (seq, entity);
+        // Each change is listed once: found in the entry read last, it is
+        // listed in its commit's.
+        if last.as_ref().is_some_and(|(_, listed)| listed.contains(&change)) {
+            return Ok(true);
+        }
         let from = Key::Change(seq).encode();
         let found =
             self.engine.iter(CHANGES, Bound::Included(&from), Bound::Unbounded).chunk(1).next();
-        let listed = match found.transpose()? {
-            None => false,
-            Some((key, value)) => {
-                let at = read_u64(CHANGES, &key)?;
-                LogEntry::decode(CHANGES, at, &value)
-                    .is_ok_and(|(entry, _)| entry.0.iter().any(|(s, e)| *s == seq && e == entity))
-            }
+        let Some((key, value)) = found.transpose()? else {
+            return Ok(false);
         };
-        if !listed {
-            problems.add(format!(
-                "{}'s latest change {seq} is not listed in the change log",
-                what(entity)
-            ));
-        }
-        Ok(())
+        let at = read_u64(CHANGES, &key)?;
+        let Ok((entry, _)) = LogEntry::decode(CHANGES, at, &value) else {
+            return Ok(false);
+        };
+        let listed: HashSet<(u64, Entity)> = entry.0.into_iter().collect();
+        let found = listed.contains(&change);
+        *last = Some((at, listed));
+        Ok(found)
     }
 }
