@@ -303,4 +303,4 @@ impl Work<'_> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -35,7 +35,11 @@ impl LogEntry {
 
     /// The entry stored under sequence number `seq` of `tree`, and whether
     /// it has the one-entity shape of old stores.
-    pub(in crate::db) fn decode(tree: &'static str, seq: u64, bytes: &[u8]) -> Result<(LogEntry, bool)> {
+    pub(in crate::db) fn decode(
+        tree: &'static str,
+        seq: u64,
+        bytes: &[u8],
+    ) -> Result<(LogEntry, bool)> {
         let old =
             |entity| -> Result<(LogEntry, bool)> { Ok((LogEntry(vec![(seq, entity)]), true)) };
         match decode(tree, bytes)? {
