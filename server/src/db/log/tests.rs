@@ -247,7 +247,7 @@ fn a_commit_in_two_communes_is_paged_whole_for_a_caller_of_both() {
             ["note", "road_km"].map(|field| {
                 let id = (i * 2) as u64 + if field == "note" { 1 } else { 2 };
                 let value = match field {
-                    "note" => RawValue::Text(format!("{v}")),
+                    "note" => RawValue::Text(v.clone()),
                     _ => RawValue::Amount("2".into()),
                 };
                 Mutation { village_id: v.clone(), ..mutation(id, "2022", field, value) }
@@ -439,7 +439,7 @@ fn a_migration_killed_at_any_batch_resumes_when_opened_again() {
         for tree in TREES.iter().chain([&ENTITY_SEQ]) {
             for entry in (source.as_ref() as &dyn Engine).iter_all(tree) {
                 let (key, value) = entry.unwrap();
-                copy.put(*tree, key, value);
+                copy.put(tree, key, value);
             }
         }
         memory.commit(copy).unwrap();
