@@ -71,6 +71,12 @@ impl Batch {
         self.ops.is_empty()
     }
 
+    /// Each write in order: its tree, its key, and its value (`None`: a
+    /// delete). For engines that wrap another, and for tests that count.
+    pub fn writes(&self) -> impl Iterator<Item = (&'static str, &[u8], Option<&[u8]>)> {
+        self.ops.iter().map(|w| (w.tree, w.key.as_slice(), w.value.as_deref()))
+    }
+
     pub fn len(&self) -> usize {
         self.ops.len()
     }

@@ -26,8 +26,10 @@ use super::{Error, Result, Store};
 /// the checksum) but not restored. `changes_by_district` was the change
 /// log's cut by district; opening the restored store cuts it by commune.
 /// (The older audit trail and results, `retired::MIGRATED`, are restored:
-/// opening the restored store moves them.)
-const RETIRED_TREES: &[&str] = &["changes_by_district"];
+/// opening the restored store moves them.) `entity_seq` found each
+/// entity's one entry when the log moved entities to its head; opening the
+/// restored store makes the log one entry per commit without it.
+const RETIRED_TREES: &[&str] = &[retired::CHANGES_BY_DISTRICT, retired::ENTITY_SEQ];
 
 const MAGIC: &[u8; 16] = b"fieldsync-backup";
 const VERSION: u32 = 1;
@@ -393,11 +395,9 @@ mod tests {
     use fieldsync_store::Memory;
     use std::ops::Bound;
 
-    /// A backup of a store from before the change log was cut by commune
-    /// (a `changes_by_district` tree, no `cut` marker) restores, and the
-    /// restored store is cut by commune when opened.
-    #[test]
-    fn a_backup_with_the_retired_district_cut_restores() {
+    /// A store with one value pushed by its surveyor, on an engine the
+    /// caller keeps.
+    fn one_value_pushed() -> (Arc<Memory>, Store, User) {
         let engine = Arc::new(Memory::new());
         let store = Store::open(engine.clone(), fieldsync::demo::catalogue).unwrap();
         let surveyor = User {
@@ -419,6 +419,15 @@ mod tests {
         };
         let device = fieldsync::DeviceId(uuid::Uuid::from_u128(1));
         store.push(&surveyor, device, &[m], 0, 1).unwrap();
+        (engine, store, surveyor)
+    }
+
+    /// A backup of a store from before the change log was cut by commune
+    /// (a `changes_by_district` tree, no `cut` marker) restores, and the
+    /// restored store is cut by commune when opened.
+    #[test]
+    fn a_backup_with_the_retired_district_cut_restores() {
+        let (engine, store, surveyor) = one_value_pushed();
         let expected = store.pull(&surveyor, 0, 100).unwrap();
         let mut old = Batch::default();
         old.delete(super::super::schema::META, super::super::schema::CUT_KEY.to_vec());
@@ -468,6 +477,28 @@ mod tests {
         for tree in retired::MIGRATED {
             assert!(copy.last(tree).unwrap().is_none(), "{tree} is emptied");
         }
+    }
+
+    /// A backup of a store in the layout that moved each entity to the
+    /// head of the log (with `entity_seq`) restores, and the restored store
+    /// gets one entry per commit when opened, and pulls the same.
+    #[test]
+    fn a_backup_of_the_old_log_layout_restores_and_is_migrated() {
+        let (engine, store, surveyor) = one_value_pushed();
+        let expected = store.pull(&surveyor, 0, 100).unwrap();
+        crate::db::log::tests::write_old_layout(engine.as_ref(), &store.catalogue());
+        assert!(engine.last(retired::ENTITY_SEQ).unwrap().is_some());
+        let mut trees = TREES.to_vec();
+        trees.push(retired::ENTITY_SEQ);
+        let mut bytes = Vec::new();
+        store.backup_trees(&trees, &mut bytes).unwrap();
+
+        let copy = Arc::new(Memory::new());
+        restore_into(bytes.as_slice(), copy.as_ref()).unwrap();
+        let restored = Store::open(copy.clone(), fieldsync::demo::catalogue).unwrap();
+        assert_eq!(restored.check().unwrap(), Vec::<String>::new());
+        assert_eq!(restored.pull(&surveyor, 0, 100).unwrap(), expected);
+        assert!(copy.last(retired::ENTITY_SEQ).unwrap().is_none());
     }
 
     /// A tree added to `schema.rs` but not to `TREES` would silently be

@@ -7,10 +7,12 @@ use fieldsync::SubmissionId;
 
 use super::log::cut_of;
 use super::schema::{
-    decode, read_u64, Entity, Key, SubmissionHeader, TokenInfo, CHANGES, CHANGES_BY_COMMUNE,
-    CONFLICTS, ENTITY_SEQ, FIELDS, META, SEQ_KEY, SUBMISSIONS, SUBMISSIONS_BY_COMMUNE, TOKENS,
+    decode, Key, SubmissionHeader, TokenInfo, CONFLICTS, FIELDS, SUBMISSIONS,
+    SUBMISSIONS_BY_COMMUNE, TOKENS,
 };
 use super::{Result, Store};
+
+mod log;
 
 /// Entries read per scan.
 const CHUNK: usize = 1_024;
@@ -56,7 +58,8 @@ impl Store {
         let mut problems = Problems::default();
         {
             let _guard = self.read_lock();
-            self.check_changes(&mut problems)?;
+            self.check_log(&mut problems)?;
+            self.check_latest_listed(&mut problems)?;
             self.check_fields(&mut problems)?;
             self.check_conflicts(&mut problems)?;
             self.check_submissions(&mut problems)?;
@@ -87,126 +90,6 @@ impl Store {
         for entry in self.engine.iter_all(tree).chunk(CHUNK) {
             let (key, value) = entry?;
             each(&key, &value)?;
-        }
-        Ok(())
-    }
-
-    /// The change log: its head, each entry's record and its `entity_seq`
-    /// back-pointer, and no entity twice.
-    fn check_changes(&self, problems: &mut Problems) -> Result<()> {
-        let head = match Key::Meta(SEQ_KEY).get(self.engine.as_ref())? {
-            None => {
-                problems.add("the change-log head (meta `seq`) is missing".into());
-                None
-            }
-            Some(bytes) => match read_u64(META, &bytes) {
-                Ok(seq) => Some(seq),
-                Err(_) => {
-                    problems.add("the change-log head (meta `seq`) is not an 8-byte number".into());
-                    None
-                }
-            },
-        };
-        let last = match self.engine.last(CHANGES)? {
-            Some((key, _)) => read_u64(CHANGES, &key).ok(),
-            None => Some(0),
-        };
-        if let (Some(head), Some(last)) = (head, last) {
-            if head != last {
-                problems.add(format!(
-                    "the change-log head is {head} but the last change in the log is {last}"
-                ));
-            }
-        }
-        let catalogue = self.catalogue();
-        let mut in_log = 0usize;
-        self.each_entry(CHANGES, |key, value| {
-            in_log += 1;
-            self.check_change(problems, &catalogue, key, value)
-        })?;
-        let mut in_cuts = 0usize;
-        self.each_entry(CHANGES_BY_COMMUNE, |_, _| {
-            in_cuts += 1;
-            Ok(())
-        })?;
-        if in_cuts != in_log {
-            problems.add(format!(
-                "the commune cuts of the change log hold {in_cuts} entries, the log {in_log}"
-            ));
-        }
-        self.each_entry(ENTITY_SEQ, |key, value| {
-            let Ok(seq) = read_u64(ENTITY_SEQ, value) else {
-                problems.add(format!("entity_seq entry {} is damaged", show(key)));
-                return Ok(());
-            };
-            if Key::Change(seq).get(self.engine.as_ref())?.as_deref() != Some(key) {
-                problems.add(format!(
-                    "entity_seq points at change {seq}, which is not that entity's change"
-                ));
-            }
-            Ok(())
-        })
-    }
-
-    /// One entry of the change log: its record, its entry in its commune's
-    /// cut, and its `entity_seq` back-pointer.
-    fn check_change(
-        &self,
-        problems: &mut Problems,
-        catalogue: &fieldsync::Catalogue,
-        key: &[u8],
-        value: &[u8],
-    ) -> Result<()> {
-        let Ok(seq) = read_u64(CHANGES, key) else {
-            problems.add(format!("change-log key {} is not a sequence number", show(key)));
-            return Ok(());
-        };
-        let Ok(entity) = decode::<Entity>(CHANGES, value) else {
-            problems.add(format!("change {seq} cannot be read"));
-            return Ok(());
-        };
-        let what = match &entity {
-            Entity::Field(sub, f) => format!("field {f} of {sub}"),
-            Entity::Conflict(sub, f) => format!("the conflict on {f} of {sub}"),
-            Entity::Review(sub) => format!("the review of {sub}"),
-        };
-        let record = entity.record();
-        let tree = record.tree();
-        match record.get(self.engine.as_ref())? {
-            None => problems.add(format!("change {seq} points at {what}, which does not exist")),
-            Some(bytes) => {
-                // The same change in its commune's cut of the log.
-                let village = match tree {
-                    FIELDS => decode::<FieldState>(tree, &bytes).map(|f| f.at.village_id),
-                    CONFLICTS => decode::<Conflict>(tree, &bytes).map(|c| c.at.village_id),
-                    _ => decode::<SubmissionHeader>(tree, &bytes).map(|h| h.village_id),
-                };
-                if let Ok(village) = village {
-                    let commune = cut_of(catalogue, &village);
-                    let cut = Key::CommuneChange(commune.clone(), seq).get(self.engine.as_ref())?;
-                    if cut.as_deref() != Some(value) {
-                        problems.add(format!(
-                            "change {seq} ({what}) is missing from commune {commune:?}'s cut of the log"
-                        ));
-                    }
-                }
-            }
-        }
-        match self.engine.get(ENTITY_SEQ, value)?.map(|b| read_u64(ENTITY_SEQ, &b)) {
-            None => problems.add(format!("{what} (change {seq}) has no entity_seq entry")),
-            Some(Err(_)) => problems.add(format!("the entity_seq entry of {what} is damaged")),
-            Some(Ok(s)) if s == seq => {}
-            Some(Ok(s)) => {
-                let twice = Key::Change(s).get(self.engine.as_ref())?.as_deref() == Some(value);
-                match twice {
-                    true => problems.add(format!(
-                        "{what} appears twice in the change log (changes {seq} and {s})"
-                    )),
-                    false => problems.add(format!(
-                        "change {seq} is {what}, but entity_seq maps it to change {s}"
-                    )),
-                }
-            }
         }
         Ok(())
     }

@@ -1,21 +1,30 @@
-//! The change log and its commune cuts. Every write moves the entities it
-//! touches to the head of the log (`changes`) and of their commune's cut
-//! (`changes_by_commune`); a pull reads the whole log, or merges the cuts
-//! of the caller's communes. [`Merged`] is the one merge of per-commune
-//! parts, over lazy scans: the pull's cuts and the listing of reports by
-//! commune both use it.
+//! The change log and its commune cuts, append-only. Every commit appends
+//! one entry to the log (`changes`) listing the entities it changed, and
+//! one to the cut of each commune it touched (`changes_by_commune`); it
+//! reads and deletes nothing of the log. A pull reads the whole log, or
+//! merges the cuts of the caller's communes, and sends each entity at its
+//! latest listing only ([`latest`] tells it from the entity's record).
+//! [`Merged`] is the one merge of per-commune parts, over lazy scans: the
+//! pull's cuts and the listing of reports by commune both use it.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::ops::Bound;
 
 use fieldsync::access::User;
+use fieldsync::sync::{Change, Conflict, FieldState};
 use fieldsync::{Catalogue, Level};
 use fieldsync_store::{Engine, ScanIter};
 
-use super::schema::{read_u64, Entity, Key, Prefix, CHANGES, ENTITY_SEQ};
+use super::schema::{
+    decode, decode_with_seq, read_u64, Entity, Key, LogEntry, Prefix, SubmissionHeader, CHANGES,
+    CHANGES_BY_COMMUNE, CONFLICTS, FIELDS, SUBMISSIONS,
+};
 use super::txn::Work;
 use super::Result;
+
+/// Entries of the log read per scan by a pull: each may list a whole push.
+const ENTRIES_PER_READ: usize = 64;
 
 /// A caller whose areas span more communes than this reads the whole log.
 pub(super) const MAX_CUTS: usize = 512;
@@ -91,10 +100,11 @@ fn seq_in_cut(key: &[u8]) -> Result<u64> {
 }
 
 /// The entries of the change log after `cursor` and up to `head`, as
-/// (sequence number, entity bytes) in sequence order, read lazily: the
-/// whole log when `cuts` is `None`, else the merge of those communes' cuts.
-/// `hint` is about how many the caller means to read.
-pub(super) fn entries<'a>(
+/// (sequence number, entry bytes) in sequence order, read lazily: the
+/// whole log when `cuts` is `None`, else the merge of those communes' cuts
+/// (where one commit has an entry in each commune it touched, one after
+/// the other). `hint` is about how many the caller means to read.
+fn entries<'a>(
     engine: &'a dyn Engine,
     cuts: Option<&[String]>,
     cursor: u64,
@@ -120,6 +130,96 @@ pub(super) fn entries<'a>(
         })
         .collect();
     Box::new(Merged::new(parts, seq_in_cut).map(|e| e.map(|(seq, _, entity)| (seq, entity))))
+}
+
+/// The changes listed in the log after `cursor` and up to `head`, as
+/// (sequence number, entity) in sequence order, read lazily (see
+/// [`entries`] for `cuts`). A commit's entries are read whole (in every cut
+/// read) and its changes after `cursor` sent in order, so a cursor inside a
+/// commit resumes at its next change. Superseded listings are included: the
+/// caller tells them by [`latest`].
+pub(super) fn changes<'a>(
+    engine: &'a dyn Engine,
+    cuts: Option<&[String]>,
+    cursor: u64,
+    head: u64,
+    hint: usize,
+) -> impl Iterator<Item = Result<(u64, Entity)>> + 'a {
+    let tree = if cuts.is_some() { CHANGES_BY_COMMUNE } else { CHANGES };
+    let hint = hint.clamp(1, ENTRIES_PER_READ);
+    let mut entries = entries(engine, cuts, cursor, head, hint).peekable();
+    let mut pending = VecDeque::new();
+    std::iter::from_fn(move || loop {
+        if let Some(change) = pending.pop_front() {
+            return Some(Ok(change));
+        }
+        let mut commit = Vec::new();
+        let mut at = None;
+        // The entries of one commit (one per commune cut read) follow each
+        // other: a commit is its entries' changes, merged.
+        while let Some(entry) =
+            entries.next_if(|e| at.is_none() || e.as_ref().ok().map(|e| e.0) == at)
+        {
+            let (seq, bytes) = match entry {
+                Ok(entry) => entry,
+                Err(e) => return Some(Err(e)),
+            };
+            at = Some(seq);
+            match LogEntry::decode(tree, seq, &bytes) {
+                Ok((entry, _)) => commit.extend(entry.0),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        at?;
+        commit.sort_by_key(|(seq, _)| *seq);
+        pending.extend(commit.into_iter().filter(|(seq, _)| *seq > cursor));
+    })
+}
+
+/// An entity's record as it stands: what a pull sends of it, the sequence
+/// number of its latest change, and the record's size.
+pub(super) struct Latest {
+    pub(super) change: Change,
+    /// `None` for a conflict or header written before records carried it
+    /// (a store not yet migrated).
+    pub(super) seq: Option<u64>,
+    pub(super) size: usize,
+}
+
+impl Latest {
+    pub(super) fn village(&self) -> &str {
+        match &self.change {
+            Change::Field(f) => &f.at.village_id,
+            Change::Conflict(c) => &c.at.village_id,
+            Change::Review(r) => &r.village_id,
+        }
+    }
+}
+
+/// The record `entity` names, with the sequence number of its latest change
+/// (a field's version; the number after a conflict's or header's record);
+/// `None` if there is no such record.
+pub(super) fn latest(engine: &dyn Engine, entity: &Entity) -> Result<Option<Latest>> {
+    let Some(record) = entity.record().get(engine)? else {
+        return Ok(None);
+    };
+    let size = record.len();
+    let (change, seq) = match entity {
+        Entity::Field(..) => {
+            let field: FieldState = decode(FIELDS, &record)?;
+            let version = field.version;
+            (Change::Field(field), Some(version))
+        }
+        Entity::Conflict(..) => {
+            let (conflict, seq) = decode_with_seq::<Conflict>(CONFLICTS, &record)?;
+            (Change::Conflict(conflict), seq)
+        }
+        Entity::Review(_) => {
+            let (header, seq) = decode_with_seq::<SubmissionHeader>(SUBMISSIONS, &record)?;
+            (Change::Review(header.review), seq)
+        }
+    };
+    Ok(Some(Latest { change, seq, size }))
 }
 
 /// The cut of the change log a village's changes go to: its commune (its
@@ -169,36 +269,38 @@ pub(super) fn cuts_under(catalogue: &Catalogue, area: &str) -> Vec<String> {
 }
 
 impl Work<'_> {
-    /// Moves an entity to the head of the change log.
-    pub(super) fn touch(&mut self, entity: Entity, village: &str) -> Result<u64> {
+    /// Numbers a change of `entity` (the next sequence number, returned) and
+    /// lists it in this commit's entry of the log; an entity changed twice
+    /// in one commit is listed once, at its last change.
+    pub(super) fn touch(&mut self, entity: Entity, village: &str) -> u64 {
         self.seq += 1;
-        let cut = cut_of(&self.catalogue, village);
         self.touched.insert(entity.submission());
-        // A record this batch found missing has no log entry to move (every
-        // entry points at a record), so there is nothing to look up.
-        let missing = match &entity {
-            Entity::Field(sub, f) => matches!(self.fields.get(&(*sub, f.clone())), Some(None)),
-            Entity::Conflict(sub, f) => {
-                matches!(self.conflicts.get(&(*sub, f.clone())), Some(None))
-            }
-            Entity::Review(sub) => matches!(self.headers.get(sub), Some(None)),
-        };
-        let old = match self.entity_seqs.get(&entity) {
-            Some(s) => *s,
-            None if missing => None,
-            None => Key::EntitySeq(entity.clone())
-                .get(self.store.engine.as_ref())?
-                .map(|b| read_u64(ENTITY_SEQ, &b))
-                .transpose()?,
-        };
-        if let Some(old) = old {
-            Key::Change(old).delete(&mut self.batch);
-            Key::CommuneChange(cut.clone(), old).delete(&mut self.batch);
+        let cut = cut_of(&self.catalogue, village);
+        self.changed.insert(entity, (self.seq, cut));
+        self.seq
+    }
+
+    /// Appends this commit's entry to the log, under its last sequence
+    /// number, and one entry to the cut of each commune it touched: puts
+    /// only, no reads.
+    pub(super) fn append_to_log(&mut self) {
+        let mut changed: Vec<_> =
+            self.changed.drain().map(|(e, (seq, cut))| (seq, e, cut)).collect();
+        if changed.is_empty() {
+            return;
         }
-        Key::Change(self.seq).put(&mut self.batch, entity.key());
-        Key::CommuneChange(cut, self.seq).put(&mut self.batch, entity.key());
-        Key::EntitySeq(entity.clone()).put(&mut self.batch, self.seq.to_be_bytes());
-        self.entity_seqs.insert(entity, Some(self.seq));
-        Ok(self.seq)
+        changed.sort_by_key(|(seq, ..)| *seq);
+        let mut cuts: BTreeMap<String, Vec<(u64, Entity)>> = BTreeMap::new();
+        for (seq, entity, cut) in &changed {
+            cuts.entry(cut.clone()).or_default().push((*seq, entity.clone()));
+        }
+        let all = LogEntry(changed.into_iter().map(|(seq, entity, _)| (seq, entity)).collect());
+        Key::Change(self.seq).put(&mut self.batch, all.encode());
+        for (cut, listed) in cuts {
+            Key::CommuneChange(cut, self.seq).put(&mut self.batch, LogEntry(listed).encode());
+        }
     }
 }
+
+#[cfg(test)]
+pub(super) mod tests;

@@ -6,16 +6,18 @@
 
 mod trail;
 
+use std::collections::BTreeMap;
+
 use fieldsync::sync::{Conflict, FieldState};
 use fieldsync::Catalogue;
 use fieldsync_store::{Batch, Engine};
 
 use super::log::cut_of;
-use super::schema::retired::CHANGES_BY_DISTRICT;
+use super::schema::retired::{CHANGES_BY_DISTRICT, ENTITY_SEQ};
 use super::schema::{
-    decode, encode, read_u64, Entity, Key, SubmissionHeader, BY_COMMUNE_KEY, CATALOGUE_KEY,
-    CHANGES, CHANGES_BY_COMMUNE, CONFLICTS, CUT_KEY, FIELDS, SEQ_KEY, SUBMISSIONS, TRAIL_KEY,
-    WRITES,
+    decode, decode_with_seq, encode, read_u64, with_seq, Entity, Key, LogEntry, SubmissionHeader,
+    BY_COMMUNE_KEY, CATALOGUE_KEY, CHANGES, CHANGES_BY_COMMUNE, CONFLICTS, CUT_KEY, FIELDS,
+    LOG_KEY, SEQ_KEY, SUBMISSIONS, TRAIL_KEY, WRITES,
 };
 use super::{Error, Result};
 
@@ -35,6 +37,7 @@ pub(super) fn initialise(engine: &dyn Engine, initial: impl FnOnce() -> Catalogu
     Key::Meta(CUT_KEY).put(&mut batch, CHANGES_BY_COMMUNE);
     Key::Meta(BY_COMMUNE_KEY).put(&mut batch, b"1".as_slice());
     Key::Meta(TRAIL_KEY).put(&mut batch, WRITES);
+    Key::Meta(LOG_KEY).put(&mut batch, b"1".as_slice());
     engine.commit(batch)?;
     tracing::info!(
         indicators = catalogue.indicators.len(),
@@ -48,7 +51,8 @@ pub(super) fn initialise(engine: &dyn Engine, initial: impl FnOnce() -> Catalogu
 pub(super) fn is_current(engine: &dyn Engine) -> Result<bool> {
     Ok(Key::Meta(CUT_KEY).get(engine)?.is_some()
         && Key::Meta(BY_COMMUNE_KEY).get(engine)?.is_some()
-        && Key::Meta(TRAIL_KEY).get(engine)?.is_some())
+        && Key::Meta(TRAIL_KEY).get(engine)?.is_some()
+        && Key::Meta(LOG_KEY).get(engine)?.is_some())
 }
 
 /// Runs every migration the store has not had yet.
@@ -61,6 +65,9 @@ pub(super) fn run(engine: &dyn Engine, catalogue: &Catalogue) -> Result<()> {
     }
     if Key::Meta(TRAIL_KEY).get(engine)?.is_none() {
         trail::file_the_trail_by_write(engine)?;
+    }
+    if Key::Meta(LOG_KEY).get(engine)?.is_none() {
+        append_only_log(engine)?;
     }
     Ok(())
 }
@@ -89,28 +96,27 @@ fn cut_the_log_by_commune(engine: &dyn Engine, catalogue: &Catalogue) -> Result<
     let mut moved = 0usize;
     let mut batch = Batch::default();
     for entry in engine.iter_all(CHANGES).chunk(CHUNK) {
-        let (seq, entity) = entry?;
+        let (seq, bytes) = entry?;
         let seq = read_u64(CHANGES, &seq)?;
-        let village = village_of(engine, seq, &decode(CHANGES, &entity)?)?;
-        let cut = cut_of(catalogue, &village);
-        Key::CommuneChange(cut, seq).put(&mut batch, entity);
+        let (listed, old) = LogEntry::decode(CHANGES, seq, &bytes)?;
+        let mut cuts: BTreeMap<String, Vec<(u64, Entity)>> = BTreeMap::new();
+        for (at, entity) in listed.0 {
+            let cut = cut_of(catalogue, &village_of(engine, at, &entity)?);
+            cuts.entry(cut).or_default().push((at, entity));
+        }
+        for (cut, listed) in cuts {
+            // An entry of the old shape is copied as it is, for the
+            // migration to one entry per commit to rewrite with the log.
+            let value = if old { bytes.clone() } else { LogEntry(listed).encode() };
+            Key::CommuneChange(cut, seq).put(&mut batch, value);
+        }
         moved += 1;
-        if batch.len() == CHUNK {
+        if batch.len() >= CHUNK {
             engine.commit(std::mem::take(&mut batch))?;
         }
     }
     engine.commit(batch)?;
-    loop {
-        let old = engine.iter_all(CHANGES_BY_DISTRICT).chunk(CHUNK).take(CHUNK);
-        let mut batch = Batch::default();
-        for entry in old {
-            batch.delete(CHANGES_BY_DISTRICT, entry?.0);
-        }
-        if batch.is_empty() {
-            break;
-        }
-        engine.commit(batch)?;
-    }
+    empty(engine, CHANGES_BY_DISTRICT)?;
     let mut batch = Batch::default();
     Key::Meta(CUT_KEY).put(&mut batch, CHANGES_BY_COMMUNE);
     engine.commit(batch)?;
@@ -137,5 +143,87 @@ fn index_submissions_by_commune(engine: &dyn Engine, catalogue: &Catalogue) -> R
     Key::Meta(BY_COMMUNE_KEY).put(&mut batch, b"1".as_slice());
     engine.commit(batch)?;
     tracing::info!(submissions = filed, "filed the submissions by commune");
+    Ok(())
+}
+
+/// Deletes every entry of `tree`, in batches.
+fn empty(engine: &dyn Engine, tree: &'static str) -> Result<()> {
+    loop {
+        let old = engine.iter_all(tree).chunk(CHUNK).take(CHUNK);
+        let mut batch = Batch::default();
+        for entry in old {
+            batch.delete(tree, entry?.0);
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        engine.commit(batch)?;
+    }
+}
+
+/// Brings a log that moved each entity to its head (one entity per entry,
+/// found again through `entity_seq`) to one entry per commit: each old
+/// entry becomes an entry of one change under the same sequence number, in
+/// the log and in its commune's cut, and its conflict's or header's record
+/// gets that number after it (a field's version already is it); then
+/// `entity_seq` is emptied. In batches: an entry and its record are
+/// rewritten in one, a rerun after a crash leaves what is already rewritten
+/// (it reads as a new entry), and the marker is written last.
+fn append_only_log(engine: &dyn Engine) -> Result<()> {
+    let mut moved = 0usize;
+    let mut batch = Batch::default();
+    for entry in engine.iter_all(CHANGES).chunk(CHUNK) {
+        let (key, bytes) = entry?;
+        let seq = read_u64(CHANGES, &key)?;
+        let (listed, old) = LogEntry::decode(CHANGES, seq, &bytes)?;
+        if !old {
+            continue;
+        }
+        mark_latest(engine, &mut batch, seq, &listed.0[0].1)?;
+        Key::Change(seq).put(&mut batch, listed.encode());
+        moved += 1;
+        if batch.len() >= CHUNK {
+            engine.commit(std::mem::take(&mut batch))?;
+        }
+    }
+    for entry in engine.iter_all(CHANGES_BY_COMMUNE).chunk(CHUNK) {
+        let (key, bytes) = entry?;
+        let Key::CommuneChange(cut, seq) = Key::decode(CHANGES_BY_COMMUNE, &key)? else {
+            return Err(Error::Corrupt { tree: CHANGES_BY_COMMUNE, why: "not a cut entry".into() });
+        };
+        let (listed, old) = LogEntry::decode(CHANGES_BY_COMMUNE, seq, &bytes)?;
+        if old {
+            Key::CommuneChange(cut, seq).put(&mut batch, listed.encode());
+            if batch.len() >= CHUNK {
+                engine.commit(std::mem::take(&mut batch))?;
+            }
+        }
+    }
+    engine.commit(batch)?;
+    empty(engine, ENTITY_SEQ)?;
+    let mut batch = Batch::default();
+    Key::Meta(LOG_KEY).put(&mut batch, b"1".as_slice());
+    engine.commit(batch)?;
+    tracing::info!(changes = moved, "made the change log one entry per commit");
+    Ok(())
+}
+
+/// Writes into a conflict's or header's record that `seq` is its latest
+/// change.
+fn mark_latest(engine: &dyn Engine, batch: &mut Batch, seq: u64, entity: &Entity) -> Result<()> {
+    let record = entity.record();
+    let missing = || Error::Corrupt {
+        tree: CHANGES,
+        why: format!("change {seq} points at a missing record"),
+    };
+    let bytes = match entity {
+        Entity::Field(..) => return Ok(()),
+        Entity::Conflict(..) | Entity::Review(_) => record.get(engine)?.ok_or_else(missing)?,
+    };
+    let plain = match entity {
+        Entity::Conflict(..) => encode(&decode_with_seq::<Conflict>(CONFLICTS, &bytes)?.0),
+        _ => encode(&decode_with_seq::<SubmissionHeader>(SUBMISSIONS, &bytes)?.0),
+    };
+    record.put(batch, with_seq(plain, seq));
     Ok(())
 }

@@ -3,10 +3,10 @@
 //! durable head.
 
 use fieldsync::access::User;
-use fieldsync::sync::{Change, Page};
+use fieldsync::sync::Page;
 
-use super::log::{cuts_of, entries};
-use super::schema::{decode, Entity, SubmissionHeader, CHANGES, CONFLICTS, FIELDS};
+use super::log::{changes, cuts_of, latest};
+use super::schema::Entity;
 use super::{Error, Result, Store};
 
 /// A pull page stops growing once its records pass this many bytes (it
@@ -19,6 +19,16 @@ impl Store {
     /// each once, in the order of their latest change, up to the durable
     /// head of the log. A caller whose areas lie within districts reads only
     /// its communes' part of the log.
+    ///
+    /// The log lists every change, each commit's together in one entry; an
+    /// entity listed again later is skipped at its earlier listings (its
+    /// record says which change is its latest), so the page reads at most
+    /// `limit` listed changes, sent or skipped. It may end inside a commit:
+    /// its cursor is then the sequence number of the last change it read,
+    /// and the next page reads that commit's entry again from the change
+    /// after it, so a cursor means, as it always has, "every change up to
+    /// this number has been seen", and a page never holds more than `limit`
+    /// changes.
     pub fn pull(&self, caller: &User, cursor: u64, limit: usize) -> Result<Page> {
         let _guard = self.read_lock();
         let head = self.durable_head();
@@ -31,49 +41,47 @@ impl Store {
         let catalogue = self.catalogue();
         let limit = limit.max(1);
         let cuts = cuts_of(&catalogue, caller);
-        let mut log = entries(self.engine.as_ref(), cuts.as_deref(), cursor, head, limit);
+        let mut log = changes(self.engine.as_ref(), cuts.as_deref(), cursor, head, limit);
         let mut changes = Vec::new();
         let (mut bytes, mut read, mut last_seen) = (0, 0, cursor);
-        // At most `limit` entries are read: the page then ends at the last
-        // one read, else the log was read whole up to the head.
+        // At most `limit` listed changes are read: the page then ends at the
+        // last one read, else the log was read whole up to the head.
         let mut stopped = false;
         while read < limit {
-            let Some(entry) = log.next() else { break };
-            let (seq, entity) = entry?;
+            let Some(listed) = log.next() else { break };
+            let (seq, entity) = listed?;
             read += 1;
             if bytes >= PAGE_BYTES || changes.len() >= limit {
                 stopped = true;
                 break;
             }
             last_seen = seq;
-            let (change, size) = self.change(seq, &decode(CHANGES, &entity)?)?;
-            let village = match &change {
-                Change::Field(f) => &f.at.village_id,
-                Change::Conflict(c) => &c.at.village_id,
-                Change::Review(r) => &r.village_id,
+            let Some(change) = self.latest_at(seq, &entity)? else {
+                continue; // listed again later: sent there
             };
-            if caller.covers(&catalogue, village) {
-                bytes += size;
-                changes.push((seq, change));
+            if caller.covers(&catalogue, change.village()) {
+                bytes += change.size;
+                changes.push((seq, change.change));
             }
         }
         let cursor = if stopped || read == limit { last_seen } else { head };
         Ok(Page { changes, cursor, caught_up: cursor == head })
     }
 
-    /// The change an entry of the log points at, and its record's size.
-    fn change(&self, seq: u64, entity: &Entity) -> Result<(Change, usize)> {
-        let key = entity.record();
-        let tree = key.tree();
-        let record = key.get(self.engine.as_ref())?.ok_or_else(|| Error::Corrupt {
-            tree,
+    /// The entity a change `seq` of the log lists, if `seq` is its latest
+    /// change; `None` if it changed again since.
+    fn latest_at(&self, seq: u64, entity: &Entity) -> Result<Option<super::log::Latest>> {
+        let now = latest(self.engine.as_ref(), entity)?.ok_or_else(|| Error::Corrupt {
+            tree: entity.record().tree(),
             why: format!("change {seq} points at a missing record"),
         })?;
-        let change = match entity {
-            Entity::Field(..) => Change::Field(decode(FIELDS, &record)?),
-            Entity::Conflict(..) => Change::Conflict(decode(CONFLICTS, &record)?),
-            Entity::Review(_) => Change::Review(decode::<SubmissionHeader>(tree, &record)?.review),
-        };
-        Ok((change, record.len()))
+        match now.seq {
+            Some(latest) if latest == seq => Ok(Some(now)),
+            Some(_) => Ok(None),
+            None => Err(Error::Corrupt {
+                tree: entity.record().tree(),
+                why: format!("the record of change {seq} does not say its latest change"),
+            }),
+        }
     }
 }

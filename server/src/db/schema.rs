@@ -7,18 +7,24 @@
 //! Trees (keys → values, values postcard-encoded):
 //! - `meta`: `seq` → head of the change log; `audit_seq` → head of the audit
 //!   trail; `catalogue` → the catalogue; `cut`, `submissions_by_commune`,
-//!   `trail` → markers of migrations done.
+//!   `trail`, `log` → markers of migrations done.
 //! - `fields`: submission ‖ field → [`FieldState`].
 //! - `revisions`: submission ‖ field ‖ 0 ‖ version → [`FieldState`]; every
 //!   value a field held.
-//! - `conflicts`: submission ‖ field → [`Conflict`], open or settled.
-//! - `submissions`: submission → [`SubmissionHeader`] (with its review).
+//! - `conflicts`: submission ‖ field → [`Conflict`], open or settled, then
+//!   the sequence number of its last change (see [`with_seq`]).
+//! - `submissions`: submission → [`SubmissionHeader`] (with its review),
+//!   then the sequence number of its last change (see [`with_seq`]).
 //! - `submissions_by_commune`: commune ‖ 0 ‖ submission → (), so that
 //!   listing an area reads only its communes' reports.
-//! - `changes`: seq → entity key; one entry per entity, at its latest change.
-//! - `changes_by_commune`: commune ‖ 0 ‖ seq → entity key: the same log cut
-//!   by commune, so a tablet's pull reads only its communes' changes.
-//! - `entity_seq`: entity key → seq; finds the entry to move.
+//! - `changes`: seq → [`LogEntry`]: one entry per commit, under the commit's
+//!   last sequence number, listing every entity it changed with the
+//!   sequence number of that change. Append-only: an entity changed again
+//!   later is listed again later, and its earlier listings are superseded
+//!   (its record says which change is its latest).
+//! - `changes_by_commune`: commune ‖ 0 ‖ seq → [`LogEntry`]: the same log cut
+//!   by commune (one entry per commune a commit touched, under the same
+//!   seq), so a tablet's pull reads only its communes' changes.
 //! - `devices`: device → [`DeviceState`] (with how far its results are
 //!   released).
 //! - `writes`: audit seq of a write's first entry → `Write`: one record
@@ -64,7 +70,6 @@ pub(super) const FIELDS: &str = "fields";
 pub(super) const REVISIONS: &str = "revisions";
 pub(super) const CONFLICTS: &str = "conflicts";
 pub(super) const CHANGES: &str = "changes";
-pub(super) const ENTITY_SEQ: &str = "entity_seq";
 pub(super) const SUBMISSIONS: &str = "submissions";
 pub(super) const DEVICES: &str = "devices";
 pub(super) const WRITES: &str = "writes";
@@ -97,6 +102,9 @@ pub(super) mod retired {
     /// The retired trees a backup restores, for the migration to move.
     pub(in crate::db) const MIGRATED: [&str; 5] =
         [AUDIT, AUDIT_BY_SUB, AUDIT_BY_USER, RESULTS, DIGESTS];
+    /// Entity → the sequence number of its one entry, when the log moved
+    /// each entity to its head (see `migrate.rs`).
+    pub(in crate::db) const ENTITY_SEQ: &str = "entity_seq";
 }
 
 /// Every tree of the store, for backups: a new tree must be listed here.
@@ -106,7 +114,6 @@ pub(super) const TREES: &[&str] = &[
     REVISIONS,
     CONFLICTS,
     CHANGES,
-    ENTITY_SEQ,
     SUBMISSIONS,
     DEVICES,
     WRITES,
@@ -141,6 +148,10 @@ pub(super) const BY_COMMUNE_KEY: &[u8] = b"submissions_by_commune";
 /// Names the tree the audit trail is kept in, one record per write (stores
 /// written before, with a record per entry, lack it).
 pub(super) const TRAIL_KEY: &[u8] = b"trail";
+/// Present once the change log holds one entry per commit and the records
+/// carry the sequence number of their last change (stores written before
+/// get it when opened).
+pub(super) const LOG_KEY: &[u8] = b"log";
 
 /// The key of one record, typed: which tree it lives in and what names it.
 /// [`Key::encode`] and [`Key::decode`] are the only place key bytes are
@@ -159,7 +170,6 @@ pub(super) enum Key {
     Change(u64),
     /// An entry of one commune's cut of the change log.
     CommuneChange(String, u64),
-    EntitySeq(Entity),
     Device(DeviceId),
     /// A write's audit entries (and a push's results), by its first
     /// entry's audit sequence number.
@@ -216,7 +226,6 @@ impl Key {
             Key::SubmissionInCommune(..) => SUBMISSIONS_BY_COMMUNE,
             Key::Change(_) => CHANGES,
             Key::CommuneChange(..) => CHANGES_BY_COMMUNE,
-            Key::EntitySeq(_) => ENTITY_SEQ,
             Key::Device(_) => DEVICES,
             Key::Write(_) => WRITES,
             Key::WriteBySub(..) => WRITES_BY_SUB,
@@ -252,7 +261,6 @@ impl Key {
             Key::SubmissionInCommune(cut, sub) => pair(cut.as_bytes(), sub.0.as_bytes()),
             Key::Change(seq) | Key::Write(seq) | Key::Audit(seq) => seq.to_be_bytes().to_vec(),
             Key::CommuneChange(cut, seq) => indexed(cut.as_bytes(), *seq),
-            Key::EntitySeq(entity) => entity.key(),
             Key::Device(device) => device.0.as_bytes().to_vec(),
             Key::PushOf(device, id) | Key::Result(device, id) | Key::Digest(device, id) => {
                 [device.0.as_bytes().as_slice(), &id.to_be_bytes()].concat()
@@ -303,7 +311,6 @@ impl Key {
                 let (cut, seq) = raw.indexed()?;
                 Key::CommuneChange(raw.text(cut)?, seq)
             }
-            ENTITY_SEQ => Key::EntitySeq(decode(tree, bytes)?),
             DEVICES => Key::Device(DeviceId(raw.id16(bytes)?)),
             WRITES_BY_DEVICE | retired::RESULTS | retired::DIGESTS => {
                 let (device, id) =
@@ -503,8 +510,8 @@ pub(super) enum Entity {
 }
 
 impl Entity {
-    /// The entity's bytes: the value of its change-log entries and its key
-    /// in `entity_seq`.
+    /// The entity's bytes: an entry of the log as old stores wrote it.
+    #[cfg(test)]
     pub(super) fn key(&self) -> Vec<u8> {
         encode(self)
     }
@@ -594,6 +601,9 @@ pub(super) fn read_u64(tree: &'static str, bytes: &[u8]) -> Result<u64> {
         bytes.try_into().map_err(|_| Error::Corrupt { tree, why: "expected 8 bytes".into() })?;
     Ok(u64::from_be_bytes(array))
 }
+
+mod entry;
+pub(super) use entry::{decode_with_seq, with_seq, LogEntry};
 
 #[cfg(test)]
 mod tests;

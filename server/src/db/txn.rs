@@ -17,8 +17,8 @@ use fieldsync_store::{Batch, Engine};
 
 use super::log::cut_of;
 use super::schema::{
-    decode, encode, Entity, Key, Pushed, SubmissionHeader, AUDIT_SEQ_KEY, CLOSED, REVISIONS,
-    SEQ_KEY,
+    decode, encode, with_seq, Entity, Key, Pushed, SubmissionHeader, AUDIT_SEQ_KEY, CLOSED,
+    REVISIONS, SEQ_KEY,
 };
 use super::{Result, Store};
 
@@ -92,7 +92,9 @@ pub(super) struct Work<'a> {
     pub(super) fields: HashMap<(SubmissionId, FieldKey), Option<FieldState>>,
     pub(super) conflicts: HashMap<(SubmissionId, FieldKey), Option<Conflict>>,
     pub(super) headers: HashMap<SubmissionId, Option<SubmissionHeader>>,
-    pub(super) entity_seqs: HashMap<Entity, Option<u64>>,
+    /// The entities this write changed, each with the sequence number of
+    /// its last change and its commune's cut: the commit's log entry.
+    pub(super) changed: HashMap<Entity, (u64, String)>,
     /// Values written in this batch, by (submission, field, version).
     pub(super) revisions: HashMap<(SubmissionId, FieldKey, u64), Value>,
     /// Submissions whose totals may have moved.
@@ -120,7 +122,7 @@ impl<'a> Work<'a> {
             fields: HashMap::new(),
             conflicts: HashMap::new(),
             headers: HashMap::new(),
-            entity_seqs: HashMap::new(),
+            changed: HashMap::new(),
             revisions: HashMap::new(),
             touched: Default::default(),
             entries: Vec::new(),
@@ -191,7 +193,7 @@ impl<'a> Work<'a> {
         value: Value,
         stamp: Stamp,
     ) -> Result<FieldState> {
-        let version = self.touch(Entity::Field(at.submission, at.field.clone()), &at.village_id)?;
+        let version = self.touch(Entity::Field(at.submission, at.field.clone()), &at.village_id);
         let state = FieldState { at: at.clone(), value, version, stamp };
         let bytes = encode(&state);
         Key::Field(at.submission, at.field.clone()).put(&mut self.batch, bytes.clone());
@@ -225,16 +227,17 @@ impl<'a> Work<'a> {
 
     pub(super) fn write_conflict(&mut self, conflict: Conflict) -> Result<()> {
         let at = conflict.at.clone();
-        self.touch(Entity::Conflict(at.submission, at.field.clone()), &at.village_id)?;
-        Key::Conflict(at.submission, at.field.clone()).put(&mut self.batch, encode(&conflict));
+        let seq = self.touch(Entity::Conflict(at.submission, at.field.clone()), &at.village_id);
+        let record = with_seq(encode(&conflict), seq);
+        Key::Conflict(at.submission, at.field.clone()).put(&mut self.batch, record);
         self.conflicts.insert((at.submission, at.field.clone()), Some(conflict));
         Ok(())
     }
 
     /// Stores a submission's header; its review syncs down like any change.
     pub(super) fn write_header(&mut self, header: SubmissionHeader) -> Result<()> {
-        self.touch(Entity::Review(header.id), &header.village_id)?;
-        Key::Submission(header.id).put(&mut self.batch, encode(&header));
+        let seq = self.touch(Entity::Review(header.id), &header.village_id);
+        Key::Submission(header.id).put(&mut self.batch, with_seq(encode(&header), seq));
         self.headers.insert(header.id, Some(header));
         Ok(())
     }
@@ -313,6 +316,7 @@ impl<'a> Work<'a> {
     pub(super) fn commit_then(mut self, written: impl FnOnce(&mut Writes)) -> Result<()> {
         self.update_rollups()?;
         self.file_trail();
+        self.append_to_log();
         Key::Meta(SEQ_KEY).put(&mut self.batch, self.seq.to_be_bytes());
         Key::Meta(AUDIT_SEQ_KEY).put(&mut self.batch, self.audit_seq.to_be_bytes());
         let (store, seq) = (self.store, self.seq);
