@@ -165,6 +165,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Backup { data, out, force }) => {
             refuse_inside(&out, &data.data)?;
             let store = open_existing(&data.data)?;
+            // A copy of a damaged store would pass for a good one later.
+            let problems = store.check()?;
+            if !problems.is_empty() {
+                anyhow::bail!(
+                    "the store in {} is damaged ({} problem(s), the first: {}): no backup was \
+                     written; see them all with `fieldsync-server check --data {0}` and restore \
+                     the store from its last good backup",
+                    data.data.display(),
+                    problems.len(),
+                    problems[0]
+                );
+            }
             let count = store.backup_to_file(&out, force)?;
             println!("backed up {count} records from {} to {}", data.data.display(), out.display());
             return Ok(());

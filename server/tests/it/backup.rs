@@ -398,6 +398,23 @@ fn the_check_command_fails_on_a_damaged_store() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("problem") && stdout.contains("rollup"), "{stdout}");
 
+    // Nor is it backed up: the copy would pass for a good one later.
+    let backup = dir.path().join("damaged.fsb");
+    let out = run(&[
+        "backup".as_ref(),
+        "--data".as_ref(),
+        data.as_os_str(),
+        "--out".as_ref(),
+        backup.as_os_str(),
+    ]);
+    let text = output(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("damaged") && text.contains("rollup") && text.contains("restore"),
+        "{text}"
+    );
+    assert!(!backup.exists(), "no backup file is written");
+
     // No store at all is an error, not a new empty store.
     let out = run(&["check".as_ref(), "--data".as_ref(), dir.path().join("none").as_os_str()]);
     assert!(!out.status.success());
