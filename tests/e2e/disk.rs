@@ -372,8 +372,30 @@ impl Drop for Tmpfs {
     }
 }
 
+/// Set in the process [`in_a_process_of_its_own`] starts.
+const ALONE: &str = "FIELDSYNC_TEST_ALONE";
+
+/// Runs the test `name` again in a process of its own, and passes when it
+/// does. sled's concurrency control is global to a process: a database
+/// stuck flushing to a full disk holds up every other test's database, so
+/// a test that fills a disk must not share its process.
+fn in_a_process_of_its_own(name: &str) {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let status = std::process::Command::new(exe)
+        .args(["--exact", name, "--nocapture", "--test-threads", "1"])
+        .env(ALONE, "1")
+        .status()
+        .expect("start the test binary again");
+    assert!(status.success(), "{name} failed in its own process (its output is above)");
+}
+
 #[tokio::test]
 async fn sled_on_a_real_full_disk_recovers_in_place_once_space_is_freed() {
+    if std::env::var_os(ALONE).is_none() {
+        return in_a_process_of_its_own(
+            "disk::sled_on_a_real_full_disk_recovers_in_place_once_space_is_freed",
+        );
+    }
     let Some(tmpfs) = Tmpfs::mount(24) else { return };
     let ballast = tmpfs.dir.path().join("ballast");
     std::fs::write(&ballast, vec![7u8; 6 * MIB as usize]).unwrap();

@@ -162,13 +162,7 @@ async fn a_restored_backup_answers_exactly_as_the_original() {
     server.stop().await.unwrap();
 
     // Back up and restore with the real binary.
-    let out = run(&[
-        "backup".as_ref(),
-        "--data".as_ref(),
-        original.as_os_str(),
-        "--out".as_ref(),
-        file.as_os_str(),
-    ]);
+    let out = backup_cli(&original, &file);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("backed up"));
     let out = run(&[
@@ -400,13 +394,7 @@ fn the_check_command_fails_on_a_damaged_store() {
 
     // Nor is it backed up: the copy would pass for a good one later.
     let backup = dir.path().join("damaged.fsb");
-    let out = run(&[
-        "backup".as_ref(),
-        "--data".as_ref(),
-        data.as_os_str(),
-        "--out".as_ref(),
-        backup.as_os_str(),
-    ]);
+    let out = backup_cli(&data, &backup);
     let text = output(&out);
     assert!(!out.status.success(), "{text}");
     assert!(
@@ -499,6 +487,17 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// `fieldsync-server backup --data DATA --out OUT`, run to its end.
+fn backup_cli(data: &std::path::Path, out: &std::path::Path) -> std::process::Output {
+    run(&[
+        "backup".as_ref(),
+        "--data".as_ref(),
+        data.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ])
+}
+
 fn output(out: &std::process::Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
@@ -528,13 +527,7 @@ fn a_cut_store_is_refused_by_serve_check_and_backup_and_left_as_it_was() {
         assert!(!text.contains("panicked") && !text.contains("RUST_BACKTRACE"), "{what}: {text}");
 
         let backup = root.path().join(format!("backup-{keep}.fsb"));
-        let out = run(&[
-            "backup".as_ref(),
-            "--data".as_ref(),
-            data.as_os_str(),
-            "--out".as_ref(),
-            backup.as_os_str(),
-        ]);
+        let out = backup_cli(&data, &backup);
         assert!(!out.status.success(), "backup of a db cut to {what}: {}", output(&out));
         assert!(!backup.exists());
 
@@ -574,13 +567,7 @@ fn check_and_backup_on_a_wrong_directory_create_nothing() {
         assert!(!out.status.success(), "{text}");
         assert!(text.contains("no fieldsync store"), "{text}");
         let file = root.path().join("b.fsb");
-        let out = run(&[
-            "backup".as_ref(),
-            "--data".as_ref(),
-            dir.as_os_str(),
-            "--out".as_ref(),
-            file.as_os_str(),
-        ]);
+        let out = backup_cli(dir, &file);
         assert!(!out.status.success(), "{}", output(&out));
         assert!(!file.exists());
     }
