@@ -472,3 +472,39 @@ fn an_iterator_sees_entries_written_after_it_started_beyond_its_position() {
         assert_eq!(rest, vec![vec![2], vec![4], vec![5], vec![6]], "{name}");
     }
 }
+
+#[test]
+fn long_values_read_back_whole_everywhere_and_in_a_snapshot_while_they_change() {
+    let long = |len: usize, seed: u8| (0..len).map(|i| (i as u8).wrapping_mul(seed)).collect();
+    for (name, e, _dir) in engines() {
+        let sizes = [10, 4095, 4096, 4097, 8192, 200_000];
+        let mut b = Batch::default();
+        for (i, len) in sizes.into_iter().enumerate() {
+            b.put("t", vec![i as u8], long(len, 3));
+        }
+        e.commit(b).unwrap();
+        let expected: Entries =
+            sizes.into_iter().enumerate().map(|(i, len)| (vec![i as u8], long(len, 3))).collect();
+        let snapshot = e.snapshot(&["t"]).unwrap();
+        let mut b = Batch::default();
+        b.put("t", vec![5], long(9000, 7));
+        b.put("t", vec![4], long(3, 7));
+        b.delete("t", vec![3]);
+        e.commit(b).unwrap();
+        if let Some(mut snap) = snapshot {
+            assert_eq!(
+                read_all(snap.as_mut(), 2),
+                expected.iter().map(|(k, v)| ("t", k.clone(), v.clone())).collect::<Vec<_>>(),
+                "{name}"
+            );
+        }
+        let now = e.scan("t", Bound::Unbounded, Bound::Unbounded, 100).unwrap();
+        let lens: Vec<usize> = now.iter().map(|(_, v)| v.len()).collect();
+        assert_eq!(lens, [10, 4095, 4096, 3, 9000], "{name}");
+        assert_eq!(e.get("t", &[5]).unwrap(), Some(long(9000, 7)), "{name}");
+        assert_eq!(e.get("t", &[3]).unwrap(), None, "{name}");
+        let rev = e.scan_rev("t", Bound::Unbounded, Bound::Unbounded, 1).unwrap();
+        assert_eq!(rev, vec![(vec![5], long(9000, 7))], "{name}");
+        assert_eq!(e.last("t").unwrap(), Some((vec![5], long(9000, 7))), "{name}");
+    }
+}

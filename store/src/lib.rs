@@ -12,6 +12,7 @@ mod faulty;
 mod iter;
 mod mark;
 mod memory;
+mod pieces;
 mod sled_engine;
 mod snapshot;
 

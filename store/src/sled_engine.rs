@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use crate::{
-    inverted, mark, poisoned, snapshot, Batch, Engine, Entries, Error, Result, Snapshot, Space,
-    Write,
+    inverted, mark, pieces, poisoned, snapshot, Batch, Engine, Entries, Error, Result, Snapshot,
+    Space, Write,
 };
 
 /// The production engine: an embedded sled database in one directory.
@@ -269,10 +269,12 @@ impl Sled {
         if inverted(from, to) {
             return Ok(Vec::new());
         }
-        let range = self.db()?.range(sled_range(tree, from, to));
+        let db = self.db()?;
+        let range = db.range(sled_range(tree, from, to));
         let skip = tree.len() + 1;
         let pair = |r: sled::Result<(sled::IVec, sled::IVec)>| {
-            r.map(|(k, v)| (k[skip..].to_vec(), v.to_vec())).map_err(Error::from)
+            let (k, v) = r?;
+            Ok((k[skip..].to_vec(), pieces::whole(&db, &k, &v)?))
         };
         match rev {
             false => range.take(limit).map(pair).collect(),
@@ -383,7 +385,9 @@ fn open_db(dir: &Path) -> Result<sled::Db> {
 
 impl Engine for Sled {
     fn get(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.db()?.get(stored_key(tree, key))?.map(|v| v.to_vec()))
+        let db = self.db()?;
+        let key = stored_key(tree, key);
+        db.get(&key)?.map(|first| pieces::whole(&db, &key, &first)).transpose()
     }
 
     fn scan(
@@ -409,12 +413,9 @@ impl Engine for Sled {
     fn last(&self, tree: &'static str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         let range = stored_key(tree, &[])..tree_end(tree);
         let skip = tree.len() + 1;
-        Ok(self
-            .db()?
-            .range(range)
-            .next_back()
-            .transpose()?
-            .map(|(k, v)| (k[skip..].to_vec(), v.to_vec())))
+        let db = self.db()?;
+        let last = db.range(range).next_back().transpose()?;
+        last.map(|(k, v)| Ok((k[skip..].to_vec(), pieces::whole(&db, &k, &v)?))).transpose()
     }
 
     fn write(&self, batch: Batch) -> Result<()> {
@@ -428,14 +429,11 @@ impl Engine for Sled {
             let key = stored_key(tree, &key);
             if let Some(capture) = state.capture.as_mut() {
                 if capture.wants(tree, &key) {
-                    let old = db.get(&key)?;
-                    capture.save(key.clone(), old);
+                    let old = db.get(&key)?.map(|first| pieces::whole(&db, &key, &first));
+                    capture.save(key.clone(), old.transpose()?.map(sled::IVec::from));
                 }
             }
-            match value {
-                Some(v) => writes.insert(key, v),
-                None => writes.remove(key),
-            }
+            pieces::write(&db, &mut writes, key, value)?;
         }
         let next = state.epoch + 1;
         writes.insert(EPOCH_KEY, &next.to_be_bytes()[..]);

@@ -74,7 +74,8 @@ impl Capture {
             let mut now: BTreeMap<Vec<u8>, Option<sled::IVec>> = BTreeMap::new();
             for entry in db.range((from.clone(), Bound::Excluded(tree_end(tree)))).take(limit) {
                 let (k, v) = entry?;
-                now.insert(k.to_vec(), Some(v));
+                let whole = crate::pieces::whole(db, &k, &v)?;
+                now.insert(k.to_vec(), Some(whole.into()));
             }
             let full = now.len() == limit.max(1);
             let upper = match (full, now.keys().next_back()) {
