@@ -21,6 +21,7 @@ pub use faulty::Faulty;
 pub use iter::ScanIter;
 pub use mark::{sync_dir, FILE as MARK_FILE};
 pub use memory::Memory;
+pub use pieces::entries as sled_entries;
 pub use sled_engine::{Sled, CACHE_BYTES};
 pub use snapshot::{Scanning, Snapshot};
 

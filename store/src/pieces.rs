@@ -26,6 +26,15 @@ pub(crate) const PIECE: usize = 4096;
 
 const PREFIX: &[u8] = b"\0piece\0";
 
+/// How many sled entries a value of `len` bytes takes: its own and its
+/// pieces'.
+pub fn entries(len: usize) -> u64 {
+    match len {
+        len if len < PIECE => 1,
+        len => 2 + ((len - PIECE) / PIECE) as u64,
+    }
+}
+
 /// `\0piece\0 ‖ len(key) ‖ key`: the prefix of the pieces of `key` (the
 /// length keeps one key's pieces apart from a longer key's that starts the
 /// same way).
@@ -136,6 +145,11 @@ mod tests {
             put(&db, b"k2", Some(value(len + 7)));
             assert_eq!(read(&db, b"k"), Some(value(len)), "length {len} beside a longer key");
             assert!(stored(&db).iter().all(|(_, l)| *l <= PIECE), "length {len}");
+            let k_entries = stored(&db)
+                .iter()
+                .filter(|(k, _)| k.starts_with(&pieces_of(b"k")) || k == b"k")
+                .count();
+            assert_eq!(k_entries as u64, entries(len), "length {len}");
         }
         // Shorter values and deletes leave no pieces behind.
         put(&db, b"k", Some(value(3 * PIECE)));

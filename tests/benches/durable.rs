@@ -24,7 +24,8 @@
 //! committed and flushed batch (one `apply_batch` + flush) per push of the
 //! shape. Printed beside each row: the sled records the server's store
 //! wrote per acknowledged value (counted by a wrapper around the engine,
-//! puts and deletes of every batch, before the engine's own epoch record);
+//! puts and deletes of every batch, a long value counted with its pieces,
+//! before the engine's own epoch record);
 //! after each shape, its server's store and its raw database on disk, in
 //! bytes per value.
 //!

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use fieldsync::sync::{Mutation, RawValue};
 use fieldsync::{demo, Hlc, Level};
-use fieldsync_store::{Batch, Engine, Entries, Result, Sled, Snapshot, Space};
+use fieldsync_store::{sled_entries, Batch, Engine, Entries, Result, Sled, Snapshot, Space};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -37,7 +37,9 @@ impl Counted {
     }
 
     fn count(&self, batch: &Batch) {
-        self.records.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        // Long values take more than one sled entry (the engine's pieces).
+        let entries = batch.writes().map(|(_, _, v)| v.map_or(1, |v| sled_entries(v.len())));
+        self.records.fetch_add(entries.sum(), Ordering::Relaxed);
         self.batches.fetch_add(1, Ordering::Relaxed);
     }
 }
