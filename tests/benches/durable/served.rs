@@ -80,7 +80,9 @@ async fn serve(dir: &Path) -> anyhow::Result<()> {
     let server = LocalServer::start(dir, "127.0.0.1:0", TOKEN).await?;
     let open = start.elapsed().as_secs_f64();
     let rss = peak_rss_mib().unwrap_or(f64::NAN);
-    let token = server.user("reader", "Surveyor", Role::Surveyor, &[demo::PROVINCE])?;
+    // A reader of its own each time the store is served.
+    let reader = format!("reader-{}", std::process::id());
+    let token = server.user(&reader, "Surveyor", Role::Surveyor, &[demo::PROVINCE])?;
     println!("open {open:.3} {rss:.0} {} {token}", server.url);
     std::io::stdout().flush()?;
     tokio::task::spawn_blocking(|| std::io::stdin().lines().for_each(drop)).await?;
