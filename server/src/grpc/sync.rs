@@ -192,7 +192,10 @@ impl Sync for SyncService {
         // Fail before streaming if the cursor is unusable.
         let cursor = req.cursor;
         let reader = user.clone();
-        let first = blocking(&self.app, move |app| app.pull(&reader, cursor, page_size)).await?;
+        let first = match self.app.nothing_new(cursor) {
+            Some(page) => page,
+            None => blocking(&self.app, move |app| app.pull(&reader, cursor, page_size)).await?,
+        };
         let (tx, rx) = mpsc::channel(self.limits.pull_buffer);
         let app = Arc::clone(&self.app);
         tokio::spawn(async move {
