@@ -34,6 +34,12 @@
 //! compare the engine's commit (epoch record, high-water mark) with plain
 //! sled.
 //!
+//! Served: N values (`FIELDSYNC_BENCH_SERVED`, default 100000) are loaded
+//! by a process of its own, which is SIGKILLed once they are flushed; another
+//! process opens the store (timed, sled's recovery included) and serves a
+//! fresh tablet's initial pull; its own RSS once open and its peak are
+//! printed (see `durable/served.rs`).
+//!
 //! Pull: N values are loaded into a server through `Store::push`; a fresh
 //! tablet (its own sled store in a temp dir) is set up (bootstrap) and pulls
 //! until caught up, storing and flushing page by page as `fieldsync sync` does.
@@ -63,6 +69,8 @@ use fieldsync_store::{Batch, Engine, Sled};
 use rand::SeedableRng;
 
 mod common;
+#[path = "durable/served.rs"]
+mod served;
 #[path = "durable/shapes.rs"]
 mod shapes;
 
@@ -520,7 +528,11 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if let Some(role) = served::child_role().await {
+        return role;
+    }
     durable_push().await?;
     initial_pull().await?;
+    served::served().await?;
     Ok(())
 }
