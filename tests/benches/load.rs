@@ -176,6 +176,13 @@ struct Done {
     pulled: usize,
 }
 
+/// How long one session spent in each step: init (connect, status,
+/// bootstrap), record, sync's connect and push, and its pull.
+type Steps = [Duration; 4];
+
+/// The steps as the report prints them.
+const STEPS: [&str; 4] = ["init", "record", "connect + push", "pull"];
+
 /// A failed session: the step that failed, when (since the session began) and why.
 struct Failed {
     step: &'static str,
@@ -184,30 +191,42 @@ struct Failed {
 }
 
 /// init, record, sync (push, then pull), as a surveyor does.
-async fn session(url: &str, t: Tablet) -> Result<Done, Failed> {
+async fn session(url: &str, t: Tablet) -> Result<(Done, Steps), Failed> {
     let began = Instant::now();
+    let mut steps = [Duration::ZERO; 4];
+    let mut lap = began;
+    let mut split = |step: usize| {
+        let now = Instant::now();
+        steps[step] = now - lap;
+        lap = now;
+    };
     let fail = |step| move |error| Failed { step, after: began.elapsed(), error };
     let tablet = fieldsync_client::init_tablet(Arc::new(Memory::new()), url, &t.token)
         .await
         .map_err(fail("init (connect, status, bootstrap)"))?;
+    split(0);
     for ((village, period), edits) in &t.plan {
         tablet
             .record(village, period, edits, fieldsync_client::now_ms())
             .map_err(fail("record"))?;
     }
+    split(1);
     let mut remote = Grpc::connect(url, &t.token).await.map_err(fail("sync: connect"))?;
     let retry = Retry::immediate(0);
     let report =
         sync::push(&tablet, &mut remote, &retry, &mut |_| {}).await.map_err(fail("sync: push"))?;
+    split(2);
     let pulled =
         sync::pull(&tablet, &mut remote, &retry, &mut |_| {}).await.map_err(fail("sync: pull"))?;
-    Ok(Done {
+    split(3);
+    let done = Done {
         pushed: t.values,
         applied: report.applied,
         conflicts: report.conflicts,
         rejected: report.rejected,
         pulled,
-    })
+    };
+    Ok((done, steps))
 }
 
 /// The kernel's count of connections dropped because a listen queue was full
@@ -234,6 +253,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Report {
     latencies_ms: Vec<f64>,
+    /// Each successful session's [`Steps`], in ms.
+    steps_ms: Vec<[f64; 4]>,
     total: Done,
     errors: Vec<(String, String, usize, f64, f64)>,
     cpu: Option<f64>,
@@ -266,8 +287,9 @@ async fn run_tablets(plans: &str, url: &str, ramp: Duration) -> anyhow::Result<(
     for t in tasks {
         let (took, done) = t.await?;
         match done {
-            Ok(d) => {
+            Ok((d, steps)) => {
                 report.latencies_ms.push(took.as_secs_f64() * 1e3);
+                report.steps_ms.push(steps.map(|s| s.as_secs_f64() * 1e3));
                 let total = &mut report.total;
                 total.pushed += d.pushed;
                 total.applied += d.applied;
@@ -375,6 +397,7 @@ async fn main() -> anyhow::Result<()> {
             "  values: {} recorded, {} applied, {} conflicts, {} rejected; {} changes pulled",
             total.pushed, total.applied, total.conflicts, total.rejected, total.pulled
         );
+        print_steps(&report.steps_ms);
         match cpu {
             Some(c) => println!(
                 "  server CPU: {c:.2} s ({:.0}% of one core over the wall time)",
@@ -401,4 +424,20 @@ async fn main() -> anyhow::Result<()> {
         server.stop().await?;
     }
     Ok(())
+}
+
+/// The p50 and p99 of each step of the sessions that succeeded.
+fn print_steps(steps_ms: &[[f64; 4]]) {
+    let parts: Vec<String> = STEPS
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mut took: Vec<Duration> =
+                steps_ms.iter().map(|s| Duration::from_secs_f64(s[i] / 1e3)).collect();
+            took.sort_unstable();
+            let ms = |p| percentile(&took, p).as_secs_f64() * 1e3;
+            format!("{name} {:.0}/{:.0}", ms(50.0), ms(99.0))
+        })
+        .collect();
+    println!("  steps, p50/p99 ms: {}", parts.join(", "));
 }

@@ -12,6 +12,7 @@
 
 pub mod admin;
 pub mod auth;
+mod bootstraps;
 mod error;
 pub mod report;
 pub mod review;
@@ -58,6 +59,7 @@ pub struct App {
     app_url: AppUrl,
     rate: auth::Rate,
     guesses: auth::Guesses,
+    bootstraps: bootstraps::Bootstraps,
 }
 
 impl App {
@@ -67,6 +69,7 @@ impl App {
             guesses: auth::Guesses::per_minute(settings.enroll_failures_per_minute),
             max_page: settings.max_page,
             app_url: settings.app_url,
+            bootstraps: bootstraps::Bootstraps::default(),
             store,
         }
     }

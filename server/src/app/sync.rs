@@ -1,9 +1,11 @@
 //! What tablets and the surveyors' app ask: their part of the catalogue,
 //! push, pull pages, and where the server stands.
 
+use std::sync::Arc;
+
 use fieldsync::access::User;
 use fieldsync::sync::{Mutation, MutationResult, Page};
-use fieldsync::{DeviceId, Indicator, OrgUnit};
+use fieldsync::{Catalogue, DeviceId, Indicator, OrgUnit};
 
 use super::{now_ms, App, Result};
 
@@ -25,13 +27,21 @@ pub struct SyncStatus {
     pub last_mutation_id: u64,
 }
 
-impl App {
-    pub fn bootstrap(&self, user: &User) -> Bootstrap {
-        let cat = self.catalogue();
+impl Bootstrap {
+    /// `user`'s part of `catalogue`.
+    pub fn of(catalogue: &Catalogue, user: &User) -> Bootstrap {
         Bootstrap {
-            indicators: cat.indicators_in_order().cloned().collect(),
-            org_units: cat.visible_to(user).into_iter().cloned().collect(),
+            indicators: catalogue.indicators_in_order().cloned().collect(),
+            org_units: catalogue.visible_to(user).into_iter().cloned().collect(),
         }
+    }
+}
+
+impl App {
+    /// `user`'s part of the current catalogue; callers of the same areas
+    /// share one, built once per catalogue.
+    pub fn bootstrap(&self, user: &User) -> Arc<Bootstrap> {
+        self.bootstraps.of(&self.catalogue(), user)
     }
 
     /// Changes per pull page for a request of `requested` (0: the most).
@@ -55,7 +65,18 @@ impl App {
 
     /// One page of the changes in the caller's areas after `cursor`.
     pub fn pull(&self, user: &User, cursor: u64, page_size: usize) -> Result<Page> {
+        if let Some(page) = self.nothing_new(cursor) {
+            return Ok(page);
+        }
         Ok(self.store.pull(user, cursor, page_size)?)
+    }
+
+    /// The empty, caught-up page of a tablet whose cursor is the durable
+    /// head: nothing to read, so it is answered at once, without the
+    /// store's lock (it does not wait behind a write) or the blocking pool.
+    pub fn nothing_new(&self, cursor: u64) -> Option<Page> {
+        let head = self.store.durable_head();
+        (cursor == head).then(|| Page { changes: Vec::new(), cursor: head, caught_up: true })
     }
 
     pub fn status(&self, user: &User, device: Option<DeviceId>) -> Result<SyncStatus> {

@@ -115,3 +115,85 @@ fn the_apps_address_prefers_the_public_url_then_the_callers() {
     assert_eq!(public.for_origin(Some("http://10.0.0.5:8080")), "https://ntm.example.vn/app/");
     assert_eq!(AppUrl::default().for_origin(None), "");
 }
+
+/// A surveyor of `commune`, created by the admin.
+fn surveyor(app: &App, admin: &User, id: &str, commune: &str) -> User {
+    let user = User {
+        id: id.into(),
+        name: format!("Surveyor {id}"),
+        role: Role::Surveyor,
+        areas: vec![commune.into()],
+        disabled: false,
+    };
+    app.create_user(admin, user).unwrap()
+}
+
+fn unit_ids(part: &sync::Bootstrap) -> Vec<&str> {
+    part.org_units.iter().map(|u| u.id.as_str()).collect()
+}
+
+#[test]
+fn a_bootstrap_shows_a_catalogue_change_at_once() {
+    let (app, admin) = app(settings());
+    let communes: Vec<String> =
+        app.catalogue().units_at(Level::Commune, None).iter().map(|u| u.id.clone()).collect();
+    let (one, other) = (&communes[0], &communes[1]);
+    let first = surveyor(&app, &admin, "s1", one);
+    let second = surveyor(&app, &admin, "s2", one);
+    let elsewhere = surveyor(&app, &admin, "s3", other);
+    let before = app.bootstrap(&first);
+    assert_eq!(unit_ids(&app.bootstrap(&second)), unit_ids(&before), "same areas, same part");
+    let theirs = app.bootstrap(&elsewhere);
+    assert!(unit_ids(&theirs).contains(&other.as_str()));
+    assert!(!unit_ids(&theirs).contains(&one.as_str()), "another commune's part is its own");
+
+    let village = fieldsync::OrgUnit {
+        id: format!("{one}.thon-moi"),
+        name: "Thôn Mới".into(),
+        level: Level::Village,
+        parent: Some(one.clone()),
+    };
+    app.add_org_unit(&admin, village.clone()).unwrap();
+    let after = app.bootstrap(&second);
+    assert!(unit_ids(&after).contains(&village.id.as_str()), "the new village is sent");
+    assert_eq!(after.org_units.len(), before.org_units.len() + 1);
+    assert!(!unit_ids(&app.bootstrap(&elsewhere)).contains(&village.id.as_str()));
+
+    let mut indicator = app.catalogue().indicators_in_order().next().unwrap().clone();
+    indicator.code = "wells".into();
+    indicator.parent = None;
+    app.add_indicator(&admin, indicator).unwrap();
+    let codes: Vec<String> =
+        app.bootstrap(&first).indicators.iter().map(|i| i.code.clone()).collect();
+    assert!(codes.iter().any(|c| c == "wells"), "the new indicator is sent: {codes:?}");
+}
+
+#[test]
+fn a_pull_at_the_head_gets_nothing_until_a_push_moves_it() {
+    let (app, admin) = app(settings());
+    let village = fieldsync::demo::SAMPLE_VILLAGE;
+    let tablet = surveyor(&app, &admin, "s1", fieldsync::demo::SAMPLE_COMMUNE);
+    let head = app.pull(&tablet, 0, 100).unwrap().cursor;
+    let idle = app.pull(&tablet, head, 100).unwrap();
+    assert!(idle.caught_up && idle.changes.is_empty() && idle.cursor == head);
+    assert_eq!(app.pull(&tablet, head + 1, 100).unwrap_err().kind, Kind::OutOfSequence);
+
+    let device = fieldsync::DeviceId(uuid::Uuid::from_u128(7));
+    let edit = fieldsync::sync::Mutation {
+        id: 1,
+        village_id: village.into(),
+        period: "2024".into(),
+        field: "road_km".into(),
+        value: fieldsync::sync::RawValue::Amount("1.50".into()),
+        base_version: 0,
+        hlc: fieldsync::Hlc::from_millis(now_ms()),
+        author: tablet.name.clone(),
+    };
+    app.push(&tablet, device, &[edit], 0).unwrap();
+    app.store.settle().unwrap();
+    let page = app.pull(&tablet, head, 100).unwrap();
+    let fields =
+        page.changes.iter().filter(|(_, c)| matches!(c, fieldsync::sync::Change::Field(_)));
+    assert_eq!(fields.count(), 1, "the pushed value comes at the old head: {page:?}");
+    assert!(page.caught_up && page.cursor > head);
+}

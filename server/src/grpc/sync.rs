@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use fieldsync::sync::Mutation;
+use fieldsync::sync::{Mutation, Page};
 use fieldsync::DeviceId;
 use fieldsync_proto::convert;
 use fieldsync_proto::v1::sync_server::Sync;
@@ -93,8 +93,15 @@ impl Drop for UserPull {
 
 /// A pull's pages, holding its [`PullSlot`] for as long as the stream lives.
 pub struct PullPages {
-    pages: ReceiverStream<Result<PullPage, Status>>,
+    pages: Pages,
     _slot: PullSlot,
+}
+
+/// Where a pull's pages come from: a pull whose first page is its last
+/// (most of them) is sent as it is, without a task or a channel.
+enum Pages {
+    Last(Option<PullPage>),
+    Read(ReceiverStream<Result<PullPage, Status>>),
 }
 
 impl tokio_stream::Stream for PullPages {
@@ -104,7 +111,10 @@ impl tokio_stream::Stream for PullPages {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
-        std::pin::Pin::new(&mut self.pages).poll_next(cx)
+        match &mut self.pages {
+            Pages::Last(page) => std::task::Poll::Ready(page.take().map(Ok)),
+            Pages::Read(pages) => std::pin::Pin::new(pages).poll_next(cx),
+        }
     }
 }
 
@@ -117,6 +127,15 @@ fn check_schema(version: u32) -> Result<(), Status> {
         v => Err(Status::failed_precondition(format!(
             "this server speaks schema version {SCHEMA_VERSION}, the request uses {v}: update the server"
         ))),
+    }
+}
+
+fn page_to_wire(page: &Page) -> PullPage {
+    PullPage {
+        changes: page.changes.iter().map(|(seq, c)| convert::change_to_wire(*seq, c)).collect(),
+        cursor: page.cursor,
+        caught_up: page.caught_up,
+        server_hlc: server_hlc().0,
     }
 }
 
@@ -192,7 +211,14 @@ impl Sync for SyncService {
         // Fail before streaming if the cursor is unusable.
         let cursor = req.cursor;
         let reader = user.clone();
-        let first = blocking(&self.app, move |app| app.pull(&reader, cursor, page_size)).await?;
+        let first = match self.app.nothing_new(cursor) {
+            Some(page) => page,
+            None => blocking(&self.app, move |app| app.pull(&reader, cursor, page_size)).await?,
+        };
+        if first.caught_up {
+            let pages = Pages::Last(Some(page_to_wire(&first)));
+            return Ok(Response::new(PullPages { pages, _slot: slot }));
+        }
         let (tx, rx) = mpsc::channel(self.limits.pull_buffer);
         let app = Arc::clone(&self.app);
         tokio::spawn(async move {
@@ -200,16 +226,7 @@ impl Sync for SyncService {
             loop {
                 let cursor = page.cursor;
                 let done = page.caught_up;
-                let wire = PullPage {
-                    changes: page
-                        .changes
-                        .iter()
-                        .map(|(seq, c)| convert::change_to_wire(*seq, c))
-                        .collect(),
-                    cursor: page.cursor,
-                    caught_up: page.caught_up,
-                    server_hlc: server_hlc().0,
-                };
+                let wire = page_to_wire(&page);
                 if tx.send(Ok(wire)).await.is_err() || done {
                     // Sent the last page, or the device went away.
                     return;
@@ -224,7 +241,8 @@ impl Sync for SyncService {
                 };
             }
         });
-        Ok(Response::new(PullPages { pages: ReceiverStream::new(rx), _slot: slot }))
+        let pages = Pages::Read(ReceiverStream::new(rx));
+        Ok(Response::new(PullPages { pages, _slot: slot }))
     }
 
     async fn status(
