@@ -508,3 +508,39 @@ fn long_values_read_back_whole_everywhere_and_in_a_snapshot_while_they_change() 
         assert_eq!(e.last("t").unwrap(), Some((vec![5], long(9000, 7))), "{name}");
     }
 }
+
+/// The name of sled's newest snapshot file in `dir` (it names the log
+/// position it covers).
+fn newest_snapshot(dir: &Path) -> Option<String> {
+    let names = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name());
+    names.map(|n| n.to_string_lossy().into_owned()).filter(|n| n.starts_with("snap.")).max()
+}
+
+#[test]
+fn sled_takes_a_fresh_snapshot_after_enough_writes_and_keeps_every_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = Sled::open(dir.path()).unwrap();
+    e.snapshot_every = 64 * 1024;
+    let first = newest_snapshot(dir.path());
+    for i in 0u32..40 {
+        let mut b = Batch::default();
+        b.put("t", i.to_be_bytes().to_vec(), vec![i as u8; 3000]);
+        e.commit(b).unwrap();
+    }
+    let later = newest_snapshot(dir.path());
+    assert!(later > first, "a snapshot after 120 KB written: {first:?} then {later:?}");
+    // Not while a backup is being read: it would be cut short.
+    let snap = e.snapshot(&["t"]).unwrap().unwrap();
+    for i in 40u32..80 {
+        let mut b = Batch::default();
+        b.put("t", i.to_be_bytes().to_vec(), vec![i as u8; 3000]);
+        e.commit(b).unwrap();
+    }
+    assert_eq!(newest_snapshot(dir.path()), later, "no reopen while a backup is read");
+    drop(snap);
+    drop(e);
+    let e = Sled::open(dir.path()).unwrap();
+    for i in 0u32..80 {
+        assert_eq!(e.get("t", &i.to_be_bytes()).unwrap(), Some(vec![i as u8; 3000]), "value {i}");
+    }
+}

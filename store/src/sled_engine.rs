@@ -36,7 +36,20 @@ pub struct Sled {
     written: AtomicU64,
     /// The highest epoch a finished flush made durable.
     flushed: AtomicU64,
+    /// Bytes written since sled last opened, and how many make it reopen
+    /// (see [`SNAPSHOT_EVERY_BYTES`]).
+    since_open: AtomicU64,
+    pub(crate) snapshot_every: u64,
 }
+
+/// sled writes the index it recovers from (its snapshot) only when it opens,
+/// so an open after a crash, or after months of serving, reads back all the
+/// log written since the last open: 2.9 GB and 3–7 s for a store of
+/// 1,000,000 values, 0.5–0.7 s once a snapshot is fresh. So the engine
+/// reopens sled after a flush once this much has been written since it
+/// last opened (not while a backup is being read): an open then reads at
+/// most about this much log, and writers wait for one reopen meanwhile.
+pub const SNAPSHOT_EVERY_BYTES: u64 = 256 << 20;
 
 #[derive(Debug)]
 struct Writes {
@@ -234,6 +247,8 @@ impl Sled {
             writes,
             written: written.into(),
             flushed: written.into(),
+            since_open: 0.into(),
+            snapshot_every: SNAPSHOT_EVERY_BYTES,
         };
         if let Some(mark) = mark {
             engine.behind(dir, mark.epoch())?;
@@ -424,6 +439,7 @@ impl Engine for Sled {
         }
         let mut state = self.writes.lock().map_err(poisoned)?;
         let db = self.db()?;
+        self.since_open.fetch_add(batch.bytes(), Ordering::Relaxed);
         let mut writes = sled::Batch::default();
         for Write { tree, key, value } in batch.ops {
             let key = stored_key(tree, &key);
@@ -453,6 +469,13 @@ impl Engine for Sled {
             let mut mark = mark.lock().map_err(poisoned)?;
             mark.advance(self.flushed.load(Ordering::SeqCst))?;
         }
+        if self.since_open.load(Ordering::Relaxed) >= self.snapshot_every {
+            let mut writes = self.writes.lock().map_err(poisoned)?;
+            let due = self.since_open.load(Ordering::Relaxed) >= self.snapshot_every;
+            if due && writes.capture.is_none() {
+                self.reopen_locked(&mut writes)?;
+            }
+        }
         Ok(())
     }
 
@@ -479,6 +502,13 @@ impl Engine for Sled {
     /// database that came back behind its mark is refused, as on open.
     fn reopen(&self) -> Result<()> {
         let mut writes = self.writes.lock().map_err(poisoned)?;
+        self.reopen_locked(&mut writes)
+    }
+}
+
+impl Sled {
+    /// [`Engine::reopen`], under the writers' lock the caller holds.
+    fn reopen_locked(&self, writes: &mut Writes) -> Result<()> {
         let mut db = self.db.write().map_err(poisoned)?;
         // The old database must be gone (its file lock released) before the
         // directory is opened again.
@@ -492,6 +522,7 @@ impl Engine for Sled {
         writes.generation += 1;
         self.written.store(epoch, Ordering::SeqCst);
         self.flushed.store(epoch, Ordering::SeqCst);
+        self.since_open.store(0, Ordering::Relaxed);
         if let Some(mark) = &self.mark {
             let marked = mark.lock().map_err(poisoned)?.epoch();
             self.behind(&self.dir, marked)?;
