@@ -124,6 +124,78 @@ impl Cell {
     }
 }
 
+impl Cell {
+    /// The cell moved by `delta`; `None` if a count would drop below zero
+    /// or a sum overflow.
+    pub fn moved(&self, delta: &Delta) -> Option<Cell> {
+        let count = |n: u32, by: i64| u32::try_from(i64::from(n).checked_add(by)?).ok();
+        Some(Cell {
+            approved: self.approved.checked_add(delta.approved)?,
+            approved_n: count(self.approved_n, delta.approved_n)?,
+            pending: self.pending.checked_add(delta.pending)?,
+            pending_n: count(self.pending_n, delta.pending_n)?,
+            conflicts_n: count(self.conflicts_n, delta.conflicts_n)?,
+        })
+    }
+}
+
+/// How a write moves one indicator's totals: the contributions it adds and
+/// removes, summed, so that each total is read and written once per write
+/// however many submissions below it change.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Delta {
+    pub approved: Amount,
+    pub approved_n: i64,
+    pub pending: Amount,
+    pub pending_n: i64,
+    pub conflicts_n: i64,
+}
+
+impl Delta {
+    /// Adds (`sign` = 1) or removes (`sign` = -1) a contribution; `None` on
+    /// overflow.
+    pub fn add(&mut self, c: &Contribution, sign: i64) -> Option<()> {
+        if let Some(value) = c.value {
+            let signed = Amount::new(value.units().checked_mul(sign)?, value.scale());
+            match c.standing {
+                Standing::Approved => {
+                    self.approved = self.approved.checked_add(signed)?;
+                    self.approved_n = self.approved_n.checked_add(sign)?;
+                }
+                Standing::Pending => {
+                    self.pending = self.pending.checked_add(signed)?;
+                    self.pending_n = self.pending_n.checked_add(sign)?;
+                }
+                Standing::Excluded => {}
+            }
+        }
+        if c.in_conflict && c.standing != Standing::Excluded {
+            self.conflicts_n = self.conflicts_n.checked_add(sign)?;
+        }
+        Some(())
+    }
+
+    /// Sums `other` into this delta; `None` on overflow.
+    pub fn merge(&mut self, other: &Delta) -> Option<()> {
+        *self = Delta {
+            approved: self.approved.checked_add(other.approved)?,
+            approved_n: self.approved_n.checked_add(other.approved_n)?,
+            pending: self.pending.checked_add(other.pending)?,
+            pending_n: self.pending_n.checked_add(other.pending_n)?,
+            conflicts_n: self.conflicts_n.checked_add(other.conflicts_n)?,
+        };
+        Some(())
+    }
+
+    /// Whether it moves nothing (what it added it also removed).
+    pub fn is_zero(&self) -> bool {
+        let zero = Amount::whole(0);
+        self.approved == zero
+            && self.pending == zero
+            && (self.approved_n, self.pending_n, self.conflicts_n) == (0, 0, 0)
+    }
+}
+
 /// Percent achieved, to one decimal, rounded half away from zero once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Percent {
@@ -255,5 +327,43 @@ mod tests {
         cell.apply(&p, -1).unwrap();
         assert!(cell.is_empty());
         assert_eq!(cell.approved, km("0"));
+    }
+
+    #[test]
+    fn a_summed_delta_moves_a_cell_as_its_contributions_one_by_one_do() {
+        let approved = |v: &str| Contribution {
+            standing: Standing::Approved,
+            value: Some(km(v)),
+            in_conflict: false,
+        };
+        let p =
+            Contribution { standing: Standing::Pending, value: Some(km("5")), in_conflict: true };
+        let mut by_one = Cell::default();
+        by_one.apply(&approved("2.5"), 1).unwrap();
+        by_one.apply(&p, 1).unwrap();
+        let start = by_one;
+        // A value corrected from 2.5 to 4, a pending one approved, a new one.
+        let steps = [(approved("2.5"), -1), (approved("4"), 1), (p, -1), (approved("5"), 1)];
+        let mut delta = Delta::default();
+        for (c, sign) in &steps {
+            by_one.apply(c, *sign).unwrap();
+            delta.add(c, *sign).unwrap();
+        }
+        let mut other = Delta::default();
+        other.add(&approved("0.25"), 1).unwrap();
+        by_one.apply(&approved("0.25"), 1).unwrap();
+        delta.merge(&other).unwrap();
+        assert_eq!(start.moved(&delta), Some(by_one));
+        assert_eq!(by_one.approved, km("9.25"));
+        assert_eq!((by_one.approved_n, by_one.pending_n, by_one.conflicts_n), (3, 0, 0));
+
+        let mut undone = Delta::default();
+        undone.add(&p, 1).unwrap();
+        undone.add(&p, -1).unwrap();
+        assert!(undone.is_zero(), "what a write adds and removes moves nothing");
+        let mut gone = Delta::default();
+        gone.add(&p, -1).unwrap();
+        gone.add(&p, -1).unwrap();
+        assert_eq!(start.moved(&gone), None, "no count goes below zero");
     }
 }

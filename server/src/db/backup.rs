@@ -205,7 +205,7 @@ fn verify_backup(input: impl Read) -> Result<u64> {
 
 /// Writes a verified backup into `engine`, which must be empty. Returns the
 /// number of records.
-fn restore_into(input: impl Read, engine: &dyn Engine) -> Result<u64> {
+pub(in crate::db) fn restore_into(input: impl Read, engine: &dyn Engine) -> Result<u64> {
     for tree in TREES {
         if engine.last(tree)?.is_some() {
             return Err(Error::Invalid(format!(
@@ -244,7 +244,11 @@ impl Store {
     }
 
     /// [`Store::backup`] of the given trees.
-    fn backup_trees(&self, trees: &[&'static str], out: impl Write) -> Result<u64> {
+    pub(in crate::db) fn backup_trees(
+        &self,
+        trees: &[&'static str],
+        out: impl Write,
+    ) -> Result<u64> {
         let (mut snapshot, _guard): (Box<dyn Snapshot + '_>, _) =
             match self.engine.snapshot(trees)? {
                 Some(snapshot) => {

@@ -2,8 +2,10 @@
 //! of every migration; a store written by an older version is brought up
 //! to date, in chunks, each migration rerunnable after a crash and marked
 //! done last. The audit trail's move to one record per write is in
-//! `migrate/trail.rs`.
+//! `migrate/trail.rs`, the totals' to one record per org unit and period
+//! in `migrate/totals.rs`.
 
+mod totals;
 mod trail;
 
 use std::collections::BTreeMap;
@@ -17,7 +19,7 @@ use super::schema::retired::{CHANGES_BY_DISTRICT, ENTITY_SEQ};
 use super::schema::{
     decode, decode_with_seq, encode, read_u64, with_seq, Entity, Key, LogEntry, SubmissionHeader,
     BY_COMMUNE_KEY, CATALOGUE_KEY, CHANGES, CHANGES_BY_COMMUNE, CONFLICTS, CUT_KEY, FIELDS,
-    LOG_KEY, SEQ_KEY, SUBMISSIONS, TRAIL_KEY, WRITES,
+    LOG_KEY, SEQ_KEY, SUBMISSIONS, TOTALS_KEY, TRAIL_KEY, WRITES,
 };
 use super::{Error, Result};
 
@@ -38,6 +40,7 @@ pub(super) fn initialise(engine: &dyn Engine, initial: impl FnOnce() -> Catalogu
     Key::Meta(BY_COMMUNE_KEY).put(&mut batch, b"1".as_slice());
     Key::Meta(TRAIL_KEY).put(&mut batch, WRITES);
     Key::Meta(LOG_KEY).put(&mut batch, b"1".as_slice());
+    Key::Meta(TOTALS_KEY).put(&mut batch, b"1".as_slice());
     engine.commit(batch)?;
     tracing::info!(
         indicators = catalogue.indicators.len(),
@@ -52,7 +55,8 @@ pub(super) fn is_current(engine: &dyn Engine) -> Result<bool> {
     Ok(Key::Meta(CUT_KEY).get(engine)?.is_some()
         && Key::Meta(BY_COMMUNE_KEY).get(engine)?.is_some()
         && Key::Meta(TRAIL_KEY).get(engine)?.is_some()
-        && Key::Meta(LOG_KEY).get(engine)?.is_some())
+        && Key::Meta(LOG_KEY).get(engine)?.is_some()
+        && Key::Meta(TOTALS_KEY).get(engine)?.is_some())
 }
 
 /// Runs every migration the store has not had yet.
@@ -68,6 +72,9 @@ pub(super) fn run(engine: &dyn Engine, catalogue: &Catalogue) -> Result<()> {
     }
     if Key::Meta(LOG_KEY).get(engine)?.is_none() {
         append_only_log(engine)?;
+    }
+    if Key::Meta(TOTALS_KEY).get(engine)?.is_none() {
+        totals::one_record_per_unit(engine)?;
     }
     Ok(())
 }

@@ -1,18 +1,25 @@
 //! Totals up the hierarchy, kept current in the same batch as every change
-//! that moves them, so that asking for totals reads one cell per org unit and
-//! indicator, whatever the number of records. Plans (KH) sit beside them.
+//! that moves them, so that asking for totals reads one record per org
+//! unit, whatever the number of reports. Plans (KH) sit beside them.
 //!
-//! `rollups`: period ‖ 0 ‖ org unit ‖ 0 ‖ indicator → [`Cell`];
-//! `plans`: the same key → [`Amount`].
+//! `totals`: period ‖ 0 ‖ org unit → [`UnitTotals`], every indicator's
+//! [`Cell`] of the unit (moved by `rollup/update.rs`, checked by
+//! `rollup/check.rs`); `plans`: period ‖ 0 ‖ org unit ‖ 0 ‖ indicator →
+//! [`Amount`].
+//!
+//! [`UnitTotals`]: super::schema::UnitTotals
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+mod check;
+mod update;
+
+use std::collections::BTreeMap;
 
 use fieldsync::access::{Action, Role, User};
-use fieldsync::rollup::{contributions, Cell, Contributions};
-use fieldsync::sync::{AuditKind, Conflict, FieldState};
-use fieldsync::{Amount, Level, Period, SubmissionId};
+use fieldsync::rollup::Cell;
+use fieldsync::sync::AuditKind;
+use fieldsync::{Amount, Level, Period};
 
-use super::schema::{decode, encode, Key, Prefix, SubmissionHeader, PLANS, ROLLUPS, SUBMISSIONS};
+use super::schema::{decode, encode, Key, Prefix, UnitTotals, PLANS, TOTALS};
 use super::txn::Work;
 use super::{readable_area, Error, Result, Store};
 
@@ -33,98 +40,6 @@ pub struct PlanRow {
     pub indicator: String,
     pub period: String,
     pub value: String,
-}
-
-impl Work<'_> {
-    /// A submission's contributions as they stand in this batch, given its
-    /// stored fields and conflicts.
-    fn contributions_now(
-        &mut self,
-        sub: SubmissionId,
-        stored_fields: Vec<FieldState>,
-        stored_conflicts: Vec<Conflict>,
-    ) -> Result<Option<(SubmissionHeader, Contributions)>> {
-        let Some(header) = self.header(sub)? else {
-            return Ok(None);
-        };
-        let mut fields: BTreeMap<_, _> =
-            stored_fields.into_iter().map(|f| (f.at.field.clone(), f)).collect();
-        let mut conflicts: BTreeMap<_, _> =
-            stored_conflicts.into_iter().map(|c| (c.at.field.clone(), c)).collect();
-        for ((s, field), state) in &self.fields {
-            if *s == sub {
-                if let Some(state) = state {
-                    fields.insert(field.clone(), state.clone());
-                }
-            }
-        }
-        for ((s, field), conflict) in &self.conflicts {
-            if *s == sub {
-                if let Some(c) = conflict {
-                    conflicts.insert(field.clone(), c.clone());
-                }
-            }
-        }
-        let c = contributions(header.review.state, fields.values(), conflicts.values());
-        Ok(Some((header, c)))
-    }
-
-    /// Moves the rollup cells of every submission this batch touched from
-    /// their old contributions to their new ones.
-    pub(super) fn update_rollups(&mut self) -> Result<()> {
-        let touched: BTreeSet<SubmissionId> = std::mem::take(&mut self.touched);
-        let mut cells: HashMap<Vec<u8>, Cell> = HashMap::new();
-        for sub in touched {
-            let (before, fields, conflicts) = match self.store.submission(sub)? {
-                Some(h) => {
-                    let fields = self.store.fields_of(sub)?;
-                    let conflicts = self.store.conflicts_of(sub)?;
-                    (contributions(h.review.state, &fields, &conflicts), fields, conflicts)
-                }
-                // A new submission has nothing stored yet.
-                None => (Contributions::new(), Vec::new(), Vec::new()),
-            };
-            let Some((header, after)) = self.contributions_now(sub, fields, conflicts)? else {
-                continue;
-            };
-            let codes: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
-            for code in codes {
-                let (old, new) = (before.get(code), after.get(code));
-                if old == new {
-                    continue;
-                }
-                for unit in self.catalogue.lineage(&header.village_id) {
-                    let key = Key::Rollup(header.period, unit.id.clone(), code.clone()).encode();
-                    let cell = match cells.get_mut(&key) {
-                        Some(cell) => cell,
-                        None => {
-                            let stored = self.store.engine.get(ROLLUPS, &key)?;
-                            let cell = stored
-                                .map(|b| decode(ROLLUPS, &b))
-                                .transpose()?
-                                .unwrap_or_default();
-                            cells.entry(key.clone()).or_insert(cell)
-                        }
-                    };
-                    let overflow =
-                        || Error::Invalid(format!("the total of {code} for {} overflows", unit.id));
-                    if let Some(old) = old {
-                        cell.apply(old, -1).ok_or_else(overflow)?;
-                    }
-                    if let Some(new) = new {
-                        cell.apply(new, 1).ok_or_else(overflow)?;
-                    }
-                }
-            }
-        }
-        for (key, cell) in cells {
-            match cell.is_empty() {
-                true => self.batch.delete(ROLLUPS, key),
-                false => self.batch.put(ROLLUPS, key, encode(&cell)),
-            }
-        }
-        Ok(())
-    }
 }
 
 impl Store {
@@ -191,34 +106,33 @@ impl Store {
     /// The year pages should open on: `this_year` if anything was recorded
     /// for it, else the latest year with totals, if that is earlier.
     pub fn year_to_show(&self, this_year: u16) -> Result<u16> {
-        if Prefix::CellsOfYear(ROLLUPS, this_year).iter(self.engine.as_ref()).next().is_some() {
+        if Prefix::CellsOfYear(TOTALS, this_year).iter(self.engine.as_ref()).next().is_some() {
             return Ok(this_year);
         }
-        let latest = self.engine.last(ROLLUPS)?.and_then(|(key, _)| {
-            match Key::decode(ROLLUPS, &key).ok()? {
-                Key::Rollup(period, ..) => Some(period),
+        let latest = self.engine.last(TOTALS)?.and_then(|(key, _)| {
+            match Key::decode(TOTALS, &key).ok()? {
+                Key::Totals(period, _) => Some(period),
                 _ => None,
             }
         });
         Ok(latest.map(Period::year).filter(|&y| y < this_year).unwrap_or(this_year))
     }
 
-    /// Totals of every indicator for each of `units`, with plans: one cell
-    /// read per unit and indicator.
+    /// Totals of every indicator for each of `units`, with plans: one
+    /// record read per unit, and its plan figures.
     pub fn totals_of(&self, units: &[String], period: Period) -> Result<Vec<Total>> {
         let catalogue = self.catalogue();
         let _guard = self.read_lock();
         let mut out = Vec::with_capacity(units.len() * catalogue.indicators.len());
         for unit in units {
-            let mut cells: BTreeMap<String, Cell> = BTreeMap::new();
-            for entry in Prefix::Cells(ROLLUPS, period, unit).iter(self.engine.as_ref()) {
-                let (key, bytes) = entry?;
-                cells.insert(code_of(ROLLUPS, &key)?, decode(ROLLUPS, &bytes)?);
-            }
+            let cells = match Key::Totals(period, unit.clone()).get(self.engine.as_ref())? {
+                Some(bytes) => UnitTotals::decode(&bytes)?.0,
+                None => BTreeMap::new(),
+            };
             let mut plans: BTreeMap<String, Amount> = BTreeMap::new();
             for entry in Prefix::Cells(PLANS, period, unit).iter(self.engine.as_ref()) {
                 let (key, bytes) = entry?;
-                plans.insert(code_of(PLANS, &key)?, decode(PLANS, &bytes)?);
+                plans.insert(code_of(&key)?, decode(PLANS, &bytes)?);
             }
             for code in catalogue.indicators_in_order().map(|i| &i.code) {
                 out.push(Total {
@@ -309,48 +223,15 @@ impl Store {
         work.commit()?;
         Ok(rows.len())
     }
+}
 
-    /// Recomputes every rollup cell from the submissions themselves and lists
-    /// each cell where the kept totals differ. Empty: they match exactly.
-    pub fn check_rollups(&self) -> Result<Vec<String>> {
-        let _guard = self.read_lock();
-        let catalogue = self.catalogue();
-        let mut expected: BTreeMap<Vec<u8>, Cell> = BTreeMap::new();
-        self.each_entry(SUBMISSIONS, |_, bytes| {
-            let header: SubmissionHeader = decode(SUBMISSIONS, bytes)?;
-            let fields = self.fields_of(header.id)?;
-            let conflicts = self.conflicts_of(header.id)?;
-            for (code, c) in contributions(header.review.state, &fields, &conflicts) {
-                for unit in catalogue.lineage(&header.village_id) {
-                    let key = Key::Rollup(header.period, unit.id.clone(), code.clone());
-                    let cell = expected.entry(key.encode()).or_default();
-                    cell.apply(&c, 1).ok_or_else(|| Error::Invalid("a total overflows".into()))?;
-                }
-            }
-            Ok(())
-        })?;
-        expected.retain(|_, c| !c.is_empty());
-        let mut kept: BTreeMap<Vec<u8>, Cell> = BTreeMap::new();
-        self.each_entry(ROLLUPS, |key, bytes| {
-            kept.insert(key.to_vec(), decode(ROLLUPS, bytes)?);
-            Ok(())
-        })?;
-        let keys: BTreeSet<&Vec<u8>> = expected.keys().chain(kept.keys()).collect();
-        let show = |k: &[u8]| String::from_utf8_lossy(k).replace('\0', " / ");
-        Ok(keys
-            .into_iter()
-            .filter(|k| expected.get(*k) != kept.get(*k))
-            .map(|k| {
-                format!("{}: kept {:?}, recomputed {:?}", show(k), kept.get(k), expected.get(k))
-            })
-            .collect())
+/// The indicator code of a plan figure's key.
+fn code_of(key: &[u8]) -> Result<String> {
+    match Key::decode(PLANS, key)? {
+        Key::Plan(_, _, code) => Ok(code),
+        _ => Err(Error::Corrupt { tree: PLANS, why: "not a plan key".into() }),
     }
 }
 
-/// The indicator code of a cell key of `tree` (`rollups` or `plans`).
-fn code_of(tree: &'static str, key: &[u8]) -> Result<String> {
-    match Key::decode(tree, key)? {
-        Key::Rollup(_, _, code) | Key::Plan(_, _, code) => Ok(code),
-        _ => Err(Error::Corrupt { tree, why: "not a cell key".into() }),
-    }
-}
+#[cfg(test)]
+mod tests;

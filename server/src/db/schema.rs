@@ -7,7 +7,7 @@
 //! Trees (keys → values, values postcard-encoded):
 //! - `meta`: `seq` → head of the change log; `audit_seq` → head of the audit
 //!   trail; `catalogue` → the catalogue; `cut`, `submissions_by_commune`,
-//!   `trail`, `log` → markers of migrations done.
+//!   `trail`, `log`, `totals` → markers of migrations done.
 //! - `fields`: submission ‖ field → [`FieldState`].
 //! - `revisions`: submission ‖ field ‖ 0 ‖ version → [`FieldState`]; every
 //!   value a field held.
@@ -40,8 +40,10 @@
 //!   [`TokenInfo`]; `token_ids`: token id → SHA-256.
 //! - `enrollments`: SHA-256 of a code → [`Enrollment`] (versioned);
 //!   `enrollment_ids`: id → SHA-256; `enrollments_by_user`: user ‖ 0 ‖ id → ().
-//! - `rollups`, `plans`: period ‖ 0 ‖ org unit ‖ 0 ‖ indicator → a total or
-//!   a plan figure, moved in the same batch as the records.
+//! - `totals`: period ‖ 0 ‖ org unit → [`UnitTotals`]: the unit's totals
+//!   of every indicator, one record per unit and period, moved in the same
+//!   batch as the records; `plans`: period ‖ 0 ‖ org unit ‖ 0 ‖ indicator →
+//!   a plan figure.
 //!
 //! Integers are big-endian, so keys sort as their numbers do; ids, names
 //! and periods are their UTF-8 bytes (none holds a zero byte), submission
@@ -53,8 +55,12 @@
 //! [`AuditEntry`]: fieldsync::sync::AuditEntry
 //! [`User`]: fieldsync::access::User
 
+mod enrollment;
+mod totals;
 mod trail;
 
+pub use enrollment::Enrollment;
+pub(super) use totals::UnitTotals;
 pub use trail::DeviceState;
 pub(super) use trail::{PushRef, Pushed, Run, StoredResult, Write};
 
@@ -83,7 +89,7 @@ pub(super) const TOKEN_IDS: &str = "token_ids";
 pub(super) const ENROLLMENTS: &str = "enrollments";
 pub(super) const ENROLLMENT_IDS: &str = "enrollment_ids";
 pub(super) const ENROLLMENTS_BY_USER: &str = "enrollments_by_user";
-pub(super) const ROLLUPS: &str = "rollups";
+pub(super) const TOTALS: &str = "totals";
 pub(super) const PLANS: &str = "plans";
 pub(super) const CHANGES_BY_COMMUNE: &str = "changes_by_commune";
 pub(super) const SUBMISSIONS_BY_COMMUNE: &str = "submissions_by_commune";
@@ -99,9 +105,13 @@ pub(super) mod retired {
     pub(in crate::db) const AUDIT_BY_USER: &str = "audit_by_user";
     pub(in crate::db) const RESULTS: &str = "results";
     pub(in crate::db) const DIGESTS: &str = "digests";
+    /// A record per rollup cell (period ‖ 0 ‖ org unit ‖ 0 ‖ indicator →
+    /// cell): moved to one record per org unit and period
+    /// (`migrate/totals.rs`).
+    pub(in crate::db) const ROLLUPS: &str = "rollups";
     /// The retired trees a backup restores, for the migration to move.
-    pub(in crate::db) const MIGRATED: [&str; 5] =
-        [AUDIT, AUDIT_BY_SUB, AUDIT_BY_USER, RESULTS, DIGESTS];
+    pub(in crate::db) const MIGRATED: [&str; 6] =
+        [AUDIT, AUDIT_BY_SUB, AUDIT_BY_USER, RESULTS, DIGESTS, ROLLUPS];
     /// Entity → the sequence number of its one entry, when the log moved
     /// each entity to its head (see `migrate.rs`).
     pub(in crate::db) const ENTITY_SEQ: &str = "entity_seq";
@@ -124,7 +134,7 @@ pub(super) const TREES: &[&str] = &[
     USERS,
     TOKENS,
     TOKEN_IDS,
-    ROLLUPS,
+    TOTALS,
     PLANS,
     CHANGES_BY_COMMUNE,
     SUBMISSIONS_BY_COMMUNE,
@@ -152,6 +162,9 @@ pub(super) const TRAIL_KEY: &[u8] = b"trail";
 /// carry the sequence number of their last change (stores written before
 /// get it when opened).
 pub(super) const LOG_KEY: &[u8] = b"log";
+/// Present once the totals are kept one record per org unit and period
+/// (stores written before, with a record per cell, get it when opened).
+pub(super) const TOTALS_KEY: &[u8] = b"totals";
 
 /// The key of one record, typed: which tree it lives in and what names it.
 /// [`Key::encode`] and [`Key::decode`] are the only place key bytes are
@@ -194,8 +207,11 @@ pub(super) enum Key {
     Enrollment(Vec<u8>),
     EnrollmentId(String),
     EnrollmentByUser(String, String),
-    /// A rollup cell: period, org unit, indicator.
+    /// Retired (read by a migration): a rollup cell, by period, org unit
+    /// and indicator.
     Rollup(Period, String, String),
+    /// One org unit's totals for one period.
+    Totals(Period, String),
     /// A plan figure: period, org unit, indicator.
     Plan(Period, String, String),
 }
@@ -211,7 +227,7 @@ fn pair(a: &[u8], b: &[u8]) -> Vec<u8> {
 }
 
 fn cell(period: Period, unit: &str, indicator: &str) -> Vec<u8> {
-    [&Prefix::Cells(ROLLUPS, period, unit).encode()[..], indicator.as_bytes()].concat()
+    [&Prefix::Cells(PLANS, period, unit).encode()[..], indicator.as_bytes()].concat()
 }
 
 impl Key {
@@ -241,7 +257,8 @@ impl Key {
             Key::Enrollment(_) => ENROLLMENTS,
             Key::EnrollmentId(_) => ENROLLMENT_IDS,
             Key::EnrollmentByUser(..) => ENROLLMENTS_BY_USER,
-            Key::Rollup(..) => ROLLUPS,
+            Key::Rollup(..) => retired::ROLLUPS,
+            Key::Totals(..) => TOTALS,
             Key::Plan(..) => PLANS,
         }
     }
@@ -268,6 +285,7 @@ impl Key {
             Key::WriteBySub(sub, seq) => indexed(sub.0.as_bytes(), *seq),
             Key::WriteByUser(user, seq) => indexed(user.as_bytes(), *seq),
             Key::Closed(unit, period) => pair(unit.as_bytes(), period.to_string().as_bytes()),
+            Key::Totals(period, unit) => pair(period.to_string().as_bytes(), unit.as_bytes()),
             Key::User(id) | Key::TokenId(id) | Key::EnrollmentId(id) => id.as_bytes().to_vec(),
             Key::Token(hash) | Key::Enrollment(hash) => hash.clone(),
             Key::EnrollmentByUser(user, id) => pair(user.as_bytes(), id.as_bytes()),
@@ -388,7 +406,7 @@ impl Raw<'_> {
     }
 
     /// The keys of the trees of names and hashes: closed periods, users,
-    /// tokens, enrollments, rollups and plans.
+    /// tokens, enrollments, totals and plans.
     fn decode_named(&self) -> Result<Key> {
         let (tree, bytes) = (self.tree, self.bytes);
         Ok(match tree {
@@ -405,13 +423,17 @@ impl Raw<'_> {
                 let (user, id) = self.split(bytes)?;
                 Key::EnrollmentByUser(self.text(user)?, self.text(id)?)
             }
-            ROLLUPS | PLANS => {
+            TOTALS => {
+                let (period, unit) = self.split(bytes)?;
+                Key::Totals(self.period(period)?, self.text(unit)?)
+            }
+            retired::ROLLUPS | PLANS => {
                 let (period, rest) = self.split(bytes)?;
                 let (unit, indicator) = self.split(rest)?;
                 let (period, unit, indicator) =
                     (self.period(period)?, self.text(unit)?, self.text(indicator)?);
                 match tree {
-                    ROLLUPS => Key::Rollup(period, unit, indicator),
+                    retired::ROLLUPS => Key::Rollup(period, unit, indicator),
                     _ => Key::Plan(period, unit, indicator),
                 }
             }
@@ -445,9 +467,9 @@ pub(super) enum Prefix<'a> {
     WritesBy(&'a str),
     /// One user's enrollment codes.
     EnrollmentsOf(&'a str),
-    /// The cells of `rollups` or `plans` of one period and org unit.
+    /// The plan figures of one period and org unit.
     Cells(&'static str, Period, &'a str),
-    /// The cells of `rollups` or `plans` whose period starts with a year
+    /// The records of `totals` or `plans` whose period starts with a year
     /// (the year, its quarters and its months).
     CellsOfYear(&'static str, u16),
 }
@@ -542,47 +564,6 @@ pub struct TokenInfo {
     /// 0: never expires.
     pub expires_ms: u64,
     pub revoked: bool,
-}
-
-/// What the store keeps of an enrollment code; never the code itself.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Enrollment {
-    /// Names the code in lists and revocations.
-    pub id: String,
-    pub user_id: String,
-    pub user_name: String,
-    /// Who made it.
-    pub created_by: String,
-    pub created_ms: u64,
-    pub expires_ms: u64,
-    pub revoked: bool,
-    /// Set once redeemed: the id of the token it became.
-    pub token_id: String,
-}
-
-impl Enrollment {
-    /// Not redeemed, not revoked, not expired.
-    pub fn is_open(&self, now_ms: u64) -> bool {
-        !self.revoked && self.token_id.is_empty() && now_ms < self.expires_ms
-    }
-
-    /// The stored form, versioned.
-    pub(super) fn encode(&self) -> Vec<u8> {
-        encode(&StoredEnrollment::V1(self.clone()))
-    }
-
-    pub(super) fn decode(bytes: &[u8]) -> Result<Enrollment> {
-        match decode::<StoredEnrollment>(ENROLLMENTS, bytes)? {
-            StoredEnrollment::V1(e) => Ok(e),
-        }
-    }
-}
-
-/// The stored form of an [`Enrollment`], versioned so that a later field
-/// never breaks reading what is on disk.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-enum StoredEnrollment {
-    V1(Enrollment),
 }
 
 /// A record's bytes (postcard).

@@ -329,9 +329,9 @@ fn check_names_what_is_broken() {
     assert!(problems[0].contains("road_km") && problems[0].contains("revision"), "{problems:?}");
 
     // A rollup cell goes missing.
-    let (cell, _) = engine.last("rollups").unwrap().unwrap();
+    let (cell, _) = engine.last("totals").unwrap().unwrap();
     let mut batch = Batch::default();
-    batch.delete("rollups", cell);
+    batch.delete("totals", cell);
     engine.commit(batch).unwrap();
     let problems = store.check().unwrap();
     assert!(problems.iter().any(|p| p.contains("rollup")), "{problems:?}");
@@ -382,9 +382,9 @@ fn the_check_command_fails_on_a_damaged_store() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("healthy"));
     {
         let engine = Sled::open(&data).unwrap();
-        let (cell, _) = engine.last("rollups").unwrap().unwrap();
+        let (cell, _) = engine.last("totals").unwrap().unwrap();
         let mut batch = Batch::default();
-        batch.delete("rollups", cell);
+        batch.delete("totals", cell);
         engine.commit(batch).unwrap();
     }
     let out = run(&["check".as_ref(), "--data".as_ref(), data.as_os_str()]);

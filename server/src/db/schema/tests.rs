@@ -59,6 +59,7 @@ fn pinned() -> Vec<(Key, Vec<u8>)> {
             Key::Rollup("2022".parse().unwrap(), "ha-tinh".into(), "road_km".into()),
             b"2022\0ha-tinh\0road_km".to_vec(),
         ),
+        (Key::Totals("2022-Q3".parse().unwrap(), "ha-tinh".into()), b"2022-Q3\0ha-tinh".to_vec()),
         (
             Key::Plan("2022-Q1".parse().unwrap(), "ha-tinh".into(), "road_km".into()),
             b"2022-Q1\0ha-tinh\0road_km".to_vec(),
@@ -185,6 +186,18 @@ fn records_keep_their_postcard_bytes() {
     let kept = PushRef::Kept { digests: vec![[7; 32]], results: vec![None] };
     assert_eq!(kept.encode(), cat(&[&[0, 1, 1], &[7; 32], &[1, 0]]));
     assert_eq!(PushRef::decode(&kept.encode()).unwrap(), kept);
+    // A unit's totals (variant 0): its cells by indicator code.
+    let cell = fieldsync::rollup::Cell {
+        approved: fieldsync::Amount::new(25, 1),
+        approved_n: 2,
+        conflicts_n: 1,
+        ..Default::default()
+    };
+    let totals = UnitTotals([("km".to_string(), cell)].into());
+    let bytes = totals.encode();
+    assert_eq!(bytes, vec![0, 1, 2, b'k', b'm', 50, 1, 2, 0, 0, 0, 1]);
+    assert_eq!(bytes[5..], encode(&cell), "a cell as the earlier layout kept it");
+    assert_eq!(UnitTotals::decode(&bytes).unwrap(), totals);
     let enrollment = Enrollment {
         id: "e".into(),
         user_id: "u".into(),
@@ -227,12 +240,13 @@ fn prefixes_cover_exactly_their_keys() {
         (Prefix::WritesBy("an"), Key::WriteByUser("an".into(), 4)),
         (Prefix::EnrollmentsOf("an"), Key::EnrollmentByUser("an".into(), "e".into())),
         (
-            Prefix::Cells(ROLLUPS, "2022".parse().unwrap(), "ht"),
-            Key::Rollup("2022".parse().unwrap(), "ht".into(), "road_km".into()),
+            Prefix::Cells(PLANS, "2022".parse().unwrap(), "ht"),
+            Key::Plan("2022".parse().unwrap(), "ht".into(), "road_km".into()),
         ),
+        (Prefix::CellsOfYear(TOTALS, 2022), Key::Totals("2022-Q3".parse().unwrap(), "ht".into())),
         (
-            Prefix::CellsOfYear(ROLLUPS, 2022),
-            Key::Rollup("2022-Q3".parse().unwrap(), "ht".into(), "road_km".into()),
+            Prefix::CellsOfYear(PLANS, 2022),
+            Key::Plan("2022-Q3".parse().unwrap(), "ht".into(), "road_km".into()),
         ),
     ];
     for (prefix, key) in cases {

@@ -305,9 +305,9 @@ fn a_store_in_the_earlier_layout_is_migrated_on_open_and_answers_as_before() {
 
 /// An engine that fails every write after the first `left`, as a server
 /// killed part way through would have stopped writing.
-struct Dying {
-    inner: Arc<Memory>,
-    left: AtomicUsize,
+pub(in crate::db) struct Dying {
+    pub(in crate::db) inner: Arc<Memory>,
+    pub(in crate::db) left: AtomicUsize,
 }
 
 impl Engine for Dying {

@@ -1,0 +1,86 @@
+//! `check`'s part for the totals: every kept cell against a recomputation
+//! from the reports themselves.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use fieldsync::rollup::{contributions, Cell};
+use fieldsync::Period;
+
+use super::super::schema::{decode, retired, Key, SubmissionHeader, UnitTotals};
+use super::super::schema::{SUBMISSIONS, TOTALS};
+use super::super::{Error, Result, Store};
+
+/// Cells by org unit and period, then indicator code.
+type Cells = BTreeMap<(Period, String), BTreeMap<String, Cell>>;
+
+impl Store {
+    /// Recomputes every unit's totals from the submissions themselves and
+    /// lists each cell where the kept totals differ, each record that keeps
+    /// no cell, and cells left in the earlier layout. Empty: they match
+    /// exactly.
+    pub fn check_rollups(&self) -> Result<Vec<String>> {
+        let _guard = self.read_lock();
+        let expected = self.recomputed_totals()?;
+        let mut problems = Vec::new();
+        let mut kept: Cells = BTreeMap::new();
+        self.each_entry(TOTALS, |key, bytes| {
+            let Key::Totals(period, unit) = Key::decode(TOTALS, key)? else {
+                return Err(Error::Corrupt { tree: TOTALS, why: "not a totals key".into() });
+            };
+            let totals = UnitTotals::decode(bytes)?;
+            if totals.0.is_empty() {
+                problems.push(format!("{period} / {unit}: a record with no cell is kept"));
+            }
+            kept.insert((period, unit), totals.0);
+            Ok(())
+        })?;
+        let none = BTreeMap::new();
+        let units: BTreeSet<&(Period, String)> = expected.keys().chain(kept.keys()).collect();
+        for at in units {
+            let (want, have) = (expected.get(at).unwrap_or(&none), kept.get(at).unwrap_or(&none));
+            let codes: BTreeSet<&String> = want.keys().chain(have.keys()).collect();
+            for code in codes.into_iter().filter(|c| want.get(*c) != have.get(*c)) {
+                problems.push(format!(
+                    "{} / {} / {code}: kept {:?}, recomputed {:?}",
+                    at.0,
+                    at.1,
+                    have.get(code),
+                    want.get(code)
+                ));
+            }
+        }
+        let left = self.engine.iter_all(retired::ROLLUPS).take(1_000).count();
+        if left > 0 {
+            problems.push(format!(
+                "{left}{} cell(s) are still kept in the earlier layout (one record per \
+                 indicator)",
+                if left == 1_000 { " or more" } else { "" }
+            ));
+        }
+        Ok(problems)
+    }
+
+    /// Every unit's totals as the submissions make them, without empty cells.
+    fn recomputed_totals(&self) -> Result<Cells> {
+        let catalogue = self.catalogue();
+        let mut expected: Cells = BTreeMap::new();
+        self.each_entry(SUBMISSIONS, |_, bytes| {
+            let header: SubmissionHeader = decode(SUBMISSIONS, bytes)?;
+            let fields = self.fields_of(header.id)?;
+            let conflicts = self.conflicts_of(header.id)?;
+            for (code, c) in contributions(header.review.state, &fields, &conflicts) {
+                for unit in catalogue.lineage(&header.village_id) {
+                    let cells = expected.entry((header.period, unit.id.clone())).or_default();
+                    let cell = cells.entry(code.clone()).or_default();
+                    cell.apply(&c, 1).ok_or_else(|| Error::Invalid("a total overflows".into()))?;
+                }
+            }
+            Ok(())
+        })?;
+        for cells in expected.values_mut() {
+            cells.retain(|_, c| !c.is_empty());
+        }
+        expected.retain(|_, cells| !cells.is_empty());
+        Ok(expected)
+    }
+}

@@ -1,0 +1,141 @@
+//! Moving the totals in the same batch as the records they count: every
+//! change a write makes to what its submissions contribute is summed into
+//! one [`Delta`] per org unit, period and indicator, and each unit's record
+//! is read and written once per write (a push of one commune's villages
+//! writes each ancestor once, not once per value).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use fieldsync::rollup::{contributions, Contributions, Delta};
+use fieldsync::sync::{Conflict, FieldState};
+use fieldsync::{Period, SubmissionId};
+
+use super::super::schema::{Key, SubmissionHeader, UnitTotals};
+use super::super::txn::Work;
+use super::super::{Error, Result};
+
+/// How a write moves one unit's totals, by indicator code.
+type Deltas = BTreeMap<String, Delta>;
+
+fn overflow(code: &str, unit: &str) -> Error {
+    Error::Invalid(format!("the total of {code} for {unit} overflows"))
+}
+
+impl Work<'_> {
+    /// A submission's contributions as they stand in this batch, given its
+    /// stored fields and conflicts.
+    fn contributions_now(
+        &mut self,
+        sub: SubmissionId,
+        stored_fields: Vec<FieldState>,
+        stored_conflicts: Vec<Conflict>,
+    ) -> Result<Option<(SubmissionHeader, Contributions)>> {
+        let Some(header) = self.header(sub)? else {
+            return Ok(None);
+        };
+        let mut fields: BTreeMap<_, _> =
+            stored_fields.into_iter().map(|f| (f.at.field.clone(), f)).collect();
+        let mut conflicts: BTreeMap<_, _> =
+            stored_conflicts.into_iter().map(|c| (c.at.field.clone(), c)).collect();
+        for ((s, field), state) in &self.fields {
+            if *s == sub {
+                if let Some(state) = state {
+                    fields.insert(field.clone(), state.clone());
+                }
+            }
+        }
+        for ((s, field), conflict) in &self.conflicts {
+            if *s == sub {
+                if let Some(c) = conflict {
+                    conflicts.insert(field.clone(), c.clone());
+                }
+            }
+        }
+        let c = contributions(header.review.state, fields.values(), conflicts.values());
+        Ok(Some((header, c)))
+    }
+
+    /// Moves the totals of every unit above the submissions this batch
+    /// touched from their old contributions to their new ones.
+    pub(in crate::db) fn update_rollups(&mut self) -> Result<()> {
+        let mut by_unit: BTreeMap<(Period, String), Deltas> = BTreeMap::new();
+        for ((period, village), deltas) in self.village_deltas()? {
+            for unit in self.catalogue.lineage(&village) {
+                let into = by_unit.entry((period, unit.id.clone())).or_default();
+                for (code, d) in &deltas {
+                    let sum = into.entry(code.clone()).or_default();
+                    sum.merge(d).ok_or_else(|| overflow(code, &unit.id))?;
+                }
+            }
+        }
+        for ((period, unit), deltas) in by_unit {
+            self.move_totals(period, &unit, &deltas)?;
+        }
+        Ok(())
+    }
+
+    /// What every submission this batch touched moves, summed by village
+    /// and period.
+    fn village_deltas(&mut self) -> Result<BTreeMap<(Period, String), Deltas>> {
+        let touched: BTreeSet<SubmissionId> = std::mem::take(&mut self.touched);
+        let mut out: BTreeMap<(Period, String), Deltas> = BTreeMap::new();
+        for sub in touched {
+            let (before, fields, conflicts) = match self.store.submission(sub)? {
+                Some(h) => {
+                    let fields = self.store.fields_of(sub)?;
+                    let conflicts = self.store.conflicts_of(sub)?;
+                    (contributions(h.review.state, &fields, &conflicts), fields, conflicts)
+                }
+                // A new submission has nothing stored yet.
+                None => (Contributions::new(), Vec::new(), Vec::new()),
+            };
+            let Some((header, after)) = self.contributions_now(sub, fields, conflicts)? else {
+                continue;
+            };
+            let deltas = out.entry((header.period, header.village_id.clone())).or_default();
+            let codes: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+            for code in codes {
+                let (old, new) = (before.get(code), after.get(code));
+                if old == new {
+                    continue;
+                }
+                let delta = deltas.entry(code.clone()).or_default();
+                let bad = || overflow(code, &header.village_id);
+                if let Some(old) = old {
+                    delta.add(old, -1).ok_or_else(bad)?;
+                }
+                if let Some(new) = new {
+                    delta.add(new, 1).ok_or_else(bad)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads one unit's totals, moves them by `deltas` and puts the record
+    /// in the batch (or its delete, once nothing counts there).
+    fn move_totals(&mut self, period: Period, unit: &str, deltas: &Deltas) -> Result<()> {
+        let moving: Vec<(&String, &Delta)> = deltas.iter().filter(|(_, d)| !d.is_zero()).collect();
+        if moving.is_empty() {
+            return Ok(());
+        }
+        let key = Key::Totals(period, unit.to_owned());
+        let mut totals = match key.get(self.store.engine.as_ref())? {
+            Some(bytes) => UnitTotals::decode(&bytes)?,
+            None => UnitTotals::default(),
+        };
+        for (code, delta) in moving {
+            let cell = totals.0.get(code).copied().unwrap_or_default();
+            let moved = cell.moved(delta).ok_or_else(|| overflow(code, unit))?;
+            match moved.is_empty() {
+                true => totals.0.remove(code),
+                false => totals.0.insert(code.clone(), moved),
+            };
+        }
+        match totals.0.is_empty() {
+            true => key.delete(&mut self.batch),
+            false => key.put(&mut self.batch, totals.encode()),
+        }
+        Ok(())
+    }
+}
