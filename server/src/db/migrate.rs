@@ -2,9 +2,14 @@
 //! of every migration; a store written by an older version is brought up
 //! to date, in chunks, each migration rerunnable after a crash and marked
 //! done last. The audit trail's move to one record per write is in
-//! `migrate/trail.rs`.
+//! `migrate/trail.rs`, the reports' move to one record per commune and
+//! period in `migrate/commune.rs`.
 
+mod commune;
 mod trail;
+
+#[cfg(test)]
+pub(super) use commune::tests::write_per_record_layout;
 
 use std::collections::BTreeMap;
 
@@ -16,8 +21,8 @@ use super::log::cut_of;
 use super::schema::retired::{CHANGES_BY_DISTRICT, ENTITY_SEQ};
 use super::schema::{
     decode, decode_with_seq, encode, read_u64, with_seq, Entity, Key, LogEntry, SubmissionHeader,
-    BY_COMMUNE_KEY, CATALOGUE_KEY, CHANGES, CHANGES_BY_COMMUNE, CONFLICTS, CUT_KEY, FIELDS,
-    LOG_KEY, SEQ_KEY, SUBMISSIONS, TRAIL_KEY, WRITES,
+    BY_COMMUNE_KEY, CATALOGUE_KEY, CHANGES, CHANGES_BY_COMMUNE, COMMUNES, COMMUNE_KEY, CONFLICTS,
+    CUT_KEY, FIELDS, LOG_KEY, SEQ_KEY, SUBMISSIONS, TRAIL_KEY, WRITES,
 };
 use super::{Error, Result};
 
@@ -38,6 +43,7 @@ pub(super) fn initialise(engine: &dyn Engine, initial: impl FnOnce() -> Catalogu
     Key::Meta(BY_COMMUNE_KEY).put(&mut batch, b"1".as_slice());
     Key::Meta(TRAIL_KEY).put(&mut batch, WRITES);
     Key::Meta(LOG_KEY).put(&mut batch, b"1".as_slice());
+    Key::Meta(COMMUNE_KEY).put(&mut batch, COMMUNES);
     engine.commit(batch)?;
     tracing::info!(
         indicators = catalogue.indicators.len(),
@@ -52,7 +58,8 @@ pub(super) fn is_current(engine: &dyn Engine) -> Result<bool> {
     Ok(Key::Meta(CUT_KEY).get(engine)?.is_some()
         && Key::Meta(BY_COMMUNE_KEY).get(engine)?.is_some()
         && Key::Meta(TRAIL_KEY).get(engine)?.is_some()
-        && Key::Meta(LOG_KEY).get(engine)?.is_some())
+        && Key::Meta(LOG_KEY).get(engine)?.is_some()
+        && Key::Meta(COMMUNE_KEY).get(engine)?.is_some())
 }
 
 /// Runs every migration the store has not had yet.
@@ -68,6 +75,9 @@ pub(super) fn run(engine: &dyn Engine, catalogue: &Catalogue) -> Result<()> {
     }
     if Key::Meta(LOG_KEY).get(engine)?.is_none() {
         append_only_log(engine)?;
+    }
+    if Key::Meta(COMMUNE_KEY).get(engine)?.is_none() {
+        commune::file_reports_by_commune(engine, catalogue)?;
     }
     Ok(())
 }

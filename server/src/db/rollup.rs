@@ -9,10 +9,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use fieldsync::access::{Action, Role, User};
 use fieldsync::rollup::{contributions, Cell, Contributions};
-use fieldsync::sync::{AuditKind, Conflict, FieldState};
+use fieldsync::sync::AuditKind;
 use fieldsync::{Amount, Level, Period, SubmissionId};
 
-use super::schema::{decode, encode, Key, Prefix, SubmissionHeader, PLANS, ROLLUPS, SUBMISSIONS};
+use super::schema::{
+    decode, encode, CommuneRecord, Key, Prefix, SubmissionHeader, COMMUNES, PLANS, ROLLUPS,
+};
 use super::txn::Work;
 use super::{readable_area, Error, Result, Store};
 
@@ -36,37 +38,17 @@ pub struct PlanRow {
 }
 
 impl Work<'_> {
-    /// A submission's contributions as they stand in this batch, given its
-    /// stored fields and conflicts.
+    /// A submission's contributions as they stand in this batch, with its
+    /// header.
     fn contributions_now(
         &mut self,
         sub: SubmissionId,
-        stored_fields: Vec<FieldState>,
-        stored_conflicts: Vec<Conflict>,
     ) -> Result<Option<(SubmissionHeader, Contributions)>> {
-        let Some(header) = self.header(sub)? else {
+        let Some(report) = self.reports.get(sub)? else {
             return Ok(None);
         };
-        let mut fields: BTreeMap<_, _> =
-            stored_fields.into_iter().map(|f| (f.at.field.clone(), f)).collect();
-        let mut conflicts: BTreeMap<_, _> =
-            stored_conflicts.into_iter().map(|c| (c.at.field.clone(), c)).collect();
-        for ((s, field), state) in &self.fields {
-            if *s == sub {
-                if let Some(state) = state {
-                    fields.insert(field.clone(), state.clone());
-                }
-            }
-        }
-        for ((s, field), conflict) in &self.conflicts {
-            if *s == sub {
-                if let Some(c) = conflict {
-                    conflicts.insert(field.clone(), c.clone());
-                }
-            }
-        }
-        let c = contributions(header.review.state, fields.values(), conflicts.values());
-        Ok(Some((header, c)))
+        let c = contributions(report.header.review.state, &report.fields(), &report.conflicts());
+        Ok(Some((report.header.clone(), c)))
     }
 
     /// Moves the rollup cells of every submission this batch touched from
@@ -75,16 +57,12 @@ impl Work<'_> {
         let touched: BTreeSet<SubmissionId> = std::mem::take(&mut self.touched);
         let mut cells: HashMap<Vec<u8>, Cell> = HashMap::new();
         for sub in touched {
-            let (before, fields, conflicts) = match self.store.submission(sub)? {
-                Some(h) => {
-                    let fields = self.store.fields_of(sub)?;
-                    let conflicts = self.store.conflicts_of(sub)?;
-                    (contributions(h.review.state, &fields, &conflicts), fields, conflicts)
-                }
+            let before = match self.reports.before(sub)? {
+                Some(r) => contributions(r.header.review.state, &r.fields(), &r.conflicts()),
                 // A new submission has nothing stored yet.
-                None => (Contributions::new(), Vec::new(), Vec::new()),
+                None => Contributions::new(),
             };
-            let Some((header, after)) = self.contributions_now(sub, fields, conflicts)? else {
+            let Some((header, after)) = self.contributions_now(sub)? else {
                 continue;
             };
             let codes: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
@@ -316,15 +294,16 @@ impl Store {
         let _guard = self.read_lock();
         let catalogue = self.catalogue();
         let mut expected: BTreeMap<Vec<u8>, Cell> = BTreeMap::new();
-        self.each_entry(SUBMISSIONS, |_, bytes| {
-            let header: SubmissionHeader = decode(SUBMISSIONS, bytes)?;
-            let fields = self.fields_of(header.id)?;
-            let conflicts = self.conflicts_of(header.id)?;
-            for (code, c) in contributions(header.review.state, &fields, &conflicts) {
-                for unit in catalogue.lineage(&header.village_id) {
-                    let key = Key::Rollup(header.period, unit.id.clone(), code.clone());
-                    let cell = expected.entry(key.encode()).or_default();
-                    cell.apply(&c, 1).ok_or_else(|| Error::Invalid("a total overflows".into()))?;
+        self.each_entry(COMMUNES, |_, bytes| {
+            for report in CommuneRecord::decode(bytes)?.reports.values() {
+                let (header, fields) = (&report.header, report.fields());
+                for (code, c) in contributions(header.review.state, &fields, &report.conflicts()) {
+                    for unit in catalogue.lineage(&header.village_id) {
+                        let key = Key::Rollup(header.period, unit.id.clone(), code.clone());
+                        let cell = expected.entry(key.encode()).or_default();
+                        let overflow = || Error::Invalid("a total overflows".into());
+                        cell.apply(&c, 1).ok_or_else(overflow)?;
+                    }
                 }
             }
             Ok(())

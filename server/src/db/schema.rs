@@ -8,13 +8,21 @@
 //! - `meta`: `seq` → head of the change log; `audit_seq` → head of the audit
 //!   trail; `catalogue` → the catalogue; `cut`, `submissions_by_commune`,
 //!   `trail`, `log` → markers of migrations done.
-//! - `fields`: submission ‖ field → [`FieldState`].
+//! - `communes`: commune ‖ 0 ‖ period → [`CommuneRecord`]: the reports of
+//!   the commune's villages for the period, each with its header (and
+//!   review), its fields (value, version, stamp) and its conflicts, with
+//!   the sequence number of the header's and each conflict's latest change.
+//!   One record per commune × period, so a write costs one record per
+//!   commune and period it touches, whatever the values it carries.
+//! - `report_places`: submission → the (commune, period) of its record,
+//!   written once, when the report is made.
+//! - `conflicted`: submission ‖ field → (), written when a field's first
+//!   conflict opens, so conflicts are listed in (report, field) order.
 //! - `revisions`: submission ‖ field ‖ 0 ‖ version → [`FieldState`]; every
 //!   value a field held.
-//! - `conflicts`: submission ‖ field → [`Conflict`], open or settled, then
-//!   the sequence number of its last change (see [`with_seq`]).
-//! - `submissions`: submission → [`SubmissionHeader`] (with its review),
-//!   then the sequence number of its last change (see [`with_seq`]).
+//! - `fields`, `conflicts`, `submissions` (retired): a record per field,
+//!   conflict and report header, moved into `communes` when a store is
+//!   opened (`migrate/commune.rs`).
 //! - `submissions_by_commune`: commune ‖ 0 ‖ submission → (), so that
 //!   listing an area reads only its communes' reports.
 //! - `changes`: seq → [`LogEntry`]: one entry per commit, under the commit's
@@ -66,11 +74,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use super::{Error, Result};
 
 pub(super) const META: &str = "meta";
-pub(super) const FIELDS: &str = "fields";
 pub(super) const REVISIONS: &str = "revisions";
-pub(super) const CONFLICTS: &str = "conflicts";
 pub(super) const CHANGES: &str = "changes";
-pub(super) const SUBMISSIONS: &str = "submissions";
 pub(super) const DEVICES: &str = "devices";
 pub(super) const WRITES: &str = "writes";
 pub(super) const WRITES_BY_SUB: &str = "writes_by_sub";
@@ -87,9 +92,19 @@ pub(super) const ROLLUPS: &str = "rollups";
 pub(super) const PLANS: &str = "plans";
 pub(super) const CHANGES_BY_COMMUNE: &str = "changes_by_commune";
 pub(super) const SUBMISSIONS_BY_COMMUNE: &str = "submissions_by_commune";
+pub(super) const COMMUNES: &str = "communes";
+pub(super) const PLACES: &str = "report_places";
+pub(super) const CONFLICTED: &str = "conflicted";
 
 /// Trees earlier versions kept and a migration empties: not the store's.
+pub(super) use retired::{CONFLICTS, FIELDS, SUBMISSIONS};
+
 pub(super) mod retired {
+    /// A record per field, conflict and report header: moved into the
+    /// commune records (see `migrate/commune.rs`).
+    pub(in crate::db) const FIELDS: &str = "fields";
+    pub(in crate::db) const CONFLICTS: &str = "conflicts";
+    pub(in crate::db) const SUBMISSIONS: &str = "submissions";
     /// The earlier cut of the change log, by district (see `migrate.rs`).
     pub(in crate::db) const CHANGES_BY_DISTRICT: &str = "changes_by_district";
     /// A record per audit entry, result and released digest, with the
@@ -99,9 +114,11 @@ pub(super) mod retired {
     pub(in crate::db) const AUDIT_BY_USER: &str = "audit_by_user";
     pub(in crate::db) const RESULTS: &str = "results";
     pub(in crate::db) const DIGESTS: &str = "digests";
-    /// The retired trees a backup restores, for the migration to move.
-    pub(in crate::db) const MIGRATED: [&str; 5] =
-        [AUDIT, AUDIT_BY_SUB, AUDIT_BY_USER, RESULTS, DIGESTS];
+    /// The retired trees a backup restores, for the migration to move:
+    /// the old trail's, and the records per field, conflict and report
+    /// that moved into the commune records (see `migrate/commune.rs`).
+    pub(in crate::db) const MIGRATED: [&str; 8] =
+        [AUDIT, AUDIT_BY_SUB, AUDIT_BY_USER, RESULTS, DIGESTS, FIELDS, CONFLICTS, SUBMISSIONS];
     /// Entity → the sequence number of its one entry, when the log moved
     /// each entity to its head (see `migrate.rs`).
     pub(in crate::db) const ENTITY_SEQ: &str = "entity_seq";
@@ -110,11 +127,11 @@ pub(super) mod retired {
 /// Every tree of the store, for backups: a new tree must be listed here.
 pub(super) const TREES: &[&str] = &[
     META,
-    FIELDS,
+    COMMUNES,
+    PLACES,
+    CONFLICTED,
     REVISIONS,
-    CONFLICTS,
     CHANGES,
-    SUBMISSIONS,
     DEVICES,
     WRITES,
     WRITES_BY_SUB,
@@ -152,6 +169,10 @@ pub(super) const TRAIL_KEY: &[u8] = b"trail";
 /// carry the sequence number of their last change (stores written before
 /// get it when opened).
 pub(super) const LOG_KEY: &[u8] = b"log";
+/// Present once the reports live in commune records (stores written
+/// before, with a record per field, conflict and header, get it when
+/// opened).
+pub(super) const COMMUNE_KEY: &[u8] = b"communes";
 
 /// The key of one record, typed: which tree it lives in and what names it.
 /// [`Key::encode`] and [`Key::decode`] are the only place key bytes are
@@ -166,6 +187,12 @@ pub(super) enum Key {
     Submission(SubmissionId),
     /// A submission filed under its commune (its cut of the log).
     SubmissionInCommune(String, SubmissionId),
+    /// The record of one commune's reports for one period.
+    Commune(String, Period),
+    /// Where a report lives: its commune record's place.
+    Place(SubmissionId),
+    /// A field of a report that has a conflict, open or settled.
+    Conflicted(SubmissionId, FieldKey),
     /// An entry of the change log, by sequence number.
     Change(u64),
     /// An entry of one commune's cut of the change log.
@@ -224,6 +251,9 @@ impl Key {
             Key::Conflict(..) => CONFLICTS,
             Key::Submission(_) => SUBMISSIONS,
             Key::SubmissionInCommune(..) => SUBMISSIONS_BY_COMMUNE,
+            Key::Commune(..) => COMMUNES,
+            Key::Place(_) => PLACES,
+            Key::Conflicted(..) => CONFLICTED,
             Key::Change(_) => CHANGES,
             Key::CommuneChange(..) => CHANGES_BY_COMMUNE,
             Key::Device(_) => DEVICES,
@@ -251,13 +281,16 @@ impl Key {
     pub(super) fn encode(&self) -> Vec<u8> {
         match self {
             Key::Meta(name) => name.to_vec(),
-            Key::Field(sub, field) | Key::Conflict(sub, field) => {
+            Key::Field(sub, field) | Key::Conflict(sub, field) | Key::Conflicted(sub, field) => {
                 [sub.0.as_bytes(), field.as_str().as_bytes()].concat()
             }
             Key::Revision(sub, field, version) => {
                 indexed(&[sub.0.as_bytes(), field.as_str().as_bytes()].concat(), *version)
             }
-            Key::Submission(sub) => sub.0.as_bytes().to_vec(),
+            Key::Submission(sub) | Key::Place(sub) => sub.0.as_bytes().to_vec(),
+            Key::Commune(commune, period) => {
+                pair(commune.as_bytes(), period.to_string().as_bytes())
+            }
             Key::SubmissionInCommune(cut, sub) => pair(cut.as_bytes(), sub.0.as_bytes()),
             Key::Change(seq) | Key::Write(seq) | Key::Audit(seq) => seq.to_be_bytes().to_vec(),
             Key::CommuneChange(cut, seq) => indexed(cut.as_bytes(), *seq),
@@ -295,7 +328,16 @@ impl Key {
                 let (sub, field) = raw.field_at(at)?;
                 Key::Revision(sub, field, version)
             }
+            CONFLICTED => {
+                let (sub, field) = raw.field_at(bytes)?;
+                Key::Conflicted(sub, field)
+            }
             SUBMISSIONS => Key::Submission(SubmissionId(raw.id16(bytes)?)),
+            PLACES => Key::Place(SubmissionId(raw.id16(bytes)?)),
+            COMMUNES => {
+                let (commune, period) = raw.split(bytes)?;
+                Key::Commune(raw.text(commune)?, raw.period(period)?)
+            }
             SUBMISSIONS_BY_COMMUNE => {
                 let n = bytes.len();
                 if n < 17 || bytes[n - 17] != 0 {
@@ -602,7 +644,9 @@ pub(super) fn read_u64(tree: &'static str, bytes: &[u8]) -> Result<u64> {
     Ok(u64::from_be_bytes(array))
 }
 
+mod commune;
 mod entry;
+pub(super) use commune::{decode_place, encode_place, CommuneRecord, Place, Report};
 pub(super) use entry::{decode_with_seq, with_seq, LogEntry};
 
 #[cfg(test)]
