@@ -56,6 +56,7 @@ impl Store {
             self.check_latest_listed(&mut problems)?;
             self.check_communes(&mut problems)?;
             self.check_places(&mut problems)?;
+            self.check_history(&mut problems)?;
             self.check_trail(&mut problems)?;
             self.check_tokens(&mut problems)?;
             for p in self.enrollment_problems()? {

@@ -7,13 +7,17 @@
 //! its values the write changes.
 
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::sync::Arc;
 
-use fieldsync::{Catalogue, Period, SubmissionId};
-use fieldsync_store::{Batch, Engine};
+use fieldsync::{Catalogue, FieldKey, Period, SubmissionId};
+use fieldsync_store::{prefix_end, Batch, Engine};
 
 use super::log::cut_of;
-use super::schema::{decode_place, encode_place, CommuneRecord, Key, Place, Report};
+use super::schema::{
+    decode_history, decode_place, encode_place, CommuneRecord, Held, Key, Place, Prefix, Report,
+    Revision, HISTORY,
+};
 use super::Result;
 
 /// The commune whose record holds the report of `village` for `period`:
@@ -122,6 +126,11 @@ impl<'e> Reports<'e> {
         }
     }
 
+    /// Where report `sub` lives, if it exists.
+    pub(super) fn place(&mut self, sub: SubmissionId) -> Result<Option<Place>> {
+        self.stored.place(sub)
+    }
+
     /// Report `sub` as stored before this write.
     pub(super) fn before(&mut self, sub: SubmissionId) -> Result<Option<Report>> {
         match self.stored.place(sub)? {
@@ -165,4 +174,44 @@ impl<'e> Reports<'e> {
             Key::Commune(commune, period).put(batch, record.encode());
         }
     }
+}
+
+/// The value `field` of report `sub` (at `place`) was given at `version`,
+/// if that is one of its versions: in the first record of the place's
+/// history at or after `version` (one range read).
+pub(super) fn revision_at(
+    engine: &dyn Engine,
+    place: &Place,
+    sub: SubmissionId,
+    field: &FieldKey,
+    version: u64,
+) -> Result<Option<Held>> {
+    let prefix = Prefix::HistoryOf(&place.0, place.1).encode();
+    let from = Key::History(place.0.clone(), place.1, version).encode();
+    let end = prefix_end(&prefix);
+    let to = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+    let first = engine.iter(HISTORY, Bound::Included(&from), to).chunk(1).next().transpose()?;
+    let Some((_, bytes)) = first else {
+        return Ok(None);
+    };
+    let mut values = decode_history(&bytes)?.into_iter();
+    Ok(values
+        .find(|r| r.sub == sub && r.field == *field && r.held.version == version)
+        .map(|r| r.held))
+}
+
+/// Every value `field` of report `sub` (at `place`) was given, oldest
+/// first: the place's history read whole.
+pub(super) fn revisions_of(
+    engine: &dyn Engine,
+    place: &Place,
+    sub: SubmissionId,
+    field: &FieldKey,
+) -> Result<Vec<Revision>> {
+    let mut out = Vec::new();
+    for entry in Prefix::HistoryOf(&place.0, place.1).iter(engine) {
+        let values = decode_history(&entry?.1)?;
+        out.extend(values.into_iter().filter(|r| r.sub == sub && r.field == *field));
+    }
+    Ok(out)
 }

@@ -27,7 +27,7 @@ use super::schema::{
 use super::{Error, Result};
 
 /// Entries read and written per batch of a migration.
-const CHUNK: usize = 10_000;
+pub(super) const CHUNK: usize = 10_000;
 
 /// Gives an empty store `initial` as its catalogue, marked as needing no
 /// migration; a store that has a catalogue is left as it is.

@@ -34,7 +34,7 @@ use fieldsync::sync::{Conflict, FieldState};
 use fieldsync::{Catalogue, DeviceId, FieldKey, SubmissionId};
 use fieldsync_store::Engine;
 
-use schema::{decode, read_u64, Key, Prefix, CATALOGUE_KEY, META, SEQ_KEY};
+use schema::{decode, read_u64, Key, CATALOGUE_KEY, META, SEQ_KEY};
 use txn::{Locked, Writes};
 
 pub use admin::ADMIN_TOKEN_ENV;
@@ -277,8 +277,12 @@ impl Store {
 
     /// Every value one field has held, oldest first.
     pub fn revisions(&self, sub: SubmissionId, field: &FieldKey) -> Result<Vec<FieldState>> {
-        let revisions = Prefix::RevisionsOf(sub, field).iter(self.engine.as_ref());
-        revisions.map(|e| decode(schema::REVISIONS, &e?.1)).collect()
+        let mut reader = commune::Reader::new(self.engine.as_ref());
+        let (Some(place), Some(report)) = (reader.place(sub)?, reader.report(sub)?) else {
+            return Ok(Vec::new());
+        };
+        let revisions = commune::revisions_of(self.engine.as_ref(), &place, sub, field)?;
+        Ok(revisions.iter().map(|r| report.revision(r)).collect())
     }
 }
 

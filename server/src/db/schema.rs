@@ -18,8 +18,13 @@
 //!   written once, when the report is made.
 //! - `conflicted`: submission ‖ field → (), written when a field's first
 //!   conflict opens, so conflicts are listed in (report, field) order.
-//! - `revisions`: submission ‖ field ‖ 0 ‖ version → [`FieldState`]; every
-//!   value a field held.
+//! - `history`: commune ‖ 0 ‖ period ‖ 0 ‖ seq → the values one commit
+//!   gave fields of that commune record's reports (versions up to `seq`,
+//!   each past the record's previous key): every value a field held, one
+//!   record per commit and commune record. The value of version v is in
+//!   the first key at or after v.
+//! - `revisions` (retired): submission ‖ field ‖ 0 ‖ version →
+//!   [`FieldState`], moved into `history` when a store is opened.
 //! - `fields`, `conflicts`, `submissions` (retired): a record per field,
 //!   conflict and report header, moved into `communes` when a store is
 //!   opened (`migrate/commune.rs`).
@@ -74,7 +79,6 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use super::{Error, Result};
 
 pub(super) const META: &str = "meta";
-pub(super) const REVISIONS: &str = "revisions";
 pub(super) const CHANGES: &str = "changes";
 pub(super) const DEVICES: &str = "devices";
 pub(super) const WRITES: &str = "writes";
@@ -95,9 +99,10 @@ pub(super) const SUBMISSIONS_BY_COMMUNE: &str = "submissions_by_commune";
 pub(super) const COMMUNES: &str = "communes";
 pub(super) const PLACES: &str = "report_places";
 pub(super) const CONFLICTED: &str = "conflicted";
+pub(super) const HISTORY: &str = "history";
 
 /// Trees earlier versions kept and a migration empties: not the store's.
-pub(super) use retired::{CONFLICTS, FIELDS, SUBMISSIONS};
+pub(super) use retired::{CONFLICTS, FIELDS, REVISIONS, SUBMISSIONS};
 
 pub(super) mod retired {
     /// A record per field, conflict and report header: moved into the
@@ -105,6 +110,8 @@ pub(super) mod retired {
     pub(in crate::db) const FIELDS: &str = "fields";
     pub(in crate::db) const CONFLICTS: &str = "conflicts";
     pub(in crate::db) const SUBMISSIONS: &str = "submissions";
+    /// A record per value a field held: moved into `history`.
+    pub(in crate::db) const REVISIONS: &str = "revisions";
     /// The earlier cut of the change log, by district (see `migrate.rs`).
     pub(in crate::db) const CHANGES_BY_DISTRICT: &str = "changes_by_district";
     /// A record per audit entry, result and released digest, with the
@@ -117,8 +124,17 @@ pub(super) mod retired {
     /// The retired trees a backup restores, for the migration to move:
     /// the old trail's, and the records per field, conflict and report
     /// that moved into the commune records (see `migrate/commune.rs`).
-    pub(in crate::db) const MIGRATED: [&str; 8] =
-        [AUDIT, AUDIT_BY_SUB, AUDIT_BY_USER, RESULTS, DIGESTS, FIELDS, CONFLICTS, SUBMISSIONS];
+    pub(in crate::db) const MIGRATED: [&str; 9] = [
+        AUDIT,
+        AUDIT_BY_SUB,
+        AUDIT_BY_USER,
+        RESULTS,
+        DIGESTS,
+        FIELDS,
+        CONFLICTS,
+        SUBMISSIONS,
+        REVISIONS,
+    ];
     /// Entity → the sequence number of its one entry, when the log moved
     /// each entity to its head (see `migrate.rs`).
     pub(in crate::db) const ENTITY_SEQ: &str = "entity_seq";
@@ -130,7 +146,7 @@ pub(super) const TREES: &[&str] = &[
     COMMUNES,
     PLACES,
     CONFLICTED,
-    REVISIONS,
+    HISTORY,
     CHANGES,
     DEVICES,
     WRITES,
@@ -193,6 +209,9 @@ pub(super) enum Key {
     Place(SubmissionId),
     /// A field of a report that has a conflict, open or settled.
     Conflicted(SubmissionId, FieldKey),
+    /// The values one commit (by its last sequence number) gave fields of
+    /// one commune record's reports.
+    History(String, Period, u64),
     /// An entry of the change log, by sequence number.
     Change(u64),
     /// An entry of one commune's cut of the change log.
@@ -254,6 +273,7 @@ impl Key {
             Key::Commune(..) => COMMUNES,
             Key::Place(_) => PLACES,
             Key::Conflicted(..) => CONFLICTED,
+            Key::History(..) => HISTORY,
             Key::Change(_) => CHANGES,
             Key::CommuneChange(..) => CHANGES_BY_COMMUNE,
             Key::Device(_) => DEVICES,
@@ -290,6 +310,9 @@ impl Key {
             Key::Submission(sub) | Key::Place(sub) => sub.0.as_bytes().to_vec(),
             Key::Commune(commune, period) => {
                 pair(commune.as_bytes(), period.to_string().as_bytes())
+            }
+            Key::History(commune, period, seq) => {
+                indexed(&pair(commune.as_bytes(), period.to_string().as_bytes()), *seq)
             }
             Key::SubmissionInCommune(cut, sub) => pair(cut.as_bytes(), sub.0.as_bytes()),
             Key::Change(seq) | Key::Write(seq) | Key::Audit(seq) => seq.to_be_bytes().to_vec(),
@@ -337,6 +360,11 @@ impl Key {
             COMMUNES => {
                 let (commune, period) = raw.split(bytes)?;
                 Key::Commune(raw.text(commune)?, raw.period(period)?)
+            }
+            HISTORY => {
+                let (place, seq) = raw.indexed()?;
+                let (commune, period) = raw.split(place)?;
+                Key::History(raw.text(commune)?, raw.period(period)?, seq)
             }
             SUBMISSIONS_BY_COMMUNE => {
                 let n = bytes.len();
@@ -475,12 +503,12 @@ pub(super) enum Prefix<'a> {
     FieldsOf(SubmissionId),
     /// Every conflict of a submission.
     ConflictsOf(SubmissionId),
-    /// Every revision of one field, in version order.
-    RevisionsOf(SubmissionId, &'a FieldKey),
     /// One commune's submissions, in id order.
     InCommune(&'a str),
     /// One commune's cut of the change log, in sequence order.
     CommuneChanges(&'a str),
+    /// The history of one commune record, in commit order.
+    HistoryOf(&'a str, Period),
     /// The writes that name one submission, in sequence order.
     WritesOf(SubmissionId),
     /// One user's writes, in sequence order.
@@ -499,9 +527,9 @@ impl Prefix<'_> {
         match self {
             Prefix::FieldsOf(_) => FIELDS,
             Prefix::ConflictsOf(_) => CONFLICTS,
-            Prefix::RevisionsOf(..) => REVISIONS,
             Prefix::InCommune(_) => SUBMISSIONS_BY_COMMUNE,
             Prefix::CommuneChanges(_) => CHANGES_BY_COMMUNE,
+            Prefix::HistoryOf(..) => HISTORY,
             Prefix::WritesOf(_) => WRITES_BY_SUB,
             Prefix::WritesBy(_) => WRITES_BY_USER,
             Prefix::EnrollmentsOf(_) => ENROLLMENTS_BY_USER,
@@ -512,14 +540,14 @@ impl Prefix<'_> {
     pub(super) fn encode(&self) -> Vec<u8> {
         match self {
             Prefix::FieldsOf(sub) | Prefix::ConflictsOf(sub) => sub.0.as_bytes().to_vec(),
-            Prefix::RevisionsOf(sub, field) => {
-                [sub.0.as_bytes(), field.as_str().as_bytes(), &[0]].concat()
-            }
             Prefix::InCommune(name)
             | Prefix::CommuneChanges(name)
             | Prefix::WritesBy(name)
             | Prefix::EnrollmentsOf(name) => pair(name.as_bytes(), &[]),
             Prefix::WritesOf(sub) => pair(sub.0.as_bytes(), &[]),
+            Prefix::HistoryOf(commune, period) => {
+                pair(&pair(commune.as_bytes(), period.to_string().as_bytes()), &[])
+            }
             Prefix::Cells(_, period, unit) => {
                 [period.to_string().as_bytes(), &[0], unit.as_bytes(), &[0]].concat()
             }
@@ -646,7 +674,10 @@ pub(super) fn read_u64(tree: &'static str, bytes: &[u8]) -> Result<u64> {
 
 mod commune;
 mod entry;
-pub(super) use commune::{decode_place, encode_place, CommuneRecord, Place, Report};
+pub(super) use commune::{
+    decode_history, decode_place, encode_history, encode_place, CommuneRecord, Held, Place, Report,
+    Revision,
+};
 pub(super) use entry::{decode_with_seq, with_seq, LogEntry};
 
 #[cfg(test)]

@@ -15,10 +15,10 @@ use fieldsync::sync::{
 use fieldsync::{Catalogue, DeviceId, FieldKey, Hlc, Period, SubmissionId, Value};
 use fieldsync_store::{Batch, Engine};
 
-use super::commune::{commune_of, Reports};
+use super::commune::{commune_of, revision_at, Reports};
 use super::schema::{
-    decode, encode, Entity, Key, Pushed, Report, SubmissionHeader, AUDIT_SEQ_KEY, CLOSED,
-    REVISIONS, SEQ_KEY,
+    encode_history, Entity, Held, Key, Place, Pushed, Report, Revision, SubmissionHeader,
+    AUDIT_SEQ_KEY, CLOSED, SEQ_KEY,
 };
 use super::{Error, Result, Store};
 
@@ -97,6 +97,8 @@ pub(super) struct Work<'a> {
     pub(super) changed: HashMap<Entity, (u64, String)>,
     /// Values written in this batch, by (submission, field, version).
     pub(super) revisions: HashMap<(SubmissionId, FieldKey, u64), Value>,
+    /// The same values by commune record, filed in its history on commit.
+    pub(super) history: HashMap<Place, Vec<Revision>>,
     /// Submissions whose totals may have moved.
     pub(super) touched: BTreeSet<SubmissionId>,
     /// The write's audit entries, numbered, filed as one record on commit.
@@ -122,6 +124,7 @@ impl<'a> Work<'a> {
             reports: Reports::new(store.engine.as_ref()),
             changed: HashMap::new(),
             revisions: HashMap::new(),
+            history: HashMap::new(),
             touched: Default::default(),
             entries: Vec::new(),
             pushed: None,
@@ -157,12 +160,12 @@ impl<'a> Work<'a> {
         if let Some(v) = self.revisions.get(&(at.submission, at.field.clone(), version)) {
             return Ok(Some(v.clone()));
         }
-        let key = Key::Revision(at.submission, at.field.clone(), version);
-        Ok(key
-            .get(self.store.engine.as_ref())?
-            .map(|b| decode::<FieldState>(REVISIONS, &b))
-            .transpose()?
-            .map(|f| f.value))
+        let Some(place) = self.reports.place(at.submission)? else {
+            return Ok(None);
+        };
+        let engine = self.store.engine.as_ref();
+        let held = revision_at(engine, &place, at.submission, &at.field, version)?;
+        Ok(held.map(|h| h.value))
     }
 
     /// Whether `period` is closed for `village`, as the write lock holds it.
@@ -178,8 +181,6 @@ impl<'a> Work<'a> {
     ) -> Result<FieldState> {
         let version = self.touch(Entity::Field(at.submission, at.field.clone()), &at.village_id);
         let state = FieldState { at: at.clone(), value, version, stamp };
-        Key::Revision(at.submission, at.field.clone(), version)
-            .put(&mut self.batch, encode(&state));
         self.revisions.insert((at.submission, at.field.clone(), version), state.value.clone());
         if self.header(at.submission)?.is_none() {
             let review = SubmissionReview {
@@ -202,6 +203,10 @@ impl<'a> Work<'a> {
             self.write_header(header)?;
         }
         self.report_mut(at.submission)?.put_field(&state);
+        let place = self.reports.place(at.submission)?.expect("a report just written has a place");
+        let revision =
+            Revision { sub: at.submission, field: at.field.clone(), held: Held::of(&state) };
+        self.history.entry(place).or_default().push(revision);
         Ok(state)
     }
 
@@ -312,6 +317,9 @@ impl<'a> Work<'a> {
     pub(super) fn commit_then(mut self, written: impl FnOnce(&mut Writes)) -> Result<()> {
         self.update_rollups()?;
         self.reports.write(&mut self.batch);
+        for ((commune, period), values) in self.history.drain() {
+            Key::History(commune, period, self.seq).put(&mut self.batch, encode_history(&values));
+        }
         self.file_trail();
         self.append_to_log();
         Key::Meta(SEQ_KEY).put(&mut self.batch, self.seq.to_be_bytes());

@@ -7,13 +7,12 @@
 
 use std::collections::BTreeMap;
 
-use fieldsync::sync::FieldState;
 use fieldsync::{Period, SubmissionId};
 
-use super::super::commune::{commune_of, Reader};
+use super::super::commune::{commune_of, revision_at, Reader};
 use super::super::schema::{
-    decode, decode_place, CommuneRecord, Key, Report, COMMUNES, CONFLICTED, PLACES, REVISIONS,
-    SUBMISSIONS_BY_COMMUNE,
+    decode_history, decode_place, CommuneRecord, Key, Report, COMMUNES, CONFLICTED, HISTORY,
+    PLACES, SUBMISSIONS_BY_COMMUNE,
 };
 use super::{show, Problems};
 use crate::db::{Result, Store};
@@ -86,18 +85,18 @@ impl Store {
         if filing.get(self.engine.as_ref())?.is_none() {
             problems.add(format!("{name} is not filed under its commune {commune:?}"));
         }
-        for state in report.fields() {
-            let revision = Key::Revision(sub, state.at.field.clone(), state.version);
-            let stored = revision.get(self.engine.as_ref())?;
-            match stored.map(|b| decode::<FieldState>(REVISIONS, &b)) {
+        let place = (commune.to_owned(), period);
+        for (field, held) in &report.fields {
+            let at = revision_at(self.engine.as_ref(), &place, sub, field, held.version)?;
+            match at {
                 None => problems.add(format!(
-                    "field {} of {name} is at version {} but that revision is missing",
-                    state.at.field, state.version
+                    "field {field} of {name} is at version {} but that revision is missing",
+                    held.version
                 )),
-                Some(Ok(rev)) if rev == state => {}
+                Some(rev) if rev == *held => {}
                 Some(_) => problems.add(format!(
-                    "field {} of {name}: revision {} differs from the field's current value",
-                    state.at.field, state.version
+                    "field {field} of {name}: revision {} differs from the field's current value",
+                    held.version
                 )),
             }
         }
@@ -113,6 +112,48 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Each record of `history` holds values of reports placed in its
+    /// commune record, at versions past the record's previous key and up to
+    /// its own, so that each version is found where [`revision_at`] looks.
+    pub(super) fn check_history(&self, problems: &mut Problems) -> Result<()> {
+        let mut reader = Reader::new(self.engine.as_ref());
+        let mut previous: Option<(String, Period, u64)> = None;
+        self.each_entry(HISTORY, |key, value| {
+            let Ok(Key::History(commune, period, seq)) = Key::decode(HISTORY, key) else {
+                problems.add(format!("history key {} is malformed", show(key)));
+                return Ok(());
+            };
+            let after = match &previous {
+                Some((c, p, s)) if *c == commune && *p == period => *s,
+                _ => 0,
+            };
+            previous = Some((commune.clone(), period, seq));
+            let Ok(values) = decode_history(value) else {
+                problems.add(format!(
+                    "the history of {commune:?} for {period} at {seq} cannot be read"
+                ));
+                return Ok(());
+            };
+            for r in values {
+                if r.held.version > seq || r.held.version <= after {
+                    problems.add(format!(
+                        "version {} of {} of report {} is filed at {seq} of {commune:?}'s {period} \
+                         history, after {after}",
+                        r.held.version, r.field, r.sub
+                    ));
+                }
+                if !matches!(reader.place(r.sub), Ok(Some((c, p))) if c == commune && p == period) {
+                    problems.add(format!(
+                        "the history of {commune:?} for {period} holds a value of report {}, \
+                         which is not placed there",
+                        r.sub
+                    ));
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Every place, filing and conflict listing points at a report held

@@ -8,15 +8,17 @@
 use std::collections::HashMap;
 
 use fieldsync::sync::{Conflict, FieldState};
-use fieldsync::Catalogue;
+use fieldsync::{Catalogue, SubmissionId};
 use fieldsync_store::{Batch, Engine};
 
 use super::super::commune::commune_of;
 use super::super::schema::{
-    decode, decode_with_seq, encode_place, CommuneRecord, Key, Place, Prefix, Report,
-    SubmissionHeader, COMMUNES, COMMUNE_KEY, CONFLICTS, FIELDS, SUBMISSIONS,
+    decode, decode_place, decode_with_seq, encode_history, encode_place, CommuneRecord, Held, Key,
+    Place, Prefix, Report, Revision, SubmissionHeader, COMMUNES, COMMUNE_KEY, CONFLICTS, FIELDS,
+    REVISIONS, SUBMISSIONS,
 };
 use super::super::{Error, Result};
+use super::CHUNK;
 
 /// Reports moved per batch (each with its fields and conflicts); a few in
 /// the tests, so that a small store moves in several batches.
@@ -57,6 +59,7 @@ pub(super) fn file_reports_by_commune(engine: &dyn Engine, catalogue: &Catalogue
         }
         engine.commit(batch)?;
     }
+    let revisions = move_revisions(engine)?;
     for tree in [FIELDS, CONFLICTS] {
         if let Some((key, _)) = engine.last(tree)? {
             return Err(Error::Corrupt {
@@ -72,8 +75,47 @@ pub(super) fn file_reports_by_commune(engine: &dyn Engine, catalogue: &Catalogue
     let mut batch = Batch::default();
     Key::Meta(COMMUNE_KEY).put(&mut batch, COMMUNES);
     engine.commit(batch)?;
-    tracing::info!(reports = moved, "moved the reports into one record per commune and period");
+    tracing::info!(
+        reports = moved,
+        revisions,
+        "moved the reports into one record per commune and period"
+    );
     Ok(())
+}
+
+/// Moves each old revision into its report's commune history, under its
+/// own version (so it is the first record at or after it), a chunk at a
+/// time; the reports are placed first.
+fn move_revisions(engine: &dyn Engine) -> Result<usize> {
+    let mut moved = 0;
+    let mut places: HashMap<SubmissionId, Place> = HashMap::new();
+    loop {
+        let chunk: Vec<_> =
+            engine.iter_all(REVISIONS).chunk(CHUNK).take(CHUNK).collect::<Result<_, _>>()?;
+        if chunk.is_empty() {
+            return Ok(moved);
+        }
+        let mut batch = Batch::default();
+        for (key, bytes) in chunk {
+            let state: FieldState = decode(REVISIONS, &bytes)?;
+            let sub = state.at.submission;
+            if !places.contains_key(&sub) {
+                let place = Key::Place(sub).get(engine)?.ok_or_else(|| Error::Corrupt {
+                    tree: REVISIONS,
+                    why: format!("a revision of {} belongs to no report", state.at.field),
+                })?;
+                places.insert(sub, decode_place(&place)?);
+            }
+            let (commune, period) = places[&sub].clone();
+            let held = Held::of(&state);
+            let revision = Revision { sub, field: state.at.field, held };
+            let values = encode_history(&[revision]);
+            Key::History(commune, period, state.version).put(&mut batch, values);
+            batch.delete(REVISIONS, key);
+            moved += 1;
+        }
+        engine.commit(batch)?;
+    }
 }
 
 /// One report read from the old layout (its header `bytes`, its fields and

@@ -10,7 +10,7 @@ use fieldsync::sync::{Conflict, FieldRef, FieldState, Stamp};
 use fieldsync::{FieldKey, Period, SubmissionId, Value};
 use serde::{Deserialize, Serialize};
 
-use super::{decode, encode, SubmissionHeader, COMMUNES, PLACES};
+use super::{decode, encode, SubmissionHeader, COMMUNES, HISTORY, PLACES};
 use crate::db::Result;
 
 /// Where a report lives: the commune its village belonged to when the
@@ -41,6 +41,12 @@ pub(in crate::db) struct Held {
     pub(in crate::db) value: Value,
     pub(in crate::db) version: u64,
     pub(in crate::db) stamp: Stamp,
+}
+
+impl Held {
+    pub(in crate::db) fn of(state: &FieldState) -> Held {
+        Held { value: state.value.clone(), version: state.version, stamp: state.stamp.clone() }
+    }
 }
 
 impl Report {
@@ -87,9 +93,12 @@ impl Report {
     }
 
     pub(in crate::db) fn put_field(&mut self, state: &FieldState) {
-        let held =
-            Held { value: state.value.clone(), version: state.version, stamp: state.stamp.clone() };
-        self.fields.insert(state.at.field.clone(), held);
+        self.fields.insert(state.at.field.clone(), Held::of(state));
+    }
+
+    /// One of its fields' revisions, whole.
+    pub(in crate::db) fn revision(&self, revision: &Revision) -> FieldState {
+        self.state(&revision.field, &revision.held)
     }
 }
 
@@ -124,4 +133,34 @@ pub(in crate::db) fn encode_place(place: &Place) -> Vec<u8> {
 
 pub(in crate::db) fn decode_place(bytes: &[u8]) -> Result<Place> {
     decode(PLACES, bytes)
+}
+
+/// A value a field was given, as one commit's record of `history` keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(in crate::db) struct Revision {
+    pub(in crate::db) sub: SubmissionId,
+    pub(in crate::db) field: FieldKey,
+    pub(in crate::db) held: Held,
+}
+
+/// The stored form of a record of `history`, versioned.
+#[derive(Serialize, Deserialize)]
+enum StoredHistory {
+    V1(Vec<Revision>),
+}
+
+/// [`StoredHistory`] as written, borrowing the values (the same bytes).
+#[derive(Serialize)]
+enum StoringHistory<'a> {
+    V1(&'a [Revision]),
+}
+
+pub(in crate::db) fn encode_history(values: &[Revision]) -> Vec<u8> {
+    encode(&StoringHistory::V1(values))
+}
+
+pub(in crate::db) fn decode_history(bytes: &[u8]) -> Result<Vec<Revision>> {
+    match decode::<StoredHistory>(HISTORY, bytes)? {
+        StoredHistory::V1(values) => Ok(values),
+    }
 }

@@ -33,6 +33,17 @@ pub(in crate::db) fn write_per_record_layout(engine: &dyn Engine) {
         }
         batch.delete(COMMUNES, key);
     }
+    for entry in engine.iter_all(HISTORY) {
+        let (key, value) = entry.unwrap();
+        for r in decode_history(&value).unwrap() {
+            let place = decode_place(&Key::Place(r.sub).get(engine).unwrap().unwrap()).unwrap();
+            let record = Key::Commune(place.0, place.1).get(engine).unwrap().unwrap();
+            let record = CommuneRecord::decode(&record).unwrap();
+            let state = record.reports[&r.sub].revision(&r);
+            Key::Revision(r.sub, r.field, r.held.version).put(&mut batch, encode(&state));
+        }
+        batch.delete(HISTORY, key);
+    }
     for tree in [PLACES, CONFLICTED] {
         for entry in engine.iter_all(tree) {
             batch.delete(tree, entry.unwrap().0);
@@ -96,7 +107,7 @@ fn a_store_with_a_record_per_field_is_moved_into_commune_records_and_answers_the
     let store = Store::open(memory.clone(), demo::catalogue).unwrap();
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
     assert_eq!(answers(&store), before);
-    for tree in [FIELDS, CONFLICTS, SUBMISSIONS] {
+    for tree in [FIELDS, CONFLICTS, SUBMISSIONS, REVISIONS] {
         assert!(memory.last(tree).unwrap().is_none(), "{tree} emptied");
     }
     // Writing goes on in the new layout.
@@ -184,8 +195,11 @@ fn check_names_a_report_missing_from_its_commune_record_and_a_field_without_its_
         .flat_map(|e| CommuneRecord::decode(&e.unwrap().1).unwrap().reports)
         .find(|(sub, _)| *sub != dropped)
         .unwrap();
-    let field = report.fields().remove(0);
-    Key::Revision(kept, field.at.field.clone(), field.version).delete(&mut batch);
+    let place = decode_place(&Key::Place(kept).get(memory.as_ref()).unwrap().unwrap()).unwrap();
+    for entry in Prefix::HistoryOf(&place.0, place.1).iter(memory.as_ref()) {
+        batch.delete(HISTORY, entry.unwrap().0);
+    }
+    assert!(!report.fields.is_empty());
     memory.commit(batch).unwrap();
     let problems = store.check().unwrap().join("\n");
     assert!(problems.contains("does not hold it"), "{problems}");
