@@ -93,6 +93,14 @@ fn village_of(engine: &dyn Engine, seq: u64, entity: &Entity) -> Result<String> 
             Entity::Review(_) => decode::<SubmissionHeader>(SUBMISSIONS, &bytes)?.village_id,
         }),
     };
+    // A store whose reports already live in commune records (its log cut
+    // again, say) has its villages there.
+    let village = match village {
+        Some(v) => Some(v),
+        None => super::commune::Reader::new(engine)
+            .report(entity.submission())?
+            .map(|r| r.header.village_id),
+    };
     village.ok_or_else(|| Error::Corrupt {
         tree: CHANGES,
         why: format!("change {seq} points at a missing record"),

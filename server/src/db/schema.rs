@@ -7,7 +7,7 @@
 //! Trees (keys → values, values postcard-encoded):
 //! - `meta`: `seq` → head of the change log; `audit_seq` → head of the audit
 //!   trail; `catalogue` → the catalogue; `cut`, `submissions_by_commune`,
-//!   `trail`, `log` → markers of migrations done.
+//!   `trail`, `log`, `communes` → markers of migrations done.
 //! - `communes`: commune ‖ 0 ‖ period → [`CommuneRecord`]: the reports of
 //!   the commune's villages for the period, each with its header (and
 //!   review), its fields (value, version, stamp) and its conflicts, with
@@ -496,71 +496,6 @@ struct Raw<'a> {
     bytes: &'a [u8],
 }
 
-/// The common start of a run of keys of one tree, for scans.
-#[derive(Clone, Copy, Debug)]
-pub(super) enum Prefix<'a> {
-    /// Every field of a submission.
-    FieldsOf(SubmissionId),
-    /// Every conflict of a submission.
-    ConflictsOf(SubmissionId),
-    /// One commune's submissions, in id order.
-    InCommune(&'a str),
-    /// One commune's cut of the change log, in sequence order.
-    CommuneChanges(&'a str),
-    /// The history of one commune record, in commit order.
-    HistoryOf(&'a str, Period),
-    /// The writes that name one submission, in sequence order.
-    WritesOf(SubmissionId),
-    /// One user's writes, in sequence order.
-    WritesBy(&'a str),
-    /// One user's enrollment codes.
-    EnrollmentsOf(&'a str),
-    /// The cells of `rollups` or `plans` of one period and org unit.
-    Cells(&'static str, Period, &'a str),
-    /// The cells of `rollups` or `plans` whose period starts with a year
-    /// (the year, its quarters and its months).
-    CellsOfYear(&'static str, u16),
-}
-
-impl Prefix<'_> {
-    pub(super) fn tree(&self) -> &'static str {
-        match self {
-            Prefix::FieldsOf(_) => FIELDS,
-            Prefix::ConflictsOf(_) => CONFLICTS,
-            Prefix::InCommune(_) => SUBMISSIONS_BY_COMMUNE,
-            Prefix::CommuneChanges(_) => CHANGES_BY_COMMUNE,
-            Prefix::HistoryOf(..) => HISTORY,
-            Prefix::WritesOf(_) => WRITES_BY_SUB,
-            Prefix::WritesBy(_) => WRITES_BY_USER,
-            Prefix::EnrollmentsOf(_) => ENROLLMENTS_BY_USER,
-            Prefix::Cells(tree, ..) | Prefix::CellsOfYear(tree, _) => tree,
-        }
-    }
-
-    pub(super) fn encode(&self) -> Vec<u8> {
-        match self {
-            Prefix::FieldsOf(sub) | Prefix::ConflictsOf(sub) => sub.0.as_bytes().to_vec(),
-            Prefix::InCommune(name)
-            | Prefix::CommuneChanges(name)
-            | Prefix::WritesBy(name)
-            | Prefix::EnrollmentsOf(name) => pair(name.as_bytes(), &[]),
-            Prefix::WritesOf(sub) => pair(sub.0.as_bytes(), &[]),
-            Prefix::HistoryOf(commune, period) => {
-                pair(&pair(commune.as_bytes(), period.to_string().as_bytes()), &[])
-            }
-            Prefix::Cells(_, period, unit) => {
-                [period.to_string().as_bytes(), &[0], unit.as_bytes(), &[0]].concat()
-            }
-            Prefix::CellsOfYear(_, year) => year.to_string().into_bytes(),
-        }
-    }
-
-    /// The entries under this prefix, in key order, read lazily.
-    pub(super) fn iter<'e>(&self, engine: &'e dyn Engine) -> fieldsync_store::ScanIter<'e> {
-        engine.iter_prefix(self.tree(), &self.encode())
-    }
-}
-
 /// A submission the server has heard of, and where it stands in review.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubmissionHeader {
@@ -602,59 +537,6 @@ impl Entity {
     }
 }
 
-/// What the store knows of a token; never the token itself.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenInfo {
-    pub id: String,
-    pub user_id: String,
-    pub label: String,
-    pub created_ms: u64,
-    /// 0: never expires.
-    pub expires_ms: u64,
-    pub revoked: bool,
-}
-
-/// What the store keeps of an enrollment code; never the code itself.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Enrollment {
-    /// Names the code in lists and revocations.
-    pub id: String,
-    pub user_id: String,
-    pub user_name: String,
-    /// Who made it.
-    pub created_by: String,
-    pub created_ms: u64,
-    pub expires_ms: u64,
-    pub revoked: bool,
-    /// Set once redeemed: the id of the token it became.
-    pub token_id: String,
-}
-
-impl Enrollment {
-    /// Not redeemed, not revoked, not expired.
-    pub fn is_open(&self, now_ms: u64) -> bool {
-        !self.revoked && self.token_id.is_empty() && now_ms < self.expires_ms
-    }
-
-    /// The stored form, versioned.
-    pub(super) fn encode(&self) -> Vec<u8> {
-        encode(&StoredEnrollment::V1(self.clone()))
-    }
-
-    pub(super) fn decode(bytes: &[u8]) -> Result<Enrollment> {
-        match decode::<StoredEnrollment>(ENROLLMENTS, bytes)? {
-            StoredEnrollment::V1(e) => Ok(e),
-        }
-    }
-}
-
-/// The stored form of an [`Enrollment`], versioned so that a later field
-/// never breaks reading what is on disk.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-enum StoredEnrollment {
-    V1(Enrollment),
-}
-
 /// A record's bytes (postcard).
 pub(super) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_allocvec(value).expect("in-memory serialization of plain data cannot fail")
@@ -674,11 +556,15 @@ pub(super) fn read_u64(tree: &'static str, bytes: &[u8]) -> Result<u64> {
 
 mod commune;
 mod entry;
+mod prefix;
+mod records;
 pub(super) use commune::{
     decode_history, decode_place, encode_history, encode_place, CommuneRecord, Held, Place, Report,
     Revision,
 };
 pub(super) use entry::{decode_with_seq, with_seq, LogEntry};
+pub(super) use prefix::Prefix;
+pub use records::{Enrollment, TokenInfo};
 
 #[cfg(test)]
 mod tests;
