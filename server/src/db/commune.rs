@@ -74,12 +74,22 @@ impl<'e> Reader<'e> {
     /// Report `sub` as stored, if it exists. A place whose record does not
     /// hold the report is a damaged store.
     pub(super) fn report(&mut self, sub: SubmissionId) -> Result<Option<Report>> {
+        self.with_report(sub, Report::clone)
+    }
+
+    /// What `read` makes of report `sub` as stored, if it exists, without
+    /// copying the report.
+    pub(super) fn with_report<T>(
+        &mut self,
+        sub: SubmissionId,
+        read: impl FnOnce(&Report) -> T,
+    ) -> Result<Option<T>> {
         let Some(place) = self.place(sub)? else {
             return Ok(None);
         };
         let record = self.record(&place)?;
         match record.reports.get(&sub) {
-            Some(report) => Ok(Some(report.clone())),
+            Some(report) => Ok(Some(read(report))),
             None => Err(missing(sub, &place)),
         }
     }

@@ -199,25 +199,22 @@ impl Latest {
 /// version; the number the record keeps for a conflict or a header);
 /// `None` if there is no such report, field or conflict.
 pub(super) fn latest(reader: &mut Reader<'_>, entity: &Entity) -> Result<Option<Latest>> {
-    let Some(report) = reader.report(entity.submission())? else {
-        return Ok(None);
-    };
-    let (change, seq) = match entity {
-        Entity::Field(_, field) => match report.field(field) {
-            Some(state) => {
-                let version = state.version;
-                (Change::Field(state), version)
-            }
-            None => return Ok(None),
-        },
-        Entity::Conflict(_, field) => match report.conflicts.get(field) {
-            Some((conflict, seq)) => (Change::Conflict(conflict.clone()), *seq),
-            None => return Ok(None),
-        },
-        Entity::Review(_) => (Change::Review(report.header.review.clone()), report.header_seq),
-    };
-    let size = encode(&change).len();
-    Ok(Some(Latest { change, seq: Some(seq), size }))
+    let found = reader.with_report(entity.submission(), |report| match entity {
+        Entity::Field(_, field) => report.field(field).map(|state| {
+            let version = state.version;
+            (Change::Field(state), version)
+        }),
+        Entity::Conflict(_, field) => {
+            report.conflicts.get(field).map(|(c, seq)| (Change::Conflict(c.clone()), *seq))
+        }
+        Entity::Review(_) => {
+            Some((Change::Review(report.header.review.clone()), report.header_seq))
+        }
+    })?;
+    Ok(found.flatten().map(|(change, seq)| {
+        let size = encode(&change).len();
+        Latest { change, seq: Some(seq), size }
+    }))
 }
 
 /// The cut of the change log a village's changes go to: its commune (its
