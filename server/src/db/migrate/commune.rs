@@ -99,14 +99,16 @@ fn move_revisions(engine: &dyn Engine) -> Result<usize> {
         for (key, bytes) in chunk {
             let state: FieldState = decode(REVISIONS, &bytes)?;
             let sub = state.at.submission;
-            if !places.contains_key(&sub) {
-                let place = Key::Place(sub).get(engine)?.ok_or_else(|| Error::Corrupt {
-                    tree: REVISIONS,
-                    why: format!("a revision of {} belongs to no report", state.at.field),
-                })?;
-                places.insert(sub, decode_place(&place)?);
-            }
-            let (commune, period) = places[&sub].clone();
+            let (commune, period) = match places.entry(sub) {
+                std::collections::hash_map::Entry::Occupied(place) => place.get().clone(),
+                std::collections::hash_map::Entry::Vacant(vacant) => {
+                    let place = Key::Place(sub).get(engine)?.ok_or_else(|| Error::Corrupt {
+                        tree: REVISIONS,
+                        why: format!("a revision of {} belongs to no report", state.at.field),
+                    })?;
+                    vacant.insert(decode_place(&place)?).clone()
+                }
+            };
             let held = Held::of(&state);
             let revision = Revision { sub, field: state.at.field, held };
             let values = encode_history(&[revision]);
