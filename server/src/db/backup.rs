@@ -433,6 +433,7 @@ mod tests {
     fn a_backup_with_the_retired_district_cut_restores() {
         let (engine, store, surveyor) = one_value_pushed();
         let expected = store.pull(&surveyor, 0, 100).unwrap();
+        crate::db::migrate::write_per_record_layout(engine.as_ref());
         let mut old = Batch::default();
         old.delete(super::super::schema::META, super::super::schema::CUT_KEY.to_vec());
         for (key, entity) in
@@ -445,6 +446,7 @@ mod tests {
         }
         engine.commit(old).unwrap();
         let mut trees = TREES.to_vec();
+        trees.extend(retired::MIGRATED);
         trees.push("changes_by_district");
         let mut bytes = Vec::new();
         store.backup_trees(&trees, &mut bytes).unwrap();
@@ -493,6 +495,7 @@ mod tests {
         crate::db::log::tests::write_old_layout(engine.as_ref(), &store.catalogue());
         assert!(engine.last(retired::ENTITY_SEQ).unwrap().is_some());
         let mut trees = TREES.to_vec();
+        trees.extend(retired::MIGRATED);
         trees.push(retired::ENTITY_SEQ);
         let mut bytes = Vec::new();
         store.backup_trees(&trees, &mut bytes).unwrap();

@@ -12,14 +12,12 @@ use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::ops::Bound;
 
 use fieldsync::access::User;
-use fieldsync::sync::{Change, Conflict, FieldState};
+use fieldsync::sync::Change;
 use fieldsync::{Catalogue, Level};
 use fieldsync_store::{Engine, ScanIter};
 
-use super::schema::{
-    decode, decode_with_seq, read_u64, Entity, Key, LogEntry, Prefix, SubmissionHeader, CHANGES,
-    CHANGES_BY_COMMUNE, CONFLICTS, FIELDS, SUBMISSIONS,
-};
+use super::commune::Reader;
+use super::schema::{encode, read_u64, Entity, Key, LogEntry, Prefix, CHANGES, CHANGES_BY_COMMUNE};
 use super::txn::Work;
 use super::Result;
 
@@ -177,7 +175,7 @@ pub(super) fn changes<'a>(
 }
 
 /// An entity's record as it stands: what a pull sends of it, the sequence
-/// number of its latest change, and the record's size.
+/// number of its latest change, and its size encoded.
 pub(super) struct Latest {
     pub(super) change: Change,
     /// `None` for a conflict or header written before records carried it
@@ -196,30 +194,27 @@ impl Latest {
     }
 }
 
-/// The record `entity` names, with the sequence number of its latest change
-/// (a field's version; the number after a conflict's or header's record);
-/// `None` if there is no such record.
-pub(super) fn latest(engine: &dyn Engine, entity: &Entity) -> Result<Option<Latest>> {
-    let Some(record) = entity.record().get(engine)? else {
-        return Ok(None);
-    };
-    let size = record.len();
-    let (change, seq) = match entity {
-        Entity::Field(..) => {
-            let field: FieldState = decode(FIELDS, &record)?;
-            let version = field.version;
-            (Change::Field(field), Some(version))
-        }
-        Entity::Conflict(..) => {
-            let (conflict, seq) = decode_with_seq::<Conflict>(CONFLICTS, &record)?;
-            (Change::Conflict(conflict), seq)
+/// What `entity` names, read from its report's commune record through
+/// `reader`, with the sequence number of its latest change (a field's
+/// version; the number the record keeps for a conflict or a header);
+/// `None` if there is no such report, field or conflict.
+pub(super) fn latest(reader: &mut Reader<'_>, entity: &Entity) -> Result<Option<Latest>> {
+    let found = reader.with_report(entity.submission(), |report| match entity {
+        Entity::Field(_, field) => report.field(field).map(|state| {
+            let version = state.version;
+            (Change::Field(state), version)
+        }),
+        Entity::Conflict(_, field) => {
+            report.conflicts.get(field).map(|(c, seq)| (Change::Conflict(c.clone()), *seq))
         }
         Entity::Review(_) => {
-            let (header, seq) = decode_with_seq::<SubmissionHeader>(SUBMISSIONS, &record)?;
-            (Change::Review(header.review), seq)
+            Some((Change::Review(report.header.review.clone()), report.header_seq))
         }
-    };
-    Ok(Some(Latest { change, seq, size }))
+    })?;
+    Ok(found.flatten().map(|(change, seq)| {
+        let size = encode(&change).len();
+        Latest { change, seq: Some(seq), size }
+    }))
 }
 
 /// The cut of the change log a village's changes go to: its commune (its

@@ -3,10 +3,15 @@
 //! to date, in chunks, each migration rerunnable after a crash and marked
 //! done last. The audit trail's move to one record per write is in
 //! `migrate/trail.rs`, the totals' to one record per org unit and period
-//! in `migrate/totals.rs`.
+//! in `migrate/totals.rs`, the reports' to one record per commune and
+//! period in `migrate/commune.rs`.
 
+mod commune;
 mod totals;
 mod trail;
+
+#[cfg(test)]
+pub(super) use commune::tests::write_per_record_layout;
 
 use std::collections::BTreeMap;
 
@@ -18,13 +23,13 @@ use super::log::cut_of;
 use super::schema::retired::{CHANGES_BY_DISTRICT, ENTITY_SEQ};
 use super::schema::{
     decode, decode_with_seq, encode, read_u64, with_seq, Entity, Key, LogEntry, SubmissionHeader,
-    BY_COMMUNE_KEY, CATALOGUE_KEY, CHANGES, CHANGES_BY_COMMUNE, CONFLICTS, CUT_KEY, FIELDS,
-    LOG_KEY, SEQ_KEY, SUBMISSIONS, TOTALS_KEY, TRAIL_KEY, WRITES,
+    BY_COMMUNE_KEY, CATALOGUE_KEY, CHANGES, CHANGES_BY_COMMUNE, COMMUNES, COMMUNE_KEY, CONFLICTS,
+    CUT_KEY, FIELDS, LOG_KEY, SEQ_KEY, SUBMISSIONS, TOTALS_KEY, TRAIL_KEY, WRITES,
 };
 use super::{Error, Result};
 
 /// Entries read and written per batch of a migration.
-const CHUNK: usize = 10_000;
+pub(super) const CHUNK: usize = 10_000;
 
 /// Gives an empty store `initial` as its catalogue, marked as needing no
 /// migration; a store that has a catalogue is left as it is.
@@ -41,6 +46,7 @@ pub(super) fn initialise(engine: &dyn Engine, initial: impl FnOnce() -> Catalogu
     Key::Meta(TRAIL_KEY).put(&mut batch, WRITES);
     Key::Meta(LOG_KEY).put(&mut batch, b"1".as_slice());
     Key::Meta(TOTALS_KEY).put(&mut batch, b"1".as_slice());
+    Key::Meta(COMMUNE_KEY).put(&mut batch, COMMUNES);
     engine.commit(batch)?;
     tracing::info!(
         indicators = catalogue.indicators.len(),
@@ -56,7 +62,8 @@ pub(super) fn is_current(engine: &dyn Engine) -> Result<bool> {
         && Key::Meta(BY_COMMUNE_KEY).get(engine)?.is_some()
         && Key::Meta(TRAIL_KEY).get(engine)?.is_some()
         && Key::Meta(LOG_KEY).get(engine)?.is_some()
-        && Key::Meta(TOTALS_KEY).get(engine)?.is_some())
+        && Key::Meta(TOTALS_KEY).get(engine)?.is_some()
+        && Key::Meta(COMMUNE_KEY).get(engine)?.is_some())
 }
 
 /// Runs every migration the store has not had yet.
@@ -76,6 +83,9 @@ pub(super) fn run(engine: &dyn Engine, catalogue: &Catalogue) -> Result<()> {
     if Key::Meta(TOTALS_KEY).get(engine)?.is_none() {
         totals::one_record_per_unit(engine)?;
     }
+    if Key::Meta(COMMUNE_KEY).get(engine)?.is_none() {
+        commune::file_reports_by_commune(engine, catalogue)?;
+    }
     Ok(())
 }
 
@@ -89,6 +99,14 @@ fn village_of(engine: &dyn Engine, seq: u64, entity: &Entity) -> Result<String> 
             Entity::Conflict(..) => decode::<Conflict>(CONFLICTS, &bytes)?.at.village_id,
             Entity::Review(_) => decode::<SubmissionHeader>(SUBMISSIONS, &bytes)?.village_id,
         }),
+    };
+    // A store whose reports already live in commune records (its log cut
+    // again, say) has its villages there.
+    let village = match village {
+        Some(v) => Some(v),
+        None => super::commune::Reader::new(engine)
+            .report(entity.submission())?
+            .map(|r| r.header.village_id),
     };
     village.ok_or_else(|| Error::Corrupt {
         tree: CHANGES,

@@ -14,6 +14,7 @@ mod admin;
 mod backup;
 mod check;
 mod clock;
+mod commune;
 mod disk;
 mod enroll;
 mod log;
@@ -33,9 +34,7 @@ use fieldsync::sync::{Conflict, FieldState};
 use fieldsync::{Catalogue, DeviceId, FieldKey, SubmissionId};
 use fieldsync_store::Engine;
 
-use schema::{
-    decode, read_u64, Key, Prefix, CATALOGUE_KEY, CONFLICTS, FIELDS, META, SEQ_KEY, SUBMISSIONS,
-};
+use schema::{decode, read_u64, Key, CATALOGUE_KEY, META, SEQ_KEY};
 use txn::{Locked, Writes};
 
 pub use admin::ADMIN_TOKEN_ENV;
@@ -217,49 +216,73 @@ impl Store {
         self.engine.flush().map_err(|e| self.broke(e))
     }
 
+    /// One report as stored, through its commune record.
+    fn report(&self, sub: SubmissionId) -> Result<Option<schema::Report>> {
+        commune::Reader::new(self.engine.as_ref()).report(sub)
+    }
+
     /// The current state of one field.
     pub fn field(&self, sub: SubmissionId, field: &FieldKey) -> Result<Option<FieldState>> {
-        let key = Key::Field(sub, field.clone());
-        key.get(self.engine.as_ref())?.map(|b| decode(key.tree(), &b)).transpose()
+        Ok(self.report(sub)?.and_then(|r| r.field(field)))
     }
 
     /// Every field of one submission.
     pub fn fields_of(&self, sub: SubmissionId) -> Result<Vec<FieldState>> {
-        Prefix::FieldsOf(sub).iter(self.engine.as_ref()).map(|e| decode(FIELDS, &e?.1)).collect()
+        Ok(self.report(sub)?.map(|r| r.fields()).unwrap_or_default())
     }
 
     /// The conflict on one field, open or settled, if any.
     pub fn conflict(&self, sub: SubmissionId, field: &FieldKey) -> Result<Option<Conflict>> {
-        let key = Key::Conflict(sub, field.clone());
-        key.get(self.engine.as_ref())?.map(|b| decode(CONFLICTS, &b)).transpose()
+        Ok(self.report(sub)?.and_then(|r| r.conflicts.get(field).map(|(c, _)| c.clone())))
     }
 
     /// The conflicts of one submission, open or settled.
     pub fn conflicts_of(&self, sub: SubmissionId) -> Result<Vec<Conflict>> {
-        let conflicts = Prefix::ConflictsOf(sub).iter(self.engine.as_ref());
-        conflicts.map(|e| decode(CONFLICTS, &e?.1)).collect()
+        Ok(self.report(sub)?.map(|r| r.conflicts()).unwrap_or_default())
     }
 
-    /// Every conflict, open or settled, in field order.
+    /// Every conflict, open or settled, in (submission, field) order.
     pub fn conflicts(&self) -> Result<Vec<Conflict>> {
-        self.engine.iter_all(CONFLICTS).map(|e| decode(CONFLICTS, &e?.1)).collect()
+        let mut reader = commune::Reader::new(self.engine.as_ref());
+        let mut out = Vec::new();
+        for entry in self.engine.iter_all(schema::CONFLICTED) {
+            let Key::Conflicted(sub, field) = Key::decode(schema::CONFLICTED, &entry?.0)? else {
+                unreachable!("the conflicted tree decodes to its keys")
+            };
+            let report = reader.report(sub)?;
+            if let Some((c, _)) = report.as_ref().and_then(|r| r.conflicts.get(&field)) {
+                out.push(c.clone());
+            }
+        }
+        Ok(out)
     }
 
     /// One submission's header.
     pub fn submission(&self, sub: SubmissionId) -> Result<Option<SubmissionHeader>> {
-        let header = Key::Submission(sub).get(self.engine.as_ref())?;
-        header.map(|b| decode(SUBMISSIONS, &b)).transpose()
+        Ok(self.report(sub)?.map(|r| r.header))
     }
 
     /// Every submission, in id order.
     pub fn submissions(&self) -> Result<Vec<SubmissionHeader>> {
-        self.engine.iter_all(SUBMISSIONS).map(|e| decode(SUBMISSIONS, &e?.1)).collect()
+        let mut reader = commune::Reader::new(self.engine.as_ref());
+        let mut out = Vec::new();
+        for entry in self.engine.iter_all(schema::PLACES) {
+            let Key::Place(sub) = Key::decode(schema::PLACES, &entry?.0)? else {
+                unreachable!("the places tree decodes to its keys")
+            };
+            out.extend(reader.report(sub)?.map(|r| r.header));
+        }
+        Ok(out)
     }
 
     /// Every value one field has held, oldest first.
     pub fn revisions(&self, sub: SubmissionId, field: &FieldKey) -> Result<Vec<FieldState>> {
-        let revisions = Prefix::RevisionsOf(sub, field).iter(self.engine.as_ref());
-        revisions.map(|e| decode(schema::REVISIONS, &e?.1)).collect()
+        let mut reader = commune::Reader::new(self.engine.as_ref());
+        let (Some(place), Some(report)) = (reader.place(sub)?, reader.report(sub)?) else {
+            return Ok(Vec::new());
+        };
+        let revisions = commune::revisions_of(self.engine.as_ref(), &place, sub, field)?;
+        Ok(revisions.iter().map(|r| report.revision(r)).collect())
     }
 }
 

@@ -5,8 +5,9 @@
 use fieldsync::access::User;
 use fieldsync::sync::Page;
 
+use super::commune::Reader;
 use super::log::{changes, cuts_of, latest};
-use super::schema::Entity;
+use super::schema::{Entity, COMMUNES};
 use super::{Error, Result, Store};
 
 /// A pull page stops growing once its records pass this many bytes (it
@@ -42,6 +43,8 @@ impl Store {
         let limit = limit.max(1);
         let cuts = cuts_of(&catalogue, caller);
         let mut log = changes(self.engine.as_ref(), cuts.as_deref(), cursor, head, limit);
+        // The commune records this page read, each decoded once.
+        let mut reader = Reader::new(self.engine.as_ref());
         let mut changes = Vec::new();
         let (mut bytes, mut read, mut last_seen) = (0, 0, cursor);
         // At most `limit` listed changes are read: the page then ends at the
@@ -56,7 +59,7 @@ impl Store {
                 break;
             }
             last_seen = seq;
-            let Some(change) = self.latest_at(seq, &entity)? else {
+            let Some(change) = latest_at(&mut reader, seq, &entity)? else {
                 continue; // listed again later: sent there
             };
             if caller.covers(&catalogue, change.village()) {
@@ -67,21 +70,25 @@ impl Store {
         let cursor = if stopped || read == limit { last_seen } else { head };
         Ok(Page { changes, cursor, caught_up: cursor == head })
     }
+}
 
-    /// The entity a change `seq` of the log lists, if `seq` is its latest
-    /// change; `None` if it changed again since.
-    fn latest_at(&self, seq: u64, entity: &Entity) -> Result<Option<super::log::Latest>> {
-        let now = latest(self.engine.as_ref(), entity)?.ok_or_else(|| Error::Corrupt {
-            tree: entity.record().tree(),
-            why: format!("change {seq} points at a missing record"),
-        })?;
-        match now.seq {
-            Some(latest) if latest == seq => Ok(Some(now)),
-            Some(_) => Ok(None),
-            None => Err(Error::Corrupt {
-                tree: entity.record().tree(),
-                why: format!("the record of change {seq} does not say its latest change"),
-            }),
-        }
+/// The entity a change `seq` of the log lists, if `seq` is its latest
+/// change; `None` if it changed again since.
+fn latest_at(
+    reader: &mut Reader<'_>,
+    seq: u64,
+    entity: &Entity,
+) -> Result<Option<super::log::Latest>> {
+    let now = latest(reader, entity)?.ok_or_else(|| Error::Corrupt {
+        tree: COMMUNES,
+        why: format!("change {seq} points at a missing record"),
+    })?;
+    match now.seq {
+        Some(latest) if latest == seq => Ok(Some(now)),
+        Some(_) => Ok(None),
+        None => Err(Error::Corrupt {
+            tree: COMMUNES,
+            why: format!("the record of change {seq} does not say its latest change"),
+        }),
     }
 }

@@ -15,9 +15,10 @@ use fieldsync::validate::{check_text, validate};
 use fieldsync::{Hlc, Period, SubmissionId, Value};
 use fieldsync_store::prefix_end;
 
+use super::commune::Reader;
 use super::log::{cuts_under, Merged, MAX_CUTS};
 use super::schema::{
-    decode, encode, Key, Prefix, SubmissionHeader, CONFLICTS, SUBMISSIONS, SUBMISSIONS_BY_COMMUNE,
+    encode, Key, Prefix, Report, SubmissionHeader, CONFLICTED, PLACES, SUBMISSIONS_BY_COMMUNE,
 };
 use super::trail::Trail;
 use super::txn::Work;
@@ -107,15 +108,14 @@ impl Store {
         cuts.dedup();
         let cuts = Some(cuts).filter(|c| !areas.is_empty() && c.len() <= MAX_CUTS);
         let mut out = Vec::new();
-        for header in self.headers(cuts.as_deref(), after) {
-            let header = header?;
-            if !wanted(&header) {
+        for report in self.reports(cuts.as_deref(), after) {
+            let report = report?;
+            if !wanted(&report.header) {
                 continue;
             }
-            let fields =
-                self.fields_of(header.id)?.iter().filter(|f| f.value != Value::Deleted).count();
-            let open = self.conflicts_of(header.id)?.iter().filter(|c| c.open).count();
-            out.push((header, fields, open));
+            let fields = report.fields.values().filter(|f| f.value != Value::Deleted).count();
+            let open = report.conflicts.values().filter(|(c, _)| c.open).count();
+            out.push((report.header, fields, open));
             if out.len() >= limit {
                 break;
             }
@@ -165,7 +165,9 @@ impl Store {
                 continue;
             };
             if matches!(verdict, Verdict::Approve | Verdict::Accept) {
-                let open = self.conflicts_of(sub)?.iter().filter(|c| c.open).count();
+                let report = work.reports.get(sub)?;
+                let conflicts = report.map(|r| r.conflicts.values());
+                let open = conflicts.into_iter().flatten().filter(|(c, _)| c.open).count();
                 if open > 0 {
                     let done = if verdict == Verdict::Approve { "approved" } else { "accepted" };
                     return Err(Error::Invalid(format!(
@@ -199,11 +201,21 @@ impl Store {
         if let Some(area) = area {
             readable_area(&catalogue, caller, area)?;
         }
-        let from = after.map(|a| Key::Conflict(a.submission, a.field.clone()).encode());
+        let from = after.map(|a| Key::Conflicted(a.submission, a.field.clone()).encode());
         let lower = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         let mut out = Vec::new();
-        for entry in self.engine.iter(CONFLICTS, lower, Bound::Unbounded) {
-            let c: Conflict = decode(CONFLICTS, &entry?.1)?;
+        let mut reader = Reader::new(self.engine.as_ref());
+        for entry in self.engine.iter(CONFLICTED, lower, Bound::Unbounded) {
+            let Key::Conflicted(sub, field) = Key::decode(CONFLICTED, &entry?.0)? else {
+                unreachable!("the conflicted tree decodes to its keys")
+            };
+            let report = reader.report(sub)?;
+            let Some((c, _)) = report.and_then(|mut r| r.conflicts.remove(&field)) else {
+                return Err(Error::Corrupt {
+                    tree: CONFLICTED,
+                    why: format!("the conflict on {field} of report {sub} is listed but missing"),
+                });
+            };
             let village = &c.at.village_id;
             let wanted = (c.open || include_settled)
                 && caller.covers(&catalogue, village)
@@ -411,20 +423,30 @@ fn filed_id(key: &[u8]) -> Result<SubmissionId> {
 }
 
 impl Store {
-    /// Report headers in id order after `after`, read lazily: from the
-    /// whole tree, or merged from the communes' parts of
-    /// `submissions_by_commune`.
-    fn headers<'a>(
+    /// Reports in id order after `after`, read lazily: every report (by
+    /// its place), or merged from the communes' parts of
+    /// `submissions_by_commune`; each through its commune record.
+    fn reports<'a>(
         &'a self,
         cuts: Option<&[String]>,
         after: Option<SubmissionId>,
-    ) -> Box<dyn Iterator<Item = Result<SubmissionHeader>> + 'a> {
+    ) -> Box<dyn Iterator<Item = Result<Report>> + 'a> {
         let engine = self.engine.as_ref();
+        let mut reader = Reader::new(engine);
+        let mut read = move |id: SubmissionId| {
+            reader.report(id)?.ok_or_else(|| Error::Corrupt {
+                tree: SUBMISSIONS_BY_COMMUNE,
+                why: format!("submission {id} is listed but has no report"),
+            })
+        };
         let Some(cuts) = cuts else {
-            let from = after.map(|a| Key::Submission(a).encode());
+            let from = after.map(|a| Key::Place(a).encode());
             let lower = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-            let all = engine.iter(SUBMISSIONS, lower, Bound::Unbounded).chunk(256);
-            return Box::new(all.map(|e| decode(SUBMISSIONS, &e?.1)));
+            let all = engine.iter(PLACES, lower, Bound::Unbounded).chunk(256);
+            return Box::new(all.map(move |e| match Key::decode(PLACES, &e?.0)? {
+                Key::Place(id) => read(id),
+                _ => unreachable!("the places tree decodes to its keys"),
+            }));
         };
         // Keys read from a part at a time: the more parts, the fewer each.
         let chunk = (4_096 / cuts.len().max(1)).clamp(16, 256);
@@ -439,12 +461,6 @@ impl Store {
                 engine.iter(SUBMISSIONS_BY_COMMUNE, from, to).chunk(chunk)
             })
             .collect();
-        Box::new(Merged::new(parts, filed_id).map(move |e| {
-            let (id, _, _) = e?;
-            self.submission(id)?.ok_or_else(|| Error::Corrupt {
-                tree: SUBMISSIONS_BY_COMMUNE,
-                why: format!("submission {id} is listed but has no header"),
-            })
-        }))
+        Box::new(Merged::new(parts, filed_id).map(move |e| read(e?.0)))
     }
 }

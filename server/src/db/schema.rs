@@ -7,14 +7,27 @@
 //! Trees (keys → values, values postcard-encoded):
 //! - `meta`: `seq` → head of the change log; `audit_seq` → head of the audit
 //!   trail; `catalogue` → the catalogue; `cut`, `submissions_by_commune`,
-//!   `trail`, `log`, `totals` → markers of migrations done.
-//! - `fields`: submission ‖ field → [`FieldState`].
-//! - `revisions`: submission ‖ field ‖ 0 ‖ version → [`FieldState`]; every
-//!   value a field held.
-//! - `conflicts`: submission ‖ field → [`Conflict`], open or settled, then
-//!   the sequence number of its last change (see [`with_seq`]).
-//! - `submissions`: submission → [`SubmissionHeader`] (with its review),
-//!   then the sequence number of its last change (see [`with_seq`]).
+//!   `trail`, `log`, `totals`, `communes` → markers of migrations done.
+//! - `communes`: commune ‖ 0 ‖ period → [`CommuneRecord`]: the reports of
+//!   the commune's villages for the period, each with its header (and
+//!   review), its fields (value, version, stamp) and its conflicts, with
+//!   the sequence number of the header's and each conflict's latest change.
+//!   One record per commune × period, so a write costs one record per
+//!   commune and period it touches, whatever the values it carries.
+//! - `report_places`: submission → the (commune, period) of its record,
+//!   written once, when the report is made.
+//! - `conflicted`: submission ‖ field → (), written when a field's first
+//!   conflict opens, so conflicts are listed in (report, field) order.
+//! - `history`: commune ‖ 0 ‖ period ‖ 0 ‖ seq → the values one commit
+//!   gave fields of that commune record's reports (versions up to `seq`,
+//!   each past the record's previous key): every value a field held, one
+//!   record per commit and commune record. The value of version v is in
+//!   the first key at or after v.
+//! - `revisions` (retired): submission ‖ field ‖ 0 ‖ version →
+//!   [`FieldState`], moved into `history` when a store is opened.
+//! - `fields`, `conflicts`, `submissions` (retired): a record per field,
+//!   conflict and report header, moved into `communes` when a store is
+//!   opened (`migrate/commune.rs`).
 //! - `submissions_by_commune`: commune ‖ 0 ‖ submission → (), so that
 //!   listing an area reads only its communes' reports.
 //! - `changes`: seq → [`LogEntry`]: one entry per commit, under the commit's
@@ -55,11 +68,9 @@
 //! [`AuditEntry`]: fieldsync::sync::AuditEntry
 //! [`User`]: fieldsync::access::User
 
-mod enrollment;
 mod totals;
 mod trail;
 
-pub use enrollment::Enrollment;
 pub(super) use totals::UnitTotals;
 pub use trail::DeviceState;
 pub(super) use trail::{PushRef, Pushed, Run, StoredResult, Write};
@@ -72,11 +83,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use super::{Error, Result};
 
 pub(super) const META: &str = "meta";
-pub(super) const FIELDS: &str = "fields";
-pub(super) const REVISIONS: &str = "revisions";
-pub(super) const CONFLICTS: &str = "conflicts";
 pub(super) const CHANGES: &str = "changes";
-pub(super) const SUBMISSIONS: &str = "submissions";
 pub(super) const DEVICES: &str = "devices";
 pub(super) const WRITES: &str = "writes";
 pub(super) const WRITES_BY_SUB: &str = "writes_by_sub";
@@ -93,9 +100,22 @@ pub(super) const TOTALS: &str = "totals";
 pub(super) const PLANS: &str = "plans";
 pub(super) const CHANGES_BY_COMMUNE: &str = "changes_by_commune";
 pub(super) const SUBMISSIONS_BY_COMMUNE: &str = "submissions_by_commune";
+pub(super) const COMMUNES: &str = "communes";
+pub(super) const PLACES: &str = "report_places";
+pub(super) const CONFLICTED: &str = "conflicted";
+pub(super) const HISTORY: &str = "history";
 
 /// Trees earlier versions kept and a migration empties: not the store's.
+pub(super) use retired::{CONFLICTS, FIELDS, REVISIONS, SUBMISSIONS};
+
 pub(super) mod retired {
+    /// A record per field, conflict and report header: moved into the
+    /// commune records (see `migrate/commune.rs`).
+    pub(in crate::db) const FIELDS: &str = "fields";
+    pub(in crate::db) const CONFLICTS: &str = "conflicts";
+    pub(in crate::db) const SUBMISSIONS: &str = "submissions";
+    /// A record per value a field held: moved into `history`.
+    pub(in crate::db) const REVISIONS: &str = "revisions";
     /// The earlier cut of the change log, by district (see `migrate.rs`).
     pub(in crate::db) const CHANGES_BY_DISTRICT: &str = "changes_by_district";
     /// A record per audit entry, result and released digest, with the
@@ -109,9 +129,22 @@ pub(super) mod retired {
     /// cell): moved to one record per org unit and period
     /// (`migrate/totals.rs`).
     pub(in crate::db) const ROLLUPS: &str = "rollups";
-    /// The retired trees a backup restores, for the migration to move.
-    pub(in crate::db) const MIGRATED: [&str; 6] =
-        [AUDIT, AUDIT_BY_SUB, AUDIT_BY_USER, RESULTS, DIGESTS, ROLLUPS];
+    /// The retired trees a backup restores, for the migration to move:
+    /// the old trail's, the records per field, conflict and report that
+    /// moved into the commune records (see `migrate/commune.rs`), and the
+    /// record per rollup cell.
+    pub(in crate::db) const MIGRATED: [&str; 10] = [
+        AUDIT,
+        AUDIT_BY_SUB,
+        AUDIT_BY_USER,
+        RESULTS,
+        DIGESTS,
+        FIELDS,
+        CONFLICTS,
+        SUBMISSIONS,
+        REVISIONS,
+        ROLLUPS,
+    ];
     /// Entity → the sequence number of its one entry, when the log moved
     /// each entity to its head (see `migrate.rs`).
     pub(in crate::db) const ENTITY_SEQ: &str = "entity_seq";
@@ -120,11 +153,11 @@ pub(super) mod retired {
 /// Every tree of the store, for backups: a new tree must be listed here.
 pub(super) const TREES: &[&str] = &[
     META,
-    FIELDS,
-    REVISIONS,
-    CONFLICTS,
+    COMMUNES,
+    PLACES,
+    CONFLICTED,
+    HISTORY,
     CHANGES,
-    SUBMISSIONS,
     DEVICES,
     WRITES,
     WRITES_BY_SUB,
@@ -165,6 +198,10 @@ pub(super) const LOG_KEY: &[u8] = b"log";
 /// Present once the totals are kept one record per org unit and period
 /// (stores written before, with a record per cell, get it when opened).
 pub(super) const TOTALS_KEY: &[u8] = b"totals";
+/// Present once the reports live in commune records (stores written
+/// before, with a record per field, conflict and header, get it when
+/// opened).
+pub(super) const COMMUNE_KEY: &[u8] = b"communes";
 
 /// The key of one record, typed: which tree it lives in and what names it.
 /// [`Key::encode`] and [`Key::decode`] are the only place key bytes are
@@ -179,6 +216,15 @@ pub(super) enum Key {
     Submission(SubmissionId),
     /// A submission filed under its commune (its cut of the log).
     SubmissionInCommune(String, SubmissionId),
+    /// The record of one commune's reports for one period.
+    Commune(String, Period),
+    /// Where a report lives: its commune record's place.
+    Place(SubmissionId),
+    /// A field of a report that has a conflict, open or settled.
+    Conflicted(SubmissionId, FieldKey),
+    /// The values one commit (by its last sequence number) gave fields of
+    /// one commune record's reports.
+    History(String, Period, u64),
     /// An entry of the change log, by sequence number.
     Change(u64),
     /// An entry of one commune's cut of the change log.
@@ -240,6 +286,10 @@ impl Key {
             Key::Conflict(..) => CONFLICTS,
             Key::Submission(_) => SUBMISSIONS,
             Key::SubmissionInCommune(..) => SUBMISSIONS_BY_COMMUNE,
+            Key::Commune(..) => COMMUNES,
+            Key::Place(_) => PLACES,
+            Key::Conflicted(..) => CONFLICTED,
+            Key::History(..) => HISTORY,
             Key::Change(_) => CHANGES,
             Key::CommuneChange(..) => CHANGES_BY_COMMUNE,
             Key::Device(_) => DEVICES,
@@ -268,13 +318,19 @@ impl Key {
     pub(super) fn encode(&self) -> Vec<u8> {
         match self {
             Key::Meta(name) => name.to_vec(),
-            Key::Field(sub, field) | Key::Conflict(sub, field) => {
+            Key::Field(sub, field) | Key::Conflict(sub, field) | Key::Conflicted(sub, field) => {
                 [sub.0.as_bytes(), field.as_str().as_bytes()].concat()
             }
             Key::Revision(sub, field, version) => {
                 indexed(&[sub.0.as_bytes(), field.as_str().as_bytes()].concat(), *version)
             }
-            Key::Submission(sub) => sub.0.as_bytes().to_vec(),
+            Key::Submission(sub) | Key::Place(sub) => sub.0.as_bytes().to_vec(),
+            Key::Commune(commune, period) => {
+                pair(commune.as_bytes(), period.to_string().as_bytes())
+            }
+            Key::History(commune, period, seq) => {
+                indexed(&pair(commune.as_bytes(), period.to_string().as_bytes()), *seq)
+            }
             Key::SubmissionInCommune(cut, sub) => pair(cut.as_bytes(), sub.0.as_bytes()),
             Key::Change(seq) | Key::Write(seq) | Key::Audit(seq) => seq.to_be_bytes().to_vec(),
             Key::CommuneChange(cut, seq) => indexed(cut.as_bytes(), *seq),
@@ -313,7 +369,21 @@ impl Key {
                 let (sub, field) = raw.field_at(at)?;
                 Key::Revision(sub, field, version)
             }
+            CONFLICTED => {
+                let (sub, field) = raw.field_at(bytes)?;
+                Key::Conflicted(sub, field)
+            }
             SUBMISSIONS => Key::Submission(SubmissionId(raw.id16(bytes)?)),
+            PLACES => Key::Place(SubmissionId(raw.id16(bytes)?)),
+            COMMUNES => {
+                let (commune, period) = raw.split(bytes)?;
+                Key::Commune(raw.text(commune)?, raw.period(period)?)
+            }
+            HISTORY => {
+                let (place, seq) = raw.indexed()?;
+                let (commune, period) = raw.split(place)?;
+                Key::History(raw.text(commune)?, raw.period(period)?, seq)
+            }
             SUBMISSIONS_BY_COMMUNE => {
                 let n = bytes.len();
                 if n < 17 || bytes[n - 17] != 0 {
@@ -448,71 +518,6 @@ struct Raw<'a> {
     bytes: &'a [u8],
 }
 
-/// The common start of a run of keys of one tree, for scans.
-#[derive(Clone, Copy, Debug)]
-pub(super) enum Prefix<'a> {
-    /// Every field of a submission.
-    FieldsOf(SubmissionId),
-    /// Every conflict of a submission.
-    ConflictsOf(SubmissionId),
-    /// Every revision of one field, in version order.
-    RevisionsOf(SubmissionId, &'a FieldKey),
-    /// One commune's submissions, in id order.
-    InCommune(&'a str),
-    /// One commune's cut of the change log, in sequence order.
-    CommuneChanges(&'a str),
-    /// The writes that name one submission, in sequence order.
-    WritesOf(SubmissionId),
-    /// One user's writes, in sequence order.
-    WritesBy(&'a str),
-    /// One user's enrollment codes.
-    EnrollmentsOf(&'a str),
-    /// The plan figures of one period and org unit.
-    Cells(&'static str, Period, &'a str),
-    /// The records of `totals` or `plans` whose period starts with a year
-    /// (the year, its quarters and its months).
-    CellsOfYear(&'static str, u16),
-}
-
-impl Prefix<'_> {
-    pub(super) fn tree(&self) -> &'static str {
-        match self {
-            Prefix::FieldsOf(_) => FIELDS,
-            Prefix::ConflictsOf(_) => CONFLICTS,
-            Prefix::RevisionsOf(..) => REVISIONS,
-            Prefix::InCommune(_) => SUBMISSIONS_BY_COMMUNE,
-            Prefix::CommuneChanges(_) => CHANGES_BY_COMMUNE,
-            Prefix::WritesOf(_) => WRITES_BY_SUB,
-            Prefix::WritesBy(_) => WRITES_BY_USER,
-            Prefix::EnrollmentsOf(_) => ENROLLMENTS_BY_USER,
-            Prefix::Cells(tree, ..) | Prefix::CellsOfYear(tree, _) => tree,
-        }
-    }
-
-    pub(super) fn encode(&self) -> Vec<u8> {
-        match self {
-            Prefix::FieldsOf(sub) | Prefix::ConflictsOf(sub) => sub.0.as_bytes().to_vec(),
-            Prefix::RevisionsOf(sub, field) => {
-                [sub.0.as_bytes(), field.as_str().as_bytes(), &[0]].concat()
-            }
-            Prefix::InCommune(name)
-            | Prefix::CommuneChanges(name)
-            | Prefix::WritesBy(name)
-            | Prefix::EnrollmentsOf(name) => pair(name.as_bytes(), &[]),
-            Prefix::WritesOf(sub) => pair(sub.0.as_bytes(), &[]),
-            Prefix::Cells(_, period, unit) => {
-                [period.to_string().as_bytes(), &[0], unit.as_bytes(), &[0]].concat()
-            }
-            Prefix::CellsOfYear(_, year) => year.to_string().into_bytes(),
-        }
-    }
-
-    /// The entries under this prefix, in key order, read lazily.
-    pub(super) fn iter<'e>(&self, engine: &'e dyn Engine) -> fieldsync_store::ScanIter<'e> {
-        engine.iter_prefix(self.tree(), &self.encode())
-    }
-}
-
 /// A submission the server has heard of, and where it stands in review.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubmissionHeader {
@@ -554,18 +559,6 @@ impl Entity {
     }
 }
 
-/// What the store knows of a token; never the token itself.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenInfo {
-    pub id: String,
-    pub user_id: String,
-    pub label: String,
-    pub created_ms: u64,
-    /// 0: never expires.
-    pub expires_ms: u64,
-    pub revoked: bool,
-}
-
 /// A record's bytes (postcard).
 pub(super) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_allocvec(value).expect("in-memory serialization of plain data cannot fail")
@@ -583,8 +576,17 @@ pub(super) fn read_u64(tree: &'static str, bytes: &[u8]) -> Result<u64> {
     Ok(u64::from_be_bytes(array))
 }
 
+mod commune;
 mod entry;
+mod prefix;
+mod records;
+pub(super) use commune::{
+    decode_history, decode_place, encode_history, encode_place, CommuneRecord, Held, Place, Report,
+    Revision,
+};
 pub(super) use entry::{decode_with_seq, with_seq, LogEntry};
+pub(super) use prefix::Prefix;
+pub use records::{Enrollment, TokenInfo};
 
 #[cfg(test)]
 mod tests;

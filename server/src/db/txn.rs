@@ -15,12 +15,12 @@ use fieldsync::sync::{
 use fieldsync::{Catalogue, DeviceId, FieldKey, Hlc, Period, SubmissionId, Value};
 use fieldsync_store::{Batch, Engine};
 
-use super::log::cut_of;
+use super::commune::{commune_of, revision_at, Reports};
 use super::schema::{
-    decode, encode, with_seq, Entity, Key, Pushed, SubmissionHeader, AUDIT_SEQ_KEY, CLOSED,
-    REVISIONS, SEQ_KEY,
+    encode_history, Entity, Held, Key, Place, Pushed, Report, Revision, SubmissionHeader,
+    AUDIT_SEQ_KEY, CLOSED, SEQ_KEY,
 };
-use super::{Result, Store};
+use super::{Error, Result, Store};
 
 /// What the write lock guards: what a write decides on and only a write
 /// changes, so that a check and the write it allows happen under one hold
@@ -89,14 +89,16 @@ pub(super) struct Work<'a> {
     pub(super) catalogue: Arc<Catalogue>,
     pub(super) seq: u64,
     pub(super) audit_seq: u64,
-    pub(super) fields: HashMap<(SubmissionId, FieldKey), Option<FieldState>>,
-    pub(super) conflicts: HashMap<(SubmissionId, FieldKey), Option<Conflict>>,
-    pub(super) headers: HashMap<SubmissionId, Option<SubmissionHeader>>,
+    /// The reports as they stand in this write, through their commune
+    /// records (each read and written once).
+    pub(super) reports: Reports<'a>,
     /// The entities this write changed, each with the sequence number of
     /// its last change and its commune's cut: the commit's log entry.
     pub(super) changed: HashMap<Entity, (u64, String)>,
     /// Values written in this batch, by (submission, field, version).
     pub(super) revisions: HashMap<(SubmissionId, FieldKey, u64), Value>,
+    /// The same values by commune record, filed in its history on commit.
+    pub(super) history: HashMap<Place, Vec<Revision>>,
     /// Submissions whose totals may have moved.
     pub(super) touched: BTreeSet<SubmissionId>,
     /// The write's audit entries, numbered, filed as one record on commit.
@@ -119,11 +121,10 @@ impl<'a> Work<'a> {
             catalogue: store.catalogue(),
             seq: store.head()?,
             audit_seq: store.counter(AUDIT_SEQ_KEY)?,
-            fields: HashMap::new(),
-            conflicts: HashMap::new(),
-            headers: HashMap::new(),
+            reports: Reports::new(store.engine.as_ref()),
             changed: HashMap::new(),
             revisions: HashMap::new(),
+            history: HashMap::new(),
             touched: Default::default(),
             entries: Vec::new(),
             pushed: None,
@@ -136,12 +137,7 @@ impl<'a> Work<'a> {
         sub: SubmissionId,
         field: &FieldKey,
     ) -> Result<Option<FieldState>> {
-        if let Some(f) = self.fields.get(&(sub, field.clone())) {
-            return Ok(f.clone());
-        }
-        let f = self.store.field(sub, field)?;
-        self.fields.insert((sub, field.clone()), f.clone());
-        Ok(f)
+        Ok(self.reports.get(sub)?.and_then(|r| r.field(field)))
     }
 
     pub(super) fn conflict(
@@ -149,21 +145,11 @@ impl<'a> Work<'a> {
         sub: SubmissionId,
         field: &FieldKey,
     ) -> Result<Option<Conflict>> {
-        if let Some(c) = self.conflicts.get(&(sub, field.clone())) {
-            return Ok(c.clone());
-        }
-        let c = self.store.conflict(sub, field)?;
-        self.conflicts.insert((sub, field.clone()), c.clone());
-        Ok(c)
+        Ok(self.reports.get(sub)?.and_then(|r| r.conflicts.get(field)).map(|(c, _)| c.clone()))
     }
 
     pub(super) fn header(&mut self, sub: SubmissionId) -> Result<Option<SubmissionHeader>> {
-        if let Some(h) = self.headers.get(&sub) {
-            return Ok(h.clone());
-        }
-        let h = self.store.submission(sub)?;
-        self.headers.insert(sub, h.clone());
-        Ok(h)
+        Ok(self.reports.get(sub)?.map(|r| r.header.clone()))
     }
 
     /// The value a field held at `version`, if that is one of its versions.
@@ -174,12 +160,12 @@ impl<'a> Work<'a> {
         if let Some(v) = self.revisions.get(&(at.submission, at.field.clone(), version)) {
             return Ok(Some(v.clone()));
         }
-        let key = Key::Revision(at.submission, at.field.clone(), version);
-        Ok(key
-            .get(self.store.engine.as_ref())?
-            .map(|b| decode::<FieldState>(REVISIONS, &b))
-            .transpose()?
-            .map(|f| f.value))
+        let Some(place) = self.reports.place(at.submission)? else {
+            return Ok(None);
+        };
+        let engine = self.store.engine.as_ref();
+        let held = revision_at(engine, &place, at.submission, &at.field, version)?;
+        Ok(held.map(|h| h.value))
     }
 
     /// Whether `period` is closed for `village`, as the write lock holds it.
@@ -195,10 +181,6 @@ impl<'a> Work<'a> {
     ) -> Result<FieldState> {
         let version = self.touch(Entity::Field(at.submission, at.field.clone()), &at.village_id);
         let state = FieldState { at: at.clone(), value, version, stamp };
-        let bytes = encode(&state);
-        Key::Field(at.submission, at.field.clone()).put(&mut self.batch, bytes.clone());
-        Key::Revision(at.submission, at.field.clone(), version).put(&mut self.batch, bytes);
-        self.fields.insert((at.submission, at.field.clone()), Some(state.clone()));
         self.revisions.insert((at.submission, at.field.clone(), version), state.value.clone());
         if self.header(at.submission)?.is_none() {
             let review = SubmissionReview {
@@ -218,28 +200,47 @@ impl<'a> Work<'a> {
                 first_seq: version,
                 review,
             };
-            let cut = cut_of(&self.catalogue, &at.village_id);
-            Key::SubmissionInCommune(cut, at.submission).put(&mut self.batch, Vec::new());
             self.write_header(header)?;
         }
+        self.report_mut(at.submission)?.put_field(&state);
+        let place = self.reports.place(at.submission)?.expect("a report just written has a place");
+        let revision =
+            Revision { sub: at.submission, field: at.field.clone(), held: Held::of(&state) };
+        self.history.entry(place).or_default().push(revision);
         Ok(state)
+    }
+
+    /// Report `sub`, to change: one this write has read or made.
+    fn report_mut(&mut self, sub: SubmissionId) -> Result<&mut Report> {
+        self.reports.get_mut(sub)?.ok_or_else(|| Error::Invalid(format!("no report {sub}")))
     }
 
     pub(super) fn write_conflict(&mut self, conflict: Conflict) -> Result<()> {
         let at = conflict.at.clone();
         let seq = self.touch(Entity::Conflict(at.submission, at.field.clone()), &at.village_id);
-        let record = with_seq(encode(&conflict), seq);
-        Key::Conflict(at.submission, at.field.clone()).put(&mut self.batch, record);
-        self.conflicts.insert((at.submission, at.field.clone()), Some(conflict));
+        let report = self.reports.get_mut(at.submission)?.ok_or_else(|| {
+            Error::Invalid(format!("a conflict on {} of a report that does not exist", at.field))
+        })?;
+        if report.conflicts.insert(at.field.clone(), (conflict, seq)).is_none() {
+            Key::Conflicted(at.submission, at.field.clone()).put(&mut self.batch, Vec::new());
+        }
         Ok(())
     }
 
     /// Stores a submission's header; its review syncs down like any change.
+    /// A new report's header makes it, in its commune's record, and files
+    /// it under its commune.
     pub(super) fn write_header(&mut self, header: SubmissionHeader) -> Result<()> {
         let seq = self.touch(Entity::Review(header.id), &header.village_id);
-        Key::Submission(header.id).put(&mut self.batch, with_seq(encode(&header), seq));
-        self.headers.insert(header.id, Some(header));
-        Ok(())
+        if let Some(report) = self.reports.get_mut(header.id)? {
+            report.header = header;
+            report.header_seq = seq;
+            return Ok(());
+        }
+        let commune = commune_of(&self.catalogue, &header.village_id, header.period);
+        Key::SubmissionInCommune(commune.clone(), header.id).put(&mut self.batch, Vec::new());
+        let place = (commune, header.period);
+        self.reports.create(place, Report::new(header, seq), &mut self.batch)
     }
 
     /// Moves a submission to a new review state, with an audit entry.
@@ -315,6 +316,10 @@ impl<'a> Work<'a> {
     /// later writer sees the records without it.
     pub(super) fn commit_then(mut self, written: impl FnOnce(&mut Writes)) -> Result<()> {
         self.update_rollups()?;
+        self.reports.write(&mut self.batch);
+        for ((commune, period), values) in self.history.drain() {
+            Key::History(commune, period, self.seq).put(&mut self.batch, encode_history(&values));
+        }
         self.file_trail();
         self.append_to_log();
         Key::Meta(SEQ_KEY).put(&mut self.batch, self.seq.to_be_bytes());

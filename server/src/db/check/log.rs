@@ -7,14 +7,13 @@
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 
-use fieldsync::sync::{Conflict, FieldState};
-
 use super::{show, Problems};
+use crate::db::commune::Reader;
 use crate::db::log::{cut_of, latest};
 use crate::db::schema::retired::ENTITY_SEQ;
 use crate::db::schema::{
-    decode, decode_with_seq, read_u64, Entity, Key, LogEntry, SubmissionHeader, CHANGES,
-    CHANGES_BY_COMMUNE, CONFLICTS, FIELDS, META, SEQ_KEY, SUBMISSIONS,
+    read_u64, CommuneRecord, Entity, Key, LogEntry, CHANGES, CHANGES_BY_COMMUNE, COMMUNES, META,
+    SEQ_KEY,
 };
 use crate::db::{Result, Store};
 
@@ -143,11 +142,21 @@ impl Store {
         }
         let catalogue = self.catalogue();
         let mut by_cut: BTreeMap<String, Vec<(u64, Entity)>> = BTreeMap::new();
+        let mut reader = Reader::new(self.engine.as_ref());
         for (s, entity) in &entry.0 {
-            let Some(now) = latest(self.engine.as_ref(), entity)? else {
-                problems
-                    .add(format!("change {s} points at {}, which does not exist", what(entity)));
-                continue;
+            let now = match latest(&mut reader, entity) {
+                Ok(Some(now)) => now,
+                Ok(None) => {
+                    problems.add(format!(
+                        "change {s} points at {}, which does not exist",
+                        what(entity)
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    problems.add(format!("change {s} points at {}: {e}", what(entity)));
+                    continue;
+                }
             };
             match now.seq {
                 None => problems.add(format!(
@@ -190,40 +199,29 @@ impl Store {
         // The entry read last, as a set: the records of one big commit
         // are looked up in it without reading it again for each.
         let mut last: Option<(u64, HashSet<(u64, Entity)>)> = None;
-        for tree in [FIELDS, CONFLICTS, SUBMISSIONS] {
-            self.each_entry(tree, |key, value| {
-                let (entity, seq) = match Key::decode(tree, key) {
-                    Ok(Key::Field(sub, f)) => (
-                        Entity::Field(sub, f),
-                        decode::<FieldState>(tree, value).ok().map(|f| f.version),
-                    ),
-                    Ok(Key::Conflict(sub, f)) => (
-                        Entity::Conflict(sub, f),
-                        decode_with_seq::<Conflict>(tree, value).ok().and_then(|c| c.1),
-                    ),
-                    Ok(Key::Submission(sub)) => (
-                        Entity::Review(sub),
-                        decode_with_seq::<SubmissionHeader>(tree, value).ok().and_then(|h| h.1),
-                    ),
-                    _ => return Ok(()), // reported with the records
-                };
-                let Some(seq) = seq else {
-                    problems.add(format!(
-                        "{} cannot be read or does not say its latest change",
-                        what(&entity)
-                    ));
-                    return Ok(());
-                };
-                if !self.listed(&mut last, seq, entity.clone())? {
-                    problems.add(format!(
-                        "{}'s latest change {seq} is not listed in the change log",
-                        what(&entity)
-                    ));
+        self.each_entry(COMMUNES, |_, value| {
+            let Ok(record) = CommuneRecord::decode(value) else {
+                return Ok(()); // reported with the records
+            };
+            for (sub, report) in record.reports {
+                let fields =
+                    report.fields.iter().map(|(f, h)| (Entity::Field(sub, f.clone()), h.version));
+                let conflicts = report
+                    .conflicts
+                    .iter()
+                    .map(|(f, (_, seq))| (Entity::Conflict(sub, f.clone()), *seq));
+                let review = std::iter::once((Entity::Review(sub), report.header_seq));
+                for (entity, seq) in fields.chain(conflicts).chain(review) {
+                    if !self.listed(&mut last, seq, entity.clone())? {
+                        problems.add(format!(
+                            "{}'s latest change {seq} is not listed in the change log",
+                            what(&entity)
+                        ));
+                    }
                 }
-                Ok(())
-            })?;
-        }
-        Ok(())
+            }
+            Ok(())
+        })
     }
 
     /// Whether `entity`'s change `seq` is listed in the log's entry of its

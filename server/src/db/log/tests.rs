@@ -71,7 +71,7 @@ impl Engine for Counting {
     }
 }
 
-fn surveyor() -> User {
+pub(in crate::db) fn surveyor() -> User {
     User {
         id: "an".into(),
         name: "An".into(),
@@ -81,7 +81,7 @@ fn surveyor() -> User {
     }
 }
 
-fn mutation(id: u64, period: &str, field: &str, value: RawValue) -> Mutation {
+pub(in crate::db) fn mutation(id: u64, period: &str, field: &str, value: RawValue) -> Mutation {
     Mutation {
         id,
         village_id: demo::SAMPLE_VILLAGE.into(),
@@ -94,7 +94,7 @@ fn mutation(id: u64, period: &str, field: &str, value: RawValue) -> Mutation {
     }
 }
 
-fn device() -> DeviceId {
+pub(in crate::db) fn device() -> DeviceId {
     DeviceId(uuid::Uuid::from_u128(1))
 }
 
@@ -310,7 +310,7 @@ fn km(v: &str) -> RawValue {
 
 /// A store with values in two communes, a value changed twice, a conflict
 /// and a review decision, on an engine the caller keeps.
-fn history(engine: Arc<dyn Engine>) -> Store {
+pub(in crate::db) fn history(engine: Arc<dyn Engine>) -> Store {
     let store = Store::open(engine, demo::catalogue).unwrap();
     let catalogue = store.catalogue();
     let other = catalogue
@@ -353,6 +353,7 @@ fn history(engine: Arc<dyn Engine>) -> Store {
 /// log and its commune's cut), `entity_seq` pointing at it, conflicts and
 /// headers without the number of their latest change, no `log` marker.
 pub(in crate::db) fn write_old_layout(engine: &dyn Engine, catalogue: &Catalogue) {
+    crate::db::migrate::write_per_record_layout(engine);
     let mut batch = Batch::default();
     for tree in [CHANGES, CHANGES_BY_COMMUNE] {
         for entry in engine.iter_all(tree) {
@@ -386,7 +387,7 @@ pub(in crate::db) fn write_old_layout(engine: &dyn Engine, catalogue: &Catalogue
 }
 
 /// What `caller` pulls from every cursor up to the head, in one page.
-fn from_every_cursor(store: &Store, caller: &User) -> Vec<Vec<(u64, Change)>> {
+pub(in crate::db) fn from_every_cursor(store: &Store, caller: &User) -> Vec<Vec<(u64, Change)>> {
     (0..=store.durable_head())
         .map(|cursor| {
             let page = store.pull(caller, cursor, 10_000).unwrap();
@@ -436,7 +437,7 @@ fn a_migration_killed_at_any_batch_resumes_when_opened_again() {
     for writes in 0.. {
         let memory = Arc::new(Memory::new());
         let mut copy = Batch::default();
-        for tree in TREES.iter().chain([&ENTITY_SEQ]) {
+        for tree in TREES.iter().chain(&retired::MIGRATED).chain([&ENTITY_SEQ]) {
             for entry in (source.as_ref() as &dyn Engine).iter_all(tree) {
                 let (key, value) = entry.unwrap();
                 copy.put(tree, key, value);

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use fieldsync::rollup::{contributions, Cell};
 use fieldsync::Period;
 
-use super::super::schema::{decode, retired, Key, SubmissionHeader, UnitTotals};
-use super::super::schema::{SUBMISSIONS, TOTALS};
+use super::super::schema::{retired, CommuneRecord, Key, UnitTotals};
+use super::super::schema::{COMMUNES, TOTALS};
 use super::super::{Error, Result, Store};
 
 /// Cells by org unit and period, then indicator code.
@@ -64,15 +64,18 @@ impl Store {
     fn recomputed_totals(&self) -> Result<Cells> {
         let catalogue = self.catalogue();
         let mut expected: Cells = BTreeMap::new();
-        self.each_entry(SUBMISSIONS, |_, bytes| {
-            let header: SubmissionHeader = decode(SUBMISSIONS, bytes)?;
-            let fields = self.fields_of(header.id)?;
-            let conflicts = self.conflicts_of(header.id)?;
-            for (code, c) in contributions(header.review.state, &fields, &conflicts) {
-                for unit in catalogue.lineage(&header.village_id) {
-                    let cells = expected.entry((header.period, unit.id.clone())).or_default();
-                    let cell = cells.entry(code.clone()).or_default();
-                    cell.apply(&c, 1).ok_or_else(|| Error::Invalid("a total overflows".into()))?;
+        self.each_entry(COMMUNES, |_, bytes| {
+            for report in CommuneRecord::decode(bytes)?.reports.values() {
+                let header = &report.header;
+                let made =
+                    contributions(header.review.state, &report.fields(), &report.conflicts());
+                for (code, c) in made {
+                    for unit in catalogue.lineage(&header.village_id) {
+                        let cells = expected.entry((header.period, unit.id.clone())).or_default();
+                        let cell = cells.entry(code.clone()).or_default();
+                        let overflow = || Error::Invalid("a total overflows".into());
+                        cell.apply(&c, 1).ok_or_else(overflow)?;
+                    }
                 }
             }
             Ok(())

@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use fieldsync::rollup::{contributions, Contributions, Delta};
-use fieldsync::sync::{Conflict, FieldState};
 use fieldsync::{Period, SubmissionId};
 
 use super::super::schema::{Key, SubmissionHeader, UnitTotals};
@@ -22,37 +21,17 @@ fn overflow(code: &str, unit: &str) -> Error {
 }
 
 impl Work<'_> {
-    /// A submission's contributions as they stand in this batch, given its
-    /// stored fields and conflicts.
+    /// A submission's contributions as they stand in this batch, with its
+    /// header.
     fn contributions_now(
         &mut self,
         sub: SubmissionId,
-        stored_fields: Vec<FieldState>,
-        stored_conflicts: Vec<Conflict>,
     ) -> Result<Option<(SubmissionHeader, Contributions)>> {
-        let Some(header) = self.header(sub)? else {
+        let Some(report) = self.reports.get(sub)? else {
             return Ok(None);
         };
-        let mut fields: BTreeMap<_, _> =
-            stored_fields.into_iter().map(|f| (f.at.field.clone(), f)).collect();
-        let mut conflicts: BTreeMap<_, _> =
-            stored_conflicts.into_iter().map(|c| (c.at.field.clone(), c)).collect();
-        for ((s, field), state) in &self.fields {
-            if *s == sub {
-                if let Some(state) = state {
-                    fields.insert(field.clone(), state.clone());
-                }
-            }
-        }
-        for ((s, field), conflict) in &self.conflicts {
-            if *s == sub {
-                if let Some(c) = conflict {
-                    conflicts.insert(field.clone(), c.clone());
-                }
-            }
-        }
-        let c = contributions(header.review.state, fields.values(), conflicts.values());
-        Ok(Some((header, c)))
+        let c = contributions(report.header.review.state, &report.fields(), &report.conflicts());
+        Ok(Some((report.header.clone(), c)))
     }
 
     /// Moves the totals of every unit above the submissions this batch
@@ -80,16 +59,12 @@ impl Work<'_> {
         let touched: BTreeSet<SubmissionId> = std::mem::take(&mut self.touched);
         let mut out: BTreeMap<(Period, String), Deltas> = BTreeMap::new();
         for sub in touched {
-            let (before, fields, conflicts) = match self.store.submission(sub)? {
-                Some(h) => {
-                    let fields = self.store.fields_of(sub)?;
-                    let conflicts = self.store.conflicts_of(sub)?;
-                    (contributions(h.review.state, &fields, &conflicts), fields, conflicts)
-                }
+            let before = match self.reports.before(sub)? {
+                Some(r) => contributions(r.header.review.state, &r.fields(), &r.conflicts()),
                 // A new submission has nothing stored yet.
-                None => (Contributions::new(), Vec::new(), Vec::new()),
+                None => Contributions::new(),
             };
-            let Some((header, after)) = self.contributions_now(sub, fields, conflicts)? else {
+            let Some((header, after)) = self.contributions_now(sub)? else {
                 continue;
             };
             let deltas = out.entry((header.period, header.village_id.clone())).or_default();

@@ -35,6 +35,13 @@ fn pinned() -> Vec<(Key, Vec<u8>)> {
         ),
         (Key::Submission(sub()), SUB.to_vec()),
         (Key::SubmissionInCommune("ht.hk.x".into(), sub()), cat(&[b"ht.hk.x\0", &SUB])),
+        (Key::Commune("ht.hk.x".into(), Period::Month(2022, 3)), b"ht.hk.x\x002022-03".to_vec()),
+        (Key::Place(sub()), SUB.to_vec()),
+        (Key::Conflicted(sub(), road.clone()), cat(&[&SUB, b"road_km"])),
+        (
+            Key::History("ht.hk.x".into(), Period::Year(2022), 7),
+            cat(&[b"ht.hk.x\x002022\x00", &[0, 0, 0, 0, 0, 0, 0, 7]]),
+        ),
         (Key::Change(7), vec![0, 0, 0, 0, 0, 0, 0, 7]),
         (Key::CommuneChange("ht.hk.x".into(), 7), cat(&[b"ht.hk.x\0", &[0, 0, 0, 0, 0, 0, 0, 7]])),
         (Key::CommuneChange(String::new(), 1), vec![0, 0, 0, 0, 0, 0, 0, 0, 1]),
@@ -224,6 +231,8 @@ fn keys_of_a_tree_sort_as_what_they_name() {
         assert!(cut(pair[0]) < cut(pair[1]), "{pair:?}");
         let rev = |v| Key::Revision(sub(), FieldKey::parse("road_km"), v).encode();
         assert!(rev(pair[0]) < rev(pair[1]), "{pair:?}");
+        let history = |v| Key::History("c".into(), Period::Year(2022), v).encode();
+        assert!(history(pair[0]) < history(pair[1]), "{pair:?}");
     }
 }
 
@@ -233,7 +242,10 @@ fn prefixes_cover_exactly_their_keys() {
     let cases: Vec<(Prefix, Key)> = vec![
         (Prefix::FieldsOf(sub()), Key::Field(sub(), road.clone())),
         (Prefix::ConflictsOf(sub()), Key::Conflict(sub(), road.clone())),
-        (Prefix::RevisionsOf(sub(), &road), Key::Revision(sub(), road.clone(), 4)),
+        (
+            Prefix::HistoryOf("c", Period::Year(2022)),
+            Key::History("c".into(), Period::Year(2022), 4),
+        ),
         (Prefix::InCommune("c"), Key::SubmissionInCommune("c".into(), sub())),
         (Prefix::CommuneChanges("c"), Key::CommuneChange("c".into(), 4)),
         (Prefix::WritesOf(sub()), Key::WriteBySub(sub(), 4)),
@@ -256,7 +268,9 @@ fn prefixes_cover_exactly_their_keys() {
     // A commune's cut does not take in a commune whose id extends it.
     let other = Key::CommuneChange("c2".into(), 1).encode();
     assert!(!other.starts_with(&Prefix::CommuneChanges("c").encode()));
-    assert!(Prefix::RevisionsOf(sub(), &road).encode().ends_with(b"road_km\0"));
+    // A year's history does not take in its months'.
+    let month = Key::History("c".into(), Period::Month(2022, 1), 1).encode();
+    assert!(!month.starts_with(&Prefix::HistoryOf("c", Period::Year(2022)).encode()));
 }
 
 #[test]

@@ -1,10 +1,21 @@
-//! The record of `enrollments`: what the store keeps of a one-time
-//! enrollment code (never the code itself), versioned.
+//! The records of tokens and enrollment codes.
 
 use serde::{Deserialize, Serialize};
 
-use super::super::Result;
 use super::{decode, encode, ENROLLMENTS};
+use crate::db::Result;
+
+/// What the store knows of a token; never the token itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub user_id: String,
+    pub label: String,
+    pub created_ms: u64,
+    /// 0: never expires.
+    pub expires_ms: u64,
+    pub revoked: bool,
+}
 
 /// What the store keeps of an enrollment code; never the code itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

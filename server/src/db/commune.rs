@@ -1,0 +1,227 @@
+//! Reports read and written through their commune records
+//! (`schema/commune.rs`). [`commune_of`] says which record a new report
+//! goes to; [`Reader`] finds a report by id (its place, then its record)
+//! and keeps each record it decoded, so a pull page or a listing reads a
+//! commune's record once; [`Reports`] is a write's view: the records as
+//! they stand in this batch, each read and written once however many of
+//! its values the write changes.
+
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use fieldsync::{Catalogue, FieldKey, Period, SubmissionId};
+use fieldsync_store::{prefix_end, Batch, Engine};
+
+use super::log::cut_of;
+use super::schema::{
+    decode_history, decode_place, encode_place, CommuneRecord, Held, Key, Place, Prefix, Report,
+    Revision, HISTORY,
+};
+use super::Result;
+
+/// The commune whose record holds the report of `village` for `period`:
+/// the village's commune in the catalogue (one function, so that an org
+/// tree with dates can later give the commune it had in that period).
+pub(super) fn commune_of(catalogue: &Catalogue, village: &str, _period: Period) -> String {
+    cut_of(catalogue, village)
+}
+
+/// Most decoded records a [`Reader`] keeps.
+const MAX_KEPT: usize = 256;
+
+/// Reads reports by id, keeping the places and records it read.
+pub(super) struct Reader<'e> {
+    engine: &'e dyn Engine,
+    places: HashMap<SubmissionId, Option<Place>>,
+    records: HashMap<Place, Arc<CommuneRecord>>,
+}
+
+impl<'e> Reader<'e> {
+    pub(super) fn new(engine: &'e dyn Engine) -> Self {
+        Reader { engine, places: HashMap::new(), records: HashMap::new() }
+    }
+
+    /// Where report `sub` lives, if it exists.
+    pub(super) fn place(&mut self, sub: SubmissionId) -> Result<Option<Place>> {
+        if let Some(place) = self.places.get(&sub) {
+            return Ok(place.clone());
+        }
+        let place = Key::Place(sub).get(self.engine)?.map(|b| decode_place(&b)).transpose()?;
+        self.places.insert(sub, place.clone());
+        Ok(place)
+    }
+
+    /// The record at `place` as stored (empty if there is none yet).
+    pub(super) fn record(&mut self, place: &Place) -> Result<Arc<CommuneRecord>> {
+        if let Some(record) = self.records.get(place) {
+            return Ok(Arc::clone(record));
+        }
+        // Bounded: a long walk (a check, a listing) keeps the latest only.
+        if self.records.len() >= MAX_KEPT {
+            self.records.clear();
+        }
+        let key = Key::Commune(place.0.clone(), place.1);
+        let record = match key.get(self.engine)? {
+            Some(bytes) => CommuneRecord::decode(&bytes)?,
+            None => CommuneRecord::default(),
+        };
+        let record = Arc::new(record);
+        self.records.insert(place.clone(), Arc::clone(&record));
+        Ok(record)
+    }
+
+    /// Report `sub` as stored, if it exists. A place whose record does not
+    /// hold the report is a damaged store.
+    pub(super) fn report(&mut self, sub: SubmissionId) -> Result<Option<Report>> {
+        self.with_report(sub, Report::clone)
+    }
+
+    /// What `read` makes of report `sub` as stored, if it exists, without
+    /// copying the report.
+    pub(super) fn with_report<T>(
+        &mut self,
+        sub: SubmissionId,
+        read: impl FnOnce(&Report) -> T,
+    ) -> Result<Option<T>> {
+        let Some(place) = self.place(sub)? else {
+            return Ok(None);
+        };
+        let record = self.record(&place)?;
+        match record.reports.get(&sub) {
+            Some(report) => Ok(Some(read(report))),
+            None => Err(missing(sub, &place)),
+        }
+    }
+}
+
+fn missing(sub: SubmissionId, place: &Place) -> super::Error {
+    super::Error::Corrupt {
+        tree: super::schema::COMMUNES,
+        why: format!(
+            "report {sub} is placed in commune {:?} for {} but its record does not hold it",
+            place.0, place.1
+        ),
+    }
+}
+
+/// A write's view of the reports: the stored records, and those this
+/// write changed as they stand now (written by [`Reports::write`]).
+pub(super) struct Reports<'e> {
+    stored: Reader<'e>,
+    changed: HashMap<Place, CommuneRecord>,
+}
+
+impl<'e> Reports<'e> {
+    pub(super) fn new(engine: &'e dyn Engine) -> Self {
+        Reports { stored: Reader::new(engine), changed: HashMap::new() }
+    }
+
+    /// Report `sub` as it stands in this write.
+    pub(super) fn get(&mut self, sub: SubmissionId) -> Result<Option<&Report>> {
+        let Some(place) = self.stored.place(sub)? else {
+            return Ok(None);
+        };
+        if !self.changed.contains_key(&place) {
+            let record = self.stored.record(&place)?;
+            return match record.reports.contains_key(&sub) {
+                // Kept by the reader: looked up again there, for the borrow.
+                true => Ok(self.stored.records[&place].reports.get(&sub)),
+                false => Err(missing(sub, &place)),
+            };
+        }
+        match self.changed[&place].reports.get(&sub) {
+            Some(report) => Ok(Some(report)),
+            None => Err(missing(sub, &place)),
+        }
+    }
+
+    /// Where report `sub` lives, if it exists.
+    pub(super) fn place(&mut self, sub: SubmissionId) -> Result<Option<Place>> {
+        self.stored.place(sub)
+    }
+
+    /// Report `sub` as stored before this write.
+    pub(super) fn before(&mut self, sub: SubmissionId) -> Result<Option<Report>> {
+        match self.stored.place(sub)? {
+            Some(place) => Ok(self.stored.record(&place)?.reports.get(&sub).cloned()),
+            None => Ok(None),
+        }
+    }
+
+    /// Report `sub`, to change in this write.
+    pub(super) fn get_mut(&mut self, sub: SubmissionId) -> Result<Option<&mut Report>> {
+        let Some(place) = self.stored.place(sub)? else {
+            return Ok(None);
+        };
+        let record = self.record_mut(&place)?;
+        match record.reports.get_mut(&sub) {
+            Some(report) => Ok(Some(report)),
+            None => Err(missing(sub, &place)),
+        }
+    }
+
+    fn record_mut(&mut self, place: &Place) -> Result<&mut CommuneRecord> {
+        if !self.changed.contains_key(place) {
+            let stored = self.stored.record(place)?;
+            self.changed.insert(place.clone(), CommuneRecord::clone(&stored));
+        }
+        Ok(self.changed.get_mut(place).expect("just inserted"))
+    }
+
+    /// Adds a new report at `place`, with its place filed in `batch`.
+    pub(super) fn create(&mut self, place: Place, report: Report, batch: &mut Batch) -> Result<()> {
+        let sub = report.header.id;
+        Key::Place(sub).put(batch, encode_place(&place));
+        self.record_mut(&place)?.reports.insert(sub, report);
+        self.stored.places.insert(sub, Some(place));
+        Ok(())
+    }
+
+    /// Puts every record this write changed into `batch`, once each.
+    pub(super) fn write(&mut self, batch: &mut Batch) {
+        for ((commune, period), record) in self.changed.drain() {
+            Key::Commune(commune, period).put(batch, record.encode());
+        }
+    }
+}
+
+/// The value `field` of report `sub` (at `place`) was given at `version`,
+/// if that is one of its versions: in the first record of the place's
+/// history at or after `version` (one range read).
+pub(super) fn revision_at(
+    engine: &dyn Engine,
+    place: &Place,
+    sub: SubmissionId,
+    field: &FieldKey,
+    version: u64,
+) -> Result<Option<Held>> {
+    let prefix = Prefix::HistoryOf(&place.0, place.1).encode();
+    let from = Key::History(place.0.clone(), place.1, version).encode();
+    let end = prefix_end(&prefix);
+    let to = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+    let first = engine.iter(HISTORY, Bound::Included(&from), to).chunk(1).next().transpose()?;
+    let Some((_, bytes)) = first else {
+        return Ok(None);
+    };
+    let mut values = decode_history(&bytes)?.into_iter();
+    Ok(values
+        .find(|r| r.sub == sub && r.field == *field && r.held.version == version)
+        .map(|r| r.held))
+}
+
+/// Every value `field` of report `sub` (at `place`) was given, oldest
+/// first: the place's history read whole.
+pub(super) fn revisions_of(
+    engine: &dyn Engine,
+    place: &Place,
+    sub: SubmissionId,
+    field: &FieldKey,
+) -> Result<Vec<Revision>> {
+    let mut out = Vec::new();
+    for entry in Prefix::HistoryOf(&place.0, place.1).iter(engine) {
+        let values = decode_history(&entry?.1)?;
+        out.extend(values.into_iter().filter(|r| r.sub == sub && r.field == *field));
+    }
+    Ok(out)
+}

@@ -1,0 +1,208 @@
+//! The move of reports into commune records: a store in the layout with a
+//! record per field, conflict and header migrates on open, even after a
+//! kill at any batch, and answers as it did.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use fieldsync::sync::{Change, Conflict, FieldState, RawValue};
+use fieldsync::{demo, Level, SubmissionId};
+use fieldsync_store::{Batch, Engine, Entries, Memory};
+
+use crate::db::log::tests::{device, from_every_cursor, history, mutation, surveyor};
+use crate::db::schema::*;
+use crate::db::Store;
+
+/// Rewrites the store on `engine` in the layout before commune records:
+/// each report's header, fields and conflicts a record of their own
+/// (headers and conflicts followed by the number of their latest change),
+/// no places, no conflict listings, no `communes` marker.
+pub(in crate::db) fn write_per_record_layout(engine: &dyn Engine) {
+    let mut batch = Batch::default();
+    for entry in engine.iter_all(COMMUNES) {
+        let (key, value) = entry.unwrap();
+        for (sub, report) in CommuneRecord::decode(&value).unwrap().reports {
+            let header = with_seq(encode(&report.header), report.header_seq);
+            Key::Submission(sub).put(&mut batch, header);
+            for state in report.fields() {
+                Key::Field(sub, state.at.field.clone()).put(&mut batch, encode(&state));
+            }
+            for (field, (conflict, seq)) in &report.conflicts {
+                Key::Conflict(sub, field.clone()).put(&mut batch, with_seq(encode(conflict), *seq));
+            }
+        }
+        batch.delete(COMMUNES, key);
+    }
+    for entry in engine.iter_all(HISTORY) {
+        let (key, value) = entry.unwrap();
+        for r in decode_history(&value).unwrap() {
+            let place = decode_place(&Key::Place(r.sub).get(engine).unwrap().unwrap()).unwrap();
+            let record = Key::Commune(place.0, place.1).get(engine).unwrap().unwrap();
+            let record = CommuneRecord::decode(&record).unwrap();
+            let state = record.reports[&r.sub].revision(&r);
+            Key::Revision(r.sub, r.field, r.held.version).put(&mut batch, encode(&state));
+        }
+        batch.delete(HISTORY, key);
+    }
+    for tree in [PLACES, CONFLICTED] {
+        for entry in engine.iter_all(tree) {
+            batch.delete(tree, entry.unwrap().0);
+        }
+    }
+    batch.delete(META, COMMUNE_KEY.to_vec());
+    engine.commit(batch).unwrap();
+}
+
+/// [`history`] with reports in a dozen more villages, so the move takes
+/// several batches.
+fn many_reports(engine: Arc<dyn Engine>) -> Store {
+    let store = history(engine);
+    let catalogue = store.catalogue();
+    let villages = catalogue.units_at(Level::Village, None);
+    let pushes: Vec<_> = villages
+        .iter()
+        .take(12)
+        .enumerate()
+        .map(|(i, v)| fieldsync::sync::Mutation {
+            village_id: v.id.clone(),
+            ..mutation(7 + i as u64, "2023", "note", RawValue::Text(format!("n{i}")))
+        })
+        .collect();
+    store.push(&surveyor(), device(), &pushes, 0, 10).unwrap();
+    store
+}
+
+/// Everything a user can read of the store's reports.
+type Answers = (
+    Vec<SubmissionHeader>,
+    Vec<(Vec<FieldState>, Vec<Conflict>)>,
+    Vec<Vec<FieldState>>,
+    Vec<Vec<(u64, Change)>>,
+);
+
+fn answers(store: &Store) -> Answers {
+    let headers = store.submissions().unwrap();
+    let ids: Vec<SubmissionId> = headers.iter().map(|h| h.id).collect();
+    let each = ids
+        .iter()
+        .map(|&s| (store.fields_of(s).unwrap(), store.conflicts_of(s).unwrap()))
+        .collect();
+    let revisions = ids
+        .iter()
+        .flat_map(|&s| store.fields_of(s).unwrap())
+        .map(|f| store.revisions(f.at.submission, &f.at.field).unwrap())
+        .collect();
+    (headers, each, revisions, from_every_cursor(store, &surveyor()))
+}
+
+#[test]
+fn a_store_with_a_record_per_field_is_moved_into_commune_records_and_answers_the_same() {
+    let memory = Arc::new(Memory::new());
+    let store = many_reports(memory.clone());
+    let before = answers(&store);
+    assert!(before.0.len() > 12, "{} reports", before.0.len());
+    drop(store);
+    write_per_record_layout(memory.as_ref());
+    assert!(memory.last(FIELDS).unwrap().is_some());
+    let store = Store::open(memory.clone(), demo::catalogue).unwrap();
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    assert_eq!(answers(&store), before);
+    for tree in [FIELDS, CONFLICTS, SUBMISSIONS, REVISIONS] {
+        assert!(memory.last(tree).unwrap().is_none(), "{tree} emptied");
+    }
+    // Writing goes on in the new layout.
+    let more = mutation(19, "2024", "note", RawValue::Text("after".into()));
+    store.push(&surveyor(), device(), &[more], 0, 11).unwrap();
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+}
+
+/// An engine that fails every write after the first `left`, as a server
+/// killed part way through would have stopped writing.
+struct Dying {
+    inner: Arc<Memory>,
+    left: AtomicUsize,
+}
+
+impl Engine for Dying {
+    fn get(&self, tree: &'static str, key: &[u8]) -> fieldsync_store::Result<Option<Vec<u8>>> {
+        self.inner.get(tree, key)
+    }
+    fn scan(
+        &self,
+        tree: &'static str,
+        from: std::ops::Bound<&[u8]>,
+        to: std::ops::Bound<&[u8]>,
+        limit: usize,
+    ) -> fieldsync_store::Result<Entries> {
+        self.inner.scan(tree, from, to, limit)
+    }
+    fn last(&self, tree: &'static str) -> fieldsync_store::Result<Option<(Vec<u8>, Vec<u8>)>> {
+        self.inner.last(tree)
+    }
+    fn write(&self, batch: Batch) -> fieldsync_store::Result<()> {
+        match self.left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) {
+            Ok(_) => self.inner.write(batch),
+            Err(_) => Err(fieldsync_store::Error::Other("killed".into())),
+        }
+    }
+    fn flush(&self) -> fieldsync_store::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[test]
+fn a_move_into_commune_records_killed_after_any_batch_finishes_when_opened_again() {
+    let source = Arc::new(Memory::new());
+    let store = many_reports(source.clone());
+    let before = answers(&store);
+    drop(store);
+    write_per_record_layout(source.as_ref());
+    let mut killed = 0;
+    for left in 0.. {
+        let engine = Arc::new(Memory::new());
+        let mut copy = Batch::default();
+        for tree in TREES.iter().chain(&retired::MIGRATED) {
+            for entry in (source.as_ref() as &dyn Engine).iter_all(tree) {
+                let (key, value) = entry.unwrap();
+                copy.put(tree, key, value);
+            }
+        }
+        engine.commit(copy).unwrap();
+        let dying = Arc::new(Dying { inner: engine.clone(), left: AtomicUsize::new(left) });
+        if Store::open(dying, demo::catalogue).is_ok() {
+            break;
+        }
+        killed += 1;
+        let store = Store::open(engine.clone(), demo::catalogue).unwrap();
+        assert_eq!(store.check().unwrap(), Vec::<String>::new(), "killed after {left} batches");
+        assert_eq!(answers(&store), before, "killed after {left} batches");
+    }
+    assert!(killed >= 4, "the move writes in several batches ({killed})");
+}
+
+#[test]
+fn check_names_a_report_missing_from_its_commune_record_and_a_field_without_its_revision() {
+    let memory = Arc::new(Memory::new());
+    let store = many_reports(memory.clone());
+    let (key, value) = (memory.as_ref() as &dyn Engine).iter_all(COMMUNES).next().unwrap().unwrap();
+    let mut record = CommuneRecord::decode(&value).unwrap();
+    let (&dropped, _) = record.reports.iter().next().unwrap();
+    record.reports.remove(&dropped).unwrap();
+    let mut batch = Batch::default();
+    batch.put(COMMUNES, key, record.encode());
+    let (kept, report) = (memory.as_ref() as &dyn Engine)
+        .iter_all(COMMUNES)
+        .flat_map(|e| CommuneRecord::decode(&e.unwrap().1).unwrap().reports)
+        .find(|(sub, _)| *sub != dropped)
+        .unwrap();
+    let place = decode_place(&Key::Place(kept).get(memory.as_ref()).unwrap().unwrap()).unwrap();
+    for entry in Prefix::HistoryOf(&place.0, place.1).iter(memory.as_ref()) {
+        batch.delete(HISTORY, entry.unwrap().0);
+    }
+    assert!(!report.fields.is_empty());
+    memory.commit(batch).unwrap();
+    let problems = store.check().unwrap().join("\n");
+    assert!(problems.contains("does not hold it"), "{problems}");
+    assert!(problems.contains("but its records hold"), "{problems}");
+    assert!(problems.contains("but that revision is missing"), "{problems}");
+}
