@@ -74,9 +74,7 @@ mod served;
 #[path = "durable/shapes.rs"]
 mod shapes;
 
-use common::{
-    cell_mutation, cpu_secs, env, env_list, peak_rss_mib, periods, reset_peak_rss, FIELDS,
-};
+use common::{cpu_secs, env, env_list, peak_rss_mib, periods, reset_peak_rss, FIELDS};
 use shapes::{Cells, Communes, Counted, Session};
 
 const TOKEN: &str = "bench-admin-token-0123456789";
@@ -447,7 +445,6 @@ async fn durable_push() -> anyhow::Result<()> {
 }
 
 async fn initial_pull() -> anyhow::Result<()> {
-    const LOAD_BATCH: usize = 1_000;
     let villages = Cells::new(Vec::new()).villages;
     let periods = periods();
     println!();
@@ -468,23 +465,7 @@ async fn initial_pull() -> anyhow::Result<()> {
         reset_peak_rss();
         let load = Instant::now();
         let store = Arc::clone(&server.store);
-        let (vs, ps) = (villages.clone(), periods.clone());
-        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            let admin = store.user("admin")?.ok_or_else(|| anyhow::anyhow!("no admin"))?;
-            let device = DeviceId(uuid::Uuid::new_v4());
-            let mut id = 0u64;
-            while (id as usize) < n {
-                let batch: Vec<Mutation> = (0..LOAD_BATCH.min(n - id as usize))
-                    .map(|_| {
-                        id += 1;
-                        cell_mutation(&vs, &ps, id as usize - 1, id)
-                    })
-                    .collect();
-                store.push(&admin, device, &batch, 0, fieldsync_client::now_ms())?;
-            }
-            Ok(())
-        })
-        .await??;
+        tokio::task::spawn_blocking(move || served::load_cells(&store, n)).await??;
         let load_secs = load.elapsed().as_secs_f64();
         server.store.flush()?;
         let disk = dir_bytes(&dir.path().join("server"));

@@ -21,6 +21,7 @@ use fieldsync::{demo, DeviceId};
 use fieldsync_client::remote::Grpc;
 use fieldsync_client::sync::{self, Retry};
 use fieldsync_server::local::LocalServer;
+use fieldsync_server::Store;
 use fieldsync_store::Memory;
 
 use crate::common::{cell_mutation, env, env_list, peak_rss_mib, periods};
@@ -44,26 +45,12 @@ pub async fn child_role() -> Option<anyhow::Result<()>> {
 /// The loader: N values into the store in `dir`, flushed; then it says so
 /// and waits for the kill.
 async fn load(dir: &Path, n: usize) -> anyhow::Result<()> {
-    const LOAD_BATCH: usize = 1_000;
     let server = LocalServer::start(dir, "127.0.0.1:0", TOKEN).await?;
     let start = Instant::now();
     let store = Arc::clone(&server.store);
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let (villages, periods) = (Cells::new(Vec::new()).villages, periods());
-        let admin = store.user("admin")?.ok_or_else(|| anyhow::anyhow!("no admin"))?;
-        let device = DeviceId(uuid::Uuid::new_v4());
-        let mut id = 0u64;
-        while (id as usize) < n {
-            let batch: Vec<Mutation> = (0..LOAD_BATCH.min(n - id as usize))
-                .map(|_| {
-                    id += 1;
-                    cell_mutation(&villages, &periods, id as usize - 1, id)
-                })
-                .collect();
-            store.push(&admin, device, &batch, 0, fieldsync_client::now_ms())?;
-        }
-        store.flush()?;
-        Ok(())
+        load_cells(&store, n)?;
+        Ok(store.flush()?)
     })
     .await??;
     println!("loaded {:.1}", start.elapsed().as_secs_f64());
@@ -71,6 +58,26 @@ async fn load(dir: &Path, n: usize) -> anyhow::Result<()> {
     // Killed here, holding the store open.
     std::io::stdin().lines().for_each(drop);
     anyhow::bail!("the loader was not killed")
+}
+
+/// Pushes `n` values into `store` through `Store::push`, a thousand per
+/// push, each into a cell of its own (village, field, period).
+pub fn load_cells(store: &Store, n: usize) -> anyhow::Result<()> {
+    const LOAD_BATCH: usize = 1_000;
+    let (villages, periods) = (Cells::new(Vec::new()).villages, periods());
+    let admin = store.user("admin")?.ok_or_else(|| anyhow::anyhow!("no admin"))?;
+    let device = DeviceId(uuid::Uuid::new_v4());
+    let mut id = 0u64;
+    while (id as usize) < n {
+        let batch: Vec<Mutation> = (0..LOAD_BATCH.min(n - id as usize))
+            .map(|_| {
+                id += 1;
+                cell_mutation(&villages, &periods, id as usize - 1, id)
+            })
+            .collect();
+        store.push(&admin, device, &batch, 0, fieldsync_client::now_ms())?;
+    }
+    Ok(())
 }
 
 /// The server: opens the store in `dir` (timed), says where it listens and

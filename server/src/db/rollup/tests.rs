@@ -2,7 +2,6 @@
 //! what `check` finds wrong, and the move from one record per cell on open
 //! (after a kill at any batch, and from a backup an older version made).
 
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use fieldsync::access::{Role, User};
@@ -14,7 +13,7 @@ use fieldsync_store::{Batch, Engine, Memory};
 
 use super::super::backup::restore_into;
 use super::super::schema::{encode, retired, Key, UnitTotals, TOTALS, TOTALS_KEY, TREES};
-use super::super::trail::tests::Dying;
+use super::super::trail::tests::killed_after_each_batch;
 use super::super::Store;
 use super::Total;
 
@@ -169,26 +168,8 @@ fn a_migration_killed_after_any_batch_finishes_when_opened_again() {
     let before = answers(&store);
     drop(store);
     to_old_layout(source.as_ref());
-    let mut killed = 0;
-    for left in 0.. {
-        let engine = Arc::new(Memory::new());
-        let mut copy = Batch::default();
-        for tree in TREES.iter().chain(&[retired::ROLLUPS]) {
-            for entry in (source.as_ref() as &dyn Engine).iter_all(tree) {
-                let (key, value) = entry.unwrap();
-                copy.put(tree, key, value);
-            }
-        }
-        engine.commit(copy).unwrap();
-        let dying = Arc::new(Dying { inner: engine.clone(), left: AtomicUsize::new(left) });
-        if Store::open(dying, demo::catalogue).is_ok() {
-            break;
-        }
-        killed += 1;
-        let store = Store::open(engine.clone(), demo::catalogue).unwrap();
-        assert_eq!(store.check().unwrap(), Vec::<String>::new(), "killed after {left} batches");
-        assert_eq!(answers(&store), before, "killed after {left} batches");
-    }
+    let trees: Vec<&'static str> = TREES.iter().copied().chain([retired::ROLLUPS]).collect();
+    let killed = killed_after_each_batch(&source, &trees, &before, answers);
     assert!(killed >= 5, "the migration writes in several batches ({killed})");
 }
 

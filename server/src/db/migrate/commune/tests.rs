@@ -2,15 +2,15 @@
 //! record per field, conflict and header migrates on open, even after a
 //! kill at any batch, and answers as it did.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use fieldsync::sync::{Change, Conflict, FieldState, RawValue};
 use fieldsync::{demo, Level, SubmissionId};
-use fieldsync_store::{Batch, Engine, Entries, Memory};
+use fieldsync_store::{Batch, Engine, Memory};
 
 use crate::db::log::tests::{device, from_every_cursor, history, mutation, surveyor};
 use crate::db::schema::*;
+use crate::db::trail::tests::killed_after_each_batch;
 use crate::db::Store;
 
 /// Rewrites the store on `engine` in the layout before commune records:
@@ -116,40 +116,6 @@ fn a_store_with_a_record_per_field_is_moved_into_commune_records_and_answers_the
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
 }
 
-/// An engine that fails every write after the first `left`, as a server
-/// killed part way through would have stopped writing.
-struct Dying {
-    inner: Arc<Memory>,
-    left: AtomicUsize,
-}
-
-impl Engine for Dying {
-    fn get(&self, tree: &'static str, key: &[u8]) -> fieldsync_store::Result<Option<Vec<u8>>> {
-        self.inner.get(tree, key)
-    }
-    fn scan(
-        &self,
-        tree: &'static str,
-        from: std::ops::Bound<&[u8]>,
-        to: std::ops::Bound<&[u8]>,
-        limit: usize,
-    ) -> fieldsync_store::Result<Entries> {
-        self.inner.scan(tree, from, to, limit)
-    }
-    fn last(&self, tree: &'static str) -> fieldsync_store::Result<Option<(Vec<u8>, Vec<u8>)>> {
-        self.inner.last(tree)
-    }
-    fn write(&self, batch: Batch) -> fieldsync_store::Result<()> {
-        match self.left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) {
-            Ok(_) => self.inner.write(batch),
-            Err(_) => Err(fieldsync_store::Error::Other("killed".into())),
-        }
-    }
-    fn flush(&self) -> fieldsync_store::Result<()> {
-        self.inner.flush()
-    }
-}
-
 #[test]
 fn a_move_into_commune_records_killed_after_any_batch_finishes_when_opened_again() {
     let source = Arc::new(Memory::new());
@@ -157,26 +123,8 @@ fn a_move_into_commune_records_killed_after_any_batch_finishes_when_opened_again
     let before = answers(&store);
     drop(store);
     write_per_record_layout(source.as_ref());
-    let mut killed = 0;
-    for left in 0.. {
-        let engine = Arc::new(Memory::new());
-        let mut copy = Batch::default();
-        for tree in TREES.iter().chain(&retired::MIGRATED) {
-            for entry in (source.as_ref() as &dyn Engine).iter_all(tree) {
-                let (key, value) = entry.unwrap();
-                copy.put(tree, key, value);
-            }
-        }
-        engine.commit(copy).unwrap();
-        let dying = Arc::new(Dying { inner: engine.clone(), left: AtomicUsize::new(left) });
-        if Store::open(dying, demo::catalogue).is_ok() {
-            break;
-        }
-        killed += 1;
-        let store = Store::open(engine.clone(), demo::catalogue).unwrap();
-        assert_eq!(store.check().unwrap(), Vec::<String>::new(), "killed after {left} batches");
-        assert_eq!(answers(&store), before, "killed after {left} batches");
-    }
+    let trees: Vec<&'static str> = TREES.iter().chain(&retired::MIGRATED).copied().collect();
+    let killed = killed_after_each_batch(&source, &trees, &before, answers);
     assert!(killed >= 4, "the move writes in several batches ({killed})");
 }
 
