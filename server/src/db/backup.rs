@@ -392,12 +392,25 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::db) mod tests {
     use super::*;
     use fieldsync::access::{Role, User};
     use fieldsync::sync::{Mutation, RawValue};
     use fieldsync_store::Memory;
     use std::ops::Bound;
+
+    /// A backup of `store`'s trees, the retired ones and `extra`, restored
+    /// into an engine of its own (not yet opened, so not yet migrated).
+    pub(in crate::db) fn restored_copy(store: &Store, extra: &[&'static str]) -> Arc<Memory> {
+        let mut trees = TREES.to_vec();
+        trees.extend(retired::MIGRATED);
+        trees.extend(extra);
+        let mut bytes = Vec::new();
+        store.backup_trees(&trees, &mut bytes).unwrap();
+        let copy = Arc::new(Memory::new());
+        restore_into(bytes.as_slice(), copy.as_ref()).unwrap();
+        copy
+    }
 
     /// A store with one value pushed by its surveyor, on an engine the
     /// caller keeps.
@@ -445,14 +458,7 @@ mod tests {
             old.put("changes_by_district", district, entity);
         }
         engine.commit(old).unwrap();
-        let mut trees = TREES.to_vec();
-        trees.extend(retired::MIGRATED);
-        trees.push("changes_by_district");
-        let mut bytes = Vec::new();
-        store.backup_trees(&trees, &mut bytes).unwrap();
-
-        let copy = Arc::new(Memory::new());
-        restore_into(bytes.as_slice(), copy.as_ref()).unwrap();
+        let copy = restored_copy(&store, &["changes_by_district"]);
         let restored = Store::open(copy.clone(), fieldsync::demo::catalogue).unwrap();
         assert_eq!(restored.check().unwrap(), Vec::<String>::new());
         assert_eq!(restored.pull(&surveyor, 0, 100).unwrap(), expected);
@@ -469,13 +475,7 @@ mod tests {
         let (store, sub) = busy_store(engine.clone());
         let before = answers(&store, sub);
         to_old_layout(engine.as_ref());
-        let mut trees = TREES.to_vec();
-        trees.extend(retired::MIGRATED);
-        let mut bytes = Vec::new();
-        store.backup_trees(&trees, &mut bytes).unwrap();
-
-        let copy = Arc::new(Memory::new());
-        restore_into(bytes.as_slice(), copy.as_ref()).unwrap();
+        let copy = restored_copy(&store, &[]);
         assert!(copy.last(retired::AUDIT).unwrap().is_some(), "the old trail is restored");
         let restored = Store::open(copy.clone(), fieldsync::demo::catalogue).unwrap();
         assert_eq!(restored.check().unwrap(), Vec::<String>::new());
@@ -494,14 +494,7 @@ mod tests {
         let expected = store.pull(&surveyor, 0, 100).unwrap();
         crate::db::log::tests::write_old_layout(engine.as_ref(), &store.catalogue());
         assert!(engine.last(retired::ENTITY_SEQ).unwrap().is_some());
-        let mut trees = TREES.to_vec();
-        trees.extend(retired::MIGRATED);
-        trees.push(retired::ENTITY_SEQ);
-        let mut bytes = Vec::new();
-        store.backup_trees(&trees, &mut bytes).unwrap();
-
-        let copy = Arc::new(Memory::new());
-        restore_into(bytes.as_slice(), copy.as_ref()).unwrap();
+        let copy = restored_copy(&store, &[retired::ENTITY_SEQ]);
         let restored = Store::open(copy.clone(), fieldsync::demo::catalogue).unwrap();
         assert_eq!(restored.check().unwrap(), Vec::<String>::new());
         assert_eq!(restored.pull(&surveyor, 0, 100).unwrap(), expected);

@@ -11,7 +11,7 @@ use fieldsync::sync::{Mutation, RawValue};
 use fieldsync::{demo, Amount, DeviceId, Hlc, Level};
 use fieldsync_store::{Batch, Engine, Memory};
 
-use super::super::backup::restore_into;
+use super::super::backup::tests::restored_copy;
 use super::super::schema::{encode, retired, Key, UnitTotals, TOTALS, TOTALS_KEY, TREES};
 use super::super::trail::tests::killed_after_each_batch;
 use super::super::Store;
@@ -179,13 +179,7 @@ fn a_backup_of_a_store_with_a_record_per_cell_restores_and_is_migrated() {
     let store = busy_store(engine.clone());
     let before = answers(&store);
     to_old_layout(engine.as_ref());
-    let mut trees = TREES.to_vec();
-    trees.push(retired::ROLLUPS);
-    let mut bytes = Vec::new();
-    store.backup_trees(&trees, &mut bytes).unwrap();
-
-    let copy = Arc::new(Memory::new());
-    restore_into(bytes.as_slice(), copy.as_ref()).unwrap();
+    let copy = restored_copy(&store, &[]);
     assert!(copy.last(retired::ROLLUPS).unwrap().is_some(), "the old cells are restored");
     let restored = Store::open(copy.clone(), demo::catalogue).unwrap();
     assert_eq!(restored.check().unwrap(), Vec::<String>::new());
