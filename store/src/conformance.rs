@@ -544,3 +544,57 @@ fn sled_takes_a_fresh_snapshot_after_enough_writes_and_keeps_every_value() {
         assert_eq!(e.get("t", &i.to_be_bytes()).unwrap(), Some(vec![i as u8; 3000]), "value {i}");
     }
 }
+
+#[test]
+fn a_long_value_is_never_read_half_old_half_new_while_it_is_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = std::sync::Arc::new(Sled::open(dir.path()).unwrap());
+    let version = |n: u8| vec![n; 5 * 4096 + 100];
+    let put = |e: &Sled, n: u8| {
+        let mut b = Batch::default();
+        b.put("t", b"long".to_vec(), version(n));
+        e.write(b).unwrap();
+    };
+    put(&e, 0);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (e, done) = (e.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let got = e.get("t", b"long").unwrap().unwrap();
+                    assert!(got.iter().all(|b| *b == got[0]), "a torn read after {reads}");
+                    assert_eq!(got.len(), 5 * 4096 + 100);
+                    let scanned = e.scan("t", Bound::Unbounded, Bound::Unbounded, 10).unwrap();
+                    assert!(scanned[0].1.iter().all(|b| *b == scanned[0].1[0]), "a torn scan");
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    for n in 1..=200u8 {
+        put(&e, n);
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+}
+
+#[test]
+fn a_long_value_written_then_deleted_in_one_batch_leaves_no_piece() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Sled::open(dir.path()).unwrap();
+    let mut b = Batch::default();
+    b.put("t", b"k".to_vec(), vec![1u8; 3 * 4096]);
+    b.delete("t", b"k".to_vec());
+    b.put("t", b"j".to_vec(), vec![2u8; 3 * 4096]);
+    b.put("t", b"j".to_vec(), vec![3u8; 10]);
+    e.commit(b).unwrap();
+    assert_eq!(e.get("t", b"k").unwrap(), None);
+    assert_eq!(e.get("t", b"j").unwrap(), Some(vec![3u8; 10]));
+    let pieces = e.db().unwrap().scan_prefix(b"\0piece").count();
+    assert_eq!(pieces, 0, "no piece is left without its value");
+}

@@ -94,8 +94,33 @@ pub(crate) fn write(
     Ok(())
 }
 
-/// The whole value of `key`, whose own entry holds `first`.
-pub(crate) fn whole(db: &sled::Db, key: &[u8], first: &[u8]) -> Result<Vec<u8>> {
+/// The whole value of `key`, whose own entry was read as `first`, as one
+/// batch left it: sled makes each read atomic with a batch but not several
+/// reads, so the pieces are read between two reads of `epoch` (which every
+/// batch writes), again until no batch landed in between.
+pub(crate) fn whole(
+    db: &sled::Db,
+    epoch: &[u8],
+    key: &[u8],
+    first: &[u8],
+) -> Result<Option<Vec<u8>>> {
+    if first.len() != PIECE {
+        return Ok(Some(first.to_vec()));
+    }
+    loop {
+        let before = db.get(epoch)?;
+        let Some(first) = db.get(key)? else {
+            return Ok(None);
+        };
+        let value = joined(db, key, &first)?;
+        if db.get(epoch)? == before {
+            return Ok(Some(value));
+        }
+    }
+}
+
+/// `first` and the pieces that follow it, read as they are now.
+fn joined(db: &sled::Db, key: &[u8], first: &[u8]) -> Result<Vec<u8>> {
     let mut value = first.to_vec();
     if first.len() != PIECE {
         return Ok(value);
@@ -130,7 +155,8 @@ mod tests {
     }
 
     fn read(db: &sled::Db, key: &[u8]) -> Option<Vec<u8>> {
-        db.get(key).unwrap().map(|first| whole(db, key, &first).unwrap())
+        let first = db.get(key).unwrap()?;
+        whole(db, b"epoch", key, &first).unwrap()
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub struct Sled {
     /// (see [`SNAPSHOT_EVERY_BYTES`]).
     since_open: AtomicU64,
     pub(crate) snapshot_every: u64,
+    /// Why the last reopen after [`SNAPSHOT_EVERY_BYTES`] failed, for the
+    /// errors of the closed engine.
+    failed_reopen: Mutex<Option<String>>,
 }
 
 /// sled writes the index it recovers from (its snapshot) only when it opens,
@@ -50,6 +53,10 @@ pub struct Sled {
 /// last opened (not while a backup is being read): an open then reads at
 /// most about this much log, and writers wait for one reopen meanwhile.
 pub const SNAPSHOT_EVERY_BYTES: u64 = 256 << 20;
+
+/// The free space below which that reopen waits (the snapshot it writes is
+/// about 10 MB at 1,000,000 values).
+pub const SNAPSHOT_FREE_BYTES: u64 = 64 << 20;
 
 #[derive(Debug)]
 struct Writes {
@@ -97,6 +104,12 @@ pub const CACHE_BYTES: u64 = 128 * 1024 * 1024;
 const LAYOUT_KEY: &[u8] = b"\0layout";
 /// The epoch of the last batch written (outside every tree, like the layout).
 const EPOCH_KEY: &[u8] = b"\0epoch";
+
+/// The whole value of the stored `key` whose own entry holds `first` (see
+/// [`pieces::whole`]).
+pub(crate) fn whole(db: &sled::Db, key: &[u8], first: &[u8]) -> Result<Option<Vec<u8>>> {
+    pieces::whole(db, EPOCH_KEY, key, first)
+}
 
 /// `tree ‖ 0 ‖ key`.
 pub(crate) fn stored_key(tree: &str, key: &[u8]) -> Vec<u8> {
@@ -249,6 +262,7 @@ impl Sled {
             flushed: written.into(),
             since_open: 0.into(),
             snapshot_every: SNAPSHOT_EVERY_BYTES,
+            failed_reopen: Mutex::new(None),
         };
         if let Some(mark) = mark {
             engine.behind(dir, mark.epoch())?;
@@ -289,21 +303,30 @@ impl Sled {
         let skip = tree.len() + 1;
         let pair = |r: sled::Result<(sled::IVec, sled::IVec)>| {
             let (k, v) = r?;
-            Ok((k[skip..].to_vec(), pieces::whole(&db, &k, &v)?))
+            // A long value deleted since the range read its key is left out.
+            Ok(whole(&db, &k, &v)?.map(|v| (k[skip..].to_vec(), v)))
         };
-        match rev {
+        let entries: Result<Vec<_>> = match rev {
             false => range.take(limit).map(pair).collect(),
             true => range.rev().take(limit).map(pair).collect(),
-        }
+        };
+        Ok(entries?.into_iter().flatten().collect())
     }
 
     /// The open database, for one operation.
     pub(crate) fn db(&self) -> Result<sled::Db> {
         let db = self.db.read().map_err(poisoned)?;
         db.clone().ok_or_else(|| {
+            let why = self.failed_reopen.lock().ok().and_then(|w| w.clone());
             Error::Other(format!(
-                "the store in {} is closed: reopening it after a failed write did not succeed",
-                self.dir.display()
+                "the store in {} is closed: reopening it {} did not succeed{}",
+                self.dir.display(),
+                if why.is_some() {
+                    "to refresh its recovery snapshot"
+                } else {
+                    "after a failed write"
+                },
+                why.map(|w| format!(" ({w})")).unwrap_or_default()
             ))
         })
     }
@@ -402,7 +425,10 @@ impl Engine for Sled {
     fn get(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let db = self.db()?;
         let key = stored_key(tree, key);
-        db.get(&key)?.map(|first| pieces::whole(&db, &key, &first)).transpose()
+        match db.get(&key)? {
+            Some(first) => whole(&db, &key, &first),
+            None => Ok(None),
+        }
     }
 
     fn scan(
@@ -429,8 +455,13 @@ impl Engine for Sled {
         let range = stored_key(tree, &[])..tree_end(tree);
         let skip = tree.len() + 1;
         let db = self.db()?;
-        let last = db.range(range).next_back().transpose()?;
-        last.map(|(k, v)| Ok((k[skip..].to_vec(), pieces::whole(&db, &k, &v)?))).transpose()
+        for entry in db.range(range).rev() {
+            let (k, v) = entry?;
+            if let Some(v) = whole(&db, &k, &v)? {
+                return Ok(Some((k[skip..].to_vec(), v)));
+            }
+        }
+        Ok(None)
     }
 
     fn write(&self, batch: Batch) -> Result<()> {
@@ -440,15 +471,24 @@ impl Engine for Sled {
         let mut state = self.writes.lock().map_err(poisoned)?;
         let db = self.db()?;
         self.since_open.fetch_add(batch.bytes(), Ordering::Relaxed);
-        let mut writes = sled::Batch::default();
+        // The last write of each key is the one that lands (as in sled's
+        // own batch), so a key's pieces are planned once.
+        let mut last: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = Default::default();
         for Write { tree, key, value } in batch.ops {
             let key = stored_key(tree, &key);
             if let Some(capture) = state.capture.as_mut() {
                 if capture.wants(tree, &key) {
-                    let old = db.get(&key)?.map(|first| pieces::whole(&db, &key, &first));
-                    capture.save(key.clone(), old.transpose()?.map(sled::IVec::from));
+                    let old = match db.get(&key)? {
+                        Some(first) => whole(&db, &key, &first)?,
+                        None => None,
+                    };
+                    capture.save(key.clone(), old.map(sled::IVec::from));
                 }
             }
+            last.insert(key, value);
+        }
+        let mut writes = sled::Batch::default();
+        for (key, value) in last {
             pieces::write(&db, &mut writes, key, value)?;
         }
         let next = state.epoch + 1;
@@ -470,11 +510,7 @@ impl Engine for Sled {
             mark.advance(self.flushed.load(Ordering::SeqCst))?;
         }
         if self.since_open.load(Ordering::Relaxed) >= self.snapshot_every {
-            let mut writes = self.writes.lock().map_err(poisoned)?;
-            let due = self.since_open.load(Ordering::Relaxed) >= self.snapshot_every;
-            if due && writes.capture.is_none() {
-                self.reopen_locked(&mut writes)?;
-            }
+            self.refresh()?;
         }
         Ok(())
     }
@@ -507,6 +543,28 @@ impl Engine for Sled {
 }
 
 impl Sled {
+    /// The reopen [`SNAPSHOT_EVERY_BYTES`] asks for, once due: not while a
+    /// backup is being read, nor on a disk with less than
+    /// [`SNAPSHOT_FREE_BYTES`] free (sled writes its snapshot as it opens);
+    /// everything written so far is flushed first, and a failed flush
+    /// fails this one as any failed flush does. The flush that got here has
+    /// already made its own writes durable, so a reopen that then fails is
+    /// not its failure: the next use of the engine says the store is closed,
+    /// and the server reopens it as after a full disk.
+    fn refresh(&self) -> Result<()> {
+        let mut writes = self.writes.lock().map_err(poisoned)?;
+        let due = self.since_open.load(Ordering::Relaxed) >= self.snapshot_every;
+        let room = space_of(&self.dir)?.is_none_or(|s| s.free >= SNAPSHOT_FREE_BYTES);
+        if !due || writes.capture.is_some() || !room {
+            return Ok(());
+        }
+        self.db()?.flush()?;
+        if let Err(e) = self.reopen_locked(&mut writes) {
+            *self.failed_reopen.lock().map_err(poisoned)? = Some(e.to_string());
+        }
+        Ok(())
+    }
+
     /// [`Engine::reopen`], under the writers' lock the caller holds.
     fn reopen_locked(&self, writes: &mut Writes) -> Result<()> {
         let mut db = self.db.write().map_err(poisoned)?;
@@ -517,6 +575,7 @@ impl Sled {
         let epoch = epoch_of(&reopened)?;
         *db = Some(reopened);
         drop(db);
+        *self.failed_reopen.lock().map_err(poisoned)? = None;
         writes.epoch = epoch;
         writes.capture = None;
         writes.generation += 1;

@@ -74,8 +74,9 @@ impl Capture {
             let mut now: BTreeMap<Vec<u8>, Option<sled::IVec>> = BTreeMap::new();
             for entry in db.range((from.clone(), Bound::Excluded(tree_end(tree)))).take(limit) {
                 let (k, v) = entry?;
-                let whole = crate::pieces::whole(db, &k, &v)?;
-                now.insert(k.to_vec(), Some(whole.into()));
+                // The writers' lock is held: no batch lands while this reads.
+                let whole = crate::sled_engine::whole(db, &k, &v)?;
+                now.insert(k.to_vec(), whole.map(sled::IVec::from));
             }
             let full = now.len() == limit.max(1);
             let upper = match (full, now.keys().next_back()) {
