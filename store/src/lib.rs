@@ -9,6 +9,8 @@ use std::ops::Bound;
 
 #[cfg(any(test, feature = "testing"))]
 mod faulty;
+#[cfg(any(test, feature = "testing"))]
+mod hooked;
 mod iter;
 mod mark;
 mod memory;
@@ -18,6 +20,8 @@ mod snapshot;
 
 #[cfg(any(test, feature = "testing"))]
 pub use faulty::Faulty;
+#[cfg(any(test, feature = "testing"))]
+pub use hooked::Hooked;
 pub use iter::ScanIter;
 pub use mark::{sync_dir, FILE as MARK_FILE};
 pub use memory::Memory;

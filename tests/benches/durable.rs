@@ -75,7 +75,7 @@ mod served;
 mod shapes;
 
 use common::{cpu_secs, env, env_list, peak_rss_mib, periods, reset_peak_rss, FIELDS};
-use shapes::{Cells, Communes, Counted, Session};
+use shapes::{counted, Cells, Communes, Counted, Session};
 
 const TOKEN: &str = "bench-admin-token-0123456789";
 const NOTE_BYTES: usize = 200;
@@ -314,7 +314,7 @@ async fn durable_shape(shape: &mut dyn Shape, dir: &Path, name: &str) -> anyhow:
     let levels = env_list("FIELDSYNC_BENCH_TABLETS", "1,8,64");
     let trees = env("FIELDSYNC_BENCH_RAW_TREES", 1).clamp(1, RAW_TREES.len());
     let server_dir = dir.join(format!("server-{name}"));
-    let engine = Arc::new(Counted::new(Sled::open(&server_dir)?));
+    let engine = Arc::new(counted(Sled::open(&server_dir)?));
     let server = LocalServer::start_over(engine.clone(), "127.0.0.1:0", TOKEN).await?;
     let raw_dir = dir.join(format!("raw-{name}"));
     let raw = Raw::plain(&raw_dir)?;

@@ -5,12 +5,12 @@
 //! sled engine that counts the records the server writes.
 
 use std::collections::HashSet;
-use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use fieldsync::sync::{Mutation, RawValue};
 use fieldsync::{demo, Hlc, Level};
-use fieldsync_store::{sled_entries, Batch, Engine, Entries, Result, Sled, Snapshot, Space};
+use fieldsync_store::{sled_entries, Hooked, Sled};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -18,86 +18,32 @@ use rand::Rng;
 /// One tablet's pushes, in order; each push is one batch.
 pub type Session = Vec<Vec<Mutation>>;
 
-/// The sled engine, counting the records (puts and deletes) of every batch
-/// written and the batches.
-pub struct Counted {
-    inner: Sled,
+/// What the sled engine handed to the server wrote: the records (puts and
+/// deletes) of every batch and the batches.
+#[derive(Default)]
+pub struct Tally {
     records: AtomicU64,
     batches: AtomicU64,
 }
 
-impl Counted {
-    pub fn new(inner: Sled) -> Counted {
-        Counted { inner, records: AtomicU64::new(0), batches: AtomicU64::new(0) }
-    }
-
+impl Tally {
     /// (records, batches) written so far.
     pub fn written(&self) -> (u64, u64) {
         (self.records.load(Ordering::Relaxed), self.batches.load(Ordering::Relaxed))
     }
-
-    fn count(&self, batch: &Batch) {
-        // Long values take more than one sled entry (the engine's pieces).
-        let entries = batch.writes().map(|(_, _, v)| v.map_or(1, |v| sled_entries(v.len())));
-        self.records.fetch_add(entries.sum(), Ordering::Relaxed);
-        self.batches.fetch_add(1, Ordering::Relaxed);
-    }
 }
 
-impl Engine for Counted {
-    fn get(&self, tree: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.inner.get(tree, key)
-    }
+/// The sled engine, counting what it writes.
+pub type Counted = Hooked<Tally>;
 
-    fn scan(
-        &self,
-        tree: &'static str,
-        from: Bound<&[u8]>,
-        to: Bound<&[u8]>,
-        limit: usize,
-    ) -> Result<Entries> {
-        self.inner.scan(tree, from, to, limit)
-    }
-
-    fn scan_rev(
-        &self,
-        tree: &'static str,
-        from: Bound<&[u8]>,
-        to: Bound<&[u8]>,
-        limit: usize,
-    ) -> Result<Entries> {
-        self.inner.scan_rev(tree, from, to, limit)
-    }
-
-    fn last(&self, tree: &'static str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-        self.inner.last(tree)
-    }
-
-    fn write(&self, batch: Batch) -> Result<()> {
-        self.count(&batch);
-        self.inner.write(batch)
-    }
-
-    fn flush(&self) -> Result<()> {
-        self.inner.flush()
-    }
-
-    fn commit(&self, batch: Batch) -> Result<()> {
-        self.count(&batch);
-        self.inner.commit(batch)
-    }
-
-    fn snapshot(&self, trees: &[&'static str]) -> Result<Option<Box<dyn Snapshot + '_>>> {
-        self.inner.snapshot(trees)
-    }
-
-    fn space(&self) -> Result<Option<Space>> {
-        self.inner.space()
-    }
-
-    fn reopen(&self) -> Result<()> {
-        self.inner.reopen()
-    }
+pub fn counted(inner: Sled) -> Counted {
+    Hooked::new(Arc::new(inner), Tally::default(), |tally, batch| {
+        // Long values take more than one sled entry (the engine's pieces).
+        let entries = batch.writes().map(|(_, _, v)| v.map_or(1, |v| sled_entries(v.len())));
+        tally.records.fetch_add(entries.sum(), Ordering::Relaxed);
+        tally.batches.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    })
 }
 
 /// A surveyor's note of about 200 bytes.

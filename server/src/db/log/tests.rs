@@ -1,7 +1,6 @@
 //! The append-only change log: what a write costs, what a pull sends.
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -9,66 +8,45 @@ use fieldsync::access::{Role, User};
 use fieldsync::review::Verdict;
 use fieldsync::sync::{Change, Conflict, FieldState, Mutation, Outcome, RawValue};
 use fieldsync::{demo, Catalogue, DeviceId, Hlc, Level, Period};
-use fieldsync_store::{Batch, Engine, Entries, Memory};
+use fieldsync_store::{Batch, Engine, Hooked, Memory};
 
 use crate::db::log::cut_of;
 use crate::db::schema::retired::ENTITY_SEQ;
 use crate::db::schema::*;
 use crate::db::Store;
 
-/// An engine that keeps, for every batch written, how many puts (`true`)
-/// and deletes it made in each tree, and fails every write once `writes`
-/// of them have been made (a kill in the middle of a migration).
-struct Counting {
-    inner: Arc<Memory>,
+/// What [`counting`] keeps: for every batch written, how many puts
+/// (`true`) and deletes it made in each tree; and how many more writes it
+/// lets through before failing every one (a kill in the middle of a
+/// migration).
+struct Counts {
     batches: Mutex<Vec<BTreeMap<(&'static str, bool), usize>>>,
     writes: AtomicUsize,
 }
 
-impl Default for Counting {
-    fn default() -> Self {
-        Counting::over(Arc::new(Memory::new()), usize::MAX)
-    }
+type Counting = Hooked<Counts>;
+
+/// A new memory engine, counting.
+fn counting() -> Counting {
+    counting_over(Arc::new(Memory::new()), usize::MAX)
 }
 
-impl Counting {
-    fn over(inner: Arc<Memory>, writes: usize) -> Self {
-        Counting { inner, batches: Mutex::default(), writes: AtomicUsize::new(writes) }
-    }
-}
-
-impl Engine for Counting {
-    fn get(&self, tree: &'static str, key: &[u8]) -> fieldsync_store::Result<Option<Vec<u8>>> {
-        self.inner.get(tree, key)
-    }
-    fn scan(
-        &self,
-        tree: &'static str,
-        from: Bound<&[u8]>,
-        to: Bound<&[u8]>,
-        limit: usize,
-    ) -> fieldsync_store::Result<Entries> {
-        self.inner.scan(tree, from, to, limit)
-    }
-    fn last(&self, tree: &'static str) -> fieldsync_store::Result<Option<(Vec<u8>, Vec<u8>)>> {
-        self.inner.last(tree)
-    }
-    fn write(&self, batch: Batch) -> fieldsync_store::Result<()> {
-        let left = self.writes.load(Ordering::SeqCst);
+/// `inner`, counting, and failing every write after the first `writes`.
+fn counting_over(inner: Arc<Memory>, writes: usize) -> Counting {
+    let counts = Counts { batches: Mutex::default(), writes: AtomicUsize::new(writes) };
+    Hooked::new(inner, counts, |counts, batch| {
+        let left = counts.writes.load(Ordering::SeqCst);
         if left == 0 {
             return Err(fieldsync_store::Error::Other("killed".into()));
         }
-        self.writes.store(left.saturating_sub(1), Ordering::SeqCst);
-        let mut counts = BTreeMap::new();
+        counts.writes.store(left - 1, Ordering::SeqCst);
+        let mut per_tree = BTreeMap::new();
         for (tree, _, value) in batch.writes() {
-            *counts.entry((tree, value.is_some())).or_insert(0) += 1;
+            *per_tree.entry((tree, value.is_some())).or_insert(0) += 1;
         }
-        self.batches.lock().unwrap().push(counts);
-        self.inner.write(batch)
-    }
-    fn flush(&self) -> fieldsync_store::Result<()> {
+        counts.batches.lock().unwrap().push(per_tree);
         Ok(())
-    }
+    })
 }
 
 pub(in crate::db) fn surveyor() -> User {
@@ -102,7 +80,7 @@ pub(in crate::db) fn device() -> DeviceId {
 /// of the demo catalogue and the note), the number of values, and the
 /// per-tree counts of the batch it wrote.
 fn one_report_pushed() -> (usize, BTreeMap<(&'static str, bool), usize>) {
-    let engine = Arc::new(Counting::default());
+    let engine = Arc::new(counting());
     let store = Store::open(engine.clone(), demo::catalogue).unwrap();
     let mut mutations = vec![mutation(1, "2022", "note", RawValue::Text("a note".into()))];
     for code in store.catalogue().indicators.keys() {
@@ -140,7 +118,7 @@ fn a_push_appends_one_entry_per_commit_and_deletes_nothing_of_the_log() {
 
 #[test]
 fn an_edit_of_every_value_again_deletes_nothing_of_the_log() {
-    let engine = Arc::new(Counting::default());
+    let engine = Arc::new(counting());
     let store = Store::open(engine.clone(), demo::catalogue).unwrap();
     let codes: Vec<String> = store.catalogue().indicators.keys().cloned().collect();
     let first: Vec<Mutation> = (0..codes.len())
@@ -411,7 +389,7 @@ fn a_store_in_the_old_layout_is_migrated_on_open_and_pulls_the_same() {
     write_old_layout(memory.as_ref(), &store.catalogue());
     drop(store);
     assert!(memory.last(ENTITY_SEQ).unwrap().is_some());
-    let engine = Arc::new(Counting::over(memory.clone(), usize::MAX));
+    let engine = Arc::new(counting_over(memory.clone(), usize::MAX));
     let store = Store::open(engine.clone(), demo::catalogue).unwrap();
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
     assert!(memory.last(ENTITY_SEQ).unwrap().is_none(), "entity_seq emptied");
@@ -444,12 +422,12 @@ fn a_migration_killed_at_any_batch_resumes_when_opened_again() {
             }
         }
         memory.commit(copy).unwrap();
-        let dying = Arc::new(Counting::over(memory.clone(), writes));
+        let dying = Arc::new(counting_over(memory.clone(), writes));
         if Store::open(dying, demo::catalogue).is_ok() {
             break;
         }
         killed += 1;
-        let store = Store::open(Arc::new(Counting::over(memory, usize::MAX)), demo::catalogue);
+        let store = Store::open(Arc::new(counting_over(memory, usize::MAX)), demo::catalogue);
         let store = store.unwrap();
         assert_eq!(store.check().unwrap(), Vec::<String>::new(), "killed after {writes} batches");
         assert_eq!(from_every_cursor(&store, &surveyor()), expected, "after {writes} batches");

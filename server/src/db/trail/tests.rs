@@ -9,7 +9,7 @@ use std::sync::Arc;
 use fieldsync::access::{Role, User};
 use fieldsync::sync::{AuditEntry, Mutation, MutationResult, Outcome, RawValue};
 use fieldsync::{demo, DeviceId, Hlc, Period, SubmissionId};
-use fieldsync_store::{Batch, Engine, Entries, Memory};
+use fieldsync_store::{Batch, Engine, Hooked, Memory};
 
 use super::super::schema::{
     encode, retired, Key, StoredResult, Write, DEVICES, TRAIL_KEY, TREES, WRITES, WRITES_BY_DEVICE,
@@ -303,47 +303,15 @@ fn a_store_in_the_earlier_layout_is_migrated_on_open_and_answers_as_before() {
     assert_eq!(replay, applied);
 }
 
-/// An engine that fails every write after the first `left`, as a server
-/// killed part way through would have stopped writing.
-pub(in crate::db) struct Dying {
-    pub(in crate::db) inner: Arc<Memory>,
-    pub(in crate::db) left: AtomicUsize,
-}
-
-impl Engine for Dying {
-    fn get(&self, tree: &'static str, key: &[u8]) -> fieldsync_store::Result<Option<Vec<u8>>> {
-        self.inner.get(tree, key)
-    }
-    fn scan(
-        &self,
-        tree: &'static str,
-        from: std::ops::Bound<&[u8]>,
-        to: std::ops::Bound<&[u8]>,
-        limit: usize,
-    ) -> fieldsync_store::Result<Entries> {
-        self.inner.scan(tree, from, to, limit)
-    }
-    fn scan_rev(
-        &self,
-        tree: &'static str,
-        from: std::ops::Bound<&[u8]>,
-        to: std::ops::Bound<&[u8]>,
-        limit: usize,
-    ) -> fieldsync_store::Result<Entries> {
-        self.inner.scan_rev(tree, from, to, limit)
-    }
-    fn last(&self, tree: &'static str) -> fieldsync_store::Result<Option<(Vec<u8>, Vec<u8>)>> {
-        self.inner.last(tree)
-    }
-    fn write(&self, batch: Batch) -> fieldsync_store::Result<()> {
-        match self.left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) {
-            Ok(_) => self.inner.write(batch),
+/// `inner`, failing every write after the first `left`, as a server killed
+/// part way through would have stopped writing.
+pub(in crate::db) fn dying(inner: Arc<Memory>, left: usize) -> Hooked<AtomicUsize> {
+    Hooked::new(inner, AtomicUsize::new(left), |left, _| {
+        match left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) {
+            Ok(_) => Ok(()),
             Err(_) => Err(fieldsync_store::Error::Other("killed".into())),
         }
-    }
-    fn flush(&self) -> fieldsync_store::Result<()> {
-        self.inner.flush()
-    }
+    })
 }
 
 /// Copies `trees` of `source` into engines killed after 0, 1, 2, … batches
@@ -367,7 +335,7 @@ pub(in crate::db) fn killed_after_each_batch<T: PartialEq + std::fmt::Debug>(
             }
         }
         engine.commit(copy).unwrap();
-        let dying = Arc::new(Dying { inner: engine.clone(), left: AtomicUsize::new(left) });
+        let dying = Arc::new(dying(engine.clone(), left));
         if Store::open(dying, demo::catalogue).is_ok() {
             break;
         }
