@@ -374,6 +374,10 @@ impl Run {
             raw as f64 / 1048576.0,
             per(raw)
         );
+        let trees: Vec<_> = (self.engine.by_tree().into_iter())
+            .map(|(tree, n)| format!("{tree} {:.2}", n as f64 / self.values as f64))
+            .collect();
+        println!("records per value by tree: {}", trees.join(", "));
         Ok(())
     }
 }

@@ -4,9 +4,9 @@
 //! ~13 values each, and coming back to some of them); and [`Counted`], the
 //! sled engine that counts the records the server writes.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use fieldsync::sync::{Mutation, RawValue};
 use fieldsync::{demo, Hlc, Level};
@@ -19,17 +19,25 @@ use rand::Rng;
 pub type Session = Vec<Vec<Mutation>>;
 
 /// What the sled engine handed to the server wrote: the records (puts and
-/// deletes) of every batch and the batches.
+/// deletes) of every batch, by tree, and the batches.
 #[derive(Default)]
 pub struct Tally {
     records: AtomicU64,
     batches: AtomicU64,
+    by_tree: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Tally {
     /// (records, batches) written so far.
     pub fn written(&self) -> (u64, u64) {
         (self.records.load(Ordering::Relaxed), self.batches.load(Ordering::Relaxed))
+    }
+
+    /// The records written so far in each tree, most first.
+    pub fn by_tree(&self) -> Vec<(&'static str, u64)> {
+        let mut trees: Vec<_> = self.by_tree.lock().expect("tally").clone().into_iter().collect();
+        trees.sort_by(|a, b| b.1.cmp(&a.1));
+        trees
     }
 }
 
@@ -39,8 +47,12 @@ pub type Counted = Hooked<Tally>;
 pub fn counted(inner: Sled) -> Counted {
     Hooked::new(Arc::new(inner), Tally::default(), |tally, batch| {
         // Long values take more than one sled entry (the engine's pieces).
-        let entries = batch.writes().map(|(_, _, v)| v.map_or(1, |v| sled_entries(v.len())));
-        tally.records.fetch_add(entries.sum(), Ordering::Relaxed);
+        let mut by_tree = tally.by_tree.lock().expect("tally");
+        for (tree, _, value) in batch.writes() {
+            let entries = value.map_or(1, |v| sled_entries(v.len()));
+            tally.records.fetch_add(entries, Ordering::Relaxed);
+            *by_tree.entry(tree).or_default() += entries;
+        }
         tally.batches.fetch_add(1, Ordering::Relaxed);
         Ok(())
     })
