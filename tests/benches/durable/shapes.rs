@@ -36,7 +36,7 @@ impl Tally {
     /// The records written so far in each tree, most first.
     pub fn by_tree(&self) -> Vec<(&'static str, u64)> {
         let mut trees: Vec<_> = self.by_tree.lock().expect("tally").clone().into_iter().collect();
-        trees.sort_by(|a, b| b.1.cmp(&a.1));
+        trees.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
         trees
     }
 }
