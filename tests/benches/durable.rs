@@ -27,7 +27,8 @@
 //! puts and deletes of every batch, a long value counted with its pieces,
 //! before the engine's own epoch record);
 //! after each shape, its server's store and its raw database on disk, in
-//! bytes per value.
+//! bytes per value, and the records per value each of the store's trees
+//! took.
 //!
 //! A last row pushes the worst case's notes straight into `Store::push`
 //! from one writer, without gRPC, to show what the transport adds; two more
@@ -374,7 +375,10 @@ impl Run {
             raw as f64 / 1048576.0,
             per(raw)
         );
-        let trees: Vec<_> = (self.engine.by_tree().into_iter())
+        let trees: Vec<_> = self
+            .engine
+            .by_tree()
+            .into_iter()
             .map(|(tree, n)| format!("{tree} {:.2}", n as f64 / self.values as f64))
             .collect();
         println!("records per value by tree: {}", trees.join(", "));

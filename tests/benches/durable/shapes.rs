@@ -22,7 +22,6 @@ pub type Session = Vec<Vec<Mutation>>;
 /// deletes) of every batch, by tree, and the batches.
 #[derive(Default)]
 pub struct Tally {
-    records: AtomicU64,
     batches: AtomicU64,
     by_tree: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -30,7 +29,8 @@ pub struct Tally {
 impl Tally {
     /// (records, batches) written so far.
     pub fn written(&self) -> (u64, u64) {
-        (self.records.load(Ordering::Relaxed), self.batches.load(Ordering::Relaxed))
+        let records = self.by_tree.lock().expect("tally").values().sum();
+        (records, self.batches.load(Ordering::Relaxed))
     }
 
     /// The records written so far in each tree, most first.
@@ -49,9 +49,7 @@ pub fn counted(inner: Sled) -> Counted {
         // Long values take more than one sled entry (the engine's pieces).
         let mut by_tree = tally.by_tree.lock().expect("tally");
         for (tree, _, value) in batch.writes() {
-            let entries = value.map_or(1, |v| sled_entries(v.len()));
-            tally.records.fetch_add(entries, Ordering::Relaxed);
-            *by_tree.entry(tree).or_default() += entries;
+            *by_tree.entry(tree).or_default() += value.map_or(1, |v| sled_entries(v.len()));
         }
         tally.batches.fetch_add(1, Ordering::Relaxed);
         Ok(())
