@@ -1513,7 +1513,7 @@ fn answer_and_after(wire: &Wire, req: &Req) -> (Answer, Result<(), Status>) {
 
 /// Found by `every_request_gets_a_status_and_the_server_keeps_its_invariants`
 /// (a 65 kB `after` of "Hương Khê\0"), minimised by hand. A refusal quotes
-/// the input it refuses in full (`` `after` "…" is not a submission id``,
+/// the input it refuses in full (`` `after` "…" is not a submission cursor``,
 /// server/src/grpc/review.rs in `list_submissions`; likewise "unknown period
 /// {s:?}" in src/model.rs, "device id {s:?} is not a UUID", "unknown area
 /// {area:?}", …). The status message travels in the `grpc-message` trailer;

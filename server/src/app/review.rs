@@ -42,11 +42,12 @@ pub struct SubmissionRow {
     pub open_conflicts: usize,
 }
 
-/// A page of reports, and where the next begins (`None`: the last page).
+/// A page of reports, and where the next begins (`None`: the last page):
+/// the last report's village and period, `village/period`.
 #[derive(Clone, Debug)]
 pub struct SubmissionList {
     pub rows: Vec<SubmissionRow>,
-    pub next: Option<SubmissionId>,
+    pub next: Option<String>,
 }
 
 /// One report whole: its review, its values, its conflicts.
@@ -128,15 +129,15 @@ impl App {
         let area = optional(&q.area, text)?;
         let period = optional(&q.period, |p| p.parse().map_err(Error::from_core))?;
         let after = optional(&q.after, |a| {
-            uuid::Uuid::parse_str(a)
-                .map(SubmissionId)
-                .map_err(|_| Error::invalid(format!("`after` {a:?} is not a submission id")))
+            let bad = || Error::invalid(format!("`after` {a:?} is not a submission cursor"));
+            let (village, p) = a.rsplit_once('/').ok_or_else(bad)?;
+            Ok((village.to_owned(), p.parse().map_err(|_| bad())?))
         })?;
         let limit = list_limit(q.limit);
         let rows =
             self.store.list_submissions(user, area.as_deref(), period, q.state, after, limit)?;
         let next = match rows.len() == limit {
-            true => rows.last().map(|(h, _, _)| h.id),
+            true => rows.last().map(|(h, _, _)| format!("{}/{}", h.village_id, h.period)),
             false => None,
         };
         let rows = rows

@@ -70,7 +70,7 @@ fn malformed_filters_and_cursors_are_refused_as_invalid() {
     let e = app.list_submissions(&admin, &bad_after).unwrap_err();
     assert_eq!(
         (e.kind, e.message.as_str()),
-        (Kind::Invalid, "`after` \"nope\" is not a submission id")
+        (Kind::Invalid, "`after` \"nope\" is not a submission cursor")
     );
     let bad_cursor = ConflictQuery { after: "v/2022".into(), ..Default::default() };
     let e = app.list_conflicts(&admin, &bad_cursor).unwrap_err();

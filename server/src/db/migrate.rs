@@ -24,7 +24,8 @@ use super::schema::retired::{CHANGES_BY_DISTRICT, ENTITY_SEQ};
 use super::schema::{
     decode, decode_with_seq, encode, read_u64, with_seq, Entity, Key, LogEntry, SubmissionHeader,
     BY_COMMUNE_KEY, CATALOGUE_KEY, CHANGES, CHANGES_BY_COMMUNE, COMMUNES, COMMUNE_KEY, CONFLICTS,
-    CUT_KEY, FIELDS, LOG_KEY, SEQ_KEY, SUBMISSIONS, TOTALS_KEY, TRAIL_KEY, WRITES,
+    CUT_KEY, FIELDS, LISTING_KEY, LOG_KEY, META, SEQ_KEY, SUBMISSIONS, SUBMISSIONS_BY_COMMUNE,
+    TOTALS_KEY, TRAIL_KEY, WRITES,
 };
 use super::{Error, Result};
 
@@ -42,11 +43,11 @@ pub(super) fn initialise(engine: &dyn Engine, initial: impl FnOnce() -> Catalogu
     Key::Meta(CATALOGUE_KEY).put(&mut batch, encode(&catalogue));
     Key::Meta(SEQ_KEY).put(&mut batch, 0u64.to_be_bytes());
     Key::Meta(CUT_KEY).put(&mut batch, CHANGES_BY_COMMUNE);
-    Key::Meta(BY_COMMUNE_KEY).put(&mut batch, b"1".as_slice());
     Key::Meta(TRAIL_KEY).put(&mut batch, WRITES);
     Key::Meta(LOG_KEY).put(&mut batch, b"1".as_slice());
     Key::Meta(TOTALS_KEY).put(&mut batch, b"1".as_slice());
     Key::Meta(COMMUNE_KEY).put(&mut batch, COMMUNES);
+    Key::Meta(LISTING_KEY).put(&mut batch, b"1".as_slice());
     engine.commit(batch)?;
     tracing::info!(
         indicators = catalogue.indicators.len(),
@@ -59,20 +60,17 @@ pub(super) fn initialise(engine: &dyn Engine, initial: impl FnOnce() -> Catalogu
 /// Whether every migration has run (a store opened only to be read must be).
 pub(super) fn is_current(engine: &dyn Engine) -> Result<bool> {
     Ok(Key::Meta(CUT_KEY).get(engine)?.is_some()
-        && Key::Meta(BY_COMMUNE_KEY).get(engine)?.is_some()
         && Key::Meta(TRAIL_KEY).get(engine)?.is_some()
         && Key::Meta(LOG_KEY).get(engine)?.is_some()
         && Key::Meta(TOTALS_KEY).get(engine)?.is_some()
-        && Key::Meta(COMMUNE_KEY).get(engine)?.is_some())
+        && Key::Meta(COMMUNE_KEY).get(engine)?.is_some()
+        && Key::Meta(LISTING_KEY).get(engine)?.is_some())
 }
 
 /// Runs every migration the store has not had yet.
 pub(super) fn run(engine: &dyn Engine, catalogue: &Catalogue) -> Result<()> {
     if Key::Meta(CUT_KEY).get(engine)?.is_none() {
         cut_the_log_by_commune(engine, catalogue)?;
-    }
-    if Key::Meta(BY_COMMUNE_KEY).get(engine)?.is_none() {
-        index_submissions_by_commune(engine, catalogue)?;
     }
     if Key::Meta(TRAIL_KEY).get(engine)?.is_none() {
         trail::file_the_trail_by_write(engine)?;
@@ -85,6 +83,9 @@ pub(super) fn run(engine: &dyn Engine, catalogue: &Catalogue) -> Result<()> {
     }
     if Key::Meta(COMMUNE_KEY).get(engine)?.is_none() {
         commune::file_reports_by_commune(engine, catalogue)?;
+    }
+    if Key::Meta(LISTING_KEY).get(engine)?.is_none() {
+        list_from_the_records(engine)?;
     }
     Ok(())
 }
@@ -149,25 +150,16 @@ fn cut_the_log_by_commune(engine: &dyn Engine, catalogue: &Catalogue) -> Result<
     Ok(())
 }
 
-/// Files every submission under its commune, in batches; rerunning it after
-/// a crash rewrites the same entries, and the marker is written last.
-fn index_submissions_by_commune(engine: &dyn Engine, catalogue: &Catalogue) -> Result<()> {
-    let mut filed = 0usize;
+/// Empties `submissions_by_commune`, in batches: areas are listed from
+/// their communes' records. A rerun after a crash deletes what is left; the
+/// marker is written last.
+fn list_from_the_records(engine: &dyn Engine) -> Result<()> {
+    empty(engine, SUBMISSIONS_BY_COMMUNE)?;
     let mut batch = Batch::default();
-    for entry in engine.iter_all(SUBMISSIONS).chunk(CHUNK) {
-        let header: SubmissionHeader = decode(SUBMISSIONS, &entry?.1)?;
-        let cut = cut_of(catalogue, &header.village_id);
-        Key::SubmissionInCommune(cut, header.id).put(&mut batch, Vec::new());
-        filed += 1;
-        if batch.len() == CHUNK {
-            engine.commit(std::mem::take(&mut batch))?;
-        }
-    }
+    batch.delete(META, BY_COMMUNE_KEY.to_vec());
+    Key::Meta(LISTING_KEY).put(&mut batch, b"1".as_slice());
     engine.commit(batch)?;
-    let mut batch = Batch::default();
-    Key::Meta(BY_COMMUNE_KEY).put(&mut batch, b"1".as_slice());
-    engine.commit(batch)?;
-    tracing::info!(submissions = filed, "filed the submissions by commune");
+    tracing::info!("areas are listed from the commune records");
     Ok(())
 }
 

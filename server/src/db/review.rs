@@ -16,9 +16,9 @@ use fieldsync::{Hlc, Period, SubmissionId, Value};
 use fieldsync_store::prefix_end;
 
 use super::commune::Reader;
-use super::log::{cuts_under, Merged, MAX_CUTS};
+use super::log::cuts_under;
 use super::schema::{
-    encode, Key, Prefix, Report, SubmissionHeader, CONFLICTED, PLACES, SUBMISSIONS_BY_COMMUNE,
+    encode, CommuneRecord, Key, Place, Prefix, Report, SubmissionHeader, COMMUNES, CONFLICTED,
 };
 use super::trail::Trail;
 use super::txn::Work;
@@ -75,14 +75,15 @@ impl Store {
             .ok_or_else(|| Error::NotFound(format!("nothing recorded for {village} in {period}")))
     }
 
-    /// Submissions in `area` (or all the caller's areas), by id after `after`.
+    /// Submissions in `area` (or all the caller's areas), in (commune,
+    /// period, id) order after the report of `after` (a village and period).
     pub fn list_submissions(
         &self,
         caller: &User,
         area: Option<&str>,
         period: Option<Period>,
         state: Option<ReviewState>,
-        after: Option<SubmissionId>,
+        after: Option<(String, Period)>,
         limit: usize,
     ) -> Result<Vec<(SubmissionHeader, usize, usize)>> {
         let catalogue = self.catalogue();
@@ -96,8 +97,7 @@ impl Store {
                 && period.is_none_or(|p| p == header.period)
                 && state.is_none_or(|s| s == header.review.state)
         };
-        // The communes to read, or `None` for every header (an admin's, or
-        // more communes than are worth merging).
+        // The communes to read, or `None` for every record (an admin's).
         let areas: Vec<&str> = match area {
             Some(a) => vec![a],
             None if caller.role == fieldsync::access::Role::Admin => Vec::new(),
@@ -106,9 +106,9 @@ impl Store {
         let mut cuts: Vec<String> = areas.iter().flat_map(|a| cuts_under(&catalogue, a)).collect();
         cuts.sort();
         cuts.dedup();
-        let cuts = Some(cuts).filter(|c| !areas.is_empty() && c.len() <= MAX_CUTS);
+        let cuts = Some(cuts).filter(|_| !areas.is_empty());
         let mut out = Vec::new();
-        for report in self.reports(cuts.as_deref(), after) {
+        for report in self.reports(cuts, period, after) {
             let report = report?;
             if !wanted(&report.header) {
                 continue;
@@ -414,53 +414,90 @@ fn chosen(
     })
 }
 
-/// The submission an entry of `submissions_by_commune` files.
-fn filed_id(key: &[u8]) -> Result<SubmissionId> {
-    match Key::decode(SUBMISSIONS_BY_COMMUNE, key)? {
-        Key::SubmissionInCommune(_, sub) => Ok(sub),
-        _ => Err(Error::Corrupt { tree: SUBMISSIONS_BY_COMMUNE, why: "not a filed id".into() }),
-    }
-}
+/// Commune records read per chunk of a listing: each holds a commune's
+/// reports for a period.
+const RECORD_CHUNK: usize = 8;
+
+type Records<'a> = Box<dyn Iterator<Item = Result<(Place, CommuneRecord)>> + 'a>;
 
 impl Store {
-    /// Reports in id order after `after`, read lazily: every report (by
-    /// its place), or merged from the communes' parts of
-    /// `submissions_by_commune`; each through its commune record.
+    /// Reports in (commune, period, id) order, after the report of `after`
+    /// (a village and period), read lazily a commune record at a time: from
+    /// every record, or from those of the communes `cuts` (sorted), only of
+    /// `period` when one is given.
     fn reports<'a>(
         &'a self,
-        cuts: Option<&[String]>,
-        after: Option<SubmissionId>,
+        cuts: Option<Vec<String>>,
+        period: Option<Period>,
+        after: Option<(String, Period)>,
     ) -> Box<dyn Iterator<Item = Result<Report>> + 'a> {
-        let engine = self.engine.as_ref();
-        let mut reader = Reader::new(engine);
-        let mut read = move |id: SubmissionId| {
-            reader.report(id)?.ok_or_else(|| Error::Corrupt {
-                tree: SUBMISSIONS_BY_COMMUNE,
-                why: format!("submission {id} is listed but has no report"),
-            })
+        let catalogue = self.catalogue();
+        let start = after.map(|(village, p)| {
+            let place = (super::commune::commune_of(&catalogue, &village, p), p);
+            (place, SubmissionId::of(&village, p))
+        });
+        let from = start.as_ref().map(|((c, p), _)| Key::Commune(c.clone(), *p).encode());
+        let records: Records<'a> = match cuts {
+            None => Box::new(
+                self.records_in(
+                    from.as_deref().map_or(Bound::Unbounded, Bound::Included),
+                    Bound::Unbounded,
+                )
+                .filter(move |r| {
+                    r.as_ref().map_or(true, |((_, p), _)| period.is_none_or(|w| w == *p))
+                }),
+            ),
+            Some(cuts) => Box::new(cuts.into_iter().flat_map(move |cut| -> Records<'a> {
+                let (lower, upper) = match period {
+                    // A commune's one record of that period.
+                    Some(p) => {
+                        let key = Key::Commune(cut, p).encode();
+                        (key.clone(), Bound::Included(key))
+                    }
+                    None => {
+                        let prefix = Prefix::CommuneRecords(&cut).encode();
+                        let end = prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+                        (prefix, end)
+                    }
+                };
+                // A listing resumed goes on from the record it stopped in.
+                let lower = match &from {
+                    Some(f) if *f > lower => f.clone(),
+                    _ => lower,
+                };
+                let empty = match &upper {
+                    Bound::Included(u) => lower > *u,
+                    Bound::Excluded(u) => lower >= *u,
+                    Bound::Unbounded => false,
+                };
+                match empty {
+                    true => Box::new(std::iter::empty()),
+                    false => {
+                        self.records_in(Bound::Included(&lower), upper.as_ref().map(Vec::as_slice))
+                    }
+                }
+            })),
         };
-        let Some(cuts) = cuts else {
-            let from = after.map(|a| Key::Place(a).encode());
-            let lower = from.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-            let all = engine.iter(PLACES, lower, Bound::Unbounded).chunk(256);
-            return Box::new(all.map(move |e| match Key::decode(PLACES, &e?.0)? {
-                Key::Place(id) => read(id),
-                _ => unreachable!("the places tree decodes to its keys"),
-            }));
-        };
-        // Keys read from a part at a time: the more parts, the fewer each.
-        let chunk = (4_096 / cuts.len().max(1)).clamp(16, 256);
-        let parts = cuts
-            .iter()
-            .map(|cut| {
-                let prefix = Prefix::InCommune(cut).encode();
-                let after = after.map(|a| Key::SubmissionInCommune(cut.clone(), a).encode());
-                let from = after.as_deref().map_or(Bound::Included(&prefix[..]), Bound::Excluded);
-                let end = prefix_end(&prefix);
-                let to = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-                engine.iter(SUBMISSIONS_BY_COMMUNE, from, to).chunk(chunk)
-            })
-            .collect();
-        Box::new(Merged::new(parts, filed_id).map(move |e| read(e?.0)))
+        Box::new(records.flat_map(move |record| {
+            let (place, record) = match record {
+                Ok(r) => r,
+                Err(e) => return vec![Err(e)],
+            };
+            let after = start.as_ref().filter(|(at, _)| *at == place).map(|(_, sub)| *sub);
+            let reports = record.reports.into_iter();
+            reports.filter(|(id, _)| after.is_none_or(|a| *id > a)).map(|(_, r)| Ok(r)).collect()
+        }))
+    }
+
+    /// The commune records with keys in (`from`, `to`), decoded, in key order.
+    fn records_in<'a>(&'a self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Records<'a> {
+        let scan = self.engine.iter(COMMUNES, from, to).chunk(RECORD_CHUNK);
+        Box::new(scan.map(|entry| {
+            let (key, bytes) = entry?;
+            let Key::Commune(commune, period) = Key::decode(COMMUNES, &key)? else {
+                unreachable!("the communes tree decodes to its keys")
+            };
+            Ok(((commune, period), CommuneRecord::decode(&bytes)?))
+        }))
     }
 }

@@ -7,7 +7,8 @@
 //! Trees (keys → values, values postcard-encoded):
 //! - `meta`: `seq` → head of the change log; `audit_seq` → head of the audit
 //!   trail; `catalogue` → the catalogue; `cut`, `submissions_by_commune`,
-//!   `trail`, `log`, `totals`, `communes` → markers of migrations done.
+//!   `trail`, `log`, `totals`, `communes`, `listing` → markers of
+//!   migrations done.
 //! - `communes`: commune ‖ 0 ‖ period → [`CommuneRecord`]: the reports of
 //!   the commune's villages for the period, each with its header (and
 //!   review), its fields (value, version, stamp) and its conflicts, with
@@ -28,8 +29,9 @@
 //! - `fields`, `conflicts`, `submissions` (retired): a record per field,
 //!   conflict and report header, moved into `communes` when a store is
 //!   opened (`migrate/commune.rs`).
-//! - `submissions_by_commune`: commune ‖ 0 ‖ submission → (), so that
-//!   listing an area reads only its communes' reports.
+//! - `submissions_by_commune` (retired): commune ‖ 0 ‖ submission → (),
+//!   emptied when a store is opened: an area's reports are listed from its
+//!   communes' records.
 //! - `changes`: seq → [`LogEntry`]: one entry per commit, under the commit's
 //!   last sequence number, listing every entity it changed with the
 //!   sequence number of that change. Append-only: an entity changed again
@@ -99,14 +101,13 @@ pub(super) const ENROLLMENTS_BY_USER: &str = "enrollments_by_user";
 pub(super) const TOTALS: &str = "totals";
 pub(super) const PLANS: &str = "plans";
 pub(super) const CHANGES_BY_COMMUNE: &str = "changes_by_commune";
-pub(super) const SUBMISSIONS_BY_COMMUNE: &str = "submissions_by_commune";
 pub(super) const COMMUNES: &str = "communes";
 pub(super) const PLACES: &str = "report_places";
 pub(super) const CONFLICTED: &str = "conflicted";
 pub(super) const HISTORY: &str = "history";
 
 /// Trees earlier versions kept and a migration empties: not the store's.
-pub(super) use retired::{CONFLICTS, FIELDS, REVISIONS, SUBMISSIONS};
+pub(super) use retired::{CONFLICTS, FIELDS, REVISIONS, SUBMISSIONS, SUBMISSIONS_BY_COMMUNE};
 
 pub(super) mod retired {
     /// A record per field, conflict and report header: moved into the
@@ -114,6 +115,9 @@ pub(super) mod retired {
     pub(in crate::db) const FIELDS: &str = "fields";
     pub(in crate::db) const CONFLICTS: &str = "conflicts";
     pub(in crate::db) const SUBMISSIONS: &str = "submissions";
+    /// Each report filed under its commune, for listing an area: listed
+    /// from the commune records instead (emptied when a store is opened).
+    pub(in crate::db) const SUBMISSIONS_BY_COMMUNE: &str = "submissions_by_commune";
     /// A record per value a field held: moved into `history`.
     pub(in crate::db) const REVISIONS: &str = "revisions";
     /// The earlier cut of the change log, by district (see `migrate.rs`).
@@ -132,8 +136,8 @@ pub(super) mod retired {
     /// The retired trees a backup restores, for the migration to move:
     /// the old trail's, the records per field, conflict and report that
     /// moved into the commune records (see `migrate/commune.rs`), and the
-    /// record per rollup cell.
-    pub(in crate::db) const MIGRATED: [&str; 10] = [
+    /// record per rollup cell, and the listing by commune.
+    pub(in crate::db) const MIGRATED: [&str; 11] = [
         AUDIT,
         AUDIT_BY_SUB,
         AUDIT_BY_USER,
@@ -144,6 +148,7 @@ pub(super) mod retired {
         SUBMISSIONS,
         REVISIONS,
         ROLLUPS,
+        SUBMISSIONS_BY_COMMUNE,
     ];
     /// Entity → the sequence number of its one entry, when the log moved
     /// each entity to its head (see `migrate.rs`).
@@ -170,7 +175,6 @@ pub(super) const TREES: &[&str] = &[
     TOTALS,
     PLANS,
     CHANGES_BY_COMMUNE,
-    SUBMISSIONS_BY_COMMUNE,
     ENROLLMENTS,
     ENROLLMENT_IDS,
     ENROLLMENTS_BY_USER,
@@ -185,8 +189,8 @@ pub(super) const CATALOGUE_KEY: &[u8] = b"catalogue";
 /// Names the cut of the change log the store keeps (stores written before
 /// the log was cut by commune lack it).
 pub(super) const CUT_KEY: &[u8] = b"cut";
-/// Present once every submission is in `submissions_by_commune` (stores
-/// written before that index get it when opened).
+/// Marked the retired `submissions_by_commune` as complete: deleted with
+/// that tree's entries when a store is opened.
 pub(super) const BY_COMMUNE_KEY: &[u8] = b"submissions_by_commune";
 /// Names the tree the audit trail is kept in, one record per write (stores
 /// written before, with a record per entry, lack it).
@@ -202,6 +206,10 @@ pub(super) const TOTALS_KEY: &[u8] = b"totals";
 /// before, with a record per field, conflict and header, get it when
 /// opened).
 pub(super) const COMMUNE_KEY: &[u8] = b"communes";
+/// Present once areas are listed from the commune records and
+/// `submissions_by_commune` is empty (stores written before get it when
+/// opened).
+pub(super) const LISTING_KEY: &[u8] = b"listing";
 
 /// The key of one record, typed: which tree it lives in and what names it.
 /// [`Key::encode`] and [`Key::decode`] are the only place key bytes are
@@ -214,8 +222,6 @@ pub(super) enum Key {
     Revision(SubmissionId, FieldKey, u64),
     Conflict(SubmissionId, FieldKey),
     Submission(SubmissionId),
-    /// A submission filed under its commune (its cut of the log).
-    SubmissionInCommune(String, SubmissionId),
     /// The record of one commune's reports for one period.
     Commune(String, Period),
     /// Where a report lives: its commune record's place.
@@ -285,7 +291,6 @@ impl Key {
             Key::Revision(..) => REVISIONS,
             Key::Conflict(..) => CONFLICTS,
             Key::Submission(_) => SUBMISSIONS,
-            Key::SubmissionInCommune(..) => SUBMISSIONS_BY_COMMUNE,
             Key::Commune(..) => COMMUNES,
             Key::Place(_) => PLACES,
             Key::Conflicted(..) => CONFLICTED,
@@ -331,7 +336,6 @@ impl Key {
             Key::History(commune, period, seq) => {
                 indexed(&pair(commune.as_bytes(), period.to_string().as_bytes()), *seq)
             }
-            Key::SubmissionInCommune(cut, sub) => pair(cut.as_bytes(), sub.0.as_bytes()),
             Key::Change(seq) | Key::Write(seq) | Key::Audit(seq) => seq.to_be_bytes().to_vec(),
             Key::CommuneChange(cut, seq) => indexed(cut.as_bytes(), *seq),
             Key::Device(device) => device.0.as_bytes().to_vec(),
@@ -383,14 +387,6 @@ impl Key {
                 let (place, seq) = raw.indexed()?;
                 let (commune, period) = raw.split(place)?;
                 Key::History(raw.text(commune)?, raw.period(period)?, seq)
-            }
-            SUBMISSIONS_BY_COMMUNE => {
-                let n = bytes.len();
-                if n < 17 || bytes[n - 17] != 0 {
-                    return Err(raw.bad("not commune ‖ 0 ‖ submission"));
-                }
-                let sub = SubmissionId(raw.id16(&bytes[n - 16..])?);
-                Key::SubmissionInCommune(raw.text(&bytes[..n - 17])?, sub)
             }
             CHANGES => Key::Change(read_u64(tree, bytes)?),
             WRITES => Key::Write(read_u64(tree, bytes)?),

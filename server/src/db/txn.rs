@@ -228,8 +228,7 @@ impl<'a> Work<'a> {
     }
 
     /// Stores a submission's header; its review syncs down like any change.
-    /// A new report's header makes it, in its commune's record, and files
-    /// it under its commune.
+    /// A new report's header makes it, in its commune's record.
     pub(super) fn write_header(&mut self, header: SubmissionHeader) -> Result<()> {
         let seq = self.touch(Entity::Review(header.id), &header.village_id);
         if let Some(report) = self.reports.get_mut(header.id)? {
@@ -238,7 +237,6 @@ impl<'a> Work<'a> {
             return Ok(());
         }
         let commune = commune_of(&self.catalogue, &header.village_id, header.period);
-        Key::SubmissionInCommune(commune.clone(), header.id).put(&mut self.batch, Vec::new());
         let place = (commune, header.period);
         self.reports.create(place, Report::new(header, seq), &mut self.batch)
     }

@@ -52,7 +52,7 @@ impl Review for ReviewService {
                     open_conflicts: s.open_conflicts as u32,
                 })
                 .collect(),
-            next: list.next.map(|n| n.to_string()).unwrap_or_default(),
+            next: list.next.unwrap_or_default(),
         }))
     }
 

@@ -67,7 +67,7 @@ pub async fn queue_csv(
         rows.extend(page.rows);
         match page.next {
             None => break,
-            Some(next) => after = next.to_string(),
+            Some(next) => after = next,
         }
     }
     let catalogue = ctx.catalogue();

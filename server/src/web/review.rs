@@ -144,7 +144,7 @@ fn queue_view(
         approvable,
         csrf: ctx.csrf.clone(),
         rows,
-        next: page.next.map(|n| n.to_string()),
+        next: page.next,
     }
 }
 

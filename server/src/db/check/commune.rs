@@ -1,11 +1,8 @@
 //! The commune records' part of `check`: each record under its own commune
-//! and period, holding reports placed there and filed under that commune,
-//! each field at a version whose revision holds its value, each conflict
-//! on a field that exists and listed in `conflicted`; and every place,
-//! filing and listing pointing at a report that is there, so that each
-//! commune files exactly the reports its records hold.
-
-use std::collections::BTreeMap;
+//! and period, holding reports placed there, each field at a version whose
+//! revision holds its value, each conflict on a field that exists and
+//! listed in `conflicted`; and every place and listing pointing at a report
+//! that is there.
 
 use fieldsync::{Period, SubmissionId};
 
@@ -20,7 +17,6 @@ use crate::db::{Result, Store};
 impl Store {
     /// Each commune record and the reports it holds.
     pub(super) fn check_communes(&self, problems: &mut Problems) -> Result<()> {
-        let mut held: BTreeMap<String, usize> = BTreeMap::new();
         self.each_entry(COMMUNES, |key, value| {
             let Ok(Key::Commune(commune, period)) = Key::decode(COMMUNES, key) else {
                 problems.add(format!("commune record key {} is malformed", show(key)));
@@ -32,26 +28,14 @@ impl Store {
                 return Ok(());
             };
             for (sub, report) in &record.reports {
-                *held.entry(commune.clone()).or_default() += 1;
                 self.check_report(problems, &commune, period, *sub, report)?;
             }
             Ok(())
         })?;
-        let mut filed: BTreeMap<String, usize> = BTreeMap::new();
-        self.each_entry(SUBMISSIONS_BY_COMMUNE, |key, _| {
-            match Key::decode(SUBMISSIONS_BY_COMMUNE, key) {
-                Ok(Key::SubmissionInCommune(cut, _)) => *filed.entry(cut).or_default() += 1,
-                _ => problems.add(format!("submissions_by_commune key {} is malformed", show(key))),
-            }
-            Ok(())
-        })?;
-        for commune in held.keys().chain(filed.keys()).collect::<std::collections::BTreeSet<_>>() {
-            let (h, f) = (held.get(commune).unwrap_or(&0), filed.get(commune).unwrap_or(&0));
-            if h != f {
-                problems.add(format!(
-                    "commune {commune:?} files {f} report(s) but its records hold {h}"
-                ));
-            }
+        if self.engine.last(SUBMISSIONS_BY_COMMUNE)?.is_some() {
+            problems.add(
+                "submissions_by_commune still holds entries: the store was not migrated".into(),
+            );
         }
         Ok(())
     }
@@ -70,6 +54,9 @@ impl Store {
         if header.id != sub || header.period != period {
             problems.add(format!("{name} is held as report {sub} of {period}"));
         }
+        if header.id != SubmissionId::of(&header.village_id, header.period) {
+            problems.add(format!("{name} has id {}, not its village's and period's", header.id));
+        }
         let catalogue = self.catalogue();
         if commune_of(&catalogue, &header.village_id, header.period) != commune {
             problems.add(format!("{name} is in the record of {commune:?}, not its commune's"));
@@ -80,10 +67,6 @@ impl Store {
         {
             problems
                 .add(format!("{name} is not placed in the record of {commune:?} that holds it"));
-        }
-        let filing = Key::SubmissionInCommune(commune.to_owned(), sub);
-        if filing.get(self.engine.as_ref())?.is_none() {
-            problems.add(format!("{name} is not filed under its commune {commune:?}"));
         }
         let place = (commune.to_owned(), period);
         for (field, held) in &report.fields {
@@ -156,8 +139,8 @@ impl Store {
         })
     }
 
-    /// Every place, filing and conflict listing points at a report held
-    /// where it says.
+    /// Every place and conflict listing points at a report held where it
+    /// says.
     pub(super) fn check_places(&self, problems: &mut Problems) -> Result<()> {
         let mut reader = Reader::new(self.engine.as_ref());
         self.each_entry(PLACES, |key, value| {
@@ -168,23 +151,6 @@ impl Store {
             };
             if let Err(e) = reader.report(sub) {
                 problems.add(e.to_string());
-            }
-            Ok(())
-        })?;
-        self.each_entry(SUBMISSIONS_BY_COMMUNE, |key, _| {
-            let Ok(Key::SubmissionInCommune(cut, sub)) = Key::decode(SUBMISSIONS_BY_COMMUNE, key)
-            else {
-                return Ok(()); // reported with the records
-            };
-            match reader.place(sub) {
-                Ok(Some((commune, _))) if commune == cut => {}
-                Ok(Some((commune, _))) => problems.add(format!(
-                    "report {sub} is filed under {cut:?} but lives in {commune:?}'s record"
-                )),
-                Ok(None) => problems.add(format!(
-                    "submission {sub} is filed under commune {cut:?} but has no report"
-                )),
-                Err(_) => {} // reported with the places
             }
             Ok(())
         })?;

@@ -152,7 +152,6 @@ fn gather(
         batch.delete(CONFLICTS, key);
     }
     Key::Place(sub).put(batch, encode_place(&place));
-    Key::SubmissionInCommune(place.0.clone(), sub).put(batch, Vec::new());
     Ok((place, report))
 }
 

@@ -4,8 +4,8 @@ use fieldsync::{Period, SubmissionId};
 use fieldsync_store::Engine;
 
 use super::{
-    pair, CHANGES_BY_COMMUNE, CONFLICTS, ENROLLMENTS_BY_USER, FIELDS, HISTORY,
-    SUBMISSIONS_BY_COMMUNE, WRITES_BY_SUB, WRITES_BY_USER,
+    pair, CHANGES_BY_COMMUNE, COMMUNES, CONFLICTS, ENROLLMENTS_BY_USER, FIELDS, HISTORY,
+    WRITES_BY_SUB, WRITES_BY_USER,
 };
 
 /// The common start of a run of keys of one tree, for scans.
@@ -15,8 +15,8 @@ pub(in crate::db) enum Prefix<'a> {
     FieldsOf(SubmissionId),
     /// Every conflict of a submission.
     ConflictsOf(SubmissionId),
-    /// One commune's submissions, in id order.
-    InCommune(&'a str),
+    /// One commune's records, one per period, in period order.
+    CommuneRecords(&'a str),
     /// One commune's cut of the change log, in sequence order.
     CommuneChanges(&'a str),
     /// The history of one commune record, in commit order.
@@ -39,7 +39,7 @@ impl Prefix<'_> {
         match self {
             Prefix::FieldsOf(_) => FIELDS,
             Prefix::ConflictsOf(_) => CONFLICTS,
-            Prefix::InCommune(_) => SUBMISSIONS_BY_COMMUNE,
+            Prefix::CommuneRecords(_) => COMMUNES,
             Prefix::CommuneChanges(_) => CHANGES_BY_COMMUNE,
             Prefix::HistoryOf(..) => HISTORY,
             Prefix::WritesOf(_) => WRITES_BY_SUB,
@@ -52,7 +52,7 @@ impl Prefix<'_> {
     pub(in crate::db) fn encode(&self) -> Vec<u8> {
         match self {
             Prefix::FieldsOf(sub) | Prefix::ConflictsOf(sub) => sub.0.as_bytes().to_vec(),
-            Prefix::InCommune(name)
+            Prefix::CommuneRecords(name)
             | Prefix::CommuneChanges(name)
             | Prefix::WritesBy(name)
             | Prefix::EnrollmentsOf(name) => pair(name.as_bytes(), &[]),
