@@ -1087,11 +1087,10 @@ async fn a_tablet_put_back_from_a_copy_of_its_store_loses_no_edit() {
     assert_eq!(shown_value(&out, "road_km"), "2 km", "{out}");
     assert_eq!(shown_value(&out, "playground"), "3", "{out}");
     assert_eq!(shown_value(&out, "drainage_km"), "0.5 km", "{out}");
-    let sub = fieldsync::SubmissionId::of(V, "2022".parse().expect("period"));
     let mut edits: Vec<(u64, String)> = server
         .local
         .store
-        .audit_of(sub)
+        .audit_of(V, "2022".parse().expect("period"))
         .expect("audit")
         .into_iter()
         .filter(|e| e.device == Some(device))

@@ -174,8 +174,7 @@ fn on_server(server: &TestServer, village: &str, period: &str, field: &str) -> O
 fn audited_ids(server: &TestServer, village: &str, period: &str, device: &str) -> Vec<u64> {
     let admin = server.store.user("admin").unwrap().unwrap();
     let query = HistoryQuery {
-        submission: Some(submission(village, period)),
-        village: Some(village.into()),
+        report: Some((village.into(), period.parse().unwrap())),
         limit: 1000,
         ..HistoryQuery::default()
     };

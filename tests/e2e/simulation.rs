@@ -385,7 +385,7 @@ fn check(net: &Net, tablets: &[SimTablet]) -> (BTreeMap<String, usize>, usize) {
             let field = FieldKey::parse(&m.field);
             // Every mutation is in the audit trail exactly once.
             // Every mutation is in the audit trail exactly once, with its value.
-            let trail = store.audit_of(sub).unwrap();
+            let trail = store.audit_of(&m.village_id, period).unwrap();
             let mine: Vec<_> = trail
                 .iter()
                 .filter(|e| e.device == Some(device) && e.mutation_id == m.id)

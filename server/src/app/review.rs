@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use fieldsync::access::User;
 use fieldsync::review::{ReviewState, Verdict};
 use fieldsync::sync::{AuditEntry, Conflict, FieldRef, FieldState, SubmissionReview};
-use fieldsync::{FieldKey, SubmissionId};
+use fieldsync::FieldKey;
 
 use super::{now_ms, optional, period, App, Choice, Error, Result, MAX_BULK};
 use crate::db::HistoryQuery;
@@ -238,9 +238,9 @@ impl App {
     }
 
     pub fn history(&self, user: &User, f: &HistoryFilter) -> Result<Vec<AuditEntry>> {
-        let submission = match (f.village.trim(), f.period.trim()) {
+        let report = match (f.village.trim(), f.period.trim()) {
             ("", "") => None,
-            (v, p) if !v.is_empty() && !p.is_empty() => Some(SubmissionId::of(v, period(p)?)),
+            (v, p) if !v.is_empty() && !p.is_empty() => Some((v.to_owned(), period(p)?)),
             _ => {
                 return Err(Error::invalid(
                     "give both a village and a period for a submission's history",
@@ -248,8 +248,7 @@ impl App {
             }
         };
         let query = HistoryQuery {
-            submission,
-            village: submission.map(|_| f.village.trim().to_owned()),
+            report,
             user_id: optional(&f.user_id, text)?,
             from_ms: f.from_ms,
             to_ms: f.to_ms,

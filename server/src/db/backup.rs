@@ -473,13 +473,13 @@ pub(in crate::db) mod tests {
         use super::super::trail::tests::{answers, busy_store, to_old_layout};
         let engine = Arc::new(Memory::new());
         let (store, sub) = busy_store(engine.clone());
-        let before = answers(&store, sub);
+        let before = answers(&store, &sub);
         to_old_layout(engine.as_ref());
         let copy = restored_copy(&store, &[]);
         assert!(copy.last(retired::AUDIT).unwrap().is_some(), "the old trail is restored");
         let restored = Store::open(copy.clone(), fieldsync::demo::catalogue).unwrap();
         assert_eq!(restored.check().unwrap(), Vec::<String>::new());
-        assert_eq!(answers(&restored, sub), before);
+        assert_eq!(answers(&restored, &sub), before);
         for tree in retired::MIGRATED {
             assert!(copy.last(tree).unwrap().is_none(), "{tree} is emptied");
         }

@@ -25,7 +25,7 @@ use super::schema::{
     decode, decode_with_seq, encode, read_u64, with_seq, Entity, Key, LogEntry, SubmissionHeader,
     BY_COMMUNE_KEY, CATALOGUE_KEY, CHANGES, CHANGES_BY_COMMUNE, COMMUNES, COMMUNE_KEY, CONFLICTS,
     CUT_KEY, FIELDS, LISTING_KEY, LOG_KEY, META, SEQ_KEY, SUBMISSIONS, SUBMISSIONS_BY_COMMUNE,
-    TOTALS_KEY, TRAIL_KEY, WRITES,
+    TOTALS_KEY, TRAIL_KEY, TRAIL_PLACE_KEY, WRITES,
 };
 use super::{Error, Result};
 
@@ -48,6 +48,7 @@ pub(super) fn initialise(engine: &dyn Engine, initial: impl FnOnce() -> Catalogu
     Key::Meta(TOTALS_KEY).put(&mut batch, b"1".as_slice());
     Key::Meta(COMMUNE_KEY).put(&mut batch, COMMUNES);
     Key::Meta(LISTING_KEY).put(&mut batch, b"1".as_slice());
+    Key::Meta(TRAIL_PLACE_KEY).put(&mut batch, b"1".as_slice());
     engine.commit(batch)?;
     tracing::info!(
         indicators = catalogue.indicators.len(),
@@ -64,7 +65,8 @@ pub(super) fn is_current(engine: &dyn Engine) -> Result<bool> {
         && Key::Meta(LOG_KEY).get(engine)?.is_some()
         && Key::Meta(TOTALS_KEY).get(engine)?.is_some()
         && Key::Meta(COMMUNE_KEY).get(engine)?.is_some()
-        && Key::Meta(LISTING_KEY).get(engine)?.is_some())
+        && Key::Meta(LISTING_KEY).get(engine)?.is_some()
+        && Key::Meta(TRAIL_PLACE_KEY).get(engine)?.is_some())
 }
 
 /// Runs every migration the store has not had yet.
@@ -86,6 +88,9 @@ pub(super) fn run(engine: &dyn Engine, catalogue: &Catalogue) -> Result<()> {
     }
     if Key::Meta(LISTING_KEY).get(engine)?.is_none() {
         list_from_the_records(engine)?;
+    }
+    if Key::Meta(TRAIL_PLACE_KEY).get(engine)?.is_none() {
+        trail::index_by_place(engine, catalogue)?;
     }
     Ok(())
 }

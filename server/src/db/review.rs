@@ -43,9 +43,9 @@ pub enum Choice {
 /// Which audit entries to read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HistoryQuery {
-    pub submission: Option<SubmissionId>,
-    /// The village of `submission`, checked against the caller's areas.
-    pub village: Option<String>,
+    /// One report's entries: its village (checked against the caller's
+    /// areas) and period.
+    pub report: Option<(String, Period)>,
     pub user_id: Option<String>,
     pub from_ms: u64,
     /// 0: no upper bound.
@@ -345,16 +345,20 @@ impl Store {
     /// their areas; admins see everything.
     pub fn history(&self, caller: &User, query: &HistoryQuery) -> Result<Vec<AuditEntry>> {
         let catalogue = self.catalogue();
-        if let Some(village) = &query.village {
+        if let Some((village, _)) = &query.report {
             caller.check(&catalogue, Action::Read, village)?;
         }
+        let report = match &query.report {
+            Some((village, period)) => Some(self.filed_at(village, *period)?),
+            None => None,
+        };
         let limit = query.limit.clamp(1, 10_000);
         let mut out = Vec::new();
         // Read the trail in chunks, and never more than a budget of whole
         // chunks per call: the caller pages on with `after` (or `before`).
         let budget = HISTORY_SCAN_BUDGET.div_ceil(HISTORY_CHUNK) * HISTORY_CHUNK;
-        let trail = match (&query.submission, &query.user_id) {
-            (Some(sub), _) => Trail::Of(*sub),
+        let trail = match (&report, &query.user_id) {
+            (Some(((commune, period), sub)), _) => Trail::Of(commune, *period, *sub),
             (None, Some(user)) => Trail::By(user),
             (None, None) => Trail::All,
         };
@@ -365,7 +369,7 @@ impl Store {
                 entry.at_ms >= query.from_ms && (query.to_ms == 0 || entry.at_ms <= query.to_ms);
             let matches = in_time
                 && query.user_id.as_ref().is_none_or(|u| &entry.user_id == u)
-                && query.submission.is_none_or(|s| entry.submission == Some(s));
+                && report.as_ref().is_none_or(|(_, s)| entry.submission == Some(*s));
             let visible = caller.role == fieldsync::access::Role::Admin
                 || (!entry.village_id.is_empty() && caller.covers(&catalogue, &entry.village_id));
             if matches && visible {

@@ -45,9 +45,12 @@
 //! - `writes`: audit seq of a write's first entry → `Write`: one record
 //!   per write (a push, a decision, an admin change) holding its
 //!   [`AuditEntry`]s, numbered on from the key, and for a push its results
-//!   and their digests; `writes_by_sub`, `writes_by_user`: submission or
-//!   user ‖ 0 ‖ record's audit seq → (), one per report and user a write's
-//!   entries name.
+//!   and their digests; `writes_by_place`: commune ‖ 0 ‖ period ‖ 0 ‖
+//!   record's audit seq → the ids of the reports there that the write's
+//!   entries name (16 bytes each), one per commune record a write names;
+//!   `writes_by_user`: user ‖ 0 ‖ record's audit seq → (), one per user.
+//! - `writes_by_sub` (retired): submission ‖ 0 ‖ audit seq → (), emptied
+//!   when a store is opened: a report's trail is found through its place.
 //! - `writes_by_device`: device ‖ first mutation id → `PushRef`: where a
 //!   replay finds the results of a run of the device's mutations.
 //! - `closed`: org unit ‖ 0 ‖ period → who closed it.
@@ -75,7 +78,7 @@ mod trail;
 
 pub(super) use totals::UnitTotals;
 pub use trail::DeviceState;
-pub(super) use trail::{PushRef, Pushed, Run, StoredResult, Write};
+pub(super) use trail::{decode_named, encode_named, PushRef, Pushed, Run, StoredResult, Write};
 
 use fieldsync::sync::SubmissionReview;
 use fieldsync::{DeviceId, FieldKey, Period, SubmissionId};
@@ -88,7 +91,7 @@ pub(super) const META: &str = "meta";
 pub(super) const CHANGES: &str = "changes";
 pub(super) const DEVICES: &str = "devices";
 pub(super) const WRITES: &str = "writes";
-pub(super) const WRITES_BY_SUB: &str = "writes_by_sub";
+pub(super) const WRITES_BY_PLACE: &str = "writes_by_place";
 pub(super) const WRITES_BY_USER: &str = "writes_by_user";
 pub(super) const WRITES_BY_DEVICE: &str = "writes_by_device";
 pub(super) const CLOSED: &str = "closed";
@@ -118,6 +121,9 @@ pub(super) mod retired {
     /// Each report filed under its commune, for listing an area: listed
     /// from the commune records instead (emptied when a store is opened).
     pub(in crate::db) const SUBMISSIONS_BY_COMMUNE: &str = "submissions_by_commune";
+    /// The trail's index by report: by the report's place instead
+    /// (`writes_by_place`, built when a store is opened).
+    pub(in crate::db) const WRITES_BY_SUB: &str = "writes_by_sub";
     /// A record per value a field held: moved into `history`.
     pub(in crate::db) const REVISIONS: &str = "revisions";
     /// The earlier cut of the change log, by district (see `migrate.rs`).
@@ -136,8 +142,9 @@ pub(super) mod retired {
     /// The retired trees a backup restores, for the migration to move:
     /// the old trail's, the records per field, conflict and report that
     /// moved into the commune records (see `migrate/commune.rs`), and the
-    /// record per rollup cell, and the listing by commune.
-    pub(in crate::db) const MIGRATED: [&str; 11] = [
+    /// record per rollup cell, and the listing by commune and the trail's
+    /// index by report.
+    pub(in crate::db) const MIGRATED: [&str; 12] = [
         AUDIT,
         AUDIT_BY_SUB,
         AUDIT_BY_USER,
@@ -149,6 +156,7 @@ pub(super) mod retired {
         REVISIONS,
         ROLLUPS,
         SUBMISSIONS_BY_COMMUNE,
+        WRITES_BY_SUB,
     ];
     /// Entity → the sequence number of its one entry, when the log moved
     /// each entity to its head (see `migrate.rs`).
@@ -165,7 +173,7 @@ pub(super) const TREES: &[&str] = &[
     CHANGES,
     DEVICES,
     WRITES,
-    WRITES_BY_SUB,
+    WRITES_BY_PLACE,
     WRITES_BY_USER,
     WRITES_BY_DEVICE,
     CLOSED,
@@ -210,6 +218,9 @@ pub(super) const COMMUNE_KEY: &[u8] = b"communes";
 /// `submissions_by_commune` is empty (stores written before get it when
 /// opened).
 pub(super) const LISTING_KEY: &[u8] = b"listing";
+/// Present once the trail is indexed by place (`writes_by_place`) and
+/// `writes_by_sub` is empty (stores written before get it when opened).
+pub(super) const TRAIL_PLACE_KEY: &[u8] = b"writes_by_place";
 
 /// The key of one record, typed: which tree it lives in and what names it.
 /// [`Key::encode`] and [`Key::decode`] are the only place key bytes are
@@ -239,8 +250,9 @@ pub(super) enum Key {
     /// A write's audit entries (and a push's results), by its first
     /// entry's audit sequence number.
     Write(u64),
-    /// A write that names a submission, or by a user, by its record's key.
-    WriteBySub(SubmissionId, u64),
+    /// A write that names reports of one commune record (by its commune
+    /// and period), or by a user, by its record's key.
+    WriteAtPlace(String, Period, u64),
     WriteByUser(String, u64),
     /// A run of a device's mutations, by its first mutation id.
     PushOf(DeviceId, u64),
@@ -299,7 +311,7 @@ impl Key {
             Key::CommuneChange(..) => CHANGES_BY_COMMUNE,
             Key::Device(_) => DEVICES,
             Key::Write(_) => WRITES,
-            Key::WriteBySub(..) => WRITES_BY_SUB,
+            Key::WriteAtPlace(..) => WRITES_BY_PLACE,
             Key::WriteByUser(..) => WRITES_BY_USER,
             Key::PushOf(..) => WRITES_BY_DEVICE,
             Key::Result(..) => retired::RESULTS,
@@ -333,7 +345,7 @@ impl Key {
             Key::Commune(commune, period) => {
                 pair(commune.as_bytes(), period.to_string().as_bytes())
             }
-            Key::History(commune, period, seq) => {
+            Key::History(commune, period, seq) | Key::WriteAtPlace(commune, period, seq) => {
                 indexed(&pair(commune.as_bytes(), period.to_string().as_bytes()), *seq)
             }
             Key::Change(seq) | Key::Write(seq) | Key::Audit(seq) => seq.to_be_bytes().to_vec(),
@@ -342,7 +354,6 @@ impl Key {
             Key::PushOf(device, id) | Key::Result(device, id) | Key::Digest(device, id) => {
                 [device.0.as_bytes().as_slice(), &id.to_be_bytes()].concat()
             }
-            Key::WriteBySub(sub, seq) => indexed(sub.0.as_bytes(), *seq),
             Key::WriteByUser(user, seq) => indexed(user.as_bytes(), *seq),
             Key::Closed(unit, period) => pair(unit.as_bytes(), period.to_string().as_bytes()),
             Key::Totals(period, unit) => pair(period.to_string().as_bytes(), unit.as_bytes()),
@@ -383,10 +394,14 @@ impl Key {
                 let (commune, period) = raw.split(bytes)?;
                 Key::Commune(raw.text(commune)?, raw.period(period)?)
             }
-            HISTORY => {
+            HISTORY | WRITES_BY_PLACE => {
                 let (place, seq) = raw.indexed()?;
                 let (commune, period) = raw.split(place)?;
-                Key::History(raw.text(commune)?, raw.period(period)?, seq)
+                let (commune, period) = (raw.text(commune)?, raw.period(period)?);
+                match tree {
+                    HISTORY => Key::History(commune, period, seq),
+                    _ => Key::WriteAtPlace(commune, period, seq),
+                }
             }
             CHANGES => Key::Change(read_u64(tree, bytes)?),
             WRITES => Key::Write(read_u64(tree, bytes)?),
@@ -405,10 +420,6 @@ impl Key {
                     retired::RESULTS => Key::Result(device, id),
                     _ => Key::Digest(device, id),
                 }
-            }
-            WRITES_BY_SUB => {
-                let (sub, seq) = raw.indexed()?;
-                Key::WriteBySub(SubmissionId(raw.id16(sub)?), seq)
             }
             WRITES_BY_USER => {
                 let (user, seq) = raw.indexed()?;

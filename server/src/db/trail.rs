@@ -8,14 +8,17 @@ mod check;
 #[cfg(test)]
 pub(super) mod tests;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use fieldsync::sync::AuditEntry;
-use fieldsync::{DeviceId, SubmissionId};
+use fieldsync::{Catalogue, DeviceId, Period, SubmissionId};
 use fieldsync_store::{prefix_end, ScanIter};
 
-use super::schema::{Key, Prefix, PushRef, Run, Write, WRITES, WRITES_BY_DEVICE};
+use super::commune::{commune_of, Reader};
+use super::schema::{
+    decode_named, encode_named, Key, Place, Prefix, PushRef, Run, Write, WRITES, WRITES_BY_DEVICE,
+};
 use super::txn::Work;
 use super::{Error, Result, Store};
 
@@ -28,29 +31,66 @@ pub(super) const RECORD_CHUNK: usize = 16;
 impl Work<'_> {
     /// Files the write's audit entries, with its push's results, as one
     /// record under the first entry's sequence number, with one index entry
-    /// per user and per report its entries name, and for a push the pointer
-    /// its replays find it by. A write with no audit entry files nothing.
-    pub(super) fn file_trail(&mut self) {
+    /// per user and per commune record its entries name (listing the
+    /// reports there they name), and for a push the pointer its replays
+    /// find it by. A write with no audit entry files nothing.
+    pub(super) fn file_trail(&mut self) -> Result<()> {
         let entries = std::mem::take(&mut self.entries);
         let push = self.pushed.take();
         let Some(first) = entries.first().map(|e| e.seq) else {
             // Every new mutation of a push is audited.
             debug_assert!(push.is_none(), "a push with results but no audit entry");
-            return;
+            return Ok(());
         };
         let users: BTreeSet<&str> = entries.iter().map(|e| e.user_id.as_str()).collect();
         for user in users {
             Key::WriteByUser(user.to_owned(), first).put(&mut self.batch, Vec::new());
         }
-        let reports: BTreeSet<SubmissionId> = entries.iter().filter_map(|e| e.submission).collect();
-        for sub in reports {
-            Key::WriteBySub(sub, first).put(&mut self.batch, Vec::new());
+        let (reports, catalogue) = (&mut self.reports, &self.catalogue);
+        let places = named_by_place(&entries, catalogue, |sub| reports.place(sub))?;
+        for ((commune, period), named) in places {
+            Key::WriteAtPlace(commune, period, first).put(&mut self.batch, encode_named(&named));
         }
         if let Some(p) = &push {
             Key::PushOf(p.device, p.first_id).put(&mut self.batch, PushRef::Trail(first).encode());
         }
         Key::Write(first).put(&mut self.batch, Write { entries, push }.encode());
+        Ok(())
     }
+}
+
+/// The reports `entries` name, by the commune record each is filed under:
+/// its report's place (`place_of`), or for a report never made (every
+/// mutation refused) the place it would have.
+pub(super) fn named_by_place(
+    entries: &[AuditEntry],
+    catalogue: &Catalogue,
+    mut place_of: impl FnMut(SubmissionId) -> Result<Option<Place>>,
+) -> Result<BTreeMap<Place, BTreeSet<SubmissionId>>> {
+    let mut places: BTreeMap<Place, BTreeSet<SubmissionId>> = BTreeMap::new();
+    let mut seen: BTreeMap<SubmissionId, Place> = BTreeMap::new();
+    for entry in entries {
+        let Some(sub) = entry.submission else { continue };
+        let place = match seen.get(&sub) {
+            Some(place) => place.clone(),
+            None => {
+                let place = match place_of(sub)? {
+                    Some(place) => place,
+                    None => {
+                        let period: Period = entry.period.parse().map_err(|_| Error::Corrupt {
+                            tree: WRITES,
+                            why: format!("audit entry {} names a report but no period", entry.seq),
+                        })?;
+                        (commune_of(catalogue, &entry.village_id, period), period)
+                    }
+                };
+                seen.insert(sub, place.clone());
+                place
+            }
+        };
+        places.entry(place).or_default().insert(sub);
+    }
+    Ok(places)
 }
 
 /// Which entries of the trail a walk yields: all of them, or those one
@@ -58,8 +98,9 @@ impl Work<'_> {
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Trail<'a> {
     All,
-    /// The entries about one report.
-    Of(SubmissionId),
+    /// The entries about one report, filed under its commune record (its
+    /// commune and period).
+    Of(&'a str, Period, SubmissionId),
     /// The entries by one user.
     By(&'a str),
 }
@@ -68,7 +109,7 @@ impl Trail<'_> {
     fn holds(&self, entry: &AuditEntry) -> bool {
         match self {
             Trail::All => true,
-            Trail::Of(sub) => entry.submission == Some(*sub),
+            Trail::Of(_, _, sub) => entry.submission == Some(*sub),
             Trail::By(user) => entry.user_id == *user,
         }
     }
@@ -77,7 +118,7 @@ impl Trail<'_> {
     fn index(&self) -> Option<Prefix<'_>> {
         match self {
             Trail::All => None,
-            Trail::Of(sub) => Some(Prefix::WritesOf(*sub)),
+            Trail::Of(commune, period, _) => Some(Prefix::WritesAt(commune, *period)),
             Trail::By(user) => Some(Prefix::WritesBy(user)),
         }
     }
@@ -86,7 +127,9 @@ impl Trail<'_> {
 /// An index entry's key for a record of the trail.
 fn index_key(index: Prefix<'_>, seq: u64) -> Vec<u8> {
     match index {
-        Prefix::WritesOf(sub) => Key::WriteBySub(sub, seq).encode(),
+        Prefix::WritesAt(commune, period) => {
+            Key::WriteAtPlace(commune.to_owned(), period, seq).encode()
+        }
         Prefix::WritesBy(user) => Key::WriteByUser(user.to_owned(), seq).encode(),
         _ => unreachable!("an index of the trail"),
     }
@@ -95,7 +138,7 @@ fn index_key(index: Prefix<'_>, seq: u64) -> Vec<u8> {
 /// The record an index entry points at.
 fn indexed_seq(tree: &'static str, key: &[u8]) -> Result<u64> {
     match Key::decode(tree, key)? {
-        Key::WriteBySub(_, seq) | Key::WriteByUser(_, seq) => Ok(seq),
+        Key::WriteAtPlace(_, _, seq) | Key::WriteByUser(_, seq) => Ok(seq),
         _ => Err(Error::Corrupt { tree, why: "not an index of the trail".into() }),
     }
 }
@@ -183,21 +226,44 @@ impl Store {
                 engine.iter(tree, Bound::Included(&from), to)
             }
         };
-        Box::new(scan.chunk(INDEX_CHUNK).map(move |e| {
-            let seq = indexed_seq(tree, &e?.0)?;
+        let read = move |(key, value): (Vec<u8>, Vec<u8>)| -> Result<Option<Write>> {
+            let seq = indexed_seq(tree, &key)?;
+            // A record's other reports' writes are passed over unread.
+            if let Trail::Of(_, _, sub) = trail {
+                if !decode_named(&value)?.contains(&sub) {
+                    return Ok(None);
+                }
+            }
             match Key::Write(seq).get(self.engine.as_ref())? {
-                Some(bytes) => Write::decode(&bytes),
+                Some(bytes) => Write::decode(&bytes).map(Some),
                 None => Err(Error::Corrupt {
                     tree,
                     why: format!("index points at missing entry {seq}"),
                 }),
             }
+        };
+        Box::new(scan.chunk(INDEX_CHUNK).filter_map(move |e| match e {
+            Ok(entry) => read(entry).transpose(),
+            Err(e) => Some(Err(e.into())),
         }))
     }
 
-    /// Every audit entry about one submission (for tests and checks).
-    pub fn audit_of(&self, sub: SubmissionId) -> Result<Vec<AuditEntry>> {
-        self.trail(Trail::Of(sub), false, 0).collect()
+    /// Where the trail files the entries about the report of `village` for
+    /// `period`: its place (or the one it would have), and its id.
+    pub(super) fn filed_at(&self, village: &str, period: Period) -> Result<(Place, SubmissionId)> {
+        let sub = SubmissionId::of(village, period);
+        let place = match Reader::new(self.engine.as_ref()).place(sub)? {
+            Some(place) => place,
+            None => (commune_of(&self.catalogue(), village, period), period),
+        };
+        Ok((place, sub))
+    }
+
+    /// Every audit entry about the report of `village` for `period`, oldest
+    /// first (for tests and checks).
+    pub fn audit_of(&self, village: &str, period: Period) -> Result<Vec<AuditEntry>> {
+        let ((commune, period), sub) = self.filed_at(village, period)?;
+        self.trail(Trail::Of(&commune, period, sub), false, 0).collect()
     }
 
     /// The run of `device`'s mutations that holds mutation `id`, if one is

@@ -318,7 +318,7 @@ impl<'a> Work<'a> {
         for ((commune, period), values) in self.history.drain() {
             Key::History(commune, period, self.seq).put(&mut self.batch, encode_history(&values));
         }
-        self.file_trail();
+        self.file_trail()?;
         self.append_to_log();
         Key::Meta(SEQ_KEY).put(&mut self.batch, self.seq.to_be_bytes());
         Key::Meta(AUDIT_SEQ_KEY).put(&mut self.batch, self.audit_seq.to_be_bytes());

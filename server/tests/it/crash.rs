@@ -441,7 +441,7 @@ fn verify(data: &Path, devices: &[Device], stats: &Stats) -> BTreeMap<String, us
     let mut trail = Vec::new();
     for sub in &subs {
         server_fields.extend(store.fields_of(sub.id).unwrap());
-        trail.extend(store.audit_of(sub.id).unwrap());
+        trail.extend(store.audit_of(&sub.village_id, sub.period).unwrap());
     }
     let server_fields = sorted(server_fields);
     let server_conflicts = store.conflicts().unwrap();

@@ -7,13 +7,18 @@
 //! a crash goes on with what is left; the marker is written last.
 
 use fieldsync::sync::{AuditEntry, MutationResult};
-use fieldsync::DeviceId;
+use fieldsync::{Catalogue, DeviceId};
 use fieldsync_store::{Batch, Engine, ScanIter};
 
-use super::super::schema::retired::{AUDIT, AUDIT_BY_SUB, AUDIT_BY_USER, DIGESTS, RESULTS};
-use super::super::schema::{
-    decode, read_u64, Key, PushRef, StoredResult, Write, TRAIL_KEY, WRITES,
+use super::super::commune::Reader;
+use super::super::schema::retired::{
+    AUDIT, AUDIT_BY_SUB, AUDIT_BY_USER, DIGESTS, RESULTS, WRITES_BY_SUB,
 };
+use super::super::schema::{
+    decode, encode_named, read_u64, Key, PushRef, StoredResult, Write, TRAIL_KEY, TRAIL_PLACE_KEY,
+    WRITES,
+};
+use super::super::trail::{named_by_place, RECORD_CHUNK};
 use super::super::{Error, Result};
 use super::CHUNK;
 
@@ -37,7 +42,8 @@ pub(super) fn file_the_trail_by_write(engine: &dyn Engine) -> Result<()> {
 }
 
 /// Each old audit entry becomes a record of its own, indexed by its user
-/// and its report, under its sequence number.
+/// (by its report's place later: [`index_by_place`]), under its sequence
+/// number.
 fn move_audit_entries(engine: &dyn Engine) -> Result<usize> {
     let mut moved = 0;
     loop {
@@ -48,9 +54,6 @@ fn move_audit_entries(engine: &dyn Engine) -> Result<usize> {
             // The key is the entry's place in the trail.
             let entry = AuditEntry { seq, ..decode(AUDIT, &bytes)? };
             Key::WriteByUser(entry.user_id.clone(), seq).put(&mut batch, Vec::new());
-            if let Some(sub) = entry.submission {
-                Key::WriteBySub(sub, seq).put(&mut batch, Vec::new());
-            }
             Key::Write(seq).put(&mut batch, Write { entries: vec![entry], push: None }.encode());
             batch.delete(AUDIT, key);
             moved += 1;
@@ -60,6 +63,37 @@ fn move_audit_entries(engine: &dyn Engine) -> Result<usize> {
         }
         engine.commit(batch)?;
     }
+}
+
+/// Indexes every record of the trail by the commune records its entries
+/// name (`writes_by_place`), as a write files it, then empties the index by
+/// report it replaces. A rerun after a crash rewrites the same entries; the
+/// marker is written last.
+pub(super) fn index_by_place(engine: &dyn Engine, catalogue: &Catalogue) -> Result<()> {
+    let mut reader = Reader::new(engine);
+    let (mut indexed, mut batch) = (0usize, Batch::default());
+    for record in engine.iter_all(WRITES).chunk(RECORD_CHUNK) {
+        let (key, bytes) = record?;
+        let seq = read_u64(WRITES, &key)?;
+        let write = Write::decode(&bytes)?;
+        for ((commune, period), named) in
+            named_by_place(&write.entries, catalogue, |sub| reader.place(sub))?
+        {
+            Key::WriteAtPlace(commune, period, seq).put(&mut batch, encode_named(&named));
+        }
+        indexed += 1;
+        if batch.len() >= CHUNK {
+            engine.commit(std::mem::take(&mut batch))?;
+            reader = Reader::new(engine); // bounded: a batch's worth of records held
+        }
+    }
+    engine.commit(batch)?;
+    empty(engine, WRITES_BY_SUB)?;
+    let mut batch = Batch::default();
+    Key::Meta(TRAIL_PLACE_KEY).put(&mut batch, b"1".as_slice());
+    engine.commit(batch)?;
+    tracing::info!(records = indexed, "indexed the audit trail by commune record");
+    Ok(())
 }
 
 /// One id of a device as the old layout kept it: a result (with its

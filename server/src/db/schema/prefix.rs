@@ -5,7 +5,7 @@ use fieldsync_store::Engine;
 
 use super::{
     pair, CHANGES_BY_COMMUNE, COMMUNES, CONFLICTS, ENROLLMENTS_BY_USER, FIELDS, HISTORY,
-    WRITES_BY_SUB, WRITES_BY_USER,
+    WRITES_BY_PLACE, WRITES_BY_USER,
 };
 
 /// The common start of a run of keys of one tree, for scans.
@@ -21,8 +21,9 @@ pub(in crate::db) enum Prefix<'a> {
     CommuneChanges(&'a str),
     /// The history of one commune record, in commit order.
     HistoryOf(&'a str, Period),
-    /// The writes that name one submission, in sequence order.
-    WritesOf(SubmissionId),
+    /// The writes that name reports of one commune record, in sequence
+    /// order.
+    WritesAt(&'a str, Period),
     /// One user's writes, in sequence order.
     WritesBy(&'a str),
     /// One user's enrollment codes.
@@ -42,7 +43,7 @@ impl Prefix<'_> {
             Prefix::CommuneRecords(_) => COMMUNES,
             Prefix::CommuneChanges(_) => CHANGES_BY_COMMUNE,
             Prefix::HistoryOf(..) => HISTORY,
-            Prefix::WritesOf(_) => WRITES_BY_SUB,
+            Prefix::WritesAt(..) => WRITES_BY_PLACE,
             Prefix::WritesBy(_) => WRITES_BY_USER,
             Prefix::EnrollmentsOf(_) => ENROLLMENTS_BY_USER,
             Prefix::Cells(tree, ..) | Prefix::CellsOfYear(tree, _) => tree,
@@ -56,8 +57,7 @@ impl Prefix<'_> {
             | Prefix::CommuneChanges(name)
             | Prefix::WritesBy(name)
             | Prefix::EnrollmentsOf(name) => pair(name.as_bytes(), &[]),
-            Prefix::WritesOf(sub) => pair(sub.0.as_bytes(), &[]),
-            Prefix::HistoryOf(commune, period) => {
+            Prefix::HistoryOf(commune, period) | Prefix::WritesAt(commune, period) => {
                 pair(&pair(commune.as_bytes(), period.to_string().as_bytes()), &[])
             }
             Prefix::Cells(_, period, unit) => {

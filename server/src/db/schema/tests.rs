@@ -50,7 +50,10 @@ fn pinned() -> Vec<(Key, Vec<u8>)> {
         (Key::Digest(device(), 3), cat(&[&DEVICE, &[0, 0, 0, 0, 0, 0, 0, 3]])),
         (Key::Audit(1 << 40), vec![0, 0, 1, 0, 0, 0, 0, 0]),
         (Key::Write(1 << 40), vec![0, 0, 1, 0, 0, 0, 0, 0]),
-        (Key::WriteBySub(sub(), 9), cat(&[&SUB, &[0], &[0, 0, 0, 0, 0, 0, 0, 9]])),
+        (
+            Key::WriteAtPlace("ht.hk.x".into(), Period::Year(2022), 9),
+            cat(&[b"ht.hk.x\x002022\0", &[0, 0, 0, 0, 0, 0, 0, 9]]),
+        ),
         (Key::WriteByUser("an".into(), 9), cat(&[b"an\0", &[0, 0, 0, 0, 0, 0, 0, 9]])),
         (Key::PushOf(device(), 258), cat(&[&DEVICE, &[0, 0, 0, 0, 0, 0, 1, 2]])),
         (Key::Closed("ha-tinh".into(), "2022-Q3".parse().unwrap()), b"ha-tinh\x002022-Q3".to_vec()),
@@ -247,7 +250,10 @@ fn prefixes_cover_exactly_their_keys() {
         ),
         (Prefix::CommuneRecords("c"), Key::Commune("c".into(), Period::Year(2022))),
         (Prefix::CommuneChanges("c"), Key::CommuneChange("c".into(), 4)),
-        (Prefix::WritesOf(sub()), Key::WriteBySub(sub(), 4)),
+        (
+            Prefix::WritesAt("c", Period::Year(2022)),
+            Key::WriteAtPlace("c".into(), Period::Year(2022), 4),
+        ),
         (Prefix::WritesBy("an"), Key::WriteByUser("an".into(), 4)),
         (Prefix::EnrollmentsOf("an"), Key::EnrollmentByUser("an".into(), "e".into())),
         (

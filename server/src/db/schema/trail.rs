@@ -6,10 +6,10 @@
 //! reading what is on disk.
 
 use fieldsync::sync::{AuditEntry, MutationResult};
-use fieldsync::DeviceId;
+use fieldsync::{DeviceId, SubmissionId};
 use serde::{Deserialize, Serialize};
 
-use super::{decode, encode, DEVICES, WRITES, WRITES_BY_DEVICE};
+use super::{decode, encode, DEVICES, WRITES, WRITES_BY_DEVICE, WRITES_BY_PLACE};
 use crate::db::{Error, Result};
 
 /// What the server remembers of a device.
@@ -157,4 +157,22 @@ impl From<Pushed> for Run {
             results: p.results.into_iter().map(Some).collect(),
         }
     }
+}
+
+/// The value of a `writes_by_place` entry: the ids of the reports of that
+/// commune record a write's entries name, their 16 bytes each, in order.
+pub(in crate::db) fn encode_named(reports: &std::collections::BTreeSet<SubmissionId>) -> Vec<u8> {
+    reports.iter().flat_map(|sub| *sub.0.as_bytes()).collect()
+}
+
+/// A `writes_by_place` entry's report ids back.
+pub(in crate::db) fn decode_named(bytes: &[u8]) -> Result<Vec<SubmissionId>> {
+    let (ids, rest) = bytes.as_chunks::<16>();
+    if !rest.is_empty() || ids.is_empty() {
+        return Err(Error::Corrupt {
+            tree: WRITES_BY_PLACE,
+            why: format!("{} bytes are not a list of report ids", bytes.len()),
+        });
+    }
+    Ok(ids.iter().map(|id| SubmissionId(uuid::Uuid::from_bytes(*id))).collect())
 }

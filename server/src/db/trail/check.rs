@@ -8,12 +8,13 @@ use std::collections::BTreeSet;
 use fieldsync::DeviceId;
 
 use super::super::check::{show, Problems};
+use super::super::commune::Reader;
 use super::super::schema::{
-    read_u64, Key, PushRef, Pushed, Write, AUDIT_SEQ_KEY, META, WRITES, WRITES_BY_DEVICE,
-    WRITES_BY_SUB, WRITES_BY_USER,
+    decode_named, read_u64, Key, PushRef, Pushed, Write, AUDIT_SEQ_KEY, META, WRITES,
+    WRITES_BY_DEVICE, WRITES_BY_PLACE, WRITES_BY_USER,
 };
 use super::super::{Result, Store};
-use super::{Trail, RECORD_CHUNK};
+use super::{named_by_place, Trail, RECORD_CHUNK};
 
 impl Store {
     /// The trail, its indexes and the pushes' results.
@@ -77,9 +78,16 @@ impl Store {
     ) -> Result<()> {
         let engine = self.engine.as_ref();
         let users: BTreeSet<&str> = write.entries.iter().map(|e| e.user_id.as_str()).collect();
-        let reports: BTreeSet<_> = write.entries.iter().filter_map(|e| e.submission).collect();
+        let mut reader = Reader::new(engine);
+        let places = match named_by_place(&write.entries, &self.catalogue(), |s| reader.place(s)) {
+            Ok(places) => places,
+            Err(e) => {
+                problems.add(format!("the audit entries from {seq}: {e}"));
+                Default::default()
+            }
+        };
         filed.by_user += users.len();
-        filed.by_sub += reports.len();
+        filed.by_place += places.len();
         for user in users {
             if Key::WriteByUser(user.to_owned(), seq).get(engine)?.is_none() {
                 problems.add(format!(
@@ -87,11 +95,20 @@ impl Store {
                 ));
             }
         }
-        for sub in reports {
-            if Key::WriteBySub(sub, seq).get(engine)?.is_none() {
+        for ((commune, period), named) in places {
+            let held = Key::WriteAtPlace(commune.clone(), period, seq).get(engine)?;
+            let held: BTreeSet<_> =
+                held.and_then(|b| decode_named(&b).ok()).unwrap_or_default().into_iter().collect();
+            for sub in named.difference(&held) {
                 problems.add(format!(
                     "the audit entries from {seq} about report {sub} are missing from the index \
-                     by report"
+                     by place ({commune:?}, {period})"
+                ));
+            }
+            for sub in held.difference(&named) {
+                problems.add(format!(
+                    "the index by place ({commune:?}, {period}) lists report {sub} under the \
+                     audit entries from {seq}, which do not name it"
                 ));
             }
         }
@@ -117,7 +134,7 @@ impl Store {
     /// each entry looked at (reading its record).
     fn check_indexes(&self, problems: &mut Problems, filed: &Filed) -> Result<()> {
         let indexes =
-            [(WRITES_BY_SUB, "submission", filed.by_sub), (WRITES_BY_USER, "user", filed.by_user)];
+            [(WRITES_BY_PLACE, "report", filed.by_place), (WRITES_BY_USER, "user", filed.by_user)];
         for (tree, what, named) in indexes {
             let mut held = 0;
             self.each_entry(tree, |_, _| {
@@ -129,11 +146,20 @@ impl Store {
             }
             // The record read last, as index entries of one write often follow one another.
             let mut last: Option<(u64, Option<Write>)> = None;
-            self.each_entry(tree, |key, _| {
+            self.each_entry(tree, |key, value| {
                 let decoded = Key::decode(tree, key);
-                let (seq, trail) = match &decoded {
-                    Ok(Key::WriteBySub(sub, seq)) => (*seq, Trail::Of(*sub)),
-                    Ok(Key::WriteByUser(user, seq)) => (*seq, Trail::By(user)),
+                let (seq, trails) = match &decoded {
+                    Ok(Key::WriteAtPlace(commune, period, seq)) => match decode_named(value) {
+                        Ok(subs) => (
+                            *seq,
+                            subs.into_iter().map(|s| Trail::Of(commune, *period, s)).collect(),
+                        ),
+                        Err(e) => {
+                            problems.add(format!("{tree} entry {}: {e}", show(key)));
+                            return Ok(());
+                        }
+                    },
+                    Ok(Key::WriteByUser(user, seq)) => (*seq, vec![Trail::By(user)]),
                     _ => {
                         problems.add(format!("{tree} key {} is malformed", show(key)));
                         return Ok(());
@@ -154,7 +180,7 @@ impl Store {
                     last = Some((seq, write));
                 }
                 if let Some((_, Some(w))) = &last {
-                    if !w.entries.iter().any(|e| trail.holds(e)) {
+                    if trails.iter().any(|t| !w.entries.iter().any(|e| t.holds(e))) {
                         problems.add(format!(
                             "the audit index by {what} ({tree}) points at audit entry {seq}, \
                              whose write holds no entry of that {what}"
@@ -232,7 +258,7 @@ impl Store {
 #[derive(Default)]
 struct Filed {
     by_user: usize,
-    by_sub: usize,
+    by_place: usize,
 }
 
 /// A push holds a digest for every result, numbered from its first id.

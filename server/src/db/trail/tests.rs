@@ -12,8 +12,8 @@ use fieldsync::{demo, DeviceId, Hlc, Period, SubmissionId};
 use fieldsync_store::{Batch, Engine, Hooked, Memory};
 
 use super::super::schema::{
-    encode, retired, Key, StoredResult, Write, DEVICES, TRAIL_KEY, TREES, WRITES, WRITES_BY_DEVICE,
-    WRITES_BY_SUB, WRITES_BY_USER,
+    encode, retired, Key, StoredResult, Write, DEVICES, TRAIL_KEY, TRAIL_PLACE_KEY, TREES, WRITES,
+    WRITES_BY_DEVICE, WRITES_BY_PLACE, WRITES_BY_USER,
 };
 use super::super::{Error, HistoryQuery, Store};
 
@@ -66,7 +66,7 @@ fn moved(
 
 /// The trees of the audit trail and of pushes' results, old and new.
 fn trail_part(moves: &[(&'static str, i64)]) -> Vec<(&'static str, i64)> {
-    let trail = [WRITES, WRITES_BY_USER, WRITES_BY_SUB, WRITES_BY_DEVICE];
+    let trail = [WRITES, WRITES_BY_USER, WRITES_BY_PLACE, WRITES_BY_DEVICE];
     let trail: Vec<&str> = trail.into_iter().chain(retired::MIGRATED).collect();
     moves.iter().copied().filter(|(t, _)| trail.contains(t)).collect()
 }
@@ -89,7 +89,7 @@ fn a_push_costs_the_trail_a_record_and_one_per_report_not_one_per_value() {
         let moves = moved(&before, &pushed);
         eprintln!("{n} values, records added per tree: {moves:?}");
         let expected =
-            vec![(WRITES, 1), (WRITES_BY_DEVICE, 1), (WRITES_BY_SUB, 1), (WRITES_BY_USER, 1)];
+            vec![(WRITES, 1), (WRITES_BY_DEVICE, 1), (WRITES_BY_PLACE, 1), (WRITES_BY_USER, 1)];
         let mut trail = trail_part(&moves);
         trail.sort();
         assert_eq!(trail, expected, "{n} values");
@@ -103,8 +103,8 @@ fn a_push_costs_the_trail_a_record_and_one_per_report_not_one_per_value() {
 }
 
 /// A store with a push of many entries across two reports between other
-/// writes, and every reader's whole history of it.
-pub(in crate::db) fn busy_store(engine: Arc<dyn Engine>) -> (Store, SubmissionId) {
+/// writes, and one of those reports (its village and period).
+pub(in crate::db) fn busy_store(engine: Arc<dyn Engine>) -> (Store, (String, Period)) {
     let store = Store::open(engine, demo::catalogue).unwrap();
     let (a, b) = villages(&store);
     let (admin, an) = (user("admin", Role::Admin), user("an", Role::Surveyor));
@@ -117,7 +117,7 @@ pub(in crate::db) fn busy_store(engine: Arc<dyn Engine>) -> (Store, SubmissionId
     store.set_period_closed(&admin, demo::SAMPLE_COMMUNE, period, true, 3).unwrap();
     store.set_period_closed(&admin, demo::SAMPLE_COMMUNE, period, false, 4).unwrap();
     store.push(&binh, device(2), &[note(1, &b, "binh"), note(2, &a, "binh")], 0, 5).unwrap();
-    (store, SubmissionId::of(&a, period))
+    (store, (a, period))
 }
 
 fn history(store: &Store, query: HistoryQuery) -> Vec<AuditEntry> {
@@ -143,7 +143,8 @@ fn paged(store: &Store, query: &HistoryQuery, limit: usize, newest_first: bool) 
 
 #[test]
 fn history_pages_through_a_write_of_many_entries_either_way() {
-    let (store, sub) = busy_store(Arc::new(Memory::new()));
+    let (store, report) = busy_store(Arc::new(Memory::new()));
+    let sub = SubmissionId::of(&report.0, report.1);
     let all = history(&store, HistoryQuery { limit: 10_000, ..Default::default() });
     let head = all.len() as u64;
     assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=head).collect::<Vec<_>>());
@@ -151,7 +152,7 @@ fn history_pages_through_a_write_of_many_entries_either_way() {
     let queries = [
         (HistoryQuery::default(), all.clone()),
         (
-            HistoryQuery { submission: Some(sub), ..Default::default() },
+            HistoryQuery { report: Some(report.clone()), ..Default::default() },
             all.iter().filter(|e| e.submission == Some(sub)).cloned().collect(),
         ),
         (
@@ -174,11 +175,8 @@ fn history_pages_through_a_write_of_many_entries_either_way() {
         assert_eq!(after, later, "{query:?} after {mid}");
     }
     assert_eq!(
-        store.audit_of(sub).unwrap(),
-        history(
-            &store,
-            HistoryQuery { submission: Some(sub), limit: 10_000, ..Default::default() }
-        )
+        store.audit_of(&report.0, report.1).unwrap(),
+        history(&store, HistoryQuery { report: Some(report), limit: 10_000, ..Default::default() })
     );
 }
 
@@ -223,12 +221,13 @@ pub(in crate::db) fn to_old_layout(engine: &dyn Engine) {
         }
         batch.delete(WRITES, key);
     }
-    for tree in [WRITES_BY_USER, WRITES_BY_SUB, WRITES_BY_DEVICE] {
+    for tree in [WRITES_BY_USER, WRITES_BY_PLACE, WRITES_BY_DEVICE] {
         for entry in engine.iter_all(tree) {
             batch.delete(tree, entry.unwrap().0);
         }
     }
     batch.delete(super::super::schema::META, TRAIL_KEY.to_vec());
+    batch.delete(super::super::schema::META, TRAIL_PLACE_KEY.to_vec());
     engine.commit(batch).unwrap();
 }
 
@@ -237,10 +236,10 @@ pub(in crate::db) type Answers = (Vec<Vec<AuditEntry>>, Vec<Vec<MutationResult>>
 
 /// What a store answers that its trail and results decide: every reader's
 /// history and the replays of every mutation sent.
-pub(in crate::db) fn answers(store: &Store, sub: SubmissionId) -> Answers {
+pub(in crate::db) fn answers(store: &Store, report: &(String, Period)) -> Answers {
     let queries = [
         HistoryQuery { limit: 10_000, ..Default::default() },
-        HistoryQuery { submission: Some(sub), limit: 10_000, ..Default::default() },
+        HistoryQuery { report: Some(report.clone()), limit: 10_000, ..Default::default() },
         HistoryQuery {
             user_id: Some("an".into()),
             newest_first: true,
@@ -280,7 +279,7 @@ fn refuses_reused_ids(store: &Store) {
 fn a_store_in_the_earlier_layout_is_migrated_on_open_and_answers_as_before() {
     let engine = Arc::new(Memory::new());
     let (store, sub) = busy_store(engine.clone());
-    let before = answers(&store, sub);
+    let before = answers(&store, &sub);
     assert!(before.1[0][..1].iter().all(|r| r.outcome == Outcome::Forgotten));
     assert!(before.1[0][1..].iter().all(|r| r.outcome != Outcome::Forgotten));
     drop(store);
@@ -291,7 +290,7 @@ fn a_store_in_the_earlier_layout_is_migrated_on_open_and_answers_as_before() {
     for tree in retired::MIGRATED {
         assert!(engine.last(tree).unwrap().is_none(), "{tree} is emptied");
     }
-    assert_eq!(answers(&store, sub), before);
+    assert_eq!(answers(&store, &sub), before);
     refuses_reused_ids(&store);
     // New writes go on from the migrated trail.
     let (a, _) = villages(&store);
@@ -351,10 +350,48 @@ pub(in crate::db) fn killed_after_each_batch<T: PartialEq + std::fmt::Debug>(
 fn a_migration_killed_after_any_batch_finishes_when_opened_again() {
     let source = Arc::new(Memory::new());
     let (store, sub) = busy_store(source.clone());
-    let before = answers(&store, sub);
+    let before = answers(&store, &sub);
     drop(store);
     to_old_layout(source.as_ref());
     let old: Vec<&'static str> = records_per_tree(source.as_ref()).into_keys().collect();
-    let killed = killed_after_each_batch(&source, &old, &before, |s| answers(s, sub));
+    let killed = killed_after_each_batch(&source, &old, &before, |s| answers(s, &sub));
     assert!(killed >= 4, "the migration writes in several batches ({killed})");
+}
+
+/// A store whose trail is indexed by report (`writes_by_sub`, as before the
+/// index by place) is indexed by place when opened, even when killed after
+/// any batch, and answers as before; an index entry lost is named.
+#[test]
+fn a_trail_indexed_by_report_is_indexed_by_place_when_opened() {
+    let source = Arc::new(Memory::new());
+    let (store, report) = busy_store(source.clone());
+    let before = answers(&store, &report);
+    drop(store);
+    let mut batch = Batch::default();
+    for entry in (source.as_ref() as &dyn Engine).iter_all(WRITES) {
+        let (key, bytes) = entry.unwrap();
+        let subs: std::collections::BTreeSet<SubmissionId> =
+            Write::decode(&bytes).unwrap().entries.iter().filter_map(|e| e.submission).collect();
+        for sub in subs {
+            batch.put(retired::WRITES_BY_SUB, [sub.0.as_bytes(), &[0][..], &key].concat(), vec![]);
+        }
+    }
+    for entry in (source.as_ref() as &dyn Engine).iter_all(WRITES_BY_PLACE) {
+        batch.delete(WRITES_BY_PLACE, entry.unwrap().0);
+    }
+    batch.delete(super::super::schema::META, TRAIL_PLACE_KEY.to_vec());
+    source.commit(batch).unwrap();
+    let trees: Vec<&'static str> = records_per_tree(source.as_ref()).into_keys().collect();
+    let killed = killed_after_each_batch(&source, &trees, &before, |s| answers(s, &report));
+    assert!(killed >= 2, "the index is built, then the old one emptied ({killed})");
+    let store = Store::open(source.clone(), demo::catalogue).unwrap();
+    assert!(source.last(retired::WRITES_BY_SUB).unwrap().is_none());
+    assert_eq!(answers(&store, &report), before);
+    let (first, _) =
+        (source.as_ref() as &dyn Engine).iter_all(WRITES_BY_PLACE).next().unwrap().unwrap();
+    let mut batch = Batch::default();
+    batch.delete(WRITES_BY_PLACE, first);
+    source.commit(batch).unwrap();
+    let problems = store.check().unwrap();
+    assert!(problems.iter().any(|p| p.contains("missing from the index by place")), "{problems:?}");
 }
