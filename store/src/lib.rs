@@ -50,12 +50,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Key-value pairs, in key order.
 pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// One write of a batch: a put, or a delete when `value` is `None`.
+/// One write of a batch: a put, or a delete when `value` is `None`;
+/// `fresh` when the key never held a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Write {
     tree: &'static str,
     key: Vec<u8>,
     value: Option<Vec<u8>>,
+    fresh: bool,
 }
 
 /// Writes to several trees that land together or not at all.
@@ -66,11 +68,24 @@ pub struct Batch {
 
 impl Batch {
     pub fn put(&mut self, tree: &'static str, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.ops.push(Write { tree, key: key.into(), value: Some(value.into()) });
+        self.ops.push(Write { tree, key: key.into(), value: Some(value.into()), fresh: false });
+    }
+
+    /// A put of a key that never held a value (the next key of an
+    /// append-only tree): the engine need not look for what it held. Were
+    /// the key written before after all, what a read returns is the same;
+    /// only the old value's space may not be freed.
+    pub fn put_new(
+        &mut self,
+        tree: &'static str,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+    ) {
+        self.ops.push(Write { tree, key: key.into(), value: Some(value.into()), fresh: true });
     }
 
     pub fn delete(&mut self, tree: &'static str, key: impl Into<Vec<u8>>) {
-        self.ops.push(Write { tree, key: key.into(), value: None });
+        self.ops.push(Write { tree, key: key.into(), value: None, fresh: false });
     }
 
     pub fn is_empty(&self) -> bool {

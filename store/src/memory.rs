@@ -78,7 +78,7 @@ impl Engine for Memory {
 
     fn write(&self, batch: Batch) -> Result<()> {
         let mut trees = self.trees.write().map_err(poisoned)?;
-        for Write { tree, key, value } in batch.ops {
+        for Write { tree, key, value, .. } in batch.ops {
             let t = trees.entry(tree).or_default();
             match value {
                 Some(v) => t.insert(key, v),

@@ -54,12 +54,15 @@ fn piece_key(key: &[u8], n: u32) -> Vec<u8> {
 
 /// Adds to `batch` the writes that store `value` under `key` (a delete
 /// when `None`), removing the pieces of what `key` held before that the new
-/// value does not overwrite.
+/// value does not overwrite, unless the key is `fresh` (never held a value:
+/// then nothing is read). A read stops at the new value's last piece, so a
+/// piece left over is unread space, never a wrong value.
 pub(crate) fn write(
     db: &sled::Db,
     batch: &mut sled::Batch,
     key: Vec<u8>,
     value: Option<Vec<u8>>,
+    fresh: bool,
 ) -> Result<()> {
     let (first, rest) = match &value {
         Some(v) if v.len() >= PIECE => {
@@ -75,7 +78,7 @@ pub(crate) fn write(
     let pieces = rest.len() as u32;
     // A key's pieces are always 1..=m: some are left over from a longer
     // value only if piece `pieces + 1` exists.
-    if db.contains_key(piece_key(&key, pieces + 1))? {
+    if !fresh && db.contains_key(piece_key(&key, pieces + 1))? {
         for old in db.scan_prefix(pieces_of(&key)).keys() {
             let old = old?;
             let n = u32::from_be_bytes(old[old.len() - 4..].try_into().expect("4 bytes"));
@@ -149,8 +152,12 @@ mod tests {
     }
 
     fn put(db: &sled::Db, key: &[u8], value: Option<Vec<u8>>) {
+        written(db, key, value, false);
+    }
+
+    fn written(db: &sled::Db, key: &[u8], value: Option<Vec<u8>>, fresh: bool) {
         let mut batch = sled::Batch::default();
-        write(db, &mut batch, key.to_vec(), value).unwrap();
+        write(db, &mut batch, key.to_vec(), value, fresh).unwrap();
         db.apply_batch(batch).unwrap();
     }
 
@@ -185,6 +192,22 @@ mod tests {
         put(&db, b"k2", None);
         assert_eq!(read(&db, b"k2"), None);
         assert_eq!(stored(&db), vec![(b"k".to_vec(), 10)], "only the short value is left");
+    }
+
+    /// A key said to be fresh that held a longer value reads as written:
+    /// the old pieces are only space left behind.
+    #[test]
+    fn a_key_wrongly_called_fresh_still_reads_what_was_written_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let value = |len: usize, b: u8| vec![b; len];
+        put(&db, b"k", Some(value(5 * PIECE + 3, 1)));
+        for (len, b) in [(2 * PIECE + 1, 2), (PIECE, 3), (PIECE - 1, 4), (3 * PIECE, 5), (0, 6)] {
+            written(&db, b"k", Some(value(len, b)), true);
+            assert_eq!(read(&db, b"k"), Some(value(len, b)), "length {len}");
+        }
+        let left = stored(&db).iter().filter(|(k, _)| k.starts_with(&pieces_of(b"k"))).count();
+        assert!(left > 0, "the longer value's pieces are left, unread");
     }
 
     #[test]

@@ -473,8 +473,9 @@ impl Engine for Sled {
         self.since_open.fetch_add(batch.bytes(), Ordering::Relaxed);
         // The last write of each key is the one that lands (as in sled's
         // own batch), so a key's pieces are planned once.
-        let mut last: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = Default::default();
-        for Write { tree, key, value } in batch.ops {
+        let mut last: std::collections::BTreeMap<Vec<u8>, (Option<Vec<u8>>, bool)> =
+            Default::default();
+        for Write { tree, key, value, fresh } in batch.ops {
             let key = stored_key(tree, &key);
             if let Some(capture) = state.capture.as_mut() {
                 if capture.wants(tree, &key) {
@@ -485,11 +486,13 @@ impl Engine for Sled {
                     capture.save(key.clone(), old.map(sled::IVec::from));
                 }
             }
-            last.insert(key, value);
+            // A key put twice in one batch is fresh only if both puts say so.
+            let fresh = fresh && last.get(&key).is_none_or(|(_, f)| *f);
+            last.insert(key, (value, fresh));
         }
         let mut writes = sled::Batch::default();
-        for (key, value) in last {
-            pieces::write(&db, &mut writes, key, value)?;
+        for (key, (value, fresh)) in last {
+            pieces::write(&db, &mut writes, key, value, fresh)?;
         }
         let next = state.epoch + 1;
         writes.insert(EPOCH_KEY, &next.to_be_bytes()[..]);

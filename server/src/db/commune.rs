@@ -52,6 +52,19 @@ impl<'e> Reader<'e> {
         Ok(place)
     }
 
+    /// Where report `sub` lives, if it exists, when it can only be at
+    /// `place` (its commune and period: see [`commune_of`]): found in that
+    /// record, which a write reads anyway, without reading its place.
+    pub(super) fn place_at(&mut self, sub: SubmissionId, place: Place) -> Result<Option<Place>> {
+        if let Some(known) = self.places.get(&sub) {
+            return Ok(known.clone());
+        }
+        let held = self.record(&place)?.reports.contains_key(&sub);
+        let found = held.then_some(place);
+        self.places.insert(sub, found.clone());
+        Ok(found)
+    }
+
     /// The record at `place` as stored (empty if there is none yet).
     pub(super) fn record(&mut self, place: &Place) -> Result<Arc<CommuneRecord>> {
         if let Some(record) = self.records.get(place) {
@@ -141,6 +154,12 @@ impl<'e> Reports<'e> {
         self.stored.place(sub)
     }
 
+    /// Tells the view that report `sub`, if it exists, is at `place`, so
+    /// that finding it reads only its commune record.
+    pub(super) fn expect_at(&mut self, sub: SubmissionId, place: Place) -> Result<()> {
+        self.stored.place_at(sub, place).map(drop)
+    }
+
     /// Report `sub` as stored before this write.
     pub(super) fn before(&mut self, sub: SubmissionId) -> Result<Option<Report>> {
         match self.stored.place(sub)? {
@@ -172,7 +191,7 @@ impl<'e> Reports<'e> {
     /// Adds a new report at `place`, with its place filed in `batch`.
     pub(super) fn create(&mut self, place: Place, report: Report, batch: &mut Batch) -> Result<()> {
         let sub = report.header.id;
-        Key::Place(sub).put(batch, encode_place(&place));
+        Key::Place(sub).put_new(batch, encode_place(&place));
         self.record_mut(&place)?.reports.insert(sub, report);
         self.stored.places.insert(sub, Some(place));
         Ok(())

@@ -290,9 +290,9 @@ impl Work<'_> {
             cuts.entry(cut.clone()).or_default().push((*seq, entity.clone()));
         }
         let all = LogEntry(changed.into_iter().map(|(seq, entity, _)| (seq, entity)).collect());
-        Key::Change(self.seq).put(&mut self.batch, all.encode());
+        Key::Change(self.seq).put_new(&mut self.batch, all.encode());
         for (cut, listed) in cuts {
-            Key::CommuneChange(cut, self.seq).put(&mut self.batch, LogEntry(listed).encode());
+            Key::CommuneChange(cut, self.seq).put_new(&mut self.batch, LogEntry(listed).encode());
         }
     }
 }

@@ -13,6 +13,7 @@ use fieldsync::validate::{check_parts, part_siblings, validate};
 use fieldsync::{Catalogue, DeviceId, FieldKey, Period, SubmissionId, Value};
 
 use super::clock::MAX_CLOCK_SKEW_MS;
+use super::commune::commune_of;
 use super::schema::{encode, DeviceState, Key, Pushed, Run};
 use super::txn::{clip, Work};
 use super::{Error, Result, Store, SERVER_DEVICE};
@@ -166,6 +167,12 @@ impl Work<'_> {
     /// trail whatever its outcome.
     fn apply(&mut self, m: &Mutation, stamp: Stamp) -> Result<MutationResult> {
         let checked = validate(&self.catalogue, m);
+        if let Ok(t) = &checked {
+            // A report lives in its commune's record for its period (`check`
+            // verifies it): found there, its place unread.
+            let place = (commune_of(&self.catalogue, &t.at.village_id, t.at.period), t.at.period);
+            self.reports.expect_at(t.at.submission, place)?;
+        }
         let old = match &checked {
             Ok(t) => self.field(t.at.submission, &t.at.field)?.map(|f| f.value),
             Err(_) => None,

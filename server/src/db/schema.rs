@@ -439,6 +439,12 @@ impl Key {
         batch.put(self.tree(), self.encode(), value);
     }
 
+    /// [`Key::put`] of a key that never held a value: an append-only
+    /// tree's next key, a report's place when it is made.
+    pub(super) fn put_new(&self, batch: &mut Batch, value: impl Into<Vec<u8>>) {
+        batch.put_new(self.tree(), self.encode(), value);
+    }
+
     /// Adds a delete of this key to `batch`.
     pub(super) fn delete(&self, batch: &mut Batch) {
         batch.delete(self.tree(), self.encode());

@@ -44,17 +44,19 @@ impl Work<'_> {
         };
         let users: BTreeSet<&str> = entries.iter().map(|e| e.user_id.as_str()).collect();
         for user in users {
-            Key::WriteByUser(user.to_owned(), first).put(&mut self.batch, Vec::new());
+            Key::WriteByUser(user.to_owned(), first).put_new(&mut self.batch, Vec::new());
         }
         let (reports, catalogue) = (&mut self.reports, &self.catalogue);
         let places = named_by_place(&entries, catalogue, |sub| reports.place(sub))?;
         for ((commune, period), named) in places {
-            Key::WriteAtPlace(commune, period, first).put(&mut self.batch, encode_named(&named));
+            Key::WriteAtPlace(commune, period, first)
+                .put_new(&mut self.batch, encode_named(&named));
         }
         if let Some(p) = &push {
-            Key::PushOf(p.device, p.first_id).put(&mut self.batch, PushRef::Trail(first).encode());
+            let pointer = PushRef::Trail(first).encode();
+            Key::PushOf(p.device, p.first_id).put_new(&mut self.batch, pointer);
         }
-        Key::Write(first).put(&mut self.batch, Write { entries, push }.encode());
+        Key::Write(first).put_new(&mut self.batch, Write { entries, push }.encode());
         Ok(())
     }
 }

@@ -316,7 +316,8 @@ impl<'a> Work<'a> {
         self.update_rollups()?;
         self.reports.write(&mut self.batch);
         for ((commune, period), values) in self.history.drain() {
-            Key::History(commune, period, self.seq).put(&mut self.batch, encode_history(&values));
+            let history = encode_history(&values);
+            Key::History(commune, period, self.seq).put_new(&mut self.batch, history);
         }
         self.file_trail()?;
         self.append_to_log();
