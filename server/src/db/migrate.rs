@@ -147,10 +147,7 @@ fn cut_the_log_by_commune(engine: &dyn Engine, catalogue: &Catalogue) -> Result<
         }
     }
     engine.commit(batch)?;
-    empty(engine, CHANGES_BY_DISTRICT)?;
-    let mut batch = Batch::default();
-    Key::Meta(CUT_KEY).put(&mut batch, CHANGES_BY_COMMUNE);
-    engine.commit(batch)?;
+    retire(engine, CHANGES_BY_DISTRICT, CUT_KEY, CHANGES_BY_COMMUNE.as_bytes())?;
     tracing::info!(changes = moved, "cut the change log by commune");
     Ok(())
 }
@@ -166,6 +163,20 @@ fn list_from_the_records(engine: &dyn Engine) -> Result<()> {
     engine.commit(batch)?;
     tracing::info!("areas are listed from the commune records");
     Ok(())
+}
+
+/// Empties `tree`, which a migration replaced, then writes the migration's
+/// `marker` (a rerun after a crash deletes what is left).
+fn retire(
+    engine: &dyn Engine,
+    tree: &'static str,
+    marker: &'static [u8],
+    value: &[u8],
+) -> Result<()> {
+    empty(engine, tree)?;
+    let mut batch = Batch::default();
+    Key::Meta(marker).put(&mut batch, value);
+    Ok(engine.commit(batch)?)
 }
 
 /// Deletes every entry of `tree`, in batches.
@@ -222,10 +233,7 @@ fn append_only_log(engine: &dyn Engine) -> Result<()> {
         }
     }
     engine.commit(batch)?;
-    empty(engine, ENTITY_SEQ)?;
-    let mut batch = Batch::default();
-    Key::Meta(LOG_KEY).put(&mut batch, b"1".as_slice());
-    engine.commit(batch)?;
+    retire(engine, ENTITY_SEQ, LOG_KEY, b"1")?;
     tracing::info!(changes = moved, "made the change log one entry per commit");
     Ok(())
 }

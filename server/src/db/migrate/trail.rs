@@ -20,7 +20,7 @@ use super::super::schema::{
 };
 use super::super::trail::{named_by_place, RECORD_CHUNK};
 use super::super::{Error, Result};
-use super::CHUNK;
+use super::{empty, retire, CHUNK};
 
 /// Most mutations one migrated run holds, so that no record grows past a
 /// push's.
@@ -88,10 +88,7 @@ pub(super) fn index_by_place(engine: &dyn Engine, catalogue: &Catalogue) -> Resu
         }
     }
     engine.commit(batch)?;
-    empty(engine, WRITES_BY_SUB)?;
-    let mut batch = Batch::default();
-    Key::Meta(TRAIL_PLACE_KEY).put(&mut batch, b"1".as_slice());
-    engine.commit(batch)?;
+    retire(engine, WRITES_BY_SUB, TRAIL_PLACE_KEY, b"1")?;
     tracing::info!(records = indexed, "indexed the audit trail by commune record");
     Ok(())
 }
@@ -208,18 +205,4 @@ fn next_old<'e>(
     };
     batch.delete(tree, key);
     Ok(Some(Old { device, id, digest, result }))
-}
-
-/// Deletes every record of `tree`, a chunk per batch.
-fn empty(engine: &dyn Engine, tree: &'static str) -> Result<()> {
-    loop {
-        let mut batch = Batch::default();
-        for entry in engine.iter_all(tree).chunk(CHUNK).take(CHUNK) {
-            batch.delete(tree, entry?.0);
-        }
-        if batch.is_empty() {
-            return Ok(());
-        }
-        engine.commit(batch)?;
-    }
 }
