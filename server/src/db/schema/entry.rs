@@ -28,9 +28,19 @@ enum StoredEntry {
     V1(Vec<(u64, Entity)>),
 }
 
+/// [`StoredEntry::V1`] as written, borrowing the listing: the same bytes
+/// (the variant's index, then the listing).
+struct StoringEntry<'a>(&'a [(u64, Entity)]);
+
+impl Serialize for StoringEntry<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_newtype_variant("StoredEntry", 3, "V1", self.0)
+    }
+}
+
 impl LogEntry {
     pub(in crate::db) fn encode(&self) -> Vec<u8> {
-        encode(&StoredEntry::V1(self.0.clone()))
+        encode(&StoringEntry(&self.0))
     }
 
     /// The entry stored under sequence number `seq` of `tree`, and whether

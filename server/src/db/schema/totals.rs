@@ -22,9 +22,15 @@ enum Stored {
     V1(BTreeMap<String, Cell>),
 }
 
+/// [`Stored`] as written, borrowing the cells (the same bytes).
+#[derive(Serialize)]
+enum Storing<'a> {
+    V1(&'a BTreeMap<String, Cell>),
+}
+
 impl UnitTotals {
     pub(in crate::db) fn encode(&self) -> Vec<u8> {
-        encode(&Stored::V1(self.0.clone()))
+        encode(&Storing::V1(&self.0))
     }
 
     pub(in crate::db) fn decode(bytes: &[u8]) -> Result<UnitTotals> {

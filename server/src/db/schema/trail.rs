@@ -89,9 +89,15 @@ enum StoredWrite {
     V1(Write),
 }
 
+/// [`StoredWrite`] as written, borrowing the write (the same bytes).
+#[derive(Serialize)]
+enum StoringWrite<'a> {
+    V1(&'a Write),
+}
+
 impl Write {
     pub(in crate::db) fn encode(&self) -> Vec<u8> {
-        encode(&StoredWrite::V1(self.clone()))
+        encode(&StoringWrite::V1(self))
     }
 
     pub(in crate::db) fn decode(bytes: &[u8]) -> Result<Write> {
@@ -119,9 +125,15 @@ enum StoredPushRef {
     V1(PushRef),
 }
 
+/// [`StoredPushRef`] as written, borrowing the pointer (the same bytes).
+#[derive(Serialize)]
+enum StoringPushRef<'a> {
+    V1(&'a PushRef),
+}
+
 impl PushRef {
     pub(in crate::db) fn encode(&self) -> Vec<u8> {
-        encode(&StoredPushRef::V1(self.clone()))
+        encode(&StoringPushRef::V1(self))
     }
 
     pub(in crate::db) fn decode(bytes: &[u8]) -> Result<PushRef> {
