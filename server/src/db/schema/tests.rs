@@ -179,8 +179,10 @@ fn records_keep_their_postcard_bytes() {
     let old = cat(&[&[7; 32], &[1, 0, 0, 0]]);
     assert_eq!(encode(&result), old);
     assert_eq!(decode::<StoredResult>(retired::RESULTS, &old).unwrap(), result);
-    // A write's record (variant 0): its entries, then its push (device, first
-    // id, digests, results).
+    // A write's record as first written (variant 0): its entries, then its
+    // push (device, first id, digests, results); as written now (variant
+    // 1), the push names its author and each result is kept whole
+    // (variant 1) or, for a value its audit entry names, by its version.
     let push = Pushed {
         device: device(),
         first_id: 3,
@@ -188,8 +190,10 @@ fn records_keep_their_postcard_bytes() {
         results: vec![result.result.clone()],
     };
     let write = Write { entries: vec![], push: Some(push) };
+    let v1 = cat(&[&[0, 0, 1, 16], &DEVICE, &[3, 1], &[7; 32], &[1, 1, 0, 0, 0]]);
+    assert_eq!(Write::decode(&v1).unwrap(), write);
     let bytes = write.encode();
-    assert_eq!(bytes, cat(&[&[0, 0, 1, 16], &DEVICE, &[3, 1], &[7; 32], &[1, 1, 0, 0, 0]]));
+    assert_eq!(bytes, cat(&[&[1, 0, 1, 16], &DEVICE, &[3, 1], &[7; 32], &[0, 1, 1, 1, 0, 0, 0]]));
     assert_eq!(Write::decode(&bytes).unwrap(), write);
     assert_eq!(PushRef::Trail(300).encode(), vec![0, 0, 0xac, 0x02]);
     let kept = PushRef::Kept { digests: vec![[7; 32]], results: vec![None] };

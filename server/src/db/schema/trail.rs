@@ -5,8 +5,10 @@
 //! replay finds its push. Both are versioned, so a later field never breaks
 //! reading what is on disk.
 
-use fieldsync::sync::{AuditEntry, MutationResult};
-use fieldsync::{DeviceId, SubmissionId};
+use std::collections::HashMap;
+
+use fieldsync::sync::{AuditEntry, FieldRef, FieldState, MutationResult, Outcome, Stamp};
+use fieldsync::{DeviceId, FieldKey, SubmissionId};
 use serde::{Deserialize, Serialize};
 
 use super::{decode, encode, DEVICES, WRITES, WRITES_BY_DEVICE, WRITES_BY_PLACE};
@@ -83,26 +85,156 @@ pub(in crate::db) struct Pushed {
     pub(in crate::db) results: Vec<MutationResult>,
 }
 
-/// The stored form of a [`Write`], versioned.
+/// The stored form of a [`Write`], versioned. V2 keeps a push's result
+/// whose field state is the one its own audit entry names (an applied
+/// value: the entry's place, new value and clock, at a version, stamped
+/// by the push's author) as that version alone, instead of the value again.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum StoredWrite {
     V1(Write),
+    V2 { entries: Vec<AuditEntry>, push: Option<CompactPush> },
 }
 
-/// [`StoredWrite`] as written, borrowing the write (the same bytes).
-#[derive(Serialize)]
-enum StoringWrite<'a> {
-    V1(&'a Write),
+/// [`StoredWrite::V2`] as written, borrowing the entries: the same bytes
+/// (the variant's index, then its fields).
+struct StoringWrite<'a> {
+    entries: &'a [AuditEntry],
+    push: Option<CompactPush>,
+}
+
+impl Serialize for StoringWrite<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStructVariant;
+        let mut v = s.serialize_struct_variant("StoredWrite", 1, "V2", 2)?;
+        v.serialize_field("entries", self.entries)?;
+        v.serialize_field("push", &self.push)?;
+        v.end()
+    }
+}
+
+/// A [`Pushed`] as V2 stores it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct CompactPush {
+    device: DeviceId,
+    first_id: u64,
+    digests: Vec<[u8; 32]>,
+    /// The name its mutations were stamped with.
+    author: String,
+    results: Vec<CompactResult>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum CompactResult {
+    /// The mutation's own audit entry holds its field state, at `version`.
+    AsAudited {
+        outcome: Outcome,
+        reason: String,
+        version: u64,
+    },
+    Whole(MutationResult),
+}
+
+/// The field state mutation `entry` left, if its entry says it all (the
+/// push's own entry of a value, at `version`, by `author`).
+fn as_audited(entry: &AuditEntry, version: u64, author: &str) -> Option<FieldState> {
+    Some(FieldState {
+        at: FieldRef {
+            submission: entry.submission?,
+            village_id: entry.village_id.clone(),
+            period: entry.period.parse().ok()?,
+            field: FieldKey::parse(&entry.field),
+        },
+        value: entry.new.clone()?,
+        version,
+        stamp: Stamp {
+            hlc: entry.hlc,
+            device: entry.device?,
+            author: author.to_owned(),
+            received_at_ms: entry.at_ms,
+            mutation_id: entry.mutation_id,
+        },
+    })
+}
+
+/// The audit entry of each of the push's mutations, by mutation id.
+fn entries_of(entries: &[AuditEntry], device: DeviceId) -> HashMap<u64, &AuditEntry> {
+    entries.iter().filter(|e| e.device == Some(device)).map(|e| (e.mutation_id, e)).collect()
+}
+
+impl Pushed {
+    fn compact(&self, entries: &[AuditEntry]) -> CompactPush {
+        // The push's own stamp, on the first value it wrote.
+        let author = self.results.iter().find_map(|r| {
+            let stamp = &r.current.as_ref()?.stamp;
+            (stamp.device == self.device && stamp.mutation_id == r.id).then(|| stamp.author.clone())
+        });
+        let author = author.unwrap_or_default();
+        let by_id = entries_of(entries, self.device);
+        let results = self
+            .results
+            .iter()
+            .map(|r| {
+                let current = r.current.as_ref();
+                let audited = current.zip(by_id.get(&r.id)).and_then(|(current, entry)| {
+                    let rebuilt = as_audited(entry, current.version, &author)?;
+                    (rebuilt == *current).then_some(current.version)
+                });
+                match audited {
+                    Some(version) => CompactResult::AsAudited {
+                        outcome: r.outcome,
+                        reason: r.reason.clone(),
+                        version,
+                    },
+                    None => CompactResult::Whole(r.clone()),
+                }
+            })
+            .collect();
+        CompactPush {
+            device: self.device,
+            first_id: self.first_id,
+            digests: self.digests.clone(),
+            author,
+            results,
+        }
+    }
+}
+
+impl CompactPush {
+    fn whole(self, entries: &[AuditEntry]) -> Result<Pushed> {
+        let by_id = entries_of(entries, self.device);
+        let results = self.results.into_iter().zip(self.first_id..).map(|(r, id)| match r {
+            CompactResult::Whole(r) => Ok(r),
+            CompactResult::AsAudited { outcome, reason, version } => {
+                let current = by_id.get(&id).and_then(|e| as_audited(e, version, &self.author));
+                let current = current.ok_or_else(|| Error::Corrupt {
+                    tree: WRITES,
+                    why: format!("the result of mutation {id} points at no audit entry of it"),
+                })?;
+                Ok(MutationResult { id, outcome, reason, current: Some(current) })
+            }
+        });
+        Ok(Pushed {
+            device: self.device,
+            first_id: self.first_id,
+            digests: self.digests,
+            results: results.collect::<Result<_>>()?,
+        })
+    }
 }
 
 impl Write {
     pub(in crate::db) fn encode(&self) -> Vec<u8> {
-        encode(&StoringWrite::V1(self))
+        let push = self.push.as_ref().map(|p| p.compact(&self.entries));
+        encode(&StoringWrite { entries: &self.entries, push })
     }
 
     pub(in crate::db) fn decode(bytes: &[u8]) -> Result<Write> {
         match decode::<StoredWrite>(WRITES, bytes)? {
             StoredWrite::V1(w) => Ok(w),
+            StoredWrite::V2 { push, entries } => {
+                let push = push.map(|p| p.whole(&entries)).transpose()?;
+                Ok(Write { entries, push })
+            }
         }
     }
 }
@@ -187,4 +319,78 @@ pub(in crate::db) fn decode_named(bytes: &[u8]) -> Result<Vec<SubmissionId>> {
         });
     }
     Ok(ids.iter().map(|id| SubmissionId(uuid::Uuid::from_bytes(*id))).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use fieldsync::sync::{Mutation, Outcome, RawValue};
+    use fieldsync::{demo, DeviceId, Hlc};
+    use fieldsync_store::{Engine, Memory};
+
+    use super::*;
+    use crate::db::Store;
+
+    fn amount(id: u64, field: &str, v: &str, hlc: u64) -> Mutation {
+        Mutation {
+            id,
+            village_id: demo::SAMPLE_VILLAGE.into(),
+            period: "2022".into(),
+            field: field.into(),
+            value: RawValue::Amount(v.into()),
+            base_version: 0,
+            hlc: Hlc(hlc),
+            author: "An".into(),
+        }
+    }
+
+    /// A push's record keeps an applied value's field state as its version
+    /// alone and reads back whole; results its audit entry does not
+    /// describe (a conflict keeping another value, a refusal) stay whole.
+    #[test]
+    fn a_pushs_record_keeps_an_applied_value_once_and_reads_back_whole() {
+        let engine = Arc::new(Memory::new());
+        let store = Store::open(engine.clone(), demo::catalogue).unwrap();
+        let an = fieldsync::access::User {
+            id: "an".into(),
+            name: "An".into(),
+            role: fieldsync::access::Role::Surveyor,
+            areas: vec![demo::PROVINCE.into()],
+            disabled: false,
+        };
+        let (one, two) = (DeviceId(uuid::Uuid::from_u128(1)), DeviceId(uuid::Uuid::from_u128(2)));
+        let first = [amount(1, "road_km", "10", 10), amount(2, "road_cement_km", "8", 11)];
+        store.push(&an, one, &first, 0, 1).unwrap();
+        let second = [
+            amount(1, "road_km", "5", 20),    // breaks the cement total: a conflict
+            amount(2, "playground", "3", 21), // applied
+            amount(3, "no_such_field", "1", 22), // refused
+        ];
+        let results = store.push(&an, two, &second, 0, 2).unwrap();
+        let outcomes: Vec<Outcome> = results.iter().map(|r| r.outcome).collect();
+        assert_eq!(outcomes, [Outcome::Conflict, Outcome::Applied, Outcome::Rejected]);
+        let mut compact = 0;
+        for entry in (engine.as_ref() as &dyn Engine).iter_all(WRITES) {
+            let (_, bytes) = entry.unwrap();
+            let write = Write::decode(&bytes).unwrap();
+            let Some(push) = &write.push else { continue };
+            assert_eq!(Write::decode(&write.encode()).unwrap(), write, "read back whole");
+            let whole = encode(&StoredWrite::V1(write.clone()));
+            assert!(bytes.len() < whole.len(), "{} bytes, {} whole", bytes.len(), whole.len());
+            let CompactPush { results, .. } = push.compact(&write.entries);
+            for (r, stored) in push.results.iter().zip(&results) {
+                match (r.outcome, stored) {
+                    (Outcome::Applied, CompactResult::AsAudited { .. }) => compact += 1,
+                    (Outcome::Applied, _) => panic!("applied {} kept whole", r.id),
+                    (_, CompactResult::AsAudited { .. }) => panic!("{:?} kept short", r.outcome),
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(compact, 3, "the three applied values");
+        // Replays answer exactly what the pushes did.
+        assert_eq!(store.push(&an, two, &second, 0, 3).unwrap(), results);
+        assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    }
 }
