@@ -346,15 +346,26 @@ pub(in crate::db) fn killed_after_each_batch<T: PartialEq + std::fmt::Debug>(
     killed
 }
 
+/// A busy store rewritten by `earlier` into an earlier layout, then opened
+/// on copies killed after each batch ([`killed_after_each_batch`]): the
+/// store's engine (migrated), its report, what it answered, and how many
+/// opens were killed.
+fn migrated_after_kills(
+    earlier: impl Fn(&Memory),
+) -> (Arc<Memory>, (String, Period), Answers, usize) {
+    let source = Arc::new(Memory::new());
+    let (store, report) = busy_store(source.clone());
+    let before = answers(&store, &report);
+    drop(store);
+    earlier(source.as_ref());
+    let trees: Vec<&'static str> = records_per_tree(source.as_ref()).into_keys().collect();
+    let killed = killed_after_each_batch(&source, &trees, &before, |s| answers(s, &report));
+    (source, report, before, killed)
+}
+
 #[test]
 fn a_migration_killed_after_any_batch_finishes_when_opened_again() {
-    let source = Arc::new(Memory::new());
-    let (store, sub) = busy_store(source.clone());
-    let before = answers(&store, &sub);
-    drop(store);
-    to_old_layout(source.as_ref());
-    let old: Vec<&'static str> = records_per_tree(source.as_ref()).into_keys().collect();
-    let killed = killed_after_each_batch(&source, &old, &before, |s| answers(s, &sub));
+    let (_, _, _, killed) = migrated_after_kills(|engine| to_old_layout(engine));
     assert!(killed >= 4, "the migration writes in several batches ({killed})");
 }
 
@@ -363,26 +374,7 @@ fn a_migration_killed_after_any_batch_finishes_when_opened_again() {
 /// any batch, and answers as before; an index entry lost is named.
 #[test]
 fn a_trail_indexed_by_report_is_indexed_by_place_when_opened() {
-    let source = Arc::new(Memory::new());
-    let (store, report) = busy_store(source.clone());
-    let before = answers(&store, &report);
-    drop(store);
-    let mut batch = Batch::default();
-    for entry in (source.as_ref() as &dyn Engine).iter_all(WRITES) {
-        let (key, bytes) = entry.unwrap();
-        let subs: std::collections::BTreeSet<SubmissionId> =
-            Write::decode(&bytes).unwrap().entries.iter().filter_map(|e| e.submission).collect();
-        for sub in subs {
-            batch.put(retired::WRITES_BY_SUB, [sub.0.as_bytes(), &[0][..], &key].concat(), vec![]);
-        }
-    }
-    for entry in (source.as_ref() as &dyn Engine).iter_all(WRITES_BY_PLACE) {
-        batch.delete(WRITES_BY_PLACE, entry.unwrap().0);
-    }
-    batch.delete(super::super::schema::META, TRAIL_PLACE_KEY.to_vec());
-    source.commit(batch).unwrap();
-    let trees: Vec<&'static str> = records_per_tree(source.as_ref()).into_keys().collect();
-    let killed = killed_after_each_batch(&source, &trees, &before, |s| answers(s, &report));
+    let (source, report, before, killed) = migrated_after_kills(indexed_by_report);
     assert!(killed >= 2, "the index is built, then the old one emptied ({killed})");
     let store = Store::open(source.clone(), demo::catalogue).unwrap();
     assert!(source.last(retired::WRITES_BY_SUB).unwrap().is_none());
@@ -394,4 +386,23 @@ fn a_trail_indexed_by_report_is_indexed_by_place_when_opened() {
     source.commit(batch).unwrap();
     let problems = store.check().unwrap();
     assert!(problems.iter().any(|p| p.contains("missing from the index by place")), "{problems:?}");
+}
+
+/// Rewrites a store's trail index as it was before the index by place:
+/// one `writes_by_sub` entry per report a write names, no marker.
+fn indexed_by_report(source: &Memory) {
+    let mut batch = Batch::default();
+    for entry in (source as &dyn Engine).iter_all(WRITES) {
+        let (key, bytes) = entry.unwrap();
+        let subs: std::collections::BTreeSet<SubmissionId> =
+            Write::decode(&bytes).unwrap().entries.iter().filter_map(|e| e.submission).collect();
+        for sub in subs {
+            batch.put(retired::WRITES_BY_SUB, [sub.0.as_bytes(), &[0][..], &key].concat(), vec![]);
+        }
+    }
+    for entry in (source as &dyn Engine).iter_all(WRITES_BY_PLACE) {
+        batch.delete(WRITES_BY_PLACE, entry.unwrap().0);
+    }
+    batch.delete(super::super::schema::META, TRAIL_PLACE_KEY.to_vec());
+    source.commit(batch).unwrap();
 }
