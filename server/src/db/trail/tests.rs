@@ -76,7 +76,7 @@ fn trail_part(moves: &[(&'static str, i64)]) -> Vec<(&'static str, i64)> {
 /// N; acknowledging the results later costs it nothing. (The earlier
 /// layout wrote 4 records per value and, on release, 2 more.)
 #[test]
-fn a_push_costs_the_trail_a_record_and_one_per_report_not_one_per_value() {
+fn a_push_costs_the_trail_a_record_and_one_per_commune_record_not_one_per_value() {
     for n in [1u64, 10, 200] {
         let engine = Arc::new(Memory::new());
         let store = Store::open(engine.clone(), demo::catalogue).unwrap();
