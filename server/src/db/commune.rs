@@ -27,6 +27,12 @@ pub(super) fn commune_of(catalogue: &Catalogue, village: &str, _period: Period) 
     cut_of(catalogue, village)
 }
 
+/// The place of the report of `village` for `period`: its commune's record
+/// for that period (`check` verifies every report is there).
+pub(super) fn place_of(catalogue: &Catalogue, village: &str, period: Period) -> Place {
+    (commune_of(catalogue, village, period), period)
+}
+
 /// Most decoded records a [`Reader`] keeps.
 const MAX_KEPT: usize = 256;
 

@@ -13,7 +13,7 @@ use fieldsync::validate::{check_parts, part_siblings, validate};
 use fieldsync::{Catalogue, DeviceId, FieldKey, Period, SubmissionId, Value};
 
 use super::clock::MAX_CLOCK_SKEW_MS;
-use super::commune::commune_of;
+use super::commune::place_of;
 use super::schema::{encode, DeviceState, Key, Pushed, Run};
 use super::txn::{clip, Work};
 use super::{Error, Result, Store, SERVER_DEVICE};
@@ -170,7 +170,7 @@ impl Work<'_> {
         if let Ok(t) = &checked {
             // A report lives in its commune's record for its period (`check`
             // verifies it): found there, its place unread.
-            let place = (commune_of(&self.catalogue, &t.at.village_id, t.at.period), t.at.period);
+            let place = place_of(&self.catalogue, &t.at.village_id, t.at.period);
             self.reports.expect_at(t.at.submission, place)?;
         }
         let old = match &checked {

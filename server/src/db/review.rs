@@ -437,7 +437,7 @@ impl Store {
     ) -> Box<dyn Iterator<Item = Result<Report>> + 'a> {
         let catalogue = self.catalogue();
         let start = after.map(|(village, p)| {
-            let place = (super::commune::commune_of(&catalogue, &village, p), p);
+            let place = super::commune::place_of(&catalogue, &village, p);
             (place, SubmissionId::of(&village, p))
         });
         let from = start.as_ref().map(|((c, p), _)| Key::Commune(c.clone(), *p).encode());

@@ -15,7 +15,7 @@ use fieldsync::sync::AuditEntry;
 use fieldsync::{Catalogue, DeviceId, Period, SubmissionId};
 use fieldsync_store::{prefix_end, ScanIter};
 
-use super::commune::{commune_of, Reader};
+use super::commune::{place_of, Reader};
 use super::schema::{
     decode_named, encode_named, Key, Place, Prefix, PushRef, Run, Write, WRITES, WRITES_BY_DEVICE,
 };
@@ -62,32 +62,24 @@ impl Work<'_> {
 }
 
 /// The reports `entries` name, by the commune record each is filed under:
-/// its report's place (`place_of`), or for a report never made (every
-/// mutation refused) the place it would have.
+/// its report's place (`placed`, which keeps what it read), or for a
+/// report never made (every mutation refused) the place it would have.
 pub(super) fn named_by_place(
     entries: &[AuditEntry],
     catalogue: &Catalogue,
-    mut place_of: impl FnMut(SubmissionId) -> Result<Option<Place>>,
+    mut placed: impl FnMut(SubmissionId) -> Result<Option<Place>>,
 ) -> Result<BTreeMap<Place, BTreeSet<SubmissionId>>> {
     let mut places: BTreeMap<Place, BTreeSet<SubmissionId>> = BTreeMap::new();
-    let mut seen: BTreeMap<SubmissionId, Place> = BTreeMap::new();
     for entry in entries {
         let Some(sub) = entry.submission else { continue };
-        let place = match seen.get(&sub) {
-            Some(place) => place.clone(),
+        let place = match placed(sub)? {
+            Some(place) => place,
             None => {
-                let place = match place_of(sub)? {
-                    Some(place) => place,
-                    None => {
-                        let period: Period = entry.period.parse().map_err(|_| Error::Corrupt {
-                            tree: WRITES,
-                            why: format!("audit entry {} names a report but no period", entry.seq),
-                        })?;
-                        (commune_of(catalogue, &entry.village_id, period), period)
-                    }
-                };
-                seen.insert(sub, place.clone());
-                place
+                let period: Period = entry.period.parse().map_err(|_| Error::Corrupt {
+                    tree: WRITES,
+                    why: format!("audit entry {} names a report but no period", entry.seq),
+                })?;
+                place_of(catalogue, &entry.village_id, period)
             }
         };
         places.entry(place).or_default().insert(sub);
@@ -256,7 +248,7 @@ impl Store {
         let sub = SubmissionId::of(village, period);
         let place = match Reader::new(self.engine.as_ref()).place(sub)? {
             Some(place) => place,
-            None => (commune_of(&self.catalogue(), village, period), period),
+            None => place_of(&self.catalogue(), village, period),
         };
         Ok((place, sub))
     }

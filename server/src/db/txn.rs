@@ -15,7 +15,7 @@ use fieldsync::sync::{
 use fieldsync::{Catalogue, DeviceId, FieldKey, Hlc, Period, SubmissionId, Value};
 use fieldsync_store::{Batch, Engine};
 
-use super::commune::{commune_of, revision_at, Reports};
+use super::commune::{place_of, revision_at, Reports};
 use super::schema::{
     encode_history, Entity, Held, Key, Place, Pushed, Report, Revision, SubmissionHeader,
     AUDIT_SEQ_KEY, CLOSED, SEQ_KEY,
@@ -236,8 +236,7 @@ impl<'a> Work<'a> {
             report.header_seq = seq;
             return Ok(());
         }
-        let commune = commune_of(&self.catalogue, &header.village_id, header.period);
-        let place = (commune, header.period);
+        let place = place_of(&self.catalogue, &header.village_id, header.period);
         self.reports.create(place, Report::new(header, seq), &mut self.batch)
     }
 

@@ -11,7 +11,7 @@ use fieldsync::sync::{Conflict, FieldState};
 use fieldsync::{Catalogue, SubmissionId};
 use fieldsync_store::{Batch, Engine};
 
-use super::super::commune::commune_of;
+use super::super::commune::place_of;
 use super::super::schema::{
     decode, decode_place, decode_with_seq, encode_history, encode_place, CommuneRecord, Held, Key,
     Place, Prefix, Report, Revision, SubmissionHeader, COMMUNES, COMMUNE_KEY, CONFLICTS, FIELDS,
@@ -136,7 +136,7 @@ fn gather(
         why: format!("a record of report {sub} does not say its latest change"),
     };
     let seq = seq.ok_or_else(|| unmarked(SUBMISSIONS))?;
-    let place = (commune_of(catalogue, &header.village_id, header.period), header.period);
+    let place = place_of(catalogue, &header.village_id, header.period);
     let mut report = Report::new(header, seq);
     for entry in Prefix::FieldsOf(sub).iter(engine) {
         let (key, value) = entry?;
