@@ -1333,9 +1333,10 @@ async fn push_file_sends_a_phones_unsent_edits_once() {
     assert!(refusal.contains("negative"), "the server's reason: {refusal}");
 
     let store = &server.local.store;
-    let sub = fieldsync::SubmissionId::of(V, "2022".parse().unwrap());
     let value = |field: &str| {
-        let field = store.field(sub, &fieldsync::FieldKey::parse(field)).unwrap();
+        let key = fieldsync::FieldKey::parse(field);
+        let at = fieldsync::sync::FieldRef::new(V, "2022".parse().unwrap(), key);
+        let field = store.field(&at).unwrap();
         field.map(|f| (f.value.to_string(), f.stamp.device.to_string()))
     };
     assert_eq!(value("road_km"), Some(("1.5".into(), device.clone())), "under the phone's id");

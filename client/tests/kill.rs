@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fieldsync::access::Role;
-use fieldsync::sync::RawValue;
+use fieldsync::sync::{FieldRef, RawValue};
 use fieldsync::{demo, FieldKey, Level, Period, SubmissionId};
 use fieldsync_client::local::Tablet;
 use fieldsync_server::db::{now_ms, HistoryQuery};
@@ -163,9 +163,8 @@ async fn a_tablet_killed_mid_sync_converges_with_nothing_lost_or_doubled() {
         .map(|f| ((f.at.submission, f.at.field.clone()), f.value.to_string()))
         .collect();
     for ((village, period, field), value) in &recorded {
-        let sub = SubmissionId::of(village, period.parse::<Period>().unwrap());
-        let key = FieldKey::parse(field);
-        let on_server = store.field(sub, &key).unwrap().map(|f| f.value.to_string());
+        let at = FieldRef::new(village, period.parse::<Period>().unwrap(), FieldKey::parse(field));
+        let on_server = store.field(&at).unwrap().map(|f| f.value.to_string());
         let want = fieldsync::Amount::parse(value, 3).map(|a| a.to_string()).unwrap();
         assert_eq!(
             on_server.as_deref(),
@@ -173,7 +172,7 @@ async fn a_tablet_killed_mid_sync_converges_with_nothing_lost_or_doubled() {
             "seed {seed}: {village} {period} {field}"
         );
         assert_eq!(
-            synced.get(&(sub, key)),
+            synced.get(&(at.submission, at.field)),
             Some(&want),
             "seed {seed}: the tablet's {village} {period} {field}"
         );

@@ -168,6 +168,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             // A copy of a damaged store would pass for a good one later.
             let problems = store.check()?;
             if !problems.is_empty() {
+                refuse_from_now_on(&data.data, &problems)?;
                 anyhow::bail!(
                     "the store in {} is damaged ({} problem(s), the first: {}): no backup was \
                      written; see them all with `fieldsync-server check --data {0}` and restore \
@@ -377,6 +378,18 @@ fn refuse_inside(out: &Path, data: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Leaves the note that keeps a store `check` found damaged from being
+/// served or backed up until it is restored (see
+/// [`fieldsync_store::DAMAGED_FILE`]).
+fn refuse_from_now_on(data: &Path, problems: &[String]) -> anyhow::Result<()> {
+    let why = format!(
+        "`fieldsync-server check` found {} problem(s) in this store, the first: {}",
+        problems.len(),
+        problems[0]
+    );
+    Ok(fieldsync_store::record_damage(data, &why)?)
+}
+
 /// Checks the store in `data`, prints what was found, and fails if anything was.
 fn check(data: &Path) -> anyhow::Result<()> {
     let problems = open_existing(data)?.check()?;
@@ -388,7 +401,12 @@ fn check(data: &Path) -> anyhow::Result<()> {
     for p in &problems {
         println!("  - {p}");
     }
-    anyhow::bail!("the store in {} is damaged", data.display())
+    refuse_from_now_on(data, &problems)?;
+    anyhow::bail!(
+        "the store in {} is damaged: do not serve it; {}",
+        data.display(),
+        fieldsync_store::RESTORE
+    )
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -26,7 +26,9 @@ pub use iter::ScanIter;
 pub use mark::{sync_dir, FILE as MARK_FILE};
 pub use memory::Memory;
 pub use pieces::entries as sled_entries;
-pub use sled_engine::{Sled, CACHE_BYTES, SNAPSHOT_EVERY_BYTES};
+pub use sled_engine::{
+    record_damage, Sled, CACHE_BYTES, DAMAGED_FILE, RESTORE, SNAPSHOT_EVERY_BYTES,
+};
 pub use snapshot::{Scanning, Snapshot};
 
 /// Storage failures: the disk, not the input.

@@ -128,9 +128,65 @@ pub(crate) fn tree_end(tree: &str) -> Vec<u8> {
 }
 
 /// What to restore from, said the same way by every refusal to open.
-const RESTORE: &str =
+pub const RESTORE: &str =
     "restore the last backup into a new directory (fieldsync-server restore --from FILE --data \
      NEW_DIR) and serve that";
+
+/// The note left in a store's directory once it was found damaged.
+///
+/// sled's failed open is not read-only: before it gives up it may rewrite
+/// the end of its log, and the next open can then succeed on what is left.
+/// A store refused once is refused from then on, whatever sled makes of it
+/// later, until it is restored into a new directory.
+pub const DAMAGED_FILE: &str = "DAMAGED.txt";
+
+/// Refuses a store that was found damaged before.
+fn refused_before(dir: &Path) -> Result<()> {
+    match std::fs::read_to_string(dir.join(DAMAGED_FILE)) {
+        Ok(why) => Err(Error::Damaged(format!(
+            "the store in {} was found damaged before and is not opened again (see {}: {}); \
+             {RESTORE}",
+            dir.display(),
+            dir.join(DAMAGED_FILE).display(),
+            why.lines().next().unwrap_or_default().trim()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => {
+            Err(Error::Other(format!("cannot read {}: {e}", dir.join(DAMAGED_FILE).display())))
+        }
+    }
+}
+
+/// Leaves the note that keeps a damaged store refused, and passes the
+/// error on. A note that cannot be written is said beside the error.
+fn remember_damage(dir: &Path, e: Error) -> Error {
+    let Error::Damaged(why) = &e else { return e };
+    match record_damage(dir, why) {
+        Ok(()) => e,
+        Err(io) => Error::Damaged(format!("{why} ({io})")),
+    }
+}
+
+/// Leaves the note ([`DAMAGED_FILE`]) that keeps the store in `dir`
+/// refused from now on, saying `why`: for a store found damaged by sled's
+/// open, by its high-water mark, or by a check of its records.
+pub fn record_damage(dir: &Path, why: &str) -> Result<()> {
+    let path = dir.join(DAMAGED_FILE);
+    let text = format!(
+        "{why}\n\nfieldsync refuses to open this store from now on. Restore the last backup into \
+         a new directory (fieldsync-server restore --from FILE --data NEW_DIR) and serve that. \
+         Remove this file only to serve the store as it is, knowing that what it lost is lost.\n"
+    );
+    std::fs::File::create(&path)
+        .and_then(|mut f| {
+            std::io::Write::write_all(&mut f, text.as_bytes())?;
+            f.sync_all()
+        })
+        .map_err(|e| {
+            Error::Other(format!("the note {} could not be written: {e}", path.display()))
+        })?;
+    mark::sync_dir(dir)
+}
 
 /// Whether `dir` holds sled's files.
 fn holds_sled(dir: &Path) -> bool {
@@ -169,8 +225,14 @@ impl Sled {
     /// Opens the store in `dir`, or creates a new one when `dir` is missing
     /// or empty. A directory that holds files is never initialised: files
     /// that are not a store, a store without its records, or one behind its
-    /// high-water mark are refused with what to do.
+    /// high-water mark are refused with what to do, and stay refused (see
+    /// [`DAMAGED_FILE`]).
     pub fn open(dir: &Path) -> Result<Self> {
+        refused_before(dir)?;
+        Self::open_or_create(dir).map_err(|e| remember_damage(dir, e))
+    }
+
+    fn open_or_create(dir: &Path) -> Result<Self> {
         match entries(dir)? {
             None | Some(0) => {
                 std::fs::create_dir_all(dir)
@@ -222,9 +284,15 @@ impl Sled {
     }
 
     /// Opens the existing store in `dir` to read it, writing nothing into
-    /// it: a missing or empty directory, one without a store, or a store
-    /// behind its high-water mark is refused.
+    /// it but, when it is found damaged, the note that keeps it refused: a
+    /// missing or empty directory, one without a store, or a store behind
+    /// its high-water mark is refused.
     pub fn open_existing(dir: &Path) -> Result<Self> {
+        refused_before(dir)?;
+        Self::open_to_read(dir).map_err(|e| remember_damage(dir, e))
+    }
+
+    fn open_to_read(dir: &Path) -> Result<Self> {
         let mark = match entries(dir)? {
             None | Some(0) => None,
             Some(_) => mark::Mark::open(dir, false)?,
@@ -574,7 +642,7 @@ impl Sled {
         // The old database must be gone (its file lock released) before the
         // directory is opened again.
         drop(db.take());
-        let reopened = open_db(&self.dir)?;
+        let reopened = open_db(&self.dir).map_err(|e| remember_damage(&self.dir, e))?;
         let epoch = epoch_of(&reopened)?;
         *db = Some(reopened);
         drop(db);
@@ -587,7 +655,7 @@ impl Sled {
         self.since_open.store(0, Ordering::Relaxed);
         if let Some(mark) = &self.mark {
             let marked = mark.lock().map_err(poisoned)?.epoch();
-            self.behind(&self.dir, marked)?;
+            self.behind(&self.dir, marked).map_err(|e| remember_damage(&self.dir, e))?;
         }
         Ok(())
     }

@@ -18,8 +18,8 @@ use std::path::Path;
 use fantoccini::{Client, Locator};
 use fieldsync::access::Role;
 use fieldsync::review::{ReviewState, Verdict};
-use fieldsync::sync::{AuditKind, Outcome};
-use fieldsync::{demo, FieldKey, Period, SubmissionId, Value};
+use fieldsync::sync::{AuditKind, FieldRef, Outcome};
+use fieldsync::{demo, FieldKey, Period, Value};
 use fieldsync_client::sync::Retry;
 use fieldsync_client::{unsent, Grpc};
 use fieldsync_proto::v1::CreateEnrollmentRequest;
@@ -156,13 +156,10 @@ async fn sync_now(client: &Client) {
     wait_attr(client, "#pending-count", "data-count", "0").await;
 }
 
-fn submission(village: &str, period: &str) -> SubmissionId {
-    SubmissionId::of(village, period.parse::<Period>().unwrap())
-}
-
 /// The server's value of a field, as text.
 fn on_server(server: &TestServer, village: &str, period: &str, field: &str) -> Option<String> {
-    let state = server.store.field(submission(village, period), &FieldKey::parse(field)).unwrap();
+    let at = FieldRef::new(village, period.parse::<Period>().unwrap(), FieldKey::parse(field));
+    let state = server.store.field(&at).unwrap();
     state.map(|s| match s.value {
         Value::Amount(a) => a.to_string(),
         other => other.to_string(),
@@ -337,7 +334,7 @@ async fn the_app_shows_a_return_resubmits_on_edit_and_locks_an_approved_report()
     wait_attr(&client, "#sync-status", "data-state", "ok").await;
     wait_attr(&client, "#review-state", "data-state", "submitted").await;
     wait_attr(&client, "[data-field-status=road_km]", "data-state", "synced").await;
-    let header = server.store.submission(submission(&first, &period)).unwrap().unwrap();
+    let header = server.store.submission(&first, p).unwrap().unwrap();
     assert_eq!(header.review.state, ReviewState::Submitted, "the edit submitted it again");
     assert_eq!(on_server(&server, &first, &period, "road_km").as_deref(), Some("1.75"));
 

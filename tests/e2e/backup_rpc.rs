@@ -28,8 +28,8 @@ async fn a_backup_of_a_running_server_restores_whole() {
     let refused = a.remote(&server.url).await.admin().backup(BackupRequest {}).await;
     assert_eq!(refused.unwrap_err().code(), tonic::Code::PermissionDenied);
     let head = server.store.head().unwrap();
-    let sub = fieldsync::SubmissionId::of(VILLAGE, PERIOD.parse().unwrap());
-    let fields = server.store.fields_of(sub).unwrap();
+    let period = PERIOD.parse().unwrap();
+    let fields = server.store.fields_of(VILLAGE, period).unwrap();
     server.stop().await;
 
     let file = dir.path().join("fieldsync.backup");
@@ -39,6 +39,6 @@ async fn a_backup_of_a_running_server_restores_whole() {
     let store =
         Store::open(Arc::new(Sled::open(&restored).unwrap()), fieldsync::demo::catalogue).unwrap();
     assert_eq!(store.head().unwrap(), head);
-    assert_eq!(store.fields_of(sub).unwrap(), fields);
+    assert_eq!(store.fields_of(VILLAGE, period).unwrap(), fields);
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
 }

@@ -12,8 +12,8 @@
 
 use crate::util;
 
-use fieldsync::sync::{AuditEntry, FieldState};
-use fieldsync::{demo, DeviceId, FieldKey, Hlc, SubmissionId};
+use fieldsync::sync::{AuditEntry, FieldRef, FieldState};
+use fieldsync::{demo, DeviceId, FieldKey, Hlc};
 use fieldsync_proto::v1::admin_client::AdminClient;
 use fieldsync_proto::v1::review_client::ReviewClient;
 use fieldsync_proto::v1::sync_client::SyncClient;
@@ -143,13 +143,13 @@ impl Env {
         Snapshot {
             head: store.head().expect("head"),
             submissions: store.submissions().expect("submissions"),
-            fields: store.fields_of(sample_submission()).expect("fields"),
+            fields: store.fields_of(VILLAGE, PERIOD.parse().expect("period")).expect("fields"),
             last_mutation_id: store.device(device).expect("device").last_mutation_id,
         }
     }
 
     fn field(&self, field: &str) -> Option<FieldState> {
-        self.server.store.field(sample_submission(), &FieldKey::parse(field)).expect("field")
+        self.server.store.field(&sample_field(field)).expect("field")
     }
 
     /// Everything a refused call must leave as it was: the snapshot, the
@@ -242,8 +242,9 @@ impl Env {
     }
 }
 
-fn sample_submission() -> SubmissionId {
-    SubmissionId::of(VILLAGE, PERIOD.parse().expect("period"))
+/// A field of the sample village's report.
+fn sample_field(name: &str) -> FieldRef {
+    FieldRef::new(VILLAGE, PERIOD.parse().expect("period"), FieldKey::parse(name))
 }
 
 /// What a bad request must not change.
@@ -973,12 +974,8 @@ async fn one_surveyors_many_tablet_ids_cannot_crowd_colleagues_out_of_a_conflict
     let push = push_request(&new_device(), numbered(1, vec![amount("road_km", "2.5")]));
     let reply = binh.push(push).await.expect("push").into_inner();
     assert_eq!(reply.results[0].outcome(), Outcome::Conflict, "{:?}", reply.results[0]);
-    let conflict = env
-        .server
-        .store
-        .conflict(sample_submission(), &FieldKey::parse("road_km"))
-        .expect("conflict")
-        .expect("open");
+    let conflict =
+        env.server.store.conflict(&sample_field("road_km")).expect("conflict").expect("open");
     let values: Vec<String> = conflict.candidates.iter().map(|k| k.value.to_string()).collect();
     assert_eq!(conflict.candidates.len(), 3, "{values:?}");
     assert!(values.contains(&"2.5".to_owned()), "{values:?}");

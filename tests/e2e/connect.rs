@@ -6,6 +6,7 @@ use crate::util;
 
 use fieldsync::access::Role;
 use fieldsync::demo;
+use fieldsync::sync::FieldRef;
 use serde_json::{json, Value};
 use util::http::{self, Reply};
 use util::{start_web_server, TestServer, PERIOD, VILLAGE};
@@ -135,12 +136,8 @@ async fn bootstrap_push_and_status_speak_proto3_json() {
     assert_eq!(status["role"], "ROLE_SURVEYOR");
 
     // The server now holds the value, as pushed.
-    let sub = fieldsync::SubmissionId::of(VILLAGE, PERIOD.parse().unwrap());
-    let field = server
-        .store
-        .field(sub, &fieldsync::FieldKey::parse("road_km"))
-        .unwrap()
-        .expect("the field is stored");
+    let at = FieldRef::new(VILLAGE, PERIOD.parse().unwrap(), fieldsync::FieldKey::parse("road_km"));
+    let field = server.store.field(&at).unwrap().expect("the field is stored");
     assert_eq!(field.value.to_string(), "1.5");
     server.stop().await;
 }
@@ -302,8 +299,8 @@ async fn refusals_carry_the_grpc_status_as_connect_errors() {
     let gap = push_request(&device, vec![mutation(5, "road_km", "2", "An")]);
     let (status, code, _) = error_of(&call(web, "Push", Some(&token), &gap).await);
     assert_eq!((status, code.as_str()), (400, "failed_precondition"));
-    let sub = fieldsync::SubmissionId::of(VILLAGE, PERIOD.parse().unwrap());
-    let field = server.store.field(sub, &fieldsync::FieldKey::parse("road_km")).unwrap();
+    let at = FieldRef::new(VILLAGE, PERIOD.parse().unwrap(), fieldsync::FieldKey::parse("road_km"));
+    let field = server.store.field(&at).unwrap();
     assert_eq!(field.unwrap().value.to_string(), "1.5", "refused pushes stored nothing");
     server.stop().await;
 }

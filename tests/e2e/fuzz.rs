@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use fieldsync::access::{Role, User};
 use fieldsync::merge::MAX_CANDIDATES;
-use fieldsync::sync::{Mutation, MutationResult, Outcome, RawValue};
-use fieldsync::{demo, Amount, DeviceId, FieldKey, GeoPoint, Hlc, Period, SubmissionId, Value};
+use fieldsync::sync::{FieldRef, Mutation, MutationResult, Outcome, RawValue};
+use fieldsync::{demo, Amount, DeviceId, FieldKey, GeoPoint, Hlc, Period, Value};
 use fieldsync_proto::convert;
 use fieldsync_proto::v1;
 use fieldsync_server::db::PlanRow;
@@ -1129,8 +1129,9 @@ impl Device {
     }
 }
 
-fn sample_submission() -> SubmissionId {
-    SubmissionId::of(VILLAGE, PERIOD.parse().expect("period"))
+/// A field of the sample village's report.
+fn sample_field(name: &str) -> FieldRef {
+    FieldRef::new(VILLAGE, PERIOD.parse().expect("period"), FieldKey::parse(name))
 }
 
 /// Runs `ops` against a fresh store, checking the invariants after each.
@@ -1147,8 +1148,7 @@ fn merge_case(devices: usize, ops: &[Op]) -> Result<(), TestCaseError> {
             ..Device::default()
         })
         .collect();
-    let sub = sample_submission();
-    let keys: Vec<FieldKey> = MERGE_FIELDS.iter().map(|f| FieldKey::parse(f)).collect();
+    let fields: Vec<FieldRef> = MERGE_FIELDS.iter().map(|f| sample_field(f)).collect();
     // Every value validly sent to each field, and the versions each field had.
     let mut written: HashMap<usize, Vec<Value>> = HashMap::new();
     let mut versions: HashMap<usize, Vec<u64>> = HashMap::new();
@@ -1161,12 +1161,12 @@ fn merge_case(devices: usize, ops: &[Op]) -> Result<(), TestCaseError> {
         match op {
             Op::Pull { device } => {
                 let t = &mut tablets[*device];
-                for (i, key) in keys.iter().enumerate() {
-                    if let Some(f) = store.field(sub, key).expect("read field") {
+                for (i, at) in fields.iter().enumerate() {
+                    if let Some(f) = store.field(at).expect("read field") {
                         t.seen.insert(i, f.version);
                         t.observe(f.stamp.hlc);
                     }
-                    if let Some(c) = store.conflict(sub, key).expect("read conflict") {
+                    if let Some(c) = store.conflict(at).expect("read conflict") {
                         for k in &c.candidates {
                             t.observe(k.stamp.hlc);
                         }
@@ -1270,8 +1270,9 @@ fn merge_case(devices: usize, ops: &[Op]) -> Result<(), TestCaseError> {
             }
         }
         // The invariants of every field after every step.
-        for (i, key) in keys.iter().enumerate() {
-            let current = store.field(sub, key).expect("read field");
+        for (i, at) in fields.iter().enumerate() {
+            let key = &at.field;
+            let current = store.field(at).expect("read field");
             let values = written.get(&i).cloned().unwrap_or_default();
             if let Some(c) = &current {
                 prop_assert!(
@@ -1280,7 +1281,7 @@ fn merge_case(devices: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                     c.value
                 );
             }
-            let Some(conflict) = store.conflict(sub, key).expect("read conflict") else {
+            let Some(conflict) = store.conflict(at).expect("read conflict") else {
                 continue;
             };
             let devices: BTreeSet<_> = conflict.candidates.iter().map(|k| k.stamp.device).collect();

@@ -9,7 +9,7 @@ use crate::util;
 
 use fieldsync::access::Role;
 use fieldsync::review::{ReviewState, Verdict};
-use fieldsync::sync::{RawValue, SubmissionReview};
+use fieldsync::sync::{FieldRef, RawValue, SubmissionReview};
 use fieldsync::{demo, FieldKey, Period, SubmissionId, Value};
 use fieldsync_client::api::{
     ConflictFilter, Decided, Decision, HistoryEntry, HistoryFilter, Reports, Settle, Settled,
@@ -74,8 +74,8 @@ async fn refused(
 
 /// Where a submission stands on the server.
 fn state(server: &TestServer, village: &str, period: &str) -> ReviewState {
-    let sub = SubmissionId::of(village, period.parse().unwrap());
-    server.store.submission(sub).unwrap().expect("the submission exists").review.state
+    let period = period.parse().unwrap();
+    server.store.submission(village, period).unwrap().expect("the submission exists").review.state
 }
 
 /// The review a tablet last heard of for a submission.
@@ -289,8 +289,8 @@ async fn the_review_cycle_end_to_end() {
         assert_eq!(refusals[0].mutation.value, RawValue::Amount("6".into()));
         a.sync(&url).await;
     }
-    let sub_id = SubmissionId::of(VILLAGE, PERIOD.parse().unwrap());
-    let road = server.store.field(sub_id, &FieldKey::parse("road_km"));
+    let at = FieldRef::new(VILLAGE, PERIOD.parse().unwrap(), FieldKey::parse("road_km"));
+    let road = server.store.field(&at);
     assert_eq!(road.unwrap().unwrap().value.to_string(), "5", "the locked value stands");
     assert_eq!(state(&server, VILLAGE, PERIOD), ReviewState::Approved);
     grew(&server, &mut seen, "the refused push");

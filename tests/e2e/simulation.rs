@@ -14,8 +14,10 @@ use std::sync::{Arc, Mutex};
 
 use fieldsync::access::{Role, User};
 use fieldsync::review::Verdict;
-use fieldsync::sync::{AuditKind, FieldState, Mutation, MutationResult, Outcome, Page, RawValue};
-use fieldsync::{demo, DeviceId, FieldKey, Hlc, Period, SubmissionId};
+use fieldsync::sync::{
+    AuditKind, FieldRef, FieldState, Mutation, MutationResult, Outcome, Page, RawValue,
+};
+use fieldsync::{demo, DeviceId, FieldKey, Hlc, Period};
 use fieldsync_client::local::{Meta, Tablet};
 use fieldsync_client::remote::{Pushed, Remote, ServerStatus};
 use fieldsync_client::sync::{self, Retry};
@@ -342,7 +344,7 @@ fn check(net: &Net, tablets: &[SimTablet]) -> (BTreeMap<String, usize>, usize) {
     let store = net.store();
     let mut server_fields = Vec::new();
     for sub in store.submissions().unwrap() {
-        server_fields.extend(store.fields_of(sub.id).unwrap());
+        server_fields.extend(store.fields_of(&sub.village_id, sub.period).unwrap());
     }
     let server_fields = sorted(server_fields);
     // Every invariant of the store, totals against a recomputation included.
@@ -381,8 +383,7 @@ fn check(net: &Net, tablets: &[SimTablet]) -> (BTreeMap<String, usize>, usize) {
                 panic!("tablet {i} mutation {} has no result", m.id);
             });
             let period: Period = m.period.parse().unwrap();
-            let sub = SubmissionId::of(&m.village_id, period);
-            let field = FieldKey::parse(&m.field);
+            let at = FieldRef::new(&m.village_id, period, FieldKey::parse(&m.field));
             // Every mutation is in the audit trail exactly once.
             // Every mutation is in the audit trail exactly once, with its value.
             let trail = store.audit_of(&m.village_id, period).unwrap();
@@ -399,13 +400,13 @@ fn check(net: &Net, tablets: &[SimTablet]) -> (BTreeMap<String, usize>, usize) {
             let settled = trail
                 .iter()
                 .any(|e| e.kind == AuditKind::Resolve && e.field == m.field && e.seq > mine[0].seq);
-            let revisions = store.revisions(sub, &field).unwrap();
+            let revisions = store.revisions(&at).unwrap();
             let written = revisions
                 .iter()
                 .filter(|r| r.stamp.device == device && r.stamp.mutation_id == m.id)
                 .count();
             let in_conflict = store
-                .conflict(sub, &field)
+                .conflict(&at)
                 .unwrap()
                 .is_some_and(|c| c.candidates.iter().any(|k| raw_matches(&m.value, &k.value)));
             *outcomes.entry(format!("{:?}", result.outcome)).or_default() += 1;

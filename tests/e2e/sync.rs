@@ -3,19 +3,28 @@
 
 use crate::util;
 
-use fieldsync::sync::{Mutation, Outcome, RawValue};
-use fieldsync::{FieldKey, Hlc, SubmissionId, Value};
+use fieldsync::sync::{FieldRef, Mutation, Outcome, RawValue};
+use fieldsync::{FieldKey, Hlc, Period, SubmissionId, Value};
 use fieldsync_client::sync::{self as engine, Retry};
 use fieldsync_client::Remote;
 use fieldsync_server::db::MAX_CLOCK_SKEW_MS;
 use util::{start_server, PERIOD, VILLAGE};
 
+fn period() -> Period {
+    PERIOD.parse().unwrap()
+}
+
 fn sub() -> SubmissionId {
-    SubmissionId::of(VILLAGE, PERIOD.parse().unwrap())
+    SubmissionId::of(VILLAGE, period())
 }
 
 fn key(field: &str) -> FieldKey {
     FieldKey::parse(field)
+}
+
+/// A field of the sample village's report.
+fn at(field: &str) -> FieldRef {
+    FieldRef::new(VILLAGE, period(), key(field))
 }
 
 #[tokio::test]
@@ -61,9 +70,9 @@ async fn same_field_different_values_is_one_conflict_both_tablets_see() {
     a.sync(&server.url).await;
 
     // Counts are never summed: the current value is one of the two, not 5.
-    let current = server.store.field(sub(), &key("village_cultural_house")).unwrap().unwrap();
+    let current = server.store.field(&at("village_cultural_house")).unwrap().unwrap();
     assert!(matches!(current.value.to_string().as_str(), "2" | "3"), "{current:?}");
-    let conflict = server.store.conflict(sub(), &key("village_cultural_house")).unwrap().unwrap();
+    let conflict = server.store.conflict(&at("village_cultural_house")).unwrap().unwrap();
     assert!(conflict.open);
     assert_eq!(conflict.base_version, 0);
     let mut kept: Vec<String> = conflict.candidates.iter().map(|c| c.value.to_string()).collect();
@@ -91,7 +100,7 @@ async fn equal_values_from_two_tablets_are_not_a_conflict() {
     a.sync(&server.url).await;
     let rb = b.sync(&server.url).await;
     assert_eq!((rb.conflicts, rb.applied + rb.unchanged), (0, 1));
-    assert!(server.store.conflict(sub(), &key("road_km")).unwrap().is_none());
+    assert!(server.store.conflict(&at("road_km")).unwrap().is_none());
     server.stop().await;
 }
 
@@ -118,7 +127,7 @@ async fn an_edit_racing_a_delete_is_a_conflict_not_a_loss() {
     b.sync(&server.url).await;
     a.sync(&server.url).await;
 
-    let conflict = server.store.conflict(sub(), &key("playground")).unwrap().expect("a conflict");
+    let conflict = server.store.conflict(&at("playground")).unwrap().expect("a conflict");
     let values: Vec<&Value> = conflict.candidates.iter().map(|c| &c.value).collect();
     assert!(values.contains(&&Value::Deleted), "the delete is kept: {values:?}");
     assert!(values.iter().any(|v| v.to_string() == "2"), "the edit is kept: {values:?}");
@@ -151,7 +160,7 @@ async fn a_replayed_push_changes_nothing_and_gets_the_same_results() {
     assert_eq!(server.store.head().unwrap(), head);
     assert_eq!(first.results[0].outcome, Outcome::Applied);
     assert_eq!(first.results[1].outcome, Outcome::Rejected, "a part above its whole");
-    assert_eq!(server.store.revisions(sub(), &key("road_km")).unwrap().len(), 1);
+    assert_eq!(server.store.revisions(&at("road_km")).unwrap().len(), 1);
     server.stop().await;
 }
 
@@ -193,7 +202,7 @@ async fn the_same_report_started_on_two_tablets_is_one_submission() {
     let subs = server.store.submissions().unwrap();
     assert_eq!(subs.len(), 1, "{subs:?}");
     assert_eq!(subs[0].id, sub());
-    assert_eq!(server.store.fields_of(sub()).unwrap().len(), 2);
+    assert_eq!(server.store.fields_of(VILLAGE, period()).unwrap().len(), 2);
     server.stop().await;
 }
 
@@ -241,7 +250,7 @@ async fn a_device_clock_far_in_the_future_is_bounded() {
     let mut remote = server.remote().await;
     remote.push(device, vec![m], 0).await.unwrap();
     let after = fieldsync_client::now_ms();
-    let state = server.store.field(sub(), &key("road_km")).unwrap().unwrap();
+    let state = server.store.field(&at("road_km")).unwrap().unwrap();
     assert!(state.stamp.hlc.millis() <= after + MAX_CLOCK_SKEW_MS);
     assert!((now..=after).contains(&state.stamp.received_at_ms));
     server.stop().await;

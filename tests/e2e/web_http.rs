@@ -6,7 +6,8 @@ use crate::util;
 use fieldsync::access::Role;
 use fieldsync::demo;
 use fieldsync::review::ReviewState;
-use fieldsync::{Period, SubmissionId};
+use fieldsync::sync::FieldRef;
+use fieldsync::Period;
 use util::http::{self, get, post};
 use util::{start_web_server, TestServer, PERIOD, VILLAGE};
 
@@ -23,8 +24,8 @@ async fn with_a_report(dir: &std::path::Path) -> (TestServer, String) {
 }
 
 fn state(server: &TestServer) -> ReviewState {
-    let id = SubmissionId::of(VILLAGE, PERIOD.parse::<Period>().unwrap());
-    server.store.submission(id).unwrap().expect("the report exists").review.state
+    let period = PERIOD.parse::<Period>().unwrap();
+    server.store.submission(VILLAGE, period).unwrap().expect("the report exists").review.state
 }
 
 #[tokio::test]
@@ -507,9 +508,9 @@ async fn a_village_supervisor_is_offered_no_settlement_and_cannot_post_one() {
     let post = post(web, &path, &session, &[("csrf", &csrf), ("pick", "0")]).await;
     assert_eq!(post.status, 403, "{}", post.text());
     assert!(post.text().contains("a village-level area reviews nothing"), "{}", post.text());
-    let sub = SubmissionId::of(VILLAGE, PERIOD.parse::<Period>().unwrap());
     let key = fieldsync::FieldKey::parse("village_cultural_house");
-    let conflict = server.store.conflict(sub, &key).unwrap().expect("a conflict");
+    let at = FieldRef::new(VILLAGE, PERIOD.parse::<Period>().unwrap(), key);
+    let conflict = server.store.conflict(&at).unwrap().expect("a conflict");
     assert!(conflict.open, "still open");
     let (session, _) = http::sign_in(web, &commune_sup).await;
     let page = get(web, &path, &session).await;

@@ -155,8 +155,8 @@ impl App {
         let period = super::period(period)?;
         let header = self.store.readable(user, village, period)?;
         let detail = SubmissionDetail {
-            fields: self.store.fields_of(header.id)?,
-            conflicts: self.store.conflicts_of(header.id)?,
+            fields: self.store.fields_of(&header.village_id, header.period)?,
+            conflicts: self.store.conflicts_of(&header.village_id, header.period)?,
             review: header.review,
         };
         self.settled(detail)

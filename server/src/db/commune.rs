@@ -1,8 +1,8 @@
 //! Reports read and written through their commune records
-//! (`schema/commune.rs`). [`commune_of`] says which record a new report
-//! goes to; [`Reader`] finds a report by id (its place, then its record)
-//! and keeps each record it decoded, so a pull page or a listing reads a
-//! commune's record once; [`Reports`] is a write's view: the records as
+//! (`schema/commune.rs`). [`place_of`] says which record a report lives
+//! in (every reader finds it there, from its village and period: nothing
+//! maps a report's id to its place); [`Reader`] keeps each record it
+//! decoded, so a pull page or a listing reads a commune's record once; [`Reports`] is a write's view: the records as
 //! they stand in this batch, each read and written once however many of
 //! its values the write changes.
 
@@ -15,8 +15,7 @@ use fieldsync_store::{prefix_end, Batch, Engine};
 
 use super::log::cut_of;
 use super::schema::{
-    decode_history, decode_place, encode_place, CommuneRecord, Held, Key, Place, Prefix, Report,
-    Revision, HISTORY,
+    decode_history, CommuneRecord, Held, Key, Place, Prefix, Report, Revision, HISTORY,
 };
 use super::Result;
 
@@ -36,39 +35,15 @@ pub(super) fn place_of(catalogue: &Catalogue, village: &str, period: Period) -> 
 /// Most decoded records a [`Reader`] keeps.
 const MAX_KEPT: usize = 256;
 
-/// Reads reports by id, keeping the places and records it read.
+/// Reads reports at their places, keeping the records it decoded.
 pub(super) struct Reader<'e> {
     engine: &'e dyn Engine,
-    places: HashMap<SubmissionId, Option<Place>>,
     records: HashMap<Place, Arc<CommuneRecord>>,
 }
 
 impl<'e> Reader<'e> {
     pub(super) fn new(engine: &'e dyn Engine) -> Self {
-        Reader { engine, places: HashMap::new(), records: HashMap::new() }
-    }
-
-    /// Where report `sub` lives, if it exists.
-    pub(super) fn place(&mut self, sub: SubmissionId) -> Result<Option<Place>> {
-        if let Some(place) = self.places.get(&sub) {
-            return Ok(place.clone());
-        }
-        let place = Key::Place(sub).get(self.engine)?.map(|b| decode_place(&b)).transpose()?;
-        self.places.insert(sub, place.clone());
-        Ok(place)
-    }
-
-    /// Where report `sub` lives, if it exists, when it can only be at
-    /// `place` (its commune and period: see [`commune_of`]): found in that
-    /// record, which a write reads anyway, without reading its place.
-    pub(super) fn place_at(&mut self, sub: SubmissionId, place: Place) -> Result<Option<Place>> {
-        if let Some(known) = self.places.get(&sub) {
-            return Ok(known.clone());
-        }
-        let held = self.record(&place)?.reports.contains_key(&sub);
-        let found = held.then_some(place);
-        self.places.insert(sub, found.clone());
-        Ok(found)
+        Reader { engine, records: HashMap::new() }
     }
 
     /// The record at `place` as stored (empty if there is none yet).
@@ -90,37 +65,20 @@ impl<'e> Reader<'e> {
         Ok(record)
     }
 
-    /// Report `sub` as stored, if it exists. A place whose record does not
-    /// hold the report is a damaged store.
-    pub(super) fn report(&mut self, sub: SubmissionId) -> Result<Option<Report>> {
-        self.with_report(sub, Report::clone)
+    /// Report `sub` at `place` as stored, if it exists.
+    pub(super) fn report(&mut self, place: &Place, sub: SubmissionId) -> Result<Option<Report>> {
+        self.with_report(place, sub, Report::clone)
     }
 
-    /// What `read` makes of report `sub` as stored, if it exists, without
-    /// copying the report.
+    /// What `read` makes of report `sub` at `place` as stored, if it
+    /// exists, without copying the report.
     pub(super) fn with_report<T>(
         &mut self,
+        place: &Place,
         sub: SubmissionId,
         read: impl FnOnce(&Report) -> T,
     ) -> Result<Option<T>> {
-        let Some(place) = self.place(sub)? else {
-            return Ok(None);
-        };
-        let record = self.record(&place)?;
-        match record.reports.get(&sub) {
-            Some(report) => Ok(Some(read(report))),
-            None => Err(missing(sub, &place)),
-        }
-    }
-}
-
-fn missing(sub: SubmissionId, place: &Place) -> super::Error {
-    super::Error::Corrupt {
-        tree: super::schema::COMMUNES,
-        why: format!(
-            "report {sub} is placed in commune {:?} for {} but its record does not hold it",
-            place.0, place.1
-        ),
+        Ok(self.record(place)?.reports.get(&sub).map(read))
     }
 }
 
@@ -136,54 +94,28 @@ impl<'e> Reports<'e> {
         Reports { stored: Reader::new(engine), changed: HashMap::new() }
     }
 
-    /// Report `sub` as it stands in this write.
-    pub(super) fn get(&mut self, sub: SubmissionId) -> Result<Option<&Report>> {
-        let Some(place) = self.stored.place(sub)? else {
-            return Ok(None);
-        };
-        if !self.changed.contains_key(&place) {
-            let record = self.stored.record(&place)?;
-            return match record.reports.contains_key(&sub) {
-                // Kept by the reader: looked up again there, for the borrow.
-                true => Ok(self.stored.records[&place].reports.get(&sub)),
-                false => Err(missing(sub, &place)),
-            };
+    /// Report `sub` at `place` as it stands in this write.
+    pub(super) fn get(&mut self, place: &Place, sub: SubmissionId) -> Result<Option<&Report>> {
+        if !self.changed.contains_key(place) {
+            self.stored.record(place)?;
+            // Kept by the reader: looked up again there, for the borrow.
+            return Ok(self.stored.records[place].reports.get(&sub));
         }
-        match self.changed[&place].reports.get(&sub) {
-            Some(report) => Ok(Some(report)),
-            None => Err(missing(sub, &place)),
-        }
+        Ok(self.changed[place].reports.get(&sub))
     }
 
-    /// Where report `sub` lives, if it exists.
-    pub(super) fn place(&mut self, sub: SubmissionId) -> Result<Option<Place>> {
-        self.stored.place(sub)
+    /// Report `sub` at `place` as stored before this write.
+    pub(super) fn before(&mut self, place: &Place, sub: SubmissionId) -> Result<Option<Report>> {
+        self.stored.report(place, sub)
     }
 
-    /// Tells the view that report `sub`, if it exists, is at `place`, so
-    /// that finding it reads only its commune record.
-    pub(super) fn expect_at(&mut self, sub: SubmissionId, place: Place) -> Result<()> {
-        self.stored.place_at(sub, place).map(drop)
-    }
-
-    /// Report `sub` as stored before this write.
-    pub(super) fn before(&mut self, sub: SubmissionId) -> Result<Option<Report>> {
-        match self.stored.place(sub)? {
-            Some(place) => Ok(self.stored.record(&place)?.reports.get(&sub).cloned()),
-            None => Ok(None),
-        }
-    }
-
-    /// Report `sub`, to change in this write.
-    pub(super) fn get_mut(&mut self, sub: SubmissionId) -> Result<Option<&mut Report>> {
-        let Some(place) = self.stored.place(sub)? else {
-            return Ok(None);
-        };
-        let record = self.record_mut(&place)?;
-        match record.reports.get_mut(&sub) {
-            Some(report) => Ok(Some(report)),
-            None => Err(missing(sub, &place)),
-        }
+    /// Report `sub` at `place`, to change in this write.
+    pub(super) fn get_mut(
+        &mut self,
+        place: &Place,
+        sub: SubmissionId,
+    ) -> Result<Option<&mut Report>> {
+        Ok(self.record_mut(place)?.reports.get_mut(&sub))
     }
 
     fn record_mut(&mut self, place: &Place) -> Result<&mut CommuneRecord> {
@@ -194,12 +126,9 @@ impl<'e> Reports<'e> {
         Ok(self.changed.get_mut(place).expect("just inserted"))
     }
 
-    /// Adds a new report at `place`, with its place filed in `batch`.
-    pub(super) fn create(&mut self, place: Place, report: Report, batch: &mut Batch) -> Result<()> {
-        let sub = report.header.id;
-        Key::Place(sub).put_new(batch, encode_place(&place));
-        self.record_mut(&place)?.reports.insert(sub, report);
-        self.stored.places.insert(sub, Some(place));
+    /// Adds a new report at `place`.
+    pub(super) fn create(&mut self, place: &Place, report: Report) -> Result<()> {
+        self.record_mut(place)?.reports.insert(report.header.id, report);
         Ok(())
     }
 

@@ -17,7 +17,9 @@ use fieldsync::{Catalogue, Level};
 use fieldsync_store::{Engine, ScanIter};
 
 use super::commune::Reader;
-use super::schema::{encode, read_u64, Entity, Key, LogEntry, Prefix, CHANGES, CHANGES_BY_COMMUNE};
+use super::schema::{
+    encode, read_u64, Entity, Key, Place, PlacedEntry, Prefix, CHANGES, CHANGES_BY_COMMUNE,
+};
 use super::txn::Work;
 use super::Result;
 
@@ -131,7 +133,7 @@ fn entries<'a>(
 }
 
 /// The changes listed in the log after `cursor` and up to `head`, as
-/// (sequence number, entity) in sequence order, read lazily (see
+/// (sequence number, entity, its report's place) in sequence order, read lazily (see
 /// [`entries`] for `cuts`). A commit's entries are read whole (in every cut
 /// read) and its changes after `cursor` sent in order, so a cursor inside a
 /// commit resumes at its next change. Superseded listings are included: the
@@ -142,7 +144,7 @@ pub(super) fn changes<'a>(
     cursor: u64,
     head: u64,
     hint: usize,
-) -> impl Iterator<Item = Result<(u64, Entity)>> + 'a {
+) -> impl Iterator<Item = Result<(u64, Entity, Place)>> + 'a {
     let tree = if cuts.is_some() { CHANGES_BY_COMMUNE } else { CHANGES };
     let hint = hint.clamp(1, ENTRIES_PER_READ);
     let mut entries = entries(engine, cuts, cursor, head, hint).peekable();
@@ -163,15 +165,28 @@ pub(super) fn changes<'a>(
                 Err(e) => return Some(Err(e)),
             };
             at = Some(seq);
-            match LogEntry::decode(tree, seq, &bytes) {
-                Ok((entry, _)) => commit.extend(entry.0),
+            match PlacedEntry::decode(tree, seq, &bytes) {
+                Ok(Some(entry)) => commit.extend(entry.changes()),
+                Ok(None) => return Some(Err(unplaced(tree, seq))),
                 Err(e) => return Some(Err(e)),
             }
         }
         at?;
-        commit.sort_by_key(|(seq, _)| *seq);
-        pending.extend(commit.into_iter().filter(|(seq, _)| *seq > cursor));
+        commit.sort_by_key(|(seq, ..)| *seq);
+        pending.extend(commit.into_iter().filter(|(seq, ..)| *seq > cursor));
     })
+}
+
+/// An entry of the log written before entries named their places: the
+/// migration that gives them their places has not run.
+fn unplaced(tree: &'static str, seq: u64) -> super::Error {
+    super::Error::Corrupt {
+        tree,
+        why: format!(
+            "entry {seq} names no places: the store was not brought up to date (open it with \
+             the server once)"
+        ),
+    }
 }
 
 /// An entity's record as it stands: what a pull sends of it, the sequence
@@ -194,12 +209,16 @@ impl Latest {
     }
 }
 
-/// What `entity` names, read from its report's commune record through
-/// `reader`, with the sequence number of its latest change (a field's
+/// What `entity` names, read from its report's commune record (at
+/// `place`) through `reader`, with the sequence number of its latest change (a field's
 /// version; the number the record keeps for a conflict or a header);
 /// `None` if there is no such report, field or conflict.
-pub(super) fn latest(reader: &mut Reader<'_>, entity: &Entity) -> Result<Option<Latest>> {
-    let found = reader.with_report(entity.submission(), |report| match entity {
+pub(super) fn latest(
+    reader: &mut Reader<'_>,
+    entity: &Entity,
+    place: &Place,
+) -> Result<Option<Latest>> {
+    let found = reader.with_report(place, entity.submission(), |report| match entity {
         Entity::Field(_, field) => report.field(field).map(|state| {
             let version = state.version;
             (Change::Field(state), version)
@@ -267,11 +286,10 @@ impl Work<'_> {
     /// Numbers a change of `entity` (the next sequence number, returned) and
     /// lists it in this commit's entry of the log; an entity changed twice
     /// in one commit is listed once, at its last change.
-    pub(super) fn touch(&mut self, entity: Entity, village: &str) -> u64 {
+    pub(super) fn touch(&mut self, entity: Entity, place: &Place) -> u64 {
         self.seq += 1;
-        self.touched.insert(entity.submission());
-        let cut = cut_of(&self.catalogue, village);
-        self.changed.insert(entity, (self.seq, cut));
+        self.touched.insert((entity.submission(), place.clone()));
+        self.changed.insert(entity, (self.seq, place.clone()));
         self.seq
     }
 
@@ -279,20 +297,19 @@ impl Work<'_> {
     /// number, and one entry to the cut of each commune it touched: puts
     /// only, no reads.
     pub(super) fn append_to_log(&mut self) {
-        let mut changed: Vec<_> =
-            self.changed.drain().map(|(e, (seq, cut))| (seq, e, cut)).collect();
-        if changed.is_empty() {
+        if self.changed.is_empty() {
             return;
         }
-        changed.sort_by_key(|(seq, ..)| *seq);
-        let mut cuts: BTreeMap<String, Vec<(u64, Entity)>> = BTreeMap::new();
-        for (seq, entity, cut) in &changed {
-            cuts.entry(cut.clone()).or_default().push((*seq, entity.clone()));
+        let changed: Vec<(u64, Entity, Place)> =
+            self.changed.drain().map(|(entity, (seq, place))| (seq, entity, place)).collect();
+        let mut cuts: BTreeMap<String, Vec<(u64, Entity, Place)>> = BTreeMap::new();
+        for change in &changed {
+            cuts.entry(change.2 .0.clone()).or_default().push(change.clone());
         }
-        let all = LogEntry(changed.into_iter().map(|(seq, entity, _)| (seq, entity)).collect());
-        Key::Change(self.seq).put_new(&mut self.batch, all.encode());
+        Key::Change(self.seq).put_new(&mut self.batch, PlacedEntry::of(changed).encode());
         for (cut, listed) in cuts {
-            Key::CommuneChange(cut, self.seq).put_new(&mut self.batch, LogEntry(listed).encode());
+            let entry = PlacedEntry::of(listed).encode();
+            Key::CommuneChange(cut, self.seq).put_new(&mut self.batch, entry);
         }
     }
 }

@@ -4,28 +4,33 @@
 //! done last. The audit trail's move to one record per write is in
 //! `migrate/trail.rs`, the totals' to one record per org unit and period
 //! in `migrate/totals.rs`, the reports' to one record per commune and
-//! period in `migrate/commune.rs`.
+//! period in `migrate/commune.rs`, the log's and `conflicted`'s naming of
+//! places (and `report_places` emptied) in `migrate/places.rs`.
 
 mod commune;
+mod places;
 mod totals;
 mod trail;
 
 #[cfg(test)]
 pub(super) use commune::tests::write_per_record_layout;
+#[cfg(test)]
+pub(super) use places::tests::unplaced;
 
 use std::collections::BTreeMap;
 
 use fieldsync::sync::{Conflict, FieldState};
-use fieldsync::Catalogue;
+use fieldsync::{Catalogue, SubmissionId};
 use fieldsync_store::{Batch, Engine};
 
 use super::log::cut_of;
 use super::schema::retired::{CHANGES_BY_DISTRICT, ENTITY_SEQ};
 use super::schema::{
-    decode, decode_with_seq, encode, read_u64, with_seq, Entity, Key, LogEntry, SubmissionHeader,
-    BY_COMMUNE_KEY, CATALOGUE_KEY, CHANGES, CHANGES_BY_COMMUNE, COMMUNES, COMMUNE_KEY, CONFLICTS,
-    CUT_KEY, FIELDS, LISTING_KEY, LOG_KEY, META, SEQ_KEY, SUBMISSIONS, SUBMISSIONS_BY_COMMUNE,
-    TOTALS_KEY, TRAIL_KEY, TRAIL_PLACE_KEY, WRITES,
+    decode, decode_place, decode_with_seq, encode, read_u64, with_seq, Entity, Key, LogEntry,
+    Place, PlacedEntry, SubmissionHeader, BY_COMMUNE_KEY, CATALOGUE_KEY, CHANGES,
+    CHANGES_BY_COMMUNE, COMMUNES, COMMUNE_KEY, CONFLICTS, CUT_KEY, FIELDS, LISTING_KEY, LOG_KEY,
+    META, PLACES_KEY, SEQ_KEY, SUBMISSIONS, SUBMISSIONS_BY_COMMUNE, TOTALS_KEY, TRAIL_KEY,
+    TRAIL_PLACE_KEY, WRITES,
 };
 use super::{Error, Result};
 
@@ -49,6 +54,7 @@ pub(super) fn initialise(engine: &dyn Engine, initial: impl FnOnce() -> Catalogu
     Key::Meta(COMMUNE_KEY).put(&mut batch, COMMUNES);
     Key::Meta(LISTING_KEY).put(&mut batch, b"1".as_slice());
     Key::Meta(TRAIL_PLACE_KEY).put(&mut batch, b"1".as_slice());
+    Key::Meta(PLACES_KEY).put(&mut batch, b"1".as_slice());
     engine.commit(batch)?;
     tracing::info!(
         indicators = catalogue.indicators.len(),
@@ -66,7 +72,8 @@ pub(super) fn is_current(engine: &dyn Engine) -> Result<bool> {
         && Key::Meta(TOTALS_KEY).get(engine)?.is_some()
         && Key::Meta(COMMUNE_KEY).get(engine)?.is_some()
         && Key::Meta(LISTING_KEY).get(engine)?.is_some()
-        && Key::Meta(TRAIL_PLACE_KEY).get(engine)?.is_some())
+        && Key::Meta(TRAIL_PLACE_KEY).get(engine)?.is_some()
+        && Key::Meta(PLACES_KEY).get(engine)?.is_some())
 }
 
 /// Runs every migration the store has not had yet.
@@ -92,6 +99,9 @@ pub(super) fn run(engine: &dyn Engine, catalogue: &Catalogue) -> Result<()> {
     if Key::Meta(TRAIL_PLACE_KEY).get(engine)?.is_none() {
         trail::index_by_place(engine, catalogue)?;
     }
+    if Key::Meta(PLACES_KEY).get(engine)?.is_none() {
+        places::name_places(engine)?;
+    }
     Ok(())
 }
 
@@ -110,14 +120,24 @@ fn village_of(engine: &dyn Engine, seq: u64, entity: &Entity) -> Result<String> 
     // again, say) has its villages there.
     let village = match village {
         Some(v) => Some(v),
-        None => super::commune::Reader::new(engine)
-            .report(entity.submission())?
-            .map(|r| r.header.village_id),
+        None => match stored_place(engine, entity.submission())? {
+            Some(place) => super::commune::Reader::new(engine)
+                .report(&place, entity.submission())?
+                .map(|r| r.header.village_id),
+            None => None,
+        },
     };
     village.ok_or_else(|| Error::Corrupt {
         tree: CHANGES,
         why: format!("change {seq} points at a missing record"),
     })
+}
+
+/// Where report `sub` lives, as the index of places that stores kept
+/// until their log and conflict listings named places kept it (read by
+/// migrations only: `None` once it is emptied).
+fn stored_place(engine: &dyn Engine, sub: SubmissionId) -> Result<Option<Place>> {
+    Key::Place(sub).get(engine)?.map(|b| decode_place(&b)).transpose()
 }
 
 /// Builds the commune cut of the change log from the log itself and drops
@@ -129,6 +149,18 @@ fn cut_the_log_by_commune(engine: &dyn Engine, catalogue: &Catalogue) -> Result<
     for entry in engine.iter_all(CHANGES).chunk(CHUNK) {
         let (seq, bytes) = entry?;
         let seq = read_u64(CHANGES, &seq)?;
+        // An entry that names its places (a store cut again) is cut by them.
+        if let Some(placed) = PlacedEntry::decode(CHANGES, seq, &bytes)? {
+            let mut cuts: BTreeMap<String, Vec<(u64, Entity, Place)>> = BTreeMap::new();
+            for change in placed.changes() {
+                cuts.entry(change.2 .0.clone()).or_default().push(change);
+            }
+            for (cut, listed) in cuts {
+                Key::CommuneChange(cut, seq).put(&mut batch, PlacedEntry::of(listed).encode());
+            }
+            moved += 1;
+            continue;
+        }
         let (listed, old) = LogEntry::decode(CHANGES, seq, &bytes)?;
         let mut cuts: BTreeMap<String, Vec<(u64, Entity)>> = BTreeMap::new();
         for (at, entity) in listed.0 {

@@ -30,8 +30,9 @@ mod txn;
 use std::sync::{Arc, RwLock};
 
 use fieldsync::access::{Action, User};
+use fieldsync::sync::FieldRef;
 use fieldsync::sync::{Conflict, FieldState};
-use fieldsync::{Catalogue, DeviceId, FieldKey, SubmissionId};
+use fieldsync::{Catalogue, DeviceId, Period, SubmissionId};
 use fieldsync_store::Engine;
 
 use schema::{decode, read_u64, Key, CATALOGUE_KEY, META, SEQ_KEY};
@@ -216,29 +217,34 @@ impl Store {
         self.engine.flush().map_err(|e| self.broke(e))
     }
 
-    /// One report as stored, through its commune record.
-    fn report(&self, sub: SubmissionId) -> Result<Option<schema::Report>> {
-        commune::Reader::new(self.engine.as_ref()).report(sub)
+    /// The report of `village` for `period` as stored, through its commune
+    /// record.
+    fn report(&self, village: &str, period: Period) -> Result<Option<schema::Report>> {
+        let place = commune::place_of(&self.catalogue(), village, period);
+        let sub = SubmissionId::of(village, period);
+        commune::Reader::new(self.engine.as_ref()).report(&place, sub)
     }
 
     /// The current state of one field.
-    pub fn field(&self, sub: SubmissionId, field: &FieldKey) -> Result<Option<FieldState>> {
-        Ok(self.report(sub)?.and_then(|r| r.field(field)))
+    pub fn field(&self, at: &FieldRef) -> Result<Option<FieldState>> {
+        Ok(self.report(&at.village_id, at.period)?.and_then(|r| r.field(&at.field)))
     }
 
-    /// Every field of one submission.
-    pub fn fields_of(&self, sub: SubmissionId) -> Result<Vec<FieldState>> {
-        Ok(self.report(sub)?.map(|r| r.fields()).unwrap_or_default())
+    /// Every field of the report of `village` for `period`.
+    pub fn fields_of(&self, village: &str, period: Period) -> Result<Vec<FieldState>> {
+        Ok(self.report(village, period)?.map(|r| r.fields()).unwrap_or_default())
     }
 
     /// The conflict on one field, open or settled, if any.
-    pub fn conflict(&self, sub: SubmissionId, field: &FieldKey) -> Result<Option<Conflict>> {
-        Ok(self.report(sub)?.and_then(|r| r.conflicts.get(field).map(|(c, _)| c.clone())))
+    pub fn conflict(&self, at: &FieldRef) -> Result<Option<Conflict>> {
+        let report = self.report(&at.village_id, at.period)?;
+        Ok(report.and_then(|r| r.conflicts.get(&at.field).map(|(c, _)| c.clone())))
     }
 
-    /// The conflicts of one submission, open or settled.
-    pub fn conflicts_of(&self, sub: SubmissionId) -> Result<Vec<Conflict>> {
-        Ok(self.report(sub)?.map(|r| r.conflicts()).unwrap_or_default())
+    /// The conflicts of the report of `village` for `period`, open or
+    /// settled.
+    pub fn conflicts_of(&self, village: &str, period: Period) -> Result<Vec<Conflict>> {
+        Ok(self.report(village, period)?.map(|r| r.conflicts()).unwrap_or_default())
     }
 
     /// Every conflict, open or settled, in (submission, field) order.
@@ -246,10 +252,12 @@ impl Store {
         let mut reader = commune::Reader::new(self.engine.as_ref());
         let mut out = Vec::new();
         for entry in self.engine.iter_all(schema::CONFLICTED) {
-            let Key::Conflicted(sub, field) = Key::decode(schema::CONFLICTED, &entry?.0)? else {
+            let (key, value) = entry?;
+            let Key::Conflicted(sub, field) = Key::decode(schema::CONFLICTED, &key)? else {
                 unreachable!("the conflicted tree decodes to its keys")
             };
-            let report = reader.report(sub)?;
+            let place = schema::decode_conflicted(&value)?;
+            let report = reader.report(&place, sub)?;
             if let Some((c, _)) = report.as_ref().and_then(|r| r.conflicts.get(&field)) {
                 out.push(c.clone());
             }
@@ -257,31 +265,29 @@ impl Store {
         Ok(out)
     }
 
-    /// One submission's header.
-    pub fn submission(&self, sub: SubmissionId) -> Result<Option<SubmissionHeader>> {
-        Ok(self.report(sub)?.map(|r| r.header))
+    /// The header of the report of `village` for `period`.
+    pub fn submission(&self, village: &str, period: Period) -> Result<Option<SubmissionHeader>> {
+        Ok(self.report(village, period)?.map(|r| r.header))
     }
 
-    /// Every submission, in id order.
+    /// Every submission, in (commune, period, id) order.
     pub fn submissions(&self) -> Result<Vec<SubmissionHeader>> {
-        let mut reader = commune::Reader::new(self.engine.as_ref());
         let mut out = Vec::new();
-        for entry in self.engine.iter_all(schema::PLACES) {
-            let Key::Place(sub) = Key::decode(schema::PLACES, &entry?.0)? else {
-                unreachable!("the places tree decodes to its keys")
-            };
-            out.extend(reader.report(sub)?.map(|r| r.header));
+        for entry in self.engine.iter_all(schema::COMMUNES) {
+            let record = schema::CommuneRecord::decode(&entry?.1)?;
+            out.extend(record.reports.into_values().map(|r| r.header));
         }
         Ok(out)
     }
 
     /// Every value one field has held, oldest first.
-    pub fn revisions(&self, sub: SubmissionId, field: &FieldKey) -> Result<Vec<FieldState>> {
-        let mut reader = commune::Reader::new(self.engine.as_ref());
-        let (Some(place), Some(report)) = (reader.place(sub)?, reader.report(sub)?) else {
+    pub fn revisions(&self, at: &FieldRef) -> Result<Vec<FieldState>> {
+        let place = commune::place_of(&self.catalogue(), &at.village_id, at.period);
+        let Some(report) = self.report(&at.village_id, at.period)? else {
             return Ok(Vec::new());
         };
-        let revisions = commune::revisions_of(self.engine.as_ref(), &place, sub, field)?;
+        let engine = self.engine.as_ref();
+        let revisions = commune::revisions_of(engine, &place, at.submission, &at.field)?;
         Ok(revisions.iter().map(|r| report.revision(r)).collect())
     }
 }

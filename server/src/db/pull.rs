@@ -7,7 +7,7 @@ use fieldsync::sync::Page;
 
 use super::commune::Reader;
 use super::log::{changes, cuts_of, latest};
-use super::schema::{Entity, COMMUNES};
+use super::schema::{Entity, Place, COMMUNES};
 use super::{Error, Result, Store};
 
 /// A pull page stops growing once its records pass this many bytes (it
@@ -52,14 +52,14 @@ impl Store {
         let mut stopped = false;
         while read < limit {
             let Some(listed) = log.next() else { break };
-            let (seq, entity) = listed?;
+            let (seq, entity, place) = listed?;
             read += 1;
             if bytes >= PAGE_BYTES || changes.len() >= limit {
                 stopped = true;
                 break;
             }
             last_seen = seq;
-            let Some(change) = latest_at(&mut reader, seq, &entity)? else {
+            let Some(change) = latest_at(&mut reader, seq, &entity, &place)? else {
                 continue; // listed again later: sent there
             };
             if caller.covers(&catalogue, change.village()) {
@@ -78,8 +78,9 @@ fn latest_at(
     reader: &mut Reader<'_>,
     seq: u64,
     entity: &Entity,
+    place: &Place,
 ) -> Result<Option<super::log::Latest>> {
-    let now = latest(reader, entity)?.ok_or_else(|| Error::Corrupt {
+    let now = latest(reader, entity, place)?.ok_or_else(|| Error::Corrupt {
         tree: COMMUNES,
         why: format!("change {seq} points at a missing record"),
     })?;

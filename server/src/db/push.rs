@@ -13,7 +13,6 @@ use fieldsync::validate::{check_parts, part_siblings, validate};
 use fieldsync::{Catalogue, DeviceId, FieldKey, Period, SubmissionId, Value};
 
 use super::clock::MAX_CLOCK_SKEW_MS;
-use super::commune::place_of;
 use super::schema::{encode, DeviceState, Key, Pushed, Run};
 use super::txn::{clip, Work};
 use super::{Error, Result, Store, SERVER_DEVICE};
@@ -167,14 +166,8 @@ impl Work<'_> {
     /// trail whatever its outcome.
     fn apply(&mut self, m: &Mutation, stamp: Stamp) -> Result<MutationResult> {
         let checked = validate(&self.catalogue, m);
-        if let Ok(t) = &checked {
-            // A report lives in its commune's record for its period (`check`
-            // verifies it): found there, its place unread.
-            let place = place_of(&self.catalogue, &t.at.village_id, t.at.period);
-            self.reports.expect_at(t.at.submission, place)?;
-        }
         let old = match &checked {
-            Ok(t) => self.field(t.at.submission, &t.at.field)?.map(|f| f.value),
+            Ok(t) => self.field(&t.at)?.map(|f| f.value),
             Err(_) => None,
         };
         let target = checked.as_ref().ok().cloned();
@@ -211,12 +204,18 @@ impl Work<'_> {
                 entry.old = old;
             }
         }
-        let resubmit = entry
-            .submission
-            .filter(|_| matches!(result.outcome, Outcome::Applied | Outcome::Conflict));
+        let resubmit = match (entry.submission, &result.outcome) {
+            (Some(sub), Outcome::Applied | Outcome::Conflict) => m
+                .period
+                .parse::<Period>()
+                .ok()
+                .map(|period| (self.place(&m.village_id, period), sub)),
+            _ => None,
+        };
         self.audit(entry);
         // A surveyor's accepted edit sends a rejected or returned report back to review.
-        if let Some(h) = resubmit.map(|sub| self.header(sub)).transpose()?.flatten() {
+        let resubmitted = resubmit.map(|(place, sub)| self.header(&place, sub));
+        if let Some(h) = resubmitted.transpose()?.flatten() {
             if matches!(h.review.state, ReviewState::Rejected | ReviewState::Returned) {
                 let detail = " (edited)".to_owned();
                 self.set_review(h, ReviewState::Submitted, "", detail, Some(stamp.device))?;
@@ -248,7 +247,7 @@ impl Work<'_> {
             Ok(found) => found,
             Err(reason) => return Ok(rejected(reason)),
         };
-        let open = self.conflict(at.submission, &at.field)?.filter(|c| c.open);
+        let open = self.conflict(&at)?.filter(|c| c.open);
         let edit = Edit { value: target.value, base_version: m.base_version, base_value, stamp };
         let mut owners = HashMap::new();
         for device in merge::owners_to_read(open.as_ref(), edit.stamp.device) {
@@ -295,13 +294,14 @@ impl Work<'_> {
                 at.period
             )));
         }
-        let header = self.header(at.submission)?;
+        let place = self.place(&at.village_id, at.period);
+        let header = self.header(&place, at.submission)?;
         if let Some(h) = &header {
             if let Err(e) = after_edit(h.review.state) {
                 return Ok(Err(e.to_string()));
             }
         }
-        let current = self.field(at.submission, &at.field)?;
+        let current = self.field(at)?;
         let head = current.as_ref().map_or(0, |c| c.version);
         if m.base_version > head {
             return Ok(Err(format!(
@@ -327,8 +327,10 @@ impl Work<'_> {
         at: &FieldRef,
         value: &Value,
     ) -> Result<Result<(), fieldsync::Error>> {
-        let sub = at.submission;
-        let read = |key: &FieldKey| Ok::<_, Error>(self.field(sub, key)?.map(|f| f.value));
+        let read = |key: &FieldKey| {
+            let sibling = FieldRef { field: key.clone(), ..at.clone() };
+            Ok::<_, Error>(self.field(&sibling)?.map(|f| f.value))
+        };
         let siblings = part_siblings(catalogue, &at.field, read)?;
         Ok(check_parts(catalogue, &at.field, value, |code| siblings.get(code).copied()))
     }

@@ -18,7 +18,8 @@ use fieldsync_store::prefix_end;
 use super::commune::Reader;
 use super::log::cuts_under;
 use super::schema::{
-    encode, CommuneRecord, Key, Place, Prefix, Report, SubmissionHeader, COMMUNES, CONFLICTED,
+    decode_conflicted, encode, CommuneRecord, Key, Place, Prefix, Report, SubmissionHeader,
+    COMMUNES, CONFLICTED,
 };
 use super::trail::Trail;
 use super::txn::Work;
@@ -71,7 +72,7 @@ impl Store {
         let catalogue = self.catalogue();
         catalogue.village(village)?;
         caller.check(&catalogue, Action::Read, village)?;
-        self.submission(SubmissionId::of(village, period))?
+        self.submission(village, period)?
             .ok_or_else(|| Error::NotFound(format!("nothing recorded for {village} in {period}")))
     }
 
@@ -155,8 +156,9 @@ impl Store {
             let name = format!("{village} ({period})");
             let level = caller.reviewer(&catalogue, village)?;
             let sub = SubmissionId::of(village, *period);
+            let place = work.place(village, *period);
             let header = work
-                .header(sub)?
+                .header(&place, sub)?
                 .ok_or_else(|| Error::NotFound(format!("nothing recorded for {name}")))?;
             let next = transition(header.review.state, verdict, level, reason)
                 .map_err(|e| Error::Invalid(format!("{name}: {e}")))?;
@@ -165,7 +167,7 @@ impl Store {
                 continue;
             };
             if matches!(verdict, Verdict::Approve | Verdict::Accept) {
-                let report = work.reports.get(sub)?;
+                let report = work.reports.get(&place, sub)?;
                 let conflicts = report.map(|r| r.conflicts.values());
                 let open = conflicts.into_iter().flatten().filter(|(c, _)| c.open).count();
                 if open > 0 {
@@ -206,10 +208,11 @@ impl Store {
         let mut out = Vec::new();
         let mut reader = Reader::new(self.engine.as_ref());
         for entry in self.engine.iter(CONFLICTED, lower, Bound::Unbounded) {
-            let Key::Conflicted(sub, field) = Key::decode(CONFLICTED, &entry?.0)? else {
+            let (key, value) = entry?;
+            let Key::Conflicted(sub, field) = Key::decode(CONFLICTED, &key)? else {
                 unreachable!("the conflicted tree decodes to its keys")
             };
-            let report = reader.report(sub)?;
+            let report = reader.report(&decode_conflicted(&value)?, sub)?;
             let Some((c, _)) = report.and_then(|mut r| r.conflicts.remove(&field)) else {
                 return Err(Error::Corrupt {
                     tree: CONFLICTED,
@@ -255,7 +258,7 @@ impl Store {
                 "period {period} is closed for this area: reopen it before settling its conflicts"
             )));
         }
-        let mut conflict = self.conflict(sub, field)?.filter(|c| c.open).ok_or_else(|| {
+        let mut conflict = self.conflict(at)?.filter(|c| c.open).ok_or_else(|| {
             Error::NotFound(format!("no open conflict on {field} of {village} {period}"))
         })?;
         let value = chosen(&catalogue, caller, at, &conflict, choice)?;
@@ -264,7 +267,7 @@ impl Store {
         if let Err(e) = work.check_parts(&catalogue, &at, &value)? {
             return Err(Error::Invalid(e.to_string()));
         }
-        let current = work.field(sub, field)?;
+        let current = work.field(&at)?;
         // Causally after every competing value, so tablets order it last.
         let latest = conflict
             .candidates

@@ -7,7 +7,8 @@
 //! Trees (keys → values, values postcard-encoded):
 //! - `meta`: `seq` → head of the change log; `audit_seq` → head of the audit
 //!   trail; `catalogue` → the catalogue; `cut`, `submissions_by_commune`,
-//!   `trail`, `log`, `totals`, `communes`, `listing` → markers of
+//!   `trail`, `log`, `totals`, `communes`, `listing`, `writes_by_place`,
+//!   `places` → markers of
 //!   migrations done.
 //! - `communes`: commune ‖ 0 ‖ period → [`CommuneRecord`]: the reports of
 //!   the commune's villages for the period, each with its header (and
@@ -15,10 +16,12 @@
 //!   the sequence number of the header's and each conflict's latest change.
 //!   One record per commune × period, so a write costs one record per
 //!   commune and period it touches, whatever the values it carries.
-//! - `report_places`: submission → the (commune, period) of its record,
-//!   written once, when the report is made.
-//! - `conflicted`: submission ‖ field → (), written when a field's first
-//!   conflict opens, so conflicts are listed in (report, field) order.
+//! - `conflicted`: submission ‖ field → the (commune, period) of its
+//!   report's record, written when a field's first conflict opens, so
+//!   conflicts are listed in (report, field) order.
+//! - `report_places` (retired): submission → the (commune, period) of its
+//!   record, emptied when a store is opened: a report is found from its
+//!   village and period, and the log and `conflicted` name places.
 //! - `history`: commune ‖ 0 ‖ period ‖ 0 ‖ seq → the values one commit
 //!   gave fields of that commune record's reports (versions up to `seq`,
 //!   each past the record's previous key): every value a field held, one
@@ -32,12 +35,12 @@
 //! - `submissions_by_commune` (retired): commune ‖ 0 ‖ submission → (),
 //!   emptied when a store is opened: an area's reports are listed from its
 //!   communes' records.
-//! - `changes`: seq → [`LogEntry`]: one entry per commit, under the commit's
-//!   last sequence number, listing every entity it changed with the
-//!   sequence number of that change. Append-only: an entity changed again
+//! - `changes`: seq → [`PlacedEntry`]: one entry per commit, under the
+//!   commit's last sequence number, listing every entity it changed with
+//!   the sequence number of that change, by the place of its report. Append-only: an entity changed again
 //!   later is listed again later, and its earlier listings are superseded
 //!   (its record says which change is its latest).
-//! - `changes_by_commune`: commune ‖ 0 ‖ seq → [`LogEntry`]: the same log cut
+//! - `changes_by_commune`: commune ‖ 0 ‖ seq → [`PlacedEntry`]: the same log cut
 //!   by commune (one entry per commune a commit touched, under the same
 //!   seq), so a tablet's pull reads only its communes' changes.
 //! - `devices`: device → [`DeviceState`] (with how far its results are
@@ -105,12 +108,13 @@ pub(super) const TOTALS: &str = "totals";
 pub(super) const PLANS: &str = "plans";
 pub(super) const CHANGES_BY_COMMUNE: &str = "changes_by_commune";
 pub(super) const COMMUNES: &str = "communes";
-pub(super) const PLACES: &str = "report_places";
 pub(super) const CONFLICTED: &str = "conflicted";
 pub(super) const HISTORY: &str = "history";
 
 /// Trees earlier versions kept and a migration empties: not the store's.
-pub(super) use retired::{CONFLICTS, FIELDS, REVISIONS, SUBMISSIONS, SUBMISSIONS_BY_COMMUNE};
+pub(super) use retired::{
+    CONFLICTS, FIELDS, PLACES, REVISIONS, SUBMISSIONS, SUBMISSIONS_BY_COMMUNE,
+};
 
 pub(super) mod retired {
     /// A record per field, conflict and report header: moved into the
@@ -124,6 +128,10 @@ pub(super) mod retired {
     /// The trail's index by report: by the report's place instead
     /// (`writes_by_place`, built when a store is opened).
     pub(in crate::db) const WRITES_BY_SUB: &str = "writes_by_sub";
+    /// Each report's place (commune and period), for finding a report by
+    /// id: every reader finds it from its village and period instead, and
+    /// the log and `conflicted` name their places (`migrate/places.rs`).
+    pub(in crate::db) const PLACES: &str = "report_places";
     /// A record per value a field held: moved into `history`.
     pub(in crate::db) const REVISIONS: &str = "revisions";
     /// The earlier cut of the change log, by district (see `migrate.rs`).
@@ -142,9 +150,9 @@ pub(super) mod retired {
     /// The retired trees a backup restores, for the migration to move:
     /// the old trail's, the records per field, conflict and report that
     /// moved into the commune records (see `migrate/commune.rs`), and the
-    /// record per rollup cell, and the listing by commune and the trail's
-    /// index by report.
-    pub(in crate::db) const MIGRATED: [&str; 12] = [
+    /// record per rollup cell, the listing by commune, the trail's index
+    /// by report and the index of places.
+    pub(in crate::db) const MIGRATED: [&str; 13] = [
         AUDIT,
         AUDIT_BY_SUB,
         AUDIT_BY_USER,
@@ -157,6 +165,7 @@ pub(super) mod retired {
         ROLLUPS,
         SUBMISSIONS_BY_COMMUNE,
         WRITES_BY_SUB,
+        PLACES,
     ];
     /// Entity → the sequence number of its one entry, when the log moved
     /// each entity to its head (see `migrate.rs`).
@@ -167,7 +176,6 @@ pub(super) mod retired {
 pub(super) const TREES: &[&str] = &[
     META,
     COMMUNES,
-    PLACES,
     CONFLICTED,
     HISTORY,
     CHANGES,
@@ -221,6 +229,9 @@ pub(super) const LISTING_KEY: &[u8] = b"listing";
 /// Present once the trail is indexed by place (`writes_by_place`) and
 /// `writes_by_sub` is empty (stores written before get it when opened).
 pub(super) const TRAIL_PLACE_KEY: &[u8] = b"writes_by_place";
+/// Marks the log's entries and `conflicted` as naming their reports'
+/// places, and `report_places` as emptied.
+pub(super) const PLACES_KEY: &[u8] = b"places";
 
 /// The key of one record, typed: which tree it lives in and what names it.
 /// [`Key::encode`] and [`Key::decode`] are the only place key bytes are
@@ -594,10 +605,10 @@ mod entry;
 mod prefix;
 mod records;
 pub(super) use commune::{
-    decode_history, decode_place, encode_history, encode_place, CommuneRecord, Held, Place, Report,
-    Revision,
+    decode_conflicted, decode_history, decode_place, encode_history, encode_place, CommuneRecord,
+    Held, Place, Report, Revision,
 };
-pub(super) use entry::{decode_with_seq, with_seq, LogEntry};
+pub(super) use entry::{decode_with_seq, with_seq, LogEntry, PlacedEntry};
 pub(super) use prefix::Prefix;
 pub use records::{Enrollment, TokenInfo};
 

@@ -7,7 +7,7 @@ use super::*;
 use fieldsync::sync::RawValue;
 use fieldsync::sync::{Change, Mutation, Outcome};
 use fieldsync::{demo, Hlc};
-use fieldsync::{Level, Period};
+use fieldsync::{FieldKey, Level, Period};
 use fieldsync_store::{Batch, Memory};
 
 fn store() -> Store {
@@ -226,10 +226,9 @@ fn a_competing_value_that_breaks_a_total_is_kept_not_dropped() {
     let r = s.push(&surveyor(), device(2), &[km(1, "road_km", "5", 20)], 0, 1).unwrap();
     assert_eq!(r[0].outcome, Outcome::Conflict);
     assert!(r[0].reason.contains("less than its part"), "{}", r[0].reason);
-    let sub = SubmissionId::of(demo::SAMPLE_VILLAGE, Period::Year(2022));
-    let road = FieldKey::parse("road_km");
-    assert_eq!(s.field(sub, &road).unwrap().unwrap().value.to_string(), "10");
-    let conflict = s.conflict(sub, &road).unwrap().unwrap();
+    let road = FieldRef::new(demo::SAMPLE_VILLAGE, Period::Year(2022), FieldKey::parse("road_km"));
+    assert_eq!(s.field(&road).unwrap().unwrap().value.to_string(), "10");
+    let conflict = s.conflict(&road).unwrap().unwrap();
     let values: Vec<String> = conflict.candidates.iter().map(|c| c.value.to_string()).collect();
     assert!(values.contains(&"5".to_string()), "{values:?}");
 }
@@ -450,9 +449,8 @@ fn a_settlement_racing_a_period_close_never_lands_in_the_closed_period() {
     .unwrap();
     let r = s.push(&surveyor(), device(2), &[km(1, "road_km", "5", 20)], 0, 1).unwrap();
     assert_eq!(r[0].outcome, Outcome::Conflict);
-    let sub = SubmissionId::of(demo::SAMPLE_VILLAGE, Period::Year(2022));
-    let road = FieldKey::parse("road_km");
-    let at = s.conflict(sub, &road).unwrap().unwrap().at;
+    let road = FieldRef::new(demo::SAMPLE_VILLAGE, Period::Year(2022), FieldKey::parse("road_km"));
+    let at = s.conflict(&road).unwrap().unwrap().at;
     let user = |id: &str, role| User {
         id: id.into(),
         name: id.into(),
@@ -487,6 +485,6 @@ fn a_settlement_racing_a_period_close_never_lands_in_the_closed_period() {
 
     let err = settled.expect_err("the period was closed before the settlement committed");
     assert!(err.to_string().contains("closed"), "{err}");
-    assert!(s.conflict(sub, &road).unwrap().unwrap().open, "the conflict is still open");
-    assert_eq!(s.field(sub, &road).unwrap().unwrap().value.to_string(), "10");
+    assert!(s.conflict(&road).unwrap().unwrap().open, "the conflict is still open");
+    assert_eq!(s.field(&road).unwrap().unwrap().value.to_string(), "10");
 }

@@ -15,7 +15,7 @@ use fieldsync::sync::AuditEntry;
 use fieldsync::{Catalogue, DeviceId, Period, SubmissionId};
 use fieldsync_store::{prefix_end, ScanIter};
 
-use super::commune::{place_of, Reader};
+use super::commune::place_of;
 use super::schema::{
     decode_named, encode_named, Key, Place, Prefix, PushRef, Run, Write, WRITES, WRITES_BY_DEVICE,
 };
@@ -46,8 +46,7 @@ impl Work<'_> {
         for user in users {
             Key::WriteByUser(user.to_owned(), first).put_new(&mut self.batch, Vec::new());
         }
-        let (reports, catalogue) = (&mut self.reports, &self.catalogue);
-        let places = named_by_place(&entries, catalogue, |sub| reports.place(sub))?;
+        let places = named_by_place(&entries, &self.catalogue)?;
         for ((commune, period), named) in places {
             Key::WriteAtPlace(commune, period, first)
                 .put_new(&mut self.batch, encode_named(&named));
@@ -62,27 +61,20 @@ impl Work<'_> {
 }
 
 /// The reports `entries` name, by the commune record each is filed under:
-/// its report's place (`placed`, which keeps what it read), or for a
-/// report never made (every mutation refused) the place it would have.
+/// its report's place, from its village and period (for a report never
+/// made, every mutation refused, the place it would have).
 pub(super) fn named_by_place(
     entries: &[AuditEntry],
     catalogue: &Catalogue,
-    mut placed: impl FnMut(SubmissionId) -> Result<Option<Place>>,
 ) -> Result<BTreeMap<Place, BTreeSet<SubmissionId>>> {
     let mut places: BTreeMap<Place, BTreeSet<SubmissionId>> = BTreeMap::new();
     for entry in entries {
         let Some(sub) = entry.submission else { continue };
-        let place = match placed(sub)? {
-            Some(place) => place,
-            None => {
-                let period: Period = entry.period.parse().map_err(|_| Error::Corrupt {
-                    tree: WRITES,
-                    why: format!("audit entry {} names a report but no period", entry.seq),
-                })?;
-                place_of(catalogue, &entry.village_id, period)
-            }
-        };
-        places.entry(place).or_default().insert(sub);
+        let period: Period = entry.period.parse().map_err(|_| Error::Corrupt {
+            tree: WRITES,
+            why: format!("audit entry {} names a report but no period", entry.seq),
+        })?;
+        places.entry(place_of(catalogue, &entry.village_id, period)).or_default().insert(sub);
     }
     Ok(places)
 }
@@ -245,12 +237,7 @@ impl Store {
     /// Where the trail files the entries about the report of `village` for
     /// `period`: its place (or the one it would have), and its id.
     pub(super) fn filed_at(&self, village: &str, period: Period) -> Result<(Place, SubmissionId)> {
-        let sub = SubmissionId::of(village, period);
-        let place = match Reader::new(self.engine.as_ref()).place(sub)? {
-            Some(place) => place,
-            None => place_of(&self.catalogue(), village, period),
-        };
-        Ok((place, sub))
+        Ok((place_of(&self.catalogue(), village, period), SubmissionId::of(village, period)))
     }
 
     /// Every audit entry about the report of `village` for `period`, oldest

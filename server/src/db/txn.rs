@@ -17,7 +17,7 @@ use fieldsync_store::{Batch, Engine};
 
 use super::commune::{place_of, revision_at, Reports};
 use super::schema::{
-    encode_history, Entity, Held, Key, Place, Pushed, Report, Revision, SubmissionHeader,
+    encode, encode_history, Entity, Held, Key, Place, Pushed, Report, Revision, SubmissionHeader,
     AUDIT_SEQ_KEY, CLOSED, SEQ_KEY,
 };
 use super::{Error, Result, Store};
@@ -93,14 +93,14 @@ pub(super) struct Work<'a> {
     /// records (each read and written once).
     pub(super) reports: Reports<'a>,
     /// The entities this write changed, each with the sequence number of
-    /// its last change and its commune's cut: the commit's log entry.
-    pub(super) changed: HashMap<Entity, (u64, String)>,
+    /// its last change and its report's place: the commit's log entry.
+    pub(super) changed: HashMap<Entity, (u64, Place)>,
     /// Values written in this batch, by (submission, field, version).
     pub(super) revisions: HashMap<(SubmissionId, FieldKey, u64), Value>,
     /// The same values by commune record, filed in its history on commit.
     pub(super) history: HashMap<Place, Vec<Revision>>,
-    /// Submissions whose totals may have moved.
-    pub(super) touched: BTreeSet<SubmissionId>,
+    /// Submissions whose totals may have moved, with their places.
+    pub(super) touched: BTreeSet<(SubmissionId, Place)>,
     /// The write's audit entries, numbered, filed as one record on commit.
     pub(super) entries: Vec<AuditEntry>,
     /// A push's new mutations: their digests and results, filed with them.
@@ -132,24 +132,31 @@ impl<'a> Work<'a> {
         })
     }
 
-    pub(super) fn field(
-        &mut self,
-        sub: SubmissionId,
-        field: &FieldKey,
-    ) -> Result<Option<FieldState>> {
-        Ok(self.reports.get(sub)?.and_then(|r| r.field(field)))
+    /// The place of the report of `village` for `period` (see [`place_of`]).
+    pub(super) fn place(&self, village: &str, period: Period) -> Place {
+        place_of(&self.catalogue, village, period)
     }
 
-    pub(super) fn conflict(
-        &mut self,
-        sub: SubmissionId,
-        field: &FieldKey,
-    ) -> Result<Option<Conflict>> {
-        Ok(self.reports.get(sub)?.and_then(|r| r.conflicts.get(field)).map(|(c, _)| c.clone()))
+    /// Field `at` as it stands in this write.
+    pub(super) fn field(&mut self, at: &FieldRef) -> Result<Option<FieldState>> {
+        let place = self.place(&at.village_id, at.period);
+        Ok(self.reports.get(&place, at.submission)?.and_then(|r| r.field(&at.field)))
     }
 
-    pub(super) fn header(&mut self, sub: SubmissionId) -> Result<Option<SubmissionHeader>> {
-        Ok(self.reports.get(sub)?.map(|r| r.header.clone()))
+    /// The conflict on field `at` as it stands in this write.
+    pub(super) fn conflict(&mut self, at: &FieldRef) -> Result<Option<Conflict>> {
+        let place = self.place(&at.village_id, at.period);
+        let report = self.reports.get(&place, at.submission)?;
+        Ok(report.and_then(|r| r.conflicts.get(&at.field)).map(|(c, _)| c.clone()))
+    }
+
+    /// The header of report `sub` at `place` as it stands in this write.
+    pub(super) fn header(
+        &mut self,
+        place: &Place,
+        sub: SubmissionId,
+    ) -> Result<Option<SubmissionHeader>> {
+        Ok(self.reports.get(place, sub)?.map(|r| r.header.clone()))
     }
 
     /// The value a field held at `version`, if that is one of its versions.
@@ -160,9 +167,7 @@ impl<'a> Work<'a> {
         if let Some(v) = self.revisions.get(&(at.submission, at.field.clone(), version)) {
             return Ok(Some(v.clone()));
         }
-        let Some(place) = self.reports.place(at.submission)? else {
-            return Ok(None);
-        };
+        let place = self.place(&at.village_id, at.period);
         let engine = self.store.engine.as_ref();
         let held = revision_at(engine, &place, at.submission, &at.field, version)?;
         Ok(held.map(|h| h.value))
@@ -179,10 +184,11 @@ impl<'a> Work<'a> {
         value: Value,
         stamp: Stamp,
     ) -> Result<FieldState> {
-        let version = self.touch(Entity::Field(at.submission, at.field.clone()), &at.village_id);
+        let place = self.place(&at.village_id, at.period);
+        let version = self.touch(Entity::Field(at.submission, at.field.clone()), &place);
         let state = FieldState { at: at.clone(), value, version, stamp };
         self.revisions.insert((at.submission, at.field.clone(), version), state.value.clone());
-        if self.header(at.submission)?.is_none() {
+        if self.header(&place, at.submission)?.is_none() {
             let review = SubmissionReview {
                 submission: at.submission,
                 village_id: at.village_id.clone(),
@@ -202,27 +208,28 @@ impl<'a> Work<'a> {
             };
             self.write_header(header)?;
         }
-        self.report_mut(at.submission)?.put_field(&state);
-        let place = self.reports.place(at.submission)?.expect("a report just written has a place");
+        self.report_mut(&place, at.submission)?.put_field(&state);
         let revision =
             Revision { sub: at.submission, field: at.field.clone(), held: Held::of(&state) };
         self.history.entry(place).or_default().push(revision);
         Ok(state)
     }
 
-    /// Report `sub`, to change: one this write has read or made.
-    fn report_mut(&mut self, sub: SubmissionId) -> Result<&mut Report> {
-        self.reports.get_mut(sub)?.ok_or_else(|| Error::Invalid(format!("no report {sub}")))
+    /// Report `sub` at `place`, to change: one this write has read or made.
+    fn report_mut(&mut self, place: &Place, sub: SubmissionId) -> Result<&mut Report> {
+        let report = self.reports.get_mut(place, sub)?;
+        report.ok_or_else(|| Error::Invalid(format!("no report {sub}")))
     }
 
     pub(super) fn write_conflict(&mut self, conflict: Conflict) -> Result<()> {
         let at = conflict.at.clone();
-        let seq = self.touch(Entity::Conflict(at.submission, at.field.clone()), &at.village_id);
-        let report = self.reports.get_mut(at.submission)?.ok_or_else(|| {
+        let place = self.place(&at.village_id, at.period);
+        let seq = self.touch(Entity::Conflict(at.submission, at.field.clone()), &place);
+        let report = self.reports.get_mut(&place, at.submission)?.ok_or_else(|| {
             Error::Invalid(format!("a conflict on {} of a report that does not exist", at.field))
         })?;
         if report.conflicts.insert(at.field.clone(), (conflict, seq)).is_none() {
-            Key::Conflicted(at.submission, at.field.clone()).put(&mut self.batch, Vec::new());
+            Key::Conflicted(at.submission, at.field.clone()).put(&mut self.batch, encode(&place));
         }
         Ok(())
     }
@@ -230,14 +237,14 @@ impl<'a> Work<'a> {
     /// Stores a submission's header; its review syncs down like any change.
     /// A new report's header makes it, in its commune's record.
     pub(super) fn write_header(&mut self, header: SubmissionHeader) -> Result<()> {
-        let seq = self.touch(Entity::Review(header.id), &header.village_id);
-        if let Some(report) = self.reports.get_mut(header.id)? {
+        let place = self.place(&header.village_id, header.period);
+        let seq = self.touch(Entity::Review(header.id), &place);
+        if let Some(report) = self.reports.get_mut(&place, header.id)? {
             report.header = header;
             report.header_seq = seq;
             return Ok(());
         }
-        let place = place_of(&self.catalogue, &header.village_id, header.period);
-        self.reports.create(place, Report::new(header, seq), &mut self.batch)
+        self.reports.create(&place, Report::new(header, seq))
     }
 
     /// Moves a submission to a new review state, with an audit entry.

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use fieldsync::access::{Role, User};
 use fieldsync::demo;
 use fieldsync::review::Verdict;
-use fieldsync::sync::{Mutation, RawValue};
-use fieldsync::{FieldKey, Hlc, Period, SubmissionId};
+use fieldsync::sync::{FieldRef, Mutation, RawValue};
+use fieldsync::{FieldKey, Hlc, Period};
 use fieldsync_client::local::Tablet;
 use fieldsync_client::sync::{self, Report, Retry};
 use fieldsync_client::{init_tablet, Grpc};
@@ -89,12 +89,9 @@ struct Answers {
 fn answers(store: &Store) -> Answers {
     let admin = store.user("admin").unwrap().unwrap();
     let submissions = store.submissions().unwrap();
-    let fields: Vec<_> = submissions.iter().map(|s| store.fields_of(s.id).unwrap()).collect();
-    let revisions = fields
-        .iter()
-        .flatten()
-        .map(|f| store.revisions(f.at.submission, &f.at.field).unwrap())
-        .collect();
+    let fields: Vec<_> =
+        submissions.iter().map(|s| store.fields_of(&s.village_id, s.period).unwrap()).collect();
+    let revisions = fields.iter().flatten().map(|f| store.revisions(&f.at).unwrap()).collect();
     let query = HistoryQuery { limit: 10_000, ..Default::default() };
     let units: Vec<String> =
         [demo::PROVINCE, DISTRICT, COMMUNE, VILLAGE, THON_2].map(String::from).to_vec();
@@ -198,8 +195,8 @@ async fn a_restored_backup_answers_exactly_as_the_original() {
     let report = a.sync(&url).await;
     assert_eq!(report.applied, 1, "{report:?}");
     assert_eq!(server.store.device(a_device).unwrap().last_mutation_id, a_last + 1);
-    let thon2_sub = SubmissionId::of(THON_2, PERIOD);
-    let road = server.store.field(thon2_sub, &FieldKey::parse("road_km")).unwrap().unwrap();
+    let thon2_road = FieldRef::new(THON_2, PERIOD, FieldKey::parse("road_km"));
+    let road = server.store.field(&thon2_road).unwrap().unwrap();
     assert_eq!(road.value.to_string(), "8");
     assert_eq!(road.version, before.head + 1, "the log goes on from the backup's head");
     assert_eq!(b.sync(&url).await.pulled, 2, "B sees A's new value and the resubmission");
@@ -312,9 +309,8 @@ fn a_damaged_or_truncated_backup_is_refused() {
 #[test]
 fn check_names_what_is_broken() {
     let (engine, store) = small_store();
-    let sub = SubmissionId::of(VILLAGE, PERIOD);
-    let road = FieldKey::parse("road_km");
-    let version = store.field(sub, &road).unwrap().unwrap().version;
+    let road = FieldRef::new(VILLAGE, PERIOD, FieldKey::parse("road_km"));
+    let version = store.field(&road).unwrap().unwrap().version;
 
     // The history of the report's values goes missing.
     let history = engine.scan("history", Bound::Unbounded, Bound::Unbounded, usize::MAX).unwrap();
@@ -403,6 +399,20 @@ fn the_check_command_fails_on_a_damaged_store() {
         "{text}"
     );
     assert!(!backup.exists(), "no backup file is written");
+
+    // Nor served: what check found stays said, in the store's directory.
+    let out = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--http", "off", "--data"])
+        .arg(&data)
+        .env(fieldsync_server::db::ADMIN_TOKEN_ENV, "another-admin-token-0123456789")
+        .output()
+        .expect("run serve");
+    let text = output(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("found damaged before") && text.contains("rollup"), "{text}");
+    assert!(text.contains("restore"), "{text}");
+    let note = std::fs::read_to_string(data.join(fieldsync_store::DAMAGED_FILE)).unwrap();
+    assert!(note.contains("rollup") && note.contains("Restore the last backup"), "{note}");
 
     // No store at all is an error, not a new empty store.
     let out = run(&["check".as_ref(), "--data".as_ref(), dir.path().join("none").as_os_str()]);
@@ -510,9 +520,13 @@ fn a_cut_store_is_refused_by_serve_check_and_backup_and_left_as_it_was() {
     season_store(&original);
     let len = std::fs::metadata(original.join("db")).unwrap().len();
     assert!(len > 1_000_000, "the db file holds the season ({len} bytes)");
-    for (what, keep) in
-        [("half", len / 2), ("99%", len * 99 / 100), ("all but 1%", len - len / 100)]
-    {
+    for (what, keep) in [
+        ("half", len / 2),
+        ("90%", len * 9 / 10),
+        ("95%", len * 95 / 100),
+        ("99%", len * 99 / 100),
+        ("all but 1%", len - len / 100),
+    ] {
         let data = root.path().join(format!("cut-{keep}"));
         copy_dir(&original, &data);
         let db = std::fs::OpenOptions::new().write(true).open(data.join("db")).unwrap();
@@ -526,10 +540,15 @@ fn a_cut_store_is_refused_by_serve_check_and_backup_and_left_as_it_was() {
         assert!(!text.contains("healthy"), "{what}: {text}");
         assert!(text.contains("damaged") && text.contains("restore"), "{what}: {text}");
         assert!(!text.contains("panicked") && !text.contains("RUST_BACKTRACE"), "{what}: {text}");
+        // sled's failed open may rewrite the end of its log, so that a
+        // later open succeeds on what is left: the first refusal stands.
+        assert!(data.join(fieldsync_store::DAMAGED_FILE).exists(), "{what}");
 
         let backup = root.path().join(format!("backup-{keep}.fsb"));
         let out = backup_cli(&data, &backup);
-        assert!(!out.status.success(), "backup of a db cut to {what}: {}", output(&out));
+        let text = output(&out);
+        assert!(!out.status.success(), "backup of a db cut to {what}: {text}");
+        assert!(text.contains("found damaged before"), "{what}: {text}");
         assert!(!backup.exists());
 
         let out = bin()
@@ -540,7 +559,10 @@ fn a_cut_store_is_refused_by_serve_check_and_backup_and_left_as_it_was() {
             .expect("run serve");
         let text = output(&out);
         assert!(!out.status.success(), "serve on a db cut to {what}: {text}");
-        assert!(text.contains("damaged") && text.contains("restore"), "{what}: {text}");
+        assert!(
+            text.contains("found damaged before") && text.contains("restore"),
+            "{what}: {text}"
+        );
         assert!(!text.contains("new store"), "{what}: {text}");
         assert_eq!(
             std::fs::read(data.join(fieldsync_store::MARK_FILE)).unwrap(),
@@ -770,7 +792,6 @@ fn a_backup_does_not_hold_up_pushes_and_holds_the_store_as_it_began() {
     let copy = Store::open(Arc::new(Sled::open(&restored).unwrap()), demo::catalogue).unwrap();
     assert_eq!(copy.head().unwrap(), head);
     assert_eq!(copy.check().unwrap(), Vec::<String>::new());
-    let thon_2 = SubmissionId::of(THON_2, PERIOD);
-    assert!(copy.fields_of(thon_2).unwrap().is_empty(), "the later push is not in it");
-    assert!(!store.fields_of(thon_2).unwrap().is_empty());
+    assert!(copy.fields_of(THON_2, PERIOD).unwrap().is_empty(), "the later push is not in it");
+    assert!(!store.fields_of(THON_2, PERIOD).unwrap().is_empty());
 }

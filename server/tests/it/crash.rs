@@ -440,7 +440,7 @@ fn verify(data: &Path, devices: &[Device], stats: &Stats) -> BTreeMap<String, us
     let mut server_fields = Vec::new();
     let mut trail = Vec::new();
     for sub in &subs {
-        server_fields.extend(store.fields_of(sub.id).unwrap());
+        server_fields.extend(store.fields_of(&sub.village_id, sub.period).unwrap());
         trail.extend(store.audit_of(&sub.village_id, sub.period).unwrap());
     }
     let server_fields = sorted(server_fields);

@@ -1,14 +1,14 @@
 //! The commune records' part of `check`: each record under its own commune
-//! and period, holding reports placed there, each field at a version whose
-//! revision holds its value, each conflict on a field that exists and
-//! listed in `conflicted`; and every place and listing pointing at a report
-//! that is there.
+//! and period, holding reports whose place it is, each field at a version
+//! whose revision holds its value, each conflict on a field that exists and
+//! listed in `conflicted` with its place; and every listing pointing at a
+//! report that is there.
 
 use fieldsync::{Period, SubmissionId};
 
 use super::super::commune::{commune_of, revision_at, Reader};
 use super::super::schema::{
-    decode_history, decode_place, CommuneRecord, Key, Report, COMMUNES, CONFLICTED, HISTORY,
+    decode_conflicted, decode_history, CommuneRecord, Key, Report, COMMUNES, CONFLICTED, HISTORY,
     PLACES, SUBMISSIONS_BY_COMMUNE,
 };
 use super::{show, Problems};
@@ -61,13 +61,6 @@ impl Store {
         if commune_of(&catalogue, &header.village_id, header.period) != commune {
             problems.add(format!("{name} is in the record of {commune:?}, not its commune's"));
         }
-        let place = Key::Place(sub).get(self.engine.as_ref())?;
-        if place.map(|b| decode_place(&b)).transpose().ok().flatten()
-            != Some((commune.to_owned(), period))
-        {
-            problems
-                .add(format!("{name} is not placed in the record of {commune:?} that holds it"));
-        }
         let place = (commune.to_owned(), period);
         for (field, held) in &report.fields {
             let at = revision_at(self.engine.as_ref(), &place, sub, field, held.version)?;
@@ -90,8 +83,14 @@ impl Store {
             if conflict.at != report.at(field) {
                 problems.add(format!("the conflict on {field} of {name} names another field"));
             }
-            if Key::Conflicted(sub, field.clone()).get(self.engine.as_ref())?.is_none() {
-                problems.add(format!("the conflict on {field} of {name} is not listed"));
+            match Key::Conflicted(sub, field.clone()).get(self.engine.as_ref())? {
+                None => problems.add(format!("the conflict on {field} of {name} is not listed")),
+                Some(listed) if decode_conflicted(&listed).ok().as_ref() != Some(&place) => {
+                    problems.add(format!(
+                        "the conflict on {field} of {name} is listed at another place"
+                    ))
+                }
+                Some(_) => {}
             }
         }
         Ok(())
@@ -127,10 +126,11 @@ impl Store {
                         r.held.version, r.field, r.sub
                     ));
                 }
-                if !matches!(reader.place(r.sub), Ok(Some((c, p))) if c == commune && p == period) {
+                let place = (commune.clone(), period);
+                if !matches!(reader.with_report(&place, r.sub, |_| ()), Ok(Some(()))) {
                     problems.add(format!(
                         "the history of {commune:?} for {period} holds a value of report {}, \
-                         which is not placed there",
+                         but the record does not hold it",
                         r.sub
                     ));
                 }
@@ -139,27 +139,21 @@ impl Store {
         })
     }
 
-    /// Every place and conflict listing points at a report held where it
-    /// says.
+    /// Every conflict listing points at a report held where it says, and
+    /// the retired index of places is empty.
     pub(super) fn check_places(&self, problems: &mut Problems) -> Result<()> {
+        if self.engine.last(PLACES)?.is_some() {
+            problems.add("report_places still holds entries: the store was not migrated".into());
+        }
         let mut reader = Reader::new(self.engine.as_ref());
-        self.each_entry(PLACES, |key, value| {
-            let (Ok(Key::Place(sub)), Ok(_)) = (Key::decode(PLACES, key), decode_place(value))
+        self.each_entry(CONFLICTED, |key, value| {
+            let (Ok(Key::Conflicted(sub, field)), Ok(place)) =
+                (Key::decode(CONFLICTED, key), decode_conflicted(value))
             else {
-                problems.add(format!("report place {} cannot be read", show(key)));
+                problems.add(format!("conflicted entry {} cannot be read", show(key)));
                 return Ok(());
             };
-            if let Err(e) = reader.report(sub) {
-                problems.add(e.to_string());
-            }
-            Ok(())
-        })?;
-        self.each_entry(CONFLICTED, |key, _| {
-            let Ok(Key::Conflicted(sub, field)) = Key::decode(CONFLICTED, key) else {
-                problems.add(format!("conflicted key {} is malformed", show(key)));
-                return Ok(());
-            };
-            let report = reader.report(sub).ok().flatten();
+            let report = reader.report(&place, sub).ok().flatten();
             if !report.is_some_and(|r| r.conflicts.contains_key(&field)) {
                 problems
                     .add(format!("a conflict on {field} of report {sub} is listed but missing"));

@@ -12,8 +12,8 @@ use crate::db::commune::Reader;
 use crate::db::log::{cut_of, latest};
 use crate::db::schema::retired::ENTITY_SEQ;
 use crate::db::schema::{
-    read_u64, CommuneRecord, Entity, Key, LogEntry, CHANGES, CHANGES_BY_COMMUNE, COMMUNES, META,
-    SEQ_KEY,
+    read_u64, CommuneRecord, Entity, Key, LogEntry, Place, PlacedEntry, CHANGES,
+    CHANGES_BY_COMMUNE, COMMUNES, META, SEQ_KEY,
 };
 use crate::db::{Result, Store};
 
@@ -69,18 +69,20 @@ impl Store {
                 problems.add(format!("change-log key {} is not a sequence number", show(key)));
                 return Ok(());
             };
-            let Ok((entry, old)) = LogEntry::decode(CHANGES, seq, value) else {
+            let Ok(entry) = PlacedEntry::decode(CHANGES, seq, value) else {
                 problems.add(format!("change-log entry {seq} cannot be read"));
                 return Ok(());
             };
-            if old {
+            let Some(entry) = entry else {
                 problems.add(format!(
-                    "change-log entry {seq} has the one-entity shape of an older version: the \
+                    "change-log entry {seq} has the shape of an older version (no places): the \
                      store was not migrated"
                 ));
-            }
-            in_log += entry.0.len();
-            self.check_entry(problems, head, previous, seq, &entry)?;
+                return Ok(());
+            };
+            let changes = entry.changes();
+            in_log += changes.len();
+            self.check_entry(problems, head, previous, seq, &changes)?;
             previous = seq;
             Ok(())
         })?;
@@ -90,9 +92,13 @@ impl Store {
                 problems.add(format!("changes_by_commune key {} is malformed", show(key)));
                 return Ok(());
             };
-            match LogEntry::decode(CHANGES_BY_COMMUNE, seq, value) {
+            match PlacedEntry::decode(CHANGES_BY_COMMUNE, seq, value) {
                 Err(_) => problems.add(format!("commune {cut:?}'s entry {seq} cannot be read")),
-                Ok((entry, _)) => in_cuts += entry.0.len(),
+                Ok(None) => problems.add(format!(
+                    "commune {cut:?}'s entry {seq} has the shape of an older version (no \
+                     places): the store was not migrated"
+                )),
+                Ok(Some(entry)) => in_cuts += entry.changes().len(),
             }
             if Key::Change(seq).get(self.engine.as_ref())?.is_none() {
                 problems.add(format!(
@@ -114,18 +120,18 @@ impl Store {
 
     /// One entry of the log (commit `seq`, after the entry of commit
     /// `previous`): its changes numbered after `previous`, in order, its
-    /// last at `seq`, no entity twice, each naming a record whose latest
-    /// change is this one or later and not past `head`; and each commune's
-    /// share of it the entry of that commune's cut.
+    /// last at `seq`, no entity twice, each naming a record at the place it
+    /// gives whose latest change is this one or later and not past `head`;
+    /// and each commune's share of it the entry of that commune's cut.
     fn check_entry(
         &self,
         problems: &mut Problems,
         head: u64,
         previous: u64,
         seq: u64,
-        entry: &LogEntry,
+        entry: &[(u64, Entity, Place)],
     ) -> Result<()> {
-        let numbers: Vec<u64> = entry.0.iter().map(|(s, _)| *s).collect();
+        let numbers: Vec<u64> = entry.iter().map(|(s, ..)| *s).collect();
         let in_order = numbers.windows(2).all(|w| w[0] < w[1]);
         if numbers.first().is_none_or(|&s| s <= previous)
             || numbers.last() != Some(&seq)
@@ -136,20 +142,23 @@ impl Store {
                  {previous}, ending at {seq}"
             ));
         }
-        let distinct: HashSet<&Entity> = entry.0.iter().map(|(_, e)| e).collect();
-        if distinct.len() != entry.0.len() {
+        let distinct: HashSet<&Entity> = entry.iter().map(|(_, e, _)| e).collect();
+        if distinct.len() != entry.len() {
             problems.add(format!("change-log entry {seq} lists an entity twice"));
         }
         let catalogue = self.catalogue();
-        let mut by_cut: BTreeMap<String, Vec<(u64, Entity)>> = BTreeMap::new();
+        let mut by_cut: BTreeMap<String, Vec<(u64, Entity, Place)>> = BTreeMap::new();
         let mut reader = Reader::new(self.engine.as_ref());
-        for (s, entity) in &entry.0 {
-            let now = match latest(&mut reader, entity) {
+        for (s, entity, place) in entry {
+            let now = match latest(&mut reader, entity, place) {
                 Ok(Some(now)) => now,
                 Ok(None) => {
                     problems.add(format!(
-                        "change {s} points at {}, which does not exist",
-                        what(entity)
+                        "change {s} points at {}, which does not exist in the record of {:?} \
+                         for {}",
+                        what(entity),
+                        place.0,
+                        place.1
                     ));
                     continue;
                 }
@@ -174,16 +183,23 @@ impl Store {
                 Some(_) => {}
             }
             let cut = cut_of(&catalogue, now.village());
-            by_cut.entry(cut).or_default().push((*s, entity.clone()));
+            if cut != place.0 {
+                problems.add(format!(
+                    "change {s} places {} in commune {:?}, not its village's {cut:?}",
+                    what(entity),
+                    place.0
+                ));
+            }
+            by_cut.entry(cut).or_default().push((*s, entity.clone(), place.clone()));
         }
         for (cut, listed) in by_cut {
             let stored = Key::CommuneChange(cut.clone(), seq).get(self.engine.as_ref())?;
-            let stored = stored.map(|b| LogEntry::decode(CHANGES_BY_COMMUNE, seq, &b));
+            let stored = stored.map(|b| PlacedEntry::decode(CHANGES_BY_COMMUNE, seq, &b));
             match stored {
                 None => problems.add(format!(
                     "commit {seq}'s changes in commune {cut:?} are missing from its cut of the log"
                 )),
-                Some(Ok((cut_entry, _))) if cut_entry.0 == listed => {}
+                Some(Ok(Some(cut_entry))) if cut_entry.clone().changes() == listed => {}
                 Some(_) => problems.add(format!(
                     "commune {cut:?}'s entry {seq} is not the log's changes of that commune"
                 )),

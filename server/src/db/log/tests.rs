@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use fieldsync::access::{Role, User};
 use fieldsync::review::Verdict;
-use fieldsync::sync::{Change, Conflict, FieldState, Mutation, Outcome, RawValue};
+use fieldsync::sync::{Change, Conflict, FieldRef, FieldState, Mutation, Outcome, RawValue};
 use fieldsync::{demo, Catalogue, DeviceId, Hlc, Level, Period};
 use fieldsync_store::{Batch, Engine, Hooked, Memory};
 
@@ -277,8 +277,9 @@ fn an_entity_changed_again_is_sent_once_at_its_latest_change() {
 
 /// The version of the sample village's road_km of 2022 (`or` if none).
 fn version_of(store: &Store, or: u64) -> u64 {
-    let sub = fieldsync::SubmissionId::of(demo::SAMPLE_VILLAGE, Period::Year(2022));
-    let field = store.field(sub, &fieldsync::FieldKey::parse("road_km")).unwrap();
+    let road = fieldsync::FieldKey::parse("road_km");
+    let field =
+        store.field(&FieldRef::new(demo::SAMPLE_VILLAGE, Period::Year(2022), road)).unwrap();
     field.map_or(or, |f| f.version)
 }
 
@@ -439,18 +440,18 @@ fn a_migration_killed_at_any_batch_resumes_when_opened_again() {
 fn check_names_a_change_missing_from_the_log_and_a_commune_cut_that_differs() {
     let memory = Arc::new(Memory::new());
     let store = history(memory.clone());
-    let (seq, entry) = (memory.as_ref() as &dyn Engine)
+    let (seq, changes) = (memory.as_ref() as &dyn Engine)
         .iter_all(CHANGES)
         .map(|e| {
             let (key, value) = e.unwrap();
             let seq = read_u64(CHANGES, &key).unwrap();
-            (seq, LogEntry::decode(CHANGES, seq, &value).unwrap().0)
+            (seq, PlacedEntry::decode(CHANGES, seq, &value).unwrap().unwrap().changes())
         })
-        .filter(|(_, entry)| entry.0.len() >= 2)
+        .filter(|(_, changes)| changes.len() >= 2)
         .last()
         .unwrap();
     let mut batch = Batch::default();
-    Key::Change(seq).put(&mut batch, LogEntry(entry.0[1..].to_vec()).encode());
+    Key::Change(seq).put(&mut batch, PlacedEntry::of(changes[1..].to_vec()).encode());
     memory.commit(batch).unwrap();
     let problems = store.check().unwrap().join("\n");
     assert!(problems.contains("is not listed in the change log"), "{problems}");

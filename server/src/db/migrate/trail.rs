@@ -10,7 +10,6 @@ use fieldsync::sync::{AuditEntry, MutationResult};
 use fieldsync::{Catalogue, DeviceId};
 use fieldsync_store::{Batch, Engine, ScanIter};
 
-use super::super::commune::Reader;
 use super::super::schema::retired::{
     AUDIT, AUDIT_BY_SUB, AUDIT_BY_USER, DIGESTS, RESULTS, WRITES_BY_SUB,
 };
@@ -70,21 +69,17 @@ fn move_audit_entries(engine: &dyn Engine) -> Result<usize> {
 /// report it replaces. A rerun after a crash rewrites the same entries; the
 /// marker is written last.
 pub(super) fn index_by_place(engine: &dyn Engine, catalogue: &Catalogue) -> Result<()> {
-    let mut reader = Reader::new(engine);
     let (mut indexed, mut batch) = (0usize, Batch::default());
     for record in engine.iter_all(WRITES).chunk(RECORD_CHUNK) {
         let (key, bytes) = record?;
         let seq = read_u64(WRITES, &key)?;
         let write = Write::decode(&bytes)?;
-        for ((commune, period), named) in
-            named_by_place(&write.entries, catalogue, |sub| reader.place(sub))?
-        {
+        for ((commune, period), named) in named_by_place(&write.entries, catalogue)? {
             Key::WriteAtPlace(commune, period, seq).put(&mut batch, encode_named(&named));
         }
         indexed += 1;
         if batch.len() >= CHUNK {
             engine.commit(std::mem::take(&mut batch))?;
-            reader = Reader::new(engine); // bounded: a batch's worth of records held
         }
     }
     engine.commit(batch)?;

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use fieldsync::rollup::{contributions, Contributions, Delta};
 use fieldsync::{Period, SubmissionId};
 
-use super::super::schema::{Key, SubmissionHeader, UnitTotals};
+use super::super::schema::{Key, Place, SubmissionHeader, UnitTotals};
 use super::super::txn::Work;
 use super::super::{Error, Result};
 
@@ -25,9 +25,10 @@ impl Work<'_> {
     /// header.
     fn contributions_now(
         &mut self,
+        place: &Place,
         sub: SubmissionId,
     ) -> Result<Option<(SubmissionHeader, Contributions)>> {
-        let Some(report) = self.reports.get(sub)? else {
+        let Some(report) = self.reports.get(place, sub)? else {
             return Ok(None);
         };
         let c = contributions(report.header.review.state, &report.fields(), &report.conflicts());
@@ -56,15 +57,15 @@ impl Work<'_> {
     /// What every submission this batch touched moves, summed by village
     /// and period.
     fn village_deltas(&mut self) -> Result<BTreeMap<(Period, String), Deltas>> {
-        let touched: BTreeSet<SubmissionId> = std::mem::take(&mut self.touched);
+        let touched: BTreeSet<(SubmissionId, Place)> = std::mem::take(&mut self.touched);
         let mut out: BTreeMap<(Period, String), Deltas> = BTreeMap::new();
-        for sub in touched {
-            let before = match self.reports.before(sub)? {
+        for (sub, place) in touched {
+            let before = match self.reports.before(&place, sub)? {
                 Some(r) => contributions(r.header.review.state, &r.fields(), &r.conflicts()),
                 // A new submission has nothing stored yet.
                 None => Contributions::new(),
             };
-            let Some((header, after)) = self.contributions_now(sub)? else {
+            let Some((header, after)) = self.contributions_now(&place, sub)? else {
                 continue;
             };
             let deltas = out.entry((header.period, header.village_id.clone())).or_default();

@@ -10,8 +10,8 @@ use fieldsync::sync::{Conflict, FieldRef, FieldState, Stamp};
 use fieldsync::{FieldKey, Period, SubmissionId, Value};
 use serde::{Deserialize, Serialize};
 
-use super::{decode, encode, SubmissionHeader, COMMUNES, HISTORY, PLACES};
-use crate::db::Result;
+use super::{decode, encode, SubmissionHeader, COMMUNES, CONFLICTED, HISTORY, PLACES};
+use crate::db::{Error, Result};
 
 /// Where a report lives: the commune its village belonged to when the
 /// report was made, and its period (the key of its [`CommuneRecord`]).
@@ -133,6 +133,20 @@ pub(in crate::db) fn encode_place(place: &Place) -> Vec<u8> {
 
 pub(in crate::db) fn decode_place(bytes: &[u8]) -> Result<Place> {
     decode(PLACES, bytes)
+}
+
+/// The value of an entry of `conflicted`: the place of the conflict's
+/// report (empty in stores written before, until they are migrated).
+pub(in crate::db) fn decode_conflicted(bytes: &[u8]) -> Result<Place> {
+    if bytes.is_empty() {
+        return Err(Error::Corrupt {
+            tree: CONFLICTED,
+            why: "an entry names no place: the store was not brought up to date (open it with \
+                  the server once)"
+                .into(),
+        });
+    }
+    decode(CONFLICTED, bytes)
 }
 
 /// A value a field was given, as one commit's record of `history` keeps it.

@@ -1,11 +1,13 @@
 //! The change log's entries and the number of their latest change that
 //! conflicts and headers carry after their record.
 
+use std::collections::BTreeMap;
+
 use fieldsync::{FieldKey, SubmissionId};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{decode, encode, read_u64, Entity};
+use super::{decode, encode, read_u64, Entity, Place};
 use crate::db::{Error, Result};
 
 /// An entry of the change log, or of one commune's cut of it: the entities
@@ -26,6 +28,7 @@ enum StoredEntry {
     Conflict(SubmissionId, FieldKey),
     Review(SubmissionId),
     V1(Vec<(u64, Entity)>),
+    V2(Vec<(Place, Vec<(u64, Entity)>)>),
 }
 
 /// [`StoredEntry::V1`] as written, borrowing the listing: the same bytes
@@ -38,13 +41,76 @@ impl Serialize for StoringEntry<'_> {
     }
 }
 
+/// An entry of the change log as the log writes it now: its listing by
+/// place, each report's changes under the commune record that holds it, so
+/// that a pull reads each entity from its record without looking its
+/// report up (in sequence order within a place).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(in crate::db) struct PlacedEntry(pub(in crate::db) Vec<(Place, Vec<(u64, Entity)>)>);
+
+/// [`StoredEntry::V2`] as written, borrowing the listing.
+struct StoringPlaced<'a>(&'a [(Place, Vec<(u64, Entity)>)]);
+
+impl Serialize for StoringPlaced<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_newtype_variant("StoredEntry", 4, "V2", self.0)
+    }
+}
+
+impl PlacedEntry {
+    /// The entry listing `changes`, grouped by place, in sequence order
+    /// within each place.
+    pub(in crate::db) fn of(changes: impl IntoIterator<Item = (u64, Entity, Place)>) -> Self {
+        let mut by_place: BTreeMap<Place, Vec<(u64, Entity)>> = BTreeMap::new();
+        for (seq, entity, place) in changes {
+            by_place.entry(place).or_default().push((seq, entity));
+        }
+        for listed in by_place.values_mut() {
+            listed.sort_by_key(|(seq, _)| *seq);
+        }
+        PlacedEntry(by_place.into_iter().collect())
+    }
+
+    pub(in crate::db) fn encode(&self) -> Vec<u8> {
+        encode(&StoringPlaced(&self.0))
+    }
+
+    /// The entry stored under sequence number `seq` of `tree` (see
+    /// [`LogEntry::decode`]), with its places; `None` for an entry written
+    /// before entries carried them (a store not yet migrated).
+    pub(in crate::db) fn decode(
+        tree: &'static str,
+        seq: u64,
+        bytes: &[u8],
+    ) -> Result<Option<PlacedEntry>> {
+        match decode(tree, bytes)? {
+            StoredEntry::V2(placed) => Ok(Some(PlacedEntry(placed))),
+            _ => LogEntry::decode(tree, seq, bytes).map(|_| None),
+        }
+    }
+
+    /// Every change listed, with its place, in sequence order.
+    pub(in crate::db) fn changes(self) -> Vec<(u64, Entity, Place)> {
+        let mut out: Vec<_> = self
+            .0
+            .into_iter()
+            .flat_map(|(place, listed)| {
+                listed.into_iter().map(move |(seq, entity)| (seq, entity, place.clone()))
+            })
+            .collect();
+        out.sort_by_key(|(seq, ..)| *seq);
+        out
+    }
+}
+
 impl LogEntry {
     pub(in crate::db) fn encode(&self) -> Vec<u8> {
         encode(&StoringEntry(&self.0))
     }
 
-    /// The entry stored under sequence number `seq` of `tree`, and whether
-    /// it has the one-entity shape of old stores.
+    /// The entry stored under sequence number `seq` of `tree` (without its
+    /// places, if it has them), and whether it has the one-entity shape of
+    /// old stores.
     pub(in crate::db) fn decode(
         tree: &'static str,
         seq: u64,
@@ -57,6 +123,10 @@ impl LogEntry {
             StoredEntry::Conflict(sub, field) => old(Entity::Conflict(sub, field)),
             StoredEntry::Review(sub) => old(Entity::Review(sub)),
             StoredEntry::V1(listed) => Ok((LogEntry(listed), false)),
+            StoredEntry::V2(placed) => {
+                let changes = PlacedEntry(placed).changes();
+                Ok((LogEntry(changes.into_iter().map(|(seq, e, _)| (seq, e)).collect()), false))
+            }
         }
     }
 }

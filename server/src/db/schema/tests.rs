@@ -119,7 +119,34 @@ fn log_entries_list_a_commits_changes_and_old_entries_read_as_one_change() {
         let read = LogEntry::decode(CHANGES, 7, &old.key()).unwrap();
         assert_eq!(read, (LogEntry(vec![(7, old)]), true));
     }
-    assert!(LogEntry::decode(CHANGES, 7, &[4, 0]).is_err());
+    assert!(LogEntry::decode(CHANGES, 7, &[5, 0]).is_err());
+    assert!(PlacedEntry::decode(CHANGES, 301, &bytes).unwrap().is_none(), "it names no places");
+}
+
+#[test]
+fn log_entries_name_their_reports_places() {
+    let road = Entity::Field(sub(), FieldKey::parse("road_km"));
+    let place = ("c1".to_owned(), "2022".parse().unwrap());
+    let changes = vec![(300, road.clone(), place.clone()), (301, Entity::Review(sub()), place)];
+    let entry = PlacedEntry::of(changes.clone());
+    // The version (4), the number of places, each place (its commune, its
+    // period) with its changes as in the earlier version.
+    let bytes = entry.encode();
+    let period = super::encode(&"2022".parse::<fieldsync::Period>().unwrap());
+    let expected = cat(&[
+        &[4, 1, 2],
+        b"c1",
+        &period,
+        &[2, 0xac, 0x02],
+        &road.key(),
+        &[0xad, 0x02],
+        &Entity::Review(sub()).key(),
+    ]);
+    assert_eq!(bytes, expected);
+    assert_eq!(PlacedEntry::decode(CHANGES, 301, &bytes).unwrap().unwrap().changes(), changes);
+    // Read without its places, as the migrations before it read the log.
+    let (listed, old) = LogEntry::decode(CHANGES, 301, &bytes).unwrap();
+    assert_eq!((listed.0.len(), old), (2, false));
 }
 
 #[test]

@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 use fieldsync::DeviceId;
 
 use super::super::check::{show, Problems};
-use super::super::commune::Reader;
 use super::super::schema::{
     decode_named, read_u64, Key, PushRef, Pushed, Write, AUDIT_SEQ_KEY, META, WRITES,
     WRITES_BY_DEVICE, WRITES_BY_PLACE, WRITES_BY_USER,
@@ -78,8 +77,7 @@ impl Store {
     ) -> Result<()> {
         let engine = self.engine.as_ref();
         let users: BTreeSet<&str> = write.entries.iter().map(|e| e.user_id.as_str()).collect();
-        let mut reader = Reader::new(engine);
-        let places = match named_by_place(&write.entries, &self.catalogue(), |s| reader.place(s)) {
+        let places = match named_by_place(&write.entries, &self.catalogue()) {
             Ok(places) => places,
             Err(e) => {
                 problems.add(format!("the audit entries from {seq}: {e}"));

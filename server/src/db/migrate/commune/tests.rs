@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use fieldsync::sync::{Change, Conflict, FieldState, RawValue};
-use fieldsync::{demo, Level, SubmissionId};
+use fieldsync::{demo, Level};
 use fieldsync_store::{Batch, Engine, Memory};
 
 use crate::db::log::tests::{device, from_every_cursor, history, mutation, surveyor};
@@ -18,6 +18,8 @@ use crate::db::Store;
 /// (headers and conflicts followed by the number of their latest change),
 /// no places, no conflict listings, no `communes` marker.
 pub(in crate::db) fn write_per_record_layout(engine: &dyn Engine) {
+    // The layout before commune records had no places in its log either.
+    crate::db::migrate::unplaced(engine);
     let mut batch = Batch::default();
     for entry in engine.iter_all(COMMUNES) {
         let (key, value) = entry.unwrap();
@@ -35,9 +37,11 @@ pub(in crate::db) fn write_per_record_layout(engine: &dyn Engine) {
     }
     for entry in engine.iter_all(HISTORY) {
         let (key, value) = entry.unwrap();
+        let Key::History(commune, period, _) = Key::decode(HISTORY, &key).unwrap() else {
+            unreachable!()
+        };
         for r in decode_history(&value).unwrap() {
-            let place = decode_place(&Key::Place(r.sub).get(engine).unwrap().unwrap()).unwrap();
-            let record = Key::Commune(place.0, place.1).get(engine).unwrap().unwrap();
+            let record = Key::Commune(commune.clone(), period).get(engine).unwrap().unwrap();
             let record = CommuneRecord::decode(&record).unwrap();
             let state = record.reports[&r.sub].revision(&r);
             Key::Revision(r.sub, r.field, r.held.version).put(&mut batch, encode(&state));
@@ -82,15 +86,20 @@ type Answers = (
 
 fn answers(store: &Store) -> Answers {
     let headers = store.submissions().unwrap();
-    let ids: Vec<SubmissionId> = headers.iter().map(|h| h.id).collect();
-    let each = ids
+    let each = headers
         .iter()
-        .map(|&s| (store.fields_of(s).unwrap(), store.conflicts_of(s).unwrap()))
+        .map(|h| {
+            let (village, period) = (&h.village_id, h.period);
+            (
+                store.fields_of(village, period).unwrap(),
+                store.conflicts_of(village, period).unwrap(),
+            )
+        })
         .collect();
-    let revisions = ids
+    let revisions = headers
         .iter()
-        .flat_map(|&s| store.fields_of(s).unwrap())
-        .map(|f| store.revisions(f.at.submission, &f.at.field).unwrap())
+        .flat_map(|h| store.fields_of(&h.village_id, h.period).unwrap())
+        .map(|f| store.revisions(&f.at).unwrap())
         .collect();
     (headers, each, revisions, from_every_cursor(store, &surveyor()))
 }
@@ -138,12 +147,19 @@ fn check_names_a_report_missing_from_its_commune_record_and_a_field_without_its_
     record.reports.remove(&dropped).unwrap();
     let mut batch = Batch::default();
     batch.put(COMMUNES, key, record.encode());
-    let (kept, report) = (memory.as_ref() as &dyn Engine)
+    let (place, report) = (memory.as_ref() as &dyn Engine)
         .iter_all(COMMUNES)
-        .flat_map(|e| CommuneRecord::decode(&e.unwrap().1).unwrap().reports)
-        .find(|(sub, _)| *sub != dropped)
+        .flat_map(|e| {
+            let (key, value) = e.unwrap();
+            let Key::Commune(commune, period) = Key::decode(COMMUNES, &key).unwrap() else {
+                unreachable!()
+            };
+            let reports = CommuneRecord::decode(&value).unwrap().reports;
+            reports.into_iter().map(move |(sub, r)| ((commune.clone(), period), sub, r))
+        })
+        .find(|(_, sub, _)| *sub != dropped)
+        .map(|(place, _, report)| (place, report))
         .unwrap();
-    let place = decode_place(&Key::Place(kept).get(memory.as_ref()).unwrap().unwrap()).unwrap();
     for entry in Prefix::HistoryOf(&place.0, place.1).iter(memory.as_ref()) {
         batch.delete(HISTORY, entry.unwrap().0);
     }
