@@ -3,9 +3,11 @@
 //! unit, whatever the number of reports. Plans (KH) sit beside them.
 //!
 //! `totals`: period ‖ 0 ‖ org unit → [`UnitTotals`], every indicator's
-//! [`Cell`] of the unit (moved by `rollup/update.rs`, checked by
-//! `rollup/check.rs`); `plans`: period ‖ 0 ‖ org unit ‖ 0 ‖ indicator →
-//! [`Amount`].
+//! [`Cell`] of a unit above the village level (moved by
+//! `rollup/update.rs`, checked by `rollup/check.rs`); a village's cells
+//! are its one report's contributions for the period, read from the report
+//! in its commune's record, which every write to the village rewrites
+//! anyway. `plans`: period ‖ 0 ‖ org unit ‖ 0 ‖ indicator → [`Amount`].
 //!
 //! [`UnitTotals`]: super::schema::UnitTotals
 
@@ -15,13 +17,38 @@ mod update;
 use std::collections::BTreeMap;
 
 use fieldsync::access::{Action, Role, User};
-use fieldsync::rollup::Cell;
+use fieldsync::rollup::{contributions, Cell};
 use fieldsync::sync::AuditKind;
-use fieldsync::{Amount, Level, Period};
+use fieldsync::{Amount, Catalogue, Level, Period, SubmissionId};
 
+use super::commune::{place_of, Reader};
 use super::schema::{decode, encode, Key, Prefix, UnitTotals, PLANS, TOTALS};
 use super::txn::Work;
 use super::{readable_area, Error, Result, Store};
+
+/// The cells of `village` for `period`: its report's contributions (no
+/// cell where it counts nothing).
+pub(super) fn village_cells(
+    reader: &mut Reader<'_>,
+    catalogue: &Catalogue,
+    village: &str,
+    period: Period,
+) -> Result<BTreeMap<String, Cell>> {
+    let place = place_of(catalogue, village, period);
+    let made = reader.with_report(&place, SubmissionId::of(village, period), |report| {
+        contributions(report.header.review.state, &report.fields(), &report.conflicts())
+    })?;
+    let mut cells = BTreeMap::new();
+    for (code, c) in made.unwrap_or_default() {
+        let mut cell = Cell::default();
+        cell.apply(&c, 1)
+            .ok_or_else(|| Error::Invalid(format!("the total of {code} overflows")))?;
+        if !cell.is_empty() {
+            cells.insert(code, cell);
+        }
+    }
+    Ok(cells)
+}
 
 /// The totals of one indicator for one org unit, with its plan.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,13 +146,17 @@ impl Store {
     }
 
     /// Totals of every indicator for each of `units`, with plans: one
-    /// record read per unit, and its plan figures.
+    /// record read per unit (a village's commune record, read once for all
+    /// its villages asked for), and its plan figures.
     pub fn totals_of(&self, units: &[String], period: Period) -> Result<Vec<Total>> {
         let catalogue = self.catalogue();
         let _guard = self.read_lock();
         let mut out = Vec::with_capacity(units.len() * catalogue.indicators.len());
+        let mut reader = Reader::new(self.engine.as_ref());
         for unit in units {
+            let village = catalogue.org_unit(unit).is_some_and(|u| u.level == Level::Village);
             let cells = match Key::Totals(period, unit.clone()).get(self.engine.as_ref())? {
+                _ if village => village_cells(&mut reader, &catalogue, unit, period)?,
                 Some(bytes) => UnitTotals::decode(&bytes)?.0,
                 None => BTreeMap::new(),
             };

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use fieldsync::rollup::{contributions, Cell};
-use fieldsync::Period;
+use fieldsync::{Level, Period};
 
 use super::super::schema::{retired, CommuneRecord, Key, UnitTotals};
 use super::super::schema::{COMMUNES, TOTALS};
@@ -14,8 +14,9 @@ use super::super::{Error, Result, Store};
 type Cells = BTreeMap<(Period, String), BTreeMap<String, Cell>>;
 
 impl Store {
-    /// Recomputes every unit's totals from the submissions themselves and
-    /// lists each cell where the kept totals differ, each record that keeps
+    /// Recomputes the totals of every unit above the villages from the
+    /// submissions themselves and lists each cell where the kept totals
+    /// differ (a village's are read from its report, so none is kept), each record that keeps
     /// no cell, and cells left in the earlier layout. Empty: they match
     /// exactly.
     pub fn check_rollups(&self) -> Result<Vec<String>> {
@@ -60,7 +61,8 @@ impl Store {
         Ok(problems)
     }
 
-    /// Every unit's totals as the submissions make them, without empty cells.
+    /// The totals of every unit above the villages as the submissions make
+    /// them, without empty cells.
     fn recomputed_totals(&self) -> Result<Cells> {
         let catalogue = self.catalogue();
         let mut expected: Cells = BTreeMap::new();
@@ -70,7 +72,8 @@ impl Store {
                 let made =
                     contributions(header.review.state, &report.fields(), &report.conflicts());
                 for (code, c) in made {
-                    for unit in catalogue.lineage(&header.village_id) {
+                    let above = catalogue.lineage(&header.village_id);
+                    for unit in above.filter(|u| u.level != Level::Village) {
                         let cells = expected.entry((header.period, unit.id.clone())).or_default();
                         let cell = cells.entry(code.clone()).or_default();
                         let overflow = || Error::Invalid("a total overflows".into());

@@ -12,7 +12,9 @@ use fieldsync::{demo, Amount, DeviceId, Hlc, Level};
 use fieldsync_store::{Batch, Engine, Memory};
 
 use super::super::backup::tests::restored_copy;
-use super::super::schema::{encode, retired, Key, UnitTotals, TOTALS, TOTALS_KEY, TREES};
+use super::super::schema::{
+    encode, retired, Key, UnitTotals, TOTALS, TOTALS_KEY, TREES, VILLAGE_TOTALS_KEY,
+};
 use super::super::trail::tests::killed_after_each_batch;
 use super::super::Store;
 use super::Total;
@@ -75,9 +77,33 @@ fn answers(store: &Store) -> Vec<Total> {
     out
 }
 
-/// Rewrites the totals as the earlier layout kept them: a record per cell,
-/// and no marker.
-fn to_old_layout(engine: &dyn Engine) {
+/// Keeps the totals of every village of `store` in `totals`, as stores did
+/// before a village's were read from its report, and drops the marker.
+fn with_village_totals(store: &Store, engine: &dyn Engine) {
+    let mut batch = Batch::default();
+    for period in ["2022", "2022-Q3"] {
+        let period = period.parse().unwrap();
+        let mut cells = UnitTotals::default();
+        for village in villages(store) {
+            cells.0.clear();
+            for t in store.totals_of(std::slice::from_ref(&village), period).unwrap() {
+                if !t.cell.is_empty() {
+                    cells.0.insert(t.indicator, t.cell);
+                }
+            }
+            if !cells.0.is_empty() {
+                Key::Totals(period, village).put(&mut batch, cells.encode());
+            }
+        }
+    }
+    Key::Meta(VILLAGE_TOTALS_KEY).delete(&mut batch);
+    engine.commit(batch).unwrap();
+}
+
+/// Rewrites the totals as the earlier layout kept them: a record per cell
+/// (villages' too), and no marker.
+fn to_old_layout(store: &Store, engine: &dyn Engine) {
+    with_village_totals(store, engine);
     let mut batch = Batch::default();
     for entry in engine.iter_all(TOTALS) {
         let (key, bytes) = entry.unwrap();
@@ -103,11 +129,18 @@ fn total(answers: &[Total], unit: &str, code: &str) -> Cell {
 fn a_push_writes_one_record_per_unit_it_moves_with_every_indicator_in_it() {
     let engine = Arc::new(Memory::new());
     let store = busy_store(engine.clone());
-    // 3 villages, their commune, district and province, for two periods.
+    // The commune, district and province of the 3 villages, for two
+    // periods: a village's totals are its report's, read from the report.
     let n = villages(&store).len();
     assert_eq!(n, 3);
-    assert_eq!(records_in(engine.as_ref(), TOTALS), 2 * (n + 3));
+    assert_eq!(records_in(engine.as_ref(), TOTALS), 2 * 3);
     let answers = answers(&store);
+    for (i, village) in villages(&store).iter().enumerate() {
+        let drainage = total(&answers, village, "drainage_km");
+        assert_eq!(drainage.done(true), Amount::new(100 * i as i64 + 15, 2), "{village}");
+        assert_eq!(drainage.approved_n + drainage.pending_n, 1, "{village}: its one report");
+    }
+    assert_eq!(total(&answers, &villages(&store)[0], "road_km").conflicts_n, 1);
     let province = total(&answers, demo::PROVINCE, "drainage_km");
     let sum: i64 = (0..n as i64).map(|i| 100 * i + 15).sum();
     assert_eq!(province.done(true), Amount::new(sum, 2), "every village counts, once");
@@ -145,8 +178,8 @@ fn a_store_with_a_record_per_cell_is_migrated_on_open_and_shows_the_same_totals(
     let store = busy_store(engine.clone());
     let before = answers(&store);
     let records = records_in(engine.as_ref(), TOTALS);
+    to_old_layout(&store, engine.as_ref());
     drop(store);
-    to_old_layout(engine.as_ref());
     assert!(records_in(engine.as_ref(), retired::ROLLUPS) > records);
     let store = Store::open(engine.clone(), demo::catalogue).unwrap();
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
@@ -166,11 +199,33 @@ fn a_migration_killed_after_any_batch_finishes_when_opened_again() {
     let source = Arc::new(Memory::new());
     let store = busy_store(source.clone());
     let before = answers(&store);
+    to_old_layout(&store, source.as_ref());
     drop(store);
-    to_old_layout(source.as_ref());
     let trees: Vec<&'static str> = TREES.iter().copied().chain([retired::ROLLUPS]).collect();
     let killed = killed_after_each_batch(&source, &trees, &before, answers);
     assert!(killed >= 5, "the migration writes in several batches ({killed})");
+}
+
+/// A store that kept its villages' totals drops them when opened, even
+/// when killed after any batch, and shows the same totals; `check` names
+/// a village's totals kept.
+#[test]
+fn a_store_keeping_village_totals_drops_them_when_opened_and_shows_the_same() {
+    let source = Arc::new(Memory::new());
+    let store = busy_store(source.clone());
+    let before = answers(&store);
+    let records = records_in(source.as_ref(), TOTALS);
+    with_village_totals(&store, source.as_ref());
+    drop(store);
+    assert_eq!(records_in(source.as_ref(), TOTALS), records + 2 * 3, "3 villages, 2 periods");
+    let killed = killed_after_each_batch(&source, TREES, &before, answers);
+    assert!(killed >= 1, "{killed}");
+    let store = Store::open(source.clone(), demo::catalogue).unwrap();
+    assert_eq!(records_in(source.as_ref(), TOTALS), records);
+    assert_eq!(answers(&store), before);
+    with_village_totals(&store, source.as_ref());
+    let problems = store.check().unwrap().join("\n");
+    assert!(problems.contains(&format!("2022 / {} / road_km: kept", villages(&store)[0])));
 }
 
 #[test]
@@ -178,7 +233,7 @@ fn a_backup_of_a_store_with_a_record_per_cell_restores_and_is_migrated() {
     let engine = Arc::new(Memory::new());
     let store = busy_store(engine.clone());
     let before = answers(&store);
-    to_old_layout(engine.as_ref());
+    to_old_layout(&store, engine.as_ref());
     let copy = restored_copy(&store, &[]);
     assert!(copy.last(retired::ROLLUPS).unwrap().is_some(), "the old cells are restored");
     let restored = Store::open(copy.clone(), demo::catalogue).unwrap();

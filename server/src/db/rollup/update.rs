@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use fieldsync::rollup::{contributions, Contributions, Delta};
-use fieldsync::{Period, SubmissionId};
+use fieldsync::{Level, Period, SubmissionId};
 
 use super::super::schema::{Key, Place, SubmissionHeader, UnitTotals};
 use super::super::txn::Work;
@@ -36,11 +36,14 @@ impl Work<'_> {
     }
 
     /// Moves the totals of every unit above the submissions this batch
-    /// touched from their old contributions to their new ones.
+    /// touched from their old contributions to their new ones. A village's
+    /// own totals are its report's contributions: read from the report,
+    /// not kept (see `village_cells`).
     pub(in crate::db) fn update_rollups(&mut self) -> Result<()> {
         let mut by_unit: BTreeMap<(Period, String), Deltas> = BTreeMap::new();
         for ((period, village), deltas) in self.village_deltas()? {
-            for unit in self.catalogue.lineage(&village) {
+            let above = self.catalogue.lineage(&village).filter(|u| u.level != Level::Village);
+            for unit in above {
                 let into = by_unit.entry((period, unit.id.clone())).or_default();
                 for (code, d) in &deltas {
                     let sum = into.entry(code.clone()).or_default();
