@@ -28,9 +28,9 @@ use super::schema::retired::{CHANGES_BY_DISTRICT, ENTITY_SEQ};
 use super::schema::{
     decode, decode_place, decode_with_seq, encode, read_u64, with_seq, Entity, Key, LogEntry,
     Place, PlacedEntry, SubmissionHeader, BY_COMMUNE_KEY, CATALOGUE_KEY, CHANGES,
-    CHANGES_BY_COMMUNE, COMMUNES, COMMUNE_KEY, CONFLICTS, CUT_KEY, FIELDS, LISTING_KEY, LOG_KEY,
-    META, PLACES_KEY, SEQ_KEY, SUBMISSIONS, SUBMISSIONS_BY_COMMUNE, TOTALS_KEY, TRAIL_KEY,
-    TRAIL_PLACE_KEY, VILLAGE_TOTALS_KEY, WRITES,
+    CHANGES_BY_COMMUNE, COMMUNES, COMMUNE_KEY, CONFLICTS, CUT_KEY, DERIVED_TOTALS_KEY, FIELDS,
+    LISTING_KEY, LOG_KEY, META, PLACES_KEY, SEQ_KEY, SUBMISSIONS, SUBMISSIONS_BY_COMMUNE,
+    TOTALS_KEY, TRAIL_KEY, TRAIL_PLACE_KEY, WRITES,
 };
 use super::{Error, Result};
 
@@ -55,7 +55,7 @@ pub(super) fn initialise(engine: &dyn Engine, initial: impl FnOnce() -> Catalogu
     Key::Meta(LISTING_KEY).put(&mut batch, b"1".as_slice());
     Key::Meta(TRAIL_PLACE_KEY).put(&mut batch, b"1".as_slice());
     Key::Meta(PLACES_KEY).put(&mut batch, b"1".as_slice());
-    Key::Meta(VILLAGE_TOTALS_KEY).put(&mut batch, b"1".as_slice());
+    Key::Meta(DERIVED_TOTALS_KEY).put(&mut batch, b"1".as_slice());
     engine.commit(batch)?;
     tracing::info!(
         indicators = catalogue.indicators.len(),
@@ -75,7 +75,7 @@ pub(super) fn is_current(engine: &dyn Engine) -> Result<bool> {
         && Key::Meta(LISTING_KEY).get(engine)?.is_some()
         && Key::Meta(TRAIL_PLACE_KEY).get(engine)?.is_some()
         && Key::Meta(PLACES_KEY).get(engine)?.is_some()
-        && Key::Meta(VILLAGE_TOTALS_KEY).get(engine)?.is_some())
+        && Key::Meta(DERIVED_TOTALS_KEY).get(engine)?.is_some())
 }
 
 /// Runs every migration the store has not had yet.
@@ -104,8 +104,8 @@ pub(super) fn run(engine: &dyn Engine, catalogue: &Catalogue) -> Result<()> {
     if Key::Meta(PLACES_KEY).get(engine)?.is_none() {
         places::name_places(engine)?;
     }
-    if Key::Meta(VILLAGE_TOTALS_KEY).get(engine)?.is_none() {
-        totals::no_village_totals(engine, catalogue)?;
+    if Key::Meta(DERIVED_TOTALS_KEY).get(engine)?.is_none() {
+        totals::no_derived_totals(engine, catalogue)?;
     }
     Ok(())
 }

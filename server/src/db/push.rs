@@ -310,7 +310,13 @@ impl Work<'_> {
                 m.base_version, at.field
             )));
         }
-        let Some(base_value) = self.value_at(at, m.base_version)? else {
+        // Based on the current version (the usual edit), the base value is
+        // the current one: no history read.
+        let base = match &current {
+            Some(c) if c.version == m.base_version => Some(c.value.clone()),
+            _ => self.value_at(at, m.base_version)?,
+        };
+        let Some(base_value) = base else {
             return Ok(Err(format!(
                 "base version {} is not a version of {}: sync (pull) and record the value again",
                 m.base_version, at.field

@@ -3,11 +3,12 @@
 //! unit, whatever the number of reports. Plans (KH) sit beside them.
 //!
 //! `totals`: period ‖ 0 ‖ org unit → [`UnitTotals`], every indicator's
-//! [`Cell`] of a unit above the village level (moved by
-//! `rollup/update.rs`, checked by `rollup/check.rs`); a village's cells
-//! are its one report's contributions for the period, read from the report
-//! in its commune's record, which every write to the village rewrites
-//! anyway. `plans`: period ‖ 0 ‖ org unit ‖ 0 ‖ indicator → [`Amount`].
+//! [`Cell`] of a unit above the communes (moved by `rollup/update.rs`,
+//! checked by `rollup/check.rs`); a village's cells are its one report's
+//! contributions for the period and a commune's those of the reports in
+//! its record for the period, read from that record, which every write to
+//! them rewrites anyway ([`kept_at`]). `plans`: period ‖ 0 ‖ org unit ‖ 0
+//! ‖ indicator → [`Amount`].
 //!
 //! [`UnitTotals`]: super::schema::UnitTotals
 
@@ -17,36 +18,58 @@ mod update;
 use std::collections::BTreeMap;
 
 use fieldsync::access::{Action, Role, User};
-use fieldsync::rollup::{contributions, Cell};
+use fieldsync::rollup::{contributions, Cell, Contributions};
 use fieldsync::sync::AuditKind;
-use fieldsync::{Amount, Catalogue, Level, Period, SubmissionId};
+use fieldsync::{Amount, Catalogue, Level, OrgUnit, Period, SubmissionId};
 
 use super::commune::{place_of, Reader};
-use super::schema::{decode, encode, Key, Prefix, UnitTotals, PLANS, TOTALS};
+use super::schema::{decode, encode, Key, Prefix, Report, UnitTotals, PLANS, TOTALS};
 use super::txn::Work;
 use super::{readable_area, Error, Result, Store};
 
-/// The cells of `village` for `period`: its report's contributions (no
-/// cell where it counts nothing).
-pub(super) fn village_cells(
+/// Whether the totals of units at `level` are kept in `totals`: those of
+/// a village (its one report for the period) and of a commune (the reports
+/// of its commune record for the period, which holds all of its villages')
+/// are read from the reports themselves, which every write to them
+/// rewrites anyway.
+pub(super) fn kept_at(level: Level) -> bool {
+    level < Level::Commune
+}
+
+/// The cells of `unit` (a village or a commune: see [`kept_at`]) for
+/// `period`, from its reports' contributions (no cell where they count
+/// nothing).
+fn read_from_reports(
     reader: &mut Reader<'_>,
     catalogue: &Catalogue,
-    village: &str,
+    unit: &OrgUnit,
     period: Period,
 ) -> Result<BTreeMap<String, Cell>> {
-    let place = place_of(catalogue, village, period);
-    let made = reader.with_report(&place, SubmissionId::of(village, period), |report| {
+    let overflow =
+        |code: &str| Error::Invalid(format!("the total of {code} for {} overflows", unit.id));
+    let mut cells: BTreeMap<String, Cell> = BTreeMap::new();
+    let mut add = |made: Contributions| -> Result<()> {
+        for (code, c) in made {
+            let moved = cells.entry(code.clone()).or_default().apply(&c, 1);
+            moved.ok_or_else(|| overflow(&code))?;
+        }
+        Ok(())
+    };
+    let of = |report: &Report| {
         contributions(report.header.review.state, &report.fields(), &report.conflicts())
-    })?;
-    let mut cells = BTreeMap::new();
-    for (code, c) in made.unwrap_or_default() {
-        let mut cell = Cell::default();
-        cell.apply(&c, 1)
-            .ok_or_else(|| Error::Invalid(format!("the total of {code} overflows")))?;
-        if !cell.is_empty() {
-            cells.insert(code, cell);
+    };
+    if unit.level == Level::Village {
+        let place = place_of(catalogue, &unit.id, period);
+        let sub = SubmissionId::of(&unit.id, period);
+        if let Some(made) = reader.with_report(&place, sub, of)? {
+            add(made)?;
+        }
+    } else {
+        for report in reader.record(&(unit.id.clone(), period))?.reports.values() {
+            add(of(report))?;
         }
     }
+    cells.retain(|_, c| !c.is_empty());
     Ok(cells)
 }
 
@@ -146,19 +169,21 @@ impl Store {
     }
 
     /// Totals of every indicator for each of `units`, with plans: one
-    /// record read per unit (a village's commune record, read once for all
-    /// its villages asked for), and its plan figures.
+    /// record read per unit (for a village or a commune its commune record,
+    /// read once for all of them), and its plan figures.
     pub fn totals_of(&self, units: &[String], period: Period) -> Result<Vec<Total>> {
         let catalogue = self.catalogue();
         let _guard = self.read_lock();
         let mut out = Vec::with_capacity(units.len() * catalogue.indicators.len());
         let mut reader = Reader::new(self.engine.as_ref());
         for unit in units {
-            let village = catalogue.org_unit(unit).is_some_and(|u| u.level == Level::Village);
-            let cells = match Key::Totals(period, unit.clone()).get(self.engine.as_ref())? {
-                _ if village => village_cells(&mut reader, &catalogue, unit, period)?,
-                Some(bytes) => UnitTotals::decode(&bytes)?.0,
-                None => BTreeMap::new(),
+            let derived = catalogue.org_unit(unit).filter(|u| !kept_at(u.level));
+            let cells = match derived {
+                Some(u) => read_from_reports(&mut reader, &catalogue, u, period)?,
+                None => match Key::Totals(period, unit.clone()).get(self.engine.as_ref())? {
+                    Some(bytes) => UnitTotals::decode(&bytes)?.0,
+                    None => BTreeMap::new(),
+                },
             };
             let mut plans: BTreeMap<String, Amount> = BTreeMap::new();
             for entry in Prefix::Cells(PLANS, period, unit).iter(self.engine.as_ref()) {

@@ -8,7 +8,7 @@
 //! - `meta`: `seq` → head of the change log; `audit_seq` → head of the audit
 //!   trail; `catalogue` → the catalogue; `cut`, `submissions_by_commune`,
 //!   `trail`, `log`, `totals`, `communes`, `listing`, `writes_by_place`,
-//!   `places`, `village_totals` → markers of
+//!   `places`, `derived_totals` → markers of
 //!   migrations done.
 //! - `communes`: commune ‖ 0 ‖ period → [`CommuneRecord`]: the reports of
 //!   the commune's villages for the period, each with its header (and
@@ -104,7 +104,7 @@ pub(super) const TOKEN_IDS: &str = "token_ids";
 pub(super) const ENROLLMENTS: &str = "enrollments";
 pub(super) const ENROLLMENT_IDS: &str = "enrollment_ids";
 pub(super) const ENROLLMENTS_BY_USER: &str = "enrollments_by_user";
-/// `totals`: the totals of each org unit above the villages, per period.
+/// `totals`: the totals of each org unit above the communes, per period.
 pub(super) const TOTALS: &str = "totals";
 pub(super) const PLANS: &str = "plans";
 pub(super) const CHANGES_BY_COMMUNE: &str = "changes_by_commune";
@@ -233,9 +233,9 @@ pub(super) const TRAIL_PLACE_KEY: &[u8] = b"writes_by_place";
 /// Marks the log's entries and `conflicted` as naming their reports'
 /// places, and `report_places` as emptied.
 pub(super) const PLACES_KEY: &[u8] = b"places";
-/// Present once no totals are kept for villages (a village's are its
-/// report's): stores written before get it when opened.
-pub(super) const VILLAGE_TOTALS_KEY: &[u8] = b"village_totals";
+/// Present once no totals are kept for villages and communes (theirs are
+/// read from their reports): stores written before get it when opened.
+pub(super) const DERIVED_TOTALS_KEY: &[u8] = b"derived_totals";
 
 /// The key of one record, typed: which tree it lives in and what names it.
 /// [`Key::encode`] and [`Key::decode`] are the only place key bytes are

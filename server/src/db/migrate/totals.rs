@@ -4,17 +4,18 @@
 //! it deletes them and writes their units' records, merged with what an
 //! earlier batch (or an earlier run, killed part way) already moved of the
 //! same unit, so a rerun goes on with what is left; the marker is written
-//! last. Then the totals of villages are dropped (`no_village_totals`): a
-//! village's are its report's.
+//! last. Then the totals of villages and communes are dropped
+//! (`no_derived_totals`): theirs are read from their reports.
 
 use std::collections::btree_map::{BTreeMap, Entry};
 
 use fieldsync::rollup::Cell;
-use fieldsync::{Catalogue, Level, Period};
+use fieldsync::{Catalogue, Period};
 use fieldsync_store::{Batch, Engine};
 
+use super::super::rollup::kept_at;
 use super::super::schema::retired::ROLLUPS;
-use super::super::schema::{decode, Key, UnitTotals, TOTALS, TOTALS_KEY, VILLAGE_TOTALS_KEY};
+use super::super::schema::{decode, Key, UnitTotals, DERIVED_TOTALS_KEY, TOTALS, TOTALS_KEY};
 use super::super::{Error, Result};
 
 /// Cells moved per batch. Tests take a handful, so that the stores they
@@ -73,10 +74,10 @@ pub(super) fn one_record_per_unit(engine: &dyn Engine) -> Result<()> {
     Ok(())
 }
 
-/// Deletes the totals kept for villages (a village's totals are its
-/// report's contributions, read from the report), in batches; a rerun
-/// after a crash deletes what is left, and the marker is written last.
-pub(super) fn no_village_totals(engine: &dyn Engine, catalogue: &Catalogue) -> Result<()> {
+/// Deletes the totals kept for villages and communes (read from their
+/// reports instead: see `rollup::kept_at`), in batches; a rerun after a
+/// crash deletes what is left, and the marker is written last.
+pub(super) fn no_derived_totals(engine: &dyn Engine, catalogue: &Catalogue) -> Result<()> {
     let mut dropped = 0usize;
     let mut batch = Batch::default();
     for entry in engine.iter_all(TOTALS).chunk(super::CHUNK) {
@@ -84,7 +85,7 @@ pub(super) fn no_village_totals(engine: &dyn Engine, catalogue: &Catalogue) -> R
         let Key::Totals(_, unit) = Key::decode(TOTALS, &key)? else {
             return Err(Error::Corrupt { tree: TOTALS, why: "not a totals key".into() });
         };
-        if catalogue.org_unit(&unit).is_some_and(|u| u.level == Level::Village) {
+        if catalogue.org_unit(&unit).is_some_and(|u| !kept_at(u.level)) {
             batch.delete(TOTALS, key);
             dropped += 1;
         }
@@ -92,8 +93,8 @@ pub(super) fn no_village_totals(engine: &dyn Engine, catalogue: &Catalogue) -> R
             engine.commit(std::mem::take(&mut batch))?;
         }
     }
-    Key::Meta(VILLAGE_TOTALS_KEY).put(&mut batch, b"1".as_slice());
+    Key::Meta(DERIVED_TOTALS_KEY).put(&mut batch, b"1".as_slice());
     engine.commit(batch)?;
-    tracing::info!(records = dropped, "no totals are kept for villages");
+    tracing::info!(records = dropped, "no totals are kept for villages and communes");
     Ok(())
 }

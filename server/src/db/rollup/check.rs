@@ -4,19 +4,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use fieldsync::rollup::{contributions, Cell};
-use fieldsync::{Level, Period};
+use fieldsync::Period;
 
 use super::super::schema::{retired, CommuneRecord, Key, UnitTotals};
 use super::super::schema::{COMMUNES, TOTALS};
 use super::super::{Error, Result, Store};
+use super::kept_at;
 
 /// Cells by org unit and period, then indicator code.
 type Cells = BTreeMap<(Period, String), BTreeMap<String, Cell>>;
 
 impl Store {
-    /// Recomputes the totals of every unit above the villages from the
+    /// Recomputes the totals of every unit above the communes from the
     /// submissions themselves and lists each cell where the kept totals
-    /// differ (a village's are read from its report, so none is kept), each record that keeps
+    /// differ (villages' and communes' are read from their reports, so
+    /// none is kept), each record that keeps
     /// no cell, and cells left in the earlier layout. Empty: they match
     /// exactly.
     pub fn check_rollups(&self) -> Result<Vec<String>> {
@@ -61,7 +63,7 @@ impl Store {
         Ok(problems)
     }
 
-    /// The totals of every unit above the villages as the submissions make
+    /// The totals of every unit above the communes as the submissions make
     /// them, without empty cells.
     fn recomputed_totals(&self) -> Result<Cells> {
         let catalogue = self.catalogue();
@@ -72,8 +74,8 @@ impl Store {
                 let made =
                     contributions(header.review.state, &report.fields(), &report.conflicts());
                 for (code, c) in made {
-                    let above = catalogue.lineage(&header.village_id);
-                    for unit in above.filter(|u| u.level != Level::Village) {
+                    let kept = catalogue.lineage(&header.village_id).filter(|u| kept_at(u.level));
+                    for unit in kept {
                         let cells = expected.entry((header.period, unit.id.clone())).or_default();
                         let cell = cells.entry(code.clone()).or_default();
                         let overflow = || Error::Invalid("a total overflows".into());

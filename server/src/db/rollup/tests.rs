@@ -13,7 +13,7 @@ use fieldsync_store::{Batch, Engine, Memory};
 
 use super::super::backup::tests::restored_copy;
 use super::super::schema::{
-    encode, retired, Key, UnitTotals, TOTALS, TOTALS_KEY, TREES, VILLAGE_TOTALS_KEY,
+    encode, retired, Key, UnitTotals, DERIVED_TOTALS_KEY, TOTALS, TOTALS_KEY, TREES,
 };
 use super::super::trail::tests::killed_after_each_batch;
 use super::super::Store;
@@ -77,33 +77,35 @@ fn answers(store: &Store) -> Vec<Total> {
     out
 }
 
-/// Keeps the totals of every village of `store` in `totals`, as stores did
-/// before a village's were read from its report, and drops the marker.
-fn with_village_totals(store: &Store, engine: &dyn Engine) {
+/// Keeps the totals of every village of `store` and of their commune in
+/// `totals`, as stores did before these were read from the reports, and
+/// drops the marker.
+fn with_derived_totals(store: &Store, engine: &dyn Engine) {
     let mut batch = Batch::default();
     for period in ["2022", "2022-Q3"] {
         let period = period.parse().unwrap();
         let mut cells = UnitTotals::default();
-        for village in villages(store) {
+        let units = villages(store).into_iter().chain([demo::SAMPLE_COMMUNE.to_owned()]);
+        for unit in units {
             cells.0.clear();
-            for t in store.totals_of(std::slice::from_ref(&village), period).unwrap() {
+            for t in store.totals_of(std::slice::from_ref(&unit), period).unwrap() {
                 if !t.cell.is_empty() {
                     cells.0.insert(t.indicator, t.cell);
                 }
             }
             if !cells.0.is_empty() {
-                Key::Totals(period, village).put(&mut batch, cells.encode());
+                Key::Totals(period, unit).put(&mut batch, cells.encode());
             }
         }
     }
-    Key::Meta(VILLAGE_TOTALS_KEY).delete(&mut batch);
+    Key::Meta(DERIVED_TOTALS_KEY).delete(&mut batch);
     engine.commit(batch).unwrap();
 }
 
 /// Rewrites the totals as the earlier layout kept them: a record per cell
-/// (villages' too), and no marker.
+/// (villages' and communes' too), and no marker.
 fn to_old_layout(store: &Store, engine: &dyn Engine) {
-    with_village_totals(store, engine);
+    with_derived_totals(store, engine);
     let mut batch = Batch::default();
     for entry in engine.iter_all(TOTALS) {
         let (key, bytes) = entry.unwrap();
@@ -129,11 +131,12 @@ fn total(answers: &[Total], unit: &str, code: &str) -> Cell {
 fn a_push_writes_one_record_per_unit_it_moves_with_every_indicator_in_it() {
     let engine = Arc::new(Memory::new());
     let store = busy_store(engine.clone());
-    // The commune, district and province of the 3 villages, for two
-    // periods: a village's totals are its report's, read from the report.
+    // The district and province of the 3 villages, for two periods: a
+    // village's totals are its report's and their commune's those of the
+    // reports in its record, read from there.
     let n = villages(&store).len();
     assert_eq!(n, 3);
-    assert_eq!(records_in(engine.as_ref(), TOTALS), 2 * 3);
+    assert_eq!(records_in(engine.as_ref(), TOTALS), 2 * 2);
     let answers = answers(&store);
     for (i, village) in villages(&store).iter().enumerate() {
         let drainage = total(&answers, village, "drainage_km");
@@ -145,6 +148,8 @@ fn a_push_writes_one_record_per_unit_it_moves_with_every_indicator_in_it() {
     let sum: i64 = (0..n as i64).map(|i| 100 * i + 15).sum();
     assert_eq!(province.done(true), Amount::new(sum, 2), "every village counts, once");
     assert_eq!((province.approved_n, province.pending_n), (1, 2));
+    let commune = total(&answers, demo::SAMPLE_COMMUNE, "drainage_km");
+    assert_eq!(commune, province, "the commune holds every report there is");
     let road = total(&answers, demo::SAMPLE_COMMUNE, "road_km");
     assert_eq!(road.conflicts_n, 1, "the competing value is counted as a conflict");
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
@@ -206,24 +211,25 @@ fn a_migration_killed_after_any_batch_finishes_when_opened_again() {
     assert!(killed >= 5, "the migration writes in several batches ({killed})");
 }
 
-/// A store that kept its villages' totals drops them when opened, even
-/// when killed after any batch, and shows the same totals; `check` names
-/// a village's totals kept.
+/// A store that kept its villages' and communes' totals drops them when
+/// opened, even when killed after any batch, and shows the same totals;
+/// `check` names such totals kept.
 #[test]
-fn a_store_keeping_village_totals_drops_them_when_opened_and_shows_the_same() {
+fn a_store_keeping_village_and_commune_totals_drops_them_when_opened_and_shows_the_same() {
     let source = Arc::new(Memory::new());
     let store = busy_store(source.clone());
     let before = answers(&store);
     let records = records_in(source.as_ref(), TOTALS);
-    with_village_totals(&store, source.as_ref());
+    with_derived_totals(&store, source.as_ref());
     drop(store);
-    assert_eq!(records_in(source.as_ref(), TOTALS), records + 2 * 3, "3 villages, 2 periods");
+    let kept = records_in(source.as_ref(), TOTALS);
+    assert_eq!(kept, records + 2 * (3 + 1), "3 villages and their commune, 2 periods");
     let killed = killed_after_each_batch(&source, TREES, &before, answers);
     assert!(killed >= 1, "{killed}");
     let store = Store::open(source.clone(), demo::catalogue).unwrap();
     assert_eq!(records_in(source.as_ref(), TOTALS), records);
     assert_eq!(answers(&store), before);
-    with_village_totals(&store, source.as_ref());
+    with_derived_totals(&store, source.as_ref());
     let problems = store.check().unwrap().join("\n");
     assert!(problems.contains(&format!("2022 / {} / road_km: kept", villages(&store)[0])));
 }

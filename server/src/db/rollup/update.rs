@@ -7,11 +7,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use fieldsync::rollup::{contributions, Contributions, Delta};
-use fieldsync::{Level, Period, SubmissionId};
+use fieldsync::{Period, SubmissionId};
 
 use super::super::schema::{Key, Place, SubmissionHeader, UnitTotals};
 use super::super::txn::Work;
 use super::super::{Error, Result};
+use super::kept_at;
 
 /// How a write moves one unit's totals, by indicator code.
 type Deltas = BTreeMap<String, Delta>;
@@ -37,13 +38,12 @@ impl Work<'_> {
 
     /// Moves the totals of every unit above the submissions this batch
     /// touched from their old contributions to their new ones. A village's
-    /// own totals are its report's contributions: read from the report,
-    /// not kept (see `village_cells`).
+    /// and a commune's totals are read from their reports, not kept (see
+    /// `kept_at`).
     pub(in crate::db) fn update_rollups(&mut self) -> Result<()> {
         let mut by_unit: BTreeMap<(Period, String), Deltas> = BTreeMap::new();
         for ((period, village), deltas) in self.village_deltas()? {
-            let above = self.catalogue.lineage(&village).filter(|u| u.level != Level::Village);
-            for unit in above {
+            for unit in self.catalogue.lineage(&village).filter(|u| kept_at(u.level)) {
                 let into = by_unit.entry((period, unit.id.clone())).or_default();
                 for (code, d) in &deltas {
                     let sum = into.entry(code.clone()).or_default();
