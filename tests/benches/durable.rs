@@ -375,13 +375,21 @@ impl Run {
             raw as f64 / 1048576.0,
             per(raw)
         );
-        let trees: Vec<_> = self
-            .engine
-            .by_tree()
-            .into_iter()
-            .map(|(tree, n)| format!("{tree} {:.2}", n as f64 / self.values as f64))
-            .collect();
+        let by_tree = self.engine.by_tree();
+        let per_value = |n: u64| n as f64 / self.values as f64;
+        let trees: Vec<_> =
+            by_tree.iter().map(|(tree, n, _)| format!("{tree} {:.2}", per_value(*n))).collect();
         println!("records per value by tree: {}", trees.join(", "));
+        let written: u64 = by_tree.iter().map(|(.., b)| b).sum();
+        let mut by_bytes = by_tree.clone();
+        by_bytes.sort_by_key(|(.., b)| std::cmp::Reverse(*b));
+        let trees: Vec<_> =
+            by_bytes.iter().map(|(tree, _, b)| format!("{tree} {:.0}", per_value(*b))).collect();
+        println!(
+            "bytes handed to sled per value (keys and values): {:.0}, by tree: {}",
+            per_value(written),
+            trees.join(", ")
+        );
         Ok(())
     }
 }

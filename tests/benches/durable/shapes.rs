@@ -19,24 +19,27 @@ use rand::Rng;
 pub type Session = Vec<Vec<Mutation>>;
 
 /// What the sled engine handed to the server wrote: the records (puts and
-/// deletes) of every batch, by tree, and the batches.
+/// deletes) of every batch and their bytes (key and value), by tree, and
+/// the batches.
 #[derive(Default)]
 pub struct Tally {
     batches: AtomicU64,
-    by_tree: Mutex<BTreeMap<&'static str, u64>>,
+    by_tree: Mutex<BTreeMap<&'static str, (u64, u64)>>,
 }
 
 impl Tally {
     /// (records, batches) written so far.
     pub fn written(&self) -> (u64, u64) {
-        let records = self.by_tree.lock().expect("tally").values().sum();
+        let records = self.by_tree.lock().expect("tally").values().map(|(n, _)| n).sum();
         (records, self.batches.load(Ordering::Relaxed))
     }
 
-    /// The records written so far in each tree, most first.
-    pub fn by_tree(&self) -> Vec<(&'static str, u64)> {
-        let mut trees: Vec<_> = self.by_tree.lock().expect("tally").clone().into_iter().collect();
-        trees.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    /// The records and bytes written so far in each tree, most records
+    /// first.
+    pub fn by_tree(&self) -> Vec<(&'static str, u64, u64)> {
+        let trees = self.by_tree.lock().expect("tally").clone();
+        let mut trees: Vec<_> = trees.into_iter().map(|(t, (n, b))| (t, n, b)).collect();
+        trees.sort_by_key(|(_, n, _)| std::cmp::Reverse(*n));
         trees
     }
 }
@@ -48,8 +51,10 @@ pub fn counted(inner: Sled) -> Counted {
     Hooked::new(Arc::new(inner), Tally::default(), |tally, batch| {
         // Long values take more than one sled entry (the engine's pieces).
         let mut by_tree = tally.by_tree.lock().expect("tally");
-        for (tree, _, value) in batch.writes() {
-            *by_tree.entry(tree).or_default() += value.map_or(1, |v| sled_entries(v.len()));
+        for (tree, key, value) in batch.writes() {
+            let (records, bytes) = by_tree.entry(tree).or_default();
+            *records += value.map_or(1, |v| sled_entries(v.len()));
+            *bytes += (key.len() + value.map_or(0, <[u8]>::len)) as u64;
         }
         tally.batches.fetch_add(1, Ordering::Relaxed);
         Ok(())
