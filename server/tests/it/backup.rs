@@ -62,6 +62,17 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_fieldsync-server"))
 }
 
+/// `serve` started on `data` (with an admin token, as a first start
+/// needs), run until it ends: on a store it refuses, at once.
+fn serve_on(data: &Path) -> std::process::Output {
+    bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--http", "off", "--data"])
+        .arg(data)
+        .env(fieldsync_server::db::ADMIN_TOKEN_ENV, "another-admin-token-0123456789")
+        .output()
+        .expect("run serve")
+}
+
 fn run(args: &[&std::ffi::OsStr]) -> std::process::Output {
     let out = bin().args(args).env_remove("FIELDSYNC_DATA").output().expect("run fieldsync-server");
     eprintln!(
@@ -401,12 +412,7 @@ fn the_check_command_fails_on_a_damaged_store() {
     assert!(!backup.exists(), "no backup file is written");
 
     // Nor served: what check found stays said, in the store's directory.
-    let out = bin()
-        .args(["serve", "--listen", "127.0.0.1:0", "--http", "off", "--data"])
-        .arg(&data)
-        .env(fieldsync_server::db::ADMIN_TOKEN_ENV, "another-admin-token-0123456789")
-        .output()
-        .expect("run serve");
+    let out = serve_on(&data);
     let text = output(&out);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("found damaged before") && text.contains("rollup"), "{text}");
@@ -551,12 +557,7 @@ fn a_cut_store_is_refused_by_serve_check_and_backup_and_left_as_it_was() {
         assert!(text.contains("found damaged before"), "{what}: {text}");
         assert!(!backup.exists());
 
-        let out = bin()
-            .args(["serve", "--listen", "127.0.0.1:0", "--http", "off", "--data"])
-            .arg(&data)
-            .env(fieldsync_server::db::ADMIN_TOKEN_ENV, "another-admin-token-0123456789")
-            .output()
-            .expect("run serve");
+        let out = serve_on(&data);
         let text = output(&out);
         assert!(!out.status.success(), "serve on a db cut to {what}: {text}");
         assert!(
@@ -598,11 +599,7 @@ fn check_and_backup_on_a_wrong_directory_create_nothing() {
     assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
     assert_eq!(std::fs::read_dir(&other).unwrap().count(), 1);
     // serve never fills someone else's directory with a store either.
-    let out = bin()
-        .args(["serve", "--listen", "127.0.0.1:0", "--http", "off", "--data"])
-        .arg(&other)
-        .output()
-        .expect("run serve");
+    let out = serve_on(&other);
     assert!(!out.status.success());
     assert!(output(&out).contains("holds no fieldsync store"), "{}", output(&out));
     assert_eq!(std::fs::read_dir(&other).unwrap().count(), 1);
