@@ -6,8 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use fieldsync::sync::{Conflict, FieldRef, FieldState, Stamp};
-use fieldsync::{FieldKey, Period, SubmissionId, Value};
+use fieldsync::review::ReviewState;
+use fieldsync::sync::{Conflict, FieldRef, FieldState, Stamp, SubmissionReview};
+use fieldsync::{DeviceId, FieldKey, Hlc, Period, SubmissionId, Value};
 use serde::{Deserialize, Serialize};
 
 use super::{decode, encode, SubmissionHeader, COMMUNES, CONFLICTED, HISTORY, PLACES};
@@ -102,27 +103,198 @@ impl Report {
     }
 }
 
-/// The stored form of a [`CommuneRecord`], versioned.
+/// The stored form of a [`CommuneRecord`], versioned. `V1` wrote every
+/// report whole: its id, village and period again in its review, every
+/// field's device and author in full. `V2` says each once: the record's
+/// period, each report's village, and each (device, author) a value was
+/// stamped by, in a table its values point into.
 #[derive(Serialize, Deserialize)]
 enum StoredCommune {
     V1(CommuneRecord),
+    V2(Compact),
 }
 
-/// [`StoredCommune`] as written, borrowing the record (the same bytes).
+/// [`StoredCommune::V1`] as written, borrowing the record (the same bytes).
 #[derive(Serialize)]
 enum StoringCommune<'a> {
     V1(&'a CommuneRecord),
 }
 
+/// [`StoredCommune::V2`]'s record.
+#[derive(Serialize, Deserialize)]
+struct Compact {
+    /// The period of every report (`None` for a record with none).
+    period: Option<Period>,
+    /// The (device, author) pairs the values were stamped by.
+    stampers: Vec<(DeviceId, String)>,
+    reports: Vec<CompactReport>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CompactReport {
+    id: SubmissionId,
+    village_id: String,
+    first_seq: u64,
+    header_seq: u64,
+    state: ReviewState,
+    reason: String,
+    user_id: String,
+    user_name: String,
+    at_ms: u64,
+    fields: Vec<(FieldKey, CompactHeld)>,
+    conflicts: Vec<(FieldKey, (Conflict, u64))>,
+}
+
+/// A [`Held`] whose device and author are entry `stamper` of the record's
+/// table.
+#[derive(Serialize, Deserialize)]
+struct CompactHeld {
+    value: Value,
+    version: u64,
+    hlc: Hlc,
+    stamper: u32,
+    received_at_ms: u64,
+    mutation_id: u64,
+}
+
+/// The distinct values a compact record names, each stored once and
+/// pointed at by its index.
+struct Table<T> {
+    values: Vec<T>,
+    index: BTreeMap<T, u32>,
+}
+
+impl<T: Ord + Clone> Table<T> {
+    fn new() -> Self {
+        Table { values: Vec::new(), index: BTreeMap::new() }
+    }
+
+    /// The index of `value`, added if new.
+    fn at(&mut self, value: &T) -> u32 {
+        if let Some(&i) = self.index.get(value) {
+            return i;
+        }
+        let i = self.values.len() as u32;
+        self.values.push(value.clone());
+        self.index.insert(value.clone(), i);
+        i
+    }
+}
+
+/// Entry `i` of a compact record's table, or what is wrong.
+fn entry<'t, T>(table: &'t [T], i: u32, tree: &'static str) -> Result<&'t T> {
+    table.get(i as usize).ok_or_else(|| Error::Corrupt {
+        tree,
+        why: "a value points past the record's table".into(),
+    })
+}
+
 impl CommuneRecord {
+    /// The record's bytes: [`StoredCommune::V2`] when it says everything
+    /// the record holds (every report of one period, its review naming the
+    /// report itself), else whole, as `V1`.
     pub(in crate::db) fn encode(&self) -> Vec<u8> {
-        encode(&StoringCommune::V1(self))
+        let period = self.reports.values().next().map(|r| r.header.period);
+        let exact = self.reports.iter().all(|(id, r)| {
+            let (h, review) = (&r.header, &r.header.review);
+            h.id == *id
+                && Some(h.period) == period
+                && review.submission == h.id
+                && review.village_id == h.village_id
+                && review.period == h.period
+        });
+        match exact {
+            true => encode(&StoredCommune::V2(self.compact())),
+            false => encode(&StoringCommune::V1(self)),
+        }
     }
 
     pub(in crate::db) fn decode(bytes: &[u8]) -> Result<CommuneRecord> {
         match decode::<StoredCommune>(COMMUNES, bytes)? {
             StoredCommune::V1(r) => Ok(r),
+            StoredCommune::V2(c) => CommuneRecord::whole(c),
         }
+    }
+
+    /// The record as [`StoredCommune::V2`] stores it.
+    fn compact(&self) -> Compact {
+        let mut stampers: Table<(DeviceId, String)> = Table::new();
+        let mut reports = Vec::with_capacity(self.reports.len());
+        for (id, report) in &self.reports {
+            let mut fields = Vec::with_capacity(report.fields.len());
+            for (key, held) in &report.fields {
+                let stamp = &held.stamp;
+                let at = stampers.at(&(stamp.device, stamp.author.clone()));
+                fields.push((
+                    key.clone(),
+                    CompactHeld {
+                        value: held.value.clone(),
+                        version: held.version,
+                        hlc: stamp.hlc,
+                        stamper: at,
+                        received_at_ms: stamp.received_at_ms,
+                        mutation_id: stamp.mutation_id,
+                    },
+                ));
+            }
+            let (header, review) = (&report.header, &report.header.review);
+            reports.push(CompactReport {
+                id: *id,
+                village_id: header.village_id.clone(),
+                first_seq: header.first_seq,
+                header_seq: report.header_seq,
+                state: review.state,
+                reason: review.reason.clone(),
+                user_id: review.user_id.clone(),
+                user_name: review.user_name.clone(),
+                at_ms: review.at_ms,
+                fields,
+                conflicts: report.conflicts.iter().map(|(k, c)| (k.clone(), c.clone())).collect(),
+            });
+        }
+        let period = self.reports.values().next().map(|r| r.header.period);
+        Compact { period, stampers: stampers.values, reports }
+    }
+
+    /// The record a [`Compact`] stores, whole.
+    fn whole(c: Compact) -> Result<CommuneRecord> {
+        let bad = |why: &str| Error::Corrupt { tree: COMMUNES, why: why.to_owned() };
+        let mut reports = BTreeMap::new();
+        for r in c.reports {
+            let period = c.period.ok_or_else(|| bad("a record with reports names no period"))?;
+            let mut fields = BTreeMap::new();
+            for (key, h) in r.fields {
+                let (device, author) = entry(&c.stampers, h.stamper, COMMUNES)?;
+                let stamp = Stamp {
+                    hlc: h.hlc,
+                    device: *device,
+                    author: author.clone(),
+                    received_at_ms: h.received_at_ms,
+                    mutation_id: h.mutation_id,
+                };
+                fields.insert(key, Held { value: h.value, version: h.version, stamp });
+            }
+            let review = SubmissionReview {
+                submission: r.id,
+                village_id: r.village_id.clone(),
+                period,
+                state: r.state,
+                reason: r.reason,
+                user_id: r.user_id,
+                user_name: r.user_name,
+                at_ms: r.at_ms,
+            };
+            let header = SubmissionHeader {
+                id: r.id,
+                village_id: r.village_id,
+                period,
+                first_seq: r.first_seq,
+                review,
+            };
+            let conflicts = r.conflicts.into_iter().collect();
+            reports.insert(r.id, Report { header, header_seq: r.header_seq, fields, conflicts });
+        }
+        Ok(CommuneRecord { reports })
     }
 }
 
@@ -157,24 +329,72 @@ pub(in crate::db) struct Revision {
     pub(in crate::db) held: Held,
 }
 
-/// The stored form of a record of `history`, versioned.
+/// The stored form of a record of `history`, versioned. `V1` wrote every
+/// value's report id and stamp in full; `V2` keeps each report id and each
+/// (device, author, receive time) once, in tables its values point into
+/// (one commit's values share them).
 #[derive(Serialize, Deserialize)]
 enum StoredHistory {
     V1(Vec<Revision>),
+    V2(CompactHistory),
 }
 
-/// [`StoredHistory`] as written, borrowing the values (the same bytes).
-#[derive(Serialize)]
-enum StoringHistory<'a> {
-    V1(&'a [Revision]),
+#[derive(Serialize, Deserialize)]
+struct CompactHistory {
+    subs: Vec<SubmissionId>,
+    stampers: Vec<(DeviceId, String, u64)>,
+    values: Vec<CompactRevision>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CompactRevision {
+    sub: u32,
+    field: FieldKey,
+    value: Value,
+    version: u64,
+    hlc: Hlc,
+    stamper: u32,
+    mutation_id: u64,
 }
 
 pub(in crate::db) fn encode_history(values: &[Revision]) -> Vec<u8> {
-    encode(&StoringHistory::V1(values))
+    let (mut subs, mut stampers) = (Table::new(), Table::new());
+    let values = values
+        .iter()
+        .map(|r| {
+            let stamp = &r.held.stamp;
+            CompactRevision {
+                sub: subs.at(&r.sub),
+                field: r.field.clone(),
+                value: r.held.value.clone(),
+                version: r.held.version,
+                hlc: stamp.hlc,
+                stamper: stampers.at(&(stamp.device, stamp.author.clone(), stamp.received_at_ms)),
+                mutation_id: stamp.mutation_id,
+            }
+        })
+        .collect();
+    let compact = CompactHistory { subs: subs.values, stampers: stampers.values, values };
+    encode(&StoredHistory::V2(compact))
 }
 
 pub(in crate::db) fn decode_history(bytes: &[u8]) -> Result<Vec<Revision>> {
-    match decode::<StoredHistory>(HISTORY, bytes)? {
-        StoredHistory::V1(values) => Ok(values),
+    let c = match decode::<StoredHistory>(HISTORY, bytes)? {
+        StoredHistory::V1(values) => return Ok(values),
+        StoredHistory::V2(c) => c,
+    };
+    let mut out = Vec::with_capacity(c.values.len());
+    for r in c.values {
+        let (device, author, received_at_ms) = entry(&c.stampers, r.stamper, HISTORY)?;
+        let stamp = Stamp {
+            hlc: r.hlc,
+            device: *device,
+            author: author.clone(),
+            received_at_ms: *received_at_ms,
+            mutation_id: r.mutation_id,
+        };
+        let held = Held { value: r.value, version: r.version, stamp };
+        out.push(Revision { sub: *entry(&c.subs, r.sub, HISTORY)?, field: r.field, held });
     }
+    Ok(out)
 }

@@ -317,3 +317,108 @@ fn damaged_keys_are_refused_not_misread() {
     assert!(Key::decode(SUBMISSIONS_BY_COMMUNE, &SUB).is_err());
     assert!(Key::decode(CLOSED, b"ha-tinh\0not a period").is_err());
 }
+
+/// A commune record of two reports: values stamped by two devices, one of
+/// them twice, a conflict, a decided review.
+fn commune_record() -> CommuneRecord {
+    use fieldsync::review::ReviewState;
+    use fieldsync::sync::{Conflict, FieldRef, FieldState, Stamp, SubmissionReview};
+    use fieldsync::{DeviceId, Hlc, Value};
+    let period: Period = "2022".parse().unwrap();
+    let stamp = |device: u128, author: &str, hlc: u64| Stamp {
+        hlc: Hlc(hlc),
+        device: DeviceId(uuid::Uuid::from_u128(device)),
+        author: author.into(),
+        received_at_ms: 1_700_000_000_000 + hlc,
+        mutation_id: hlc,
+    };
+    let mut record = CommuneRecord::default();
+    for (i, village) in ["ht.vq.hm.thon-1", "ht.vq.hm.thon-2"].into_iter().enumerate() {
+        let id = SubmissionId::of(village, period);
+        let review = SubmissionReview {
+            submission: id,
+            village_id: village.into(),
+            period,
+            state: if i == 0 { ReviewState::Approved } else { ReviewState::Submitted },
+            reason: String::new(),
+            user_id: "chi".into(),
+            user_name: "Chi".into(),
+            at_ms: 1_700_000_000_500,
+        };
+        let header =
+            SubmissionHeader { id, village_id: village.into(), period, first_seq: 3, review };
+        let mut report = Report::new(header, 9);
+        for (field, value, by) in [("road_km", "1.5", (1, "An")), ("note", "xong", (2, "Bình"))] {
+            let at = FieldRef::new(village, period, FieldKey::parse(field));
+            let value = Value::Text(value.into());
+            let state =
+                FieldState { at, value, version: 4 + i as u64, stamp: stamp(by.0, by.1, 7) };
+            report.put_field(&state);
+        }
+        let at = FieldRef::new(village, period, FieldKey::parse("road_km"));
+        let conflict = Conflict {
+            at,
+            base_value: Value::Deleted,
+            base_version: 0,
+            candidates: Vec::new(),
+            open: true,
+            resolution: None,
+        };
+        report.conflicts.insert(FieldKey::parse("road_km"), (conflict, 8));
+        record.reports.insert(id, report);
+    }
+    record
+}
+
+#[test]
+fn a_commune_record_says_each_period_village_and_stamper_once_and_reads_back_whole() {
+    let record = commune_record();
+    let bytes = record.encode();
+    assert_eq!(bytes[0], 1, "the compact version");
+    assert_eq!(CommuneRecord::decode(&bytes).unwrap(), record);
+    // The earlier, whole form still reads, and is longer.
+    #[derive(serde::Serialize)]
+    enum Whole<'a> {
+        V1(&'a CommuneRecord),
+    }
+    let whole = super::encode(&Whole::V1(&record));
+    assert_eq!(whole[0], 0);
+    assert_eq!(CommuneRecord::decode(&whole).unwrap(), record);
+    assert!(bytes.len() * 10 < whole.len() * 8, "{} against {} bytes", bytes.len(), whole.len());
+    // A record the compact form could not say exactly is kept whole.
+    let mut odd = record.clone();
+    odd.reports.values_mut().next().unwrap().header.review.village_id = "elsewhere".into();
+    let kept = odd.encode();
+    assert_eq!(kept[0], 0);
+    assert_eq!(CommuneRecord::decode(&kept).unwrap(), odd);
+    assert_eq!(CommuneRecord::decode(&CommuneRecord::default().encode()).unwrap().reports.len(), 0);
+}
+
+#[test]
+fn a_history_record_keeps_each_report_and_stamper_once_and_reads_back_whole() {
+    let record = commune_record();
+    let revisions: Vec<Revision> = record
+        .reports
+        .iter()
+        .flat_map(|(sub, report)| {
+            report.fields.iter().map(|(field, held)| Revision {
+                sub: *sub,
+                field: field.clone(),
+                held: held.clone(),
+            })
+        })
+        .collect();
+    assert_eq!(revisions.len(), 4);
+    let bytes = encode_history(&revisions);
+    assert_eq!(bytes[0], 1, "the compact version");
+    assert_eq!(decode_history(&bytes).unwrap(), revisions);
+    // The earlier form still reads, and is longer.
+    #[derive(serde::Serialize)]
+    enum Whole<'a> {
+        V1(&'a [Revision]),
+    }
+    let whole = super::encode(&Whole::V1(&revisions));
+    assert_eq!(decode_history(&whole).unwrap(), revisions);
+    assert!(bytes.len() < whole.len(), "{} against {} bytes", bytes.len(), whole.len());
+    assert!(decode_history(&encode_history(&[])).unwrap().is_empty());
+}
