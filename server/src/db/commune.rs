@@ -2,9 +2,10 @@
 //! (`schema/commune.rs`). [`place_of`] says which record a report lives
 //! in (every reader finds it there, from its village and period: nothing
 //! maps a report's id to its place); [`Reader`] keeps each record it
-//! decoded, so a pull page or a listing reads a commune's record once; [`Reports`] is a write's view: the records as
-//! they stand in this batch, each read and written once however many of
-//! its values the write changes.
+//! decoded, so a pull page or a listing reads a commune's record once;
+//! [`Reports`] is a write's view: the records as they stand in this batch,
+//! each read and written once however many of its values the write
+//! changes.
 
 use std::collections::HashMap;
 use std::ops::Bound;

@@ -8,7 +8,7 @@
 //! pull's cuts and the listing of reports by commune both use it.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::ops::Bound;
 
 use fieldsync::access::User;
@@ -300,16 +300,10 @@ impl Work<'_> {
         if self.changed.is_empty() {
             return;
         }
-        let changed: Vec<(u64, Entity, Place)> =
-            self.changed.drain().map(|(entity, (seq, place))| (seq, entity, place)).collect();
-        let mut cuts: BTreeMap<String, Vec<(u64, Entity, Place)>> = BTreeMap::new();
-        for change in &changed {
-            cuts.entry(change.2 .0.clone()).or_default().push(change.clone());
-        }
-        Key::Change(self.seq).put_new(&mut self.batch, PlacedEntry::of(changed).encode());
-        for (cut, listed) in cuts {
-            let entry = PlacedEntry::of(listed).encode();
-            Key::CommuneChange(cut, self.seq).put_new(&mut self.batch, entry);
+        let all = PlacedEntry::of(self.changed.drain().map(|(e, (seq, place))| (seq, e, place)));
+        Key::Change(self.seq).put_new(&mut self.batch, all.encode());
+        for (cut, listed) in all.by_commune() {
+            Key::CommuneChange(cut, self.seq).put_new(&mut self.batch, listed.encode());
         }
     }
 }

@@ -156,12 +156,8 @@ fn cut_the_log_by_commune(engine: &dyn Engine, catalogue: &Catalogue) -> Result<
         let seq = read_u64(CHANGES, &seq)?;
         // An entry that names its places (a store cut again) is cut by them.
         if let Some(placed) = PlacedEntry::decode(CHANGES, seq, &bytes)? {
-            let mut cuts: BTreeMap<String, Vec<(u64, Entity, Place)>> = BTreeMap::new();
-            for change in placed.changes() {
-                cuts.entry(change.2 .0.clone()).or_default().push(change);
-            }
-            for (cut, listed) in cuts {
-                Key::CommuneChange(cut, seq).put(&mut batch, PlacedEntry::of(listed).encode());
+            for (cut, listed) in placed.by_commune() {
+                Key::CommuneChange(cut, seq).put(&mut batch, listed.encode());
             }
             moved += 1;
             continue;

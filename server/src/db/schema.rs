@@ -37,9 +37,10 @@
 //!   communes' records.
 //! - `changes`: seq → [`PlacedEntry`]: one entry per commit, under the
 //!   commit's last sequence number, listing every entity it changed with
-//!   the sequence number of that change, by the place of its report. Append-only: an entity changed again
-//!   later is listed again later, and its earlier listings are superseded
-//!   (its record says which change is its latest).
+//!   the sequence number of that change, by the place of its report.
+//!   Append-only: an entity changed again later is listed again later, and
+//!   its earlier listings are superseded (its record says which change is
+//!   its latest).
 //! - `changes_by_commune`: commune ‖ 0 ‖ seq → [`PlacedEntry`]: the same log cut
 //!   by commune (one entry per commune a commit touched, under the same
 //!   seq), so a tablet's pull reads only its communes' changes.

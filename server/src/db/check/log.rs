@@ -199,7 +199,7 @@ impl Store {
                 None => problems.add(format!(
                     "commit {seq}'s changes in commune {cut:?} are missing from its cut of the log"
                 )),
-                Some(Ok(Some(cut_entry))) if cut_entry.clone().changes() == listed => {}
+                Some(Ok(Some(cut_entry))) if cut_entry.changes() == listed => {}
                 Some(_) => problems.add(format!(
                     "commune {cut:?}'s entry {seq} is not the log's changes of that commune"
                 )),

@@ -90,16 +90,26 @@ impl PlacedEntry {
     }
 
     /// Every change listed, with its place, in sequence order.
-    pub(in crate::db) fn changes(self) -> Vec<(u64, Entity, Place)> {
+    pub(in crate::db) fn changes(&self) -> Vec<(u64, Entity, Place)> {
         let mut out: Vec<_> = self
             .0
-            .into_iter()
+            .iter()
             .flat_map(|(place, listed)| {
-                listed.into_iter().map(move |(seq, entity)| (seq, entity, place.clone()))
+                listed.iter().map(move |(seq, entity)| (*seq, entity.clone(), place.clone()))
             })
             .collect();
         out.sort_by_key(|(seq, ..)| *seq);
         out
+    }
+
+    /// The entry split by commune (the commune's cut of the log lists its
+    /// part), in the places' order.
+    pub(in crate::db) fn by_commune(self) -> BTreeMap<String, PlacedEntry> {
+        let mut cuts: BTreeMap<String, PlacedEntry> = BTreeMap::new();
+        for (place, listed) in self.0 {
+            cuts.entry(place.0.clone()).or_default().0.push((place, listed));
+        }
+        cuts
     }
 }
 
