@@ -141,9 +141,16 @@ impl<'e> Reports<'e> {
     }
 }
 
+/// Records of a place's history read per chunk when looking for a version.
+const HISTORY_CHUNK: usize = 16;
+
 /// The value `field` of report `sub` (at `place`) was given at `version`,
-/// if that is one of its versions: in the first record of the place's
-/// history at or after `version` (one range read).
+/// if that is one of its versions and no longer its current one (the
+/// record holds that). A replaced value is filed in the place's history
+/// under the last sequence number of the commit that replaced it, so in a
+/// record after `version`: the first that holds it, read on from there
+/// (stores written before filed every value under the commit that wrote
+/// it, the first record at or after it).
 pub(super) fn revision_at(
     engine: &dyn Engine,
     place: &Place,
@@ -155,28 +162,33 @@ pub(super) fn revision_at(
     let from = Key::History(place.0.clone(), place.1, version).encode();
     let end = prefix_end(&prefix);
     let to = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-    let first = engine.iter(HISTORY, Bound::Included(&from), to).chunk(1).next().transpose()?;
-    let Some((_, bytes)) = first else {
-        return Ok(None);
-    };
-    let mut values = decode_history(&bytes)?.into_iter();
-    Ok(values
-        .find(|r| r.sub == sub && r.field == *field && r.held.version == version)
-        .map(|r| r.held))
+    for entry in engine.iter(HISTORY, Bound::Included(&from), to).chunk(HISTORY_CHUNK) {
+        let found = decode_history(&entry?.1)?
+            .into_iter()
+            .find(|r| r.sub == sub && r.field == *field && r.held.version == version);
+        if let Some(r) = found {
+            return Ok(Some(r.held));
+        }
+    }
+    Ok(None)
 }
 
-/// Every value `field` of report `sub` (at `place`) was given, oldest
-/// first: the place's history read whole.
+/// Every value `field` of report `sub` (at `place`) was given and then
+/// replaced, oldest first (the current one is in the record): the
+/// place's history read whole. Stores written before also filed values
+/// still current; each version is listed once.
 pub(super) fn revisions_of(
     engine: &dyn Engine,
     place: &Place,
     sub: SubmissionId,
     field: &FieldKey,
 ) -> Result<Vec<Revision>> {
-    let mut out = Vec::new();
+    let mut out = std::collections::BTreeMap::new();
     for entry in Prefix::HistoryOf(&place.0, place.1).iter(engine) {
         let values = decode_history(&entry?.1)?;
-        out.extend(values.into_iter().filter(|r| r.sub == sub && r.field == *field));
+        for r in values.into_iter().filter(|r| r.sub == sub && r.field == *field) {
+            out.insert(r.held.version, r);
+        }
     }
-    Ok(out)
+    Ok(out.into_values().collect())
 }

@@ -287,8 +287,12 @@ impl Store {
             return Ok(Vec::new());
         };
         let engine = self.engine.as_ref();
-        let revisions = commune::revisions_of(engine, &place, at.submission, &at.field)?;
-        Ok(revisions.iter().map(|r| report.revision(r)).collect())
+        let mut revisions = commune::revisions_of(engine, &place, at.submission, &at.field)?;
+        let current = report.fields.get(&at.field);
+        revisions.retain(|r| current.is_none_or(|c| r.held.version < c.version));
+        let mut states: Vec<FieldState> = revisions.iter().map(|r| report.revision(r)).collect();
+        states.extend(report.field(&at.field));
+        Ok(states)
     }
 }
 

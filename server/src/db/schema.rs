@@ -23,10 +23,12 @@
 //!   record, emptied when a store is opened: a report is found from its
 //!   village and period, and the log and `conflicted` name places.
 //! - `history`: commune ‖ 0 ‖ period ‖ 0 ‖ seq → the values one commit
-//!   gave fields of that commune record's reports (versions up to `seq`,
-//!   each past the record's previous key): every value a field held, one
-//!   record per commit and commune record. The value of version v is in
-//!   the first key at or after v.
+//!   replaced in fields of that commune record's reports (each at a
+//!   version before `seq`, the commit's last): with the record, which holds
+//!   the current ones, every value a field held, one record per commit and
+//!   commune record that replaced any. A value replaced is read on from
+//!   its version. Stores written before filed every value a commit wrote,
+//!   current or not, at or before its key; those records read the same way.
 //! - `revisions` (retired): submission ‖ field ‖ 0 ‖ version →
 //!   [`FieldState`], moved into `history` when a store is opened.
 //! - `fields`, `conflicts`, `submissions` (retired): a record per field,

@@ -488,3 +488,29 @@ fn a_settlement_racing_a_period_close_never_lands_in_the_closed_period() {
     assert!(s.conflict(&road).unwrap().unwrap().open, "the conflict is still open");
     assert_eq!(s.field(&road).unwrap().unwrap().value.to_string(), "10");
 }
+
+#[test]
+fn a_value_is_filed_in_the_history_once_replaced_and_a_stale_base_still_finds_it() {
+    let engine = Arc::new(Memory::new());
+    let s = Store::open(Arc::clone(&engine) as Arc<dyn Engine>, demo::catalogue).unwrap();
+    let history = || (engine.as_ref() as &dyn Engine).iter_all(HISTORY).count();
+    s.push(&surveyor(), device(1), &[km(1, "road_km", "1", 1), km(2, "canal_km", "2", 2)], 0, 1)
+        .unwrap();
+    // A report's first values are its current ones: its record holds them.
+    assert_eq!(history(), 0);
+    let road = FieldRef::new(demo::SAMPLE_VILLAGE, Period::Year(2022), FieldKey::parse("road_km"));
+    let first = s.field(&road).unwrap().unwrap();
+    let edit = Mutation { base_version: first.version, ..km(3, "road_km", "3", 3) };
+    s.push(&surveyor(), device(1), &[edit], 2, 1).unwrap();
+    assert_eq!(history(), 1, "the replaced value is filed by the commit that replaced it");
+    // Another tablet still on the first version: merged against its value.
+    let stale = Mutation { base_version: first.version, ..km(1, "road_km", "4", 4) };
+    let r = s.push(&surveyor(), device(2), &[stale], 0, 1).unwrap();
+    assert_eq!(r[0].outcome, Outcome::Conflict, "{}", r[0].reason);
+    let values: Vec<String> =
+        s.revisions(&road).unwrap().iter().map(|f| f.value.to_string()).collect();
+    // The later clock won and the conflict keeps both: 3 was replaced too.
+    assert_eq!(values, ["1", "3", "4"]);
+    assert_eq!(history(), 2);
+    assert!(s.check().unwrap().is_empty(), "{:?}", s.check().unwrap());
+}

@@ -97,7 +97,8 @@ pub(super) struct Work<'a> {
     pub(super) changed: HashMap<Entity, (u64, Place)>,
     /// Values written in this batch, by (submission, field, version).
     pub(super) revisions: HashMap<(SubmissionId, FieldKey, u64), Value>,
-    /// The same values by commune record, filed in its history on commit.
+    /// The values this write replaced, by commune record, filed in its
+    /// history on commit (a value still current is read from its record).
     pub(super) history: HashMap<Place, Vec<Revision>>,
     /// Submissions whose totals may have moved, with their places.
     pub(super) touched: BTreeSet<(SubmissionId, Place)>,
@@ -208,10 +209,11 @@ impl<'a> Work<'a> {
             };
             self.write_header(header)?;
         }
-        self.report_mut(&place, at.submission)?.put_field(&state);
-        let revision =
-            Revision { sub: at.submission, field: at.field.clone(), held: Held::of(&state) };
-        self.history.entry(place).or_default().push(revision);
+        let report = self.report_mut(&place, at.submission)?;
+        if let Some(replaced) = report.fields.insert(at.field.clone(), Held::of(&state)) {
+            let revision = Revision { sub: at.submission, field: at.field.clone(), held: replaced };
+            self.history.entry(place).or_default().push(revision);
+        }
         Ok(state)
     }
 

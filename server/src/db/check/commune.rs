@@ -1,12 +1,12 @@
 //! The commune records' part of `check`: each record under its own commune
-//! and period, holding reports whose place it is, each field at a version
-//! whose revision holds its value, each conflict on a field that exists and
-//! listed in `conflicted` with its place; and every listing pointing at a
-//! report that is there.
+//! and period, holding reports whose place it is, each conflict on a field
+//! that exists and listed in `conflicted` with its place; each replaced
+//! value in the history filed where it is found; and every listing pointing
+//! at a report that is there.
 
 use fieldsync::{Period, SubmissionId};
 
-use super::super::commune::{commune_of, revision_at, Reader};
+use super::super::commune::{commune_of, Reader};
 use super::super::schema::{
     decode_conflicted, decode_history, CommuneRecord, Key, Report, COMMUNES, CONFLICTED, HISTORY,
     PLACES, SUBMISSIONS_BY_COMMUNE,
@@ -62,20 +62,6 @@ impl Store {
             problems.add(format!("{name} is in the record of {commune:?}, not its commune's"));
         }
         let place = (commune.to_owned(), period);
-        for (field, held) in &report.fields {
-            let at = revision_at(self.engine.as_ref(), &place, sub, field, held.version)?;
-            match at {
-                None => problems.add(format!(
-                    "field {field} of {name} is at version {} but that revision is missing",
-                    held.version
-                )),
-                Some(rev) if rev == *held => {}
-                Some(_) => problems.add(format!(
-                    "field {field} of {name}: revision {} differs from the field's current value",
-                    held.version
-                )),
-            }
-        }
         for (field, (conflict, _)) in &report.conflicts {
             if !report.fields.contains_key(field) {
                 problems.add(format!("the conflict on {field} of {name} is on no field"));
@@ -97,42 +83,53 @@ impl Store {
     }
 
     /// Each record of `history` holds values of reports placed in its
-    /// commune record, at versions past the record's previous key and up to
-    /// its own, so that each version is found where [`revision_at`] looks.
+    /// commune record, each at a version up to the record's key (a value is
+    /// filed by the commit that replaced it, so `revision_at` finds it
+    /// reading on from its version) and not past its field's current one:
+    /// equal to it only in stores written before, which filed values still
+    /// current, and then holding that value.
     pub(super) fn check_history(&self, problems: &mut Problems) -> Result<()> {
         let mut reader = Reader::new(self.engine.as_ref());
-        let mut previous: Option<(String, Period, u64)> = None;
         self.each_entry(HISTORY, |key, value| {
             let Ok(Key::History(commune, period, seq)) = Key::decode(HISTORY, key) else {
                 problems.add(format!("history key {} is malformed", show(key)));
                 return Ok(());
             };
-            let after = match &previous {
-                Some((c, p, s)) if *c == commune && *p == period => *s,
-                _ => 0,
-            };
-            previous = Some((commune.clone(), period, seq));
             let Ok(values) = decode_history(value) else {
                 problems.add(format!(
                     "the history of {commune:?} for {period} at {seq} cannot be read"
                 ));
                 return Ok(());
             };
+            let place = (commune.clone(), period);
             for r in values {
-                if r.held.version > seq || r.held.version <= after {
+                let what = format!("version {} of {} of report {}", r.held.version, r.field, r.sub);
+                if r.held.version > seq {
                     problems.add(format!(
-                        "version {} of {} of report {} is filed at {seq} of {commune:?}'s {period} \
-                         history, after {after}",
-                        r.held.version, r.field, r.sub
+                        "{what} is filed at {seq} of {commune:?}'s {period} history, before it"
                     ));
                 }
-                let place = (commune.clone(), period);
-                if !matches!(reader.with_report(&place, r.sub, |_| ()), Ok(Some(()))) {
-                    problems.add(format!(
+                let current = reader.with_report(&place, r.sub, |report| {
+                    report.fields.get(&r.field).map(|held| held.clone())
+                });
+                match current {
+                    Ok(Some(Some(held))) if held.version > r.held.version => {}
+                    Ok(Some(Some(held))) if held == r.held => {}
+                    Ok(Some(Some(held))) if held.version == r.held.version => {
+                        problems.add(format!(
+                            "{what} in the history of {commune:?} for {period} differs from the \
+                         field's current value"
+                        ))
+                    }
+                    Ok(Some(_)) => problems.add(format!(
+                        "{what} in the history of {commune:?} for {period} is past the field's \
+                         current version"
+                    )),
+                    _ => problems.add(format!(
                         "the history of {commune:?} for {period} holds a value of report {}, \
                          but the record does not hold it",
                         r.sub
-                    ));
+                    )),
                 }
             }
             Ok(())

@@ -138,7 +138,7 @@ fn a_move_into_commune_records_killed_after_any_batch_finishes_when_opened_again
 }
 
 #[test]
-fn check_names_a_report_missing_from_its_commune_record_and_a_field_without_its_revision() {
+fn check_names_a_report_missing_from_its_commune_record_and_a_value_filed_past_its_field() {
     let memory = Arc::new(Memory::new());
     let store = many_reports(memory.clone());
     let (key, value) = (memory.as_ref() as &dyn Engine).iter_all(COMMUNES).next().unwrap().unwrap();
@@ -147,7 +147,7 @@ fn check_names_a_report_missing_from_its_commune_record_and_a_field_without_its_
     record.reports.remove(&dropped).unwrap();
     let mut batch = Batch::default();
     batch.put(COMMUNES, key, record.encode());
-    let (place, report) = (memory.as_ref() as &dyn Engine)
+    let (place, sub, report) = (memory.as_ref() as &dyn Engine)
         .iter_all(COMMUNES)
         .flat_map(|e| {
             let (key, value) = e.unwrap();
@@ -158,14 +158,16 @@ fn check_names_a_report_missing_from_its_commune_record_and_a_field_without_its_
             reports.into_iter().map(move |(sub, r)| ((commune.clone(), period), sub, r))
         })
         .find(|(_, sub, _)| *sub != dropped)
-        .map(|(place, _, report)| (place, report))
         .unwrap();
-    for entry in Prefix::HistoryOf(&place.0, place.1).iter(memory.as_ref()) {
-        batch.delete(HISTORY, entry.unwrap().0);
-    }
-    assert!(!report.fields.is_empty());
+    // A value filed as replaced at a version the field has not reached.
+    let (field, held) = report.fields.iter().next().unwrap();
+    let mut ahead = held.clone();
+    ahead.version += 1_000;
+    let revision = Revision { sub, field: field.clone(), held: ahead };
+    let at = Key::History(place.0.clone(), place.1, u64::MAX);
+    at.put(&mut batch, encode_history(&[revision]));
     memory.commit(batch).unwrap();
     let problems = store.check().unwrap().join("\n");
     assert!(problems.contains("does not hold it"), "{problems}");
-    assert!(problems.contains("but that revision is missing"), "{problems}");
+    assert!(problems.contains("is past the field's current version"), "{problems}");
 }
