@@ -133,6 +133,11 @@ impl<'e> Reports<'e> {
         Ok(())
     }
 
+    /// The record at `place` as this write changed it, if it did.
+    pub(super) fn changed_mut(&mut self, place: &Place) -> Option<&mut CommuneRecord> {
+        self.changed.get_mut(place)
+    }
+
     /// Puts every record this write changed into `batch`, once each.
     pub(super) fn write(&mut self, batch: &mut Batch) {
         for ((commune, period), record) in self.changed.drain() {

@@ -53,7 +53,9 @@
 //!   [`AuditEntry`]s, numbered on from the key, and for a push its results
 //!   and their digests; `writes_by_place`: commune ‖ 0 ‖ period ‖ 0 ‖
 //!   record's audit seq → the ids of the reports there that the write's
-//!   entries name (16 bytes each), one per commune record a write names;
+//!   entries name (16 bytes each), one per commune record a write names
+//!   without rewriting it, or names before the record's own list of the
+//!   writes that named its reports overflowed and moved here;
 //!   `writes_by_user`: user ‖ 0 ‖ record's audit seq → (), one per user.
 //! - `writes_by_sub` (retired): submission ‖ 0 ‖ audit seq → (), emptied
 //!   when a store is opened: a report's trail is found through its place.
@@ -613,7 +615,7 @@ mod prefix;
 mod records;
 pub(super) use commune::{
     decode_conflicted, decode_history, decode_place, encode_history, encode_place, CommuneRecord,
-    Held, Place, Report, Revision,
+    Held, Place, Report, Revision, MAX_WRITES_KEPT,
 };
 pub(super) use entry::{decode_with_seq, with_seq, LogEntry, PlacedEntry};
 pub(super) use prefix::Prefix;

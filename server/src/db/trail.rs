@@ -17,7 +17,8 @@ use fieldsync_store::{prefix_end, ScanIter};
 
 use super::commune::place_of;
 use super::schema::{
-    decode_named, encode_named, Key, Place, Prefix, PushRef, Run, Write, WRITES, WRITES_BY_DEVICE,
+    decode_named, encode_named, CommuneRecord, Key, Place, Prefix, PushRef, Run, Write,
+    MAX_WRITES_KEPT, WRITES, WRITES_BY_DEVICE,
 };
 use super::txn::Work;
 use super::{Error, Result, Store};
@@ -33,7 +34,12 @@ impl Work<'_> {
     /// record under the first entry's sequence number, with one index entry
     /// per user and per commune record its entries name (listing the
     /// reports there they name), and for a push the pointer its replays
-    /// find it by. A write with no audit entry files nothing.
+    /// find it by. A write with no audit entry files nothing. A commune
+    /// record the write rewrites anyway, holding every report named there,
+    /// lists the write itself (see [`CommuneRecord::writes`]); it must be
+    /// filed before the records are written.
+    ///
+    /// [`CommuneRecord::writes`]: super::schema::CommuneRecord::writes
     pub(super) fn file_trail(&mut self) -> Result<()> {
         let entries = std::mem::take(&mut self.entries);
         let push = self.pushed.take();
@@ -47,9 +53,24 @@ impl Work<'_> {
             Key::WriteByUser(user.to_owned(), first).put_new(&mut self.batch, Vec::new());
         }
         let places = named_by_place(&entries, &self.catalogue)?;
-        for ((commune, period), named) in places {
-            Key::WriteAtPlace(commune, period, first)
-                .put_new(&mut self.batch, encode_named(&named));
+        for (place, named) in places {
+            let batch = &mut self.batch;
+            let listed = self
+                .reports
+                .changed_mut(&place)
+                .filter(|record| named.iter().all(|sub| record.reports.contains_key(sub)));
+            let Some(record) = listed else {
+                Key::WriteAtPlace(place.0, place.1, first).put_new(batch, encode_named(&named));
+                continue;
+            };
+            record.writes.push((first, named.into_iter().collect()));
+            if record.writes.len() > MAX_WRITES_KEPT {
+                for (seq, subs) in record.writes.drain(..) {
+                    let subs = subs.into_iter().collect();
+                    Key::WriteAtPlace(place.0.clone(), place.1, seq)
+                        .put_new(batch, encode_named(&subs));
+                }
+            }
         }
         if let Some(p) = &push {
             let pointer = PushRef::Trail(first).encode();
@@ -212,26 +233,68 @@ impl Store {
                 engine.iter(tree, Bound::Included(&from), to)
             }
         };
-        let read = move |(key, value): (Vec<u8>, Vec<u8>)| -> Result<Option<Write>> {
-            let seq = indexed_seq(tree, &key)?;
-            // A record's other reports' writes are passed over unread.
-            if let Trail::Of(_, _, sub) = trail {
-                if !decode_named(&value)?.contains(&sub) {
-                    return Ok(None);
+        // The writes the index files that hold entries of the trail.
+        let filed = scan.chunk(INDEX_CHUNK).filter_map(move |e| {
+            let read = |(key, value): (Vec<u8>, Vec<u8>)| -> Result<Option<u64>> {
+                let seq = indexed_seq(tree, &key)?;
+                // A record's other reports' writes are passed over unread.
+                match trail {
+                    Trail::Of(_, _, sub) if !decode_named(&value)?.contains(&sub) => Ok(None),
+                    _ => Ok(Some(seq)),
                 }
-            }
+            };
+            e.map_err(Error::from).and_then(read).transpose()
+        });
+        let listed = match self.listed_in_record(trail, newest_first, cursor) {
+            Ok(listed) => listed,
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        };
+        let read = move |seq: Result<u64>| -> Result<Write> {
+            let seq = seq?;
             match Key::Write(seq).get(self.engine.as_ref())? {
-                Some(bytes) => Write::decode(&bytes).map(Some),
+                Some(bytes) => Write::decode(&bytes),
                 None => Err(Error::Corrupt {
                     tree,
                     why: format!("index points at missing entry {seq}"),
                 }),
             }
         };
-        Box::new(scan.chunk(INDEX_CHUNK).filter_map(move |e| match e {
-            Ok(entry) => read(entry).transpose(),
-            Err(e) => Some(Err(e.into())),
-        }))
+        Box::new(merged(filed, listed, newest_first).map(read))
+    }
+
+    /// The writes a report's commune record lists that name it, in the
+    /// walk's order from the one `cursor` falls in (see [`Store::records`]);
+    /// none for other trails.
+    fn listed_in_record(
+        &self,
+        trail: Trail<'_>,
+        newest_first: bool,
+        cursor: u64,
+    ) -> Result<Vec<u64>> {
+        let Trail::Of(commune, period, sub) = trail else {
+            return Ok(Vec::new());
+        };
+        let Some(bytes) = Key::Commune(commune.to_owned(), period).get(self.engine.as_ref())?
+        else {
+            return Ok(Vec::new());
+        };
+        let record = CommuneRecord::decode(&bytes)?;
+        let mut seqs: Vec<u64> = record
+            .writes
+            .into_iter()
+            .filter(|(_, named)| named.contains(&sub))
+            .map(|(seq, _)| seq)
+            .collect();
+        if newest_first {
+            let before = Some(cursor).filter(|c| *c > 0).unwrap_or(u64::MAX);
+            seqs.retain(|&seq| seq < before);
+            seqs.reverse();
+        } else {
+            // The last write at or before the cursor may hold entries after it.
+            let from = seqs.partition_point(|&seq| seq <= cursor).saturating_sub(1);
+            seqs.drain(..from);
+        }
+        Ok(seqs)
     }
 
     /// Where the trail files the entries about the report of `village` for
@@ -274,6 +337,30 @@ impl Store {
         };
         Ok(Some(run).filter(|r| r.get(id).is_some()))
     }
+}
+
+/// Two sequences of record keys in the same order (descending when
+/// `newest_first`), merged into one in that order, each key once.
+fn merged<'a>(
+    filed: impl Iterator<Item = Result<u64>> + 'a,
+    listed: Vec<u64>,
+    newest_first: bool,
+) -> impl Iterator<Item = Result<u64>> + 'a {
+    let (mut filed, mut listed) = (filed.peekable(), listed.into_iter().peekable());
+    let first = move |a: u64, b: u64| if newest_first { a > b } else { a < b };
+    std::iter::from_fn(move || match (filed.peek(), listed.peek()) {
+        (None, None) => None,
+        (Some(Err(_)), _) | (Some(Ok(_)), None) => filed.next(),
+        (None, Some(_)) => listed.next().map(Ok),
+        (Some(Ok(a)), Some(&b)) if *a == b => {
+            listed.next();
+            filed.next()
+        }
+        (Some(Ok(a)), Some(&b)) => match first(*a, b) {
+            true => filed.next(),
+            false => listed.next().map(Ok),
+        },
+    })
 }
 
 /// The key of the first entry of a reversed scan, if any: the last key at or

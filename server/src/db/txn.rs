@@ -322,12 +322,13 @@ impl<'a> Work<'a> {
     /// later writer sees the records without it.
     pub(super) fn commit_then(mut self, written: impl FnOnce(&mut Writes)) -> Result<()> {
         self.update_rollups()?;
+        // Before the records are written: it lists itself in those it names.
+        self.file_trail()?;
         self.reports.write(&mut self.batch);
         for ((commune, period), values) in self.history.drain() {
             let history = encode_history(&values);
             Key::History(commune, period, self.seq).put_new(&mut self.batch, history);
         }
-        self.file_trail()?;
         self.append_to_log();
         Key::Meta(SEQ_KEY).put(&mut self.batch, self.seq.to_be_bytes());
         Key::Meta(AUDIT_SEQ_KEY).put(&mut self.batch, self.audit_seq.to_be_bytes());

@@ -18,10 +18,32 @@ use crate::db::{Error, Result};
 /// report was made, and its period (the key of its [`CommuneRecord`]).
 pub(in crate::db) type Place = (String, Period);
 
-/// The reports of one commune's villages for one period, by id.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The reports of one commune's villages for one period, by id, and the
+/// latest writes that named them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(in crate::db) struct CommuneRecord {
     pub(in crate::db) reports: BTreeMap<SubmissionId, Report>,
+    /// The trail's index for this record, latest part: each write (by its
+    /// record's key in `writes`) that named reports here and rewrote this
+    /// record anyway, with the reports it named, oldest first; at most
+    /// [`MAX_WRITES_KEPT`], then moved to `writes_by_place` (which also
+    /// files the writes that named a report here without rewriting it).
+    pub(in crate::db) writes: Vec<(u64, Vec<SubmissionId>)>,
+}
+
+/// Most writes a commune record lists (see [`CommuneRecord::writes`]).
+pub(in crate::db) const MAX_WRITES_KEPT: usize = 64;
+
+/// A record's reports in the stored forms without writes (`V1`, and the
+/// reports of `V4`), serialized as the record itself once was.
+#[derive(Serialize, Deserialize)]
+struct Whole {
+    reports: BTreeMap<SubmissionId, Report>,
+}
+
+#[derive(Serialize)]
+struct WholeRef<'a> {
+    reports: &'a BTreeMap<SubmissionId, Report>,
 }
 
 /// One report as its commune record holds it.
@@ -107,17 +129,26 @@ impl Report {
 /// report whole: its id, village and period again in its review, every
 /// field's device and author in full. `V2` says each once: the record's
 /// period, each report's village, and each (device, author) a value was
-/// stamped by, in a table its values point into.
+/// stamped by, in a table its values point into. `V3` and `V4` are `V2`
+/// and `V1` with the writes the record lists (in `V3` each report named
+/// by its place in the record's list); a record listing none is written
+/// as `V2` or `V1`.
 #[derive(Serialize, Deserialize)]
 enum StoredCommune {
-    V1(CommuneRecord),
+    V1(Whole),
     V2(Compact),
+    V3(Compact, Vec<(u64, Vec<u32>)>),
+    V4(Whole, Vec<(u64, Vec<SubmissionId>)>),
 }
 
-/// [`StoredCommune::V1`] as written, borrowing the record (the same bytes).
+/// [`StoredCommune`] as written, borrowing the record where it can (the
+/// same bytes).
 #[derive(Serialize)]
 enum StoringCommune<'a> {
-    V1(&'a CommuneRecord),
+    V1(WholeRef<'a>),
+    V2(Compact),
+    V3(Compact, Vec<(u64, Vec<u32>)>),
+    V4(WholeRef<'a>, &'a [(u64, Vec<SubmissionId>)]),
 }
 
 /// [`StoredCommune::V2`]'s record.
@@ -190,9 +221,10 @@ fn entry<'t, T>(table: &'t [T], i: u32, tree: &'static str) -> Result<&'t T> {
 }
 
 impl CommuneRecord {
-    /// The record's bytes: [`StoredCommune::V2`] when it says everything
-    /// the record holds (every report of one period, its review naming the
-    /// report itself), else whole, as `V1`.
+    /// The record's bytes: compact ([`StoredCommune::V2`], or `V3` with
+    /// writes) when that says everything the record holds (every report of
+    /// one period, its review naming the report itself, every write naming
+    /// reports it holds), else whole (`V1`, or `V4` with writes).
     pub(in crate::db) fn encode(&self) -> Vec<u8> {
         let period = self.reports.values().next().map(|r| r.header.period);
         let exact = self.reports.iter().all(|(id, r)| {
@@ -202,18 +234,45 @@ impl CommuneRecord {
                 && review.submission == h.id
                 && review.village_id == h.village_id
                 && review.period == h.period
-        });
-        match exact {
-            true => encode(&StoredCommune::V2(self.compact())),
-            false => encode(&StoringCommune::V1(self)),
+        }) && self
+            .writes
+            .iter()
+            .all(|(_, subs)| subs.iter().all(|s| self.reports.contains_key(s)));
+        let whole = WholeRef { reports: &self.reports };
+        match (exact, self.writes.is_empty()) {
+            (true, true) => encode(&StoringCommune::V2(self.compact())),
+            (true, false) => encode(&StoringCommune::V3(self.compact(), self.compact_writes())),
+            (false, true) => encode(&StoringCommune::V1(whole)),
+            (false, false) => encode(&StoringCommune::V4(whole, &self.writes)),
         }
     }
 
     pub(in crate::db) fn decode(bytes: &[u8]) -> Result<CommuneRecord> {
-        match decode::<StoredCommune>(COMMUNES, bytes)? {
-            StoredCommune::V1(r) => Ok(r),
-            StoredCommune::V2(c) => CommuneRecord::whole(c),
-        }
+        Ok(match decode::<StoredCommune>(COMMUNES, bytes)? {
+            StoredCommune::V1(w) => CommuneRecord { reports: w.reports, writes: Vec::new() },
+            StoredCommune::V2(c) => CommuneRecord::whole(c)?,
+            StoredCommune::V3(c, writes) => {
+                let mut record = CommuneRecord::whole(c)?;
+                let ids: Vec<SubmissionId> = record.reports.keys().copied().collect();
+                record.writes = writes
+                    .into_iter()
+                    .map(|(seq, subs)| {
+                        let subs = subs.iter().map(|&i| entry(&ids, i, COMMUNES).copied());
+                        Ok((seq, subs.collect::<Result<_>>()?))
+                    })
+                    .collect::<Result<_>>()?;
+                record
+            }
+            StoredCommune::V4(w, writes) => CommuneRecord { reports: w.reports, writes },
+        })
+    }
+
+    /// The writes the record lists, each report named by its place among
+    /// the record's reports (every one a report of the record: see
+    /// `file_trail`; one that is not makes the record be kept whole).
+    fn compact_writes(&self) -> Vec<(u64, Vec<u32>)> {
+        let at: BTreeMap<&SubmissionId, u32> = self.reports.keys().zip(0..).collect();
+        self.writes.iter().map(|(seq, subs)| (*seq, subs.iter().map(|s| at[s]).collect())).collect()
     }
 
     /// The record as [`StoredCommune::V2`] stores it.
@@ -294,7 +353,7 @@ impl CommuneRecord {
             let conflicts = r.conflicts.into_iter().collect();
             reports.insert(r.id, Report { header, header_seq: r.header_seq, fields, conflicts });
         }
-        Ok(CommuneRecord { reports })
+        Ok(CommuneRecord { reports, writes: Vec::new() })
     }
 }
 

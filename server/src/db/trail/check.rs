@@ -1,6 +1,7 @@
 //! The trail's part of `Store::check`: every audit sequence number once, in
-//! order, up to the audit head; each record filed in its indexes and each
-//! index entry pointing at a record it names; every push's results with
+//! order, up to the audit head; each record filed in its indexes (or
+//! listed by the commune records it names) and each index entry pointing at
+//! a record it names; every push's results with
 //! their digests, filed under its device.
 
 use std::collections::BTreeSet;
@@ -8,9 +9,10 @@ use std::collections::BTreeSet;
 use fieldsync::DeviceId;
 
 use super::super::check::{show, Problems};
+use super::super::commune::Reader;
 use super::super::schema::{
-    decode_named, read_u64, Key, PushRef, Pushed, Write, AUDIT_SEQ_KEY, META, WRITES,
-    WRITES_BY_DEVICE, WRITES_BY_PLACE, WRITES_BY_USER,
+    decode_named, read_u64, CommuneRecord, Key, PushRef, Pushed, Write, AUDIT_SEQ_KEY, COMMUNES,
+    META, WRITES, WRITES_BY_DEVICE, WRITES_BY_PLACE, WRITES_BY_USER,
 };
 use super::super::{Result, Store};
 use super::{named_by_place, Trail, RECORD_CHUNK};
@@ -27,6 +29,7 @@ impl Store {
         };
         let mut expected = 1u64;
         let mut filed = Filed::default();
+        let mut records = Reader::new(self.engine.as_ref());
         for entry in self.engine.iter_all(WRITES).chunk(RECORD_CHUNK) {
             let (key, value) = entry?;
             let Ok(seq) = read_u64(WRITES, &key) else {
@@ -55,7 +58,7 @@ impl Store {
                 }
             }
             expected = seq.saturating_add(write.entries.len().max(1) as u64);
-            self.check_filed(problems, seq, &write, &mut filed)?;
+            self.check_filed(problems, seq, &write, &mut filed, &mut records)?;
         }
         let last = expected - 1;
         if last != head {
@@ -64,6 +67,7 @@ impl Store {
             ));
         }
         self.check_indexes(problems, &filed)?;
+        self.check_listed(problems, filed.in_records)?;
         self.check_runs(problems)
     }
 
@@ -74,6 +78,7 @@ impl Store {
         seq: u64,
         write: &Write,
         filed: &mut Filed,
+        records: &mut Reader<'_>,
     ) -> Result<()> {
         let engine = self.engine.as_ref();
         let users: BTreeSet<&str> = write.entries.iter().map(|e| e.user_id.as_str()).collect();
@@ -85,7 +90,6 @@ impl Store {
             }
         };
         filed.by_user += users.len();
-        filed.by_place += places.len();
         for user in users {
             if Key::WriteByUser(user.to_owned(), seq).get(engine)?.is_none() {
                 problems.add(format!(
@@ -94,9 +98,21 @@ impl Store {
             }
         }
         for ((commune, period), named) in places {
-            let held = Key::WriteAtPlace(commune.clone(), period, seq).get(engine)?;
-            let held: BTreeSet<_> =
-                held.and_then(|b| decode_named(&b).ok()).unwrap_or_default().into_iter().collect();
+            let place = (commune.clone(), period);
+            let indexed = Key::WriteAtPlace(commune.clone(), period, seq).get(engine)?;
+            let record = records.record(&place)?;
+            let listed = record.writes.iter().find(|(s, _)| *s == seq);
+            filed.by_place += usize::from(indexed.is_some());
+            filed.in_records += usize::from(listed.is_some());
+            if indexed.is_some() && listed.is_some() {
+                problems.add(format!(
+                    "the audit entries from {seq} are filed twice for ({commune:?}, {period}): in \
+                     the index by place and in the commune record"
+                ));
+            }
+            let indexed = indexed.and_then(|b| decode_named(&b).ok()).unwrap_or_default();
+            let listed = listed.map(|(_, subs)| subs.clone()).unwrap_or_default();
+            let held: BTreeSet<_> = indexed.into_iter().chain(listed).collect();
             for sub in named.difference(&held) {
                 problems.add(format!(
                     "the audit entries from {seq} about report {sub} are missing from the index \
@@ -191,6 +207,42 @@ impl Store {
         Ok(())
     }
 
+    /// Each write a commune record lists names reports there: as many are
+    /// listed as the trail's records were found listed by, or each is
+    /// looked at (reading its write).
+    fn check_listed(&self, problems: &mut Problems, found: usize) -> Result<()> {
+        let mut listed = 0;
+        self.each_entry(COMMUNES, |_, value| {
+            listed += CommuneRecord::decode(value).map_or(0, |r| r.writes.len());
+            Ok(())
+        })?;
+        if listed == found {
+            return Ok(());
+        }
+        self.each_entry(COMMUNES, |key, value| {
+            let (Ok(Key::Commune(commune, period)), Ok(record)) =
+                (Key::decode(COMMUNES, key), CommuneRecord::decode(value))
+            else {
+                return Ok(()); // reported with the records
+            };
+            for (seq, subs) in &record.writes {
+                let write = Key::Write(*seq).get(self.engine.as_ref())?;
+                let write = write.and_then(|b| Write::decode(&b).ok());
+                let names = |sub| {
+                    let trail = Trail::Of(&commune, period, sub);
+                    write.as_ref().is_some_and(|w| w.entries.iter().any(|e| trail.holds(e)))
+                };
+                if let Some(sub) = subs.iter().find(|&&sub| !names(sub)) {
+                    problems.add(format!(
+                        "the record of {commune:?} for {period} lists audit entries from {seq} \
+                         about report {sub}, but no such entry is there"
+                    ));
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Each run a replay may read: a push's record, or results an earlier
     /// layout kept; runs of one device do not overlap and lie within its ids.
     fn check_runs(&self, problems: &mut Problems) -> Result<()> {
@@ -252,11 +304,13 @@ impl Store {
     }
 }
 
-/// How many index entries the records name, found while walking them.
+/// How many index entries the records name, found while walking them,
+/// and how many commune records were found listing them.
 #[derive(Default)]
 struct Filed {
     by_user: usize,
     by_place: usize,
+    in_records: usize,
 }
 
 /// A push holds a digest for every result, numbered from its first id.

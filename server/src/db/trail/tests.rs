@@ -12,8 +12,8 @@ use fieldsync::{demo, DeviceId, Hlc, Period, SubmissionId};
 use fieldsync_store::{Batch, Engine, Hooked, Memory};
 
 use super::super::schema::{
-    encode, retired, Key, StoredResult, Write, DEVICES, TRAIL_KEY, TRAIL_PLACE_KEY, TREES, WRITES,
-    WRITES_BY_DEVICE, WRITES_BY_PLACE, WRITES_BY_USER,
+    encode, encode_named, retired, CommuneRecord, Key, StoredResult, Write, COMMUNES, DEVICES,
+    TRAIL_KEY, TRAIL_PLACE_KEY, TREES, WRITES, WRITES_BY_DEVICE, WRITES_BY_PLACE, WRITES_BY_USER,
 };
 use super::super::{Error, HistoryQuery, Store};
 
@@ -71,10 +71,11 @@ fn trail_part(moves: &[(&'static str, i64)]) -> Vec<(&'static str, i64)> {
     moves.iter().copied().filter(|(t, _)| trail.contains(t)).collect()
 }
 
-/// One push of N new values in one report costs the trail one record, one
-/// entry in each of its indexes and the pointer its replays use, whatever
-/// N; acknowledging the results later costs it nothing. (The earlier
-/// layout wrote 4 records per value and, on release, 2 more.)
+/// One push of N new values in one report costs the trail one record, the
+/// entry by user and the pointer its replays use, whatever N: the report's
+/// commune record, rewritten anyway, lists the write; acknowledging the
+/// results later costs it nothing. (The earlier layout wrote 4 records per
+/// value and, on release, 2 more; the one before this an entry by place.)
 #[test]
 fn a_push_costs_the_trail_a_record_and_one_per_commune_record_not_one_per_value() {
     for n in [1u64, 10, 200] {
@@ -88,11 +89,11 @@ fn a_push_costs_the_trail_a_record_and_one_per_commune_record_not_one_per_value(
         let pushed = records_per_tree(engine.as_ref());
         let moves = moved(&before, &pushed);
         eprintln!("{n} values, records added per tree: {moves:?}");
-        let expected =
-            vec![(WRITES, 1), (WRITES_BY_DEVICE, 1), (WRITES_BY_PLACE, 1), (WRITES_BY_USER, 1)];
+        let expected = vec![(WRITES, 1), (WRITES_BY_DEVICE, 1), (WRITES_BY_USER, 1)];
         let mut trail = trail_part(&moves);
         trail.sort();
         assert_eq!(trail, expected, "{n} values");
+        assert_eq!(store.audit_of(&village, "2022".parse().unwrap()).unwrap().len(), n as usize);
         store.push(&surveyor, device(1), &[], n, 2).unwrap();
         let released = moved(&pushed, &records_per_tree(engine.as_ref()));
         assert_eq!(trail_part(&released), vec![], "releasing {n} results");
@@ -180,9 +181,83 @@ fn history_pages_through_a_write_of_many_entries_either_way() {
     );
 }
 
+/// A report named by more writes than its commune record lists: the
+/// oldest move to `writes_by_place` together, and its trail still reads
+/// whole, in order, either way, in pages; so do a neighbour's, and the
+/// refusals filed under a report never made (by place alone).
+#[test]
+fn a_report_named_by_more_writes_than_its_record_lists_keeps_its_whole_trail() {
+    use super::super::schema::MAX_WRITES_KEPT;
+    let engine = Arc::new(Memory::new());
+    let store = Store::open(engine.clone(), demo::catalogue).unwrap();
+    let (a, b) = villages(&store);
+    let an = user("an", Role::Surveyor);
+    let n = MAX_WRITES_KEPT as u64 * 2 + 7;
+    for id in 1..=n {
+        let mut push = vec![note(2 * id - 1, &a, &format!("a{id}"))];
+        if id % 5 == 0 {
+            push.push(note(2 * id, &b, &format!("b{id}")));
+        } else {
+            // Refused: no such field. Filed under b's report before it is made.
+            push.push(Mutation { field: "no_such_field".into(), ..note(2 * id, &b, "x") });
+        }
+        store.push(&an, device(1), &push, 0, id).unwrap();
+    }
+    let indexed = (engine.as_ref() as &dyn Engine).iter_all(WRITES_BY_PLACE).count();
+    assert!(indexed > MAX_WRITES_KEPT, "moved to the index by place: {indexed}");
+    let all = history(&store, HistoryQuery { limit: 100_000, ..Default::default() });
+    for village in [&a, &b] {
+        let report = (village.clone(), "2022".parse::<Period>().unwrap());
+        let sub = SubmissionId::of(village, report.1);
+        let expected: Vec<AuditEntry> =
+            all.iter().filter(|e| e.submission == Some(sub)).cloned().collect();
+        assert!(expected.len() as u64 >= n, "{village}: {}", expected.len());
+        assert_eq!(store.audit_of(village, report.1).unwrap(), expected, "{village}");
+        let query = HistoryQuery { report: Some(report), ..Default::default() };
+        for limit in [1, 9, 64] {
+            assert_eq!(paged(&store, &query, limit, false), expected, "{village} by {limit}");
+            let mut back = paged(&store, &query, limit, true);
+            back.reverse();
+            assert_eq!(back, expected, "{village} newest first by {limit}");
+        }
+    }
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    // A record listing a write that names none of its reports is named.
+    let (key, bytes) = (engine.as_ref() as &dyn Engine).iter_all(COMMUNES).next().unwrap().unwrap();
+    let mut record = CommuneRecord::decode(&bytes).unwrap();
+    let sub = *record.reports.keys().next().unwrap();
+    let first = all.iter().find(|e| e.submission != Some(sub)).unwrap().seq;
+    record.writes.insert(0, (first, vec![sub]));
+    let mut batch = Batch::default();
+    batch.put(COMMUNES, key, record.encode());
+    engine.commit(batch).unwrap();
+    let problems = store.check().unwrap().join("\n");
+    assert!(problems.contains("but no such entry is there"), "{problems}");
+}
+
 /// `prefix ‖ 0 ‖ seq`: the key of the earlier layout's audit indexes.
 fn old_index(prefix: &[u8], seq: u64) -> Vec<u8> {
     [prefix, &[0], &seq.to_be_bytes()].concat()
+}
+
+/// Rewrites a store as it was before commune records listed the writes
+/// that named their reports: every write the records list filed in
+/// `writes_by_place` instead. Every older layout is built from this one.
+pub(in crate::db) fn unlisted(engine: &dyn Engine) {
+    let mut batch = Batch::default();
+    for entry in engine.iter_all(COMMUNES) {
+        let (key, bytes) = entry.unwrap();
+        let Key::Commune(commune, period) = Key::decode(COMMUNES, &key).unwrap() else {
+            unreachable!()
+        };
+        let mut record = CommuneRecord::decode(&bytes).unwrap();
+        for (seq, subs) in std::mem::take(&mut record.writes) {
+            let named = subs.into_iter().collect();
+            Key::WriteAtPlace(commune.clone(), period, seq).put(&mut batch, encode_named(&named));
+        }
+        batch.put(COMMUNES, key, record.encode());
+    }
+    engine.commit(batch).unwrap();
 }
 
 /// Rewrites the trail and the results of a store in the earlier layout:
@@ -190,6 +265,7 @@ fn old_index(prefix: &[u8], seq: u64) -> Vec<u8> {
 /// record per unreleased result and a `digests` record per released one,
 /// device records without the released mark, and no marker.
 pub(in crate::db) fn to_old_layout(engine: &dyn Engine) {
+    unlisted(engine);
     let mut batch = Batch::default();
     let mut released = BTreeMap::new();
     for entry in engine.iter_all(DEVICES) {
@@ -391,6 +467,7 @@ fn a_trail_indexed_by_report_is_indexed_by_place_when_opened() {
 /// Rewrites a store's trail index as it was before the index by place:
 /// one `writes_by_sub` entry per report a write names, no marker.
 fn indexed_by_report(source: &Memory) {
+    unlisted(source);
     let mut batch = Batch::default();
     for entry in (source as &dyn Engine).iter_all(WRITES) {
         let (key, bytes) = entry.unwrap();
