@@ -109,9 +109,8 @@ impl Store {
                         "{what} is filed at {seq} of {commune:?}'s {period} history, before it"
                     ));
                 }
-                let current = reader.with_report(&place, r.sub, |report| {
-                    report.fields.get(&r.field).map(|held| held.clone())
-                });
+                let current = reader
+                    .with_report(&place, r.sub, |report| report.fields.get(&r.field).cloned());
                 match current {
                     Ok(Some(Some(held))) if held.version > r.held.version => {}
                     Ok(Some(Some(held))) if held == r.held => {}
