@@ -187,13 +187,13 @@ impl Work<'_> {
         entry.mutation_id = m.id;
         // Filed under the report only when the caller works there: a refusal
         // from outside the caller's areas must not crowd a report's trail.
-        if let Ok(period) = m.period.parse::<Period>() {
-            let village = &m.village_id;
-            if self.catalogue.village(village).is_ok()
-                && self.caller.covers(&self.catalogue, village)
-            {
-                entry.submission = Some(SubmissionId::of(&m.village_id, period));
-            }
+        let sub = match &target {
+            Some(t) => Some(t.at.submission),
+            None => m.period.parse::<Period>().ok().map(|p| SubmissionId::of(&m.village_id, p)),
+        };
+        let village = &m.village_id;
+        if self.catalogue.village(village).is_ok() && self.caller.covers(&self.catalogue, village) {
+            entry.submission = sub;
         }
         match result.outcome {
             Outcome::Rejected => {

@@ -100,6 +100,9 @@ pub(super) struct Work<'a> {
     /// The values this write replaced, by commune record, filed in its
     /// history on commit (a value still current is read from its record).
     pub(super) history: HashMap<Place, Vec<Revision>>,
+    /// The commune of each village and period this write named (see
+    /// [`Work::place`]).
+    places: HashMap<String, HashMap<Period, String>>,
     /// Submissions whose totals may have moved, with their places.
     pub(super) touched: BTreeSet<(SubmissionId, Place)>,
     /// The write's audit entries, numbered, filed as one record on commit.
@@ -126,6 +129,7 @@ impl<'a> Work<'a> {
             changed: HashMap::new(),
             revisions: HashMap::new(),
             history: HashMap::new(),
+            places: HashMap::new(),
             touched: Default::default(),
             entries: Vec::new(),
             pushed: None,
@@ -133,9 +137,16 @@ impl<'a> Work<'a> {
         })
     }
 
-    /// The place of the report of `village` for `period` (see [`place_of`]).
-    pub(super) fn place(&self, village: &str, period: Period) -> Place {
-        place_of(&self.catalogue, village, period)
+    /// The place of the report of `village` for `period` (see [`place_of`]),
+    /// each village's looked up in the catalogue once per write.
+    pub(super) fn place(&mut self, village: &str, period: Period) -> Place {
+        if let Some(commune) = self.places.get(village).and_then(|by| by.get(&period)) {
+            return (commune.clone(), period);
+        }
+        let place = place_of(&self.catalogue, village, period);
+        let by_period = self.places.entry(village.to_owned()).or_default();
+        by_period.insert(period, place.0.clone());
+        place
     }
 
     /// Field `at` as it stands in this write.

@@ -7,8 +7,10 @@
 
 use std::collections::HashMap;
 
-use fieldsync::sync::{AuditEntry, FieldRef, FieldState, MutationResult, Outcome, Stamp};
-use fieldsync::{DeviceId, FieldKey, SubmissionId};
+use fieldsync::sync::{
+    AuditEntry, AuditKind, FieldRef, FieldState, MutationResult, Outcome, Stamp,
+};
+use fieldsync::{DeviceId, FieldKey, Hlc, SubmissionId, Value};
 use serde::{Deserialize, Serialize};
 
 use super::{decode, encode, DEVICES, WRITES, WRITES_BY_DEVICE, WRITES_BY_PLACE};
@@ -89,10 +91,159 @@ pub(in crate::db) struct Pushed {
 /// whose field state is the one its own audit entry names (an applied
 /// value: the entry's place, new value and clock, at a version, stamped
 /// by the push's author) as that version alone, instead of the value again.
+/// V3 also says each user, device, time and place (village and period) of
+/// its entries once, in tables the entries point into, numbers the entries
+/// on from the first, and says of a report an entry names only that it is
+/// its place's; a write whose entries V3 cannot say exactly is kept as V2.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum StoredWrite {
     V1(Write),
     V2 { entries: Vec<AuditEntry>, push: Option<CompactPush> },
+    V3 { entries: CompactEntries, push: Option<CompactPush> },
+}
+
+/// [`StoredWrite::V3`]'s entries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct CompactEntries {
+    /// The first entry's sequence number; the others follow one by one.
+    first: u64,
+    times: Vec<u64>,
+    users: Vec<String>,
+    devices: Vec<DeviceId>,
+    /// (village, period) as the entries name them.
+    places: Vec<(String, String)>,
+    entries: Vec<CompactEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct CompactEntry {
+    at: u32,
+    user: u32,
+    device: Option<u32>,
+    kind: AuditKind,
+    place: u32,
+    /// The entry names its place's report.
+    named: bool,
+    field: String,
+    old: Option<Value>,
+    new: Option<Value>,
+    hlc: Hlc,
+    mutation_id: u64,
+    detail: String,
+}
+
+impl CompactEntries {
+    /// `entries` as V3 says them, if it can say them exactly.
+    fn of(entries: &[AuditEntry]) -> Option<CompactEntries> {
+        let first = entries.first()?.seq;
+        let (mut times, mut users) = (Table::new(), Table::new());
+        let (mut devices, mut places) = (Table::new(), Table::new());
+        let mut ids: HashMap<u32, Option<SubmissionId>> = HashMap::new();
+        let mut compact = Vec::with_capacity(entries.len());
+        for (e, seq) in entries.iter().zip(first..) {
+            let place = places.at(&(e.village_id.clone(), e.period.clone()));
+            let of = *ids.entry(place).or_insert_with(|| place_id(&e.village_id, &e.period));
+            let named = match e.submission {
+                None => false,
+                Some(sub) if Some(sub) == of => true,
+                Some(_) => return None,
+            };
+            if e.seq != seq {
+                return None;
+            }
+            compact.push(CompactEntry {
+                at: times.at(&e.at_ms),
+                user: users.at(&e.user_id),
+                device: e.device.map(|d| devices.at(&d)),
+                kind: e.kind,
+                place,
+                named,
+                field: e.field.clone(),
+                old: e.old.clone(),
+                new: e.new.clone(),
+                hlc: e.hlc,
+                mutation_id: e.mutation_id,
+                detail: e.detail.clone(),
+            });
+        }
+        Some(CompactEntries {
+            first,
+            times: times.values,
+            users: users.values,
+            devices: devices.values,
+            places: places.values,
+            entries: compact,
+        })
+    }
+
+    fn whole(self) -> Result<Vec<AuditEntry>> {
+        let ids: Vec<Option<SubmissionId>> =
+            self.places.iter().map(|(village, period)| place_id(village, period)).collect();
+        let mut out = Vec::with_capacity(self.entries.len());
+        for (e, seq) in self.entries.into_iter().zip(self.first..) {
+            let (village_id, period) = get(&self.places, e.place)?;
+            let submission = match e.named {
+                true => Some(get(&ids, e.place)?.ok_or_else(|| past("report"))?),
+                false => None,
+            };
+            out.push(AuditEntry {
+                seq,
+                at_ms: get(&self.times, e.at)?,
+                user_id: get(&self.users, e.user)?,
+                device: e.device.map(|d| get(&self.devices, d)).transpose()?,
+                kind: e.kind,
+                submission,
+                village_id,
+                period,
+                field: e.field,
+                old: e.old,
+                new: e.new,
+                hlc: e.hlc,
+                mutation_id: e.mutation_id,
+                detail: e.detail,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Entry `i` of one of a compact write's tables.
+fn get<T: Clone>(table: &[T], i: u32) -> Result<T> {
+    table.get(i as usize).cloned().ok_or_else(|| past("table"))
+}
+
+fn past(what: &str) -> Error {
+    Error::Corrupt { tree: WRITES, why: format!("an audit entry points past its record's {what}") }
+}
+
+/// The id of the report of `village` for `period` as an audit entry names
+/// them, if the period is one.
+fn place_id(village: &str, period: &str) -> Option<SubmissionId> {
+    period.parse().ok().map(|p| SubmissionId::of(village, p))
+}
+
+/// The distinct values a compact record names, each stored once and
+/// pointed at by its index.
+struct Table<T> {
+    values: Vec<T>,
+    index: HashMap<T, u32>,
+}
+
+impl<T: Eq + std::hash::Hash + Clone> Table<T> {
+    fn new() -> Self {
+        Table { values: Vec::new(), index: HashMap::new() }
+    }
+
+    /// The index of `value`, added if new.
+    fn at(&mut self, value: &T) -> u32 {
+        if let Some(&i) = self.index.get(value) {
+            return i;
+        }
+        let i = self.values.len() as u32;
+        self.values.push(value.clone());
+        self.index.insert(value.clone(), i);
+        i
+    }
 }
 
 /// [`StoredWrite::V2`] as written, borrowing the entries: the same bytes
@@ -108,6 +259,22 @@ impl Serialize for StoringWrite<'_> {
         let mut v = s.serialize_struct_variant("StoredWrite", 1, "V2", 2)?;
         v.serialize_field("entries", self.entries)?;
         v.serialize_field("push", &self.push)?;
+        v.end()
+    }
+}
+
+/// [`StoredWrite::V3`] as written, borrowing the push's part.
+struct StoringCompact<'a> {
+    entries: CompactEntries,
+    push: &'a Option<CompactPush>,
+}
+
+impl Serialize for StoringCompact<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStructVariant;
+        let mut v = s.serialize_struct_variant("StoredWrite", 2, "V3", 2)?;
+        v.serialize_field("entries", &self.entries)?;
+        v.serialize_field("push", self.push)?;
         v.end()
     }
 }
@@ -132,6 +299,11 @@ enum CompactResult {
         version: u64,
     },
     Whole(MutationResult),
+    /// As `AsAudited`, its reason the entry's detail.
+    AsAuditedSaid {
+        outcome: Outcome,
+        version: u64,
+    },
 }
 
 /// The field state mutation `entry` left, if its entry says it all (the
@@ -177,14 +349,16 @@ impl Pushed {
                 let current = r.current.as_ref();
                 let audited = current.zip(by_id.get(&r.id)).and_then(|(current, entry)| {
                     let rebuilt = as_audited(entry, current.version, &author)?;
-                    (rebuilt == *current).then_some(current.version)
+                    (rebuilt == *current).then_some((current.version, entry))
                 });
+                let outcome = r.outcome;
                 match audited {
-                    Some(version) => CompactResult::AsAudited {
-                        outcome: r.outcome,
-                        reason: r.reason.clone(),
-                        version,
-                    },
+                    Some((version, e)) if e.detail == r.reason => {
+                        CompactResult::AsAuditedSaid { outcome, version }
+                    }
+                    Some((version, _)) => {
+                        CompactResult::AsAudited { outcome, reason: r.reason.clone(), version }
+                    }
                     None => CompactResult::Whole(r.clone()),
                 }
             })
@@ -204,12 +378,20 @@ impl CompactPush {
         let by_id = entries_of(entries, self.device);
         let results = self.results.into_iter().zip(self.first_id..).map(|(r, id)| match r {
             CompactResult::Whole(r) => Ok(r),
-            CompactResult::AsAudited { outcome, reason, version } => {
-                let current = by_id.get(&id).and_then(|e| as_audited(e, version, &self.author));
-                let current = current.ok_or_else(|| Error::Corrupt {
-                    tree: WRITES,
-                    why: format!("the result of mutation {id} points at no audit entry of it"),
-                })?;
+            CompactResult::AsAudited { outcome, version, .. }
+            | CompactResult::AsAuditedSaid { outcome, version } => {
+                let entry = by_id.get(&id);
+                let current = entry.and_then(|e| as_audited(e, version, &self.author));
+                let (Some(entry), Some(current)) = (entry, current) else {
+                    return Err(Error::Corrupt {
+                        tree: WRITES,
+                        why: format!("the result of mutation {id} points at no audit entry of it"),
+                    });
+                };
+                let reason = match r {
+                    CompactResult::AsAudited { reason, .. } => reason,
+                    _ => entry.detail.clone(),
+                };
                 Ok(MutationResult { id, outcome, reason, current: Some(current) })
             }
         });
@@ -223,19 +405,30 @@ impl CompactPush {
 }
 
 impl Write {
+    /// The record's bytes: [`StoredWrite::V3`], or `V2` for entries V3
+    /// cannot say exactly.
     pub(in crate::db) fn encode(&self) -> Vec<u8> {
+        let push = self.push.as_ref().map(|p| p.compact(&self.entries));
+        match CompactEntries::of(&self.entries) {
+            Some(entries) => encode(&StoringCompact { entries, push: &push }),
+            None => self.encode_v2(),
+        }
+    }
+
+    /// The record as [`StoredWrite::V2`] (the form before V3).
+    pub(in crate::db) fn encode_v2(&self) -> Vec<u8> {
         let push = self.push.as_ref().map(|p| p.compact(&self.entries));
         encode(&StoringWrite { entries: &self.entries, push })
     }
 
     pub(in crate::db) fn decode(bytes: &[u8]) -> Result<Write> {
-        match decode::<StoredWrite>(WRITES, bytes)? {
-            StoredWrite::V1(w) => Ok(w),
-            StoredWrite::V2 { push, entries } => {
-                let push = push.map(|p| p.whole(&entries)).transpose()?;
-                Ok(Write { entries, push })
-            }
-        }
+        let (entries, push) = match decode::<StoredWrite>(WRITES, bytes)? {
+            StoredWrite::V1(w) => return Ok(w),
+            StoredWrite::V2 { push, entries } => (entries, push),
+            StoredWrite::V3 { push, entries } => (entries.whole()?, push),
+        };
+        let push = push.map(|p| p.whole(&entries)).transpose()?;
+        Ok(Write { entries, push })
     }
 }
 
@@ -380,13 +573,29 @@ mod tests {
             assert!(bytes.len() < whole.len(), "{} bytes, {} whole", bytes.len(), whole.len());
             let CompactPush { results, .. } = push.compact(&write.entries);
             for (r, stored) in push.results.iter().zip(&results) {
-                match (r.outcome, stored) {
-                    (Outcome::Applied, CompactResult::AsAudited { .. }) => compact += 1,
-                    (Outcome::Applied, _) => panic!("applied {} kept whole", r.id),
-                    (_, CompactResult::AsAudited { .. }) => panic!("{:?} kept short", r.outcome),
+                let short = matches!(
+                    stored,
+                    CompactResult::AsAudited { .. } | CompactResult::AsAuditedSaid { .. }
+                );
+                match (r.outcome, short) {
+                    (Outcome::Applied, true) => compact += 1,
+                    (Outcome::Applied, false) => panic!("applied {} kept whole", r.id),
+                    (_, true) => panic!("{:?} kept short", r.outcome),
                     _ => {}
                 }
             }
+            // The entries' users, devices, times and places are said once
+            // (V3); the form before still reads, and is longer.
+            assert_eq!(bytes[0], 2, "V3");
+            let v2 = write.encode_v2();
+            assert_eq!(v2[0], 1);
+            assert_eq!(Write::decode(&v2).unwrap(), write);
+            assert!(bytes.len() < v2.len(), "{} bytes, {} as V2", bytes.len(), v2.len());
+            // An entry naming another report than its place's is kept as V2.
+            let mut odd = write.clone();
+            odd.entries[0].submission = Some(SubmissionId(uuid::Uuid::from_u128(7)));
+            assert_eq!(odd.encode()[0], 1);
+            assert_eq!(Write::decode(&odd.encode()).unwrap(), odd);
         }
         assert_eq!(compact, 3, "the three applied values");
         // Replays answer exactly what the pushes did.
