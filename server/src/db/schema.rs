@@ -13,7 +13,9 @@
 //! - `communes`: commune ‖ 0 ‖ period → [`CommuneRecord`]: the reports of
 //!   the commune's villages for the period, each with its header (and
 //!   review), its fields (value, version, stamp) and its conflicts, with
-//!   the sequence number of the header's and each conflict's latest change.
+//!   the sequence number of the header's and each conflict's latest change,
+//!   and the latest writes (at most 64) that named its reports, each with
+//!   the reports it named: the trail's index for writes that rewrote it.
 //!   One record per commune × period, so a write costs one record per
 //!   commune and period it touches, whatever the values it carries.
 //! - `conflicted`: submission ‖ field → the (commune, period) of its

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 
 use super::{show, Problems};
-use crate::db::commune::Reader;
+use crate::db::commune::{revision_at, Reader};
 use crate::db::log::{cut_of, latest};
 use crate::db::schema::retired::ENTITY_SEQ;
 use crate::db::schema::{
@@ -121,7 +121,8 @@ impl Store {
     /// One entry of the log (commit `seq`, after the entry of commit
     /// `previous`): its changes numbered after `previous`, in order, its
     /// last at `seq`, no entity twice, each naming a record at the place it
-    /// gives whose latest change is this one or later and not past `head`;
+    /// gives whose latest change is this one or later and not past `head`
+    /// (a field's value since replaced found in its record's history);
     /// and each commune's share of it the entry of that commune's cut.
     fn check_entry(
         &self,
@@ -180,6 +181,21 @@ impl Store {
                     "{}'s latest change {l} is past the change-log head {head}",
                     what(entity)
                 )),
+                // A value since replaced is kept in its record's history.
+                Some(l) if l > *s => {
+                    if let Entity::Field(sub, field) = entity {
+                        let engine = self.engine.as_ref();
+                        if revision_at(engine, place, *sub, field, *s)?.is_none() {
+                            problems.add(format!(
+                                "{} held version {s}, since replaced, but that revision is \
+                                 missing from the history of {:?} for {}",
+                                what(entity),
+                                place.0,
+                                place.1
+                            ));
+                        }
+                    }
+                }
                 Some(_) => {}
             }
             let cut = cut_of(&catalogue, now.village());
