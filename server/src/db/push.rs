@@ -9,7 +9,7 @@ use fieldsync::access::{Action, User};
 use fieldsync::merge::{self, Edit};
 use fieldsync::review::{after_edit, ReviewState};
 use fieldsync::sync::{AuditKind, FieldRef, FieldState, Mutation, MutationResult, Outcome, Stamp};
-use fieldsync::validate::{check_parts, part_siblings, validate};
+use fieldsync::validate::{check_parts, part_siblings, validate, Target};
 use fieldsync::{Catalogue, DeviceId, FieldKey, Period, SubmissionId, Value};
 
 use super::clock::MAX_CLOCK_SKEW_MS;
@@ -63,6 +63,13 @@ impl Store {
         now_ms: u64,
     ) -> Result<Vec<MutationResult>> {
         check_batch(caller, device, mutations)?;
+        // What depends on the mutations alone is worked out before the
+        // write lock is taken, so that other writers meanwhile go on: the
+        // digests, and validation against the catalogue as it stands (done
+        // again under the lock only if an admin changed it meanwhile).
+        let catalogue = self.catalogue();
+        let prepared: Vec<_> =
+            mutations.iter().map(|m| (digest(m), validate(&catalogue, m))).collect();
         let guard = self.write_lock();
         self.unbroken()?;
         let mut state = self.device(device)?;
@@ -85,11 +92,12 @@ impl Store {
             }
         }
         let mut work = Work::new(guard, caller, now_ms)?;
+        let same_catalogue = Arc::ptr_eq(&work.catalogue, &catalogue);
         let mut results = Vec::with_capacity(mutations.len());
         let mut run = None;
-        for m in mutations {
+        for (m, (digest, checked)) in mutations.iter().zip(prepared) {
             let result = if m.id < first_new {
-                self.replay(&mut run, device, m, &state)?
+                self.replay(&mut run, device, m, &digest, &state)?
             } else {
                 let stamp = Stamp {
                     hlc: m.hlc.bounded(now_ms, MAX_CLOCK_SKEW_MS),
@@ -98,14 +106,18 @@ impl Store {
                     received_at_ms: now_ms,
                     mutation_id: m.id,
                 };
-                let result = work.apply(m, stamp)?;
+                let checked = match same_catalogue {
+                    true => checked,
+                    false => validate(&work.catalogue, m),
+                };
+                let result = work.apply(m, stamp, checked)?;
                 let pushed = work.pushed.get_or_insert_with(|| Pushed {
                     device,
                     first_id: m.id,
                     digests: Vec::new(),
                     results: Vec::new(),
                 });
-                pushed.digests.push(digest(m));
+                pushed.digests.push(digest);
                 pushed.results.push(result.clone());
                 state.last_mutation_id = m.id;
                 result
@@ -133,6 +145,7 @@ impl Store {
         run: &mut Option<Run>,
         device: DeviceId,
         m: &Mutation,
+        digest: &[u8; 32],
         state: &DeviceState,
     ) -> Result<MutationResult> {
         if run.as_ref().and_then(|r| r.get(m.id)).is_none() {
@@ -147,7 +160,7 @@ impl Store {
         let Some((kept, result)) = run.as_ref().and_then(|r| r.get(m.id)) else {
             return Ok(forgotten);
         };
-        if *kept != digest(m) {
+        if kept != digest {
             return Err(Error::Reused { id: m.id, last: state.last_mutation_id });
         }
         match result {
@@ -162,10 +175,15 @@ impl Store {
 type Mergeable = (Option<FieldState>, Value);
 
 impl Work<'_> {
-    /// Validates and merges one new mutation, and records it in the audit
-    /// trail whatever its outcome.
-    fn apply(&mut self, m: &Mutation, stamp: Stamp) -> Result<MutationResult> {
-        let checked = validate(&self.catalogue, m);
+    /// Merges one new mutation, `checked` by [`validate`] against this
+    /// write's catalogue, and records it in the audit trail whatever its
+    /// outcome.
+    fn apply(
+        &mut self,
+        m: &Mutation,
+        stamp: Stamp,
+        checked: fieldsync::Result<Target>,
+    ) -> Result<MutationResult> {
         let old = match &checked {
             Ok(t) => self.field(&t.at)?.map(|f| f.value),
             Err(_) => None,
@@ -228,7 +246,7 @@ impl Work<'_> {
     fn merge(
         &mut self,
         m: &Mutation,
-        checked: fieldsync::Result<fieldsync::validate::Target>,
+        checked: fieldsync::Result<Target>,
         stamp: Stamp,
     ) -> Result<MutationResult> {
         let rejected = |reason: String| MutationResult {
