@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 use crate::amount::Amount;
 use crate::model::{FieldKey, Value};
 use crate::review::ReviewState;
-use crate::sync::{Conflict, FieldState};
 
 /// How a submission counts towards totals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,23 +47,24 @@ pub struct Contribution {
 /// A submission's contributions, by indicator code.
 pub type Contributions = BTreeMap<String, Contribution>;
 
-/// What a submission in review `state`, with these fields and conflicts, adds
-/// to the totals of each indicator it has a value or an open conflict for.
+/// What a submission in review `state`, with these fields' values and
+/// open conflicts, adds to the totals of each indicator it has a value or
+/// an open conflict for.
 pub fn contributions<'a>(
     state: ReviewState,
-    fields: impl IntoIterator<Item = &'a FieldState>,
-    conflicts: impl IntoIterator<Item = &'a Conflict>,
+    fields: impl IntoIterator<Item = (&'a FieldKey, &'a Value)>,
+    open_conflicts: impl IntoIterator<Item = &'a FieldKey>,
 ) -> Contributions {
     let standing = Standing::of(state);
     let mut out = Contributions::new();
-    for f in fields {
-        if let (FieldKey::Indicator(code), Value::Amount(value)) = (&f.at.field, &f.value) {
+    for (field, value) in fields {
+        if let (FieldKey::Indicator(code), Value::Amount(value)) = (field, value) {
             let c = Contribution { standing, value: Some(*value), in_conflict: false };
             out.insert(code.clone(), c);
         }
     }
-    for c in conflicts.into_iter().filter(|c| c.open) {
-        if let FieldKey::Indicator(code) = &c.at.field {
+    for field in open_conflicts {
+        if let FieldKey::Indicator(code) = field {
             out.entry(code.clone())
                 .or_insert(Contribution { standing, value: None, in_conflict: false })
                 .in_conflict = true;

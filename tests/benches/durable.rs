@@ -53,7 +53,8 @@
 //! values per concurrency level and shape, default 25600;
 //! `FIELDSYNC_BENCH_TABLETS`, default `1,8,64`; `FIELDSYNC_BENCH_BATCH`,
 //! default 100; `FIELDSYNC_BENCH_PULL`, default `100000`, e.g.
-//! `100000,1000000`).
+//! `100000,1000000`; `FIELDSYNC_BENCH_SHAPES`, default `1,2`: the worst
+//! case (1) and the realistic session (2), e.g. `2` to profile one).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -400,6 +401,10 @@ async fn durable_push() -> anyhow::Result<()> {
     let trees = env("FIELDSYNC_BENCH_RAW_TREES", 1).clamp(1, RAW_TREES.len());
     let seed = env("FIELDSYNC_BENCH_SEED", 1) as u64;
     let dir = tempfile::tempdir()?;
+    let shapes = env_list("FIELDSYNC_BENCH_SHAPES", "1,2");
+    if !shapes.contains(&1) {
+        return realistic_push(dir.path(), seed).await;
+    }
     let mut worst = WorstCase { cells: Cells::new(periods()), next: 0, batch };
     let run = durable_shape(&mut worst, dir.path(), "worst").await?;
     run.print_disk()?;
@@ -447,14 +452,21 @@ async fn durable_push() -> anyhow::Result<()> {
         );
     }
     run.server.stop().await?;
+    if shapes.contains(&2) {
+        realistic_push(dir.path(), seed).await?;
+    }
+    Ok(())
+}
 
+/// The realistic session's table.
+async fn realistic_push(dir: &Path, seed: u64) -> anyhow::Result<()> {
     println!();
     let mut realistic = Realistic {
         communes: Communes::new(periods()),
         rng: rand::rngs::StdRng::seed_from_u64(seed),
         seed,
     };
-    let run = durable_shape(&mut realistic, dir.path(), "session").await?;
+    let run = durable_shape(&mut realistic, dir, "session").await?;
     run.print_disk()?;
     run.server.stop().await?;
     Ok(())

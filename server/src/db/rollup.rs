@@ -18,7 +18,7 @@ mod update;
 use std::collections::BTreeMap;
 
 use fieldsync::access::{Action, Role, User};
-use fieldsync::rollup::{contributions, Cell, Contributions};
+use fieldsync::rollup::{Cell, Contributions};
 use fieldsync::sync::AuditKind;
 use fieldsync::{Amount, Catalogue, Level, OrgUnit, Period, SubmissionId};
 
@@ -55,9 +55,7 @@ fn read_from_reports(
         }
         Ok(())
     };
-    let of = |report: &Report| {
-        contributions(report.header.review.state, &report.fields(), &report.conflicts())
-    };
+    let of = |report: &Report| report.contributions();
     if unit.level == Level::Village {
         let place = place_of(catalogue, &unit.id, period);
         let sub = SubmissionId::of(&unit.id, period);

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use fieldsync::rollup::{contributions, Cell};
+use fieldsync::rollup::Cell;
 use fieldsync::Period;
 
 use super::super::schema::{retired, CommuneRecord, Key, UnitTotals};
@@ -71,8 +71,7 @@ impl Store {
         self.each_entry(COMMUNES, |_, bytes| {
             for report in CommuneRecord::decode(bytes)?.reports.values() {
                 let header = &report.header;
-                let made =
-                    contributions(header.review.state, &report.fields(), &report.conflicts());
+                let made = report.contributions();
                 for (code, c) in made {
                     let kept = catalogue.lineage(&header.village_id).filter(|u| kept_at(u.level));
                     for unit in kept {

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use fieldsync::rollup::{contributions, Contributions, Delta};
+use fieldsync::rollup::{Contributions, Delta};
 use fieldsync::{Period, SubmissionId};
 
 use super::super::schema::{Key, Place, SubmissionHeader, UnitTotals};
@@ -32,7 +32,7 @@ impl Work<'_> {
         let Some(report) = self.reports.get(place, sub)? else {
             return Ok(None);
         };
-        let c = contributions(report.header.review.state, &report.fields(), &report.conflicts());
+        let c = report.contributions();
         Ok(Some((report.header.clone(), c)))
     }
 
@@ -64,7 +64,7 @@ impl Work<'_> {
         let mut out: BTreeMap<(Period, String), Deltas> = BTreeMap::new();
         for (sub, place) in touched {
             let before = match self.reports.before(&place, sub)? {
-                Some(r) => contributions(r.header.review.state, &r.fields(), &r.conflicts()),
+                Some(r) => r.contributions(),
                 // A new submission has nothing stored yet.
                 None => Contributions::new(),
             };

@@ -119,6 +119,13 @@ impl Report {
         self.fields.insert(state.at.field.clone(), Held::of(state));
     }
 
+    /// What it adds to the totals (see [`fieldsync::rollup::contributions`]).
+    pub(in crate::db) fn contributions(&self) -> fieldsync::rollup::Contributions {
+        let fields = self.fields.iter().map(|(k, held)| (k, &held.value));
+        let open = self.conflicts.iter().filter(|(_, (c, _))| c.open).map(|(k, _)| k);
+        fieldsync::rollup::contributions(self.header.review.state, fields, open)
+    }
+
     /// One of its fields' revisions, whole.
     pub(in crate::db) fn revision(&self, revision: &Revision) -> FieldState {
         self.state(&revision.field, &revision.held)
