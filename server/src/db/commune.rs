@@ -16,7 +16,8 @@ use fieldsync_store::{prefix_end, Batch, Engine};
 
 use super::log::cut_of;
 use super::schema::{
-    decode_history, CommuneRecord, Held, Key, Place, Prefix, Report, Revision, HISTORY,
+    decode_history, CommuneRecord, Entity, Held, Key, LogEntry, Place, Prefix, Report, Revision,
+    CHANGES_BY_COMMUNE, HISTORY,
 };
 use super::Result;
 
@@ -152,10 +153,15 @@ const HISTORY_CHUNK: usize = 16;
 /// The value `field` of report `sub` (at `place`) was given at `version`,
 /// if that is one of its versions and no longer its current one (the
 /// record holds that). A replaced value is filed in the place's history
-/// under the last sequence number of the commit that replaced it, so in a
-/// record after `version`: the first that holds it, read on from there
-/// (stores written before filed every value under the commit that wrote
-/// it, the first record at or after it).
+/// under the last sequence number of the commit that replaced it (stores
+/// written before filed every value under the commit that wrote it). The
+/// commit that made `version` is the first entry at or after it in its
+/// commune's cut of the log: if that entry lists `version` as the field's
+/// last change there, the value lasted past that commit and is read on
+/// from there to the first record holding it; if not, it was replaced in
+/// that same commit and filed no later than its key (or was never a
+/// version: a base version a tablet made up costs a few reads, not a walk
+/// of the history).
 pub(super) fn revision_at(
     engine: &dyn Engine,
     place: &Place,
@@ -163,15 +169,34 @@ pub(super) fn revision_at(
     field: &FieldKey,
     version: u64,
 ) -> Result<Option<Held>> {
-    let prefix = Prefix::HistoryOf(&place.0, place.1).encode();
-    let from = Key::History(place.0.clone(), place.1, version).encode();
-    let end = prefix_end(&prefix);
+    let cut = Prefix::CommuneChanges(&place.0);
+    let (from, end) = (Key::CommuneChange(place.0.clone(), version).encode(), cut.encode());
+    let end = prefix_end(&end);
     let to = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+    let made = engine.iter(cut.tree(), Bound::Included(&from), to).chunk(1).next().transpose()?;
+    let Some((key, entry)) = made else {
+        return Ok(None);
+    };
+    let Key::CommuneChange(_, commit) = Key::decode(CHANGES_BY_COMMUNE, &key)? else {
+        return Ok(None);
+    };
+    let (listed, _) = LogEntry::decode(CHANGES_BY_COMMUNE, commit, &entry)?;
+    let field_at = Entity::Field(sub, field.clone());
+    let lasted = listed.0.iter().any(|(seq, entity)| *seq == version && *entity == field_at);
+    let from = Key::History(place.0.clone(), place.1, version).encode();
+    let upto = Key::History(place.0.clone(), place.1, commit).encode();
+    let end = prefix_end(&Prefix::HistoryOf(&place.0, place.1).encode());
+    let to = match (lasted, end.as_deref()) {
+        (false, _) => Bound::Included(upto.as_slice()),
+        (true, Some(end)) => Bound::Excluded(end),
+        (true, None) => Bound::Unbounded,
+    };
     for entry in engine.iter(HISTORY, Bound::Included(&from), to).chunk(HISTORY_CHUNK) {
-        let found = decode_history(&entry?.1)?
-            .into_iter()
-            .find(|r| r.sub == sub && r.field == *field && r.held.version == version);
-        if let Some(r) = found {
+        let values = decode_history(&entry?.1)?;
+        let mut values = values.into_iter();
+        if let Some(r) =
+            values.find(|r| r.sub == sub && r.field == *field && r.held.version == version)
+        {
             return Ok(Some(r.held));
         }
     }

@@ -514,3 +514,26 @@ fn a_value_is_filed_in_the_history_once_replaced_and_a_stale_base_still_finds_it
     assert_eq!(history(), 2);
     assert!(s.check().unwrap().is_empty(), "{:?}", s.check().unwrap());
 }
+
+#[test]
+fn two_edits_of_a_field_in_one_push_both_based_on_the_pulled_version_merge() {
+    let s = store();
+    s.push(&surveyor(), device(1), &[km(1, "road_km", "1", 1)], 0, 1).unwrap();
+    let road = FieldRef::new(demo::SAMPLE_VILLAGE, Period::Year(2022), FieldKey::parse("road_km"));
+    let pulled = s.field(&road).unwrap().unwrap().version;
+    // A tablet offline since its pull edits the field twice: both edits
+    // are based on the version it pulled, the first replacing it.
+    let edits = [
+        Mutation { base_version: pulled, ..km(1, "road_km", "2", 2) },
+        Mutation { base_version: pulled, ..km(2, "road_km", "3", 3) },
+    ];
+    let r = s.push(&surveyor(), device(2), &edits, 0, 1).unwrap();
+    assert!(r.iter().all(|r| r.outcome != Outcome::Rejected), "{r:?}");
+    assert_eq!(s.field(&road).unwrap().unwrap().value.to_string(), "3");
+    // A version no field had costs a refusal, not a walk.
+    let made_up = Mutation { base_version: pulled + 1, ..km(3, "road_km", "4", 4) };
+    let r = s.push(&surveyor(), device(2), &[made_up], 2, 1).unwrap();
+    assert_eq!(r[0].outcome, Outcome::Rejected, "{r:?}");
+    assert!(r[0].reason.contains("not a version"), "{}", r[0].reason);
+    assert!(s.check().unwrap().is_empty(), "{:?}", s.check().unwrap());
+}

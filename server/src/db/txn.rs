@@ -95,7 +95,8 @@ pub(super) struct Work<'a> {
     /// The entities this write changed, each with the sequence number of
     /// its last change and its report's place: the commit's log entry.
     pub(super) changed: HashMap<Entity, (u64, Place)>,
-    /// Values written in this batch, by (submission, field, version).
+    /// Values written or replaced in this batch, by (submission, field,
+    /// version).
     pub(super) revisions: HashMap<(SubmissionId, FieldKey, u64), Value>,
     /// The values this write replaced, by commune record, filed in its
     /// history on commit (a value still current is read from its record).
@@ -222,6 +223,9 @@ impl<'a> Work<'a> {
         }
         let report = self.report_mut(&place, at.submission)?;
         if let Some(replaced) = report.fields.insert(at.field.clone(), Held::of(&state)) {
+            // A later mutation of this batch may be based on it.
+            let key = (at.submission, at.field.clone(), replaced.version);
+            self.revisions.insert(key, replaced.value.clone());
             let revision = Revision { sub: at.submission, field: at.field.clone(), held: replaced };
             self.history.entry(place).or_default().push(revision);
         }

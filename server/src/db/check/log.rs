@@ -185,10 +185,15 @@ impl Store {
                 Some(l) if l > *s => {
                     if let Entity::Field(sub, field) = entity {
                         let engine = self.engine.as_ref();
-                        if revision_at(engine, place, *sub, field, *s)?.is_none() {
+                        let why = match revision_at(engine, place, *sub, field, *s) {
+                            Ok(Some(_)) => None,
+                            Ok(None) => Some("missing from".to_owned()),
+                            Err(e) => Some(format!("unreadable ({e}) in")),
+                        };
+                        if let Some(why) = why {
                             problems.add(format!(
                                 "{} held version {s}, since replaced, but that revision is \
-                                 missing from the history of {:?} for {}",
+                                 {why} the history of {:?} for {}",
                                 what(entity),
                                 place.0,
                                 place.1
