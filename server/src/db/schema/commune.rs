@@ -196,19 +196,19 @@ struct CompactHeld {
 }
 
 /// The distinct values a compact record names, each stored once and
-/// pointed at by its index.
-struct Table<T> {
-    values: Vec<T>,
+/// pointed at by its index (the commune, history and trail records').
+pub(super) struct Table<T> {
+    pub(super) values: Vec<T>,
     index: BTreeMap<T, u32>,
 }
 
 impl<T: Ord + Clone> Table<T> {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Table { values: Vec::new(), index: BTreeMap::new() }
     }
 
     /// The index of `value`, added if new.
-    fn at(&mut self, value: &T) -> u32 {
+    pub(super) fn at(&mut self, value: &T) -> u32 {
         if let Some(&i) = self.index.get(value) {
             return i;
         }

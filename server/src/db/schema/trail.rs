@@ -13,6 +13,7 @@ use fieldsync::sync::{
 use fieldsync::{DeviceId, FieldKey, Hlc, SubmissionId, Value};
 use serde::{Deserialize, Serialize};
 
+use super::commune::Table;
 use super::{decode, encode, DEVICES, WRITES, WRITES_BY_DEVICE, WRITES_BY_PLACE};
 use crate::db::{Error, Result};
 
@@ -220,30 +221,6 @@ fn past(what: &str) -> Error {
 /// them, if the period is one.
 fn place_id(village: &str, period: &str) -> Option<SubmissionId> {
     period.parse().ok().map(|p| SubmissionId::of(village, p))
-}
-
-/// The distinct values a compact record names, each stored once and
-/// pointed at by its index.
-struct Table<T> {
-    values: Vec<T>,
-    index: HashMap<T, u32>,
-}
-
-impl<T: Eq + std::hash::Hash + Clone> Table<T> {
-    fn new() -> Self {
-        Table { values: Vec::new(), index: HashMap::new() }
-    }
-
-    /// The index of `value`, added if new.
-    fn at(&mut self, value: &T) -> u32 {
-        if let Some(&i) = self.index.get(value) {
-            return i;
-        }
-        let i = self.values.len() as u32;
-        self.values.push(value.clone());
-        self.index.insert(value.clone(), i);
-        i
-    }
 }
 
 /// [`StoredWrite::V2`] as written, borrowing the entries: the same bytes
