@@ -29,6 +29,86 @@ enum StoredEntry {
     Review(SubmissionId),
     V1(Vec<(u64, Entity)>),
     V2(Vec<(Place, Vec<(u64, Entity)>)>),
+    V3(Compact),
+}
+
+/// [`StoredEntry::V3`]: `V2` saying each report once per place, each field
+/// once per entry (in a table its changes point into), and each change's
+/// sequence number as its distance back from the entry's last.
+#[derive(Serialize, Deserialize)]
+struct Compact {
+    last: u64,
+    fields: Vec<FieldKey>,
+    places: Vec<(Place, Vec<(SubmissionId, Vec<(u64, Changed)>)>)>,
+}
+
+/// What of a report a change of a [`Compact`] entry names.
+#[derive(Serialize, Deserialize)]
+enum Changed {
+    Field(u32),
+    Conflict(u32),
+    Review,
+}
+
+impl Compact {
+    /// `placed` as V3 says it: `None` unless each place lists its changes
+    /// in strictly increasing order (as [`PlacedEntry::of`] makes them), so
+    /// that reading them back in that order gives the same listing.
+    fn of(placed: &[(Place, Vec<(u64, Entity)>)]) -> Option<Compact> {
+        let ordered = placed.iter().all(|(_, l)| l.windows(2).all(|w| w[0].0 < w[1].0));
+        let last = placed.iter().flat_map(|(_, l)| l.iter().map(|(s, _)| *s)).max()?;
+        if !ordered {
+            return None;
+        }
+        let mut fields = super::commune::Table::new();
+        let places = placed
+            .iter()
+            .map(|(place, listed)| {
+                let mut reports: Vec<(SubmissionId, Vec<(u64, Changed)>)> = Vec::new();
+                let mut at: BTreeMap<SubmissionId, usize> = BTreeMap::new();
+                for (seq, entity) in listed {
+                    let changed = match entity {
+                        Entity::Field(_, f) => Changed::Field(fields.at(f)),
+                        Entity::Conflict(_, f) => Changed::Conflict(fields.at(f)),
+                        Entity::Review(_) => Changed::Review,
+                    };
+                    let sub = entity.submission();
+                    let i = *at.entry(sub).or_insert_with(|| {
+                        reports.push((sub, Vec::new()));
+                        reports.len() - 1
+                    });
+                    reports[i].1.push((last - seq, changed));
+                }
+                (place.clone(), reports)
+            })
+            .collect();
+        Some(Compact { last, fields: fields.values, places })
+    }
+
+    fn whole(self, tree: &'static str) -> Result<Vec<(Place, Vec<(u64, Entity)>)>> {
+        let bad = |why: &str| Error::Corrupt { tree, why: why.to_owned() };
+        let field =
+            |i: u32| self.fields.get(i as usize).cloned().ok_or_else(|| bad("no such field"));
+        let mut out = Vec::with_capacity(self.places.len());
+        for (place, reports) in self.places {
+            let mut listed = Vec::new();
+            for (sub, changes) in reports {
+                for (back, changed) in changes {
+                    let seq =
+                        self.last.checked_sub(back).ok_or_else(|| bad("a change before 0"))?;
+                    let entity = match changed {
+                        Changed::Field(f) => Entity::Field(sub, field(f)?),
+                        Changed::Conflict(f) => Entity::Conflict(sub, field(f)?),
+                        Changed::Review => Entity::Review(sub),
+                    };
+                    listed.push((seq, entity));
+                }
+            }
+            listed.sort_by_key(|(seq, _)| *seq);
+            out.push((place, listed));
+        }
+        Ok(out)
+    }
 }
 
 /// [`StoredEntry::V1`] as written, borrowing the listing: the same bytes
@@ -71,7 +151,17 @@ impl PlacedEntry {
         PlacedEntry(by_place.into_iter().collect())
     }
 
+    /// The entry's bytes: [`StoredEntry::V3`], or `V2` for a listing V3
+    /// cannot say exactly.
     pub(in crate::db) fn encode(&self) -> Vec<u8> {
+        match Compact::of(&self.0) {
+            Some(compact) => encode(&StoredEntry::V3(compact)),
+            None => self.encode_v2(),
+        }
+    }
+
+    /// The entry as [`StoredEntry::V2`] (the form before V3).
+    pub(in crate::db) fn encode_v2(&self) -> Vec<u8> {
         encode(&StoringPlaced(&self.0))
     }
 
@@ -85,6 +175,7 @@ impl PlacedEntry {
     ) -> Result<Option<PlacedEntry>> {
         match decode(tree, bytes)? {
             StoredEntry::V2(placed) => Ok(Some(PlacedEntry(placed))),
+            StoredEntry::V3(compact) => Ok(Some(PlacedEntry(compact.whole(tree)?))),
             _ => LogEntry::decode(tree, seq, bytes).map(|_| None),
         }
     }
@@ -133,8 +224,9 @@ impl LogEntry {
             StoredEntry::Conflict(sub, field) => old(Entity::Conflict(sub, field)),
             StoredEntry::Review(sub) => old(Entity::Review(sub)),
             StoredEntry::V1(listed) => Ok((LogEntry(listed), false)),
-            StoredEntry::V2(placed) => {
-                let changes = PlacedEntry(placed).changes();
+            StoredEntry::V2(_) | StoredEntry::V3(_) => {
+                let placed = PlacedEntry::decode(tree, seq, bytes)?.unwrap_or_default();
+                let changes = placed.changes();
                 Ok((LogEntry(changes.into_iter().map(|(seq, e, _)| (seq, e)).collect()), false))
             }
         }

@@ -131,7 +131,7 @@ fn log_entries_name_their_reports_places() {
     let entry = PlacedEntry::of(changes.clone());
     // The version (4), the number of places, each place (its commune, its
     // period) with its changes as in the earlier version.
-    let bytes = entry.encode();
+    let bytes = entry.encode_v2();
     let period = super::encode(&"2022".parse::<fieldsync::Period>().unwrap());
     let expected = cat(&[
         &[4, 1, 2],
@@ -147,6 +147,39 @@ fn log_entries_name_their_reports_places() {
     // Read without its places, as the migrations before it read the log.
     let (listed, old) = LogEntry::decode(CHANGES, 301, &bytes).unwrap();
     assert_eq!((listed.0.len(), old), (2, false));
+    // Version 5 says the report once, each change's number back from the
+    // last (the field names in a table): the same listing, shorter.
+    let compact = entry.encode();
+    assert_eq!(compact[0], 5);
+    assert!(compact.len() + 10 <= bytes.len(), "{} against {}", compact.len(), bytes.len());
+    assert_eq!(PlacedEntry::decode(CHANGES, 301, &compact).unwrap().unwrap().changes(), changes);
+    assert_eq!(LogEntry::decode(CHANGES, 301, &compact).unwrap().0 .0.len(), 2);
+}
+
+#[test]
+fn a_compact_log_entry_reads_back_every_place_report_and_change() {
+    let (a, b) = (sub(), SubmissionId(uuid::Uuid::from_u128(9)));
+    let p1 = ("c1".to_owned(), "2022".parse().unwrap());
+    let p2 = ("c2".to_owned(), "2022-03".parse().unwrap());
+    let road = FieldKey::parse("road_km");
+    let changes = vec![
+        (40, Entity::Field(a, road.clone()), p1.clone()),
+        (41, Entity::Field(b, FieldKey::Note), p2.clone()),
+        (42, Entity::Conflict(a, road.clone()), p1.clone()),
+        (43, Entity::Field(b, road.clone()), p2.clone()),
+        (44, Entity::Review(b), p2.clone()),
+        (45, Entity::Review(a), p1.clone()),
+    ];
+    let entry = PlacedEntry::of(changes.clone());
+    let bytes = entry.encode();
+    assert_eq!(bytes[0], 5);
+    let read = PlacedEntry::decode(CHANGES_BY_COMMUNE, 45, &bytes).unwrap().unwrap();
+    assert_eq!(read, entry);
+    assert_eq!(read.changes(), changes);
+    // A listing out of order within its place is kept as version 4.
+    let odd = PlacedEntry(vec![(p1, vec![(9, Entity::Review(a)), (8, Entity::Review(b))])]);
+    assert_eq!(odd.encode()[0], 4);
+    assert_eq!(PlacedEntry::decode(CHANGES, 9, &odd.encode()).unwrap().unwrap(), odd);
 }
 
 #[test]
