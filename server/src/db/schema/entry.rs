@@ -39,8 +39,15 @@ enum StoredEntry {
 struct Compact {
     last: u64,
     fields: Vec<FieldKey>,
-    places: Vec<(Place, Vec<(SubmissionId, Vec<(u64, Changed)>)>)>,
+    places: Vec<(Place, Vec<ReportChanges>)>,
 }
+
+/// A report's changes in a [`Compact`] entry: each one's distance back
+/// from the entry's last sequence number, and what it changed.
+type ReportChanges = (SubmissionId, Vec<(u64, Changed)>);
+
+/// A place's listing as [`PlacedEntry`] holds it.
+type Listing = (Place, Vec<(u64, Entity)>);
 
 /// What of a report a change of a [`Compact`] entry names.
 #[derive(Serialize, Deserialize)]
@@ -54,7 +61,7 @@ impl Compact {
     /// `placed` as V3 says it: `None` unless each place lists its changes
     /// in strictly increasing order (as [`PlacedEntry::of`] makes them), so
     /// that reading them back in that order gives the same listing.
-    fn of(placed: &[(Place, Vec<(u64, Entity)>)]) -> Option<Compact> {
+    fn of(placed: &[Listing]) -> Option<Compact> {
         let ordered = placed.iter().all(|(_, l)| l.windows(2).all(|w| w[0].0 < w[1].0));
         let last = placed.iter().flat_map(|(_, l)| l.iter().map(|(s, _)| *s)).max()?;
         if !ordered {
@@ -64,7 +71,7 @@ impl Compact {
         let places = placed
             .iter()
             .map(|(place, listed)| {
-                let mut reports: Vec<(SubmissionId, Vec<(u64, Changed)>)> = Vec::new();
+                let mut reports: Vec<ReportChanges> = Vec::new();
                 let mut at: BTreeMap<SubmissionId, usize> = BTreeMap::new();
                 for (seq, entity) in listed {
                     let changed = match entity {
@@ -85,7 +92,7 @@ impl Compact {
         Some(Compact { last, fields: fields.values, places })
     }
 
-    fn whole(self, tree: &'static str) -> Result<Vec<(Place, Vec<(u64, Entity)>)>> {
+    fn whole(self, tree: &'static str) -> Result<Vec<Listing>> {
         let bad = |why: &str| Error::Corrupt { tree, why: why.to_owned() };
         let field =
             |i: u32| self.fields.get(i as usize).cloned().ok_or_else(|| bad("no such field"));
