@@ -12,7 +12,7 @@ use fieldsync::review::ReviewState;
 use fieldsync::sync::{
     AuditEntry, AuditKind, Conflict, FieldRef, FieldState, Stamp, SubmissionReview,
 };
-use fieldsync::{Catalogue, DeviceId, FieldKey, Hlc, Period, SubmissionId, Value};
+use fieldsync::{Catalogue, DeviceId, Hlc, Period, SubmissionId, Value};
 use fieldsync_store::{Batch, Engine};
 
 use super::commune::{place_of, revision_at, Reports};
@@ -95,9 +95,6 @@ pub(super) struct Work<'a> {
     /// The entities this write changed, each with the sequence number of
     /// its last change and its report's place: the commit's log entry.
     pub(super) changed: HashMap<Entity, (u64, Place)>,
-    /// Values written or replaced in this batch, by (submission, field,
-    /// version).
-    pub(super) revisions: HashMap<(SubmissionId, FieldKey, u64), Value>,
     /// The values this write replaced, by commune record, filed in its
     /// history on commit (a value still current is read from its record).
     pub(super) history: HashMap<Place, Vec<Revision>>,
@@ -128,7 +125,6 @@ impl<'a> Work<'a> {
             audit_seq: store.counter(AUDIT_SEQ_KEY)?,
             reports: Reports::new(store.engine.as_ref()),
             changed: HashMap::new(),
-            revisions: HashMap::new(),
             history: HashMap::new(),
             places: HashMap::new(),
             touched: Default::default(),
@@ -172,15 +168,25 @@ impl<'a> Work<'a> {
         Ok(self.reports.get(place, sub)?.map(|r| r.header.clone()))
     }
 
-    /// The value a field held at `version`, if that is one of its versions.
+    /// The value a field held at `version`, if that is one of its versions:
+    /// as it stands in this write, replaced in this write (not yet in the
+    /// stored history), or in the stored history.
     pub(super) fn value_at(&mut self, at: &FieldRef, version: u64) -> Result<Option<Value>> {
         if version == 0 {
             return Ok(Some(Value::Deleted));
         }
-        if let Some(v) = self.revisions.get(&(at.submission, at.field.clone(), version)) {
-            return Ok(Some(v.clone()));
+        if let Some(current) = self.field(at)?.filter(|f| f.version == version) {
+            return Ok(Some(current.value));
         }
         let place = self.place(&at.village_id, at.period);
+        let replaced = self.history.get(&place).and_then(|values| {
+            values.iter().find(|r| {
+                r.sub == at.submission && r.field == at.field && r.held.version == version
+            })
+        });
+        if let Some(r) = replaced {
+            return Ok(Some(r.held.value.clone()));
+        }
         let engine = self.store.engine.as_ref();
         let held = revision_at(engine, &place, at.submission, &at.field, version)?;
         Ok(held.map(|h| h.value))
@@ -200,7 +206,6 @@ impl<'a> Work<'a> {
         let place = self.place(&at.village_id, at.period);
         let version = self.touch(Entity::Field(at.submission, at.field.clone()), &place);
         let state = FieldState { at: at.clone(), value, version, stamp };
-        self.revisions.insert((at.submission, at.field.clone(), version), state.value.clone());
         if self.header(&place, at.submission)?.is_none() {
             let review = SubmissionReview {
                 submission: at.submission,
@@ -223,9 +228,7 @@ impl<'a> Work<'a> {
         }
         let report = self.report_mut(&place, at.submission)?;
         if let Some(replaced) = report.fields.insert(at.field.clone(), Held::of(&state)) {
-            // A later mutation of this batch may be based on it.
-            let key = (at.submission, at.field.clone(), replaced.version);
-            self.revisions.insert(key, replaced.value.clone());
+            // A later mutation of this batch may be based on it (`value_at`).
             let revision = Revision { sub: at.submission, field: at.field.clone(), held: replaced };
             self.history.entry(place).or_default().push(revision);
         }

@@ -120,9 +120,13 @@ impl Store {
                          field's current value"
                         ))
                     }
-                    Ok(Some(_)) => problems.add(format!(
+                    Ok(Some(Some(_))) => problems.add(format!(
                         "{what} in the history of {commune:?} for {period} is past the field's \
                          current version"
+                    )),
+                    Ok(Some(None)) => problems.add(format!(
+                        "{what} in the history of {commune:?} for {period} is of a field the \
+                         report does not hold"
                     )),
                     _ => problems.add(format!(
                         "the history of {commune:?} for {period} holds a value of report {}, \
