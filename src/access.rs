@@ -85,6 +85,11 @@ impl Catalogue {
         })
     }
 
+    /// Who reviews the reports of `village` (see [`Chain::of`]).
+    pub fn chain(&self, village: &str) -> crate::review::Chain {
+        crate::review::Chain::of(self.lineage(village))
+    }
+
     /// The units `user` works with: their areas, everything below them and
     /// the units above them (for context), in id order; every unit for admins.
     pub fn visible_to(&self, user: &User) -> Vec<&OrgUnit> {

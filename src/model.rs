@@ -42,7 +42,12 @@ pub fn search_key(text: &str) -> String {
         .join(" ")
 }
 
-/// A level of the administrative hierarchy.
+/// A level of the administrative hierarchy. A tree has a province at the
+/// top and villages at the bottom, each village in a commune; the district
+/// level is there or not: Vietnam's tree was province → district → commune
+/// → village until 30 June 2025 and is province → commune → village since 1
+/// July 2025. Which levels a tree has is the catalogue's
+/// ([`Catalogue::levels`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Level {
     Province,
@@ -52,13 +57,17 @@ pub enum Level {
 }
 
 impl Level {
-    /// The level directly above, if any.
-    pub fn parent(self) -> Option<Level> {
+    /// Every level a tree may have, top down.
+    pub const ALL: [Level; 4] = [Level::Province, Level::District, Level::Commune, Level::Village];
+
+    /// The levels a unit of this level may hang from: a commune from a
+    /// district or, in a tree without districts, straight from its province.
+    pub fn parents(self) -> &'static [Level] {
         match self {
-            Level::Province => None,
-            Level::District => Some(Level::Province),
-            Level::Commune => Some(Level::District),
-            Level::Village => Some(Level::Commune),
+            Level::Province => &[],
+            Level::District => &[Level::Province],
+            Level::Commune => &[Level::District, Level::Province],
+            Level::Village => &[Level::Commune],
         }
     }
 
@@ -68,6 +77,30 @@ impl Level {
             Level::District => "district",
             Level::Commune => "commune",
             Level::Village => "village",
+        }
+    }
+
+    /// The level named `s` ("province", "district", "commune", "village"),
+    /// or in Vietnamese by its units' kinds ("tỉnh", "huyện", "xã", "thôn"
+    /// and the others of [`Level::kinds_vi`]), in any case and with or
+    /// without tone marks.
+    pub fn parse(s: &str) -> Option<Level> {
+        let key = search_key(s);
+        Level::ALL
+            .into_iter()
+            .find(|l| key == l.as_str() || l.kinds_vi().iter().any(|k| search_key(k) == key))
+    }
+
+    /// The Vietnamese names of the kinds of unit at this level, the first
+    /// the most common: tỉnh and thành phố (trực thuộc trung ương); huyện,
+    /// thị xã, thành phố (thuộc tỉnh); xã, phường, thị trấn, đặc khu; thôn,
+    /// tổ dân phố and the other names of a village.
+    pub fn kinds_vi(self) -> &'static [&'static str] {
+        match self {
+            Level::Province => &["tỉnh", "thành phố trực thuộc trung ương"],
+            Level::District => &["huyện", "thị xã", "thành phố thuộc tỉnh", "quận"],
+            Level::Commune => &["xã", "phường", "thị trấn", "đặc khu"],
+            Level::Village => &["thôn", "tổ dân phố", "xóm", "bản", "ấp", "khu phố"],
         }
     }
 }
@@ -126,6 +159,8 @@ pub struct Catalogue {
     /// Indicator codes in the order they were given: the order of the
     /// province's report.
     order: Vec<String>,
+    /// Which of [`Level::ALL`] the tree has units at.
+    levels: [bool; 4],
 }
 
 /// What is stored of a catalogue; the index is rebuilt (and everything
@@ -175,17 +210,33 @@ impl Catalogue {
         }
         for unit in cat.org_units.values() {
             let parent_level = unit.parent.as_ref().map(|p| cat.org_units.get(p).map(|u| u.level));
-            match (unit.level.parent(), parent_level) {
-                (None, None) => {}
-                (Some(want), Some(Some(got))) if want == got => {}
-                _ => {
-                    return Err(Error::Invalid(format!(
-                        "org unit {} ({}) needs a parent one level up",
-                        unit.id,
-                        unit.level.as_str()
-                    )))
-                }
+            let parents = unit.level.parents();
+            let fits = match parent_level {
+                None => parents.is_empty(),
+                Some(Some(level)) => parents.contains(&level),
+                Some(None) => false,
+            };
+            if !fits {
+                let wanted = match parents {
+                    [] => "no parent".to_owned(),
+                    [one] => format!("a parent {}", one.as_str()),
+                    many => format!(
+                        "a parent {}",
+                        many.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(" or ")
+                    ),
+                };
+                let given = match (&unit.parent, parent_level.flatten()) {
+                    (None, _) => "none".to_owned(),
+                    (Some(p), Some(level)) => format!("{p}, a {}", level.as_str()),
+                    (Some(p), None) => format!("{p}, which is not in the catalogue"),
+                };
+                return Err(Error::Invalid(format!(
+                    "org unit {} ({}) needs {wanted}; its parent is {given}",
+                    unit.id,
+                    unit.level.as_str()
+                )));
             }
+            cat.levels[unit.level as usize] = true;
         }
         for mut ind in indicators {
             ind.name_vi = nfc(&ind.name_vi);
@@ -225,6 +276,19 @@ impl Catalogue {
             cat.children.entry(parent).or_default().push(unit.id.clone());
         }
         Ok(cat)
+    }
+
+    /// The levels this tree has units at, top down: province, district,
+    /// commune, village before 1 July 2025; province, commune, village
+    /// after. An empty catalogue has none.
+    pub fn levels(&self) -> Vec<Level> {
+        Level::ALL.into_iter().filter(|l| self.levels[*l as usize]).collect()
+    }
+
+    /// The level of this tree just below `level`, if any (what a table of
+    /// `level` drills down into).
+    pub fn level_below(&self, level: Level) -> Option<Level> {
+        self.levels().into_iter().find(|l| *l > level)
     }
 
     /// The units at `level` inside `area` (itself included), or inside every

@@ -1,5 +1,7 @@
-//! The review workflow of a submission, as the province works: the commune
-//! approves a village's report, the district accepts it (final). Rejecting or
+//! The review workflow of a submission, as the province works: the level
+//! above the village approves a village's report, the level above that
+//! accepts it (final) — the commune and the district before 1 July 2025,
+//! the commune and the province since (see [`Chain`]). Rejecting or
 //! returning needs a reason; a surveyor's edit of a rejected or returned
 //! report submits it again; approved and accepted reports are locked.
 
@@ -86,12 +88,38 @@ impl Verdict {
     }
 }
 
+/// Who reviews a village's reports: the level that approves and the one
+/// that accepts. By default the tree says ([`Chain::of`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chain {
+    pub approves: Level,
+    pub accepts: Level,
+}
+
+impl Chain {
+    /// The chain a village's lineage gives: its commune approves, and the
+    /// unit its commune hangs from (a district, or the province in a tree
+    /// without districts) accepts. `lineage` is the village and the units
+    /// above it, bottom up.
+    pub fn of<'a>(mut lineage: impl Iterator<Item = &'a crate::model::OrgUnit>) -> Chain {
+        lineage.next(); // the village
+        let approves = lineage.next().map_or(Level::Commune, |u| u.level);
+        let accepts = lineage.next().map_or(Level::District, |u| u.level);
+        Chain { approves, accepts }
+    }
+
+    /// The chain of the tree before 1 July 2025: commune, then district.
+    pub const FOUR_LEVELS: Chain = Chain { approves: Level::Commune, accepts: Level::District };
+}
+
 /// The state after `verdict`, given by a reviewer at `level` (the level of
-/// their area that covers the village). `None`: already there, nothing to do.
+/// their area that covers the village) under `chain`. `None`: already
+/// there, nothing to do.
 pub fn transition(
     state: ReviewState,
     verdict: Verdict,
     level: Level,
+    chain: Chain,
     reason: &str,
 ) -> Result<Option<ReviewState>> {
     use ReviewState::*;
@@ -103,52 +131,57 @@ pub fn transition(
         )));
     }
     crate::limits::check_text("the reason", reason)?;
-    if level == Level::Village {
-        return Err(Error::Invalid("reviews are made at commune level and above".into()));
+    let (a, b) = (chain.approves.as_str(), chain.accepts.as_str());
+    if level > chain.approves {
+        return Err(Error::Invalid(format!("reviews are made at {a} level and above")));
     }
-    let commune = level == Level::Commune;
-    let refuse = |why: &str| Err(Error::Invalid(why.to_owned()));
+    // The approving level, and any between it and the accepting one.
+    let commune = level > chain.accepts;
+    let refuse = |why: String| Err(Error::Invalid(why));
     let next = match (verdict, state) {
         (Approve, _) if !commune => {
-            return refuse("approval is the commune's step; the district accepts after it")
+            return refuse(format!("approval is the {a}'s step; the {b} accepts after it"))
         }
         (Approve, Submitted) => Approved,
         (Approve, Approved) => return Ok(None),
-        (Approve, Accepted) => return refuse("already accepted by the district"),
+        (Approve, Accepted) => return refuse(format!("already accepted by the {b}")),
         (Approve, Rejected | Returned) => {
-            return refuse("the surveyor must resubmit before it can be approved")
+            return refuse("the surveyor must resubmit before it can be approved".into())
         }
         (Accept, _) if commune => {
-            return refuse("accepting is the district's step; the commune approves")
+            return refuse(format!("accepting is the {b}'s step; the {a} approves"))
         }
         (Accept, Approved) => Accepted,
         (Accept, Accepted) => return Ok(None),
-        (Accept, _) => return refuse("the commune must approve it before the district accepts"),
+        (Accept, _) => return refuse(format!("the {a} must approve it before the {b} accepts")),
         (Reject | Return, Accepted) if commune => {
-            return refuse("accepted by the district: only the district can send it back")
+            return refuse(format!("accepted by the {b}: only the {b} can send it back"))
         }
-        (Reject | Return, Accepted) => return refuse("accepted: reopen it first"),
+        (Reject | Return, Accepted) => return refuse("accepted: reopen it first".into()),
         (Reject, Submitted | Approved | Returned | Rejected) => Rejected,
         (Return, Submitted | Approved | Rejected | Returned) => Returned,
         (Reopen, Accepted) if commune => {
-            return refuse("accepted by the district: only the district can reopen it")
+            return refuse(format!("accepted by the {b}: only the {b} can reopen it"))
         }
         (Reopen, Approved | Accepted) => Submitted,
-        (Reopen, _) => return refuse("only an approved or accepted report can be reopened"),
+        (Reopen, _) => return refuse("only an approved or accepted report can be reopened".into()),
     };
     Ok(Some(next))
 }
 
-/// The state after a surveyor's edit is accepted, or why it is refused.
-pub fn after_edit(state: ReviewState) -> Result<ReviewState> {
+/// The state after a surveyor's edit is accepted, or why it is refused
+/// (`chain`: who reviews the report).
+pub fn after_edit(state: ReviewState, chain: Chain) -> Result<ReviewState> {
     match state {
         ReviewState::Approved => Err(Error::Invalid(
             "this report is approved and locked; ask the supervisor to reopen it".into(),
         )),
-        ReviewState::Accepted => Err(Error::Invalid(
-            "this report is accepted by the district and locked; ask the district to reopen it"
-                .into(),
-        )),
+        ReviewState::Accepted => {
+            let b = chain.accepts.as_str();
+            Err(Error::Invalid(format!(
+                "this report is accepted by the {b} and locked; ask the {b} to reopen it"
+            )))
+        }
         _ => Ok(ReviewState::Submitted),
     }
 }
@@ -161,6 +194,19 @@ mod tests {
 
     const C: Level = Level::Commune;
     const D: Level = Level::District;
+    const P: Level = Level::Province;
+    const FOUR: Chain = Chain::FOUR_LEVELS;
+    /// Since 1 July 2025: the commune approves, the province accepts.
+    const TWO_TIER: Chain = Chain { approves: C, accepts: P };
+
+    fn transition(
+        state: ReviewState,
+        verdict: Verdict,
+        level: Level,
+        reason: &str,
+    ) -> Result<Option<ReviewState>> {
+        super::transition(state, verdict, level, FOUR, reason)
+    }
 
     #[test]
     fn commune_approves_then_district_accepts() {
@@ -177,6 +223,34 @@ mod tests {
         assert!(transition(Accepted, Reopen, C, "").is_err(), "lower cannot reopen higher");
         assert_eq!(transition(Accepted, Reopen, D, "").unwrap(), Some(Submitted));
         assert_eq!(transition(Approved, Reopen, C, "").unwrap(), Some(Submitted));
+    }
+
+    #[test]
+    fn without_districts_the_province_accepts_and_the_commune_cannot_undo_it() {
+        let t = |state, verdict, level| super::transition(state, verdict, level, TWO_TIER, "why");
+        assert_eq!(t(Submitted, Approve, C).unwrap(), Some(Approved));
+        assert_eq!(t(Approved, Accept, P).unwrap(), Some(Accepted));
+        let err = t(Approved, Accept, C).unwrap_err().to_string();
+        assert_eq!(err, "accepting is the province's step; the commune approves");
+        let err = t(Accepted, Reopen, C).unwrap_err().to_string();
+        assert_eq!(err, "accepted by the province: only the province can reopen it");
+        assert!(t(Accepted, Reject, C).is_err(), "nor send it back");
+        assert_eq!(t(Accepted, Reopen, P).unwrap(), Some(Submitted));
+        let err = t(Submitted, Approve, P).unwrap_err().to_string();
+        assert_eq!(err, "approval is the commune's step; the province accepts after it");
+        let err = after_edit(Accepted, TWO_TIER).unwrap_err().to_string();
+        assert!(err.contains("ask the province to reopen it"), "{err}");
+    }
+
+    #[test]
+    fn a_chain_follows_the_villages_lineage() {
+        use crate::model::OrgUnit;
+        let unit =
+            |id: &str, level| OrgUnit { id: id.into(), name: id.into(), level, parent: None };
+        let (v, c) = (unit("v", Level::Village), unit("c", C));
+        let (d, p) = (unit("d", D), unit("p", P));
+        assert_eq!(Chain::of([&v, &c, &d, &p].into_iter()), FOUR);
+        assert_eq!(Chain::of([&v, &c, &p].into_iter()), TWO_TIER);
     }
 
     #[test]
@@ -201,10 +275,11 @@ mod tests {
 
     #[test]
     fn edits_resubmit_or_are_locked_out() {
-        assert_eq!(after_edit(Rejected).unwrap(), Submitted);
-        assert_eq!(after_edit(Returned).unwrap(), Submitted);
-        assert_eq!(after_edit(Submitted).unwrap(), Submitted);
-        assert!(after_edit(Approved).unwrap_err().to_string().contains("reopen"));
-        assert!(after_edit(Accepted).is_err());
+        assert_eq!(after_edit(Rejected, FOUR).unwrap(), Submitted);
+        assert_eq!(after_edit(Returned, FOUR).unwrap(), Submitted);
+        assert_eq!(after_edit(Submitted, FOUR).unwrap(), Submitted);
+        assert!(after_edit(Approved, FOUR).unwrap_err().to_string().contains("reopen"));
+        let err = after_edit(Accepted, FOUR).unwrap_err().to_string();
+        assert!(err.contains("accepted by the district and locked"), "{err}");
     }
 }

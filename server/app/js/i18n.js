@@ -60,7 +60,7 @@ const WORDS = {
   st_returned: ['bị trả lại', 'returned'],
   st_rejected: ['báo cáo bị từ chối', 'report rejected'],
   st_approved: ['đã duyệt', 'approved'],
-  st_accepted: ['huyện đã chấp nhận', 'accepted'],
+  st_accepted: ['đã được chấp nhận', 'accepted'],
   st_submitted: ['đã gửi, chờ duyệt', 'submitted, waiting for review'],
   st_none: ['chưa có gì', 'nothing yet'],
   conflictWith: ['xung đột: {0}', 'in conflict: {0}'],
@@ -70,7 +70,7 @@ const WORDS = {
   rv_returned: ['Bị trả lại để sửa: {0} — {1}, {2}. Sửa và lưu để gửi lại.', 'Returned for changes: {0} — {1}, {2}. Edit and save to submit again.'],
   rv_rejected: ['Báo cáo bị từ chối: {0} — {1}, {2}. Sửa và lưu để gửi lại.', 'Report rejected: {0} — {1}, {2}. Edit and save to submit again.'],
   rv_approved: ['Xã đã duyệt — {1}, {2}.', 'Approved by the commune — {1}, {2}.'],
-  rv_accepted: ['Huyện đã chấp nhận — {1}, {2}.', 'Accepted by the district — {1}, {2}.'],
+  rv_accepted: ['Đã được chấp nhận (cấp trên xã) — {1}, {2}.', 'Accepted — {1}, {2}.'],
   lockedWhy: ['Báo cáo đã được duyệt nên không sửa được nữa. Nếu cần sửa, xin người giám sát mở lại.', 'This report is approved, so it cannot be changed. Ask your supervisor to reopen it if it needs changes.'],
   // GPS and storage.
   gpsWorking: ['Đang lấy vị trí…', 'Getting the position…'],
@@ -89,6 +89,7 @@ const WORDS = {
 const REASONS = [
   [/^this report is approved and locked/, 'Báo cáo đã được xã duyệt nên bị khóa; xin người giám sát mở lại.'],
   [/^this report is accepted by the district and locked/, 'Báo cáo đã được huyện chấp nhận nên bị khóa; xin huyện mở lại.'],
+  [/^this report is accepted by the province and locked/, 'Báo cáo đã được tỉnh chấp nhận nên bị khóa; xin tỉnh mở lại.'],
   [/^period \S+ is closed for this area/, 'Kỳ báo cáo này đã đóng cho địa bàn; sửa đổi vẫn lưu trên máy cho đến khi tỉnh mở lại.'],
   [/^permission denied/, 'Bạn không có quyền ghi cho thôn này.'],
 ];

@@ -315,7 +315,7 @@ impl Work<'_> {
         let place = self.place(&at.village_id, at.period);
         let header = self.header(&place, at.submission)?;
         if let Some(h) = &header {
-            if let Err(e) = after_edit(h.review.state) {
+            if let Err(e) = after_edit(h.review.state, self.catalogue.chain(&at.village_id)) {
                 return Ok(Err(e.to_string()));
             }
         }

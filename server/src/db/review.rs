@@ -160,7 +160,8 @@ impl Store {
             let header = work
                 .header(&place, sub)?
                 .ok_or_else(|| Error::NotFound(format!("nothing recorded for {name}")))?;
-            let next = transition(header.review.state, verdict, level, reason)
+            let chain = catalogue.chain(village);
+            let next = transition(header.review.state, verdict, level, chain, reason)
                 .map_err(|e| Error::Invalid(format!("{name}: {e}")))?;
             let Some(next) = next else {
                 unchanged += 1;

@@ -537,3 +537,87 @@ fn two_edits_of_a_field_in_one_push_both_based_on_the_pulled_version_merge() {
     assert!(r[0].reason.contains("not a version"), "{}", r[0].reason);
     assert!(s.check().unwrap().is_empty(), "{:?}", s.check().unwrap());
 }
+
+/// Hà Tĩnh since 1 July 2025: no district level, communes straight under
+/// the province, two villages in each of two communes.
+fn two_tier() -> fieldsync::Catalogue {
+    use fieldsync::OrgUnit;
+    let unit = |id: &str, level, parent: Option<&str>| OrgUnit {
+        id: id.into(),
+        name: id.into(),
+        level,
+        parent: parent.map(Into::into),
+    };
+    let mut units = vec![unit("ht", Level::Province, None)];
+    for c in ["ht.a", "ht.b"] {
+        units.push(unit(c, Level::Commune, Some("ht")));
+        for v in ["1", "2"] {
+            units.push(unit(&format!("{c}.{v}"), Level::Village, Some(c)));
+        }
+    }
+    fieldsync::Catalogue::new(demo::indicators(), units).unwrap()
+}
+
+#[test]
+fn without_districts_the_commune_approves_the_province_accepts_and_totals_add_up() {
+    use fieldsync::access::Role;
+    use fieldsync::review::{ReviewState, Verdict};
+    let store = Store::open(Arc::new(Memory::new()), two_tier).unwrap();
+    let catalogue = store.catalogue();
+    assert_eq!(catalogue.levels(), [Level::Province, Level::Commune, Level::Village]);
+    let user = |id: &str, role, area: &str| User {
+        id: id.into(),
+        name: id.into(),
+        role,
+        areas: vec![area.into()],
+        disabled: false,
+    };
+    let (an, commune, province) = (
+        user("an", Role::Surveyor, "ht"),
+        user("xa", Role::Supervisor, "ht.a"),
+        user("tinh", Role::Supervisor, "ht"),
+    );
+    let mut batch = Vec::new();
+    for (i, (village, km)) in
+        [("ht.a.1", "1.5"), ("ht.a.2", "2.25"), ("ht.b.1", "4")].iter().enumerate()
+    {
+        let mut value =
+            m(i as u64 + 1, "2026", "road_km", RawValue::Amount((*km).into()), 10 + i as u64);
+        value.village_id = (*village).into();
+        batch.push(value);
+    }
+    let results = store.push(&an, device(1), &batch, 0, now_ms()).unwrap();
+    assert!(results.iter().all(|r| r.outcome == Outcome::Applied), "{results:?}");
+
+    let subs = vec![("ht.a.1".to_owned(), Period::Year(2026))];
+    let refused = |who: &User, verdict, why: &str| {
+        let err = store.decide(who, &subs, verdict, "", now_ms()).unwrap_err().to_string();
+        assert!(err.contains(why), "{}: {err}", verdict.as_str());
+    };
+    refused(&province, Verdict::Approve, "approval is the commune's step; the province accepts");
+    store.decide(&commune, &subs, Verdict::Approve, "", now_ms()).unwrap();
+    refused(&commune, Verdict::Accept, "accepting is the province's step");
+    let (decided, _) = store.decide(&province, &subs, Verdict::Accept, "", now_ms()).unwrap();
+    assert_eq!(decided[0].state, ReviewState::Accepted);
+    refused(&commune, Verdict::Reopen, "only the province can reopen it");
+
+    // The accepted report is locked, and the tablet is told who reopens it.
+    let mut edit = batch[0].clone();
+    edit.id = 4;
+    edit.value = RawValue::Amount("9".into());
+    edit.base_version = results[0].current.as_ref().unwrap().version;
+    edit.hlc = Hlc(20);
+    let late = store.push(&an, device(1), &[edit], 3, now_ms()).unwrap();
+    assert!(late[0].reason.contains("accepted by the province and locked"), "{late:?}");
+
+    // Province totals are the communes' sums, with no district between.
+    let km = |unit: &str| {
+        let totals = store.totals_of(&[unit.to_owned()], Period::Year(2026)).unwrap();
+        let road = totals.into_iter().find(|t| t.indicator == "road_km").unwrap();
+        (road.cell.approved.to_string(), road.cell.pending.to_string())
+    };
+    assert_eq!(km("ht.a"), ("1.5".into(), "2.25".into()));
+    assert_eq!(km("ht.b"), ("0".into(), "4".into()));
+    assert_eq!(km("ht"), ("1.5".into(), "6.25".into()));
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+}

@@ -88,7 +88,8 @@ impl Lang {
         match s {
             ReviewState::Submitted => self.pick("Chờ duyệt", "Submitted"),
             ReviewState::Approved => self.pick("Xã đã duyệt", "Approved by commune"),
-            ReviewState::Accepted => self.pick("Huyện đã chấp nhận", "Accepted by district"),
+            // The district accepted before 1 July 2025, the province since.
+            ReviewState::Accepted => self.pick("Đã chấp nhận (cấp trên xã)", "Accepted"),
             ReviewState::Rejected => self.pick("Bị từ chối", "Rejected"),
             ReviewState::Returned => self.pick("Trả lại để sửa", "Returned for changes"),
         }

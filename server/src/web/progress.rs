@@ -17,7 +17,6 @@ use crate::app::{Error, ExportQuery};
 
 /// Org units shown on one page (downloads have them all).
 pub const MAX_UNITS: usize = 300;
-const LEVELS: [Level; 4] = [Level::Province, Level::District, Level::Commune, Level::Village];
 
 /// What the page shows: period, area, level, whether pending reports count.
 struct Scope {
@@ -47,11 +46,10 @@ impl Scope {
             .org_unit(&area)
             .ok_or_else(|| Error::not_found(format!("unknown org unit {area:?}")))?;
         let level = match form.text("level") {
-            "" => LEVELS.into_iter().find(|l| l.parent() == Some(unit.level)).unwrap_or(unit.level),
-            l => LEVELS.into_iter().find(|x| x.as_str() == l).ok_or_else(|| {
-                Error::invalid(format!(
-                    "unknown level {l:?}: province, district, commune or village"
-                ))
+            "" => catalogue.level_below(unit.level).unwrap_or(unit.level),
+            l => catalogue.levels().into_iter().find(|x| x.as_str() == l).ok_or_else(|| {
+                let levels: Vec<&str> = catalogue.levels().iter().map(|l| l.as_str()).collect();
+                Error::invalid(format!("unknown level {l:?}: {}", levels.join(", ")))
             })?,
         };
         if level < unit.level {
@@ -166,11 +164,11 @@ async fn view(ctx: &Ctx, form: &Form) -> Result<progress::View, Error> {
         area_name: area_name.to_owned(),
         crumbs,
         areas: area_options(&catalogue, &ctx.user, &scope.area),
-        levels: LEVELS.into_iter().filter(|l| *l >= scope.area_level).collect(),
+        levels: catalogue.levels().into_iter().filter(|l| *l >= scope.area_level).collect(),
         query: scope.query(),
         cut,
         max_units: MAX_UNITS,
-        drill: LEVELS.into_iter().find(|l| l.parent() == Some(scope.level)),
+        drill: catalogue.level_below(scope.level),
         indicators,
         level: scope.level,
         pending: scope.pending,

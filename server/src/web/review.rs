@@ -278,10 +278,11 @@ fn submission_view(
             }
         })
         .collect();
+    let chain = catalogue.chain(&village);
     let verdicts = match ctx.user.review_level(&catalogue, &village) {
         Some(level) => VERDICTS
             .into_iter()
-            .filter(|v| matches!(transition(state, *v, level, "-"), Ok(Some(_))))
+            .filter(|v| matches!(transition(state, *v, level, chain, "-"), Ok(Some(_))))
             .collect(),
         None => Vec::new(),
     };

@@ -117,7 +117,9 @@ pub enum OrgUnitCommand {
         name: String,
         #[arg(long, value_parser = LEVELS)]
         level: String,
-        /// The org unit one level up (none for a province).
+        /// The org unit it belongs to: a village's commune; a commune's
+        /// district or, in a tree without districts, its province; none for
+        /// a province.
         #[arg(long)]
         parent: Option<String>,
     },

@@ -121,10 +121,9 @@ pub(super) async fn xlsx(s: &Session, plan: &Plan) -> anyhow::Result<(usize, Vec
         .map(|u| u.level)
         .min()
         .unwrap_or(Level::Province);
-    let levels: Vec<Level> = [Level::Province, Level::District, Level::Commune, Level::Village]
-        .into_iter()
-        .filter(|l| *l >= top && *l <= plan.query.level)
-        .collect();
+    // The tree's own levels: no district sheet for a tree without districts.
+    let levels: Vec<Level> =
+        s.catalogue.levels().into_iter().filter(|l| *l >= top && *l <= plan.query.level).collect();
     let mut sheets = Vec::new();
     let mut total = 0;
     for level in levels {

@@ -83,12 +83,15 @@ pub(super) async fn one(
                 "" => String::new(),
                 reason => format!(": {}", terminal(reason)),
             };
+            let accepts = s.catalogue.chain(village).accepts;
             let next = match r.state {
-                ReviewState::Submitted => "; tablets may edit it again",
-                ReviewState::Approved => "; it waits for the district to accept it",
-                ReviewState::Accepted => "; it is final and locked",
+                ReviewState::Submitted => "; tablets may edit it again".to_owned(),
+                ReviewState::Approved => {
+                    format!("; it waits for the {} to accept it", accepts.as_str())
+                }
+                ReviewState::Accepted => "; it is final and locked".to_owned(),
                 ReviewState::Rejected | ReviewState::Returned => {
-                    "; the surveyor sees this at their next sync"
+                    "; the surveyor sees this at their next sync".to_owned()
                 }
             };
             println!("{} {name}{why}{next}", past(verdict));

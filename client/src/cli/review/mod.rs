@@ -39,7 +39,8 @@ pub enum ReviewCommand {
     /// Approve a report (the commune's step); with --area and --period, every
     /// submitted report there.
     Approve(Bulk),
-    /// Accept an approved report (the district's step; final); with --area and
+    /// Accept an approved report (the step of the district, or of the
+    /// province where there are no districts; final); with --area and
     /// --period, every approved report there.
     Accept(Bulk),
     /// Reject a report; the surveyor sees the reason at their next sync.
