@@ -9,6 +9,10 @@ use std::time::Duration;
 
 /// Largest request message, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Largest request to the admin service: an import of a whole country's
+/// tree (about 80,000 units, 7 MiB) is one request, so that it is all or
+/// nothing. A request without a valid token is refused before it is read.
+pub const MAX_ADMIN_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
 /// Largest reply message: a push reply carries each field's current value,
 /// which may be longer than what the tablet sent.
 pub const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;

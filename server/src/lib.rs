@@ -29,8 +29,9 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::ServerTlsConfig;
 
 pub use config::{
-    Limits, HANDSHAKE_TIMEOUT, LISTEN_BACKLOG, MAX_CONCURRENT_PER_CONNECTION, MAX_MESSAGE_BYTES,
-    MAX_REPLY_BYTES, MAX_STREAMS_PER_CONNECTION, REOPEN_FREE_BYTES, REQUEST_TIMEOUT,
+    Limits, HANDSHAKE_TIMEOUT, LISTEN_BACKLOG, MAX_ADMIN_MESSAGE_BYTES,
+    MAX_CONCURRENT_PER_CONNECTION, MAX_MESSAGE_BYTES, MAX_REPLY_BYTES, MAX_STREAMS_PER_CONNECTION,
+    REOPEN_FREE_BYTES, REQUEST_TIMEOUT,
 };
 pub use db::Store;
 pub use listen::Tls;
@@ -154,7 +155,7 @@ async fn routes(
     let report = ReportServer::new(grpc::ReportService::new(Arc::clone(app)))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let admin = AdminServer::new(grpc::AdminService::new(Arc::clone(app)))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        .max_decoding_message_size(MAX_ADMIN_MESSAGE_BYTES);
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<SyncServer<grpc::SyncService>>().await;
     health_reporter.set_serving::<ReviewServer<grpc::ReviewService>>().await;

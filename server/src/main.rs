@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use fieldsync::Catalogue;
 use fieldsync_server::db::{now_ms, ADMIN_TOKEN_ENV};
 use fieldsync_server::{serve_all, Limits, Store, Tls};
 use fieldsync_store::Sled;
@@ -83,6 +84,12 @@ struct ServeArgs {
     /// Directory of the embedded store; created with demo data if empty.
     #[arg(long, default_value = "./fieldsync-data", env = "FIELDSYNC_DATA")]
     data: PathBuf,
+    /// Create a new store without the demo: no org units, indicators or demo
+    /// surveyor, only the first admin, ready for `fieldsync admin org-unit
+    /// import`, `indicator import` and `user import`. No effect on a store
+    /// that already exists.
+    #[arg(long, env = "FIELDSYNC_NO_DEMO")]
+    no_demo: bool,
     /// Serve gRPC and the web pages over TLS with this certificate chain
     /// (PEM); needs --tls-key.
     #[arg(long, requires = "tls_key", env = "FIELDSYNC_TLS_CERT")]
@@ -217,14 +224,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let data = args.data.clone();
+    let no_demo = args.no_demo;
     let store = tokio::task::spawn_blocking(move || -> anyhow::Result<Store> {
         let engine = Sled::open(&data)
             .with_context(|| format!("cannot open the store in {}", data.display()))?;
-        Ok(Store::open(Arc::new(engine), fieldsync::demo::catalogue)?)
+        let initial = if no_demo { Catalogue::default } else { fieldsync::demo::catalogue };
+        Ok(Store::open(Arc::new(engine), initial)?)
     })
     .await??;
     let store = Arc::new(store);
-    let demo = first_start(&store).await?;
+    let demo = first_start(&store, !no_demo).await?;
     let listener = fieldsync_server::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -256,9 +265,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// On a new store: creates user `admin` (with the token of
-/// `FIELDSYNC_ADMIN_TOKEN`, or a new one printed once) and a demo surveyor
-/// with an enrollment code, returned. Nothing on a store already used.
-async fn first_start(store: &Arc<Store>) -> anyhow::Result<Option<(String, String)>> {
+/// `FIELDSYNC_ADMIN_TOKEN`, or a new one printed once) and, with `demo`, a
+/// demo surveyor with an enrollment code, returned. Nothing on a store
+/// already used.
+async fn first_start(store: &Arc<Store>, demo: bool) -> anyhow::Result<Option<(String, String)>> {
     let env_token = std::env::var(ADMIN_TOKEN_ENV).ok().filter(|t| !t.is_empty());
     let first = Arc::clone(store);
     let given = env_token.clone();
@@ -271,6 +281,13 @@ async fn first_start(store: &Arc<Store>) -> anyhow::Result<Option<(String, Strin
             "new store: user `admin` created. Its token, shown this once (keep it safe):\n\n    {token}\n"
         ),
         (None, _) => return Ok(None),
+    }
+    if !demo || store.catalogue().org_units.is_empty() {
+        println!(
+            "new store without the demo: load the province with `fieldsync admin org-unit import \
+             FILE`, `fieldsync admin indicator import FILE` and `fieldsync admin user import FILE`"
+        );
+        return Ok(None);
     }
     // A new store also gets a surveyor to try the app with, and a code.
     let store = Arc::clone(store);

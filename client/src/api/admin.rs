@@ -5,13 +5,22 @@ use fieldsync::access::User;
 use fieldsync::{Indicator, OrgUnit};
 use fieldsync_proto::convert;
 use fieldsync_proto::v1::{
-    self, CreateEnrollmentRequest, CreateUserRequest, IssueTokenRequest, ListEnrollmentsRequest,
-    ListTokensRequest, ListUsersRequest, RevokeEnrollmentRequest, RevokeTokenRequest,
-    UpdateUserRequest,
+    self, CreateEnrollmentRequest, CreateUserRequest, ImportCatalogueRequest, IssueTokenRequest,
+    ListEnrollmentsRequest, ListTokensRequest, ListUsersRequest, RevokeEnrollmentRequest,
+    RevokeTokenRequest, UpdateUserRequest,
 };
 
 use super::{next_of, pages, unreadable, Api, Backup, Page};
 use crate::error::{Error, Result};
+
+/// What an import added, and how many of the units and indicators it
+/// was given the catalogue already held exactly so.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Imported {
+    pub org_units: usize,
+    pub indicators: usize,
+    pub unchanged: usize,
+}
 
 /// A change of one user; every part left out stays as it is.
 #[derive(Clone, Debug, Default)]
@@ -231,6 +240,27 @@ impl Api {
         let reply = client.add_org_unit(convert::org_unit_to_wire(unit)).await;
         let reply = reply.map_err(Error::status)?.into_inner();
         convert::org_unit_from_wire(reply).map_err(unreadable)
+    }
+
+    /// Adds many org units and indicators in one request, all or none: the
+    /// server names each bad one as "org unit N: …" or "indicator N: …"
+    /// (numbered from 1 in the order given).
+    pub async fn import_catalogue(
+        &self,
+        units: &[OrgUnit],
+        indicators: &[Indicator],
+    ) -> Result<Imported> {
+        let request = ImportCatalogueRequest {
+            org_units: units.iter().map(convert::org_unit_to_wire).collect(),
+            indicators: indicators.iter().map(convert::indicator_to_wire).collect(),
+        };
+        let reply = self.grpc.admin().import_catalogue(request).await.map_err(Error::status)?;
+        let reply = reply.into_inner();
+        Ok(Imported {
+            org_units: reply.org_units_added as usize,
+            indicators: reply.indicators_added as usize,
+            unchanged: reply.unchanged as usize,
+        })
     }
 
     /// Adds an indicator; the answer is the indicator as stored.

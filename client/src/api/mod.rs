@@ -16,7 +16,9 @@ use std::future::Future;
 
 use fieldsync::DeviceId;
 
-pub use admin::{Enrollment, IssuedToken, NewEnrollment, NewIndicator, TokenInfo, UserChange};
+pub use admin::{
+    Enrollment, Imported, IssuedToken, NewEnrollment, NewIndicator, TokenInfo, UserChange,
+};
 pub use report::{Backup, PlanFigure, Query, Rows};
 pub use review::{
     ConflictFilter, Decided, Decision, HistoryEntry, HistoryFilter, Reports, Settle, Settled,

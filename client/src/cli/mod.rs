@@ -11,6 +11,7 @@ pub mod report;
 pub mod review;
 pub mod status;
 pub mod sync;
+pub mod table;
 pub mod tablet;
 pub mod unsent;
 

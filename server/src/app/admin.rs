@@ -241,6 +241,17 @@ impl App {
         catalogue.org_unit(&id).cloned().ok_or_else(|| Error::internal("added unit missing"))
     }
 
+    /// Adds many org units and indicators, all or none (see
+    /// [`Store::import_catalogue`]).
+    pub fn import_catalogue(
+        &self,
+        admin: &User,
+        units: Vec<OrgUnit>,
+        indicators: Vec<Indicator>,
+    ) -> Result<crate::db::Imported> {
+        Ok(self.store.import_catalogue(admin, units, indicators, now_ms())?)
+    }
+
     /// Adds an indicator; the indicator as the catalogue now holds it.
     pub fn add_indicator(&self, admin: &User, indicator: Indicator) -> Result<Indicator> {
         let code = indicator.code.clone();

@@ -478,6 +478,194 @@ impl Store {
     }
 }
 
+/// What an import added, and what it was given that the catalogue already
+/// held exactly so.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Imported {
+    pub org_units: usize,
+    pub indicators: usize,
+    pub unchanged: usize,
+}
+
+/// Problems an import names at most, the rest counted: a refusal's message
+/// stays within what a status carries.
+const MAX_PROBLEMS_NAMED: usize = 8;
+
+impl Store {
+    /// Adds many org units and indicators, all or none: any bad one refuses
+    /// the whole import, naming every bad one by its place in the request
+    /// ("org unit 3: …", "indicator 2: …", numbered from 1). Parents may
+    /// come after their children. One given exactly as the catalogue holds
+    /// it already is left alone, so the same file can be imported twice;
+    /// one that differs is refused (an import adds, it never changes).
+    pub fn import_catalogue(
+        &self,
+        caller: &User,
+        units: Vec<OrgUnit>,
+        indicators: Vec<Indicator>,
+        now_ms: u64,
+    ) -> Result<Imported> {
+        self.require_admin(caller)?;
+        let mut problems = Vec::new();
+        let units: Vec<OrgUnit> = units
+            .into_iter()
+            .map(|u| OrgUnit {
+                id: u.id.trim().to_owned(),
+                name: nfc(u.name.trim()),
+                parent: u.parent.map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()),
+                ..u
+            })
+            .collect();
+        let indicators: Vec<Indicator> = indicators
+            .into_iter()
+            .map(|i| Indicator {
+                code: i.code.trim().to_owned(),
+                name_vi: nfc(i.name_vi.trim()),
+                name_en: i.name_en.trim().to_owned(),
+                unit: i.unit.trim().to_owned(),
+                parent: i.parent.map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()),
+                ..i
+            })
+            .collect();
+        let guard = self.write_lock();
+        let current = self.catalogue();
+        let mut imported = Imported::default();
+
+        let mut given: std::collections::HashMap<&str, (usize, Level)> = Default::default();
+        let mut new_units = Vec::new();
+        for (i, unit) in units.iter().enumerate() {
+            let n = i + 1;
+            if let Err(e) = unit.check_new() {
+                problems.push(format!("org unit {n}: {e}"));
+                continue;
+            }
+            if let Some((first, _)) = given.insert(&unit.id, (n, unit.level)) {
+                problems
+                    .push(format!("org unit {n}: {} is also org unit {first}; keep one", unit.id));
+                continue;
+            }
+            match current.org_unit(&unit.id) {
+                Some(held) if held == unit => imported.unchanged += 1,
+                Some(held) => problems.push(format!(
+                    "org unit {n}: {} is already in the catalogue as {} {:?} under {}; an \
+                     import adds units and never changes one",
+                    unit.id,
+                    held.level.as_str(),
+                    held.name,
+                    held.parent.as_deref().unwrap_or("nothing")
+                )),
+                None => new_units.push((n, unit)),
+            }
+        }
+        for (n, unit) in &new_units {
+            let parents = unit.level.parents();
+            let wanted = parents.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(" or ");
+            let parent_level = |p: &str| {
+                current.org_unit(p).map(|u| u.level).or_else(|| given.get(p).map(|(_, l)| *l))
+            };
+            let problem = match (&unit.parent, parents.is_empty()) {
+                (None, true) => None,
+                (None, false) => Some(format!(
+                    "{} is a {} and needs a parent {wanted}",
+                    unit.id,
+                    unit.level.as_str()
+                )),
+                (Some(p), true) => {
+                    Some(format!("{} is a province: it has no parent (given {p})", unit.id))
+                }
+                (Some(p), false) => match parent_level(p) {
+                    None => Some(format!(
+                        "the parent {p} of {} is neither in the catalogue nor in this import",
+                        unit.id
+                    )),
+                    Some(level) if !parents.contains(&level) => Some(format!(
+                        "{} is a {} and its parent must be a {wanted}, but {p} is a {}",
+                        unit.id,
+                        unit.level.as_str(),
+                        level.as_str()
+                    )),
+                    Some(_) => None,
+                },
+            };
+            if let Some(why) = problem {
+                problems.push(format!("org unit {n}: {why}"));
+            }
+        }
+
+        let mut codes: std::collections::HashMap<&str, usize> = Default::default();
+        let mut new_indicators = Vec::new();
+        for (i, ind) in indicators.iter().enumerate() {
+            let n = i + 1;
+            if let Err(e) = ind.check_new() {
+                problems.push(format!("indicator {n}: {e}"));
+                continue;
+            }
+            if let Some(first) = codes.insert(&ind.code, n) {
+                problems.push(format!(
+                    "indicator {n}: {} is also indicator {first}; keep one",
+                    ind.code
+                ));
+                continue;
+            }
+            match current.indicator(&ind.code) {
+                Some(held) if held == ind => imported.unchanged += 1,
+                Some(_) => problems.push(format!(
+                    "indicator {n}: {} is already in the catalogue, defined otherwise; an import \
+                     adds indicators and never changes one",
+                    ind.code
+                )),
+                None => new_indicators.push(ind),
+            }
+        }
+        if !problems.is_empty() {
+            let more = problems.len().saturating_sub(MAX_PROBLEMS_NAMED);
+            problems.truncate(MAX_PROBLEMS_NAMED);
+            if more > 0 {
+                problems.push(format!("… and {more} more"));
+            }
+            return Err(Error::Invalid(format!(
+                "nothing was imported; fix these:\n{}",
+                problems.join("\n")
+            )));
+        }
+        if new_units.is_empty() && new_indicators.is_empty() {
+            return Ok(imported);
+        }
+        imported.org_units = new_units.len();
+        imported.indicators = new_indicators.len();
+        let mut all_units: Vec<OrgUnit> = current.org_units.values().cloned().collect();
+        all_units.extend(new_units.iter().map(|(_, u)| (*u).clone()));
+        let mut all_indicators: Vec<Indicator> = current.indicators_in_order().cloned().collect();
+        all_indicators.extend(new_indicators.iter().map(|i| (*i).clone()));
+        let catalogue = Catalogue::new(all_indicators, all_units)
+            .map_err(|e| Error::Invalid(format!("nothing was imported: {e}")))?;
+        let mut by_level = [0usize; 4];
+        for (_, u) in &new_units {
+            by_level[u.level as usize] += 1;
+        }
+        let levels: Vec<String> = Level::ALL
+            .iter()
+            .zip(by_level)
+            .filter(|(_, k)| *k > 0)
+            .map(|(l, k)| format!("{k} {}", l.as_str()))
+            .collect();
+        let mut detail = format!("imported {} org unit(s)", new_units.len());
+        if !levels.is_empty() {
+            detail += &format!(" ({})", levels.join(", "));
+        }
+        detail += &format!(" and {} indicator(s)", new_indicators.len());
+        let catalogue = Arc::new(catalogue);
+        let mut work = Work::new(guard, caller, now_ms)?;
+        Key::Meta(CATALOGUE_KEY).put(&mut work.batch, encode(catalogue.as_ref()));
+        let entry = work.entry(AuditKind::Catalogue, detail);
+        work.audit(entry);
+        work.commit_then(|_| {
+            *self.catalogue.write().unwrap_or_else(|e| e.into_inner()) = catalogue;
+        })?;
+        Ok(imported)
+    }
+}
+
 /// Tokens kept signed in memory at most; the map starts afresh beyond.
 const MAX_SIGN_INS: usize = 10_000;
 

@@ -38,7 +38,7 @@ use fieldsync_store::Engine;
 use schema::{decode, read_u64, Key, CATALOGUE_KEY, META, SEQ_KEY};
 use txn::{Locked, Writes};
 
-pub use admin::ADMIN_TOKEN_ENV;
+pub use admin::{Imported, ADMIN_TOKEN_ENV};
 pub use clock::{now_ms, server_hlc, MAX_CLOCK_SKEW_MS};
 pub use disk::WriteLimits;
 pub use enroll::{display_code, Redeemed, NOT_VALID};

@@ -621,3 +621,53 @@ fn without_districts_the_commune_approves_the_province_accepts_and_totals_add_up
     assert_eq!(km("ht"), ("1.5".into(), "6.25".into()));
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
 }
+
+#[test]
+fn an_import_adds_all_or_nothing_and_never_changes_a_unit() {
+    use fieldsync::access::Role;
+    use fieldsync::OrgUnit;
+    let store = Store::open(Arc::new(Memory::new()), two_tier).unwrap();
+    let admin = User {
+        id: "admin".into(),
+        name: "Admin".into(),
+        role: Role::Admin,
+        areas: vec![],
+        disabled: false,
+    };
+    let unit = |id: &str, name: &str, level, parent: &str| OrgUnit {
+        id: id.into(),
+        name: name.into(),
+        level,
+        parent: Some(parent.into()),
+    };
+    let before = store.catalogue();
+    // A village under a new commune listed after it, and one renamed unit.
+    let units = vec![
+        unit("ht.c.1", "Thôn 1", Level::Village, "ht.c"),
+        unit("ht.c", "Xã C", Level::Commune, "ht"),
+        unit("ht.a", "Xã A mới", Level::Commune, "ht"),
+    ];
+    let err = store.import_catalogue(&admin, units.clone(), vec![], now_ms()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "nothing was imported; fix these:\norg unit 3: ht.a is already in the catalogue as \
+         commune \"ht.a\" under ht; an import adds units and never changes one"
+    );
+    assert_eq!(store.catalogue(), before, "nothing changed");
+
+    let imported = store.import_catalogue(&admin, units[..2].to_vec(), vec![], now_ms()).unwrap();
+    assert_eq!(imported, Imported { org_units: 2, indicators: 0, unchanged: 0 });
+    assert_eq!(store.catalogue().org_unit("ht.c.1").unwrap().parent.as_deref(), Some("ht.c"));
+    let again = store.import_catalogue(&admin, units[..2].to_vec(), vec![], now_ms()).unwrap();
+    assert_eq!(again, Imported { org_units: 0, indicators: 0, unchanged: 2 });
+
+    // Only admins import; the import is audited.
+    let surveyor = User { role: Role::Surveyor, areas: vec!["ht".into()], ..admin.clone() };
+    assert!(store.import_catalogue(&surveyor, vec![], vec![], now_ms()).is_err());
+    let history = store.history(&admin, &HistoryQuery::default()).unwrap();
+    let last = history.iter().rev().find(|e| e.detail.starts_with("imported")).unwrap();
+    assert_eq!(last.detail, "imported 2 org unit(s) (1 commune, 1 village) and 0 indicator(s)");
+
+    // The store still checks clean.
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+}

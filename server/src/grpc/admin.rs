@@ -227,6 +227,42 @@ impl Admin for AdminService {
         Ok(Response::new(convert::org_unit_to_wire(&unit)))
     }
 
+    async fn import_catalogue(
+        &self,
+        request: Request<v1::ImportCatalogueRequest>,
+    ) -> Result<Response<v1::ImportCatalogueReply>, Status> {
+        let admin = caller(&request)?;
+        let req = request.into_inner();
+        // What cannot even be read is named like the store's own refusals.
+        let mut problems = Vec::new();
+        let mut units = Vec::with_capacity(req.org_units.len());
+        for (i, u) in req.org_units.into_iter().enumerate() {
+            match convert::org_unit_from_wire(u) {
+                Ok(u) => units.push(u),
+                Err(e) => problems.push(format!("org unit {}: {e}", i + 1)),
+            }
+        }
+        let mut indicators = Vec::with_capacity(req.indicators.len());
+        for (i, ind) in req.indicators.into_iter().enumerate() {
+            match convert::indicator_from_wire(ind) {
+                Ok(ind) => indicators.push(ind),
+                Err(e) => problems.push(format!("indicator {}: {e}", i + 1)),
+            }
+        }
+        if !problems.is_empty() {
+            problems.truncate(8);
+            let message = format!("nothing was imported; fix these:\n{}", problems.join("\n"));
+            return Err(super::clipped(Status::invalid_argument(message)));
+        }
+        let imported =
+            blocking(&self.app, move |app| app.import_catalogue(&admin, units, indicators)).await?;
+        Ok(Response::new(v1::ImportCatalogueReply {
+            org_units_added: imported.org_units as u32,
+            indicators_added: imported.indicators as u32,
+            unchanged: imported.unchanged as u32,
+        }))
+    }
+
     async fn add_indicator(
         &self,
         request: Request<v1::Indicator>,

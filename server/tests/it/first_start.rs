@@ -31,9 +31,19 @@ fn free_port() -> u16 {
 /// up to the line saying how to make more codes (or up to the web pages'
 /// line when it prints no code), with the gRPC URL and the web port.
 fn start(data: &std::path::Path, expect_code: bool) -> (Server, Vec<String>, String, u16) {
+    start_with(data, expect_code, &[])
+}
+
+/// [`start`] with more flags for `serve`.
+fn start_with(
+    data: &std::path::Path,
+    expect_code: bool,
+    flags: &[&str],
+) -> (Server, Vec<String>, String, u16) {
     let (grpc, http) = (free_port(), free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_fieldsync-server"))
         .args(["serve", "--listen", &format!("127.0.0.1:{grpc}")])
+        .args(flags)
         .args(["--http", &format!("127.0.0.1:{http}"), "--data"])
         .arg(data)
         .env_remove("FIELDSYNC_ADMIN_TOKEN")
@@ -106,5 +116,31 @@ async fn a_new_store_prints_a_code_that_enrolls_the_demo_surveyor() {
     let (server, lines, _, _) = start(&data, false);
     let text = lines.join("\n");
     assert!(!text.contains("demo.surveyor") && !text.contains("#enroll="), "{text}");
+    drop(server);
+}
+
+#[tokio::test]
+async fn no_demo_starts_an_empty_store_with_only_its_admin() {
+    use fieldsync_proto::v1::sync_client::SyncClient;
+    use fieldsync_proto::v1::BootstrapRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (server, lines, url, _) = start_with(&data, false, &["--no-demo"]);
+    let text = lines.join("\n");
+    assert!(text.contains("user `admin` created"), "{text}");
+    assert!(text.contains("without the demo") && text.contains("org-unit import"), "{text}");
+    assert!(!text.contains("demo.surveyor") && !text.contains("#enroll="), "{text}");
+    let token = lines
+        .iter()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with("fs_"))
+        .unwrap_or_else(|| panic!("the admin's token is printed: {text}"))
+        .to_owned();
+    let mut sync = SyncClient::new(channel(&url).await);
+    let mut request = tonic::Request::new(BootstrapRequest { schema_version: SCHEMA_VERSION });
+    let bearer = format!("Bearer {token}").parse().unwrap();
+    request.metadata_mut().insert("authorization", bearer);
+    let catalogue = sync.bootstrap(request).await.unwrap().into_inner();
+    assert!(catalogue.org_units.is_empty() && catalogue.indicators.is_empty(), "{catalogue:?}");
     drop(server);
 }

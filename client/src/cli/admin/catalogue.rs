@@ -6,7 +6,7 @@ use fieldsync::validate::{check_id, check_name};
 use fieldsync::{Level, OrgUnit, ValueKind};
 use fieldsync_client::api::NewIndicator;
 
-use super::IndicatorCommand;
+use super::AddIndicator;
 use crate::cli::Session;
 
 pub(super) async fn add_org_unit(
@@ -52,8 +52,8 @@ pub(super) async fn add_org_unit(
     Ok(())
 }
 
-pub(super) async fn add_indicator(s: &Session, command: IndicatorCommand) -> anyhow::Result<()> {
-    let IndicatorCommand::Add { code, name_vi, name_en, unit, kind, scale, parent, max } = command;
+pub(super) async fn add_indicator(s: &Session, command: AddIndicator) -> anyhow::Result<()> {
+    let AddIndicator { code, name_vi, name_en, unit, kind, scale, parent, max } = command;
     let decimal_scale = match (kind.as_str(), scale) {
         ("integer", None | Some(0)) => None,
         ("integer", Some(_)) => {

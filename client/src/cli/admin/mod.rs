@@ -6,6 +6,7 @@
 //! indicators in [`catalogue`].
 
 mod catalogue;
+mod import;
 mod tokens;
 mod users;
 
@@ -123,32 +124,67 @@ pub enum OrgUnitCommand {
         #[arg(long)]
         parent: Option<String>,
     },
+    /// Add every org unit of a CSV file or Excel workbook, all or nothing.
+    ///
+    /// Columns (the header row, in any order): id, name, level (province,
+    /// district, commune, village, or tỉnh, huyện, xã, phường, thôn, tổ dân
+    /// phố…) and parent (empty for a province); Vietnamese headers (Mã, Tên,
+    /// Cấp, Thuộc) are read too. A commune hangs from its district, or from
+    /// its province in a tree without districts. Excel's CSV is read as it
+    /// saves it (UTF-8 with a BOM, `;` or `,` between cells); a bad row is
+    /// named by the number Excel shows, and none is imported then. Rows
+    /// already in the catalogue exactly as written are skipped, so a file can
+    /// be imported again after more rows are added.
+    Import {
+        /// The .csv or .xlsx file (its first sheet).
+        file: PathBuf,
+    },
+    /// The org tree, top down (or the part of it below --area).
+    List {
+        #[arg(long)]
+        area: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
 pub enum IndicatorCommand {
     /// Add an indicator.
-    Add {
-        code: String,
-        #[arg(long)]
-        name_vi: String,
-        #[arg(long)]
-        name_en: String,
-        /// "km", "count", "ha", ...
-        #[arg(long)]
-        unit: String,
-        #[arg(long, value_parser = ["integer", "decimal"])]
-        kind: String,
-        /// Digits after the decimal point [default: 2 for decimal, 0 for integer].
-        #[arg(long)]
-        scale: Option<u32>,
-        /// The indicator this one is an "of which" part of.
-        #[arg(long)]
-        parent: Option<String>,
-        /// The largest value one village may report in one period.
-        #[arg(long)]
-        max: String,
+    Add(AddIndicator),
+    /// Add every indicator of a CSV file or Excel workbook, all or nothing.
+    ///
+    /// Columns: code, name_vi, name_en (optional), unit, kind (integer or
+    /// decimal; số nguyên, số thập phân), scale (digits after the point,
+    /// default 2 for decimals), parent (the indicator it is an "of which"
+    /// part of; optional) and max (the largest value per village; "0,5" or
+    /// "0.5"), in the report's order. Read as `org-unit import` reads.
+    Import {
+        /// The .csv or .xlsx file (its first sheet).
+        file: PathBuf,
     },
+}
+
+/// `admin indicator add`'s arguments.
+#[derive(clap::Args)]
+pub struct AddIndicator {
+    code: String,
+    #[arg(long)]
+    name_vi: String,
+    #[arg(long)]
+    name_en: String,
+    /// "km", "count", "ha", ...
+    #[arg(long)]
+    unit: String,
+    #[arg(long, value_parser = ["integer", "decimal"])]
+    kind: String,
+    /// Digits after the decimal point [default: 2 for decimal, 0 for integer].
+    #[arg(long)]
+    scale: Option<u32>,
+    /// The indicator this one is an "of which" part of.
+    #[arg(long)]
+    parent: Option<String>,
+    /// The largest value one village may report in one period.
+    #[arg(long)]
+    max: String,
 }
 
 pub async fn run(command: AdminCommand, online: &Online, home: &Path) -> anyhow::Result<()> {
@@ -160,7 +196,16 @@ pub async fn run(command: AdminCommand, online: &Online, home: &Path) -> anyhow:
         AdminCommand::OrgUnit(OrgUnitCommand::Add { id, name, level, parent }) => {
             catalogue::add_org_unit(&s, id, name, &level, parent).await
         }
-        AdminCommand::Indicator(command) => catalogue::add_indicator(&s, command).await,
+        AdminCommand::OrgUnit(OrgUnitCommand::Import { file }) => {
+            import::org_units(&s, &file).await
+        }
+        AdminCommand::OrgUnit(OrgUnitCommand::List { area }) => import::list(&s, area.as_deref()),
+        AdminCommand::Indicator(IndicatorCommand::Import { file }) => {
+            import::indicators(&s, &file).await
+        }
+        AdminCommand::Indicator(IndicatorCommand::Add(add)) => {
+            catalogue::add_indicator(&s, add).await
+        }
     }
 }
 

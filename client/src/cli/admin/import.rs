@@ -1,0 +1,300 @@
+//! `fieldsync admin org-unit import|list` and `admin indicator import`:
+//! loading a province from the files it keeps in Excel, all or nothing,
+//! every bad row named by the number Excel shows beside it.
+
+use std::path::Path;
+
+use anyhow::bail;
+use fieldsync::amount::Amount;
+use fieldsync::{Indicator, Level, OrgUnit, ValueKind};
+use fieldsync_client::api::Imported;
+
+use crate::cli::table::{Row, Table};
+use crate::cli::Session;
+
+/// The columns of an org-unit file, each under its English code first and
+/// then the Vietnamese headers a province would write.
+const UNIT_ID: &[&str] = &["id", "mã", "mã đơn vị", "ma_don_vi", "code"];
+const UNIT_NAME: &[&str] = &["name", "tên", "tên đơn vị", "ten_don_vi"];
+const UNIT_LEVEL: &[&str] = &["level", "cấp", "cấp hành chính", "loại"];
+const UNIT_PARENT: &[&str] =
+    &["parent", "parent_id", "thuộc", "mã cấp trên", "cấp trên", "đơn vị cha", "mã cha"];
+
+/// The columns of an indicator file.
+const IND_CODE: &[&str] = &["code", "mã", "mã chỉ tiêu", "id"];
+const IND_NAME_VI: &[&str] = &["name_vi", "tên", "tên chỉ tiêu", "tên tiếng việt"];
+const IND_NAME_EN: &[&str] = &["name_en", "tên tiếng anh", "english"];
+const IND_UNIT: &[&str] = &["unit", "đơn vị tính", "đvt", "đơn vị"];
+const IND_KIND: &[&str] = &["kind", "kiểu", "loại số"];
+const IND_SCALE: &[&str] = &["scale", "số chữ số thập phân", "chữ số thập phân"];
+const IND_PARENT: &[&str] = &["parent", "parent_code", "trong đó của", "thuộc"];
+const IND_MAX: &[&str] = &["max", "max_per_village", "tối đa mỗi thôn", "tối đa"];
+
+/// `admin org-unit import FILE`.
+pub(super) async fn org_units(s: &Session, path: &Path) -> anyhow::Result<()> {
+    let table = Table::read(path)?;
+    let (units, lines) = read_units(&table)?;
+    let imported = s
+        .api
+        .import_catalogue(&units, &[])
+        .await
+        .map_err(|e| s.refused(e))
+        .map_err(|e| by_row(&table.name, &e.to_string(), "org unit", &lines))?;
+    report(s, &table.name, imported, &units)
+}
+
+/// `admin indicator import FILE`.
+pub(super) async fn indicators(s: &Session, path: &Path) -> anyhow::Result<()> {
+    let table = Table::read(path)?;
+    let (indicators, lines) = read_indicators(&table)?;
+    let imported = s
+        .api
+        .import_catalogue(&[], &indicators)
+        .await
+        .map_err(|e| s.refused(e))
+        .map_err(|e| by_row(&table.name, &e.to_string(), "indicator", &lines))?;
+    report(s, &table.name, imported, &[])
+}
+
+/// The org units of `table`, with the row each came from; every row that
+/// cannot be read is named, and any refuses the file.
+fn read_units(table: &Table) -> anyhow::Result<(Vec<OrgUnit>, Vec<u64>)> {
+    let id = table.required(UNIT_ID)?;
+    let name = table.required(UNIT_NAME)?;
+    let level = table.required(UNIT_LEVEL)?;
+    let parent = table.column(UNIT_PARENT);
+    let mut problems = Vec::new();
+    let mut units = Vec::new();
+    let mut lines = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    for row in &table.rows {
+        let n = row.line;
+        let (unit_id, unit_name) = (row.cell(Some(id)), row.cell(Some(name)));
+        if unit_id.is_empty() || unit_name.is_empty() {
+            problems.push(format!("row {n}: every org unit needs an id and a name"));
+            continue;
+        }
+        if let Some(first) = seen.insert(unit_id.to_owned(), n) {
+            problems.push(format!("row {n}: the same id {unit_id} as row {first}; keep one"));
+            continue;
+        }
+        let Some(unit_level) = Level::parse(row.cell(Some(level))) else {
+            problems.push(format!(
+                "row {n}: unknown level {:?}: write province, district, commune or village (or \
+                 tỉnh, huyện, xã, phường, thôn, tổ dân phố…)",
+                row.cell(Some(level))
+            ));
+            continue;
+        };
+        let unit_parent = Some(row.cell(parent).to_owned()).filter(|p| !p.is_empty());
+        units.push(OrgUnit {
+            id: unit_id.to_owned(),
+            name: unit_name.to_owned(),
+            level: unit_level,
+            parent: unit_parent,
+        });
+        lines.push(n);
+    }
+    refuse_if_any(&table.name, problems)?;
+    if units.is_empty() {
+        bail!("{} has no org units below its header row", table.name);
+    }
+    Ok((units, lines))
+}
+
+/// The indicators of `table`, with the row each came from.
+fn read_indicators(table: &Table) -> anyhow::Result<(Vec<Indicator>, Vec<u64>)> {
+    let code = table.required(IND_CODE)?;
+    let name_vi = table.required(IND_NAME_VI)?;
+    let name_en = table.column(IND_NAME_EN);
+    let unit = table.required(IND_UNIT)?;
+    let kind = table.required(IND_KIND)?;
+    let scale = table.column(IND_SCALE);
+    let parent = table.column(IND_PARENT);
+    let max = table.required(IND_MAX)?;
+    let mut problems = Vec::new();
+    let mut indicators = Vec::new();
+    let mut lines = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    for row in &table.rows {
+        let code_text = row.cell(Some(code));
+        if let Some(first) = seen.insert(code_text.to_owned(), row.line) {
+            let n = row.line;
+            problems.push(format!("row {n}: the same code {code_text} as row {first}; keep one"));
+            continue;
+        }
+        match indicator(row, [code, name_vi, unit, kind, max], name_en, scale, parent) {
+            Ok(i) => {
+                indicators.push(i);
+                lines.push(row.line);
+            }
+            Err(why) => problems.push(format!("row {}: {why}", row.line)),
+        }
+    }
+    refuse_if_any(&table.name, problems)?;
+    if indicators.is_empty() {
+        bail!("{} has no indicators below its header row", table.name);
+    }
+    Ok((indicators, lines))
+}
+
+fn indicator(
+    row: &Row,
+    [code, name_vi, unit, kind, max]: [usize; 5],
+    name_en: Option<usize>,
+    scale: Option<usize>,
+    parent: Option<usize>,
+) -> Result<Indicator, String> {
+    let code_text = row.cell(Some(code));
+    if code_text.is_empty() || row.cell(Some(name_vi)).is_empty() {
+        return Err("every indicator needs a code and a Vietnamese name".into());
+    }
+    let kind = match fieldsync::model::search_key(row.cell(Some(kind))).as_str() {
+        "integer" | "so nguyen" | "nguyen" => ValueKind::Integer,
+        "decimal" | "so thap phan" | "thap phan" => {
+            let scale = match row.cell(scale) {
+                "" => 2,
+                text => text.parse::<u8>().ok().filter(|s| *s <= 6).ok_or_else(|| {
+                    format!("{code_text}: the digits after the point must be 0-6, not {text:?}")
+                })?,
+            };
+            ValueKind::Decimal { scale }
+        }
+        other => {
+            return Err(format!(
+                "{code_text}: unknown kind {other:?}: write integer (số nguyên) or decimal (số \
+                 thập phân)"
+            ))
+        }
+    };
+    // A comma decimal, as Vietnamese settings write it, reads as a point.
+    let max_text = row.cell(Some(max)).replace(',', ".");
+    let max_per_village = Amount::parse(&max_text, kind.scale())
+        .map_err(|e| format!("{code_text}: the largest value per village: {e}"))?;
+    Ok(Indicator {
+        code: code_text.to_owned(),
+        name_vi: row.cell(Some(name_vi)).to_owned(),
+        name_en: Some(row.cell(name_en))
+            .filter(|n| !n.is_empty())
+            .unwrap_or(row.cell(Some(name_vi)))
+            .to_owned(),
+        unit: row.cell(Some(unit)).to_owned(),
+        kind,
+        parent: Some(row.cell(parent).to_owned()).filter(|p| !p.is_empty()),
+        max_per_village,
+    })
+}
+
+fn refuse_if_any(name: &str, problems: Vec<String>) -> anyhow::Result<()> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    bail!("nothing was imported; fix these rows of {name}:\n{}", problems.join("\n"))
+}
+
+/// The server's refusal with each "org unit N: …" named by the row of the
+/// file it came from.
+fn by_row(name: &str, message: &str, what: &str, lines: &[u64]) -> anyhow::Error {
+    let prefix = format!("{what} ");
+    let text: Vec<String> = message
+        .lines()
+        .map(|line| {
+            if line.starts_with("nothing was imported; fix these:") {
+                return format!("nothing was imported; fix these rows of {name}:");
+            }
+            let renamed = line.strip_prefix(&prefix).and_then(|rest| {
+                let (n, why) = rest.split_once(": ")?;
+                let row = lines.get(n.parse::<usize>().ok()?.checked_sub(1)?)?;
+                Some(format!("row {row}: {why}"))
+            });
+            renamed.unwrap_or_else(|| line.to_owned())
+        })
+        .collect();
+    anyhow::anyhow!(text.join("\n"))
+}
+
+fn report(s: &Session, name: &str, imported: Imported, units: &[OrgUnit]) -> anyhow::Result<()> {
+    if s.json {
+        return s.print_json(&serde_json::json!({
+            "org_units_added": imported.org_units,
+            "indicators_added": imported.indicators,
+            "unchanged": imported.unchanged,
+        }));
+    }
+    let mut by_level = [0usize; 4];
+    for u in units {
+        by_level[u.level as usize] += 1;
+    }
+    let levels: Vec<String> = Level::ALL
+        .iter()
+        .zip(by_level)
+        .filter(|(_, k)| *k > 0)
+        .map(|(l, k)| format!("{k} {}", l.as_str()))
+        .collect();
+    let what = match (imported.org_units, imported.indicators) {
+        (0, 0) => "nothing new".to_owned(),
+        (u, 0) => format!("{u} org unit(s)"),
+        (0, i) => format!("{i} indicator(s)"),
+        (u, i) => format!("{u} org unit(s) and {i} indicator(s)"),
+    };
+    let given = if levels.is_empty() { String::new() } else { format!(" ({})", levels.join(", ")) };
+    let already = match imported.unchanged {
+        0 => String::new(),
+        k => format!("; {k} of its rows were already in the catalogue as written"),
+    };
+    println!("imported {what} from {name}{given}{already}; tablets see them at their next sync");
+    Ok(())
+}
+
+/// `admin org-unit list`: the tree, or the part below `area`, top down.
+pub(super) fn list(s: &Session, area: Option<&str>) -> anyhow::Result<()> {
+    let cat = &s.catalogue;
+    let roots: Vec<&OrgUnit> = match area {
+        Some(a) => match cat.org_unit(a) {
+            Some(u) => vec![u],
+            None => {
+                bail!("unknown org unit {a:?}: see the ids with `fieldsync admin org-unit list`")
+            }
+        },
+        None => cat.units_at(Level::Province, None),
+    };
+    let mut rows = Vec::new();
+    for root in roots {
+        let mut below = cat.subtree(&root.id);
+        below.sort_by(|a, b| (a.level, &a.id).cmp(&(b.level, &b.id)));
+        rows.extend(below);
+    }
+    if s.json {
+        let units: Vec<_> = rows
+            .iter()
+            .map(|u| {
+                serde_json::json!({
+                    "id": u.id,
+                    "name": u.name,
+                    "level": u.level.as_str(),
+                    "parent_id": u.parent.clone().unwrap_or_default(),
+                })
+            })
+            .collect();
+        return s.print_json(&units);
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|u| {
+            vec![
+                u.id.clone(),
+                crate::cli::terminal(&u.name),
+                u.level.as_str().to_owned(),
+                u.parent.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    crate::cli::print_table(&["id", "name", "level", "parent"], &table);
+    let counts: Vec<String> = cat
+        .levels()
+        .into_iter()
+        .map(|l| format!("{} {}", rows.iter().filter(|u| u.level == l).count(), l.as_str()))
+        .collect();
+    println!("{} org unit(s): {}", rows.len(), counts.join(", "));
+    Ok(())
+}

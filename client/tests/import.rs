@@ -1,0 +1,231 @@
+//! Loading a real province into a store that starts empty (as
+//! `fieldsync-server serve --no-demo` starts one), through the binary: the
+//! org tree from a CSV file as Excel saves it under Vietnamese settings, the
+//! indicators from a workbook, every bad row named by the number Excel shows
+//! and nothing imported then; then a surveyor of the new tree records and
+//! syncs from a tablet.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use fieldsync::Catalogue;
+use fieldsync_server::local::LocalServer;
+use tempfile::TempDir;
+
+const ADMIN_TOKEN: &str = "import-test-admin-token-0123456789";
+
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+struct Desk {
+    dir: TempDir,
+    url: String,
+}
+
+impl Desk {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    async fn run(&self, args: &[&str]) -> Run {
+        let cwd = self.dir.path().to_owned();
+        let argv: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        tokio::task::spawn_blocking(move || {
+            let out = Command::new(env!("CARGO_BIN_EXE_fieldsync"))
+                .args(&argv)
+                .current_dir(&cwd)
+                .env_remove("FIELDSYNC_HOME")
+                .env_remove("FIELDSYNC_SERVER")
+                .env_remove("FIELDSYNC_TOKEN")
+                .env_remove("RUST_LOG")
+                .output()
+                .expect("run fieldsync");
+            Run {
+                code: out.status.code(),
+                stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+                stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+            }
+        })
+        .await
+        .expect("run task")
+    }
+
+    /// An admin command that must succeed; its stdout.
+    async fn admin(&self, args: &[&str]) -> String {
+        let run = self.as_admin(args).await;
+        assert_eq!(run.code, Some(0), "`fieldsync {}` failed: {run:?}", args.join(" "));
+        run.stdout
+    }
+
+    /// An admin command that must fail with one plain error; its stderr.
+    async fn admin_fails(&self, args: &[&str]) -> String {
+        let run = self.as_admin(args).await;
+        assert_eq!(run.code, Some(1), "`fieldsync {}` should fail: {run:?}", args.join(" "));
+        assert!(run.stderr.starts_with("error: "), "{run:?}");
+        run.stderr
+    }
+
+    async fn as_admin(&self, args: &[&str]) -> Run {
+        let mut argv = args.to_vec();
+        argv.extend(["--server", &self.url, "--token", ADMIN_TOKEN, "--home", "office"]);
+        self.run(&argv).await
+    }
+
+    async fn tablet(&self, args: &[&str]) -> String {
+        let mut argv = vec!["--home", "tablet"];
+        argv.extend(args);
+        let run = self.run(&argv).await;
+        assert_eq!(run.code, Some(0), "`fieldsync {}` failed: {run:?}", argv.join(" "));
+        run.stdout
+    }
+}
+
+/// `lines` as Excel writes a CSV under Vietnamese regional settings: UTF-8
+/// with a byte-order mark, `;` between cells, CRLF.
+fn excel_csv(path: &Path, lines: &[&str]) {
+    let mut text = String::from("\u{feff}");
+    for line in lines {
+        text.push_str(line);
+        text.push_str("\r\n");
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// Part of Hà Tĩnh after 1 July 2025: communes and a ward straight under
+/// the province.
+const TREE: [&str; 8] = [
+    "Mã;Tên;Cấp;Thuộc",
+    "ht;Tỉnh Hà Tĩnh;Tỉnh;",
+    "ht.thach-ha;Xã Thạch Hà;Xã;ht",
+    "ht.thach-ha.thon-1;Thôn 1;Thôn;ht.thach-ha",
+    "ht.thach-ha.thon-2;Thôn 2;thôn;ht.thach-ha",
+    "ht.thanh-sen;Phường Thành Sen;Phường;ht",
+    "ht.thanh-sen.to-1;Tổ dân phố 1;Tổ dân phố;ht.thanh-sen",
+    "ht.thanh-sen.to-2;Tổ dân phố 2;Tổ dân phố;ht.thanh-sen",
+];
+
+async fn units_listed(desk: &Desk) -> Vec<serde_json::Value> {
+    let out = desk.admin(&["admin", "org-unit", "list", "--json"]).await;
+    serde_json::from_str::<Vec<serde_json::Value>>(&out).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_store_takes_a_provinces_files_and_serves_its_surveyors() {
+    let data = tempfile::tempdir().unwrap();
+    let server =
+        LocalServer::start_with(data.path(), "127.0.0.1:0", ADMIN_TOKEN, Catalogue::default)
+            .await
+            .unwrap();
+    let desk = Desk { dir: tempfile::tempdir().unwrap(), url: server.url.clone() };
+    assert!(units_listed(&desk).await.is_empty(), "the store starts without the demo");
+
+    // Rows the file itself gets wrong: named by Excel's row numbers, the
+    // empty row 4 counted; nothing imported.
+    let units = desk.path("don-vi.csv");
+    let mut bad = TREE.to_vec();
+    bad.insert(3, ";;;");
+    bad[5] = "ht.thach-ha.thon-2;Thôn 2;huyện cũ;ht.thach-ha";
+    bad.push("ht.thach-ha;Xã Thạch Hà (trùng);Xã;ht");
+    excel_csv(&units, &bad);
+    let err = desk.admin_fails(&["admin", "org-unit", "import", units.to_str().unwrap()]).await;
+    assert!(err.contains("row 6: unknown level \"huyện cũ\""), "{err}");
+    assert!(err.contains("row 10: the same id ht.thach-ha as row 3; keep one"), "{err}");
+    assert!(units_listed(&desk).await.is_empty(), "nothing imported: {err}");
+
+    // Rows only the tree can refuse (a parent that is nowhere, a village
+    // hung from the province): the server's refusal, by the file's rows.
+    let mut bad = TREE.to_vec();
+    bad[3] = "ht.thach-ha.thon-1;Thôn 1;Thôn;ht.thach-ha-cu";
+    bad[6] = "ht.thanh-sen.to-1;Tổ dân phố 1;Tổ dân phố;ht";
+    excel_csv(&units, &bad);
+    let err = desk.admin_fails(&["admin", "org-unit", "import", units.to_str().unwrap()]).await;
+    assert!(
+        err.contains("row 4: the parent ht.thach-ha-cu of ht.thach-ha.thon-1 is neither in the catalogue nor in this import"),
+        "{err}"
+    );
+    assert!(
+        err.contains("row 7: ht.thanh-sen.to-1 is a village and its parent must be a commune, but ht is a province"),
+        "{err}"
+    );
+    assert!(units_listed(&desk).await.is_empty(), "nothing imported: {err}");
+
+    // The file as it should be, parents after their children too.
+    let mut good = TREE.to_vec();
+    good.swap(1, 7);
+    excel_csv(&units, &good);
+    let out = desk.admin(&["admin", "org-unit", "import", units.to_str().unwrap()]).await;
+    assert!(out.contains("imported 7 org unit(s)"), "{out}");
+    assert!(out.contains("(1 province, 2 commune, 4 village)"), "{out}");
+    let listed = units_listed(&desk).await;
+    assert_eq!(listed.len(), 7);
+    let ward = listed.iter().find(|u| u["id"] == "ht.thanh-sen").unwrap();
+    assert_eq!((ward["level"].as_str(), ward["parent_id"].as_str()), (Some("commune"), Some("ht")));
+    assert_eq!(listed[0]["name"], "Tỉnh Hà Tĩnh");
+    // The same file again adds nothing and says so.
+    let out = desk.admin(&["admin", "org-unit", "import", units.to_str().unwrap()]).await;
+    assert!(
+        out.contains("imported nothing new") && out.contains("7 of its rows were already"),
+        "{out}"
+    );
+    let out = desk.admin(&["admin", "org-unit", "list"]).await;
+    assert!(out.contains("7 org unit(s): 1 province, 2 commune, 4 village"), "{out}");
+
+    // The indicators from a workbook, a comma decimal among them.
+    let indicators = desk.path("chi-tieu.xlsx");
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    let rows: [[&str; 6]; 3] = [
+        ["Mã chỉ tiêu", "Tên chỉ tiêu", "Đơn vị tính", "Kiểu", "Thuộc", "Tối đa mỗi thôn"],
+        ["road_km", "Đường giao thông nông thôn", "km", "số thập phân", "", "50"],
+        ["road_cement_km", "Trong đó: xi măng", "km", "thập phân", "road_km", "50,5"],
+    ];
+    for (r, row) in rows.iter().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            sheet.write_string(r as u32, c as u16, *cell).unwrap();
+        }
+    }
+    sheet.write_string(3, 0, "playground").unwrap();
+    sheet.write_string(3, 1, "Khu vui chơi").unwrap();
+    sheet.write_string(3, 2, "khu").unwrap();
+    sheet.write_string(3, 3, "integer").unwrap();
+    sheet.write_number(3, 5, 5.0).unwrap();
+    book.save(&indicators).unwrap();
+    let out = desk.admin(&["admin", "indicator", "import", indicators.to_str().unwrap()]).await;
+    assert!(out.contains("imported 3 indicator(s)"), "{out}");
+
+    // A surveyor of the new commune records on a tablet and syncs.
+    desk.admin(&[
+        "admin",
+        "user",
+        "add",
+        "an",
+        "--name",
+        "Nguyễn Văn An",
+        "--role",
+        "surveyor",
+        "--area",
+        "ht.thach-ha",
+    ])
+    .await;
+    let token = desk.admin(&["admin", "token", "issue", "an"]).await;
+    desk.tablet(&["init", "--server", &desk.url, "--token", token.trim()]).await;
+    desk.tablet(&[
+        "record",
+        "ht.thach-ha.thon-1",
+        "2026",
+        "road_km=1.5",
+        "road_cement_km=0.5",
+        "playground=1",
+    ])
+    .await;
+    let out = desk.tablet(&["sync"]).await;
+    assert!(out.contains("3 applied") || out.contains("applied 3"), "{out}");
+    let report = server.store.submissions().unwrap();
+    assert_eq!(report.len(), 1);
+    assert_eq!(report[0].village_id, "ht.thach-ha.thon-1");
+    server.stop().await.unwrap();
+}
