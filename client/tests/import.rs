@@ -197,20 +197,52 @@ async fn an_empty_store_takes_a_provinces_files_and_serves_its_surveyors() {
     let out = desk.admin(&["admin", "indicator", "import", indicators.to_str().unwrap()]).await;
     assert!(out.contains("imported 3 indicator(s)"), "{out}");
 
+    // The people, with a sheet of enrollment codes for the new surveyors.
+    let people = desk.path("nguoi-dung.csv");
+    let mut rows = vec![
+        "Tên đăng nhập;Họ tên;Vai trò;Địa bàn",
+        "an;Nguyễn Văn An;Điều tra viên;ht.thach-ha",
+        "binh;Trần Thị Bình;điều tra viên;ht.thanh-sen.to-1 ht.thanh-sen.to-2",
+        "xa.thach-ha;Lê Văn Xã;trưởng thôn;ht.thach-ha",
+        "tinh;Phạm Thị Tỉnh;giam sat;ht",
+    ];
+    excel_csv(&people, &rows);
+    let err = desk.admin_fails(&["admin", "user", "import", people.to_str().unwrap()]).await;
+    assert!(err.contains("row 4: unknown role \"trưởng thôn\""), "{err}");
+    rows[3] = "xa.thach-ha;Lê Văn Xã;Giám sát;ht.thach-ha-cu";
+    excel_csv(&people, &rows);
+    let err = desk.admin_fails(&["admin", "user", "import", people.to_str().unwrap()]).await;
+    assert!(err.contains("row 4: unknown org unit \"ht.thach-ha-cu\""), "{err}");
+    assert!(server.store.user("an").unwrap().is_none(), "nothing imported: {err}");
+    rows[3] = "xa.thach-ha;Lê Văn Xã;Giám sát;ht.thach-ha";
+    excel_csv(&people, &rows);
+    let codes = desk.path("ma-dang-ky.xlsx");
+    let (people_arg, codes_arg) = (people.to_str().unwrap(), codes.to_str().unwrap());
+    let out = desk.admin(&["admin", "user", "import", people_arg, "--codes", codes_arg]).await;
+    assert!(out.contains("imported 4 user(s)"), "{out}");
+    assert!(out.contains("wrote 2 enrollment code(s)"), "{out}");
+    let out = desk.admin(&["admin", "user", "import", people_arg]).await;
+    assert!(out.contains("imported 0 user(s)") && out.contains("4 were already there"), "{out}");
+    let binh = server.store.user("binh").unwrap().unwrap();
+    assert_eq!(binh.areas, ["ht.thanh-sen.to-1", "ht.thanh-sen.to-2"]);
+    {
+        use calamine::{Reader, Xlsx};
+        let mut book: Xlsx<_> = calamine::open_workbook(&codes).unwrap();
+        assert_eq!(book.sheet_names(), ["Mã đăng ký"]);
+        let sheet = book.worksheet_range("Mã đăng ký").unwrap();
+        let cells: Vec<Vec<String>> =
+            sheet.rows().map(|r| r.iter().map(|c| c.to_string()).collect()).collect();
+        assert_eq!(cells.len(), 3, "a header and one line per new surveyor: {cells:?}");
+        assert_eq!(cells[0][..4], ["Tên đăng nhập", "Họ tên", "Địa bàn", "Mã đăng ký"]);
+        assert_eq!(cells[1][..2], ["an", "Nguyễn Văn An"]);
+        assert_eq!(cells[2][2], "Tổ dân phố 1, Phường Thành Sen; Tổ dân phố 2, Phường Thành Sen");
+        // The printed code enrolls a device of that surveyor.
+        let now = fieldsync_server::db::now_ms();
+        let redeemed = server.store.redeem(&cells[1][3], "phone", Some("an"), now);
+        assert!(redeemed.is_ok(), "{:?}", redeemed.err());
+    }
+
     // A surveyor of the new commune records on a tablet and syncs.
-    desk.admin(&[
-        "admin",
-        "user",
-        "add",
-        "an",
-        "--name",
-        "Nguyễn Văn An",
-        "--role",
-        "surveyor",
-        "--area",
-        "ht.thach-ha",
-    ])
-    .await;
     let token = desk.admin(&["admin", "token", "issue", "an"]).await;
     desk.tablet(&["init", "--server", &desk.url, "--token", token.trim()]).await;
     desk.tablet(&[

@@ -5,9 +5,9 @@ use fieldsync::access::User;
 use fieldsync::{Indicator, OrgUnit};
 use fieldsync_proto::convert;
 use fieldsync_proto::v1::{
-    self, CreateEnrollmentRequest, CreateUserRequest, ImportCatalogueRequest, IssueTokenRequest,
-    ListEnrollmentsRequest, ListTokensRequest, ListUsersRequest, RevokeEnrollmentRequest,
-    RevokeTokenRequest, UpdateUserRequest,
+    self, CreateEnrollmentRequest, CreateUserRequest, ImportCatalogueRequest, ImportUsersRequest,
+    IssueTokenRequest, ListEnrollmentsRequest, ListTokensRequest, ListUsersRequest,
+    RevokeEnrollmentRequest, RevokeTokenRequest, UpdateUserRequest,
 };
 
 use super::{next_of, pages, unreadable, Api, Backup, Page};
@@ -261,6 +261,17 @@ impl Api {
             indicators: reply.indicators_added as usize,
             unchanged: reply.unchanged as usize,
         })
+    }
+
+    /// Creates many users in one request, all or none: the server names
+    /// each bad one as "user N: …". The ids created, in order, and how many
+    /// were there already exactly as given.
+    pub async fn import_users(&self, users: &[User]) -> Result<(Vec<String>, usize)> {
+        let request =
+            ImportUsersRequest { users: users.iter().map(convert::user_to_wire).collect() };
+        let reply = self.grpc.admin().import_users(request).await.map_err(Error::status)?;
+        let reply = reply.into_inner();
+        Ok((reply.added, reply.unchanged as usize))
     }
 
     /// Adds an indicator; the answer is the indicator as stored.

@@ -179,6 +179,11 @@ impl App {
         Ok(self.store.create_user(admin, user, now_ms())?)
     }
 
+    /// Creates many users, all or none (see [`Store::import_users`]).
+    pub fn import_users(&self, admin: &User, users: Vec<User>) -> Result<(Vec<String>, usize)> {
+        Ok(self.store.import_users(admin, users, now_ms())?)
+    }
+
     /// A page of users after `after` (empty: from the first), and the id to
     /// ask the next after.
     pub fn users_page(

@@ -249,19 +249,7 @@ impl Store {
     }
 
     fn check_areas(&self, user: &User) -> Result<()> {
-        let catalogue = self.catalogue();
-        if user.areas.is_empty() && user.role != Role::Admin {
-            return Err(Error::Invalid(format!(
-                "{} needs at least one area (an org unit id)",
-                user.id
-            )));
-        }
-        for area in &user.areas {
-            if catalogue.org_unit(area).is_none() {
-                return Err(Error::NotFound(format!("unknown org unit {area:?}")));
-            }
-        }
-        Ok(())
+        check_areas(&self.catalogue(), user)
     }
 
     /// Changes a user's name, areas or whether they may sign in.
@@ -478,6 +466,22 @@ impl Store {
     }
 }
 
+/// A user's areas are org units of `catalogue`, and only an admin has none.
+fn check_areas(catalogue: &Catalogue, user: &User) -> Result<()> {
+    if user.areas.is_empty() && user.role != Role::Admin {
+        return Err(Error::Invalid(format!(
+            "{} needs at least one area (an org unit id)",
+            user.id
+        )));
+    }
+    for area in &user.areas {
+        if catalogue.org_unit(area).is_none() {
+            return Err(Error::NotFound(format!("unknown org unit {area:?}")));
+        }
+    }
+    Ok(())
+}
+
 /// What an import added, and what it was given that the catalogue already
 /// held exactly so.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -663,6 +667,90 @@ impl Store {
             *self.catalogue.write().unwrap_or_else(|e| e.into_inner()) = catalogue;
         })?;
         Ok(imported)
+    }
+}
+
+impl Store {
+    /// Creates many users, all or none: any bad one refuses the import,
+    /// naming every bad one by its place in the request ("user 3: …").
+    /// One that exists exactly as given is left alone (so a file can be
+    /// imported again); one that exists otherwise is refused. Returns the
+    /// ids created, in order, and how many were there already.
+    pub fn import_users(
+        &self,
+        caller: &User,
+        users: Vec<User>,
+        now_ms: u64,
+    ) -> Result<(Vec<String>, usize)> {
+        self.require_admin(caller)?;
+        let guard = self.write_lock();
+        let catalogue = self.catalogue();
+        let mut problems = Vec::new();
+        let mut seen: std::collections::HashMap<String, usize> = Default::default();
+        let mut new = Vec::new();
+        let mut unchanged = 0;
+        for (i, mut user) in users.into_iter().enumerate() {
+            let n = i + 1;
+            user.id = user.id.trim().to_owned();
+            user.name = nfc(user.name.trim());
+            user.areas = user.areas.iter().map(|a| a.trim().to_owned()).collect();
+            let checked = check_user_id(&user.id)
+                .and_then(|()| match user.name.is_empty() {
+                    true => Err(Error::Invalid(format!("{} needs a name", user.id))),
+                    false => check_name(&format!("the name of user {}", user.id), &user.name)
+                        .map_err(Error::from),
+                })
+                .and_then(|()| check_areas(&catalogue, &user));
+            if let Err(e) = checked {
+                problems.push(format!("user {n}: {e}"));
+                continue;
+            }
+            if let Some(first) = seen.insert(user.id.clone(), n) {
+                problems.push(format!("user {n}: {} is also user {first}; keep one", user.id));
+                continue;
+            }
+            match self.user(&user.id)? {
+                Some(held) if held == user => unchanged += 1,
+                Some(held) => problems.push(format!(
+                    "user {n}: {} exists already ({}, {} over {}); change it with `fieldsync \
+                     admin user areas`, `disable` or `enable`",
+                    user.id,
+                    held.name,
+                    held.role.as_str(),
+                    held.areas.join(", ")
+                )),
+                None => new.push(user),
+            }
+        }
+        if !problems.is_empty() {
+            let more = problems.len().saturating_sub(MAX_PROBLEMS_NAMED);
+            problems.truncate(MAX_PROBLEMS_NAMED);
+            if more > 0 {
+                problems.push(format!("… and {more} more"));
+            }
+            return Err(Error::Invalid(format!(
+                "nothing was imported; fix these:\n{}",
+                problems.join("\n")
+            )));
+        }
+        if new.is_empty() {
+            return Ok((Vec::new(), unchanged));
+        }
+        let mut work = Work::new(guard, caller, now_ms)?;
+        for user in &new {
+            Key::User(user.id.clone()).put(&mut work.batch, encode(user));
+            let detail = format!(
+                "created {} ({}, {}) over {} (imported)",
+                user.id,
+                user.name,
+                user.role.as_str(),
+                user.areas.join(", ")
+            );
+            let entry = work.entry(AuditKind::User, detail);
+            work.audit(entry);
+        }
+        work.commit_then(|_| self.forget_sign_ins())?;
+        Ok((new.into_iter().map(|u| u.id).collect(), unchanged))
     }
 }
 

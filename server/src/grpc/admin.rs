@@ -263,6 +263,29 @@ impl Admin for AdminService {
         }))
     }
 
+    async fn import_users(
+        &self,
+        request: Request<v1::ImportUsersRequest>,
+    ) -> Result<Response<v1::ImportUsersReply>, Status> {
+        let admin = caller(&request)?;
+        let mut problems = Vec::new();
+        let mut users = Vec::new();
+        for (i, u) in request.into_inner().users.into_iter().enumerate() {
+            match convert::user_from_wire(u) {
+                Ok(u) => users.push(u),
+                Err(e) => problems.push(format!("user {}: {e}", i + 1)),
+            }
+        }
+        if !problems.is_empty() {
+            problems.truncate(8);
+            let message = format!("nothing was imported; fix these:\n{}", problems.join("\n"));
+            return Err(super::clipped(Status::invalid_argument(message)));
+        }
+        let (added, unchanged) =
+            blocking(&self.app, move |app| app.import_users(&admin, users)).await?;
+        Ok(Response::new(v1::ImportUsersReply { added, unchanged: unchanged as u32 }))
+    }
+
     async fn add_indicator(
         &self,
         request: Request<v1::Indicator>,

@@ -298,3 +298,180 @@ pub(super) fn list(s: &Session, area: Option<&str>) -> anyhow::Result<()> {
     println!("{} org unit(s): {}", rows.len(), counts.join(", "));
     Ok(())
 }
+
+/// The columns of a user file.
+const USER_ID: &[&str] = &["username", "id", "user", "tên đăng nhập", "tài khoản"];
+const USER_NAME: &[&str] = &["name", "full name", "full_name", "họ tên", "họ và tên"];
+const USER_ROLE: &[&str] = &["role", "vai trò", "chức năng"];
+const USER_AREAS: &[&str] = &["areas", "area", "địa bàn", "mã địa bàn", "đơn vị"];
+
+/// A role as a province writes it: English, or in Vietnamese.
+fn role_of(text: &str) -> Option<fieldsync::access::Role> {
+    use fieldsync::access::Role;
+    Some(match fieldsync::model::search_key(text).as_str() {
+        "surveyor" | "dieu tra vien" | "dieu tra" => Role::Surveyor,
+        "supervisor" | "giam sat" | "giam sat vien" => Role::Supervisor,
+        "province" | "van phong tinh" | "thong ke tinh" | "tinh" => Role::Province,
+        "admin" | "quan tri" | "quan tri vien" => Role::Admin,
+        _ => return None,
+    })
+}
+
+/// `admin user import FILE [--codes SHEET]`: the users of the file, all or
+/// nothing; then, with `codes`, an enrollment code for every new surveyor,
+/// written to a workbook to print and hand out.
+pub(super) async fn users(
+    s: &Session,
+    path: &Path,
+    codes: Option<&Path>,
+    valid_days: u64,
+) -> anyhow::Result<()> {
+    use fieldsync::access::User;
+    if !(1..=7).contains(&valid_days) {
+        bail!("--codes-valid-days must be 1 to 7 (codes are meant to be used within days)");
+    }
+    let table = Table::read(path)?;
+    let id = table.required(USER_ID)?;
+    let name = table.required(USER_NAME)?;
+    let role = table.required(USER_ROLE)?;
+    let areas = table.column(USER_AREAS);
+    let mut problems = Vec::new();
+    let mut users = Vec::new();
+    let mut lines = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    for row in &table.rows {
+        let n = row.line;
+        let user_id = row.cell(Some(id));
+        if user_id.is_empty() || row.cell(Some(name)).is_empty() {
+            problems.push(format!("row {n}: every user needs a username and a name"));
+            continue;
+        }
+        if let Some(first) = seen.insert(user_id.to_owned(), n) {
+            problems.push(format!("row {n}: the same username {user_id} as row {first}; keep one"));
+            continue;
+        }
+        let Some(user_role) = role_of(row.cell(Some(role))) else {
+            problems.push(format!(
+                "row {n}: unknown role {:?}: write surveyor (điều tra viên), supervisor (giám \
+                 sát), province (văn phòng tỉnh) or admin (quản trị)",
+                row.cell(Some(role))
+            ));
+            continue;
+        };
+        let user_areas = row
+            .cell(areas)
+            .split(|c: char| c == ',' || c == ';' || c.is_whitespace())
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect();
+        users.push(User {
+            id: user_id.to_owned(),
+            name: row.cell(Some(name)).to_owned(),
+            role: user_role,
+            areas: user_areas,
+            disabled: false,
+        });
+        lines.push(n);
+    }
+    refuse_if_any(&table.name, problems)?;
+    if users.is_empty() {
+        bail!("{} has no users below its header row", table.name);
+    }
+    let (added, unchanged) = s
+        .api
+        .import_users(&users)
+        .await
+        .map_err(|e| s.refused(e))
+        .map_err(|e| by_row(&table.name, &e.to_string(), "user", &lines))?;
+    let mut handed = Vec::new();
+    if let Some(sheet) = codes {
+        let surveyors: Vec<&User> = users
+            .iter()
+            .filter(|u| u.role == fieldsync::access::Role::Surveyor && added.contains(&u.id))
+            .collect();
+        for user in surveyors {
+            let made = s
+                .api
+                .create_enrollment(&user.id, valid_days * 86_400)
+                .await
+                .map_err(|e| s.refused(e))
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "the users were imported, but no code could be made for {}: {e}; make \
+                         the codes with `fieldsync admin token enroll USER`",
+                        user.id
+                    )
+                })?;
+            handed.push((user, made));
+        }
+        write_codes(s, sheet, &handed)?;
+    }
+    if s.json {
+        return s.print_json(&serde_json::json!({
+            "added": added,
+            "unchanged": unchanged,
+            "codes": handed.iter().map(|(u, m)| serde_json::json!({
+                "user_id": u.id,
+                "code": m.code,
+                "expires": crate::cli::rfc3339(m.info.expires_ms),
+            })).collect::<Vec<_>>(),
+        }));
+    }
+    let already = match unchanged {
+        0 => String::new(),
+        k => format!("; {k} were already there as written"),
+    };
+    println!("imported {} user(s) from {}{already}", added.len(), table.name);
+    if let Some(sheet) = codes {
+        println!(
+            "wrote {} enrollment code(s), one per new surveyor, valid {valid_days} day(s), to {}: \
+             print it and hand each surveyor their line",
+            handed.len(),
+            sheet.display()
+        );
+    }
+    Ok(())
+}
+
+/// The sheet of codes to print: one line per surveyor.
+fn write_codes(
+    s: &Session,
+    path: &Path,
+    handed: &[(&fieldsync::access::User, fieldsync_client::api::NewEnrollment)],
+) -> anyhow::Result<()> {
+    use rust_xlsxwriter::{Format, Workbook};
+    const VIETNAM_MS: u64 = 7 * 3_600_000;
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.set_name("Mã đăng ký")?;
+    let bold = Format::new().set_bold();
+    let headers = [
+        ("Tên đăng nhập", 16.0),
+        ("Họ tên", 24.0),
+        ("Địa bàn", 32.0),
+        ("Mã đăng ký", 14.0),
+        ("Hết hạn (giờ Việt Nam, UTC+7)", 28.0),
+        ("Đường dẫn ứng dụng", 60.0),
+    ];
+    for (c, (h, width)) in headers.iter().enumerate() {
+        sheet.write_string_with_format(0, c as u16, *h, &bold)?;
+        sheet.set_column_width(c as u16, *width)?;
+    }
+    sheet.set_freeze_panes(1, 0)?;
+    for (r, (user, made)) in handed.iter().enumerate() {
+        let row = r as u32 + 1;
+        let areas: Vec<String> = user.areas.iter().map(|a| s.place(a)).collect();
+        let link = match made.app_url.as_str() {
+            "" => String::new(),
+            url => format!("{url}#enroll={}", made.code),
+        };
+        sheet.write_string(row, 0, &user.id)?;
+        sheet.write_string(row, 1, &user.name)?;
+        sheet.write_string(row, 2, areas.join("; "))?;
+        sheet.write_string(row, 3, &made.code)?;
+        sheet.write_string(row, 4, crate::cli::when_short(made.info.expires_ms + VIETNAM_MS))?;
+        sheet.write_string(row, 5, link)?;
+    }
+    book.save(path).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    Ok(())
+}

@@ -58,6 +58,26 @@ pub enum UserCommand {
         #[arg(long = "area", value_name = "ID")]
         areas: Vec<String>,
     },
+    /// Create every user of a CSV file or Excel workbook, all or nothing.
+    ///
+    /// Columns: username, name, role (surveyor, supervisor, province,
+    /// admin; or điều tra viên, giám sát, văn phòng tỉnh, quản trị) and
+    /// areas (org unit ids, several separated by commas or spaces);
+    /// Vietnamese headers (Tên đăng nhập, Họ tên, Vai trò, Địa bàn) are read
+    /// too. Read as `org-unit import` reads; users already there exactly as
+    /// written are skipped.
+    Import {
+        /// The .csv or .xlsx file (its first sheet).
+        file: PathBuf,
+        /// Make an enrollment code for every new surveyor and write them,
+        /// one line each with the app's link, to this workbook (.xlsx) to
+        /// print and hand out.
+        #[arg(long, value_name = "SHEET")]
+        codes: Option<PathBuf>,
+        /// Days the codes stay valid (1-7).
+        #[arg(long, default_value_t = 7)]
+        codes_valid_days: u64,
+    },
     /// Every user.
     List,
     /// Stop a user signing in (their tokens stop working).

@@ -42,6 +42,9 @@ fn areas_words(s: &Session, areas: &[String]) -> String {
 pub(super) async fn run(s: &Session, command: UserCommand) -> anyhow::Result<()> {
     match command {
         UserCommand::Add { id, name, role, areas } => add(s, id, name, &role, areas).await,
+        UserCommand::Import { file, codes, codes_valid_days } => {
+            super::import::users(s, &file, codes.as_deref(), codes_valid_days).await
+        }
         UserCommand::List => list(s).await,
         UserCommand::Disable { id } => set_disabled(s, &id, true).await,
         UserCommand::Enable { id } => set_disabled(s, &id, false).await,
