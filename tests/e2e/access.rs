@@ -18,11 +18,11 @@ use fieldsync_proto::v1::sync_client::SyncClient;
 use fieldsync_proto::v1::{
     change, resolve_conflict_request, value, BackupRequest, BootstrapRequest,
     CreateEnrollmentRequest, CreateUserRequest, DecideRequest, GetSubmissionRequest,
-    HistoryRequest, Indicator, IssueTokenRequest, Level, ListConflictsRequest,
-    ListEnrollmentsRequest, ListSubmissionsRequest, ListTokensRequest, ListUsersRequest, Mutation,
-    OrgUnit, Outcome, PullRequest, PushRequest, ResolveConflictRequest, RevokeEnrollmentRequest,
-    RevokeTokenRequest, SetPeriodClosedRequest, StatusRequest, SubmissionKey, UpdateUserRequest,
-    User, Value, ValueKind, Verdict,
+    HistoryRequest, ImportCatalogueRequest, ImportUsersRequest, Indicator, IssueTokenRequest,
+    Level, ListConflictsRequest, ListEnrollmentsRequest, ListSubmissionsRequest, ListTokensRequest,
+    ListUsersRequest, Mutation, OrgUnit, Outcome, PullRequest, PushRequest, ResolveConflictRequest,
+    RevokeEnrollmentRequest, RevokeTokenRequest, SetPeriodClosedRequest, StatusRequest,
+    SubmissionKey, UpdateUserRequest, User, Value, ValueKind, Verdict,
 };
 use fieldsync_proto::SCHEMA_VERSION;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -101,6 +101,8 @@ enum Rpc {
     RevokeToken,
     AddOrgUnit,
     AddIndicator,
+    ImportCatalogue,
+    ImportUsers,
     Backup,
     CreateEnrollment,
     ListEnrollments,
@@ -159,6 +161,8 @@ const MATRIX: &[(Rpc, [[Expect; 2]; 5])] = &[
     (Rpc::RevokeToken,     [[DENIED, DENIED],[DENIED, DENIED], [DENIED, DENIED], [DENIED, DENIED], [OK, OK]]),
     (Rpc::AddOrgUnit,      [[DENIED, DENIED],[DENIED, DENIED], [DENIED, DENIED], [DENIED, DENIED], [OK, OK]]),
     (Rpc::AddIndicator,    [[DENIED, NA],    [DENIED, NA],     [DENIED, NA],     [DENIED, NA],     [OK, NA]]),
+    (Rpc::ImportCatalogue, [[DENIED, DENIED],[DENIED, DENIED], [DENIED, DENIED], [DENIED, DENIED], [OK, OK]]),
+    (Rpc::ImportUsers,     [[DENIED, DENIED],[DENIED, DENIED], [DENIED, DENIED], [DENIED, DENIED], [OK, OK]]),
     (Rpc::Backup,          [[DENIED, NA],    [DENIED, NA],     [DENIED, NA],     [DENIED, NA],     [OK, NA]]),
     (Rpc::CreateEnrollment,[[DENIED, DENIED],[OK, DENIED],     [OK, DENIED],     [OK, DENIED],     [OK, OK]]),
     (Rpc::ListEnrollments, [[DENIED, DENIED],[OK, DENIED],     [OK, DENIED],     [OK, DENIED],     [OK, OK]]),
@@ -482,6 +486,27 @@ async fn run(
                 max_per_village: "10".into(),
             };
             caller.admin.add_indicator(indicator).await.map(done)
+        }
+        Rpc::ImportCatalogue => {
+            let commune = parent_of(village);
+            let unit = OrgUnit {
+                id: format!("{commune}.imported-{n}"),
+                name: format!("Thôn nhập {n}"),
+                level: Level::Village as i32,
+                parent_id: commune.into(),
+            };
+            let request = ImportCatalogueRequest { org_units: vec![unit], indicators: vec![] };
+            caller.admin.import_catalogue(request).await.map(done)
+        }
+        Rpc::ImportUsers => {
+            let user = User {
+                id: format!("imported.user.{n}"),
+                name: "Người nhập".into(),
+                role: fieldsync_proto::v1::Role::Surveyor as i32,
+                areas: vec![village.into()],
+                disabled: false,
+            };
+            caller.admin.import_users(ImportUsersRequest { users: vec![user] }).await.map(done)
         }
         Rpc::CreateEnrollment => {
             let request =
