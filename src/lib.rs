@@ -16,6 +16,7 @@ pub mod model;
 pub mod review;
 pub mod rollup;
 pub mod sync;
+pub mod tree;
 pub mod typed;
 pub mod validate;
 
@@ -26,3 +27,4 @@ pub use model::{
     Catalogue, DeviceId, FieldKey, GeoPoint, Indicator, Level, OrgUnit, Period, SubmissionId,
     Value, ValueKind,
 };
+pub use tree::{Date, TreeChange, TreeHistory};

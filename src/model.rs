@@ -161,6 +161,9 @@ pub struct Catalogue {
     order: Vec<String>,
     /// Which of [`Level::ALL`] the tree has units at.
     levels: [bool; 4],
+    /// The tree's past (see [`crate::tree`]); kept and sent apart from
+    /// the tree in force now, which is all a tablet needs.
+    history: crate::tree::TreeHistory,
 }
 
 /// What is stored of a catalogue; the index is rebuilt (and everything
@@ -278,6 +281,28 @@ impl Catalogue {
         Ok(cat)
     }
 
+    /// The tree's past: units no longer in force, what the others were.
+    pub fn history(&self) -> &crate::tree::TreeHistory {
+        &self.history
+    }
+
+    /// This catalogue with `history` as its past, checked: a unit no longer
+    /// in force is not in force now too, and every past is of a known unit.
+    pub fn with_history(mut self, history: crate::tree::TreeHistory) -> Result<Self> {
+        for id in history.retired.keys() {
+            if self.org_units.contains_key(id) {
+                return Err(Error::Invalid(format!("{id} is both in force and retired")));
+            }
+        }
+        for id in history.past.keys() {
+            if !self.org_units.contains_key(id) && !history.retired.contains_key(id) {
+                return Err(Error::Invalid(format!("the tree's history names unknown unit {id}")));
+            }
+        }
+        self.history = history;
+        Ok(self)
+    }
+
     /// The levels this tree has units at, top down: province, district,
     /// commune, village before 1 July 2025; province, commune, village
     /// after. An empty catalogue has none.
@@ -352,7 +377,16 @@ impl Catalogue {
                 unit.name,
                 unit.level.as_str()
             ))),
-            None => Err(Error::NotFound(format!("unknown village {id:?}"))),
+            None => match self.history.past.get(id).and_then(|p| p.retired.as_ref()) {
+                Some(r) => Err(Error::Invalid(format!(
+                    "village {id} is no longer in force: it was retired on {}{}",
+                    r.on,
+                    r.successor.as_ref().map_or(String::new(), |s| format!(
+                        " and merged into {s}; record under {s}"
+                    ))
+                ))),
+                None => Err(Error::NotFound(format!("unknown village {id:?}"))),
+            },
         }
     }
 
