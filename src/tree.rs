@@ -51,6 +51,15 @@ impl Date {
         Ok(Date { year, month, day })
     }
 
+    /// The day before, within the years a day may be.
+    pub fn day_before(self) -> Option<Date> {
+        match (self.month, self.day) {
+            (1, 1) => Date::new(self.year.checked_sub(1)?, 12, 31).ok(),
+            (m, 1) => Some(Date { month: m - 1, day: days_in(self.year, m - 1), ..self }),
+            (_, d) => Some(Date { day: d - 1, ..self }),
+        }
+    }
+
     /// The day in Vietnam (UTC+7) at `ms` since the Unix epoch.
     pub fn in_vietnam(ms: u64) -> Date {
         let days = (ms + 7 * 3_600_000) / 86_400_000;
@@ -241,6 +250,19 @@ impl Catalogue {
             }
         }
         out
+    }
+
+    /// `unit` and the units above it in the tree its reports for `period`
+    /// belong to — the tree on the period's last day, or today's for a unit
+    /// not in force then — bottom up.
+    pub fn lineage_in(&self, unit: &str, period: Period) -> Vec<&OrgUnit> {
+        if self.has_changed() {
+            let at = self.lineage_at(unit, period.last_day());
+            if !at.is_empty() {
+                return at;
+            }
+        }
+        self.lineage(unit).collect()
     }
 
     /// Every commune `village` has belonged to, now's first.
@@ -485,6 +507,9 @@ mod tests {
             assert!(bad.parse::<Date>().is_err(), "{bad}");
         }
         assert_eq!(Period::Year(2022).last_day(), day("2022-12-31"));
+        assert_eq!(day("2025-07-01").day_before(), Some(day("2025-06-30")));
+        assert_eq!(day("2024-03-01").day_before(), Some(day("2024-02-29")));
+        assert_eq!(day("2026-01-01").day_before(), Some(day("2025-12-31")));
         assert_eq!(Period::Quarter(2025, 2).last_day(), day("2025-06-30"));
         assert_eq!(Period::Month(2024, 2).last_day(), day("2024-02-29"));
         // 2025-06-30 17:00 UTC is already 1 July in Vietnam.

@@ -454,7 +454,8 @@ impl Store {
             detail.push(format!("added indicator {} ({})", i.code, i.unit));
             indicators.push(i);
         }
-        let catalogue = Arc::new(Catalogue::new(indicators, units)?);
+        let catalogue =
+            Arc::new(Catalogue::new(indicators, units)?.with_history(current.history().clone())?);
         let mut work = Work::new(guard, caller, now_ms)?;
         Key::Meta(CATALOGUE_KEY).put(&mut work.batch, encode(catalogue.as_ref()));
         let entry = work.entry(AuditKind::Catalogue, detail.join("; "));
@@ -642,6 +643,7 @@ impl Store {
         let mut all_indicators: Vec<Indicator> = current.indicators_in_order().cloned().collect();
         all_indicators.extend(new_indicators.iter().map(|i| (*i).clone()));
         let catalogue = Catalogue::new(all_indicators, all_units)
+            .and_then(|c| c.with_history(current.history().clone()))
             .map_err(|e| Error::Invalid(format!("nothing was imported: {e}")))?;
         let mut by_level = [0usize; 4];
         for (_, u) in &new_units {

@@ -59,6 +59,7 @@ impl Store {
             self.check_history(&mut problems)?;
             self.check_trail(&mut problems)?;
             self.check_tokens(&mut problems)?;
+            self.check_tree(&mut problems);
             for p in self.enrollment_problems()? {
                 problems.add(p);
             }
@@ -86,6 +87,33 @@ impl Store {
             each(&key, &value)?;
         }
         Ok(())
+    }
+
+    /// The tree in force just before each of its changes and on each
+    /// change's day hangs together (every unit under a parent of the right
+    /// level, in force then), and users work in units in force now.
+    fn check_tree(&self, problems: &mut Problems) {
+        let catalogue = self.catalogue();
+        for (date, change) in &catalogue.history().changes {
+            for day in date.day_before().into_iter().chain([*date]) {
+                if let Err(e) = catalogue.tree_at(day) {
+                    problems.add(format!("{} ({}): {e}", change.describe(*date), day));
+                }
+            }
+        }
+        match self.users() {
+            Ok(users) => {
+                for user in users {
+                    for area in user.areas.iter().filter(|a| catalogue.org_unit(a).is_none()) {
+                        problems.add(format!(
+                            "user {} works in {area}, which is not in force",
+                            user.id
+                        ));
+                    }
+                }
+            }
+            Err(e) => problems.add(format!("the users could not be read: {e}")),
+        }
     }
 
     /// Tokens and their ids match one to one: a token without its id could

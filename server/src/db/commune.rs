@@ -22,10 +22,18 @@ use super::schema::{
 use super::Result;
 
 /// The commune whose record holds the report of `village` for `period`:
-/// the village's commune in the catalogue (one function, so that an org
-/// tree with dates can later give the commune it had in that period).
-pub(super) fn commune_of(catalogue: &Catalogue, village: &str, _period: Period) -> String {
-    cut_of(catalogue, village)
+/// the village's commune on the period's last day (see
+/// [`Catalogue::lineage_in`]), so a report stays where it was filed when
+/// its village later moves or its commune merges.
+pub(super) fn commune_of(catalogue: &Catalogue, village: &str, period: Period) -> String {
+    if !catalogue.has_changed() {
+        return cut_of(catalogue, village);
+    }
+    catalogue
+        .lineage_in(village, period)
+        .into_iter()
+        .find(|u| u.level < fieldsync::Level::Village)
+        .map_or(String::new(), |u| u.id.clone())
 }
 
 /// The place of the report of `village` for `period`: its commune's record

@@ -13,7 +13,7 @@ use std::time::Duration;
 use fieldsync::access::{Role, User};
 use fieldsync_store::{Batch, Engine, Entries, Snapshot, Space};
 
-use super::schema::{decode, read_u64, CATALOGUE_KEY, META, SEQ_KEY};
+use super::schema::{read_u64, META, SEQ_KEY};
 use super::{Error, Result, Store};
 
 const MIB: u64 = 1024 * 1024;
@@ -333,10 +333,7 @@ impl Store {
         }
         let mut locked = self.write_lock();
         self.engine.reopen()?;
-        let catalogue = match self.engine.get(META, CATALOGUE_KEY)? {
-            Some(bytes) => decode(META, &bytes)?,
-            None => return Err(Error::Corrupt { tree: META, why: "no catalogue".into() }),
-        };
+        let catalogue = Store::stored_catalogue(self.engine.as_ref())?;
         let closed = super::txn::closed_periods(self.engine.as_ref())?;
         let head = self.engine.get(META, SEQ_KEY)?.map_or(Ok(0), |b| read_u64(META, &b))?;
         *self.catalogue.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(catalogue);

@@ -267,16 +267,25 @@ pub(super) fn cuts_of(catalogue: &Catalogue, caller: &User) -> Option<Vec<String
     Some(cuts)
 }
 
-/// The cuts (communes) that `area` lies in or spans, each once.
+/// The cuts (communes) that `area` lies in or spans, each once: with a
+/// tree that changed, also every commune its villages belonged to before
+/// (their earlier reports stay filed there).
 pub(super) fn cuts_under(catalogue: &Catalogue, area: &str) -> Vec<String> {
-    let mut cuts: Vec<String> = match catalogue.org_unit(area).map(|u| u.level) {
-        Some(Level::Village) => vec![cut_of(catalogue, area)],
+    let villages: Vec<&str> = match catalogue.org_unit(area).map(|u| u.level) {
+        Some(Level::Village) => vec![area],
         _ => catalogue
             .units_at(Level::Village, Some(area))
             .into_iter()
-            .map(|v| cut_of(catalogue, &v.id))
+            .map(|v| v.id.as_str())
             .collect(),
     };
+    let mut cuts: Vec<String> = Vec::with_capacity(villages.len());
+    for village in villages {
+        cuts.push(cut_of(catalogue, village));
+        if catalogue.has_changed() {
+            cuts.extend(catalogue.communes_ever(village).into_iter().map(str::to_owned));
+        }
+    }
     cuts.sort();
     cuts.dedup();
     cuts

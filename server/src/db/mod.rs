@@ -25,6 +25,7 @@ mod review;
 mod rollup;
 mod schema;
 mod trail;
+mod tree;
 mod txn;
 
 use std::sync::{Arc, RwLock};
@@ -35,7 +36,7 @@ use fieldsync::sync::{Conflict, FieldState};
 use fieldsync::{Catalogue, DeviceId, Period, SubmissionId};
 use fieldsync_store::Engine;
 
-use schema::{decode, read_u64, Key, CATALOGUE_KEY, META, SEQ_KEY};
+use schema::{decode, read_u64, Key, CATALOGUE_KEY, META, SEQ_KEY, TREE_KEY};
 use txn::{Locked, Writes};
 
 pub use admin::{Imported, ADMIN_TOKEN_ENV};
@@ -46,6 +47,7 @@ pub use pull::PAGE_BYTES;
 pub use review::{Choice, HistoryQuery, MAX_BULK};
 pub use rollup::{PlanRow, Total};
 pub use schema::{DeviceState, Enrollment, SubmissionHeader, TokenInfo};
+pub use tree::TreeChanged;
 
 /// The device recorded for changes made on the server itself (resolutions).
 pub const SERVER_DEVICE: DeviceId = DeviceId(uuid::Uuid::nil());
@@ -155,13 +157,22 @@ impl Store {
         Self::with(engine, disk, catalogue)
     }
 
-    fn stored_catalogue(engine: &dyn Engine) -> Result<Catalogue> {
-        match Key::Meta(CATALOGUE_KEY).get(engine)? {
-            Some(bytes) => decode(META, &bytes),
-            None => Err(Error::Corrupt {
-                tree: META,
-                why: "the store has no catalogue: it is empty or damaged".into(),
-            }),
+    /// The stored catalogue with the tree's past, if it has one.
+    pub(super) fn stored_catalogue(engine: &dyn Engine) -> Result<Catalogue> {
+        let catalogue: Catalogue = match Key::Meta(CATALOGUE_KEY).get(engine)? {
+            Some(bytes) => decode(META, &bytes)?,
+            None => {
+                return Err(Error::Corrupt {
+                    tree: META,
+                    why: "the store has no catalogue: it is empty or damaged".into(),
+                })
+            }
+        };
+        match Key::Meta(TREE_KEY).get(engine)? {
+            None => Ok(catalogue),
+            Some(bytes) => catalogue
+                .with_history(decode(META, &bytes)?)
+                .map_err(|e| Error::Corrupt { tree: META, why: e.to_string() }),
         }
     }
 

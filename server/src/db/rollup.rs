@@ -175,7 +175,7 @@ impl Store {
         let mut out = Vec::with_capacity(units.len() * catalogue.indicators.len());
         let mut reader = Reader::new(self.engine.as_ref());
         for unit in units {
-            let derived = catalogue.org_unit(unit).filter(|u| !kept_at(u.level));
+            let derived = catalogue.any_unit(unit).filter(|u| !kept_at(u.level));
             let cells = match derived {
                 Some(u) => read_from_reports(&mut reader, &catalogue, u, period)?,
                 None => match Key::Totals(period, unit.clone()).get(self.engine.as_ref())? {

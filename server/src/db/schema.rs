@@ -208,8 +208,11 @@ pub(super) const TREES: &[&str] = &[
 pub(super) const SEQ_KEY: &[u8] = b"seq";
 /// The head of the audit trail, in `meta`.
 pub(super) const AUDIT_SEQ_KEY: &[u8] = b"audit_seq";
-/// The catalogue, in `meta`.
+/// The catalogue, in `meta`: the indicators and the org tree in force now.
 pub(super) const CATALOGUE_KEY: &[u8] = b"catalogue";
+/// The org tree's past ([`fieldsync::TreeHistory`]), in `meta`; absent
+/// until the tree first changes.
+pub(super) const TREE_KEY: &[u8] = b"tree_history";
 /// Names the cut of the change log the store keeps (stores written before
 /// the log was cut by commune lack it).
 pub(super) const CUT_KEY: &[u8] = b"cut";

@@ -671,3 +671,146 @@ fn an_import_adds_all_or_nothing_and_never_changes_a_unit() {
     // The store still checks clean.
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
 }
+
+/// A province with two districts: d1 with communes a, b, c, d2 with e.
+fn before_the_restructure() -> fieldsync::Catalogue {
+    use fieldsync::OrgUnit;
+    let unit = |id: &str, level, parent: Option<&str>| OrgUnit {
+        id: id.into(),
+        name: format!("N {id}"),
+        level,
+        parent: parent.map(Into::into),
+    };
+    let mut units = vec![
+        unit("p", Level::Province, None),
+        unit("d1", Level::District, Some("p")),
+        unit("d2", Level::District, Some("p")),
+    ];
+    for (commune, district, villages) in [
+        ("a", "d1", &["a1", "a2"][..]),
+        ("b", "d1", &["b1"]),
+        ("c", "d1", &["c1"]),
+        ("e", "d2", &["e1"]),
+    ] {
+        units.push(unit(commune, Level::Commune, Some(district)));
+        for v in villages {
+            units.push(unit(v, Level::Village, Some(commune)));
+        }
+    }
+    fieldsync::Catalogue::new(demo::indicators(), units).unwrap()
+}
+
+#[test]
+fn communes_merged_and_districts_removed_keep_every_period_on_its_own_tree() {
+    use fieldsync::access::Role;
+    use fieldsync::{Date, OrgUnit, TreeChange};
+    let engine = Arc::new(Memory::new());
+    let store =
+        Store::open(Arc::clone(&engine) as Arc<dyn Engine>, before_the_restructure).unwrap();
+    let admin = User {
+        id: "admin".into(),
+        name: "Admin".into(),
+        role: Role::Admin,
+        areas: vec![],
+        disabled: false,
+    };
+    let surveyor = |id: &str, area: &str| User {
+        id: id.into(),
+        name: id.into(),
+        role: Role::Surveyor,
+        areas: vec![area.into()],
+        disabled: false,
+    };
+    for user in [surveyor("xa-a", "a"), surveyor("xa-e", "e")] {
+        store.create_user(&admin, user, now_ms()).unwrap();
+    }
+    let mut id = 0;
+    let mut push = |village: &str, period: &str, km: &str, base: u64| {
+        id += 1;
+        let mut value = m(id, period, "road_km", RawValue::Amount(km.into()), 100 + id);
+        value.village_id = village.into();
+        value.base_version = base;
+        let results =
+            store.push(&surveyor("an", "p"), device(1), &[value], id - 1, now_ms()).unwrap();
+        assert_eq!(results[0].outcome, Outcome::Applied, "{results:?}");
+        results[0].current.as_ref().unwrap().version
+    };
+    let a1_2022 = push("a1", "2022", "1", 0);
+    for (village, km) in [("a2", "2"), ("b1", "4"), ("c1", "8"), ("e1", "16")] {
+        push(village, "2022", km, 0);
+    }
+
+    // 1 July 2025: a, b and c become the new commune abc; the districts go.
+    let july = Date::new(2025, 7, 1).unwrap();
+    let abc = OrgUnit {
+        id: "abc".into(),
+        name: "Xã ABC".into(),
+        level: Level::Commune,
+        parent: Some("d1".into()),
+    };
+    let merge = TreeChange::Merge {
+        units: vec!["a".into(), "b".into(), "c".into()],
+        into: "abc".into(),
+        new: Some(abc),
+    };
+    let changed = store.change_tree(&admin, july, &merge, now_ms()).unwrap();
+    assert_eq!(changed.users_moved.len(), 1, "the surveyor of a follows it into abc");
+    assert_eq!(changed.users_moved[0].0.areas, ["abc"]);
+    let districts =
+        TreeChange::Merge { units: vec!["d1".into(), "d2".into()], into: "p".into(), new: None };
+    store.change_tree(&admin, july, &districts, now_ms()).unwrap();
+    assert_eq!(store.catalogue().levels(), [Level::Province, Level::Commune, Level::Village]);
+
+    push("a1", "2026", "0.5", 0);
+    push("e1", "2026", "0.25", 0);
+    // A late correction of 2022 goes where 2022's report was filed.
+    push("a1", "2022", "1.5", a1_2022);
+
+    let km = |unit: &str, period: Period| {
+        let totals = store.totals_of(&[unit.to_owned()], period).unwrap();
+        totals.into_iter().find(|t| t.indicator == "road_km").unwrap().cell.pending.to_string()
+    };
+    let (y2022, y2026) = (Period::Year(2022), Period::Year(2026));
+    assert_eq!(km("d1", y2022), "15.5", "2022 by its districts, as published (and corrected)");
+    assert_eq!(km("d2", y2022), "16");
+    assert_eq!(km("a", y2022), "3.5", "and by its old communes");
+    assert_eq!(km("p", y2022), "31.5");
+    assert_eq!(km("p", y2026), "0.75", "2026 on the two-tier tree");
+    assert_eq!(km("abc", y2026), "0.5");
+    assert_eq!(km("d1", y2026), "0", "no district holds 2026");
+
+    // The surveyor who followed a into abc still lists and pulls a1's 2022 report.
+    let xa = store.user("xa-a").unwrap().unwrap();
+    let listed = store.list_submissions(&xa, Some("abc"), Some(y2022), None, None, 100).unwrap();
+    let villages: Vec<&str> = listed.iter().map(|(h, _, _)| h.village_id.as_str()).collect();
+    assert_eq!(villages, ["a1", "a2", "b1", "c1"]);
+    let page = store.pull(&xa, 0, 1000).unwrap();
+    let pulled: std::collections::BTreeSet<(String, Period)> = page
+        .changes
+        .iter()
+        .filter_map(|(_, c)| match c {
+            Change::Field(f) => Some((f.at.village_id.clone(), f.at.period)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        pulled.contains(&("a1".into(), y2022)) && pulled.contains(&("a1".into(), y2026)),
+        "{pulled:?}"
+    );
+    assert!(!pulled.iter().any(|(v, _)| v == "e1"), "nothing outside abc: {pulled:?}");
+
+    // A change that would refile a report already made is refused, whole.
+    let before = store.catalogue();
+    let late = TreeChange::Move { unit: "e1".into(), parent: "abc".into() };
+    let err =
+        store.change_tree(&admin, Date::new(2026, 1, 1).unwrap(), &late, now_ms()).unwrap_err();
+    assert!(err.to_string().contains("N e1 (e1) has a report for 2026"), "{err}");
+    assert_eq!(store.catalogue(), before);
+
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+    // Reopened, the store reads the same tree and its past.
+    let reopened = Store::open(engine as Arc<dyn Engine>, demo::catalogue).unwrap();
+    assert_eq!(reopened.catalogue(), store.catalogue());
+    let old = reopened.catalogue().tree_at(Date::new(2022, 12, 31).unwrap()).unwrap();
+    assert_eq!(old.org_unit("a1").unwrap().parent.as_deref(), Some("a"));
+}

@@ -8,8 +8,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 
 use super::{show, Problems};
+use crate::db::commune::commune_of;
 use crate::db::commune::{revision_at, Reader};
-use crate::db::log::{cut_of, latest};
+use crate::db::log::latest;
 use crate::db::schema::retired::ENTITY_SEQ;
 use crate::db::schema::{
     read_u64, CommuneRecord, Entity, Key, LogEntry, Place, PlacedEntry, CHANGES,
@@ -203,7 +204,7 @@ impl Store {
                 }
                 Some(_) => {}
             }
-            let cut = cut_of(&catalogue, now.village());
+            let cut = commune_of(&catalogue, now.village(), place.1);
             if cut != place.0 {
                 problems.add(format!(
                     "change {s} places {} in commune {:?}, not its village's {cut:?}",

@@ -73,7 +73,8 @@ impl Store {
                 let header = &report.header;
                 let made = report.contributions();
                 for (code, c) in made {
-                    let kept = catalogue.lineage(&header.village_id).filter(|u| kept_at(u.level));
+                    let lineage = catalogue.lineage_in(&header.village_id, header.period);
+                    let kept = lineage.into_iter().filter(|u| kept_at(u.level));
                     for unit in kept {
                         let cells = expected.entry((header.period, unit.id.clone())).or_default();
                         let cell = cells.entry(code.clone()).or_default();

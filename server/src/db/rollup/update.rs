@@ -43,7 +43,8 @@ impl Work<'_> {
     pub(in crate::db) fn update_rollups(&mut self) -> Result<()> {
         let mut by_unit: BTreeMap<(Period, String), Deltas> = BTreeMap::new();
         for ((period, village), deltas) in self.village_deltas()? {
-            for unit in self.catalogue.lineage(&village).filter(|u| kept_at(u.level)) {
+            let lineage = self.catalogue.lineage_in(&village, period);
+            for unit in lineage.into_iter().filter(|u| kept_at(u.level)) {
                 let into = by_unit.entry((period, unit.id.clone())).or_default();
                 for (code, d) in &deltas {
                     let sum = into.entry(code.clone()).or_default();
