@@ -212,8 +212,13 @@ async fn province_report(
     accepted: usize,
 ) -> anyhow::Result<(Vec<fieldsync_export::Row>, String)> {
     let office = Api::connect(url, TOKEN).await?;
-    let query =
-        Query { level: Level::Province, period: "2022".into(), area: None, include_pending: false };
+    let query = Query {
+        level: Level::Province,
+        period: "2022".into(),
+        area: None,
+        include_pending: false,
+        tree_date: None,
+    };
     let mut rows = Vec::new();
     office
         .export_each(catalogue, &query, |row| {

@@ -214,6 +214,7 @@ async fn the_progress_page_shows_the_totals_of_the_export() {
         period: PERIOD.into(),
         area: Some("ha-tinh.huong-khe".into()),
         include_pending: false,
+        tree_date: None,
     };
     let mut exported = Vec::new();
     export::fetch(&grpc, &catalogue, &query, |row| {

@@ -145,6 +145,7 @@ async fn road_total(api: &Api) -> fieldsync_client::Result<String> {
         period: "2022".into(),
         area: Some(VILLAGE.into()),
         include_pending: true,
+        tree_date: None,
     };
     let mut total = String::new();
     api.export_each(&fieldsync::demo::catalogue(), &query, |row| {

@@ -85,6 +85,8 @@ const VILLAGES: &[&str] = &[
     "nowhere",
 ];
 const PERIODS: &[&str] = &["2022", "2022-Q3", "2022-07", "2023", "1999", "2022-13", "2022-Q0"];
+/// Tree dates as an export may name them: empty (the period's own tree), days, and not days.
+const TREE_DATES: &[&str] = &["", "", "2026-01-01", "01/07/2025", "2025-02-29", "tomorrow"];
 const FIELDS: &[&str] = &[
     "road_km",
     "road_cement_km",
@@ -509,9 +511,9 @@ fn request(now_hlc: u64) -> BoxedStrategy<Req> {
                     })
                 }
             ),
-        1 => (wire_enum(), one_of(PERIODS), area, any::<bool>()).prop_map(
-            |(level, period, area, include_pending)| {
-                Req::Export(v1::ExportRequest { level, period, area, include_pending })
+        1 => (wire_enum(), one_of(PERIODS), area, any::<bool>(), one_of(TREE_DATES)).prop_map(
+            |(level, period, area, include_pending, tree_date)| {
+                Req::Export(v1::ExportRequest { level, period, area, include_pending, tree_date })
             }
         ),
         2 => prop::collection::vec(figure, 0..6)

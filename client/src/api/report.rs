@@ -17,6 +17,8 @@ pub struct Query {
     pub period: String,
     pub area: Option<String>,
     pub include_pending: bool,
+    /// The day whose org tree to report on; `None`: the period's own.
+    pub tree_date: Option<String>,
 }
 
 /// One plan (KH) figure, as typed: the server checks every part.
@@ -69,6 +71,7 @@ impl Api {
             period: query.period.clone(),
             area: query.area.clone().unwrap_or_default(),
             include_pending: query.include_pending,
+            tree_date: query.tree_date.clone().unwrap_or_default(),
         };
         let stream = self.grpc.report().export(request).await.map_err(Error::status)?;
         Ok(Rows { stream: stream.into_inner(), catalogue })

@@ -4,10 +4,11 @@
 //! year a progress page opens on.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use fieldsync::access::User;
 use fieldsync::rollup::percent;
-use fieldsync::{Amount, Catalogue, Level, Period};
+use fieldsync::{Amount, Catalogue, Date, Level, Period};
 pub use fieldsync_export::UnitTotal;
 
 use super::{now_ms, optional, App, Error, PlanRow, Result};
@@ -16,21 +17,28 @@ use crate::db::Total;
 /// Org units per chunk of an export.
 pub const CHUNK_UNITS: usize = 500;
 
-/// What to report on: a level, a period, an area (empty: the caller's).
+/// What to report on: a level, a period, an area (empty: the caller's),
+/// and the day whose org tree to report on (empty: the period's last day).
 #[derive(Clone, Debug)]
 pub struct ExportQuery {
     pub level: Level,
     pub period: String,
     pub area: String,
     pub include_pending: bool,
+    pub tree_date: String,
 }
 
-/// An export checked and ready to read: its units, in order, and period.
+/// An export checked and ready to read: its units, in order, period, and
+/// the tree it reports on.
 #[derive(Clone, Debug)]
 pub struct Export {
     pub units: Vec<String>,
     pub period: Period,
     pub include_pending: bool,
+    pub tree: Arc<Catalogue>,
+    /// On another tree than the period's own: totals summed village by
+    /// village.
+    pub restated: bool,
 }
 
 /// Rows for one chunk's totals, with percent and the "of which" check.
@@ -72,16 +80,50 @@ impl App {
     /// Checks an export and lists the units it covers (within the caller's
     /// areas).
     pub fn export(&self, user: &User, q: &ExportQuery) -> Result<Export> {
-        let period = q.period.trim().parse().map_err(Error::from_core)?;
+        let period: Period = q.period.trim().parse().map_err(Error::from_core)?;
         let area = optional(&q.area, |a| Ok(a.to_owned()))?;
-        let units = self.store.report_units(user, q.level, area.as_deref())?;
-        Ok(Export { units, period, include_pending: q.include_pending })
+        let catalogue = self.store.catalogue();
+        let day = match q.tree_date.trim() {
+            "" => None,
+            d => Some(d.parse::<Date>().map_err(Error::from_core)?),
+        };
+        let (tree, restated) = match (catalogue.has_changed(), day) {
+            (false, _) => (catalogue, false),
+            (true, day) => {
+                let own = catalogue.tree_at(period.last_day()).map_err(Error::from_core)?;
+                match day.map(|d| catalogue.tree_at(d)).transpose().map_err(Error::from_core)? {
+                    Some(other) if other != own => (Arc::new(other), true),
+                    _ => (Arc::new(own), false),
+                }
+            }
+        };
+        let on = day.unwrap_or(period.last_day());
+        let missing: Vec<&str> =
+            user.areas.iter().map(String::as_str).filter(|a| tree.org_unit(a).is_none()).collect();
+        if !user.areas.is_empty() && missing.len() == user.areas.len() && area.is_none() {
+            return Err(Error::invalid(format!(
+                "your areas ({}) were not in force on {on}: add a tree date on which they were \
+                 (e.g. today's) to restate {period} on that tree",
+                missing.join(", ")
+            )));
+        }
+        if let Some(a) = area.as_deref().filter(|a| tree.org_unit(a).is_none()) {
+            return Err(Error::not_found(format!(
+                "{a} was not in force on {on}: choose an area of that day's tree, or a tree date \
+                 on which {a} was"
+            )));
+        }
+        let units = self.store.report_units_on(&tree, user, q.level, area.as_deref())?;
+        Ok(Export { units, period, include_pending: q.include_pending, tree, restated })
     }
 
     /// The rows of `units` (a chunk of an [`Export`]'s).
     pub fn export_rows(&self, export: &Export, units: &[String]) -> Result<Vec<UnitTotal>> {
-        let totals = self.store.totals_of(units, export.period)?;
-        let rows = rows(&self.store.catalogue(), &totals, export.include_pending);
+        let totals = match export.restated {
+            true => self.store.restated_totals(&export.tree, units, export.period)?,
+            false => self.store.totals_of(units, export.period)?,
+        };
+        let rows = rows(&export.tree, &totals, export.include_pending);
         self.settled(rows)
     }
 

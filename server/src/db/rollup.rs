@@ -99,7 +99,18 @@ impl Store {
         level: Level,
         area: Option<&str>,
     ) -> Result<Vec<String>> {
-        let catalogue = self.catalogue();
+        self.report_units_on(&self.catalogue(), caller, level, area)
+    }
+
+    /// [`Store::report_units`] on `catalogue`'s tree (the tree of another
+    /// day, see [`Catalogue::tree_at`]).
+    pub fn report_units_on(
+        &self,
+        catalogue: &Catalogue,
+        caller: &User,
+        level: Level,
+        area: Option<&str>,
+    ) -> Result<Vec<String>> {
         if let Some(area) = area {
             readable_area(&catalogue, caller, area)?;
         }
@@ -210,6 +221,54 @@ impl Store {
     ) -> Result<Vec<Total>> {
         let units = self.report_units(caller, level, area)?;
         self.totals_of(&units, period)
+    }
+
+    /// Totals of every indicator for each of `units` of `tree` (the tree
+    /// of another day than `period`'s), restated village by village: each
+    /// unit sums the reports of the villages it holds in `tree`, wherever
+    /// they were filed. Plans are those set for the unit and period.
+    pub fn restated_totals(
+        &self,
+        tree: &Catalogue,
+        units: &[String],
+        period: Period,
+    ) -> Result<Vec<Total>> {
+        let catalogue = self.catalogue();
+        let _guard = self.read_lock();
+        let mut out = Vec::with_capacity(units.len() * catalogue.indicators.len());
+        let mut reader = Reader::new(self.engine.as_ref());
+        for unit in units {
+            let overflow =
+                |code: &str| Error::Invalid(format!("the total of {code} for {unit} overflows"));
+            let mut cells: BTreeMap<String, Cell> = BTreeMap::new();
+            for village in tree.units_at(Level::Village, Some(unit)) {
+                let place = place_of(&catalogue, &village.id, period);
+                let sub = SubmissionId::of(&village.id, period);
+                if let Some(made) = reader.with_report(&place, sub, |r| r.contributions())? {
+                    for (code, c) in made {
+                        cells
+                            .entry(code.clone())
+                            .or_default()
+                            .apply(&c, 1)
+                            .ok_or_else(|| overflow(&code))?;
+                    }
+                }
+            }
+            let mut plans: BTreeMap<String, Amount> = BTreeMap::new();
+            for entry in Prefix::Cells(PLANS, period, unit).iter(self.engine.as_ref()) {
+                let (key, bytes) = entry?;
+                plans.insert(code_of(&key)?, decode(PLANS, &bytes)?);
+            }
+            for code in catalogue.indicators_in_order().map(|i| &i.code) {
+                out.push(Total {
+                    unit: unit.clone(),
+                    indicator: code.clone(),
+                    cell: cells.get(code).copied().unwrap_or_default(),
+                    plan: plans.get(code).copied(),
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Sets plan figures, all or none: any bad row refuses the whole set,

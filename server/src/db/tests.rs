@@ -778,6 +778,16 @@ fn communes_merged_and_districts_removed_keep_every_period_on_its_own_tree() {
     assert_eq!(km("p", y2026), "0.75", "2026 on the two-tier tree");
     assert_eq!(km("abc", y2026), "0.5");
     assert_eq!(km("d1", y2026), "0", "no district holds 2026");
+    // 2022 restated under today's communes, village by village.
+    let today = store.catalogue().tree_at(Date::new(2026, 1, 1).unwrap()).unwrap();
+    let units = ["abc".to_owned(), "e".to_owned(), "p".to_owned()];
+    let restated = store.restated_totals(&today, &units, y2022).unwrap();
+    let road: Vec<String> = restated
+        .iter()
+        .filter(|t| t.indicator == "road_km")
+        .map(|t| format!("{} {}", t.unit, t.cell.pending))
+        .collect();
+    assert_eq!(road, ["abc 15.5", "e 16", "p 31.5"]);
 
     // The surveyor who followed a into abc still lists and pulls a1's 2022 report.
     let xa = store.user("xa-a").unwrap().unwrap();

@@ -61,6 +61,7 @@ impl Report for ReportService {
             period: req.period,
             area: req.area,
             include_pending: req.include_pending,
+            tree_date: req.tree_date,
         };
         let export = Arc::new(blocking(&self.app, move |app| app.export(&user, &query)).await?);
         let (tx, rx) = mpsc::channel(BUFFER_ROWS);

@@ -25,6 +25,10 @@ struct Scope {
     area_level: Level,
     level: Level,
     pending: bool,
+    /// The day whose org tree to report on (empty: the period's own).
+    tree: String,
+    /// That tree.
+    on: std::sync::Arc<fieldsync::Catalogue>,
 }
 
 impl Scope {
@@ -33,8 +37,20 @@ impl Scope {
             "" => ctx.run(|app, _| app.year_to_show()).await?.to_string(),
             p => p.to_owned(),
         };
-        let catalogue = ctx.catalogue();
-        let catalogue = catalogue.as_ref();
+        // The tree the page reports on: the period's own, or that of the
+        // day asked for, once the tree has changed.
+        let current = ctx.catalogue();
+        let day = match form.text("tree").trim() {
+            "" => period.parse::<fieldsync::Period>().ok().map(|p| p.last_day()),
+            d => Some(d.parse::<fieldsync::Date>().map_err(|e| Error::invalid(e.to_string()))?),
+        };
+        let on = match day.filter(|_| current.has_changed()) {
+            Some(d) => {
+                std::sync::Arc::new(current.tree_at(d).map_err(|e| Error::invalid(e.to_string()))?)
+            }
+            None => current,
+        };
+        let catalogue = on.as_ref();
         let area = match form.text("area") {
             "" => ctx.user.areas.first().cloned().or_else(|| {
                 catalogue.units_at(Level::Province, None).first().map(|u| u.id.clone())
@@ -60,7 +76,9 @@ impl Scope {
             )));
         }
         let pending = form.text("pending") == "1";
-        Ok(Scope { period, area, area_level: unit.level, level, pending })
+        let tree = form.text("tree").trim().to_owned();
+        let area_level = unit.level;
+        Ok(Scope { period, area, area_level, level, pending, tree, on: std::sync::Arc::clone(&on) })
     }
 
     fn query(&self) -> String {
@@ -70,7 +88,10 @@ impl Scope {
             url(&self.area),
             self.level.as_str(),
             if self.pending { "&pending=1" } else { "" }
-        )
+        ) + &match self.tree.as_str() {
+            "" => String::new(),
+            day => format!("&tree={}", url(day)),
+        }
     }
 
     fn request(&self, level: Level) -> ExportQuery {
@@ -79,6 +100,7 @@ impl Scope {
             period: self.period.clone(),
             area: self.area.clone(),
             include_pending: self.pending,
+            tree_date: self.tree.clone(),
         }
     }
 }
@@ -126,8 +148,8 @@ pub async fn page(ctx: Ctx, RawQuery(query): RawQuery) -> Response {
 /// The page's view: the area's totals and its units' rows per indicator.
 async fn view(ctx: &Ctx, form: &Form) -> Result<progress::View, Error> {
     let lang = ctx.lang;
-    let catalogue = ctx.catalogue();
     let scope = Scope::of(form, ctx).await?;
+    let catalogue = std::sync::Arc::clone(&scope.on);
     let (totals, _) = rows(ctx, scope.request(scope.area_level), 1).await?;
     let (rows, cut) = rows(ctx, scope.request(scope.level), MAX_UNITS).await?;
     let area_name = catalogue.org_unit(&scope.area).map_or(scope.area.as_str(), |u| &u.name);

@@ -92,6 +92,11 @@ pub struct ExportArgs {
     /// Count submitted, not yet approved reports too.
     #[arg(long)]
     include_pending: bool,
+    /// Report on the org tree in force on this day (e.g. 2026-01-01: 2022
+    /// restated under today's communes, village by village) [default: the
+    /// tree in force on the period's last day, e.g. 2022 by its districts].
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    tree_date: Option<String>,
     /// csv, json, xlsx or report [default: from the extension of --out (.csv,
     /// .json, .xlsx, .txt), else report].
     #[arg(long, value_enum)]
@@ -182,6 +187,7 @@ impl Plan {
             period: period.to_string(),
             area: args.area.map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()),
             include_pending: args.include_pending,
+            tree_date: args.tree_date.map(|d| d.trim().to_owned()).filter(|d| !d.is_empty()),
         };
         if let Some(path) = out.as_deref().filter(|p| !args.force && p.exists()) {
             bail!("{} exists: give --force to replace it, or another --out", path.display());

@@ -121,9 +121,10 @@ pub(super) async fn xlsx(s: &Session, plan: &Plan) -> anyhow::Result<(usize, Vec
         .map(|u| u.level)
         .min()
         .unwrap_or(Level::Province);
-    // The tree's own levels: no district sheet for a tree without districts.
+    // A level the report's tree lacks (districts since 1 July 2025) has no
+    // rows, and gets no sheet.
     let levels: Vec<Level> =
-        s.catalogue.levels().into_iter().filter(|l| *l >= top && *l <= plan.query.level).collect();
+        Level::ALL.into_iter().filter(|l| *l >= top && *l <= plan.query.level).collect();
     let mut sheets = Vec::new();
     let mut total = 0;
     for level in levels {
