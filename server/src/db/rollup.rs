@@ -112,7 +112,7 @@ impl Store {
         area: Option<&str>,
     ) -> Result<Vec<String>> {
         if let Some(area) = area {
-            readable_area(&catalogue, caller, area)?;
+            readable_area(catalogue, caller, area)?;
         }
         // A level above the area holds nothing of it: say so rather than answer empty.
         let below = |a: &str| catalogue.org_unit(a).filter(|u| u.level > level);
@@ -158,7 +158,7 @@ impl Store {
         // Areas may nest or the caller may not cover every unit (admins do).
         units.sort();
         units.dedup();
-        units.retain(|u| caller.covers(&catalogue, u));
+        units.retain(|u| caller.covers(catalogue, u));
         Ok(units)
     }
 
