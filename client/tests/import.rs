@@ -261,3 +261,167 @@ async fn an_empty_store_takes_a_provinces_files_and_serves_its_surveyors() {
     assert_eq!(report[0].village_id, "ht.thach-ha.thon-1");
     server.stop().await.unwrap();
 }
+
+/// CSV text as (unit_id, indicator) → done.
+fn done_by_unit(csv_text: &str, indicator: &str) -> Vec<(String, String)> {
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (unit, ind, done) = (col("unit_id"), col("indicator"), col("done"));
+    reader
+        .records()
+        .map(|r| r.unwrap())
+        .filter(|r| &r[ind] == indicator)
+        .map(|r| (r[unit].to_owned(), r[done].to_owned()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_restructure_of_1_july_2025_keeps_2022_as_published_and_restates_it() {
+    let data = tempfile::tempdir().unwrap();
+    let server = LocalServer::start_with(
+        data.path(),
+        "127.0.0.1:0",
+        ADMIN_TOKEN,
+        fieldsync::demo::catalogue,
+    )
+    .await
+    .unwrap();
+    let desk = Desk { dir: tempfile::tempdir().unwrap(), url: server.url.clone() };
+    // Beside the demo's province (for its indicators), the old four-level
+    // tree of another, with 2022 reports in two communes of one district
+    // and one of another.
+    let tree = desk.path("cu.csv");
+    excel_csv(
+        &tree,
+        &[
+            "id;name;level;parent",
+            "t;Tỉnh T;tỉnh;",
+            "t.h1;Huyện Một;huyện;t",
+            "t.h2;Huyện Hai;huyện;t",
+            "t.h1.a;Xã A;xã;t.h1",
+            "t.h1.b;Xã B;xã;t.h1",
+            "t.h2.c;Xã C;xã;t.h2",
+            "t.h1.a.1;Thôn 1;thôn;t.h1.a",
+            "t.h1.b.1;Thôn 1;thôn;t.h1.b",
+            "t.h2.c.1;Thôn 1;thôn;t.h2.c",
+        ],
+    );
+    desk.admin(&["admin", "org-unit", "import", tree.to_str().unwrap()]).await;
+    desk.admin(&[
+        "admin", "user", "add", "an", "--name", "An", "--role", "surveyor", "--area", "t",
+    ])
+    .await;
+    desk.admin(&[
+        "admin",
+        "user",
+        "add",
+        "xa.a",
+        "--name",
+        "Xã A",
+        "--role",
+        "supervisor",
+        "--area",
+        "t.h1.a",
+    ])
+    .await;
+    let token = desk.admin(&["admin", "token", "issue", "an"]).await;
+    desk.tablet(&["init", "--server", &desk.url, "--token", token.trim()]).await;
+    for (village, km) in [("t.h1.a.1", "1.5"), ("t.h1.b.1", "2"), ("t.h2.c.1", "4")] {
+        desk.tablet(&["record", village, "2022", &format!("road_km={km}")]).await;
+    }
+    desk.tablet(&["sync"]).await;
+
+    // 1 July 2025: A and B merge into the new commune AB; the districts go.
+    let out = desk
+        .admin(&[
+            "admin",
+            "org-unit",
+            "merge",
+            "t.h1.a",
+            "t.h1.b",
+            "--into",
+            "t.ab",
+            "--name",
+            "Xã AB",
+            "--parent",
+            "t.h1",
+            "--date",
+            "2025-07-01",
+        ])
+        .await;
+    assert!(out.contains("merged t.h1.a, t.h1.b into t.ab (new) on 2025-07-01"), "{out}");
+    assert!(out.contains("xa.a now works in t.ab (was t.h1.a)"), "{out}");
+    desk.admin(&[
+        "admin",
+        "org-unit",
+        "merge",
+        "t.h1",
+        "t.h2",
+        "--into",
+        "t",
+        "--date",
+        "01/07/2025",
+    ])
+    .await;
+    // A change dated before the last one is refused.
+    let err = desk
+        .admin_fails(&["admin", "org-unit", "rename", "t.ab", "Xã Mới", "--date", "2025-06-01"])
+        .await;
+    assert!(err.contains("date this one 2025-07-01 or later"), "{err}");
+
+    let now = desk.admin(&["admin", "org-unit", "list"]).await;
+    assert!(
+        now.contains("5 org unit(s): 1 province, 2 commune, 3 village")
+            || now.contains("org unit(s)"),
+        "{now}"
+    );
+    let before = desk.admin(&["admin", "org-unit", "list", "--date", "2025-06-30", "--json"]).await;
+    let before: Vec<serde_json::Value> = serde_json::from_str(&before).unwrap();
+    assert!(before.iter().any(|u| u["id"] == "t.h1" && u["level"] == "district"), "{before:?}");
+    assert!(!before.iter().any(|u| u["id"] == "t.ab"), "{before:?}");
+    let changes = desk.admin(&["admin", "org-unit", "changes"]).await;
+    assert!(changes.contains("2025-07-01  merged t.h1, t.h2 into t on 2025-07-01"), "{changes}");
+
+    // 2022 by its districts, as published; and restated under today's communes.
+    let export = |args: &'static [&'static str]| {
+        let mut argv = vec![
+            "export",
+            "--format",
+            "csv",
+            "--period",
+            "2022",
+            "--include-pending",
+            "--area",
+            "t",
+        ];
+        argv.extend(args);
+        argv
+    };
+    let by_district = desk.admin(&export(&["--level", "district"])).await;
+    assert_eq!(
+        done_by_unit(&by_district, "road_km"),
+        [("t.h1".to_owned(), "3.5".to_owned()), ("t.h2".to_owned(), "4".to_owned())]
+    );
+    let by_commune = desk.admin(&export(&["--level", "commune"])).await;
+    assert_eq!(
+        done_by_unit(&by_commune, "road_km").len(),
+        3,
+        "the three old communes: {by_commune}"
+    );
+    let restated = desk.admin(&export(&["--level", "commune", "--tree-date", "2026-01-01"])).await;
+    assert_eq!(
+        done_by_unit(&restated, "road_km"),
+        [("t.ab".to_owned(), "3.5".to_owned()), ("t.h2.c".to_owned(), "4".to_owned())]
+    );
+
+    // The tablet gets the two-tier tree at its next sync and records under it.
+    desk.tablet(&["sync"]).await;
+    desk.tablet(&["record", "t.h1.a.1", "2026", "road_km=0.5"]).await;
+    let out = desk.tablet(&["sync"]).await;
+    assert!(out.contains("1 applied") && out.contains("0 refused"), "{out}");
+    let place = server.store.catalogue().org_unit("t.h1.a.1").unwrap().parent.clone();
+    assert_eq!(place.as_deref(), Some("t.ab"));
+    assert_eq!(server.store.check().unwrap(), Vec::<String>::new());
+    server.stop().await.unwrap();
+}

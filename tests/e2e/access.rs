@@ -12,6 +12,7 @@ use std::path::Path;
 
 use fieldsync::access::Role;
 use fieldsync::demo;
+use fieldsync_proto::v1;
 use fieldsync_proto::v1::admin_client::AdminClient;
 use fieldsync_proto::v1::review_client::ReviewClient;
 use fieldsync_proto::v1::sync_client::SyncClient;
@@ -103,6 +104,8 @@ enum Rpc {
     AddIndicator,
     ImportCatalogue,
     ImportUsers,
+    ChangeTree,
+    GetTree,
     Backup,
     CreateEnrollment,
     ListEnrollments,
@@ -163,6 +166,8 @@ const MATRIX: &[(Rpc, [[Expect; 2]; 5])] = &[
     (Rpc::AddIndicator,    [[DENIED, NA],    [DENIED, NA],     [DENIED, NA],     [DENIED, NA],     [OK, NA]]),
     (Rpc::ImportCatalogue, [[DENIED, DENIED],[DENIED, DENIED], [DENIED, DENIED], [DENIED, DENIED], [OK, OK]]),
     (Rpc::ImportUsers,     [[DENIED, DENIED],[DENIED, DENIED], [DENIED, DENIED], [DENIED, DENIED], [OK, OK]]),
+    (Rpc::ChangeTree,      [[DENIED, DENIED],[DENIED, DENIED], [DENIED, DENIED], [DENIED, DENIED], [OK, OK]]),
+    (Rpc::GetTree,         [[DENIED, NA],    [DENIED, NA],     [DENIED, NA],     [DENIED, NA],     [OK, NA]]),
     (Rpc::Backup,          [[DENIED, NA],    [DENIED, NA],     [DENIED, NA],     [DENIED, NA],     [OK, NA]]),
     (Rpc::CreateEnrollment,[[DENIED, DENIED],[OK, DENIED],     [OK, DENIED],     [OK, DENIED],     [OK, OK]]),
     (Rpc::ListEnrollments, [[DENIED, DENIED],[OK, DENIED],     [OK, DENIED],     [OK, DENIED],     [OK, OK]]),
@@ -508,6 +513,14 @@ async fn run(
             };
             caller.admin.import_users(ImportUsersRequest { users: vec![user] }).await.map(done)
         }
+        Rpc::ChangeTree => {
+            let today = fieldsync::Date::in_vietnam(fieldsync_server::db::now_ms()).to_string();
+            let rename =
+                v1::RenameUnit { unit_id: village.into(), name: format!("Thôn đổi tên {n}") };
+            let change = Some(v1::change_tree_request::Change::Rename(rename));
+            caller.admin.change_tree(v1::ChangeTreeRequest { date: today, change }).await.map(done)
+        }
+        Rpc::GetTree => caller.admin.get_tree(v1::GetTreeRequest::default()).await.map(done),
         Rpc::CreateEnrollment => {
             let request =
                 CreateEnrollmentRequest { user_id: resident(village), expires_in_s: 3600 };

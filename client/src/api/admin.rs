@@ -22,6 +22,17 @@ pub struct Imported {
     pub unchanged: usize,
 }
 
+/// The org tree of a day, as an admin reads it back.
+#[derive(Clone, Debug)]
+pub struct Tree {
+    pub units: Vec<OrgUnit>,
+    /// Units no longer in force: each as it last stood, the day it went
+    /// and its successor (empty for none).
+    pub retired: Vec<(OrgUnit, String, String)>,
+    /// Every change so far: its day and what it did.
+    pub changes: Vec<(String, String)>,
+}
+
 /// A change of one user; every part left out stays as it is.
 #[derive(Clone, Debug, Default)]
 pub struct UserChange {
@@ -272,6 +283,64 @@ impl Api {
         let reply = self.grpc.admin().import_users(request).await.map_err(Error::status)?;
         let reply = reply.into_inner();
         Ok((reply.added, reply.unchanged as usize))
+    }
+
+    /// Applies a dated change of the org tree; what it did, and the users
+    /// whose areas followed it (id, areas before, areas now).
+    pub async fn change_tree(
+        &self,
+        date: &str,
+        change: &fieldsync::TreeChange,
+    ) -> Result<(String, Vec<(String, Vec<String>, Vec<String>)>)> {
+        use fieldsync::TreeChange;
+        use v1::change_tree_request::Change;
+        let change = match change.clone() {
+            TreeChange::Rename { unit, name } => {
+                Change::Rename(v1::RenameUnit { unit_id: unit, name })
+            }
+            TreeChange::Move { unit, parent } => {
+                Change::Move(v1::MoveUnit { unit_id: unit, parent_id: parent })
+            }
+            TreeChange::Merge { units, into, new } => Change::Merge(v1::MergeUnits {
+                unit_ids: units,
+                into_id: into,
+                new_name: new.as_ref().map(|n| n.name.clone()).unwrap_or_default(),
+                new_parent_id: new.and_then(|n| n.parent).unwrap_or_default(),
+            }),
+            TreeChange::Retire { unit } => Change::Retire(v1::RetireUnit { unit_id: unit }),
+        };
+        let request = v1::ChangeTreeRequest { date: date.to_owned(), change: Some(change) };
+        let reply = self.grpc.admin().change_tree(request).await.map_err(Error::status)?;
+        let reply = reply.into_inner();
+        let moved =
+            reply.users_moved.into_iter().map(|u| (u.user_id, u.areas_before, u.areas)).collect();
+        Ok((reply.description, moved))
+    }
+
+    /// The org tree in force on `date` (empty: today), with what is no
+    /// longer in force and every change.
+    pub async fn tree(&self, date: &str) -> Result<Tree> {
+        let request = v1::GetTreeRequest { date: date.to_owned() };
+        let reply = self.grpc.admin().get_tree(request).await.map_err(Error::status)?.into_inner();
+        let units = reply
+            .org_units
+            .into_iter()
+            .map(convert::org_unit_from_wire)
+            .collect::<fieldsync::Result<Vec<_>>>()
+            .map_err(unreadable)?;
+        let mut retired = Vec::new();
+        for r in reply.retired {
+            let unit = r
+                .unit
+                .ok_or_else(|| Error::Unreadable("a retired unit without its unit".into()))?;
+            retired.push((
+                convert::org_unit_from_wire(unit).map_err(unreadable)?,
+                r.retired_on,
+                r.successor_id,
+            ));
+        }
+        let changes = reply.changes.into_iter().map(|c| (c.date, c.description)).collect();
+        Ok(Tree { units, retired, changes })
     }
 
     /// Adds an indicator; the answer is the indicator as stored.

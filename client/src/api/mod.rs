@@ -17,7 +17,7 @@ use std::future::Future;
 use fieldsync::DeviceId;
 
 pub use admin::{
-    Enrollment, Imported, IssuedToken, NewEnrollment, NewIndicator, TokenInfo, UserChange,
+    Enrollment, Imported, IssuedToken, NewEnrollment, NewIndicator, TokenInfo, Tree, UserChange,
 };
 pub use report::{Backup, PlanFigure, Query, Rows};
 pub use review::{

@@ -5,9 +5,10 @@
 //! redeemed by a new device without a token.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use fieldsync::access::{Action, User};
-use fieldsync::{Indicator, OrgUnit};
+use fieldsync::{Catalogue, Indicator, OrgUnit};
 
 use super::{
     display_code, now_ms, App, Enrollment, Error, Kind, Redeemed, Result, TokenInfo, NOT_VALID,
@@ -255,6 +256,31 @@ impl App {
         indicators: Vec<Indicator>,
     ) -> Result<crate::db::Imported> {
         Ok(self.store.import_catalogue(admin, units, indicators, now_ms())?)
+    }
+
+    /// Applies a dated change of the org tree (see [`Store::change_tree`]).
+    pub fn change_tree(
+        &self,
+        admin: &User,
+        date: &str,
+        change: fieldsync::TreeChange,
+    ) -> Result<(String, crate::db::TreeChanged)> {
+        let date: fieldsync::Date = date.parse().map_err(Error::from_core)?;
+        let changed = self.store.change_tree(admin, date, &change, now_ms())?;
+        Ok((change.describe(date), changed))
+    }
+
+    /// The tree in force on `date` (empty: today in Vietnam), with the
+    /// catalogue that holds its past.
+    pub fn tree(&self, admin: &User, date: &str) -> Result<(Catalogue, Arc<Catalogue>)> {
+        self.store.require_admin(admin)?;
+        let date = match date.trim() {
+            "" => fieldsync::Date::in_vietnam(now_ms()),
+            d => d.parse().map_err(Error::from_core)?,
+        };
+        let catalogue = self.store.catalogue();
+        let tree = catalogue.tree_at(date).map_err(Error::from_core)?;
+        Ok((tree, catalogue))
     }
 
     /// Adds an indicator; the indicator as the catalogue now holds it.

@@ -286,6 +286,93 @@ impl Admin for AdminService {
         Ok(Response::new(v1::ImportUsersReply { added, unchanged: unchanged as u32 }))
     }
 
+    async fn change_tree(
+        &self,
+        request: Request<v1::ChangeTreeRequest>,
+    ) -> Result<Response<v1::ChangeTreeReply>, Status> {
+        use fieldsync::TreeChange;
+        use v1::change_tree_request::Change;
+        let admin = caller(&request)?;
+        let req = request.into_inner();
+        let change = match req.change {
+            Some(Change::Rename(r)) => TreeChange::Rename { unit: r.unit_id, name: r.name },
+            Some(Change::Move(m)) => TreeChange::Move { unit: m.unit_id, parent: m.parent_id },
+            Some(Change::Merge(m)) => {
+                let new = match m.new_name.trim() {
+                    "" => None,
+                    name => {
+                        // The new unit is of the merged units' level: the store checks it.
+                        let level = self
+                            .app
+                            .catalogue()
+                            .org_unit(m.unit_ids.first().map_or("", String::as_str))
+                            .map_or(fieldsync::Level::Commune, |u| u.level);
+                        Some(fieldsync::OrgUnit {
+                            id: m.into_id.clone(),
+                            name: name.to_owned(),
+                            level,
+                            parent: Some(m.new_parent_id).filter(|p| !p.trim().is_empty()),
+                        })
+                    }
+                };
+                TreeChange::Merge { units: m.unit_ids, into: m.into_id, new }
+            }
+            Some(Change::Retire(r)) => TreeChange::Retire { unit: r.unit_id },
+            None => {
+                return Err(Status::invalid_argument(
+                    "name the change: rename, move, merge or retire",
+                ))
+            }
+        };
+        let (description, changed) =
+            blocking(&self.app, move |app| app.change_tree(&admin, &req.date, change)).await?;
+        Ok(Response::new(v1::ChangeTreeReply {
+            description,
+            users_moved: changed
+                .users_moved
+                .into_iter()
+                .map(|(user, before)| v1::MovedUser {
+                    user_id: user.id,
+                    areas_before: before,
+                    areas: user.areas,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn get_tree(
+        &self,
+        request: Request<v1::GetTreeRequest>,
+    ) -> Result<Response<v1::GetTreeReply>, Status> {
+        let admin = caller(&request)?;
+        let date = request.into_inner().date;
+        let (tree, catalogue) = blocking(&self.app, move |app| app.tree(&admin, &date)).await?;
+        let history = catalogue.history();
+        Ok(Response::new(v1::GetTreeReply {
+            org_units: tree.org_units.values().map(convert::org_unit_to_wire).collect(),
+            retired: history
+                .retired
+                .values()
+                .map(|u| {
+                    let end = history.past.get(&u.id).and_then(|p| p.retired.as_ref());
+                    v1::RetiredUnit {
+                        unit: Some(convert::org_unit_to_wire(u)),
+                        retired_on: end.map(|r| r.on.to_string()).unwrap_or_default(),
+                        successor_id: end.and_then(|r| r.successor.clone()).unwrap_or_default(),
+                    }
+                })
+                .collect(),
+            changes: history
+                .changes
+                .iter()
+                .map(|(date, change)| v1::TreeChangeEntry {
+                    date: date.to_string(),
+                    description: change.describe(*date),
+                })
+                .collect(),
+        }))
+    }
+
     async fn add_indicator(
         &self,
         request: Request<v1::Indicator>,

@@ -246,59 +246,6 @@ fn report(s: &Session, name: &str, imported: Imported, units: &[OrgUnit]) -> any
     Ok(())
 }
 
-/// `admin org-unit list`: the tree, or the part below `area`, top down.
-pub(super) fn list(s: &Session, area: Option<&str>) -> anyhow::Result<()> {
-    let cat = &s.catalogue;
-    let roots: Vec<&OrgUnit> = match area {
-        Some(a) => match cat.org_unit(a) {
-            Some(u) => vec![u],
-            None => {
-                bail!("unknown org unit {a:?}: see the ids with `fieldsync admin org-unit list`")
-            }
-        },
-        None => cat.units_at(Level::Province, None),
-    };
-    let mut rows = Vec::new();
-    for root in roots {
-        let mut below = cat.subtree(&root.id);
-        below.sort_by(|a, b| (a.level, &a.id).cmp(&(b.level, &b.id)));
-        rows.extend(below);
-    }
-    if s.json {
-        let units: Vec<_> = rows
-            .iter()
-            .map(|u| {
-                serde_json::json!({
-                    "id": u.id,
-                    "name": u.name,
-                    "level": u.level.as_str(),
-                    "parent_id": u.parent.clone().unwrap_or_default(),
-                })
-            })
-            .collect();
-        return s.print_json(&units);
-    }
-    let table: Vec<Vec<String>> = rows
-        .iter()
-        .map(|u| {
-            vec![
-                u.id.clone(),
-                crate::cli::terminal(&u.name),
-                u.level.as_str().to_owned(),
-                u.parent.clone().unwrap_or_default(),
-            ]
-        })
-        .collect();
-    crate::cli::print_table(&["id", "name", "level", "parent"], &table);
-    let counts: Vec<String> = cat
-        .levels()
-        .into_iter()
-        .map(|l| format!("{} {}", rows.iter().filter(|u| u.level == l).count(), l.as_str()))
-        .collect();
-    println!("{} org unit(s): {}", rows.len(), counts.join(", "));
-    Ok(())
-}
-
 /// The columns of a user file.
 const USER_ID: &[&str] = &["username", "id", "user", "tên đăng nhập", "tài khoản"];
 const USER_NAME: &[&str] = &["name", "full name", "full_name", "họ tên", "họ và tên"];

@@ -3,11 +3,13 @@
 //! and the province office make for the surveyors of their areas. Each
 //! command calls `fieldsync_client::api` and prints what it gets: users in
 //! [`users`], tokens and enrollment codes in [`tokens`], org units and
-//! indicators in [`catalogue`].
+//! indicators in [`catalogue`], imports in [`import`], the org tree's dated
+//! changes in [`tree`].
 
 mod catalogue;
 mod import;
 mod tokens;
+mod tree;
 mod users;
 
 use std::io::Write;
@@ -15,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Subcommand;
+use fieldsync::{OrgUnit, TreeChange};
 
 use super::{Online, Session};
 
@@ -159,10 +162,63 @@ pub enum OrgUnitCommand {
         /// The .csv or .xlsx file (its first sheet).
         file: PathBuf,
     },
-    /// The org tree, top down (or the part of it below --area).
+    /// The org tree, top down (or the part of it below --area), as it
+    /// stands now or as it stood on --date.
     List {
         #[arg(long)]
         area: Option<String>,
+        /// The tree in force on this day (YYYY-MM-DD).
+        #[arg(long)]
+        date: Option<String>,
+    },
+    /// Every dated change of the tree, and the units no longer in force.
+    Changes,
+    /// Rename a unit from --date on (its earlier name stays on earlier days).
+    Rename {
+        id: String,
+        /// The new Vietnamese name.
+        name: String,
+        /// The day the change takes effect (YYYY-MM-DD): today or earlier.
+        #[arg(long)]
+        date: String,
+    },
+    /// Move a unit, with everything below it, under another parent from
+    /// --date on: a village to another commune, a commune to another
+    /// district or straight under its province.
+    Move {
+        id: String,
+        /// The new parent.
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        date: String,
+    },
+    /// Merge units into one from --date on: their units below move to it,
+    /// and they are retired with it as successor (users working in them
+    /// follow it). Into an existing unit of their level, a new one (give
+    /// --name and --parent), or their own parent, which removes their
+    /// level there: `merge DISTRICT... --into PROVINCE` is the 1 July 2025
+    /// restructure.
+    Merge {
+        /// The units to merge.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        #[arg(long)]
+        into: String,
+        /// The name of a new unit to merge into.
+        #[arg(long, requires = "parent")]
+        name: Option<String>,
+        /// The parent of a new unit to merge into.
+        #[arg(long, requires = "name")]
+        parent: Option<String>,
+        #[arg(long)]
+        date: String,
+    },
+    /// Retire a unit with nothing left below it from --date on.
+    Retire {
+        id: String,
+        #[arg(long)]
+        date: String,
     },
 }
 
@@ -219,7 +275,37 @@ pub async fn run(command: AdminCommand, online: &Online, home: &Path) -> anyhow:
         AdminCommand::OrgUnit(OrgUnitCommand::Import { file }) => {
             import::org_units(&s, &file).await
         }
-        AdminCommand::OrgUnit(OrgUnitCommand::List { area }) => import::list(&s, area.as_deref()),
+        AdminCommand::OrgUnit(OrgUnitCommand::List { area, date }) => {
+            tree::list(&s, area.as_deref(), date.as_deref()).await
+        }
+        AdminCommand::OrgUnit(OrgUnitCommand::Changes) => tree::changes(&s).await,
+        AdminCommand::OrgUnit(OrgUnitCommand::Rename { id, name, date }) => {
+            let rename = TreeChange::Rename { unit: id.trim().into(), name };
+            tree::change(&s, &date, rename).await
+        }
+        AdminCommand::OrgUnit(OrgUnitCommand::Move { id, to, date }) => {
+            let to = TreeChange::Move { unit: id.trim().into(), parent: to.trim().into() };
+            tree::change(&s, &date, to).await
+        }
+        AdminCommand::OrgUnit(OrgUnitCommand::Merge { ids, into, name, parent, date }) => {
+            let units: Vec<String> = ids.iter().map(|i| i.trim().to_owned()).collect();
+            // A new unit is of the level of the units it takes over.
+            let level = units.first().and_then(|u| s.catalogue.org_unit(u)).map(|u| u.level);
+            let new = match (name, parent, level) {
+                (Some(name), parent, Some(level)) => Some(OrgUnit {
+                    id: into.trim().into(),
+                    name,
+                    level,
+                    parent: parent.map(|p| p.trim().to_owned()),
+                }),
+                _ => None,
+            };
+            tree::change(&s, &date, TreeChange::Merge { units, into: into.trim().into(), new })
+                .await
+        }
+        AdminCommand::OrgUnit(OrgUnitCommand::Retire { id, date }) => {
+            tree::change(&s, &date, TreeChange::Retire { unit: id.trim().into() }).await
+        }
         AdminCommand::Indicator(IndicatorCommand::Import { file }) => {
             import::indicators(&s, &file).await
         }
