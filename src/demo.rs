@@ -70,11 +70,25 @@ const DISTRICTS: &[District] = &[
     ("vu-quang", "Huyện Vũ Quang", &[("duc-linh", "Đức Lĩnh"), ("huong-minh", "Hương Minh")]),
 ];
 
-/// The indicators of the report's infrastructure section.
+/// The district-level units' land consolidated to the end of 2022 (the
+/// report's footnote 2, ha), by district slug.
+pub const LAND_2022: &[(&str, &str)] = &[
+    ("can-loc", "3428.6"),
+    ("cam-xuyen", "2183.4"),
+    ("thach-ha", "2132.3"),
+    ("loc-ha", "538.5"),
+    ("ky-anh", "430.4"),
+    ("duc-tho", "723"),
+    ("tp-ha-tinh", "82"),
+    ("hong-linh", "52"),
+];
+
+/// The indicators of the report's infrastructure section, and the land
+/// consolidated (its agriculture section).
 pub fn indicators() -> Vec<Indicator> {
     let km = ValueKind::Decimal { scale: 2 };
     let count = ValueKind::Integer;
-    let rows: [IndicatorRow; 12] = [
+    let rows: [IndicatorRow; 13] = [
         (
             "road_km",
             "Đường giao thông nông thôn xây dựng, nâng cấp",
@@ -158,6 +172,15 @@ pub fn indicators() -> Vec<Indicator> {
             count,
             None,
             10,
+        ),
+        (
+            "land_consolidation_ha",
+            "Diện tích dồn điền, đổi thửa, tích tụ ruộng đất",
+            "Land consolidated (plots merged, exchanged, pooled)",
+            "ha",
+            ValueKind::Decimal { scale: 2 },
+            None,
+            2_000,
         ),
     ];
     rows.into_iter()

@@ -5,7 +5,11 @@
 //! village offline on a tablet and syncs; a second surveyor double-records a
 //! few villages with a slip, making conflicts that a supervisor settles;
 //! communes approve, districts accept; then the province report is read back
-//! through the export service. Tablets are `fieldsync_client`'s, supervisors
+//! through the export service, with the land consolidated by district (the
+//! report's footnote 2). Then the tree of 1 July 2025: three communes of
+//! Hương Khê merge into one and the districts go; the new commune's villages
+//! report 2026 (the commune approves, the province accepts), and the demo
+//! prints 2026 and 2022 restated under the new commune. Tablets are `fieldsync_client`'s, supervisors
 //! and the province office call the server through `fieldsync_client::api`.
 
 use std::fmt::Write as _;
@@ -15,7 +19,7 @@ use anyhow::{ensure, Context};
 use fieldsync::access::{Role, User};
 use fieldsync::review::Verdict;
 use fieldsync::sync::RawValue;
-use fieldsync::{demo, Amount, Catalogue, FieldKey, Level, OrgUnit, Period};
+use fieldsync::{demo, Amount, Catalogue, FieldKey, Level, OrgUnit, Period, TreeChange};
 use fieldsync_client::api::{Decision, Query, Reports, Settle};
 use fieldsync_client::sync::{self, Retry};
 use fieldsync_client::{init_tablet, Api, Grpc};
@@ -53,6 +57,28 @@ const TOKEN: &str = "demo-admin-token-not-for-production";
 /// The indicator the second tablets get wrong.
 const SLIP: &str = "village_cultural_house";
 
+/// Land consolidated, ha: the report gives it by district (footnote 2).
+const LAND: &str = "land_consolidation_ha";
+
+/// The day the district level went and communes merged.
+const RESTRUCTURE: &str = "2025-07-01";
+
+/// The communes of Hương Khê the demo merges into one on that day, and
+/// the commune they become. (The record does not name the real new
+/// communes; the demo names this one after one of the three.)
+const MERGED: [&str; 3] =
+    ["ha-tinh.huong-khe.phuc-dong", "ha-tinh.huong-khe.hoa-hai", "ha-tinh.huong-khe.huong-binh"];
+const NEW_COMMUNE: (&str, &str) = ("ha-tinh.huong-binh", "Xã Hương Bình");
+
+/// A district's land consolidated in 2022, if the report gives it.
+fn land_of(district: &OrgUnit) -> anyhow::Result<Option<Amount>> {
+    let slug = district.id.rsplit('.').next().unwrap_or("");
+    match demo::LAND_2022.iter().find(|(d, _)| *d == slug) {
+        Some((_, ha)) => Ok(Some(Amount::parse(ha, 2)?)),
+        None => Ok(None),
+    }
+}
+
 /// What the demo did, and the report it printed.
 #[derive(Debug)]
 pub struct Summary {
@@ -61,6 +87,11 @@ pub struct Summary {
     pub conflicts_settled: usize,
     /// (indicator, done, plan) at province level.
     pub province: Vec<(String, String, String)>,
+    /// (district id, ha) of land consolidated in 2022, as exported.
+    pub land_by_district: Vec<(String, String)>,
+    /// road_km of the new commune: 2026 as recorded under it, and 2022
+    /// restated under it (its villages' 2022 reports summed).
+    pub new_commune_road_km: (String, String),
     pub report: String,
 }
 
@@ -129,11 +160,16 @@ impl Demo {
                 vec![district.id.clone()],
             )?;
             let tablet = init_tablet(Arc::new(Memory::new()), &self.url, &token).await?;
-            for (i, village) in self.villages_of(district) {
-                let edits: Vec<(String, RawValue)> = REPORT_2022
+            let land = land_of(district)?;
+            let in_district = self.villages_of(district).count();
+            for (k, (i, village)) in self.villages_of(district).enumerate() {
+                let mut edits: Vec<(String, RawValue)> = REPORT_2022
                     .iter()
                     .map(|(code, _)| Ok(((*code).to_owned(), raw(self.value(code, i)?))))
                     .collect::<anyhow::Result<_>>()?;
+                if let Some(total) = land {
+                    edits.push((LAND.into(), raw(share(total, in_district, k))));
+                }
                 mutations += tablet.record(village, "2022", &edits, now_ms())?.len();
             }
             if d % 4 == 0 {
@@ -304,11 +340,164 @@ pub async fn run(mut log: impl FnMut(&str)) -> anyhow::Result<Summary> {
     let mismatches = demo.store.check_rollups()?;
     ensure!(mismatches.is_empty(), "kept totals differ from a recomputation: {mismatches:?}");
 
-    let (rows, report) = province_report(&demo.url, &demo.catalogue, accepted).await?;
+    let (rows, mut report) = province_report(&demo.url, &demo.catalogue, accepted).await?;
     let province =
         rows.iter().map(|r| (r.indicator.clone(), r.done.clone(), r.plan.clone())).collect();
+
+    let office = Api::connect(&demo.url, TOKEN).await?;
+    let land = export(&office, &demo.catalogue, Level::District, "2022", None, None, LAND).await?;
+    let land_by_district: Vec<(String, String)> = land
+        .iter()
+        .filter(|r| r.done != "0")
+        .map(|r| (r.unit_id.clone(), r.done.clone()))
+        .collect();
+    writeln!(report, "\n2022, theo huyện:")?;
+    for row in land.iter().filter(|r| r.done != "0") {
+        writeln!(report, "  {} — {}", row.unit_name, fieldsync_export::report_line(row, true))?;
+    }
+
+    // 1 July 2025: three communes of Hương Khê merge; the districts go.
+    let date = RESTRUCTURE;
+    let (id, name) = NEW_COMMUNE;
+    let new = OrgUnit {
+        id: id.into(),
+        name: name.into(),
+        level: Level::Commune,
+        parent: Some("ha-tinh.huong-khe".into()),
+    };
+    let merged: Vec<String> = MERGED.iter().map(|c| (*c).to_owned()).collect();
+    let merge = TreeChange::Merge { units: merged, into: id.into(), new: Some(new) };
+    office.change_tree(date, &merge).await?;
+    let districts = TreeChange::Merge {
+        units: demo.districts.iter().map(|d| d.id.clone()).collect(),
+        into: demo::PROVINCE.into(),
+        new: None,
+    };
+    let (_, moved) = office.change_tree(date, &districts).await?;
+    log(&format!(
+        "on {date} the districts went and {} communes of Hương Khê became {name}; {} \
+         supervisor(s) followed their units",
+        MERGED.len(),
+        moved.len()
+    ));
+
+    // 2026 under the two-tier tree: the new commune's surveyor records its
+    // villages, the commune approves, the province accepts.
+    let today = demo.store.catalogue();
+    let villages: Vec<String> =
+        today.units_at(Level::Village, Some(id)).iter().map(|u| u.id.clone()).collect();
+    let token = demo.user(
+        "surveyor.huong-binh".into(),
+        format!("Cán bộ khảo sát {name}"),
+        Role::Surveyor,
+        vec![id.into()],
+    )?;
+    let tablet = init_tablet(Arc::new(Memory::new()), &demo.url, &token).await?;
+    for (k, village) in villages.iter().enumerate() {
+        let km = Amount::new(80 + 5 * k as i64, 2);
+        tablet.record(village, "2026", &[("road_km".into(), raw(km))], now_ms())?;
+    }
+    let mut remote = Grpc::connect(&demo.url, &token).await?;
+    sync::sync(&tablet, &mut remote, &Retry::default(), &mut |_| {}).await?;
+    let year = Period::Year(2026);
+    let reports = Reports::Area { area: id.into(), period: year, only: None };
+    commune
+        .decide(&Decision {
+            verdict: Verdict::Approve,
+            reason: String::new(),
+            reports: reports.clone(),
+        })
+        .await?;
+    district.decide(&Decision { verdict: Verdict::Accept, reason: String::new(), reports }).await?;
+    log(&format!(
+        "{} villages of {name} reported 2026; the commune approved, the province accepted",
+        villages.len()
+    ));
+
+    let road = |rows: &[fieldsync_export::Row]| {
+        rows.iter().find(|r| r.unit_id == id).map(|r| r.done.clone()).unwrap_or_default()
+    };
+    let y2026 = export(&office, &today, Level::Commune, "2026", Some(id), None, "road_km").await?;
+    let restated =
+        export(&office, &today, Level::Commune, "2022", Some(id), Some("2026-01-01"), "road_km")
+            .await?;
+    let new_commune_road_km = (road(&y2026), road(&restated));
+    // Restated is exactly the old communes' 2022 reports summed.
+    let mut old = Amount::new(0, 2);
+    for commune in MERGED {
+        let rows = export(
+            &office,
+            &demo.catalogue,
+            Level::Commune,
+            "2022",
+            Some(commune),
+            None,
+            "road_km",
+        )
+        .await?;
+        for row in rows {
+            old = old.checked_add(Amount::parse(&row.done, 2)?).context("a sum overflows")?;
+        }
+    }
+    ensure!(
+        Amount::parse(&new_commune_road_km.1, 2)? == old,
+        "2022 restated under {name} is {}, its old communes' reports sum to {old}",
+        new_commune_road_km.1
+    );
+    writeln!(
+        report,
+        "\n{name} (từ {date}: {}):",
+        MERGED
+            .iter()
+            .filter_map(|c| demo.catalogue.org_unit(c))
+            .map(|u| u.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )?;
+    for (label, rows) in [("2026", &y2026), ("2022, tính lại theo xã mới", &restated)] {
+        if let Some(row) = rows.iter().find(|r| r.unit_id == id) {
+            writeln!(report, "  {label}: {}", fieldsync_export::report_line(row, true))?;
+        }
+    }
     let villages = demo.villages.len();
     drop(demo);
     server.stop().await?;
-    Ok(Summary { villages, mutations, conflicts_settled: settled, province, report })
+    Ok(Summary {
+        villages,
+        mutations,
+        conflicts_settled: settled,
+        province,
+        land_by_district,
+        new_commune_road_km,
+        report,
+    })
+}
+
+/// The rows of one indicator of an export, as the province office reads it.
+async fn export(
+    office: &Api,
+    catalogue: &Catalogue,
+    level: Level,
+    period: &str,
+    area: Option<&str>,
+    tree_date: Option<&str>,
+    indicator: &str,
+) -> anyhow::Result<Vec<fieldsync_export::Row>> {
+    let query = Query {
+        level,
+        period: period.into(),
+        area: area.map(Into::into),
+        include_pending: false,
+        tree_date: tree_date.map(Into::into),
+    };
+    let mut rows = Vec::new();
+    office
+        .export_each(catalogue, &query, |row| {
+            if row.indicator == indicator {
+                rows.push(row);
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(rows)
 }

@@ -76,6 +76,11 @@ fn rows(catalogue: &Catalogue, totals: &[Total], include_pending: bool) -> Vec<U
         .collect()
 }
 
+/// Whether the store's catalogue knows `unit`, in force now or not.
+fn catalogue_unit(store: &crate::db::Store, unit: &str) -> bool {
+    store.catalogue().any_unit(unit).is_some()
+}
+
 impl App {
     /// Checks an export and lists the units it covers (within the caller's
     /// areas).
@@ -98,8 +103,11 @@ impl App {
             }
         };
         let on = day.unwrap_or(period.last_day());
+        // Units known but not in force on the tree's day (an unknown id is
+        // refused below as unknown).
+        let gone = |a: &str| tree.org_unit(a).is_none() && catalogue_unit(&self.store, a);
         let missing: Vec<&str> =
-            user.areas.iter().map(String::as_str).filter(|a| tree.org_unit(a).is_none()).collect();
+            user.areas.iter().map(String::as_str).filter(|a| gone(a)).collect();
         if !user.areas.is_empty() && missing.len() == user.areas.len() && area.is_none() {
             return Err(Error::invalid(format!(
                 "your areas ({}) were not in force on {on}: add a tree date on which they were \
@@ -107,7 +115,7 @@ impl App {
                 missing.join(", ")
             )));
         }
-        if let Some(a) = area.as_deref().filter(|a| tree.org_unit(a).is_none()) {
+        if let Some(a) = area.as_deref().filter(|a| gone(a)) {
             return Err(Error::not_found(format!(
                 "{a} was not in force on {on}: choose an area of that day's tree, or a tree date \
                  on which {a} was"
