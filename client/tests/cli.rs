@@ -260,7 +260,7 @@ async fn readme_walkthrough_two_tablets_one_conflict() {
     // Set up both tablets.
     let out = desk.ok("tablet-a", &["init", "--server", &url, "--token", &an]).await;
     assert!(out.contains(&format!("ready for {AN}")), "{out}");
-    assert!(out.contains("12 indicators"), "{out}");
+    assert!(out.contains("13 indicators"), "{out}");
     assert!(out.contains(&format!("server {url}")), "{out}");
     let out = desk.ok("tablet-b", &["init", "--server", &url, "--token", &binh]).await;
     assert!(out.contains(&format!("ready for {BINH}")), "{out}");

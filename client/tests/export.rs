@@ -215,7 +215,7 @@ async fn totals_are_exact_decimals_and_pending_counts_on_request() {
     assert!(!out.contains("0.30000000000000004"), "{out}");
     assert!(!out.starts_with('\u{feff}'), "no BOM unless asked for");
     let rows = records(&out);
-    assert_eq!(rows.len(), 12, "the supervisor's one commune, 12 indicators:\n{out}");
+    assert_eq!(rows.len(), 13, "the supervisor's one commune, 13 indicators:\n{out}");
     let road = record(&rows, COMMUNE, "road_km");
     assert_eq!(road["done"], "0.3");
     assert_eq!(road["approved"], "0.3");
@@ -277,7 +277,7 @@ async fn totals_are_exact_decimals_and_pending_counts_on_request() {
     let out = desk.ok_as(&p.an, &args).await;
     let json: serde_json::Value = serde_json::from_str(&out).expect("export --json");
     let rows = json.as_array().expect("an array");
-    assert_eq!(rows.len(), 3 * 12, "{out}");
+    assert_eq!(rows.len(), 3 * 13, "{out}");
     let road: Vec<(&str, &serde_json::Value)> = rows
         .iter()
         .filter(|r| r["indicator"] == "road_km")
@@ -318,7 +318,7 @@ async fn plans_import_all_or_none_and_show_in_the_report() {
     let out = desk.ok_as(&p.tinh, &args).await;
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], format!("Xã Phúc Đồng, Huyện Hương Khê — 2022 ({COMMUNE})"), "{out}");
-    assert_eq!(lines.len(), 13, "a heading and 12 indicators:\n{out}");
+    assert_eq!(lines.len(), 14, "a heading and 13 indicators:\n{out}");
     let road = lines.iter().position(|l| l.starts_with(&format!("  {ROAD}:"))).expect("road");
     assert_eq!(
         lines[road],
@@ -340,7 +340,7 @@ async fn plans_import_all_or_none_and_show_in_the_report() {
     // The report is the default format, and can go to a file.
     let args = ["export", "--level", "province", "--period", "2022", "--out", "report.txt"];
     let out = desk.ok_as(&p.tinh, &args).await;
-    assert_eq!(out.trim_end(), "wrote 12 row(s) to report.txt");
+    assert_eq!(out.trim_end(), "wrote 13 row(s) to report.txt");
     let text = std::fs::read_to_string(desk.path("report.txt")).expect("report.txt");
     assert!(text.starts_with(&format!("Tỉnh Hà Tĩnh — 2022 ({PROVINCE})\n")), "{text}");
     let line = format!("  {ROAD}: 0,3/12,5 km (đạt 2,4% KH) [2 pending, not counted]\n");
@@ -441,12 +441,12 @@ async fn exports_stay_within_the_callers_areas() {
         // Without --area: their own units only.
         let args = ["export", "--format", "csv", "--level", "commune", "--period", "2022"];
         let rows = records(&desk.ok_as(token, &args).await);
-        assert_eq!(rows.len(), 10 * 12, "{who}: Hương Khê's 10 communes × 12 indicators");
+        assert_eq!(rows.len(), 10 * 13, "{who}: Hương Khê's 10 communes × 13 indicators");
         assert!(rows.iter().all(|r| r["unit_id"].starts_with("ha-tinh.huong-khe.")), "{who}");
         assert_eq!(record(&rows, COMMUNE, "road_km")["done"], "0.3");
         let args = ["export", "--format", "csv", "--level", "district", "--period", "2022"];
         let rows = records(&desk.ok_as(token, &[&args[..], &["--include-pending"]].concat()).await);
-        assert_eq!(rows.len(), 12, "{who}: one district");
+        assert_eq!(rows.len(), 13, "{who}: one district");
         assert_eq!(record(&rows, DISTRICT, "road_km")["done"], "0.35", "not Can Lộc's 5 km");
 
         // The province level without --area: nothing of theirs is at that level.
@@ -464,7 +464,7 @@ async fn exports_stay_within_the_callers_areas() {
     // would be empty for them.
     let args = ["export", "--level", "commune", "--period", "2022", "--out", "hk.xlsx"];
     let out = desk.ok_as(&p.huyen, &args).await;
-    assert_eq!(out.trim_end(), "wrote 120 row(s) to hk.xlsx (sheets: district, commune)");
+    assert_eq!(out.trim_end(), "wrote 130 row(s) to hk.xlsx (sheets: district, commune)");
     let book: Xlsx<_> = open_workbook(desk.path("hk.xlsx")).expect("open hk.xlsx");
     assert_eq!(book.sheet_names(), ["district", "commune"]);
 
@@ -500,13 +500,13 @@ async fn csv_and_xlsx_keep_vietnamese_names_and_numbers() {
     // CSV with a BOM for Excel, round-tripped through the csv crate.
     let args = ["export", "--level", "village", "--area", COMMUNE, "--period", "2022"];
     let out = desk.ok_as(&p.tinh, &[&args[..], &["--bom", "--out", "villages.csv"]].concat()).await;
-    assert_eq!(out.trim_end(), "wrote 36 row(s) to villages.csv");
+    assert_eq!(out.trim_end(), "wrote 39 row(s) to villages.csv");
     let bytes = std::fs::read(desk.path("villages.csv")).expect("villages.csv");
     assert_eq!(&bytes[..3], [0xEF, 0xBB, 0xBF], "starts with a UTF-8 BOM");
     assert!(!desk.path("villages.csv.part").exists());
     let text = std::str::from_utf8(&bytes[3..]).expect("UTF-8");
     let rows = records(text);
-    assert_eq!(rows.len(), 36);
+    assert_eq!(rows.len(), 39);
     let thon = record(&rows, THON_1, "road_km");
     assert_eq!(thon["unit_name"], "Thôn 1");
     assert_eq!(thon["indicator_name"], ROAD);
@@ -522,7 +522,7 @@ async fn csv_and_xlsx_keep_vietnamese_names_and_numbers() {
     let out = desk.ok_as(&p.tinh, &args).await;
     assert_eq!(
         out.trim_end(),
-        format!("wrote {} row(s) to totals.xlsx (sheets: province, district, commune)", 36 * 12)
+        format!("wrote {} row(s) to totals.xlsx (sheets: province, district, commune)", 36 * 13)
     );
     let mut book: Xlsx<_> = open_workbook(desk.path("totals.xlsx")).expect("open totals.xlsx");
     assert_eq!(book.sheet_names(), ["province", "district", "commune"]);
@@ -655,7 +655,7 @@ async fn out_files_are_never_written_through_a_planted_part_or_over_a_file() {
     assert!(err.contains("totals.csv exists: give --force to replace it"), "{err}");
     assert_eq!(std::fs::read_to_string(desk.path("totals.csv")).unwrap(), "last month's");
     let out = desk.ok_as(&p.tinh, &[&args[..], &["--out", "totals.csv", "--force"]].concat()).await;
-    assert_eq!(out.trim_end(), "wrote 12 row(s) to totals.csv");
+    assert_eq!(out.trim_end(), "wrote 13 row(s) to totals.csv");
     let rows = records(&std::fs::read_to_string(desk.path("totals.csv")).expect("totals.csv"));
     assert_eq!(record(&rows, COMMUNE, "road_km")["done"], "0.3");
 
@@ -664,7 +664,7 @@ async fn out_files_are_never_written_through_a_planted_part_or_over_a_file() {
         .expect("plant a link");
     let out =
         desk.ok_as(&p.tinh, &[&args[..], &["--out", "totals.xlsx", "--force"]].concat()).await;
-    assert!(out.starts_with("wrote 12 row(s) to totals.xlsx"), "{out}");
+    assert!(out.starts_with("wrote 13 row(s) to totals.xlsx"), "{out}");
     assert_eq!(std::fs::read_to_string(desk.path("precious.txt")).unwrap(), "keep me");
     let book: Xlsx<_> = open_workbook(desk.path("totals.xlsx")).expect("open totals.xlsx");
     assert!(book.sheet_names().contains(&"commune".to_owned()));
