@@ -3,6 +3,12 @@
 //! service does), then times totals for one district, for a whole province,
 //! a full national CSV export at village level, and one page of the review
 //! queue for one commune (which reads every report header to find its own).
+//! At the largest size, then: the whole country's org tree imported into an
+//! empty store in one `import_catalogue`; the district level removed (each
+//! province's districts merged into it on 2025-07-01, one dated change per
+//! province, as on 1 July 2025); province totals of 2022 on its own tree
+//! after that; and the national export of 2022 restated on the two-tier
+//! tree (every village's report summed into its province).
 //!
 //! `cargo bench -p fieldsync-tests --bench rollup`
 //! (sizes: `FIELDSYNC_BENCH_VALUES`, a comma
@@ -63,7 +69,7 @@ fn main() -> anyhow::Result<()> {
         areas: vec![],
         disabled: false,
     };
-    for n in sizes {
+    for &n in &sizes {
         let dir = tempfile::tempdir()?;
         let cat = catalogue.clone();
         let store = Store::open(Arc::new(Sled::open(dir.path())?), move || cat)?;
@@ -131,6 +137,9 @@ fn main() -> anyhow::Result<()> {
             store.list_submissions(&admin, Some("p0.d0.c0"), Some(period), None, None, 100)
         });
         let rows = villages.len() * catalogue.indicators.len();
+        if Some(&n) == sizes.last() {
+            restructure(&store, &catalogue, &admin)?;
+        }
         println!(
             "{n:<11} {:>7.1} s   {district_ms:>7.2} ms {province_ms:>7.3} ms {:>8.2} s ({rows})   \
              {queue_ms:>7.1} ms ({})",
@@ -139,5 +148,62 @@ fn main() -> anyhow::Result<()> {
             queue?.len()
         );
     }
+    Ok(())
+}
+
+/// The tree at national scale: imported whole, then restructured, then
+/// 2022 read on both trees. Printed as its own lines.
+fn restructure(store: &Store, catalogue: &Catalogue, admin: &User) -> anyhow::Result<()> {
+    let units: Vec<_> = catalogue.org_units.values().cloned().collect();
+    let dir = tempfile::tempdir()?;
+    let empty = Store::open(Arc::new(Sled::open(dir.path())?), Catalogue::default)?;
+    let (imported, import_ms) = time(|| {
+        empty.import_catalogue(admin, units, catalogue.indicators_in_order().cloned().collect(), 1)
+    });
+    let imported = imported?;
+    println!(
+        "  import of the whole tree into an empty store: {} org units in {:.2} s",
+        imported.org_units,
+        import_ms / 1000.0
+    );
+    let july = fieldsync::Date::new(2025, 7, 1)?;
+    let now = fieldsync_server::db::now_ms();
+    let provinces = catalogue.units_at(Level::Province, None);
+    let ((), merge_ms) = time(|| {
+        for p in &provinces {
+            let districts = catalogue.units_at(Level::District, Some(&p.id));
+            let change = fieldsync::TreeChange::Merge {
+                units: districts.iter().map(|d| d.id.clone()).collect(),
+                into: p.id.clone(),
+                new: None,
+            };
+            store.change_tree(admin, july, &change, now).expect("the districts merge");
+        }
+    });
+    println!(
+        "  district level removed: {} dated changes (one per province) in {:.2} s, {:.1} ms each",
+        provinces.len(),
+        merge_ms / 1000.0,
+        merge_ms / provinces.len() as f64
+    );
+    let period = Period::Year(2022);
+    let (own, own_ms) = time(|| store.totals(admin, Level::Province, Some("p0"), period));
+    let today = store.catalogue().tree_at(fieldsync::Date::new(2026, 1, 1)?)?;
+    let ids: Vec<String> = provinces.iter().map(|p| p.id.clone()).collect();
+    let (restated, restated_ms) = time(|| store.restated_totals(&today, &ids, period));
+    let (own, restated) = (own?, restated?);
+    let road = |totals: &[fieldsync_server::db::Total], unit: &str| {
+        totals
+            .iter()
+            .find(|t| t.unit == unit && t.indicator == "road_km")
+            .map(|t| t.cell.done(true))
+    };
+    assert_eq!(road(&own, "p0"), road(&restated, "p0"), "restated on the new tree, the same sum");
+    println!(
+        "  after it: province totals of 2022 on 2022's tree {own_ms:.3} ms; the national export \
+         of 2022 restated on the two-tier tree ({} provinces, every village summed) {:.2} s",
+        ids.len(),
+        restated_ms / 1000.0
+    );
     Ok(())
 }
