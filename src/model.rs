@@ -299,6 +299,13 @@ impl Catalogue {
                 return Err(Error::Invalid(format!("the tree's history names unknown unit {id}")));
             }
         }
+        for code in history.retired_indicators.keys() {
+            if !self.indicators.contains_key(code) {
+                return Err(Error::Invalid(format!(
+                    "retired indicator {code} is not in the catalogue"
+                )));
+            }
+        }
         self.history = history;
         Ok(self)
     }

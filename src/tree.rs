@@ -103,6 +103,16 @@ impl fmt::Display for Date {
 }
 
 impl Period {
+    /// The period's first day.
+    pub fn first_day(self) -> Date {
+        let (year, month) = match self {
+            Period::Year(y) => (y, 1),
+            Period::Quarter(y, q) => (y, q * 3 - 2),
+            Period::Month(y, m) => (y, m),
+        };
+        Date { year, month, day: 1 }
+    }
+
     /// The period's last day: the day whose tree its reports belong to.
     pub fn last_day(self) -> Date {
         let (year, month) = match self {
@@ -192,6 +202,9 @@ pub struct TreeHistory {
     pub past: BTreeMap<String, Past>,
     /// Every change applied, in order.
     pub changes: Vec<(Date, TreeChange)>,
+    /// Indicators no longer recorded from a period on (programme phases
+    /// change their criteria): kept in earlier reports and totals.
+    pub retired_indicators: BTreeMap<String, Period>,
 }
 
 /// What applying a change did, for the store to follow up on.
@@ -208,6 +221,11 @@ impl Catalogue {
     /// The unit with this id, in force now or not.
     pub fn any_unit(&self, id: &str) -> Option<&OrgUnit> {
         self.org_units.get(id).or_else(|| self.history().retired.get(id))
+    }
+
+    /// The period from which indicator `code` is no longer recorded.
+    pub fn retired_from(&self, code: &str) -> Option<Period> {
+        self.history().retired_indicators.get(code).copied()
     }
 
     /// Whether the tree ever changed (if not, every day's tree is today's).

@@ -67,6 +67,15 @@ pub fn validate(catalogue: &Catalogue, m: &Mutation) -> Result<Target> {
         })?),
         _ => None,
     };
+    if let Some(from) = indicator.and_then(|i| catalogue.retired_from(&i.code)) {
+        if period.first_day() >= from.first_day() {
+            return Err(Error::Invalid(format!(
+                "indicator {} is retired from {from} on (the programme's criteria changed): it is \
+                 kept in earlier reports and totals, and not recorded for {period}",
+                truncate(&m.field, 40)
+            )));
+        }
+    }
     let value = match (&field, &m.value, indicator) {
         (_, RawValue::Deleted, _) => Value::Deleted,
         (FieldKey::Indicator(code), raw, Some(ind)) => {

@@ -256,8 +256,15 @@ async fn an_empty_store_takes_a_provinces_files_and_serves_its_surveyors() {
     .await;
     let out = desk.tablet(&["sync"]).await;
     assert!(out.contains("3 applied") || out.contains("applied 3"), "{out}");
+    // A new programme phase drops an indicator: a tablet's value for it is
+    // refused from then on, with the reason.
+    let out = desk.admin(&["admin", "indicator", "retire", "playground", "--from", "2027"]).await;
+    assert!(out.contains("no longer recorded from 2027 on"), "{out}");
+    desk.tablet(&["record", "ht.thach-ha.thon-2", "2027", "playground=1"]).await;
+    let out = desk.tablet(&["sync"]).await;
+    assert!(out.contains("1 refused"), "{out}");
     let report = server.store.submissions().unwrap();
-    assert_eq!(report.len(), 1);
+    assert_eq!(report.len(), 1, "the refused 2027 value made no report");
     assert_eq!(report[0].village_id, "ht.thach-ha.thon-1");
     server.stop().await.unwrap();
 }

@@ -106,6 +106,7 @@ enum Rpc {
     ImportUsers,
     ChangeTree,
     GetTree,
+    RetireIndicator,
     Backup,
     CreateEnrollment,
     ListEnrollments,
@@ -168,6 +169,7 @@ const MATRIX: &[(Rpc, [[Expect; 2]; 5])] = &[
     (Rpc::ImportUsers,     [[DENIED, DENIED],[DENIED, DENIED], [DENIED, DENIED], [DENIED, DENIED], [OK, OK]]),
     (Rpc::ChangeTree,      [[DENIED, DENIED],[DENIED, DENIED], [DENIED, DENIED], [DENIED, DENIED], [OK, OK]]),
     (Rpc::GetTree,         [[DENIED, NA],    [DENIED, NA],     [DENIED, NA],     [DENIED, NA],     [OK, NA]]),
+    (Rpc::RetireIndicator, [[DENIED, NA],    [DENIED, NA],     [DENIED, NA],     [DENIED, NA],     [OK, NA]]),
     (Rpc::Backup,          [[DENIED, NA],    [DENIED, NA],     [DENIED, NA],     [DENIED, NA],     [OK, NA]]),
     (Rpc::CreateEnrollment,[[DENIED, DENIED],[OK, DENIED],     [OK, DENIED],     [OK, DENIED],     [OK, OK]]),
     (Rpc::ListEnrollments, [[DENIED, DENIED],[OK, DENIED],     [OK, DENIED],     [OK, DENIED],     [OK, OK]]),
@@ -521,6 +523,24 @@ async fn run(
             caller.admin.change_tree(v1::ChangeTreeRequest { date: today, change }).await.map(done)
         }
         Rpc::GetTree => caller.admin.get_tree(v1::GetTreeRequest::default()).await.map(done),
+        Rpc::RetireIndicator => {
+            // A fresh indicator each time, so that the admin's call is not refused as done.
+            let code = format!("retired_{n}");
+            let indicator = Indicator {
+                code: code.clone(),
+                name_vi: "Chỉ tiêu cũ".into(),
+                name_en: "An old indicator".into(),
+                unit: "count".into(),
+                kind: ValueKind::Integer as i32,
+                scale: 0,
+                parent_code: String::new(),
+                max_per_village: "10".into(),
+            };
+            let mut admin = caller.admin.clone();
+            let _ = admin.add_indicator(indicator).await;
+            let request = v1::RetireIndicatorRequest { code, from_period: "2030".into() };
+            caller.admin.retire_indicator(request).await.map(done)
+        }
         Rpc::CreateEnrollment => {
             let request =
                 CreateEnrollmentRequest { user_id: resident(village), expires_in_s: 3600 };

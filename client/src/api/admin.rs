@@ -343,6 +343,14 @@ impl Api {
         Ok(Tree { units, retired, changes })
     }
 
+    /// Stops indicator `code` being recorded from period `from` on.
+    pub async fn retire_indicator(&self, code: &str, from: &str) -> Result<Indicator> {
+        let request =
+            v1::RetireIndicatorRequest { code: code.to_owned(), from_period: from.to_owned() };
+        let reply = self.grpc.admin().retire_indicator(request).await.map_err(Error::status)?;
+        convert::indicator_from_wire(reply.into_inner()).map_err(unreadable)
+    }
+
     /// Adds an indicator; the answer is the indicator as stored.
     pub async fn add_indicator(&self, new: &NewIndicator) -> Result<Indicator> {
         let (kind, scale) = match new.decimal_scale {

@@ -270,6 +270,16 @@ impl App {
         Ok((change.describe(date), changed))
     }
 
+    /// Retires an indicator from a period on; the indicator.
+    pub fn retire_indicator(&self, admin: &User, code: &str, from: &str) -> Result<Indicator> {
+        let from: fieldsync::Period = from.trim().parse().map_err(Error::from_core)?;
+        let catalogue = self.store.retire_indicator(admin, code.trim(), from, now_ms())?;
+        catalogue
+            .indicator(code.trim())
+            .cloned()
+            .ok_or_else(|| Error::internal("retired indicator missing"))
+    }
+
     /// The tree in force on `date` (empty: today in Vietnam), with the
     /// catalogue that holds its past.
     pub fn tree(&self, admin: &User, date: &str) -> Result<(Catalogue, Arc<Catalogue>)> {

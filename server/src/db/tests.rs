@@ -824,3 +824,45 @@ fn communes_merged_and_districts_removed_keep_every_period_on_its_own_tree() {
     let old = reopened.catalogue().tree_at(Date::new(2022, 12, 31).unwrap()).unwrap();
     assert_eq!(old.org_unit("a1").unwrap().parent.as_deref(), Some("a"));
 }
+
+#[test]
+fn a_retired_indicator_keeps_its_past_and_takes_no_new_values() {
+    use fieldsync::access::Role;
+    let engine = Arc::new(Memory::new());
+    let store = Store::open(Arc::clone(&engine) as Arc<dyn Engine>, demo::catalogue).unwrap();
+    let admin = User {
+        id: "admin".into(),
+        name: "Admin".into(),
+        role: Role::Admin,
+        areas: vec![],
+        disabled: false,
+    };
+    let done = store
+        .push(&surveyor(), device(1), &[km(1, "drainage_km", "2.5", 10)], 0, now_ms())
+        .unwrap();
+    assert_eq!(done[0].outcome, Outcome::Applied);
+    store.retire_indicator(&admin, "drainage_km", Period::Year(2026), now_ms()).unwrap();
+    let err =
+        store.retire_indicator(&admin, "drainage_km", Period::Year(2027), now_ms()).unwrap_err();
+    assert!(err.to_string().contains("retired already, from 2026 on"), "{err}");
+
+    let mut late = km(2, "drainage_km", "1", 11);
+    late.period = "2026-Q3".into();
+    let refused = store.push(&surveyor(), device(1), &[late], 1, now_ms()).unwrap();
+    assert_eq!(refused[0].outcome, Outcome::Rejected, "{refused:?}");
+    assert!(refused[0].reason.contains("retired from 2026 on"), "{refused:?}");
+    // Earlier periods still take corrections, and their totals stay.
+    let mut fix = km(3, "drainage_km", "3", 12);
+    fix.base_version = done[0].current.as_ref().unwrap().version;
+    assert_eq!(
+        store.push(&surveyor(), device(1), &[fix], 2, now_ms()).unwrap()[0].outcome,
+        Outcome::Applied
+    );
+    let totals = store.totals_of(&[demo::PROVINCE.to_owned()], Period::Year(2022)).unwrap();
+    let drainage = totals.iter().find(|t| t.indicator == "drainage_km").unwrap();
+    assert_eq!(drainage.cell.pending.to_string(), "3");
+    // Reopened, the store still knows.
+    let reopened = Store::open(engine as Arc<dyn Engine>, demo::catalogue).unwrap();
+    assert_eq!(reopened.catalogue().retired_from("drainage_km"), Some(Period::Year(2026)));
+    assert_eq!(store.check().unwrap(), Vec::<String>::new());
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use fieldsync::access::User;
 use fieldsync::sync::AuditKind;
-use fieldsync::{Catalogue, Date, Level, TreeChange};
+use fieldsync::{Catalogue, Date, Level, Period, TreeChange};
 
 use super::log::cut_of;
 use super::schema::{encode, CommuneRecord, Key, Prefix, CATALOGUE_KEY, COMMUNES, TREE_KEY};
@@ -108,6 +108,39 @@ impl Store {
         })?;
         self.forget_sign_ins();
         Ok(TreeChanged { catalogue: next, users_moved })
+    }
+
+    /// Stops indicator `code` being recorded for `from` and every later
+    /// period; its values in earlier reports, and their totals, stay.
+    pub fn retire_indicator(
+        &self,
+        caller: &User,
+        code: &str,
+        from: Period,
+        now_ms: u64,
+    ) -> Result<Arc<Catalogue>> {
+        self.require_admin(caller)?;
+        let guard = self.write_lock();
+        let current = self.catalogue();
+        let indicator = current
+            .indicator(code)
+            .ok_or_else(|| Error::NotFound(format!("unknown indicator {code:?}")))?;
+        if let Some(since) = current.retired_from(code) {
+            return Err(Error::Invalid(format!("{code} is retired already, from {since} on")));
+        }
+        let mut history = current.history().clone();
+        history.retired_indicators.insert(code.to_owned(), from);
+        let next = Arc::new(Catalogue::clone(&current).with_history(history)?);
+        let mut work = Work::new(guard, caller, now_ms)?;
+        Key::Meta(TREE_KEY).put(&mut work.batch, encode(next.history()));
+        let detail = format!("retired indicator {code} ({}) from {from} on", indicator.name_vi);
+        let entry = work.entry(AuditKind::Catalogue, detail);
+        work.audit(entry);
+        let swapped = Arc::clone(&next);
+        work.commit_then(|_| {
+            *self.catalogue.write().unwrap_or_else(|e| e.into_inner()) = swapped;
+        })?;
+        Ok(next)
     }
 
     /// Refuses a change on `date` that would place elsewhere a report of

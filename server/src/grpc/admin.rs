@@ -340,6 +340,19 @@ impl Admin for AdminService {
         }))
     }
 
+    async fn retire_indicator(
+        &self,
+        request: Request<v1::RetireIndicatorRequest>,
+    ) -> Result<Response<v1::Indicator>, Status> {
+        let admin = caller(&request)?;
+        let req = request.into_inner();
+        let indicator = blocking(&self.app, move |app| {
+            app.retire_indicator(&admin, &req.code, &req.from_period)
+        })
+        .await?;
+        Ok(Response::new(convert::indicator_to_wire(&indicator)))
+    }
+
     async fn get_tree(
         &self,
         request: Request<v1::GetTreeRequest>,

@@ -226,6 +226,14 @@ pub enum OrgUnitCommand {
 pub enum IndicatorCommand {
     /// Add an indicator.
     Add(AddIndicator),
+    /// Stop an indicator being recorded from a period on (a new programme
+    /// phase drops it); earlier reports and totals keep it.
+    Retire {
+        code: String,
+        /// The first period it is no longer recorded for (2026, 2026-Q1, 2026-01).
+        #[arg(long)]
+        from: String,
+    },
     /// Add every indicator of a CSV file or Excel workbook, all or nothing.
     ///
     /// Columns: code, name_vi, name_en (optional), unit, kind (integer or
@@ -305,6 +313,23 @@ pub async fn run(command: AdminCommand, online: &Online, home: &Path) -> anyhow:
         }
         AdminCommand::OrgUnit(OrgUnitCommand::Retire { id, date }) => {
             tree::change(&s, &date, TreeChange::Retire { unit: id.trim().into() }).await
+        }
+        AdminCommand::Indicator(IndicatorCommand::Retire { code, from }) => {
+            let retired =
+                s.api.retire_indicator(code.trim(), from.trim()).await.map_err(|e| s.refused(e))?;
+            if s.json {
+                return s.print_json(
+                    &serde_json::json!({"code": retired.code, "retired_from": from.trim()}),
+                );
+            }
+            println!(
+                "indicator {} ({}) is no longer recorded from {} on; earlier reports and totals \
+                 keep it",
+                retired.code,
+                crate::cli::terminal(&retired.name_vi),
+                from.trim()
+            );
+            Ok(())
         }
         AdminCommand::Indicator(IndicatorCommand::Import { file }) => {
             import::indicators(&s, &file).await
