@@ -517,3 +517,59 @@ async fn a_village_supervisor_is_offered_no_settlement_and_cannot_post_one() {
     assert!(page.text().contains("id=\"resolve\""), "the commune supervisor may settle it");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_progress_page_reports_a_year_on_its_own_tree_or_restated_on_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _) = with_a_report(dir.path()).await;
+    let admin = server.store.user("admin").unwrap().unwrap();
+    // 1 July 2025: the sample commune merges with a neighbour into a new
+    // commune, and the districts go.
+    let july = fieldsync::Date::new(2025, 7, 1).unwrap();
+    let new = fieldsync::OrgUnit {
+        id: "ha-tinh.phuc-hoa".into(),
+        name: "Xã Phúc Hòa".into(),
+        level: fieldsync::Level::Commune,
+        parent: Some("ha-tinh.huong-khe".into()),
+    };
+    let merged = vec![demo::SAMPLE_COMMUNE.to_owned(), "ha-tinh.huong-khe.hoa-hai".to_owned()];
+    let change =
+        fieldsync::TreeChange::Merge { units: merged, into: new.id.clone(), new: Some(new) };
+    let now = fieldsync_client::now_ms();
+    server.store.change_tree(&admin, july, &change, now).unwrap();
+    let districts: Vec<String> = server
+        .store
+        .catalogue()
+        .org_units
+        .values()
+        .filter(|u| u.level == fieldsync::Level::District)
+        .map(|u| u.id.clone())
+        .collect();
+    let gone =
+        fieldsync::TreeChange::Merge { units: districts, into: demo::PROVINCE.into(), new: None };
+    server.store.change_tree(&admin, july, &gone, now).unwrap();
+
+    let (session, _) = http::sign_in(server.web_url(), util::ADMIN_TOKEN).await;
+    let page = |q: String| {
+        let web = server.web_url().to_owned();
+        let session = session.clone();
+        async move { get(&web, &format!("/progress.csv?{q}"), &session).await }
+    };
+    let by_district = page(format!("period={PERIOD}&area={}&level=district", demo::PROVINCE)).await;
+    assert_eq!(by_district.status, 200, "{}", by_district.text());
+    assert!(by_district.text().contains("Huyện Hương Khê"), "{}", by_district.text());
+    let restated =
+        page(format!("period={PERIOD}&area={}&level=commune&tree=2026-01-01", demo::PROVINCE))
+            .await;
+    assert_eq!(restated.status, 200, "{}", restated.text());
+    let text = restated.text();
+    let line =
+        text.lines().find(|l| l.contains("Xã Phúc Hòa") && l.contains("road_km")).unwrap_or("");
+    assert!(line.contains("1.25"), "the old commune's report, restated: {text}");
+    assert!(!text.contains("Huyện"), "no district on the new tree: {text}");
+    let html = get(server.web_url(), "/progress?period=2022&tree=2026-01-01", &session).await;
+    assert!(html.text().contains("name=\"tree\" value=\"2026-01-01\""), "{}", html.text());
+    let bad = page("period=2022&tree=someday".into()).await;
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    server.stop().await;
+}

@@ -195,6 +195,8 @@ async fn view(ctx: &Ctx, form: &Form) -> Result<progress::View, Error> {
         level: scope.level,
         pending: scope.pending,
         period: scope.period,
+        tree_changed: ctx.catalogue().has_changed(),
+        tree: scope.tree,
     })
 }
 

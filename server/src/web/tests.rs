@@ -206,6 +206,8 @@ fn progress_escapes_unit_names_in_the_table_and_the_bars() {
         cut: false,
         max_units: 300,
         drill: None,
+        tree: h(),
+        tree_changed: true,
         indicators: vec![progress::Indicator {
             code: "road_km".into(),
             name: h(),

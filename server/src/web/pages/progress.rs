@@ -27,6 +27,10 @@ pub struct View {
     /// The level a unit's link drills down to.
     pub drill: Option<Level>,
     pub indicators: Vec<Indicator>,
+    /// The day whose org tree the page reports on, as asked (empty: the
+    /// period's own), and whether the tree ever changed (else no choice).
+    pub tree: String,
+    pub tree_changed: bool,
 }
 
 pub struct Indicator {
@@ -94,7 +98,11 @@ pub fn render(v: &View, lang: Lang) -> Markup {
 fn link(v: &View, id: &str, level: Option<Level>) -> String {
     let level = level.map_or(String::new(), |l| format!("&level={}", l.as_str()));
     let pending = if v.pending { "&pending=1" } else { "" };
-    format!("/progress?period={}&area={}{level}{pending}", url(&v.period), url(id))
+    let tree = match v.tree.as_str() {
+        "" => String::new(),
+        day => format!("&tree={}", url(day)),
+    };
+    format!("/progress?period={}&area={}{level}{pending}{tree}", url(&v.period), url(id))
 }
 
 fn filter(v: &View, lang: Lang) -> Markup {
@@ -108,6 +116,15 @@ fn filter(v: &View, lang: Lang) -> Markup {
                     @for l in &v.levels {
                         option value=(l.as_str()) selected[*l == v.level] { (lang.level(*l)) }
                     }
+                }
+            }
+            @if v.tree_changed {
+                label title=(lang.pick(
+                    "Để trống: theo đơn vị hành chính của kỳ báo cáo. Một ngày (2026-01-01): tính lại theo đơn vị hành chính ngày đó.",
+                    "Empty: on the period's own org tree. A day (2026-01-01): restated on that day's tree."))
+                {
+                    (lang.pick("Theo đơn vị hành chính ngày", "On the org tree of")) " "
+                    input name="tree" value=(v.tree) size="10" placeholder="2026-01-01";
                 }
             }
             label {
