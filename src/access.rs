@@ -85,9 +85,14 @@ impl Catalogue {
         })
     }
 
-    /// Who reviews the reports of `village` (see [`Chain::of`]).
+    /// Who reviews the reports of `village`: the deployment's chain if it
+    /// set one, else the one the village's lineage gives ([`Chain::of`]).
+    ///
+    /// [`Chain::of`]: crate::review::Chain::of
     pub fn chain(&self, village: &str) -> crate::review::Chain {
-        crate::review::Chain::of(self.lineage(village))
+        self.history()
+            .review_chain
+            .unwrap_or_else(|| crate::review::Chain::of(self.lineage(village)))
     }
 
     /// The units `user` works with: their areas, everything below them and

@@ -108,6 +108,20 @@ impl Chain {
         Chain { approves, accepts }
     }
 
+    /// A chain a deployment may set: `approves` below `accepts`, neither
+    /// the village level.
+    pub fn new(approves: Level, accepts: Level) -> Result<Chain> {
+        if approves == Level::Village || approves <= accepts {
+            return Err(Error::Invalid(format!(
+                "a review chain approves at one level and accepts at a higher one (e.g. commune, \
+                 then province), not {} then {}",
+                approves.as_str(),
+                accepts.as_str()
+            )));
+        }
+        Ok(Chain { approves, accepts })
+    }
+
     /// The chain of the tree before 1 July 2025: commune, then district.
     pub const FOUR_LEVELS: Chain = Chain { approves: Level::Commune, accepts: Level::District };
 }

@@ -205,6 +205,9 @@ pub struct TreeHistory {
     /// Indicators no longer recorded from a period on (programme phases
     /// change their criteria): kept in earlier reports and totals.
     pub retired_indicators: BTreeMap<String, Period>,
+    /// A deployment's own review chain, for every village (none: each
+    /// village's lineage gives it, see [`crate::review::Chain::of`]).
+    pub review_chain: Option<crate::review::Chain>,
 }
 
 /// What applying a change did, for the store to follow up on.

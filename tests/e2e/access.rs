@@ -107,6 +107,7 @@ enum Rpc {
     ChangeTree,
     GetTree,
     RetireIndicator,
+    SetReviewChain,
     Backup,
     CreateEnrollment,
     ListEnrollments,
@@ -170,6 +171,7 @@ const MATRIX: &[(Rpc, [[Expect; 2]; 5])] = &[
     (Rpc::ChangeTree,      [[DENIED, DENIED],[DENIED, DENIED], [DENIED, DENIED], [DENIED, DENIED], [OK, OK]]),
     (Rpc::GetTree,         [[DENIED, NA],    [DENIED, NA],     [DENIED, NA],     [DENIED, NA],     [OK, NA]]),
     (Rpc::RetireIndicator, [[DENIED, NA],    [DENIED, NA],     [DENIED, NA],     [DENIED, NA],     [OK, NA]]),
+    (Rpc::SetReviewChain,  [[DENIED, NA],    [DENIED, NA],     [DENIED, NA],     [DENIED, NA],     [OK, NA]]),
     (Rpc::Backup,          [[DENIED, NA],    [DENIED, NA],     [DENIED, NA],     [DENIED, NA],     [OK, NA]]),
     (Rpc::CreateEnrollment,[[DENIED, DENIED],[OK, DENIED],     [OK, DENIED],     [OK, DENIED],     [OK, OK]]),
     (Rpc::ListEnrollments, [[DENIED, DENIED],[OK, DENIED],     [OK, DENIED],     [OK, DENIED],     [OK, OK]]),
@@ -523,6 +525,11 @@ async fn run(
             caller.admin.change_tree(v1::ChangeTreeRequest { date: today, change }).await.map(done)
         }
         Rpc::GetTree => caller.admin.get_tree(v1::GetTreeRequest::default()).await.map(done),
+        Rpc::SetReviewChain => {
+            // Back to the tree's own chain: the other calls keep working.
+            let request = v1::SetReviewChainRequest::default();
+            caller.admin.set_review_chain(request).await.map(done)
+        }
         Rpc::RetireIndicator => {
             // A fresh indicator each time, so that the admin's call is not refused as done.
             let code = format!("retired_{n}");

@@ -343,6 +343,21 @@ impl Api {
         Ok(Tree { units, retired, changes })
     }
 
+    /// Sets who approves and who accepts every village's reports (`None`:
+    /// each village's tree says again); the chain now in force, in words.
+    pub async fn set_review_chain(
+        &self,
+        chain: Option<(fieldsync::Level, fieldsync::Level)>,
+    ) -> Result<String> {
+        let (approves, accepts) = match chain {
+            Some((a, b)) => (convert::level_to_wire(a) as i32, convert::level_to_wire(b) as i32),
+            None => (0, 0),
+        };
+        let request = v1::SetReviewChainRequest { approves, accepts };
+        let reply = self.grpc.admin().set_review_chain(request).await.map_err(Error::status)?;
+        Ok(reply.into_inner().description)
+    }
+
     /// Stops indicator `code` being recorded from period `from` on.
     pub async fn retire_indicator(&self, code: &str, from: &str) -> Result<Indicator> {
         let request =

@@ -270,6 +270,20 @@ impl App {
         Ok((change.describe(date), changed))
     }
 
+    /// Sets (or, with `None`, clears) the deployment's review chain.
+    pub fn set_review_chain(
+        &self,
+        admin: &User,
+        chain: Option<(fieldsync::Level, fieldsync::Level)>,
+    ) -> Result<()> {
+        let chain = chain
+            .map(|(approves, accepts)| fieldsync::review::Chain::new(approves, accepts))
+            .transpose()
+            .map_err(Error::from_core)?;
+        self.store.set_review_chain(admin, chain, now_ms())?;
+        Ok(())
+    }
+
     /// Retires an indicator from a period on; the indicator.
     pub fn retire_indicator(&self, admin: &User, code: &str, from: &str) -> Result<Indicator> {
         let from: fieldsync::Period = from.trim().parse().map_err(Error::from_core)?;

@@ -866,3 +866,41 @@ fn a_retired_indicator_keeps_its_past_and_takes_no_new_values() {
     assert_eq!(reopened.catalogue().retired_from("drainage_km"), Some(Period::Year(2026)));
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
 }
+
+#[test]
+fn a_deployment_sets_its_own_review_chain() {
+    use fieldsync::access::Role;
+    use fieldsync::review::{Chain, Verdict};
+    let store = Store::open(Arc::new(Memory::new()), demo::catalogue).unwrap();
+    let admin = User {
+        id: "admin".into(),
+        name: "Admin".into(),
+        role: Role::Admin,
+        areas: vec![],
+        disabled: false,
+    };
+    let reviewer = |id: &str, area: &str| User {
+        id: id.into(),
+        name: id.into(),
+        role: Role::Supervisor,
+        areas: vec![area.into()],
+        disabled: false,
+    };
+    let (commune, district) =
+        (reviewer("xa", demo::SAMPLE_COMMUNE), reviewer("huyen", "ha-tinh.huong-khe"));
+    store.push(&surveyor(), device(1), &[km(1, "road_km", "1", 10)], 0, now_ms()).unwrap();
+    // The district approves and the province accepts, in this deployment.
+    let chain = Chain::new(Level::District, Level::Province).unwrap();
+    assert!(Chain::new(Level::Province, Level::Commune).is_err(), "approving above accepting");
+    store.set_review_chain(&admin, Some(chain), now_ms()).unwrap();
+    let subs = vec![(demo::SAMPLE_VILLAGE.to_owned(), Period::Year(2022))];
+    let err = store.decide(&commune, &subs, Verdict::Approve, "", now_ms()).unwrap_err();
+    assert!(err.to_string().contains("reviews are made at district level and above"), "{err}");
+    store.decide(&district, &subs, Verdict::Approve, "", now_ms()).unwrap();
+    let err = store.decide(&district, &subs, Verdict::Accept, "", now_ms()).unwrap_err();
+    assert!(err.to_string().contains("accepting is the province's step"), "{err}");
+    store.decide(&admin, &subs, Verdict::Accept, "", now_ms()).unwrap();
+    // Back to the tree's chain: the commune approves again.
+    store.set_review_chain(&admin, None, now_ms()).unwrap();
+    assert_eq!(store.catalogue().chain(demo::SAMPLE_VILLAGE), Chain::FOUR_LEVELS);
+}

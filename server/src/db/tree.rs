@@ -143,6 +143,42 @@ impl Store {
         Ok(next)
     }
 
+    /// Sets the deployment's review chain for every village (`None`: each
+    /// village's lineage gives it again).
+    pub fn set_review_chain(
+        &self,
+        caller: &User,
+        chain: Option<fieldsync::review::Chain>,
+        now_ms: u64,
+    ) -> Result<Arc<Catalogue>> {
+        self.require_admin(caller)?;
+        let guard = self.write_lock();
+        let current = self.catalogue();
+        let mut history = current.history().clone();
+        history.review_chain = chain;
+        let next = Arc::new(Catalogue::clone(&current).with_history(history)?);
+        let mut work = Work::new(guard, caller, now_ms)?;
+        Key::Meta(TREE_KEY).put(&mut work.batch, encode(next.history()));
+        let detail = match chain {
+            Some(c) => format!(
+                "review chain set: {} approves, {} accepts",
+                c.approves.as_str(),
+                c.accepts.as_str()
+            ),
+            None => {
+                "review chain follows the tree: the commune approves, the unit above it accepts"
+                    .into()
+            }
+        };
+        let entry = work.entry(AuditKind::Catalogue, detail);
+        work.audit(entry);
+        let swapped = Arc::clone(&next);
+        work.commit_then(|_| {
+            *self.catalogue.write().unwrap_or_else(|e| e.into_inner()) = swapped;
+        })?;
+        Ok(next)
+    }
+
     /// Refuses a change on `date` that would place elsewhere a report of
     /// one of `villages` already filed for a period ending on or after it.
     fn refuse_moving_filed_reports(

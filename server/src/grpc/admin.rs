@@ -340,6 +340,28 @@ impl Admin for AdminService {
         }))
     }
 
+    async fn set_review_chain(
+        &self,
+        request: Request<v1::SetReviewChainRequest>,
+    ) -> Result<Response<v1::SetReviewChainReply>, Status> {
+        let admin = caller(&request)?;
+        let req = request.into_inner();
+        let unset = v1::Level::Unspecified as i32;
+        let chain = match (req.approves, req.accepts) {
+            (a, b) if a == unset && b == unset => None,
+            (a, b) => Some((
+                convert::level_from_wire(a).map_err(invalid)?,
+                convert::level_from_wire(b).map_err(invalid)?,
+            )),
+        };
+        let description = match chain {
+            Some((a, b)) => format!("{} approves, {} accepts", a.as_str(), b.as_str()),
+            None => "the chain follows each village's tree".into(),
+        };
+        blocking(&self.app, move |app| app.set_review_chain(&admin, chain)).await?;
+        Ok(Response::new(v1::SetReviewChainReply { description }))
+    }
+
     async fn retire_indicator(
         &self,
         request: Request<v1::RetireIndicatorRequest>,

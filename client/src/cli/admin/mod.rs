@@ -38,6 +38,20 @@ pub enum AdminCommand {
     /// Indicators that tablets record.
     #[command(subcommand)]
     Indicator(IndicatorCommand),
+    /// Who approves and who accepts every village's reports. By default the
+    /// tree says: the commune approves and the unit it hangs from accepts
+    /// (the district before 1 July 2025, the province since).
+    ReviewChain {
+        /// The level that approves (commune or district).
+        #[arg(long, value_parser = LEVELS, requires = "accept", conflicts_with = "from_tree")]
+        approve: Option<String>,
+        /// The level that accepts (district or province).
+        #[arg(long, value_parser = LEVELS, requires = "approve")]
+        accept: Option<String>,
+        /// Back to the chain each village's tree gives.
+        #[arg(long)]
+        from_tree: bool,
+    },
     /// A consistent snapshot of the running server's store, restorable with
     /// `fieldsync-server restore --from FILE --data DIR`.
     Backup {
@@ -271,10 +285,28 @@ pub struct AddIndicator {
     max: String,
 }
 
+/// A level as `LEVELS` names it.
+fn level(name: &str) -> fieldsync::Level {
+    fieldsync::Level::parse(name).unwrap_or(fieldsync::Level::Village)
+}
+
 pub async fn run(command: AdminCommand, online: &Online, home: &Path) -> anyhow::Result<()> {
     let s = online.connect(home).await?;
     match command {
         AdminCommand::Backup { out } => backup(&s, &out).await,
+        AdminCommand::ReviewChain { approve, accept, from_tree } => {
+            let chain = match (approve, accept, from_tree) {
+                (Some(a), Some(b), false) => Some((level(&a), level(&b))),
+                (None, None, true) => None,
+                _ => anyhow::bail!(
+                    "give --approve LEVEL --accept LEVEL (e.g. --approve commune --accept \
+                     province), or --from-tree"
+                ),
+            };
+            let words = s.api.set_review_chain(chain).await.map_err(|e| s.refused(e))?;
+            println!("review chain: {words}");
+            Ok(())
+        }
         AdminCommand::User(command) => users::run(&s, command).await,
         AdminCommand::Token(command) => tokens::run(&s, command).await,
         AdminCommand::OrgUnit(OrgUnitCommand::Add { id, name, level, parent }) => {
