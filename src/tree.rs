@@ -176,6 +176,11 @@ pub enum TreeChange {
     Retire {
         unit: String,
     },
+    /// New units in force from the change's day on (an import's units
+    /// given a day they are valid from; see [`Catalogue::added_on`]).
+    Add {
+        units: Vec<String>,
+    },
 }
 
 impl TreeChange {
@@ -189,6 +194,11 @@ impl TreeChange {
                 format!("merged {} into {into}{new} on {date}", units.join(", "))
             }
             TreeChange::Retire { unit } => format!("retired {unit} on {date}"),
+            TreeChange::Add { units } => {
+                let named: Vec<&str> = units.iter().take(3).map(String::as_str).collect();
+                let more = if units.len() > 3 { ", …" } else { "" };
+                format!("added {} unit(s) ({}{more}) on {date}", units.len(), named.join(", "))
+            }
         }
     }
 }
@@ -319,6 +329,42 @@ impl Catalogue {
             .collect();
         Catalogue::new(self.indicators_in_order().cloned().collect(), units)
             .map_err(|e| Error::Invalid(format!("the tree on {date} does not hang together: {e}")))
+    }
+
+    /// This catalogue with units `dated` (each in force now, with no past
+    /// yet) in force only from their day on: one dated change per day, in
+    /// date order among the others, checked like any change (the tree the
+    /// day before and on the day hangs together: a unit's parent is in
+    /// force from its day).
+    pub fn added_on(&self, dated: &[(String, Date)]) -> Result<Catalogue> {
+        let mut history = self.history().clone();
+        let mut days: BTreeMap<Date, Vec<String>> = BTreeMap::new();
+        for (id, date) in dated {
+            if self.org_unit(id).is_none() {
+                return Err(Error::NotFound(format!("unknown org unit {id:?}")));
+            }
+            if history.past.contains_key(id) {
+                return Err(Error::Invalid(format!("{id} already has a past in the tree")));
+            }
+            history.past.insert(id.clone(), Past { since: Some(*date), ..Past::default() });
+            days.entry(*date).or_default().push(id.clone());
+        }
+        for (date, units) in &days {
+            let at = history.changes.partition_point(|(d, _)| d <= date);
+            history.changes.insert(at, (*date, TreeChange::Add { units: units.clone() }));
+        }
+        let catalogue = self.clone().with_history(history)?;
+        for date in days.keys() {
+            for day in date.day_before().into_iter().chain([*date]) {
+                catalogue.tree_at(day).map_err(|e| {
+                    Error::Invalid(format!(
+                        "{e} (units valid from {date}: a unit's parent must be in force from the \
+                         unit's own day or earlier, and what is below it from the same day or later)"
+                    ))
+                })?;
+            }
+        }
+        Ok(catalogue)
     }
 
     /// The catalogue after `change` on `date`, and what it did. Changes are
@@ -479,6 +525,13 @@ impl Catalogue {
                 history.retired.insert(unit.clone(), gone);
                 applied.retired.push((unit.clone(), None));
             }
+            TreeChange::Add { .. } => {
+                return Err(Error::Invalid(
+                    "units are added by an import: `fieldsync admin org-unit import FILE`, with \
+                     a valid-from column for the day they are in force from"
+                        .into(),
+                ))
+            }
         }
         history.changes.push((date, change.clone()));
         let catalogue = Catalogue::new(
@@ -518,6 +571,45 @@ mod tests {
             u("c1", Level::Village, Some("c")),
         ];
         Catalogue::new(crate::demo::indicators(), units).unwrap()
+    }
+
+    #[test]
+    fn units_imported_with_a_day_are_in_force_from_it_and_their_parents_first() {
+        let cat = four_levels();
+        let mut units: Vec<OrgUnit> = cat.org_units.values().cloned().collect();
+        let new = |id: &str, level, parent: &str| OrgUnit {
+            id: id.into(),
+            name: format!("N {id}"),
+            level,
+            parent: Some(parent.into()),
+        };
+        units.push(new("e", Level::Commune, "d2"));
+        units.push(new("e1", Level::Village, "e"));
+        let cat = Catalogue::new(crate::demo::indicators(), units).unwrap();
+        let rename = TreeChange::Rename { unit: "a".into(), name: "Xã A mới".into() };
+        let (cat, _) = cat.apply(day("2025-05-01"), &rename).unwrap();
+        let july = day("2025-07-01");
+        let dated = cat.added_on(&[("e".into(), july), ("e1".into(), day("2025-08-01"))]).unwrap();
+        assert!(dated.tree_at(day("2025-06-30")).unwrap().org_unit("e").is_none());
+        assert!(dated.tree_at(july).unwrap().org_unit("e").is_some());
+        assert!(dated.tree_at(july).unwrap().org_unit("e1").is_none());
+        assert_eq!(dated.lineage_at("e1", day("2025-08-01")).len(), 4);
+        // In date order among the other changes, described for the trail.
+        let days: Vec<String> =
+            dated.history().changes.iter().map(|(d, _)| d.to_string()).collect();
+        assert_eq!(days, ["2025-05-01", "2025-07-01", "2025-08-01"]);
+        assert_eq!(
+            dated.history().changes[1].1.describe(july),
+            "added 1 unit(s) (e) on 2025-07-01"
+        );
+        // A village before its commune, or a unit with a past already, is refused.
+        let err =
+            cat.added_on(&[("e".into(), july), ("e1".into(), day("2025-06-01"))]).unwrap_err();
+        assert!(err.to_string().contains("2025-06-01"), "{err}");
+        assert!(cat.added_on(&[("a".into(), july)]).is_err(), "a has a past");
+        assert!(cat.added_on(&[("zz".into(), july)]).is_err());
+        // And an import's change is not one an admin applies by hand.
+        assert!(cat.apply(july, &TreeChange::Add { units: vec!["e".into()] }).is_err());
     }
 
     #[test]

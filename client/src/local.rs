@@ -9,7 +9,8 @@
 //! Trees (values postcard-encoded):
 //! - `meta`: `meta` → [`Meta`]; `catalogue` → the catalogue from bootstrap;
 //!   `user` → the id of the user the tablet records for (tablets set up
-//!   before it was kept lack it).
+//!   before it was kept lack it); `retired` → indicator code → the period
+//!   it is retired from (absent: none retired).
 //! - `synced`: submission ‖ field → [`FieldState`] as the server last said.
 //! - `outbox`: mutation id → [`Mutation`], in the order they were made.
 //! - `pending`: submission ‖ field → [`Pending`], the latest edit not yet acknowledged.
@@ -26,7 +27,7 @@ use fieldsync::sync::{
     SubmissionReview,
 };
 use fieldsync::validate::{check_parts, part_siblings, validate};
-use fieldsync::{Catalogue, DeviceId, FieldKey, Hlc, Period, SubmissionId, Value};
+use fieldsync::{Catalogue, DeviceId, FieldKey, Hlc, Period, SubmissionId, TreeHistory, Value};
 use fieldsync_store::{Batch, Engine};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -43,6 +44,14 @@ const REVIEWS: &str = "reviews";
 const META_KEY: &[u8] = b"meta";
 const CATALOGUE_KEY: &[u8] = b"catalogue";
 const USER_KEY: &[u8] = b"user";
+const RETIRED_KEY: &[u8] = b"retired";
+
+/// Writes `catalogue` into `batch`: the catalogue as it always was, and
+/// its retired indicators beside it (so older tablets' records still read).
+fn put_catalogue(batch: &mut Batch, catalogue: &Catalogue) {
+    batch.put(META, CATALOGUE_KEY, encode(catalogue));
+    batch.put(META, RETIRED_KEY, encode(&catalogue.history().retired_indicators));
+}
 
 /// Who this tablet is and where it stands with the server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,7 +128,7 @@ impl Tablet {
         }
         let mut batch = Batch::default();
         batch.put(META, META_KEY, encode(&meta));
-        batch.put(META, CATALOGUE_KEY, encode(&catalogue));
+        put_catalogue(&mut batch, &catalogue);
         engine.commit(batch)?;
         Ok(Tablet { engine, catalogue, meta: Mutex::new(meta) })
     }
@@ -129,7 +138,16 @@ impl Tablet {
         let meta = engine.get(META, META_KEY)?.ok_or(Error::NotInitialised)?;
         let meta: Meta = decode(META, &meta)?;
         let catalogue = engine.get(META, CATALOGUE_KEY)?.ok_or(Error::NotInitialised)?;
-        let catalogue = decode(META, &catalogue)?;
+        let catalogue: Catalogue = decode(META, &catalogue)?;
+        let catalogue = match engine.get(META, RETIRED_KEY)? {
+            None => catalogue,
+            Some(bytes) => {
+                let retired_indicators: BTreeMap<String, Period> = decode(META, &bytes)?;
+                catalogue
+                    .with_history(TreeHistory { retired_indicators, ..Default::default() })
+                    .map_err(|e| Error::Corrupt(format!("the stored catalogue: {e}")))?
+            }
+        };
         Ok(Tablet { engine, catalogue, meta: Mutex::new(meta) })
     }
 
@@ -168,7 +186,7 @@ impl Tablet {
     /// Replaces the catalogue with a newer one from the server.
     pub fn set_catalogue(&mut self, catalogue: Catalogue) -> Result<()> {
         let mut batch = Batch::default();
-        batch.put(META, CATALOGUE_KEY, encode(&catalogue));
+        put_catalogue(&mut batch, &catalogue);
         self.engine.commit(batch)?;
         self.catalogue = catalogue;
         Ok(())

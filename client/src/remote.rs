@@ -5,6 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use fieldsync::sync::{Mutation, MutationResult, Page};
+use fieldsync::tree::TreeHistory;
 use fieldsync::{Catalogue, DeviceId, Hlc};
 use fieldsync_proto::v1::admin_client::AdminClient;
 use fieldsync_proto::v1::report_client::ReportClient;
@@ -211,19 +212,24 @@ impl Remote for Grpc {
             .bootstrap(BootstrapRequest { schema_version: SCHEMA_VERSION })
             .await?
             .into_inner();
-        let indicators = reply
+        let offered = reply
             .indicators
             .into_iter()
-            .map(convert::indicator_from_wire)
+            .map(convert::offered_indicator_from_wire)
             .collect::<fieldsync::Result<Vec<_>>>()
             .map_err(bad_reply)?;
+        let retired_indicators =
+            offered.iter().filter_map(|(i, from)| Some((i.code.clone(), (*from)?))).collect();
+        let indicators = offered.into_iter().map(|(i, _)| i).collect();
         let org_units = reply
             .org_units
             .into_iter()
             .map(convert::org_unit_from_wire)
             .collect::<fieldsync::Result<Vec<_>>>()
             .map_err(bad_reply)?;
-        Catalogue::new(indicators, org_units).map_err(bad_reply)
+        Catalogue::new(indicators, org_units)
+            .and_then(|c| c.with_history(TreeHistory { retired_indicators, ..Default::default() }))
+            .map_err(bad_reply)
     }
 
     async fn push(

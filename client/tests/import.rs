@@ -266,6 +266,53 @@ async fn an_empty_store_takes_a_provinces_files_and_serves_its_surveyors() {
     let report = server.store.submissions().unwrap();
     assert_eq!(report.len(), 1, "the refused 2027 value made no report");
     assert_eq!(report[0].village_id, "ht.thach-ha.thon-1");
+
+    // A commune founded on 1 July 2025, from a workbook with a "valid from"
+    // column: a date cell, a day typed as text, and one that is no day.
+    let founded = desk.path("don-vi-moi.xlsx");
+    let write = |third: &str| {
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let sheet = book.add_worksheet();
+        for (c, h) in ["Mã", "Tên", "Cấp", "Thuộc", "Hiệu lực từ"].iter().enumerate() {
+            sheet.write_string(0, c as u16, *h).unwrap();
+        }
+        let rows = [
+            ["ht.moi", "Xã Mới", "Xã", "ht"],
+            ["ht.moi.1", "Thôn 1", "Thôn", "ht.moi"],
+            ["ht.moi.2", "Thôn 2", "Thôn", "ht.moi"],
+        ];
+        for (r, row) in rows.iter().enumerate() {
+            for (c, cell) in row.iter().enumerate() {
+                sheet.write_string(r as u32 + 1, c as u16, *cell).unwrap();
+            }
+        }
+        let date = rust_xlsxwriter::ExcelDateTime::from_ymd(2025, 7, 1).unwrap();
+        let shown = rust_xlsxwriter::Format::new().set_num_format("dd/mm/yyyy");
+        sheet.write_datetime_with_format(1, 4, &date, &shown).unwrap();
+        sheet.write_string(2, 4, "01/07/2025").unwrap();
+        sheet.write_string(3, 4, third).unwrap();
+        book.save(&founded).unwrap();
+    };
+    write("31/06/2025");
+    let err = desk.admin_fails(&["admin", "org-unit", "import", founded.to_str().unwrap()]).await;
+    assert!(err.contains("row 4: valid from: \"31/06/2025\" is not a day"), "{err}");
+    write("2025-08-15");
+    let out = desk.admin(&["admin", "org-unit", "import", founded.to_str().unwrap()]).await;
+    assert!(out.contains("imported 3 org unit(s)"), "{out}");
+    assert!(out.contains("in force from 2025-07-01, 2025-08-15"), "{out}");
+    let office = &desk;
+    let on = |day: &'static str| async move {
+        let out = office.admin(&["admin", "org-unit", "list", "--date", day, "--json"]).await;
+        let units: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+        units.iter().filter_map(|u| u["id"].as_str().map(str::to_owned)).collect::<Vec<_>>()
+    };
+    let june = on("2025-06-30").await;
+    assert!(!june.iter().any(|id| id.starts_with("ht.moi")), "{june:?}");
+    let july = on("2025-07-01").await;
+    assert!(july.contains(&"ht.moi.1".to_owned()) && !july.contains(&"ht.moi.2".to_owned()));
+    let changes = desk.admin(&["admin", "org-unit", "changes"]).await;
+    assert!(changes.contains("added 2 unit(s) (ht.moi, ht.moi.1) on 2025-07-01"), "{changes}");
+    assert_eq!(server.store.check().unwrap(), Vec::<String>::new());
     server.stop().await.unwrap();
 }
 
@@ -377,12 +424,10 @@ async fn the_restructure_of_1_july_2025_keeps_2022_as_published_and_restates_it(
         .await;
     assert!(err.contains("date this one 2025-07-01 or later"), "{err}");
 
-    let now = desk.admin(&["admin", "org-unit", "list"]).await;
-    assert!(
-        now.contains("5 org unit(s): 1 province, 2 commune, 3 village")
-            || now.contains("org unit(s)"),
-        "{now}"
-    );
+    let now = desk.admin(&["admin", "org-unit", "list", "--area", "t"]).await;
+    let summary = now.lines().find(|l| l.contains("org unit(s)")).expect("a summary line");
+    assert!(summary.starts_with("6 org unit(s)"), "province, 2 communes, 3 villages: {now}");
+    assert!(!now.contains("t.h1.a ") && now.contains("t.ab"), "{now}");
     let before = desk.admin(&["admin", "org-unit", "list", "--date", "2025-06-30", "--json"]).await;
     let before: Vec<serde_json::Value> = serde_json::from_str(&before).unwrap();
     assert!(before.iter().any(|u| u["id"] == "t.h1" && u["level"] == "district"), "{before:?}");
@@ -427,6 +472,26 @@ async fn the_restructure_of_1_july_2025_keeps_2022_as_published_and_restates_it(
     desk.tablet(&["record", "t.h1.a.1", "2026", "road_km=0.5"]).await;
     let out = desk.tablet(&["sync"]).await;
     assert!(out.contains("1 applied") && out.contains("0 refused"), "{out}");
+
+    // The programme's 2026 phase drops drainage: the tablet stops offering
+    // it at its next sync and refuses it offline; 2022 keeps its values.
+    desk.tablet(&["record", "t.h2.c.1", "2022", "drainage_km=0.25"]).await;
+    desk.admin(&["admin", "indicator", "retire", "drainage_km", "--from", "2026"]).await;
+    desk.tablet(&["sync"]).await;
+    let list = desk.tablet(&["indicators"]).await;
+    let drainage = list.lines().find(|l| l.starts_with("drainage_km")).expect("drainage listed");
+    assert!(drainage.contains("from 2026"), "{list}");
+    let road = list.lines().find(|l| l.starts_with("road_km ")).expect("road listed");
+    assert!(!road.contains("from 20"), "{list}");
+    let mut argv = vec!["--home", "tablet", "record", "t.h1.a.1", "2026-Q3", "drainage_km=1"];
+    let refused = desk.run(&argv).await;
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+    assert!(refused.stderr.contains("retired from 2026 on"), "{refused:?}");
+    argv[4] = "2025";
+    assert_eq!(desk.run(&argv).await.code, Some(0), "2025 still takes drainage");
+    let out = desk.tablet(&["sync"]).await;
+    assert!(out.contains("1 applied") && out.contains("0 refused"), "{out}");
+
     let place = server.store.catalogue().org_unit("t.h1.a.1").unwrap().parent.clone();
     assert_eq!(place.as_deref(), Some("t.ab"));
     assert_eq!(server.store.check().unwrap(), Vec::<String>::new());

@@ -71,7 +71,41 @@ pub fn indicator_to_wire(i: &Indicator) -> v1::Indicator {
         scale: u32::from(i.kind.scale()),
         parent_code: i.parent.clone().unwrap_or_default(),
         max_per_village: i.max_per_village.to_string(),
+        retired_from: String::new(),
     }
+}
+
+/// An indicator as bootstrap offers it: with the first period it is no
+/// longer recorded for, if it is retired.
+pub fn offered_indicator_to_wire(i: &Indicator, retired_from: Option<Period>) -> v1::Indicator {
+    v1::Indicator {
+        retired_from: retired_from.map(|p| p.to_string()).unwrap_or_default(),
+        ..indicator_to_wire(i)
+    }
+}
+
+/// An indicator from bootstrap, with the period it is retired from.
+pub fn offered_indicator_from_wire(i: v1::Indicator) -> Result<(Indicator, Option<Period>)> {
+    let retired_from = match i.retired_from.as_str() {
+        "" => None,
+        p => Some(
+            p.parse::<Period>()
+                .map_err(|e| invalid(format!("{}: bad retired_from: {e}", i.code)))?,
+        ),
+    };
+    Ok((indicator_from_wire(i)?, retired_from))
+}
+
+/// An indicator being added or imported: it cannot come retired, since a
+/// retirement is its own audited step (`RetireIndicator`).
+pub fn new_indicator_from_wire(i: v1::Indicator) -> Result<Indicator> {
+    if !i.retired_from.is_empty() {
+        return Err(invalid(format!(
+            "{}: retired_from cannot be set when adding an indicator; add it, then retire it",
+            i.code
+        )));
+    }
+    indicator_from_wire(i)
 }
 
 pub fn indicator_from_wire(i: v1::Indicator) -> Result<Indicator> {

@@ -154,7 +154,7 @@ fn main() -> anyhow::Result<()> {
 /// The tree at national scale: imported whole, then restructured, then
 /// 2022 read on both trees. Printed as its own lines.
 fn restructure(store: &Store, catalogue: &Catalogue, admin: &User) -> anyhow::Result<()> {
-    let units: Vec<_> = catalogue.org_units.values().cloned().collect();
+    let units: Vec<_> = catalogue.org_units.values().map(|u| (u.clone(), None)).collect();
     let dir = tempfile::tempdir()?;
     let empty = Store::open(Arc::new(Sled::open(dir.path())?), Catalogue::default)?;
     let (imported, import_ms) = time(|| {

@@ -600,3 +600,81 @@ async fn an_app_and_a_tablet_editing_different_fields_of_one_report_merge_cleanl
     app.close().await;
     server.stop().await;
 }
+
+/// Opens the report form of `village` for `period` and waits until it is
+/// drawn for that period.
+async fn open_form(client: &Client, village: &str, period: &str) {
+    open_report(client, village, period).await;
+    let start = Instant::now();
+    let script = format!(
+        "return document.querySelector('#report-title').textContent.endsWith(' — {period}');"
+    );
+    while run_js(client, &script).await != true {
+        assert!(start.elapsed() < PATIENCE, "the form never showed {period}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The `data-field` codes of the report form as it stands.
+async fn form_fields(client: &Client) -> Vec<String> {
+    let got = run_js(
+        client,
+        "return [...document.querySelectorAll('#report-form input[data-field]')].map((e) => e.dataset.field);",
+    )
+    .await;
+    serde_json::from_value(got).expect("a list of codes")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retired_indicator_is_not_offered_from_its_period_on_and_stays_in_earlier_ones() {
+    let _turn = TURN.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_web_server(dir.path()).await;
+    surveyor(&server, "an", "Nguyễn Văn An");
+    let profile = tempfile::tempdir().unwrap();
+    let app = open_app(profile.path(), &server).await;
+    enroll(&app.client, &server, "an").await;
+    sync(&app.client).await;
+    open_form(&app.client, VILLAGE, "2026").await;
+    assert!(form_fields(&app.client).await.contains(&"drainage_km".to_owned()));
+
+    // The programme's 2026 phase drops drainage; the phone hears of it at
+    // its next sync.
+    server
+        .remote()
+        .await
+        .admin()
+        .retire_indicator(v1::RetireIndicatorRequest {
+            code: "drainage_km".into(),
+            from_period: "2026".into(),
+        })
+        .await
+        .expect("retire drainage from 2026");
+    sync(&app.client).await;
+    open_form(&app.client, VILLAGE, "2026-Q3").await;
+    let offered = form_fields(&app.client).await;
+    assert!(!offered.contains(&"drainage_km".to_owned()), "{offered:?}");
+    assert!(offered.contains(&"road_km".to_owned()), "{offered:?}");
+    open_form(&app.client, VILLAGE, PERIOD).await;
+    assert!(form_fields(&app.client).await.contains(&"drainage_km".to_owned()));
+
+    // Recorded anyway (an old form, a script): refused on the phone, in
+    // Vietnamese, and nothing is saved.
+    let refused = run_js(
+        &app.client,
+        &format!(
+            "try {{ await globalThis.fieldsyncApp.record({VILLAGE:?}, '2026', {{ drainage_km: '1' }}); \
+             return null; }} catch (e) {{ return e.vi || String(e); }}"
+        ),
+    )
+    .await;
+    let refused = refused.as_str().unwrap_or_default();
+    assert!(refused.contains("không còn ghi từ kỳ 2026"), "{refused:?}");
+    assert_eq!(pending(&app.client).await, 0, "nothing saved");
+    record(&app.client, VILLAGE, PERIOD, &[("drainage_km", "0,5")]).await;
+    sync(&app.client).await;
+    let fields = server_fields(&server.remote().await, VILLAGE, PERIOD).await;
+    assert_eq!(fields.get("drainage_km").map(String::as_str), Some("0.5"), "2022 takes it");
+    app.close().await;
+    server.stop().await;
+}

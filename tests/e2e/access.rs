@@ -493,6 +493,7 @@ async fn run(
                 scale: 0,
                 parent_code: String::new(),
                 max_per_village: "10".into(),
+                retired_from: String::new(),
             };
             caller.admin.add_indicator(indicator).await.map(done)
         }
@@ -504,7 +505,11 @@ async fn run(
                 level: Level::Village as i32,
                 parent_id: commune.into(),
             };
-            let request = ImportCatalogueRequest { org_units: vec![unit], indicators: vec![] };
+            let request = ImportCatalogueRequest {
+                org_units: vec![unit],
+                indicators: vec![],
+                valid_from: vec![],
+            };
             caller.admin.import_catalogue(request).await.map(done)
         }
         Rpc::ImportUsers => {
@@ -542,6 +547,7 @@ async fn run(
                 scale: 0,
                 parent_code: String::new(),
                 max_per_village: "10".into(),
+                retired_from: String::new(),
             };
             let mut admin = caller.admin.clone();
             let _ = admin.add_indicator(indicator).await;

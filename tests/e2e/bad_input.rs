@@ -843,6 +843,7 @@ async fn overlong_reasons_comments_and_names_are_refused_saying_the_field_and_li
         scale: 2,
         parent_code: String::new(),
         max_per_village: "10".into(),
+        retired_from: String::new(),
     };
     let new_village = format!("{}.thon-moi", demo::SAMPLE_COMMUNE);
     let calls: Vec<(&str, Result<(), Status>, String)> = vec![

@@ -508,6 +508,7 @@ fn request(now_hlc: u64) -> BoxedStrategy<Req> {
                         scale,
                         parent_code,
                         max_per_village,
+                        retired_from: String::new(),
                     })
                 }
             ),

@@ -258,12 +258,20 @@ impl Api {
     /// (numbered from 1 in the order given).
     pub async fn import_catalogue(
         &self,
-        units: &[OrgUnit],
+        units: &[(OrgUnit, Option<fieldsync::Date>)],
         indicators: &[Indicator],
     ) -> Result<Imported> {
+        let dated = units.iter().any(|(_, from)| from.is_some());
         let request = ImportCatalogueRequest {
-            org_units: units.iter().map(convert::org_unit_to_wire).collect(),
+            org_units: units.iter().map(|(u, _)| convert::org_unit_to_wire(u)).collect(),
             indicators: indicators.iter().map(convert::indicator_to_wire).collect(),
+            valid_from: match dated {
+                true => units
+                    .iter()
+                    .map(|(_, from)| from.map(|d| d.to_string()).unwrap_or_default())
+                    .collect(),
+                false => Vec::new(),
+            },
         };
         let reply = self.grpc.admin().import_catalogue(request).await.map_err(Error::status)?;
         let reply = reply.into_inner();
@@ -308,6 +316,11 @@ impl Api {
                 new_parent_id: new.and_then(|n| n.parent).unwrap_or_default(),
             }),
             TreeChange::Retire { unit } => Change::Retire(v1::RetireUnit { unit_id: unit }),
+            TreeChange::Add { .. } => {
+                return Err(Error::Refused(
+                    "units are added by `fieldsync admin org-unit import FILE`".into(),
+                ))
+            }
         };
         let request = v1::ChangeTreeRequest { date: date.to_owned(), change: Some(change) };
         let reply = self.grpc.admin().change_tree(request).await.map_err(Error::status)?;
@@ -381,6 +394,7 @@ impl Api {
             scale,
             parent_code: new.parent.clone().unwrap_or_default(),
             max_per_village: new.max_per_village.clone(),
+            retired_from: String::new(),
         };
         let reply = self.grpc.admin().add_indicator(indicator).await.map_err(Error::status)?;
         convert::indicator_from_wire(reply.into_inner()).map_err(unreadable)

@@ -153,7 +153,11 @@ fn cell_text(cell: &calamine::Data) -> String {
         Data::Float(f) => f.to_string(),
         Data::Int(i) => i.to_string(),
         Data::Bool(b) => b.to_string(),
-        Data::DateTime(d) => d.to_string(),
+        // A date cell as the day it shows (a time of day, if any, is kept).
+        Data::DateTime(d) => match d.to_ymd_hms_milli() {
+            (y, m, d, 0, 0, 0, 0) => format!("{y:04}-{m:02}-{d:02}"),
+            (y, m, d, h, min, s, _) => format!("{y:04}-{m:02}-{d:02} {h:02}:{min:02}:{s:02}"),
+        },
         Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
         Data::Error(e) => format!("#{e:?}"),
     }

@@ -213,21 +213,35 @@ pub fn villages(home: &Path, filter: Option<String>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `fieldsync indicators`: what can be recorded.
+/// `fieldsync indicators`: what can be recorded, and from when an indicator
+/// no longer is.
 pub fn indicators(home: &Path) -> anyhow::Result<()> {
     let tablet = open(home)?;
-    let rows: Vec<Vec<String>> = tablet
-        .catalogue()
+    let cat = tablet.catalogue();
+    let rows: Vec<Vec<String>> = cat
         .indicators_in_order()
         .map(|i| {
             vec![
                 i.code.clone(),
                 i.unit.clone(),
                 i.parent.clone().map_or(String::new(), |p| format!("part of {p}")),
+                cat.retired_from(&i.code).map_or(String::new(), |p| format!("from {p}")),
                 i.name_vi.clone(),
             ]
         })
         .collect();
-    print_table(&["code", "unit", "of which", "name"], &rows);
+    // The column appears once the catalogue has a retired indicator.
+    if rows.iter().all(|row| row[3].is_empty()) {
+        let rows: Vec<Vec<String>> = rows
+            .into_iter()
+            .map(|mut row| {
+                row.remove(3);
+                row
+            })
+            .collect();
+        print_table(&["code", "unit", "of which", "name"], &rows);
+    } else {
+        print_table(&["code", "unit", "of which", "retired", "name"], &rows);
+    }
     Ok(())
 }

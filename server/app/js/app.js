@@ -259,6 +259,7 @@ function buildForm(cat) {
   const box = $('#fields');
   box.replaceChildren();
   for (const { ind, depth } of formOrder(cat)) {
+    if (!local.offeredFor(ind, ui.period)) continue;
     const name = getLang() === 'en' ? ind.nameEn || ind.nameVi : ind.nameVi;
     const unit = unitText(ind.unit);
     const integer = ind.kind !== 'VALUE_KIND_DECIMAL';

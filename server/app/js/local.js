@@ -53,6 +53,19 @@ export function validPeriod(p) {
   return !!m && +m[1] >= 2000 && +m[1] <= 2100;
 }
 
+/** A period's first month as one number: "2026" → 202601, "2026-Q3" → 202607, "2026-07" → 202607. */
+function firstMonth(p) {
+  const m = /^(\d{4})(?:-(?:Q([1-4])|(\d\d)))?$/.exec(p || '');
+  if (!m) return NaN;
+  const month = m[2] ? (Number(m[2]) - 1) * 3 + 1 : Number(m[3] || 1);
+  return Number(m[1]) * 100 + month;
+}
+
+/** Whether indicator `ind` is recorded for `period`: not retired from it or from an earlier one. */
+export function offeredFor(ind, period) {
+  return !ind.retiredFrom || firstMonth(period) < firstMonth(ind.retiredFrom);
+}
+
 /** Amount text of a Value, or undefined. */
 export const amountOf = (v) => (v && v.amount !== undefined ? v.amount : undefined);
 
@@ -125,6 +138,13 @@ export async function record(villageId, period, typed, nowMs = Date.now()) {
       `Period "${period}" is not valid: write a year (2026), a quarter (2026-Q3) or a month (2026-07).`);
   }
   const fields = Object.keys(typed);
+  for (const f of fields) {
+    const ind = cat.byCode.get(f);
+    if (ind && !offeredFor(ind, period)) {
+      throw new EditError(f, `${ind.nameVi}: không còn ghi từ kỳ ${ind.retiredFrom} (tiêu chí của chương trình đã thay đổi); các báo cáo trước vẫn giữ số liệu.`,
+        `${ind.nameEn || ind.code}: no longer recorded from ${ind.retiredFrom} on (the programme's criteria changed); earlier reports keep their values.`);
+    }
+  }
   return db.write(['meta', 'outbox', 'pending', 'synced'], async (t) => {
     const sub = subKey(villageId, period);
     const synced = new Map();

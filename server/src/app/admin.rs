@@ -252,7 +252,7 @@ impl App {
     pub fn import_catalogue(
         &self,
         admin: &User,
-        units: Vec<OrgUnit>,
+        units: Vec<(OrgUnit, Option<fieldsync::Date>)>,
         indicators: Vec<Indicator>,
     ) -> Result<crate::db::Imported> {
         Ok(self.store.import_catalogue(admin, units, indicators, now_ms())?)

@@ -5,15 +5,16 @@ use std::sync::Arc;
 
 use fieldsync::access::User;
 use fieldsync::sync::{Mutation, MutationResult, Page};
-use fieldsync::{Catalogue, DeviceId, Indicator, OrgUnit};
+use fieldsync::{Catalogue, DeviceId, Indicator, OrgUnit, Period};
 
 use super::{now_ms, App, Result};
 
-/// A tablet's catalogue: every indicator, in order, and the org units its
-/// user may see.
+/// A tablet's catalogue: every indicator, in order, each with the period
+/// it is retired from if it is (so tablets stop offering it), and the org
+/// units of the tree in force that its user may see.
 #[derive(Clone, Debug)]
 pub struct Bootstrap {
-    pub indicators: Vec<Indicator>,
+    pub indicators: Vec<(Indicator, Option<Period>)>,
     pub org_units: Vec<OrgUnit>,
 }
 
@@ -31,7 +32,10 @@ impl Bootstrap {
     /// `user`'s part of `catalogue`.
     pub fn of(catalogue: &Catalogue, user: &User) -> Bootstrap {
         Bootstrap {
-            indicators: catalogue.indicators_in_order().cloned().collect(),
+            indicators: catalogue
+                .indicators_in_order()
+                .map(|i| (i.clone(), catalogue.retired_from(&i.code)))
+                .collect(),
             org_units: catalogue.visible_to(user).into_iter().cloned().collect(),
         }
     }

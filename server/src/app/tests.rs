@@ -164,7 +164,7 @@ fn a_bootstrap_shows_a_catalogue_change_at_once() {
     indicator.parent = None;
     app.add_indicator(&admin, indicator).unwrap();
     let codes: Vec<String> =
-        app.bootstrap(&first).indicators.iter().map(|i| i.code.clone()).collect();
+        app.bootstrap(&first).indicators.iter().map(|(i, _)| i.code.clone()).collect();
     assert!(codes.iter().any(|c| c == "wells"), "the new indicator is sent: {codes:?}");
 }
 

@@ -9,11 +9,13 @@ use fieldsync::access::{Action, Role, User};
 use fieldsync::model::nfc;
 use fieldsync::sync::AuditKind;
 use fieldsync::validate::check_name;
-use fieldsync::{Catalogue, Indicator, Level, OrgUnit};
+use fieldsync::{Catalogue, Date, Indicator, Level, OrgUnit};
 use fieldsync_store::Batch;
 use sha2::{Digest, Sha256};
 
-use super::schema::{decode, encode, Key, TokenInfo, CATALOGUE_KEY, TOKENS, TOKEN_IDS, USERS};
+use super::schema::{
+    decode, encode, Key, TokenInfo, CATALOGUE_KEY, TOKENS, TOKEN_IDS, TREE_KEY, USERS,
+};
 use super::txn::Work;
 use super::{Error, Result, Store};
 
@@ -506,21 +508,35 @@ impl Store {
     pub fn import_catalogue(
         &self,
         caller: &User,
-        units: Vec<OrgUnit>,
+        units: Vec<(OrgUnit, Option<Date>)>,
         indicators: Vec<Indicator>,
         now_ms: u64,
     ) -> Result<Imported> {
         self.require_admin(caller)?;
         let mut problems = Vec::new();
-        let units: Vec<OrgUnit> = units
+        let today = Date::in_vietnam(now_ms);
+        let (units, valid_from): (Vec<OrgUnit>, Vec<Option<Date>>) = units
             .into_iter()
-            .map(|u| OrgUnit {
-                id: u.id.trim().to_owned(),
-                name: nfc(u.name.trim()),
-                parent: u.parent.map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()),
-                ..u
+            .map(|(u, from)| {
+                let u = OrgUnit {
+                    id: u.id.trim().to_owned(),
+                    name: nfc(u.name.trim()),
+                    parent: u.parent.map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()),
+                    ..u
+                };
+                (u, from)
             })
-            .collect();
+            .unzip();
+        for (i, (unit, from)) in units.iter().zip(&valid_from).enumerate() {
+            if let Some(from) = from.filter(|d| *d > today) {
+                problems.push(format!(
+                    "org unit {}: {} is valid from {from}, after today ({today}): import it on \
+                     that day or later",
+                    i + 1,
+                    unit.id
+                ));
+            }
+        }
         let indicators: Vec<Indicator> = indicators
             .into_iter()
             .map(|i| Indicator {
@@ -549,8 +565,17 @@ impl Store {
                     .push(format!("org unit {n}: {} is also org unit {first}; keep one", unit.id));
                 continue;
             }
+            let since = current.history().past.get(&unit.id).and_then(|p| p.since);
             match current.org_unit(&unit.id) {
-                Some(held) if held == unit => imported.unchanged += 1,
+                Some(held) if held == unit && valid_from[i].is_none_or(|d| since == Some(d)) => {
+                    imported.unchanged += 1
+                }
+                Some(held) if held == unit => problems.push(format!(
+                    "org unit {n}: {} is already in force {}; an import never changes the day \
+                     a unit is valid from",
+                    unit.id,
+                    since.map_or("since before any change".to_owned(), |d| format!("from {d}"))
+                )),
                 Some(held) => problems.push(format!(
                     "org unit {n}: {} is already in the catalogue as {} {:?} under {}; an \
                      import adds units and never changes one",
@@ -559,10 +584,10 @@ impl Store {
                     held.name,
                     held.parent.as_deref().unwrap_or("nothing")
                 )),
-                None => new_units.push((n, unit)),
+                None => new_units.push((n, unit, valid_from[i])),
             }
         }
-        for (n, unit) in &new_units {
+        for (n, unit, _) in &new_units {
             let parents = unit.level.parents();
             let wanted = parents.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(" or ");
             let parent_level = |p: &str| {
@@ -639,14 +664,22 @@ impl Store {
         imported.org_units = new_units.len();
         imported.indicators = new_indicators.len();
         let mut all_units: Vec<OrgUnit> = current.org_units.values().cloned().collect();
-        all_units.extend(new_units.iter().map(|(_, u)| (*u).clone()));
+        all_units.extend(new_units.iter().map(|(_, u, _)| (*u).clone()));
         let mut all_indicators: Vec<Indicator> = current.indicators_in_order().cloned().collect();
         all_indicators.extend(new_indicators.iter().map(|i| (*i).clone()));
         let catalogue = Catalogue::new(all_indicators, all_units)
             .and_then(|c| c.with_history(current.history().clone()))
             .map_err(|e| Error::Invalid(format!("nothing was imported: {e}")))?;
+        let dated: Vec<(String, Date)> =
+            new_units.iter().filter_map(|(_, u, from)| Some((u.id.clone(), (*from)?))).collect();
+        let catalogue = match dated.is_empty() {
+            true => catalogue,
+            false => catalogue
+                .added_on(&dated)
+                .map_err(|e| Error::Invalid(format!("nothing was imported: {e}")))?,
+        };
         let mut by_level = [0usize; 4];
-        for (_, u) in &new_units {
+        for (_, u, _) in &new_units {
             by_level[u.level as usize] += 1;
         }
         let levels: Vec<String> = Level::ALL
@@ -659,10 +692,20 @@ impl Store {
         if !levels.is_empty() {
             detail += &format!(" ({})", levels.join(", "));
         }
+        if !dated.is_empty() {
+            let mut days: Vec<Date> = dated.iter().map(|(_, d)| *d).collect();
+            days.sort_unstable();
+            days.dedup();
+            let days: Vec<String> = days.iter().map(Date::to_string).collect();
+            detail += &format!(", {} of them valid from {}", dated.len(), days.join(", "));
+        }
         detail += &format!(" and {} indicator(s)", new_indicators.len());
         let catalogue = Arc::new(catalogue);
         let mut work = Work::new(guard, caller, now_ms)?;
         Key::Meta(CATALOGUE_KEY).put(&mut work.batch, encode(catalogue.as_ref()));
+        if !dated.is_empty() {
+            Key::Meta(TREE_KEY).put(&mut work.batch, encode(catalogue.history()));
+        }
         let entry = work.entry(AuditKind::Catalogue, detail);
         work.audit(entry);
         work.commit_then(|_| {

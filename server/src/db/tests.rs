@@ -647,6 +647,7 @@ fn an_import_adds_all_or_nothing_and_never_changes_a_unit() {
         unit("ht.c", "Xã C", Level::Commune, "ht"),
         unit("ht.a", "Xã A mới", Level::Commune, "ht"),
     ];
+    let units: Vec<_> = units.into_iter().map(|u| (u, None)).collect();
     let err = store.import_catalogue(&admin, units.clone(), vec![], now_ms()).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -823,6 +824,64 @@ fn communes_merged_and_districts_removed_keep_every_period_on_its_own_tree() {
     assert_eq!(reopened.catalogue(), store.catalogue());
     let old = reopened.catalogue().tree_at(Date::new(2022, 12, 31).unwrap()).unwrap();
     assert_eq!(old.org_unit("a1").unwrap().parent.as_deref(), Some("a"));
+}
+
+#[test]
+fn units_imported_with_a_valid_from_day_are_in_force_from_it_and_it_is_kept() {
+    use fieldsync::access::Role;
+    use fieldsync::{Date, OrgUnit};
+    let engine = Arc::new(Memory::new());
+    let store = Store::open(Arc::clone(&engine) as Arc<dyn Engine>, two_tier).unwrap();
+    let admin = User {
+        id: "admin".into(),
+        name: "Admin".into(),
+        role: Role::Admin,
+        areas: vec![],
+        disabled: false,
+    };
+    let unit = |id: &str, level, parent: &str| OrgUnit {
+        id: id.into(),
+        name: id.into(),
+        level,
+        parent: Some(parent.into()),
+    };
+    let day = |d: &str| d.parse::<Date>().unwrap();
+    let july = day("2025-07-01");
+    let tomorrow = Date::in_vietnam(now_ms() + 86_400_000);
+    let units = vec![
+        (unit("ht.n", Level::Commune, "ht"), Some(july)),
+        (unit("ht.n.1", Level::Village, "ht.n"), Some(july)),
+        (unit("ht.n.2", Level::Village, "ht.n"), Some(tomorrow)),
+    ];
+    let err = store.import_catalogue(&admin, units.clone(), vec![], now_ms()).unwrap_err();
+    assert!(err.to_string().contains("org unit 3: ht.n.2 is valid from"), "{err}");
+    assert!(err.to_string().contains("after today"), "{err}");
+    // A village in force before its commune is refused too.
+    let early = vec![units[0].clone(), (units[1].0.clone(), Some(day("2025-06-01")))];
+    let err = store.import_catalogue(&admin, early, vec![], now_ms()).unwrap_err();
+    assert!(err.to_string().contains("the tree on 2025-06-01 does not hang together"), "{err}");
+    assert!(store.catalogue().org_unit("ht.n").is_none(), "nothing imported");
+
+    let imported = store.import_catalogue(&admin, units[..2].to_vec(), vec![], now_ms()).unwrap();
+    assert_eq!(imported.org_units, 2);
+    let cat = store.catalogue();
+    assert!(cat.tree_at(day("2025-06-30")).unwrap().org_unit("ht.n.1").is_none());
+    assert!(cat.tree_at(july).unwrap().org_unit("ht.n.1").is_some());
+    let (on, change) = cat.history().changes.last().unwrap();
+    assert_eq!(change.describe(*on), "added 2 unit(s) (ht.n, ht.n.1) on 2025-07-01");
+    // The same file again changes nothing; another day is refused.
+    let again = store.import_catalogue(&admin, units[..2].to_vec(), vec![], now_ms()).unwrap();
+    assert_eq!(again.unchanged, 2);
+    let moved = vec![(units[0].0.clone(), Some(day("2025-08-01")))];
+    let err = store.import_catalogue(&admin, moved, vec![], now_ms()).unwrap_err();
+    assert!(err.to_string().contains("already in force from 2025-07-01"), "{err}");
+    // Kept across a reopen, audited, and checked.
+    let reopened = Store::open(engine as Arc<dyn Engine>, two_tier).unwrap();
+    assert!(reopened.catalogue().tree_at(day("2025-06-30")).unwrap().org_unit("ht.n").is_none());
+    let history = store.history(&admin, &HistoryQuery::default()).unwrap();
+    let last = history.iter().rev().find(|e| e.detail.starts_with("imported")).unwrap();
+    assert!(last.detail.contains("2 of them valid from 2025-07-01"), "{}", last.detail);
+    assert_eq!(reopened.check().unwrap(), Vec::<String>::new());
 }
 
 #[test]

@@ -235,16 +235,28 @@ impl Admin for AdminService {
         let req = request.into_inner();
         // What cannot even be read is named like the store's own refusals.
         let mut problems = Vec::new();
+        if !req.valid_from.is_empty() && req.valid_from.len() != req.org_units.len() {
+            return Err(Status::invalid_argument(format!(
+                "{} valid-from days for {} org units: give one per unit (empty for none), or none",
+                req.valid_from.len(),
+                req.org_units.len()
+            )));
+        }
         let mut units = Vec::with_capacity(req.org_units.len());
+        let mut days = req.valid_from.into_iter();
         for (i, u) in req.org_units.into_iter().enumerate() {
-            match convert::org_unit_from_wire(u) {
-                Ok(u) => units.push(u),
-                Err(e) => problems.push(format!("org unit {}: {e}", i + 1)),
+            let from = match days.next().filter(|d| !d.trim().is_empty()) {
+                None => Ok(None),
+                Some(d) => d.trim().parse::<fieldsync::Date>().map(Some),
+            };
+            match (convert::org_unit_from_wire(u), from) {
+                (Ok(u), Ok(from)) => units.push((u, from)),
+                (Err(e), _) | (_, Err(e)) => problems.push(format!("org unit {}: {e}", i + 1)),
             }
         }
         let mut indicators = Vec::with_capacity(req.indicators.len());
         for (i, ind) in req.indicators.into_iter().enumerate() {
-            match convert::indicator_from_wire(ind) {
+            match convert::new_indicator_from_wire(ind) {
                 Ok(ind) => indicators.push(ind),
                 Err(e) => problems.push(format!("indicator {}: {e}", i + 1)),
             }
@@ -413,7 +425,7 @@ impl Admin for AdminService {
         request: Request<v1::Indicator>,
     ) -> Result<Response<v1::Indicator>, Status> {
         let admin = caller(&request)?;
-        let indicator = convert::indicator_from_wire(request.into_inner()).map_err(invalid)?;
+        let indicator = convert::new_indicator_from_wire(request.into_inner()).map_err(invalid)?;
         let indicator =
             blocking(&self.app, move |app| app.add_indicator(&admin, indicator)).await?;
         Ok(Response::new(convert::indicator_to_wire(&indicator)))

@@ -153,7 +153,11 @@ impl Sync for SyncService {
         let user = caller(&request)?;
         let found = self.app.bootstrap(&user);
         Ok(Response::new(BootstrapReply {
-            indicators: found.indicators.iter().map(convert::indicator_to_wire).collect(),
+            indicators: found
+                .indicators
+                .iter()
+                .map(|(i, retired_from)| convert::offered_indicator_to_wire(i, *retired_from))
+                .collect(),
             org_units: found.org_units.iter().map(convert::org_unit_to_wire).collect(),
         }))
     }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::bail;
 use fieldsync::amount::Amount;
-use fieldsync::{Indicator, Level, OrgUnit, ValueKind};
+use fieldsync::{Date, Indicator, Level, OrgUnit, ValueKind};
 use fieldsync_client::api::Imported;
 
 use crate::cli::table::{Row, Table};
@@ -19,6 +19,8 @@ const UNIT_NAME: &[&str] = &["name", "tên", "tên đơn vị", "ten_don_vi"];
 const UNIT_LEVEL: &[&str] = &["level", "cấp", "cấp hành chính", "loại"];
 const UNIT_PARENT: &[&str] =
     &["parent", "parent_id", "thuộc", "mã cấp trên", "cấp trên", "đơn vị cha", "mã cha"];
+const UNIT_VALID_FROM: &[&str] =
+    &["valid from", "valid_from", "hiệu lực từ", "có hiệu lực từ", "từ ngày", "ngày hiệu lực"];
 
 /// The columns of an indicator file.
 const IND_CODE: &[&str] = &["code", "mã", "mã chỉ tiêu", "id"];
@@ -56,13 +58,17 @@ pub(super) async fn indicators(s: &Session, path: &Path) -> anyhow::Result<()> {
     report(s, &table.name, imported, &[])
 }
 
+/// An org unit to import, with the day it is in force from, if given.
+type DatedUnit = (OrgUnit, Option<Date>);
+
 /// The org units of `table`, with the row each came from; every row that
 /// cannot be read is named, and any refuses the file.
-fn read_units(table: &Table) -> anyhow::Result<(Vec<OrgUnit>, Vec<u64>)> {
+fn read_units(table: &Table) -> anyhow::Result<(Vec<DatedUnit>, Vec<u64>)> {
     let id = table.required(UNIT_ID)?;
     let name = table.required(UNIT_NAME)?;
     let level = table.required(UNIT_LEVEL)?;
     let parent = table.column(UNIT_PARENT);
+    let valid_from = table.column(UNIT_VALID_FROM);
     let mut problems = Vec::new();
     let mut units = Vec::new();
     let mut lines = Vec::new();
@@ -87,12 +93,23 @@ fn read_units(table: &Table) -> anyhow::Result<(Vec<OrgUnit>, Vec<u64>)> {
             continue;
         };
         let unit_parent = Some(row.cell(parent).to_owned()).filter(|p| !p.is_empty());
-        units.push(OrgUnit {
+        let from = match row.cell(valid_from) {
+            "" => None,
+            day => match day.parse::<Date>() {
+                Ok(day) => Some(day),
+                Err(e) => {
+                    problems.push(format!("row {n}: valid from: {e}"));
+                    continue;
+                }
+            },
+        };
+        let unit = OrgUnit {
             id: unit_id.to_owned(),
             name: unit_name.to_owned(),
             level: unit_level,
             parent: unit_parent,
-        });
+        };
+        units.push((unit, from));
         lines.push(n);
     }
     refuse_if_any(&table.name, problems)?;
@@ -213,7 +230,12 @@ fn by_row(name: &str, message: &str, what: &str, lines: &[u64]) -> anyhow::Error
     anyhow::anyhow!(text.join("\n"))
 }
 
-fn report(s: &Session, name: &str, imported: Imported, units: &[OrgUnit]) -> anyhow::Result<()> {
+fn report(
+    s: &Session,
+    name: &str,
+    imported: Imported,
+    units: &[(OrgUnit, Option<Date>)],
+) -> anyhow::Result<()> {
     if s.json {
         return s.print_json(&serde_json::json!({
             "org_units_added": imported.org_units,
@@ -222,7 +244,7 @@ fn report(s: &Session, name: &str, imported: Imported, units: &[OrgUnit]) -> any
         }));
     }
     let mut by_level = [0usize; 4];
-    for u in units {
+    for (u, _) in units {
         by_level[u.level as usize] += 1;
     }
     let levels: Vec<String> = Level::ALL
@@ -242,7 +264,19 @@ fn report(s: &Session, name: &str, imported: Imported, units: &[OrgUnit]) -> any
         0 => String::new(),
         k => format!("; {k} of its rows were already in the catalogue as written"),
     };
-    println!("imported {what} from {name}{given}{already}; tablets see them at their next sync");
+    let mut days: Vec<Date> = units.iter().filter_map(|(_, from)| *from).collect();
+    days.sort_unstable();
+    days.dedup();
+    let dated = match days.first() {
+        None => String::new(),
+        Some(_) => format!(
+            "; in force from {} (`fieldsync admin org-unit changes` lists it)",
+            days.iter().map(Date::to_string).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    println!(
+        "imported {what} from {name}{given}{already}{dated}; tablets see them at their next sync"
+    );
     Ok(())
 }
 
