@@ -14,6 +14,11 @@ pub enum Error {
     /// review reason, a user's name...), so every edge can say which.
     #[error("{what} is {chars} characters long; at most {max} are allowed: shorten it")]
     TooLong { what: String, max: usize, chars: usize },
+    /// A refusal an edge says in the user's language (see [`Reason`]).
+    #[error("{0}")]
+    Refused(Reason),
 }
+
+use crate::reason::Reason;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

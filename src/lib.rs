@@ -13,6 +13,7 @@ pub mod hlc;
 pub mod limits;
 pub mod merge;
 pub mod model;
+pub mod reason;
 pub mod review;
 pub mod rollup;
 pub mod sync;
@@ -27,4 +28,5 @@ pub use model::{
     Catalogue, DeviceId, FieldKey, GeoPoint, Indicator, Level, OrgUnit, Period, SubmissionId,
     Value, ValueKind,
 };
+pub use reason::Reason;
 pub use tree::{Date, TreeChange, TreeHistory};

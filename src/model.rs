@@ -413,20 +413,14 @@ pub enum Period {
 }
 
 /// Years the programme can report on.
-const YEARS: std::ops::RangeInclusive<u16> = 2000..=2100;
+pub(crate) const YEARS: std::ops::RangeInclusive<u16> = 2000..=2100;
 
 impl FromStr for Period {
     type Err = Error;
 
     /// "2022", "2022-Q3" or "2022-07".
     fn from_str(s: &str) -> Result<Self> {
-        let bad = || {
-            Error::Invalid(format!(
-                "unknown period {s:?}: write a year (2022), a quarter (2022-Q3) or a month (2022-07), years {}-{}",
-                YEARS.start(),
-                YEARS.end()
-            ))
-        };
+        let bad = || Error::Refused(crate::reason::Reason::BadPeriod { typed: s.to_owned() });
         let (year, rest) = match s.split_once('-') {
             Some((y, r)) => (y, Some(r)),
             None => (s, None),

@@ -10,7 +10,8 @@ pub enum Error {
     #[error("{0}")]
     NotFound(String),
     #[error(
-        "this tablet is not set up yet: run `fieldsync init --server URL --author NAME` first"
+        "this tablet is not set up yet: run `fieldsync init --server URL --token TOKEN` first \
+         (an admin gives the token: `fieldsync admin token issue`)"
     )]
     NotInitialised,
     /// The server could not be reached or did not answer in time; retrying may help.
@@ -52,6 +53,7 @@ impl From<fieldsync::Error> for Error {
             fieldsync::Error::Invalid(m) => Error::Invalid(m),
             fieldsync::Error::NotFound(m) => Error::NotFound(m),
             e @ fieldsync::Error::TooLong { .. } => Error::Invalid(e.to_string()),
+            fieldsync::Error::Refused(r) => Error::Invalid(r.to_string()),
         }
     }
 }
@@ -77,7 +79,22 @@ impl From<tonic::Status> for Error {
                 return Error::Reused { id, last, message: s.message().to_owned() };
             }
         }
+        // A web page where a gRPC answer was expected: '<' (60) is read as
+        // the first byte of a gRPC frame.
+        let mut causes = String::new();
+        let mut source = std::error::Error::source(&s);
+        while let Some(e) = source {
+            causes.push_str(&format!(": {e}"));
+            source = e.source();
+        }
+        let said = format!("{}{causes}", s.message());
+        let html = said.contains("compression flag: 60") || said.contains("text/html");
         match s.code() {
+            _ if html => Error::Refused(
+                "this address is the web pages' port: tablets sync over the gRPC port (50051 by \
+                 default), e.g. `--server http://HOST:50051`"
+                    .into(),
+            ),
             Code::Cancelled | Code::DeadlineExceeded if s.message() == "Timeout expired" => {
                 Error::Unreachable("no answer in time".into())
             }
@@ -86,9 +103,7 @@ impl From<tonic::Status> for Error {
             | Code::Aborted
             | Code::Cancelled
             | Code::Unknown
-            | Code::ResourceExhausted => {
-                Error::Unreachable(format!("{} ({:?})", s.message(), s.code()))
-            }
+            | Code::ResourceExhausted => Error::Unreachable(format!("{said} ({:?})", s.code())),
             Code::Unauthenticated => Error::Refused(format!(
                 "{} — check the token: an admin issues a new one (`fieldsync admin token issue`), \
                  and `fieldsync login --token TOKEN` gives it to this tablet, keeping its edits",

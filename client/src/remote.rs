@@ -102,6 +102,23 @@ pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 /// answered within the same time: a dead link is noticed mid-pull too.
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
 
+/// Whether `url` answers as a web server does (HTTP/1.1) rather than as
+/// gRPC: a tablet pointed at the web pages' port is told so instead of
+/// being shown a transport error. One short request, given up on quickly.
+pub async fn is_web_port(url: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = url.split("://").last().unwrap_or(url).split('/').next().unwrap_or_default();
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(authority).await.ok()?;
+        let request = format!("HEAD / HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut head = [0u8; 8];
+        stream.read_exact(&mut head).await.ok()?;
+        Some(head.starts_with(b"HTTP/1."))
+    };
+    matches!(tokio::time::timeout(Duration::from_secs(3), probe).await, Ok(Some(true)))
+}
+
 impl Grpc {
     /// Connects to `url` (e.g. `http://127.0.0.1:50051`; `http://` is assumed
     /// when no scheme is given).

@@ -466,9 +466,12 @@ async fn bad_input_is_refused_offline_and_stores_nothing() {
     server.stop().await;
 
     let cases: &[(&[&str], &[&str])] = &[
-        (&["road_km=-1"], &["road_km cannot be negative"]),
+        (&["road_km=-1"], &["road_km=-1: cannot be negative"]),
         (&["village_cultural_house=1.5"], &["counted in whole numbers", "1.5"]),
-        (&["road_km=1,5"], &["\"1,5\" is not a valid quantity", "12.5"]),
+        (&["road_km=1.234,5"], &["road_km=1.234,5", "without thousands separators"]),
+        (&["road_km=1,2,5"], &["at most one decimal mark"]),
+        (&["road_km=mười"], &["type a number, e.g. 12 or 1,5"]),
+        (&["road_km="], &["road_km= has no value", "fieldsync delete"]),
         (&["road_km=1.255"], &["at most 2 digit(s)"]),
         (&["road_km=500"], &["more than one village can report"]),
         (&["roads_km=1"], &["unknown indicator \"roads_km\""]),
@@ -480,7 +483,7 @@ async fn bad_input_is_refused_offline_and_stores_nothing() {
         // All or none: the good edit before the bad one is not stored either.
         (
             &["drainage_km=0.4", "village_cultural_house=-2"],
-            &["village_cultural_house cannot be negative"],
+            &["village_cultural_house=-2: cannot be negative"],
         ),
     ];
     for (values, says) in cases {
@@ -499,7 +502,13 @@ async fn bad_input_is_refused_offline_and_stores_nothing() {
     let err = desk
         .fails("tablet-a", &["record", "ha-tinh.huong-khe.phuc-dong.thon-9", "2022", "road_km=1"])
         .await;
-    assert!(err.contains("unknown village"), "{err}");
+    assert!(err.contains("is not one of the villages this tablet records for"), "{err}");
+    assert!(err.contains("did you mean ha-tinh.huong-khe.phuc-dong.thon-"), "{err}");
+    assert!(err.contains("`fieldsync villages` lists them"), "{err}");
+    // One letter off: the village meant.
+    let typo = V.replacen("phuc", "phux", 1);
+    let err = desk.fails("tablet-a", &["record", &typo, "2022", "road_km=1"]).await;
+    assert!(err.contains(&format!("did you mean {V}")), "{err}");
     let err = desk.fails("tablet-a", &["record", V, "22", "road_km=1"]).await;
     assert!(err.contains("unknown period \"22\""), "{err}");
     let err = desk.fails("tablet-a", &["record", V, "2022"]).await;
@@ -515,9 +524,13 @@ async fn bad_input_is_refused_offline_and_stores_nothing() {
     let out = desk.ok("tablet-a", &["show", V, "2022"]).await;
     assert!(out.contains("nothing recorded yet"), "{out}");
 
-    // A good record still works offline afterwards.
-    let out = desk.ok("tablet-a", &["record", V, "2022", "road_km=1", "road_cement_km=0.5"]).await;
+    // A good record still works offline afterwards, with decimals typed
+    // either way.
+    let out =
+        desk.ok("tablet-a", &["record", V, "2022", "road_km=1,25", "road_cement_km=0.5"]).await;
     assert!(out.contains("2 waiting to sync"), "{out}");
+    let out = desk.ok("tablet-a", &["show", V, "2022"]).await;
+    assert!(shown_value(&out, "road_km").starts_with("1.25"), "{out}");
 
     // An uninitialised home says to run `fieldsync init`, whatever the command.
     let commands: &[&[&str]] = &[
@@ -1422,4 +1435,19 @@ async fn a_supervisor_enrolls_a_surveyors_phone_from_the_terminal() {
         .await;
     assert!(err.contains("between 1s and 7d"), "{err}");
     local.stop().await.expect("server ran cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tablet_pointed_at_the_web_port_is_told_the_grpc_port() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let local = LocalServer::start_with_web(data.path(), "127.0.0.1:0", "127.0.0.1:0", ADMIN_TOKEN)
+        .await
+        .expect("start server");
+    let web = local.web_url.clone().expect("web pages");
+    let an = local.user("an.nguyen", AN, Role::Surveyor, &[COMMUNE]).unwrap();
+    let desk = Desk::new();
+    let err = desk.fails("tablet-a", &["init", "--server", &web, "--token", &an]).await;
+    assert!(err.contains("web pages' port") && err.contains("50051"), "{err}");
+    assert!(!err.contains("compression flag"), "{err}");
+    local.stop().await.unwrap();
 }

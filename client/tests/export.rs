@@ -464,9 +464,12 @@ async fn exports_stay_within_the_callers_areas() {
     // would be empty for them.
     let args = ["export", "--level", "commune", "--period", "2022", "--out", "hk.xlsx"];
     let out = desk.ok_as(&p.huyen, &args).await;
-    assert_eq!(out.trim_end(), "wrote 130 row(s) to hk.xlsx (sheets: district, commune)");
-    let book: Xlsx<_> = open_workbook(desk.path("hk.xlsx")).expect("open hk.xlsx");
-    assert_eq!(book.sheet_names(), ["district", "commune"]);
+    assert_eq!(out.trim_end(), "wrote 130 row(s) to hk.xlsx (sheets: Huyện, Xã)");
+    let mut book: Xlsx<_> = open_workbook(desk.path("hk.xlsx")).expect("open hk.xlsx");
+    assert_eq!(book.sheet_names(), ["Huyện", "Xã"]);
+    let title = book.worksheet_range("Huyện").expect("district sheet").get_value((0, 0)).cloned();
+    let title = title.expect("a title").to_string();
+    assert!(title.starts_with("Tiến độ thực hiện — Huyện Hương Khê — năm 2022 — "), "{title}");
 
     // A commune supervisor sees the commune, not its neighbours.
     let args = ["export", "--format", "csv", "--level", "commune", "--period", "2022"];
@@ -516,61 +519,90 @@ async fn csv_and_xlsx_keep_vietnamese_names_and_numbers() {
     let rows = records(out.strip_prefix('\u{feff}').expect("a BOM on stdout too"));
     assert_eq!(record(&rows, COMMUNE, "road_km")["unit_name"], "Xã Phúc Đồng");
 
-    // XLSX: a sheet per level from the province down, names intact, numbers
-    // as numbers.
+    // XLSX: a sheet per level from the province down, named in Vietnamese,
+    // under a title of the area, the period and the day; names intact,
+    // numbers as numbers, % as percent cells, a total row.
     let args = ["export", "--level", "commune", "--period", "2022", "--out", "totals.xlsx"];
+    let before = fieldsync::Date::in_vietnam(fieldsync_client::now_ms());
     let out = desk.ok_as(&p.tinh, &args).await;
+    let after = fieldsync::Date::in_vietnam(fieldsync_client::now_ms());
     assert_eq!(
         out.trim_end(),
-        format!("wrote {} row(s) to totals.xlsx (sheets: province, district, commune)", 36 * 13)
+        format!("wrote {} row(s) to totals.xlsx (sheets: Tỉnh, Huyện, Xã)", 36 * 13)
     );
     let mut book: Xlsx<_> = open_workbook(desk.path("totals.xlsx")).expect("open totals.xlsx");
-    assert_eq!(book.sheet_names(), ["province", "district", "commune"]);
-    let cell = |sheet: &calamine::Range<Data>, id: &str, header: &str| -> Data {
-        let heads: Vec<String> =
-            sheet.rows().next().expect("header").iter().map(|c| c.to_string()).collect();
-        let col = heads
+    assert_eq!(book.sheet_names(), ["Tỉnh", "Huyện", "Xã"]);
+    // The row of unit `id` (or of the total, "Tổng cộng") under `heading`: a
+    // unit's column ("Tên", "Trực thuộc"), or an indicator's name and which
+    // of its done / plan / % columns.
+    let cell = |sheet: &calamine::Range<Data>, id: &str, heading: &str, part: usize| -> Data {
+        let names: Vec<String> =
+            sheet.rows().nth(1).expect("headings").iter().map(|c| c.to_string()).collect();
+        let col = names
             .iter()
-            .position(|h| h == header)
-            .unwrap_or_else(|| panic!("{header:?} in {heads:?}"));
+            .position(|h| h == heading)
+            .unwrap_or_else(|| panic!("{heading:?} in {names:?}"));
         let row = sheet
             .rows()
             .find(|r| r[0] == Data::String(id.to_owned()))
             .unwrap_or_else(|| panic!("no row {id}"));
-        row[col].clone()
+        row[col + part].clone()
     };
-    let province = book.worksheet_range("province").expect("province sheet");
-    assert_eq!(province.height(), 2, "a header and the province");
-    assert_eq!(cell(&province, PROVINCE, "name"), Data::String("Tỉnh Hà Tĩnh".into()));
-    assert_eq!(cell(&province, PROVINCE, &format!("{ROAD} (km)")), Data::Float(0.3));
-    assert_eq!(cell(&province, PROVINCE, "KH (km)"), Data::Empty, "no province plan");
-    let district = book.worksheet_range("district").expect("district sheet");
-    assert_eq!(district.height(), 1 + 13);
-    assert_eq!(cell(&district, DISTRICT, "name"), Data::String("Huyện Hương Khê".into()));
-    assert_eq!(cell(&district, DISTRICT, &format!("{ROAD} (km)")), Data::Float(0.3));
-    let commune = book.worksheet_range("commune").expect("commune sheet");
-    assert_eq!(commune.height(), 1 + 36, "the 36 demo communes");
-    assert_eq!(cell(&commune, COMMUNE, "name"), Data::String("Xã Phúc Đồng".into()));
+    let (done, plan, percent) = (0, 1, 2);
+    let text = |t: &str| Data::String(t.into());
+    let province = book.worksheet_range("Tỉnh").expect("province sheet");
+    let title = province.get_value((0, 0)).expect("a title").to_string();
+    let day = title
+        .strip_prefix("Tiến độ thực hiện — Tỉnh Hà Tĩnh — năm 2022 — xuất ngày ")
+        .unwrap_or_else(|| panic!("{title}"));
+    let day: fieldsync::Date = day.parse().expect("dd/mm/yyyy");
+    assert!(day == before || day == after, "{title}: exported today, in Vietnam");
+    assert_eq!(province.height(), 3 + 1 + 1, "title, headings, the province, the total");
+    assert_eq!(cell(&province, PROVINCE, "Tên", 0), text("Tỉnh Hà Tĩnh"));
+    assert_eq!(cell(&province, PROVINCE, "Trực thuộc", 0), Data::Empty, "a province is of none");
+    assert_eq!(cell(&province, PROVINCE, ROAD, done), Data::Float(0.3));
+    assert_eq!(cell(&province, PROVINCE, ROAD, plan), Data::Empty, "no province plan");
+    assert_eq!(cell(&province, PROVINCE, ROAD, percent), Data::Empty, "no plan, no %");
+    let district = book.worksheet_range("Huyện").expect("district sheet");
+    assert_eq!(district.height(), 3 + 13 + 1);
+    assert_eq!(cell(&district, DISTRICT, "Tên", 0), text("Huyện Hương Khê"));
+    assert_eq!(cell(&district, DISTRICT, "Trực thuộc", 0), text("Tỉnh Hà Tĩnh"));
+    assert_eq!(cell(&district, DISTRICT, ROAD, done), Data::Float(0.3));
+    let commune = book.worksheet_range("Xã").expect("commune sheet");
+    assert_eq!(commune.height(), 3 + 36 + 1, "the 36 demo communes and their total");
+    assert_eq!(cell(&commune, COMMUNE, "Tên", 0), text("Xã Phúc Đồng"));
+    assert_eq!(cell(&commune, COMMUNE, "Trực thuộc", 0), text("Huyện Hương Khê"));
     let heads: Vec<String> =
-        commune.rows().next().expect("header").iter().map(|c| c.to_string()).collect();
-    let road = heads.iter().position(|h| *h == format!("{ROAD} (km)")).expect("road column");
-    assert_eq!(heads[road + 1], "KH (km)");
-    assert_eq!(heads[road + 2], "% KH");
-    let row =
-        commune.rows().find(|r| r[0] == Data::String(COMMUNE.into())).expect("Phúc Đồng's row");
-    assert_eq!(row[road], Data::Float(0.3));
-    assert_eq!(row[road + 1], Data::Float(0.5));
-    assert_eq!(row[road + 2], Data::Float(60.0));
-    assert_eq!(cell(&commune, COMMUNE, &format!("{HOUSE} (count)")), Data::Float(1.0));
+        commune.rows().nth(2).expect("headings").iter().map(|c| c.to_string()).collect();
+    let road = commune.rows().nth(1).expect("headings").iter().position(|h| h == &text(ROAD));
+    let road = road.expect("road column");
+    assert_eq!(heads[road..road + 3], ["Thực hiện (km)", "KH (km)", "% KH"]);
+    assert_eq!(cell(&commune, COMMUNE, ROAD, done), Data::Float(0.3));
+    assert_eq!(cell(&commune, COMMUNE, ROAD, plan), Data::Float(0.5));
+    assert_eq!(cell(&commune, COMMUNE, ROAD, percent), Data::Float(0.6), "60.0% as 0.6");
+    assert_eq!(cell(&commune, COMMUNE, HOUSE, done), Data::Float(1.0));
+    let styles = book.worksheet_style("Xã").expect("styles");
+    let row = commune.rows().position(|r| r[0] == text(COMMUNE)).expect("Phúc Đồng's row");
+    let style = styles.get((row as u32, (road + 2) as u32)).expect("a style");
+    assert_eq!(style.number_format.as_ref().map(|f| f.format_code.as_str()), Some("0.0%"));
+    // The communes' total is the province's.
+    assert_eq!(commune.rows().next_back().expect("a total")[0], text("Tổng cộng"));
+    assert_eq!(cell(&commune, "Tổng cộng", ROAD, done), Data::Float(0.3));
+    assert_eq!(cell(&commune, "Tổng cộng", ROAD, plan), Data::Float(0.5));
+    assert_eq!(cell(&commune, "Tổng cộng", ROAD, percent), Data::Float(0.6));
+    assert_eq!(cell(&commune, "Tổng cộng", HOUSE, done), Data::Float(1.0));
 
-    // With --area, the workbook starts at the area's level.
+    // With --area, the workbook starts at the area's level, and is titled with it.
     let args = ["export", "--level", "village", "--period", "2022", "--area", COMMUNE];
     desk.ok_as(&p.tinh, &[&args[..], &["--format", "xlsx", "--out", "pd.xlsx"]].concat()).await;
     let mut book: Xlsx<_> = open_workbook(desk.path("pd.xlsx")).expect("open pd.xlsx");
-    assert_eq!(book.sheet_names(), ["commune", "village"]);
-    let village = book.worksheet_range("village").expect("village sheet");
-    assert_eq!(cell(&village, THON_2, "name"), Data::String("Thôn 2".into()));
-    assert_eq!(cell(&village, THON_2, &format!("{ROAD} (km)")), Data::Float(0.2));
+    assert_eq!(book.sheet_names(), ["Xã", "Thôn"]);
+    let village = book.worksheet_range("Thôn").expect("village sheet");
+    let title = village.get_value((0, 0)).expect("a title").to_string();
+    assert!(title.starts_with("Tiến độ thực hiện — Xã Phúc Đồng — năm 2022 — "), "{title}");
+    assert_eq!(cell(&village, THON_2, "Tên", 0), text("Thôn 2"));
+    assert_eq!(cell(&village, THON_2, "Trực thuộc", 0), text("Xã Phúc Đồng"));
+    assert_eq!(cell(&village, THON_2, ROAD, done), Data::Float(0.2));
 
     server.stop().await;
 }
@@ -604,7 +636,7 @@ async fn a_name_too_long_for_a_spreadsheet_cell_is_refused_and_xlsx_exports_keep
     let out = desk.ok_as(ADMIN_TOKEN, &[&args[..], &["--out", "pd.xlsx"]].concat()).await;
     assert!(out.starts_with("wrote "), "{out}");
     let book: Xlsx<_> = open_workbook(desk.path("pd.xlsx")).expect("open pd.xlsx");
-    assert_eq!(book.sheet_names(), ["commune", "village"]);
+    assert_eq!(book.sheet_names(), ["Xã", "Thôn"]);
     server.stop().await;
 }
 
@@ -667,7 +699,7 @@ async fn out_files_are_never_written_through_a_planted_part_or_over_a_file() {
     assert!(out.starts_with("wrote 13 row(s) to totals.xlsx"), "{out}");
     assert_eq!(std::fs::read_to_string(desk.path("precious.txt")).unwrap(), "keep me");
     let book: Xlsx<_> = open_workbook(desk.path("totals.xlsx")).expect("open totals.xlsx");
-    assert!(book.sheet_names().contains(&"commune".to_owned()));
+    assert!(book.sheet_names().contains(&"Xã".to_owned()));
     assert!(!desk.path("totals.xlsx.part").exists());
     server.stop().await;
 }

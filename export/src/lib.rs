@@ -14,7 +14,7 @@
 use std::io::Write;
 
 use fieldsync::rollup::{vietnamese, Percent};
-use fieldsync::{Amount, Catalogue, Level};
+use fieldsync::{Amount, Catalogue, Date, Level, Period};
 use fieldsync_proto::convert;
 use fieldsync_proto::v1::TotalRow;
 use serde::Serialize;
@@ -252,61 +252,337 @@ impl<W: Write> Json<W> {
     }
 }
 
-/// An XLSX workbook with one sheet per level, as the bytes of the file: a
-/// row per org unit and, per indicator, done / plan / % columns headed with
-/// the unit; numbers are numbers. Built in memory (`save_to_buffer`), so no
+/// What the title row above each sheet of an XLSX workbook says:
+/// "Tiến độ thực hiện — Huyện Hương Khê — năm 2022 — xuất ngày 04/12/2026".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XlsxTitle {
+    /// The area the totals are of, by name ("Huyện Hương Khê"; several
+    /// joined with ", ").
+    pub area: String,
+    /// The period as asked for ("2022", "2022-Q3", "2022-07"), written in
+    /// words ([`period_vi`]).
+    pub period: String,
+    /// Whether the totals count reports still waiting for review: a filed
+    /// copy must say so.
+    pub include_pending: bool,
+    /// The day of the export in Vietnam ([`Date::in_vietnam`]).
+    pub exported_on: Date,
+}
+
+impl XlsxTitle {
+    /// The title as the sheets show it.
+    pub fn text(&self) -> String {
+        let pending =
+            if self.include_pending { " (tính cả báo cáo chờ duyệt)" } else { "" };
+        let Date { year, month, day } = self.exported_on;
+        format!(
+            "Tiến độ thực hiện — {} — {}{pending} — xuất ngày {day:02}/{month:02}/{year}",
+            self.area,
+            period_vi(&self.period)
+        )
+    }
+}
+
+/// A period in words: "năm 2022", "quý III năm 2022", "tháng 7 năm 2022";
+/// text that is no period, as it is.
+pub fn period_vi(period: &str) -> String {
+    match period.parse::<Period>() {
+        Ok(Period::Year(y)) => format!("năm {y}"),
+        Ok(Period::Quarter(y, q)) => {
+            let q = match q {
+                1 => "I",
+                2 => "II",
+                3 => "III",
+                _ => "IV",
+            };
+            format!("quý {q} năm {y}")
+        }
+        Ok(Period::Month(y, m)) => format!("tháng {m} năm {y}"),
+        Err(_) => period.to_owned(),
+    }
+}
+
+/// The sheet of a level, named as the province names the level: Tỉnh,
+/// Huyện, Xã, Thôn (the first of [`Level::kinds_vi`], capitalised).
+pub fn sheet_name(level: Level) -> String {
+    let kind = level.kinds_vi().first().copied().unwrap_or(level.as_str());
+    let mut chars = kind.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// An XLSX workbook with one sheet per level ([`sheet_name`]), as the bytes
+/// of the file, ready to file: the title row, then a row per org unit (code,
+/// name, the unit it belongs to) with done / plan / % of plan under each
+/// indicator's name, the unit in the headings, and a "Tổng cộng" row of the
+/// sums. Numbers are numbers (% as percent cells); the headings are frozen
+/// and print on every page. Built in memory (`save_to_buffer`), so no
 /// temporary file is written.
-pub fn xlsx_bytes(levels: &[(Level, Vec<Row>)], catalogue: &Catalogue) -> Result<Vec<u8>> {
-    workbook(levels, catalogue)?.save_to_buffer().map_err(io)
+pub fn xlsx_bytes(
+    levels: &[(Level, Vec<Row>)],
+    catalogue: &Catalogue,
+    title: &XlsxTitle,
+) -> Result<Vec<u8>> {
+    workbook(levels, catalogue, title)?.save_to_buffer().map_err(io)
+}
+
+/// Rows above a sheet's units: the title, the indicators' names, and the
+/// done / plan / % headings under them.
+const HEAD_ROWS: u32 = 3;
+/// Columns before the indicators': Mã, Tên, Trực thuộc.
+const UNIT_COLS: u16 = 3;
+
+/// The formats of a workbook's cells.
+struct Styles {
+    title: rust_xlsxwriter::Format,
+    head: rust_xlsxwriter::Format,
+    text: rust_xlsxwriter::Format,
+    total_text: rust_xlsxwriter::Format,
+    percent: rust_xlsxwriter::Format,
+    total_percent: rust_xlsxwriter::Format,
+}
+
+impl Styles {
+    fn new() -> Styles {
+        use rust_xlsxwriter::{Format, FormatAlign, FormatBorder};
+        let cell = Format::new().set_border(FormatBorder::Thin);
+        let percent = cell.clone().set_num_format("0.0%");
+        Styles {
+            title: Format::new().set_bold().set_font_size(13),
+            head: cell
+                .clone()
+                .set_bold()
+                .set_text_wrap()
+                .set_align(FormatAlign::Center)
+                .set_align(FormatAlign::VerticalCenter)
+                .set_background_color(0xF2F2F2),
+            total_text: cell.clone().set_bold(),
+            text: cell,
+            total_percent: percent.clone().set_bold(),
+            percent,
+        }
+    }
+
+    /// Amounts of an indicator, with its decimals: 1.960,50 km, 12 houses.
+    fn number(scale: u8, total: bool) -> rust_xlsxwriter::Format {
+        use rust_xlsxwriter::{Format, FormatBorder};
+        let digits = "0".repeat(usize::from(scale));
+        let code = if digits.is_empty() { "#,##0".to_owned() } else { format!("#,##0.{digits}") };
+        let format = Format::new().set_border(FormatBorder::Thin).set_num_format(code);
+        if total {
+            format.set_bold()
+        } else {
+            format
+        }
+    }
+}
+
+/// An indicator's unit as a heading shows it: " (km)"; nothing for counts.
+fn unit_label(ind: &fieldsync::Indicator) -> String {
+    match ind.unit.as_str() {
+        "" | "count" => String::new(),
+        u => format!(" ({u})"),
+    }
+}
+
+/// An exact decimal as the number a cell holds.
+fn number(amount: Amount) -> f64 {
+    amount.to_string().parse().unwrap_or(0.0)
+}
+
+/// A percent of plan ("60.0") as the fraction a percent cell holds (0.6).
+fn fraction(percent: Percent) -> f64 {
+    percent.tenths as f64 / 1000.0
 }
 
 fn workbook(
     levels: &[(Level, Vec<Row>)],
     catalogue: &Catalogue,
+    title: &XlsxTitle,
 ) -> Result<rust_xlsxwriter::Workbook> {
-    use rust_xlsxwriter::{Format, Workbook};
-    let xl = |e: rust_xlsxwriter::XlsxError| io(e);
-    let mut book = Workbook::new();
-    let bold = Format::new().set_bold();
-    for (level, rows) in levels {
-        let sheet = book.add_worksheet();
-        sheet.set_name(level.as_str()).map_err(xl)?;
-        sheet.write_string_with_format(0, 0, "id", &bold).map_err(xl)?;
-        sheet.write_string_with_format(0, 1, "name", &bold).map_err(xl)?;
-        let codes: Vec<&String> = catalogue.indicators_in_order().map(|i| &i.code).collect();
-        for (i, code) in codes.iter().enumerate() {
-            let ind = &catalogue.indicators[*code];
-            let col = 2 + 3 * i as u16;
-            let head = format!("{} ({})", ind.name_vi, ind.unit);
-            sheet.write_string_with_format(0, col, xlsx_text(&head), &bold).map_err(xl)?;
-            let plan = format!("KH ({})", ind.unit);
-            sheet.write_string_with_format(0, col + 1, xlsx_text(&plan), &bold).map_err(xl)?;
-            sheet.write_string_with_format(0, col + 2, "% KH", &bold).map_err(xl)?;
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let styles = Styles::new();
+    let title = title.text();
+    let indicators: Vec<&fieldsync::Indicator> = catalogue.indicators_in_order().collect();
+    // A parent is named as the export names it (its row on the sheet
+    // above), else as the catalogue does, else by its code.
+    let names: std::collections::HashMap<&str, &str> = levels
+        .iter()
+        .flat_map(|(_, rows)| rows)
+        .map(|r| (r.unit_id.as_str(), r.unit_name.as_str()))
+        .collect();
+    let parent_name = |id: &str| -> String {
+        match (names.get(id), catalogue.org_unit(id)) {
+            (Some(name), _) => (*name).to_owned(),
+            (None, Some(unit)) => unit.name.clone(),
+            (None, None) => id.to_owned(),
         }
-        // The rows of one unit arrive together: one pass, one sheet row per unit.
-        let (mut row, mut current) = (0u32, None::<&str>);
-        for r in rows {
-            if current != Some(r.unit_id.as_str()) {
-                row += 1;
-                current = Some(&r.unit_id);
-                sheet.write_string(row, 0, xlsx_text(&r.unit_id)).map_err(xl)?;
-                sheet.write_string(row, 1, xlsx_text(&r.unit_name)).map_err(xl)?;
+    };
+    for (level, rows) in levels {
+        let units = units_of(rows, &indicators);
+        let totals = totals(&units, &indicators)?;
+        let sheet = book.add_worksheet();
+        sheet.set_name(sheet_name(*level)).map_err(io)?;
+        write_sheet(sheet, &units, &totals, &indicators, &styles, &title, &parent_name)
+            .map_err(io)?;
+    }
+    Ok(book)
+}
+
+/// One org unit's rows: its first, and its row of each indicator.
+struct UnitRows<'a> {
+    first: &'a Row,
+    cells: Vec<Option<&'a Row>>,
+}
+
+/// The rows of one unit arrive together: one sheet row per unit, a cell
+/// per indicator it has a row for.
+fn units_of<'a>(rows: &'a [Row], indicators: &[&fieldsync::Indicator]) -> Vec<UnitRows<'a>> {
+    let mut units: Vec<UnitRows> = Vec::new();
+    for r in rows {
+        if units.last().is_none_or(|u| u.first.unit_id != r.unit_id) {
+            units.push(UnitRows { first: r, cells: vec![None; indicators.len()] });
+        }
+        let Some(i) = indicators.iter().position(|ind| ind.code == r.indicator) else { continue };
+        if let Some(unit) = units.last_mut() {
+            unit.cells[i] = Some(r);
+        }
+    }
+    units
+}
+
+fn amount(text: &str) -> Option<Amount> {
+    text.parse().ok()
+}
+
+/// Per indicator, the exact sums of done and of the plans there are
+/// (`None`: no unit has a plan).
+fn totals(
+    units: &[UnitRows],
+    indicators: &[&fieldsync::Indicator],
+) -> Result<Vec<(Amount, Option<Amount>)>> {
+    let mut sums = vec![(Amount::whole(0), None::<Amount>); indicators.len()];
+    for unit in units {
+        for (i, r) in unit.cells.iter().enumerate() {
+            let Some(r) = r else { continue };
+            let overflow =
+                || Error::Write(format!("the total of {} is too large", indicators[i].code));
+            let (done, plan) = &mut sums[i];
+            if let Some(d) = amount(&r.done) {
+                *done = done.checked_add(d).ok_or_else(overflow)?;
             }
-            let Some(i) = codes.iter().position(|c| **c == r.indicator) else { continue };
-            let col = 2 + 3 * i as u16;
-            let number = |text: &str| text.parse::<f64>().ok();
-            if let Some(done) = number(&r.done) {
-                sheet.write_number(row, col, done).map_err(xl)?;
-            }
-            if let Some(plan) = number(&r.plan) {
-                sheet.write_number(row, col + 1, plan).map_err(xl)?;
-            }
-            if let Some(pct) = number(&r.percent) {
-                sheet.write_number(row, col + 2, pct).map_err(xl)?;
+            if let Some(p) = amount(&r.plan) {
+                *plan = Some(plan.map_or(Some(p), |s| s.checked_add(p)).ok_or_else(overflow)?);
             }
         }
     }
-    Ok(book)
+    Ok(sums)
+}
+
+/// One level's sheet: title, headings, a row per unit, the total row.
+fn write_sheet(
+    sheet: &mut rust_xlsxwriter::Worksheet,
+    units: &[UnitRows],
+    totals: &[(Amount, Option<Amount>)],
+    indicators: &[&fieldsync::Indicator],
+    styles: &Styles,
+    title: &str,
+    parent_name: &dyn Fn(&str) -> String,
+) -> Result<(), rust_xlsxwriter::XlsxError> {
+    let col_of = |i: usize| UNIT_COLS + 3 * i as u16;
+    sheet.write_string_with_format(0, 0, xlsx_text(title), &styles.title)?;
+    sheet.set_row_height(0, 20)?;
+    for (col, head) in ["Mã", "Tên", "Trực thuộc"].into_iter().enumerate() {
+        sheet.merge_range(1, col as u16, 2, col as u16, head, &styles.head)?;
+    }
+    // A merged cell's height is never fitted to its text: as many lines as
+    // the longest name takes in its three columns.
+    let longest = indicators.iter().map(|i| i.name_vi.chars().count()).max().unwrap_or(0);
+    sheet.set_row_height(1, 15.0 * (longest / 28 + 1).min(4) as f64 + 3.0)?;
+    sheet.set_row_height(2, 33)?;
+    for (i, ind) in indicators.iter().enumerate() {
+        let col = col_of(i);
+        let unit = unit_label(ind);
+        sheet.merge_range(1, col, 1, col + 2, xlsx_text(&ind.name_vi), &styles.head)?;
+        let done = format!("Thực hiện{unit}");
+        sheet.write_string_with_format(2, col, xlsx_text(&done), &styles.head)?;
+        let plan = format!("KH{unit}");
+        sheet.write_string_with_format(2, col + 1, xlsx_text(&plan), &styles.head)?;
+        sheet.write_string_with_format(2, col + 2, "% KH", &styles.head)?;
+        sheet.set_column_width(col, 13)?;
+        sheet.set_column_width(col + 1, 13)?;
+        sheet.set_column_width(col + 2, 9)?;
+    }
+    let numbers: Vec<[rust_xlsxwriter::Format; 2]> = indicators
+        .iter()
+        .map(|i| [false, true].map(|total| Styles::number(i.kind.scale(), total)))
+        .collect();
+
+    let mut widths = [10usize; UNIT_COLS as usize];
+    for (n, unit) in units.iter().enumerate() {
+        let row = HEAD_ROWS + n as u32;
+        let parent = match unit.first.parent_id.as_str() {
+            "" => String::new(),
+            id => parent_name(id),
+        };
+        let texts = [&unit.first.unit_id, &unit.first.unit_name, &parent];
+        for (col, text) in texts.into_iter().enumerate() {
+            let text = xlsx_text(text);
+            widths[col] = widths[col].max(text.chars().count() + 2);
+            sheet.write_string_with_format(row, col as u16, text, &styles.text)?;
+        }
+        for (i, cell) in unit.cells.iter().enumerate() {
+            let percent = cell
+                .and_then(|r| amount(&r.percent))
+                .and_then(|p| p.rescale(1))
+                .map(|p| Percent { tenths: p.units() });
+            let figures =
+                (cell.and_then(|r| amount(&r.done)), cell.and_then(|r| amount(&r.plan)), percent);
+            write_figures(sheet, row, col_of(i), figures, &numbers[i][0], &styles.percent)?;
+        }
+    }
+    if !units.is_empty() {
+        let row = HEAD_ROWS + units.len() as u32;
+        sheet.merge_range(row, 0, row, UNIT_COLS - 1, "Tổng cộng", &styles.total_text)?;
+        for (i, (done, plan)) in totals.iter().enumerate() {
+            let figures = (Some(*done), *plan, fieldsync::rollup::percent(*done, *plan));
+            write_figures(sheet, row, col_of(i), figures, &numbers[i][1], &styles.total_percent)?;
+        }
+    }
+    for (col, width) in widths.into_iter().enumerate() {
+        sheet.set_column_width(col as u16, width.min(40) as f64)?;
+    }
+    // The headings and the units' codes and names stay in view, and print
+    // on every page (landscape A4).
+    sheet.set_freeze_panes(HEAD_ROWS, 2)?;
+    sheet.set_repeat_rows(1, HEAD_ROWS - 1)?;
+    sheet.set_repeat_columns(0, 1)?;
+    sheet.set_landscape().set_paper_size(9);
+    Ok(())
+}
+
+/// Done, plan and % of plan in three cells from `col`; a missing one is a
+/// blank cell, framed like the others.
+fn write_figures(
+    sheet: &mut rust_xlsxwriter::Worksheet,
+    row: u32,
+    col: u16,
+    (done, plan, percent): (Option<Amount>, Option<Amount>, Option<Percent>),
+    number_format: &rust_xlsxwriter::Format,
+    percent_format: &rust_xlsxwriter::Format,
+) -> Result<(), rust_xlsxwriter::XlsxError> {
+    let cells = [
+        (done.map(number), number_format),
+        (plan.map(number), number_format),
+        (percent.map(fraction), percent_format),
+    ];
+    for (offset, (value, format)) in cells.into_iter().enumerate() {
+        let col = col + offset as u16;
+        match value {
+            Some(v) => sheet.write_number_with_format(row, col, v, format)?,
+            None => sheet.write_blank(row, col, format)?,
+        };
+    }
+    Ok(())
 }
 
 /// The title of the province's report of its infrastructure for a year, as
@@ -466,6 +742,184 @@ mod tests {
         assert_eq!(spreadsheet_text("Thôn 1"), "Thôn 1");
     }
 
+    const HUONG_KHE: &str = "ha-tinh.huong-khe";
+    const PHUC_DONG: &str = "ha-tinh.huong-khe.phuc-dong";
+    const PHUC_TRACH: &str = "ha-tinh.huong-khe.phuc-trach";
+
+    fn xlsx_title() -> XlsxTitle {
+        XlsxTitle {
+            area: "Huyện Hương Khê".into(),
+            period: "2022".into(),
+            include_pending: false,
+            exported_on: Date::new(2026, 12, 4).unwrap(),
+        }
+    }
+
+    /// A commune of Hương Khê's row of `indicator`.
+    fn commune(id: &str, name: &str, indicator: &str, figures: [&str; 3]) -> Row {
+        let [done, plan, percent] = figures;
+        Row {
+            level: "commune".into(),
+            unit_id: id.into(),
+            unit_name: name.into(),
+            parent_id: HUONG_KHE.into(),
+            indicator: indicator.into(),
+            ..row(done, plan, percent)
+        }
+    }
+
+    type Book = calamine::Xlsx<std::io::Cursor<Vec<u8>>>;
+
+    fn read_back(bytes: Vec<u8>) -> Book {
+        use calamine::Reader;
+        calamine::Xlsx::new(std::io::Cursor::new(bytes)).unwrap()
+    }
+
+    /// The column of a heading in the row of indicator names.
+    fn column(sheet: &calamine::Range<calamine::Data>, name: &str) -> u32 {
+        let names = sheet.rows().nth(1).unwrap();
+        names.iter().position(|c| *c == calamine::Data::String(name.into())).unwrap() as u32
+    }
+
+    #[test]
+    fn the_workbook_is_ready_to_file() {
+        use calamine::{Data, Reader};
+        let catalogue = fieldsync::demo::catalogue();
+        let district = Row {
+            level: "district".into(),
+            unit_id: HUONG_KHE.into(),
+            unit_name: "Huyện Hương Khê".into(),
+            parent_id: "ha-tinh".into(),
+            indicator: "road_km".into(),
+            ..row("1.55", "", "")
+        };
+        let communes = vec![
+            commune(PHUC_DONG, "Xã Phúc Đồng", "road_km", ["0.3", "0.5", "60.0"]),
+            commune(PHUC_DONG, "Xã Phúc Đồng", "drainage_km", ["0.1", "", ""]),
+            commune(PHUC_DONG, "Xã Phúc Đồng", "village_cultural_house", ["1", "", ""]),
+            commune(PHUC_TRACH, "Xã Phúc Trạch", "road_km", ["1.25", "2", "62.5"]),
+            commune(PHUC_TRACH, "Xã Phúc Trạch", "drainage_km", ["0.2", "", ""]),
+            commune(PHUC_TRACH, "Xã Phúc Trạch", "village_cultural_house", ["2", "3", "66.7"]),
+        ];
+        let levels = [(Level::District, vec![district]), (Level::Commune, communes)];
+        let mut book = read_back(xlsx_bytes(&levels, &catalogue, &xlsx_title()).unwrap());
+        assert_eq!(book.sheet_names(), ["Huyện", "Xã"]);
+        let sheet = book.worksheet_range("Xã").unwrap();
+        let at = |row: u32, col: u32| sheet.get_value((row, col)).cloned().unwrap_or(Data::Empty);
+        let text = |t: &str| Data::String(t.into());
+        assert_eq!(
+            at(0, 0),
+            text("Tiến độ thực hiện — Huyện Hương Khê — năm 2022 — xuất ngày 04/12/2026")
+        );
+
+        // Headings: the unit's columns, then each indicator's name over its
+        // done / plan / % columns, units in the headings (none for counts).
+        assert_eq!([at(1, 0), at(1, 1), at(1, 2)], [text("Mã"), text("Tên"), text("Trực thuộc")]);
+        let road = column(&sheet, "Đường giao thông nông thôn xây dựng, nâng cấp");
+        assert_eq!(road, 3, "right after the unit's columns");
+        let heads = [at(2, road), at(2, road + 1), at(2, road + 2)];
+        assert_eq!(heads, [text("Thực hiện (km)"), text("KH (km)"), text("% KH")]);
+        let house = column(&sheet, "Nhà văn hóa thôn");
+        assert_eq!([at(2, house), at(2, house + 1)], [text("Thực hiện"), text("KH")]);
+        let drainage = column(&sheet, "Rãnh thoát nước");
+        let merged = book.merge_cells_by_sheet_name("Xã").unwrap();
+        assert!(merged.iter().any(|m| m.start == (1, road) && m.end == (1, road + 2)));
+
+        // A row per unit, its parent named; numbers are numbers, % a fraction.
+        assert_eq!([at(3, 0), at(3, 1)], [text(PHUC_DONG), text("Xã Phúc Đồng")]);
+        assert_eq!(at(3, 2), text("Huyện Hương Khê"));
+        assert_eq!([at(3, road), at(3, road + 1)], [Data::Float(0.3), Data::Float(0.5)]);
+        assert_eq!(at(3, road + 2), Data::Float(0.6));
+        assert_eq!([at(3, house), at(3, house + 1)], [Data::Float(1.0), Data::Empty], "no plan");
+        assert_eq!(at(3, house + 2), Data::Empty, "no plan, no percent");
+        assert_eq!(at(4, 1), text("Xã Phúc Trạch"));
+        assert_eq!(at(4, house + 2), Data::Float(0.667));
+
+        // The total row: exact sums (0.1 + 0.2 is 0.3, not 0.30000000000000004),
+        // the percent of the totals where there is a plan.
+        assert_eq!(at(5, 0), text("Tổng cộng"));
+        assert_eq!([at(5, road), at(5, road + 1)], [Data::Float(1.55), Data::Float(2.5)]);
+        assert_eq!(at(5, road + 2), Data::Float(0.62));
+        assert_eq!([at(5, drainage), at(5, drainage + 1)], [Data::Float(0.3), Data::Empty]);
+        assert_eq!(at(5, drainage + 2), Data::Empty);
+        let house_total = [at(5, house), at(5, house + 1), at(5, house + 2)];
+        assert_eq!(house_total, [Data::Float(3.0), Data::Float(3.0), Data::Float(1.0)]);
+        assert_eq!(sheet.height(), 6, "title, two heading rows, two communes, the total");
+
+        // The formats Excel shows them in.
+        let styles = book.worksheet_style("Xã").unwrap();
+        let format = |row: u32, col: u32| {
+            let style = styles.get((row, col)).unwrap();
+            style.number_format.as_ref().map(|f| f.format_code.clone()).unwrap_or_default()
+        };
+        assert_eq!(format(3, road + 2), "0.0%");
+        assert_eq!(format(5, road + 2), "0.0%");
+        assert_eq!(format(3, road), "#,##0.00");
+        assert_eq!(format(5, house), "#,##0");
+        let head = styles.get((2, road)).unwrap();
+        assert!(head.font.as_ref().unwrap().is_bold());
+        assert!(head.alignment.as_ref().unwrap().wrap_text);
+        assert!(styles.get((5, 0)).unwrap().font.as_ref().unwrap().is_bold());
+
+        // A parent with no row of its own is named from the catalogue.
+        let districts = book.worksheet_range("Huyện").unwrap();
+        assert_eq!(districts.get_value((3, 2)), Some(&text("Tỉnh Hà Tĩnh")));
+        assert_eq!(districts.get_value((3, 3)), Some(&Data::Float(1.55)));
+        assert_eq!(districts.get_value((4, 0)), Some(&text("Tổng cộng")));
+    }
+
+    #[test]
+    fn xlsx_cells_of_text_are_text_never_formulas() {
+        use calamine::{Data, Reader};
+        let mut formula = commune(
+            PHUC_DONG,
+            "=HYPERLINK(\"http://example.com\",\"xem\")",
+            "road_km",
+            ["1", "2", "50.0"],
+        );
+        formula.unit_id = "@SUM(A1)".into();
+        let catalogue = fieldsync::demo::catalogue();
+        let levels = [(Level::Commune, vec![formula])];
+        let mut book = read_back(xlsx_bytes(&levels, &catalogue, &xlsx_title()).unwrap());
+        let sheet = book.worksheet_range("Xã").unwrap();
+        assert_eq!(sheet.get_value((3, 0)), Some(&Data::String("@SUM(A1)".into())));
+        let name = Data::String("=HYPERLINK(\"http://example.com\",\"xem\")".into());
+        assert_eq!(sheet.get_value((3, 1)), Some(&name));
+        let formulas = book.worksheet_formula("Xã").unwrap();
+        assert!(formulas.used_cells().all(|(_, _, f)| f.is_empty()), "no formula anywhere");
+    }
+
+    #[test]
+    fn an_empty_level_still_gets_its_title_and_headings() {
+        use calamine::{Data, Reader};
+        let catalogue = fieldsync::demo::catalogue();
+        let bytes = xlsx_bytes(&[(Level::Village, Vec::new())], &catalogue, &xlsx_title()).unwrap();
+        let mut book = read_back(bytes);
+        assert_eq!(book.sheet_names(), ["Thôn"]);
+        let sheet = book.worksheet_range("Thôn").unwrap();
+        assert_eq!(sheet.height(), 3, "no units, no total row");
+        assert_eq!(sheet.get_value((2, 5)), Some(&Data::String("% KH".into())));
+    }
+
+    #[test]
+    fn titles_say_the_area_the_period_in_words_and_the_day() {
+        let title = XlsxTitle {
+            area: "Xã Phúc Đồng".into(),
+            period: "2022-Q3".into(),
+            include_pending: true,
+            exported_on: Date::new(2025, 7, 1).unwrap(),
+        };
+        assert_eq!(
+            title.text(),
+            "Tiến độ thực hiện — Xã Phúc Đồng — quý III năm 2022 (tính cả báo cáo chờ duyệt) \
+             — xuất ngày 01/07/2025"
+        );
+        assert_eq!(period_vi("2022-07"), "tháng 7 năm 2022");
+        assert_eq!(period_vi("2022"), "năm 2022");
+        let names: Vec<String> = Level::ALL.into_iter().map(sheet_name).collect();
+        assert_eq!(names, ["Tỉnh", "Huyện", "Xã", "Thôn"]);
+    }
+
     #[test]
     fn a_name_longer_than_a_cell_holds_is_cut_rather_than_failing_the_workbook() {
         // A store written before names were capped may hold one.
@@ -473,11 +927,11 @@ mod tests {
         long.level = "village".into();
         long.unit_name = "Thôn ".repeat(8_000);
         let catalogue = fieldsync::demo::catalogue();
-        let bytes = xlsx_bytes(&[(Level::Village, vec![long])], &catalogue).unwrap();
+        let bytes = xlsx_bytes(&[(Level::Village, vec![long])], &catalogue, &xlsx_title()).unwrap();
         use calamine::Reader;
-        let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
-        let sheet = book.worksheet_range("village").unwrap();
-        let name = sheet.get_value((1, 1)).unwrap().to_string();
+        let mut book = read_back(bytes);
+        let sheet = book.worksheet_range("Thôn").unwrap();
+        let name = sheet.get_value((3, 1)).unwrap().to_string();
         assert_eq!(name.chars().count(), XLSX_CELL_CHARS);
     }
 

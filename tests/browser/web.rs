@@ -160,6 +160,97 @@ async fn a_conflict_settled_in_the_browser_reaches_both_tablets() {
     server.stop().await;
 }
 
+/// The text of the entry box `id`, as the browser holds it.
+async fn typed(client: &Client, id: &str) -> String {
+    let field = client.find(Locator::Id(id)).await.unwrap();
+    field.prop("value").await.unwrap().unwrap_or_default()
+}
+
+/// Types `text` into the conflict's entry box (after clearing it) and
+/// sends the settlement.
+async fn settle_with(client: &Client, text: &str) {
+    let field = client.find(Locator::Id("value")).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+    click(client, "#resolve").await;
+}
+
+#[tokio::test]
+async fn refusals_are_vietnamese_with_a_link_and_keep_what_was_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_web_server(dir.path()).await;
+    let a = server.tablet("Nguyễn Văn An").await;
+    let b = server.tablet("Trần Thị Bình").await;
+    a.record(&[("road_km", "1.25"), ("road_cement_km", "0.5")]);
+    b.record(&[("road_km", "1.5")]);
+    a.sync(&server.url).await;
+    b.sync(&server.url).await;
+    let token =
+        server.user("giam.tran", "Trần Văn Giám", Role::Supervisor, &[demo::SAMPLE_COMMUNE]);
+    let web = server.web_url().to_owned();
+    let conflict = format!("/conflicts/{VILLAGE}/{PERIOD}/road_km");
+    in_browser(move |client| async move {
+        sign_in(&client, &web, &token).await;
+        // Approving is not offered while the conflict is open: the page says
+        // why and links to it.
+        client.goto(&format!("{web}/submissions/{VILLAGE}/{PERIOD}")).await.unwrap();
+        let blocked = wait_text(&client, "#blocked", |t| t.contains("Chưa thể duyệt")).await;
+        assert!(blocked.contains("1 xung đột"), "{blocked}");
+        assert!(client.find(Locator::Id("approve")).await.is_err(), "no Approve button");
+        click(&client, &format!("#blocked a[href='{conflict}']")).await;
+        wait_text(&client, "#candidates", |t| t.contains("Trần Thị Bình")).await;
+
+        // Nothing chosen.
+        click(&client, "#resolve").await;
+        wait_text(&client, "#refused", |t| t.contains("Hãy chọn giữ một")).await;
+        // A value kept and one typed at once: refused, both kept on the page.
+        click(&client, "#pick-0").await;
+        settle_with(&client, "1,75").await;
+        wait_text(&client, "#refused", |t| t.contains("vừa chọn giữ một giá trị")).await;
+        assert_eq!(typed(&client, "value").await, "1,75");
+        let pick = client.find(Locator::Id("pick-0")).await.unwrap();
+        assert!(pick.prop("checked").await.unwrap().as_deref() == Some("true"));
+        client.execute("document.getElementById('pick-0').checked = false", vec![]).await.unwrap();
+        // Read two ways: refused in Vietnamese, what was typed kept.
+        settle_with(&client, "1.234,5").await;
+        let refused =
+            wait_text(&client, "#refused", |t| t.contains("dấu phân cách hàng nghìn")).await;
+        assert!(refused.contains("«1.234,5»") && refused.contains("Đường giao thông"), "{refused}");
+        assert_eq!(typed(&client, "value").await, "1.234,5");
+        // Below its part road_cement_km = 0.5: said with the part's name.
+        settle_with(&client, "0,25").await;
+        let refused = wait_text(&client, "#refused", |t| t.contains("nhỏ hơn phần")).await;
+        assert!(refused.contains("0,5 km"), "{refused}");
+        // A comma decimal, as the page shows numbers, is accepted.
+        settle_with(&client, "1,75").await;
+        wait_text(&client, "#notice", |t| t.contains("Đã giải quyết xung đột")).await;
+        click(&client, &format!("#notice a[href='{conflict}']")).await;
+        let settled = wait_text(&client, "#settled", |t| t.contains("1,75")).await;
+        assert!(!settled.contains('“') && !settled.ends_with(':'), "no empty quotes: {settled}");
+        assert!(client.find(Locator::Css("#settled q")).await.is_err());
+
+        // Now it can be approved, and the page confirms it.
+        client.goto(&format!("{web}/submissions/{VILLAGE}/{PERIOD}")).await.unwrap();
+        click(&client, "#approve").await;
+        wait_text(&client, "#notice", |t| t == "Đã duyệt báo cáo.").await;
+        wait_text(&client, "#state", |t| t == "Xã đã duyệt").await;
+
+        // A bad period and a page that is not there, in Vietnamese.
+        client.goto(&format!("{web}/queue?period=2022-13")).await.unwrap();
+        wait_text(&client, "#problem", |t| t.contains("không phải là kỳ báo cáo")).await;
+        client.goto(&format!("{web}/conflicts/{VILLAGE}/{PERIOD}/drainage_km")).await.unwrap();
+        wait_text(&client, "h1", |t| t.contains("Không tìm thấy") && t.contains("404")).await;
+        wait_text(&client, "#problem", |t| t.contains("Không tìm thấy mục này")).await;
+    })
+    .await;
+    assert_eq!(state_of(&server, VILLAGE), ReviewState::Approved);
+    let period = PERIOD.parse::<Period>().unwrap();
+    let fields = server.store.fields_of(VILLAGE, period).unwrap();
+    let road = fields.iter().find(|f| f.at.field.as_str() == "road_km").unwrap();
+    assert_eq!(road.value, fieldsync::Value::Amount("1.75".parse().unwrap()));
+    server.stop().await;
+}
+
 /// Two reports of Phúc Đồng and one of another commune, approved, with
 /// plan figures; returns a province officer's token.
 async fn with_totals(server: &TestServer) -> String {
@@ -271,6 +362,14 @@ async fn the_progress_page_shows_the_totals_of_the_export() {
             util::http::get(&web, &xlsx_href, &format!("fs_session={}", session.value())).await;
         assert_eq!(xlsx.status, 200);
         assert!(xlsx.body.starts_with(b"PK"), "an XLSX file is a zip");
+        // Named as the province files it: what, where, when, which level.
+        let named = xlsx.header("content-disposition").unwrap_or_default().to_owned();
+        assert!(
+            named.contains(&format!("\"tien-do-huyen-huong-khe-{PERIOD}-xa.xlsx\"")),
+            "{named}"
+        );
+        let named = csv.header("content-disposition").unwrap_or_default().to_owned();
+        assert!(named.contains(&format!("\"tien-do-huyen-huong-khe-{PERIOD}-xa.csv\"")), "{named}");
         (done, plan, pct, csv)
     })
     .await;
@@ -332,7 +431,10 @@ async fn other_districts_and_forged_forms_are_refused() {
         sign_in(&client, &web, &surveyor).await;
         client.goto(&format!("{web}/submissions/{other}/{PERIOD}")).await.unwrap();
         wait_text(&client, "h1", |t| t.contains("403") && t.contains("Không có quyền")).await;
-        wait_text(&client, "#problem", |t| t.contains("an.nguyen")).await;
+        // In Vietnamese, with the store's English folded away for support.
+        wait_text(&client, "#problem", |t| t.contains("không có quyền")).await;
+        let detail = client.find(Locator::Css(".problem details")).await.unwrap();
+        assert!(detail.html(false).await.unwrap().contains("an.nguyen"));
         click(&client, "#signout").await;
         wait_path(&client, "/signin").await;
 

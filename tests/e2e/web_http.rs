@@ -281,7 +281,8 @@ async fn the_queue_downloads_as_csv_with_the_same_filter_and_areas() {
     let csv = get(web, &format!("/queue.csv?period={PERIOD}&area=&state="), &session).await;
     assert_eq!(csv.status, 200, "{}", csv.text());
     assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
-    assert!(csv.header("content-disposition").unwrap().contains(".csv"));
+    let disposition = csv.header("content-disposition").unwrap();
+    assert!(disposition.contains(&format!("bao-cao-tat-ca-{PERIOD}.csv")), "{disposition}");
     let text = csv.text();
     let text = text.strip_prefix('\u{feff}').expect("a byte-order mark for Excel");
     let mut lines = text.lines();

@@ -34,12 +34,18 @@ pub enum Command {
         #[arg(long, env = "FIELDSYNC_TOKEN", hide_env_values = true)]
         token: String,
     },
-    /// Record values for one village and period, e.g. `road_km=1.25 village_cultural_house=1`.
+    /// Record values for one village and period, e.g.
+    /// `fieldsync record ha-tinh.huong-khe.phuc-dong.thon-1 2026 road_km=1,25 village_cultural_house=1`.
     Record {
+        /// The village's id, as `fieldsync villages` lists it
+        /// (e.g. ha-tinh.huong-khe.phuc-dong.thon-1).
         village: String,
+        /// The period reported: a year (2026), a quarter (2026-Q3) or a month (2026-07).
         period: String,
-        /// indicator=value pairs.
+        /// indicator=value pairs (codes as `fieldsync indicators` lists them); decimals with a
+        /// comma or a dot: road_km=1,25 or road_km=1.25.
         values: Vec<String>,
+        /// A note for the supervisor, e.g. --note "đo bằng GPS, thiếu đoạn cuối".
         #[arg(long)]
         note: Option<String>,
         /// Where the survey was taken: latitude,longitude.

@@ -167,6 +167,55 @@ pub fn terminal(text: &str) -> String {
     out
 }
 
+/// `e`, or, when `server` is the web pages' port, the port to use instead.
+pub async fn unless_web_port(server: &str, e: fieldsync_client::Error) -> anyhow::Error {
+    match e {
+        fieldsync_client::Error::Unreachable(_)
+            if fieldsync_client::remote::is_web_port(server).await =>
+        {
+            web_port(server)
+        }
+        e => e.into(),
+    }
+}
+
+/// What a tablet pointed at the web pages' port is told.
+pub fn web_port(server: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{server} is the web pages' port: tablets sync over the gRPC port (50051 by default), \
+         e.g. `--server http://HOST:50051`"
+    )
+}
+
+/// Checks that `id` is a village this tablet records for, or says what it
+/// is instead: a commune or district (not a village), or unknown here, with
+/// the closest village ids this tablet has.
+pub fn known_village(cat: &Catalogue, id: &str) -> anyhow::Result<()> {
+    if cat.village(id).is_ok() {
+        return Ok(());
+    }
+    if cat.org_unit(id).is_some() {
+        // A commune or district: the catalogue says which, and that it is not a village.
+        cat.village(id)?;
+    }
+    let mut near: Vec<(usize, &str)> = cat
+        .units_at(Level::Village, None)
+        .into_iter()
+        .map(|v| (strsim::levenshtein(id, &v.id), v.id.as_str()))
+        .filter(|(d, _)| *d <= 3.max(id.len() / 5))
+        .collect();
+    near.sort();
+    let hint = match near.as_slice() {
+        [] => String::new(),
+        [(_, one)] => format!("; did you mean {one}?"),
+        [(_, a), (_, b), ..] => format!("; did you mean {a} or {b}?"),
+    };
+    anyhow::bail!(
+        "{id:?} is not one of the villages this tablet records for (they are those of its \
+         areas; a village elsewhere is outside your area){hint} `fieldsync villages` lists them"
+    )
+}
+
 /// "Thôn 1, Xã Phúc Đồng, Huyện Hương Khê"; the id itself if unknown.
 pub fn place(cat: &Catalogue, id: &str) -> String {
     let mut names = Vec::new();

@@ -17,7 +17,10 @@ pub async fn run(home: &Path, timeout: Duration, give_up_after: Duration) -> any
     let meta = tablet.meta();
     let mut remote = match Grpc::connect_within(&meta.server, &meta.token, timeout).await {
         Ok(remote) => remote,
-        Err(e @ Error::Unreachable(_)) => bail!("{e}; {}", kept(&tablet)),
+        Err(e @ Error::Unreachable(_)) => {
+            let e = super::unless_web_port(&meta.server, e).await;
+            bail!("{e}; {}", kept(&tablet))
+        }
         Err(e) => return Err(e.into()),
     };
     let bar = ProgressBar::new(0);
@@ -31,6 +34,9 @@ pub async fn run(home: &Path, timeout: Duration, give_up_after: Duration) -> any
         Ok(report) => report,
         Err(Error::Unreachable(why)) => {
             bar.finish_and_clear();
+            if fieldsync_client::remote::is_web_port(&meta.server).await {
+                bail!("{}; {}", super::web_port(&meta.server), kept(&tablet))
+            }
             bail!(
                 "cannot reach the server at {}: {why}; {}: run `fieldsync sync` again \
                  when the connection is back",

@@ -16,7 +16,13 @@ use super::{open, open_engine, place, print_table, review_words, show_value, ter
 /// `fieldsync init`: a new tablet, once the server and the token are checked.
 pub async fn init(home: &Path, server: &str, token: &str) -> anyhow::Result<()> {
     // Check the server and the token before leaving a store behind.
-    Grpc::connect(server, token).await?.status(DeviceId(uuid::Uuid::nil())).await?;
+    let checked = match Grpc::connect(server, token).await {
+        Ok(mut grpc) => grpc.status(DeviceId(uuid::Uuid::nil())).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = checked {
+        return Err(super::unless_web_port(server, e).await);
+    }
     let tablet = init_tablet(open_engine(home)?, server, token).await?;
     let m = tablet.meta();
     let villages =
@@ -85,12 +91,17 @@ pub fn record(
     location: Option<String>,
 ) -> anyhow::Result<()> {
     let tablet = open(home)?;
+    super::known_village(tablet.catalogue(), village)?;
     let mut edits = Vec::new();
     for pair in values {
         let Some((field, value)) = pair.split_once('=') else {
-            bail!("{pair:?} is not indicator=value (e.g. road_km=1.25)");
+            bail!("{pair:?} is not indicator=value (e.g. road_km=1,25 or road_km=1.25)");
         };
-        edits.push((field.trim().to_owned(), RawValue::Amount(value.trim().to_owned())));
+        let field = field.trim();
+        edits.push((
+            field.to_owned(),
+            RawValue::Amount(typed_amount(tablet.catalogue(), field, value)?),
+        ));
     }
     if let Some(note) = note {
         edits.push(("note".into(), RawValue::Text(note)));
@@ -106,6 +117,25 @@ pub fn record(
         tablet.outbox_len()?
     );
     Ok(())
+}
+
+/// A number as the surveyor typed it ("1,5" or "1.5"), as the plain decimal
+/// the store keeps; refused as the app refuses it. A field that is not an
+/// indicator is left for the catalogue's check to name.
+fn typed_amount(
+    catalogue: &fieldsync::Catalogue,
+    field: &str,
+    typed: &str,
+) -> anyhow::Result<String> {
+    let Some(indicator) = catalogue.indicator(field) else { return Ok(typed.trim().to_owned()) };
+    match fieldsync::Amount::parse_typed(typed, indicator.kind.scale()) {
+        Ok(Some(amount)) => Ok(amount.to_string()),
+        Ok(None) => bail!(
+            "{field}= has no value: type one (e.g. {field}=1,5), or clear the field with \
+             `fieldsync delete VILLAGE PERIOD {field}`"
+        ),
+        Err(refusal) => bail!("{field}={typed}: {refusal}"),
+    }
 }
 
 /// `fieldsync delete`: deletions that sync like any edit.
@@ -155,7 +185,7 @@ pub fn show(home: &Path, village: &str, period: &str) -> anyhow::Result<()> {
     let tablet = open(home)?;
     let period: Period = period.parse()?;
     let cat = tablet.catalogue();
-    cat.village(village)?;
+    super::known_village(cat, village)?;
     let sub = SubmissionId::of(village, period);
     println!("{} — {period}", place(cat, village));
     let fields = tablet.fields()?.remove(&sub).unwrap_or_default();

@@ -41,6 +41,8 @@ pub struct Error {
     /// A tablet sent a different mutation under id `.0`; the server has its
     /// mutations up to `.1` (the tablet renumbers its unsent edits from it).
     pub reused: Option<(u64, u64)>,
+    /// What was refused, for the pages to say in the user's language.
+    pub reason: Option<Box<fieldsync::Reason>>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -53,7 +55,7 @@ impl Error {
             message.truncate(i);
             message.push('…');
         }
-        Error { kind, message, reused: None }
+        Error { kind, message, reused: None, reason: None }
     }
 
     pub fn invalid(message: impl Into<String>) -> Error {
@@ -87,7 +89,20 @@ impl Error {
     /// Input the core refused (a bad period, amount, id...): always
     /// invalid input, whatever the core's own kind.
     pub fn from_core(e: fieldsync::Error) -> Error {
-        Error::invalid(e.to_string())
+        match e {
+            fieldsync::Error::Refused(r) => Error::refused(r),
+            e => Error::invalid(e.to_string()),
+        }
+    }
+
+    /// Invalid input, with the reason the pages word.
+    pub fn refused(reason: fieldsync::Reason) -> Error {
+        Error::invalid(reason.to_string()).with_reason(reason)
+    }
+
+    fn with_reason(mut self, reason: fieldsync::Reason) -> Error {
+        self.reason = Some(Box::new(reason));
+        self
     }
 }
 
@@ -108,6 +123,7 @@ impl From<db::Error> for Error {
                 Error { reused: Some((id, last)), ..Error::new(Kind::OutOfSequence, e.to_string()) }
             }
             db::Error::NotFound(m) => Error::not_found(m),
+            db::Error::Refused(r) => Error::refused(r),
             db::Error::Unauthenticated(m) => Error::unauthenticated(m),
             db::Error::Denied(m) => Error::denied(m),
             db::Error::Exhausted(m) => Error::exhausted(m),

@@ -74,6 +74,9 @@ pub enum Error {
     Reused { id: u64, last: u64 },
     #[error("{0}")]
     NotFound(String),
+    /// Input refused in terms each edge words in its user's language.
+    #[error("{0}")]
+    Refused(fieldsync::Reason),
     /// No valid token.
     #[error("{0}")]
     Unauthenticated(String),
@@ -101,6 +104,7 @@ impl From<fieldsync::Error> for Error {
             fieldsync::Error::Invalid(m) => Error::Invalid(m),
             fieldsync::Error::NotFound(m) => Error::NotFound(m),
             e @ fieldsync::Error::TooLong { .. } => Error::Invalid(e.to_string()),
+            fieldsync::Error::Refused(r) => Error::Refused(r),
         }
     }
 }

@@ -170,12 +170,19 @@ impl Store {
             if matches!(verdict, Verdict::Approve | Verdict::Accept) {
                 let report = work.reports.get(&place, sub)?;
                 let conflicts = report.map(|r| r.conflicts.values());
-                let open = conflicts.into_iter().flatten().filter(|(c, _)| c.open).count();
-                if open > 0 {
-                    let done = if verdict == Verdict::Approve { "approved" } else { "accepted" };
-                    return Err(Error::Invalid(format!(
-                        "{name} has {open} open conflict(s): settle them before it can be {done}"
-                    )));
+                let fields: Vec<String> = conflicts
+                    .into_iter()
+                    .flatten()
+                    .filter(|(c, _)| c.open)
+                    .map(|(c, _)| c.at.field.to_string())
+                    .collect();
+                if !fields.is_empty() {
+                    return Err(Error::Refused(fieldsync::Reason::OpenConflicts {
+                        village: village.clone(),
+                        period: period.to_string(),
+                        fields,
+                        accept: verdict == Verdict::Accept,
+                    }));
                 }
             }
             let detail = match reason.trim() {

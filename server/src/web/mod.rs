@@ -24,6 +24,7 @@ mod pages;
 mod progress;
 mod queue_csv;
 mod review;
+mod said;
 mod serve;
 pub mod session;
 mod signin;
@@ -199,7 +200,7 @@ impl Ctx {
 
     /// The error page for a refused use case.
     fn fail(&self, e: &Error) -> Response {
-        error_page(self.lang, Some(&self.who()), e)
+        error_page_named(self.lang, Some(&self.who()), &self.catalogue(), e)
     }
 
     /// Refuses a form whose CSRF token is missing or wrong.
@@ -340,7 +341,18 @@ fn http_status(kind: Kind) -> StatusCode {
 
 /// A page that says what went wrong and what to do: the one mapping of an
 /// [`crate::app::Error`] to an HTTP status and a page.
+/// The page of a refusal, worded with the names of `catalogue` (the empty
+/// one where no caller is signed in, so no names can be shown).
 fn error_page(lang: Lang, who: Option<&Who<'_>>, e: &Error) -> Response {
+    error_page_named(lang, who, &fieldsync::Catalogue::default(), e)
+}
+
+fn error_page_named(
+    lang: Lang,
+    who: Option<&Who<'_>>,
+    catalogue: &fieldsync::Catalogue,
+    e: &Error,
+) -> Response {
     let code = http_status(e.kind);
     let title = match code {
         StatusCode::FORBIDDEN => lang.pick("Không có quyền", "Permission denied"),
@@ -350,7 +362,13 @@ fn error_page(lang: Lang, who: Option<&Who<'_>>, e: &Error) -> Response {
         StatusCode::TOO_MANY_REQUESTS => lang.pick("Quá nhiều yêu cầu", "Too many requests"),
         _ => lang.pick("Lỗi máy chủ", "Server error"),
     };
-    let view = pages::problem::View { title, status: code.as_u16(), message: &e.message };
+    let signed_in = who.is_some();
+    let view = pages::problem::View {
+        title,
+        status: code.as_u16(),
+        said: said::said(lang, catalogue, e),
+        signed_in,
+    };
     let body = pages::problem::render(&view, lang);
     html_response(code, page(lang, title, who, Section::None, body))
 }
@@ -385,6 +403,24 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 fn lang_of(headers: &HeaderMap) -> Lang {
     cookie(headers, LANG_COOKIE).and_then(Lang::parse).unwrap_or_default()
+}
+
+/// A download's file name, as people file it: `words` without diacritics,
+/// joined by `-`, e.g. `tien-do-huyen-huong-khe-2022-xa.xlsx`.
+fn download_name(words: &[&str], ext: &str) -> String {
+    let folded = fieldsync::model::search_key(&words.join(" "));
+    let name: String =
+        folded.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { ' ' }).collect();
+    format!("{}.{ext}", name.split_whitespace().collect::<Vec<_>>().join("-"))
+}
+
+/// An area by name for a file name: "tất cả" (all) for none.
+fn area_name<'a>(catalogue: &'a fieldsync::Catalogue, area: &'a str) -> &'a str {
+    match catalogue.org_unit(area) {
+        Some(unit) => &unit.name,
+        None if area.is_empty() => "tất cả",
+        None => area,
+    }
 }
 
 /// A village's name, and the names of its commune and district.

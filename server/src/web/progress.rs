@@ -248,12 +248,12 @@ async fn download_rows(ctx: &Ctx, form: &Form) -> Result<(Scope, Vec<export::Row
     Ok((scope, rows))
 }
 
+/// The name of a download of `view`: `tien-do-huyen-huong-khe-2022-xa.csv`
+/// for the communes of Hương Khê in 2022.
 fn file_name(view: &Scope, ext: &str) -> String {
-    let safe: String = format!("fieldsync-{}-{}-{}", view.area, view.level.as_str(), view.period)
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
-        .collect();
-    format!("{safe}.{ext}")
+    let level = view.level.kinds_vi().first().copied().unwrap_or_default();
+    let area = super::area_name(&view.on, &view.area);
+    super::download_name(&["tiến độ", area, &view.period, level], ext)
 }
 
 pub(super) fn attachment(content_type: &'static str, name: &str, bytes: Vec<u8>) -> Response {
@@ -293,10 +293,17 @@ pub async fn xlsx(ctx: Ctx, RawQuery(query): RawQuery) -> Response {
         Ok(x) => x,
         Err(e) => return ctx.fail(&e),
     };
-    let catalogue = ctx.catalogue();
+    // The tree the rows are of names the area and the units' parents.
+    let catalogue = std::sync::Arc::clone(&view.on);
+    let title = export::XlsxTitle {
+        area: catalogue.org_unit(&view.area).map_or(view.area.clone(), |u| u.name.clone()),
+        period: view.period.clone(),
+        include_pending: view.pending,
+        exported_on: fieldsync::Date::in_vietnam(crate::app::now_ms()),
+    };
     let level = view.level;
     let written = tokio::task::spawn_blocking(move || {
-        export::xlsx_bytes(&[(level, rows)], &catalogue).map_err(|e| e.to_string())
+        export::xlsx_bytes(&[(level, rows)], &catalogue, &title).map_err(|e| e.to_string())
     })
     .await;
     match written {

@@ -76,11 +76,10 @@ pub async fn queue_csv(
         Ok(bytes) => bytes,
         Err(e) => return ctx.fail(&Error::internal(e)),
     };
-    let name: String = format!("fieldsync-reports-{}-{}", filter.area, filter.period)
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
-        .collect();
-    super::progress::attachment("text/csv; charset=utf-8", &format!("{name}.csv"), bytes)
+    let names = ctx.catalogue();
+    let area = super::area_name(&names, &filter.area);
+    let name = super::download_name(&["báo cáo", area, &filter.period], "csv");
+    super::progress::attachment("text/csv; charset=utf-8", &name, bytes)
 }
 
 /// The queue download's bytes: a byte-order mark (so that Excel reads

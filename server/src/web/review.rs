@@ -12,6 +12,7 @@ use fieldsync::Catalogue;
 use super::html::{time, url, Lang};
 use super::pages::queue::{self, STATES};
 use super::pages::{submission, Section};
+use super::said::said;
 use super::{area_options, place, see_other, short_device, value_text, Ctx, Form, Posted};
 use crate::app::review::{SubmissionDetail, SubmissionList};
 use crate::app::{Decision, Error, HistoryFilter, SubmissionQuery};
@@ -204,7 +205,9 @@ pub async fn submission(
     ctx: Ctx,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let before = match Form::query(query.as_deref()).text("before") {
+    let query = Form::query(query.as_deref());
+    let decided = VERDICTS.into_iter().find(|v| v.as_str() == query.text("decided"));
+    let before = match query.text("before") {
         "" => 0,
         b => match b.parse::<u64>() {
             Ok(b) => b,
@@ -236,7 +239,8 @@ pub async fn submission(
         Ok(read) => read,
         Err(e) => return ctx.fail(&e),
     };
-    let view = submission_view(&ctx, village, period, &detail, &history, &names);
+    let mut view = submission_view(&ctx, village, period, &detail, &history, &names);
+    view.decided = decided;
     let title = format!("{} {}", view.name, view.period);
     ctx.page(&title, Section::Queue, submission::render(&view, ctx.lang))
 }
@@ -279,12 +283,27 @@ fn submission_view(
         })
         .collect();
     let chain = catalogue.chain(&village);
-    let verdicts = match ctx.user.review_level(&catalogue, &village) {
+    let mut verdicts: Vec<Verdict> = match ctx.user.review_level(&catalogue, &village) {
         Some(level) => VERDICTS
             .into_iter()
             .filter(|v| matches!(transition(state, *v, level, chain, "-"), Ok(Some(_))))
             .collect(),
         None => Vec::new(),
+    };
+    // Approving or accepting waits for the conflicts: say so, with links.
+    let passing = verdicts.iter().find(|v| matches!(v, Verdict::Approve | Verdict::Accept));
+    let blocked = match (passing, open.is_empty()) {
+        (Some(passing), false) => {
+            let reason = fieldsync::Reason::OpenConflicts {
+                village: village.clone(),
+                period: period.clone(),
+                fields: open.iter().map(|f| (*f).to_owned()).collect(),
+                accept: *passing == Verdict::Accept,
+            };
+            verdicts.retain(|v| !matches!(v, Verdict::Approve | Verdict::Accept));
+            Some(said(lang, &catalogue, &Error::refused(reason)))
+        }
+        _ => None,
     };
     let entries = history.iter().map(|e| entry(lang, &catalogue, names, e)).collect();
     let older = history.last().filter(|_| history.len() == HISTORY_LIMIT as usize);
@@ -297,6 +316,8 @@ fn submission_view(
         decision: decided(&detail.review),
         fields,
         verdicts,
+        blocked,
+        decided: None,
         csrf: ctx.csrf.clone(),
         history: entries,
         older: older.map(|e| e.seq),
@@ -346,7 +367,12 @@ pub async fn decide(
     let named = vec![(village.clone(), period.clone())];
     let decision = decision_on(verdict, named, form.text("reason"));
     match ctx.run(move |app, user| app.decide(user, &decision)).await {
-        Ok(_) => see_other(&format!("/submissions/{}/{}", url(&village), url(&period))),
+        Ok(_) => see_other(&format!(
+            "/submissions/{}/{}?decided={}",
+            url(&village),
+            url(&period),
+            verdict.as_str()
+        )),
         Err(e) => ctx.fail(&e),
     }
 }

@@ -97,6 +97,8 @@ fn a_submission_escapes_values_and_its_history() {
             conflict: true,
         }],
         verdicts: vec![Verdict::Return],
+        blocked: None,
+        decided: None,
         csrf: "token".into(),
         history: vec![submission::Entry {
             at: "—".into(),
@@ -117,7 +119,7 @@ fn a_submission_escapes_values_and_its_history() {
 #[test]
 fn the_conflict_pages_escape_values_and_authors() {
     let list = conflicts::View {
-        resolved: false,
+        resolved: None,
         period: "2022".into(),
         area: String::new(),
         areas: Vec::new(),
@@ -153,6 +155,10 @@ fn the_conflict_pages_escape_values_and_authors() {
         settle: false,
         placeholder: "",
         settled: Some(conflict::Settled { value: h(), who: h(), at: "—".into(), comment: h() }),
+        problem: None,
+        pick: String::new(),
+        value: String::new(),
+        comment: String::new(),
     };
     shows_escaped(&conflict::render(&one, Lang::En).into_string(), 10);
 }
@@ -244,7 +250,12 @@ fn the_frame_escapes_the_signed_in_name_and_the_title() {
 
 #[test]
 fn an_error_message_is_text() {
-    let view = pages::problem::View { title: "Not found", status: 404, message: HOSTILE };
+    let said = super::said::said(
+        Lang::En,
+        &fieldsync::Catalogue::default(),
+        &crate::app::Error::not_found(HOSTILE),
+    );
+    let view = pages::problem::View { title: "Not found", status: 404, said, signed_in: true };
     let html = pages::problem::render(&view, Lang::En).into_string();
     shows_escaped(&html, 1);
     assert!(html.contains("<span class=\"code\">(404)</span>"), "{html}");

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use fieldsync::{Catalogue, Level};
 use fieldsync_client::api::Query;
-use fieldsync_export::{Csv, Json, Row};
+use fieldsync_export::{Csv, Json, Row, XlsxTitle};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::out::Out;
@@ -107,8 +107,8 @@ async fn write_rows(
 
 /// A workbook with a sheet per level, from the top (the --area's level, else
 /// the highest level of the caller's areas) down to --level. The rows at
-/// --level, and the sheets.
-pub(super) async fn xlsx(s: &Session, plan: &Plan) -> anyhow::Result<(usize, Vec<&'static str>)> {
+/// --level, and the names of the sheets.
+pub(super) async fn xlsx(s: &Session, plan: &Plan) -> anyhow::Result<(usize, Vec<String>)> {
     let path = plan.out.as_deref().context("xlsx needs --out")?;
     let areas = match &plan.query.area {
         Some(area) => vec![area.clone()],
@@ -144,14 +144,33 @@ pub(super) async fn xlsx(s: &Session, plan: &Plan) -> anyhow::Result<(usize, Vec
             sheets.push((level, rows));
         }
     }
+    let title = XlsxTitle {
+        area: area_names(&s.catalogue, &areas),
+        period: plan.query.period.clone(),
+        include_pending: plan.query.include_pending,
+        exported_on: fieldsync::Date::in_vietnam(fieldsync_client::now_ms()),
+    };
     let mut out = Out::open(Some(path), plan.force)?;
-    let written = fieldsync_export::xlsx_bytes(&sheets, &s.catalogue)
+    let written = fieldsync_export::xlsx_bytes(&sheets, &s.catalogue, &title)
         .map_err(anyhow::Error::from)
         .and_then(|bytes| Ok(out.writer.write_all(&bytes)?))
         .and_then(|()| Ok(out.writer.flush()?));
     out.close(written.is_ok())?;
     written.with_context(|| format!("cannot write {}", path.display()))?;
-    Ok((total, sheets.iter().map(|(level, _)| level.as_str()).collect()))
+    Ok((total, sheets.iter().map(|(level, _)| fieldsync_export::sheet_name(*level)).collect()))
+}
+
+/// The areas a workbook is of, by name, for its title; every province when
+/// the caller has no areas of their own.
+fn area_names(catalogue: &Catalogue, areas: &[String]) -> String {
+    let names: Vec<&str> = match areas {
+        [] => catalogue.units_at(Level::Province, None).iter().map(|u| u.name.as_str()).collect(),
+        _ => areas
+            .iter()
+            .map(|a| catalogue.org_unit(a).map_or(a.as_str(), |u| u.name.as_str()))
+            .collect(),
+    };
+    names.join(", ")
 }
 
 /// The report, one section per org unit: a heading, then a line per

@@ -24,6 +24,12 @@ pub struct View {
     /// An example of a value of this field, for the entry box.
     pub placeholder: &'static str,
     pub settled: Option<Settled>,
+    /// Why the settlement just sent was refused, if it was.
+    pub problem: Option<Markup>,
+    /// What that settlement held: the kept value, the typed one, the comment.
+    pub pick: String,
+    pub value: String,
+    pub comment: String,
 }
 
 pub struct Candidate {
@@ -56,6 +62,9 @@ pub fn render(v: &View, lang: Lang) -> Markup {
                 b id="current" { (value) } " " (unit)
             }
         }
+        @if let Some(problem) = &v.problem {
+            div class="problem" role="alert" id="refused" { (problem) }
+        }
         form method="post" action={ "/conflicts/" (village) "/" (period) "/" (url(&v.field)) } {
             (csrf_field(&v.csrf))
             (sides(v, lang))
@@ -64,8 +73,8 @@ pub fn render(v: &View, lang: Lang) -> Markup {
         @if !v.settle {
             @if let Some(s) = &v.settled {
                 p class="notice" id="settled" {
-                    (lang.pick("Đã giải quyết:", "Settled:")) " " (s.value) " — " (s.who) ", " (s.at) ": "
-                    q { (s.comment) }
+                    (lang.pick("Đã giải quyết:", "Settled:")) " " (s.value) " — " (s.who) ", " (s.at)
+                    @if !s.comment.trim().is_empty() { ": " q { (s.comment) } }
                 }
             }
         }
@@ -102,7 +111,8 @@ fn sides(v: &View, lang: Lang) -> Markup {
                         td {}
                         @for i in 0..v.candidates.len() {
                             td { label {
-                                input type="radio" name="pick" value=(i) id={ "pick-" (i) };
+                                input type="radio" name="pick" value=(i) id={ "pick-" (i) }
+                                    checked[v.pick == i.to_string()];
                                 " " (lang.pick("giữ giá trị này", "keep this value"))
                             } }
                         }
@@ -118,14 +128,14 @@ fn settle(v: &View, lang: Lang) -> Markup {
     html! {
         p { label {
             (lang.pick(
-                "Hoặc nhập giá trị đúng (dấu chấm cho phần thập phân):",
-                "Or enter the right value (a dot for decimals):"
+                "Hoặc nhập giá trị đúng (phần thập phân sau dấu phẩy hoặc dấu chấm):",
+                "Or enter the right value (a comma or a dot for decimals):"
             )) " "
-            input name="value" id="value" placeholder=(v.placeholder) maxlength="200";
+            input name="value" id="value" placeholder=(v.placeholder) maxlength="200" value=(v.value);
         } }
         p { label {
             (lang.pick("Ghi chú cách giải quyết:", "Comment:")) " "
-            textarea name="comment" id="comment" rows="2" maxlength="2000" {}
+            textarea name="comment" id="comment" rows="2" maxlength="2000" { (v.comment) }
         } }
         button id="resolve" type="submit" { (lang.pick("Giải quyết xung đột", "Settle the conflict")) }
     }

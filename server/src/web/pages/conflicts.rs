@@ -7,8 +7,8 @@ use super::{area_options, AreaOption};
 use crate::web::html::{url, Lang};
 
 pub struct View {
-    /// A conflict was just settled.
-    pub resolved: bool,
+    /// The page of the conflict just settled.
+    pub resolved: Option<String>,
     pub period: String,
     pub area: String,
     pub areas: Vec<AreaOption>,
@@ -33,8 +33,11 @@ pub struct Row {
 pub fn render(v: &View, lang: Lang) -> Markup {
     html! {
         h1 { (lang.pick("Xung đột số liệu", "Conflicting values")) }
-        @if v.resolved {
-            p class="notice" id="notice" { (lang.pick("Đã giải quyết xung đột.", "The conflict is settled.")) }
+        @if let Some(href) = &v.resolved {
+            p class="notice" id="notice" {
+                (lang.pick("Đã giải quyết xung đột.", "The conflict is settled.")) " "
+                a href=(href) { (lang.pick("Xem cách đã giải quyết", "See how it was settled")) }
+            }
         }
         form class="filter" method="get" action="/conflicts" {
             label { (lang.pick("Kỳ báo cáo", "Period")) " "

@@ -19,6 +19,10 @@ pub struct View {
     pub fields: Vec<Field>,
     /// The decisions this reviewer can make now.
     pub verdicts: Vec<Verdict>,
+    /// Why approving (or accepting) is not offered now: the open conflicts.
+    pub blocked: Option<Markup>,
+    /// The decision just taken, confirmed.
+    pub decided: Option<Verdict>,
     pub csrf: String,
     pub history: Vec<Entry>,
     /// The entry number to page on from, when there are older entries.
@@ -58,12 +62,16 @@ pub fn render(v: &View, lang: Lang) -> Markup {
             (v.above) " · " (lang.pick("Kỳ", "Period")) " " (v.period) " · "
             span class={ "state state-" (v.state) } id="state" { (lang.state(v.state)) }
         }
+        @if let Some(verdict) = v.decided {
+            p class="notice" id="notice" { (done(verdict, lang)) }
+        }
         @if let Some(d) = &v.decision {
             p class="meta" { (lang.pick("Quyết định gần nhất:", "Last decision:")) " " (decision(d)) }
         }
         (fields(v, lang))
-        @if !v.verdicts.is_empty() {
+        @if !v.verdicts.is_empty() || v.blocked.is_some() {
             h2 { (lang.pick("Quyết định", "Decision")) }
+            @if let Some(blocked) = &v.blocked { div class="blocked" id="blocked" { (blocked) } }
             div class="decide" { @for verdict in &v.verdicts { (decide(v, *verdict, lang)) } }
         }
         (history(v, lang))
@@ -103,6 +111,23 @@ fn fields(v: &View, lang: Lang) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// The confirmation of a decision just taken.
+fn done(verdict: Verdict, lang: Lang) -> &'static str {
+    match verdict {
+        Verdict::Approve => lang.pick("Đã duyệt báo cáo.", "The report is approved."),
+        Verdict::Accept => lang.pick("Đã chấp nhận báo cáo.", "The report is accepted."),
+        Verdict::Return => lang.pick(
+            "Đã trả lại báo cáo để sửa; người nhập sẽ thấy lý do khi đồng bộ.",
+            "The report is returned for changes; the surveyor sees the reason on the next sync.",
+        ),
+        Verdict::Reject => lang.pick(
+            "Đã từ chối báo cáo; người nhập sẽ thấy lý do khi đồng bộ.",
+            "The report is rejected; the surveyor sees the reason on the next sync.",
+        ),
+        Verdict::Reopen => lang.pick("Đã mở lại báo cáo.", "The report is reopened."),
     }
 }
 
