@@ -5,6 +5,7 @@
 //!
 //! [`Display`]: std::fmt::Display
 
+use crate::review::Verdict;
 use crate::typed::Refusal;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +21,8 @@ pub enum Reason {
     ChoiceAndValue,
     /// A period that cannot be read ("2022", "2026-Q3" are periods).
     BadPeriod { typed: String },
+    /// Returning or rejecting a report without saying why.
+    NeedsReason { verdict: Verdict },
 }
 
 impl std::fmt::Display for Reason {
@@ -41,6 +44,11 @@ impl std::fmt::Display for Reason {
                 f,
                 "a value was both chosen and typed: keep one of the competing values or type \
                  the right one, not both"
+            ),
+            Reason::NeedsReason { verdict } => write!(
+                f,
+                "{}ing needs a reason the surveyor can act on",
+                verdict.as_str().trim_end_matches('e')
             ),
             Reason::BadPeriod { typed } => write!(
                 f,

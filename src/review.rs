@@ -139,10 +139,7 @@ pub fn transition(
     use ReviewState::*;
     use Verdict::*;
     if verdict.needs_reason() && reason.trim().is_empty() {
-        return Err(Error::Invalid(format!(
-            "{}ing needs a reason the surveyor can act on",
-            verdict.as_str().trim_end_matches('e')
-        )));
+        return Err(Error::Refused(crate::Reason::NeedsReason { verdict }));
     }
     crate::limits::check_text("the reason", reason)?;
     let (a, b) = (chain.approves.as_str(), chain.accepts.as_str());

@@ -360,7 +360,7 @@ async fn readme_walkthrough_two_tablets_one_conflict() {
         let lines: Vec<&str> = out.lines().collect();
         // Tablet A sent the report first: the server has it as submitted by An.
         assert!(lines[1].starts_with(&format!("state: submitted ({AN}, ")), "{out}");
-        assert!(lines[1].ends_with(" UTC)"), "{out}");
+        assert!(lines[1].ends_with(" UTC+7)"), "{out}");
         let table: Vec<&str> =
             lines[2..].iter().copied().take_while(|l| !l.starts_with("  ")).collect();
         assert_eq!(table.len(), 5, "header and 4 fields:\n{out}");
@@ -401,7 +401,7 @@ async fn readme_walkthrough_two_tablets_one_conflict() {
     for (tablet, me) in [("tablet-a", AN), ("tablet-b", BINH)] {
         let out = desk.ok(tablet, &["status"]).await;
         assert!(out.contains("pending   0 edit(s) not yet synced"), "{tablet}:\n{out}");
-        assert!(line_with(&out, &["synced    "]).ends_with(" UTC"), "{tablet}:\n{out}");
+        assert!(line_with(&out, &["synced    "]).ends_with(" UTC+7"), "{tablet}:\n{out}");
         assert!(!out.contains("never"), "{tablet}:\n{out}");
         assert!(out.contains("conflicts 1 touching this tablet"), "{tablet}:\n{out}");
         assert!(!out.contains("refused"), "{tablet}:\n{out}");
@@ -813,7 +813,7 @@ async fn review_cycle_through_the_cli() {
     assert_aligned(&lines[2..], &headers);
     let road = cells(line_with(&out, &["road_km"]));
     assert_eq!(&road[..4], ["road_km", "1.5", "km", AN], "{out}");
-    assert!(road[5].ends_with(" UTC"), "{out}");
+    assert!(road[5].ends_with(" UTC+7"), "{out}");
     let house = cells(line_with(&out, &["village_cultural_house"]));
     assert_eq!(&house[..4], ["village_cultural_house", "1", "count", AN], "{out}");
 

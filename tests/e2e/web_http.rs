@@ -115,7 +115,7 @@ async fn a_decision_needs_the_sessions_csrf_token() {
     assert_eq!(reopen.status, 303);
     let reject = post(web, &path, &session, &[("csrf", &csrf), ("verdict", "reject")]).await;
     assert_eq!(reject.status, 400);
-    assert!(reject.text().contains("reason"), "{}", reject.text());
+    assert!(reject.text().contains("Cần ghi lý do để từ chối"), "{}", reject.text());
     assert_eq!(state(&server), ReviewState::Submitted);
     // A reason over 2,000 characters is refused with the limit, and changes nothing.
     let long = "x".repeat(2_001);
@@ -572,5 +572,45 @@ async fn the_progress_page_reports_a_year_on_its_own_tree_or_restated_on_another
     assert!(html.text().contains("name=\"tree\" value=\"2026-01-01\""), "{}", html.text());
     let bad = page("period=2022&tree=someday".into()).await;
     assert_eq!(bad.status, 400, "{}", bad.text());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_accepting_level_accepts_all_it_is_offered_and_is_told_how_many() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, commune) = with_a_report(dir.path()).await;
+    let district =
+        server.user("huyen.le", "Lê Thị Huyền", Role::Supervisor, &["ha-tinh.huong-khe"]);
+    let web = server.web_url();
+    // Nothing to accept before the commune approves.
+    let (session, csrf) = http::sign_in(web, &district).await;
+    let page = get(web, &format!("/queue?period={PERIOD}"), &session).await.text();
+    assert!(!page.contains("bulk-accept") && !page.contains("bulk-approve"), "{page}");
+    let (c_session, c_csrf) = http::sign_in(web, &commune).await;
+    let page = get(web, &format!("/queue?period={PERIOD}"), &c_session).await.text();
+    assert!(page.contains("id=\"bulk-approve\""), "the commune approves all: {page}");
+    let path = format!("/submissions/{VILLAGE}/{PERIOD}/decide");
+    let approved = post(web, &path, &c_session, &[("csrf", &c_csrf), ("verdict", "approve")]).await;
+    assert_eq!(approved.status, 303);
+    assert!(approved.header("location").unwrap().ends_with("?decided=approve"));
+
+    let page = get(web, &format!("/queue?period={PERIOD}"), &session).await.text();
+    assert!(page.contains("id=\"bulk-accept\"") && page.contains("(1)"), "{page}");
+    let sub = format!("{VILLAGE}|{PERIOD}");
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("verdict", "accept"),
+        ("period", PERIOD),
+        ("area", ""),
+        ("state", ""),
+        ("sub", sub.as_str()),
+    ];
+    let accepted = post(web, "/queue/approve", &session, &fields).await;
+    assert_eq!(accepted.status, 303, "{}", accepted.text());
+    let to = accepted.header("location").unwrap().to_owned();
+    assert!(to.ends_with("&accepted=1"), "{to}");
+    assert_eq!(state(&server), ReviewState::Accepted);
+    let page = get(web, &to, &session).await.text();
+    assert!(page.contains("Đã chấp nhận: 1"), "{page}");
     server.stop().await;
 }

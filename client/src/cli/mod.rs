@@ -257,16 +257,20 @@ pub fn show_value(cat: &Catalogue, field: &FieldKey, value: &Value) -> String {
     })
 }
 
-/// "2026-11-29 08:00:00" (UTC).
+/// Vietnam's offset from UTC, for the times people read.
+const VIETNAM_MS: u64 = 7 * 3_600_000;
+
+/// "2026-11-29 15:00:00", in Vietnam's time (UTC+7, as people read it;
+/// JSON keeps UTC: [`rfc3339`]).
 pub fn when(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms))
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms + VIETNAM_MS))
         .to_string()
         .replace('T', " ")
         .trim_end_matches('Z')
         .to_owned()
 }
 
-/// "2026-11-29 08:00" (UTC).
+/// "2026-11-29 15:00" (UTC+7).
 pub fn when_short(ms: u64) -> String {
     let mut text = when(ms);
     text.truncate(16);
@@ -278,7 +282,7 @@ pub fn rfc3339(ms: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
-/// "rejected — road km double-counted (Trần Văn Giám, 2026-11-29 08:00 UTC)".
+/// "rejected — road km double-counted (Trần Văn Giám, 2026-11-29 08:00 UTC+7)".
 pub fn review_words(r: &SubmissionReview) -> String {
     let why = match r.reason.trim() {
         "" => String::new(),
@@ -288,7 +292,7 @@ pub fn review_words(r: &SubmissionReview) -> String {
         "" => r.user_id.as_str(),
         name => name,
     };
-    format!("{}{why} ({}, {} UTC)", r.state, terminal(who), when_short(r.at_ms))
+    format!("{}{why} ({}, {} UTC+7)", r.state, terminal(who), when_short(r.at_ms))
 }
 
 /// Aligned columns as lines; widths count characters, so Vietnamese names

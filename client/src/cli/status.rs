@@ -20,7 +20,7 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
     println!("pending   {} edit(s) not yet synced", tablet.outbox_len()?);
     println!(
         "synced    {}",
-        m.last_sync_ms.map_or("never".into(), |ms| format!("{} UTC", when(ms)))
+        m.last_sync_ms.map_or("never".into(), |ms| format!("{} UTC+7", when(ms)))
     );
     conflicts(&tablet, m.device)?;
     reviews(&tablet)?;
@@ -67,7 +67,7 @@ fn reviews(tablet: &Tablet) -> anyhow::Result<()> {
             reason => format!(": {}", terminal(reason)),
         };
         println!(
-            "  {} ({}) {}{why} — {} at {} UTC",
+            "  {} ({}) {}{why} — {} at {} UTC+7",
             place(cat, &r.village_id),
             r.period,
             r.state,
@@ -115,7 +115,7 @@ pub fn state(f: &LocalField, conflict: Option<&Conflict>) -> String {
 }
 
 /// "Thôn 1, … (2022) village_cultural_house: settled as 2 by Trần Văn Giám at
-/// 2026-11-29 08:00:00 UTC — the second count is right" (`with_place`), or
+/// 2026-11-29 08:00:00 UTC+7 — the second count is right" (`with_place`), or
 /// from "village_cultural_house" on.
 pub fn settled_words(cat: &Catalogue, c: &Conflict, with_place: bool) -> String {
     let at = match with_place {
@@ -129,7 +129,7 @@ pub fn settled_words(cat: &Catalogue, c: &Conflict, with_place: bool) -> String 
                 text => format!(" — {}", terminal(text)),
             };
             format!(
-                "{at}: conflict settled as {} by {} at {} UTC{comment}",
+                "{at}: conflict settled as {} by {} at {} UTC+7{comment}",
                 show_value(cat, &c.at.field, &r.value),
                 terminal(&r.user_name),
                 when(r.at_ms)
@@ -167,7 +167,7 @@ pub fn print_conflict(
     for (i, k) in c.candidates.iter().enumerate() {
         let device = k.stamp.device.to_string();
         println!(
-            "      {:<12} by {} (tablet {}{}) at {} UTC{}",
+            "      {:<12} by {} (tablet {}{}) at {} UTC+7{}",
             show_value(cat, &c.at.field, &k.value),
             terminal(&k.stamp.author),
             &device[..8],

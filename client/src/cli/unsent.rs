@@ -34,7 +34,7 @@ pub async fn push_file(path: &Path, online: &Online, home: &Path) -> anyhow::Res
         return Ok(());
     }
     let exported = match file.exported_at_ms.as_str().and_then(|ms| ms.parse().ok()) {
-        Some(ms) => format!(", exported {} UTC", when(ms)),
+        Some(ms) => format!(", exported {} UTC+7", when(ms)),
         None => String::new(),
     };
     println!(

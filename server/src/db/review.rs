@@ -161,8 +161,12 @@ impl Store {
                 .header(&place, sub)?
                 .ok_or_else(|| Error::NotFound(format!("nothing recorded for {name}")))?;
             let chain = catalogue.chain(village);
-            let next = transition(header.review.state, verdict, level, chain, reason)
-                .map_err(|e| Error::Invalid(format!("{name}: {e}")))?;
+            let next = transition(header.review.state, verdict, level, chain, reason).map_err(
+                |e| match e {
+                    fieldsync::Error::Refused(r) => Error::Refused(r),
+                    e => Error::Invalid(format!("{name}: {e}")),
+                },
+            )?;
             let Some(next) = next else {
                 unchanged += 1;
                 continue;

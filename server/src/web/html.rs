@@ -148,22 +148,23 @@ impl Lang {
     }
 }
 
-/// A time as read in Vietnam (UTC+7, no daylight saving): "29/11/2026 16:32".
+/// A time as read in Vietnam (UTC+7, no daylight saving), the offset shown:
+/// "29/11/2026 16:32 UTC+7".
 pub fn time(ms: u64) -> String {
     if ms == 0 {
         return "—".into();
     }
     let (year, month, day, hour, minute) = civil(ms);
-    format!("{day:02}/{month:02}/{year} {hour:02}:{minute:02}")
+    format!("{day:02}/{month:02}/{year} {hour:02}:{minute:02} UTC+7")
 }
 
-/// `2026-11-29 16:32` in Vietnam's time (UTC+7), for downloads; empty for 0.
+/// `2026-11-29 16:32 UTC+7`, for downloads; empty for 0.
 pub fn iso_time(ms: u64) -> String {
     if ms == 0 {
         return String::new();
     }
     let (year, month, day, hour, minute) = civil(ms);
-    format!("{year}-{month:02}-{day:02} {hour:02}:{minute:02}")
+    format!("{year}-{month:02}-{day:02} {hour:02}:{minute:02} UTC+7")
 }
 
 /// Year, month, day, hour and minute in Vietnam's time (UTC+7).
@@ -199,6 +200,7 @@ mod tests {
         assert_eq!(Lang::Vi.percent(961), "96,1");
         assert_eq!(time(0), "—");
         // 2022-12-31 17:30 UTC is 1 January 2023, 00:30 in Hà Tĩnh.
-        assert_eq!(time(1_672_507_800_000), "01/01/2023 00:30");
+        assert_eq!(time(1_672_507_800_000), "01/01/2023 00:30 UTC+7");
+        assert_eq!(iso_time(1_672_507_800_000), "2023-01-01 00:30 UTC+7");
     }
 }

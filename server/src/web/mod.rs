@@ -434,8 +434,12 @@ fn place(catalogue: &fieldsync::Catalogue, unit: &str) -> (String, String) {
     (name, above.join(", "))
 }
 
-/// The first 8 hex digits of a tablet id: enough to tell tablets apart.
+/// The first 8 hex digits of a tablet id: enough to tell tablets apart;
+/// "—" for a value no tablet sent (a supervisor's settlement).
 fn short_device(id: &str) -> String {
+    if id.chars().all(|c| c == '0' || c == '-') {
+        return "—".into();
+    }
     id.chars().take(8).collect()
 }
 

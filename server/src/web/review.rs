@@ -104,17 +104,26 @@ fn queue_view(
     }
     let counts =
         STATES.iter().map(|s| (*s, counts.get(s.as_str()).copied().unwrap_or(0))).collect();
-    // Bulk approval of what is listed: submitted, no open conflict.
-    let approvable = match ctx.user.may(fieldsync::access::Action::Review) {
-        true => page
-            .rows
+    // Bulk approval (or, at the accepting level, acceptance) of what is
+    // listed and has no open conflict: what this caller may pass on now.
+    let passable = |verdict: Verdict| -> Vec<(String, String)> {
+        page.rows
             .iter()
             .filter(|s| s.open_conflicts == 0)
             .map(|s| &s.review)
-            .filter(|r| r.state == ReviewState::Submitted)
+            .filter(|r| {
+                let Some(level) = ctx.user.review_level(&catalogue, &r.village_id) else {
+                    return false;
+                };
+                let chain = catalogue.chain(&r.village_id);
+                matches!(transition(r.state, verdict, level, chain, ""), Ok(Some(_)))
+            })
             .map(|r| (r.village_id.clone(), r.period.to_string()))
-            .collect(),
-        false => Vec::new(),
+            .collect()
+    };
+    let (bulk_verdict, approvable) = match passable(Verdict::Approve) {
+        none if none.is_empty() => (Verdict::Accept, passable(Verdict::Accept)),
+        some => (Verdict::Approve, some),
     };
     let rows = page
         .rows
@@ -135,6 +144,8 @@ fn queue_view(
         .collect();
     queue::View {
         approved: form.get("approved").map(str::to_owned),
+        accepted: form.get("accepted").map(str::to_owned),
+        bulk_verdict,
         query: filter.query(),
         areas: area_options(&catalogue, &ctx.user, &filter.area),
         period: filter.period,
@@ -190,11 +201,17 @@ pub async fn bulk_approve(Posted(ctx, form): Posted) -> Response {
             "no submission was listed for approval: filter the queue and try again",
         ));
     }
-    let decision = decision_on(Verdict::Approve, submissions, "");
+    let verdict = match form.text("verdict") {
+        "" | "approve" => Verdict::Approve,
+        "accept" => Verdict::Accept,
+        other => return ctx.fail(&Error::invalid(format!("{other:?}: approve or accept all"))),
+    };
+    let decision = decision_on(verdict, submissions, "");
     match ctx.run(move |app, user| app.decide(user, &decision)).await {
         Ok(decided) => {
             let n = decided.changed.len();
-            see_other(&format!("/queue?{}&approved={n}", filter.query()))
+            let done = if verdict == Verdict::Accept { "accepted" } else { "approved" };
+            see_other(&format!("/queue?{}&{done}={n}", filter.query()))
         }
         Err(e) => ctx.fail(&e),
     }

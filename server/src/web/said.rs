@@ -84,6 +84,12 @@ fn reason_vi(catalogue: &Catalogue, reason: &Reason) -> Markup {
                  đã nhập."
             }
         },
+        Reason::NeedsReason { verdict } => html! {
+            p id="problem" {
+                "Cần ghi lý do để " (Lang::Vi.verdict(*verdict).to_lowercase())
+                ": người nhập sẽ đọc lý do này khi đồng bộ để biết cần sửa gì."
+            }
+        },
         Reason::BadPeriod { typed } => html! {
             p id="problem" {
                 "«" (typed) "» không phải là kỳ báo cáo: hãy viết năm (2022), quý (2022-Q3) hoặc \

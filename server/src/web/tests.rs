@@ -58,6 +58,8 @@ fn the_queue_escapes_names_and_reasons() {
         more: false,
         query: h(),
         approvable: vec![(h(), h())],
+        accepted: None,
+        bulk_verdict: fieldsync::review::Verdict::Approve,
         csrf: h(),
         rows: vec![queue::Row {
             village_id: h(),

@@ -421,7 +421,6 @@ fn write_codes(
     handed: &[(&fieldsync::access::User, fieldsync_client::api::NewEnrollment)],
 ) -> anyhow::Result<()> {
     use rust_xlsxwriter::{Format, Workbook};
-    const VIETNAM_MS: u64 = 7 * 3_600_000;
     let mut book = Workbook::new();
     let sheet = book.add_worksheet();
     sheet.set_name("Mã đăng ký")?;
@@ -450,7 +449,7 @@ fn write_codes(
         sheet.write_string(row, 1, &user.name)?;
         sheet.write_string(row, 2, areas.join("; "))?;
         sheet.write_string(row, 3, &made.code)?;
-        sheet.write_string(row, 4, crate::cli::when_short(made.info.expires_ms + VIETNAM_MS))?;
+        sheet.write_string(row, 4, crate::cli::when_short(made.info.expires_ms))?;
         sheet.write_string(row, 5, link)?;
     }
     book.save(path).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;

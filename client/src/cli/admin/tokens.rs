@@ -134,7 +134,7 @@ async fn issue(
     }
     let expires = match info.expires_ms {
         0 => "never expires".to_owned(),
-        ms => format!("expires {} UTC", when_short(ms)),
+        ms => format!("expires {} UTC+7", when_short(ms)),
     };
     eprintln!(
         "token {} for {} ({expires}); shown this once, the server keeps only its hash:",
@@ -162,10 +162,10 @@ async fn list(s: &Session, user_id: &str) -> anyhow::Result<()> {
                 t.id.clone(),
                 t.user_id.clone(),
                 t.label.clone(),
-                format!("{} UTC", when_short(t.created_ms)),
+                format!("{} UTC+7", when_short(t.created_ms)),
                 match t.expires_ms {
                     0 => "never".into(),
-                    ms => format!("{} UTC", when_short(ms)),
+                    ms => format!("{} UTC+7", when_short(ms)),
                 },
                 t.state.clone(),
             ]
@@ -232,8 +232,8 @@ async fn enrollments(s: &Session, user_id: &str) -> anyhow::Result<()> {
                 e.user_id.clone(),
                 terminal(&e.user_name),
                 e.created_by.clone(),
-                format!("{} UTC", when_short(e.created_ms)),
-                format!("{} UTC", when_short(e.expires_ms)),
+                format!("{} UTC+7", when_short(e.created_ms)),
+                format!("{} UTC+7", when_short(e.expires_ms)),
             ]
         })
         .collect();

@@ -135,7 +135,7 @@ fn print_entries(cat: &Catalogue, entries: &[HistoryEntry], everywhere: bool) {
             };
             let device = e.device.as_ref().map_or(String::new(), short_device);
             let mut row =
-                vec![format!("{} UTC", when(e.at_ms)), e.user_id.clone(), device, e.kind.clone()];
+                vec![format!("{} UTC+7", when(e.at_ms)), e.user_id.clone(), device, e.kind.clone()];
             if everywhere {
                 row.push(e.village_id.clone());
                 row.push(e.period.clone());

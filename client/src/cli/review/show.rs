@@ -146,7 +146,7 @@ fn conflict_lines(
                 show_value(cat, &c.at.field, &k.value),
                 k.stamp.author.clone(),
                 short_device(&k.stamp.device),
-                format!("{} UTC", when_short(k.stamp.received_at_ms)),
+                format!("{} UTC+7", when_short(k.stamp.received_at_ms)),
                 if now { "← current until settled".into() } else { String::new() },
             ]
         })
@@ -176,7 +176,7 @@ pub(super) async fn show(s: &Session, village: &str, period: &str) -> anyhow::Re
                 unit_of(cat, &f.at.field),
                 f.stamp.author.clone(),
                 short_device(&f.stamp.device),
-                format!("{} UTC", when_short(f.stamp.received_at_ms)),
+                format!("{} UTC+7", when_short(f.stamp.received_at_ms)),
                 if open { "in conflict".into() } else { String::new() },
             ]
         })

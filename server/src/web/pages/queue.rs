@@ -1,7 +1,7 @@
 //! The review queue: the filter, counts per state, the download link, bulk
 //! approval of what is listed, and the list.
 
-use fieldsync::review::ReviewState;
+use fieldsync::review::{ReviewState, Verdict};
 use maud::{html, Markup};
 
 use super::{area_options, csrf_field, AreaOption};
@@ -29,8 +29,12 @@ pub struct View {
     pub more: bool,
     /// The filter as a query string (for the download and the next page).
     pub query: String,
-    /// What bulk approval would approve (village, period); empty when the
-    /// caller may not, or nothing listed is waiting.
+    /// How many the last bulk acceptance accepted, if there was one.
+    pub accepted: Option<String>,
+    /// Approve for the approving level, Accept for the accepting one.
+    pub bulk_verdict: Verdict,
+    /// What the bulk decision would pass on (village, period); empty when
+    /// the caller may not, or nothing listed is waiting for them.
     pub approvable: Vec<(String, String)>,
     pub csrf: String,
     pub rows: Vec<Row>,
@@ -59,7 +63,7 @@ pub struct Decided {
     pub reason: String,
 }
 
-/// "Trần Văn Giám, 29/11/2026 16:32: reason".
+/// "Trần Văn Giám, 29/11/2026 16:32 UTC+7: reason".
 pub fn decision(d: &Decided) -> Markup {
     html! {
         (d.name) ", " (d.at)
@@ -72,6 +76,9 @@ pub fn render(v: &View, lang: Lang) -> Markup {
         h1 { (lang.pick("Duyệt báo cáo", "Review queue")) }
         @if let Some(n) = &v.approved {
             p class="notice" id="notice" { (lang.pick("Đã duyệt:", "Approved:")) " " (n) }
+        }
+        @if let Some(n) = &v.accepted {
+            p class="notice" id="notice" { (lang.pick("Đã chấp nhận:", "Accepted:")) " " (n) }
         }
         (filter(v, lang))
         ul class="counts" id="counts" {
@@ -120,24 +127,36 @@ fn filter(v: &View, lang: Lang) -> Markup {
     }
 }
 
-/// Approves every listed report that is waiting and has no open conflict.
+/// Approves (or accepts) every listed report waiting for the caller that
+/// has no open conflict.
 fn bulk(v: &View, lang: Lang) -> Markup {
+    let (id, label) = match v.bulk_verdict {
+        Verdict::Accept => (
+            "bulk-accept",
+            lang.pick(
+                "Chấp nhận tất cả báo cáo xã đã duyệt trong danh sách",
+                "Accept every approved report listed",
+            ),
+        ),
+        _ => (
+            "bulk-approve",
+            lang.pick(
+                "Duyệt tất cả báo cáo chờ duyệt trong danh sách",
+                "Approve every submitted report listed",
+            ),
+        ),
+    };
     html! {
         form method="post" action="/queue/approve" class="bulk" {
             (csrf_field(&v.csrf))
+            input type="hidden" name="verdict" value=(v.bulk_verdict.as_str());
             input type="hidden" name="period" value=(v.period);
             input type="hidden" name="area" value=(v.area);
             input type="hidden" name="state" value=(v.state.map_or("", |s| s.as_str()));
             @for (village, period) in &v.approvable {
                 input type="hidden" name="sub" value={ (village) "|" (period) };
             }
-            button id="bulk-approve" type="submit" {
-                (lang.pick(
-                    "Duyệt tất cả báo cáo chờ duyệt trong danh sách",
-                    "Approve every submitted report listed"
-                ))
-                " (" (v.approvable.len()) ")"
-            }
+            button id=(id) type="submit" { (label) " (" (v.approvable.len()) ")" }
         }
     }
 }
