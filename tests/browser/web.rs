@@ -46,6 +46,25 @@ where
     }
 }
 
+/// [`in_browser`] on a phone's screen of `size` (width, height).
+async fn in_phone<F, Fut, T>(size: (u32, u32), scenario: F) -> T
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let _turn = TURN.lock().await;
+    let profile = tempfile::tempdir().unwrap();
+    let browser = Browser::open_phone(profile.path(), size).await;
+    let client = browser.client.clone();
+    let outcome = tokio::spawn(scenario(client.clone())).await;
+    browser.close().await;
+    match outcome {
+        Ok(value) => value,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
 /// Waits until the browser is at a URL whose path and query is `path`.
 async fn wait_path(client: &Client, path: &str) {
     let start = Instant::now();
@@ -402,6 +421,71 @@ async fn the_progress_page_shows_the_totals_of_the_export() {
                 e.percent.as_str()
             )
         );
+    }
+    server.stop().await;
+}
+
+/// How far the page at the browser's URL reaches past a phone `width` CSS
+/// pixels wide (0 or less: it fits). A page wider than the phone either
+/// scrolls sideways or makes the phone zoom out (a wider viewport).
+async fn past(client: &Client, width: f64) -> f64 {
+    let reach = client
+        .execute(
+            "return Math.max(document.documentElement.scrollWidth, window.innerWidth)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    reach.as_f64().unwrap() - width
+}
+
+#[tokio::test]
+async fn the_pages_fit_a_phone_without_sideways_scrolling() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_web_server(dir.path()).await;
+    let token = with_totals(&server).await;
+    let a = server.tablet("Nguyễn Văn An").await;
+    let b = server.tablet("Trần Thị Bình").await;
+    a.record_at(VILLAGE, "2023", &[("road_km", "1.25"), ("village_cultural_house", "1")]);
+    b.record_at(VILLAGE, "2023", &[("road_km", "1.5")]);
+    a.sync(&server.url).await;
+    b.sync(&server.url).await;
+    let web = server.web_url().to_owned();
+    let pages = [
+        format!("/queue?period={PERIOD}"),
+        format!("/queue?period=2023"),
+        format!("/submissions/{VILLAGE}/2023"),
+        format!("/conflicts?period=2023"),
+        format!("/conflicts/{VILLAGE}/2023/road_km"),
+        format!("/progress?period={PERIOD}"),
+        format!("/progress?period={PERIOD}&area=ha-tinh.huong-khe"),
+        "/devices".to_owned(),
+    ];
+    let reached = in_phone((390, 844), move |client| async move {
+        sign_in(&client, &web, &token).await;
+        let mut reached = Vec::new();
+        for page in pages {
+            client.goto(&format!("{web}{page}")).await.unwrap();
+            wait_text(&client, "h1", |t| !t.is_empty()).await;
+            reached.push((page.clone(), past(&client, 390.0).await));
+            // No figure of a chart runs past its edge ("89,0%" keeps its "%").
+            let clipped = client
+                .execute(
+                    "return [...document.querySelectorAll('svg.bars')].flatMap(svg => \
+                     [...svg.querySelectorAll('text')].filter(t => { const b = t.getBBox(); \
+                     return b.x + b.width > svg.viewBox.baseVal.width + 0.5; }) \
+                     .map(t => t.textContent))",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(clipped, serde_json::json!([]), "{page}: labels cut off at the edge");
+        }
+        reached
+    })
+    .await;
+    for (page, past) in &reached {
+        assert!(*past <= 0.0, "{page} reaches {past} px past a 390-px phone: {reached:?}");
     }
     server.stop().await;
 }

@@ -86,22 +86,41 @@ impl Browser {
     /// Starts chromium on the profile directory `profile` (kept by the
     /// caller; a new empty one is a new device) with a window of `size`.
     pub async fn open(profile: &Path, size: (u32, u32)) -> Browser {
+        Browser::open_with(profile, size, None).await
+    }
+
+    /// A browser whose viewport is a phone's (`width` × `height` CSS pixels
+    /// at 3 device pixels each): a headless window cannot be narrower than
+    /// 500 px, an emulated phone can.
+    pub async fn open_phone(profile: &Path, (width, height): (u32, u32)) -> Browser {
+        let metrics = serde_json::json!({
+            "deviceMetrics": { "width": width, "height": height, "pixelRatio": 3.0 }
+        });
+        Browser::open_with(profile, (width.max(500), height), Some(metrics)).await
+    }
+
+    async fn open_with(
+        profile: &Path,
+        size: (u32, u32),
+        emulation: Option<serde_json::Value>,
+    ) -> Browser {
         let chromium = installed("CHROMIUM", "/usr/bin/chromium");
         let driver = driver().await;
         let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            serde_json::json!({
-                "binary": chromium,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    format!("--window-size={},{}", size.0, size.1),
-                    format!("--user-data-dir={}", profile.display()),
-                ],
-            }),
-        );
+        let mut options = serde_json::json!({
+            "binary": chromium,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync",
+                format!("--window-size={},{}", size.0, size.1),
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        });
+        if let Some(emulation) = emulation {
+            options["mobileEmulation"] = emulation;
+        }
+        caps.insert("goog:chromeOptions".into(), options);
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         let client = ClientBuilder::new(connector)
             .capabilities(caps)

@@ -67,14 +67,14 @@ fn list(v: &View, lang: Lang) -> Markup {
             tbody {
                 @for r in &v.rows {
                     tr data-conflict={ (r.village_id) "/" (r.period) "/" (r.field) } {
-                        td {
+                        td data-label=(lang.pick("Thôn", "Village")) {
                             a href={ "/conflicts/" (url(&r.village_id)) "/" (url(&r.period)) "/" (url(&r.field)) } { (r.village) }
                             " " span class="detail" { (r.above) }
                         }
-                        td { (r.period) }
-                        td { (r.field_name) }
-                        td class="num" { (r.base) }
-                        td {
+                        td data-label=(lang.pick("Kỳ", "Period")) { (r.period) }
+                        td data-label=(lang.pick("Chỉ tiêu", "Indicator")) { (r.field_name) }
+                        td data-label=(lang.pick("Giá trị gốc", "Base value")) class="num" { (r.base) }
+                        td data-label=(lang.pick("Các giá trị khác nhau", "Competing values")) {
                             @for (i, (value, author)) in r.values.iter().enumerate() {
                                 @if i > 0 { " · " }
                                 (value) " (" (author) ")"

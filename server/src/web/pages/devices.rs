@@ -120,9 +120,9 @@ fn surveyors(v: &View, lang: Lang) -> Markup {
             tbody {
                 @for u in &v.surveyors {
                     tr data-user=(u.id) {
-                        td { (u.name) }
-                        td { (u.id) }
-                        td { (u.areas) }
+                        td data-label=(lang.pick("Họ tên", "Name")) { (u.name) }
+                        td data-label=(lang.pick("Tên đăng nhập", "User id")) { (u.id) }
+                        td data-label=(lang.pick("Địa bàn", "Areas")) { (u.areas) }
                         td { form method="post" action="/devices/enroll" {
                             (csrf_field(&v.csrf))
                             input type="hidden" name="user" value=(u.id);
@@ -166,10 +166,10 @@ fn codes(v: &View, lang: Lang) -> Markup {
             tbody {
                 @for c in &v.codes {
                     tr data-code=(c.id) {
-                        td { (c.user_name) " (" (c.user_id) ")" }
-                        td { (c.created_by) }
-                        td { (c.created) }
-                        td { (c.expires) }
+                        td data-label=(lang.pick("Điều tra viên", "Surveyor")) { (c.user_name) " (" (c.user_id) ")" }
+                        td data-label=(lang.pick("Người tạo", "Made by")) { (c.created_by) }
+                        td data-label=(lang.pick("Tạo lúc", "Made")) { (c.created) }
+                        td data-label=(lang.pick("Hết hạn", "Expires")) { (c.expires) }
                         td { form method="post" action={ "/devices/codes/" (url(&c.id)) "/revoke" } {
                             (csrf_field(&v.csrf))
                             button type="submit" data-revoke-code=(c.id) { (lang.pick("Thu hồi", "Revoke")) }
@@ -198,9 +198,9 @@ fn devices(v: &View, lang: Lang) -> Markup {
             tbody {
                 @for t in &v.devices {
                     tr data-token=(t.id) {
-                        td { (t.who) }
-                        td { (t.label) }
-                        td { (t.since) }
+                        td data-label=(lang.pick("Điều tra viên", "Surveyor")) { (t.who) }
+                        td data-label=(lang.pick("Thiết bị", "Device")) { (t.label) }
+                        td data-label=(lang.pick("Từ", "Since")) { (t.since) }
                         td { form method="post" action={ "/devices/tokens/" (url(&t.id)) "/revoke" } {
                             (csrf_field(&v.csrf))
                             button type="submit" data-revoke-token=(t.id) { (lang.pick("Thu hồi", "Revoke")) }

@@ -163,16 +163,16 @@ fn indicator(v: &View, ind: &Indicator, lang: Lang) -> Markup {
                     tbody {
                         @for r in &ind.rows {
                             tr data-unit=(r.unit_id) {
-                                td {
+                                td data-label=(lang.level(v.level)) {
                                     @match v.drill {
                                         Some(level) => { a href=(link(v, &r.unit_id, Some(level))) { (r.unit_name) } }
                                         None => { (r.unit_name) }
                                     }
                                 }
-                                td class="num done" { (r.done) }
-                                td class="num plan" { (r.plan) }
-                                td class="num pct" { (r.percent) }
-                                td { (notes(&r.figure.notes, lang)) }
+                                td data-label=(lang.pick("Thực hiện", "Done")) class="num done" { (r.done) }
+                                td data-label=("KH") class="num plan" { (r.plan) }
+                                td data-label=("% KH") class="num pct" { (r.percent) }
+                                td data-label=(lang.pick("Ghi chú", "Notes")) { (notes(&r.figure.notes, lang)) }
                             }
                         }
                     }
@@ -199,11 +199,16 @@ fn notes(n: &Notes, lang: Lang) -> Markup {
 
 /// Horizontal bars, one per unit: the plan in grey, what is done over it.
 fn bars(rows: &[Row]) -> Markup {
-    const LABEL: f64 = 210.0;
-    const WIDTH: f64 = 640.0;
-    const ROW: f64 = 22.0;
+    // Narrow enough that a 390-px phone shows it near full size: the
+    // unit's name on its own line, the bar and its figure under it.
+    const WIDTH: f64 = 420.0;
+    const ROW: f64 = 38.0;
+    const CHAR: f64 = 7.0;
     let max = rows.iter().map(|r| r.done_n.max(r.plan_n)).fold(0.0, f64::max);
-    let scale = if max > 0.0 { (WIDTH - LABEL - 120.0) / max } else { 0.0 };
+    // Room after the longest bar for the longest figure, so none is clipped.
+    let figure = rows.iter().map(|r| r.figure.reads.chars().count()).max().unwrap_or(0);
+    let room = (WIDTH - figure as f64 * CHAR - 8.0).max(WIDTH / 3.0);
+    let scale = if max > 0.0 { room / max } else { 0.0 };
     let height = ROW * rows.len() as f64 + 4.0;
     html! {
         svg class="bars" viewBox=(format!("0 0 {WIDTH} {height}")) width=(WIDTH) height=(height)
@@ -211,13 +216,13 @@ fn bars(rows: &[Row]) -> Markup {
             @for (i, r) in rows.iter().enumerate() {
                 @let y = ROW * i as f64 + 2.0;
                 @let (done, plan) = (r.done_n * scale, r.plan_n * scale);
-                text x=(LABEL - 6.0) y=(y + 14.0) text-anchor="end" { (r.unit_name.chars().take(30).collect::<String>()) }
+                text x="0" y=(y + 12.0) { (r.unit_name) }
                 @if plan > 0.0 {
-                    rect class="plan" x=(LABEL) y=(y) width=(format!("{plan:.1}")) height="18" {}
+                    rect class="plan" x="0" y=(y + 16.0) width=(format!("{plan:.1}")) height="16" {}
                 }
-                rect class=(if r.met { "done met" } else { "done" }) x=(LABEL) y=(y + 3.0)
-                    width=(format!("{done:.1}")) height="12" {}
-                text x=(format!("{:.1}", LABEL + done.max(plan) + 6.0)) y=(y + 14.0) { (r.figure.reads) }
+                rect class=(if r.met { "done met" } else { "done" }) x="0" y=(y + 19.0)
+                    width=(format!("{done:.1}")) height="10" {}
+                text x=(format!("{:.1}", done.max(plan) + 6.0)) y=(y + 29.0) { (r.figure.reads) }
             }
         }
     }

@@ -176,13 +176,13 @@ fn list(v: &View, lang: Lang) -> Markup {
             tbody {
                 @for r in &v.rows {
                     tr data-village=(r.village_id) {
-                        td { a href={ "/submissions/" (url(&r.village_id)) "/" (url(&r.period)) } { (r.village) } }
-                        td { (r.above) }
-                        td { (r.period) }
-                        td { span class={ "state state-" (r.state) } { (lang.state(r.state)) } }
-                        td class="num" { (r.fields) }
-                        td class={ "num" @if r.open_conflicts > 0 { " warn" } } { (r.open_conflicts) }
-                        td { @if let Some(d) = &r.decision { (decision(d)) } }
+                        td data-label=(lang.pick("Thôn", "Village")) { a href={ "/submissions/" (url(&r.village_id)) "/" (url(&r.period)) } { (r.village) } }
+                        td data-label=(lang.pick("Xã / huyện", "Commune / district")) { (r.above) }
+                        td data-label=(lang.pick("Kỳ", "Period")) { (r.period) }
+                        td data-label=(lang.pick("Trạng thái", "State")) { span class={ "state state-" (r.state) } { (lang.state(r.state)) } }
+                        td data-label=(lang.pick("Số trường", "Fields")) class="num" { (r.fields) }
+                        td data-label=(lang.pick("Xung đột", "Conflicts")) class={ "num" @if r.open_conflicts > 0 { " warn" } } { (r.open_conflicts) }
+                        td data-label=(lang.pick("Quyết định gần nhất", "Last decision")) { @if let Some(d) = &r.decision { (decision(d)) } }
                     }
                 }
             }

@@ -93,8 +93,8 @@ fn fields(v: &View, lang: Lang) -> Markup {
             tbody {
                 @for f in &v.fields {
                     tr data-field=(f.key) {
-                        td { (f.name) }
-                        td class="num value" {
+                        td data-label=(lang.pick("Chỉ tiêu", "Indicator")) { (f.name) }
+                        td data-label=(lang.pick("Giá trị", "Value")) class="num value" {
                             (f.value)
                             @if f.conflict {
                                 " "
@@ -103,10 +103,10 @@ fn fields(v: &View, lang: Lang) -> Markup {
                                 }
                             }
                         }
-                        td { (f.unit) }
-                        td { (f.author) }
-                        td { code { (f.device) } }
-                        td { (f.received) }
+                        td data-label=(lang.pick("Đơn vị", "Unit")) { (f.unit) }
+                        td data-label=(lang.pick("Người nhập", "Recorded by")) { (f.author) }
+                        td data-label=(lang.pick("Máy tính bảng", "Tablet")) { code { (f.device) } }
+                        td data-label=(lang.pick("Nhận lúc", "Received")) { (f.received) }
                     }
                 }
             }
@@ -164,12 +164,12 @@ fn history(v: &View, lang: Lang) -> Markup {
             tbody {
                 @for e in &v.history {
                     tr {
-                        td { (e.at) }
-                        td { (e.who) }
-                        td { code { (e.device) } }
-                        td { (e.what) }
-                        td { (e.field) }
-                        td { (e.change) " " span class="detail" { (e.detail) } }
+                        td data-label=(lang.pick("Lúc", "When")) { (e.at) }
+                        td data-label=(lang.pick("Ai", "Who")) { (e.who) }
+                        td data-label=(lang.pick("Máy", "Tablet")) { code { (e.device) } }
+                        td data-label=(lang.pick("Việc", "What")) { (e.what) }
+                        td data-label=(lang.pick("Trường", "Field")) { (e.field) }
+                        td data-label=(lang.pick("Thay đổi", "Change")) { (e.change) " " span class="detail" { (e.detail) } }
                     }
                 }
             }
