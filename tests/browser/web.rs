@@ -430,10 +430,7 @@ async fn the_progress_page_shows_the_totals_of_the_export() {
 /// scrolls sideways or makes the phone zoom out (a wider viewport).
 async fn past(client: &Client, width: f64) -> f64 {
     let reach = client
-        .execute(
-            "return Math.max(document.documentElement.scrollWidth, window.innerWidth)",
-            vec![],
-        )
+        .execute("return Math.max(document.documentElement.scrollWidth, window.innerWidth)", vec![])
         .await
         .unwrap();
     reach.as_f64().unwrap() - width
@@ -453,9 +450,9 @@ async fn the_pages_fit_a_phone_without_sideways_scrolling() {
     let web = server.web_url().to_owned();
     let pages = [
         format!("/queue?period={PERIOD}"),
-        format!("/queue?period=2023"),
+        "/queue?period=2023".to_owned(),
         format!("/submissions/{VILLAGE}/2023"),
-        format!("/conflicts?period=2023"),
+        "/conflicts?period=2023".to_owned(),
         format!("/conflicts/{VILLAGE}/2023/road_km"),
         format!("/progress?period={PERIOD}"),
         format!("/progress?period={PERIOD}&area=ha-tinh.huong-khe"),

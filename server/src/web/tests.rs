@@ -115,7 +115,7 @@ fn a_submission_escapes_values_and_its_history() {
     };
     let html = submission::render(&view, Lang::En).into_string();
     shows_escaped(&html, 8);
-    assert!(html.contains(&format!("<td>a → {ESCAPED} <span")), "{html}");
+    assert!(html.contains(&format!("<td data-label=\"Change\">a → {ESCAPED} <span")), "{html}");
 }
 
 #[test]
