@@ -253,6 +253,14 @@ async fn refusals_are_vietnamese_with_a_link_and_keep_what_was_typed() {
         click(&client, "#approve").await;
         wait_text(&client, "#notice", |t| t == "Đã duyệt báo cáo.").await;
         wait_text(&client, "#state", |t| t == "Xã đã duyệt").await;
+        // The history in Vietnamese too: the states by name, the conflict in words.
+        let history =
+            wait_text(&client, "#history", |t| t.contains("Chờ duyệt → Xã đã duyệt")).await;
+        assert!(history.contains("cũng được sửa trên máy khác"), "{history}");
+        assert!(
+            !history.contains("submitted →") && !history.contains("another device"),
+            "{history}"
+        );
 
         // A bad period and a page that is not there, in Vietnamese.
         client.goto(&format!("{web}/queue?period=2022-13")).await.unwrap();

@@ -365,7 +365,37 @@ fn entry(
             f => lang.field(catalogue, f),
         },
         change,
-        detail: e.detail.clone(),
+        detail: detail_words(lang, e),
+    }
+}
+
+/// An entry's detail in the reader's language: a decision's states by
+/// name, a conflict said as the app says it. The store keeps English; what
+/// cannot be put in Vietnamese here (a refusal's reason) is shown as kept.
+fn detail_words(lang: Lang, e: &AuditEntry) -> String {
+    if lang == Lang::En {
+        return e.detail.clone();
+    }
+    match e.kind.as_str() {
+        "review" => {
+            // "submitted → approved: the reason"
+            let (states, why) = e.detail.split_once(':').unwrap_or((&e.detail, ""));
+            let Some((from, to)) = states.split_once(" → ") else { return e.detail.clone() };
+            match (ReviewState::parse(from.trim()), ReviewState::parse(to.trim())) {
+                (Ok(from), Ok(to)) => {
+                    let why = match why.trim() {
+                        "" => String::new(),
+                        why => format!(": {why}"),
+                    };
+                    format!("{} → {}{why}", lang.state(from), lang.state(to))
+                }
+                _ => e.detail.clone(),
+            }
+        }
+        "conflict" => "Giá trị này cũng được sửa trên máy khác; mọi giá trị được giữ trong một \
+                       xung đột để người duyệt giải quyết."
+            .into(),
+        _ => e.detail.clone(),
     }
 }
 
