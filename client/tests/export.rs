@@ -353,14 +353,14 @@ async fn plans_import_all_or_none_and_show_in_the_report() {
         desk.path("bad.csv"),
         format!(
             "unit_id,indicator,period,value\nha-tinh.nowhere,road_km,2022,1\n\
-             {COMMUNE},road_km,2022,\"1,5\"\n{COMMUNE},drainage_km,2022,3\n"
+             {COMMUNE},road_km,2022,\"1.234,5\"\n{COMMUNE},drainage_km,2022,3\n"
         ),
     )
     .expect("write bad plans");
     let err = desk.fails_as(&p.tinh, &["plan", "import", "bad.csv"]).await;
     assert!(err.contains("nothing was imported; fix these lines of bad.csv:"), "{err}");
     assert!(err.contains("\nline 2: unknown org unit \"ha-tinh.nowhere\""), "{err}");
-    assert!(err.contains("\nline 3: road_km: \"1,5\" is not a valid quantity"), "{err}");
+    assert!(err.contains("\nline 3: road_km: \"1.234,5\" is not a valid quantity"), "{err}");
     assert!(!err.contains("line 4"), "{err}");
     let args = ["export", "--format", "csv", "--level", "commune", "--area", COMMUNE];
     let rows = records(&desk.ok_as(&p.tinh, &[&args[..], &["--period", "2022"]].concat()).await);

@@ -76,11 +76,7 @@ impl Table {
                  as an .xlsx workbook)"
             )
         })?;
-        let first = text.lines().next().unwrap_or("");
-        let delimiter = [b';', b',', b'\t']
-            .into_iter()
-            .max_by_key(|d| first.bytes().filter(|b| b == d).count())
-            .unwrap_or(b',');
+        let delimiter = delimiter_of(text.as_bytes());
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -230,4 +226,14 @@ mod tests {
         assert_eq!(table.rows[1].cell(Some(0)), "42", "a whole number reads without .0");
         assert_eq!(table.rows[1].cell(Some(3)), "ht");
     }
+}
+
+/// The separator of a CSV file, from its header row: `;` as Excel saves CSV
+/// on a Vietnamese (comma-decimal) system, `,` elsewhere, or a tab.
+pub fn delimiter_of(text: &[u8]) -> u8 {
+    let first = text.split(|b| *b == b'\n').next().unwrap_or_default();
+    [b';', b',', b'\t']
+        .into_iter()
+        .max_by_key(|d| first.iter().filter(|b| *b == d).count())
+        .unwrap_or(b',')
 }

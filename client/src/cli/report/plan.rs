@@ -142,6 +142,7 @@ fn parse_plans(name: &str, bytes: &[u8]) -> anyhow::Result<Vec<FileFigure>> {
         .has_headers(false)
         .flexible(true)
         .trim(csv::Trim::All)
+        .delimiter(crate::cli::table::delimiter_of(text))
         .from_reader(text);
     let mut records = reader.byte_records();
     let header = match records.next() {
@@ -194,6 +195,12 @@ fn parse_plans(name: &str, bytes: &[u8]) -> anyhow::Result<Vec<FileFigure>> {
             ));
             continue;
         }
+        // "1,5" as a comma-decimal sheet writes it; what cannot be read is
+        // left for the server to name.
+        let value = match fieldsync::Amount::parse_typed(&value, fieldsync::amount::MAX_SCALE) {
+            Ok(Some(amount)) => amount.to_string(),
+            _ => value,
+        };
         figures.push(FileFigure { line, figure: PlanFigure { unit_id, indicator, period, value } });
     }
     if !problems.is_empty() {
@@ -290,6 +297,27 @@ mod tests {
         let lines: Vec<u64> =
             parse_plans("p.csv", ok.as_bytes()).unwrap().iter().map(|f| f.line).collect();
         assert_eq!(lines, [2, 3]);
+    }
+
+    #[test]
+    fn an_excel_csv_of_a_vietnamese_system_reads_as_it_was_saved() {
+        // Excel on a comma-decimal system: BOM, `;` between cells, CRLF,
+        // decimals with a comma, quoted cells; lines named as Excel's rows.
+        let text = "\u{feff}unit_id;indicator;period;value\r\n\
+                    ha-tinh;road_km;2022;1,5\r\n\
+                    \"ha-tinh\";drainage_km;2022;\"2\"\r\n\
+                    ha-tinh;canal_km;2022;0,25\r\n";
+        let figures = parse_plans("ke-hoach.csv", text.as_bytes()).unwrap();
+        let read: Vec<(u64, &str, &str)> = figures
+            .iter()
+            .map(|f| (f.line, f.figure.indicator.as_str(), f.figure.value.as_str()))
+            .collect();
+        assert_eq!(read, [(2, "road_km", "1.5"), (3, "drainage_km", "2"), (4, "canal_km", "0.25")]);
+        // A duplicate is named by Excel's row.
+        let twice = "unit_id;indicator;period;value\r\nha-tinh;road_km;2022;1,5\r\n\
+                     ha-tinh;road_km;2022;2\r\n";
+        let err = parse_plans("ke-hoach.csv", twice.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("line 3: the same unit, indicator and period as line 2"), "{err}");
     }
 
     #[test]
