@@ -170,6 +170,16 @@ fn line_at(text: &[u8], offset: u64) -> u64 {
     text[..at].iter().filter(|b| **b == b'\n').count() as u64 + 1
 }
 
+/// The separator of a CSV file, from its header row: `;` as Excel saves CSV
+/// on a Vietnamese (comma-decimal) system, `,` elsewhere, or a tab.
+pub fn delimiter_of(text: &[u8]) -> u8 {
+    let first = text.split(|b| *b == b'\n').next().unwrap_or_default();
+    [b';', b',', b'\t']
+        .into_iter()
+        .max_by_key(|d| first.iter().filter(|b| *b == d).count())
+        .unwrap_or(b',')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,14 +236,4 @@ mod tests {
         assert_eq!(table.rows[1].cell(Some(0)), "42", "a whole number reads without .0");
         assert_eq!(table.rows[1].cell(Some(3)), "ht");
     }
-}
-
-/// The separator of a CSV file, from its header row: `;` as Excel saves CSV
-/// on a Vietnamese (comma-decimal) system, `,` elsewhere, or a tab.
-pub fn delimiter_of(text: &[u8]) -> u8 {
-    let first = text.split(|b| *b == b'\n').next().unwrap_or_default();
-    [b';', b',', b'\t']
-        .into_iter()
-        .max_by_key(|d| first.iter().filter(|b| *b == d).count())
-        .unwrap_or(b',')
 }
