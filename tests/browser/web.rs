@@ -351,6 +351,7 @@ async fn the_progress_page_shows_the_totals_of_the_export() {
         ("1.75", "2", "87.5")
     );
     let web = server.web_url().to_owned();
+    let indicators = catalogue.indicators.len();
     let shown = in_browser(move |client| async move {
         sign_in(&client, &web, &token).await;
         click(&client, "nav a[href='/progress']").await;
@@ -361,6 +362,13 @@ async fn the_progress_page_shows_the_totals_of_the_export() {
         period.send_keys(PERIOD).await.unwrap();
         click(&client, ".filter button").await;
         wait_text(&client, "h1", |t| t.contains(PERIOD)).await;
+        // First a short summary of every indicator; one is picked to see it unit by unit.
+        let rows = client.find_all(Locator::Css("#summary tbody tr")).await.unwrap();
+        assert_eq!(rows.len(), indicators, "one line per indicator");
+        let tall = client.execute("return document.documentElement.scrollHeight", vec![]).await;
+        assert!(tall.unwrap().as_f64().unwrap() < 2_000.0, "the summary is short");
+        click(&client, "#summary a[data-indicator=road_cement_km]").await;
+        wait_text(&client, "#legend", |t| t.contains("kế hoạch")).await;
         // Province → district → its communes.
         let district = "section[data-indicator=road_cement_km] tr[data-unit='ha-tinh.huong-khe'] a";
         click(&client, district).await;
@@ -464,6 +472,7 @@ async fn the_pages_fit_a_phone_without_sideways_scrolling() {
         format!("/conflicts/{VILLAGE}/2023/road_km"),
         format!("/progress?period={PERIOD}"),
         format!("/progress?period={PERIOD}&area=ha-tinh.huong-khe"),
+        format!("/progress?period={PERIOD}&area=ha-tinh.huong-khe&indicator=road_km"),
         "/devices".to_owned(),
     ];
     let reached = in_phone((390, 844), move |client| async move {
@@ -646,7 +655,7 @@ async fn screenshots() {
         sign_in(&client, &web, &province).await;
         client
             .goto(&format!(
-                "{web}/progress?period={PERIOD}&area=ha-tinh.huong-khe&level=commune&pending=1"
+                "{web}/progress?period={PERIOD}&area=ha-tinh.huong-khe&level=commune&pending=1&indicator=road_km"
             ))
             .await
             .unwrap();

@@ -182,7 +182,14 @@ async fn view(ctx: &Ctx, form: &Form) -> Result<progress::View, Error> {
             }
         })
         .collect();
+    let only = match form.text("indicator") {
+        "" => None,
+        code if catalogue.indicator(code).is_some() => Some(code.to_owned()),
+        code => return Err(Error::not_found(format!("there is no indicator {code:?}"))),
+    };
     Ok(progress::View {
+        area: scope.area.clone(),
+        only,
         area_name: area_name.to_owned(),
         crumbs,
         areas: area_options(&catalogue, &ctx.user, &scope.area),

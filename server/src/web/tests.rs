@@ -204,6 +204,8 @@ fn progress_escapes_unit_names_in_the_table_and_the_bars() {
     };
     let view = progress::View {
         period: "2022".into(),
+        area: "p".into(),
+        only: Some("road_km".into()),
         area_name: h(),
         pending: false,
         crumbs: vec![("p".into(), h())],

@@ -10,6 +10,7 @@ use crate::web::html::{url, Lang};
 
 pub struct View {
     pub period: String,
+    pub area: String,
     pub area_name: String,
     /// Pending reports count.
     pub pending: bool,
@@ -27,6 +28,8 @@ pub struct View {
     /// The level a unit's link drills down to.
     pub drill: Option<Level>,
     pub indicators: Vec<Indicator>,
+    /// The one indicator shown unit by unit; none: a summary of them all.
+    pub only: Option<String>,
     /// The day whose org tree the page reports on, as asked (empty: the
     /// period's own), and whether the tree ever changed (else no choice).
     pub tree: String,
@@ -90,19 +93,67 @@ pub fn render(v: &View, lang: Lang) -> Markup {
                 ))
             }
         }
-        @for ind in &v.indicators { (indicator(v, ind, lang)) }
+        @match &v.only {
+            None => (summary(v, lang)),
+            Some(code) => {
+                @for ind in v.indicators.iter().filter(|i| &i.code == code) { (indicator(v, ind, lang)) }
+            }
+        }
     }
 }
 
-/// The page for area `id` (at `level`, or its default), same period.
+/// Every indicator's figure for the area on one short table, each linking to
+/// its units.
+fn summary(v: &View, lang: Lang) -> Markup {
+    html! {
+        table class="list" id="summary" {
+            thead { tr {
+                th { (lang.pick("Chỉ tiêu", "Indicator")) }
+                th { (lang.pick("Thực hiện / KH — % KH", "Done / plan — % of plan")) }
+                th {}
+            } }
+            tbody {
+                @for ind in &v.indicators {
+                    tr data-indicator=(ind.code) {
+                        td data-label=(lang.pick("Chỉ tiêu", "Indicator")) { (ind.name) (ind.unit_label) }
+                        td data-label=(lang.pick("Thực hiện / KH — % KH", "Done / plan — % of plan")) {
+                            @match &ind.total {
+                                Some(total) => { b data-total=(ind.code) { (total.reads) } (notes(&total.notes, lang)) }
+                                None => { "—" }
+                            }
+                        }
+                        td {
+                            a href=(indicator_link(v, &ind.code)) data-indicator=(ind.code) {
+                                (lang.pick("Theo", "By")) " " (lang.level(v.level).to_lowercase()) " →"
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// This page, for one indicator unit by unit.
+fn indicator_link(v: &View, code: &str) -> String {
+    link_to(v, &v.area, Some(v.level), Some(code))
+}
+
+/// The page for area `id` (at `level`, or its default), same period and
+/// indicator.
 fn link(v: &View, id: &str, level: Option<Level>) -> String {
+    link_to(v, id, level, v.only.as_deref())
+}
+
+fn link_to(v: &View, id: &str, level: Option<Level>, indicator: Option<&str>) -> String {
     let level = level.map_or(String::new(), |l| format!("&level={}", l.as_str()));
+    let indicator = indicator.map_or(String::new(), |c| format!("&indicator={}", url(c)));
     let pending = if v.pending { "&pending=1" } else { "" };
     let tree = match v.tree.as_str() {
         "" => String::new(),
         day => format!("&tree={}", url(day)),
     };
-    format!("/progress?period={}&area={}{level}{pending}{tree}", url(&v.period), url(id))
+    format!("/progress?period={}&area={}{level}{pending}{tree}{indicator}", url(&v.period), url(id))
 }
 
 fn filter(v: &View, lang: Lang) -> Markup {
@@ -115,6 +166,14 @@ fn filter(v: &View, lang: Lang) -> Markup {
                 select name="level" {
                     @for l in &v.levels {
                         option value=(l.as_str()) selected[*l == v.level] { (lang.level(*l)) }
+                    }
+                }
+            }
+            label { (lang.pick("Chỉ tiêu", "Indicator")) " "
+                select name="indicator" {
+                    option value="" { (lang.pick("Tất cả (tóm tắt)", "All (summary)")) }
+                    @for ind in &v.indicators {
+                        option value=(ind.code) selected[v.only.as_deref() == Some(ind.code.as_str())] { (ind.name) }
                     }
                 }
             }
@@ -151,6 +210,19 @@ fn indicator(v: &View, ind: &Indicator, lang: Lang) -> Markup {
                 }
             }
             @if !ind.rows.is_empty() {
+                p class="hint" id="legend" {
+                    @if ind.rows.iter().any(|r| r.plan_n > 0.0) {
+                        (lang.pick(
+                            "Thanh xám: kế hoạch (KH); thanh xanh: đã thực hiện, xanh đậm khi đạt KH.",
+                            "Grey bar: the plan; blue: done, green once the plan is met."
+                        ))
+                    } @else {
+                        (lang.pick(
+                            "Chưa có kế hoạch: thanh dài nhất là đơn vị thực hiện nhiều nhất, không phải % kế hoạch.",
+                            "No plan yet: the longest bar is the unit that did most, not a % of plan."
+                        ))
+                    }
+                }
                 (bars(&ind.rows))
                 table class="list" {
                     thead { tr {
