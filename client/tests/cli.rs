@@ -1140,6 +1140,40 @@ fn black_hole(addr: SocketAddr) -> std::thread::JoinHandle<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_a_sync_says_the_edits_are_kept() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(data.path(), "127.0.0.1:0").await;
+    let (addr, url) = (server.addr, server.url());
+    let desk = Desk::new();
+    let an = server.surveyor("an.nguyen", AN);
+    desk.ok("tablet-a", &["init", "--server", &url, "--token", &an]).await;
+    server.stop().await;
+    let _hole = black_hole(addr);
+    desk.ok("tablet-a", &["record", V, "2022", "road_km=1.25"]).await;
+
+    // A sync waiting on a link that never answers, interrupted as a person would.
+    let sync = Command::new(env!("CARGO_BIN_EXE_fieldsync"))
+        .args(["--home", "tablet-a", "sync", "--timeout", "30s"])
+        .current_dir(desk.path())
+        .env_remove("FIELDSYNC_SERVER")
+        .env_remove("FIELDSYNC_TOKEN")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start fieldsync sync");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let interrupt = Command::new("kill").args(["-INT", &sync.id().to_string()]).status();
+    assert!(interrupt.expect("kill -INT").success());
+    let out = tokio::task::spawn_blocking(move || sync.wait_with_output()).await.unwrap().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("sync stopped (Ctrl-C)"), "{stderr}");
+    assert!(last.contains("your 1 edit(s) are kept on this tablet"), "{stderr}");
+    let status = desk.ok("tablet-a", &["status"]).await;
+    assert!(status.contains("pending   1 edit(s) not yet synced"), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_on_a_dead_link_says_so_at_each_retry_and_gives_up_in_time() {
     let data = tempfile::tempdir().expect("tempdir");
     let server = Server::start(data.path(), "127.0.0.1:0").await;

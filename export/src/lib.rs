@@ -163,6 +163,27 @@ pub const CSV_HEADER: [&str; 16] = [
     "exceeds_whole",
 ];
 
+/// The header of the CSV for people ([`Csv::for_people`]): [`CSV_HEADER`]'s
+/// columns, in Vietnamese, with their units.
+pub const CSV_HEADER_VI: [&str; 16] = [
+    "Cấp",
+    "Mã đơn vị",
+    "Tên đơn vị",
+    "Mã đơn vị cấp trên",
+    "Mã chỉ tiêu",
+    "Chỉ tiêu",
+    "Đơn vị tính",
+    "Thực hiện",
+    "KH",
+    "% KH",
+    "Đã duyệt",
+    "Chờ duyệt",
+    "Số báo cáo đã duyệt",
+    "Số báo cáo chờ duyệt",
+    "Số xung đột",
+    "Phần vượt tổng",
+];
+
 /// Text for a spreadsheet cell, the one policy of every CSV fieldsync
 /// writes (`export --format csv`, the web pages' progress and review queue
 /// downloads): text a
@@ -187,10 +208,13 @@ fn xlsx_text(text: &str) -> &str {
     }
 }
 
-/// Writes rows as CSV, one per org unit × indicator.
+/// Writes rows as CSV, one per org unit × indicator: for programs
+/// ([`Csv::new`]: [`CSV_HEADER`]'s stable English names, levels by code) or
+/// for people ([`Csv::for_people`]).
 pub struct Csv<W: Write> {
     writer: csv::Writer<W>,
     rows: usize,
+    people: bool,
 }
 
 impl<W: Write> Csv<W> {
@@ -200,11 +224,25 @@ impl<W: Write> Csv<W> {
         if bom {
             out.write_all("\u{feff}".as_bytes()).map_err(io)?;
         }
-        Ok(Csv { writer: csv::Writer::from_writer(out), rows: 0 })
+        Ok(Csv { writer: csv::Writer::from_writer(out), rows: 0, people: false })
+    }
+
+    /// The CSV a person opens in Excel: a byte-order mark, the header in
+    /// Vietnamese ([`CSV_HEADER_VI`]), levels by name (Thôn, Xã…), "có" for a
+    /// part above its whole. The numbers stay plain decimals, as in
+    /// [`Csv::new`], the same rows in the same order.
+    pub fn for_people(mut out: W) -> Result<Self> {
+        out.write_all("\u{feff}".as_bytes()).map_err(io)?;
+        let mut writer = csv::Writer::from_writer(out);
+        writer.write_record(CSV_HEADER_VI).map_err(io)?;
+        Ok(Csv { writer, rows: 0, people: true })
     }
 
     pub fn row(&mut self, row: &Row) -> Result<()> {
         self.rows += 1;
+        if self.people {
+            return self.person_row(row);
+        }
         let text = |t: &str| spreadsheet_text(t).into_owned();
         let safe = Row {
             unit_id: text(&row.unit_id),
@@ -218,9 +256,33 @@ impl<W: Write> Csv<W> {
         self.writer.serialize(safe).map_err(io)
     }
 
+    fn person_row(&mut self, row: &Row) -> Result<()> {
+        let text = |t: &str| spreadsheet_text(t).into_owned();
+        let level = Level::parse(&row.level).map_or(row.level.clone(), sheet_name);
+        let record = [
+            level,
+            text(&row.unit_id),
+            text(&row.unit_name),
+            text(&row.parent_id),
+            text(&row.indicator),
+            text(&row.indicator_name),
+            text(&row.unit),
+            row.done.clone(),
+            row.plan.clone(),
+            row.percent.clone(),
+            row.approved.clone(),
+            row.pending.clone(),
+            row.approved_count.to_string(),
+            row.pending_count.to_string(),
+            row.conflict_count.to_string(),
+            if row.exceeds_whole { "có".into() } else { String::new() },
+        ];
+        self.writer.write_record(record).map_err(io)
+    }
+
     /// Flushes; a file without rows still gets its header row.
     pub fn finish(mut self) -> Result<()> {
-        if self.rows == 0 {
+        if self.rows == 0 && !self.people {
             self.writer.write_record(CSV_HEADER).map_err(io)?;
         }
         self.writer.flush().map_err(io)
@@ -719,6 +781,26 @@ mod tests {
         assert_eq!(&record[2], "Tỉnh Hà Tĩnh");
         assert_eq!(&record[7], "0.3");
         assert_eq!(reader.headers().unwrap(), &csv::StringRecord::from(CSV_HEADER.to_vec()));
+    }
+
+    #[test]
+    fn the_csv_for_people_is_in_vietnamese_with_the_same_figures() {
+        let mut out = Vec::new();
+        let mut csv = Csv::for_people(&mut out).unwrap();
+        csv.row(&Row { exceeds_whole: true, ..row("0.3", "458", "0.1") }).unwrap();
+        csv.finish().unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let text = text.strip_prefix('\u{feff}').expect("a byte-order mark for Excel");
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        assert_eq!(reader.headers().unwrap(), &csv::StringRecord::from(CSV_HEADER_VI.to_vec()));
+        let record = reader.records().next().unwrap().unwrap();
+        assert_eq!((&record[0], &record[2]), ("Tỉnh", "Tỉnh Hà Tĩnh"));
+        assert_eq!((&record[7], &record[8], &record[9]), ("0.3", "458", "0.1"));
+        assert_eq!(&record[15], "có");
+        // Without rows: the header alone, once.
+        let mut out = Vec::new();
+        Csv::for_people(&mut out).unwrap().finish().unwrap();
+        assert_eq!(String::from_utf8(out).unwrap().lines().count(), 1);
     }
 
     #[test]

@@ -391,6 +391,19 @@ async fn the_progress_page_shows_the_totals_of_the_export() {
             client.find(Locator::Id("csv")).await.unwrap().attr("href").await.unwrap().unwrap();
         let session = client.get_named_cookie("fs_session").await.unwrap();
         let csv = util::http::get(&web, &href, &format!("fs_session={}", session.value())).await;
+        // The same rows for people: Vietnamese headers and levels.
+        let people_href =
+            client.find(Locator::Id("csv-people")).await.unwrap().attr("href").await.unwrap();
+        let people = util::http::get(
+            &web,
+            &people_href.unwrap(),
+            &format!("fs_session={}", session.value()),
+        )
+        .await;
+        let people = people.text();
+        assert!(people.starts_with("\u{feff}Cấp,Mã đơn vị,Tên đơn vị,"), "{people}");
+        assert_eq!(people.lines().count(), csv.text().lines().count(), "the same rows");
+        assert!(people.contains(&format!("Xã,{},", demo::SAMPLE_COMMUNE)), "{people}");
         let xlsx_href =
             client.find(Locator::Id("xlsx")).await.unwrap().attr("href").await.unwrap().unwrap();
         let xlsx =

@@ -14,12 +14,27 @@ use super::open;
 
 pub async fn run(home: &Path, timeout: Duration, give_up_after: Duration) -> anyhow::Result<()> {
     let mut tablet = open(home)?;
+    // Ctrl-C stops the sync between two stored steps: what the server
+    // acknowledged is stored, the rest waits in the outbox.
+    tokio::select! {
+        synced = sync_now(&mut tablet, timeout, give_up_after) => synced,
+        _ = tokio::signal::ctrl_c() => {
+            bail!("sync stopped (Ctrl-C); {}: run `fieldsync sync` again to finish", kept(&tablet))
+        }
+    }
+}
+
+async fn sync_now(
+    tablet: &mut Tablet,
+    timeout: Duration,
+    give_up_after: Duration,
+) -> anyhow::Result<()> {
     let meta = tablet.meta();
     let mut remote = match Grpc::connect_within(&meta.server, &meta.token, timeout).await {
         Ok(remote) => remote,
         Err(e @ Error::Unreachable(_)) => {
             let e = super::unless_web_port(&meta.server, e).await;
-            bail!("{e}; {}", kept(&tablet))
+            bail!("{e}; {}", kept(tablet))
         }
         Err(e) => return Err(e.into()),
     };
@@ -28,20 +43,20 @@ pub async fn run(home: &Path, timeout: Duration, give_up_after: Duration) -> any
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut progress = |e: Event| show(&bar, &tablet, &meta.server, e);
+    let mut progress = |e: Event| show(&bar, tablet, &meta.server, e);
     let retry = Retry { give_up_after, ..Retry::default() };
-    let report = match sync::sync(&tablet, &mut remote, &retry, &mut progress).await {
+    let report = match sync::sync(tablet, &mut remote, &retry, &mut progress).await {
         Ok(report) => report,
         Err(Error::Unreachable(why)) => {
             bar.finish_and_clear();
             if fieldsync_client::remote::is_web_port(&meta.server).await {
-                bail!("{}; {}", super::web_port(&meta.server), kept(&tablet))
+                bail!("{}; {}", super::web_port(&meta.server), kept(tablet))
             }
             bail!(
                 "cannot reach the server at {}: {why}; {}: run `fieldsync sync` again \
                  when the connection is back",
                 meta.server,
-                kept(&tablet)
+                kept(tablet)
             )
         }
         Err(e) => return Err(e.into()),
@@ -59,7 +74,7 @@ pub async fn run(home: &Path, timeout: Duration, give_up_after: Duration) -> any
     if report.conflicts + report.rejected > 0 {
         println!("see `fieldsync status` for the conflicts and refusals");
     }
-    if sync::refresh_catalogue(&mut tablet, &mut remote).await? {
+    if sync::refresh_catalogue(tablet, &mut remote).await? {
         println!("the catalogue or your areas changed on the server: updated");
     }
     Ok(())

@@ -277,13 +277,19 @@ pub(super) fn attachment(content_type: &'static str, name: &str, bytes: Vec<u8>)
 }
 
 pub async fn csv(ctx: Ctx, RawQuery(query): RawQuery) -> Response {
-    let (view, rows) = match download_rows(&ctx, &Form::query(query.as_deref())).await {
+    let form = Form::query(query.as_deref());
+    let people = form.get("people").is_some();
+    let (view, rows) = match download_rows(&ctx, &form).await {
         Ok(x) => x,
         Err(e) => return ctx.fail(&e),
     };
     let mut bytes = Vec::new();
     let written = (|| {
-        let mut csv = export::Csv::new(&mut bytes, true)?;
+        // For people: Vietnamese headers; else the stable English columns.
+        let mut csv = match people {
+            true => export::Csv::for_people(&mut bytes)?,
+            false => export::Csv::new(&mut bytes, true)?,
+        };
         for row in &rows {
             csv.row(row)?;
         }

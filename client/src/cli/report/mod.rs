@@ -109,8 +109,9 @@ pub struct ExportArgs {
     /// did not finish); without it an existing file is refused.
     #[arg(long)]
     force: bool,
-    /// CSV: start with a UTF-8 byte-order mark, so that Excel shows Vietnamese
-    /// names correctly when it opens the file.
+    /// CSV for people: a UTF-8 byte-order mark (so that Excel shows Vietnamese
+    /// names), Vietnamese headers and level names. Without it the CSV is for
+    /// programs: stable English column names and level codes.
     #[arg(long)]
     bom: bool,
     /// Report: Vietnamese number format, "1.960,5 km (đạt 96,1% KH)" (the default).

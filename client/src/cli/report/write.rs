@@ -85,7 +85,9 @@ async fn write_rows(
     fetching(&bar, &plan.query);
     match plan.format {
         Format::Csv => {
-            let mut csv = Csv::new(writer, plan.bom)?;
+            // --bom: the file a person opens in Excel, in Vietnamese.
+            let mut csv =
+                if plan.bom { Csv::for_people(writer)? } else { Csv::new(writer, false)? };
             let n = fetch(s, &plan.query, &bar, |row| Ok(csv.row(&row)?)).await?;
             csv.finish()?;
             Ok(n)

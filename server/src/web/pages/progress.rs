@@ -193,7 +193,13 @@ fn filter(v: &View, lang: Lang) -> Markup {
             button type="submit" { (lang.pick("Xem", "Show")) }
         }
         p class="downloads" {
-            a id="csv" href={ "/progress.csv?" (v.query) } { (lang.pick("Tải CSV", "Download CSV")) }
+            a id="csv-people" href={ "/progress.csv?" (v.query) "&people=1" } {
+                (lang.pick("Tải CSV (tiêu đề tiếng Việt)", "Download CSV (Vietnamese headers)"))
+            }
+            " · "
+            a id="csv" href={ "/progress.csv?" (v.query) } {
+                (lang.pick("Tải CSV cho phần mềm (mã tiếng Anh)", "Download CSV for programs (English codes)"))
+            }
             " · "
             a id="xlsx" href={ "/progress.xlsx?" (v.query) } { (lang.pick("Tải Excel (XLSX)", "Download Excel (XLSX)")) }
         }
