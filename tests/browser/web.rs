@@ -34,16 +34,7 @@ where
     Fut: Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
-    let _turn = TURN.lock().await;
-    let profile = tempfile::tempdir().unwrap();
-    let browser = Browser::open(profile.path(), (1280, 1000)).await;
-    let client = browser.client.clone();
-    let outcome = tokio::spawn(scenario(client.clone())).await;
-    browser.close().await;
-    match outcome {
-        Ok(value) => value,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
+    in_window(None, scenario).await
 }
 
 /// [`in_browser`] on a phone's screen of `size` (width, height).
@@ -53,9 +44,22 @@ where
     Fut: Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
+    in_window(Some(size), scenario).await
+}
+
+/// [`in_browser`] in a desktop window, or on an emulated phone of `phone`.
+async fn in_window<F, Fut, T>(phone: Option<(u32, u32)>, scenario: F) -> T
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
     let _turn = TURN.lock().await;
     let profile = tempfile::tempdir().unwrap();
-    let browser = Browser::open_phone(profile.path(), size).await;
+    let browser = match phone {
+        Some(size) => Browser::open_phone(profile.path(), size).await,
+        None => Browser::open(profile.path(), (1280, 1000)).await,
+    };
     let client = browser.client.clone();
     let outcome = tokio::spawn(scenario(client.clone())).await;
     browser.close().await;
