@@ -317,12 +317,12 @@ async fn plans_import_all_or_none_and_show_in_the_report() {
     ];
     let out = desk.ok_as(&p.tinh, &args).await;
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], format!("Xã Phúc Đồng, Huyện Hương Khê — 2022 ({COMMUNE})"), "{out}");
+    assert_eq!(lines[0], format!("Xã Phúc Đồng, Huyện Hương Khê — năm 2022 ({COMMUNE})"), "{out}");
     assert_eq!(lines.len(), 14, "a heading and 13 indicators:\n{out}");
     let road = lines.iter().position(|l| l.starts_with(&format!("  {ROAD}:"))).expect("road");
     assert_eq!(
         lines[road],
-        format!("  {ROAD}: 0,3/0,5 km (đạt 60,0% KH) [1 pending, not counted]"),
+        format!("  {ROAD}: 0,3/0,5 km (đạt 60,0% KH) [1 báo cáo chờ duyệt, chưa tính]"),
         "Thôn 3's 0.05 km waits for the commune:\n{out}"
     );
     assert_eq!(lines[road + 1], format!("  {ROAD_CEMENT}: 0 km"), "the part after its whole");
@@ -332,9 +332,10 @@ async fn plans_import_all_or_none_and_show_in_the_report() {
     let line = format!("  {ROAD}: 0.3/0.5 km (60.0% of plan) [1 pending, not counted]\n");
     assert!(out.contains(&line), "{out}");
     let out = desk.ok_as(&p.tinh, &[&args[..], &["--include-pending"]].concat()).await;
-    assert!(out.starts_with("Xã Phúc Đồng, Huyện Hương Khê — 2022, approved and pending"), "{out}");
+    let heading = "Xã Phúc Đồng, Huyện Hương Khê — năm 2022, gồm cả số chờ duyệt";
+    assert!(out.starts_with(heading), "{out}");
     assert!(
-        out.contains(&format!("  {ROAD}: 0,35/0,5 km (đạt 70,0% KH) [incl. 1 pending]\n")),
+        out.contains(&format!("  {ROAD}: 0,35/0,5 km (đạt 70,0% KH) [gồm 1 báo cáo chờ duyệt]\n")),
         "{out}"
     );
     // The report is the default format, and can go to a file.
@@ -342,8 +343,8 @@ async fn plans_import_all_or_none_and_show_in_the_report() {
     let out = desk.ok_as(&p.tinh, &args).await;
     assert_eq!(out.trim_end(), "wrote 13 row(s) to report.txt");
     let text = std::fs::read_to_string(desk.path("report.txt")).expect("report.txt");
-    assert!(text.starts_with(&format!("Tỉnh Hà Tĩnh — 2022 ({PROVINCE})\n")), "{text}");
-    let line = format!("  {ROAD}: 0,3/12,5 km (đạt 2,4% KH) [2 pending, not counted]\n");
+    assert!(text.starts_with(&format!("Tỉnh Hà Tĩnh — năm 2022 ({PROVINCE})\n")), "{text}");
+    let line = format!("  {ROAD}: 0,3/12,5 km (đạt 2,4% KH) [2 báo cáo chờ duyệt, chưa tính]\n");
     assert!(text.contains(&line), "{text}");
     assert!(!desk.path("report.txt.part").exists());
 
@@ -509,18 +510,19 @@ async fn csv_and_xlsx_keep_vietnamese_names_and_numbers() {
     assert!(!desk.path("villages.csv.part").exists());
     let text = std::str::from_utf8(&bytes[3..]).expect("UTF-8");
     // For people: Vietnamese headers and levels, the same figures.
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    // As Vietnamese Excel saves a CSV: `;` between fields, comma decimals.
+    let mut reader = csv::ReaderBuilder::new().delimiter(b';').from_reader(text.as_bytes());
     let headers = reader.headers().expect("a header").clone();
     assert_eq!(headers.iter().collect::<Vec<_>>(), fieldsync_export::CSV_HEADER_VI);
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("a row")).collect();
     assert_eq!(rows.len(), 39);
     let thon = rows.iter().find(|r| &r[1] == THON_1 && &r[4] == "road_km").expect("Thôn 1");
-    assert_eq!((&thon[0], &thon[2], &thon[5], &thon[7]), ("Thôn", "Thôn 1", ROAD, "0.1"));
+    assert_eq!((&thon[0], &thon[2], &thon[5], &thon[7]), ("Thôn", "Thôn 1", ROAD, "0,1"));
     let args = ["export", "--format", "csv", "--bom", "--level", "commune", "--area", COMMUNE];
     let out = desk.ok_as(&p.tinh, &[&args[..], &["--period", "2022"]].concat()).await;
     let text = out.strip_prefix('\u{feff}').expect("a BOM on stdout too");
-    assert!(text.starts_with("Cấp,Mã đơn vị,Tên đơn vị,"), "{text}");
-    assert!(text.contains(&format!("Xã,{COMMUNE},Xã Phúc Đồng,")), "{text}");
+    assert!(text.starts_with("Cấp;Mã đơn vị;Tên đơn vị;"), "{text}");
+    assert!(text.contains(&format!("Xã;{COMMUNE};Xã Phúc Đồng;")), "{text}");
 
     // XLSX: a sheet per level from the province down, named in Vietnamese,
     // under a title of the area, the period and the day; names intact,

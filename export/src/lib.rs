@@ -227,13 +227,15 @@ impl<W: Write> Csv<W> {
         Ok(Csv { writer: csv::Writer::from_writer(out), rows: 0, people: false })
     }
 
-    /// The CSV a person opens in Excel: a byte-order mark, the header in
-    /// Vietnamese ([`CSV_HEADER_VI`]), levels by name (Thôn, Xã…), "có" for a
-    /// part above its whole. The numbers stay plain decimals, as in
-    /// [`Csv::new`], the same rows in the same order.
+    /// The CSV a person opens in Excel, as Excel on a Vietnamese system
+    /// saves one: a byte-order mark, `;` between fields and decimals with a
+    /// comma (0,68; no thousands dots, so every cell reads as a number), the
+    /// header in Vietnamese ([`CSV_HEADER_VI`]), levels by name (Thôn,
+    /// Xã…), "có" for a part above its whole. The same rows in the same
+    /// order as [`Csv::new`].
     pub fn for_people(mut out: W) -> Result<Self> {
         out.write_all("\u{feff}".as_bytes()).map_err(io)?;
-        let mut writer = csv::Writer::from_writer(out);
+        let mut writer = csv::WriterBuilder::new().delimiter(b';').from_writer(out);
         writer.write_record(CSV_HEADER_VI).map_err(io)?;
         Ok(Csv { writer, rows: 0, people: true })
     }
@@ -267,11 +269,11 @@ impl<W: Write> Csv<W> {
             text(&row.indicator),
             text(&row.indicator_name),
             text(&row.unit),
-            row.done.clone(),
-            row.plan.clone(),
-            row.percent.clone(),
-            row.approved.clone(),
-            row.pending.clone(),
+            comma(&row.done),
+            comma(&row.plan),
+            comma(&row.percent),
+            comma(&row.approved),
+            comma(&row.pending),
             row.approved_count.to_string(),
             row.pending_count.to_string(),
             row.conflict_count.to_string(),
@@ -287,6 +289,12 @@ impl<W: Write> Csv<W> {
         }
         self.writer.flush().map_err(io)
     }
+}
+
+/// A plain decimal with a comma for its point, as Vietnamese Excel reads
+/// numbers: "0,68".
+fn comma(decimal: &str) -> String {
+    decimal.replacen('.', ",", 1)
 }
 
 /// Writes rows as one JSON array, as they come.
@@ -654,11 +662,42 @@ pub fn report_title(place: &str, year: &str) -> String {
 }
 
 /// The heading of one org unit's section of the report `fieldsync export
-/// --format report` prints: "Phúc Đồng, Hương Khê — 2022 (ha-tinh.huong-khe.phuc-dong)",
-/// saying so when pending reports are counted.
-pub fn section_heading(place: &str, period: &str, include_pending: bool, unit_id: &str) -> String {
-    let counted = if include_pending { ", approved and pending" } else { "" };
+/// --format report` prints: "Phúc Đồng, Hương Khê — năm 2022 (ha-tinh.huong-khe.phuc-dong)",
+/// saying so when pending reports are counted; `vi: false` for English
+/// ("— 2022, approved and pending").
+pub fn section_heading(
+    place: &str,
+    period: &str,
+    include_pending: bool,
+    unit_id: &str,
+    vi: bool,
+) -> String {
+    let (period, counted) = match (vi, include_pending) {
+        (true, true) => (period_vi(period), ", gồm cả số chờ duyệt"),
+        (true, false) => (period_vi(period), ""),
+        (false, true) => (period.to_owned(), ", approved and pending"),
+        (false, false) => (period.to_owned(), ""),
+    };
     format!("{place} — {period}{counted} ({unit_id})")
+}
+
+/// Rows in the order the province reports them: each whole indicator
+/// followed by its "of which" parts, otherwise as they came.
+pub fn in_report_order(rows: Vec<Row>, catalogue: &Catalogue) -> Vec<Row> {
+    let whole_of = |r: &Row| catalogue.indicator(&r.indicator).and_then(|i| i.parent.clone());
+    let (wholes, mut parts): (Vec<Row>, Vec<Row>) =
+        rows.into_iter().partition(|r| whole_of(r).is_none());
+    let mut out = Vec::with_capacity(wholes.len() + parts.len());
+    for whole in wholes {
+        let code = whole.indicator.clone();
+        out.push(whole);
+        let (mine, rest): (Vec<Row>, Vec<Row>) =
+            parts.into_iter().partition(|p| whole_of(p).as_deref() == Some(code.as_str()));
+        out.extend(mine);
+        parts = rest;
+    }
+    out.extend(parts);
+    out
 }
 
 /// The report as the province writes it, one line per org unit × indicator:
@@ -684,6 +723,17 @@ pub fn report_line(row: &Row, vi: bool) -> String {
             false => format!(" ({}% of plan)", pct.format(false)),
         });
     }
+    let notes = report_notes(row, vi);
+    if !notes.is_empty() {
+        line.push_str(&format!(" [{notes}]"));
+    }
+    format!("{}: {line}", row.indicator_name)
+}
+
+/// What a reader of a report line must know beside its figures: reports
+/// pending (counted or not), reports in conflict, a part above its whole.
+/// Empty when there is nothing to say.
+pub fn report_notes(row: &Row, vi: bool) -> String {
     let mut notes = Vec::new();
     if row.pending_count > 0 {
         // Whether the total counts them: it does when it is above the approved.
@@ -691,21 +741,28 @@ pub fn report_line(row: &Row, vi: bool) -> String {
             (Ok(done), Ok(approved)) => done != approved,
             _ => false,
         };
-        notes.push(match counted {
-            true => format!("incl. {} pending", row.pending_count),
-            false => format!("{} pending, not counted", row.pending_count),
+        let n = row.pending_count;
+        notes.push(match (vi, counted) {
+            (true, true) => format!("gồm {n} báo cáo chờ duyệt"),
+            (true, false) => format!("{n} báo cáo chờ duyệt, chưa tính"),
+            (false, true) => format!("incl. {n} pending"),
+            (false, false) => format!("{n} pending, not counted"),
         });
     }
     if row.conflict_count > 0 {
-        notes.push(format!("{} in conflict", row.conflict_count));
+        let n = row.conflict_count;
+        notes.push(match vi {
+            true => format!("{n} báo cáo có xung đột"),
+            false => format!("{n} in conflict"),
+        });
     }
     if row.exceeds_whole {
-        notes.push("exceeds its whole!".into());
+        notes.push(match vi {
+            true => "vượt quá chỉ tiêu tổng!".into(),
+            false => "exceeds its whole!".into(),
+        });
     }
-    if !notes.is_empty() {
-        line.push_str(&format!(" [{}]", notes.join(", ")));
-    }
-    format!("{}: {line}", row.indicator_name)
+    notes.join(", ")
 }
 
 #[cfg(test)]
@@ -746,10 +803,19 @@ mod tests {
         let mut r = row("440", "458", "96.1");
         r.pending = "2".into();
         r.pending_count = 1;
-        assert!(report_line(&r, true).ends_with("(đạt 96,1% KH) [1 pending, not counted]"));
+        assert!(report_line(&r, true).ends_with("(đạt 96,1% KH) [1 báo cáo chờ duyệt, chưa tính]"));
+        assert!(report_line(&r, false).ends_with("(96.1% of plan) [1 pending, not counted]"));
         r.done = "442".into();
         r.percent = "96.5".into();
-        assert!(report_line(&r, true).ends_with("442/458 km (đạt 96,5% KH) [incl. 1 pending]"));
+        assert!(
+            report_line(&r, true).ends_with("442/458 km (đạt 96,5% KH) [gồm 1 báo cáo chờ duyệt]")
+        );
+        r.conflict_count = 2;
+        r.exceeds_whole = true;
+        assert_eq!(
+            report_notes(&r, true),
+            "gồm 1 báo cáo chờ duyệt, 2 báo cáo có xung đột, vượt quá chỉ tiêu tổng!"
+        );
     }
 
     #[test]
@@ -758,12 +824,17 @@ mod tests {
             report_title("Tỉnh Hà Tĩnh", "2022"),
             "Kết cấu hạ tầng — Tỉnh Hà Tĩnh, năm 2022"
         );
+        let commune = "ha-tinh.huong-khe.phuc-dong";
         assert_eq!(
-            section_heading("Phúc Đồng, Hương Khê", "2022", false, "ha-tinh.huong-khe.phuc-dong"),
-            "Phúc Đồng, Hương Khê — 2022 (ha-tinh.huong-khe.phuc-dong)"
+            section_heading("Phúc Đồng, Hương Khê", "2022", false, commune, true),
+            "Phúc Đồng, Hương Khê — năm 2022 (ha-tinh.huong-khe.phuc-dong)"
         );
         assert_eq!(
-            section_heading("Hương Khê", "2022-Q1", true, "ha-tinh.huong-khe"),
+            section_heading("Hương Khê", "2022-Q1", true, "ha-tinh.huong-khe", true),
+            "Hương Khê — quý I năm 2022, gồm cả số chờ duyệt (ha-tinh.huong-khe)"
+        );
+        assert_eq!(
+            section_heading("Hương Khê", "2022-Q1", true, "ha-tinh.huong-khe", false),
             "Hương Khê — 2022-Q1, approved and pending (ha-tinh.huong-khe)"
         );
     }
@@ -791,11 +862,11 @@ mod tests {
         csv.finish().unwrap();
         let text = String::from_utf8(out).unwrap();
         let text = text.strip_prefix('\u{feff}').expect("a byte-order mark for Excel");
-        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let mut reader = csv::ReaderBuilder::new().delimiter(b';').from_reader(text.as_bytes());
         assert_eq!(reader.headers().unwrap(), &csv::StringRecord::from(CSV_HEADER_VI.to_vec()));
         let record = reader.records().next().unwrap().unwrap();
         assert_eq!((&record[0], &record[2]), ("Tỉnh", "Tỉnh Hà Tĩnh"));
-        assert_eq!((&record[7], &record[8], &record[9]), ("0.3", "458", "0.1"));
+        assert_eq!((&record[7], &record[8], &record[9]), ("0,3", "458", "0,1"));
         assert_eq!(&record[15], "có");
         // Without rows: the header alone, once.
         let mut out = Vec::new();

@@ -405,9 +405,9 @@ async fn the_progress_page_shows_the_totals_of_the_export() {
         )
         .await;
         let people = people.text();
-        assert!(people.starts_with("\u{feff}Cấp,Mã đơn vị,Tên đơn vị,"), "{people}");
+        assert!(people.starts_with("\u{feff}Cấp;Mã đơn vị;Tên đơn vị;"), "{people}");
         assert_eq!(people.lines().count(), csv.text().lines().count(), "the same rows");
-        assert!(people.contains(&format!("Xã,{},", demo::SAMPLE_COMMUNE)), "{people}");
+        assert!(people.contains(&format!("Xã;{};", demo::SAMPLE_COMMUNE)), "{people}");
         let xlsx_href =
             client.find(Locator::Id("xlsx")).await.unwrap().attr("href").await.unwrap().unwrap();
         let xlsx =
@@ -490,6 +490,7 @@ async fn the_pages_fit_a_phone_without_sideways_scrolling() {
         format!("/progress?period={PERIOD}"),
         format!("/progress?period={PERIOD}&area=ha-tinh.huong-khe"),
         format!("/progress?period={PERIOD}&area=ha-tinh.huong-khe&indicator=road_km"),
+        format!("/progress/report?period={PERIOD}&area=ha-tinh.huong-khe&level=commune"),
         "/devices".to_owned(),
     ];
     let reached = in_phone((390, 844), move |client| async move {

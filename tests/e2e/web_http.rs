@@ -614,3 +614,50 @@ async fn the_accepting_level_accepts_all_it_is_offered_and_is_told_how_many() {
     assert!(page.contains("Đã chấp nhận: 1"), "{page}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_printable_report_reads_as_the_province_writes_it_unit_by_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, token) = with_a_report(dir.path()).await;
+    let web = server.web_url();
+    let (session, _) = http::sign_in(web, &token).await;
+    let catalogue = server.store.catalogue();
+    let road = catalogue.indicator("road_km").unwrap().name_vi.clone();
+    let villages = catalogue.units_at(fieldsync::Level::Village, Some(demo::SAMPLE_COMMUNE)).len();
+    let q = format!("period={PERIOD}&area={}&level=village", demo::SAMPLE_COMMUNE);
+    // The progress page links to the report of what it shows.
+    let progress = get(web, &format!("/progress?{q}"), &session).await.text();
+    let link = format!("id=\"print\" href=\"/progress/report?{}\"", q.replace('&', "&amp;"));
+    assert!(progress.contains(&link), "{progress}");
+
+    let report = get(web, &format!("/progress/report?{q}"), &session).await;
+    assert_eq!(report.status, 200, "{}", report.text());
+    let text = report.text();
+    assert!(text.contains("<h1>Kết cấu hạ tầng — Xã Phúc Đồng, năm 2022</h1>"), "{text}");
+    assert!(text.contains("Theo từng thôn · số liệu đã duyệt · in ngày "), "{text}");
+    // The commune first, then every one of its villages.
+    assert_eq!(text.matches("<section class=\"unit\"").count(), 1 + villages, "{text}");
+    // The commune's figures in a sentence, as the province writes them: the
+    // tablet's 1.25 km waits for review, so it is not counted yet.
+    let prose = format!("{road}: 0 km [1 báo cáo chờ duyệt, chưa tính];");
+    assert!(text.contains(&prose), "{text}");
+    // Counting pending reports: the village's own row says 1,25 too.
+    let pending = get(web, &format!("/progress/report?{q}&pending=1"), &session).await.text();
+    assert!(pending.contains(&format!("{road}: 1,25 km [gồm 1 báo cáo chờ duyệt];")), "{pending}");
+    let village = pending.split(&format!("data-unit=\"{VILLAGE}\"")).nth(1).expect("its section");
+    let row = village.split("</tr>").find(|r| r.contains(&road)).expect("its road row");
+    assert!(row.contains("<td class=\"num done\">1,25</td>"), "{row}");
+    assert!(row.contains("gồm 1 báo cáo chờ duyệt"), "{row}");
+    // English on request, with English numbers.
+    let switch = get(web, "/lang/en", &session).await;
+    let lang = format!("{session}; fs_lang={}", switch.cookie("fs_lang").unwrap());
+    let english = get(web, &format!("/progress/report?{q}&pending=1"), &lang).await.text();
+    assert!(english.contains("Infrastructure — Xã Phúc Đồng, 2022"), "{english}");
+    assert!(english.contains(": 1.25 km [incl. 1 pending]"), "{english}");
+    // Another district's report is refused, in Vietnamese.
+    let elsewhere =
+        get(web, &format!("/progress/report?period={PERIOD}&area=ha-tinh.can-loc"), &session).await;
+    assert_eq!(elsewhere.status, 403, "{}", elsewhere.text());
+    assert!(!elsewhere.text().contains("Kết cấu hạ tầng"), "{}", elsewhere.text());
+    server.stop().await;
+}

@@ -243,6 +243,7 @@ pub fn router(web: Arc<Web>) -> Router {
         .route("/progress", get(progress::page))
         .route("/progress.csv", get(progress::csv))
         .route("/progress.xlsx", get(progress::xlsx))
+        .route("/progress/report", get(progress::report))
         .route("/devices", get(enroll::page))
         .route("/devices/enroll", post(enroll::create))
         .route("/devices/codes/{id}/revoke", post(enroll::revoke_code))

@@ -10,7 +10,7 @@ use fieldsync::{Amount, Level};
 use fieldsync_export as export;
 
 use super::html::{url, Lang};
-use super::pages::{progress, Section};
+use super::pages::{progress, report, Section};
 use super::{area_options, Ctx, Form};
 use crate::app::report::UnitTotal;
 use crate::app::{Error, ExportQuery};
@@ -328,4 +328,104 @@ pub async fn xlsx(ctx: Ctx, RawQuery(query): RawQuery) -> Response {
         Ok(Err(e)) => ctx.fail(&Error::internal(e)),
         Err(e) => ctx.fail(&Error::internal(e.to_string())),
     }
+}
+
+/// The report to print on A4, in the layout of the province's own: the
+/// area's figures in a sentence as the report writes them, then a table per
+/// unit of the level asked for (every unit), wholes followed by their parts.
+pub async fn report(ctx: Ctx, RawQuery(query): RawQuery) -> Response {
+    let form = Form::query(query.as_deref());
+    match report_view(&ctx, &form).await {
+        Ok(view) => {
+            let body = super::pages::report::render(&view, ctx.lang);
+            ctx.page(&view.title, Section::Progress, body)
+        }
+        Err(e) => ctx.fail(&e),
+    }
+}
+
+async fn report_view(ctx: &Ctx, form: &Form) -> Result<report::View, Error> {
+    let lang = ctx.lang;
+    let vi = lang == Lang::Vi;
+    let scope = Scope::of(form, ctx).await?;
+    let catalogue = std::sync::Arc::clone(&scope.on);
+    let (totals, _) = rows(ctx, scope.request(scope.area_level), 1).await?;
+    let units = match scope.level == scope.area_level {
+        true => Vec::new(),
+        false => rows(ctx, scope.request(scope.level), usize::MAX).await?.0,
+    };
+    let area_name = catalogue.org_unit(&scope.area).map_or(scope.area.as_str(), |u| &u.name);
+    let line = |r: &export::Row| {
+        let ind = catalogue.indicator(&r.indicator);
+        report::Line {
+            part: ind.is_some_and(|i| i.parent.is_some()),
+            indicator: ind
+                .map_or(r.indicator.clone(), |i| lang.pick(&i.name_vi, &i.name_en).to_owned()),
+            unit: lang.unit(&catalogue, &r.indicator).to_owned(),
+            done: lang.amount(&r.done),
+            plan: lang.amount(&r.plan),
+            percent: match r.percent.as_str() {
+                "" => String::new(),
+                p => format!("{}%", lang.amount(p)),
+            },
+            notes: export::report_notes(r, vi),
+        }
+    };
+    // The rows come unit by unit; each unit's in the report's order.
+    let mut sections: Vec<report::Section> = Vec::new();
+    let mut unit: Vec<export::Row> = Vec::new();
+    let mut close = |unit: &mut Vec<export::Row>, area: bool| {
+        let rows = export::in_report_order(std::mem::take(unit), &catalogue);
+        let Some(first) = rows.first() else { return };
+        sections.push(report::Section {
+            unit_id: first.unit_id.clone(),
+            name: first.unit_name.clone(),
+            prose: match area {
+                true => {
+                    let lines: Vec<String> =
+                        rows.iter().map(|r| export::report_line(r, vi)).collect();
+                    format!("{}.", lines.join("; "))
+                }
+                false => String::new(),
+            },
+            lines: rows.iter().map(line).collect(),
+        });
+    };
+    let named = |t: &UnitTotal| {
+        export::Row::from_total(t, &catalogue).map_err(|e| Error::internal(e.to_string()))
+    };
+    for t in &totals {
+        unit.push(named(t)?);
+    }
+    close(&mut unit, true);
+    for t in &units {
+        if unit.first().is_some_and(|r| r.unit_id != t.unit_id) {
+            close(&mut unit, false);
+        }
+        unit.push(named(t)?);
+    }
+    close(&mut unit, false);
+    let counted = match scope.pending {
+        true => lang.pick("gồm cả số liệu chờ duyệt", "approved and pending figures"),
+        false => lang.pick("số liệu đã duyệt", "approved figures"),
+    };
+    let fieldsync::Date { year, month, day } = fieldsync::Date::in_vietnam(crate::db::now_ms());
+    Ok(report::View {
+        title: format!(
+            "{} — {area_name}, {}",
+            lang.pick("Kết cấu hạ tầng", "Infrastructure"),
+            match lang {
+                Lang::Vi => export::period_vi(&scope.period),
+                Lang::En => scope.period.clone(),
+            }
+        ),
+        subtitle: format!(
+            "{} {} · {counted} · {} {day:02}/{month:02}/{year}",
+            lang.pick("Theo từng", "By"),
+            lang.level(scope.level).to_lowercase(),
+            lang.pick("in ngày", "printed on")
+        ),
+        back: format!("/progress?{}", scope.query()),
+        sections,
+    })
 }

@@ -200,7 +200,8 @@ impl<'a, W: Write> Report<'a, W> {
     }
 
     fn section(&mut self) -> fieldsync_client::Result<()> {
-        let rows = in_report_order(std::mem::take(&mut self.unit), self.catalogue);
+        let rows =
+            fieldsync_export::in_report_order(std::mem::take(&mut self.unit), self.catalogue);
         let Some(first) = rows.first() else { return Ok(()) };
         let place = match self.catalogue.org_unit(&first.unit_id) {
             Some(_) => self.session.place(&first.unit_id),
@@ -215,6 +216,7 @@ impl<'a, W: Write> Report<'a, W> {
             &self.plan.query.period,
             self.plan.query.include_pending,
             &first.unit_id,
+            self.plan.vi,
         ));
         text.push('\n');
         for row in &rows {
@@ -230,23 +232,4 @@ impl<'a, W: Write> Report<'a, W> {
         self.section()?;
         self.out.flush().context("cannot write the report")
     }
-}
-
-/// Each whole indicator followed by its "of which" parts, otherwise in the
-/// server's (code) order.
-fn in_report_order(rows: Vec<Row>, catalogue: &Catalogue) -> Vec<Row> {
-    let whole_of = |r: &Row| catalogue.indicator(&r.indicator).and_then(|i| i.parent.clone());
-    let (wholes, mut parts): (Vec<Row>, Vec<Row>) =
-        rows.into_iter().partition(|r| whole_of(r).is_none());
-    let mut out = Vec::with_capacity(wholes.len() + parts.len());
-    for whole in wholes {
-        let code = whole.indicator.clone();
-        out.push(whole);
-        let (mine, rest): (Vec<Row>, Vec<Row>) =
-            parts.into_iter().partition(|p| whole_of(p).as_deref() == Some(code.as_str()));
-        out.extend(mine);
-        parts = rest;
-    }
-    out.extend(parts);
-    out
 }

@@ -14,6 +14,7 @@ pub mod enrollment;
 pub mod problem;
 pub mod progress;
 pub mod queue;
+pub mod report;
 pub mod signin;
 pub mod submission;
 

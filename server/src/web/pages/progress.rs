@@ -202,6 +202,8 @@ fn filter(v: &View, lang: Lang) -> Markup {
             }
             " · "
             a id="xlsx" href={ "/progress.xlsx?" (v.query) } { (lang.pick("Tải Excel (XLSX)", "Download Excel (XLSX)")) }
+            " · "
+            a id="print" href={ "/progress/report?" (v.query) } { (lang.pick("Bản in báo cáo (A4)", "Printable report (A4)")) }
         }
     }
 }
