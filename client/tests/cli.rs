@@ -14,6 +14,8 @@ use fieldsync_server::local::LocalServer;
 use tempfile::TempDir;
 
 /// Thôn 1 of Xã Phúc Đồng, Huyện Hương Khê.
+/// The Vietnamese name of `road_km`, as `show` prints it.
+const ROAD_NAME: &str = "Đường giao thông nông thôn xây dựng, nâng cấp";
 const V: &str = "ha-tinh.huong-khe.phuc-dong.thon-1";
 const PLACE: &str = "Thôn 1, Xã Phúc Đồng, Huyện Hương Khê";
 const COMMUNE: &str = "ha-tinh.huong-khe.phuc-dong";
@@ -364,24 +366,25 @@ async fn readme_walkthrough_two_tablets_one_conflict() {
         let table: Vec<&str> =
             lines[2..].iter().copied().take_while(|l| !l.starts_with("  ")).collect();
         assert_eq!(table.len(), 5, "header and 4 fields:\n{out}");
-        assert_aligned(&table, &["field", "value", "state", "last synced author"]);
+        assert_aligned(&table, &["field", "value", "state", "last synced author", "name"]);
         assert_eq!(shown_value(&out, "road_km"), "1.25 km", "{tablet}:\n{out}");
         assert_eq!(shown_value(&out, "drainage_km"), "0.4 km", "{tablet}:\n{out}");
         assert_eq!(
             cells(line_with(&out, &["road_km"])),
-            ["road_km", "1.25 km", "synced", AN],
+            ["road_km", "1.25 km", "synced", AN, ROAD_NAME],
             "{tablet}:\n{out}"
         );
         assert_eq!(
             cells(line_with(&out, &["drainage_km"])),
-            ["drainage_km", "0.4 km", "synced", BINH],
+            ["drainage_km", "0.4 km", "synced", BINH, "Rãnh thoát nước"],
             "{tablet}:\n{out}"
         );
         assert!(line_with(&out, &["note"]).contains("đường bê tông"), "{tablet}:\n{out}");
         let row = cells(line_with(&out, &["village_cultural_house  "]));
         assert_eq!(row[2], "in conflict", "{tablet}:\n{out}");
         // The conflict is printed under the table with both values and authors.
-        let heading = line_with(&out, &[PLACE, "(2022) village_cultural_house: was empty, now"]);
+        let heading = [PLACE, "(2022) village_cultural_house (Nhà văn hóa thôn): was empty, now"];
+        let heading = line_with(&out, &heading);
         assert!(heading.starts_with("  "), "{heading:?}");
         let mut cands = candidates(&out);
         cands.sort();
@@ -605,7 +608,8 @@ async fn sync_without_server_keeps_edits_until_it_is_back() {
     let out = desk.ok("tablet-b", &["sync"]).await;
     assert!(out.starts_with("pushed 0 edit(s)"), "{out}");
     let out = desk.ok("tablet-b", &["show", V, "2022"]).await;
-    assert_eq!(cells(line_with(&out, &["road_km"])), ["road_km", "1.25 km", "synced", AN], "{out}");
+    let road = ["road_km", "1.25 km", "synced", AN, ROAD_NAME];
+    assert_eq!(cells(line_with(&out, &["road_km"])), road, "{out}");
     assert_eq!(shown_value(&out, "playground"), "3", "{out}");
 
     // ...and survive another restart of the server.
@@ -808,7 +812,7 @@ async fn review_cycle_through_the_cli() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], format!("{PLACE} — 2022 ({V})"), "{out}");
     assert!(lines[1].starts_with(&format!("state: submitted ({AN}, ")), "{out}");
-    let headers = ["field", "value", "unit", "by", "tablet", "received"];
+    let headers = ["field", "value", "unit", "by", "tablet", "received", "conflict", "name"];
     assert_eq!(cells(lines[2]), headers, "{out}");
     assert_aligned(&lines[2..], &headers);
     let road = cells(line_with(&out, &["road_km"]));
@@ -858,7 +862,8 @@ async fn review_cycle_through_the_cli() {
         out.lines().nth(1).expect("state").starts_with(&format!("state: accepted ({HUYEN}, ")),
         "{out}"
     );
-    assert_eq!(cells(line_with(&out, &["road_km"])), ["road_km", "1.5 km", "synced", AN], "{out}");
+    let road = ["road_km", "1.5 km", "synced", AN, ROAD_NAME];
+    assert_eq!(cells(line_with(&out, &["road_km"])), road, "{out}");
 
     // The history of the report tells the whole story, oldest first.
     let out = desk.ok_as(&url, &giam, &["review", "history", V, "2022"]).await;
@@ -946,8 +951,13 @@ async fn conflict_settled_with_review_resolve_shows_on_both_tablets() {
     assert_eq!(cells(line_with(&out, &[AN]))[1], "1", "{out}");
     assert!(out.contains("fieldsync review resolve"), "says how to settle it:\n{out}");
     let out = desk.ok_as(&url, &giam, &["review", "show", V, "2022"]).await;
-    assert!(line_with(&out, &["village_cultural_house  "]).ends_with("in conflict"), "{out}");
-    assert!(line_with(&out, &["conflict on village_cultural_house: open"]).starts_with("conflict"));
+    let house = line_with(&out, &["village_cultural_house  "]);
+    assert!(
+        cells(house).ends_with(&["open".to_owned(), "Nhà văn hóa thôn".to_owned()]),
+        "in conflict, named in Vietnamese:\n{out}"
+    );
+    let heading = ["conflict on village_cultural_house (Nhà văn hóa thôn): open"];
+    assert!(line_with(&out, &heading).starts_with("conflict"));
     let current = line_with(&out, &["← current until settled"]);
     let shown =
         shown_value(&desk.ok("tablet-a", &["show", V, "2022"]).await, "village_cultural_house");
@@ -1003,18 +1013,21 @@ async fn conflict_settled_with_review_resolve_shows_on_both_tablets() {
             out.contains("settled   1 conflict(s) touching this tablet, by a supervisor:"),
             "{tablet}:\n{out}"
         );
-        let line =
-            line_with(&out, &[PLACE, "(2022) village_cultural_house: conflict settled as 2"]);
+        let line = line_with(
+            &out,
+            &[PLACE, "(2022) village_cultural_house (Nhà văn hóa thôn): conflict settled as 2"],
+        );
         assert!(line.contains(&format!("by {GIAM} at ")), "{tablet}:\n{out}");
         assert!(line.ends_with(" — Bình counted the new house too"), "{tablet}:\n{out}");
         let out = desk.ok(tablet, &["show", V, "2022"]).await;
         assert_eq!(
             cells(line_with(&out, &["village_cultural_house  "])),
-            ["village_cultural_house", "2", "synced", GIAM],
+            ["village_cultural_house", "2", "synced", GIAM, "Nhà văn hóa thôn"],
             "{tablet}:\n{out}"
         );
         assert!(candidates(&out).is_empty(), "no open conflict shown:\n{out}");
-        let line = line_with(&out, &["village_cultural_house: conflict settled as 2"]);
+        let line =
+            line_with(&out, &["village_cultural_house (Nhà văn hóa thôn): conflict settled as 2"]);
         assert!(line.contains(GIAM), "{tablet}:\n{out}");
         let out = desk.ok(tablet, &["list"]).await;
         assert_eq!(

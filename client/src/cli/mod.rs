@@ -257,6 +257,26 @@ pub fn show_value(cat: &Catalogue, field: &FieldKey, value: &Value) -> String {
     })
 }
 
+/// A field's name as the surveyor reads it, in Vietnamese: the indicator's
+/// name ("Nhà văn hóa thôn"), "Ghi chú", "Vị trí GPS"; the code of an
+/// indicator the catalogue lacks.
+pub fn field_name(cat: &Catalogue, field: &FieldKey) -> String {
+    terminal(match field {
+        FieldKey::Note => "Ghi chú",
+        FieldKey::Location => "Vị trí GPS",
+        FieldKey::Indicator(code) => cat.indicator(code).map_or(code.as_str(), |i| &i.name_vi),
+    })
+}
+
+/// A field by the code commands take and its name: "village_cultural_house
+/// (Nhà văn hóa thôn)".
+pub fn field_words(cat: &Catalogue, field: &FieldKey) -> String {
+    match field_name(cat, field) {
+        name if name == field.to_string() => name,
+        name => format!("{field} ({name})"),
+    }
+}
+
 /// Vietnam's offset from UTC, for the times people read.
 const VIETNAM_MS: u64 = 7 * 3_600_000;
 

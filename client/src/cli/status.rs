@@ -119,8 +119,13 @@ pub fn state(f: &LocalField, conflict: Option<&Conflict>) -> String {
 /// from "village_cultural_house" on.
 pub fn settled_words(cat: &Catalogue, c: &Conflict, with_place: bool) -> String {
     let at = match with_place {
-        true => format!("{} ({}) {}", place(cat, &c.at.village_id), c.at.period, c.at.field),
-        false => c.at.field.to_string(),
+        true => format!(
+            "{} ({}) {}",
+            place(cat, &c.at.village_id),
+            c.at.period,
+            super::field_words(cat, &c.at.field)
+        ),
+        false => super::field_words(cat, &c.at.field),
     };
     match &c.resolution {
         Some(r) => {
@@ -155,7 +160,7 @@ pub fn print_conflict(
         "  {} ({}) {}: was {base}, now",
         place(cat, &c.at.village_id),
         c.at.period,
-        c.at.field,
+        super::field_words(cat, &c.at.field),
     );
     let winner = synced
         .and_then(|s| {

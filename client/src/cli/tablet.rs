@@ -206,9 +206,10 @@ pub fn show(home: &Path, village: &str, period: &str) -> anyhow::Result<()> {
             show_value(cat, &f.at.field, &f.value),
             state(f, conflict),
             f.synced.as_ref().map_or(String::new(), |s| s.stamp.author.clone()),
+            super::field_name(cat, &f.at.field),
         ]);
     }
-    print_table(&["field", "value", "state", "last synced author"], &rows);
+    print_table(&["field", "value", "state", "last synced author", "name"], &rows);
     let synced = |c: &Conflict| fields.iter().find(|f| f.at == c.at).and_then(|f| f.synced.clone());
     for c in conflicts.iter().filter(|c| c.open && c.at.submission == sub) {
         print_conflict(cat, c, None, synced(c).as_ref());

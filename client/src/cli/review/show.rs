@@ -177,14 +177,15 @@ pub(super) async fn show(s: &Session, village: &str, period: &str) -> anyhow::Re
                 f.stamp.author.clone(),
                 short_device(&f.stamp.device),
                 format!("{} UTC+7", when_short(f.stamp.received_at_ms)),
-                if open { "in conflict".into() } else { String::new() },
+                if open { "open".into() } else { String::new() },
+                crate::cli::field_name(cat, &f.at.field),
             ]
         })
         .collect();
-    print_table(&["field", "value", "unit", "by", "tablet", "received", ""], &rows);
+    print_table(&["field", "value", "unit", "by", "tablet", "received", "conflict", "name"], &rows);
     for c in &conflicts {
         let current = fields.iter().find(|f| f.at.field == c.at.field);
-        let heading = format!("conflict on {}", c.at.field);
+        let heading = format!("conflict on {}", crate::cli::field_words(cat, &c.at.field));
         for line in conflict_lines(cat, c, heading, current) {
             println!("{line}");
         }
